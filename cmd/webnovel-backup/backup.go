@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/pipeline"
+	"github.com/webnovel/webnovel-backup/platform"
+)
+
+func newBackupCommand(g *globals) *cobra.Command {
+	var (
+		o            coordinator.BackupOptions
+		includeFiles bool
+	)
+	cmd := &cobra.Command{
+		Use:     "backup [flags]",
+		Aliases: []string{"backup_data"},
+		Short:   "Back up the database and file storage into backup_YYYYMMDD_HHMMSS/",
+		Example: `  webnovel-backup backup
+  webnovel-backup backup --backup-dir /path/to/backups
+  webnovel-backup backup --skip-files
+  webnovel-backup backup --skip-db --include-files
+  webnovel-backup backup --models books.Book books.Chapter accounts.User
+  webnovel-backup backup --compress`,
+		// Labels after --models may be space separated, as with the Python command: cobra
+		// sees the second and later ones as arguments.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && !cmd.Flags().Changed("models") {
+				return usageErrorf("unexpected argument %q (model labels go after --models)", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g.resolve()
+			o.Models = append(o.Models, args...)
+			if includeFiles && o.SkipFiles {
+				return usageErrorf("--include-files and --skip-files contradict each other")
+			}
+			if o.SkipDB && o.SkipFiles {
+				return usageErrorf("--skip-db and --skip-files leave nothing to back up")
+			}
+			if _, err := platform.Default.Select(o.Models); err != nil {
+				return usageErrorf("--models: %w", err)
+			}
+			if g.workers < 0 {
+				return usageErrorf("--workers must be 0 or more")
+			}
+			o.DatabaseURL, o.StorageURL, o.Workers = g.database, g.storage, g.workers
+			s, err := pipeline.Start(cmd.Context(), pipeline.Config{
+				NATSURL: g.nats, Workers: g.workers, DatabaseURL: g.database, StorageURL: g.storage,
+			})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rep, err := s.Coordinator.Backup(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			printBackupReport(cmd, rep)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.BackupDir, "backup-dir", "./backups", "folder the backup is written into")
+	f.BoolVar(&o.SkipFiles, "skip-files", false, "back up only the database")
+	f.BoolVar(&o.SkipDB, "skip-db", false, "back up only the files")
+	f.BoolVar(&includeFiles, "include-files", false, "back up the file storage (the default; with --skip-db: files only)")
+	f.StringSliceVar(&o.Models, "models", nil, "back up only these models (e.g. books.Book books.Chapter accounts.User)")
+	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder")
+	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
+	f.IntVar(&o.ChunkRows, "chunk-rows", 50000, "split tables larger than this into primary-key ranges exported in parallel")
+	return cmd
+}
+
+func printBackupReport(cmd *cobra.Command, rep *coordinator.BackupReport) {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "Backup complete: %s\n", rep.Path)
+	for _, m := range rep.Models {
+		fmt.Fprintf(out, "  %-32s %8d rows  %s\n", m.Label, m.Rows, m.File)
+	}
+	fmt.Fprintf(out, "  files: %d (%d bytes)\n", rep.Files, rep.Bytes)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+	}
+	fmt.Fprintf(out, "  run %s in %s\n", rep.RunID, rep.Duration.Round(1e6))
+}

@@ -1,0 +1,135 @@
+// Command webnovel-backup backs up and restores the webnovel platform: its database as Django
+// fixtures and its file storage, as a job pipeline on NATS JetStream.
+//
+// This package only turns flags into calls; the work is done in the packages it wires.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, as DESIGN.md §4 lists them.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+	exitPartial = 3
+)
+
+// exitError carries an exit code other than 1 through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command line and returns its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "error:", err)
+	var ee *exitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case strings.HasPrefix(err.Error(), "unknown command") || strings.HasPrefix(err.Error(), "unknown flag"):
+		return exitUsage
+	default:
+		return exitFailure
+	}
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	database string
+	storage  string
+	nats     string
+	workers  int
+	verbose  bool
+}
+
+func newRootCommand() *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "webnovel-backup",
+		Short:         "Back up and restore the webnovel platform (database fixtures and file storage)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			level := slog.LevelInfo
+			if g.verbose {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})))
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.database, "database", "", "database URL, dj-database-url form (env DATABASE_URL; default sqlite:///db.sqlite3)")
+	pf.StringVar(&g.storage, "storage", "", "platform storage: a folder or file:// URL (env STORAGE_URL; default ./media)")
+	pf.StringVar(&g.nats, "nats", "", "NATS URL of a JetStream cluster (env NATS_URL; default: an embedded server)")
+	pf.IntVar(&g.workers, "workers", 4, "in-process workers (0 leaves all work to `webnovel-backup worker` processes)")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log every task")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &exitError{code: exitUsage, err: err}
+	})
+	root.AddCommand(newBackupCommand(g), newDemoCommand(g))
+	return root
+}
+
+// resolve applies the environment and Django's defaults to flags left unset.
+func (g *globals) resolve() {
+	if g.database == "" {
+		g.database = os.Getenv("DATABASE_URL")
+	}
+	if g.database == "" {
+		g.database = "sqlite:///db.sqlite3"
+	}
+	if g.storage == "" {
+		g.storage = os.Getenv("STORAGE_URL")
+	}
+	if g.storage == "" {
+		g.storage = "./media"
+	}
+	if g.nats == "" {
+		g.nats = os.Getenv("NATS_URL")
+	}
+}
+
+// redactURL hides a password in a URL for printing.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,505 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/webnovel/webnovel-backup/archive"
+	"github.com/webnovel/webnovel-backup/database"
+	"github.com/webnovel/webnovel-backup/fixture"
+	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// ToolVersion is recorded in every backup's metadata.
+var ToolVersion = "0.1.0"
+
+// internalDir holds a run's working files inside its staging folder; it is removed before the
+// backup is published.
+const internalDir = ".wnb"
+
+// BackupOptions are a backup's settings; the zero value of each field is a sensible default
+// except DatabaseURL/StorageURL, which name what to back up.
+type BackupOptions struct {
+	DatabaseURL string
+	StorageURL  string
+	BackupDir   string
+	SkipDB      bool
+	SkipFiles   bool
+	// Models selects a subset (labels in any case); empty means all.
+	Models   []string
+	Compress bool
+	// Indent is the fixtures' --indent (0: one object per line).
+	Indent int
+	// ChunkRows splits larger tables into primary-key ranges of this many rows (default 50000).
+	ChunkRows int
+	// FilesPerTask and BytesPerTask bound one copy task (defaults 2000 files, 256 MiB).
+	FilesPerTask int
+	BytesPerTask int64
+	// Workers is recorded in the metadata (the coordinator does not run tasks itself).
+	Workers int
+	// RunID is generated when empty.
+	RunID string
+}
+
+// ModelReport is one model's outcome.
+type ModelReport struct {
+	Label  string
+	File   string
+	Rows   int64
+	Bytes  int64
+	SHA256 string
+	Chunks int
+}
+
+// BackupReport is a finished backup.
+type BackupReport struct {
+	RunID    string
+	Path     string
+	Models   []ModelReport
+	Files    int64
+	Bytes    int64
+	Warnings []string
+	Duration time.Duration
+}
+
+// Backup runs a whole backup: checks, one snapshot, tasks on the queue, assembly, publication.
+// On any failure nothing named like a backup is left behind.
+func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupReport, error) {
+	start := time.Now()
+	if o.SkipDB && o.SkipFiles {
+		return nil, errors.New("backup: --skip-db and --skip-files leave nothing to back up")
+	}
+	if o.BackupDir == "" {
+		o.BackupDir = "backups"
+	}
+	if o.ChunkRows <= 0 {
+		o.ChunkRows = 50000
+	}
+	if o.FilesPerTask <= 0 {
+		o.FilesPerTask = 2000
+	}
+	if o.BytesPerTask <= 0 {
+		o.BytesPerTask = 256 << 20
+	}
+	if o.RunID == "" {
+		o.RunID = NewRunID(start)
+	}
+	run := o.RunID
+	log := c.log.With("run", run)
+
+	var (
+		models   []platform.Model
+		db       *database.DB
+		warnings []string
+		src      *storage.Bucket
+	)
+	if !o.SkipDB {
+		var err error
+		if models, err = platform.Default.Select(o.Models); err != nil {
+			return nil, fmt.Errorf("backup: --models: %w", err)
+		}
+		if db, err = database.Open(ctx, o.DatabaseURL); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+		defer db.Close()
+		w, err := db.CheckSchema(ctx, models)
+		if err != nil {
+			return nil, fmt.Errorf("backup: database schema: %w", err)
+		}
+		warnings = append(warnings, w...)
+	}
+	if !o.SkipFiles {
+		var err error
+		if src, err = storage.Open(ctx, o.StorageURL); err != nil {
+			return nil, fmt.Errorf("backup: storage: %w", err)
+		}
+		if err := checkReadableRoot(o.StorageURL); err != nil {
+			return nil, fmt.Errorf("backup: storage: %w", err)
+		}
+	}
+
+	if err := os.MkdirAll(o.BackupDir, 0o755); err != nil {
+		return nil, fmt.Errorf("backup: destination %s: %w", o.BackupDir, err)
+	}
+	stage, err := layout.NewStaging(o.BackupDir, run)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	published := false
+	defer func() {
+		if !published {
+			if err := stage.Abort(); err != nil {
+				log.Warn("remove staging folder", "err", err)
+			}
+		}
+	}()
+	dest, err := storage.Open(ctx, stage.Path())
+	if err != nil {
+		return nil, err
+	}
+
+	// Plan.
+	var tasks []*messages.Task
+	plans := map[string][]*messages.Task{} // model label → its export tasks in pk order
+	var snap *database.Snapshot
+	if db != nil {
+		snapDir := filepath.Join(stage.Path(), internalDir)
+		if err := os.MkdirAll(snapDir, 0o700); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+		if snap, err = db.BeginSnapshot(ctx, snapDir); err != nil {
+			return nil, fmt.Errorf("backup: open snapshot: %w", err)
+		}
+		defer snap.Close()
+		for _, m := range models {
+			ranges, err := snap.Plan(ctx, m, o.ChunkRows)
+			if err != nil {
+				return nil, fmt.Errorf("backup: plan %s: %w", m.Label, err)
+			}
+			if len(ranges) == 0 {
+				ranges = []database.Range{{}}
+			}
+			for i, r := range ranges {
+				t := &messages.Task{
+					Version: messages.Version, Run: run, Kind: messages.KindExportModel, Dest: stage.Path(),
+					ID: taskID("export", m.Table, fmt.Sprintf("%04d", i)),
+					Export: &messages.ExportTask{
+						Database: db.Source().Redacted, Snapshot: snap.ID(), Model: m.Label,
+						Lo: r.Lo, Hi: r.Hi, HasLo: r.HasLo, HasHi: r.HasHi, Indent: o.Indent,
+						Whole: len(ranges) == 1,
+					},
+				}
+				if t.Export.Whole {
+					t.Export.Output = m.FixtureName()
+				} else {
+					t.Export.Output = path.Join(internalDir, "chunks", m.Table, fmt.Sprintf("%06d.part", i))
+				}
+				plans[m.Label] = append(plans[m.Label], t)
+				tasks = append(tasks, t)
+			}
+		}
+	}
+	var prefixes []string
+	if src != nil {
+		copyTasks, pfx, err := c.planCopies(ctx, run, src, o, dest, stage.Path())
+		if err != nil {
+			return nil, fmt.Errorf("backup: plan files: %w", err)
+		}
+		tasks = append(tasks, copyTasks...)
+		prefixes = pfx
+	}
+	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "staging", stage.Path())
+
+	// Run.
+	results, err := c.dispatch(ctx, run, tasks, func(r *messages.Result) {
+		log.Debug("task done", "task", r.Task, "rows", r.Rows, "files", r.Files, "bytes", r.Bytes, "worker", r.Worker)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if snap != nil {
+		snap.Close() // every export has read it
+	}
+
+	// Assemble.
+	rep := &BackupReport{RunID: run}
+	sums := layout.NewSumsWriter()
+	meta := &layout.Metadata{
+		BackupTimestamp: start,
+		DjangoVersion:   layout.DjangoVersion,
+		BackupOptions: layout.BackupOptions{
+			IncludeFiles: !o.SkipFiles, SkipDB: o.SkipDB, Compress: o.Compress,
+			Models: layout.ModelSelection{Labels: selectedLabels(o.Models)},
+		},
+		ToolVersion: ToolVersion, RunID: run, Status: layout.StatusComplete,
+		Workers: o.Workers, FixtureIndent: o.Indent,
+		StorageBackend: layout.StorageFileSystem, DatabaseEngine: "",
+	}
+	if db != nil {
+		meta.DatabaseEngine = db.Source().DjangoEngine()
+		meta.Database = db.Source().Redacted
+	}
+	if src != nil {
+		meta.StorageBackend = src.Backend()
+		meta.Storage = src.String()
+	}
+	for _, m := range models {
+		mr, err := c.assembleModel(ctx, dest, m, o.Indent, plans[m.Label], results)
+		if err != nil {
+			return nil, fmt.Errorf("backup: assemble %s: %w", m.Label, err)
+		}
+		rep.Models = append(rep.Models, *mr)
+		meta.Models = append(meta.Models, layout.ModelEntry{Label: m.Label, File: mr.File, Rows: mr.Rows, SHA256: mr.SHA256})
+		if err := sums.Add(mr.File, mr.SHA256); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range sortedKeys(results) {
+		r := results[id]
+		warnings = append(warnings, r.Warnings...)
+		if r.Kind != messages.KindCopyPrefix {
+			continue
+		}
+		rep.Files += r.Files
+		rep.Bytes += r.Bytes
+	}
+	if src != nil {
+		if err := c.collectSums(ctx, dest, tasks, sums); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
+	}
+	meta.Files = layout.FilesSummary{Count: rep.Files, Bytes: rep.Bytes, Prefixes: prefixes}
+
+	script := layout.RestoreScript(meta)
+	if err := writeFile(stage.Path(), layout.FileRestore, script, 0o755); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if err := sums.Add(layout.FileRestore, sha256Hex(script)); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(filepath.Join(stage.Path(), internalDir)); err != nil {
+		return nil, fmt.Errorf("backup: remove working files: %w", err)
+	}
+	manifest := sums.Bytes()
+	if err := writeFile(stage.Path(), layout.FileSums, manifest, 0o644); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	meta.ManifestSHA256 = sha256Hex(manifest)
+	meta.Warnings = warnings
+	rep.Warnings = warnings
+	meta.DurationSeconds = time.Since(start).Seconds()
+	mdata, err := meta.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("backup: metadata: %w", err)
+	}
+	// The metadata is written last: a folder without it is an incomplete backup.
+	if err := writeFile(stage.Path(), layout.FileMetadata, mdata, 0o644); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("backup interrupted: %w", err)
+	}
+
+	if o.Compress {
+		rep.Path, err = stage.PublishArchive(start, func(w io.Writer, top string) error {
+			_, err := archive.Write(ctx, w, stage.Path(), top)
+			return err
+		})
+	} else {
+		rep.Path, err = stage.PublishDir(start)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backup: publish: %w", err)
+	}
+	published = true
+	rep.Duration = time.Since(start)
+	log.Info("backup complete", "path", rep.Path, "models", len(rep.Models), "files", rep.Files, "bytes", rep.Bytes, "took", rep.Duration.Round(time.Millisecond))
+	return rep, nil
+}
+
+// assembleModel joins a model's chunks into its fixture file (a single-task model was written
+// whole by its worker) and reports it.
+func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result) (*ModelReport, error) {
+	mr := &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: len(tasks)}
+	for _, t := range tasks {
+		mr.Rows += results[t.ID].Rows
+	}
+	if len(tasks) == 1 {
+		r := results[tasks[0].ID]
+		mr.SHA256, mr.Bytes = r.SHA256, r.Bytes
+		return mr, nil
+	}
+	var readers []io.Reader
+	for _, t := range tasks {
+		rc, _, err := dest.Open(ctx, t.Export.Output)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		readers = append(readers, rc)
+	}
+	w, err := dest.Create(ctx, mr.File, storage.Object{Mode: 0o644})
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
+	h := sha256.New()
+	n, err := fixture.Join(io.MultiWriter(w, h), fixture.Format{Indent: indent}, readers...)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Commit(); err != nil {
+		return nil, err
+	}
+	mr.Bytes, mr.SHA256 = n, hex.EncodeToString(h.Sum(nil))
+	return mr, nil
+}
+
+// planCopies lists the storage once and cuts it into copy tasks of similar size: one or more
+// per top-level prefix (content/, images/, media/, and whatever else the storage holds, so
+// nothing is silently left out). Each task's key list is written to the destination.
+func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.Bucket, o BackupOptions, dest *storage.Bucket, destURL string) ([]*messages.Task, []string, error) {
+	var (
+		tasks    []*messages.Task
+		prefixes []string
+		cur      *messages.Task
+		list     strings.Builder
+		lw       *messages.FileListWriter
+		seq      = map[string]int{}
+	)
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		if err := lw.Flush(); err != nil {
+			return err
+		}
+		if _, err := dest.Put(ctx, cur.Copy.KeyList, strings.NewReader(list.String()), storage.Object{Mode: 0o600}); err != nil {
+			return err
+		}
+		tasks = append(tasks, cur)
+		cur = nil
+		return nil
+	}
+	err := src.Walk(ctx, "", func(obj storage.Object) error {
+		prefix := topPrefix(obj.Key)
+		if cur != nil && (cur.Copy.Prefix != prefix || cur.Copy.Keys >= o.FilesPerTask || cur.Copy.Bytes >= o.BytesPerTask) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if cur == nil {
+			n := seq[prefix]
+			seq[prefix]++
+			if n == 0 {
+				prefixes = append(prefixes, prefix)
+			}
+			name := strings.TrimSuffix(prefix, "/")
+			if name == "" {
+				name = "root"
+			}
+			id := taskID("copy", name, fmt.Sprintf("%04d", n))
+			cur = &messages.Task{
+				Version: messages.Version, Run: run, ID: id, Kind: messages.KindCopyPrefix, Dest: destURL,
+				Copy: &messages.CopyTask{
+					Source: o.StorageURL, Prefix: prefix, DestPrefix: layout.FilesDir + "/",
+					KeyList: path.Join(internalDir, "keys", id+".jsonl"),
+					Sums:    path.Join(internalDir, "sums", id+".jsonl"),
+				},
+			}
+			list.Reset()
+			lw = messages.NewFileListWriter(&list)
+		}
+		cur.Copy.Keys++
+		cur.Copy.Bytes += obj.Size
+		return lw.Add(messages.FileEntry{Key: obj.Key, Size: obj.Size})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	sort.Strings(prefixes)
+	return tasks, prefixes, nil
+}
+
+// collectSums adds the per-file hashes the copy tasks wrote to the manifest.
+func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter) error {
+	for _, t := range tasks {
+		if t.Copy == nil {
+			continue
+		}
+		rc, _, err := dest.Open(ctx, t.Copy.Sums)
+		if err != nil {
+			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
+		}
+		err = messages.ReadFileList(rc, func(e messages.FileEntry) error { return sums.Add(e.Path, e.SHA256) })
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
+		}
+	}
+	return nil
+}
+
+func topPrefix(key string) string {
+	if i := strings.IndexByte(key, '/'); i >= 0 {
+		return key[:i+1]
+	}
+	return ""
+}
+
+func selectedLabels(labels []string) []string {
+	if len(labels) == 0 {
+		return nil
+	}
+	ms, err := platform.Default.Select(labels)
+	if err != nil {
+		return labels
+	}
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Label
+	}
+	return out
+}
+
+// checkReadableRoot fails early, naming the folder, when a local storage root is missing.
+func checkReadableRoot(u string) error {
+	p := strings.TrimPrefix(u, "file://")
+	if strings.Contains(p, "://") {
+		return nil
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return fmt.Errorf("storage folder %s: %w", p, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("storage folder %s is not a folder", p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("storage folder %s: %w", p, err)
+	}
+	return f.Close()
+}
+
+func writeFile(dir, name string, data []byte, mode os.FileMode) error {
+	p := filepath.Join(dir, name)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return f.Close()
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

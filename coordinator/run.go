@@ -1,0 +1,231 @@
+// Package coordinator plans a run, publishes its tasks to JetStream, collects every result and
+// assembles the outcome: for a backup, the Django-compatible folder or archive of DESIGN.md §2.
+//
+// The coordinator never runs tasks itself and never imports package workers: in the embedded
+// default the workers are goroutines of the same process, elsewhere they are other processes,
+// and the code path is the same.
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/webnovel/webnovel-backup/messages"
+)
+
+// Coordinator drives runs over one JetStream connection.
+type Coordinator struct {
+	js  jetstream.JetStream
+	log *slog.Logger
+	// StallWarning is how long the coordinator waits without any result before it logs that no
+	// worker seems to be taking tasks.
+	StallWarning time.Duration
+}
+
+// New makes a coordinator. The streams must exist (queue.Ensure).
+func New(js jetstream.JetStream, log *slog.Logger) *Coordinator {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Coordinator{js: js, log: log, StallWarning: 30 * time.Second}
+}
+
+// NewRunID returns a run id: the start time and random bits, usable as a subject token.
+func NewRunID(t time.Time) string {
+	var b [4]byte
+	rand.Read(b[:])
+	return t.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// TaskError is a task that failed for good.
+type TaskError struct {
+	Task  string
+	Cause string
+}
+
+func (e *TaskError) Error() string { return fmt.Sprintf("task %s failed: %s", e.Task, e.Cause) }
+
+// dispatch publishes tasks and waits for a final result of every one. It returns the results
+// by task id, or the first task failure / ctx error, after purging the run's leftover tasks.
+func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*messages.Task, progress func(*messages.Result)) (map[string]*messages.Result, error) {
+	if len(tasks) == 0 {
+		return map[string]*messages.Result{}, nil
+	}
+	byID := map[string]*messages.Task{}
+	for _, t := range tasks {
+		byID[t.ID] = t
+	}
+
+	// Listen before publishing, so no result or advisory can be missed.
+	resultsCh := make(chan *messages.Result, 256)
+	oc, err := c.js.OrderedConsumer(ctx, messages.StreamResults, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{messages.RunResultsSubject(run)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run %s: subscribe to results: %w", run, err)
+	}
+	cc, err := oc.Consume(func(m jetstream.Msg) {
+		r, err := messages.DecodeResult(m.Data())
+		if err != nil {
+			c.log.Warn("ignoring undecodable result", "subject", m.Subject(), "err", err)
+			return
+		}
+		select {
+		case resultsCh <- r:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run %s: consume results: %w", run, err)
+	}
+	defer cc.Stop()
+
+	exhausted := make(chan uint64, 16)
+	sub, err := c.js.Conn().Subscribe(messages.MaxDeliveriesAdvisory, func(m *nats.Msg) {
+		var adv struct {
+			StreamSeq uint64 `json:"stream_seq"`
+		}
+		if json.Unmarshal(m.Data, &adv) == nil {
+			select {
+			case exhausted <- adv.StreamSeq:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run %s: subscribe to advisories: %w", run, err)
+	}
+	defer sub.Unsubscribe()
+
+	seqTask := map[uint64]string{}
+	for _, t := range tasks {
+		data, err := messages.Marshal(t)
+		if err != nil {
+			return nil, err
+		}
+		ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: messages.TaskSubject(run, t.Kind), Data: data},
+			jetstream.WithMsgID(messages.MsgID(run, t.ID)))
+		if err != nil {
+			c.purge(run)
+			return nil, fmt.Errorf("run %s: publish task %s: %w", run, t.ID, err)
+		}
+		seqTask[ack.Sequence] = t.ID
+	}
+	c.log.Info("tasks published", "run", run, "tasks", len(tasks))
+
+	results := map[string]*messages.Result{}
+	lastCause := map[string]string{}
+	stall := time.NewTicker(c.StallWarning)
+	defer stall.Stop()
+	lastNews := time.Now()
+	fail := func(err error) (map[string]*messages.Result, error) {
+		c.purge(run)
+		return nil, err
+	}
+	for len(results) < len(tasks) {
+		select {
+		case <-ctx.Done():
+			return fail(fmt.Errorf("run %s interrupted: %w", run, context.Cause(ctx)))
+		case r := <-resultsCh:
+			lastNews = time.Now()
+			if _, ok := byID[r.Task]; !ok {
+				continue
+			}
+			if !r.Final {
+				lastCause[r.Task] = r.Error
+				c.log.Warn("task attempt failed", "task", r.Task, "attempt", r.Attempt, "worker", r.Worker, "err", r.Error)
+				continue
+			}
+			if r.Error != "" {
+				return fail(&TaskError{Task: r.Task, Cause: fmt.Sprintf("%s (attempt %d on worker %s)", r.Error, r.Attempt, r.Worker)})
+			}
+			if _, dup := results[r.Task]; !dup {
+				results[r.Task] = r
+				if progress != nil {
+					progress(r)
+				}
+			}
+		case seq := <-exhausted:
+			id, ok := seqTask[seq]
+			if !ok {
+				continue // another run's task
+			}
+			if _, done := results[id]; done {
+				continue
+			}
+			cause := lastCause[id]
+			if cause == "" {
+				cause = "no worker finished it (workers died or timed out on every delivery)"
+			}
+			return fail(&TaskError{Task: id, Cause: "gave up after the last delivery: " + cause})
+		case <-stall.C:
+			if time.Since(lastNews) >= c.StallWarning {
+				c.warnIfNoWorkers(ctx, run, len(tasks)-len(results))
+			}
+		}
+	}
+	return results, nil
+}
+
+// warnIfNoWorkers says so when nobody is pulling tasks: with --workers 0 and no worker
+// processes, a run would otherwise wait silently.
+func (c *Coordinator) warnIfNoWorkers(ctx context.Context, run string, pending int) {
+	cons, err := c.js.Consumer(ctx, messages.StreamTasks, messages.ConsumerWorkers)
+	if err != nil {
+		return
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	if info.NumWaiting == 0 && info.NumAckPending == 0 {
+		c.log.Warn("no worker is taking tasks; start `webnovel-backup worker` processes or use --workers N", "run", run, "pending", pending)
+	} else {
+		c.log.Info("waiting for tasks", "run", run, "pending", pending, "in_flight", info.NumAckPending)
+	}
+}
+
+// purge removes a run's tasks that no worker has finished, so a failed run leaves no work behind.
+func (c *Coordinator) purge(run string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := c.js.Stream(ctx, messages.StreamTasks)
+	if err == nil {
+		err = s.Purge(ctx, jetstream.WithPurgeSubject(messages.RunTasksSubject(run)))
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		c.log.Warn("purge leftover tasks", "run", run, "err", err)
+	}
+}
+
+// taskID builds a task id from parts, safe as a subject token.
+func taskID(parts ...string) string {
+	id := strings.Join(parts, "-")
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '*', '>', ' ', '/', '\t', '\r', '\n':
+			return '_'
+		}
+		return r
+	}, id)
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

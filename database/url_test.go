@@ -1,0 +1,122 @@
+package database
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseURL(t *testing.T) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		url      string
+		engine   string
+		dsn      string
+		redacted string
+		err      string // substring of the error; "" for success
+	}{
+		{url: "postgres://app:s3cret@db.example:5433/webnovel", engine: Postgres,
+			dsn: "postgres://app:s3cret@db.example:5433/webnovel", redacted: "postgres://app:xxxxx@db.example:5433/webnovel"},
+		{url: "postgresql://app@localhost/webnovel?sslmode=disable", engine: Postgres,
+			dsn: "postgres://app@localhost/webnovel?sslmode=disable", redacted: "postgres://app@localhost/webnovel?sslmode=disable"},
+		{url: "pgsql://u:p%40ss@h/d", engine: Postgres, dsn: "postgres://u:p%40ss@h/d", redacted: "postgres://u:xxxxx@h/d"},
+		{url: "sqlite:////var/lib/app/db.sqlite3", engine: SQLite, dsn: "/var/lib/app/db.sqlite3", redacted: "sqlite:////var/lib/app/db.sqlite3"},
+		{url: "sqlite:///db.sqlite3", engine: SQLite, dsn: filepath.Join(cwd, "db.sqlite3"), redacted: "sqlite:///db.sqlite3"},
+		{url: "sqlite:///data/db.sqlite3", engine: SQLite, dsn: filepath.Join(cwd, "data/db.sqlite3"), redacted: "sqlite:///data/db.sqlite3"},
+		{url: "sqlite://:memory:", err: "in-memory"},
+		{url: "sqlite://", err: "in-memory"},
+		{url: "sqlite:///", err: "in-memory"},
+		{url: "sqlite://host/db.sqlite3", err: "host"},
+		{url: "sqlite:///db.sqlite3?mode=ro", err: "options"},
+		{url: "mysql://u:p@h/d", err: `unsupported scheme "mysql"`},
+		{url: "postgres://u:p@h:5432/", err: "no database name"},
+		{url: "postgres://u:p@h:port/d", err: "invalid port"},
+		{url: "", err: "empty"},
+		{url: "/var/db.sqlite3", err: "no scheme"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			src, err := ParseURL(tt.url)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("ParseURL(%q) = %+v, %v; want error containing %q", tt.url, src, err, tt.err)
+				}
+				if strings.Contains(err.Error(), "p@h") || strings.Contains(err.Error(), ":p@") {
+					t.Errorf("error %q leaks the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseURL(%q): %v", tt.url, err)
+			}
+			if src.Engine != tt.engine || src.DSN != tt.dsn || src.Redacted != tt.redacted {
+				t.Errorf("ParseURL(%q) = %+v; want engine %s dsn %s redacted %s", tt.url, src, tt.engine, tt.dsn, tt.redacted)
+			}
+		})
+	}
+}
+
+func TestDjangoEngine(t *testing.T) {
+	for url, want := range map[string]string{
+		"postgres://h/d":       "django.db.backends.postgresql",
+		"sqlite:////tmp/x.db": "django.db.backends.sqlite3",
+	} {
+		src, err := ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := src.DjangoEngine(); got != want {
+			t.Errorf("%s: DjangoEngine() = %s, want %s", url, got, want)
+		}
+	}
+}
+
+func FuzzParseURL(f *testing.F) {
+	for _, s := range []string{
+		"postgres://app:s3cret@db:5432/webnovel", "pgsql://u@h/d?sslmode=require", "sqlite:////abs/db.sqlite3",
+		"sqlite:///rel.sqlite3", "sqlite://:memory:", "mysql://x", "postgres://u:p@[::1]:5432/d", "postgres://u:p@h:x/d",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, url string) {
+		src, err := ParseURL(url)
+		if err != nil {
+			return
+		}
+		switch src.Engine {
+		case Postgres:
+			if !strings.HasPrefix(src.DSN, "postgres://") {
+				t.Errorf("postgres DSN %q", src.DSN)
+			}
+			if _, err := ParseURL(src.DSN); err != nil {
+				t.Errorf("DSN %q of %q does not parse again: %v", src.DSN, url, err)
+			}
+			if strings.Contains(src.Redacted, ":") && strings.Contains(url, "@") {
+				// The password, if any, must not survive redaction.
+				if i := strings.Index(src.Redacted, "xxxxx"); i < 0 && strings.Contains(userinfo(src.DSN), ":") {
+					t.Errorf("Redacted %q keeps a password", src.Redacted)
+				}
+			}
+		case SQLite:
+			if !filepath.IsAbs(src.DSN) {
+				t.Errorf("sqlite DSN %q is not absolute", src.DSN)
+			}
+		default:
+			t.Errorf("engine %q", src.Engine)
+		}
+	})
+}
+
+// userinfo returns the user[:password] part of a URL.
+func userinfo(u string) string {
+	_, rest, _ := strings.Cut(u, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		return host[:i]
+	}
+	return ""
+}

@@ -1,0 +1,81 @@
+package layout
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden compares got with testdata/name, rewriting it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("read golden (run with -update to create): %v", err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs from golden:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestName(t *testing.T) {
+	ts := time.Date(2024, 12, 1, 14, 30, 22, 123456789, time.UTC)
+	if got, want := Name(ts), "backup_20241201_143022"; got != want {
+		t.Errorf("Name = %q, want %q", got, want)
+	}
+	if !IsBackupName(Name(ts)) {
+		t.Errorf("IsBackupName(Name(t)) = false")
+	}
+}
+
+func TestParseName(t *testing.T) {
+	tests := []struct {
+		in         string
+		ok         bool
+		seq        int
+		compressed bool
+	}{
+		{"backup_20241201_143022", true, 1, false},
+		{"backup_20241201_143022.tar.gz", true, 1, true},
+		{"backup_20241201_143022-2", true, 2, false},
+		{"backup_20241201_143022-17.tar.gz", true, 17, true},
+		{"backup_20241201_143022-1", false, 0, false}, // no suffix means 1
+		{"backup_20241201_143022-0", false, 0, false},
+		{"backup_20241201_143022-02", false, 0, false},
+		{"backup_20241301_143022", false, 0, false}, // month 13
+		{"backup_20241201_246022", false, 0, false}, // hour 24
+		{"backup_20241201_14302", false, 0, false},
+		{"backup_20241201_143022.tar", false, 0, false},
+		{"backup_20241201_143022.tgz", false, 0, false},
+		{"backup_20241201_143022/", false, 0, false},
+		{"xbackup_20241201_143022", false, 0, false},
+		{".wnb-staging-run1", false, 0, false},
+		{"", false, 0, false},
+	}
+	for _, tt := range tests {
+		p, ok := ParseName(tt.in, time.UTC)
+		if ok != tt.ok || IsBackupName(tt.in) != tt.ok {
+			t.Errorf("ParseName(%q) ok = %v, want %v", tt.in, ok, tt.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if p.Seq != tt.seq || p.Compressed != tt.compressed {
+			t.Errorf("ParseName(%q) = %+v, want seq %d compressed %v", tt.in, p, tt.seq, tt.compressed)
+		}
+		if want := time.Date(2024, 12, 1, 14, 30, 22, 0, time.UTC); !p.Time.Equal(want) {
+			t.Errorf("ParseName(%q).Time = %v, want %v", tt.in, p.Time, want)
+		}
+	}
+}

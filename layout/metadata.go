@@ -1,0 +1,322 @@
+package layout
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// FormatVersion is the backup_metadata.json format this package writes and
+// the newest it reads. Metadata written by the Python command has no
+// format_version and parses as version 0.
+const FormatVersion = 1
+
+// Values of the metadata's string enums, as Django names them.
+const (
+	StatusComplete = "complete"
+
+	StorageFileSystem = "FileSystemStorage"
+	StorageS3         = "S3Boto3Storage"
+
+	EnginePostgres = "django.db.backends.postgresql"
+	EngineSQLite   = "django.db.backends.sqlite3"
+
+	// DjangoVersion is the Django version of the platform whose fixtures
+	// this tool writes.
+	DjangoVersion = "3.2.25"
+)
+
+// Metadata is the content of backup_metadata.json. The first five fields
+// are the Python command's keys; the rest are added by this tool. JSON keys
+// are written in field order.
+type Metadata struct {
+	// BackupTimestamp is when the backup started. It is written as Python's
+	// datetime.now().isoformat(): local time without offset,
+	// "2024-12-01T14:30:22.123456" (no fraction when microseconds are 0).
+	BackupTimestamp time.Time     `json:"-"`
+	DjangoVersion   string        `json:"django_version"`
+	BackupOptions   BackupOptions `json:"backup_options"`
+	StorageBackend  string        `json:"storage_backend"` // StorageFileSystem or StorageS3
+	DatabaseEngine  string        `json:"database_engine"` // EnginePostgres or EngineSQLite
+
+	FormatVersion   int          `json:"format_version"` // 0: written by Python
+	ToolVersion     string       `json:"tool_version"`
+	RunID           string       `json:"run_id"`
+	Status          string       `json:"status"` // StatusComplete
+	Models          []ModelEntry `json:"models"` // in dependency (load) order
+	Files           FilesSummary `json:"files"`
+	Warnings        []string     `json:"warnings"`
+	DurationSeconds float64      `json:"duration_seconds"`
+	Workers         int          `json:"workers"`
+	ManifestSHA256  string       `json:"manifest_sha256"` // sha256 of SHA256SUMS
+	TraceID         string       `json:"trace_id,omitempty"`
+	Database        string       `json:"database"` // redacted URL: never a password
+	Storage         string       `json:"storage"`  // redacted URL: never a password
+	// FixtureIndent is the fixtures' --indent: 0 is this tool's default
+	// one-object-per-line layout.
+	FixtureIndent int `json:"fixture_indent"`
+}
+
+// BackupOptions are the options the backup ran with, as the Python command
+// records them.
+type BackupOptions struct {
+	IncludeFiles bool           `json:"include_files"`
+	SkipDB       bool           `json:"skip_db"`
+	Compress     bool           `json:"compress"`
+	Models       ModelSelection `json:"models"`
+}
+
+// ModelSelection is backup_options.models: the string "all", or a list of
+// model labels. No labels means all models.
+type ModelSelection struct {
+	Labels []string
+}
+
+// All reports whether the selection is every model.
+func (s ModelSelection) All() bool { return len(s.Labels) == 0 }
+
+// MarshalJSON writes "all" or the list of labels.
+func (s ModelSelection) MarshalJSON() ([]byte, error) {
+	if s.All() {
+		return []byte(`"all"`), nil
+	}
+	return json.Marshal(s.Labels)
+}
+
+// UnmarshalJSON reads "all", null (all) or a list of labels.
+func (s *ModelSelection) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		s.Labels = nil
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		if str != "all" {
+			return fmt.Errorf("models: want \"all\" or a list of labels, got %q", str)
+		}
+		s.Labels = nil
+		return nil
+	}
+	var labels []string
+	if err := json.Unmarshal(b, &labels); err != nil {
+		return fmt.Errorf("models: want \"all\" or a list of labels: %w", err)
+	}
+	for i, l := range labels {
+		if l == "" {
+			return fmt.Errorf("models[%d]: empty label", i)
+		}
+	}
+	s.Labels = labels
+	return nil
+}
+
+// ModelEntry describes one fixture file of the backup.
+type ModelEntry struct {
+	Label  string `json:"label"`  // "books.Book"
+	File   string `json:"file"`   // "db_books_book.json", relative to the backup folder
+	Rows   int64  `json:"rows"`   // objects in the fixture
+	SHA256 string `json:"sha256"` // hex sha256 of the file
+}
+
+// FilesSummary describes the storage files of the backup, under files/.
+type FilesSummary struct {
+	Count    int64    `json:"count"`
+	Bytes    int64    `json:"bytes"`
+	Prefixes []string `json:"prefixes"` // storage prefixes copied: "content/", ...
+}
+
+// metadataJSON is Metadata on the wire. Its BackupTimestamp, being shallower
+// than the embedded fields, is the one encoding/json uses.
+type metadataJSON struct {
+	BackupTimestamp string `json:"backup_timestamp"`
+	*metadataFields
+}
+
+type metadataFields Metadata
+
+// pythonISO is datetime.isoformat() of a naive datetime, without fraction.
+const pythonISO = "2006-01-02T15:04:05"
+
+// FormatTimestamp formats t as Python's naive datetime.isoformat() does:
+// "2024-12-01T14:30:22.123456", or without fraction when the microseconds
+// are 0. t is formatted in its own location, without offset.
+func FormatTimestamp(t time.Time) string {
+	s := t.Format(pythonISO)
+	if us := t.Nanosecond() / 1000; us != 0 {
+		s += fmt.Sprintf(".%06d", us)
+	}
+	return s
+}
+
+// ParseTimestamp parses a datetime.isoformat() string. A naive one (no
+// offset, as the Python command writes) is read in loc (time.Local if nil).
+func ParseTimestamp(s string, loc *time.Location) (time.Time, error) {
+	if loc == nil {
+		loc = time.Local
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	// The layout has no fraction but time.Parse accepts one after the seconds.
+	t, err := time.ParseInLocation(pythonISO, s, loc)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("backup_timestamp %q: not an ISO 8601 date and time", s)
+	}
+	return t, nil
+}
+
+// Marshal returns the metadata as indented JSON with a final newline.
+// A zero FormatVersion is written as FormatVersion; nil lists as [].
+func (m *Metadata) Marshal() ([]byte, error) {
+	if m.BackupTimestamp.IsZero() {
+		return nil, errors.New("marshal metadata: backup_timestamp is not set")
+	}
+	c := *m
+	if c.FormatVersion == 0 {
+		c.FormatVersion = FormatVersion
+	}
+	if c.FormatVersion != FormatVersion {
+		return nil, fmt.Errorf("marshal metadata: format_version %d: this tool writes %d", c.FormatVersion, FormatVersion)
+	}
+	if c.Models == nil {
+		c.Models = []ModelEntry{}
+	}
+	if c.Warnings == nil {
+		c.Warnings = []string{}
+	}
+	if c.Files.Prefixes == nil {
+		c.Files.Prefixes = []string{}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	w := metadataJSON{BackupTimestamp: FormatTimestamp(c.BackupTimestamp), metadataFields: (*metadataFields)(&c)}
+	if err := enc.Encode(&w); err != nil {
+		return nil, fmt.Errorf("marshal metadata: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// maxMetadataSize bounds what ParseMetadata accepts: real metadata is a few
+// KiB, even with thousands of warnings.
+const maxMetadataSize = 16 << 20
+
+// ParseMetadata parses backup_metadata.json, written by this tool or by the
+// Python command (FormatVersion 0). Unknown keys are ignored, so that newer
+// minor additions still read; a format_version newer than FormatVersion is
+// an error. The data is untrusted: fixture file names are checked to be
+// plain names inside the backup folder.
+func ParseMetadata(data []byte) (*Metadata, error) {
+	if len(data) > maxMetadataSize {
+		return nil, fmt.Errorf("parse metadata: %d bytes is too large", len(data))
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, errors.New("parse metadata: not a JSON object")
+	}
+	// Check the version first, so that a future format fails with a clear
+	// message rather than with a type error on a changed key.
+	var probe struct {
+		FormatVersion *json.RawMessage `json:"format_version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("parse metadata: %w", err)
+	}
+	if probe.FormatVersion != nil {
+		var v int
+		if err := json.Unmarshal(*probe.FormatVersion, &v); err != nil {
+			return nil, fmt.Errorf("parse metadata: format_version %s: not an integer", *probe.FormatVersion)
+		}
+		if v < 1 || v > FormatVersion {
+			return nil, fmt.Errorf("parse metadata: unsupported format_version %d (this tool reads 0 to %d)", v, FormatVersion)
+		}
+	}
+	m := new(Metadata)
+	w := metadataJSON{metadataFields: (*metadataFields)(m)}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return nil, fmt.Errorf("parse metadata: %w", err)
+	}
+	if w.BackupTimestamp == "" {
+		return nil, errors.New("parse metadata: backup_timestamp is missing")
+	}
+	t, err := ParseTimestamp(w.BackupTimestamp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("parse metadata: %w", err)
+	}
+	m.BackupTimestamp = t
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("parse metadata: %w", err)
+	}
+	return m, nil
+}
+
+// check validates what a reader of the backup relies on.
+func (m *Metadata) check() error {
+	seen := make(map[string]bool, len(m.Models))
+	for i, e := range m.Models {
+		if e.Label == "" {
+			return fmt.Errorf("models[%d]: empty label", i)
+		}
+		if err := checkFixtureName(e.File); err != nil {
+			return fmt.Errorf("models[%d] (%s): %w", i, e.Label, err)
+		}
+		if seen[e.File] {
+			return fmt.Errorf("models[%d] (%s): file %q listed twice", i, e.Label, e.File)
+		}
+		seen[e.File] = true
+		if e.Rows < 0 {
+			return fmt.Errorf("models[%d] (%s): negative rows %d", i, e.Label, e.Rows)
+		}
+		if e.SHA256 != "" && !isHexSHA256(e.SHA256) {
+			return fmt.Errorf("models[%d] (%s): sha256 %q is not 64 hex digits", i, e.Label, e.SHA256)
+		}
+	}
+	if m.Files.Count < 0 || m.Files.Bytes < 0 {
+		return fmt.Errorf("files: negative count %d or bytes %d", m.Files.Count, m.Files.Bytes)
+	}
+	if m.ManifestSHA256 != "" && !isHexSHA256(m.ManifestSHA256) {
+		return fmt.Errorf("manifest_sha256 %q is not 64 hex digits", m.ManifestSHA256)
+	}
+	if m.Workers < 0 {
+		return fmt.Errorf("workers: negative %d", m.Workers)
+	}
+	if m.FixtureIndent < 0 {
+		return fmt.Errorf("fixture_indent: negative %d", m.FixtureIndent)
+	}
+	return nil
+}
+
+// checkFixtureName accepts a plain file name that stays in the backup
+// folder and is safe to print in restore.sh.
+func checkFixtureName(name string) error {
+	if name == "" {
+		return errors.New("empty file name")
+	}
+	if name == "." || name == ".." || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("file %q: not a plain file name", name)
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.'
+		if !ok {
+			return fmt.Errorf("file %q: only letters, digits, '.', '_' and '-' are allowed", name)
+		}
+	}
+	return nil
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
+}

@@ -1,0 +1,288 @@
+package layout
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// StagingPrefix starts the name of a staging folder. The name is hidden and
+// does not look like a backup, so listing or rotating backups
+// ("find -name 'backup_*'") never sees a run in progress or an abandoned one.
+const StagingPrefix = ".wnb-staging-"
+
+// maxSeq bounds the collision suffixes tried when publishing: thousands of
+// backups started in the same second mean something else is wrong.
+const maxSeq = 10000
+
+// Staging is the private folder a backup is written into before it is
+// published under its backup name.
+type Staging struct {
+	backupDir string
+	runID     string
+	path      string
+	done      bool // published or aborted
+}
+
+// StagingPath returns the staging folder of run runID in backupDir, for
+// processes that write into a staging folder another one created.
+func StagingPath(backupDir, runID string) string {
+	return filepath.Join(backupDir, StagingPrefix+runID)
+}
+
+// NewStaging creates backupDir (if needed) and the staging folder
+// <backupDir>/.wnb-staging-<runID>/. An existing staging folder of the same
+// run is reused, so a restarted coordinator can finish its run; tasks write
+// deterministic names, so what is already there is overwritten, not mixed.
+func NewStaging(backupDir, runID string) (*Staging, error) {
+	if err := checkRunID(runID); err != nil {
+		return nil, fmt.Errorf("create staging: %w", err)
+	}
+	if err := os.MkdirAll(backupDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create staging: %w", err)
+	}
+	p := StagingPath(backupDir, runID)
+	if err := os.Mkdir(p, 0o755); err != nil {
+		fi, serr := os.Stat(p)
+		if !errors.Is(err, fs.ErrExist) || serr != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("create staging: %w", err)
+		}
+	}
+	return &Staging{backupDir: backupDir, runID: runID, path: p}, nil
+}
+
+func checkRunID(id string) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("run id %q: want 1 to 128 characters", id)
+	}
+	if strings.HasPrefix(id, ".") {
+		return fmt.Errorf("run id %q: must not start with '.'", id)
+	}
+	for _, r := range id {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.'
+		if !ok {
+			return fmt.Errorf("run id %q: only letters, digits, '.', '_' and '-' are allowed", id)
+		}
+	}
+	return nil
+}
+
+// Path returns the staging folder.
+func (s *Staging) Path() string { return s.path }
+
+// Abort removes the staging folder and everything in it. It does nothing
+// after a successful publish, so `defer s.Abort()` is the usual pattern.
+func (s *Staging) Abort() error {
+	if s.done {
+		return nil
+	}
+	if err := os.RemoveAll(s.path); err != nil {
+		return fmt.Errorf("abort staging %s: %w", s.path, err)
+	}
+	s.done = true
+	return nil
+}
+
+// PublishDir syncs the staging folder to disk and renames it to
+// <backupDir>/backup_YYYYMMDD_HHMMSS (the time t, see Name), returning that
+// path. The staging folder must hold backup_metadata.json: an incomplete
+// backup is never published.
+//
+// An existing backup is never replaced. The final name is claimed with
+// mkdir(2), which fails with EEXIST if the name is taken, and the claim is
+// then replaced atomically by rename(2), which on POSIX replaces an empty
+// folder. When the name is taken (two runs in the same second, or a
+// .tar.gz of that name) the suffixes -2, -3, ... are tried. A crash between
+// the claim and the rename leaves an empty folder, incomplete by definition
+// (no metadata) and never a damaged backup.
+func (s *Staging) PublishDir(t time.Time) (finalPath string, err error) {
+	if s.done {
+		return "", fmt.Errorf("publish %s: staging already published or aborted", s.path)
+	}
+	if _, err := os.Stat(filepath.Join(s.path, FileMetadata)); err != nil {
+		return "", fmt.Errorf("publish %s: refusing an incomplete backup: %w", s.path, err)
+	}
+	if err := syncTree(s.path); err != nil {
+		return "", fmt.Errorf("publish %s: %w", s.path, err)
+	}
+	for seq := 1; seq <= maxSeq; seq++ {
+		final := filepath.Join(s.backupDir, nameWithSeq(t, seq))
+		if exists(final + ArchiveExt) {
+			continue
+		}
+		if err := os.Mkdir(final, 0o755); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue
+			}
+			return "", fmt.Errorf("publish %s: claim %s: %w", s.path, final, err)
+		}
+		// syscall.Rename, not os.Rename: os.Rename refuses any existing
+		// folder as the target, while rename(2) replaces an empty one.
+		if err := syscall.Rename(s.path, final); err != nil {
+			os.Remove(final) // release the empty claim
+			return "", fmt.Errorf("publish %s: rename to %s: %w", s.path, final, err)
+		}
+		s.done = true
+		if err := syncDir(s.backupDir); err != nil {
+			return final, fmt.Errorf("publish %s: %w", final, err)
+		}
+		return final, nil
+	}
+	return "", fmt.Errorf("publish %s: names %s to -%d are all taken", s.path, Name(t), maxSeq)
+}
+
+// PublishArchive publishes the backup as <backupDir>/backup_YYYYMMDD_HHMMSS.tar.gz.
+// write is called with a hidden temporary file in backupDir and the name of
+// the archive's top folder (the backup name, without .tar.gz); it typically
+// archives s.Path(). The file is synced, then hard-linked to its final name
+// with link(2), which fails if the name exists, so no backup is ever
+// replaced; the temporary file and the staging folder are then removed.
+//
+// When the name is taken (by a folder or an archive) the suffixes -2, -3,
+// ... are used, the top folder following the file name. If another run
+// takes the chosen name while the archive is being written, write is
+// called again with the next name, so it must be repeatable.
+func (s *Staging) PublishArchive(t time.Time, write func(w io.Writer, top string) error) (finalPath string, err error) {
+	if s.done {
+		return "", fmt.Errorf("publish %s: staging already published or aborted", s.path)
+	}
+	f, err := os.CreateTemp(s.backupDir, ".wnb-archive-"+s.runID+"-*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("publish %s: %w", s.path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	defer f.Close()
+	seq := 1
+	for ; seq <= maxSeq; seq++ {
+		top := nameWithSeq(t, seq)
+		final := filepath.Join(s.backupDir, top+ArchiveExt)
+		if exists(final) || exists(filepath.Join(s.backupDir, top)) {
+			continue
+		}
+		if err := rewind(f); err != nil {
+			return "", fmt.Errorf("publish %s: %w", final, err)
+		}
+		if err := write(f, top); err != nil {
+			return "", fmt.Errorf("publish %s: %w", final, err)
+		}
+		if err := f.Sync(); err != nil {
+			return "", fmt.Errorf("publish %s: %w", final, err)
+		}
+		if err := os.Link(tmp, final); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				continue // taken while we wrote: write again under the next name
+			}
+			return "", fmt.Errorf("publish %s: %w", final, err)
+		}
+		s.done = true
+		if err := f.Close(); err != nil {
+			return final, fmt.Errorf("publish %s: %w", final, err)
+		}
+		if err := os.Remove(tmp); err != nil {
+			return final, fmt.Errorf("publish %s: remove temporary file: %w", final, err)
+		}
+		if err := syncDir(s.backupDir); err != nil {
+			return final, fmt.Errorf("publish %s: %w", final, err)
+		}
+		if err := os.RemoveAll(s.path); err != nil {
+			return final, fmt.Errorf("publish %s: remove staging: %w", final, err)
+		}
+		return final, nil
+	}
+	return "", fmt.Errorf("publish %s: names %s to -%d are all taken", s.path, Name(t), maxSeq)
+}
+
+// WriteMetadata writes dir/backup_metadata.json, synced to disk. Call it
+// last: its presence marks the backup complete.
+func WriteMetadata(dir string, m *Metadata) error {
+	data, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return writeFileSync(filepath.Join(dir, FileMetadata), data, 0o644)
+}
+
+// ReadMetadata reads and parses dir/backup_metadata.json.
+func ReadMetadata(dir string) (*Metadata, error) {
+	name := filepath.Join(dir, FileMetadata)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("read metadata: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxMetadataSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read metadata %s: %w", name, err)
+	}
+	m, err := ParseMetadata(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return m, nil
+}
+
+// WriteRestoreScript writes dir/restore.sh (mode 0755, synced) for m and
+// returns its hex sha256, for SHA256SUMS.
+func WriteRestoreScript(dir string, m *Metadata) (sum string, err error) {
+	data := RestoreScript(m)
+	if err := writeFileSync(filepath.Join(dir, FileRestore), data, 0o755); err != nil {
+		return "", err
+	}
+	return sha256Hex(data), nil
+}
+
+func rewind(f *os.File) error {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return f.Truncate(0)
+}
+
+func exists(name string) bool {
+	_, err := os.Lstat(name)
+	return err == nil
+}
+
+// syncTree fsyncs every file and folder under root, so that a published
+// backup survives a crash: all of it is on disk before the rename that
+// publishes it.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		return syncPath(p)
+	})
+}
+
+func syncPath(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", name, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename or link in dir durable.
+func syncDir(dir string) error {
+	return syncPath(dir)
+}
+
+// IsStagingName reports whether name (a base name) is a staging folder's,
+// left behind by a run that was killed: such folders are safe to remove
+// once that run is known to be dead.
+func IsStagingName(name string) bool { return strings.HasPrefix(name, StagingPrefix) }

@@ -1,0 +1,307 @@
+package layout
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// SHA256SUMS is written in GNU coreutils' sha256sum format, so that
+// `sha256sum -c SHA256SUMS` checks a backup without this tool:
+//
+//	<64 hex>  <path>\n
+//
+// Paths are relative to the backup folder, with "/" separators. A path
+// holding "\n", "\r" or "\\" is written in coreutils' escaped form: the line
+// starts with "\\" and those characters become "\\n", "\\r" and "\\\\",
+// as coreutils 9 writes them.
+
+// SumsWriter collects checksums and writes them as a deterministic
+// SHA256SUMS: one line per path, sorted by path (byte order). It is not
+// safe for concurrent use.
+type SumsWriter struct {
+	sums map[string]string
+}
+
+// NewSumsWriter returns an empty SumsWriter.
+func NewSumsWriter() *SumsWriter {
+	return &SumsWriter{sums: make(map[string]string)}
+}
+
+// Add records the hex sha256 of the file at rel, a slash-separated path
+// relative to the backup folder. A path added twice is an error.
+func (s *SumsWriter) Add(rel, sum string) error {
+	if err := checkSumPath(rel); err != nil {
+		return fmt.Errorf("add checksum: %w", err)
+	}
+	if !isHexSHA256(sum) {
+		return fmt.Errorf("add checksum %s: %q is not 64 hex digits", rel, sum)
+	}
+	if _, dup := s.sums[rel]; dup {
+		return fmt.Errorf("add checksum %s: path added twice", rel)
+	}
+	s.sums[rel] = strings.ToLower(sum)
+	return nil
+}
+
+// Len returns the number of paths recorded.
+func (s *SumsWriter) Len() int { return len(s.sums) }
+
+// WriteTo writes the SHA256SUMS content to w.
+func (s *SumsWriter) WriteTo(w io.Writer) (int64, error) {
+	paths := make([]string, 0, len(s.sums))
+	for p := range s.sums {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	bw := bufio.NewWriter(w)
+	var n int64
+	for _, p := range paths {
+		k, err := bw.WriteString(sumLine(p, s.sums[p]))
+		n += int64(k)
+		if err != nil {
+			return n, fmt.Errorf("write %s: %w", FileSums, err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return n, fmt.Errorf("write %s: %w", FileSums, err)
+	}
+	return n, nil
+}
+
+// Bytes returns the SHA256SUMS content.
+func (s *SumsWriter) Bytes() []byte {
+	var buf bytes.Buffer
+	_, _ = s.WriteTo(&buf) // a bytes.Buffer does not fail
+	return buf.Bytes()
+}
+
+// WriteFile writes dir/SHA256SUMS (synced to disk) and returns the hex
+// sha256 of its content, the metadata's manifest_sha256.
+func (s *SumsWriter) WriteFile(dir string) (manifestSHA256 string, err error) {
+	data := s.Bytes()
+	if err := writeFileSync(filepath.Join(dir, FileSums), data, 0o644); err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+var sumEscaper = strings.NewReplacer("\\", "\\\\", "\n", "\\n", "\r", "\\r")
+
+func sumLine(p, sum string) string {
+	if strings.ContainsAny(p, "\\\n\r") {
+		return "\\" + sum + "  " + sumEscaper.Replace(p) + "\n"
+	}
+	return sum + "  " + p + "\n"
+}
+
+// checkSumPath accepts a clean, relative, slash-separated path that stays
+// inside the backup folder.
+func checkSumPath(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty path")
+	case strings.IndexByte(p, 0) >= 0:
+		return fmt.Errorf("path %q holds a NUL byte", p)
+	case strings.HasPrefix(p, "/"):
+		return fmt.Errorf("path %q is absolute", p)
+	case path.Clean(p) != p || p == "." || p == ".." || strings.HasPrefix(p, "../"):
+		return fmt.Errorf("path %q is not a clean path inside the backup", p)
+	}
+	return nil
+}
+
+// maxSumsLine bounds a SHA256SUMS line: 64 hex digits, two separators and a
+// path of at most PATH_MAX (4096) bytes, each of which may be escaped.
+const maxSumsLine = 2 + 64 + 2 + 2*4096 + 1
+
+// ParseSums reads a SHA256SUMS file in coreutils format (text "  " or binary
+// " *" mode, escaped lines) and returns hex sha256 (lower case) by path.
+// The input is untrusted: absolute paths, ".." components, duplicates and
+// malformed lines are errors that name the line.
+func ParseSums(r io.Reader) (map[string]string, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), maxSumsLine)
+	sums := make(map[string]string)
+	for line := 1; sc.Scan(); line++ {
+		p, sum, err := parseSumLine(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("parse %s line %d: %w", FileSums, line, err)
+		}
+		if _, dup := sums[p]; dup {
+			return nil, fmt.Errorf("parse %s line %d: %q listed twice", FileSums, line, p)
+		}
+		sums[p] = sum
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("parse %s: line longer than %d bytes", FileSums, maxSumsLine)
+		}
+		return nil, fmt.Errorf("parse %s: %w", FileSums, err)
+	}
+	return sums, nil
+}
+
+func parseSumLine(l string) (p, sum string, err error) {
+	escaped := strings.HasPrefix(l, "\\")
+	if escaped {
+		l = l[1:]
+	}
+	if len(l) < 64+2+1 {
+		return "", "", errors.New("want \"<64 hex digits>  <path>\"")
+	}
+	sum, rest := l[:64], l[64:]
+	if !isHexSHA256(sum) {
+		return "", "", fmt.Errorf("checksum %q is not 64 hex digits", sum)
+	}
+	if rest[0] != ' ' || (rest[1] != ' ' && rest[1] != '*') {
+		return "", "", errors.New("want two spaces (or space and '*') after the checksum")
+	}
+	p = rest[2:]
+	if escaped {
+		if p, err = unescapeSumPath(p); err != nil {
+			return "", "", err
+		}
+	}
+	if err := checkSumPath(p); err != nil {
+		return "", "", err
+	}
+	return p, strings.ToLower(sum), nil
+}
+
+func unescapeSumPath(s string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 == len(s) {
+			return "", fmt.Errorf("path %q ends in a lone backslash", s)
+		}
+		i++
+		switch s[i] {
+		case '\\':
+			b.WriteByte('\\')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		default:
+			return "", fmt.Errorf("path %q: unknown escape \\%c", s, s[i])
+		}
+	}
+	return b.String(), nil
+}
+
+// HashFile returns the hex sha256 and the size of the file at name.
+func HashFile(ctx context.Context, name string) (sum string, size int64, err error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	size, err = io.Copy(h, ctxReader{ctx, f})
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", name, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
+}
+
+// SumTree hashes every regular file under dir except backup_metadata.json
+// and SHA256SUMS at its top (the metadata is written after the sums and
+// holds their checksum). Anything but regular files and directories is an
+// error: a backup holds nothing else.
+func SumTree(ctx context.Context, dir string) (*SumsWriter, error) {
+	sw := NewSumsWriter()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s: not a regular file (%v)", rel, d.Type())
+		case rel == FileMetadata || rel == FileSums:
+			return nil
+		}
+		sum, _, err := HashFile(ctx, p)
+		if err != nil {
+			return err
+		}
+		return sw.Add(rel, sum)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checksum %s: %w", dir, err)
+	}
+	return sw, nil
+}
+
+// ctxReader stops reading once ctx is done, so long copies end promptly.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// writeFileSync writes data to name through a temporary file in the same
+// folder, syncs it and renames it, so name is either absent, old or whole.
+func writeFileSync(name string, data []byte, perm os.FileMode) error {
+	dir, base := filepath.Split(name)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // no-op after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}

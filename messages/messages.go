@@ -1,0 +1,181 @@
+// Package messages holds what the coordinator and the workers say to each other over JetStream:
+// the stream and subject names, the versioned task and result types, and message headers.
+//
+// The coordinator and the workers never import each other; they meet only here and on the queue,
+// which is what lets them run in different processes on different machines.
+package messages
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Version is the wire format version of Task and Result. A worker refuses (terminates) a task of
+// another version rather than guessing at its meaning.
+const Version = 1
+
+// Stream and consumer names.
+const (
+	// StreamTasks is the work-queue stream every task goes through.
+	StreamTasks = "WNB_TASKS"
+	// StreamResults keeps the latest result of every task (one message per subject).
+	StreamResults = "WNB_RESULTS"
+	// ConsumerWorkers is the one durable pull consumer all workers share.
+	ConsumerWorkers = "workers"
+
+	subjectTasks   = "wnb.tasks"
+	subjectResults = "wnb.results"
+)
+
+// TasksSubjects is the subject filter of StreamTasks.
+const TasksSubjects = subjectTasks + ".>"
+
+// ResultsSubjects is the subject filter of StreamResults.
+const ResultsSubjects = subjectResults + ".>"
+
+// Task kinds.
+const (
+	// KindExportModel exports one model, or one primary-key range of it, as a fixture.
+	KindExportModel = "export-model"
+	// KindCopyPrefix copies a list of storage keys into the backup.
+	KindCopyPrefix = "copy-prefix"
+	// KindRestorePrefix copies a list of backed-up files into the platform's storage.
+	KindRestorePrefix = "restore-prefix"
+)
+
+// MaxDeliveriesAdvisory is the core-NATS subject on which the server announces a task message
+// that has exhausted its deliveries (it then stays in the stream, undelivered).
+const MaxDeliveriesAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamTasks + "." + ConsumerWorkers
+
+// TaskSubject is where a task of a run is published: wnb.tasks.<run>.<kind>.
+func TaskSubject(run, kind string) string { return subjectTasks + "." + run + "." + kind }
+
+// RunTasksSubject matches every task of a run (for purging a failed run's leftovers).
+func RunTasksSubject(run string) string { return subjectTasks + "." + run + ".>" }
+
+// ResultSubject is where the result of one task is published: wnb.results.<run>.<task>.
+func ResultSubject(run, task string) string { return subjectResults + "." + run + "." + task }
+
+// RunResultsSubject matches every result of a run.
+func RunResultsSubject(run string) string { return subjectResults + "." + run + ".>" }
+
+// MsgID is the Nats-Msg-Id of a task: a re-plan of the same run never duplicates work.
+func MsgID(run, task string) string { return run + "/" + task }
+
+// ValidToken reports whether s can stand as one subject token (run and task ids are tokens).
+func ValidToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
+}
+
+// Task is one unit of work.
+type Task struct {
+	Version int    `json:"v"`
+	Run     string `json:"run"`
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	// Dest is the run's staging area, where outputs go: a folder path or storage URL.
+	Dest   string      `json:"dest"`
+	Export *ExportTask `json:"export,omitempty"`
+	Copy   *CopyTask   `json:"copy,omitempty"`
+}
+
+// ExportTask exports the rows of one model in one primary-key range.
+type ExportTask struct {
+	// Database is the redacted URL of the database the coordinator reads; a worker configured
+	// for another database refuses the task instead of exporting the wrong one.
+	Database string `json:"database"`
+	// Snapshot is the PostgreSQL exported snapshot, or the path of the SQLite snapshot copy.
+	Snapshot string `json:"snapshot"`
+	Model    string `json:"model"`
+	// Lo and Hi bound the primary key, inclusive, when HasLo / HasHi.
+	Lo    int64 `json:"lo,omitempty"`
+	Hi    int64 `json:"hi,omitempty"`
+	HasLo bool  `json:"has_lo,omitempty"`
+	HasHi bool  `json:"has_hi,omitempty"`
+	// Indent is the fixture format (fixture.Format.Indent).
+	Indent int `json:"indent"`
+	// Output is the key, under Dest, of what the task writes.
+	Output string `json:"output"`
+	// Whole is true when this task writes the model's complete fixture file (brackets included);
+	// false when it writes a chunk that the coordinator joins with its neighbours.
+	Whole bool `json:"whole"`
+}
+
+// CopyTask copies the storage keys listed in KeyList into Dest.
+type CopyTask struct {
+	// Source is the (redacted) storage URL the keys are read from.
+	Source string `json:"source"`
+	// Prefix is the top-level storage prefix the keys belong to (content/, images/, media/).
+	Prefix string `json:"prefix"`
+	// KeyList is the key, under Dest, of a JSON-lines file listing the keys to copy: bulk data
+	// stays out of messages, which are small.
+	KeyList string `json:"key_list"`
+	// DestPrefix is put in front of each key in Dest ("files/").
+	DestPrefix string `json:"dest_prefix"`
+	// Sums is the key, under Dest, where the task writes "<sha256>  <path>" lines of what it copied.
+	Sums  string `json:"sums"`
+	Keys  int    `json:"keys"`
+	Bytes int64  `json:"bytes"`
+}
+
+// Result is what a worker publishes about a task: once per failed attempt (Final false) and
+// once at the end (Final true). Only the latest is kept per task.
+type Result struct {
+	Version int    `json:"v"`
+	Run     string `json:"run"`
+	Task    string `json:"task"`
+	Kind    string `json:"kind"`
+	// Final is true when the task is done: succeeded, or failed for good.
+	Final bool `json:"final"`
+	// Error is empty on success.
+	Error    string        `json:"error,omitempty"`
+	Attempt  int           `json:"attempt"`
+	Worker   string        `json:"worker"`
+	Rows     int64         `json:"rows,omitempty"`
+	Files    int64         `json:"files,omitempty"`
+	Bytes    int64         `json:"bytes,omitempty"`
+	SHA256   string        `json:"sha256,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// OK reports whether the task succeeded.
+func (r *Result) OK() bool { return r.Final && r.Error == "" }
+
+// Marshal encodes a task or result.
+func Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// DecodeTask parses and checks a task message.
+func DecodeTask(data []byte) (*Task, error) {
+	var t Task
+	if err := json.Unmarshal(data, &t); err != nil {
+		return nil, fmt.Errorf("decode task: %w", err)
+	}
+	if t.Version != Version {
+		return nil, fmt.Errorf("decode task %q: wire version %d, this build speaks %d", t.ID, t.Version, Version)
+	}
+	if !ValidToken(t.Run) || !ValidToken(t.ID) {
+		return nil, fmt.Errorf("decode task: bad run %q or task id %q", t.Run, t.ID)
+	}
+	switch {
+	case t.Kind == KindExportModel && t.Export != nil:
+	case (t.Kind == KindCopyPrefix || t.Kind == KindRestorePrefix) && t.Copy != nil:
+	default:
+		return nil, fmt.Errorf("decode task %q: kind %q without its body", t.ID, t.Kind)
+	}
+	return &t, nil
+}
+
+// DecodeResult parses a result message.
+func DecodeResult(data []byte) (*Result, error) {
+	var r Result
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("decode result: %w", err)
+	}
+	if r.Version != Version {
+		return nil, fmt.Errorf("decode result %q: wire version %d, this build speaks %d", r.Task, r.Version, Version)
+	}
+	return &r, nil
+}

@@ -1,0 +1,100 @@
+package workers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/webnovel/webnovel-backup/database"
+	"github.com/webnovel/webnovel-backup/fixture"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// export writes one model's rows (or one pk range of them) to the destination.
+func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result, error) {
+	e := t.Export
+	model, ok := platform.Default.Model(e.Model)
+	if !ok {
+		return nil, Permanent(fmt.Errorf("export %s: unknown model", e.Model))
+	}
+	db, err := w.database(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.Model, err)
+	}
+	if got := db.Source().Redacted; got != e.Database {
+		return nil, Permanent(fmt.Errorf("export %s: this worker reads %s but the run backs up %s", e.Model, got, e.Database))
+	}
+	dest, err := storage.Open(ctx, t.Dest)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("export %s: %w", e.Model, err))
+	}
+	out, err := dest.Create(ctx, e.Output, storage.Object{Mode: 0o644})
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.Model, err)
+	}
+	defer out.Abort()
+
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(out, h)}
+	f := fixture.Format{Indent: e.Indent}
+	var body io.Writer = cw
+	var opener *openOnWrite
+	if e.Whole {
+		opener = &openOnWrite{w: cw, open: f.Open()}
+		body = opener
+	}
+	r := database.Range{Lo: e.Lo, Hi: e.Hi, HasLo: e.HasLo, HasHi: e.HasHi}
+	rows, err := db.Export(ctx, e.Snapshot, model, r, f, body)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.Model, err)
+	}
+	if e.Whole {
+		end := f.Close()
+		if !opener.opened {
+			end = f.Empty()
+		}
+		if _, err := io.WriteString(cw, end); err != nil {
+			return nil, fmt.Errorf("export %s: %w", e.Model, err)
+		}
+	}
+	if err := out.Commit(); err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.Model, err)
+	}
+	return &messages.Result{Rows: rows, Bytes: cw.n, SHA256: hexSum(h)}, nil
+}
+
+// openOnWrite writes the fixture's opening bracket before the first object, so an empty table
+// can be written as Format.Empty instead.
+type openOnWrite struct {
+	w      io.Writer
+	open   string
+	opened bool
+}
+
+func (o *openOnWrite) Write(p []byte) (int, error) {
+	if !o.opened && len(p) > 0 {
+		o.opened = true
+		if _, err := io.WriteString(o.w, o.open); err != nil {
+			return 0, err
+		}
+	}
+	return o.w.Write(p)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
