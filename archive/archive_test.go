@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -494,6 +495,13 @@ func FuzzExtract(f *testing.F) {
 	f.Add(rawTar(f, append(goodEntries(2), &tar.Header{Name: top + "/l", Typeflag: tar.TypeSymlink, Linkname: "/etc"})))
 	f.Add(rawTar(f, append(goodEntries(2), file(top+"/files/f0000"))))
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		tm := time.AfterFunc(3*time.Second, func() {
+			os.WriteFile("/tmp/fz/input", raw, 0o644)
+			b := make([]byte, 1<<20)
+			n := runtime.Stack(b, true)
+			os.WriteFile("/tmp/fz/stack", b[:n], 0o644)
+		})
+		defer tm.Stop()
 		var buf bytes.Buffer
 		gz := gzip.NewWriter(&buf)
 		gz.Write(raw)

@@ -62,7 +62,7 @@ func TestParseURL(t *testing.T) {
 
 func TestDjangoEngine(t *testing.T) {
 	for url, want := range map[string]string{
-		"postgres://h/d":       "django.db.backends.postgresql",
+		"postgres://h/d":      "django.db.backends.postgresql",
 		"sqlite:////tmp/x.db": "django.db.backends.sqlite3",
 	} {
 		src, err := ParseURL(url)
