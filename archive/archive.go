@@ -40,16 +40,21 @@ type options struct {
 	level     int
 	blockSize int
 	blocks    int
+	maxBytes  int64
 }
 
-// Option tunes Write.
+// Option tunes Write or Extract.
 type Option func(*options)
 
-// WithLevel sets the gzip compression level (gzip.BestSpeed to
+// WithMaxBytes makes Extract refuse an archive whose files hold more than
+// n bytes in all (a gzip bomb, or not the backup expected). 0: no limit.
+func WithMaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
+
+// WithLevel (Write) sets the gzip compression level (gzip.BestSpeed to
 // gzip.BestCompression; default gzip.DefaultCompression).
 func WithLevel(level int) Option { return func(o *options) { o.level = level } }
 
-// WithConcurrency sets pgzip's block size in bytes and the number of blocks
+// WithConcurrency (Write) sets pgzip's block size in bytes and the number of blocks
 // compressed in parallel; memory use is about blockSize × blocks × 2.
 // Defaults: 1 MiB blocks, GOMAXPROCS blocks.
 func WithConcurrency(blockSize, blocks int) Option {

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -255,11 +254,21 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	b.SetBytes(total)
 	b.ResetTimer()
+	var out countWriter
 	for range b.N {
-		if _, err := Write(context.Background(), io.Discard, src, top); err != nil {
+		out = 0
+		if _, err := Write(context.Background(), &out, src, top); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(out)/float64(total), "out/in")
+}
+
+type countWriter int64
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	*w += countWriter(len(p))
+	return len(p), nil
 }
 
 func mustReadDir(t testing.TB, dir string) []fs.DirEntry {
@@ -495,13 +504,6 @@ func FuzzExtract(f *testing.F) {
 	f.Add(rawTar(f, append(goodEntries(2), &tar.Header{Name: top + "/l", Typeflag: tar.TypeSymlink, Linkname: "/etc"})))
 	f.Add(rawTar(f, append(goodEntries(2), file(top+"/files/f0000"))))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		tm := time.AfterFunc(3*time.Second, func() {
-			os.WriteFile("/tmp/fz/input", raw, 0o644)
-			b := make([]byte, 1<<20)
-			n := runtime.Stack(b, true)
-			os.WriteFile("/tmp/fz/stack", b[:n], 0o644)
-		})
-		defer tm.Stop()
 		var buf bytes.Buffer
 		gz := gzip.NewWriter(&buf)
 		gz.Write(raw)
@@ -532,4 +534,86 @@ func FuzzExtract(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// TestExtractRefusesSparse: a sparse file expands to its logical size, so
+// a small archive could fill the disk.
+func TestExtractRefusesSparse(t *testing.T) {
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("tar not installed")
+	}
+	base := filepath.Join(t.TempDir(), top)
+	if err := os.Mkdir(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(base, "sparse"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("head")
+	if err := f.Truncate(64 << 20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, format := range []string{"pax", "gnu"} {
+		name := filepath.Join(t.TempDir(), "s.tar.gz")
+		cmd := exec.Command("tar", "--sparse", "--format="+format, "-czf", name, top)
+		cmd.Dir = filepath.Dir(base)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("tar: %v\n%s", err, out)
+		}
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertRefused(t, data, top+"/sparse")
+	}
+}
+
+func TestExtractMaxBytes(t *testing.T) {
+	data := gzipTar(t, goodEntries(10), "0123456789") // 100 bytes
+	dest := t.TempDir()
+	if _, err := Extract(context.Background(), bytes.NewReader(data), dest, WithMaxBytes(99)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("err = %v, want ErrTooLarge", err)
+	}
+	if ents := mustReadDir(t, dest); len(ents) != 0 {
+		t.Errorf("dest not empty: %v", ents)
+	}
+	if _, err := Extract(context.Background(), bytes.NewReader(data), dest, WithMaxBytes(100)); err != nil {
+		t.Errorf("Extract within the limit: %v", err)
+	}
+}
+
+// TestExtractNegativeSize patches a header's size field to -1 (base-256).
+func TestExtractNegativeSize(t *testing.T) {
+	hdrs := append(goodEntries(2), file(top+"/neg"))
+	raw := rawTar(t, hdrs)
+	// Find the header block of top/neg.
+	off := bytes.Index(raw, []byte(top+"/neg\x00"))
+	if off < 0 || off%512 != 0 {
+		t.Fatalf("header not found at a block boundary: %d", off)
+	}
+	blk := raw[off : off+512]
+	for i := 124; i < 136; i++ { // size: base-256, all ones = -1
+		blk[i] = 0xff
+	}
+	for i := 148; i < 156; i++ { // checksum computed with spaces here
+		blk[i] = ' '
+	}
+	var sum int
+	for _, b := range blk {
+		sum += int(b)
+	}
+	copy(blk[148:], fmt.Sprintf("%06o\x00 ", sum))
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	gz.Write(raw)
+	gz.Close()
+	dest := t.TempDir()
+	if _, err := Extract(context.Background(), &buf, dest); err == nil {
+		t.Fatal("negative size accepted")
+	}
+	if ents := mustReadDir(t, dest); len(ents) != 0 {
+		t.Errorf("dest not empty: %v", ents)
+	}
 }

@@ -21,6 +21,10 @@ import (
 // device, a duplicate, or an entry outside the single top folder.
 var ErrUnsafe = errors.New("unsafe archive")
 
+// ErrTooLarge is wrapped by Extract's error when the files exceed the
+// limit set by WithMaxBytes.
+var ErrTooLarge = errors.New("archive too large")
+
 // Extract reads a tar.gz backup from r into dest, a folder the caller made
 // (a private temporary one), and returns the name of the archive's single
 // top folder, now dest/<top>.
@@ -34,9 +38,13 @@ var ErrUnsafe = errors.New("unsafe archive")
 // removed on error and renamed into place on success. Errors name the
 // entry; refusals wrap ErrUnsafe.
 //
-// Permission bits and modification times are kept; folders always stay
+// Options: WithMaxBytes. Permission bits and modification times are kept; folders always stay
 // owner-writable and -searchable, so the caller can remove them.
-func Extract(ctx context.Context, r io.Reader, dest string) (top string, err error) {
+func Extract(ctx context.Context, r io.Reader, dest string, opts ...Option) (top string, err error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	tmp, err := os.MkdirTemp(dest, ".extract-")
 	if err != nil {
 		return "", fmt.Errorf("extract: %w", err)
@@ -50,7 +58,7 @@ func Extract(ctx context.Context, r io.Reader, dest string) (top string, err err
 		}
 	}()
 
-	top, err = extractTo(ctx, r, tmp)
+	top, err = extractTo(ctx, r, tmp, o.maxBytes)
 	if err != nil {
 		return "", err
 	}
@@ -67,7 +75,7 @@ type dirMeta struct {
 }
 
 // extractTo extracts into tmp, returning the top folder's name.
-func extractTo(ctx context.Context, r io.Reader, tmp string) (string, error) {
+func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (string, error) {
 	gz, err := gzip.NewReader(ctxReader{ctx, r})
 	if err != nil {
 		return "", fmt.Errorf("extract: not a gzip stream: %w", err)
@@ -76,6 +84,7 @@ func extractTo(ctx context.Context, r io.Reader, tmp string) (string, error) {
 	tr := tar.NewReader(ctxReader{ctx, gz})
 
 	var top string
+	var total int64
 	seen := make(map[string]bool)
 	var dirs []dirMeta
 	buf := make([]byte, 256<<10)
@@ -116,6 +125,16 @@ func extractTo(ctx context.Context, r io.Reader, tmp string) (string, error) {
 		seen[clean] = true
 		if hdr.Size < 0 {
 			return "", refuse("negative size %d", hdr.Size)
+		}
+		// Sparse files expand to their logical size: a tiny archive could
+		// fill the disk with zeros. A backup never holds them.
+		for k := range hdr.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return "", refuse("sparse file not allowed")
+			}
+		}
+		if total += hdr.Size; maxBytes > 0 && total > maxBytes {
+			return "", fmt.Errorf("extract: refusing archive: entry %q: files exceed %d bytes: %w", hdr.Name, maxBytes, ErrTooLarge)
 		}
 
 		target := filepath.Join(tmp, filepath.FromSlash(clean))

@@ -54,4 +54,3 @@ func benchmarkExport(b *testing.B, db *DB) {
 		})
 	}
 }
-

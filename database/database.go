@@ -198,7 +198,9 @@ type Snapshot struct {
 }
 
 // BeginSnapshot opens the run's snapshot: PostgreSQL a REPEATABLE READ transaction and
-// pg_export_snapshot(), held until Close; SQLite a VACUUM INTO copy in dir, removed on Close.
+// pg_export_snapshot(), held until Close; SQLite a VACUUM INTO copy in dir (the system's
+// temporary directory when empty), removed on Close. Workers in other processes can use the
+// SQLite copy only when they share the file system.
 func (db *DB) BeginSnapshot(ctx context.Context, dir string) (*Snapshot, error) {
 	var (
 		s   *Snapshot

@@ -161,7 +161,7 @@ func m2mSubquery(m platform.Model, f platform.Field, engine string) (string, err
 func quote(ident string) string { return pgx.Identifier{ident}.Sanitize() }
 
 // rowError says which row and field a value could not be written for.
-func rowError(p *exportPlan, pk []byte, f *exportField, err error) error {
+func rowError(pk []byte, f *exportField, err error) error {
 	return fmt.Errorf("pk %s field %s: %w", pk, f.name, err)
 }
 
@@ -219,7 +219,7 @@ func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 			dst, err = appendPKList(dst, v)
 		}
 		if err != nil {
-			return dst, rowError(p, vals[0], f, err)
+			return dst, rowError(vals[0], f, err)
 		}
 	}
 	return fixture.EndObject(dst), nil
@@ -259,7 +259,7 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 			err = fmt.Errorf("unexpected value of type %T", v)
 		}
 		if err != nil {
-			return dst, rowError(p, strconv.AppendInt(nil, pk, 10), f, err)
+			return dst, rowError(strconv.AppendInt(nil, pk, 10), f, err)
 		}
 	}
 	return fixture.EndObject(dst), nil
@@ -439,21 +439,32 @@ func parseDateTime(v []byte) (time.Time, error) {
 	case len(rest) == 0:
 	case len(rest) == 1 && rest[0] == 'Z':
 	case rest[0] == '+' || rest[0] == '-':
-		parts := strings.Split(string(rest[1:]), ":")
-		if len(parts) == 1 && len(parts[0]) == 4 { // ±HHMM
-			parts = []string{parts[0][:2], parts[0][2:]}
-		}
-		if len(parts) > 3 {
-			return bad()
+		// ±HH, ±HHMM, ±HH:MM or ±HH:MM:SS; no allocation: this runs for every PostgreSQL value.
+		o := rest[1:]
+		if len(o) == 4 && digits(o) {
+			o = []byte{o[0], o[1], ':', o[2], o[3]}
 		}
 		mult := 3600
-		for _, p := range parts {
-			n, ok := atoi([]byte(p))
-			if !ok || len(p) != 2 {
+		for len(o) > 0 {
+			if len(o) < 2 || mult == 0 {
+				return bad()
+			}
+			n, ok := atoi(o[:2])
+			if !ok {
 				return bad()
 			}
 			offset += n * mult
 			mult /= 60
+			o = o[2:]
+			if len(o) > 0 {
+				if o[0] != ':' || len(o) == 1 {
+					return bad()
+				}
+				o = o[1:]
+			}
+		}
+		if mult == 3600 {
+			return bad()
 		}
 		if rest[0] == '-' {
 			offset = -offset
