@@ -103,18 +103,27 @@ type ExportTask struct {
 	Whole bool `json:"whole"`
 }
 
-// CopyTask copies the storage keys listed in KeyList into Dest.
+// CopyTask copies the storage keys listed in KeyList from Source to Dest: for a backup from
+// the platform's storage into the run's staging folder, for a restore from a backup's files/
+// into the platform's storage.
 type CopyTask struct {
-	// Source is the (redacted) storage URL the keys are read from.
+	// Source is where the keys are read: the (redacted) platform storage URL for a backup —
+	// the worker reads its own configured storage and checks it is this one — or the backup
+	// folder for a restore.
 	Source string `json:"source"`
+	// SourcePrefix is put in front of each key when reading ("files/" when restoring).
+	SourcePrefix string `json:"source_prefix,omitempty"`
 	// Prefix is the top-level storage prefix the keys belong to (content/, images/, media/).
 	Prefix string `json:"prefix"`
-	// KeyList is the key, under Dest, of a JSON-lines file listing the keys to copy: bulk data
-	// stays out of messages, which are small.
+	// ListStore is the location of KeyList and Sums; empty means Dest.
+	ListStore string `json:"list_store,omitempty"`
+	// KeyList is the key, under ListStore, of a JSON-lines file of FileEntry (Key, Size and,
+	// when restoring, the SHA256 each file must have): bulk data stays out of messages.
 	KeyList string `json:"key_list"`
-	// DestPrefix is put in front of each key in Dest ("files/").
+	// DestPrefix is put in front of each key in Dest ("files/" when backing up).
 	DestPrefix string `json:"dest_prefix"`
-	// Sums is the key, under Dest, where the task writes "<sha256>  <path>" lines of what it copied.
+	// Sums is the key, under ListStore, where the task writes a FileEntry (Path, SHA256, Size)
+	// for each file it copied.
 	Sums  string `json:"sums"`
 	Keys  int    `json:"keys"`
 	Bytes int64  `json:"bytes"`
@@ -130,14 +139,18 @@ type Result struct {
 	// Final is true when the task is done: succeeded, or failed for good.
 	Final bool `json:"final"`
 	// Error is empty on success.
-	Error    string        `json:"error,omitempty"`
-	Attempt  int           `json:"attempt"`
-	Worker   string        `json:"worker"`
-	Rows     int64         `json:"rows,omitempty"`
-	Files    int64         `json:"files,omitempty"`
-	Bytes    int64         `json:"bytes,omitempty"`
-	SHA256   string        `json:"sha256,omitempty"`
-	Warnings []string      `json:"warnings,omitempty"`
+	Error    string   `json:"error,omitempty"`
+	Attempt  int      `json:"attempt"`
+	Worker   string   `json:"worker"`
+	Rows     int64    `json:"rows,omitempty"`
+	Files    int64    `json:"files,omitempty"`
+	Bytes    int64    `json:"bytes,omitempty"`
+	SHA256   string   `json:"sha256,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+	// Failed counts files a restore task could not write (the task still succeeds, so the
+	// other files are restored); Failures names the first of them with their causes.
+	Failed   int64         `json:"failed,omitempty"`
+	Failures []string      `json:"failures,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
 }
 

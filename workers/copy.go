@@ -14,28 +14,49 @@ import (
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
-// maxWarnings bounds the warnings one result carries (results are small messages).
+// maxWarnings bounds the warnings and failures one result carries (results are small messages).
 const maxWarnings = 50
 
-// copy copies the keys a task lists from the source storage into the destination, hashing
-// each file while it streams, and writes the hashes next to the outputs.
+// errChecksum is a file whose bytes do not match the checksum the backup recorded.
+var errChecksum = errors.New("checksum mismatch")
+
+// copy runs a copy-prefix task (backup: platform storage → staging folder) or a
+// restore-prefix task (restore: backup folder → platform storage). Each file is hashed while
+// it streams and written under a temporary name, then renamed into place.
 func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, error) {
 	c := t.Copy
+	restore := t.Kind == messages.KindRestorePrefix
 	if w.cfg.StorageURL == "" {
 		return nil, Permanent(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", c.Prefix))
 	}
-	if !sameLocation(w.cfg.StorageURL, c.Source) {
-		return nil, Permanent(fmt.Errorf("copy %s: this worker reads storage %s but the run backs up %s", c.Prefix, w.cfg.StorageURL, c.Source))
+	// The platform storage is always the worker's own configured one; the task names it only
+	// so that a worker configured for another storage refuses instead of mixing platforms.
+	platformLoc, otherLoc := c.Source, t.Dest
+	if restore {
+		platformLoc, otherLoc = t.Dest, c.Source
 	}
-	src, err := storage.Open(ctx, w.cfg.StorageURL)
+	if !sameLocation(w.cfg.StorageURL, platformLoc) {
+		return nil, Permanent(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", c.Prefix, w.cfg.StorageURL, platformLoc))
+	}
+	plat, err := storage.Open(ctx, w.cfg.StorageURL)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
 	}
-	dest, err := storage.Open(ctx, t.Dest)
+	other, err := storage.Open(ctx, otherLoc)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
 	}
-	list, _, err := dest.Open(ctx, c.KeyList)
+	src, dst := plat, other
+	if restore {
+		src, dst = other, plat
+	}
+	lists := dst
+	if c.ListStore != "" {
+		if lists, err = storage.Open(ctx, c.ListStore); err != nil {
+			return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+		}
+	}
+	list, _, err := lists.Open(ctx, c.KeyList)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: read key list: %w", c.Prefix, err)
 	}
@@ -49,20 +70,29 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, sum, err := copyOne(ctx, src, dest, e.Key, c.DestPrefix+e.Key, buf)
-		if errors.Is(err, storage.ErrNotExist) {
+		n, sum, err := copyOne(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, buf)
+		switch {
+		case err == nil:
+			res.Files++
+			res.Bytes += n
+			return sw.Add(messages.FileEntry{Path: c.DestPrefix + e.Key, Size: n, SHA256: sum})
+		case restore && ctx.Err() == nil && !IsPermanent(err):
+			// A restore goes on past a bad file, so every other file is restored; the run
+			// reports the failures and ends partial.
+			res.Failed++
+			if len(res.Failures) < maxWarnings {
+				res.Failures = append(res.Failures, fmt.Sprintf("%s: %v", e.Key, err))
+			}
+			return nil
+		case !restore && errors.Is(err, storage.ErrNotExist):
 			// Deleted between listing and copying: the platform moved on; not a failure.
 			if len(res.Warnings) < maxWarnings {
 				res.Warnings = append(res.Warnings, "vanished before copy: "+e.Key)
 			}
 			return nil
-		}
-		if err != nil {
+		default:
 			return err
 		}
-		res.Files++
-		res.Bytes += n
-		return sw.Add(messages.FileEntry{Path: c.DestPrefix + e.Key, Size: n, SHA256: sum})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
@@ -70,14 +100,17 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, 
 	if err := sw.Flush(); err != nil {
 		return nil, err
 	}
-	if _, err := dest.Put(ctx, c.Sums, &sums, storage.Object{Mode: 0o644}); err != nil {
-		return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
+	if c.Sums != "" {
+		if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: 0o644}); err != nil {
+			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
+		}
 	}
 	return res, nil
 }
 
-// copyOne streams one file, keeping its permissions and modification time.
-func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey string, buf []byte) (int64, string, error) {
+// copyOne streams one file, keeping its permissions and modification time. With want set, the
+// copy is committed only when its SHA-256 is want.
+func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte) (int64, string, error) {
 	r, obj, err := src.Open(ctx, key)
 	if err != nil {
 		return 0, "", err
@@ -93,10 +126,14 @@ func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey string
 	if err != nil {
 		return n, "", fmt.Errorf("copy %s: %w", key, err)
 	}
+	sum := hexSum(h)
+	if want != "" && sum != want {
+		return n, sum, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+	}
 	if err := out.Commit(); err != nil {
 		return n, "", err
 	}
-	return n, hexSum(h), nil
+	return n, sum, nil
 }
 
 // sameLocation compares two storage locations as the user may have spelled them.

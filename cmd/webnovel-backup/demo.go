@@ -83,6 +83,10 @@ func newDemoCommand(g *globals) *cobra.Command {
 	f.IntVar(&opts.Books, "books", opts.Books, "books")
 	f.IntVar(&opts.ChaptersPerBook, "chapters", opts.ChaptersPerBook, "chapters per book")
 	f.IntVar(&opts.Users, "users", opts.Users, "users")
+	f.IntVar(&opts.Authors, "authors", opts.Authors, "authors")
+	f.IntVar(&opts.MediaPerChapter, "media-per-chapter", opts.MediaPerChapter, "chapter media rows (and files) per chapter")
+	f.IntVar(&opts.ChangeLogsPerChapter, "changelogs-per-chapter", opts.ChangeLogsPerChapter, "change log rows per chapter")
+	f.IntVar(&opts.OnlyChapters, "only-chapters", 0, "fill just a books_chapter table of this many rows (memory benchmarks)")
 	f.IntVar(&opts.FileBytes, "file-bytes", opts.FileBytes, "approximate size of each media file (0: rows only, no files)")
 	return cmd
 }

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/pipeline"
+	"github.com/webnovel/webnovel-backup/platform"
+)
+
+// errNoTerminal refuses a restore nobody can confirm.
+var errNoTerminal = errors.New("refusing to restore without confirmation: standard input is not a terminal; add --force to restore anyway (nothing was changed)")
+
+func newRestoreCommand(g *globals) *cobra.Command {
+	var (
+		o     coordinator.RestoreOptions
+		force bool
+	)
+	cmd := &cobra.Command{
+		Use:     "restore PATH",
+		Aliases: []string{"restore_data"},
+		Short:   "Restore the database and files from a backup folder or .tar.gz",
+		Example: `  webnovel-backup restore /path/to/backup_20241201_143022
+  webnovel-backup restore /path/to/backup_20241201_143022.tar.gz
+  webnovel-backup restore /path/to/backup --dry-run
+  webnovel-backup restore /path/to/backup --force
+  webnovel-backup restore /path/to/backup --skip-files
+  webnovel-backup restore /path/to/backup --skip-db`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("restore needs the backup to restore: restore PATH")
+			}
+			if len(args) > 1 && !cmd.Flags().Changed("models") {
+				return usageErrorf("unexpected argument %q (restore takes one PATH)", args[1])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g.resolve()
+			o.Source = args[0]
+			o.Models = append(o.Models, args[1:]...)
+			if o.SkipDB && o.SkipFiles {
+				return usageErrorf("--skip-db and --skip-files leave nothing to restore")
+			}
+			if _, err := platform.Default.Select(o.Models); err != nil {
+				return usageErrorf("--models: %w", err)
+			}
+			o.DatabaseURL, o.StorageURL = g.database, g.storage
+			out := cmd.OutOrStdout()
+			if !force && !o.DryRun {
+				o.Confirm = func(p *coordinator.RestorePlan) (bool, error) {
+					printRestorePlan(out, p)
+					if !stdinIsTerminal() {
+						return false, &exitError{code: exitUsage, err: errNoTerminal}
+					}
+					return askYes(cmd.InOrStdin(), out)
+				}
+			}
+			s, err := pipeline.Start(cmd.Context(), pipeline.Config{
+				NATSURL: g.nats, Workers: g.workers, DatabaseURL: g.database, StorageURL: g.storage,
+			})
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rep, err := s.Coordinator.Restore(cmd.Context(), o)
+			if errors.Is(err, coordinator.ErrRefused) {
+				return &exitError{code: exitUsage, err: err}
+			}
+			if rep != nil && rep.DryRun {
+				printRestorePlan(out, rep.Plan)
+				fmt.Fprintln(out, "Dry run: every check passed; nothing was changed.")
+				return nil
+			}
+			if rep != nil {
+				printRestoreReport(out, rep)
+			}
+			var partial *coordinator.PartialError
+			if errors.As(err, &partial) {
+				return &exitError{code: exitPartial, err: err}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.DryRun, "dry-run", false, "check everything and show what would be restored; change nothing")
+	f.BoolVar(&force, "force", false, "restore without asking for confirmation")
+	f.BoolVar(&o.SkipFiles, "skip-files", false, "restore only the database")
+	f.BoolVar(&o.SkipDB, "skip-db", false, "restore only the files")
+	f.StringSliceVar(&o.Models, "models", nil, "restore only these models (e.g. books.Book books.Chapter)")
+	f.BoolVar(&o.Merge, "merge", false, "upsert rows by primary key (like loaddata) instead of replacing the models' tables")
+	f.StringVar(&o.TempDir, "temp-dir", "", "where a .tar.gz is unpacked (default: the system's temporary folder)")
+	return cmd
+}
+
+func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
+	fmt.Fprintf(w, "Restore from %s (run %s, taken %s)\n", p.Backup, p.Metadata.RunID, p.Metadata.BackupTimestamp.Format("2006-01-02 15:04:05"))
+	if p.Database != "" {
+		verb := "REPLACE the rows of"
+		if p.Merge {
+			verb = "merge (upsert by pk) into"
+		}
+		fmt.Fprintf(w, "  database %s: %s %d tables\n", p.Database, verb, len(p.Models))
+		for _, m := range p.Models {
+			fmt.Fprintf(w, "    %-32s now %8d rows -> %8d rows from %s\n", m.Label, m.Current, m.Rows, m.File)
+		}
+	}
+	if p.Storage != "" {
+		fmt.Fprintf(w, "  storage %s: write %d files (%d bytes), overwriting files with the same names\n", p.Storage, p.Files, p.Bytes)
+	}
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+}
+
+func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
+	fmt.Fprintln(w, "Restore finished:")
+	for _, m := range r.Loaded {
+		fmt.Fprintf(w, "  %-32s %8d rows (had %d)\n", m.Label, m.Rows, m.Before)
+	}
+	fmt.Fprintf(w, "  files: %d restored (%d bytes), %d failed\n", r.Files, r.Bytes, r.Failed)
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "  failed: %s\n", f)
+	}
+	fmt.Fprintf(w, "  run %s in %s\n", r.RunID, r.Duration.Round(1e6))
+}
+
+// stdinIsTerminal reports whether a person can answer the confirmation prompt.
+func stdinIsTerminal() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func askYes(in io.Reader, out io.Writer) (bool, error) {
+	fmt.Fprint(out, "Type yes to restore: ")
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return false, err
+	}
+	return strings.TrimSpace(line) == "yes", nil
+}

@@ -1,0 +1,543 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/webnovel/webnovel-backup/archive"
+	"github.com/webnovel/webnovel-backup/database"
+	"github.com/webnovel/webnovel-backup/fixture"
+	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// RestoreOptions are a restore's settings.
+type RestoreOptions struct {
+	// Source is a backup folder or a .tar.gz.
+	Source      string
+	DatabaseURL string
+	StorageURL  string
+	SkipDB      bool
+	SkipFiles   bool
+	// Models restores a subset (labels in any case); empty means every model in the backup.
+	Models []string
+	// Merge upserts by pk (loaddata's behaviour) instead of replacing the models' rows.
+	Merge bool
+	// DryRun stops after every check, with the plan, and changes nothing.
+	DryRun bool
+	// Confirm is asked with the plan before anything changes; false (or an error) changes
+	// nothing. Nil means go ahead (--force).
+	Confirm func(*RestorePlan) (bool, error)
+	// TempDir is where an archive is unpacked (default: the system's temporary folder).
+	TempDir string
+	// FilesPerTask bounds one restore-prefix task (default 2000).
+	FilesPerTask int
+	// HashWorkers hash files in parallel during the checks (default 4).
+	HashWorkers int
+	RunID       string
+}
+
+// PlanModel is one model a restore will replace.
+type PlanModel struct {
+	Label string
+	File  string
+	// Rows in the backup; Current in the target database now.
+	Rows, Current int64
+}
+
+// RestorePlan is what a restore will change, known after every check has passed.
+type RestorePlan struct {
+	Backup   string
+	Metadata *layout.Metadata
+	Database string
+	Models   []PlanModel
+	Merge    bool
+	Storage  string
+	Files    int64
+	Bytes    int64
+	Warnings []string
+}
+
+// RestoreReport is a finished (or dry) restore.
+type RestoreReport struct {
+	RunID    string
+	Plan     *RestorePlan
+	DryRun   bool
+	Loaded   []database.LoadedModel
+	Files    int64
+	Bytes    int64
+	Failed   int64
+	Failures []string
+	Duration time.Duration
+}
+
+// ErrRefused is returned when Confirm says no.
+var ErrRefused = errors.New("restore refused: nothing was changed")
+
+// PartialError is a restore whose database load succeeded but some files failed.
+type PartialError struct{ Failed int64 }
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("restore partial: %d files could not be restored (listed above); the database and every other file were restored", e.Failed)
+}
+
+// restoreSource is an opened backup: its folder (maybe unpacked from an archive).
+type restoreSource struct {
+	dir     string
+	cleanup func()
+}
+
+func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource, error) {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return nil, fmt.Errorf("backup %s: %w", src, err)
+	}
+	if fi.IsDir() {
+		return &restoreSource{dir: src, cleanup: func() {}}, nil
+	}
+	tmp, err := os.MkdirTemp(tempDir, "wnb-restore-")
+	if err != nil {
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	f, err := os.Open(src)
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
+	}
+	defer f.Close()
+	top, err := archive.Extract(ctx, f, tmp)
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("unpack %s: %w", src, err)
+	}
+	return &restoreSource{dir: filepath.Join(tmp, top), cleanup: cleanup}, nil
+}
+
+// Restore checks everything, asks, then loads the database in one transaction and restores the
+// files through the queue. A failed check or a refusal changes nothing.
+func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
+	start := time.Now()
+	if o.SkipDB && o.SkipFiles {
+		return nil, errors.New("restore: --skip-db and --skip-files leave nothing to restore")
+	}
+	if o.FilesPerTask <= 0 {
+		o.FilesPerTask = 2000
+	}
+	if o.HashWorkers <= 0 {
+		o.HashWorkers = 4
+	}
+	if o.RunID == "" {
+		o.RunID = NewRunID(start)
+	}
+	rep := &RestoreReport{RunID: o.RunID, DryRun: o.DryRun}
+	src, err := openRestoreSource(ctx, o.Source, o.TempDir)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	defer src.cleanup()
+
+	plan, fixtures, files, db, err := c.checkRestore(ctx, src.dir, o)
+	if db != nil {
+		defer db.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	plan.Backup = o.Source
+	rep.Plan = plan
+	if o.DryRun {
+		rep.Duration = time.Since(start)
+		return rep, nil
+	}
+	if o.Confirm != nil {
+		ok, err := o.Confirm(plan)
+		if err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		if !ok {
+			return nil, ErrRefused
+		}
+	}
+
+	if db != nil {
+		loaded, err := db.Load(ctx, fixtures, database.LoadOptions{Merge: o.Merge})
+		if err != nil {
+			return nil, fmt.Errorf("restore: database unchanged: %w", err)
+		}
+		rep.Loaded = loaded
+		c.log.Info("database restored", "run", o.RunID, "models", len(loaded))
+	}
+	if !o.SkipFiles && len(files) > 0 {
+		if err := c.restoreFiles(ctx, o, src.dir, files, rep); err != nil {
+			return rep, fmt.Errorf("restore: files: %w", err)
+		}
+	}
+	rep.Duration = time.Since(start)
+	if rep.Failed > 0 {
+		return rep, &PartialError{Failed: rep.Failed}
+	}
+	return rep, nil
+}
+
+// checkRestore runs every check of a restore before anything changes: metadata, checksums of
+// every file the restore will use, fixtures that parse, and the target's schema.
+func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOptions) (*RestorePlan, []database.LoadFixture, []messages.FileEntry, *database.DB, error) {
+	meta, err := layout.ReadMetadata(dir)
+	if err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("%s is not a complete backup: %w", dir, err)
+	}
+	plan := &RestorePlan{Metadata: meta, Merge: o.Merge}
+	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
+		return nil, nil, nil, nil, fmt.Errorf("backup %s has status %q, not %q", dir, meta.Status, layout.StatusComplete)
+	}
+
+	// Which fixtures, in dependency order.
+	var models []platform.Model
+	files := map[string]string{} // label → fixture file
+	if !o.SkipDB {
+		inBackup, err := backupModels(dir, meta)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		want := inBackup
+		if len(o.Models) > 0 {
+			sel, err := platform.Default.Select(o.Models)
+			if err != nil {
+				return nil, nil, nil, nil, fmt.Errorf("--models: %w", err)
+			}
+			want = nil
+			for _, m := range sel {
+				if _, ok := files[m.Label]; ok {
+					continue
+				}
+				found := false
+				for _, b := range inBackup {
+					found = found || b.Label == m.Label
+				}
+				if !found {
+					return nil, nil, nil, nil, fmt.Errorf("--models: %s is not in this backup", m.Label)
+				}
+				want = append(want, m)
+			}
+		}
+		models = want
+		for _, m := range models {
+			files[m.Label] = m.FixtureName()
+		}
+	}
+
+	// Checksums of everything the restore will read.
+	sums, err := readSums(dir)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	var toCheck []string
+	for _, m := range models {
+		toCheck = append(toCheck, files[m.Label])
+	}
+	var fileEntries []messages.FileEntry
+	if !o.SkipFiles {
+		fileEntries, err = listBackupFiles(ctx, dir, sums)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		for _, e := range fileEntries {
+			toCheck = append(toCheck, layout.FilesDir+"/"+e.Key)
+			plan.Files++
+			plan.Bytes += e.Size
+		}
+	}
+	if sums == nil {
+		plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
+	} else if err := checkSums(ctx, dir, sums, toCheck, o.HashWorkers); err != nil {
+		return nil, nil, nil, nil, err
+	}
+
+	// Fixtures parse and hold what their names say.
+	var fixtures []database.LoadFixture
+	for _, m := range models {
+		p := filepath.Join(dir, files[m.Label])
+		n, err := countFixture(p, m.Label)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		plan.Models = append(plan.Models, PlanModel{Label: m.Label, File: files[m.Label], Rows: n})
+		fixtures = append(fixtures, database.LoadFixture{Model: m, Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+	}
+
+	// The target.
+	var db *database.DB
+	if !o.SkipDB {
+		db, err = database.Open(ctx, o.DatabaseURL)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		plan.Database = db.Source().Redacted
+		if _, err := db.CheckSchema(ctx, models); err != nil {
+			return nil, nil, nil, db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
+		}
+		counts, err := db.CountRows(ctx, models)
+		if err != nil {
+			return nil, nil, nil, db, err
+		}
+		for i := range plan.Models {
+			plan.Models[i].Current = counts[plan.Models[i].Label]
+		}
+	}
+	if !o.SkipFiles {
+		b, err := storage.Open(ctx, o.StorageURL)
+		if err != nil {
+			return nil, nil, nil, db, err
+		}
+		plan.Storage = b.String()
+	}
+	return plan, fixtures, fileEntries, db, nil
+}
+
+// backupModels lists the models a backup holds, in dependency order: from the metadata, or,
+// for a Python backup, from the fixture files present.
+func backupModels(dir string, meta *layout.Metadata) ([]platform.Model, error) {
+	var out []platform.Model
+	if len(meta.Models) > 0 {
+		for _, e := range meta.Models {
+			m, ok := platform.Default.Model(e.Label)
+			if !ok {
+				return nil, fmt.Errorf("backup metadata lists unknown model %q", e.Label)
+			}
+			if e.File != m.FixtureName() {
+				return nil, fmt.Errorf("backup metadata: model %s has file %q, want %q", e.Label, e.File, m.FixtureName())
+			}
+		}
+	}
+	for _, m := range platform.Default.Models {
+		listed := len(meta.Models) == 0
+		for _, e := range meta.Models {
+			if strings.EqualFold(e.Label, m.Label) {
+				listed = true
+			}
+		}
+		if !listed {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, m.FixtureName())); err != nil {
+			if len(meta.Models) == 0 && errors.Is(err, os.ErrNotExist) {
+				continue // a Python backup of a model subset
+			}
+			return nil, fmt.Errorf("backup is missing %s: %w", m.FixtureName(), err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// readSums parses SHA256SUMS; nil without error when the backup has none.
+func readSums(dir string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sums, err := layout.ParseSums(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", layout.FileSums, err)
+	}
+	return sums, nil
+}
+
+// listBackupFiles lists files/ of a backup with the checksum each must have. A file that
+// SHA256SUMS does not list is refused: it could not be verified.
+func listBackupFiles(ctx context.Context, dir string, sums map[string]string) ([]messages.FileEntry, error) {
+	b, err := storage.Open(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []messages.FileEntry
+	err = b.Walk(ctx, layout.FilesDir+"/", func(o storage.Object) error {
+		rel := o.Key
+		e := messages.FileEntry{Key: strings.TrimPrefix(rel, layout.FilesDir+"/"), Size: o.Size}
+		if sums != nil {
+			sum, ok := sums[rel]
+			if !ok {
+				return fmt.Errorf("%s is not listed in %s: it cannot be verified", rel, layout.FileSums)
+			}
+			e.SHA256 = sum
+		}
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if sums != nil {
+		have := map[string]bool{}
+		for _, e := range out {
+			have[layout.FilesDir+"/"+e.Key] = true
+		}
+		var missing []string
+		for p := range sums {
+			if strings.HasPrefix(p, layout.FilesDir+"/") && !have[p] {
+				missing = append(missing, p)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			return nil, fmt.Errorf("%d files listed in %s are missing from the backup, e.g. %s", len(missing), layout.FileSums, missing[0])
+		}
+	}
+	return out, nil
+}
+
+// checkSums hashes the named files in parallel and compares them with SHA256SUMS.
+func checkSums(ctx context.Context, dir string, sums map[string]string, paths []string, workers int) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	jobs := make(chan string)
+	errs := make(chan error, workers)
+	for i := 0; i < workers; i++ {
+		go func() {
+			var first error
+			for p := range jobs {
+				if first != nil {
+					continue
+				}
+				want, ok := sums[p]
+				if !ok {
+					first = fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
+					cancel()
+					continue
+				}
+				got, _, err := layout.HashFile(ctx, filepath.Join(dir, filepath.FromSlash(p)))
+				if err != nil {
+					first = fmt.Errorf("check %s: %w", p, err)
+					cancel()
+				} else if got != want {
+					first = fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, want)
+					cancel()
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			break
+		}
+		jobs <- p
+	}
+	close(jobs)
+	var first error
+	for i := 0; i < workers; i++ {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// countFixture reads a whole fixture, checking it parses and holds only its model's objects.
+func countFixture(p, label string) (int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	r := fixture.NewReader(f)
+	var n int64
+	for {
+		obj, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("%s: %w", filepath.Base(p), err)
+		}
+		if !strings.EqualFold(obj.Model, label) {
+			return n, fmt.Errorf("%s: object %d is a %s, not a %s", filepath.Base(p), n, obj.Model, label)
+		}
+		n++
+	}
+}
+
+// restoreFiles copies the backup's files into the platform storage through the queue.
+func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir string, files []messages.FileEntry, rep *RestoreReport) error {
+	if err := ensureLocalRoot(o.StorageURL); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp(o.TempDir, "wnb-restore-lists-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	lists, err := storage.Open(ctx, work)
+	if err != nil {
+		return err
+	}
+	var tasks []*messages.Task
+	for i := 0; i < len(files); i += o.FilesPerTask {
+		chunk := files[i:min(i+o.FilesPerTask, len(files))]
+		id := taskID("restore", topName(chunk[0].Key), fmt.Sprintf("%04d", len(tasks)))
+		t := &messages.Task{
+			Version: messages.Version, Run: o.RunID, ID: id, Kind: messages.KindRestorePrefix, Dest: o.StorageURL,
+			Copy: &messages.CopyTask{
+				Source: dir, SourcePrefix: layout.FilesDir + "/", Prefix: topPrefix(chunk[0].Key),
+				ListStore: work, KeyList: path.Join("keys", id+".jsonl"),
+			},
+		}
+		var b strings.Builder
+		lw := messages.NewFileListWriter(&b)
+		for _, e := range chunk {
+			lw.Add(e)
+			t.Copy.Keys++
+			t.Copy.Bytes += e.Size
+		}
+		if err := lw.Flush(); err != nil {
+			return err
+		}
+		if _, err := lists.Put(ctx, t.Copy.KeyList, strings.NewReader(b.String()), storage.Object{Mode: 0o600}); err != nil {
+			return err
+		}
+		tasks = append(tasks, t)
+	}
+	results, err := c.dispatch(ctx, o.RunID, tasks, nil)
+	if err != nil {
+		return err
+	}
+	for _, id := range sortedKeys(results) {
+		r := results[id]
+		rep.Files += r.Files
+		rep.Bytes += r.Bytes
+		rep.Failed += r.Failed
+		rep.Failures = append(rep.Failures, r.Failures...)
+	}
+	return nil
+}
+
+func topName(key string) string {
+	if p := strings.TrimSuffix(topPrefix(key), "/"); p != "" {
+		return p
+	}
+	return "root"
+}
+
+// ensureLocalRoot creates a local storage root that does not exist yet (a fresh MEDIA_ROOT).
+func ensureLocalRoot(u string) error {
+	p := strings.TrimPrefix(u, "file://")
+	if strings.Contains(p, "://") {
+		return nil
+	}
+	return os.MkdirAll(p, 0o755)
+}

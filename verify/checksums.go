@@ -1,0 +1,257 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/webnovel/webnovel-backup/layout"
+)
+
+// problem is a problem with the path it is about, for sorting.
+type problem struct {
+	path, msg string
+}
+
+func sortedMessages(ps []problem) []string {
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].path < ps[j].path })
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.msg
+	}
+	return out
+}
+
+// walk lists the regular files of the backup folder, except the metadata and SHA256SUMS at its
+// top, and reports anything else it finds (a symlink, an unreadable folder).
+func (v *verifier) walk(ctx context.Context) (nonRegular map[string]bool, problems []problem, err error) {
+	nonRegular = map[string]bool{}
+	err = filepath.WalkDir(v.dir, func(p string, d fs.DirEntry, err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		rel, rerr := filepath.Rel(v.dir, p)
+		if rerr != nil {
+			return rerr
+		}
+		rel = filepath.ToSlash(rel)
+		if err != nil {
+			problems = append(problems, problem{rel, fmt.Sprintf("%s: cannot read: %v", rel, pathless(err))})
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		switch {
+		case d.IsDir():
+			return nil
+		case !d.Type().IsRegular():
+			nonRegular[rel] = true
+			problems = append(problems, problem{rel, fmt.Sprintf("%s: not a regular file (%v)", rel, d.Type())})
+			return nil
+		case rel == layout.FileMetadata || rel == layout.FileSums:
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			problems = append(problems, problem{rel, fmt.Sprintf("%s: cannot read: %v", rel, pathless(err))})
+			return nil
+		}
+		v.tree = append(v.tree, entry{rel: rel, size: info.Size()})
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("list files: %w", err)
+	}
+	return nonRegular, problems, nil
+}
+
+// pathless drops the (possibly temporary, always long) path from a file error.
+func pathless(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// readSums reads and parses SHA256SUMS, returning its checksums by path and the sha256 of the
+// whole file. exists is false when there is none.
+func (v *verifier) readSums() (sums map[string]string, manifest string, exists bool, err error) {
+	f, err := os.Open(filepath.Join(v.dir, layout.FileSums))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", false, nil
+	}
+	if err != nil {
+		return nil, "", true, pathless(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	sums, err = layout.ParseSums(io.TeeReader(f, h))
+	if err != nil {
+		return nil, "", true, err
+	}
+	if _, err := io.Copy(h, f); err != nil { // what the parser left unread, if anything
+		return nil, "", true, pathless(err)
+	}
+	return sums, hex.EncodeToString(h.Sum(nil)), true, nil
+}
+
+// hashJob is one file to hash and what its checksum should be.
+type hashJob struct {
+	rel      string
+	wantSums string // from SHA256SUMS, "" if not listed
+	wantMeta string // the metadata's model sha256, "" if none
+	label    string // the model of wantMeta
+}
+
+// checkChecksums hashes every file SHA256SUMS or the metadata gives a checksum for, in
+// parallel, and checks that SHA256SUMS lists every file and that the metadata's manifest_sha256
+// is SHA256SUMS's.
+func (v *verifier) checkChecksums(ctx context.Context) error {
+	nonRegular, problems, err := v.walk(ctx)
+	if err != nil {
+		return err
+	}
+	sums, manifest, hasSums, err := v.readSums()
+	switch {
+	case err != nil:
+		problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: %v", layout.FileSums, err)})
+	case !hasSums && v.python():
+		v.warn("%s", WarnNoSums)
+	case !hasSums:
+		problems = append(problems, problem{layout.FileSums, layout.FileSums + ": missing"})
+	}
+
+	present := make(map[string]bool, len(v.tree))
+	for _, e := range v.tree {
+		present[e.rel] = true
+	}
+	for p := range sums {
+		if !present[p] && !nonRegular[p] {
+			problems = append(problems, problem{p, fmt.Sprintf("%s: listed in %s but missing", p, layout.FileSums)})
+		}
+	}
+	modelSums := map[string]layout.ModelEntry{}
+	if v.meta != nil {
+		for _, m := range v.meta.Models {
+			if m.SHA256 != "" {
+				modelSums[m.File] = m
+			}
+		}
+		if v.meta.FormatVersion >= 1 && hasSums && sums != nil {
+			switch {
+			case v.meta.ManifestSHA256 == "":
+				v.warn("%s: no manifest_sha256: %s is not tied to the metadata", layout.FileMetadata, layout.FileSums)
+			case v.meta.ManifestSHA256 != manifest:
+				problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: manifest_sha256 %s does not match %s (sha256 %s)",
+					layout.FileMetadata, v.meta.ManifestSHA256, layout.FileSums, manifest)})
+			}
+		}
+	}
+
+	var jobs []hashJob
+	var listed int
+	for _, e := range v.tree {
+		want, ok := sums[e.rel]
+		if ok {
+			listed++
+		} else if sums != nil {
+			problems = append(problems, problem{e.rel, fmt.Sprintf("%s: not listed in %s", e.rel, layout.FileSums)})
+		}
+		m := modelSums[e.rel]
+		if want != "" || m.SHA256 != "" {
+			jobs = append(jobs, hashJob{rel: e.rel, wantSums: want, wantMeta: m.SHA256, label: m.Label})
+		}
+	}
+	hashProblems, hashed, err := v.hashAll(ctx, jobs)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, hashProblems...)
+
+	detail := fmt.Sprintf("%d of %d files listed in %s, %s hashed", listed, len(v.tree), layout.FileSums, formatBytes(hashed))
+	if !hasSums {
+		detail = fmt.Sprintf("no %s, %d files", layout.FileSums, len(v.tree))
+	}
+	v.add(CheckChecksums, true, detail, sortedMessages(problems))
+	return nil
+}
+
+// hashAll hashes the jobs' files with o.Workers goroutines. The error is ctx's.
+func (v *verifier) hashAll(ctx context.Context, jobs []hashJob) (problems []problem, hashed int64, err error) {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		next = make(chan hashJob)
+	)
+	workers := min(v.o.Workers, len(jobs))
+	for range workers {
+		wg.Go(func() {
+			for j := range next {
+				ps, n := hashOne(ctx, v.dir, j)
+				mu.Lock()
+				problems = append(problems, ps...)
+				hashed += n
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, j := range jobs {
+		select {
+		case next <- j:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
+	}
+	return problems, hashed, nil
+}
+
+func hashOne(ctx context.Context, dir string, j hashJob) ([]problem, int64) {
+	sum, n, err := layout.HashFile(ctx, filepath.Join(dir, filepath.FromSlash(j.rel)))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, n // hashAll returns ctx's error
+		}
+		return []problem{{j.rel, fmt.Sprintf("%s: cannot read: %v", j.rel, pathless(err))}}, n
+	}
+	var ps []problem
+	if j.wantSums != "" && sum != j.wantSums {
+		ps = append(ps, problem{j.rel, fmt.Sprintf("%s: checksum mismatch: %s has %s, file has %s", j.rel, layout.FileSums, j.wantSums, sum)})
+	}
+	if j.wantMeta != "" && sum != j.wantMeta {
+		ps = append(ps, problem{j.rel, fmt.Sprintf("%s (%s): checksum mismatch: %s has sha256 %s, file has %s", j.rel, j.label, layout.FileMetadata, j.wantMeta, sum)})
+	}
+	return ps, n
+}
+
+// formatBytes writes n in binary units for people.
+func formatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
