@@ -126,6 +126,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 		if src, err = storage.Open(ctx, o.StorageURL); err != nil {
 			return nil, fmt.Errorf("backup: storage: %w", err)
 		}
+		defer src.Close()
 		if err := checkReadableRoot(o.StorageURL); err != nil {
 			return nil, fmt.Errorf("backup: storage: %w", err)
 		}
@@ -150,6 +151,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 	if err != nil {
 		return nil, err
 	}
+	defer dest.Close()
 
 	// Plan.
 	var tasks []*messages.Task

@@ -300,6 +300,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 		if err != nil {
 			return nil, nil, nil, db, err
 		}
+		b.Close()
 		plan.Storage = b.String()
 	}
 	return plan, fixtures, fileEntries, db, nil
@@ -365,6 +366,7 @@ func listBackupFiles(ctx context.Context, dir string, sums map[string]string) ([
 	if err != nil {
 		return nil, err
 	}
+	defer b.Close()
 	var out []messages.FileEntry
 	err = b.Walk(ctx, layout.FilesDir+"/", func(o storage.Object) error {
 		rel := o.Key
@@ -486,6 +488,7 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 	if err != nil {
 		return err
 	}
+	defer lists.Close()
 	var tasks []*messages.Task
 	for i := 0; i < len(files); i += o.FilesPerTask {
 		chunk := files[i:min(i+o.FilesPerTask, len(files))]

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/fixture"
+	"github.com/webnovel/webnovel-backup/platform"
 )
 
 // benchChapters is how many chapters the export benchmarks add to the sample.
@@ -53,4 +55,38 @@ func benchmarkExport(b *testing.B, db *DB) {
 			b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
 		})
 	}
+}
+
+func BenchmarkLoadChaptersPostgres(b *testing.B) {
+	benchmarkLoad(b, openT(b, samplePostgres(b)))
+}
+
+func BenchmarkLoadChaptersSQLite(b *testing.B) {
+	benchmarkLoad(b, openT(b, sampleSQLite(b)))
+}
+
+// benchmarkLoad replaces the chapters with benchChapters rows from a fixture in memory.
+func benchmarkLoad(b *testing.B, db *DB) {
+	ctx := context.Background()
+	emptyPlatform(b, db)
+	var parents []platform.Model
+	for _, l := range []string{"books.language", "books.author", "accounts.user", "books.book"} {
+		parents = append(parents, model(b, l))
+	}
+	if _, err := db.Load(ctx, fileFixtures(filepath.Join(testdata, "sample-fixtures"), parents...), LoadOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	data := chaptersFixture(b, benchChapters, 1)
+	m := model(b, "books.chapter")
+	b.SetBytes(int64(len(data)))
+	var rows int64
+	start := time.Now()
+	for b.Loop() {
+		out, err := db.Load(ctx, []LoadFixture{bytesFixture(m, data)}, LoadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += out[0].Rows
+	}
+	b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
 }

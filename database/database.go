@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -81,19 +82,68 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// ApplySchema creates the platform's tables (platform.SchemaPostgres / SchemaSQLite) when
-// accounts_user does not exist yet, and is a no-op otherwise.
+// ApplySchema makes an empty database what `manage.py migrate` makes it: the platform's tables
+// (platform.SchemaPostgres / SchemaSQLite) and the rows migrate writes (content types,
+// permissions, applied migrations). It is a no-op when accounts_user exists already.
 func (db *DB) ApplySchema(ctx context.Context) error {
-	var err error
+	var (
+		created bool
+		err     error
+	)
 	if db.pool != nil {
-		err = db.applySchemaPostgres(ctx)
+		created, err = db.applySchemaPostgres(ctx)
 	} else {
-		err = db.applySchemaSQLite(ctx)
+		created, err = db.applySchemaSQLite(ctx)
+	}
+	if err == nil && created {
+		err = db.seedMigrateRows(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("apply schema: %w", err)
 	}
 	return nil
+}
+
+// migratedAt is the applied time written for django_migrations rows: fixed, so that two
+// databases made alike are alike.
+var migratedAt = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// seedMigrateRows writes django_content_type, auth_permission and django_migrations as
+// migrate does: backups refer to permissions by id.
+func (db *DB) seedMigrateRows(ctx context.Context) error {
+	cts := platform.ContentTypes
+	i := 0
+	if _, err := db.BulkInsert(ctx, "django_content_type", []string{"id", "app_label", "model"}, func() ([]any, bool) {
+		if i >= len(cts) {
+			return nil, false
+		}
+		i++
+		return []any{int64(i), cts[i-1].App, cts[i-1].Model}, true
+	}); err != nil {
+		return err
+	}
+	perms := platform.Permissions()
+	i = 0
+	if _, err := db.BulkInsert(ctx, "auth_permission", []string{"id", "name", "content_type_id", "codename"}, func() ([]any, bool) {
+		if i >= len(perms) {
+			return nil, false
+		}
+		p := perms[i]
+		i++
+		return []any{p.ID, p.Name, p.ContentTypeID, p.Codename}, true
+	}); err != nil {
+		return err
+	}
+	migs := platform.Migrations
+	i = 0
+	_, err := db.BulkInsert(ctx, "django_migrations", []string{"id", "app", "name", "applied"}, func() ([]any, bool) {
+		if i >= len(migs) {
+			return nil, false
+		}
+		i++
+		return []any{int64(i), migs[i-1].App, migs[i-1].Name, migratedAt.Add(time.Duration(i) * time.Second)}, true
+	})
+	return err
 }
 
 // BulkInsert inserts rows into table in one transaction (PostgreSQL COPY, SQLite prepared

@@ -47,24 +47,24 @@ func openPostgres(ctx context.Context, src Source) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-func (db *DB) applySchemaPostgres(ctx context.Context) error {
+func (db *DB) applySchemaPostgres(ctx context.Context) (created bool, err error) {
 	var exists bool
 	if err := db.pool.QueryRow(ctx, "SELECT to_regclass('accounts_user') IS NOT NULL").Scan(&exists); err != nil {
-		return err
+		return false, err
 	}
 	if exists {
-		return nil
+		return false, nil
 	}
 	c, err := db.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// The pg_dump script empties search_path for its session: run it on a connection of its
 	// own that never returns to the pool.
 	conn := c.Hijack()
 	defer conn.Close(context.Background())
 	_, err = conn.Exec(ctx, platform.SchemaPostgres)
-	return err
+	return err == nil, err
 }
 
 // columnTypes returns data_type by column for a table of the current schema.

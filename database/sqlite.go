@@ -55,23 +55,26 @@ func openSQLite(ctx context.Context, path string, create bool) (*sql.DB, error) 
 // itself with the first AUTOINCREMENT table.
 var sqliteSequenceDDL = regexp.MustCompile(`(?m)^CREATE TABLE sqlite_sequence\([^)]*\);\s*$`)
 
-func (db *DB) applySchemaSQLite(ctx context.Context) error {
+func (db *DB) applySchemaSQLite(ctx context.Context) (created bool, err error) {
 	var n int
 	if err := db.sql.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'accounts_user'").Scan(&n); err != nil {
-		return err
+		return false, err
 	}
 	if n > 0 {
-		return nil
+		return false, nil
 	}
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, sqliteSequenceDDL.ReplaceAllString(platform.SchemaSQLite, "")); err != nil {
-		return err
+		return false, err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // declTypes returns each column's declared type, lower case, from pragma table_info.

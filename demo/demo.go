@@ -80,9 +80,9 @@ func ExpectedRows(opts Options) map[string]int64 {
 // Fill writes the platform's schema and generated rows into the database at dbURL (a missing
 // SQLite file is created; a PostgreSQL database must exist) and the files the rows reference
 // under storageDir (content/<book>/<n>.json, images/covers/, images/avatars/, media/,
-// media/books/). The platform tables must be empty. Besides the models' tables it writes
-// django_content_type, auth_permission and django_migrations as `migrate` does, so
-// user_permissions point at the same permissions as on a migrated site.
+// media/books/). The platform tables must be empty. The database gets the schema and the rows
+// `migrate` writes (database.ApplySchema), so user_permissions point at the same permissions
+// as on a migrated site.
 func Fill(ctx context.Context, dbURL, storageDir string, opts Options) (Summary, error) {
 	p, err := newPlan(opts)
 	if err != nil {
@@ -108,6 +108,9 @@ func Fill(ctx context.Context, dbURL, storageDir string, opts Options) (Summary,
 	defer db.Close()
 	if err := db.ApplySchema(ctx); err != nil {
 		return sum, fmt.Errorf("demo schema: %w", err)
+	}
+	for t := range seededBySchema {
+		sum.Rows[t] = p.expectedRows()[t]
 	}
 	e := enc{sqlite: db.Source().Engine == database.SQLite}
 	for _, t := range p.tables() {

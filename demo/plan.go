@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"github.com/webnovel/webnovel-backup/platform"
 	"hash/fnv"
 	"time"
 )
@@ -148,7 +149,7 @@ func (p *plan) userPerms(u int) []int64 {
 	seen := map[int64]bool{}
 	var out []int64
 	for len(out) < 4 {
-		id := int64(1 + r.intn(len(permissionModels)*4))
+		id := int64(1 + r.intn(len(platform.Permissions())))
 		if !seen[id] {
 			seen[id] = true
 			out = append(out, id)

@@ -2,6 +2,7 @@ package demo
 
 import (
 	"fmt"
+	"github.com/webnovel/webnovel-backup/platform"
 	"time"
 )
 
@@ -13,50 +14,8 @@ type table struct {
 	rows func(e enc) func() ([]any, bool)
 }
 
-// contentTypes are the django_content_type rows `migrate` creates, in its order.
-var contentTypes = []struct{ app, model string }{
-	{"auth", "permission"},
-	{"auth", "group"},
-	{"contenttypes", "contenttype"},
-	{"books", "author"},
-	{"books", "book"},
-	{"books", "chapter"},
-	{"books", "language"},
-	{"books", "chaptermedia"},
-	{"books", "changelog"},
-	{"books", "bookfile"},
-	{"accounts", "user"},
-	{"accounts", "bookcollaborator"},
-	{"accounts", "translationassignment"},
-}
-
-// permissionModels are the verbose names of the content types, in content type order: migrate
-// creates add/change/delete/view permissions for each, ids 1 to 52.
-var permissionModels = []string{
-	"permission", "group", "content type", "author", "book", "chapter", "language",
-	"chapter media", "change log", "book file", "user", "book collaborator", "translation assignment",
-}
-
-// migrations are the django_migrations rows, in the order migrate applies them.
-var migrations = []struct{ app, name string }{
-	{"accounts", "0001_initial"},
-	{"books", "0001_initial"},
-	{"contenttypes", "0001_initial"},
-	{"contenttypes", "0002_remove_content_type_name"},
-	{"auth", "0001_initial"},
-	{"auth", "0002_alter_permission_name_max_length"},
-	{"auth", "0003_alter_user_email_max_length"},
-	{"auth", "0004_alter_user_username_opts"},
-	{"auth", "0005_alter_user_last_login_null"},
-	{"auth", "0006_require_contenttypes_0002"},
-	{"auth", "0007_alter_validators_add_error_messages"},
-	{"auth", "0008_alter_user_username_max_length"},
-	{"auth", "0009_alter_user_last_name_max_length"},
-	{"auth", "0010_alter_group_name_max_length"},
-	{"auth", "0011_update_proxy_permissions"},
-	{"auth", "0012_alter_user_first_name_max_length"},
-	{"accounts", "0002_initial"},
-}
+// seededBySchema are the tables database.ApplySchema fills as migrate does; Fill does not.
+var seededBySchema = map[string]bool{"django_content_type": true, "auth_permission": true, "django_migrations": true}
 
 // list turns a slice into a row source.
 func list[T any](xs []T, f func(i int, x T) []any) func() ([]any, bool) {
@@ -118,25 +77,7 @@ func (p *plan) chapterRows(perChapter func(ch chapter) int, f func(ch chapter, k
 // tables returns every table Fill writes, in an order that satisfies foreign keys at each
 // commit (each table is its own transaction).
 func (p *plan) tables() []table {
-	migrated := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(uint64(p.seed)%86400) * time.Second)
 	return []table{
-		{"django_content_type", []string{"id", "app_label", "model"}, func(e enc) func() ([]any, bool) {
-			return list(contentTypes, func(i int, c struct{ app, model string }) []any {
-				return []any{int64(i + 1), c.app, c.model}
-			})
-		}},
-		{"auth_permission", []string{"id", "name", "content_type_id", "codename"}, func(e enc) func() ([]any, bool) {
-			return count(len(permissionModels)*4, func(id int) []any {
-				ct := (id - 1) / 4
-				verb := []string{"add", "change", "delete", "view"}[(id-1)%4]
-				return []any{int64(id), fmt.Sprintf("Can %s %s", verb, permissionModels[ct]), int64(ct + 1), verb + "_" + contentTypes[ct].model}
-			})
-		}},
-		{"django_migrations", []string{"id", "app", "name", "applied"}, func(e enc) func() ([]any, bool) {
-			return list(migrations, func(i int, m struct{ app, name string }) []any {
-				return []any{int64(i + 1), m.app, m.name, e.time(migrated.Add(time.Duration(i*6037+113) * time.Microsecond))}
-			})
-		}},
 		{"books_language", []string{"id", "code", "name"}, func(e enc) func() ([]any, bool) {
 			return count(p.langs, func(id int) []any {
 				if id <= len(languages) {
@@ -355,9 +296,9 @@ func (p *plan) expectedRows() map[string]int64 {
 		collabs += int64(collabCount(b, p.users))
 	}
 	return map[string]int64{
-		"django_content_type":            int64(len(contentTypes)),
-		"auth_permission":                int64(len(permissionModels) * 4),
-		"django_migrations":              int64(len(migrations)),
+		"django_content_type":            int64(len(platform.ContentTypes)),
+		"auth_permission":                int64(len(platform.Permissions())),
+		"django_migrations":              int64(len(platform.Migrations)),
 		"books_language":                 int64(p.langs),
 		"books_author":                   int64(p.authors),
 		"accounts_user":                  int64(p.users),

@@ -78,11 +78,32 @@ func (s *Staging) Path() string { return s.path }
 
 // Abort removes the staging folder and everything in it. It does nothing
 // after a successful publish, so `defer s.Abort()` is the usual pattern.
+//
+// A worker may still be finishing a task of the aborted run. The folder is
+// first renamed away, so nothing can recreate it under its name (writers hold
+// the folder open, see storage's local driver, and their writes land in the
+// renamed folder, where they fail once it is deleted); removal is retried
+// while such late writes settle.
 func (s *Staging) Abort() error {
 	if s.done {
 		return nil
 	}
-	if err := os.RemoveAll(s.path); err != nil {
+	trash := filepath.Join(filepath.Dir(s.path), ".wnb-trash-"+filepath.Base(s.path)[len(StagingPrefix):])
+	target := s.path
+	if err := os.Rename(s.path, trash); err == nil {
+		target = trash
+	} else if errors.Is(err, fs.ErrNotExist) {
+		s.done = true
+		return nil
+	}
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = os.RemoveAll(target); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
 		return fmt.Errorf("abort staging %s: %w", s.path, err)
 	}
 	s.done = true

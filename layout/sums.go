@@ -213,10 +213,19 @@ func HashFile(ctx context.Context, name string) (sum string, size int64, err err
 		return "", 0, fmt.Errorf("hash %s: %w", name, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	size, err = io.Copy(h, ctxReader{ctx, f})
+	sum, size, err = HashReader(ctx, f)
 	if err != nil {
 		return "", 0, fmt.Errorf("hash %s: %w", name, err)
+	}
+	return sum, size, nil
+}
+
+// HashReader returns the hex SHA-256 and length of what r holds, stopping when ctx ends.
+func HashReader(ctx context.Context, r io.Reader) (sum string, size int64, err error) {
+	h := sha256.New()
+	size, err = io.Copy(h, ctxReader{ctx, r})
+	if err != nil {
+		return "", size, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }

@@ -3,9 +3,11 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +28,8 @@ func assertNothingLeft(t *testing.T, dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		if layout.IsStagingName(e.Name()) {
-			t.Fatalf("a failed run left its staging folder %s", e.Name())
+			left := treeFiles(t, filepath.Join(dir, e.Name()))
+			t.Fatalf("a failed run left its staging folder %s: %d files %v", e.Name(), len(left), slices.Collect(maps.Keys(left)))
 		}
 	}
 }

@@ -2,27 +2,50 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
 // local keeps objects as files under a root folder, with their permissions and times.
+//
+// Every access goes through an os.Root opened once per bucket: keys cannot escape the folder
+// (not even through symlinks planted inside it), and a bucket keeps writing into the folder it
+// opened even if that folder is renamed away — so an aborted run's staging folder, once
+// renamed, can never be recreated under its name by a late worker.
 type local struct {
-	root string
+	dir string
+
+	once sync.Once
+	root *os.Root
+	err  error
 }
 
-func newLocal(root string) *local { return &local{root: filepath.Clean(root)} }
+func newLocal(dir string) *local { return &local{dir: filepath.Clean(dir)} }
 
-func (l *local) describe() string { return l.root }
+func (l *local) describe() string { return l.dir }
 func (l *local) backend() string  { return "FileSystemStorage" }
 
-func (l *local) path(key string) string { return filepath.Join(l.root, filepath.FromSlash(key)) }
+func (l *local) open_() (*os.Root, error) {
+	l.once.Do(func() { l.root, l.err = os.OpenRoot(l.dir) })
+	return l.root, l.err
+}
+
+func (l *local) close() error {
+	if l.root != nil {
+		return l.root.Close()
+	}
+	return nil
+}
 
 func objectOf(key string, fi fs.FileInfo) Object {
 	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), Mode: fi.Mode().Perm()}
@@ -31,41 +54,36 @@ func objectOf(key string, fi fs.FileInfo) Object {
 // walk lists regular files in lexical order of each folder's entries; symlinks are not
 // followed (a link in MEDIA_ROOT could point anywhere on the host).
 func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) error {
-	start := l.root
-	dirPrefix := ""
+	root, err := l.open_()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // an empty storage
+	} else if err != nil {
+		return err
+	}
+	start := "."
 	if prefix != "" {
 		// A prefix names a folder ("content/") or a key beginning; walk the deepest folder it names.
 		dir := prefix
 		if !strings.HasSuffix(dir, "/") {
-			dir = filepath.ToSlash(filepath.Dir(filepath.FromSlash(prefix)))
-			if dir == "." {
-				dir = ""
-			}
+			dir = path.Dir(prefix)
 		}
-		dirPrefix = strings.TrimSuffix(dir, "/")
-		start = l.path(dirPrefix)
+		start = strings.TrimSuffix(dir, "/")
+		if start == "" {
+			start = "."
+		}
 	}
-	if _, err := os.Lstat(start); errors.Is(err, fs.ErrNotExist) {
+	fsys := root.FS()
+	if _, err := fs.Stat(fsys, start); errors.Is(err, fs.ErrNotExist) {
 		return nil
-	} else if err != nil {
-		return err
 	}
-	return filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+	return fs.WalkDir(fsys, start, func(key string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		rel, err := filepath.Rel(l.root, p)
-		if err != nil {
-			return err
-		}
-		key := filepath.ToSlash(rel)
-		if !strings.HasPrefix(key, prefix) {
+		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
 			return nil
 		}
 		fi, err := d.Info()
@@ -79,7 +97,11 @@ func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) 
 }
 
 func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
-	f, err := os.Open(l.path(key))
+	root, err := l.open_()
+	if err != nil {
+		return nil, Object{}, err
+	}
+	f, err := root.Open(key)
 	if err != nil {
 		return nil, Object{}, err
 	}
@@ -90,13 +112,17 @@ func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, er
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, Object{}, fmt.Errorf("%s is not a regular file", l.path(key))
+		return nil, Object{}, fmt.Errorf("%s is not a regular file", filepath.Join(l.dir, key))
 	}
 	return f, objectOf(key, fi), nil
 }
 
 func (l *local) stat(ctx context.Context, key string) (Object, error) {
-	fi, err := os.Stat(l.path(key))
+	root, err := l.open_()
+	if err != nil {
+		return Object{}, err
+	}
+	fi, err := root.Stat(key)
 	if err != nil {
 		return Object{}, err
 	}
@@ -104,33 +130,47 @@ func (l *local) stat(ctx context.Context, key string) (Object, error) {
 }
 
 func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, error) {
-	// The root must exist: a run that was aborted removes its staging folder, and a late
-	// worker must not bring it back.
-	if _, err := os.Stat(l.root); err != nil {
+	root, err := l.open_()
+	if err != nil {
 		return nil, fmt.Errorf("destination root: %w", err)
 	}
-	final := l.path(key)
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return nil, err
+	if dir := path.Dir(key); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(final), ".wnb-tmp-*")
+	var b [8]byte
+	rand.Read(b[:])
+	tmp := path.Join(path.Dir(key), ".wnb-tmp-"+hex.EncodeToString(b[:]))
+	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	return &localWriter{f: f, final: final, attrs: attrs}, nil
+	return &localWriter{root: root, f: f, tmp: tmp, final: key, attrs: attrs}, nil
 }
 
-func (l *local) remove(ctx context.Context, key string) error { return os.Remove(l.path(key)) }
+func (l *local) remove(ctx context.Context, key string) error {
+	root, err := l.open_()
+	if err != nil {
+		return err
+	}
+	return root.Remove(key)
+}
 
 func (l *local) removeAll(ctx context.Context, prefix string) error {
-	return os.RemoveAll(l.path(strings.TrimSuffix(prefix, "/")))
+	root, err := l.open_()
+	if err != nil {
+		return err
+	}
+	return root.RemoveAll(strings.TrimSuffix(prefix, "/"))
 }
 
 type localWriter struct {
-	f     *os.File
-	final string
-	attrs Object
-	done  bool
+	root       *os.Root
+	f          *os.File
+	tmp, final string
+	attrs      Object
+	done       bool
 }
 
 func (w *localWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
@@ -148,19 +188,17 @@ func (w *localWriter) Commit() error {
 		mode = 0o644
 	}
 	err := w.f.Chmod(mode)
-	if err == nil {
-		err = w.f.Close()
-	} else {
-		w.f.Close()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
 	}
 	if err == nil && !w.attrs.ModTime.IsZero() {
-		err = os.Chtimes(w.f.Name(), time.Time{}, w.attrs.ModTime)
+		err = w.root.Chtimes(w.tmp, time.Time{}, w.attrs.ModTime)
 	}
 	if err == nil {
-		err = os.Rename(w.f.Name(), w.final)
+		err = w.root.Rename(w.tmp, w.final)
 	}
 	if err != nil {
-		os.Remove(w.f.Name())
+		w.root.Remove(w.tmp)
 		return err
 	}
 	return nil
@@ -172,5 +210,5 @@ func (w *localWriter) Abort() error {
 	}
 	w.done = true
 	w.f.Close()
-	return os.Remove(w.f.Name())
+	return w.root.Remove(w.tmp)
 }

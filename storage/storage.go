@@ -38,6 +38,7 @@ type driver interface {
 	removeAll(ctx context.Context, prefix string) error
 	describe() string
 	backend() string
+	close() error
 }
 
 // Writer writes one object. Nothing is visible under the key until Commit; Abort (or a failed
@@ -74,6 +75,9 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		return &Bucket{drv: newLocal(rawURL)}, nil
 	}
 }
+
+// Close releases what the bucket holds open.
+func (b *Bucket) Close() error { return b.drv.close() }
 
 // String describes the bucket for logs (never with credentials).
 func (b *Bucket) String() string { return b.drv.describe() }

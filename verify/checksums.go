@@ -89,10 +89,13 @@ func pathless(err error) error {
 // readSums reads and parses SHA256SUMS, returning its checksums by path and the sha256 of the
 // whole file. exists is false when there is none.
 func (v *verifier) readSums() (sums map[string]string, manifest string, exists bool, err error) {
-	f, err := os.Open(filepath.Join(v.dir, layout.FileSums))
-	if errors.Is(err, fs.ErrNotExist) {
+	name := filepath.Join(v.dir, layout.FileSums)
+	if err := regular(name); errors.Is(err, fs.ErrNotExist) {
 		return nil, "", false, nil
+	} else if err != nil {
+		return nil, "", true, err
 	}
+	f, err := os.Open(name)
 	if err != nil {
 		return nil, "", true, pathless(err)
 	}
@@ -124,6 +127,7 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	v.nonRegular = nonRegular
 	sums, manifest, hasSums, err := v.readSums()
 	switch {
 	case err != nil:

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +28,14 @@ type fixtureTarget struct {
 	label    string // lower case; "" when the file's model is unknown (not checked)
 	file     string
 	metaRows int64 // -1: the metadata records none
+}
+
+// name is the file with its model, for messages.
+func (t fixtureTarget) name() string {
+	if t.label == "" {
+		return t.file
+	}
+	return fmt.Sprintf("%s (%s)", t.file, t.label)
 }
 
 // fixtureResult is what reading one fixture found.
@@ -100,13 +106,26 @@ func sortedKeys(m map[string]bool) []string {
 // checkFixtures reads every fixture, o.Workers files at a time. The error is ctx's.
 func (v *verifier) checkFixtures(ctx context.Context) error {
 	targets, problems := v.targets()
+	present := make(map[string]bool, len(v.tree))
+	for _, e := range v.tree {
+		present[e.rel] = true
+	}
 	results := make([]fixtureResult, len(targets))
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for range min(v.o.Workers, len(targets)) {
 		wg.Go(func() {
 			for i := range next {
-				results[i] = readFixture(ctx, v.dir, targets[i])
+				t := targets[i]
+				switch {
+				case v.nonRegular[t.file]:
+					// Never read through a link or from a FIFO; the checksums check named it.
+					results[i] = fixtureResult{fixtureTarget: t, problems: []string{t.name() + ": not a regular file"}}
+				case !present[t.file]:
+					results[i] = fixtureResult{fixtureTarget: t, problems: []string{t.name() + ": missing"}}
+				default:
+					results[i] = readFixture(ctx, v.dir, t)
+				}
 			}
 		})
 	}
@@ -137,15 +156,8 @@ feed:
 // readFixture reads one fixture file to its end, checking each object's model and pk.
 func readFixture(ctx context.Context, dir string, t fixtureTarget) fixtureResult {
 	res := fixtureResult{fixtureTarget: t}
-	name := t.file
-	if t.label != "" {
-		name = fmt.Sprintf("%s (%s)", t.file, t.label)
-	}
+	name := t.name()
 	f, err := os.Open(filepath.Join(dir, t.file))
-	if errors.Is(err, fs.ErrNotExist) {
-		res.problems = append(res.problems, name+": missing")
-		return res
-	}
 	if err != nil {
 		res.problems = append(res.problems, fmt.Sprintf("%s: cannot read: %v", name, pathless(err)))
 		return res

@@ -47,12 +47,13 @@ type Options struct {
 type Report struct {
 	Path string `json:"path"`
 	OK   bool   `json:"ok"`
-	// Format is the metadata's format_version (0: written by the Python command).
+	// Format is the metadata's format_version (0: written by the Python command; -1: no
+	// readable metadata).
 	Format int    `json:"format"`
 	RunID  string `json:"run_id"`
 	Status string `json:"status"`
-	// Checks has one entry per check, in order: metadata, checksums, fixtures, rows, files
-	// (preceded by archive for an archive).
+	// Checks has one entry per check, in order: metadata, checksums, fixtures, rows, files,
+	// preceded by archive for an archive. An archive that cannot be extracted has only that.
 	Checks []Check `json:"checks"`
 	// Problems lists every problem found, each naming the file, model or field.
 	Problems []string `json:"problems"`
@@ -225,9 +226,9 @@ type verifier struct {
 	meta *layout.Metadata // nil if missing or unreadable
 
 	// Found by the checksum walk.
-	tree    []entry // every regular file, in walk order
-	hashed  map[string]string
-	fixture []fixtureResult
+	tree       []entry // every regular file, in walk order
+	nonRegular map[string]bool
+	fixture    []fixtureResult
 }
 
 // entry is one regular file of the backup folder.
@@ -247,6 +248,11 @@ func (v *verifier) warn(format string, args ...any) {
 }
 
 func (v *verifier) checkMetadata() {
+	// Never open a FIFO or follow a link planted in place of the metadata.
+	if err := regular(filepath.Join(v.dir, layout.FileMetadata)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		v.add(CheckMetadata, false, "unreadable", []string{fmt.Sprintf("%s: %v", layout.FileMetadata, err)})
+		return
+	}
 	m, err := layout.ReadMetadata(v.dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -270,6 +276,18 @@ func (v *verifier) checkMetadata() {
 		problems = append(problems, fmt.Sprintf("%s: status %q, want %q", layout.FileMetadata, m.Status, layout.StatusComplete))
 	}
 	v.add(CheckMetadata, true, fmt.Sprintf("format %d, run %s, status %s", m.FormatVersion, m.RunID, m.Status), problems)
+}
+
+// regular returns an error unless name is a regular file (not following a symlink).
+func regular(name string) error {
+	fi, err := os.Lstat(name)
+	if err != nil {
+		return pathless(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("not a regular file (%v)", fi.Mode().Type())
+	}
+	return nil
 }
 
 // python reports whether the backup was written by the Python command (or has no metadata to

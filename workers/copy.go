@@ -42,10 +42,12 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, 
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
 	}
+	defer plat.Close()
 	other, err := storage.Open(ctx, otherLoc)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
 	}
+	defer other.Close()
 	src, dst := plat, other
 	if restore {
 		src, dst = other, plat
@@ -55,6 +57,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, 
 		if lists, err = storage.Open(ctx, c.ListStore); err != nil {
 			return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
 		}
+		defer lists.Close()
 	}
 	list, _, err := lists.Open(ctx, c.KeyList)
 	if err != nil {

@@ -33,6 +33,7 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("export %s: %w", e.Model, err))
 	}
+	defer dest.Close()
 	out, err := dest.Create(ctx, e.Output, storage.Object{Mode: 0o644})
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", e.Model, err)

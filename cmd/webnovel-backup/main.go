@@ -102,7 +102,7 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g))
+	root.AddCommand(newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g), newTestBackupRestoreCommand(g))
 	root.AddCommand(newVerifyCommand(g))
 	return root
 }

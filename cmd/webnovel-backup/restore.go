@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/pipeline"
@@ -132,10 +133,10 @@ func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
 	fmt.Fprintf(w, "  run %s in %s\n", r.RunID, r.Duration.Round(1e6))
 }
 
-// stdinIsTerminal reports whether a person can answer the confirmation prompt.
+// stdinIsTerminal reports whether a person can answer the confirmation prompt (/dev/null is a
+// character device too, so ask the terminal driver).
 func stdinIsTerminal() bool {
-	fi, err := os.Stdin.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(os.Stdin.Fd()))
 }
 
 func askYes(in io.Reader, out io.Writer) (bool, error) {

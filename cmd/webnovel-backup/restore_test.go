@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/database"
+	"github.com/webnovel/webnovel-backup/demo"
+	"github.com/webnovel/webnovel-backup/platform"
+)
+
+// withoutTerminal runs f with standard input on /dev/null, as under cron or CI.
+func withoutTerminal(t *testing.T, f func()) {
+	t.Helper()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	old := os.Stdin
+	os.Stdin = null
+	defer func() { os.Stdin = old }()
+	f()
+}
+
+// rowCount counts a model's rows in a SQLite target.
+func rowCount(t *testing.T, url, label string) int64 {
+	t.Helper()
+	db, err := database.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, _ := platform.Default.Model(label)
+	n, err := db.CountRows(context.Background(), []platform.Model{m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n[m.Label]
+}
+
+// Every example line of COMMANDS.md "Restoring from Backups" works as written, and a restore
+// nobody confirmed changes nothing.
+func TestRestoreExamples(t *testing.T) {
+	dir := sitePlatform(t)
+	if code, out := cli(t, dir, "backup_data"); code != 0 {
+		t.Fatalf("backup: %d %s", code, out)
+	}
+	backup := onlyBackup(t, filepath.Join(dir, "backups"))
+	if code, out := cli(t, dir, "backup_data", "--compress", "--backup-dir", "archives"); code != 0 {
+		t.Fatalf("backup --compress: %d %s", code, out)
+	}
+	archive := onlyBackup(t, filepath.Join(dir, "archives"))
+
+	// The target: an empty migrated database and an empty storage folder.
+	target := t.TempDir()
+	dbURL := "sqlite:///" + filepath.Join(target, "db.sqlite3")
+	media := filepath.Join(target, "media")
+	db, err := database.Create(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ApplySchema(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	t.Setenv("DATABASE_URL", dbURL)
+	t.Setenv("STORAGE_URL", media)
+	want := rowCount(t, "sqlite:///"+filepath.Join(dir, "db.sqlite3"), "books.chapter")
+
+	withoutTerminal(t, func() {
+		code, out := cli(t, dir, "restore_data", backup)
+		if code != 2 || !strings.Contains(out, "--force") || !strings.Contains(out, "books.chapter") {
+			t.Fatalf("unconfirmed restore: exit %d\n%s", code, out)
+		}
+		if rowCount(t, dbURL, "books.chapter") != 0 {
+			t.Fatal("an unconfirmed restore changed the database")
+		}
+		code, out = cli(t, dir, "restore_data", backup, "--dry-run")
+		if code != 0 || !strings.Contains(out, "Dry run") || rowCount(t, dbURL, "books.chapter") != 0 {
+			t.Fatalf("dry run: exit %d\n%s", code, out)
+		}
+		if _, err := os.Stat(media); err == nil {
+			entries, _ := os.ReadDir(media)
+			if len(entries) > 0 {
+				t.Fatal("a dry run wrote files")
+			}
+		}
+	})
+
+	steps := []struct {
+		args  []string
+		check func(t *testing.T)
+	}{
+		{[]string{"restore_data", backup, "--force", "--skip-files"}, func(t *testing.T) {
+			if rowCount(t, dbURL, "books.chapter") != want {
+				t.Fatal("database not restored")
+			}
+			if _, err := os.Stat(filepath.Join(media, "content")); err == nil {
+				t.Fatal("--skip-files restored files")
+			}
+		}},
+		{[]string{"restore_data", backup, "--force", "--skip-db"}, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(media, "content")); err != nil {
+				t.Fatal("--skip-db did not restore files")
+			}
+		}},
+		{[]string{"restore_data", archive, "--force"}, nil},
+		{[]string{"restore_data", backup, "--force"}, func(t *testing.T) {
+			if rowCount(t, dbURL, "books.chapter") != want {
+				t.Fatal("a second restore did not replace the rows")
+			}
+		}},
+	}
+	for _, s := range steps {
+		t.Run(strings.Join(s.args[2:], " "), func(t *testing.T) {
+			code, out := cli(t, dir, s.args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			if s.check != nil {
+				s.check(t)
+			}
+		})
+	}
+	if code, out := cli(t, dir, "restore"); code != 2 || !strings.Contains(out, "restore PATH") {
+		t.Fatalf("restore without PATH: exit %d %s", code, out)
+	}
+}
+
+func TestTestBackupRestoreCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DATABASE_URL", "")
+	t.Setenv("STORAGE_URL", "")
+	code, out := cli(t, dir, "test_backup_restore")
+	if code != 0 || !strings.Contains(out, "PASS") || !strings.Contains(out, "generated sample") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	// A configured platform is only read: its files and rows are unchanged.
+	p := filepath.Join(dir, "site")
+	dbURL := "sqlite:///" + filepath.Join(p, "db.sqlite3")
+	if _, err := demo.Fill(context.Background(), dbURL, filepath.Join(p, "media"), demo.DefaultOptions()); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(p, "db.sqlite3"))
+	code, out = cli(t, dir, "test-backup-restore", "--database", dbURL, "--storage", filepath.Join(p, "media"))
+	if code != 0 || !strings.Contains(out, "PASS") || !strings.Contains(out, "configured platform") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	after, _ := os.ReadFile(filepath.Join(p, "db.sqlite3"))
+	if string(before) != string(after) {
+		t.Fatal("test-backup-restore wrote to the configured database")
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(p, "*scratch*"))
+	if len(leftovers) > 0 {
+		t.Fatalf("scratch left behind: %v", leftovers)
+	}
+}
