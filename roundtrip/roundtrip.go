@@ -44,8 +44,8 @@ type Options struct {
 	ScratchDatabase string
 	Sample          demo.Options
 	Workers         int
-	TempDir  string
-	Logger   *slog.Logger
+	TempDir         string
+	Logger          *slog.Logger
 }
 
 // Timing is how long one phase took.
