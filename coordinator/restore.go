@@ -441,9 +441,11 @@ func checkSums(ctx context.Context, dir string, sums map[string]string, paths []
 		jobs <- p
 	}
 	close(jobs)
+	// Report the real finding, not the cancellations it caused in the other workers.
 	var first error
 	for i := 0; i < workers; i++ {
-		if err := <-errs; err != nil && first == nil {
+		err := <-errs
+		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
 			first = err
 		}
 	}
