@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,6 +37,9 @@ type Config struct {
 	// Backoff gives the redelivery delay after a failed attempt (1-based); default exponential
 	// from 1s up to 30s.
 	Backoff func(attempt int) time.Duration
+	// ShutdownGrace is how long in-flight tasks may run on after Run's context ends before
+	// they are handed back to the queue; 0 hands them back at once.
+	ShutdownGrace time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -52,6 +56,10 @@ type Worker struct {
 
 	mu sync.Mutex
 	db *database.DB
+
+	running  atomic.Bool
+	draining atomic.Bool
+	inFlight atomic.Int64
 }
 
 // New makes a worker on the shared consumer cons (see queue.Ensure).
@@ -85,18 +93,42 @@ func DefaultBackoff(attempt int) time.Duration {
 	return min(d, 30*time.Second)
 }
 
-// Run works until ctx is cancelled. A task in flight when ctx ends is handed back to the
-// queue (nak) so another worker takes it at once.
+// Run works until ctx is cancelled. Then it stops fetching, lets tasks in flight finish for up
+// to ShutdownGrace, and hands back (nak) those still running so another worker takes them at
+// once.
 func (w *Worker) Run(ctx context.Context) error {
+	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTasks()
+	w.running.Store(true)
+	defer w.running.Store(false)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-taskCtx.Done():
+			return
+		}
+		w.draining.Store(true)
+		if n := w.inFlight.Load(); n > 0 {
+			w.log.Info("stopping: finishing tasks in flight", "tasks", n, "grace", w.cfg.ShutdownGrace)
+		}
+		t := time.NewTimer(w.cfg.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelTasks()
+		case <-taskCtx.Done():
+		}
+	}()
 	var wg sync.WaitGroup
 	for i := 0; i < w.cfg.Concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.loop(ctx)
+			w.loop(ctx, taskCtx)
 		}()
 	}
 	wg.Wait()
+	cancelTasks()
 	w.mu.Lock()
 	if w.db != nil {
 		w.db.Close()
@@ -106,7 +138,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-func (w *Worker) loop(ctx context.Context) {
+func (w *Worker) loop(ctx, taskCtx context.Context) {
 	for ctx.Err() == nil {
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		msg, err := w.cons.Next(jetstream.FetchContext(fctx))
@@ -118,9 +150,28 @@ func (w *Worker) loop(ctx context.Context) {
 			}
 			continue
 		}
-		w.process(ctx, msg)
+		w.inFlight.Add(1)
+		w.process(taskCtx, msg)
+		w.inFlight.Add(-1)
 	}
 }
+
+// Check reports whether the worker can take tasks: running, not shutting down, and connected
+// to NATS. It backs the health endpoint.
+func (w *Worker) Check() error {
+	switch {
+	case !w.running.Load():
+		return errors.New("not running")
+	case w.draining.Load():
+		return errors.New("shutting down")
+	case w.js.Conn().Status() != nats.CONNECTED:
+		return fmt.Errorf("nats connection is %s", w.js.Conn().Status())
+	}
+	return nil
+}
+
+// InFlight is the number of tasks being worked on now.
+func (w *Worker) InFlight() int64 { return w.inFlight.Load() }
 
 // process runs one task with progress heartbeats and settles it.
 func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {

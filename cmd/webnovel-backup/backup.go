@@ -49,9 +49,11 @@ func newBackupCommand(g *globals) *cobra.Command {
 				return usageErrorf("--workers must be 0 or more")
 			}
 			o.DatabaseURL, o.StorageURL, o.Workers = g.database, g.storage, g.workers
-			s, err := pipeline.Start(cmd.Context(), pipeline.Config{
-				NATSURL: g.nats, Workers: g.workers, DatabaseURL: g.database, StorageURL: g.storage,
-			})
+			cfg, err := g.pipelineConfig(g.workers)
+			if err != nil {
+				return err
+			}
+			s, err := pipeline.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

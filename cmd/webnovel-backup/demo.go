@@ -57,7 +57,12 @@ func newDemoCommand(g *globals) *cobra.Command {
 			if noBackup {
 				return nil
 			}
-			s, err := pipeline.Start(ctx, pipeline.Config{NATSURL: g.nats, Workers: max(g.workers, 1), DatabaseURL: dbURL, StorageURL: media})
+			g.database, g.storage = dbURL, media
+			cfg, err := g.pipelineConfig(max(g.workers, 1))
+			if err != nil {
+				return err
+			}
+			s, err := pipeline.Start(ctx, cfg)
 			if err != nil {
 				return err
 			}
@@ -84,6 +89,7 @@ func newDemoCommand(g *globals) *cobra.Command {
 	f.IntVar(&opts.ChaptersPerBook, "chapters", opts.ChaptersPerBook, "chapters per book")
 	f.IntVar(&opts.Users, "users", opts.Users, "users")
 	f.IntVar(&opts.Authors, "authors", opts.Authors, "authors")
+	f.IntVar(&opts.Languages, "languages", opts.Languages, "languages")
 	f.IntVar(&opts.MediaPerChapter, "media-per-chapter", opts.MediaPerChapter, "chapter media rows (and files) per chapter")
 	f.IntVar(&opts.ChangeLogsPerChapter, "changelogs-per-chapter", opts.ChangeLogsPerChapter, "change log rows per chapter")
 	f.IntVar(&opts.OnlyChapters, "only-chapters", 0, "fill just a books_chapter table of this many rows (memory benchmarks)")

@@ -17,6 +17,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/webnovel/webnovel-backup/pipeline"
+	"github.com/webnovel/webnovel-backup/queue"
 )
 
 // Exit codes, as DESIGN.md §4 lists them.
@@ -74,6 +77,8 @@ type globals struct {
 	database string
 	storage  string
 	nats     string
+	natsAuth queue.Auth
+	replicas int
 	workers  int
 	verbose  bool
 }
@@ -98,11 +103,20 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.storage, "storage", "", "platform storage: a folder or file:// URL (env STORAGE_URL; default ./media)")
 	pf.StringVar(&g.nats, "nats", "", "NATS URL of a JetStream cluster (env NATS_URL; default: an embedded server)")
 	pf.IntVar(&g.workers, "workers", 4, "in-process workers (0 leaves all work to `webnovel-backup worker` processes)")
+	pf.IntVar(&g.replicas, "replicas", 1, "JetStream stream replicas (3 on a three-node cluster)")
+	pf.StringVar(&g.natsAuth.CredsFile, "nats-creds", "", "NATS credentials file (env NATS_CREDS)")
+	pf.StringVar(&g.natsAuth.NkeyFile, "nats-nkey", "", "NATS nkey seed file (env NATS_NKEY)")
+	pf.StringVar(&g.natsAuth.User, "nats-user", "", "NATS user (env NATS_USER)")
+	pf.StringVar(&g.natsAuth.Password, "nats-password", "", "NATS password (env NATS_PASSWORD)")
+	pf.StringVar(&g.natsAuth.Token, "nats-token", "", "NATS token (env NATS_TOKEN)")
+	pf.StringVar(&g.natsAuth.CAFile, "nats-ca", "", "CA certificate that signs the NATS servers' certificates (env NATS_CA)")
+	pf.StringVar(&g.natsAuth.CertFile, "nats-cert", "", "client certificate for NATS mutual TLS (env NATS_CERT)")
+	pf.StringVar(&g.natsAuth.KeyFile, "nats-key", "", "client key for NATS mutual TLS (env NATS_KEY)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log every task")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g), newTestBackupRestoreCommand(g))
+	root.AddCommand(newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g), newTestBackupRestoreCommand(g), newWorkerCommand(g))
 	root.AddCommand(newVerifyCommand(g))
 	return root
 }
@@ -124,6 +138,35 @@ func (g *globals) resolve() {
 	if g.nats == "" {
 		g.nats = os.Getenv("NATS_URL")
 	}
+	for _, v := range []struct {
+		dst *string
+		env string
+	}{
+		{&g.natsAuth.CredsFile, "NATS_CREDS"}, {&g.natsAuth.NkeyFile, "NATS_NKEY"},
+		{&g.natsAuth.User, "NATS_USER"}, {&g.natsAuth.Password, "NATS_PASSWORD"},
+		{&g.natsAuth.Token, "NATS_TOKEN"}, {&g.natsAuth.CAFile, "NATS_CA"},
+		{&g.natsAuth.CertFile, "NATS_CERT"}, {&g.natsAuth.KeyFile, "NATS_KEY"},
+	} {
+		if *v.dst == "" {
+			*v.dst = os.Getenv(v.env)
+		}
+	}
+}
+
+// pipelineConfig is the queue set-up every command that runs tasks shares.
+func (g *globals) pipelineConfig(workers int) (pipeline.Config, error) {
+	opts, err := g.natsAuth.Options()
+	if err != nil {
+		return pipeline.Config{}, usageErrorf("%w", err)
+	}
+	if g.replicas < 1 {
+		return pipeline.Config{}, usageErrorf("--replicas must be 1 or more")
+	}
+	return pipeline.Config{
+		NATSURL: g.nats, NATSOptions: opts, Workers: workers,
+		DatabaseURL: g.database, StorageURL: g.storage,
+		Queue: queue.Config{Replicas: g.replicas},
+	}, nil
 }
 
 // redactURL hides a password in a URL for printing.

@@ -64,9 +64,11 @@ func newRestoreCommand(g *globals) *cobra.Command {
 					return askYes(cmd.InOrStdin(), out)
 				}
 			}
-			s, err := pipeline.Start(cmd.Context(), pipeline.Config{
-				NATSURL: g.nats, Workers: g.workers, DatabaseURL: g.database, StorageURL: g.storage,
-			})
+			cfg, err := g.pipelineConfig(g.workers)
+			if err != nil {
+				return err
+			}
+			s, err := pipeline.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -1,0 +1,77 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Auth is how a process authenticates to NATS and secures the connection. Every field is
+// optional; set the ones the cluster asks for.
+type Auth struct {
+	// CredsFile is a decentralized-auth credentials file (JWT and nkey seed).
+	CredsFile string
+	// NkeyFile is a file holding an nkey seed.
+	NkeyFile string
+	User     string
+	Password string
+	Token    string
+	// CAFile verifies the server's certificate; CertFile and KeyFile present a client
+	// certificate (mutual TLS).
+	CAFile   string
+	CertFile string
+	KeyFile  string
+}
+
+// Options turns the settings into connection options, checking that they make sense together.
+func (a Auth) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	n := 0
+	if a.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(a.CredsFile))
+		n++
+	}
+	if a.NkeyFile != "" {
+		o, err := nats.NkeyOptionFromSeed(a.NkeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats nkey %s: %w", a.NkeyFile, err)
+		}
+		opts = append(opts, o)
+		n++
+	}
+	if a.User != "" || a.Password != "" {
+		if a.User == "" || a.Password == "" {
+			return nil, errors.New("nats: a user needs a password and a password needs a user")
+		}
+		opts = append(opts, nats.UserInfo(a.User, a.Password))
+		n++
+	}
+	if a.Token != "" {
+		opts = append(opts, nats.Token(a.Token))
+		n++
+	}
+	if n > 1 {
+		return nil, errors.New("nats: choose one of credentials file, nkey, user/password or token")
+	}
+	if a.CAFile != "" {
+		opts = append(opts, nats.RootCAs(a.CAFile))
+	}
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		return nil, errors.New("nats: a client certificate needs both --nats-cert and --nats-key")
+	}
+	if a.CertFile != "" {
+		opts = append(opts, nats.ClientCert(a.CertFile, a.KeyFile))
+	}
+	return opts, nil
+}
+
+// Redact hides a password or token in a NATS URL for logs.
+func Redact(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	return p.Redacted()
+}
