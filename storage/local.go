@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -101,7 +102,8 @@ func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, er
 	if err != nil {
 		return nil, Object{}, err
 	}
-	f, err := root.Open(key)
+	// O_NONBLOCK: a FIFO put where a file was listed must not block the reader forever.
+	f, err := root.OpenFile(key, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, Object{}, err
 	}

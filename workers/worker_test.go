@@ -1,0 +1,200 @@
+package workers
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/queue"
+)
+
+// startQueue starts an embedded JetStream server and declares the streams.
+func startQueue(t *testing.T, cfg queue.Config) (jetstream.JetStream, jetstream.Consumer) {
+	t.Helper()
+	emb, err := queue.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	nc, err := queue.Connect(emb.URL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := queue.Ensure(context.Background(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
+}
+
+// copyTask writes files into a storage folder and a key list into a staging folder.
+func copyTask(t *testing.T, files map[string]string, keys []string) (*messages.Task, string, string) {
+	t.Helper()
+	src, dest := t.TempDir(), t.TempDir()
+	for k, v := range files {
+		p := filepath.Join(src, filepath.FromSlash(k))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(v), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b strings.Builder
+	lw := messages.NewFileListWriter(&b)
+	for _, k := range keys {
+		lw.Add(messages.FileEntry{Key: k})
+	}
+	lw.Flush()
+	os.WriteFile(filepath.Join(dest, "keys.jsonl"), []byte(b.String()), 0o600)
+	return &messages.Task{
+		Version: messages.Version, Run: "run1", ID: "copy-content-0000", Kind: messages.KindCopyPrefix, Dest: dest,
+		Copy: &messages.CopyTask{Source: src, Prefix: "content/", KeyList: "keys.jsonl", DestPrefix: "files/", Sums: "sums.jsonl", Keys: len(keys)},
+	}, src, dest
+}
+
+func TestCopyVanishedFileIsAWarning(t *testing.T) {
+	task, src, dest := copyTask(t, map[string]string{"content/a.json": "{}", "content/b.json": "[]"},
+		[]string{"content/a.json", "content/gone.json", "content/b.json"})
+	w := &Worker{cfg: Config{StorageURL: src}}
+	res, err := w.copy(context.Background(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 2 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "content/gone.json") {
+		t.Fatalf("result %+v", res)
+	}
+	for _, k := range []string{"a.json", "b.json"} {
+		fi, err := os.Stat(filepath.Join(dest, "files", "content", k))
+		if err != nil || fi.Mode().Perm() != 0o640 {
+			t.Fatalf("files/content/%s: %v %v", k, fi, err)
+		}
+	}
+	sums, _ := os.ReadFile(filepath.Join(dest, "sums.jsonl"))
+	if strings.Count(string(sums), "\n") != 2 {
+		t.Fatalf("sums = %s", sums)
+	}
+}
+
+func TestCopyUnreadableFileFailsNamingIt(t *testing.T) {
+	task, src, _ := copyTask(t, map[string]string{"content/a.json": "{}"}, []string{"content/a.json", "content/pipe"})
+	// A FIFO where a file was listed: not readable as a file, and it must not block.
+	if err := syscall.Mkfifo(filepath.Join(src, "content", "pipe"), 0o644); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	w := &Worker{cfg: Config{StorageURL: src}}
+	done := make(chan error, 1)
+	go func() { _, err := w.copy(context.Background(), task); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "content/pipe") {
+			t.Fatalf("err = %v, want it to name content/pipe", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("copying a FIFO blocked")
+	}
+}
+
+func TestCopyRefusesAnotherStorage(t *testing.T) {
+	task, _, _ := copyTask(t, map[string]string{"content/a.json": "{}"}, []string{"content/a.json"})
+	w := &Worker{cfg: Config{StorageURL: t.TempDir()}}
+	_, err := w.copy(context.Background(), task)
+	if !IsPermanent(err) || !strings.Contains(err.Error(), "storage") {
+		t.Fatalf("err = %v, want a permanent storage mismatch", err)
+	}
+}
+
+// publishTask puts a task on the queue.
+func publishTask(t *testing.T, js jetstream.JetStream, task *messages.Task) {
+	t.Helper()
+	data, _ := messages.Marshal(task)
+	if _, err := js.Publish(context.Background(), messages.TaskSubject(task.Run, task.Kind), data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func manyFiles(n int) (map[string]string, []string) {
+	files := map[string]string{}
+	var keys []string
+	for i := 0; i < n; i++ {
+		k := "content/" + strings.Repeat("x", i%7+1) + "/" + time.Duration(i).String() + ".json"
+		files[k] = strings.Repeat("{}", 2000)
+		keys = append(keys, k)
+	}
+	return files, keys
+}
+
+// On shutdown a worker finishes what it holds within the grace period, or hands it back.
+func TestShutdown(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		grace    time.Duration
+		finished bool
+	}{
+		{"no grace hands the task back", 0, false},
+		{"grace lets the task finish", time.Minute, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			js, cons := startQueue(t, queue.Config{})
+			files, keys := manyFiles(3000)
+			task, src, _ := copyTask(t, files, keys)
+			w, err := New(context.Background(), js, cons, Config{StorageURL: src, ShutdownGrace: tt.grace})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(HealthHandler(w))
+			defer srv.Close()
+			ctx, stop := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { w.Run(ctx); close(done) }()
+			publishTask(t, js, task)
+			for w.InFlight() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			if resp, err := http.Get(srv.URL + "/readyz"); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("readyz while working: %v %v", resp, err)
+			}
+			stop()
+			<-done
+			if resp, err := http.Get(srv.URL + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+				t.Fatalf("readyz after stop: %v %v", resp, err)
+			}
+			results, _ := js.Stream(context.Background(), messages.StreamResults)
+			info, _ := results.Info(context.Background())
+			if got := info.State.Msgs == 1; got != tt.finished {
+				t.Fatalf("result published = %v, want %v", got, tt.finished)
+			}
+			tasks, _ := js.Stream(context.Background(), messages.StreamTasks)
+			tinfo, _ := tasks.Info(context.Background())
+			if handedBack := tinfo.State.Msgs == 1; handedBack == tt.finished {
+				t.Fatalf("task still queued = %v, finished = %v", handedBack, tt.finished)
+			}
+		})
+	}
+}
+
+func TestDefaultBackoff(t *testing.T) {
+	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 6: 30 * time.Second, 20: 30 * time.Second} {
+		if got := DefaultBackoff(attempt); got != want {
+			t.Errorf("DefaultBackoff(%d) = %s, want %s", attempt, got, want)
+		}
+	}
+}
+
+func TestIsPermanent(t *testing.T) {
+	if !IsPermanent(Permanent(os.ErrInvalid)) || !IsPermanent(&os.PathError{Op: "write", Err: syscall.ENOSPC}) || IsPermanent(os.ErrDeadlineExceeded) {
+		t.Fatal("error classes are wrong")
+	}
+}
