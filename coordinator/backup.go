@@ -1,9 +1,11 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/archive"
 	"github.com/webnovel/webnovel-backup/database"
@@ -52,6 +56,24 @@ type BackupOptions struct {
 	Workers int
 	// RunID is generated when empty.
 	RunID string
+	// Resume finishes the run with this id, whose coordinator died: file copies already done
+	// are kept; the database is exported again under a new snapshot (the old one died with its
+	// coordinator). The other options are taken from the run's record.
+	Resume string
+}
+
+// resumable are the options a resumed run takes from its record.
+type resumable struct {
+	BackupDir    string   `json:"backup_dir"`
+	SkipDB       bool     `json:"skip_db"`
+	SkipFiles    bool     `json:"skip_files"`
+	Models       []string `json:"models,omitempty"`
+	Compress     bool     `json:"compress"`
+	Indent       int      `json:"indent"`
+	ChunkRows    int      `json:"chunk_rows"`
+	FilesPerTask int      `json:"files_per_task"`
+	BytesPerTask int64    `json:"bytes_per_task"`
+	Workers      int      `json:"workers"`
 }
 
 // ModelReport is one model's outcome.
@@ -77,8 +99,15 @@ type BackupReport struct {
 
 // Backup runs a whole backup: checks, one snapshot, tasks on the queue, assembly, publication.
 // On any failure nothing named like a backup is left behind.
-func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupReport, error) {
+func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
 	start := time.Now()
+	var rec *messages.RunRecord
+	if o.Resume != "" {
+		if rec, err = c.resumeRecord(ctx, &o); err != nil {
+			return nil, fmt.Errorf("backup --resume: %w", err)
+		}
+		start = rec.Started.Local()
+	}
 	if o.SkipDB && o.SkipFiles {
 		return nil, errors.New("backup: --skip-db and --skip-files leave nothing to back up")
 	}
@@ -107,7 +136,6 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 		src      *storage.Bucket
 	)
 	if !o.SkipDB {
-		var err error
 		if models, err = platform.Default.Select(o.Models); err != nil {
 			return nil, fmt.Errorf("backup: --models: %w", err)
 		}
@@ -122,7 +150,6 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 		warnings = append(warnings, w...)
 	}
 	if !o.SkipFiles {
-		var err error
 		if src, err = storage.Open(ctx, o.StorageURL); err != nil {
 			return nil, fmt.Errorf("backup: storage: %w", err)
 		}
@@ -131,9 +158,19 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 			return nil, fmt.Errorf("backup: storage: %w", err)
 		}
 	}
+	if rec != nil {
+		if err := sameSources(rec, db, src); err != nil {
+			return nil, fmt.Errorf("backup --resume %s: %w", run, err)
+		}
+	}
 
 	if err := os.MkdirAll(o.BackupDir, 0o755); err != nil {
 		return nil, fmt.Errorf("backup: destination %s: %w", o.BackupDir, err)
+	}
+	if rec != nil {
+		if _, err := os.Stat(layout.StagingPath(o.BackupDir, run)); err != nil {
+			return nil, fmt.Errorf("backup --resume %s: its staging folder is gone: %w", run, err)
+		}
 	}
 	stage, err := layout.NewStaging(o.BackupDir, run)
 	if err != nil {
@@ -153,7 +190,41 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 	}
 	defer dest.Close()
 
-	// Plan.
+	// Record the run, so `runs` shows it and a successor can resume it.
+	generation := 0
+	if rec != nil {
+		generation = rec.Generation + 1
+	}
+	opts, _ := json.Marshal(resumable{
+		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
+		Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
+	})
+	record := messages.RunRecord{ID: run, Kind: "backup", Started: start.UTC(), BackupDir: o.BackupDir,
+		Staging: stage.Path(), Options: opts, Generation: generation}
+	if db != nil {
+		record.Database = db.Source().Redacted
+	}
+	if src != nil {
+		record.Storage = src.String()
+	}
+	track, err := c.track(ctx, record)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	defer func() {
+		path := ""
+		if rep != nil {
+			path = rep.Path
+		}
+		track.finish(path, err)
+	}()
+
+	// Plan: file copies once (a resumed run keeps its plan and what is done of it); database
+	// exports every time, under a snapshot this coordinator holds.
+	suffix := ""
+	if generation > 0 {
+		suffix = fmt.Sprintf("-r%d", generation)
+	}
 	var tasks []*messages.Task
 	plans := map[string][]*messages.Task{} // model label → its export tasks in pk order
 	var snap *database.Snapshot
@@ -175,38 +246,49 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 				ranges = []database.Range{{}}
 			}
 			for i, r := range ranges {
+				id := taskID("export", m.Table, fmt.Sprintf("%04d", i)) + suffix
 				t := &messages.Task{
-					Version: messages.Version, Run: run, Kind: messages.KindExportModel, Dest: stage.Path(),
-					ID: taskID("export", m.Table, fmt.Sprintf("%04d", i)),
+					Version: messages.Version, Run: run, Kind: messages.KindExportModel, Dest: stage.Path(), ID: id,
 					Export: &messages.ExportTask{
 						Database: db.Source().Redacted, Snapshot: snap.ID(), Model: m.Label,
 						Lo: r.Lo, Hi: r.Hi, HasLo: r.HasLo, HasHi: r.HasHi, Indent: o.Indent,
 						Whole: len(ranges) == 1,
+						// Outputs are named by task, so a late task of a dead coordinator can
+						// never overwrite what its successor exported.
+						Output: path.Join(internalDir, "exports", id+".json"),
 					},
-				}
-				if t.Export.Whole {
-					t.Export.Output = m.FixtureName()
-				} else {
-					t.Export.Output = path.Join(internalDir, "chunks", m.Table, fmt.Sprintf("%06d.part", i))
 				}
 				plans[m.Label] = append(plans[m.Label], t)
 				tasks = append(tasks, t)
 			}
 		}
 	}
-	var prefixes []string
+	var (
+		prefixes []string
+		done     map[string]*messages.Result
+	)
 	if src != nil {
-		copyTasks, pfx, err := c.planCopies(ctx, run, src, o, dest, stage.Path())
+		var copies []*messages.Task
+		if rec != nil {
+			copies, prefixes, done, err = c.resumeCopies(ctx, run, dest, suffix)
+		} else {
+			copies, prefixes, err = c.planCopies(ctx, run, src, o, dest, stage.Path())
+			if err == nil {
+				err = savePlan(ctx, dest, copies, prefixes)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("backup: plan files: %w", err)
 		}
-		tasks = append(tasks, copyTasks...)
-		prefixes = pfx
+		tasks = append(tasks, copies...)
 	}
-	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "staging", stage.Path())
+	if rec != nil {
+		c.purge(run) // what the dead coordinator left queued is re-published under new ids
+	}
+	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "already_done", len(done), "staging", stage.Path())
 
 	// Run.
-	results, err := c.dispatch(ctx, run, tasks, func(r *messages.Result) {
+	results, err := c.dispatch(ctx, run, tasks, done, func(r *messages.Result) {
 		log.Debug("task done", "task", r.Task, "rows", r.Rows, "files", r.Files, "bytes", r.Bytes, "worker", r.Worker)
 	})
 	if err != nil {
@@ -217,7 +299,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 	}
 
 	// Assemble.
-	rep := &BackupReport{RunID: run}
+	rep = &BackupReport{RunID: run}
 	sums := layout.NewSumsWriter()
 	meta := &layout.Metadata{
 		BackupTimestamp: start,
@@ -228,7 +310,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 		},
 		ToolVersion: ToolVersion, RunID: run, Status: layout.StatusComplete,
 		Workers: o.Workers, FixtureIndent: o.Indent,
-		StorageBackend: layout.StorageFileSystem, DatabaseEngine: "",
+		StorageBackend: layout.StorageFileSystem,
 	}
 	if db != nil {
 		meta.DatabaseEngine = db.Source().DjangoEngine()
@@ -239,7 +321,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 		meta.Storage = src.String()
 	}
 	for _, m := range models {
-		mr, err := c.assembleModel(ctx, dest, m, o.Indent, plans[m.Label], results)
+		mr, err := c.assembleModel(ctx, dest, stage.Path(), m, o.Indent, plans[m.Label], results)
 		if err != nil {
 			return nil, fmt.Errorf("backup: assemble %s: %w", m.Label, err)
 		}
@@ -252,11 +334,10 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 	for _, id := range sortedKeys(results) {
 		r := results[id]
 		warnings = append(warnings, r.Warnings...)
-		if r.Kind != messages.KindCopyPrefix {
-			continue
+		if r.Kind == messages.KindCopyPrefix {
+			rep.Files += r.Files
+			rep.Bytes += r.Bytes
 		}
-		rep.Files += r.Files
-		rep.Bytes += r.Bytes
 	}
 	if src != nil {
 		if err := c.collectSums(ctx, dest, tasks, sums); err != nil {
@@ -312,9 +393,118 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 	return rep, nil
 }
 
-// assembleModel joins a model's chunks into its fixture file (a single-task model was written
-// whole by its worker) and reports it.
-func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result) (*ModelReport, error) {
+// resumeRecord loads the record of the run to resume, checks that it can be resumed, and
+// takes its options.
+func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*messages.RunRecord, error) {
+	rec, err := c.RunRecord(ctx, o.Resume)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Kind != "backup" {
+		return nil, fmt.Errorf("run %s is a %s, not a backup", rec.ID, rec.Kind)
+	}
+	switch state := rec.Shown(time.Now()); state {
+	case messages.RunAbandoned:
+	case messages.RunRunning:
+		return nil, fmt.Errorf("run %s is still running (coordinator %s, last heartbeat %s ago)", rec.ID, rec.Coordinator, time.Since(rec.Heartbeat).Round(time.Second))
+	default:
+		return nil, fmt.Errorf("run %s is %s: only an abandoned run can be resumed", rec.ID, state)
+	}
+	var r resumable
+	if err := json.Unmarshal(rec.Options, &r); err != nil {
+		return nil, fmt.Errorf("run %s: options: %w", rec.ID, err)
+	}
+	o.RunID = rec.ID
+	o.BackupDir, o.SkipDB, o.SkipFiles, o.Models, o.Compress = r.BackupDir, r.SkipDB, r.SkipFiles, r.Models, r.Compress
+	o.Indent, o.ChunkRows, o.FilesPerTask, o.BytesPerTask = r.Indent, r.ChunkRows, r.FilesPerTask, r.BytesPerTask
+	if o.Workers == 0 {
+		o.Workers = r.Workers
+	}
+	return rec, nil
+}
+
+// sameSources refuses to resume a run against another database or storage.
+func sameSources(rec *messages.RunRecord, db *database.DB, src *storage.Bucket) error {
+	if db != nil && db.Source().Redacted != rec.Database {
+		return fmt.Errorf("the run backs up database %s, not %s", rec.Database, db.Source().Redacted)
+	}
+	if src != nil && src.String() != rec.Storage {
+		return fmt.Errorf("the run backs up storage %s, not %s", rec.Storage, src.String())
+	}
+	return nil
+}
+
+// planFile keeps a run's file-copy plan in its staging folder, for a resume.
+const planFile = internalDir + "/plan.jsonl"
+
+type savedPlan struct {
+	Prefixes []string         `json:"prefixes"`
+	Tasks    []*messages.Task `json:"tasks"`
+}
+
+func savePlan(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, prefixes []string) error {
+	data, err := json.Marshal(savedPlan{Prefixes: prefixes, Tasks: tasks})
+	if err != nil {
+		return err
+	}
+	_, err = dest.Put(ctx, planFile, bytes.NewReader(data), storage.Object{Mode: 0o600})
+	return err
+}
+
+// baseTaskID strips a resume generation suffix ("-r2") from a task id.
+func baseTaskID(id string) string {
+	i := strings.LastIndex(id, "-r")
+	if i < 0 || i+2 == len(id) {
+		return id
+	}
+	for _, r := range id[i+2:] {
+		if r < '0' || r > '9' {
+			return id
+		}
+	}
+	return id[:i]
+}
+
+// resumeCopies reloads a run's copy plan: tasks whose final result is in and whose hashes are
+// written are done; the others get new ids (suffix) so they are published afresh.
+func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storage.Bucket, suffix string) ([]*messages.Task, []string, map[string]*messages.Result, error) {
+	r, _, err := dest.Open(ctx, planFile)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read the run's plan: %w", err)
+	}
+	var p savedPlan
+	err = json.NewDecoder(r).Decode(&p)
+	r.Close()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("read the run's plan: %w", err)
+	}
+	results, err := c.js.Stream(ctx, messages.StreamResults)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done := map[string]*messages.Result{}
+	for _, t := range p.Tasks {
+		base := baseTaskID(t.ID)
+		msg, err := results.GetLastMsgForSubject(ctx, messages.ResultSubject(run, t.ID))
+		if err == nil {
+			if res, derr := messages.DecodeResult(msg.Data); derr == nil && res.OK() {
+				if _, serr := dest.Stat(ctx, t.Copy.Sums); serr == nil {
+					done[t.ID] = res
+					continue
+				}
+			}
+		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, nil, nil, fmt.Errorf("read result of %s: %w", t.ID, err)
+		}
+		t.ID = base + suffix
+		t.Copy.Sums = path.Join(internalDir, "sums", t.ID+".jsonl")
+	}
+	return p.Tasks, p.Prefixes, done, nil
+}
+
+// assembleModel puts a model's fixture in place: a single-task model's output is renamed,
+// chunks are joined.
+func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, dir string, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result) (*ModelReport, error) {
 	mr := &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: len(tasks)}
 	for _, t := range tasks {
 		mr.Rows += results[t.ID].Rows
@@ -322,6 +512,9 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m
 	if len(tasks) == 1 {
 		r := results[tasks[0].ID]
 		mr.SHA256, mr.Bytes = r.SHA256, r.Bytes
+		if err := os.Rename(filepath.Join(dir, filepath.FromSlash(tasks[0].Export.Output)), filepath.Join(dir, mr.File)); err != nil {
+			return nil, err
+		}
 		return mr, nil
 	}
 	var readers []io.Reader

@@ -517,7 +517,7 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		}
 		tasks = append(tasks, t)
 	}
-	results, err := c.dispatch(ctx, o.RunID, tasks, nil)
+	results, err := c.dispatch(ctx, o.RunID, tasks, nil, nil)
 	if err != nil {
 		return err
 	}

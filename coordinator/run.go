@@ -58,9 +58,14 @@ func (e *TaskError) Error() string { return fmt.Sprintf("task %s failed: %s", e.
 
 // dispatch publishes tasks and waits for a final result of every one. It returns the results
 // by task id, or the first task failure / ctx error, after purging the run's leftover tasks.
-func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*messages.Task, progress func(*messages.Result)) (map[string]*messages.Result, error) {
-	if len(tasks) == 0 {
-		return map[string]*messages.Result{}, nil
+// Tasks in done (a resumed run's finished work) are not published again; their results count.
+func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*messages.Task, done map[string]*messages.Result, progress func(*messages.Result)) (map[string]*messages.Result, error) {
+	results := map[string]*messages.Result{}
+	for id, r := range done {
+		results[id] = r
+	}
+	if len(results) == len(tasks) {
+		return results, nil
 	}
 	byID := map[string]*messages.Task{}
 	for _, t := range tasks {
@@ -110,6 +115,9 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 
 	seqTask := map[uint64]string{}
 	for _, t := range tasks {
+		if results[t.ID] != nil {
+			continue
+		}
 		data, err := messages.Marshal(t)
 		if err != nil {
 			return nil, err
@@ -124,7 +132,6 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 	}
 	c.log.Info("tasks published", "run", run, "tasks", len(tasks))
 
-	results := map[string]*messages.Result{}
 	lastCause := map[string]string{}
 	stall := time.NewTicker(c.StallWarning)
 	defer stall.Stop()

@@ -17,11 +17,16 @@ import (
 	"github.com/webnovel/webnovel-backup/demo"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/pipeline"
 	"github.com/webnovel/webnovel-backup/queue"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	// Abandoned runs are noticed after three heartbeats: keep tests quick.
+	messages.RunHeartbeat = 100 * time.Millisecond
+	os.Exit(pgtest.Main(m))
+}
 
 // platformFixture is a generated platform on disk.
 type platformFixture struct {

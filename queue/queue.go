@@ -51,8 +51,9 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Ensure declares StreamTasks (a work queue), StreamResults (latest result per task) and the
-// workers' durable pull consumer, updating them when they exist. It returns the consumer.
+// Ensure declares StreamTasks (a work queue), StreamResults (latest result per task), the
+// RunsBucket registry and the workers' durable pull consumer, updating them when they exist.
+// It returns the consumer.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
 	cfg = cfg.withDefaults()
 	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -77,6 +78,16 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 		Replicas:          cfg.Replicas,
 	}); err != nil {
 		return nil, fmt.Errorf("declare stream %s: %w", messages.StreamResults, err)
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      messages.RunsBucket,
+		Description: "webnovel-backup runs",
+		History:     1,
+		TTL:         cfg.ResultsMaxAge * 8,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("declare key-value bucket %s: %w", messages.RunsBucket, err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, messages.StreamTasks, jetstream.ConsumerConfig{
 		Durable:       messages.ConsumerWorkers,

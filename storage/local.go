@@ -31,6 +31,9 @@ type local struct {
 	err  error
 }
 
+// tmpPrefix starts the names of files being written; Walk does not show them.
+const tmpPrefix = ".wnb-tmp-"
+
 func newLocal(dir string) *local { return &local{dir: filepath.Clean(dir)} }
 
 func (l *local) describe() string { return l.dir }
@@ -84,8 +87,8 @@ func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) {
-			return nil
+		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), tmpPrefix) {
+			return nil // not a file, or one not committed yet
 		}
 		fi, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -143,7 +146,7 @@ func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, e
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	tmp := path.Join(path.Dir(key), ".wnb-tmp-"+hex.EncodeToString(b[:]))
+	tmp := path.Join(path.Dir(key), tmpPrefix+hex.EncodeToString(b[:]))
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err

@@ -6,18 +6,25 @@ package storage
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/url"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 )
 
 // ErrNotExist is returned (wrapped) for a key that is not there.
 var ErrNotExist = fs.ErrNotExist
+
+// ErrNoServerSideCopy is returned (wrapped) by CopyFrom when the two buckets cannot copy
+// between themselves; the caller then streams the object (Open, Create, Commit).
+var ErrNoServerSideCopy = errors.New("no server-side copy between these buckets")
 
 // Object describes one stored file.
 type Object struct {
@@ -41,6 +48,16 @@ type driver interface {
 	close() error
 }
 
+// copier is a driver that can copy objects server-side.
+type copier interface {
+	copyFrom(ctx context.Context, src driver, srcKey, dstKey string) (Object, error)
+}
+
+// summer is a driver that may know an object's SHA-256 without reading it ("" if not).
+type summer interface {
+	sha256(ctx context.Context, key string) (string, error)
+}
+
 // Writer writes one object. Nothing is visible under the key until Commit; Abort (or a failed
 // Commit) leaves no trace, so a redelivered task simply writes again.
 type Writer interface {
@@ -56,12 +73,20 @@ type Bucket struct {
 	drv driver
 }
 
-// Open opens a bucket from a URL: a plain path or file:// URL for a local folder.
+// Open opens a bucket from a URL: a plain path or file:// URL for a local folder, or
+// "s3://bucket/prefix?region=…&endpoint=…&path_style=true" for a prefix of an S3 bucket
+// (see openS3 for every parameter; credentials come from the standard AWS chain).
 func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 	if rawURL == "" {
 		return nil, errors.New("open storage: empty location")
 	}
 	switch {
+	case IsS3(rawURL):
+		d, err := openS3(ctx, rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("open storage %s: %w", redact(rawURL), err)
+		}
+		return &Bucket{drv: d}, nil
 	case strings.HasPrefix(rawURL, "file://"):
 		u, err := url.Parse(rawURL)
 		if err != nil {
@@ -70,7 +95,7 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		return &Bucket{drv: newLocal(u.Path)}, nil
 	case strings.Contains(rawURL, "://"):
 		scheme, _, _ := strings.Cut(rawURL, "://")
-		return nil, fmt.Errorf("open storage %s: unsupported scheme %q (use a path or file://)", rawURL, scheme)
+		return nil, fmt.Errorf("open storage %s: unsupported scheme %q (use a path, file:// or s3://)", redact(rawURL), scheme)
 	default:
 		return &Bucket{drv: newLocal(rawURL)}, nil
 	}
@@ -150,6 +175,54 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, attrs Object)
 	return n, nil
 }
 
+// CopyFrom copies src's srcKey to dstKey in b without the bytes passing through this process
+// (S3 to S3 on the same service), keeping Mode and ModTime, and describes the copy. It
+// returns ErrNoServerSideCopy (wrapped) when that is not possible, and the caller streams.
+func (b *Bucket) CopyFrom(ctx context.Context, src *Bucket, srcKey, dstKey string) (Object, error) {
+	if err := CheckKey(srcKey); err != nil {
+		return Object{}, err
+	}
+	if err := CheckKey(dstKey); err != nil {
+		return Object{}, err
+	}
+	c, ok := b.drv.(copier)
+	if !ok {
+		return Object{}, fmt.Errorf("copy %s from %s to %s: %w", srcKey, src, b, ErrNoServerSideCopy)
+	}
+	o, err := c.copyFrom(ctx, src.drv, srcKey, dstKey)
+	if err != nil {
+		return Object{}, fmt.Errorf("copy %s from %s to %s in %s: %w", srcKey, src, dstKey, b, err)
+	}
+	return o, nil
+}
+
+// SHA256 returns the hex SHA-256 of an object's content: the service's own full-object
+// checksum where it keeps one (S3 objects uploaded in one piece), else by reading it.
+func (b *Bucket) SHA256(ctx context.Context, key string) (string, error) {
+	if err := CheckKey(key); err != nil {
+		return "", err
+	}
+	if s, ok := b.drv.(summer); ok {
+		sum, err := s.sha256(ctx, key)
+		if err != nil {
+			return "", fmt.Errorf("checksum %s in %s: %w", key, b, err)
+		}
+		if sum != "" {
+			return sum, nil
+		}
+	}
+	r, _, err := b.Open(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", fmt.Errorf("checksum %s in %s: %w", key, b, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // Remove deletes one object; a missing one is not an error.
 func (b *Bucket) Remove(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
@@ -191,4 +264,43 @@ func checkPrefix(prefix string) error {
 		return nil
 	}
 	return CheckKey(strings.TrimSuffix(prefix, "/"))
+}
+
+// IsS3 reports whether location names an S3 bucket (s3://...).
+func IsS3(location string) bool {
+	return len(location) >= 5 && strings.EqualFold(location[:5], "s3://")
+}
+
+// Join returns the location of key (or a sub-prefix) under location, keeping the URL's
+// query: Join("s3://b/backups?region=x", "backup_1") is "s3://b/backups/backup_1?region=x",
+// Join("/srv/backups", "backup_1") is "/srv/backups/backup_1".
+func Join(location, key string) string {
+	if !strings.Contains(location, "://") {
+		return filepath.Join(location, filepath.FromSlash(key))
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		// Not a URL we can take apart: join the text, before any query.
+		base, query, hasQuery := strings.Cut(location, "?")
+		s := strings.TrimSuffix(base, "/") + "/" + key
+		if hasQuery {
+			s += "?" + query
+		}
+		return s
+	}
+	u.Path = path.Join("/", u.Path, key)
+	if u.Host != "" && u.Scheme != "file" && u.Path == "/" {
+		u.Path = ""
+	}
+	u.RawPath = ""
+	return u.String()
+}
+
+// redact drops credentials from a location before it goes into a message.
+func redact(location string) string {
+	u, err := url.Parse(location)
+	if err != nil || u.User == nil {
+		return location
+	}
+	return u.Redacted()
 }

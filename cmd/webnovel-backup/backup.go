@@ -36,6 +36,9 @@ func newBackupCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			g.resolve()
 			o.Models = append(o.Models, args...)
+			if o.Resume != "" && g.nats == "" {
+				return usageErrorf("--resume needs the cluster the run was on: --nats or NATS_URL")
+			}
 			if includeFiles && o.SkipFiles {
 				return usageErrorf("--include-files and --skip-files contradict each other")
 			}
@@ -75,6 +78,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
 	f.IntVar(&o.ChunkRows, "chunk-rows", 50000, "split tables larger than this into primary-key ranges exported in parallel")
+	f.StringVar(&o.Resume, "resume", "", "finish the abandoned run with this id (see `webnovel-backup runs`); its other options are reused")
 	return cmd
 }
 

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -81,6 +82,10 @@ type globals struct {
 	replicas int
 	workers  int
 	verbose  bool
+	// ackWait and maxDeliver shape the shared consumer: every process that declares it must
+	// pass the same values, or each one would update it to its own.
+	ackWait    time.Duration
+	maxDeliver int
 }
 
 func newRootCommand() *cobra.Command {
@@ -104,6 +109,8 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.nats, "nats", "", "NATS URL of a JetStream cluster (env NATS_URL; default: an embedded server)")
 	pf.IntVar(&g.workers, "workers", 4, "in-process workers (0 leaves all work to `webnovel-backup worker` processes)")
 	pf.IntVar(&g.replicas, "replicas", 1, "JetStream stream replicas (3 on a three-node cluster)")
+	pf.DurationVar(&g.ackWait, "ack-wait", 30*time.Second, "how long a task may go without a worker's progress signal before another worker gets it")
+	pf.IntVar(&g.maxDeliver, "max-deliver", 5, "attempts of one task before the run fails")
 	pf.StringVar(&g.natsAuth.CredsFile, "nats-creds", "", "NATS credentials file (env NATS_CREDS)")
 	pf.StringVar(&g.natsAuth.NkeyFile, "nats-nkey", "", "NATS nkey seed file (env NATS_NKEY)")
 	pf.StringVar(&g.natsAuth.User, "nats-user", "", "NATS user (env NATS_USER)")
@@ -116,7 +123,7 @@ func newRootCommand() *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g), newTestBackupRestoreCommand(g), newWorkerCommand(g))
+	root.AddCommand(newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g), newTestBackupRestoreCommand(g), newWorkerCommand(g), newRunsCommand(g))
 	root.AddCommand(newVerifyCommand(g))
 	return root
 }
@@ -165,8 +172,13 @@ func (g *globals) pipelineConfig(workers int) (pipeline.Config, error) {
 	return pipeline.Config{
 		NATSURL: g.nats, NATSOptions: opts, Workers: workers,
 		DatabaseURL: g.database, StorageURL: g.storage,
-		Queue: queue.Config{Replicas: g.replicas},
+		Queue: g.queueConfig(),
 	}, nil
+}
+
+// queueConfig is the streams' and consumer's shape from the flags.
+func (g *globals) queueConfig() queue.Config {
+	return queue.Config{Replicas: g.replicas, AckWait: g.ackWait, MaxDeliver: g.maxDeliver}
 }
 
 // redactURL hides a password in a URL for printing.

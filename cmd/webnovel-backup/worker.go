@@ -54,7 +54,7 @@ flight finish for up to --shutdown-grace, hands back the rest, and exits.`,
 			if err != nil {
 				return err
 			}
-			cons, err := queue.Ensure(ctx, js, queue.Config{Replicas: g.replicas})
+			cons, err := queue.Ensure(ctx, js, g.queueConfig())
 			if err != nil {
 				return err
 			}

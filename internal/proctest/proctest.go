@@ -1,0 +1,151 @@
+// Package proctest starts real processes for tests: the webnovel-backup binary (coordinators
+// and workers) and nats-server, alone or as a three-node JetStream cluster. Everything
+// listens on 127.0.0.1 only, every process runs in its own process group, and each is killed
+// with its group when its test ends, so no test leaves a stray process behind.
+//
+// Binaries are built once per test process; call Main from TestMain to remove them afterwards:
+//
+//	func TestMain(m *testing.M) { os.Exit(proctest.Main(m)) }
+package proctest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// builds holds the binaries built by this test process.
+var builds struct {
+	mu   sync.Mutex
+	dir  string
+	bins map[string]*build
+}
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// Main runs the tests and then removes the binaries they built; it returns the exit code.
+func Main(m *testing.M) int {
+	code := m.Run()
+	builds.mu.Lock()
+	defer builds.mu.Unlock()
+	if builds.dir != "" {
+		os.RemoveAll(builds.dir)
+	}
+	return code
+}
+
+// Binary returns the path of the webnovel-backup command built from this module's
+// ./cmd/webnovel-backup, building it on first use.
+func Binary(t testing.TB) string {
+	t.Helper()
+	return goBuild(t, "webnovel-backup", "./cmd/webnovel-backup")
+}
+
+// NATSServerBinary returns the path of nats-server built from the module dependency
+// github.com/nats-io/nats-server/v2, building it on first use.
+func NATSServerBinary(t testing.TB) string {
+	t.Helper()
+	return goBuild(t, "nats-server", "github.com/nats-io/nats-server/v2")
+}
+
+// goBuild builds pkg once per test process. Without a go command the test is skipped (the
+// binaries cannot be had); a failing build fails it.
+func goBuild(t testing.TB, name, pkg string) string {
+	t.Helper()
+	builds.mu.Lock()
+	if builds.bins == nil {
+		builds.bins = map[string]*build{}
+	}
+	b := builds.bins[name]
+	if b == nil {
+		b = &build{}
+		builds.bins[name] = b
+	}
+	builds.mu.Unlock()
+	b.once.Do(func() { b.path, b.err = doBuild(name, pkg) })
+	if errors.Is(b.err, exec.ErrNotFound) {
+		t.Skipf("proctest: cannot build %s: %v", pkg, b.err)
+	}
+	if b.err != nil {
+		t.Fatalf("proctest: %v", b.err)
+	}
+	return b.path
+}
+
+func doBuild(name, pkg string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	root, err := moduleRoot(goBin)
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	builds.mu.Lock()
+	if builds.dir == "" {
+		builds.dir, err = os.MkdirTemp("", "proctest-bin-")
+	}
+	dir := builds.dir
+	builds.mu.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", pkg, err)
+	}
+	out := filepath.Join(dir, name)
+	cmd := exec.Command(goBin, "build", "-o", out, pkg)
+	cmd.Dir = root
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, msg)
+	}
+	return out, nil
+}
+
+// moduleRoot is the folder of the go.mod of the package under test.
+func moduleRoot(goBin string) (string, error) {
+	out, err := exec.Command(goBin, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside a Go module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proctest: free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// tail returns at most the last n bytes of the file, for failure reports.
+func tail(path string, n int64) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	if int64(len(data)) > n {
+		data = data[int64(len(data))-n:]
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			data = data[i+1:]
+		}
+		data = append([]byte("…\n"), data...)
+	}
+	return string(data)
+}

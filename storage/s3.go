@@ -1,0 +1,577 @@
+package storage
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
+)
+
+// Defaults of the S3 driver; each can be changed per bucket by a query parameter of the URL.
+const (
+	defaultPartSize      = 8 << 20
+	defaultConcurrency   = 4
+	defaultParallelAbove = 64 << 20
+	defaultTimeout       = 2 * time.Minute
+	maxAttempts          = 10
+	maxParts             = 10000
+)
+
+// Limits of S3 server-side copies. Variables so that tests can exercise the multipart path
+// on small objects.
+var (
+	// copyObjectMax is the largest object a single CopyObject may copy (5 GB on S3).
+	copyObjectMax int64 = 5 << 30
+	// copyPartSize is the size of each UploadPartCopy range above copyObjectMax.
+	copyPartSize int64 = 512 << 20
+)
+
+// s3Driver keeps objects under a prefix of an S3 bucket. Mode and ModTime travel as user
+// metadata (x-amz-meta-mode, octal; x-amz-meta-mtime, Unix nanoseconds) because S3 has no
+// place for them; objects written by other tools (Django's storages) have neither, and then
+// Mode is 0 and ModTime is S3's LastModified.
+type s3Driver struct {
+	client *s3.Client
+	bucket string
+	root   string // "" or "prefix/"
+	// endpoint identifies the service; server-side copies need both buckets on the same one.
+	endpoint    string
+	region      string
+	partSize    int64
+	concurrency int
+	parallelMin int64
+	timeout     time.Duration
+	checksum    bool
+}
+
+// s3Params are the query parameters an s3:// URL may carry.
+var s3Params = []string{"region", "endpoint", "path_style", "part_size", "concurrency", "parallel_above", "timeout", "checksum"}
+
+// openS3 opens "s3://bucket/prefix?region=…&endpoint=…&path_style=true". Credentials come
+// from the standard AWS chain (environment, shared files, SSO, IMDS...), never from the URL.
+//
+// Query parameters:
+//   - region: the bucket's region (default: AWS_REGION / the shared config, else us-east-1)
+//   - endpoint: an S3-compatible service's URL (default: AWS, or AWS_ENDPOINT_URL_S3)
+//   - path_style: true for http://host/bucket/key addressing (most S3-compatible servers)
+//   - part_size: bytes per multipart part and per ranged read (default 8 MiB; S3 wants ≥ 5 MiB)
+//   - concurrency: parts in flight per upload or download (default 4); memory per open
+//     stream is at most concurrency × part_size
+//   - parallel_above: objects larger than this many bytes are read by parallel ranged
+//     requests (default 64 MiB)
+//   - timeout: how long a request may wait for the server's next byte (default 2m), after
+//     which it is retried
+//   - checksum: sha256 (default) asks S3 to verify and keep SHA-256 checksums; none leaves
+//     checksums to the SDK's "when required" mode, for services that refuse them
+func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.User != nil {
+		return nil, errors.New("credentials do not belong in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the shared AWS config")
+	}
+	if u.Host == "" {
+		return nil, errors.New("no bucket name (want s3://bucket/prefix)")
+	}
+	d := &s3Driver{
+		bucket:      u.Host,
+		partSize:    defaultPartSize,
+		concurrency: defaultConcurrency,
+		parallelMin: defaultParallelAbove,
+		timeout:     defaultTimeout,
+		checksum:    true,
+	}
+	if root := strings.Trim(u.Path, "/"); root != "" {
+		if err := CheckKey(root); err != nil {
+			return nil, fmt.Errorf("bad prefix: %w", err)
+		}
+		d.root = root + "/"
+	}
+	q := u.Query()
+	var unknown []string
+	for k := range q {
+		if !slices.Contains(s3Params, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("unknown parameter(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(s3Params, ", "))
+	}
+	pathStyle := false
+	if v := q.Get("path_style"); v != "" {
+		if pathStyle, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("path_style=%q: want true or false", v)
+		}
+	}
+	sizes := []struct {
+		name string
+		dst  *int64
+		min  int64
+	}{{"part_size", &d.partSize, 1 << 10}, {"parallel_above", &d.parallelMin, 0}}
+	for _, s := range sizes {
+		if v := q.Get(s.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < s.min || n > 5<<30 {
+				return nil, fmt.Errorf("%s=%q: want a number of bytes from %d to 5 GiB", s.name, v, s.min)
+			}
+			*s.dst = n
+		}
+	}
+	if v := q.Get("concurrency"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return nil, fmt.Errorf("concurrency=%q: want 1 to 64", v)
+		}
+		d.concurrency = n
+	}
+	if v := q.Get("timeout"); v != "" {
+		t, err := time.ParseDuration(v)
+		if err != nil || t <= 0 {
+			return nil, fmt.Errorf("timeout=%q: want a duration like 30s", v)
+		}
+		d.timeout = t
+	}
+	switch v := q.Get("checksum"); v {
+	case "", "sha256":
+	case "none":
+		d.checksum = false
+	default:
+		return nil, fmt.Errorf("checksum=%q: want sha256 or none", v)
+	}
+	if v := q.Get("endpoint"); v != "" {
+		eu, err := url.Parse(v)
+		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
+			return nil, fmt.Errorf("endpoint=%q: want an http:// or https:// URL", v)
+		}
+		if eu.User != nil {
+			return nil, errors.New("endpoint: credentials do not belong in the URL")
+		}
+		d.endpoint = strings.TrimSuffix(v, "/")
+	}
+
+	// A BuildableClient lets config.LoadDefaultConfig add AWS_CA_BUNDLE's certificates.
+	// The read timeout is a rolling inactivity window: a stalled response (headers or
+	// mid-body) fails after d.timeout and is retried, while a slow but moving one lives on.
+	httpClient := awshttp.NewBuildableClient().
+		WithDialerOptions(func(dl *net.Dialer) { dl.Timeout = 10 * time.Second }).
+		WithTransportOptions(func(tr *http.Transport) {
+			tr.ResponseHeaderTimeout = d.timeout
+			tr.MaxIdleConnsPerHost = 4 * d.concurrency
+		}).
+		WithReadTimeout(d.timeout)
+	opts := []func(*config.LoadOptions) error{
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(func() aws.Retryer {
+			// No client-side retry quota: a backup run would rather wait out a bad minute
+			// than fail; back-off still spaces the attempts.
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = maxAttempts
+				o.MaxBackoff = 20 * time.Second
+				o.RateLimiter = ratelimit.None
+				// A certificate nobody vouches for will not be vouched for on the next try.
+				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(certError)}, o.Retryables...)
+			})
+		}),
+	}
+	opts = append(opts, config.WithLogger(logging.LoggerFunc(sdkLog)))
+	if r := q.Get("region"); r != "" {
+		opts = append(opts, config.WithRegion(r))
+	}
+	if !d.checksum {
+		opts = append(opts,
+			config.WithRequestChecksumCalculation(aws.RequestChecksumCalculationWhenRequired),
+			config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	d.region = cfg.Region
+	d.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = pathStyle
+		if d.endpoint != "" {
+			o.BaseEndpoint = aws.String(d.endpoint)
+		}
+	})
+	if d.endpoint == "" && cfg.BaseEndpoint != nil {
+		d.endpoint = *cfg.BaseEndpoint
+	}
+	return d, nil
+}
+
+// certError stops retries of requests that failed on the server's certificate.
+func certError(err error) aws.Ternary {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
+}
+
+// sdkLog sends the SDK's messages to slog: warnings as warnings, the rest (such as "response
+// has no supported checksum" from S3-compatible servers) at debug level.
+func sdkLog(c logging.Classification, format string, v ...any) {
+	level := slog.LevelDebug
+	if c == logging.Warn {
+		level = slog.LevelWarn
+	}
+	slog.Log(context.Background(), level, "aws sdk: "+fmt.Sprintf(format, v...))
+}
+
+func (d *s3Driver) describe() string {
+	s := "s3://" + d.bucket + "/" + strings.TrimSuffix(d.root, "/")
+	if d.endpoint != "" {
+		s += " at " + d.endpoint
+	}
+	return s
+}
+
+func (d *s3Driver) backend() string { return "S3Boto3Storage" }
+func (d *s3Driver) close() error    { return nil }
+
+func (d *s3Driver) full(key string) string { return d.root + key }
+
+// walk lists objects in S3's order (lexical by UTF-8 bytes of the key). ListObjectsV2 returns
+// no user metadata, so Walk's ModTime is S3's LastModified and Mode is 0; Stat and Open read
+// the kept values.
+func (d *s3Driver) walk(ctx context.Context, prefix string, fn func(Object) error) error {
+	p := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(d.bucket),
+		Prefix: aws.String(d.full(prefix)),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Contents {
+			full := aws.ToString(o.Key)
+			key := strings.TrimPrefix(full, d.root)
+			if strings.HasSuffix(key, "/") {
+				continue // a "folder" marker some tools create
+			}
+			if CheckKey(key) != nil {
+				// Such keys cannot be opened through a Bucket; say so rather than fail the run.
+				slog.WarnContext(ctx, "skipping an S3 key this tool cannot address", "bucket", d.bucket, "key", full)
+				continue
+			}
+			obj := Object{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}
+			if err := fn(obj); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (d *s3Driver) stat(ctx context.Context, key string) (Object, error) {
+	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(d.full(key))})
+	if err != nil {
+		return Object{}, s3Err(err)
+	}
+	return objectFrom(key, aws.ToInt64(out.ContentLength), aws.ToTime(out.LastModified), out.Metadata), nil
+}
+
+func (d *s3Driver) remove(ctx context.Context, key string) error {
+	_, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(d.full(key))})
+	return s3Err(err)
+}
+
+// removeAll deletes the object named prefix and everything under prefix as a folder, as the
+// local driver does: "content/1" removes content/1 and content/1/..., not content/10.
+func (d *s3Driver) removeAll(ctx context.Context, prefix string) error {
+	dir := strings.TrimSuffix(prefix, "/")
+	var batch []types.ObjectIdentifier
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		out, err := d.client.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+			Bucket: aws.String(d.bucket),
+			Delete: &types.Delete{Objects: batch, Quiet: aws.Bool(true)},
+		})
+		batch = batch[:0]
+		if err != nil {
+			return err
+		}
+		if len(out.Errors) > 0 {
+			e := out.Errors[0]
+			return fmt.Errorf("delete %s: %s: %s (and %d more)", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message), len(out.Errors)-1)
+		}
+		return nil
+	}
+	p := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(d.bucket),
+		Prefix: aws.String(d.full(dir)),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, o := range page.Contents {
+			key := strings.TrimPrefix(aws.ToString(o.Key), d.root)
+			if key != dir && !strings.HasPrefix(key, dir+"/") {
+				continue
+			}
+			batch = append(batch, types.ObjectIdentifier{Key: o.Key})
+			if len(batch) == 1000 { // DeleteObjects' limit
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+// metadata returns the user metadata that keeps attrs.Mode and attrs.ModTime.
+func metadata(attrs Object) map[string]string {
+	m := map[string]string{}
+	if attrs.Mode.Perm() != 0 {
+		m["mode"] = strconv.FormatUint(uint64(attrs.Mode.Perm()), 8)
+	}
+	if !attrs.ModTime.IsZero() {
+		m["mtime"] = strconv.FormatInt(attrs.ModTime.UnixNano(), 10)
+	}
+	return m
+}
+
+// objectFrom reads Mode and ModTime back from user metadata, falling back to LastModified.
+func objectFrom(key string, size int64, lastModified time.Time, meta map[string]string) Object {
+	o := Object{Key: key, Size: size, ModTime: lastModified}
+	for k, v := range meta {
+		switch strings.ToLower(k) {
+		case "mode":
+			if m, err := strconv.ParseUint(v, 8, 32); err == nil {
+				o.Mode = fs.FileMode(m).Perm()
+			}
+		case "mtime":
+			if ns, err := strconv.ParseInt(v, 10, 64); err == nil {
+				o.ModTime = time.Unix(0, ns)
+			}
+		}
+	}
+	return o
+}
+
+// s3Err maps S3's "no such key" answers to ErrNotExist.
+func s3Err(err error) error {
+	if err == nil {
+		return nil
+	}
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return ErrNotExist
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound") {
+		return ErrNotExist
+	}
+	return err
+}
+
+// httpStatus is the HTTP status of a failed request (0 when there was no response).
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+// copySource is the x-amz-copy-source value for a key: URL-encoded, with "/" kept and "+"
+// spelled %2B (some servers decode the value as a query string).
+func copySource(bucket, key string) string {
+	segs := strings.Split(bucket+"/"+key, "/")
+	for i, s := range segs {
+		segs[i] = strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
+	}
+	return strings.Join(segs, "/")
+}
+
+// copyFrom copies server-side when src is an S3 bucket on the same service: CopyObject up to
+// copyObjectMax, else a multipart upload of UploadPartCopy ranges. Mode and ModTime metadata
+// go along. A service that does not implement part copies yields ErrNoServerSideCopy, so
+// the caller streams instead.
+func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey string) (Object, error) {
+	src, ok := srcDrv.(*s3Driver)
+	if !ok || src.endpoint != d.endpoint {
+		return Object{}, ErrNoServerSideCopy
+	}
+	head, err := src.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(src.bucket), Key: aws.String(src.full(srcKey))})
+	if err != nil {
+		return Object{}, s3Err(err)
+	}
+	size := aws.ToInt64(head.ContentLength)
+	obj := objectFrom(dstKey, size, aws.ToTime(head.LastModified), head.Metadata)
+	source := copySource(src.bucket, src.full(srcKey))
+	var alg types.ChecksumAlgorithm
+	if d.checksum {
+		alg = types.ChecksumAlgorithmSha256
+	}
+	if size <= copyObjectMax {
+		_, err := d.client.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket:            aws.String(d.bucket),
+			Key:               aws.String(d.full(dstKey)),
+			CopySource:        aws.String(source),
+			CopySourceIfMatch: head.ETag,
+			MetadataDirective: types.MetadataDirectiveCopy,
+			ChecksumAlgorithm: alg,
+		})
+		if err != nil {
+			if st := httpStatus(err); st == http.StatusNotImplemented {
+				return Object{}, fmt.Errorf("%w: %v", ErrNoServerSideCopy, err)
+			}
+			return Object{}, s3Err(err)
+		}
+		return obj, nil
+	}
+
+	up, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:            aws.String(d.bucket),
+		Key:               aws.String(d.full(dstKey)),
+		Metadata:          head.Metadata,
+		ContentType:       head.ContentType,
+		ChecksumAlgorithm: alg,
+	})
+	if err != nil {
+		return Object{}, err
+	}
+	abort := func() {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout)
+		defer cancel()
+		if _, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(d.bucket), Key: aws.String(d.full(dstKey)), UploadId: up.UploadId,
+		}); err != nil {
+			slog.WarnContext(ctx, "abort S3 multipart copy", "bucket", d.bucket, "key", d.full(dstKey), "err", err)
+		}
+	}
+	n := int((size + copyPartSize - 1) / copyPartSize)
+	parts := make([]types.CompletedPart, n)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		sem      = make(chan struct{}, d.concurrency)
+	)
+	for i := range n {
+		sem <- struct{}{}
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			<-sem
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			off := int64(i) * copyPartSize
+			end := min(off+copyPartSize, size) - 1
+			out, err := d.client.UploadPartCopy(cctx, &s3.UploadPartCopyInput{
+				Bucket:            aws.String(d.bucket),
+				Key:               aws.String(d.full(dstKey)),
+				UploadId:          up.UploadId,
+				PartNumber:        aws.Int32(int32(i + 1)),
+				CopySource:        aws.String(source),
+				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+				CopySourceIfMatch: head.ETag,
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("copy part %d: %w", i+1, err)
+					cancel()
+				}
+				return
+			}
+			p := types.CompletedPart{PartNumber: aws.Int32(int32(i + 1))}
+			if r := out.CopyPartResult; r != nil {
+				p.ETag, p.ChecksumSHA256 = r.ETag, r.ChecksumSHA256
+			}
+			parts[i] = p
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		abort()
+		switch httpStatus(firstErr) {
+		case http.StatusBadRequest, http.StatusLengthRequired, http.StatusNotImplemented:
+			// The service does not do part copies (gofakes3, some S3-compatible servers).
+			return Object{}, fmt.Errorf("%w: %v", ErrNoServerSideCopy, firstErr)
+		}
+		return Object{}, s3Err(firstErr)
+	}
+	_, err = d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(d.bucket),
+		Key:             aws.String(d.full(dstKey)),
+		UploadId:        up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		abort()
+		return Object{}, err
+	}
+	return obj, nil
+}
+
+// sha256 returns the service's full-object SHA-256 of key, or "" when it has none (the
+// object was uploaded without one, in parts — S3 keeps a checksum of part checksums then —
+// or the service keeps no checksums).
+func (d *s3Driver) sha256(ctx context.Context, key string) (string, error) {
+	if !d.checksum {
+		return "", nil
+	}
+	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket:       aws.String(d.bucket),
+		Key:          aws.String(d.full(key)),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return "", s3Err(err)
+	}
+	v := aws.ToString(out.ChecksumSHA256)
+	if v == "" || out.ChecksumType == types.ChecksumTypeComposite || strings.Contains(v, "-") {
+		return "", nil
+	}
+	sum, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(sum) != 32 {
+		return "", nil
+	}
+	return hex.EncodeToString(sum), nil
+}
