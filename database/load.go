@@ -1,7 +1,6 @@
 package database
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -103,7 +102,7 @@ func openFixture(f LoadFixture) (*fixture.Reader, io.Closer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: open fixture: %w", f.Model.Label, err)
 	}
-	return fixture.NewReader(bufio.NewReaderSize(rc, 256<<10)), rc, nil
+	return fixture.NewReader(rc), rc, nil
 }
 
 // loadPlan is how one model's fixture objects become rows: the columns are the pk then the
@@ -255,14 +254,7 @@ func jsonString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
-	}
-	return s, true
+	return fixture.Unquote(raw)
 }
 
 func isJSONNumber(raw []byte) bool {

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -164,7 +163,7 @@ func readFixture(ctx context.Context, dir string, t fixtureTarget) fixtureResult
 	}
 	defer f.Close()
 
-	r := fixture.NewReader(bufio.NewReaderSize(f, 256<<10))
+	r := fixture.NewReader(f)
 	var (
 		pks        pkSet
 		wrongModel int64
