@@ -31,8 +31,9 @@ type local struct {
 	err  error
 }
 
-// tmpPrefix starts the names of files being written; Walk does not show them.
-const tmpPrefix = ".wnb-tmp-"
+// TempPrefix starts the names of files being written; Walk does not show them. A writer
+// killed mid-write leaves such a file behind.
+const TempPrefix = ".wnb-tmp-"
 
 func newLocal(dir string) *local { return &local{dir: filepath.Clean(dir)} }
 
@@ -87,7 +88,7 @@ func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), tmpPrefix) {
+		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), TempPrefix) {
 			return nil // not a file, or one not committed yet
 		}
 		fi, err := d.Info()
@@ -146,7 +147,7 @@ func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, e
 	}
 	var b [8]byte
 	rand.Read(b[:])
-	tmp := path.Join(path.Dir(key), tmpPrefix+hex.EncodeToString(b[:]))
+	tmp := path.Join(path.Dir(key), TempPrefix+hex.EncodeToString(b[:]))
 	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err

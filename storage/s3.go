@@ -60,6 +60,7 @@ type s3Driver struct {
 	// endpoint identifies the service; server-side copies need both buckets on the same one.
 	endpoint    string
 	region      string
+	pathStyle   bool
 	partSize    int64
 	concurrency int
 	parallelMin int64
@@ -87,6 +88,15 @@ var s3Params = []string{"region", "endpoint", "path_style", "part_size", "concur
 //   - checksum: sha256 (default) asks S3 to verify and keep SHA-256 checksums; none leaves
 //     checksums to the SDK's "when required" mode, for services that refuse them
 func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
+	d, err := parseS3URL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	return d, d.connect(ctx)
+}
+
+// parseS3URL reads an s3:// URL into a driver not yet connected.
+func parseS3URL(rawURL string) (*s3Driver, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -122,9 +132,8 @@ func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
 		slices.Sort(unknown)
 		return nil, fmt.Errorf("unknown parameter(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(s3Params, ", "))
 	}
-	pathStyle := false
 	if v := q.Get("path_style"); v != "" {
-		if pathStyle, err = strconv.ParseBool(v); err != nil {
+		if d.pathStyle, err = strconv.ParseBool(v); err != nil {
 			return nil, fmt.Errorf("path_style=%q: want true or false", v)
 		}
 	}
@@ -173,6 +182,13 @@ func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
 		}
 		d.endpoint = strings.TrimSuffix(v, "/")
 	}
+	d.region = q.Get("region")
+	return d, nil
+}
+
+// connect makes the S3 client: the standard credential chain, AWS_CA_BUNDLE, retries and
+// timeouts.
+func (d *s3Driver) connect(ctx context.Context) error {
 
 	// A BuildableClient lets config.LoadDefaultConfig add AWS_CA_BUNDLE's certificates.
 	// The read timeout is a rolling inactivity window: a stalled response (headers or
@@ -199,8 +215,8 @@ func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
 		}),
 	}
 	opts = append(opts, config.WithLogger(logging.LoggerFunc(sdkLog)))
-	if r := q.Get("region"); r != "" {
-		opts = append(opts, config.WithRegion(r))
+	if d.region != "" {
+		opts = append(opts, config.WithRegion(d.region))
 	}
 	if !d.checksum {
 		opts = append(opts,
@@ -209,14 +225,14 @@ func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
 	}
 	d.region = cfg.Region
 	d.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.UsePathStyle = pathStyle
+		o.UsePathStyle = d.pathStyle
 		if d.endpoint != "" {
 			o.BaseEndpoint = aws.String(d.endpoint)
 		}
@@ -224,7 +240,7 @@ func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
 	if d.endpoint == "" && cfg.BaseEndpoint != nil {
 		d.endpoint = *cfg.BaseEndpoint
 	}
-	return d, nil
+	return nil
 }
 
 // certError stops retries of requests that failed on the server's certificate.
@@ -259,6 +275,10 @@ func (d *s3Driver) describe() string {
 
 func (d *s3Driver) backend() string { return "S3Boto3Storage" }
 func (d *s3Driver) close() error    { return nil }
+
+// abortTimeout bounds the clean-up of a failed upload, which runs even when the caller's
+// context is done, and must outlast a few retries.
+func (d *s3Driver) abortTimeout() time.Duration { return max(2*time.Minute, 3*d.timeout) }
 
 func (d *s3Driver) full(key string) string { return d.root + key }
 
@@ -471,7 +491,7 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 		return Object{}, err
 	}
 	abort := func() {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.timeout)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.abortTimeout())
 		defer cancel()
 		if _, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(d.bucket), Key: aws.String(d.full(dstKey)), UploadId: up.UploadId,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -189,12 +190,23 @@ type stallingWriter struct {
 	stall   time.Duration
 	limit   int
 	written int
+	stalled bool
+}
+
+// WriteHeader drops the error status gofakes3 tries to send after a failed write.
+func (s *stallingWriter) WriteHeader(code int) {
+	if !s.stalled {
+		s.ResponseWriter.WriteHeader(code)
+	}
 }
 
 func (s *stallingWriter) Write(p []byte) (int, error) {
 	if s.limit == 0 {
 		n, _ := strconv.Atoi(s.Header().Get("Content-Length"))
 		s.limit = max(1, min(n/2, 32<<10))
+	}
+	if s.stalled {
+		return 0, errors.New("injected stall")
 	}
 	if s.written+len(p) <= s.limit {
 		s.written += len(p)
@@ -203,6 +215,7 @@ func (s *stallingWriter) Write(p []byte) (int, error) {
 	k, _ := s.ResponseWriter.Write(p[:s.limit-s.written])
 	s.written += k
 	http.NewResponseController(s.ResponseWriter).Flush()
+	s.stalled = true
 	sleep(s.ctx, s.stall)
 	return k, errors.New("injected stall")
 }
@@ -211,8 +224,8 @@ func TestS3Faults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out injected stalls")
 	}
-	const timeout = 250 * time.Millisecond
-	flt := &faults{failEvery: 3, stallEvery: 13, bodyStallEvery: 4, stall: 4 * timeout}
+	const timeout = 200 * time.Millisecond
+	flt := &faults{failEvery: 3, stallEvery: 23, bodyStallEvery: 5, stall: 4 * timeout}
 	f := newFakeS3(t, func(h http.Handler) http.Handler { flt.next = h; return flt }, "faulty")
 	extra := "timeout=" + timeout.String()
 
@@ -517,7 +530,9 @@ func TestS3CABundle(t *testing.T) {
 	if _, err := backend.PutObject("tls", "p/hello", map[string]string{}, strings.NewReader("hi"), 2, nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewTLSServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
+	srv := httptest.NewUnstartedServer(gofakes3.New(backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
 	defer srv.Close()
 	loc := "s3://tls/p?path_style=true&timeout=2s&endpoint=" + url.QueryEscape(srv.URL)
 

@@ -39,6 +39,9 @@ func (d *s3Driver) getRange(ctx context.Context, key string, etag *string, off, 
 	}
 	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{
 		Bucket: aws.String(d.bucket), Key: aws.String(d.full(key)), Range: aws.String(rng), IfMatch: etag,
+	}, func(o *s3.Options) {
+		// A range cannot be checked against a whole-object checksum (some servers send one).
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	if err != nil {
 		if httpStatus(err) == http.StatusPreconditionFailed {

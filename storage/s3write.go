@@ -240,7 +240,7 @@ func (w *s3Writer) abort() error {
 	if w.uploadID == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), w.d.timeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), w.d.abortTimeout())
 	defer cancel()
 	_, err := w.d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(w.d.bucket), Key: aws.String(w.key), UploadId: w.uploadID,

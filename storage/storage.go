@@ -107,7 +107,8 @@ func (b *Bucket) Close() error { return b.drv.close() }
 // String describes the bucket for logs (never with credentials).
 func (b *Bucket) String() string { return b.drv.describe() }
 
-// Backend is the Django storage class this bucket stands for ("FileSystemStorage").
+// Backend is the Django storage class this bucket stands for: "FileSystemStorage" or
+// "S3Boto3Storage".
 func (b *Bucket) Backend() string { return b.drv.backend() }
 
 // Walk calls fn for every object whose key starts with prefix, in a deterministic order.
