@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/webnovel/webnovel-backup/archive"
 	"github.com/webnovel/webnovel-backup/database"
@@ -25,6 +27,7 @@ import (
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/platform"
 	"github.com/webnovel/webnovel-backup/storage"
+	"github.com/webnovel/webnovel-backup/telemetry"
 )
 
 // ToolVersion is recorded in every backup's metadata.
@@ -95,11 +98,25 @@ type BackupReport struct {
 	Bytes    int64
 	Warnings []string
 	Duration time.Duration
+	// TraceID is the run's trace (hex), empty when tracing is off.
+	TraceID string
 }
 
 // Backup runs a whole backup: checks, one snapshot, tasks on the queue, assembly, publication.
-// On any failure nothing named like a backup is left behind.
-func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
+// On any failure nothing named like a backup is left behind. The run is one trace.
+func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupReport, error) {
+	ctx, span := telemetry.StartRun(ctx, "backup")
+	rep, err := c.backup(ctx, o)
+	outcome, took := telemetry.RunFailure, time.Duration(0)
+	if err == nil {
+		outcome, took = telemetry.RunSuccess, rep.Duration
+		rep.TraceID = telemetry.TraceID(ctx)
+	}
+	telemetry.EndRun(span, "backup", outcome, took, err)
+	return rep, err
+}
+
+func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
 	start := time.Now()
 	var rec *messages.RunRecord
 	if o.Resume != "" {
@@ -128,6 +145,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	}
 	run := o.RunID
 	log := c.log.With("run", run)
+	telemetry.Annotate(ctx, telemetry.KeyRun.String(run))
 
 	var (
 		models   []platform.Model
@@ -219,6 +237,8 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		track.finish(path, err)
 	}()
 
+	_, planSpan := telemetry.Start(ctx, "backup.plan")
+	defer telemetry.EndErr(planSpan, &err) // records a planning failure; a no-op once ended below
 	// Plan: file copies once (a resumed run keeps its plan and what is done of it); database
 	// exports every time, under a snapshot this coordinator holds.
 	suffix := ""
@@ -286,6 +306,8 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		c.purge(run) // what the dead coordinator left queued is re-published under new ids
 	}
 	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "already_done", len(done), "staging", stage.Path())
+	planSpan.SetAttributes(telemetry.KeyTasks.Int(len(tasks)))
+	planSpan.End()
 
 	// Run.
 	results, err := c.dispatch(ctx, run, tasks, done, func(r *messages.Result) {
@@ -297,8 +319,15 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	if snap != nil {
 		snap.Close() // every export has read it
 	}
+	// A worker killed while writing leaves a temporary file; another worker redid its task,
+	// so the leftover is garbage that must not be published.
+	if err := removeTempFiles(stage.Path()); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
 
 	// Assemble.
+	actx, assembleSpan := telemetry.Start(ctx, "backup.assemble")
+	defer telemetry.EndErr(assembleSpan, &err)
 	rep = &BackupReport{RunID: run}
 	sums := layout.NewSumsWriter()
 	meta := &layout.Metadata{
@@ -308,7 +337,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 			IncludeFiles: !o.SkipFiles, SkipDB: o.SkipDB, Compress: o.Compress,
 			Models: layout.ModelSelection{Labels: selectedLabels(o.Models)},
 		},
-		ToolVersion: ToolVersion, RunID: run, Status: layout.StatusComplete,
+		ToolVersion: ToolVersion, RunID: run, Status: layout.StatusComplete, TraceID: telemetry.TraceID(ctx),
 		Workers: o.Workers, FixtureIndent: o.Indent,
 		StorageBackend: layout.StorageFileSystem,
 	}
@@ -321,7 +350,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		meta.Storage = src.String()
 	}
 	for _, m := range models {
-		mr, err := c.assembleModel(ctx, dest, stage.Path(), m, o.Indent, plans[m.Label], results)
+		mr, err := c.assembleModel(actx, dest, stage.Path(), m, o.Indent, plans[m.Label], results)
 		if err != nil {
 			return nil, fmt.Errorf("backup: assemble %s: %w", m.Label, err)
 		}
@@ -375,10 +404,14 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("backup interrupted: %w", err)
 	}
+	assembleSpan.SetAttributes(telemetry.KeyFiles.Int64(rep.Files), telemetry.KeyBytes.Int64(rep.Bytes))
+	assembleSpan.End()
 
+	pctx, publishSpan := telemetry.Start(ctx, "backup.publish", attribute.Bool("wnb.compress", o.Compress))
+	defer telemetry.EndErr(publishSpan, &err)
 	if o.Compress {
 		rep.Path, err = stage.PublishArchive(start, func(w io.Writer, top string) error {
-			_, err := archive.Write(ctx, w, stage.Path(), top)
+			_, err := archive.Write(pctx, w, stage.Path(), top)
 			return err
 		})
 	} else {
@@ -388,6 +421,7 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		return nil, fmt.Errorf("backup: publish: %w", err)
 	}
 	published = true
+	publishSpan.End()
 	rep.Duration = time.Since(start)
 	log.Info("backup complete", "path", rep.Path, "models", len(rep.Models), "files", rep.Files, "bytes", rep.Bytes, "took", rep.Duration.Round(time.Millisecond))
 	return rep, nil
@@ -629,6 +663,21 @@ func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tas
 		}
 	}
 	return nil
+}
+
+// removeTempFiles removes the storage package's temporary files under dir.
+func removeTempFiles(dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasPrefix(d.Name(), storage.TempPrefix) {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove abandoned %s: %w", p, err)
+			}
+		}
+		return nil
+	})
 }
 
 func topPrefix(key string) string {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/webnovel/webnovel-backup/archive"
 	"github.com/webnovel/webnovel-backup/database"
 	"github.com/webnovel/webnovel-backup/fixture"
@@ -19,6 +21,7 @@ import (
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/platform"
 	"github.com/webnovel/webnovel-backup/storage"
+	"github.com/webnovel/webnovel-backup/telemetry"
 )
 
 // RestoreOptions are a restore's settings.
@@ -79,6 +82,8 @@ type RestoreReport struct {
 	Failed   int64
 	Failures []string
 	Duration time.Duration
+	// TraceID is the run's trace (hex), empty when tracing is off.
+	TraceID string
 }
 
 // ErrRefused is returned when Confirm says no.
@@ -125,8 +130,30 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 }
 
 // Restore checks everything, asks, then loads the database in one transaction and restores the
-// files through the queue. A failed check or a refusal changes nothing.
+// files through the queue. A failed check or a refusal changes nothing. The run is one trace.
 func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
+	ctx, span := telemetry.StartRun(ctx, "restore")
+	rep, err := c.restore(ctx, o)
+	var partial *PartialError
+	outcome, took := telemetry.RunFailure, time.Duration(0)
+	switch {
+	case rep != nil && rep.DryRun && err == nil:
+		outcome = telemetry.RunDryRun
+	case err == nil:
+		outcome, took = telemetry.RunSuccess, rep.Duration
+	case errors.As(err, &partial):
+		outcome = telemetry.RunPartial
+	case errors.Is(err, ErrRefused):
+		outcome = telemetry.RunRefused
+	}
+	if rep != nil {
+		rep.TraceID = telemetry.TraceID(ctx)
+	}
+	telemetry.EndRun(span, "restore", outcome, took, err)
+	return rep, err
+}
+
+func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
 	start := time.Now()
 	if o.SkipDB && o.SkipFiles {
 		return nil, errors.New("restore: --skip-db and --skip-files leave nothing to restore")
@@ -141,13 +168,16 @@ func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 		o.RunID = NewRunID(start)
 	}
 	rep := &RestoreReport{RunID: o.RunID, DryRun: o.DryRun}
+	telemetry.Annotate(ctx, telemetry.KeyRun.String(o.RunID), attribute.Bool("wnb.dry_run", o.DryRun))
 	src, err := openRestoreSource(ctx, o.Source, o.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer src.cleanup()
 
-	plan, fixtures, files, db, err := c.checkRestore(ctx, src.dir, o)
+	cctx, checkSpan := telemetry.Start(ctx, "restore.check")
+	plan, fixtures, files, db, err := c.checkRestore(cctx, src.dir, o)
+	telemetry.End(checkSpan, err)
 	if db != nil {
 		defer db.Close()
 	}
@@ -171,7 +201,14 @@ func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 
 	if db != nil {
-		loaded, err := db.Load(ctx, fixtures, database.LoadOptions{Merge: o.Merge})
+		lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(fixtures)), attribute.Bool("wnb.merge", o.Merge))
+		loaded, err := db.Load(lctx, fixtures, database.LoadOptions{Merge: o.Merge})
+		var rows int64
+		for _, m := range loaded {
+			rows += m.Rows
+		}
+		loadSpan.SetAttributes(telemetry.KeyRows.Int64(rows))
+		telemetry.End(loadSpan, err)
 		if err != nil {
 			return nil, fmt.Errorf("restore: database unchanged: %w", err)
 		}
@@ -179,7 +216,11 @@ func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 		c.log.Info("database restored", "run", o.RunID, "models", len(loaded))
 	}
 	if !o.SkipFiles && len(files) > 0 {
-		if err := c.restoreFiles(ctx, o, src.dir, files, rep); err != nil {
+		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int(len(files)))
+		err := c.restoreFiles(fctx, o, src.dir, files, rep)
+		filesSpan.SetAttributes(telemetry.KeyBytes.Int64(rep.Bytes), attribute.Int64("wnb.files_failed", rep.Failed))
+		telemetry.End(filesSpan, err)
+		if err != nil {
 			return rep, fmt.Errorf("restore: files: %w", err)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/telemetry"
 )
 
 // Coordinator drives runs over one JetStream connection.
@@ -122,8 +123,11 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 		if err != nil {
 			return nil, err
 		}
-		ack, err := c.js.PublishMsg(ctx, &nats.Msg{Subject: messages.TaskSubject(run, t.Kind), Data: data},
-			jetstream.WithMsgID(messages.MsgID(run, t.ID)))
+		// The task's headers carry its producer span, the parent of the worker's span.
+		subject, hdr := messages.TaskSubject(run, t.Kind), nats.Header{}
+		_, span := telemetry.StartPublish(ctx, subject, t, hdr)
+		ack, err := c.publishTask(ctx, &nats.Msg{Subject: subject, Data: data, Header: hdr}, messages.MsgID(run, t.ID))
+		telemetry.End(span, err)
 		if err != nil {
 			c.purge(run)
 			return nil, fmt.Errorf("run %s: publish task %s: %w", run, t.ID, err)
@@ -226,6 +230,29 @@ func taskID(parts ...string) string {
 		}
 		return r
 	}, id)
+}
+
+// publishTask publishes a task, again while the cluster does not answer (a node lost, a stream
+// leader being elected): the message id makes a repeat a no-op that acks the first copy.
+func (c *Coordinator) publishTask(ctx context.Context, msg *nats.Msg, id string) (*jetstream.PubAck, error) {
+	const attempts = 8
+	for attempt := 1; ; attempt++ {
+		ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+		if err == nil {
+			return ack, nil
+		}
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		if !unanswered || ctx.Err() != nil || attempt == attempts {
+			return nil, err
+		}
+		c.log.Warn("publish task: no answer; retrying", "task", id, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 func sortedKeys[M ~map[string]V, V any](m M) []string {

@@ -4,6 +4,7 @@ package faults
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,7 +34,15 @@ func TestWorkerKilledMidTask(t *testing.T) {
 	doomed := proctest.StartWorker(t, bin, env, append(queue, "--name", "doomed", "--concurrency", "1")...)
 	coord := proctest.Start(t, bin, env, backupArgs(backups, queue...)...)
 	mon.waitHeld(ctx)
+	// Kill it while it copies a storage file: a half-written file is left among the files
+	// the backup publishes (export outputs are written under the run's working folder).
+	waitFor(t, ctx, "the worker to copy a file", func() bool {
+		return slices.ContainsFunc(tempFiles(t, backups), func(p string) bool {
+			return strings.Contains(p, string(filepath.Separator)+layout.FilesDir+string(filepath.Separator))
+		})
+	})
 	doomed.Kill()
+	t.Logf("killed while writing; left behind: %v", tempFiles(t, backups))
 	info, err := mon.consumer(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -216,10 +225,16 @@ func TestWorkerSIGTERM(t *testing.T) {
 			}
 			settle, cancelSettle := context.WithTimeout(ctx, 5*time.Second)
 			defer cancelSettle()
+			var last any
 			waitFor(t, settle, "no task to be held by the stopped worker", func() bool {
 				info, err := mon.consumer(ctx)
-				return err == nil && info.NumAckPending == 0
-			})
+				if err != nil {
+					last = err
+					return false
+				}
+				last = fmt.Sprintf("ack pending %d, redelivered %d, waiting %d, pending %d", info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.NumPending)
+				return info.NumAckPending == 0
+			}, &last)
 
 			proctest.StartWorker(t, bin, env, "--name", "staying", "--concurrency", "2")
 			done, cancelDone := context.WithTimeout(ctx, 25*time.Second)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,14 +165,18 @@ func (m *monitor) consumer(ctx context.Context) (*jetstream.ConsumerInfo, error)
 	return c.Info(ictx)
 }
 
-// waitFor polls cond every 50ms until it is true, failing the test when ctx ends first.
-func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+// waitFor polls cond every 50ms until it is true, failing the test when ctx ends first. A
+// last value given is reported then (what cond saw last).
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool, last ...*any) {
 	t.Helper()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for !cond() {
 		select {
 		case <-ctx.Done():
+			if len(last) > 0 && *last[0] != nil {
+				t.Fatalf("waiting for %s: %v (last: %v)", what, ctx.Err(), *last[0])
+			}
 			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-tick.C:
 		}
@@ -221,6 +226,19 @@ func (m *monitor) results(ctx context.Context) map[string]*messages.Result {
 			return out
 		}
 	}
+}
+
+// tempFiles lists the files being written under dir (the storage package's temporary names).
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".wnb-tmp-") {
+			out = append(out, path)
+		}
+		return nil
+	})
+	return out
 }
 
 func lastLines(s string, n int) string {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -56,52 +57,95 @@ func (c Config) withDefaults() Config {
 // It returns the consumer.
 func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
 	cfg = cfg.withDefaults()
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        messages.StreamTasks,
-		Description: "webnovel-backup tasks",
-		Subjects:    []string{messages.TasksSubjects},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Duplicates:  time.Hour,
+	if err := declare(ctx, "stream "+messages.StreamTasks, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:        messages.StreamTasks,
+			Description: "webnovel-backup tasks",
+			Subjects:    []string{messages.TasksSubjects},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  time.Hour,
+		})
+		return err
 	}); err != nil {
-		return nil, fmt.Errorf("declare stream %s: %w", messages.StreamTasks, err)
+		return nil, err
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              messages.StreamResults,
-		Description:       "webnovel-backup task results",
-		Subjects:          []string{messages.ResultsSubjects},
-		Retention:         jetstream.LimitsPolicy,
-		MaxMsgsPerSubject: 1,
-		MaxAge:            cfg.ResultsMaxAge,
-		Storage:           jetstream.FileStorage,
-		Replicas:          cfg.Replicas,
+	if err := declare(ctx, "stream "+messages.StreamResults, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name:              messages.StreamResults,
+			Description:       "webnovel-backup task results",
+			Subjects:          []string{messages.ResultsSubjects},
+			Retention:         jetstream.LimitsPolicy,
+			MaxMsgsPerSubject: 1,
+			MaxAge:            cfg.ResultsMaxAge,
+			Storage:           jetstream.FileStorage,
+			Replicas:          cfg.Replicas,
+		})
+		return err
 	}); err != nil {
-		return nil, fmt.Errorf("declare stream %s: %w", messages.StreamResults, err)
+		return nil, err
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      messages.RunsBucket,
-		Description: "webnovel-backup runs",
-		History:     1,
-		TTL:         cfg.ResultsMaxAge * 8,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
+	if err := declare(ctx, "key-value bucket "+messages.RunsBucket, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      messages.RunsBucket,
+			Description: "webnovel-backup runs",
+			History:     1,
+			TTL:         cfg.ResultsMaxAge * 8,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		})
+		return err
 	}); err != nil {
-		return nil, fmt.Errorf("declare key-value bucket %s: %w", messages.RunsBucket, err)
+		return nil, err
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, messages.StreamTasks, jetstream.ConsumerConfig{
-		Durable:       messages.ConsumerWorkers,
-		Description:   "webnovel-backup workers",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		MaxAckPending: 10000,
-		Replicas:      cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("declare consumer %s: %w", messages.ConsumerWorkers, err)
+	var cons jetstream.Consumer
+	if err := declare(ctx, "consumer "+messages.ConsumerWorkers, func(ctx context.Context) error {
+		var err error
+		cons, err = js.CreateOrUpdateConsumer(ctx, messages.StreamTasks, jetstream.ConsumerConfig{
+			Durable:       messages.ConsumerWorkers,
+			Description:   "webnovel-backup workers",
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       cfg.AckWait,
+			MaxDeliver:    cfg.MaxDeliver,
+			MaxAckPending: 10000,
+			Replicas:      cfg.Replicas,
+		})
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return cons, nil
+}
+
+// Declaration attempts: each gets declareTimeout, then a short random pause.
+const (
+	declareAttempts = 6
+	declareTimeout  = 5 * time.Second
+)
+
+// declare runs an idempotent declaration, again when the server does not answer in time. On a
+// cluster, concurrent creations of one replicated stream or bucket (a coordinator and workers
+// starting together) can all go unanswered, while a second attempt finds it and succeeds.
+func declare(ctx context.Context, what string, f func(context.Context) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, declareTimeout)
+		err = f(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
+		if !unanswered || ctx.Err() != nil || attempt == declareAttempts {
+			return fmt.Errorf("declare %s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("declare %s: %w", what, err)
+		case <-time.After(time.Duration(100+rand.IntN(400)) * time.Millisecond):
+		}
+	}
 }
 
 // Embedded is an in-process NATS server with JetStream, for running with nothing else set up.

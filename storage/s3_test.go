@@ -26,68 +26,38 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/storage"
 	"github.com/webnovel/webnovel-backup/storage/storagetest"
 )
 
 // fakeS3 is an in-process S3 (gofakes3) on a loopback port.
 type fakeS3 struct {
+	*s3test.Server
 	backend *s3mem.Backend
-	srv     *httptest.Server
 	n       atomic.Int64 // prefixes handed out
-}
-
-// s3Env points the AWS SDK at test credentials and away from the host's AWS configuration.
-func s3Env(t *testing.T) {
-	t.Helper()
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIATEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret-do-not-log")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	t.Setenv("AWS_ENDPOINT_URL", "")
-	t.Setenv("AWS_ENDPOINT_URL_S3", "")
-	t.Setenv("AWS_CA_BUNDLE", "")
 }
 
 // newFakeS3 serves gofakes3 (behind wrap, if given) with the buckets named.
 func newFakeS3(t *testing.T, wrap func(http.Handler) http.Handler, buckets ...string) *fakeS3 {
 	t.Helper()
-	s3Env(t)
-	f := &fakeS3{backend: s3mem.New()}
-	for _, b := range buckets {
-		if err := f.backend.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var h http.Handler = gofakes3.New(f.backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
-	if wrap != nil {
-		h = wrap(h)
-	}
-	f.srv = httptest.NewServer(h)
-	t.Cleanup(f.srv.Close)
-	return f
+	srv := s3test.Start(t, wrap, buckets...)
+	return &fakeS3{Server: srv, backend: srv.Backend}
 }
 
 // url is the location of prefix in bucket, with small parts so that every path (multipart,
 // ranged reads) runs on small objects.
 func (f *fakeS3) url(bucket, prefix, extra string) string {
-	u := fmt.Sprintf("s3://%s/%s?endpoint=%s&path_style=true&region=us-east-1&part_size=65536&parallel_above=131072", bucket, prefix, url.QueryEscape(f.srv.URL))
+	e := "part_size=65536&parallel_above=131072"
 	if extra != "" {
-		u += "&" + extra
+		e += "&" + extra
 	}
-	return u
+	return f.URL(bucket, prefix, e)
 }
 
 func (f *fakeS3) put(t *testing.T, bucket, key string, data []byte) {
 	t.Helper()
-	if _, err := f.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
-		t.Fatal(err)
-	}
+	f.Put(t, bucket, key, data)
 }
 
 // opener returns buckets under fresh prefixes of one S3 bucket, each with neighbours that
@@ -128,7 +98,7 @@ func TestS3Conformance(t *testing.T) {
 // copies).
 func (f *fakeS3) assertNoUploads(t *testing.T, bucket string) {
 	t.Helper()
-	resp, err := http.Get(f.srv.URL + "/" + bucket + "?uploads")
+	resp, err := http.Get(f.Endpoint() + "/" + bucket + "?uploads")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -522,7 +492,7 @@ func TestS3Open(t *testing.T) {
 // TestS3CABundle reaches an HTTPS endpoint whose certificate only AWS_CA_BUNDLE vouches for.
 func TestS3CABundle(t *testing.T) {
 	ctx := context.Background()
-	s3Env(t)
+	s3test.Env(t)
 	backend := s3mem.New()
 	if err := backend.CreateBucket("tls"); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"fmt"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -111,7 +112,7 @@ func TestS3MemoryFlat(t *testing.T) {
 	}
 	const size = 256 << 20
 	const budget = 64 << 20
-	s3Env(t)
+	s3test.Env(t)
 	null := &nullS3{size: size, partLen: 8 << 20}
 	srv := httptest.NewServer(null)
 	defer srv.Close()

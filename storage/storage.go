@@ -305,3 +305,11 @@ func redact(location string) string {
 	}
 	return u.Redacted()
 }
+
+// SameService reports whether a server-side copy between a and b is possible: both on the same
+// S3 service.
+func SameService(a, b *Bucket) bool {
+	x, ok1 := a.drv.(*s3Driver)
+	y, ok2 := b.drv.(*s3Driver)
+	return ok1 && ok2 && x.endpoint == y.endpoint
+}

@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
+	"github.com/webnovel/webnovel-backup/telemetry"
 )
 
 // maxWarnings bounds the warnings and failures one result carries (results are small messages).
@@ -23,8 +26,15 @@ var errChecksum = errors.New("checksum mismatch")
 // copy runs a copy-prefix task (backup: platform storage → staging folder) or a
 // restore-prefix task (restore: backup folder → platform storage). Each file is hashed while
 // it streams and written under a temporary name, then renamed into place.
-func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, error) {
+func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Result, err error) {
 	c := t.Copy
+	ctx, span := telemetry.Start(ctx, "storage.copy", telemetry.KeyPrefix.String(c.Prefix), telemetry.KeyKind.String(t.Kind))
+	defer func() {
+		if res != nil {
+			span.SetAttributes(telemetry.KeyFiles.Int64(res.Files), telemetry.KeyBytes.Int64(res.Bytes), attribute.Int64("wnb.files_failed", res.Failed))
+		}
+		telemetry.End(span, err)
+	}()
 	restore := t.Kind == messages.KindRestorePrefix
 	if w.cfg.StorageURL == "" {
 		return nil, Permanent(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", c.Prefix))
@@ -67,13 +77,13 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, 
 
 	var sums bytes.Buffer
 	sw := messages.NewFileListWriter(&sums)
-	res := &messages.Result{}
+	res = &messages.Result{}
 	buf := make([]byte, 256<<10)
 	err = messages.ReadFileList(list, func(e messages.FileEntry) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, sum, err := copyOne(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, buf)
+		n, sum, err := copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf)
 		switch {
 		case err == nil:
 			res.Files++
@@ -111,9 +121,49 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (*messages.Result, 
 	return res, nil
 }
 
-// copyOne streams one file, keeping its permissions and modification time. With want set, the
-// copy is committed only when its SHA-256 is want.
+// largeObject is the size from which a file gets a span of its own: big enough that the
+// span's cost is nothing beside the copy.
+const largeObject = 16 << 20
+
+// copyTraced is copyOne, in a span of its own for a large file.
+func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, size int64, buf []byte) (int64, string, error) {
+	if size < largeObject {
+		return copyOne(ctx, src, dest, key, destKey, want, buf)
+	}
+	ctx, span := telemetry.Start(ctx, "storage.copy_object", telemetry.KeyKey.String(key), telemetry.KeyBytes.Int64(size))
+	n, sum, err := copyOne(ctx, src, dest, key, destKey, want, buf)
+	telemetry.End(span, err)
+	return n, sum, err
+}
+
+// copyOne copies one file, keeping its permissions and modification time: server-side when
+// both sides are on the same S3 service (the cross-region case), else streamed and hashed on
+// the way. With want set, a streamed copy is committed only when its SHA-256 is want.
 func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte) (int64, string, error) {
+	if !storage.SameService(src, dest) {
+		return streamOne(ctx, src, dest, key, destKey, want, buf)
+	}
+	if want != "" {
+		// Check before copying: a server-side copy replaces the destination at once.
+		sum, err := src.SHA256(ctx, key)
+		if err != nil {
+			return 0, "", err
+		}
+		if sum != want {
+			return 0, sum, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+		}
+	}
+	obj, err := dest.CopyFrom(ctx, src, key, destKey)
+	if errors.Is(err, storage.ErrNoServerSideCopy) {
+		return streamOne(ctx, src, dest, key, destKey, want, buf)
+	} else if err != nil {
+		return 0, "", err
+	}
+	sum, err := dest.SHA256(ctx, destKey)
+	return obj.Size, sum, err
+}
+
+func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte) (int64, string, error) {
 	r, obj, err := src.Open(ctx, key)
 	if err != nil {
 		return 0, "", err

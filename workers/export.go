@@ -8,11 +8,14 @@ import (
 	"hash"
 	"io"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/webnovel/webnovel-backup/database"
 	"github.com/webnovel/webnovel-backup/fixture"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/platform"
 	"github.com/webnovel/webnovel-backup/storage"
+	"github.com/webnovel/webnovel-backup/telemetry"
 )
 
 // export writes one model's rows (or one pk range of them) to the destination.
@@ -50,7 +53,10 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 		body = opener
 	}
 	r := database.Range{Lo: e.Lo, Hi: e.Hi, HasLo: e.HasLo, HasHi: e.HasHi}
-	rows, err := db.Export(ctx, e.Snapshot, model, r, f, body)
+	ectx, span := telemetry.Start(ctx, "database.export", telemetry.KeyModel.String(e.Model), attribute.Int64("wnb.pk.lo", e.Lo), attribute.Int64("wnb.pk.hi", e.Hi))
+	rows, err := db.Export(ectx, e.Snapshot, model, r, f, body)
+	span.SetAttributes(telemetry.KeyRows.Int64(rows), telemetry.KeyBytes.Int64(cw.n))
+	telemetry.End(span, err)
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", e.Model, err)
 	}

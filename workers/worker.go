@@ -21,6 +21,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/database"
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/telemetry"
 )
 
 // Config configures a worker.
@@ -189,6 +190,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := w.log.With("run", task.Run, "task", task.ID, "attempt", attempt)
+	ctx, span := telemetry.StartTask(ctx, msg.Headers(), msg.Subject(), task, attempt, w.cfg.Name)
 
 	hctx, stop := context.WithCancel(ctx)
 	go w.heartbeat(hctx, msg)
@@ -201,6 +203,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
 	res.Version, res.Run, res.Task, res.Kind = messages.Version, task.Run, task.ID, task.Kind
 	res.Attempt, res.Worker, res.Duration = attempt, w.cfg.Name, time.Since(start)
 	w.settle(ctx, msg, log, res, err, attempt)
+	telemetry.EndTask(span, res, err)
 }
 
 // settle is the one place that maps a task's outcome to ack, nak-with-delay or term.

@@ -14,6 +14,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 	var (
 		o            coordinator.BackupOptions
 		includeFiles bool
+		metricsAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:     "backup [flags]",
@@ -56,6 +57,11 @@ func newBackupCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			stopMetrics, err := serveMetrics(metricsAddr)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			s, err := pipeline.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -78,6 +84,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
 	f.IntVar(&o.ChunkRows, "chunk-rows", 50000, "split tables larger than this into primary-key ranges exported in parallel")
+	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.StringVar(&o.Resume, "resume", "", "finish the abandoned run with this id (see `webnovel-backup runs`); its other options are reused")
 	return cmd
 }
@@ -93,4 +100,7 @@ func printBackupReport(cmd *cobra.Command, rep *coordinator.BackupReport) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 	}
 	fmt.Fprintf(out, "  run %s in %s\n", rep.RunID, rep.Duration.Round(1e6))
+	if rep.TraceID != "" {
+		fmt.Fprintf(out, "  trace %s\n", rep.TraceID)
+	}
 }

@@ -46,7 +46,9 @@ func usageErrorf(format string, args ...any) error {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	flushTraces := setupTracing(ctx)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	flushTraces()
 	stop()
 	os.Exit(code)
 }
@@ -125,6 +127,10 @@ func newRootCommand() *cobra.Command {
 	})
 	root.AddCommand(newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g), newTestBackupRestoreCommand(g), newWorkerCommand(g), newRunsCommand(g))
 	root.AddCommand(newVerifyCommand(g))
+	root.AddCommand(newListCommand(g))
+	root.AddCommand(newPruneCommand(g))
+	root.AddCommand(newDoctorCommand(g))
+	root.AddCommand(newProbeCommand(g))
 	return root
 }
 

@@ -21,8 +21,9 @@ var errNoTerminal = errors.New("refusing to restore without confirmation: standa
 
 func newRestoreCommand(g *globals) *cobra.Command {
 	var (
-		o     coordinator.RestoreOptions
-		force bool
+		o           coordinator.RestoreOptions
+		force       bool
+		metricsAddr string
 	)
 	cmd := &cobra.Command{
 		Use:     "restore PATH",
@@ -68,6 +69,11 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			stopMetrics, err := serveMetrics(metricsAddr)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			s, err := pipeline.Start(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -99,6 +105,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 	f.BoolVar(&o.SkipDB, "skip-db", false, "restore only the files")
 	f.StringSliceVar(&o.Models, "models", nil, "restore only these models (e.g. books.Book books.Chapter)")
 	f.BoolVar(&o.Merge, "merge", false, "upsert rows by primary key (like loaddata) instead of replacing the models' tables")
+	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.StringVar(&o.TempDir, "temp-dir", "", "where a .tar.gz is unpacked (default: the system's temporary folder)")
 	return cmd
 }
@@ -133,6 +140,9 @@ func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
 		fmt.Fprintf(w, "  failed: %s\n", f)
 	}
 	fmt.Fprintf(w, "  run %s in %s\n", r.RunID, r.Duration.Round(1e6))
+	if r.TraceID != "" {
+		fmt.Fprintf(w, "  trace %s\n", r.TraceID)
+	}
 }
 
 // stdinIsTerminal reports whether a person can answer the confirmation prompt (/dev/null is a

@@ -22,6 +22,7 @@ func newWorkerCommand(g *globals) *cobra.Command {
 		healthAddr  string
 		grace       time.Duration
 		name        string
+		metricsAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -75,6 +76,11 @@ flight finish for up to --shutdown-grace, hands back the rest, and exits.`,
 				defer srv.Shutdown(context.WithoutCancel(ctx))
 				slog.Info("health endpoint", "addr", ln.Addr().String())
 			}
+			stopMetrics, err := serveMetrics(metricsAddr)
+			if err != nil {
+				return err
+			}
+			defer stopMetrics()
 			slog.Info("worker started", "nats", queue.Redact(g.nats), "concurrency", concurrency)
 			err = w.Run(ctx)
 			slog.Info("worker stopped")
@@ -88,6 +94,7 @@ flight finish for up to --shutdown-grace, hands back the rest, and exits.`,
 	f.IntVar(&concurrency, "concurrency", 4, "tasks run at once")
 	f.StringVar(&healthAddr, "health-addr", ":8081", "address of the /healthz and /readyz endpoint (empty: none)")
 	f.DurationVar(&grace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long tasks in flight may finish before they are handed back")
+	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.StringVar(&name, "name", "", "worker name in results and logs (default: host name and pid)")
 	return cmd
 }

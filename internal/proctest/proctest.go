@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -102,6 +103,7 @@ func doBuild(name, pkg string) (string, error) {
 		return "", fmt.Errorf("build %s: %w", pkg, err)
 	}
 	out := filepath.Join(dir, name)
+	statSources(root)
 	cmd := exec.Command(goBin, "build", "-o", out, pkg)
 	cmd.Dir = root
 	if msg, err := cmd.CombinedOutput(); err != nil {
@@ -121,6 +123,23 @@ func moduleRoot(goBin string) (string, error) {
 		return "", errors.New("not inside a Go module")
 	}
 	return filepath.Dir(mod), nil
+}
+
+// statSources stats the module's Go files and go.mod/go.sum. The binaries are built from them
+// by another process, which go test's result cache cannot see; files the test process itself
+// looks at are part of the cache key, so a changed source reruns the tests.
+func statSources(root string) {
+	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil
+		case d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")):
+			return filepath.SkipDir
+		case !d.IsDir() && (strings.HasSuffix(d.Name(), ".go") || d.Name() == "go.mod" || d.Name() == "go.sum"):
+			os.Stat(path)
+		}
+		return nil
+	})
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/webnovel/webnovel-backup/preflight"
+)
+
+func newDoctorCommand(g *globals) *cobra.Command {
+	var (
+		asJSON            bool
+		skipDB, skipFiles bool
+		c                 preflight.Config
+	)
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check that a backup can run here: database, schema, storage, destination, NATS, free space",
+		Long: `Check everything a backup needs, and say what to do about each problem: the database answers
+(--database / DATABASE_URL) and its schema matches the platform's models (unknown columns are
+warnings), the storage can be read (--storage / STORAGE_URL), the destination can be written
+(--backup-dir: a probe file is created and removed; a folder that does not exist yet must be
+creatable), the NATS cluster answers with JetStream enabled (only with --nats / NATS_URL), and
+the destination has room for the backup (local folders only). The size is estimated from the
+database's size and the storage's files; counting stops after --walk-budget on a huge storage,
+and the estimate says so.
+
+Exit status: 0 every check passed, 1 a check failed.`,
+		Example: `  webnovel-backup doctor --backup-dir /backups/daily
+  DATABASE_URL=postgres://… NATS_URL=nats://nats:4222 webnovel-backup doctor --backup-dir s3://backups/nightly --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g.resolve()
+			opts, err := g.natsAuth.Options()
+			if err != nil {
+				return usageErrorf("%w", err)
+			}
+			c.DatabaseURL, c.StorageURL, c.NATSURL, c.NATSOptions = g.database, g.storage, g.nats, opts
+			if skipDB {
+				c.DatabaseURL = ""
+			}
+			if skipFiles {
+				c.StorageURL = ""
+			}
+			rep := preflight.Run(cmd.Context(), c)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				if err := opsJSON(out, rep); err != nil {
+					return err
+				}
+			} else {
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				for _, ch := range rep.Checks {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", ch.Status, ch.Name, ch.Detail)
+					for _, w := range ch.Warnings {
+						fmt.Fprintf(tw, "\t\twarning: %s\n", w)
+					}
+					if ch.Status == preflight.StatusFail {
+						fmt.Fprintf(tw, "\t\tfix: %s\n", ch.Advice)
+					}
+				}
+				tw.Flush()
+			}
+			if !rep.OK {
+				return errors.New("doctor: some checks failed")
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.BackupDir, "backup-dir", "./backups", "the destination to check: a folder or s3://bucket/prefix?…")
+	f.BoolVar(&c.Compress, "compress", false, "the backup will be a .tar.gz: count room for the staging folder and the archive")
+	f.BoolVar(&skipDB, "skip-db", false, "do not check the database")
+	f.BoolVar(&skipFiles, "skip-files", false, "do not check the storage")
+	f.DurationVar(&c.WalkBudget, "walk-budget", 0, "how long to spend counting the storage's sizes (default 5s)")
+	f.Int64Var(&c.EstimateBytes, "estimate-bytes", 0, "use this size for the backup instead of estimating it")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	return cmd
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/preflight"
+	"github.com/webnovel/webnovel-backup/retention"
+)
+
+// backupsDir writes n complete backup folders, one a day ending yesterday, and returns the
+// folder and their names, newest first.
+func backupsDir(t *testing.T, n int) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	var names []string
+	for i := 1; i <= n; i++ {
+		ts := time.Now().Add(-time.Duration(i) * 24 * time.Hour).Truncate(time.Second)
+		name := layout.Name(ts)
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := layout.WriteMetadata(p, &layout.Metadata{BackupTimestamp: ts, RunID: "r", Status: layout.StatusComplete}); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	return dir, names
+}
+
+func TestPruneCLI(t *testing.T) {
+	dir, names := backupsDir(t, 3)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+		left int
+	}{
+		{"no keep rule", []string{"prune", "--backup-dir", dir}, exitUsage, "at least one of --keep-last", 3},
+		{"negative", []string{"prune", "--backup-dir", dir, "--keep-last", "-1"}, exitUsage, "negative", 3},
+		{"unknown flag", []string{"prune", "--backup-dir", dir, "--keep-yearly", "1"}, exitUsage, "unknown flag", 3},
+		{"missing destination", []string{"prune", "--backup-dir", filepath.Join(dir, "nope"), "--keep-last", "1"}, exitFailure, "no such file", 3},
+		{"dry run", []string{"prune", "--backup-dir", dir, "--keep-last", "1", "--dry-run"}, exitOK, "would remove  " + names[2], 3},
+		{"prune", []string{"prune", "--backup-dir", dir, "--keep-last", "1"}, exitOK, "Removed 2 of 3", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := cli(t, dir, tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.out) {
+				t.Errorf("exit %d, want %d; output:\n%s\nwant it to hold %q", code, tt.code, out, tt.out)
+			}
+			if es, _ := os.ReadDir(dir); len(es) != tt.left {
+				t.Errorf("%d entries left, want %d", len(es), tt.left)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, names[0])); err != nil {
+		t.Errorf("the newest backup is gone: %v", err)
+	}
+}
+
+func TestListCLI(t *testing.T) {
+	dir, names := backupsDir(t, 2)
+	os.Mkdir(filepath.Join(dir, layout.StagingPrefix+"run1"), 0o755)
+	code, out := cli(t, dir, "list", "--backup-dir", dir, "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	var bs []retention.Backup
+	if err := json.Unmarshal([]byte(out), &bs); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if len(bs) != 3 || bs[0].Status != retention.StatusInProgress || bs[1].Name != names[0] || bs[1].Status != retention.StatusComplete {
+		t.Errorf("listed %+v", bs)
+	}
+	code, out = cli(t, dir, "list", "--backup-dir", dir)
+	if code != exitOK || !strings.Contains(out, names[1]) || !strings.Contains(out, "in progress") {
+		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+	if code, _ := cli(t, dir, "list", "--backup-dir", filepath.Join(dir, "nope")); code != exitFailure {
+		t.Errorf("missing destination: exit %d, want %d", code, exitFailure)
+	}
+}
+
+func TestDoctorCLI(t *testing.T) {
+	dir := sitePlatform(t)
+	code, out := cli(t, dir, "doctor")
+	if code != exitOK || !hasCheckLine(out, "OK", "database") || !strings.Contains(out, "embedded: nothing to check") {
+		t.Errorf("exit %d, output:\n%s", code, out)
+	}
+	file := filepath.Join(dir, "somefile")
+	os.WriteFile(file, nil, 0o644)
+	code, out = cli(t, dir, "doctor", "--backup-dir", filepath.Join(file, "backups"), "--json")
+	if code != exitFailure {
+		t.Errorf("unwritable destination: exit %d, want %d", code, exitFailure)
+	}
+	var rep preflight.Report
+	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &rep); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if rep.OK || len(rep.Failed()) != 1 || rep.Failed()[0].Name != preflight.CheckDestination || rep.Failed()[0].Advice == "" {
+		t.Errorf("report %+v", rep)
+	}
+	code, out = cli(t, dir, "doctor", "--database", "sqlite:///missing.sqlite3")
+	if code != exitFailure || !hasCheckLine(out, "FAIL", "database") || !strings.Contains(out, "fix: the SQLite file must exist") {
+		t.Errorf("missing database: exit %d, output:\n%s", code, out)
+	}
+}
+
+// hasCheckLine reports whether doctor's output has a line for check name with status.
+func hasCheckLine(out, status, name string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == status && f[1] == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,183 @@
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Policy says which complete backups to keep; a backup is kept if any rule keeps it, as
+// restic's `forget` does.
+type Policy struct {
+	Last    int // the Last newest backups
+	Daily   int // the newest backup of each of the Daily newest days that have backups
+	Weekly  int // the same per ISO week (Monday to Sunday)
+	Monthly int // the same per calendar month
+}
+
+// Empty reports whether no rule is set: such a policy would delete every backup but the
+// newest, so Decide refuses it.
+func (p Policy) Empty() bool { return p.Last <= 0 && p.Daily <= 0 && p.Weekly <= 0 && p.Monthly <= 0 }
+
+// IncompleteMinAge is how old an incomplete backup must be before it may be removed: a
+// younger one may still be being written (a copy into an S3 prefix, a publication). Its age
+// counts from the later of its name's time and its newest file's modification.
+const IncompleteMinAge = 24 * time.Hour
+
+// DecideOptions tune Decide.
+type DecideOptions struct {
+	// Now is the clock incomplete backups' ages are measured against.
+	Now time.Time
+	// PruneIncomplete removes incomplete backups older than IncompleteMinAge; without it
+	// they are only reported.
+	PruneIncomplete bool
+}
+
+// Decision is what the policy does with one backup, and why.
+type Decision struct {
+	Backup  Backup   `json:"backup"`
+	Keep    bool     `json:"keep"`
+	Reasons []string `json:"reasons"`
+}
+
+// Decide applies the policy to backups (as List returns them, in any order) and returns one
+// decision per backup, newest first.
+func Decide(backups []Backup, p Policy, o DecideOptions) ([]Decision, error) {
+	if p.Last < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
+		return nil, errors.New("retention policy: negative counts are not allowed")
+	}
+	if p.Empty() {
+		return nil, errors.New("retention policy: no rule set (give at least one of last, daily, weekly, monthly)")
+	}
+	bs := append([]Backup(nil), backups...)
+	Sort(bs)
+	rules := []struct {
+		name  string
+		count int
+		key   func(time.Time) string
+	}{
+		{"last", p.Last, nil},
+		{"daily", p.Daily, func(t time.Time) string { return t.Format("2006-01-02") }},
+		{"weekly", p.Weekly, func(t time.Time) string {
+			y, w := t.ISOWeek()
+			return fmt.Sprintf("%04d-W%02d", y, w)
+		}},
+		{"monthly", p.Monthly, func(t time.Time) string { return t.Format("2006-01") }},
+	}
+	last := make([]string, len(rules))
+	newestComplete := true
+	out := make([]Decision, 0, len(bs))
+	for _, b := range bs {
+		d := Decision{Backup: b}
+		switch b.Status {
+		case StatusInProgress:
+			d.Keep = true
+			d.Reasons = append(d.Reasons, "run in progress or abandoned (staging): never pruned; see `webnovel-backup runs`")
+		case StatusIncomplete:
+			age := o.Now.Sub(latest(b.Time, b.ModTime))
+			switch {
+			case age < IncompleteMinAge:
+				d.Keep = true
+				d.Reasons = append(d.Reasons, "incomplete, changed less than a day ago: it may still be being written")
+			case o.PruneIncomplete:
+				d.Reasons = append(d.Reasons, fmt.Sprintf("incomplete (%s), unchanged for over a day (--prune-incomplete)", b.Problem))
+			default:
+				d.Keep = true
+				d.Reasons = append(d.Reasons, fmt.Sprintf("incomplete (%s): removed only with --prune-incomplete", b.Problem))
+			}
+		default:
+			for i := range rules {
+				r := &rules[i]
+				if r.count <= 0 {
+					continue
+				}
+				if r.key == nil {
+					d.Keep = true
+					d.Reasons = append(d.Reasons, fmt.Sprintf("last %d", p.Last))
+					r.count--
+					continue
+				}
+				if k := r.key(b.Time); k != last[i] {
+					d.Keep = true
+					d.Reasons = append(d.Reasons, r.name+" "+k)
+					last[i] = k
+					r.count--
+				}
+			}
+			if newestComplete {
+				d.Keep = true
+				d.Reasons = append(d.Reasons, "newest complete backup: never pruned")
+				newestComplete = false
+			}
+			if !d.Keep {
+				d.Reasons = append(d.Reasons, "not kept by any rule")
+			}
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// PruneOptions tune Prune.
+type PruneOptions struct {
+	DecideOptions
+	ListOptions
+	// DryRun decides but deletes nothing.
+	DryRun bool
+}
+
+// PruneResult is what Prune decided and did.
+type PruneResult struct {
+	Decisions []Decision `json:"decisions"`
+	// Removed names the backups deleted (none on a dry run).
+	Removed []string `json:"removed"`
+	DryRun  bool     `json:"dry_run"`
+}
+
+// Prune lists the destination, applies the policy and deletes what it does not keep (unless
+// DryRun). It tries every deletion and returns the failures joined; what was deleted is in
+// the result either way. A zero Now is the current time.
+func Prune(ctx context.Context, d *Destination, p Policy, o PruneOptions) (*PruneResult, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	backups, err := d.List(ctx, o.ListOptions)
+	if err != nil {
+		return nil, err
+	}
+	decisions, err := Decide(backups, p, o.DecideOptions)
+	if err != nil {
+		return nil, err
+	}
+	res := &PruneResult{Decisions: decisions, Removed: []string{}, DryRun: o.DryRun}
+	if o.DryRun {
+		return res, nil
+	}
+	var errs []error
+	for _, dec := range decisions {
+		if dec.Keep {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		if err := d.Remove(ctx, dec.Backup); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Removed = append(res.Removed, dec.Backup.Name)
+	}
+	if len(errs) > 0 {
+		return res, fmt.Errorf("prune %s: %w", d, errors.Join(errs...))
+	}
+	return res, nil
+}

@@ -1,0 +1,154 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/webnovel/webnovel-backup/messages"
+)
+
+// The process's metrics. Workers and the coordinator of one process share them: with
+// in-process workers one endpoint shows both.
+var (
+	registry = prometheus.NewRegistry()
+
+	tasksTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wnb_tasks_total",
+		Help: "Task attempts settled by this process's workers, by kind and outcome (success, retry, failed, handed_back).",
+	}, []string{"kind", "outcome"})
+	rowsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wnb_rows_total",
+		Help: "Database rows exported by successful tasks.",
+	}, []string{"kind"})
+	bytesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wnb_bytes_total",
+		Help: "Bytes written by successful tasks (fixtures and copied files).",
+	}, []string{"kind"})
+	filesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wnb_files_total",
+		Help: "Storage files copied by successful tasks.",
+	}, []string{"kind"})
+	taskDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wnb_task_duration_seconds",
+		Help:    "How long task attempts ran, by kind and outcome.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 4, 9), // 10ms … 11min
+	}, []string{"kind", "outcome"})
+	redeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wnb_task_redeliveries_total",
+		Help: "Tasks taken on a second or later delivery (a worker failed, died or timed out before).",
+	}, []string{"kind"})
+	inFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wnb_tasks_in_flight",
+		Help: "Tasks this process's workers are running now.",
+	}, []string{"kind"})
+	runsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wnb_runs_total",
+		Help: "Backups and restores this process coordinated, by outcome (success, failure, partial, dry_run, refused).",
+	}, []string{"kind", "outcome"})
+	lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wnb_last_success_timestamp_seconds",
+		Help: "Unix time the last successful run of this kind (backup, restore) finished; absent until one has.",
+	}, []string{"kind"})
+	lastSuccessDuration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wnb_last_success_duration_seconds",
+		Help: "How long the last successful run of this kind took.",
+	}, []string{"kind"})
+)
+
+var taskKinds = []string{messages.KindExportModel, messages.KindCopyPrefix, messages.KindRestorePrefix}
+
+func init() {
+	registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		tasksTotal, rowsTotal, bytesTotal, filesTotal, taskDuration, redeliveries, inFlight,
+		runsTotal, lastSuccess, lastSuccessDuration,
+	)
+	// Known series start at zero, so rate() and increase() see the first task.
+	for _, k := range taskKinds {
+		for _, o := range []string{OutcomeSuccess, OutcomeRetry, OutcomeFailed, OutcomeHandedBack} {
+			tasksTotal.WithLabelValues(k, o)
+		}
+		rowsTotal.WithLabelValues(k)
+		bytesTotal.WithLabelValues(k)
+		filesTotal.WithLabelValues(k)
+		redeliveries.WithLabelValues(k)
+		inFlight.WithLabelValues(k)
+	}
+}
+
+func taskStarted(kind string, attempt int) {
+	inFlight.WithLabelValues(kind).Inc()
+	if attempt > 1 {
+		redeliveries.WithLabelValues(kind).Inc()
+	}
+}
+
+func taskEnded(res *messages.Result, outcome string) {
+	inFlight.WithLabelValues(res.Kind).Dec()
+	tasksTotal.WithLabelValues(res.Kind, outcome).Inc()
+	taskDuration.WithLabelValues(res.Kind, outcome).Observe(res.Duration.Seconds())
+	if outcome == OutcomeSuccess {
+		rowsTotal.WithLabelValues(res.Kind).Add(float64(res.Rows))
+		bytesTotal.WithLabelValues(res.Kind).Add(float64(res.Bytes))
+		filesTotal.WithLabelValues(res.Kind).Add(float64(res.Files))
+	}
+}
+
+func runEnded(kind, outcome string, took time.Duration) {
+	runsTotal.WithLabelValues(kind, outcome).Inc()
+	if outcome == RunSuccess {
+		lastSuccess.WithLabelValues(kind).Set(float64(time.Now().UnixNano()) / 1e9)
+		lastSuccessDuration.WithLabelValues(kind).Set(took.Seconds())
+	}
+}
+
+// MetricsHandler serves this process's metrics in the Prometheus exposition format.
+func MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(registry, promhttp.HandlerOpts{ErrorLog: slogErrorLog{}})
+}
+
+// Gatherer is this process's metrics registry, for writing them elsewhere (a textfile).
+func Gatherer() prometheus.Gatherer { return registry }
+
+type slogErrorLog struct{}
+
+func (slogErrorLog) Println(v ...any) { slog.Warn("metrics", "err", fmt.Sprint(v...)) }
+
+// MetricsServer is a listening /metrics endpoint.
+type MetricsServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+// ListenMetrics serves /metrics on addr (":9090", "127.0.0.1:0") until Close.
+func ListenMetrics(addr string) (*MetricsServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics endpoint: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", MetricsHandler())
+	s := &MetricsServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			slog.Warn("metrics endpoint stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the address the endpoint listens on.
+func (s *MetricsServer) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the endpoint, letting a scrape in progress finish.
+func (s *MetricsServer) Close(ctx context.Context) error { return s.srv.Shutdown(ctx) }
