@@ -1,0 +1,81 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/database"
+	"github.com/webnovel/webnovel-backup/demo"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
+	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/queue"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// uploadTree copies a local storage folder into an S3 location, keeping modes and times.
+func uploadTree(t *testing.T, dir, url string) {
+	t.Helper()
+	ctx := context.Background()
+	src, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := storage.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	err = src.Walk(ctx, "", func(o storage.Object) error {
+		r, obj, err := src.Open(ctx, o.Key)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = dst.Put(ctx, o.Key, r, obj)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A platform whose storage is on S3 backs up like a local one, and restores into S3 storage.
+func TestBackupAndRestoreWithS3Storage(t *testing.T) {
+	s3 := s3test.Start(t, nil, "media", "restored")
+	local := sqlitePlatform(t, demo.DefaultOptions())
+	mediaURL := s3.URL("media", "site", "")
+	uploadTree(t, local.storage, mediaURL)
+	p := platformFixture{dbURL: local.dbURL, storage: mediaURL}
+
+	s := startSession(t, p, 3, queue.Config{})
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), FilesPerTask: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha256sumCheck(t, rep.Path)
+	meta := readMetadata(t, rep.Path)
+	if meta.StorageBackend != "S3Boto3Storage" || meta.Files.Count != int64(local.summary.Files) {
+		t.Fatalf("metadata storage %q files %d, want S3Boto3Storage and %d", meta.StorageBackend, meta.Files.Count, local.summary.Files)
+	}
+	for k, want := range treeFiles(t, local.storage) {
+		got, err := os.ReadFile(filepath.Join(rep.Path, layout.FilesDir, k))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("files/%s: %v", k, err)
+		}
+	}
+
+	// Restore into an empty database and an S3 storage prefix.
+	target := emptyTarget(t, database.SQLite)
+	target.storage = s3.URL("restored", "site", "")
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path}); err != nil {
+		t.Fatal(err)
+	}
+	compareWithBackup(t, rep.Path, target)
+}
