@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -103,6 +104,9 @@ type restoreSource struct {
 }
 
 func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource, error) {
+	if storage.IsS3(src) {
+		return fetchS3Backup(ctx, src, tempDir)
+	}
 	fi, err := os.Stat(src)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", src, err)
@@ -127,6 +131,81 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
 	return &restoreSource{dir: filepath.Join(tmp, top), cleanup: cleanup}, nil
+}
+
+// fetchS3Backup brings a backup stored on S3 into a private temporary folder: an archive is
+// unpacked as it streams (refused whole if any entry is unsafe), a folder prefix is downloaded
+// object by object. The restore then works on local files, which it checks before anything
+// changes.
+func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, error) {
+	parent, name, err := splitLocation(src)
+	if err != nil {
+		return nil, err
+	}
+	b, err := storage.Open(ctx, parent)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	tmp, err := os.MkdirTemp(tempDir, "wnb-restore-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	if strings.HasSuffix(name, layout.ArchiveExt) {
+		r, _, err := b.Open(ctx, name)
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("open %s: %w", src, err)
+		}
+		defer r.Close()
+		top, err := archive.Extract(ctx, r, tmp)
+		if err != nil {
+			cleanup()
+			return nil, fmt.Errorf("unpack %s: %w", src, err)
+		}
+		return &restoreSource{dir: filepath.Join(tmp, top), cleanup: cleanup}, nil
+	}
+	dir := filepath.Join(tmp, name)
+	local, err := storage.Open(ctx, tmp)
+	if err == nil {
+		defer local.Close()
+		n := 0
+		err = b.Walk(ctx, name+"/", func(o storage.Object) error {
+			r, obj, err := b.Open(ctx, o.Key)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			n++
+			_, err = local.Put(ctx, o.Key, r, obj)
+			return err
+		})
+		if err == nil && n == 0 {
+			err = fmt.Errorf("no backup at %s", src)
+		}
+	}
+	if err != nil {
+		cleanup()
+		return nil, fmt.Errorf("download %s: %w", src, err)
+	}
+	return &restoreSource{dir: dir, cleanup: cleanup}, nil
+}
+
+// splitLocation splits "s3://bucket/prefix/backup_x?q" into "s3://bucket/prefix?q" and "backup_x".
+func splitLocation(loc string) (parent, name string, err error) {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "", "", fmt.Errorf("backup location %s: %w", loc, err)
+	}
+	p := strings.Trim(u.Path, "/")
+	i := strings.LastIndexByte(p, '/')
+	name = p[i+1:]
+	if name == "" {
+		return "", "", fmt.Errorf("backup location %s names no backup", loc)
+	}
+	u.Path = "/" + p[:max(i, 0)]
+	return u.String(), name, nil
 }
 
 // Restore checks everything, asks, then loads the database in one transaction and restores the

@@ -79,3 +79,28 @@ func TestBackupAndRestoreWithS3Storage(t *testing.T) {
 	}
 	compareWithBackup(t, rep.Path, target)
 }
+
+// A backup kept on S3, as a folder prefix or as an archive object, restores.
+func TestRestoreFromS3(t *testing.T) {
+	s3 := s3test.Start(t, nil, "backups")
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	folder := backupOf(t, src, false)
+	archivePath := backupOf(t, src, true)
+	uploadTree(t, filepath.Dir(folder), s3.URL("backups", "nightly", ""))
+	uploadTree(t, filepath.Dir(archivePath), s3.URL("backups", "archives", ""))
+	for _, loc := range []string{
+		s3.URL("backups", "nightly/"+filepath.Base(folder), ""),
+		s3.URL("backups", "archives/"+filepath.Base(archivePath), ""),
+	} {
+		target := emptyTarget(t, database.SQLite)
+		if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: loc}); err != nil {
+			t.Fatalf("restore %s: %v", loc, err)
+		}
+		compareWithBackup(t, folder, target)
+	}
+	// A location with no backup is a clear error.
+	target := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: s3.URL("backups", "nightly/backup_20000101_000000", "")}); err == nil {
+		t.Fatal("restoring a missing S3 backup succeeded")
+	}
+}
