@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/webnovel/webnovel-backup/archive"
 	"github.com/webnovel/webnovel-backup/database"
 	"github.com/webnovel/webnovel-backup/fixture"
 	"github.com/webnovel/webnovel-backup/layout"
@@ -182,31 +181,20 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		}
 	}
 
-	if err := os.MkdirAll(o.BackupDir, 0o755); err != nil {
+	stage, err := openDestination(ctx, o.BackupDir, run, rec != nil)
+	if err != nil {
 		return nil, fmt.Errorf("backup: destination %s: %w", o.BackupDir, err)
 	}
-	if rec != nil {
-		if _, err := os.Stat(layout.StagingPath(o.BackupDir, run)); err != nil {
-			return nil, fmt.Errorf("backup --resume %s: its staging folder is gone: %w", run, err)
-		}
-	}
-	stage, err := layout.NewStaging(o.BackupDir, run)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
+	defer stage.Close()
 	published := false
 	defer func() {
 		if !published {
 			if err := stage.Abort(); err != nil {
-				log.Warn("remove staging folder", "err", err)
+				log.Warn("remove staging area", "err", err)
 			}
 		}
 	}()
-	dest, err := storage.Open(ctx, stage.Path())
-	if err != nil {
-		return nil, err
-	}
-	defer dest.Close()
+	dest := stage.Bucket()
 
 	// Record the run, so `runs` shows it and a successor can resume it.
 	generation := 0
@@ -218,7 +206,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
 	})
 	record := messages.RunRecord{ID: run, Kind: "backup", Started: start.UTC(), BackupDir: o.BackupDir,
-		Staging: stage.Path(), Options: opts, Generation: generation}
+		Staging: stage.Location(), Options: opts, Generation: generation}
 	if db != nil {
 		record.Database = db.Source().Redacted
 	}
@@ -249,10 +237,11 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	plans := map[string][]*messages.Task{} // model label → its export tasks in pk order
 	var snap *database.Snapshot
 	if db != nil {
-		snapDir := filepath.Join(stage.Path(), internalDir)
-		if err := os.MkdirAll(snapDir, 0o700); err != nil {
+		snapDir, err := snapshotDir(stage)
+		if err != nil {
 			return nil, fmt.Errorf("backup: %w", err)
 		}
+		defer os.RemoveAll(snapDir)
 		if snap, err = db.BeginSnapshot(ctx, snapDir); err != nil {
 			return nil, fmt.Errorf("backup: open snapshot: %w", err)
 		}
@@ -268,7 +257,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 			for i, r := range ranges {
 				id := taskID("export", m.Table, fmt.Sprintf("%04d", i)) + suffix
 				t := &messages.Task{
-					Version: messages.Version, Run: run, Kind: messages.KindExportModel, Dest: stage.Path(), ID: id,
+					Version: messages.Version, Run: run, Kind: messages.KindExportModel, Dest: stage.Location(), ID: id,
 					Export: &messages.ExportTask{
 						Database: db.Source().Redacted, Snapshot: snap.ID(), Model: m.Label,
 						Lo: r.Lo, Hi: r.Hi, HasLo: r.HasLo, HasHi: r.HasHi, Indent: o.Indent,
@@ -292,7 +281,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		if rec != nil {
 			copies, prefixes, done, err = c.resumeCopies(ctx, run, dest, suffix)
 		} else {
-			copies, prefixes, err = c.planCopies(ctx, run, src, o, dest, stage.Path())
+			copies, prefixes, err = c.planCopies(ctx, run, src, o, dest, stage.Location())
 			if err == nil {
 				err = savePlan(ctx, dest, copies, prefixes)
 			}
@@ -305,7 +294,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	if rec != nil {
 		c.purge(run) // what the dead coordinator left queued is re-published under new ids
 	}
-	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "already_done", len(done), "staging", stage.Path())
+	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "already_done", len(done), "staging", stage.Location())
 	planSpan.SetAttributes(telemetry.KeyTasks.Int(len(tasks)))
 	planSpan.End()
 
@@ -321,7 +310,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	}
 	// A worker killed while writing leaves a temporary file; another worker redid its task,
 	// so the leftover is garbage that must not be published.
-	if err := removeTempFiles(stage.Path()); err != nil {
+	if err := stage.Sweep(); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 
@@ -350,7 +339,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		meta.Storage = src.String()
 	}
 	for _, m := range models {
-		mr, err := c.assembleModel(actx, dest, stage.Path(), m, o.Indent, plans[m.Label], results)
+		mr, err := c.assembleModel(actx, dest, m, o.Indent, plans[m.Label], results)
 		if err != nil {
 			return nil, fmt.Errorf("backup: assemble %s: %w", m.Label, err)
 		}
@@ -376,17 +365,17 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	meta.Files = layout.FilesSummary{Count: rep.Files, Bytes: rep.Bytes, Prefixes: prefixes}
 
 	script := layout.RestoreScript(meta)
-	if err := writeFile(stage.Path(), layout.FileRestore, script, 0o755); err != nil {
+	if err := writeObject(ctx, dest, layout.FileRestore, script, 0o755); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if err := sums.Add(layout.FileRestore, sha256Hex(script)); err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(filepath.Join(stage.Path(), internalDir)); err != nil {
+	if err := dest.RemoveAll(ctx, internalDir); err != nil {
 		return nil, fmt.Errorf("backup: remove working files: %w", err)
 	}
 	manifest := sums.Bytes()
-	if err := writeFile(stage.Path(), layout.FileSums, manifest, 0o644); err != nil {
+	if err := writeObject(ctx, dest, layout.FileSums, manifest, 0o644); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	meta.ManifestSHA256 = sha256Hex(manifest)
@@ -398,7 +387,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		return nil, fmt.Errorf("backup: metadata: %w", err)
 	}
 	// The metadata is written last: a folder without it is an incomplete backup.
-	if err := writeFile(stage.Path(), layout.FileMetadata, mdata, 0o644); err != nil {
+	if err := writeObject(ctx, dest, layout.FileMetadata, mdata, 0o644); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -409,14 +398,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 
 	pctx, publishSpan := telemetry.Start(ctx, "backup.publish", attribute.Bool("wnb.compress", o.Compress))
 	defer telemetry.EndErr(publishSpan, &err)
-	if o.Compress {
-		rep.Path, err = stage.PublishArchive(start, func(w io.Writer, top string) error {
-			_, err := archive.Write(pctx, w, stage.Path(), top)
-			return err
-		})
-	} else {
-		rep.Path, err = stage.PublishDir(start)
-	}
+	rep.Path, err = stage.Publish(pctx, start, o.Compress)
 	if err != nil {
 		return nil, fmt.Errorf("backup: publish: %w", err)
 	}
@@ -538,7 +520,7 @@ func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storag
 
 // assembleModel puts a model's fixture in place: a single-task model's output is renamed,
 // chunks are joined.
-func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, dir string, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result) (*ModelReport, error) {
+func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result) (*ModelReport, error) {
 	mr := &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: len(tasks)}
 	for _, t := range tasks {
 		mr.Rows += results[t.ID].Rows
@@ -546,7 +528,7 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, d
 	if len(tasks) == 1 {
 		r := results[tasks[0].ID]
 		mr.SHA256, mr.Bytes = r.SHA256, r.Bytes
-		if err := os.Rename(filepath.Join(dir, filepath.FromSlash(tasks[0].Export.Output)), filepath.Join(dir, mr.File)); err != nil {
+		if err := dest.Rename(ctx, tasks[0].Export.Output, mr.File); err != nil {
 			return nil, err
 		}
 		return mr, nil
@@ -722,25 +704,22 @@ func checkReadableRoot(u string) error {
 	return f.Close()
 }
 
-func writeFile(dir, name string, data []byte, mode os.FileMode) error {
-	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
+// writeObject writes a small file of the backup (synced to disk by the local driver's commit).
+func writeObject(ctx context.Context, dest *storage.Bucket, name string, data []byte, mode os.FileMode) error {
+	if _, err := dest.Put(ctx, name, bytes.NewReader(data), storage.Object{Mode: mode}); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", p, err)
+	return nil
+}
+
+// snapshotDir is where a SQLite snapshot copy goes: the local staging folder (same disk as the
+// backups, which must hold that much anyway), else a temporary folder.
+func snapshotDir(d destination) (string, error) {
+	if l, ok := d.(*localDestination); ok {
+		dir := filepath.Join(l.Location(), internalDir, "snapshot")
+		return dir, os.MkdirAll(dir, 0o700)
 	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return f.Close()
+	return os.MkdirTemp("", "wnb-snapshot-")
 }
 
 func sha256Hex(b []byte) string {

@@ -3,8 +3,11 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
@@ -102,5 +105,60 @@ func TestRestoreFromS3(t *testing.T) {
 	target := emptyTarget(t, database.SQLite)
 	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: s3.URL("backups", "nightly/backup_20000101_000000", "")}); err == nil {
 		t.Fatal("restoring a missing S3 backup succeeded")
+	}
+}
+
+// Storage and backups both on one S3 service (the cross-region copy): files are copied
+// server-side, the backup appears only when complete, and it restores.
+func TestBackupToS3(t *testing.T) {
+	var copies atomic.Int64
+	countCopies := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Amz-Copy-Source") != "" {
+				copies.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	s3 := s3test.Start(t, countCopies, "media", "backups")
+	local := sqlitePlatform(t, demo.DefaultOptions())
+	mediaURL := s3.URL("media", "site", "")
+	uploadTree(t, local.storage, mediaURL)
+	p := platformFixture{dbURL: local.dbURL, storage: mediaURL}
+	s := startSession(t, p, 3, queue.Config{})
+	dest := s3.URL("backups", "nightly", "")
+
+	for _, compress := range []bool{false, true} {
+		copies.Store(0)
+		rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+			DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dest, Compress: compress, FilesPerTask: 9, ChunkRows: 40,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		where, _, _ := strings.Cut(rep.Path, "?")
+		if !strings.HasPrefix(where, "s3://backups/nightly/backup_") || strings.HasSuffix(where, ".tar.gz") != compress {
+			t.Fatalf("backup path %s (compress %v)", rep.Path, compress)
+		}
+		if copies.Load() < int64(local.summary.Files) {
+			t.Fatalf("%d server-side copies for %d files: the files were streamed", copies.Load(), local.summary.Files)
+		}
+		// Nothing is left in the staging area, and the backup verifies and restores.
+		b, err := storage.Open(context.Background(), dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Walk(context.Background(), "", func(o storage.Object) error {
+			if strings.HasPrefix(o.Key, layout.StagingPrefix) {
+				t.Errorf("staging object left: %s", o.Key)
+			}
+			return nil
+		})
+		b.Close()
+		target := emptyTarget(t, database.SQLite)
+		if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path}); err != nil {
+			t.Fatal(err)
+		}
+		compareWithBackup(t, backupOf(t, local, false), target)
 	}
 }

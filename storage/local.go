@@ -218,3 +218,16 @@ func (w *localWriter) Abort() error {
 	w.f.Close()
 	return w.root.Remove(w.tmp)
 }
+
+func (l *local) rename(ctx context.Context, from, to string) error {
+	root, err := l.open_()
+	if err != nil {
+		return err
+	}
+	if dir := path.Dir(to); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	return root.Rename(from, to)
+}

@@ -313,3 +313,29 @@ func SameService(a, b *Bucket) bool {
 	y, ok2 := b.drv.(*s3Driver)
 	return ok1 && ok2 && x.endpoint == y.endpoint
 }
+
+// renamer is implemented by drivers that move an object in place (a local rename).
+type renamer interface {
+	rename(ctx context.Context, from, to string) error
+}
+
+// Rename moves an object within the bucket, replacing any object at to: a rename in a local
+// folder, a server-side copy and delete on S3.
+func (b *Bucket) Rename(ctx context.Context, from, to string) error {
+	if err := CheckKey(from); err != nil {
+		return err
+	}
+	if err := CheckKey(to); err != nil {
+		return err
+	}
+	if r, ok := b.drv.(renamer); ok {
+		if err := r.rename(ctx, from, to); err != nil {
+			return fmt.Errorf("rename %s to %s in %s: %w", from, to, b, err)
+		}
+		return nil
+	}
+	if _, err := b.CopyFrom(ctx, b, from, to); err != nil {
+		return err
+	}
+	return b.Remove(ctx, from)
+}
