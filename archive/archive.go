@@ -37,6 +37,7 @@ type Stats struct {
 }
 
 type options struct {
+	progress  func(n int64)
 	level     int
 	blockSize int
 	blocks    int
@@ -123,7 +124,12 @@ func Write(ctx context.Context, w io.Writer, dir, top string, opts ...Option) (S
 			metadata = info
 			return nil
 		}
-		return addEntry(ctx, tw, p, top, rel, info, &st, buf)
+		before := st.Bytes
+		err = addEntry(ctx, tw, p, top, rel, info, &st, buf)
+		if o.progress != nil && st.Bytes > before {
+			o.progress(st.Bytes - before)
+		}
+		return err
 	})
 	if err == nil && metadata != nil {
 		err = addEntry(ctx, tw, filepath.Join(dir, layout.FileMetadata), top, layout.FileMetadata, metadata, &st, buf)

@@ -88,6 +88,9 @@ func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, o
 		}
 		st.Files++
 		st.Bytes += n
+		if o.progress != nil {
+			o.progress(n)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return st, err
@@ -95,3 +98,6 @@ func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, o
 	closed = true
 	return st, gz.Close()
 }
+
+// WithProgress (Write, WriteObjects) calls fn with the bytes of each file once it is archived.
+func WithProgress(fn func(n int64)) Option { return func(o *options) { o.progress = fn } }

@@ -20,11 +20,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/webnovel/webnovel-backup/archive"
 	"github.com/webnovel/webnovel-backup/database"
 	"github.com/webnovel/webnovel-backup/fixture"
 	"github.com/webnovel/webnovel-backup/layout"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/progress"
 	"github.com/webnovel/webnovel-backup/storage"
 	"github.com/webnovel/webnovel-backup/telemetry"
 )
@@ -58,6 +60,8 @@ type BackupOptions struct {
 	Workers int
 	// RunID is generated when empty.
 	RunID string
+	// Progress, if set, is told the work planned and done (rows, file bytes, archive bytes).
+	Progress Progress
 	// Resume finishes the run with this id, whose coordinator died: file copies already done
 	// are kept; the database is exported again under a new snapshot (the old one died with its
 	// coordinator). The other options are taken from the run's record.
@@ -129,6 +133,12 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	}
 	if o.BackupDir == "" {
 		o.BackupDir = "backups"
+	}
+	if !storage.IsS3(o.BackupDir) {
+		// Reports, the run registry and a resume from another folder need the full path.
+		if abs, err := filepath.Abs(o.BackupDir); err == nil {
+			o.BackupDir = abs
+		}
 	}
 	if o.ChunkRows <= 0 {
 		o.ChunkRows = 50000
@@ -234,6 +244,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		suffix = fmt.Sprintf("-r%d", generation)
 	}
 	var tasks []*messages.Task
+	var plannedRows []int64
 	plans := map[string][]*messages.Task{} // model label → its export tasks in pk order
 	var snap *database.Snapshot
 	if db != nil {
@@ -255,6 +266,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 				ranges = []database.Range{{}}
 			}
 			for i, r := range ranges {
+				plannedRows = append(plannedRows, r.Rows)
 				id := taskID("export", m.Table, fmt.Sprintf("%04d", i)) + suffix
 				t := &messages.Task{
 					Version: messages.Version, Run: run, Kind: messages.KindExportModel, Dest: stage.Location(), ID: id,
@@ -294,6 +306,19 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	if rec != nil {
 		c.purge(run) // what the dead coordinator left queued is re-published under new ids
 	}
+	if o.Progress != nil {
+		var rows, bytes int64
+		for _, t := range tasks {
+			if t.Copy != nil && done[t.ID] == nil {
+				bytes += t.Copy.Bytes
+			}
+		}
+		for _, r := range plannedRows {
+			rows += r
+		}
+		o.Progress.Total(progress.Rows, rows)
+		o.Progress.Total(progress.Files, bytes)
+	}
 	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "already_done", len(done), "staging", stage.Location())
 	planSpan.SetAttributes(telemetry.KeyTasks.Int(len(tasks)))
 	planSpan.End()
@@ -301,6 +326,13 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	// Run.
 	results, err := c.dispatch(ctx, run, tasks, done, func(r *messages.Result) {
 		log.Debug("task done", "task", r.Task, "rows", r.Rows, "files", r.Files, "bytes", r.Bytes, "worker", r.Worker)
+		if o.Progress != nil {
+			if r.Kind == messages.KindExportModel {
+				o.Progress.Add(progress.Rows, r.Rows)
+			} else {
+				o.Progress.Add(progress.Files, r.Bytes)
+			}
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
@@ -398,7 +430,12 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 
 	pctx, publishSpan := telemetry.Start(ctx, "backup.publish", attribute.Bool("wnb.compress", o.Compress))
 	defer telemetry.EndErr(publishSpan, &err)
-	rep.Path, err = stage.Publish(pctx, start, o.Compress)
+	var aopts []archive.Option
+	if o.Compress && o.Progress != nil {
+		o.Progress.Total(progress.Archive, rep.Bytes+totalBytes(rep.Models))
+		aopts = append(aopts, archive.WithProgress(func(n int64) { o.Progress.Add(progress.Archive, n) }))
+	}
+	rep.Path, err = stage.Publish(pctx, start, o.Compress, aopts...)
 	if err != nil {
 		return nil, fmt.Errorf("backup: publish: %w", err)
 	}
@@ -702,6 +739,20 @@ func checkReadableRoot(u string) error {
 		return fmt.Errorf("storage folder %s: %w", p, err)
 	}
 	return f.Close()
+}
+
+// Progress receives a run's progress; package progress shows it to a person.
+type Progress interface {
+	Total(phase string, n int64)
+	Add(phase string, n int64)
+}
+
+func totalBytes(ms []ModelReport) int64 {
+	var n int64
+	for _, m := range ms {
+		n += m.Bytes
+	}
+	return n
 }
 
 // writeObject writes a small file of the backup (synced to disk by the local driver's commit).

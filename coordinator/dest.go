@@ -24,7 +24,7 @@ type destination interface {
 	// Sweep removes temporary files a killed worker may have left in the staging area.
 	Sweep() error
 	// Publish makes the staged backup visible and returns where it is.
-	Publish(ctx context.Context, start time.Time, compress bool) (string, error)
+	Publish(ctx context.Context, start time.Time, compress bool, opts ...archive.Option) (string, error)
 	// Abort removes the staging area (nothing after a publish).
 	Abort() error
 	Close()
@@ -67,12 +67,12 @@ func (d *localDestination) Sweep() error            { return removeTempFiles(d.s
 func (d *localDestination) Abort() error            { return d.stage.Abort() }
 func (d *localDestination) Close()                  { d.bucket.Close() }
 
-func (d *localDestination) Publish(ctx context.Context, start time.Time, compress bool) (string, error) {
+func (d *localDestination) Publish(ctx context.Context, start time.Time, compress bool, opts ...archive.Option) (string, error) {
 	if !compress {
 		return d.stage.PublishDir(start)
 	}
 	return d.stage.PublishArchive(start, func(w io.Writer, top string) error {
-		_, err := archive.Write(ctx, w, d.stage.Path(), top)
+		_, err := archive.Write(ctx, w, d.stage.Path(), top, opts...)
 		return err
 	})
 }
@@ -120,7 +120,7 @@ func (d *s3Destination) Abort() error {
 	return d.root.RemoveAll(context.Background(), d.staging)
 }
 
-func (d *s3Destination) Publish(ctx context.Context, start time.Time, compress bool) (string, error) {
+func (d *s3Destination) Publish(ctx context.Context, start time.Time, compress bool, opts ...archive.Option) (string, error) {
 	var objs []storage.Object
 	if err := d.bucket.Walk(ctx, "", func(o storage.Object) error { objs = append(objs, o); return nil }); err != nil {
 		return "", err
@@ -146,7 +146,7 @@ func (d *s3Destination) Publish(ctx context.Context, start time.Time, compress b
 		if _, err := archive.WriteObjects(ctx, w, name, aobjs, func(key string) (io.ReadCloser, error) {
 			r, _, err := d.bucket.Open(ctx, key)
 			return r, err
-		}); err != nil {
+		}, opts...); err != nil {
 			return "", err
 		}
 		if err := w.Commit(); err != nil {

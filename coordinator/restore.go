@@ -21,6 +21,7 @@ import (
 	"github.com/webnovel/webnovel-backup/layout"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/progress"
 	"github.com/webnovel/webnovel-backup/storage"
 	"github.com/webnovel/webnovel-backup/telemetry"
 )
@@ -49,6 +50,8 @@ type RestoreOptions struct {
 	// HashWorkers hash files in parallel during the checks (default 4).
 	HashWorkers int
 	RunID       string
+	// Progress, if set, is told the work planned and done (rows, file bytes).
+	Progress Progress
 }
 
 // PlanModel is one model a restore will replace.
@@ -279,6 +282,16 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 		}
 	}
 
+	if o.Progress != nil {
+		var rows int64
+		for _, m := range plan.Models {
+			rows += m.Rows
+		}
+		o.Progress.Total(progress.Rows, rows)
+		if !o.SkipFiles {
+			o.Progress.Total(progress.Files, plan.Bytes)
+		}
+	}
 	if db != nil {
 		lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(fixtures)), attribute.Bool("wnb.merge", o.Merge))
 		loaded, err := db.Load(lctx, fixtures, database.LoadOptions{Merge: o.Merge})
@@ -292,6 +305,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 			return nil, fmt.Errorf("restore: database unchanged: %w", err)
 		}
 		rep.Loaded = loaded
+		if o.Progress != nil {
+			o.Progress.Add(progress.Rows, rows)
+		}
 		c.log.Info("database restored", "run", o.RunID, "models", len(loaded))
 	}
 	if !o.SkipFiles && len(files) > 0 {
@@ -637,7 +653,11 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		}
 		tasks = append(tasks, t)
 	}
-	results, err := c.dispatch(ctx, o.RunID, tasks, nil, nil)
+	results, err := c.dispatch(ctx, o.RunID, tasks, nil, func(r *messages.Result) {
+		if o.Progress != nil {
+			o.Progress.Add(progress.Files, r.Bytes)
+		}
+	})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 		o            coordinator.BackupOptions
 		includeFiles bool
 		metricsAddr  string
+		asJSON       bool
 	)
 	cmd := &cobra.Command{
 		Use:     "backup [flags]",
@@ -67,7 +68,19 @@ func newBackupCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			bar := g.progress(cmd, asJSON)
+			o.Progress = bar
 			rep, err := s.Coordinator.Backup(cmd.Context(), o)
+			bar.Close(err != nil)
+			if asJSON {
+				if jerr := printJSON(cmd.OutOrStdout(), backupJSON(rep, err)); jerr != nil {
+					return jerr
+				}
+				if err != nil {
+					return err
+				}
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -85,6 +98,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
 	f.IntVar(&o.ChunkRows, "chunk-rows", 50000, "split tables larger than this into primary-key ranges exported in parallel")
 	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.BoolVar(&asJSON, "json", false, "print a machine-readable report (status, counts, bytes, duration, path, trace id) on standard output")
 	f.StringVar(&o.Resume, "resume", "", "finish the abandoned run with this id (see `webnovel-backup runs`); its other options are reused")
 	return cmd
 }
@@ -103,4 +117,41 @@ func printBackupReport(cmd *cobra.Command, rep *coordinator.BackupReport) {
 	if rep.TraceID != "" {
 		fmt.Fprintf(out, "  trace %s\n", rep.TraceID)
 	}
+}
+
+// backupJSON is the --json report of a backup.
+func backupJSON(rep *coordinator.BackupReport, err error) any {
+	type model struct {
+		Label  string `json:"label"`
+		File   string `json:"file"`
+		Rows   int64  `json:"rows"`
+		Bytes  int64  `json:"bytes"`
+		SHA256 string `json:"sha256"`
+	}
+	out := struct {
+		Status          string   `json:"status"`
+		Error           string   `json:"error,omitempty"`
+		RunID           string   `json:"run_id,omitempty"`
+		Path            string   `json:"path,omitempty"`
+		TraceID         string   `json:"trace_id,omitempty"`
+		Models          []model  `json:"models"`
+		Rows            int64    `json:"rows"`
+		Files           int64    `json:"files"`
+		Bytes           int64    `json:"bytes"`
+		Warnings        []string `json:"warnings"`
+		DurationSeconds float64  `json:"duration_seconds"`
+	}{Status: "complete", Models: []model{}, Warnings: []string{}}
+	if err != nil {
+		out.Status, out.Error = "failed", err.Error()
+	}
+	if rep != nil {
+		out.RunID, out.Path, out.TraceID = rep.RunID, rep.Path, rep.TraceID
+		out.Files, out.Bytes, out.DurationSeconds = rep.Files, rep.Bytes, rep.Duration.Seconds()
+		out.Warnings = append(out.Warnings, rep.Warnings...)
+		for _, m := range rep.Models {
+			out.Models = append(out.Models, model{m.Label, m.File, m.Rows, m.Bytes, m.SHA256})
+			out.Rows += m.Rows
+		}
+	}
+	return out
 }

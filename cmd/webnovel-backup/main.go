@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,8 +19,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/pipeline"
+	"github.com/webnovel/webnovel-backup/progress"
 	"github.com/webnovel/webnovel-backup/queue"
 )
 
@@ -77,13 +80,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // globals are the flags every command shares.
 type globals struct {
-	database string
-	storage  string
-	nats     string
-	natsAuth queue.Auth
-	replicas int
-	workers  int
-	verbose  bool
+	database  string
+	storage   string
+	nats      string
+	natsAuth  queue.Auth
+	replicas  int
+	workers   int
+	verbose   bool
+	quiet     bool
+	logFormat string
+	// bars is true when live progress bars are drawn (a terminal, not quiet, text logs).
+	bars bool
 	// ackWait and maxDeliver shape the shared consumer: every process that declares it must
 	// pass the same values, or each one would update it to its own.
 	ackWait    time.Duration
@@ -97,12 +104,8 @@ func newRootCommand() *cobra.Command {
 		Short:         "Back up and restore the webnovel platform (database fixtures and file storage)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		PersistentPreRun: func(cmd *cobra.Command, args []string) {
-			level := slog.LevelInfo
-			if g.verbose {
-				level = slog.LevelDebug
-			}
-			slog.SetDefault(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level})))
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.setUpOutput(cmd)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -122,6 +125,8 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.natsAuth.CertFile, "nats-cert", "", "client certificate for NATS mutual TLS (env NATS_CERT)")
 	pf.StringVar(&g.natsAuth.KeyFile, "nats-key", "", "client key for NATS mutual TLS (env NATS_KEY)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log every task")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress and no informational logs, only warnings and errors")
+	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
@@ -194,4 +199,53 @@ func redactURL(s string) string {
 		return s
 	}
 	return u.Redacted()
+}
+
+// setUpOutput chooses the log handler and the progress display for a command.
+func (g *globals) setUpOutput(cmd *cobra.Command) error {
+	errOut := cmd.ErrOrStderr()
+	terminal := false
+	if f, ok := errOut.(*os.File); ok {
+		terminal = term.IsTerminal(int(f.Fd()))
+	}
+	level := slog.LevelInfo
+	switch {
+	case g.verbose:
+		level = slog.LevelDebug
+	case g.quiet:
+		level = slog.LevelWarn
+	}
+	g.bars = terminal && !g.quiet && g.logFormat == "text"
+	if g.bars && !g.verbose {
+		level = slog.LevelWarn // informational lines would tear the bars apart
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch g.logFormat {
+	case "text":
+		slog.SetDefault(slog.New(slog.NewTextHandler(errOut, opts)))
+	case "json":
+		slog.SetDefault(slog.New(slog.NewJSONHandler(errOut, opts)))
+	default:
+		return usageErrorf("--log-format %q: want text or json", g.logFormat)
+	}
+	return nil
+}
+
+// progress is the display of a run's progress that the flags ask for.
+func (g *globals) progress(cmd *cobra.Command, asJSON bool) *progress.Reporter {
+	switch {
+	case g.quiet || asJSON:
+		return progress.New(nil, progress.Quiet, nil)
+	case g.bars:
+		return progress.New(cmd.ErrOrStderr(), progress.Bars, nil)
+	default:
+		return progress.New(nil, progress.Lines, slog.Default())
+	}
+}
+
+// printJSON writes v indented: the machine-readable final report.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -24,6 +24,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 		o           coordinator.RestoreOptions
 		force       bool
 		metricsAddr string
+		asJSON      bool
 	)
 	cmd := &cobra.Command{
 		Use:     "restore PATH",
@@ -58,7 +59,11 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			out := cmd.OutOrStdout()
 			if !force && !o.DryRun {
 				o.Confirm = func(p *coordinator.RestorePlan) (bool, error) {
-					printRestorePlan(out, p)
+					if asJSON {
+						printRestorePlan(cmd.ErrOrStderr(), p) // standard output carries the report
+					} else {
+						printRestorePlan(out, p)
+					}
 					if !stdinIsTerminal() {
 						return false, &exitError{code: exitUsage, err: errNoTerminal}
 					}
@@ -79,9 +84,26 @@ func newRestoreCommand(g *globals) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			bar := g.progress(cmd, asJSON)
+			if !o.DryRun {
+				o.Progress = bar
+			}
 			rep, err := s.Coordinator.Restore(cmd.Context(), o)
+			bar.Close(err != nil)
+			var partial *coordinator.PartialError
+			if asJSON {
+				if jerr := printJSON(out, restoreJSON(rep, err)); jerr != nil {
+					return jerr
+				}
+			}
 			if errors.Is(err, coordinator.ErrRefused) {
 				return &exitError{code: exitUsage, err: err}
+			}
+			if asJSON {
+				if errors.As(err, &partial) {
+					return &exitError{code: exitPartial, err: err}
+				}
+				return err
 			}
 			if rep != nil && rep.DryRun {
 				printRestorePlan(out, rep.Plan)
@@ -91,7 +113,6 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if rep != nil {
 				printRestoreReport(out, rep)
 			}
-			var partial *coordinator.PartialError
 			if errors.As(err, &partial) {
 				return &exitError{code: exitPartial, err: err}
 			}
@@ -106,6 +127,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 	f.StringSliceVar(&o.Models, "models", nil, "restore only these models (e.g. books.Book books.Chapter)")
 	f.BoolVar(&o.Merge, "merge", false, "upsert rows by primary key (like loaddata) instead of replacing the models' tables")
 	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.BoolVar(&asJSON, "json", false, "print a machine-readable report (status, rows per model, files, duration, trace id) on standard output")
 	f.StringVar(&o.TempDir, "temp-dir", "", "where a .tar.gz is unpacked (default: the system's temporary folder)")
 	return cmd
 }
@@ -158,4 +180,56 @@ func askYes(in io.Reader, out io.Writer) (bool, error) {
 		return false, err
 	}
 	return strings.TrimSpace(line) == "yes", nil
+}
+
+// restoreJSON is the --json report of a restore.
+func restoreJSON(rep *coordinator.RestoreReport, err error) any {
+	type model struct {
+		Label  string `json:"label"`
+		Rows   int64  `json:"rows"`
+		Before int64  `json:"rows_before"`
+	}
+	out := struct {
+		Status          string   `json:"status"`
+		Error           string   `json:"error,omitempty"`
+		DryRun          bool     `json:"dry_run"`
+		RunID           string   `json:"run_id,omitempty"`
+		Backup          string   `json:"backup,omitempty"`
+		TraceID         string   `json:"trace_id,omitempty"`
+		Models          []model  `json:"models"`
+		Files           int64    `json:"files"`
+		Bytes           int64    `json:"bytes"`
+		Failed          int64    `json:"failed"`
+		Failures        []string `json:"failures"`
+		Warnings        []string `json:"warnings"`
+		DurationSeconds float64  `json:"duration_seconds"`
+	}{Status: "complete", Models: []model{}, Failures: []string{}, Warnings: []string{}}
+	var partial *coordinator.PartialError
+	switch {
+	case errors.As(err, &partial):
+		out.Status, out.Error = "partial", err.Error()
+	case err != nil:
+		out.Status, out.Error = "failed", err.Error()
+	}
+	if rep == nil {
+		return out
+	}
+	out.DryRun, out.RunID, out.TraceID = rep.DryRun, rep.RunID, rep.TraceID
+	out.Files, out.Bytes, out.Failed, out.DurationSeconds = rep.Files, rep.Bytes, rep.Failed, rep.Duration.Seconds()
+	out.Failures = append(out.Failures, rep.Failures...)
+	if rep.Plan != nil {
+		out.Backup = rep.Plan.Backup
+		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
+		if rep.DryRun {
+			out.Status = "dry-run"
+			for _, m := range rep.Plan.Models {
+				out.Models = append(out.Models, model{Label: m.Label, Rows: m.Rows, Before: m.Current})
+			}
+			out.Files, out.Bytes = rep.Plan.Files, rep.Plan.Bytes
+		}
+	}
+	for _, m := range rep.Loaded {
+		out.Models = append(out.Models, model{Label: m.Label, Rows: m.Rows, Before: m.Before})
+	}
+	return out
 }

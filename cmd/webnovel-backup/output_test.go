@@ -1,0 +1,80 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestJSONReports(t *testing.T) {
+	dir := sitePlatform(t)
+	code, out := cli(t, dir, "backup", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	var rep struct {
+		Status string `json:"status"`
+		Path   string `json:"path"`
+		RunID  string `json:"run_id"`
+		Models []struct {
+			Label string `json:"label"`
+			Rows  int64  `json:"rows"`
+		} `json:"models"`
+		Files int64 `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("backup --json printed more than JSON: %v\n%s", err, out)
+	}
+	if rep.Status != "complete" || len(rep.Models) != 10 || rep.Files == 0 || rep.RunID == "" {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, err := os.Stat(rep.Path); err != nil {
+		t.Fatalf("reported path: %v", err)
+	}
+
+	code, out = cli(t, dir, "backup", "--json", "--quiet", "--database", "sqlite:///missing.sqlite3")
+	var failed struct{ Status, Error string }
+	if code != 1 || json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &failed) != nil || failed.Status != "failed" || !strings.Contains(failed.Error, "does not exist") {
+		t.Fatalf("failed backup: exit %d\n%s", code, out)
+	}
+
+	// A dry run reports its plan as JSON, with the database it would replace.
+	code, out = cli(t, dir, "restore", rep.Path, "--dry-run", "--json", "--quiet")
+	var dry struct {
+		Status string `json:"status"`
+		Models []any  `json:"models"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &dry) != nil || dry.Status != "dry-run" || len(dry.Models) != 10 {
+		t.Fatalf("restore --dry-run --json: exit %d\n%s", code, out)
+	}
+}
+
+func TestLogFormats(t *testing.T) {
+	dir := sitePlatform(t)
+	code, out := cli(t, dir, "backup", "--log-format", "json", "--skip-files")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	jsonLines := 0
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "{") {
+			var v map[string]any
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				t.Fatalf("not a JSON log line: %s", line)
+			}
+			jsonLines++
+		}
+	}
+	if jsonLines == 0 {
+		t.Fatalf("no JSON log lines:\n%s", out)
+	}
+	if code, out := cli(t, dir, "backup", "--log-format", "xml"); code != 2 || !strings.Contains(out, "--log-format") {
+		t.Fatalf("bad log format: exit %d\n%s", code, out)
+	}
+	// --quiet leaves only the report: no informational log lines.
+	code, out = cli(t, dir, "backup", "--quiet", "--skip-files")
+	if code != 0 || strings.Contains(out, "level=INFO") {
+		t.Fatalf("quiet backup logged:\n%s", out)
+	}
+}
