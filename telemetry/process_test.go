@@ -86,10 +86,9 @@ func TestTraceSpansProcesses(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- child.Wait() }()
+	waited := false
 	defer func() {
-		select {
-		case <-exited:
-		default:
+		if !waited {
 			child.Process.Kill()
 			<-exited
 		}
@@ -123,6 +122,7 @@ func TestTraceSpansProcesses(t *testing.T) {
 	stdin.Close()
 	select {
 	case err := <-exited:
+		waited = true
 		if err != nil {
 			childFailed("worker process: %v", err)
 		}

@@ -2,20 +2,27 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/pipeline"
 	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/preflight"
+	"github.com/webnovel/webnovel-backup/telemetry"
 )
 
 func newBackupCommand(g *globals) *cobra.Command {
 	var (
-		o            coordinator.BackupOptions
-		includeFiles bool
-		metricsAddr  string
-		asJSON       bool
+		o             coordinator.BackupOptions
+		includeFiles  bool
+		metricsAddr   string
+		asJSON        bool
+		skipPreflight bool
+		metricsFile   string
 	)
 	cmd := &cobra.Command{
 		Use:     "backup [flags]",
@@ -58,6 +65,23 @@ func newBackupCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !skipPreflight && o.Resume == "" {
+				pc := preflight.Config{NATSURL: cfg.NATSURL, NATSOptions: cfg.NATSOptions, BackupDir: o.BackupDir,
+					Compress: o.Compress, WalkBudget: 2 * time.Second}
+				if !o.SkipDB {
+					pc.DatabaseURL = o.DatabaseURL
+					pc.Models, _ = platform.Default.Select(o.Models)
+				}
+				if !o.SkipFiles {
+					pc.StorageURL = o.StorageURL
+				}
+				if err := preflight.Run(cmd.Context(), pc).Err(); err != nil {
+					if asJSON {
+						printJSON(cmd.OutOrStdout(), backupJSON(nil, err))
+					}
+					return err
+				}
+			}
 			stopMetrics, err := serveMetrics(metricsAddr)
 			if err != nil {
 				return err
@@ -72,6 +96,12 @@ func newBackupCommand(g *globals) *cobra.Command {
 			o.Progress = bar
 			rep, err := s.Coordinator.Backup(cmd.Context(), o)
 			bar.Close(err != nil)
+			if metricsFile != "" {
+				// For node_exporter's textfile collector: a cron backup exits before any scrape.
+				if merr := prometheus.WriteToTextfile(metricsFile, telemetry.Gatherer()); merr != nil {
+					slog.Warn("write metrics file", "file", metricsFile, "err", merr)
+				}
+			}
 			if asJSON {
 				if jerr := printJSON(cmd.OutOrStdout(), backupJSON(rep, err)); jerr != nil {
 					return jerr
@@ -98,6 +128,8 @@ func newBackupCommand(g *globals) *cobra.Command {
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
 	f.IntVar(&o.ChunkRows, "chunk-rows", 50000, "split tables larger than this into primary-key ranges exported in parallel")
 	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.StringVar(&metricsFile, "metrics-file", "", "write the run's metrics to this file for node_exporter's textfile collector (the last successful backup's time, for stale-backup alerts)")
+	f.BoolVar(&skipPreflight, "skip-preflight", false, "skip the checks of `webnovel-backup doctor` that run before the backup")
 	f.BoolVar(&asJSON, "json", false, "print a machine-readable report (status, counts, bytes, duration, path, trace id) on standard output")
 	f.StringVar(&o.Resume, "resume", "", "finish the abandoned run with this id (see `webnovel-backup runs`); its other options are reused")
 	return cmd

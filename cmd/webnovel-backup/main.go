@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
+	pprof.StopCPUProfile() // a no-op unless --cpuprofile started one
 	if err == nil {
 		return exitOK
 	}
@@ -95,6 +97,24 @@ type globals struct {
 	// pass the same values, or each one would update it to its own.
 	ackWait    time.Duration
 	maxDeliver int
+	// cpuProfile is the hidden --cpuprofile: a pprof CPU profile of the whole command.
+	cpuProfile string
+}
+
+// startCPUProfile starts a CPU profile into file ("" does nothing); run stops it.
+func startCPUProfile(file string) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return nil
 }
 
 func newRootCommand() *cobra.Command {
@@ -105,6 +125,9 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := startCPUProfile(g.cpuProfile); err != nil {
+				return err
+			}
 			return g.setUpOutput(cmd)
 		},
 	}
@@ -125,6 +148,8 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&g.natsAuth.CertFile, "nats-cert", "", "client certificate for NATS mutual TLS (env NATS_CERT)")
 	pf.StringVar(&g.natsAuth.KeyFile, "nats-key", "", "client key for NATS mutual TLS (env NATS_KEY)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log every task")
+	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
+	pf.MarkHidden("cpuprofile")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress and no informational logs, only warnings and errors")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {

@@ -78,3 +78,21 @@ func TestLogFormats(t *testing.T) {
 		t.Fatalf("quiet backup logged:\n%s", out)
 	}
 }
+
+func TestMetricsFileAndPreflight(t *testing.T) {
+	dir := sitePlatform(t)
+	mf := dir + "/wnb.prom"
+	if code, out := cli(t, dir, "backup", "--quiet", "--skip-files", "--metrics-file", mf); code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	b, err := os.ReadFile(mf)
+	if err != nil || !strings.Contains(string(b), `wnb_last_success_timestamp_seconds{kind="backup"}`) {
+		t.Fatalf("metrics file: %v\n%s", err, b)
+	}
+	// The preflight fails fast on a destination that cannot be written, naming it.
+	os.WriteFile(dir+"/afile", []byte("x"), 0o644)
+	code, out := cli(t, dir, "backup", "--quiet", "--backup-dir", dir+"/afile/backups")
+	if code != 1 || !strings.Contains(out, "destination") {
+		t.Fatalf("unwritable destination: exit %d\n%s", code, out)
+	}
+}
