@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"io"
 	"io/fs"
 	"os"
@@ -213,7 +214,7 @@ func checkDatabase(ctx context.Context, c Config) (dbCheck, schemaCheck Check, s
 		dbCheck.Warnings = append(dbCheck.Warnings, "size unknown: "+err.Error())
 		return dbCheck, schemaCheck, 0, false
 	}
-	dbCheck.Detail += fmt.Sprintf(", %s", formatBytes(size))
+	dbCheck.Detail += fmt.Sprintf(", %s", humanBytes(size))
 	return dbCheck, schemaCheck, size, true
 }
 
@@ -303,9 +304,9 @@ func checkStorage(ctx context.Context, c Config) (ch Check, size int64, cut, ok 
 			return fail(CheckStorage, fmt.Sprintf("listed, but cannot read %s: %v", first, err), advice), size, cut, false
 		}
 	}
-	detail := fmt.Sprintf("%s readable: %d files, %s", b, files, formatBytes(size))
+	detail := fmt.Sprintf("%s readable: %d files, %s", b, files, humanBytes(size))
 	if cut {
-		detail = fmt.Sprintf("%s readable: at least %d files, %s (stopped counting after %s)", b, files, formatBytes(size), c.WalkBudget)
+		detail = fmt.Sprintf("%s readable: at least %d files, %s (stopped counting after %s)", b, files, humanBytes(size), c.WalkBudget)
 	}
 	if files == 0 && !cut {
 		detail = fmt.Sprintf("%s readable, but empty", b)
@@ -414,7 +415,7 @@ func checkNATS(ctx context.Context, c Config) Check {
 		}
 		return fail(CheckNATS, "JetStream: "+err.Error(), advice)
 	}
-	return Check{Name: CheckNATS, Status: StatusOK, Detail: fmt.Sprintf("%s: JetStream enabled (%d streams, %s stored)", queue.Redact(nc.ConnectedUrlRedacted()), info.Streams, formatBytes(int64(info.Store)))}
+	return Check{Name: CheckNATS, Status: StatusOK, Detail: fmt.Sprintf("%s: JetStream enabled (%d streams, %s stored)", queue.Redact(nc.ConnectedUrlRedacted()), info.Streams, humanBytes(int64(info.Store)))}
 }
 
 // checkSpace compares the destination's free space with the estimate.
@@ -431,7 +432,7 @@ func checkSpace(c Config, estimate, dbBytes, stBytes int64, partial, known bool)
 		return Check{Name: CheckSpace, Status: StatusSkipped, Detail: "free space unknown: " + err.Error()}
 	}
 	need := estimate
-	how := fmt.Sprintf("estimate: database %s + storage %s", formatBytes(dbBytes), formatBytes(stBytes))
+	how := fmt.Sprintf("estimate: database %s + storage %s", humanBytes(dbBytes), humanBytes(stBytes))
 	if c.EstimateBytes > 0 {
 		how = "estimate given"
 	}
@@ -442,7 +443,7 @@ func checkSpace(c Config, estimate, dbBytes, stBytes int64, partial, known bool)
 		need *= 2
 		how += ", twice for --compress (staging folder and archive)"
 	}
-	detail := fmt.Sprintf("%s free at %s; the backup needs about %s (%s)", formatBytes(free), existing, formatBytes(need), how)
+	detail := fmt.Sprintf("%s free at %s; the backup needs about %s (%s)", humanBytes(free), existing, humanBytes(need), how)
 	if !known && c.EstimateBytes <= 0 {
 		detail += "; parts of the estimate are unknown"
 	}
@@ -453,16 +454,5 @@ func checkSpace(c Config, estimate, dbBytes, stBytes int64, partial, known bool)
 	return Check{Name: CheckSpace, Status: StatusOK, Detail: detail}
 }
 
-// formatBytes prints a size in binary units.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes prints a size in binary units for people ("1.5 KiB").
+func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }

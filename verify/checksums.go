@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"io"
 	"io/fs"
 	"os"
@@ -185,7 +186,7 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 	}
 	problems = append(problems, hashProblems...)
 
-	detail := fmt.Sprintf("%d of %d files listed in %s, %s hashed", listed, len(v.tree), layout.FileSums, formatBytes(hashed))
+	detail := fmt.Sprintf("%d of %d files listed in %s, %s hashed", listed, len(v.tree), layout.FileSums, humanBytes(hashed))
 	if !hasSums {
 		detail = fmt.Sprintf("no %s, %d files", layout.FileSums, len(v.tree))
 	}
@@ -246,16 +247,5 @@ func hashOne(ctx context.Context, dir string, j hashJob) ([]problem, int64) {
 	return ps, n
 }
 
-// formatBytes writes n in binary units for people.
-func formatBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes prints a size in binary units for people ("1.5 KiB").
+func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }

@@ -312,7 +312,7 @@ func (v *verifier) checkFiles() {
 			v.rep.Bytes += e.size
 		}
 	}
-	found := fmt.Sprintf("%d files, %s", v.rep.Files, formatBytes(v.rep.Bytes))
+	found := fmt.Sprintf("%d files, %s", v.rep.Files, humanBytes(v.rep.Bytes))
 	switch {
 	case v.meta == nil:
 		v.add(CheckFiles, false, "not checked: no metadata ("+found+" found)", nil)

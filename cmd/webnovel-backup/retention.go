@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dustin/go-humanize"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -66,7 +67,7 @@ Exit status: 0 listed, 1 the destination cannot be read.`,
 					status += " (" + b.Problem + ")"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, status, b.Time.Format("2006-01-02 15:04:05"),
-					opsAge(now.Sub(b.Time)), opsBytes(b.Size), rows, files)
+					opsAge(now.Sub(b.Time)), humanBytes(b.Size), rows, files)
 			}
 			return tw.Flush()
 		},
@@ -190,16 +191,5 @@ func opsAge(d time.Duration) string {
 	}
 }
 
-// opsBytes prints a size in binary units: "512 B", "1.5 KiB", "3.2 GiB".
-func opsBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// humanBytes prints a size in binary units for people ("1.5 KiB").
+func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }
