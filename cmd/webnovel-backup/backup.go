@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
-	"github.com/webnovel/webnovel-backup/pipeline"
 	"github.com/webnovel/webnovel-backup/platform"
 	"github.com/webnovel/webnovel-backup/preflight"
 	"github.com/webnovel/webnovel-backup/telemetry"
@@ -82,16 +81,11 @@ func newBackupCommand(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			stopMetrics, err := serveMetrics(metricsAddr)
+			s, stop, err := startRun(cmd, cfg, metricsAddr)
 			if err != nil {
 				return err
 			}
-			defer stopMetrics()
-			s, err := pipeline.Start(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+			defer stop()
 			bar := g.progress(cmd, asJSON)
 			o.Progress = bar
 			rep, err := s.Coordinator.Backup(cmd.Context(), o)

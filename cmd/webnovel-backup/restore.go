@@ -12,7 +12,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
-	"github.com/webnovel/webnovel-backup/pipeline"
 	"github.com/webnovel/webnovel-backup/platform"
 )
 
@@ -74,16 +73,11 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			stopMetrics, err := serveMetrics(metricsAddr)
+			s, stop, err := startRun(cmd, cfg, metricsAddr)
 			if err != nil {
 				return err
 			}
-			defer stopMetrics()
-			s, err := pipeline.Start(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			defer s.Close()
+			defer stop()
 			bar := g.progress(cmd, asJSON)
 			if !o.DryRun {
 				o.Progress = bar

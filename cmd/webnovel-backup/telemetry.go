@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/cobra"
+	"github.com/webnovel/webnovel-backup/pipeline"
 	"log/slog"
 	"os"
 	"time"
@@ -45,3 +47,18 @@ func serveMetrics(addr string) (stop func(), err error) {
 
 // metricsFlagUsage is the --metrics-addr help shared by the commands that have it.
 const metricsFlagUsage = "serve Prometheus metrics on this address, e.g. :9090 (empty: none)"
+
+// startRun serves metrics (when asked) and starts the pipeline for a backup or a restore;
+// stop undoes both.
+func startRun(cmd *cobra.Command, cfg pipeline.Config, metricsAddr string) (*pipeline.Session, func(), error) {
+	stopMetrics, err := serveMetrics(metricsAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := pipeline.Start(cmd.Context(), cfg)
+	if err != nil {
+		stopMetrics()
+		return nil, nil, err
+	}
+	return s, func() { s.Close(); stopMetrics() }, nil
+}
