@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/preflight"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // errNoTerminal refuses a restore nobody can confirm.
@@ -20,10 +23,11 @@ var errNoTerminal = errors.New("refusing to restore without confirmation: standa
 
 func newRestoreCommand(g *globals) *cobra.Command {
 	var (
-		o           coordinator.RestoreOptions
-		force       bool
-		metricsAddr string
-		asJSON      bool
+		o             coordinator.RestoreOptions
+		force         bool
+		metricsAddr   string
+		asJSON        bool
+		skipPreflight bool
 	)
 	cmd := &cobra.Command{
 		Use:     "restore PATH",
@@ -73,6 +77,24 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !skipPreflight {
+				// Reachability of the target, its schema (migrated?), storage and queue; the
+				// restore checks the backup itself before it changes anything.
+				pc := preflight.Config{NATSURL: cfg.NATSURL, NATSOptions: cfg.NATSOptions}
+				if !o.SkipDB {
+					pc.DatabaseURL = o.DatabaseURL
+					pc.Models, _ = platform.Default.Select(o.Models)
+				}
+				if !o.SkipFiles && !storage.IsS3(o.StorageURL) {
+					pc.StorageURL = storageForPreflight(o.StorageURL)
+				}
+				if err := preflight.Run(cmd.Context(), pc).Err(); err != nil {
+					if asJSON {
+						printJSON(out, restoreJSON(nil, err))
+					}
+					return err
+				}
+			}
 			s, stop, err := startRun(cmd, cfg, metricsAddr)
 			if err != nil {
 				return err
@@ -121,6 +143,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 	f.StringSliceVar(&o.Models, "models", nil, "restore only these models (e.g. books.Book books.Chapter)")
 	f.BoolVar(&o.Merge, "merge", false, "upsert rows by primary key (like loaddata) instead of replacing the models' tables")
 	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.BoolVar(&skipPreflight, "skip-preflight", false, "skip the reachability checks of `webnovel-backup doctor` that run before the restore")
 	f.BoolVar(&asJSON, "json", false, "print a machine-readable report (status, rows per model, files, duration, trace id) on standard output")
 	f.StringVar(&o.TempDir, "temp-dir", "", "where a .tar.gz is unpacked (default: the system's temporary folder)")
 	return cmd
@@ -226,4 +249,16 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 		out.Models = append(out.Models, model{Label: m.Label, Rows: m.Rows, Before: m.Before})
 	}
 	return out
+}
+
+// storageForPreflight is the storage to check before a restore: a folder that does not exist
+// yet is fine (the restore creates it), so its nearest existing parent is checked instead.
+func storageForPreflight(u string) string {
+	p := strings.TrimPrefix(u, "file://")
+	for {
+		if _, err := os.Stat(p); err == nil || p == filepath.Dir(p) {
+			return p
+		}
+		p = filepath.Dir(p)
+	}
 }

@@ -1,0 +1,76 @@
+package queue
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/webnovel/webnovel-backup/messages"
+)
+
+func TestAuthOptionsRefuseContradictions(t *testing.T) {
+	tests := []struct {
+		name string
+		auth Auth
+		want string
+	}{
+		{"user without password", Auth{User: "u"}, "password"},
+		{"two methods", Auth{User: "u", Password: "p", Token: "t"}, "choose one"},
+		{"certificate without key", Auth{CertFile: "c.pem"}, "--nats-key"},
+		{"missing nkey file", Auth{NkeyFile: "/nonexistent/seed.nk"}, "/nonexistent/seed.nk"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := tt.auth.Options(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if opts, err := (Auth{Token: "t", CAFile: "ca.pem"}).Options(); err != nil || len(opts) != 2 {
+		t.Fatalf("token + CA: %d options, %v", len(opts), err)
+	}
+}
+
+// A server that wants a user and password lets in only a client that gives them.
+func TestUserPasswordAuth(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), Username: "wnb", Password: "s3cret", NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	if nc, err := Connect(srv.ClientURL(), "test"); err == nil {
+		nc.Close()
+		t.Fatal("connected without credentials")
+	}
+	opts, err := Auth{User: "wnb", Password: "s3cret"}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := Connect(srv.ClientURL(), "test", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := Ensure(context.Background(), js, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.KeyValue(context.Background(), messages.RunsBucket); err != nil {
+		t.Fatalf("run registry not declared: %v", err)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := Redact("nats://wnb:s3cret@n1:4222"); strings.Contains(got, "s3cret") {
+		t.Fatalf("Redact kept the password: %s", got)
+	}
+}
