@@ -144,27 +144,44 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 		c.purge(run)
 		return nil, err
 	}
+	handle := func(r *messages.Result) error {
+		lastNews = time.Now()
+		if _, ok := byID[r.Task]; !ok {
+			return nil
+		}
+		if !r.Final {
+			lastCause[r.Task] = r.Error
+			c.log.Warn("task attempt failed", "task", r.Task, "attempt", r.Attempt, "worker", r.Worker, "err", r.Error)
+			return nil
+		}
+		if r.Error != "" {
+			return &TaskError{Task: r.Task, Cause: fmt.Sprintf("%s (attempt %d on worker %s)", r.Error, r.Attempt, r.Worker)}
+		}
+		if _, dup := results[r.Task]; !dup {
+			results[r.Task] = r
+			if progress != nil {
+				progress(r)
+			}
+		}
+		return nil
+	}
+	resync := time.NewTicker(resyncAfter)
+	defer resync.Stop()
 	for len(results) < len(tasks) {
 		select {
 		case <-ctx.Done():
 			return fail(fmt.Errorf("run %s interrupted: %w", run, context.Cause(ctx)))
 		case r := <-resultsCh:
-			lastNews = time.Now()
-			if _, ok := byID[r.Task]; !ok {
+			if err := handle(r); err != nil {
+				return fail(err)
+			}
+		case <-resync.C:
+			if time.Since(lastNews) < resyncAfter {
 				continue
 			}
-			if !r.Final {
-				lastCause[r.Task] = r.Error
-				c.log.Warn("task attempt failed", "task", r.Task, "attempt", r.Attempt, "worker", r.Worker, "err", r.Error)
-				continue
-			}
-			if r.Error != "" {
-				return fail(&TaskError{Task: r.Task, Cause: fmt.Sprintf("%s (attempt %d on worker %s)", r.Error, r.Attempt, r.Worker)})
-			}
-			if _, dup := results[r.Task]; !dup {
-				results[r.Task] = r
-				if progress != nil {
-					progress(r)
+			for _, r := range c.finalResults(ctx, run, tasks, results) {
+				if err := handle(r); err != nil {
+					return fail(err)
 				}
 			}
 		case seq := <-exhausted:
@@ -187,6 +204,42 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 		}
 	}
 	return results, nil
+}
+
+// resyncAfter is how long dispatch waits without news before it reads the results stream
+// directly (finalResults).
+const resyncAfter = 5 * time.Second
+
+// finalResults reads the final result of each unfinished task straight from the results
+// stream, which keeps the latest one per task. The ordered consumer dispatch listens with can
+// stall for good after a cluster node is lost, while the results are in the stream.
+func (c *Coordinator) finalResults(ctx context.Context, run string, tasks []*messages.Task, have map[string]*messages.Result) []*messages.Result {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := c.js.Stream(ctx, messages.StreamResults)
+	if err != nil {
+		return nil
+	}
+	var out []*messages.Result
+	for _, t := range tasks {
+		if have[t.ID] != nil {
+			continue
+		}
+		m, err := s.GetLastMsgForSubject(ctx, messages.ResultSubject(run, t.ID))
+		if ctx.Err() != nil {
+			break
+		}
+		if err != nil {
+			continue
+		}
+		if r, err := messages.DecodeResult(m.Data); err == nil && r.Final {
+			out = append(out, r)
+		}
+	}
+	if len(out) > 0 {
+		c.log.Warn("results read from the stream: the results subscription missed them", "run", run, "results", len(out))
+	}
+	return out
 }
 
 // warnIfNoWorkers says so when nobody is pulling tasks: with --workers 0 and no worker

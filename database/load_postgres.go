@@ -102,12 +102,26 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 		}
 	}
 
+	// Secondary indexes are dropped for the COPYs and built again once, after them, as
+	// pg_restore does: cheaper than maintaining them row by row. (Constraint indexes — primary
+	// keys, unique — stay: the merge's upserts need them.)
+	var indexes []string
+	if !o.Merge {
+		if indexes, err = dropIndexes(ctx, tx, tables); err != nil {
+			return nil, fmt.Errorf("load: %w", err)
+		}
+	}
 	for i, p := range plans {
 		n, err := loadModelPostgres(ctx, tx, fixtures[i], p, colTypes[i], o.Merge, names)
 		if err != nil {
 			return nil, err
 		}
 		out[i].Rows = n
+	}
+	for _, def := range indexes {
+		if _, err := tx.Exec(ctx, def); err != nil {
+			return nil, fmt.Errorf("load: rebuild index: %s: %w", def, err)
+		}
 	}
 
 	// What loaddata does (sequence_reset_sql), so the next insert gets max(id)+1.
@@ -142,6 +156,42 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 		return nil, names.wrap("", "commit", err)
 	}
 	return out, nil
+}
+
+// dropIndexes drops the indexes of tables that no constraint owns and returns the statements
+// that create them again.
+func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+		FROM pg_index i
+		WHERE i.indrelid = ANY($1::regclass[])
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+		ORDER BY 1`, tables)
+	if err != nil {
+		return nil, fmt.Errorf("list indexes: %w", err)
+	}
+	var names, defs []string
+	var name, def string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &def}, func() error {
+		names, defs = append(names, name), append(defs, def)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list indexes: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_index"); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, "DROP INDEX "+strings.Join(names, ", ")); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "42501" { // not the owner: keep them
+			_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_index")
+			return nil, err
+		}
+		return nil, fmt.Errorf("drop indexes: %w", err)
+	}
+	return defs, nil
 }
 
 // foreignKey is a constraint dropped for the load and added back before commit.
