@@ -4,9 +4,9 @@ package faults
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/proctest"
 	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // A worker killed with SIGKILL while it holds a task: once AckWait runs out the server hands
@@ -33,14 +34,10 @@ func TestWorkerKilledMidTask(t *testing.T) {
 	// The doomed worker runs alone, so a task held is a task it holds.
 	doomed := proctest.StartWorker(t, bin, env, append(queue, "--name", "doomed", "--concurrency", "1")...)
 	coord := proctest.Start(t, bin, env, backupArgs(backups, queue...)...)
-	mon.waitHeld(ctx)
+	mon.waitHeld(ctx, coord)
 	// Kill it while it copies a storage file: a half-written file is left among the files
 	// the backup publishes (export outputs are written under the run's working folder).
-	waitFor(t, ctx, "the worker to copy a file", func() bool {
-		return slices.ContainsFunc(tempFiles(t, backups), func(p string) bool {
-			return strings.Contains(p, string(filepath.Separator)+layout.FilesDir+string(filepath.Separator))
-		})
-	})
+	waitFor(t, ctx, "the worker to copy a file", func() bool { return copying(t, backups) || coord.Exited() })
 	doomed.Kill()
 	t.Logf("killed while writing; left behind: %v", tempFiles(t, backups))
 	info, err := mon.consumer(ctx)
@@ -85,29 +82,55 @@ func TestClusterNodeLost(t *testing.T) {
 	backups := t.TempDir()
 	queue := []string{"--replicas", "3", "--ack-wait", "5s"}
 
-	proctest.StartWorker(t, bin, env, append(queue, "--name", "w1", "--concurrency", "2")...)
-	proctest.StartWorker(t, bin, env, append(queue, "--name", "w2", "--concurrency", "2")...)
+	// One slow worker while the node is lost, so the run cannot be over by then; a second
+	// joins the damaged cluster afterwards.
 	coord := proctest.Start(t, bin, env, backupArgs(backups, queue...)...)
-	mon.waitHeld(ctx)
+	waitFor(t, ctx, "the tasks to be published", func() bool {
+		return strings.Contains(coord.Stderr(), `msg="tasks published"`) || coord.Exited()
+	})
+	proctest.StartWorker(t, bin, env, append(queue, "--name", "w1", "--concurrency", "1")...)
+	mon.waitHeld(ctx, coord)
 
-	s, err := mon.js.Stream(ctx, "WNB_TASKS")
+	// Lose the tasks stream's leader: the stream elects another while workers fetch from it.
+	tasks, err := mon.js.Stream(ctx, messages.StreamTasks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	si, err := s.Info(ctx)
+	si, err := tasks.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if si.Cluster == nil || len(si.Cluster.Replicas) != 2 {
-		t.Fatalf("WNB_TASKS is not replicated on three nodes: %+v", si.Cluster)
+		t.Fatalf("%s is not replicated on three nodes: %+v", messages.StreamTasks, si.Cluster)
 	}
 	victim := slices.IndexFunc(nodes, func(n *proctest.NATS) bool { return n.Name() == si.Cluster.Leader })
 	if victim < 0 {
-		t.Fatalf("WNB_TASKS leader %q is none of the cluster's nodes", si.Cluster.Leader)
+		t.Fatalf("%s leader %q is none of the cluster's nodes", messages.StreamTasks, si.Cluster.Leader)
 	}
-	t.Logf("killing %s, leader of WNB_TASKS", nodes[victim].Name())
 	nodes[victim].Kill()
+	t.Logf("killed %s, leader of %s", nodes[victim].Name(), messages.StreamTasks)
+	proctest.StartWorker(t, bin, env, append(queue, "--name", "w2", "--concurrency", "2")...)
 
+	path := waitBackup(t, ctx, coord)
+	verifyBackup(t, bin, path, p.Files)
+}
+
+// A coordinator and two workers started together on a new three-node cluster all declare the
+// replicated streams at once, which the servers may leave unanswered; they retry, and the
+// backup completes and verifies.
+func TestClusterColdStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	p := sharedPlatform(t)
+	bin := proctest.Binary(t)
+	nodes := proctest.StartCluster(t, 3)
+	env := p.env(proctest.URLs(nodes))
+	backups := t.TempDir()
+	queue := []string{"--replicas", "3"}
+
+	proctest.StartWorker(t, bin, env, append(queue, "--name", "w1", "--concurrency", "2")...)
+	proctest.StartWorker(t, bin, env, append(queue, "--name", "w2", "--concurrency", "2")...)
+	coord := proctest.Start(t, bin, env, backupArgs(backups, queue...)...)
 	path := waitBackup(t, ctx, coord)
 	verifyBackup(t, bin, path, p.Files)
 }
@@ -162,7 +185,7 @@ func TestWorkerWithoutDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the coordinator did not give up: %v", err)
 	}
-	t.Logf("coordinator exited %d after %s", code, time.Since(start).Round(time.Millisecond))
+	t.Logf("coordinator exited %d after %s: %s", code, time.Since(start).Round(time.Millisecond), lastLines(coord.Stderr(), 1))
 	if code != 1 {
 		t.Fatalf("exit code %d, want 1:\n%s", code, coord.Stderr())
 	}
@@ -175,26 +198,27 @@ func TestWorkerWithoutDatabase(t *testing.T) {
 	if got := backupNames(t, backups); len(got) > 0 {
 		t.Errorf("a failed backup left %v", got)
 	}
+	// Nor its staging folder, nor anything else.
 	entries, err := os.ReadDir(backups)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), layout.StagingPrefix) {
-			t.Errorf("a failed backup left its staging folder %s", e.Name())
-		}
+		t.Errorf("a failed backup left %s in its backup folder", e.Name())
 	}
 }
 
-// SIGTERM to a worker holding tasks: it finishes them (grace) or hands them back at once (no
-// grace), exits 0, and leaves nothing waiting for AckWait; another worker completes the backup.
+// SIGTERM to a worker in the middle of copying files: it finishes its tasks (with a grace
+// period) or hands them back at once (without), and exits 0. Nothing is left for AckWait (30s
+// here) to recover: another worker completes the backup well before that.
 func TestWorkerSIGTERM(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		grace string
+		name     string
+		grace    string
+		handBack bool
 	}{
-		{"finishes", "25s"},
-		{"hands back", "0s"},
+		{"finishes", "25s", false},
+		{"hands back", "0s", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -206,11 +230,10 @@ func TestWorkerSIGTERM(t *testing.T) {
 			mon := newMonitor(t, srv.URL())
 			backups := t.TempDir()
 
-			// The default AckWait (30s) is longer than this test may take: a task the
-			// leaving worker abandoned instead of finishing or handing back would stall it.
 			leaving := proctest.StartWorker(t, bin, env, "--name", "leaving", "--concurrency", "2", "--shutdown-grace", tc.grace)
 			coord := proctest.Start(t, bin, env, backupArgs(backups)...)
-			mon.waitHeld(ctx)
+			mon.waitHeld(ctx, coord)
+			waitFor(t, ctx, "the worker to copy a file", func() bool { return copying(t, backups) || coord.Exited() })
 			if err := leaving.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -223,26 +246,57 @@ func TestWorkerSIGTERM(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("the worker exited %d on SIGTERM, want 0", code)
 			}
-			settle, cancelSettle := context.WithTimeout(ctx, 5*time.Second)
-			defer cancelSettle()
-			var last any
-			waitFor(t, settle, "no task to be held by the stopped worker", func() bool {
-				info, err := mon.consumer(ctx)
-				if err != nil {
-					last = err
-					return false
-				}
-				last = fmt.Sprintf("ack pending %d, redelivered %d, waiting %d, pending %d", info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.NumPending)
-				return info.NumAckPending == 0
-			}, &last)
 
 			proctest.StartWorker(t, bin, env, "--name", "staying", "--concurrency", "2")
-			done, cancelDone := context.WithTimeout(ctx, 25*time.Second)
+			done, cancelDone := context.WithTimeout(ctx, 20*time.Second)
 			defer cancelDone()
 			path := waitBackup(t, done, coord)
 			verifyBackup(t, bin, path, p.Files)
+
+			handedBack := handBacks(leaving.Stderr())
+			results := mon.results(ctx)
+			switch {
+			case tc.handBack && len(handedBack) == 0:
+				t.Errorf("the worker handed back no task:\n%s", leaving.Stderr())
+			case !tc.handBack && len(handedBack) > 0:
+				t.Errorf("the worker handed back %v instead of finishing them", handedBack)
+			case !tc.handBack && !slices.ContainsFunc(mapValues(results), func(r *messages.Result) bool { return r.Worker == "leaving" && r.OK() }):
+				t.Errorf("the worker finished no task")
+			}
+			for _, id := range handedBack {
+				r := results[id]
+				if r == nil || !r.OK() || r.Worker != "staying" || r.Attempt < 2 {
+					t.Errorf("task %s, handed back: result %+v; want done by staying on a later attempt", id, r)
+				}
+			}
 		})
 	}
+}
+
+// copying reports whether a storage file is being written into a staging folder under dir.
+func copying(t *testing.T, dir string) bool {
+	return slices.ContainsFunc(tempFiles(t, dir), func(p string) bool {
+		return strings.Contains(p, string(filepath.Separator)+layout.FilesDir+string(filepath.Separator))
+	})
+}
+
+// handBacks returns the run/task ids a worker's log says it handed back on shutdown.
+func handBacks(log string) []string {
+	var ids []string
+	for _, m := range handBackLine.FindAllStringSubmatch(log, -1) {
+		ids = append(ids, m[1]+"/"+m[2])
+	}
+	return ids
+}
+
+var handBackLine = regexp.MustCompile(`msg="handing task back on shutdown".* run=(\S+) task=(\S+)`)
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
 
 func sameSet(a, b []string) bool {

@@ -183,19 +183,17 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool, l
 	}
 }
 
-// waitHeld waits until the consumer has tasks delivered and not acked: some worker holds one.
-func (m *monitor) waitHeld(ctx context.Context) *jetstream.ConsumerInfo {
+// waitHeld waits until the consumer has tasks delivered and not acked (some worker holds one)
+// and others still queued. It fails the test if coord, the run's coordinator, ends first.
+func (m *monitor) waitHeld(ctx context.Context, coord *proctest.Proc) {
 	m.t.Helper()
-	var info *jetstream.ConsumerInfo
 	waitFor(m.t, ctx, "a worker to hold a task", func() bool {
-		i, err := m.consumer(ctx)
-		if err != nil {
-			return false
+		if coord.Exited() {
+			m.t.Fatalf("the run ended before a worker was seen holding a task:\n%s", lastLines(coord.Stderr(), 5))
 		}
-		info = i
-		return i.NumAckPending > 0 && i.NumPending > 0
+		i, err := m.consumer(ctx)
+		return err == nil && i.NumAckPending > 0 && i.NumPending > 0
 	})
-	return info
 }
 
 // results returns the latest result of every task on the results stream, by task id.

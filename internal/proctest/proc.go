@@ -25,6 +25,10 @@ var hermetic = []string{"DATABASE_URL=", "STORAGE_URL=", "NATS_"}
 
 var procSeq atomic.Int64
 
+// EnvLogDir names a folder to keep the processes' logs in (by default they go to the test's
+// temporary folder and are removed with it; the ends of them are logged when a test fails).
+const EnvLogDir = "PROCTEST_LOGDIR"
+
 // Proc is a running (or finished) child process. Its stdout and stderr go to files, whose
 // ends are logged when the test fails.
 type Proc struct {
@@ -43,11 +47,17 @@ type Proc struct {
 // its process group when the test ends.
 func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
 	t.Helper()
-	name := fmt.Sprintf("%s-%d", filepath.Base(bin), procSeq.Add(1))
+	seq := procSeq.Add(1)
+	name := fmt.Sprintf("%s-%d-%d", filepath.Base(bin), os.Getpid(), seq)
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		name = fmt.Sprintf("%s-%s-%d", filepath.Base(bin), args[0], procSeq.Load())
+		name = fmt.Sprintf("%s-%s-%d-%d", filepath.Base(bin), args[0], os.Getpid(), seq)
 	}
-	dir := t.TempDir()
+	dir := os.Getenv(EnvLogDir)
+	if dir == "" {
+		dir = t.TempDir()
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("proctest: %s: %v", EnvLogDir, err)
+	}
 	p := &Proc{
 		t: t, name: name,
 		outLog: filepath.Join(dir, name+".stdout"),
