@@ -44,7 +44,7 @@ now() { date +%s.%N; }
 ours=(); theirs=()
 for i in 1 2 3; do
   rm -rf "$WORK/out" "$WORK/dump"; mkdir -p "$WORK/out"
-  t0=$(now); "$BIN" backup --database "$URL" --skip-files --workers "$N" --backup-dir "$WORK/out" >/dev/null 2>&1; t1=$(now)
+  t0=$(now); "$BIN" backup --database "$URL" --skip-files --workers "$N" --backup-dir "$WORK/out" ${WNB_BACKUP_ARGS:-} >/dev/null 2>&1; t1=$(now)
   ours+=("$(awk "BEGIN{print $t1 - $t0}")")
   t0=$(now); "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U postgres -Fd -j "$N" -f "$WORK/dump" bench; t1=$(now)
   theirs+=("$(awk "BEGIN{print $t1 - $t0}")")
@@ -53,6 +53,7 @@ stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "best %.2fs
 echo "== backup --skip-files, $N workers:  $(stats "${ours[@]}")   ($(du -sh "$WORK/out" | cut -f1))"
 echo "== pg_dump -Fd -j $N:                $(stats "${theirs[@]}")   ($(du -sh "$WORK/dump" | cut -f1))"
 
+[ -n "${WNB_SKIP_1M:-}" ] && exit 0
 echo "== filling a 1M-row books_chapter table"
 "$BIN" demo --path "$WORK/demo1m" --postgres "$URL1M" --no-backup --only-chapters 1000000 --file-bytes 0
 "${PSQL[@]}" -d bench1m -c "VACUUM ANALYZE"

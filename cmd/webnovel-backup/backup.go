@@ -120,7 +120,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 	f.StringSliceVar(&o.Models, "models", nil, "back up only these models (e.g. books.Book books.Chapter accounts.User)")
 	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
-	f.IntVar(&o.ChunkRows, "chunk-rows", 50000, "split tables larger than this into primary-key ranges exported in parallel")
+	f.IntVar(&o.ChunkRows, "chunk-rows", coordinator.DefaultChunkRows, "split tables larger than this into primary-key ranges exported in parallel")
 	f.StringVar(&metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.StringVar(&metricsFile, "metrics-file", "", "write the run's metrics to this file for node_exporter's textfile collector (the last successful backup's time, for stale-backup alerts)")
 	f.BoolVar(&skipPreflight, "skip-preflight", false, "skip the checks of `webnovel-backup doctor` that run before the backup")
