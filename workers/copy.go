@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -75,40 +76,33 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	}
 	defer list.Close()
 
-	var sums bytes.Buffer
-	sw := messages.NewFileListWriter(&sums)
 	res = &messages.Result{}
-	buf := make([]byte, 256<<10)
-	err = messages.ReadFileList(list, func(e messages.FileEntry) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, sum, err := copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf)
-		switch {
-		case err == nil:
-			res.Files++
-			res.Bytes += n
-			return sw.Add(messages.FileEntry{Path: c.DestPrefix + e.Key, Size: n, SHA256: sum})
-		case restore && ctx.Err() == nil && !IsPermanent(err):
-			// A restore goes on past a bad file, so every other file is restored; the run
-			// reports the failures and ends partial.
-			res.Failed++
-			if len(res.Failures) < maxWarnings {
-				res.Failures = append(res.Failures, fmt.Sprintf("%s: %v", e.Key, err))
-			}
-			return nil
-		case !restore && errors.Is(err, storage.ErrNotExist):
-			// Deleted between listing and copying: the platform moved on; not a failure.
-			if len(res.Warnings) < maxWarnings {
-				res.Warnings = append(res.Warnings, "vanished before copy: "+e.Key)
-			}
-			return nil
-		default:
-			return err
-		}
-	})
+	files, err := w.copyFiles(ctx, src, dst, c, restore, list)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+	}
+	var sums bytes.Buffer
+	sw := messages.NewFileListWriter(&sums)
+	// Outcomes are gathered in key-list order, so results and sums are the same whatever
+	// order the copies finished in.
+	for _, f := range files {
+		switch {
+		case f.err == nil:
+			res.Files++
+			res.Bytes += f.n
+			if err := sw.Add(messages.FileEntry{Path: c.DestPrefix + f.key, Size: f.n, SHA256: f.sum}); err != nil {
+				return nil, err
+			}
+		case restore:
+			res.Failed++
+			if len(res.Failures) < maxWarnings {
+				res.Failures = append(res.Failures, fmt.Sprintf("%s: %v", f.key, f.err))
+			}
+		default:
+			if len(res.Warnings) < maxWarnings {
+				res.Warnings = append(res.Warnings, "vanished before copy: "+f.key)
+			}
+		}
 	}
 	if err := sw.Flush(); err != nil {
 		return nil, err
@@ -121,17 +115,114 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	return res, nil
 }
 
+// copyBufferSize is the buffer each file transfer in flight streams through.
+const copyBufferSize = 256 << 10
+
+// copiedFile is one file's outcome: err is nil, or a failure the task goes on past.
+type copiedFile struct {
+	key string
+	n   int64
+	sum string
+	err error
+}
+
+// copySlots are the worker's file transfers in flight, shared by all its tasks: as many as
+// Config.Concurrency, each holding its buffer (allocated on first use). A prefix is one task
+// or a few, so one file at a time per task would leave most slots idle on a storage whose
+// every request waits on the network. commits bounds the files whose bytes are all written
+// and that are being committed (synced to disk, renamed) after handing their slot on.
+func (w *Worker) copySlots() (slots chan []byte, commits chan struct{}) {
+	w.slotsOnce.Do(func() {
+		n := max(w.cfg.Concurrency, 1)
+		w.slots = make(chan []byte, n)
+		for range n {
+			w.slots <- nil
+		}
+		w.commits = make(chan struct{}, 2*n)
+	})
+	return w.slots, w.commits
+}
+
+// copyFiles copies every file of the key list, up to the worker's concurrency at once. A file
+// that cannot be copied stops the task (its first such error is returned) unless the task
+// goes on past it: a vanished file in a backup, any non-permanent failure in a restore. The
+// outcomes come back in list order.
+func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader) ([]*copiedFile, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	slots, commits := w.copySlots()
+	var (
+		files []*copiedFile
+		wg    sync.WaitGroup
+	)
+	err := messages.ReadFileList(list, func(e messages.FileEntry) error {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		var buf []byte
+		select {
+		case buf = <-slots:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		f := &copiedFile{key: e.Key}
+		files = append(files, f)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if buf == nil {
+				buf = make([]byte, copyBufferSize)
+			}
+			release := sync.OnceFunc(func() { slots <- buf })
+			defer release()
+			// Once its bytes are written a file hands its slot on to the next transfer and
+			// is committed beside it: a commit waits on the disk, not on the source.
+			committing := false
+			handoff := func() {
+				commits <- struct{}{}
+				committing = true
+				release()
+			}
+			defer func() {
+				if committing {
+					<-commits
+				}
+			}()
+			f.n, f.sum, f.err = copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf, handoff)
+			switch {
+			case f.err == nil:
+			case restore && ctx.Err() == nil && !IsPermanent(f.err):
+				// A restore goes on past a bad file, so every other file is restored; the
+				// run reports the failures and ends partial.
+			case !restore && errors.Is(f.err, storage.ErrNotExist):
+				// Deleted between listing and copying: the platform moved on; not a failure.
+			default:
+				cancel(f.err) // the first cause wins; later ones are its consequences
+			}
+		}()
+		return nil
+	})
+	if err != nil {
+		cancel(err) // a bad key list: stop the copies in flight too
+	}
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil {
+		return nil, cause
+	}
+	return files, nil
+}
+
 // largeObject is the size from which a file gets a span of its own: big enough that the
 // span's cost is nothing beside the copy.
 const largeObject = 16 << 20
 
 // copyTraced is copyOne, in a span of its own for a large file.
-func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, size int64, buf []byte) (int64, string, error) {
+func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, size int64, buf []byte, handoff func()) (int64, string, error) {
 	if size < largeObject {
-		return copyOne(ctx, src, dest, key, destKey, want, buf)
+		return copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	}
 	ctx, span := telemetry.Start(ctx, "storage.copy_object", telemetry.KeyKey.String(key), telemetry.KeyBytes.Int64(size))
-	n, sum, err := copyOne(ctx, src, dest, key, destKey, want, buf)
+	n, sum, err := copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	telemetry.End(span, err)
 	return n, sum, err
 }
@@ -139,9 +230,10 @@ func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, wa
 // copyOne copies one file, keeping its permissions and modification time: server-side when
 // both sides are on the same S3 service (the cross-region case), else streamed and hashed on
 // the way. With want set, a streamed copy is committed only when its SHA-256 is want.
-func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte) (int64, string, error) {
+// handoff, if set, is called when buf is no longer needed and only the commit remains.
+func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (int64, string, error) {
 	if !storage.SameService(src, dest) {
-		return streamOne(ctx, src, dest, key, destKey, want, buf)
+		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	}
 	if want != "" {
 		// Check before copying: a server-side copy replaces the destination at once.
@@ -155,7 +247,7 @@ func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want 
 	}
 	obj, err := dest.CopyFrom(ctx, src, key, destKey)
 	if errors.Is(err, storage.ErrNoServerSideCopy) {
-		return streamOne(ctx, src, dest, key, destKey, want, buf)
+		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	} else if err != nil {
 		return 0, "", err
 	}
@@ -163,7 +255,7 @@ func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want 
 	return obj.Size, sum, err
 }
 
-func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte) (int64, string, error) {
+func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (int64, string, error) {
 	r, obj, err := src.Open(ctx, key)
 	if err != nil {
 		return 0, "", err
@@ -182,6 +274,10 @@ func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, wan
 	sum := hexSum(h)
 	if want != "" && sum != want {
 		return n, sum, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+	}
+	r.Close() // the source is done with too: no connection held through the commit
+	if handoff != nil {
+		handoff()
 	}
 	if err := out.Commit(); err != nil {
 		return n, "", err

@@ -28,7 +28,8 @@ import (
 type Config struct {
 	// Name identifies the worker in results and logs (default: hostname and pid).
 	Name string
-	// Concurrency is how many tasks the worker runs at once (default 1).
+	// Concurrency is how many tasks the worker runs at once (default 1), and how many file
+	// transfers its copy tasks have in flight between them.
 	Concurrency int
 	// DatabaseURL is the platform database export tasks read; it must be the one the
 	// coordinator reads (tasks carry its redacted URL and are refused on a mismatch).
@@ -57,6 +58,10 @@ type Worker struct {
 
 	mu sync.Mutex
 	db *database.DB
+
+	slotsOnce sync.Once
+	slots     chan []byte   // see copySlots
+	commits   chan struct{} // see copySlots
 
 	running  atomic.Bool
 	draining atomic.Bool
