@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 	"io"
 	"io/fs"
 	"os"
@@ -151,5 +152,5 @@ func dropTable(t *testing.T, url, table string) {
 		t.Fatal(err)
 	}
 	db.Close()
-	sqliteExec(t, strings.TrimPrefix(url, "sqlite:///"), "DROP TABLE "+table)
+	sqlitetest.Exec(t, strings.TrimPrefix(url, "sqlite:///"), "DROP TABLE "+table)
 }

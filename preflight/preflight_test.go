@@ -2,8 +2,8 @@ package preflight
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	_ "modernc.org/sqlite"
 
 	"github.com/webnovel/webnovel-backup/database"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
@@ -33,18 +32,6 @@ func sampleDB(t *testing.T) (url, path string) {
 		t.Fatal(err)
 	}
 	return "sqlite:///" + path, path
-}
-
-func sqliteExec(t *testing.T, path, stmt string) {
-	t.Helper()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec(stmt); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // mediaDir writes a small storage folder.
@@ -155,7 +142,7 @@ func TestFailures(t *testing.T) {
 		}, CheckDatabase, "", "pg_hba.conf"},
 		{"dropped column", func(t *testing.T, c *Config) {
 			url, path := sampleDB(t)
-			sqliteExec(t, path, "ALTER TABLE books_book DROP COLUMN description")
+			sqlitetest.Exec(t, path, "ALTER TABLE books_book DROP COLUMN description")
 			c.DatabaseURL = url
 		}, CheckSchema, "missing column description", "manage.py migrate"},
 		{"missing storage", func(t *testing.T, c *Config) { c.StorageURL = filepath.Join(t.TempDir(), "media") }, CheckStorage, "does not exist", "STORAGE_URL"},
@@ -207,7 +194,7 @@ func TestFailures(t *testing.T) {
 func TestSchemaWarnings(t *testing.T) {
 	c := goodConfig(t)
 	path := strings.TrimPrefix(c.DatabaseURL, "sqlite:///")
-	sqliteExec(t, path, "ALTER TABLE books_book ADD COLUMN legacy_flag integer")
+	sqlitetest.Exec(t, path, "ALTER TABLE books_book ADD COLUMN legacy_flag integer")
 	rep := Run(context.Background(), c)
 	ch := check(t, rep, CheckSchema)
 	if ch.Status != StatusOK || len(ch.Warnings) != 1 || !strings.Contains(ch.Warnings[0], "legacy_flag") {

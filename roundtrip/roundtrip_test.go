@@ -2,6 +2,7 @@ package roundtrip
 
 import (
 	"context"
+	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +64,7 @@ func TestCompareNamesDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Change a row and a file after the backup.
-	sqlExec(t, filepath.Join(dir, "db.sqlite3"), "UPDATE books_chapter SET title = 'changed' WHERE id = 3")
+	sqlitetest.Exec(t, filepath.Join(dir, "db.sqlite3"), "UPDATE books_chapter SET title = 'changed' WHERE id = 3")
 	var victim string
 	filepath.WalkDir(filepath.Join(media, "content"), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && victim == "" {
