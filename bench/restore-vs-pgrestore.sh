@@ -42,7 +42,7 @@ ours=(); theirs=()
 for i in 1 2 3; do
   "${PSQL[@]}" -c "CREATE DATABASE ours$i TEMPLATE migrated" -c "CREATE DATABASE theirs$i"
   t0=$(now)
-  "$BIN" restore "$BACKUP" --database "$(URL ours$i)" --skip-files --force --workers "$N" ${WNB_PROFILE:+--cpuprofile "$WNB_PROFILE.$i"} >/dev/null 2>&1
+  "$BIN" restore "$BACKUP" --database "$(URL ours$i)" --skip-files --force --workers "$N" ${WNB_PROFILE:+--cpuprofile "$WNB_PROFILE.$i"} -v >"$WORK/restore$i.log" 2>&1; [ -n "${WNB_RESTORE_LOG:-}" ] && cp "$WORK/restore$i.log" "$WNB_RESTORE_LOG.$i"
   t1=$(now); ours+=("$(awk "BEGIN{print $t1 - $t0}")")
   t0=$(now)
   "$PGBIN/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -j "$N" -d "theirs$i" "$WORK/dump"
