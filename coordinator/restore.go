@@ -673,6 +673,13 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 	if err != nil {
 		return err
 	}
+	// A worker killed while writing leaves its temporary file in the storage; the task was
+	// redone by another, so the leftover is garbage (local folders: S3 uploads are atomic).
+	if !storage.IsS3(o.StorageURL) {
+		if err := removeTempFiles(strings.TrimPrefix(o.StorageURL, "file://")); err != nil {
+			c.log.Warn("remove leftover temporary files from the storage", "err", err)
+		}
+	}
 	for _, id := range sortedKeys(results) {
 		r := results[id]
 		rep.Files += r.Files

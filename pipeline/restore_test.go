@@ -19,6 +19,7 @@ import (
 	"github.com/webnovel/webnovel-backup/platform"
 	"github.com/webnovel/webnovel-backup/queue"
 	"github.com/webnovel/webnovel-backup/roundtrip"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // emptyTarget makes an empty platform database of an engine and a storage folder.
@@ -105,9 +106,16 @@ func TestRestoreRoundTrips(t *testing.T) {
 			src := filledPlatform(t, tt.from, demo.DefaultOptions())
 			backup := backupOf(t, src, tt.compress)
 			target := emptyTarget(t, tt.to)
+			// What a worker killed mid-file leaves behind is swept after the files are restored.
+			leftover := filepath.Join(target.storage, "content", storage.TempPrefix+"dead-worker")
+			os.MkdirAll(filepath.Dir(leftover), 0o755)
+			os.WriteFile(leftover, []byte("partial"), 0o600)
 			rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+				t.Fatalf("temporary file left in the storage: %v", err)
 			}
 			if len(rep.Loaded) != 10 || rep.Files == 0 || rep.Failed != 0 {
 				t.Fatalf("loaded %d models, %d files, %d failed", len(rep.Loaded), rep.Files, rep.Failed)
