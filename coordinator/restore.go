@@ -551,53 +551,23 @@ func listBackupFiles(ctx context.Context, dir string, sums map[string]string) ([
 	return out, nil
 }
 
-// checkSums hashes the named files in parallel and compares them with SHA256SUMS.
+// checkSums hashes the named files in parallel and compares them with SHA256SUMS, stopping at
+// the first that does not match.
 func checkSums(ctx context.Context, dir string, sums map[string]string, paths []string, workers int) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	jobs := make(chan string)
-	errs := make(chan error, workers)
-	for i := 0; i < workers; i++ {
-		go func() {
-			var first error
-			for p := range jobs {
-				if first != nil {
-					continue
-				}
-				want, ok := sums[p]
-				if !ok {
-					first = fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
-					cancel()
-					continue
-				}
-				got, _, err := layout.HashFile(ctx, filepath.Join(dir, filepath.FromSlash(p)))
-				if err != nil {
-					first = fmt.Errorf("check %s: %w", p, err)
-					cancel()
-				} else if got != want {
-					first = fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, want)
-					cancel()
-				}
-			}
-			errs <- first
-		}()
-	}
 	for _, p := range paths {
-		if ctx.Err() != nil {
-			break
-		}
-		jobs <- p
-	}
-	close(jobs)
-	// Report the real finding, not the cancellations it caused in the other workers.
-	var first error
-	for i := 0; i < workers; i++ {
-		err := <-errs
-		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
-			first = err
+		if _, ok := sums[p]; !ok {
+			return fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
 		}
 	}
-	return first
+	return layout.HashFiles(ctx, dir, paths, workers, func(p, got string, _ int64, err error) error {
+		switch {
+		case err != nil:
+			return fmt.Errorf("check %s: %w", p, err)
+		case got != sums[p]:
+			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, sums[p])
+		}
+		return nil
+	})
 }
 
 // countFixture reads a whole fixture, checking it parses and holds only its model's objects.

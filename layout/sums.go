@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // SHA256SUMS is written in GNU coreutils' sha256sum format, so that
@@ -313,4 +314,43 @@ func writeFileSync(name string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// HashFiles hashes the files rels (slash paths under dir) with workers goroutines and calls fn
+// with each one's SHA-256 and size, or with the error reading it; calls to fn are serialized.
+// An error returned by fn stops the work and is returned (so is ctx's error).
+func HashFiles(ctx context.Context, dir string, rels []string, workers int, fn func(rel, sum string, size int64, err error) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		next = make(chan string)
+	)
+	for range max(1, min(workers, len(rels))) {
+		wg.Go(func() {
+			for rel := range next {
+				sum, n, err := HashFile(ctx, filepath.Join(dir, filepath.FromSlash(rel)))
+				if ctx.Err() != nil {
+					continue // stopped: what is left is not reported
+				}
+				mu.Lock()
+				if ferr := fn(rel, sum, n, err); ferr != nil {
+					cancel(ferr)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for _, rel := range rels {
+		select {
+		case next <- rel:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	return context.Cause(ctx)
 }

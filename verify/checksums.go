@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 
 	"github.com/webnovel/webnovel-backup/layout"
 )
@@ -196,46 +195,26 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 
 // hashAll hashes the jobs' files with o.Workers goroutines. The error is ctx's.
 func (v *verifier) hashAll(ctx context.Context, jobs []hashJob) (problems []problem, hashed int64, err error) {
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		next = make(chan hashJob)
-	)
-	workers := min(v.o.Workers, len(jobs))
-	for range workers {
-		wg.Go(func() {
-			for j := range next {
-				ps, n := hashOne(ctx, v.dir, j)
-				mu.Lock()
-				problems = append(problems, ps...)
-				hashed += n
-				mu.Unlock()
-			}
-		})
+	byRel := make(map[string]hashJob, len(jobs))
+	rels := make([]string, len(jobs))
+	for i, j := range jobs {
+		byRel[j.rel], rels[i] = j, j.rel
 	}
-feed:
-	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	err = layout.HashFiles(ctx, v.dir, rels, v.o.Workers, func(rel, sum string, n int64, err error) error {
+		problems = append(problems, checkHash(byRel[rel], sum, err)...)
+		hashed += n
+		return nil
+	})
+	if err != nil {
 		return nil, 0, err
 	}
 	return problems, hashed, nil
 }
 
-func hashOne(ctx context.Context, dir string, j hashJob) ([]problem, int64) {
-	sum, n, err := layout.HashFile(ctx, filepath.Join(dir, filepath.FromSlash(j.rel)))
+// checkHash compares one file's hash with what SHA256SUMS and the metadata say.
+func checkHash(j hashJob, sum string, err error) []problem {
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, n // hashAll returns ctx's error
-		}
-		return []problem{{j.rel, fmt.Sprintf("%s: cannot read: %v", j.rel, pathless(err))}}, n
+		return []problem{{j.rel, fmt.Sprintf("%s: cannot read: %v", j.rel, pathless(err))}}
 	}
 	var ps []problem
 	if j.wantSums != "" && sum != j.wantSums {
@@ -244,7 +223,7 @@ func hashOne(ctx context.Context, dir string, j hashJob) ([]problem, int64) {
 	if j.wantMeta != "" && sum != j.wantMeta {
 		ps = append(ps, problem{j.rel, fmt.Sprintf("%s (%s): checksum mismatch: %s has sha256 %s, file has %s", j.rel, j.label, layout.FileMetadata, j.wantMeta, sum)})
 	}
-	return ps, n
+	return ps
 }
 
 // humanBytes prints a size in binary units for people ("1.5 KiB").
