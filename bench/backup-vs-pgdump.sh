@@ -9,29 +9,11 @@
 #    database, alternately, 3 runs each, and prints the best and median wall times.
 # 3. Fills a second database with a 1M-row books_chapter table and reports the peak RSS of
 #    `webnovel-backup backup --skip-files --models books.Chapter` (GNU time).
-set -euo pipefail
 N=${1:-2}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/wnb-bench.XXXXXX)
-PGBIN=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); chown postgres "$WORK"; chmod 755 "$WORK"; fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-echo "== building"
-(cd "$ROOT" && go build -o "$WORK/webnovel-backup" ./cmd/webnovel-backup)
-BIN="$WORK/webnovel-backup"
-
-echo "== starting PostgreSQL on 127.0.0.1:$PORT"
-"${RUNAS[@]}" "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres -E UTF8 --locale=C >/dev/null
-"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
-  -o "-h 127.0.0.1 -p $PORT -k $WORK -c fsync=off -c max_connections=100" start >/dev/null
-PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -qAt)
+source "$(dirname "$0")/postgres.sh"
 "${PSQL[@]}" -c "CREATE DATABASE bench" -c "CREATE DATABASE bench1m"
-URL="postgres://postgres@127.0.0.1:$PORT/bench"
-URL1M="postgres://postgres@127.0.0.1:$PORT/bench1m"
+URL=$(pgurl bench)
+URL1M=$(pgurl bench1m)
 
 echo "== filling: 200 books x 100 chapters, 2000 users, no files"
 "$BIN" demo --path "$WORK/demo" --postgres "$URL" --no-backup --books 200 --chapters 100 \
@@ -40,7 +22,6 @@ echo "== filling: 200 books x 100 chapters, 2000 users, no files"
 ROWS=$("${PSQL[@]}" -d bench -c "SELECT sum(n_live_tup) FROM pg_stat_user_tables")
 echo "   $ROWS rows, database $("${PSQL[@]}" -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")"
 
-now() { date +%s.%N; }
 ours=(); theirs=()
 for i in 1 2 3; do
   rm -rf "$WORK/out" "$WORK/dump"; mkdir -p "$WORK/out"
@@ -49,7 +30,6 @@ for i in 1 2 3; do
   t0=$(now); "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U postgres -Fd -j "$N" -f "$WORK/dump" bench; t1=$(now)
   theirs+=("$(awk "BEGIN{print $t1 - $t0}")")
 done
-stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "best %.2fs  median %.2fs", a[1], a[int((NR+1)/2)]}'; }
 echo "== backup --skip-files, $N workers:  $(stats "${ours[@]}")   ($(du -sh "$WORK/out" | cut -f1))"
 echo "== pg_dump -Fd -j $N:                $(stats "${theirs[@]}")   ($(du -sh "$WORK/dump" | cut -f1))"
 

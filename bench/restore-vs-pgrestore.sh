@@ -7,48 +7,30 @@
 # database up with webnovel-backup (--skip-files) and with pg_dump -Fd, then, 3 times each,
 # alternately: `webnovel-backup restore --skip-files --force` into an empty migrated database,
 # and `pg_restore -j N` into an empty database. Prints best and median wall times.
-set -euo pipefail
 N=${1:-2}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/wnb-bench.XXXXXX)
-PGBIN=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb | tail -1)")")
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); chown postgres "$WORK"; chmod 755 "$WORK"; fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-(cd "$ROOT" && go build -o "$WORK/webnovel-backup" ./cmd/webnovel-backup)
-BIN="$WORK/webnovel-backup"
-"${RUNAS[@]}" "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres -E UTF8 --locale=C >/dev/null
-"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
-  -o "-h 127.0.0.1 -p $PORT -k $WORK -c fsync=off -c max_connections=100" start >/dev/null
-PSQL=("$PGBIN/psql" -h 127.0.0.1 -p "$PORT" -U postgres -qAt)
-URL() { echo "postgres://postgres@127.0.0.1:$PORT/$1"; }
+source "$(dirname "$0")/postgres.sh"
 "${PSQL[@]}" -c "CREATE DATABASE bench" -c "CREATE DATABASE migrated"
 
 echo "== filling: 200 books x 100 chapters, 2000 users, no files"
-"$BIN" demo --path "$WORK/demo" --postgres "$(URL bench)" --no-backup --books 200 --chapters 100 \
+"$BIN" demo --path "$WORK/demo" --postgres "$(pgurl bench)" --no-backup --books 200 --chapters 100 \
   --users 2000 --authors 500 --file-bytes 0 >/dev/null
 # An empty migrated database to copy: the schema and migrate's rows, no data.
-"$BIN" demo --path "$WORK/empty" --postgres "$(URL migrated)" --no-backup --books 0 --users 0 --languages 0 \
+"$BIN" demo --path "$WORK/empty" --postgres "$(pgurl migrated)" --no-backup --books 0 --users 0 --languages 0 \
   --authors 0 --file-bytes 0 >/dev/null
-"$BIN" backup --database "$(URL bench)" --skip-files --workers "$N" --backup-dir "$WORK/out" >/dev/null 2>&1
+"$BIN" backup --database "$(pgurl bench)" --skip-files --workers "$N" --backup-dir "$WORK/out" >/dev/null 2>&1
 BACKUP=$(ls -d "$WORK"/out/backup_*)
 "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U postgres -Fd -j "$N" -f "$WORK/dump" bench
 
-now() { date +%s.%N; }
 ours=(); theirs=()
 for i in 1 2 3; do
   "${PSQL[@]}" -c "CREATE DATABASE ours$i TEMPLATE migrated" -c "CREATE DATABASE theirs$i"
   t0=$(now)
-  "$BIN" restore "$BACKUP" --database "$(URL ours$i)" --skip-files --force --workers "$N" ${WNB_PROFILE:+--cpuprofile "$WNB_PROFILE.$i"} -v >"$WORK/restore$i.log" 2>&1; [ -n "${WNB_RESTORE_LOG:-}" ] && cp "$WORK/restore$i.log" "$WNB_RESTORE_LOG.$i"
+  "$BIN" restore "$BACKUP" --database "$(pgurl ours$i)" --skip-files --force --workers "$N" ${WNB_PROFILE:+--cpuprofile "$WNB_PROFILE.$i"} -v >"$WORK/restore$i.log" 2>&1; [ -n "${WNB_RESTORE_LOG:-}" ] && cp "$WORK/restore$i.log" "$WNB_RESTORE_LOG.$i"
   t1=$(now); ours+=("$(awk "BEGIN{print $t1 - $t0}")")
   t0=$(now)
   "$PGBIN/pg_restore" -h 127.0.0.1 -p "$PORT" -U postgres -j "$N" -d "theirs$i" "$WORK/dump"
   t1=$(now); theirs+=("$(awk "BEGIN{print $t1 - $t0}")")
 done
 ROWS=$("${PSQL[@]}" -d ours1 -c "SELECT sum(n_live_tup) FROM pg_stat_user_tables")
-stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "best %.2fs  median %.2fs", a[1], a[int((NR+1)/2)]}'; }
 echo "== restore --skip-files ($ROWS rows), $N workers: $(stats "${ours[@]}")"
 echo "== pg_restore -j $N:                        $(stats "${theirs[@]}")"

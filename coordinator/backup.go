@@ -34,9 +34,10 @@ import (
 // ToolVersion is recorded in every backup's metadata.
 var ToolVersion = "0.1.0"
 
-// DefaultChunkRows is the size of one export task: small enough that a table's chunks spread
-// over the workers (on the benchmark data, 10k-row chunks beat 50k ones by a fifth).
-const DefaultChunkRows = 10000
+// DefaultChunkRows is the size of one export task. Chunks are written (and synced) once more
+// when they are joined, so they pay off only for big tables: on the benchmark data (~100k rows,
+// 2 workers) 50k-row chunks took 0.47 s against 0.61 s for 10k-row ones.
+const DefaultChunkRows = 50000
 
 // internalDir holds a run's working files inside its staging folder; it is removed before the
 // backup is published.

@@ -354,9 +354,6 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 			}
 			want = nil
 			for _, m := range sel {
-				if _, ok := files[m.Label]; ok {
-					continue
-				}
 				found := false
 				for _, b := range inBackup {
 					found = found || b.Label == m.Label

@@ -581,7 +581,7 @@ func TestLoadKilled(t *testing.T) {
 	engines(t, func(t *testing.T, db *DB) {
 		ctx := context.Background()
 		before := exportAll(t, db, fixture.Format{})
-		url := db.src.Redacted
+		var url string
 		if db.pool != nil {
 			url = db.pool.Config().ConnString()
 		} else {

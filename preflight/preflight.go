@@ -244,9 +244,6 @@ func databaseSize(ctx context.Context, src database.Source) (int64, error) {
 	return n, nil
 }
 
-// errEnough stops a walk.
-var errEnough = errors.New("enough")
-
 // checkStorage opens the storage, reads its first file and sums its sizes for up to
 // WalkBudget. cut is set when the walk was stopped; ok is false when it failed.
 func checkStorage(ctx context.Context, c Config) (ch Check, size int64, cut, ok bool) {

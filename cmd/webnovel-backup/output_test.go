@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/webnovel/webnovel-backup/queue"
 	"os"
 	"strings"
 	"testing"
@@ -94,5 +95,26 @@ func TestMetricsFileAndPreflight(t *testing.T) {
 	code, out := cli(t, dir, "backup", "--quiet", "--backup-dir", dir+"/afile/backups")
 	if code != 1 || !strings.Contains(out, "destination") {
 		t.Fatalf("unwritable destination: exit %d\n%s", code, out)
+	}
+}
+
+// `runs` lists what coordinators recorded on the cluster.
+func TestRunsCommand(t *testing.T) {
+	dir := sitePlatform(t)
+	emb, err := queue.StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	if code, out := cli(t, dir, "backup", "--quiet", "--skip-files", "--nats", emb.URL(), "--workers", "2"); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	code, out := cli(t, dir, "runs", "--nats", emb.URL(), "--json")
+	var runs []struct{ ID, Kind, State, Path string }
+	if code != 0 || json.Unmarshal([]byte(out), &runs) != nil || len(runs) != 1 || runs[0].State != "complete" || runs[0].Kind != "backup" || runs[0].Path == "" {
+		t.Fatalf("runs: exit %d\n%s", code, out)
+	}
+	if code, out := cli(t, dir, "runs"); code != 2 || !strings.Contains(out, "--nats") {
+		t.Fatalf("runs without a cluster: exit %d\n%s", code, out)
 	}
 }
