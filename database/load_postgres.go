@@ -11,14 +11,13 @@ import (
 	"math"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/webnovel/webnovel-backup/fixture"
 	"github.com/webnovel/webnovel-backup/platform"
 )
 
@@ -74,6 +73,11 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 		return nil, fmt.Errorf("load: lock tables: %w", err)
 	}
 
+	phase := time.Now()
+	lap := func(what string) {
+		slog.Debug("load phase", "phase", what, "took", time.Since(phase))
+		phase = time.Now()
+	}
 	fks, err := dropForeignKeys(ctx, tx, tables)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
@@ -111,19 +115,22 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 			return nil, fmt.Errorf("load: %w", err)
 		}
 	}
+	lap("prepare")
 	for i, p := range plans {
 		n, err := loadModelPostgres(ctx, tx, fixtures[i], p, colTypes[i], o.Merge, names)
 		if err != nil {
 			return nil, err
 		}
 		out[i].Rows = n
+		lap("copy " + p.m.Label)
 	}
 	for _, def := range indexes {
 		if _, err := tx.Exec(ctx, def); err != nil {
-			return nil, fmt.Errorf("load: rebuild index: %s: %w", def, err)
+			return nil, names.wrap("", "rebuild index ("+def+")", err)
 		}
 	}
 
+	lap("indexes")
 	// What loaddata does (sequence_reset_sql), so the next insert gets max(id)+1.
 	for _, p := range plans {
 		seqs := [][2]string{{p.m.Table, p.m.PK.Column}}
@@ -152,40 +159,51 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
 		return nil, names.foreignKeyError(ctx, tx, err)
 	}
+	lap("foreign keys")
 	if err := tx.Commit(ctx); err != nil {
 		return nil, names.wrap("", "commit", err)
 	}
+	lap("commit")
 	return out, nil
 }
 
-// dropIndexes drops the indexes of tables that no constraint owns and returns the statements
-// that create them again.
+// dropIndexes drops the indexes of tables — secondary indexes, and the primary-key and
+// unique constraints with theirs — and returns the statements that create them again. The
+// caller has dropped the foreign keys that depend on the constraints. Loading into bare
+// tables and building each index once afterwards is what pg_restore does, and much cheaper
+// than maintaining the indexes row by row. Where they cannot be dropped (another object
+// depends on a constraint, or the user does not own the table) they stay and are maintained.
 func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+	rows, err := tx.Query(ctx, `SELECT 'ALTER TABLE ' || c.conrelid::regclass::text || ' DROP CONSTRAINT ' || quote_ident(c.conname),
+			'ALTER TABLE ' || c.conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid)
+		FROM pg_constraint c
+		WHERE c.conrelid = ANY($1::regclass[]) AND c.contype IN ('p', 'u')
+		UNION ALL
+		SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
 		FROM pg_index i
 		WHERE i.indrelid = ANY($1::regclass[])
-		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
-		ORDER BY 1`, tables)
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`, tables)
 	if err != nil {
 		return nil, fmt.Errorf("list indexes: %w", err)
 	}
-	var names, defs []string
-	var name, def string
-	if _, err := pgx.ForEachRow(rows, []any{&name, &def}, func() error {
-		names, defs = append(names, name), append(defs, def)
+	var drops, defs []string
+	var drop, def string
+	if _, err := pgx.ForEachRow(rows, []any{&drop, &def}, func() error {
+		drops, defs = append(drops, drop), append(defs, def)
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("list indexes: %w", err)
 	}
-	if len(names) == 0 {
+	if len(drops) == 0 {
 		return nil, nil
 	}
 	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_index"); err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, "DROP INDEX "+strings.Join(names, ", ")); err != nil {
+	if _, err := tx.Exec(ctx, strings.Join(drops, "; ")); err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "42501" { // not the owner: keep them
+		if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "2BP01") { // not the owner, or a view depends on a key
+			slog.Warn("load: keeping the tables' indexes during the load", "reason", pgErr.Message)
 			_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_index")
 			return nil, err
 		}
@@ -250,7 +268,8 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 		return 0, err
 	}
 	defer closer.Close()
-	src := &pgRowSource{r: r, p: p, types: colTypes, row: p.newRow(), out: make([]any, len(p.cols)), merge: merge}
+	src := newPGRowSource(ctx, r, p, colTypes, merge)
+	defer src.Close()
 	if len(p.m2m) > 0 {
 		if src.spool, err = newPairSpool(); err != nil {
 			return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
@@ -328,70 +347,6 @@ func quoteList(cols []string) string {
 	}
 	return strings.Join(q, ", ")
 }
-
-// pgRowSource streams fixture objects to CopyFrom as rows of pgx values.
-type pgRowSource struct {
-	r     *fixture.Reader
-	p     *loadPlan
-	types []string
-	row   *loadRow
-	out   []any
-	spool *pairSpool
-	merge bool
-	err   error
-}
-
-func (s *pgRowSource) Next() bool {
-	obj, err := s.r.Next()
-	if err == io.EOF {
-		return false
-	}
-	if err != nil {
-		s.err = fmt.Errorf("load %s: %w", s.p.m.Label, err)
-		return false
-	}
-	if err := s.p.decode(&obj, s.row); err != nil {
-		s.err = err
-		return false
-	}
-	for i, v := range s.row.vals {
-		var f *loadField
-		if i > 0 {
-			f = &s.p.fields[i-1]
-		}
-		cv, err := pgLoadValue(s.types[i], f, v)
-		if err != nil {
-			name := s.p.m.PK.Name
-			if f != nil {
-				name = f.Name
-			}
-			s.err = &RowError{Model: s.p.m.Label, PK: strconv.FormatInt(s.row.pk, 10), Err: fmt.Errorf("field %q: %w", name, err)}
-			return false
-		}
-		s.out[i] = cv
-	}
-	if s.spool != nil {
-		for j, pks := range s.row.m2m {
-			if !s.row.seen[j] {
-				continue
-			}
-			if s.merge {
-				s.spool.add(spoolOwner, j, s.row.pk, 0)
-			}
-			for _, t := range pks {
-				s.spool.add(spoolPair, j, s.row.pk, t)
-			}
-		}
-		if s.spool.err != nil {
-			s.err = fmt.Errorf("load %s: %w", s.p.m.Label, s.spool.err)
-			return false
-		}
-	}
-	return true
-}
-
-func (s *pgRowSource) Values() ([]any, error) { return s.out, nil }
-func (s *pgRowSource) Err() error             { return s.err }
 
 // pgLoadValue converts a decoded value for a column of dataType (f is nil for the pk),
 // checking what PostgreSQL would refuse without saying which row.
@@ -552,7 +507,7 @@ func (n *tableNames) describe(table string) string {
 }
 
 var (
-	pgKeyDetail  = regexp.MustCompile(`^Key \(([^)]*)\)=\((.*)\) (already exists|is not present in table "([^"]+)"|is still referenced from table "([^"]+)")\.$`)
+	pgKeyDetail  = regexp.MustCompile(`^Key \(([^)]*)\)=\((.*)\) (already exists|is duplicated|is not present in table "([^"]+)"|is still referenced from table "([^"]+)")\.$`)
 	pgCopyWhere  = regexp.MustCompile(`COPY [^,]+, line (\d+)`)
 	pgFailingRow = regexp.MustCompile(`^Failing row contains \(([^,)]*)`)
 )

@@ -373,7 +373,7 @@ func TestLoadFailuresChangeNothing(t *testing.T) {
 		{"duplicate pk", func(t testing.TB) []LoadFixture {
 			dup := bytes.Replace(chapters, []byte(`"pk": 2,`), []byte(`"pk": 1,`), 1)
 			return []LoadFixture{bytesFixture(chapter, dup)}
-		}, false, []string{"books.chapter", "1"}},
+		}, false, []string{"books.chapter pk 1"}},
 		{"reference to a missing row", func(t testing.TB) []LoadFixture {
 			return []LoadFixture{bytesFixture(chapter, editFixture(t, chapters, nil, setField("5", "book", `999`)))}
 		}, false, []string{"books.chapter pk 5", `field "book" = 999`, "books_book", "nothing was changed"}},
