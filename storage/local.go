@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
-	"time"
 )
 
 // local keeps objects as files under a root folder, with their permissions and times.
@@ -23,29 +23,63 @@ import (
 // (not even through symlinks planted inside it), and a bucket keeps writing into the folder it
 // opened even if that folder is renamed away — so an aborted run's staging folder, once
 // renamed, can never be recreated under its name by a late worker.
+//
+// The folders that files are read from and written to are kept open as roots of their own
+// (a few at a time, see dirCache), so that creating and renaming a file are each one system
+// call on a single name instead of a walk down the key's path.
+//
+// A file is written under a temporary name, synced and renamed into place; in a staging area
+// (DeferSync) the sync is left to sync, which makes all the files durable at once. The
+// rename stays: two writers of the same file (a task redone while its first run goes on)
+// each put a whole version in place, where writing in place could mix or cut them.
 type local struct {
 	dir string
 
 	once sync.Once
 	root *os.Root
 	err  error
+
+	// deferSync: commits do not wait for the disk; sync makes them durable at once.
+	deferSync bool
+	// dirty: something was committed since the last sync began.
+	dirty atomic.Bool
+	// syncFile is the root folder, opened with it when deferSync, for syncfs.
+	syncFile *os.File
+
+	dirs dirCache
 }
 
 // TempPrefix starts the names of files being written; Walk does not show them. A writer
 // killed mid-write leaves such a file behind.
 const TempPrefix = ".wnb-tmp-"
 
-func newLocal(dir string) *local { return &local{dir: filepath.Clean(dir)} }
+func newLocal(dir string, o openOptions) *local {
+	// Without a way to sync a whole filesystem, each commit syncs its own file.
+	return &local{dir: filepath.Clean(dir), deferSync: o.deferSync && canSyncFS}
+}
 
 func (l *local) describe() string { return l.dir }
 func (l *local) backend() string  { return "FileSystemStorage" }
 
 func (l *local) open_() (*os.Root, error) {
-	l.once.Do(func() { l.root, l.err = os.OpenRoot(l.dir) })
+	l.once.Do(func() {
+		l.root, l.err = os.OpenRoot(l.dir)
+		if l.err == nil && l.deferSync {
+			// Opened before anything is written: syncfs reports the filesystem's write-back
+			// errors that happened since its descriptor was opened, and no earlier.
+			if l.syncFile, l.err = l.root.Open("."); l.err != nil {
+				l.root.Close()
+			}
+		}
+	})
 	return l.root, l.err
 }
 
 func (l *local) close() error {
+	l.dirs.closeAll()
+	if l.syncFile != nil {
+		l.syncFile.Close()
+	}
 	if l.root != nil {
 		return l.root.Close()
 	}
@@ -101,16 +135,48 @@ func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) 
 	})
 }
 
-func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
+// inDir runs fn on the open folder of key and the key's last element, and on success returns
+// the folder still held (the caller releases it). The folder is made first when mkdir is set
+// and it is missing. A folder kept open may have been removed since (by RemoveAll, or by
+// anyone on the host): when fn finds its name missing in a folder that was open already, the
+// folder is opened afresh by its path and fn is tried once more.
+func (l *local) inDir(key string, mkdir bool, fn func(d *openDir, name string) error) (*openDir, error) {
 	root, err := l.open_()
 	if err != nil {
-		return nil, Object{}, err
+		return nil, err
 	}
-	// O_NONBLOCK: a FIFO put where a file was listed must not block the reader forever.
-	f, err := root.OpenFile(key, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	dir, name := path.Split(key)
+	dir = strings.TrimSuffix(dir, "/")
+	for attempt := 0; ; attempt++ {
+		d, cached, err := l.dirs.acquire(root, dir, mkdir)
+		if err != nil {
+			return nil, err
+		}
+		err = fn(d, name)
+		if err == nil {
+			return d, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) && cached && attempt == 0 {
+			l.dirs.forget(d)
+			l.dirs.release(d)
+			continue
+		}
+		l.dirs.release(d)
+		return nil, err
+	}
+}
+
+func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
+	var f *os.File
+	d, err := l.inDir(key, false, func(d *openDir, name string) (err error) {
+		// O_NONBLOCK: a FIFO put where a file was listed must not block the reader forever.
+		f, err = d.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		return err
+	})
 	if err != nil {
 		return nil, Object{}, err
 	}
+	l.dirs.release(d)
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
@@ -136,27 +202,24 @@ func (l *local) stat(ctx context.Context, key string) (Object, error) {
 }
 
 func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, error) {
-	root, err := l.open_()
-	if err != nil {
+	if _, err := l.open_(); err != nil {
 		return nil, fmt.Errorf("destination root: %w", err)
 	}
-	var b [8]byte
-	rand.Read(b[:])
-	dir := path.Dir(key)
-	tmp := path.Join(dir, TempPrefix+hex.EncodeToString(b[:]))
-	// The folder usually exists already (its other files were copied before): make it only
-	// when the create says it is missing, which spares a MkdirAll's walk for every file.
-	f, err := root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if errors.Is(err, fs.ErrNotExist) && dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-		f, err = root.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	}
+	w := &localWriter{l: l, attrs: attrs, deferSync: l.deferSync}
+	// The writer keeps its folder open (and in the cache) until it is committed or aborted.
+	d, err := l.inDir(key, true, func(d *openDir, name string) (err error) {
+		w.final = name
+		var b [8]byte
+		rand.Read(b[:])
+		w.tmp = TempPrefix + hex.EncodeToString(b[:])
+		w.f, err = d.root.OpenFile(w.tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	return &localWriter{root: root, f: f, tmp: tmp, final: key, attrs: attrs}, nil
+	w.d = d
+	return w, nil
 }
 
 func (l *local) remove(ctx context.Context, key string) error {
@@ -172,16 +235,40 @@ func (l *local) removeAll(ctx context.Context, prefix string) error {
 	if err != nil {
 		return err
 	}
-	return root.RemoveAll(strings.TrimSuffix(prefix, "/"))
+	prefix = strings.TrimSuffix(prefix, "/")
+	l.dirs.forgetUnder(prefix)
+	return root.RemoveAll(prefix)
+}
+
+// sync makes what was committed durable: one syncfs(2) of the filesystem, which writes every
+// file's data and inode and every folder's entries, where a sync of each file would wait for
+// the disk once per file.
+func (l *local) sync(ctx context.Context) error {
+	if !l.deferSync || !l.dirty.Swap(false) {
+		return nil
+	}
+	_, err := l.open_()
+	if err == nil {
+		err = syncFS(l.syncFile)
+	}
+	if err != nil {
+		l.dirty.Store(true)
+	}
+	return err
 }
 
 type localWriter struct {
-	root       *os.Root
-	f          *os.File
-	tmp, final string
-	attrs      Object
-	done       bool
+	l         *local
+	d         *openDir // the object's folder, held open until Commit or Abort
+	f         *os.File
+	tmp       string // the file's temporary name in d
+	final     string // the object's name in d
+	attrs     Object
+	deferSync bool
+	done      bool
 }
+
+func (w *localWriter) setAttrs(attrs Object) { w.attrs = attrs }
 
 func (w *localWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
 
@@ -193,29 +280,37 @@ func (w *localWriter) Commit() error {
 		return errors.New("commit: writer already closed")
 	}
 	w.done = true
+	defer w.l.dirs.release(w.d)
 	mode := w.attrs.Mode.Perm()
 	if mode == 0 {
 		mode = 0o644
 	}
 	err := w.f.Chmod(mode)
 	if err == nil && !w.attrs.ModTime.IsZero() {
-		err = w.root.Chtimes(w.tmp, time.Time{}, w.attrs.ModTime)
+		err = setModTime(w.f, w.d.root, w.tmp, w.attrs.ModTime)
 	}
 	if err == nil {
-		// On disk before it gets its name, as a committed object should be. It also makes
-		// a backup's final fsync of every file cheap: each copy in flight syncs its own
-		// file here, in parallel, where that sync was one file after another.
-		err = w.f.Sync()
+		if w.deferSync {
+			// Start writing it out now, beside the copies still running, so that little is
+			// left for the sync that makes it durable.
+			startWriteback(w.f)
+		} else {
+			// On disk before it gets its name, as a committed object should be.
+			err = w.f.Sync()
+		}
 	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = w.root.Rename(w.tmp, w.final)
+		err = w.d.root.Rename(w.tmp, w.final)
 	}
 	if err != nil {
-		w.root.Remove(w.tmp)
+		w.d.root.Remove(w.tmp)
 		return err
+	}
+	if w.deferSync {
+		w.l.dirty.Store(true) // after the rename: a sync already under way may miss this file
 	}
 	return nil
 }
@@ -225,8 +320,9 @@ func (w *localWriter) Abort() error {
 		return nil
 	}
 	w.done = true
+	defer w.l.dirs.release(w.d)
 	w.f.Close()
-	return w.root.Remove(w.tmp)
+	return w.d.root.Remove(w.tmp)
 }
 
 func (l *local) rename(ctx context.Context, from, to string) error {
@@ -240,4 +336,134 @@ func (l *local) rename(ctx context.Context, from, to string) error {
 		}
 	}
 	return root.Rename(from, to)
+}
+
+// maxOpenDirs bounds the folders one bucket keeps open: files are copied in walk order, a
+// folder after another, so a few cover the copies in flight.
+const maxOpenDirs = 32
+
+// openDir is a folder of a local bucket, open as a root of its own: operations on a name in
+// it are single *at system calls, and cannot leave it any more than the bucket's root.
+type openDir struct {
+	root    *os.Root
+	path    string // in the bucket; "" for the bucket's root
+	refs    int
+	used    uint64
+	evicted bool // out of the cache: closed when the last user releases it
+}
+
+// dirCache keeps the most recently used folders of a bucket open.
+type dirCache struct {
+	mu   sync.Mutex
+	m    map[string]*openDir
+	tick uint64
+	top  *openDir // the bucket's root, never closed here
+}
+
+// acquire returns the open folder dir (a slash path, "" for the root), opening (and with
+// mkdir, making) it if needed; cached tells that it was open already. The caller releases it.
+func (c *dirCache) acquire(root *os.Root, dir string, mkdir bool) (d *openDir, cached bool, err error) {
+	c.mu.Lock()
+	if dir == "" {
+		if c.top == nil {
+			c.top = &openDir{root: root}
+		}
+		c.mu.Unlock()
+		return c.top, false, nil
+	}
+	if d := c.m[dir]; d != nil {
+		c.tick++
+		d.refs++
+		d.used = c.tick
+		c.mu.Unlock()
+		return d, true, nil
+	}
+	c.mu.Unlock()
+
+	sub, err := root.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) && mkdir {
+		if err = root.MkdirAll(dir, 0o755); err == nil {
+			sub, err = root.OpenRoot(dir)
+		}
+	}
+	if err != nil {
+		return nil, false, err
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tick++
+	if d := c.m[dir]; d != nil { // opened meanwhile by another copy
+		sub.Close()
+		d.refs++
+		d.used = c.tick
+		return d, true, nil
+	}
+	if c.m == nil {
+		c.m = map[string]*openDir{}
+	}
+	d = &openDir{root: sub, path: dir, refs: 1, used: c.tick}
+	c.m[dir] = d
+	for len(c.m) > maxOpenDirs {
+		var old *openDir
+		for _, e := range c.m {
+			if old == nil || e.used < old.used {
+				old = e
+			}
+		}
+		c.evictLocked(old)
+	}
+	return d, false, nil
+}
+
+// release ends a use of d.
+func (c *dirCache) release(d *openDir) {
+	if d == nil || d.path == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.refs--
+	if d.evicted && d.refs == 0 {
+		d.root.Close()
+	}
+}
+
+// forget drops d from the cache (its folder is gone).
+func (c *dirCache) forget(d *openDir) {
+	if d.path == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m[d.path] == d {
+		c.evictLocked(d)
+	}
+}
+
+// forgetUnder drops the folders at or under prefix, which is about to be removed.
+func (c *dirCache) forgetUnder(prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p, d := range c.m {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			c.evictLocked(d)
+		}
+	}
+}
+
+func (c *dirCache) evictLocked(d *openDir) {
+	delete(c.m, d.path)
+	d.evicted = true
+	if d.refs == 0 {
+		d.root.Close()
+	}
+}
+
+func (c *dirCache) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.m {
+		c.evictLocked(d)
+	}
 }

@@ -2,8 +2,11 @@ package storage_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/storage"
 	"github.com/webnovel/webnovel-backup/storage/storagetest"
@@ -29,4 +32,109 @@ func TestLocalConformanceFileURL(t *testing.T) {
 		t.Cleanup(func() { b.Close() })
 		return b
 	})
+}
+
+func openLocal(t *testing.T, dir string, opts ...storage.Option) *storage.Bucket {
+	t.Helper()
+	b, err := storage.Open(context.Background(), dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// A bucket opened with DeferSync (a staging area) makes its files durable with Sync; what it
+// commits is the same as a plain bucket's.
+func TestLocalDeferSync(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := openLocal(t, dir, storage.DeferSync())
+	mtime := time.Date(2022, 5, 6, 7, 8, 9, 123_000_000, time.UTC)
+	storagetest.Put(t, b, "a/b/long", []byte("a long first version"), storage.Object{})
+	storagetest.Put(t, b, "a/b/long", []byte("short"), storage.Object{Mode: 0o600, ModTime: mtime})
+	if got, o := storagetest.Get(t, b, "a/b/long"); string(got) != "short" || o.Mode != 0o600 || !o.ModTime.Equal(mtime) {
+		t.Errorf("after overwrite: %q, mode %o, time %v", got, o.Mode, o.ModTime)
+	}
+	w, err := b.Create(ctx, "a/b/aborted", storage.Object{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil { // nothing new: nothing to do
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "a", "b"))
+	if err != nil || len(entries) != 1 || entries[0].Name() != "long" {
+		t.Errorf("folder holds %v, %v; want the one committed file, no temporary or aborted one", entries, err)
+	}
+	// A plain bucket has nothing to sync.
+	if err := openLocal(t, dir).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Folders are kept open between writes; one removed meanwhile, through the bucket or behind
+// its back, is made again on the next write.
+func TestLocalFolderRemovedBetweenWrites(t *testing.T) {
+	for _, opts := range [][]storage.Option{nil, {storage.DeferSync()}} {
+		ctx := context.Background()
+		dir := t.TempDir()
+		b := openLocal(t, dir, opts...)
+		storagetest.Put(t, b, "d/e/1", []byte("1"), storage.Object{})
+		if err := b.RemoveAll(ctx, "d"); err != nil {
+			t.Fatal(err)
+		}
+		storagetest.Put(t, b, "d/e/2", []byte("2"), storage.Object{})
+		if err := os.RemoveAll(filepath.Join(dir, "d")); err != nil {
+			t.Fatal(err)
+		}
+		storagetest.Put(t, b, "d/e/3", []byte("3"), storage.Object{})
+		if got, _ := storagetest.Get(t, b, "d/e/3"); string(got) != "3" {
+			t.Errorf("d/e/3 = %q", got)
+		}
+		if keys := storagetest.Keys(t, b, ""); len(keys) != 1 || keys[0] != "d/e/3" {
+			t.Errorf("Walk = %q, want [d/e/3]", keys)
+		}
+	}
+}
+
+// A symlink inside the folder cannot take a read or a write outside it, whether or not the
+// folder it stands for was opened before.
+func TestLocalSymlinkDoesNotEscape(t *testing.T) {
+	ctx := context.Background()
+	for _, opts := range [][]storage.Option{nil, {storage.DeferSync()}} {
+		dir, outside := t.TempDir(), t.TempDir()
+		if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		b := openLocal(t, dir, opts...)
+		storagetest.Put(t, b, "in/ok", []byte("ok"), storage.Object{}) // "in" is open now
+		if err := os.RemoveAll(filepath.Join(dir, "in")); err != nil {
+			t.Fatal(err)
+		}
+		for _, link := range []string{"in", "link"} {
+			if err := os.Symlink(outside, filepath.Join(dir, link)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Put(ctx, link+"/new", strings.NewReader("x"), storage.Object{}); err == nil {
+				t.Errorf("Put(%s/new) through a symlink out of the folder succeeded", link)
+			}
+			if r, _, err := b.Open(ctx, link+"/secret"); err == nil {
+				r.Close()
+				t.Errorf("Open(%s/secret) through a symlink out of the folder succeeded", link)
+			}
+		}
+		if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+			t.Errorf("the outside folder holds %v, want only its own file", entries)
+		}
+	}
 }

@@ -68,15 +68,66 @@ type Writer interface {
 	Abort() error
 }
 
+// attrSetter is a Writer that applies the object's mode and time at Commit.
+type attrSetter interface {
+	setAttrs(attrs Object)
+}
+
+// SetAttrs gives w the mode and modification time to commit its object with, in place of the
+// ones given to Create, and reports whether w took them: a local folder's writers do (they
+// apply them at Commit); others fixed them at Create.
+func SetAttrs(w Writer, attrs Object) bool {
+	s, ok := w.(attrSetter)
+	if ok {
+		s.setAttrs(attrs)
+	}
+	return ok
+}
+
 // Bucket is a place that holds files by key.
 type Bucket struct {
 	drv driver
 }
 
+// Option adjusts how Open opens a bucket.
+type Option func(*openOptions)
+
+type openOptions struct {
+	deferSync bool
+}
+
+// DeferSync opens a local folder as a staging area that is made durable as a whole before it
+// is published: writers commit without waiting for the disk, and Sync then makes everything
+// committed durable at once, one sync of the filesystem instead of one per file. Objects still
+// appear whole or not at all. S3 buckets, whose objects are durable once written, ignore it.
+func DeferSync() Option { return func(o *openOptions) { o.deferSync = true } }
+
+// syncer is a driver that can make what was written durable at once.
+type syncer interface {
+	sync(ctx context.Context) error
+}
+
+// Sync makes every object committed through b so far durable. It does work only for a local
+// bucket opened with DeferSync.
+func (b *Bucket) Sync(ctx context.Context) error {
+	s, ok := b.drv.(syncer)
+	if !ok {
+		return nil
+	}
+	if err := s.sync(ctx); err != nil {
+		return fmt.Errorf("sync %s: %w", b, err)
+	}
+	return nil
+}
+
 // Open opens a bucket from a URL: a plain path or file:// URL for a local folder, or
 // "s3://bucket/prefix?region=…&endpoint=…&path_style=true" for a prefix of an S3 bucket
 // (see openS3 for every parameter; credentials come from the standard AWS chain).
-func Open(ctx context.Context, rawURL string) (*Bucket, error) {
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Bucket, error) {
+	var o openOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if rawURL == "" {
 		return nil, errors.New("open storage: empty location")
 	}
@@ -92,12 +143,12 @@ func Open(ctx context.Context, rawURL string) (*Bucket, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open storage %s: %w", rawURL, err)
 		}
-		return &Bucket{drv: newLocal(u.Path)}, nil
+		return &Bucket{drv: newLocal(u.Path, o)}, nil
 	case strings.Contains(rawURL, "://"):
 		scheme, _, _ := strings.Cut(rawURL, "://")
 		return nil, fmt.Errorf("open storage %s: unsupported scheme %q (use a path, file:// or s3://)", redact(rawURL), scheme)
 	default:
-		return &Bucket{drv: newLocal(rawURL)}, nil
+		return &Bucket{drv: newLocal(rawURL, o)}, nil
 	}
 }
 
@@ -110,6 +161,12 @@ func (b *Bucket) String() string { return b.drv.describe() }
 // Backend is the Django storage class this bucket stands for: "FileSystemStorage" or
 // "S3Boto3Storage".
 func (b *Bucket) Backend() string { return b.drv.backend() }
+
+// IsLocal reports whether b is a local folder.
+func (b *Bucket) IsLocal() bool {
+	_, ok := b.drv.(*local)
+	return ok
+}
 
 // Walk calls fn for every object whose key starts with prefix, in a deterministic order.
 func (b *Bucket) Walk(ctx context.Context, prefix string, fn func(Object) error) error {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // inFlight counts the object downloads a fake S3 is serving at once, each made to last delay.
@@ -155,5 +156,78 @@ func TestCopyConcurrentFailureNamesTheFile(t *testing.T) {
 	_, err := w.copy(context.Background(), task)
 	if err == nil || !strings.Contains(err.Error(), "content/pipe") || strings.Contains(err.Error(), "canceled") {
 		t.Fatalf("err = %v, want it to name content/pipe", err)
+	}
+}
+
+// From S3 into a local staging folder, each file is created while its download starts: a key
+// gone from the bucket leaves a warning and no file, and a copied file still gets the
+// object's time.
+func TestCopyFromS3VanishedLeavesNoFile(t *testing.T) {
+	srv := s3test.Start(t, nil, "media")
+	task := s3CopyTask(t, srv, "copy-content-0000", []string{"content/a.json", "content/b.json"})
+	// Listed, then deleted before the copy: the key list names it, the bucket does not hold it.
+	var b strings.Builder
+	lw := messages.NewFileListWriter(&b)
+	for _, k := range []string{"content/a.json", "content/gone.json", "content/b.json"} {
+		lw.Add(messages.FileEntry{Key: k})
+	}
+	lw.Flush()
+	if err := os.WriteFile(filepath.Join(task.Dest, "keys.jsonl"), []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The objects carry a mode and time, which the copies must get.
+	src, err := storage.Open(context.Background(), srv.URL("media", "platform", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	mtime := time.Date(2021, 2, 3, 4, 5, 6, 0, time.UTC)
+	for _, k := range []string{"content/a.json", "content/b.json"} {
+		if _, err := src.Put(context.Background(), k, strings.NewReader("data of "+k), storage.Object{Mode: 0o640, ModTime: mtime}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := &Worker{cfg: Config{StorageURL: srv.URL("media", "platform", ""), Concurrency: 2}}
+	res, err := w.copy(context.Background(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 2 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "content/gone.json") {
+		t.Fatalf("result %+v", res)
+	}
+	if _, err := os.Lstat(filepath.Join(task.Dest, "files", "content", "gone.json")); !os.IsNotExist(err) {
+		t.Fatalf("a file was left for the vanished key: %v", err)
+	}
+	for _, k := range []string{"content/a.json", "content/b.json"} {
+		fi, err := os.Stat(filepath.Join(task.Dest, "files", filepath.FromSlash(k)))
+		if err != nil || !fi.ModTime().Equal(mtime) || fi.Mode().Perm() != 0o640 {
+			t.Fatalf("copy of %s: %v, %v (want time %v, mode 640)", k, fi, err, mtime)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(task.Dest, "files", "content"))
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("files/content holds %v, %v; want the two copies only", entries, err)
+	}
+}
+
+// A longer file left in the staging folder by an earlier attempt of the task is replaced
+// whole by the new copy.
+func TestCopyOverLeftoverFile(t *testing.T) {
+	task, src, dest := copyTask(t, map[string]string{"content/a.json": "{}"}, []string{"content/a.json"})
+	old := filepath.Join(dest, "files", "content", "a.json")
+	if err := os.MkdirAll(filepath.Dir(old), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(old, []byte("a longer, older copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &Worker{cfg: Config{StorageURL: src}}
+	if _, err := w.copy(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(old)
+	fi, serr := os.Stat(old)
+	if err != nil || serr != nil || string(data) != "{}" || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("copy over a leftover: %q %v, %v %v", data, err, fi, serr)
 	}
 }

@@ -1,0 +1,20 @@
+//go:build !linux
+
+package storage
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// canSyncFS: without syncfs(2), each commit syncs its own file.
+const canSyncFS = false
+
+func syncFS(*os.File) error { return errors.ErrUnsupported }
+
+func startWriteback(*os.File) {}
+
+func setModTime(_ *os.File, dir *os.Root, name string, mtime time.Time) error {
+	return dir.Chtimes(name, time.Time{}, mtime) // by name: no portable futimens
+}
