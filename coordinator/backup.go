@@ -412,11 +412,9 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	if err := dest.RemoveAll(ctx, internalDir); err != nil {
 		return nil, fmt.Errorf("backup: remove working files: %w", err)
 	}
-	manifest := sums.Bytes()
-	if err := writeObject(ctx, dest, layout.FileSums, manifest, 0o644); err != nil {
+	if meta.ManifestSHA256, err = writeSums(ctx, dest, sums); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	meta.ManifestSHA256 = sha256Hex(manifest)
 	meta.Warnings = warnings
 	rep.Warnings = warnings
 	meta.DurationSeconds = time.Since(start).Seconds()
@@ -762,6 +760,23 @@ func totalBytes(ms []ModelReport) int64 {
 }
 
 // writeObject writes a small file of the backup (synced to disk by the local driver's commit).
+// writeSums streams SHA256SUMS into dest (a backup of millions of files has a manifest of
+// hundreds of megabytes) and returns its sha256.
+func writeSums(ctx context.Context, dest *storage.Bucket, sums *layout.SumsWriter) (string, error) {
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := sums.WriteTo(io.MultiWriter(h, pw))
+		pw.CloseWithError(err)
+	}()
+	_, err := dest.Put(ctx, layout.FileSums, pr, storage.Object{Mode: 0o644})
+	pr.CloseWithError(errors.New("stopped")) // ends the writer, if Put failed before the end
+	if err != nil {
+		return "", fmt.Errorf("write %s: %w", layout.FileSums, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 func writeObject(ctx context.Context, dest *storage.Bucket, name string, data []byte, mode os.FileMode) error {
 	if _, err := dest.Put(ctx, name, bytes.NewReader(data), storage.Object{Mode: mode}); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)

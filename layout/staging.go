@@ -271,10 +271,9 @@ func exists(name string) bool {
 	return err == nil
 }
 
-// syncTree fsyncs every file and folder under root, so that a published
-// backup survives a crash: all of it is on disk before the rename that
-// publishes it.
-func syncTree(root string) error {
+// syncWalk fsyncs every file and folder under root, one by one: syncTree where a filesystem
+// cannot be synced at once.
+func syncWalk(root string) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

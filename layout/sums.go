@@ -30,46 +30,53 @@ import (
 
 // SumsWriter collects checksums and writes them as a deterministic
 // SHA256SUMS: one line per path, sorted by path (byte order). It is not
-// safe for concurrent use.
+// safe for concurrent use. It holds each sum in binary, and finds a path
+// added twice when it writes: a backup of millions of files lists them all,
+// so an entry costs its path and 32 bytes, no more.
 type SumsWriter struct {
-	sums map[string]string
+	entries []sumEntry
+}
+
+type sumEntry struct {
+	path string
+	sum  [sha256.Size]byte
 }
 
 // NewSumsWriter returns an empty SumsWriter.
-func NewSumsWriter() *SumsWriter {
-	return &SumsWriter{sums: make(map[string]string)}
-}
+func NewSumsWriter() *SumsWriter { return &SumsWriter{} }
 
 // Add records the hex sha256 of the file at rel, a slash-separated path
-// relative to the backup folder. A path added twice is an error.
+// relative to the backup folder.
 func (s *SumsWriter) Add(rel, sum string) error {
 	if err := checkSumPath(rel); err != nil {
 		return fmt.Errorf("add checksum: %w", err)
 	}
-	if !isHexSHA256(sum) {
+	e := sumEntry{path: rel}
+	if len(sum) != 2*sha256.Size {
 		return fmt.Errorf("add checksum %s: %q is not 64 hex digits", rel, sum)
 	}
-	if _, dup := s.sums[rel]; dup {
-		return fmt.Errorf("add checksum %s: path added twice", rel)
+	if _, err := hex.Decode(e.sum[:], []byte(sum)); err != nil {
+		return fmt.Errorf("add checksum %s: %q is not 64 hex digits", rel, sum)
 	}
-	s.sums[rel] = strings.ToLower(sum)
+	s.entries = append(s.entries, e)
 	return nil
 }
 
 // Len returns the number of paths recorded.
-func (s *SumsWriter) Len() int { return len(s.sums) }
+func (s *SumsWriter) Len() int { return len(s.entries) }
 
-// WriteTo writes the SHA256SUMS content to w.
+// WriteTo writes the SHA256SUMS content to w. A path added twice is an error.
 func (s *SumsWriter) WriteTo(w io.Writer) (int64, error) {
-	paths := make([]string, 0, len(s.sums))
-	for p := range s.sums {
-		paths = append(paths, p)
+	sort.Slice(s.entries, func(i, j int) bool { return s.entries[i].path < s.entries[j].path })
+	for i := 1; i < len(s.entries); i++ {
+		if s.entries[i].path == s.entries[i-1].path {
+			return 0, fmt.Errorf("write %s: %s added twice", FileSums, s.entries[i].path)
+		}
 	}
-	sort.Strings(paths)
 	bw := bufio.NewWriter(w)
 	var n int64
-	for _, p := range paths {
-		k, err := bw.WriteString(sumLine(p, s.sums[p]))
+	for _, e := range s.entries {
+		k, err := bw.WriteString(sumLine(e.path, hex.EncodeToString(e.sum[:])))
 		n += int64(k)
 		if err != nil {
 			return n, fmt.Errorf("write %s: %w", FileSums, err)
@@ -82,16 +89,21 @@ func (s *SumsWriter) WriteTo(w io.Writer) (int64, error) {
 }
 
 // Bytes returns the SHA256SUMS content.
-func (s *SumsWriter) Bytes() []byte {
+func (s *SumsWriter) Bytes() ([]byte, error) {
 	var buf bytes.Buffer
-	_, _ = s.WriteTo(&buf) // a bytes.Buffer does not fail
-	return buf.Bytes()
+	if _, err := s.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // WriteFile writes dir/SHA256SUMS (synced to disk) and returns the hex
 // sha256 of its content, the metadata's manifest_sha256.
 func (s *SumsWriter) WriteFile(dir string) (manifestSHA256 string, err error) {
-	data := s.Bytes()
+	data, err := s.Bytes()
+	if err != nil {
+		return "", err
+	}
 	if err := writeFileSync(filepath.Join(dir, FileSums), data, 0o644); err != nil {
 		return "", err
 	}

@@ -28,10 +28,14 @@ func TestSumsWriterFormat(t *testing.T) {
 		`\` + a + `  files/content/a\\b\nc\rd.json` + "\n" +
 		a + "  files/media/x y.png\n" +
 		a + "  restore.sh\n"
-	if got := string(sw.Bytes()); got != want {
-		t.Errorf("SHA256SUMS:\n%q\nwant\n%q", got, want)
+	data, err := sw.Bytes()
+	if err != nil {
+		t.Fatal(err)
 	}
-	got, err := ParseSums(bytes.NewReader(sw.Bytes()))
+	if string(data) != want {
+		t.Errorf("SHA256SUMS:\n%q\nwant\n%q", data, want)
+	}
+	got, err := ParseSums(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +64,14 @@ func TestSumsWriterAddErrors(t *testing.T) {
 	if err := sw.Add("x", a); err != nil {
 		t.Fatal(err)
 	}
-	if err := sw.Add("x", a); err == nil {
-		t.Error("duplicate path accepted")
+	if err := sw.Add("y", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Add("x", strings.Repeat("b", 64)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sw.Bytes(); err == nil || !strings.Contains(err.Error(), "x added twice") {
+		t.Errorf("duplicate path: err = %v, want it named", err)
 	}
 }
 
@@ -196,7 +206,11 @@ func FuzzParseSums(f *testing.F) {
 				t.Fatalf("parsed entry %q rejected by Add: %v", p, err)
 			}
 		}
-		again, err := ParseSums(bytes.NewReader(sw.Bytes()))
+		out, err := sw.Bytes()
+		if err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		again, err := ParseSums(bytes.NewReader(out))
 		if err != nil {
 			t.Fatalf("re-parse: %v", err)
 		}

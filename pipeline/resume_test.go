@@ -32,7 +32,7 @@ func TestHelperCoordinator(t *testing.T) {
 	}
 	_, err = s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
 		DatabaseURL: os.Getenv("WNB_CHILD_DB"), StorageURL: os.Getenv("WNB_CHILD_STORAGE"),
-		BackupDir: os.Getenv("WNB_CHILD_BACKUPS"), RunID: os.Getenv("WNB_CHILD_RUN"), FilesPerTask: 5,
+		BackupDir: os.Getenv("WNB_CHILD_BACKUPS"), RunID: os.Getenv("WNB_CHILD_RUN"), FilesPerTask: 1,
 	})
 	t.Fatalf("the coordinator was meant to be killed, but it finished: %v", err)
 }
@@ -51,13 +51,18 @@ func TestResumeAfterCoordinatorDies(t *testing.T) {
 	backups := t.TempDir()
 	const run = "resume-test-1"
 
-	// Workers: one, slow enough that the coordinator dies mid-run.
-	s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: emb.URL(), Workers: 1,
-		DatabaseURL: p.dbURL, StorageURL: p.storage, Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
-	if err != nil {
-		t.Fatal(err)
+	// One worker, stopped with the coordinator so that the run dies with copies done and
+	// copies left (a worker left running would finish every queued task).
+	startWorker := func() *pipeline.Session {
+		s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: emb.URL(), Workers: 1,
+			DatabaseURL: p.dbURL, StorageURL: p.storage, Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
 	}
-	defer s.Close()
+	s := startWorker()
 
 	child := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinator$", "-test.v")
 	child.Env = append(os.Environ(), "WNB_CHILD_NATS="+emb.URL(), "WNB_CHILD_DB="+p.dbURL, "WNB_CHILD_STORAGE="+p.storage,
@@ -93,8 +98,13 @@ func TestResumeAfterCoordinatorDies(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	s.Close()
 	child.Process.Kill()
 	child.Wait()
+	s = startWorker()
+	if results, err = s.JetStream.Stream(context.Background(), messages.StreamResults); err != nil {
+		t.Fatal(err)
+	}
 
 	// The registry shows it abandoned once its heartbeat is stale.
 	var rec *messages.RunRecord
