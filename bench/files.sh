@@ -32,7 +32,7 @@ RUNS=${RUNS:-3} LOCAL_WORKERS=${LOCAL_WORKERS:-4} SMALL_FILES=${SMALL_FILES:-100
 PARTS=${PARTS:-abcd}
 part() { [[ $PARTS == *"$1"* ]]; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d /tmp/wnb-files.XXXXXX)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-files.XXXXXX") # TMPDIR: the filesystem to measure on
 FAKE_PID=
 cleanup() {
   if [ -n "$FAKE_PID" ]; then kill "$FAKE_PID" 2>/dev/null || true; wait "$FAKE_PID" 2>/dev/null || true; fi
@@ -142,6 +142,7 @@ fi
 
 stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "best %6.2fs  median %6.2fs", a[1], a[int((NR+1)/2)]}'; }
 best() { printf '%s\n' "$@" | sort -n | head -1; }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 if part c; then
 echo
 echo "== (c) local → local, $COUNT files, $MB MB, $RUNS alternating runs each"
@@ -165,6 +166,9 @@ echo "  cp -a:                         $(stats "${theirs[@]}")"
 echo "  cp -a, then sync each file:    $(stats "${synced[@]}")"
 awk -v a="$(best "${ours[@]}")" -v b="$(best "${theirs[@]}")" -v c="$(best "${synced[@]}")" \
   'BEGIN{printf "  best webnovel-backup / best cp -a: %.2f×   / best cp -a + sync: %.2f×\n", a / b, a / c}'
+# The disk makes single runs vary a lot (see the README): medians say more than best times.
+awk -v a="$(median "${ours[@]}")" -v b="$(median "${theirs[@]}")" -v c="$(median "${synced[@]}")" \
+  'BEGIN{printf "  median webnovel-backup / median cp -a: %.2f×   / median cp -a + sync: %.2f×\n", a / b, a / c}'
 fi
 rm -rf "$WORK/out" "$WORK/cp" "$WORK/data"
 
