@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/webnovel/webnovel-backup/fixture"
 )
 
@@ -22,12 +24,17 @@ const (
 	batchesAhead = 4       // batches read ahead of COPY, per decoder
 )
 
+// bytesAhead bounds the bytes of objects read ahead of COPY, however big they are (a variable
+// for tests).
+var bytesAhead int64 = 32 << 20
+
 // rowBatch is a run of consecutive fixture objects and, once done is closed, their rows.
 type rowBatch struct {
 	objs []fixture.Object
 	rows []decodedRow
 	err  error // the first object that failed (rows holds those before it), or the read error
 	done chan struct{}
+	size int64 // its share of bytesAhead
 }
 
 // decodedRow is one object ready for COPY: its column values as pgx takes them, and the
@@ -49,6 +56,7 @@ type pgRowSource struct {
 	batches chan *rowBatch // in fixture order, closed by the reader when it stops
 	readErr error          // why the reader stopped early, set before batches is closed
 	stop    chan struct{}
+	ahead   *semaphore.Weighted // bytes of objects read and not yet handed to COPY
 	wg      sync.WaitGroup
 	once    sync.Once
 
@@ -64,6 +72,7 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, types [
 		p: p, types: types, merge: merge,
 		batches: make(chan *rowBatch, workers*batchesAhead),
 		stop:    make(chan struct{}),
+		ahead:   semaphore.NewWeighted(bytesAhead),
 	}
 	work := make(chan *rowBatch, workers*batchesAhead)
 	s.wg.Add(1 + workers)
@@ -87,7 +96,21 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, types [
 
 // read cuts the fixture into batches and queues each for a decoder and, in order, for Next.
 func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *rowBatch) {
+	// Acquire's context ends with ctx or with Close.
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stop:
+			cancel()
+		case <-actx.Done():
+		}
+	}()
 	send := func(b *rowBatch) bool {
+		if err := s.ahead.Acquire(actx, b.size); err != nil {
+			s.readErr = ctx.Err()
+			return false
+		}
 		select {
 		case s.batches <- b:
 		case <-s.stop:
@@ -131,6 +154,7 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		if len(b.objs) == 0 && b.err == nil {
 			return
 		}
+		b.size = min(int64(size), bytesAhead) // an object bigger than the budget goes alone
 		// Decided before send: from then on the batch is the decoder's.
 		last := b.err != nil || len(b.objs) < batchObjects && size < batchBytes
 		if !send(b) || last {
@@ -190,6 +214,10 @@ func (s *pgRowSource) Next() bool {
 		if s.cur != nil && s.cur.err != nil {
 			s.err = s.cur.err
 			return false
+		}
+		if s.cur != nil {
+			s.ahead.Release(s.cur.size)
+			s.cur = nil
 		}
 		b, ok := <-s.batches
 		if !ok {

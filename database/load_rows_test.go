@@ -34,6 +34,14 @@ func languagesFixture(n int, bad int) []byte {
 // of the fixture, and a bad object deep in the fixture is the one the error names, whichever
 // decoder met it.
 func TestLoadManyBatches(t *testing.T) {
+	t.Run("default read-ahead", testLoadManyBatches)
+	// A budget smaller than one batch: the reader waits for COPY at every batch.
+	defer func(old int64) { bytesAhead = old }(bytesAhead)
+	bytesAhead = 100
+	t.Run("tiny read-ahead", testLoadManyBatches)
+}
+
+func testLoadManyBatches(t *testing.T) {
 	lang := model(t, "books.language")
 	const n = 10*batchObjects + 7
 	engines(t, func(t *testing.T, db *DB) {
