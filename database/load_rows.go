@@ -17,7 +17,8 @@ import (
 // The client's share of a PostgreSQL load is reading and checking the fixture: parsing the
 // JSON, decoding and validating each value. Done in the goroutine that feeds COPY it is slower
 // than the server's share, so pgRowSource spreads it: one goroutine reads objects in batches,
-// decodeWorkers decode batches in parallel, and Next hands the rows to COPY in fixture order.
+// decoders (one per CPU, up to 4) decode batches in parallel, and Next hands the rows to COPY
+// in fixture order.
 const (
 	batchObjects = 256     // objects per batch
 	batchBytes   = 1 << 20 // or fewer, when the objects are big: bounds the memory in flight
