@@ -271,20 +271,6 @@ func exists(name string) bool {
 	return err == nil
 }
 
-// syncWalk fsyncs every file and folder under root, one by one: syncTree where a filesystem
-// cannot be synced at once.
-func syncWalk(root string) error {
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && !d.Type().IsRegular() {
-			return nil
-		}
-		return syncPath(p)
-	})
-}
-
 func syncPath(name string) error {
 	f, err := os.Open(name)
 	if err != nil {

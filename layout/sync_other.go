@@ -2,6 +2,22 @@
 
 package layout
 
+import (
+	"io/fs"
+	"path/filepath"
+)
+
 // syncTree makes everything under root durable, so that a published backup survives a crash:
-// all of it is on disk before the rename that publishes it.
-func syncTree(root string) error { return syncWalk(root) }
+// all of it is on disk before the rename that publishes it. Without syncfs(2), every file and
+// folder is synced one by one.
+func syncTree(root string) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		return syncPath(p)
+	})
+}
