@@ -675,3 +675,59 @@ func TestLoadKilled(t *testing.T) {
 		compareExports(t, exportAll(t, db, fixture.Format{}), before)
 	})
 }
+
+// TestLoadKeepsKeysItCannotDrop: where the load may not drop a table's keys — a view depends
+// on a primary key, or the user does not own the tables — it keeps them and still loads, and
+// they still catch what they exist for.
+func TestLoadKeepsKeysItCannotDrop(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	chapter := model(t, "books.chapter")
+	chapters := readFile(t, filepath.Join(dir, chapter.FixtureName()))
+	dangling := bytes.Replace(chapters, []byte(`"book": 1,`), []byte(`"book": 999,`), 1)
+	duplicate := bytes.Replace(chapters, []byte(`"pk": 2,`), []byte(`"pk": 1,`), 1)
+	if bytes.Equal(dangling, chapters) || bytes.Equal(duplicate, chapters) {
+		t.Fatal("the sample chapters changed: edit the test")
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, url string) string // returns the URL to load with
+	}{
+		{"a view depends on a primary key", func(t *testing.T, url string) string {
+			// GROUP BY the pk makes the view depend on books_chapter_pkey.
+			execScript(t, url, "CREATE VIEW chapter_titles AS SELECT c.id, c.title FROM books_chapter c GROUP BY c.id")
+			return url
+		}},
+		{"not the tables' owner", func(t *testing.T, url string) string {
+			role := fmt.Sprintf("wnb_loader_%d", time.Now().UnixNano())
+			execScript(t, url, fmt.Sprintf(`CREATE ROLE %[1]s LOGIN;
+				GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %[1]s;
+				GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s`, role))
+			t.Cleanup(func() { execScript(t, url, fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role)) })
+			return strings.Replace(url, "postgres://postgres@", "postgres://"+role+"@", 1)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := samplePostgres(t)
+			owner := openT(t, url)
+			db := openT(t, tt.setup(t, url))
+			want := exportAll(t, owner, fixture.Format{})
+			load(t, db, fileFixtures(dir), LoadOptions{})
+			compareExports(t, exportAll(t, owner, fixture.Format{}), want)
+
+			for _, bad := range []struct {
+				data []byte
+				msg  string
+			}{
+				{dangling, `field "book" = 999`},
+				{duplicate, "books.chapter pk 1"},
+			} {
+				_, err := db.Load(context.Background(), []LoadFixture{bytesFixture(chapter, bad.data)}, LoadOptions{})
+				if err == nil || !strings.Contains(err.Error(), bad.msg) {
+					t.Errorf("load: %v, want an error with %q", err, bad.msg)
+				}
+				compareExports(t, exportAll(t, owner, fixture.Format{}), want)
+			}
+		})
+	}
+}
