@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -387,7 +389,7 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 			return nil, err
 		}
 	}
-	for _, id := range sortedKeys(results) {
+	for _, id := range slices.Sorted(maps.Keys(results)) {
 		r := results[id]
 		warnings = append(warnings, r.Warnings...)
 		if r.Kind == messages.KindCopyPrefix {

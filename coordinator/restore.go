@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -647,7 +649,7 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 			c.log.Warn("remove leftover temporary files from the storage", "err", err)
 		}
 	}
-	for _, id := range sortedKeys(results) {
+	for _, id := range slices.Sorted(maps.Keys(results)) {
 		r := results[id]
 		rep.Files += r.Files
 		rep.Bytes += r.Bytes

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"time"
 
@@ -306,13 +305,4 @@ func (c *Coordinator) publishTask(ctx context.Context, msg *nats.Msg, id string)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-func sortedKeys[M ~map[string]V, V any](m M) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

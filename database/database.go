@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -196,7 +198,7 @@ func (db *DB) CheckSchema(ctx context.Context, models []platform.Model) (warning
 			}
 		}
 		if extraWarn {
-			for _, c := range sortedKeys(cols) {
+			for _, c := range slices.Sorted(maps.Keys(cols)) {
 				if !known[c] {
 					warnings = append(warnings, fmt.Sprintf("table %s has column %s, unknown to the model description: it is not exported", table, c))
 				}

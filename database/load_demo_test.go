@@ -3,7 +3,6 @@ package database_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"path/filepath"
 	"reflect"
@@ -53,33 +52,6 @@ func exportModels(t *testing.T, db *database.DB) map[string][]byte {
 	return out
 }
 
-// values reads a fixture as generic values: layout and JSON key order do not matter.
-func values(t *testing.T, data []byte) []any {
-	t.Helper()
-	r := fixture.NewReader(bytes.NewReader(data))
-	var out []any
-	for {
-		o, err := r.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		fields := map[string]any{}
-		for _, f := range o.Fields {
-			d := json.NewDecoder(bytes.NewReader(f.Value))
-			d.UseNumber()
-			var v any
-			if err := d.Decode(&v); err != nil {
-				t.Fatal(err)
-			}
-			fields[f.Name] = v
-		}
-		out = append(out, []any{o.Model, string(o.PK), fields})
-	}
-}
-
 // TestLoadDemoRoundTrip exports the demo generator's data from each engine, loads it into a
 // database of each engine holding other demo data (a replace), and exports it again.
 func TestLoadDemoRoundTrip(t *testing.T) {
@@ -114,7 +86,7 @@ func TestLoadDemoRoundTrip(t *testing.T) {
 						if !bytes.Equal(got[m.Label], src[m.Label]) {
 							t.Errorf("%s differs", m.Label)
 						}
-					} else if !reflect.DeepEqual(values(t, got[m.Label]), values(t, src[m.Label])) {
+					} else if !reflect.DeepEqual(database.ParsedObjects(t, got[m.Label]), database.ParsedObjects(t, src[m.Label])) {
 						t.Errorf("%s: values differ", m.Label)
 					}
 				}

@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +63,7 @@ func (v *verifier) targets() (targets []fixtureTarget, problems []string) {
 			targets = append(targets, fixtureTarget{label: label, file: m.File, metaRows: m.Rows})
 			delete(fixtures, m.File)
 		}
-		for _, f := range sortedKeys(fixtures) {
+		for _, f := range slices.Sorted(maps.Keys(fixtures)) {
 			problems = append(problems, fmt.Sprintf("%s: fixture not listed in %s models", f, layout.FileMetadata))
 		}
 		return targets, problems
@@ -77,7 +77,7 @@ func (v *verifier) targets() (targets []fixtureTarget, problems []string) {
 			v.warn("%s (%s): missing, though %s selects the model", name, m.Label, layout.FileMetadata)
 		}
 	}
-	for _, f := range sortedKeys(fixtures) {
+	for _, f := range slices.Sorted(maps.Keys(fixtures)) {
 		v.warn("%s: not the fixture of a known model: its model is not checked", f)
 		targets = append(targets, fixtureTarget{file: f, metaRows: -1})
 	}
@@ -91,15 +91,6 @@ func (v *verifier) pythonSelects(label string) bool {
 	}
 	sel := v.meta.BackupOptions.Models
 	return sel.All() || slices.ContainsFunc(sel.Labels, func(l string) bool { return strings.EqualFold(l, label) })
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // checkFixtures reads every fixture, o.Workers files at a time. The error is ctx's.
