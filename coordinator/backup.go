@@ -22,15 +22,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/webnovel/webnovel-backup/archive"
-	"github.com/webnovel/webnovel-backup/database"
-	"github.com/webnovel/webnovel-backup/fixture"
-	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/internal/archive"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/messages"
-	"github.com/webnovel/webnovel-backup/platform"
-	"github.com/webnovel/webnovel-backup/progress"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/storage"
-	"github.com/webnovel/webnovel-backup/telemetry"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 // ToolVersion is recorded in every backup's metadata.

@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/webnovel/webnovel-backup/archive"
-	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/internal/archive"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 

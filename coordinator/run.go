@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/messages"
-	"github.com/webnovel/webnovel-backup/telemetry"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 // Coordinator drives runs over one JetStream connection.

@@ -15,7 +15,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
-	"github.com/webnovel/webnovel-backup/telemetry"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 // maxWarnings bounds the warnings and failures one result carries (results are small messages).

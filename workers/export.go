@@ -10,12 +10,12 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
-	"github.com/webnovel/webnovel-backup/database"
-	"github.com/webnovel/webnovel-backup/fixture"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/messages"
-	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/storage"
-	"github.com/webnovel/webnovel-backup/telemetry"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 // export writes one model's rows (or one pk range of them) to the destination.

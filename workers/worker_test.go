@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/messages"
-	"github.com/webnovel/webnovel-backup/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue"
 )
 
 // startQueue starts an embedded JetStream server and declares the streams.

@@ -9,9 +9,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
-	"github.com/webnovel/webnovel-backup/platform"
-	"github.com/webnovel/webnovel-backup/preflight"
-	"github.com/webnovel/webnovel-backup/telemetry"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/preflight"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 func newBackupCommand(g *globals) *cobra.Command {

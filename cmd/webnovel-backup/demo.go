@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
-	"github.com/webnovel/webnovel-backup/demo"
-	"github.com/webnovel/webnovel-backup/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
 )
 
 // demoMarker marks a folder the demo made, so a second run may replace it and nothing else.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/webnovel/webnovel-backup/preflight"
+	"github.com/webnovel/webnovel-backup/internal/preflight"
 )
 
 func newDoctorCommand(g *globals) *cobra.Command {

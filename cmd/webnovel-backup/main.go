@@ -22,9 +22,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/webnovel/webnovel-backup/pipeline"
-	"github.com/webnovel/webnovel-backup/progress"
-	"github.com/webnovel/webnovel-backup/queue"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/progress"
+	"github.com/webnovel/webnovel-backup/internal/queue"
 )
 
 // Exit codes, as DESIGN.md §4 lists them.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/webnovel/webnovel-backup/demo"
-	"github.com/webnovel/webnovel-backup/layout"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
 // cli runs one command line in dir and returns its exit code and output.

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webnovel/webnovel-backup/layout"
-	"github.com/webnovel/webnovel-backup/preflight"
-	"github.com/webnovel/webnovel-backup/retention"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/preflight"
+	"github.com/webnovel/webnovel-backup/internal/retention"
 )
 
 // backupsDir writes n complete backup folders, one a day ending yesterday, and returns the

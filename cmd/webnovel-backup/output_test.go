@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/webnovel/webnovel-backup/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue"
 	"os"
 	"strings"
 	"testing"

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/webnovel/webnovel-backup/database"
-	"github.com/webnovel/webnovel-backup/demo"
-	"github.com/webnovel/webnovel-backup/platform"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
 // withoutTerminal runs f with standard input on /dev/null, as under cron or CI.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/webnovel/webnovel-backup/retention"
+	"github.com/webnovel/webnovel-backup/internal/retention"
 )
 
 func newListCommand(g *globals) *cobra.Command {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/webnovel/webnovel-backup/demo"
-	"github.com/webnovel/webnovel-backup/roundtrip"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/roundtrip"
 )
 
 func newTestBackupRestoreCommand(g *globals) *cobra.Command {

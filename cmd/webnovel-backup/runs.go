@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/webnovel/webnovel-backup/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
 )
 
 func newRunsCommand(g *globals) *cobra.Command {

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"github.com/spf13/cobra"
-	"github.com/webnovel/webnovel-backup/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"log/slog"
 	"os"
 	"time"
 
-	"github.com/webnovel/webnovel-backup/telemetry"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 // setupTracing installs tracing as the OTEL_* variables say (nothing without an endpoint) and

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/webnovel/webnovel-backup/verify"
+	"github.com/webnovel/webnovel-backup/internal/verify"
 )
 
 func newVerifyCommand(g *globals) *cobra.Command {

@@ -1,0 +1,267 @@
+// Package archive writes and reads a backup as a .tar.gz: one top folder
+// (backup_YYYYMMDD_HHMMSS/) holding the backup, readable by `tar xzf`,
+// with backup_metadata.json as the last entry so that a truncated archive
+// is visibly incomplete. Writing uses parallel gzip (pgzip); both ways
+// stream, so memory stays flat whatever the backup's size.
+//
+// Extract treats the archive as hostile: any entry that could write
+// outside the destination or is anything but a regular file or a folder
+// makes it refuse the whole archive, leaving nothing behind.
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/pgzip"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
+)
+
+// Stats counts what Write archived or Extract extracted.
+type Stats struct {
+	Files int   // regular files
+	Dirs  int   // folders, the top one included
+	Bytes int64 // file content bytes, before compression
+}
+
+type options struct {
+	progress  func(n int64)
+	level     int
+	blockSize int
+	blocks    int
+	maxBytes  int64
+}
+
+// Option tunes Write or Extract.
+type Option func(*options)
+
+// WithMaxBytes makes Extract refuse an archive whose files hold more than
+// n bytes in all (a gzip bomb, or not the backup expected). 0: no limit.
+func WithMaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
+
+// WithLevel (Write) sets the gzip compression level (gzip.BestSpeed to
+// gzip.BestCompression; default gzip.DefaultCompression).
+func WithLevel(level int) Option { return func(o *options) { o.level = level } }
+
+// WithConcurrency (Write) sets pgzip's block size in bytes and the number of blocks
+// compressed in parallel; memory use is about blockSize × blocks × 2.
+// Defaults: 1 MiB blocks, GOMAXPROCS blocks.
+func WithConcurrency(blockSize, blocks int) Option {
+	return func(o *options) { o.blockSize, o.blocks = blockSize, blocks }
+}
+
+// Write writes the folder dir as a tar.gz to w, under the top folder top
+// (a single path component, e.g. "backup_20241201_143022"). Entries come
+// in sorted walk order (deterministic for a given tree), except
+// backup_metadata.json at dir's top, which comes last. Only regular files
+// and folders are archived, with their permission bits and modification
+// time (seconds); owners are not recorded. Anything else (a symlink, a
+// device) is an error. Cancelling ctx stops the write promptly.
+//
+// w receives a partial archive on error; callers write to a temporary file.
+func Write(ctx context.Context, w io.Writer, dir, top string, opts ...Option) (Stats, error) {
+	var st Stats
+	o := options{level: pgzip.DefaultCompression, blockSize: 1 << 20, blocks: runtime.GOMAXPROCS(0)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if top == "" || top == "." || top == ".." || strings.ContainsAny(top, "/\\\x00") {
+		return st, fmt.Errorf("archive %s: top folder %q must be one path component", dir, top)
+	}
+	rootInfo, err := os.Stat(dir)
+	if err != nil {
+		return st, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	if !rootInfo.IsDir() {
+		return st, fmt.Errorf("archive %s: not a folder", dir)
+	}
+	gz, err := pgzip.NewWriterLevel(w, o.level)
+	if err != nil {
+		return st, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	if err := gz.SetConcurrency(o.blockSize, o.blocks); err != nil {
+		return st, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			gz.Close() // stop pgzip's goroutines; the error is already reported
+		}
+	}()
+	tw := tar.NewWriter(gz)
+	buf := make([]byte, 256<<10)
+
+	var metadata fs.FileInfo // written last
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if rel == layout.FileMetadata && info.Mode().IsRegular() {
+			metadata = info
+			return nil
+		}
+		before := st.Bytes
+		err = addEntry(ctx, tw, p, top, rel, info, &st, buf)
+		if o.progress != nil && st.Bytes > before {
+			o.progress(st.Bytes - before)
+		}
+		return err
+	})
+	if err == nil && metadata != nil {
+		err = addEntry(ctx, tw, filepath.Join(dir, layout.FileMetadata), top, layout.FileMetadata, metadata, &st, buf)
+	}
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		closed = true
+		err = gz.Close()
+	}
+	if err != nil {
+		return st, fmt.Errorf("archive %s: %w", dir, err)
+	}
+	return st, nil
+}
+
+// addEntry writes one header, and the content of a regular file.
+func addEntry(ctx context.Context, tw *tar.Writer, p, top, rel string, info fs.FileInfo, st *Stats, buf []byte) error {
+	name := top
+	if rel != "." {
+		name = top + "/" + rel
+	}
+	hdr := &tar.Header{
+		Name:    name,
+		Mode:    int64(info.Mode().Perm()),
+		ModTime: info.ModTime().Truncate(time.Second),
+	}
+	switch {
+	case info.IsDir():
+		hdr.Typeflag = tar.TypeDir
+		hdr.Name += "/"
+	case info.Mode().IsRegular():
+		hdr.Typeflag = tar.TypeReg
+		hdr.Size = info.Size()
+	default:
+		return fmt.Errorf("%s: not a regular file or folder (%v)", rel, info.Mode().Type())
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("%s: %w", rel, err)
+		}
+		st.Dirs++
+		return nil
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	n, err := io.CopyBuffer(tw, ctxReader{ctx, io.LimitReader(f, hdr.Size)}, buf)
+	if err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	if n != hdr.Size {
+		return fmt.Errorf("%s: file shrank from %d to %d bytes while archived", rel, hdr.Size, n)
+	}
+	st.Files++
+	st.Bytes += n
+	return nil
+}
+
+// ctxReader stops reading once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// Entry is one archive entry, as List returns it.
+type Entry struct {
+	Name    string // as in the archive
+	Size    int64
+	Mode    fs.FileMode // permission bits, with fs.ModeDir for folders
+	ModTime time.Time
+	IsDir   bool
+}
+
+// List returns the entries of a tar.gz, in archive order, without checking
+// them (Extract does). Metadata of a complete backup is the last entry.
+func List(ctx context.Context, r io.Reader) ([]Entry, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("list archive: %w", err)
+	}
+	defer gz.Close()
+	tr := tar.NewReader(ctxReader{ctx, gz})
+	var entries []Entry
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return entries, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list archive: %w", err)
+		}
+		e := Entry{Name: hdr.Name, Size: hdr.Size, Mode: fs.FileMode(hdr.Mode).Perm(), ModTime: hdr.ModTime, IsDir: hdr.Typeflag == tar.TypeDir}
+		if e.IsDir {
+			e.Mode |= fs.ModeDir
+		}
+		entries = append(entries, e)
+	}
+}
+
+// cleanName checks an entry's name and returns it cleaned, slash-separated
+// and without a trailing slash.
+func cleanName(name string) (string, error) {
+	switch {
+	case name == "":
+		return "", errors.New("empty name")
+	case strings.IndexByte(name, 0) >= 0:
+		return "", errors.New("name holds a NUL byte")
+	case strings.HasPrefix(name, "/"):
+		return "", errors.New("absolute path")
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", errors.New("'..' component")
+		}
+	}
+	clean := path.Clean(name)
+	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") || strings.HasPrefix(clean, "/") {
+		return "", errors.New("escapes the archive after cleaning")
+	}
+	return clean, nil
+}

@@ -1,0 +1,103 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/pgzip"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
+)
+
+// Object is one file of a backup that is not in a local folder (e.g. on S3).
+type Object struct {
+	// Key is the path inside the backup ("files/content/1/1.json").
+	Key     string
+	Size    int64
+	Mode    fs.FileMode
+	ModTime time.Time
+}
+
+// WriteObjects writes objects as a tar.gz under the top folder top, like Write does for a
+// folder: sorted by key, backup_metadata.json last, content read through open. Parent folders
+// are implied by the file entries (tar and Extract create them).
+func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, open func(key string) (io.ReadCloser, error), opts ...Option) (Stats, error) {
+	var st Stats
+	o := options{level: pgzip.DefaultCompression, blockSize: 1 << 20, blocks: runtime.GOMAXPROCS(0)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if top == "" || top == "." || top == ".." || strings.ContainsAny(top, "/\\\x00") {
+		return st, fmt.Errorf("archive: top folder %q must be one path component", top)
+	}
+	sorted := append([]Object(nil), objs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		mi, mj := sorted[i].Key == layout.FileMetadata, sorted[j].Key == layout.FileMetadata
+		if mi != mj {
+			return mj
+		}
+		return sorted[i].Key < sorted[j].Key
+	})
+	gz, err := pgzip.NewWriterLevel(w, o.level)
+	if err != nil {
+		return st, err
+	}
+	if err := gz.SetConcurrency(o.blockSize, o.blocks); err != nil {
+		return st, err
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			gz.Close()
+		}
+	}()
+	tw := tar.NewWriter(gz)
+	buf := make([]byte, 256<<10)
+	for _, obj := range sorted {
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		mode := obj.Mode.Perm()
+		if mode == 0 {
+			mode = 0o644
+		}
+		hdr := &tar.Header{Name: top + "/" + obj.Key, Mode: int64(mode), ModTime: obj.ModTime.Truncate(time.Second),
+			Typeflag: tar.TypeReg, Size: obj.Size}
+		r, err := open(obj.Key)
+		if err != nil {
+			return st, fmt.Errorf("archive %s: %w", obj.Key, err)
+		}
+		err = tw.WriteHeader(hdr)
+		var n int64
+		if err == nil {
+			n, err = io.CopyBuffer(tw, ctxReader{ctx, io.LimitReader(r, obj.Size)}, buf)
+		}
+		r.Close()
+		if err != nil {
+			return st, fmt.Errorf("archive %s: %w", obj.Key, err)
+		}
+		if n != obj.Size {
+			return st, fmt.Errorf("archive %s: object shrank from %d to %d bytes while archived", obj.Key, obj.Size, n)
+		}
+		st.Files++
+		st.Bytes += n
+		if o.progress != nil {
+			o.progress(n)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return st, err
+	}
+	closed = true
+	return st, gz.Close()
+}
+
+// WithProgress (Write, WriteObjects) calls fn with the bytes of each file once it is archived.
+func WithProgress(fn func(n int64)) Option { return func(o *options) { o.progress = fn } }

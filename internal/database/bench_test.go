@@ -1,0 +1,92 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+)
+
+// benchChapters is how many chapters the export benchmarks add to the sample.
+const benchChapters = 100_000
+
+const benchChaptersSQL = `INSERT INTO books_chapter (id, number, title, content_file, word_count, status,
+	published_at, created_at, updated_at, book_id, translated_from_id)
+	SELECT g, g, 'Chapter ' || g || ': 龍 "the" return', 'content/1/' || g || '.json', g %% 5000, 'published',
+	%s, %s, %s, 1, NULL FROM generate_series(100, 100099) g`
+
+func BenchmarkExportChaptersPostgres(b *testing.B) {
+	url := samplePostgres(b)
+	execScript(b, url, fmt.Sprintf(benchChaptersSQL, "now()", "now() - g * interval '1 minute'", "now()"))
+	benchmarkExport(b, openT(b, url))
+}
+
+func BenchmarkExportChaptersSQLite(b *testing.B) {
+	db := openT(b, sampleSQLite(b))
+	q := `WITH RECURSIVE s(g) AS (SELECT 100 UNION ALL SELECT g + 1 FROM s WHERE g < 100099) ` +
+		fmt.Sprintf(benchChaptersSQL, "'2024-01-02 03:04:05.678901'", "'2024-01-02 03:04:05'", "'2024-01-02 03:04:05.000001'")
+	q = strings.ReplaceAll(q, "FROM generate_series(100, 100099) g", "FROM s")
+	if _, err := db.sql.Exec(q); err != nil {
+		b.Fatal(err)
+	}
+	benchmarkExport(b, db)
+}
+
+func benchmarkExport(b *testing.B, db *DB) {
+	ctx := context.Background()
+	m := model(b, "books.chapter")
+	for _, f := range []fixture.Format{{}, {Indent: 2}} {
+		b.Run(f.String(), func(b *testing.B) {
+			var rows int64
+			start := time.Now()
+			for b.Loop() {
+				n, err := db.Export(ctx, "", m, All, f, io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += n
+			}
+			b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+		})
+	}
+}
+
+func BenchmarkLoadChaptersPostgres(b *testing.B) {
+	benchmarkLoad(b, openT(b, samplePostgres(b)))
+}
+
+func BenchmarkLoadChaptersSQLite(b *testing.B) {
+	benchmarkLoad(b, openT(b, sampleSQLite(b)))
+}
+
+// benchmarkLoad replaces the chapters with benchChapters rows from a fixture in memory.
+func benchmarkLoad(b *testing.B, db *DB) {
+	ctx := context.Background()
+	emptyPlatform(b, db)
+	var parents []platform.Model
+	for _, l := range []string{"books.language", "books.author", "accounts.user", "books.book"} {
+		parents = append(parents, model(b, l))
+	}
+	if _, err := db.Load(ctx, fileFixtures(filepath.Join(testdata, "sample-fixtures"), parents...), LoadOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	data := chaptersFixture(b, benchChapters, 1)
+	m := model(b, "books.chapter")
+	b.SetBytes(int64(len(data)))
+	var rows int64
+	start := time.Now()
+	for b.Loop() {
+		out, err := db.Load(ctx, []LoadFixture{bytesFixture(m, data)}, LoadOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += out[0].Rows
+	}
+	b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
+}

@@ -1,0 +1,356 @@
+// Package database reads and writes the platform's database, PostgreSQL (pgx) or SQLite
+// (modernc.org/sqlite): URL parsing, schema checks against the model description, one
+// consistent snapshot for a whole run, fixture export by primary-key range, and bulk inserts.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+)
+
+// DB is an open platform database. It is safe for concurrent use: several exports may run at
+// once, each on its own connection.
+type DB struct {
+	src Source
+
+	pool *pgxpool.Pool // PostgreSQL
+	sql  *sql.DB       // SQLite
+
+	mu        sync.Mutex
+	snapshots map[string]*sql.DB // SQLite snapshot copies opened read-only, by path
+}
+
+// Open connects to the database. A database that does not exist (a missing SQLite file, an
+// unknown PostgreSQL database) is an error, never created.
+func Open(ctx context.Context, url string) (*DB, error) {
+	return open(ctx, url, false)
+}
+
+// Create opens the database, creating an empty SQLite file when missing (PostgreSQL databases
+// must exist). Used by the demo generator and scratch restores.
+func Create(ctx context.Context, url string) (*DB, error) {
+	return open(ctx, url, true)
+}
+
+func open(ctx context.Context, url string, create bool) (*DB, error) {
+	src, err := ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{src: src}
+	switch src.Engine {
+	case Postgres:
+		db.pool, err = openPostgres(ctx, src)
+	case SQLite:
+		db.sql, err = openSQLite(ctx, src.DSN, create)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", src.Redacted, err)
+	}
+	return db, nil
+}
+
+// Source returns what the DB was opened from.
+func (db *DB) Source() Source { return db.src }
+
+// Close releases connections.
+func (db *DB) Close() error {
+	var errs []error
+	if db.pool != nil {
+		db.pool.Close()
+	}
+	if db.sql != nil {
+		errs = append(errs, db.sql.Close())
+	}
+	db.mu.Lock()
+	for path, h := range db.snapshots {
+		errs = append(errs, h.Close())
+		delete(db.snapshots, path)
+	}
+	db.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// ApplySchema makes an empty database what `manage.py migrate` makes it: the platform's tables
+// (platform.SchemaPostgres / SchemaSQLite) and the rows migrate writes (content types,
+// permissions, applied migrations). It is a no-op when accounts_user exists already.
+func (db *DB) ApplySchema(ctx context.Context) error {
+	var (
+		created bool
+		err     error
+	)
+	if db.pool != nil {
+		created, err = db.applySchemaPostgres(ctx)
+	} else {
+		created, err = db.applySchemaSQLite(ctx)
+	}
+	if err == nil && created {
+		err = db.seedMigrateRows(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("apply schema: %w", err)
+	}
+	return nil
+}
+
+// migratedAt is the applied time written for django_migrations rows: fixed, so that two
+// databases made alike are alike.
+var migratedAt = time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// seedMigrateRows writes django_content_type, auth_permission and django_migrations as
+// migrate does: backups refer to permissions by id.
+func (db *DB) seedMigrateRows(ctx context.Context) error {
+	cts := platform.ContentTypes
+	i := 0
+	if _, err := db.BulkInsert(ctx, "django_content_type", []string{"id", "app_label", "model"}, func() ([]any, bool) {
+		if i >= len(cts) {
+			return nil, false
+		}
+		i++
+		return []any{int64(i), cts[i-1].App, cts[i-1].Model}, true
+	}); err != nil {
+		return err
+	}
+	perms := platform.Permissions()
+	i = 0
+	if _, err := db.BulkInsert(ctx, "auth_permission", []string{"id", "name", "content_type_id", "codename"}, func() ([]any, bool) {
+		if i >= len(perms) {
+			return nil, false
+		}
+		p := perms[i]
+		i++
+		return []any{p.ID, p.Name, p.ContentTypeID, p.Codename}, true
+	}); err != nil {
+		return err
+	}
+	migs := platform.Migrations
+	i = 0
+	_, err := db.BulkInsert(ctx, "django_migrations", []string{"id", "app", "name", "applied"}, func() ([]any, bool) {
+		if i >= len(migs) {
+			return nil, false
+		}
+		i++
+		return []any{int64(i), migs[i-1].App, migs[i-1].Name, migratedAt.Add(time.Duration(i) * time.Second)}, true
+	})
+	return err
+}
+
+// BulkInsert inserts rows into table in one transaction (PostgreSQL COPY, SQLite prepared
+// statements). next returns the next row's values in columns order (nil for NULL; int64, string,
+// bool, float64, time.Time or []byte; time.Duration for a duration), and false when done.
+// Values are converted to what the column stores as Django would: JSON and decimals from
+// strings, intervals from microseconds, UUIDs from either string form. Sequences/AUTOINCREMENT
+// are moved past the largest id afterwards.
+func (db *DB) BulkInsert(ctx context.Context, table string, columns []string, next func() ([]any, bool)) (int64, error) {
+	var (
+		n   int64
+		err error
+	)
+	if db.pool != nil {
+		n, err = db.bulkInsertPostgres(ctx, table, columns, next)
+	} else {
+		n, err = db.bulkInsertSQLite(ctx, table, columns, next)
+	}
+	if err != nil {
+		return n, fmt.Errorf("bulk insert into %s: %w", table, err)
+	}
+	return n, nil
+}
+
+// CheckSchema compares the live schema with the models: a missing table or column is an error
+// naming it; a column the description does not know is returned as a warning (it is not
+// exported; a restore leaves it to its default).
+func (db *DB) CheckSchema(ctx context.Context, models []platform.Model) (warnings []string, err error) {
+	var live map[string]map[string]bool // table -> columns
+	if db.pool != nil {
+		live, err = db.liveColumnsPostgres(ctx)
+	} else {
+		live, err = liveColumnsSQLite(ctx, db.sql)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check schema: %w", err)
+	}
+	var problems []string
+	check := func(table string, want []string, extraWarn bool) {
+		cols, ok := live[table]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("table %s is missing", table))
+			return
+		}
+		known := map[string]bool{}
+		for _, c := range want {
+			known[c] = true
+			if !cols[c] {
+				problems = append(problems, fmt.Sprintf("table %s is missing column %s", table, c))
+			}
+		}
+		if extraWarn {
+			for _, c := range slices.Sorted(maps.Keys(cols)) {
+				if !known[c] {
+					warnings = append(warnings, fmt.Sprintf("table %s has column %s, unknown to the model description: it is not exported", table, c))
+				}
+			}
+		}
+	}
+	for _, m := range models {
+		check(m.Table, m.Columns(), true)
+		for _, f := range m.ManyToMany() {
+			check(f.ThroughTable, append([]string{"id"}, f.ThroughColumns...), false)
+		}
+	}
+	if len(problems) > 0 {
+		return warnings, fmt.Errorf("check schema: the database does not match the platform models: %s", strings.Join(problems, "; "))
+	}
+	return warnings, nil
+}
+
+// Range is a primary-key range [Lo, Hi]; HasLo/HasHi false means unbounded on that side.
+type Range struct {
+	Lo, Hi       int64
+	HasLo, HasHi bool
+	// Rows is the number of rows the planner counted in the range.
+	Rows int64
+}
+
+// All is the range of every row.
+var All = Range{}
+
+// String shows the range for logs: "[10, 20]", "[-inf, 20]", "[10, +inf]".
+func (r Range) String() string {
+	lo, hi := "-inf", "+inf"
+	if r.HasLo {
+		lo = fmt.Sprint(r.Lo)
+	}
+	if r.HasHi {
+		hi = fmt.Sprint(r.Hi)
+	}
+	return "[" + lo + ", " + hi + "]"
+}
+
+// Snapshot is one consistent read view of the database, shared by every export of a run.
+type Snapshot struct {
+	db *DB
+	id string
+
+	mu sync.Mutex // serialises Plan on the PostgreSQL connection
+	pg *pgSnapshot
+}
+
+// BeginSnapshot opens the run's snapshot: PostgreSQL a REPEATABLE READ transaction and
+// pg_export_snapshot(), held until Close; SQLite a VACUUM INTO copy in dir (the system's
+// temporary directory when empty), removed on Close. Workers in other processes can use the
+// SQLite copy only when they share the file system.
+func (db *DB) BeginSnapshot(ctx context.Context, dir string) (*Snapshot, error) {
+	var (
+		s   *Snapshot
+		err error
+	)
+	if db.pool != nil {
+		s, err = db.beginSnapshotPostgres(ctx)
+	} else {
+		s, err = db.beginSnapshotSQLite(ctx, dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("begin snapshot: %w", err)
+	}
+	return s, nil
+}
+
+// ID is what export tasks carry: the exported snapshot name, or the SQLite copy's path.
+func (s *Snapshot) ID() string { return s.id }
+
+// Plan splits a model's rows into pk ranges of at most chunkRows rows each (one open-ended
+// range when the table is small), counted inside the snapshot.
+func (s *Snapshot) Plan(ctx context.Context, m platform.Model, chunkRows int) ([]Range, error) {
+	if chunkRows < 1 {
+		return nil, fmt.Errorf("plan %s: chunk size %d, want at least 1", m.Label, chunkRows)
+	}
+	var (
+		total  int64
+		bounds []int64
+		err    error
+	)
+	if s.pg != nil {
+		s.mu.Lock()
+		total, bounds, err = s.pg.plan(ctx, m, chunkRows)
+		s.mu.Unlock()
+	} else {
+		var h *sql.DB
+		if h, err = s.db.snapshotHandle(s.id); err == nil {
+			total, bounds, err = planSQL(ctx, h, m, chunkRows)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", m.Label, err)
+	}
+	return splitRanges(total, bounds, int64(chunkRows)), nil
+}
+
+// splitRanges turns the pks at row numbers chunk, 2*chunk, ... (strictly before the last row)
+// into consecutive ranges, open at both ends of the table.
+func splitRanges(total int64, bounds []int64, chunk int64) []Range {
+	if len(bounds) == 0 {
+		return []Range{{Rows: total}}
+	}
+	out := make([]Range, 0, len(bounds)+1)
+	var prev Range
+	for i, b := range bounds {
+		r := Range{Hi: b, HasHi: true, Rows: chunk}
+		if i > 0 {
+			r.Lo, r.HasLo = prev.Hi+1, true
+		}
+		out = append(out, r)
+		prev = r
+	}
+	out = append(out, Range{Lo: prev.Hi + 1, HasLo: true, Rows: total - chunk*int64(len(bounds))})
+	return out
+}
+
+// Close ends the snapshot.
+func (s *Snapshot) Close() error {
+	if s.pg != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.pg.close()
+	}
+	return s.db.closeSnapshotSQLite(s.id)
+}
+
+// Export writes the model's rows in r, in pk order, read in snapshot snapshotID, as fixture
+// objects in format f separated by f.Sep() and without the surrounding brackets (a chunk). It
+// returns the number of rows written. Memory does not grow with the number of rows.
+//
+// An empty snapshotID reads the database as it is now (one transaction).
+func (db *DB) Export(ctx context.Context, snapshotID string, m platform.Model, r Range, f fixture.Format, w io.Writer) (int64, error) {
+	p, err := newExportPlan(m, db.src.Engine)
+	if err != nil {
+		return 0, fmt.Errorf("export %s: %w", m.Label, err)
+	}
+	out := fixture.NewChunkWriter(w, f)
+	var n int64
+	if db.pool != nil {
+		n, err = db.exportPostgres(ctx, snapshotID, p, r, out)
+	} else {
+		n, err = db.exportSQLite(ctx, snapshotID, p, r, out)
+	}
+	if err == nil {
+		err = out.Flush()
+	}
+	if err != nil {
+		return n, fmt.Errorf("export %s %s: %w", m.Label, r, err)
+	}
+	return n, nil
+}

@@ -1,0 +1,547 @@
+package database
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+)
+
+// kind is how a field's stored value becomes its fixture value.
+type kind uint8
+
+const (
+	kindText kind = iota // CharField, TextField, SlugField, FileField
+	kindInt              // integers and foreign keys
+	kindBool
+	kindDateTime
+	kindDate
+	kindDecimal
+	kindUUID
+	kindDuration
+	kindJSON
+	kindFloat
+	kindM2M // comma-separated target pks from an aggregate subquery
+)
+
+var kinds = map[string]kind{
+	platform.CharField:            kindText,
+	platform.TextField:            kindText,
+	platform.SlugField:            kindText,
+	platform.FileField:            kindText,
+	platform.AutoField:            kindInt,
+	platform.BigAutoField:         kindInt,
+	platform.IntegerField:         kindInt,
+	platform.BigIntegerField:      kindInt,
+	platform.PositiveIntegerField: kindInt,
+	platform.ForeignKey:           kindInt,
+	"SmallIntegerField":           kindInt,
+	"PositiveSmallIntegerField":   kindInt,
+	"PositiveBigIntegerField":     kindInt,
+	"SmallAutoField":              kindInt,
+	"OneToOneField":               kindInt,
+	"EmailField":                  kindText,
+	"URLField":                    kindText,
+	"ImageField":                  kindText,
+	"FilePathField":               kindText,
+	"GenericIPAddressField":       kindText,
+	platform.BooleanField:         kindBool,
+	"NullBooleanField":            kindBool,
+	platform.DateTimeField:        kindDateTime,
+	platform.DateField:            kindDate,
+	platform.DecimalField:         kindDecimal,
+	platform.UUIDField:            kindUUID,
+	platform.DurationField:        kindDuration,
+	platform.JSONField:            kindJSON,
+	"FloatField":                  kindFloat,
+	platform.ManyToManyField:      kindM2M,
+}
+
+// exportField is one value of an object after the pk.
+type exportField struct {
+	name   string
+	kind   kind
+	places int // DecimalField decimal_places
+}
+
+// exportPlan is how one model is read and written: the query's columns are the pk then the
+// fields in serialization order (many-to-many ones as aggregate subqueries).
+type exportPlan struct {
+	m      platform.Model
+	engine string
+	fields []exportField
+	selec  string // SELECT ... FROM ... (no WHERE)
+	pk     string // quoted pk column, qualified
+}
+
+func newExportPlan(m platform.Model, engine string) (*exportPlan, error) {
+	if kinds[m.PK.Type] != kindInt {
+		return nil, fmt.Errorf("primary key %s of type %s: only integer primary keys are supported", m.PK.Name, m.PK.Type)
+	}
+	p := &exportPlan{m: m, engine: engine}
+	p.pk = "t." + quote(m.PK.Column)
+	cols := []string{p.pk}
+	for _, f := range m.Fields {
+		k, ok := kinds[f.Type]
+		if !ok {
+			return nil, fmt.Errorf("field %s: unsupported type %s", f.Name, f.Type)
+		}
+		p.fields = append(p.fields, exportField{name: f.Name, kind: k, places: f.DecimalPlaces})
+		switch {
+		case k == kindM2M:
+			q, err := m2mSubquery(m, f, engine)
+			if err != nil {
+				return nil, fmt.Errorf("field %s: %w", f.Name, err)
+			}
+			cols = append(cols, q)
+		case engine == SQLite && (k == kindDateTime || k == kindDate):
+			// modernc.org/sqlite turns text in DATETIME/DATE columns into time.Time; the
+			// stored text is what Django parses, so read that.
+			cols = append(cols, "CAST(t."+quote(f.Column)+" AS TEXT)")
+		default:
+			cols = append(cols, "t."+quote(f.Column))
+		}
+	}
+	p.selec = "SELECT " + strings.Join(cols, ", ") + " FROM " + quote(m.Table) + " t"
+	return p, nil
+}
+
+// query returns the SQL for range r with placeholders ph(1), ph(2), and the bound values.
+func (p *exportPlan) query(r Range, ph func(int) string) (string, []int64) {
+	var (
+		where []string
+		args  []int64
+	)
+	if r.HasLo {
+		args = append(args, r.Lo)
+		where = append(where, p.pk+" >= "+ph(len(args)))
+	}
+	if r.HasHi {
+		args = append(args, r.Hi)
+		where = append(where, p.pk+" <= "+ph(len(args)))
+	}
+	q := p.selec
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	return q + " ORDER BY " + p.pk, args
+}
+
+// m2mSubquery selects a row's many-to-many target pks, comma-separated, in the order Django's
+// related manager returns them: auth.permission by Permission.Meta.ordering (content type app
+// label, model, codename), other targets by the through table's id.
+func m2mSubquery(m platform.Model, f platform.Field, engine string) (string, error) {
+	if f.ThroughTable == "" || len(f.ThroughColumns) != 2 {
+		return "", errors.New("many-to-many field without through table and columns")
+	}
+	owner, target := "x."+quote(f.ThroughColumns[0]), "x."+quote(f.ThroughColumns[1])
+	agg := func(order string) string {
+		if engine == Postgres {
+			return "string_agg(" + target + "::text, ',' ORDER BY " + order + ")"
+		}
+		return "group_concat(" + target + ", ',' ORDER BY " + order + ")"
+	}
+	from := quote(f.ThroughTable) + " x"
+	order := "x.id"
+	if f.To == "auth.permission" {
+		from += " JOIN auth_permission p ON p.id = " + target + " JOIN django_content_type ct ON ct.id = p.content_type_id"
+		order = "ct.app_label, ct.model, p.codename"
+	}
+	return "(SELECT " + agg(order) + " FROM " + from + " WHERE " + owner + " = t." + quote(m.PK.Column) + ")", nil
+}
+
+func quote(ident string) string { return pgx.Identifier{ident}.Sanitize() }
+
+// rowError says which row and field a value could not be written for.
+func rowError(pk []byte, f *exportField, err error) error {
+	return fmt.Errorf("pk %s field %s: %w", pk, f.name, err)
+}
+
+// appendPGRow appends one object from a PostgreSQL row in text format: vals[0] is the pk, then
+// one value per field; nil is NULL.
+func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
+	if len(vals) != len(p.fields)+1 {
+		return dst, fmt.Errorf("row has %d values, want %d", len(vals), len(p.fields)+1)
+	}
+	dst = fixture.BeginObject(dst, p.m.Label, vals[0])
+	for i := range p.fields {
+		f := &p.fields[i]
+		dst = fixture.AppendKey(dst, f.name, i == 0)
+		v := vals[i+1]
+		var err error
+		if v == nil {
+			if f.kind == kindM2M {
+				dst = append(dst, "[]"...)
+			} else {
+				dst = append(dst, "null"...)
+			}
+			continue
+		}
+		switch f.kind {
+		case kindText:
+			dst = fixture.AppendString(dst, v)
+		case kindInt:
+			dst = append(dst, v...)
+		case kindBool:
+			dst = fixture.AppendBool(dst, len(v) > 0 && v[0] == 't')
+		case kindFloat:
+			var x float64
+			if x, err = strconv.ParseFloat(string(v), 64); err == nil {
+				dst = fixture.AppendFloat(dst, x)
+			}
+		case kindDateTime:
+			var t time.Time
+			if t, err = parseDateTime(v); err == nil {
+				dst = fixture.AppendDateTime(dst, t)
+			}
+		case kindDate:
+			dst, err = appendDateText(dst, v)
+		case kindDecimal:
+			dst, err = fixture.AppendDecimal(dst, v)
+		case kindUUID:
+			dst, err = fixture.AppendUUID(dst, v)
+		case kindDuration:
+			var us int64
+			if us, err = parseInterval(v); err == nil {
+				dst = fixture.AppendDuration(dst, us)
+			}
+		case kindJSON:
+			dst, err = fixture.AppendJSON(dst, v)
+		case kindM2M:
+			dst, err = appendPKList(dst, v)
+		}
+		if err != nil {
+			return dst, rowError(vals[0], f, err)
+		}
+	}
+	return fixture.EndObject(dst), nil
+}
+
+// appendSQLiteRow appends one object from a SQLite row: vals as modernc.org/sqlite returns
+// them (int64, float64, string, []byte or nil), converted as Django's SQLite backend does.
+func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
+	if len(vals) != len(p.fields)+1 {
+		return dst, fmt.Errorf("row has %d values, want %d", len(vals), len(p.fields)+1)
+	}
+	pk, ok := vals[0].(int64)
+	if !ok {
+		return dst, fmt.Errorf("primary key %v is not an integer", vals[0])
+	}
+	dst = fixture.BeginObjectInt(dst, p.m.Label, pk)
+	for i := range p.fields {
+		f := &p.fields[i]
+		dst = fixture.AppendKey(dst, f.name, i == 0)
+		var err error
+		switch v := vals[i+1].(type) {
+		case nil:
+			if f.kind == kindM2M {
+				dst = append(dst, "[]"...)
+			} else {
+				dst = append(dst, "null"...)
+			}
+		case int64:
+			dst, err = f.appendSQLiteInt(dst, v)
+		case float64:
+			dst, err = f.appendSQLiteFloat(dst, v)
+		case string:
+			dst, err = f.appendSQLiteText(dst, []byte(v))
+		case []byte:
+			dst, err = f.appendSQLiteText(dst, v)
+		default:
+			err = fmt.Errorf("unexpected value of type %T", v)
+		}
+		if err != nil {
+			return dst, rowError(strconv.AppendInt(nil, pk, 10), f, err)
+		}
+	}
+	return fixture.EndObject(dst), nil
+}
+
+func (f *exportField) appendSQLiteInt(dst []byte, v int64) ([]byte, error) {
+	switch f.kind {
+	case kindBool:
+		// Django: bool(value) if value in (1, 0) else value.
+		if v == 0 || v == 1 {
+			return fixture.AppendBool(dst, v == 1), nil
+		}
+		return fixture.AppendInt(dst, v), nil
+	case kindDuration:
+		return fixture.AppendDuration(dst, v), nil
+	case kindDecimal:
+		return fixture.AppendDecimalInt(dst, v, f.places), nil
+	case kindFloat:
+		return fixture.AppendFloat(dst, float64(v)), nil
+	case kindInt, kindText:
+		return fixture.AppendInt(dst, v), nil
+	case kindM2M:
+		return append(fixture.AppendInt(append(dst, '['), v), ']'), nil
+	}
+	return dst, fmt.Errorf("integer %d where a %s is expected", v, kindName(f.kind))
+}
+
+func (f *exportField) appendSQLiteFloat(dst []byte, v float64) ([]byte, error) {
+	switch f.kind {
+	case kindDecimal:
+		return fixture.AppendDecimalFloat(dst, v, f.places), nil
+	case kindInt, kindText, kindFloat:
+		return fixture.AppendFloat(dst, v), nil
+	case kindDuration:
+		// Django: timedelta(0, 0, value) rounds a float to whole microseconds.
+		return fixture.AppendDuration(dst, int64(math.RoundToEven(v))), nil
+	}
+	return dst, fmt.Errorf("real %v where a %s is expected", v, kindName(f.kind))
+}
+
+func (f *exportField) appendSQLiteText(dst []byte, v []byte) ([]byte, error) {
+	switch f.kind {
+	case kindText, kindInt:
+		return fixture.AppendString(dst, v), nil
+	case kindDateTime:
+		t, err := parseDateTime(v)
+		if err != nil {
+			return dst, err
+		}
+		return fixture.AppendDateTime(dst, t), nil
+	case kindDate:
+		return appendDateText(dst, v)
+	case kindUUID:
+		return fixture.AppendUUID(dst, v)
+	case kindJSON:
+		return fixture.AppendJSON(dst, v)
+	case kindM2M:
+		return appendPKList(dst, v)
+	case kindDecimal:
+		x, err := strconv.ParseFloat(strings.TrimSpace(string(v)), 64)
+		if err != nil {
+			return dst, fmt.Errorf("decimal stored as text %q", v)
+		}
+		return fixture.AppendDecimalFloat(dst, x, f.places), nil
+	}
+	return dst, fmt.Errorf("text %q where a %s is expected", v, kindName(f.kind))
+}
+
+func kindName(k kind) string {
+	return [...]string{"text", "integer", "boolean", "datetime", "date", "decimal", "UUID", "duration", "JSON", "float", "many-to-many list"}[k]
+}
+
+// appendPKList appends "1,2,3" as the JSON list [1, 2, 3].
+func appendPKList(dst []byte, v []byte) ([]byte, error) {
+	dst = append(dst, '[')
+	start := 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && v[i] != ',' {
+			if c := v[i]; (c < '0' || c > '9') && c != '-' {
+				return dst, fmt.Errorf("bad primary key list %q", v)
+			}
+			continue
+		}
+		if i == start {
+			return dst, fmt.Errorf("bad primary key list %q", v)
+		}
+		if start > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, v[start:i]...)
+		start = i + 1
+	}
+	return append(dst, ']'), nil
+}
+
+// appendDateText appends a stored date "YYYY-MM-DD" as a DateField value.
+func appendDateText(dst []byte, v []byte) ([]byte, error) {
+	if len(v) != 10 || v[4] != '-' || v[7] != '-' || !digits(v[0:4]) || !digits(v[5:7]) || !digits(v[8:10]) {
+		return dst, fmt.Errorf("bad date %q", v)
+	}
+	dst = append(dst, '"')
+	dst = append(dst, v...)
+	return append(dst, '"'), nil
+}
+
+func digits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// atoi parses unsigned decimal digits; ok is false for anything else or overflow.
+func atoi(b []byte) (int, bool) {
+	if len(b) == 0 || len(b) > 9 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// parseDateTime parses a stored datetime as Django's parse_datetime does:
+// YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]][Z|±HH[[:]MM]] (PostgreSQL also writes ±HH:MM:SS offsets). A
+// datetime without offset is UTC (Django stores UTC on SQLite). The result is in UTC.
+func parseDateTime(v []byte) (time.Time, error) {
+	bad := func() (time.Time, error) { return time.Time{}, fmt.Errorf("bad datetime %q", v) }
+	if len(v) < 16 || v[4] != '-' || v[7] != '-' || (v[10] != ' ' && v[10] != 'T') || v[13] != ':' {
+		return bad()
+	}
+	year, ok1 := atoi(v[0:4])
+	month, ok2 := atoi(v[5:7])
+	day, ok3 := atoi(v[8:10])
+	hour, ok4 := atoi(v[11:13])
+	min, ok5 := atoi(v[14:16])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || min > 59 {
+		return bad()
+	}
+	rest := v[16:]
+	sec, nsec := 0, 0
+	if len(rest) >= 3 && rest[0] == ':' {
+		s, ok := atoi(rest[1:3])
+		if !ok || s > 59 {
+			return bad()
+		}
+		sec = s
+		rest = rest[3:]
+		if len(rest) > 0 && (rest[0] == '.' || rest[0] == ',') {
+			i := 1
+			for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+				i++
+			}
+			frac := rest[1:i]
+			if len(frac) == 0 || len(frac) > 12 {
+				return bad()
+			}
+			if len(frac) > 6 { // Django keeps microseconds, ignores the rest
+				frac = frac[:6]
+			}
+			us, _ := atoi(frac)
+			for n := len(frac); n < 6; n++ {
+				us *= 10
+			}
+			nsec = us * 1000
+			rest = rest[i:]
+		}
+	}
+	offset := 0
+	switch {
+	case len(rest) == 0:
+	case len(rest) == 1 && rest[0] == 'Z':
+	case rest[0] == '+' || rest[0] == '-':
+		// ±HH, ±HHMM, ±HH:MM or ±HH:MM:SS; no allocation: this runs for every PostgreSQL value.
+		o := rest[1:]
+		if len(o) == 4 && digits(o) {
+			o = []byte{o[0], o[1], ':', o[2], o[3]}
+		}
+		mult := 3600
+		for len(o) > 0 {
+			if len(o) < 2 || mult == 0 {
+				return bad()
+			}
+			n, ok := atoi(o[:2])
+			if !ok {
+				return bad()
+			}
+			offset += n * mult
+			mult /= 60
+			o = o[2:]
+			if len(o) > 0 {
+				if o[0] != ':' || len(o) == 1 {
+					return bad()
+				}
+				o = o[1:]
+			}
+		}
+		if mult == 3600 {
+			return bad()
+		}
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return bad()
+	}
+	t := time.Date(year, time.Month(month), day, hour, min, sec, nsec, time.UTC)
+	if t.Day() != day { // Feb 30 and the like
+		return bad()
+	}
+	return t.Add(-time.Duration(offset) * time.Second), nil
+}
+
+// parseInterval parses a PostgreSQL interval in IntervalStyle postgres ("1 year 2 mons -3 days
+// +04:05:06.5") into microseconds the way psycopg2 makes a timedelta of it: a year is 365 days
+// and a month 30.
+func parseInterval(v []byte) (int64, error) {
+	const day = 86400 * 1000000
+	bad := func() (int64, error) { return 0, fmt.Errorf("bad interval %q", v) }
+	var total int64
+	fields := strings.Fields(string(v))
+	for i := 0; i < len(fields); i++ {
+		f := fields[i]
+		if strings.Contains(f, ":") {
+			neg := false
+			switch f[0] {
+			case '-':
+				neg, f = true, f[1:]
+			case '+':
+				f = f[1:]
+			}
+			hms := strings.Split(f, ":")
+			if len(hms) != 3 {
+				return bad()
+			}
+			h, err1 := strconv.ParseInt(hms[0], 10, 64)
+			m, err2 := strconv.ParseInt(hms[1], 10, 64)
+			secText, fracText, _ := strings.Cut(hms[2], ".")
+			s, err3 := strconv.ParseInt(secText, 10, 64)
+			if err1 != nil || err2 != nil || err3 != nil || h < 0 || m < 0 || s < 0 {
+				return bad()
+			}
+			var us int64
+			if fracText != "" {
+				if len(fracText) > 6 || !digits([]byte(fracText)) {
+					return bad()
+				}
+				us, _ = strconv.ParseInt((fracText + "000000")[:6], 10, 64)
+			}
+			t := ((h*60+m)*60+s)*1000000 + us
+			if neg {
+				t = -t
+			}
+			total += t
+			continue
+		}
+		if i+1 >= len(fields) {
+			return bad()
+		}
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return bad()
+		}
+		i++
+		switch strings.TrimSuffix(fields[i], "s") {
+		case "year":
+			total += n * 365 * day
+		case "mon":
+			total += n * 30 * day
+		case "day":
+			total += n * day
+		default:
+			return bad()
+		}
+	}
+	if len(fields) == 0 {
+		return bad()
+	}
+	return total, nil
+}

@@ -1,0 +1,634 @@
+package database
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/webnovel/webnovel-backup/internal/platform"
+)
+
+// loadPostgres loads on one connection in one transaction: COPY streams each fixture into its
+// table (into a temporary table then INSERT ... ON CONFLICT for Merge); many-to-many pairs are
+// spooled to a temporary file while the model's COPY runs and copied into the through tables
+// after it.
+func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, o LoadOptions) ([]LoadedModel, error) {
+	colTypes := make([][]string, len(plans))
+	for i, p := range plans {
+		types, err := db.columnTypes(ctx, p.m.Table)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", p.m.Label, err)
+		}
+		for _, c := range p.cols {
+			t, ok := types[c]
+			if !ok {
+				return nil, fmt.Errorf("load %s: table %s has no column %s", p.m.Label, p.m.Table, c)
+			}
+			colTypes[i] = append(colTypes[i], t)
+		}
+	}
+	names := newTableNames(plans)
+
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load: begin: %w", err)
+	}
+	// Whatever happens before Commit, nothing stays: an error here means the connection is
+	// gone, and the server rolls back anyway.
+	defer tx.Rollback(context.Background())
+
+	var tables []string
+	for _, p := range plans {
+		tables = append(tables, quote(p.m.Table))
+		for _, f := range p.m2m {
+			tables = append(tables, quote(f.ThroughTable))
+		}
+	}
+	// Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: checked at commit, so rows load
+	// in any order and a replace may empty tables other tables point at. Writers wait for the
+	// load; so do readers once dropForeignKeys holds its ACCESS EXCLUSIVE locks.
+	setup := "SET CONSTRAINTS ALL DEFERRED"
+	if len(tables) > 0 {
+		setup += "; LOCK TABLE " + strings.Join(tables, ", ") + " IN EXCLUSIVE MODE"
+	}
+	if _, err := tx.Exec(ctx, setup); err != nil {
+		return nil, fmt.Errorf("load: lock tables: %w", err)
+	}
+
+	phase := time.Now()
+	lap := func(what string) {
+		slog.Debug("load phase", "phase", what, "took", time.Since(phase))
+		phase = time.Now()
+	}
+	fks, err := dropForeignKeys(ctx, tx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+
+	out := make([]LoadedModel, len(plans))
+	for i, p := range plans {
+		out[i].Label = p.m.Label
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(p.m.Table)).Scan(&out[i].Before); err != nil {
+			return nil, fmt.Errorf("load %s: count rows: %w", p.m.Label, err)
+		}
+	}
+	if !o.Merge {
+		// DELETE, not TRUNCATE: TRUNCATE refuses tables that others reference, and CASCADE
+		// would empty tables that are not being restored.
+		for i := len(plans) - 1; i >= 0; i-- {
+			p := plans[i]
+			for _, f := range p.m2m {
+				if _, err := tx.Exec(ctx, "DELETE FROM "+quote(f.ThroughTable)); err != nil {
+					return nil, names.wrap(p.m.Label, "empty "+f.ThroughTable, err)
+				}
+			}
+			if _, err := tx.Exec(ctx, "DELETE FROM "+quote(p.m.Table)); err != nil {
+				return nil, names.wrap(p.m.Label, "empty "+p.m.Table, err)
+			}
+		}
+	}
+
+	// Secondary indexes are dropped for the COPYs and built again once, after them, as
+	// pg_restore does: cheaper than maintaining them row by row. (Constraint indexes — primary
+	// keys, unique — stay: the merge's upserts need them.)
+	var indexes []string
+	if !o.Merge {
+		if indexes, err = dropIndexes(ctx, tx, tables); err != nil {
+			return nil, fmt.Errorf("load: %w", err)
+		}
+	}
+	lap("prepare")
+	for i, p := range plans {
+		n, err := loadModelPostgres(ctx, tx, fixtures[i], p, colTypes[i], o.Merge, names)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Rows = n
+		lap("copy " + p.m.Label)
+	}
+	for _, def := range indexes {
+		if _, err := tx.Exec(ctx, def); err != nil {
+			return nil, names.wrap("", "rebuild index ("+def+")", err)
+		}
+	}
+
+	lap("indexes")
+	// What loaddata does (sequence_reset_sql), so the next insert gets max(id)+1.
+	for _, p := range plans {
+		seqs := [][2]string{{p.m.Table, p.m.PK.Column}}
+		for _, f := range p.m2m {
+			seqs = append(seqs, [2]string{f.ThroughTable, "id"})
+		}
+		for _, s := range seqs {
+			q := fmt.Sprintf(`SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(%[1]s), 1), max(%[1]s) IS NOT null) FROM %[2]s`, quote(s[1]), quote(s[0]))
+			if _, err := tx.Exec(ctx, q, quote(s[0]), s[1]); err != nil {
+				return nil, names.wrap(p.m.Label, "reset sequence of "+s[0], err)
+			}
+		}
+	}
+
+	// Check the deferred foreign keys now, in a savepoint, so a dangling reference can be
+	// traced to its row before everything is rolled back.
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_fk"); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	for _, fk := range fks {
+		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), fk.def)
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return nil, names.foreignKeyError(ctx, tx, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+		return nil, names.foreignKeyError(ctx, tx, err)
+	}
+	lap("foreign keys")
+	if err := tx.Commit(ctx); err != nil {
+		return nil, names.wrap("", "commit", err)
+	}
+	lap("commit")
+	return out, nil
+}
+
+// dropIndexes drops the indexes of tables — secondary indexes, and the primary-key and
+// unique constraints with theirs — and returns the statements that create them again. The
+// caller has dropped the foreign keys that depend on the constraints. Loading into bare
+// tables and building each index once afterwards is what pg_restore does, and much cheaper
+// than maintaining the indexes row by row. Where they cannot be dropped (another object
+// depends on a constraint, or the user does not own the table) they stay and are maintained.
+func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT 'ALTER TABLE ' || c.conrelid::regclass::text || ' DROP CONSTRAINT ' || quote_ident(c.conname),
+			'ALTER TABLE ' || c.conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid)
+		FROM pg_constraint c
+		WHERE c.conrelid = ANY($1::regclass[]) AND c.contype IN ('p', 'u')
+		UNION ALL
+		SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+		FROM pg_index i
+		WHERE i.indrelid = ANY($1::regclass[])
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`, tables)
+	if err != nil {
+		return nil, fmt.Errorf("list indexes: %w", err)
+	}
+	var drops, defs []string
+	var drop, def string
+	if _, err := pgx.ForEachRow(rows, []any{&drop, &def}, func() error {
+		drops, defs = append(drops, drop), append(defs, def)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list indexes: %w", err)
+	}
+	if len(drops) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_index"); err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, strings.Join(drops, "; ")); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "2BP01") { // not the owner, or a view depends on a key
+			slog.Warn("load: keeping the tables' indexes during the load", "reason", pgErr.Message)
+			_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_index")
+			return nil, err
+		}
+		return nil, fmt.Errorf("drop indexes: %w", err)
+	}
+	return defs, nil
+}
+
+// foreignKey is a constraint dropped for the load and added back before commit.
+type foreignKey struct {
+	table, name, def string // table as regclass text (quoted as needed)
+}
+
+// dropForeignKeys drops the foreign keys from and to tables, inside the transaction, so that
+// neither the DELETEs nor the COPYs queue a check per row: adding them back before commit
+// checks each one with a single query, which is what makes pg_restore fast. Dropping needs
+// the tables' owner; without that right the load keeps the keys, deferred, and PostgreSQL
+// checks them row by row at the end.
+func dropForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreignKey, error) {
+	rows, err := tx.Query(ctx, `SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+		FROM pg_constraint c
+		WHERE c.contype = 'f' AND (c.conrelid = ANY($1::regclass[]) OR c.confrelid = ANY($1::regclass[]))
+		ORDER BY 1, 2`, tables)
+	if err != nil {
+		return nil, fmt.Errorf("list foreign keys: %w", err)
+	}
+	var fks []foreignKey
+	var fk foreignKey
+	if _, err := pgx.ForEachRow(rows, []any{&fk.table, &fk.name, &fk.def}, func() error {
+		fks = append(fks, fk)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("list foreign keys: %w", err)
+	}
+	if len(fks) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_fk"); err != nil {
+		return nil, err
+	}
+	for _, fk := range fks {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", fk.table, quote(fk.name))); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_fk"); err != nil {
+					return nil, err
+				}
+				slog.Warn("load: cannot drop foreign keys (not the tables' owner); checking them row by row", "table", fk.table, "err", pgErr.Message)
+				return nil, nil
+			}
+			return nil, fmt.Errorf("drop foreign key %s of %s: %w", fk.name, fk.table, err)
+		}
+	}
+	return fks, nil
+}
+
+// loadModelPostgres copies one fixture into its table and its M2M pairs into the through
+// tables, and returns the number of objects loaded.
+func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPlan, colTypes []string, merge bool, names *tableNames) (int64, error) {
+	r, closer, err := openFixture(lf)
+	if err != nil {
+		return 0, err
+	}
+	defer closer.Close()
+	src := newPGRowSource(ctx, r, p, colTypes, merge)
+	defer src.Close()
+	if len(p.m2m) > 0 {
+		if src.spool, err = newPairSpool(); err != nil {
+			return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
+		}
+		defer src.spool.Close()
+	}
+
+	target := p.m.Table
+	if merge {
+		target = "wnb_load_" + p.m.Table
+		q := fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
+			quote(target), quoteList(p.cols), quote(p.m.Table))
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return 0, names.wrap(p.m.Label, "create temporary table", err)
+		}
+	}
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{target}, p.cols, src)
+	if src.err != nil { // the fixture's fault, whatever pgx made of it
+		return 0, src.err
+	}
+	if err != nil {
+		return 0, names.wrap(p.m.Label, "copy into "+p.m.Table, err)
+	}
+	if merge {
+		set := make([]string, 0, len(p.cols)-1)
+		for _, c := range p.cols[1:] {
+			set = append(set, quote(c)+" = EXCLUDED."+quote(c))
+		}
+		action := "DO NOTHING"
+		if len(set) > 0 {
+			action = "DO UPDATE SET " + strings.Join(set, ", ")
+		}
+		q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) %s",
+			quote(p.m.Table), quoteList(p.cols), quoteList(p.cols), quote(target), quote(p.m.PK.Column), action)
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return 0, names.wrap(p.m.Label, "upsert into "+p.m.Table, err)
+		}
+		if _, err := tx.Exec(ctx, "DROP TABLE "+quote(target)); err != nil {
+			return 0, names.wrap(p.m.Label, "drop temporary table", err)
+		}
+	}
+	if src.spool == nil {
+		return n, nil
+	}
+	if err := src.spool.Flush(); err != nil {
+		return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
+	}
+	for j, f := range p.m2m {
+		if merge {
+			// The fixture's list replaces the object's current one, as loaddata's set() does;
+			// objects that leave the field out keep theirs.
+			owners := "wnb_load_owners"
+			if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+owners+" (owner bigint) ON COMMIT DROP"); err != nil {
+				return 0, names.wrap(p.m.Label, "create temporary table", err)
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{owners}, []string{"owner"}, src.spool.source(spoolOwner, j)); err != nil {
+				return 0, names.wrap(p.m.Label, "copy many-to-many owners", err)
+			}
+			q := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT owner FROM %s)", quote(f.ThroughTable), quote(f.ThroughColumns[0]), owners)
+			if _, err := tx.Exec(ctx, q+"; DROP TABLE "+owners); err != nil {
+				return 0, names.wrap(p.m.Label, "replace many-to-many "+f.Name, err)
+			}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{f.ThroughTable}, f.ThroughColumns, src.spool.source(spoolPair, j)); err != nil {
+			return 0, names.wrap(p.m.Label, "copy many-to-many "+f.Name+" into "+f.ThroughTable, err)
+		}
+	}
+	return n, nil
+}
+
+func quoteList(cols []string) string {
+	q := make([]string, len(cols))
+	for i, c := range cols {
+		q[i] = quote(c)
+	}
+	return strings.Join(q, ", ")
+}
+
+// pgLoadValue converts a decoded value for a column of dataType (f is nil for the pk),
+// checking what PostgreSQL would refuse without saying which row.
+func pgLoadValue(dataType string, f *loadField, v any) (any, error) {
+	switch x := v.(type) {
+	case int64:
+		var lo, hi int64 = math.MinInt64, math.MaxInt64
+		switch dataType {
+		case "integer":
+			lo, hi = math.MinInt32, math.MaxInt32
+		case "smallint":
+			lo, hi = math.MinInt16, math.MaxInt16
+		}
+		if x < lo || x > hi {
+			return nil, fmt.Errorf("%d is out of range for type %s", x, dataType)
+		}
+	case string:
+		if strings.IndexByte(x, 0) >= 0 && (dataType == "text" || dataType == "character varying" || dataType == "character") {
+			return nil, errors.New("PostgreSQL text cannot hold NUL characters")
+		}
+		if f != nil && f.MaxLength > 0 && dataType == "character varying" && len(x) > f.MaxLength {
+			if n := utf8.RuneCountInString(x); n > f.MaxLength {
+				return nil, fmt.Errorf("%d characters, more than max_length %d", n, f.MaxLength)
+			}
+		}
+	}
+	return pgValue(dataType, v)
+}
+
+// Spool record kinds.
+const (
+	spoolPair  = 1 // owner → target of an M2M field
+	spoolOwner = 2 // the object gave the M2M field (Merge replaces its list)
+)
+
+const spoolRecord = 2 + 8 + 8
+
+// pairSpool keeps many-to-many pairs in a temporary file while the model's COPY runs, so
+// memory stays flat however many there are.
+type pairSpool struct {
+	f   *os.File
+	w   *bufio.Writer
+	buf [spoolRecord]byte
+	err error
+}
+
+func newPairSpool() (*pairSpool, error) {
+	f, err := os.CreateTemp("", "wnb-load-m2m-*")
+	if err != nil {
+		return nil, fmt.Errorf("spool many-to-many pairs: %w", err)
+	}
+	os.Remove(f.Name()) // gone with the last descriptor, even after a crash (Unix)
+	return &pairSpool{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+func (s *pairSpool) add(kind byte, field int, owner, target int64) {
+	if s.err != nil {
+		return
+	}
+	s.buf[0], s.buf[1] = kind, byte(field)
+	binary.LittleEndian.PutUint64(s.buf[2:], uint64(owner))
+	binary.LittleEndian.PutUint64(s.buf[10:], uint64(target))
+	_, s.err = s.w.Write(s.buf[:])
+}
+
+func (s *pairSpool) Flush() error {
+	if s.err == nil {
+		s.err = s.w.Flush()
+	}
+	return s.err
+}
+
+func (s *pairSpool) Close() error {
+	name := s.f.Name()
+	err := s.f.Close()
+	os.Remove(name)
+	return err
+}
+
+// source reads the spool's records of one kind and field from the start.
+func (s *pairSpool) source(kind byte, field int) pgx.CopyFromSource {
+	src := &spoolSource{kind: kind, field: byte(field)}
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		src.err = err
+	}
+	src.r = bufio.NewReaderSize(s.f, 64<<10)
+	return src
+}
+
+type spoolSource struct {
+	r           *bufio.Reader
+	kind, field byte
+	buf         [spoolRecord]byte
+	vals        []any
+	err         error
+}
+
+func (s *spoolSource) Next() bool {
+	for s.err == nil {
+		if _, err := io.ReadFull(s.r, s.buf[:]); err != nil {
+			if err != io.EOF {
+				s.err = fmt.Errorf("read many-to-many spool: %w", err)
+			}
+			return false
+		}
+		if s.buf[0] != s.kind || s.buf[1] != s.field {
+			continue
+		}
+		owner := int64(binary.LittleEndian.Uint64(s.buf[2:]))
+		if s.kind == spoolOwner {
+			s.vals = append(s.vals[:0], owner)
+		} else {
+			s.vals = append(s.vals[:0], owner, int64(binary.LittleEndian.Uint64(s.buf[10:])))
+		}
+		return true
+	}
+	return false
+}
+
+func (s *spoolSource) Values() ([]any, error) { return s.vals, nil }
+func (s *spoolSource) Err() error             { return s.err }
+
+// tableNames maps tables to what an error message should call them.
+type tableNames struct {
+	model   map[string]platform.Model // model table → model
+	through map[string]throughOf      // auto M2M table → owner and field
+}
+
+type throughOf struct {
+	m platform.Model
+	f platform.Field
+}
+
+func newTableNames(plans []*loadPlan) *tableNames {
+	n := &tableNames{model: map[string]platform.Model{}, through: map[string]throughOf{}}
+	models := append([]platform.Model(nil), platform.Default.Models...)
+	for _, p := range plans {
+		models = append(models, p.m)
+	}
+	for _, m := range models {
+		n.model[m.Table] = m
+		for _, f := range m.ManyToMany() {
+			n.through[f.ThroughTable] = throughOf{m, f}
+		}
+	}
+	return n
+}
+
+// describe names a table for an error message.
+func (n *tableNames) describe(table string) string {
+	if m, ok := n.model[table]; ok {
+		return m.Label
+	}
+	if t, ok := n.through[table]; ok {
+		return fmt.Sprintf("%s many-to-many field %q (table %s)", t.m.Label, t.f.Name, table)
+	}
+	return "table " + table
+}
+
+var (
+	pgKeyDetail  = regexp.MustCompile(`^Key \(([^)]*)\)=\((.*)\) (already exists|is duplicated|is not present in table "([^"]+)"|is still referenced from table "([^"]+)")\.$`)
+	pgCopyWhere  = regexp.MustCompile(`COPY [^,]+, line (\d+)`)
+	pgFailingRow = regexp.MustCompile(`^Failing row contains \(([^,)]*)`)
+)
+
+// wrap turns a PostgreSQL error into one that names the model (from the error's table when
+// it has one), the pk when the error's detail gives it, and the constraint.
+func (n *tableNames) wrap(label, doing string, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		if label == "" {
+			return fmt.Errorf("load: %s: %w", doing, err)
+		}
+		return fmt.Errorf("load %s: %s: %w", label, doing, err)
+	}
+	what := label
+	if pgErr.TableName != "" {
+		what = n.describe(pgErr.TableName)
+	}
+	if what == "" {
+		what = "database"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "load %s", what)
+	m, isModel := n.model[pgErr.TableName]
+	if d := pgKeyDetail.FindStringSubmatch(pgErr.Detail); d != nil && isModel && d[1] == m.PK.Column {
+		fmt.Fprintf(&b, " pk %s", d[2])
+	} else if d := pgFailingRow.FindStringSubmatch(pgErr.Detail); d != nil && isModel && pgErr.Code == "23514" {
+		fmt.Fprintf(&b, " pk %s", d[1]) // the pk is the first column of Django's tables
+	}
+	if w := pgCopyWhere.FindStringSubmatch(pgErr.Where); w != nil {
+		fmt.Fprintf(&b, " (object %s of the fixture)", w[1])
+	}
+	fmt.Fprintf(&b, ": %s: %s", doing, pgErr.Message)
+	if pgErr.Detail != "" {
+		fmt.Fprintf(&b, ": %s", pgErr.Detail)
+	}
+	if pgErr.ConstraintName != "" {
+		fmt.Fprintf(&b, " (constraint %s)", pgErr.ConstraintName)
+	}
+	return &loadError{msg: b.String(), err: err}
+}
+
+// loadError keeps the driver's error for errors.As while giving a readable message.
+type loadError struct {
+	msg string
+	err error
+}
+
+func (e *loadError) Error() string { return e.msg }
+func (e *loadError) Unwrap() error { return e.err }
+
+// foreignKeyError explains a failed deferred foreign-key check: after rolling back to the
+// savepoint (the loaded rows are still there), it finds the row holding the dangling
+// reference. PostgreSQL reports either the referencing row ("Key (book_id)=(9) is not present
+// in table books_book") or the referenced one ("Key (id)=(9) is still referenced from table
+// books_chapter"), whichever check runs first.
+func (n *tableNames) foreignKeyError(ctx context.Context, tx pgx.Tx, err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+		return n.wrap("", "check foreign keys", err)
+	}
+	d := pgKeyDetail.FindStringSubmatch(pgErr.Detail)
+	if d == nil || strings.Contains(d[1], ",") || d[4] == "" && d[5] == "" {
+		return n.wrap("", "check foreign keys", err)
+	}
+	if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_fk"); rerr != nil {
+		return n.wrap("", "check foreign keys", err)
+	}
+	val := d[2]
+	var child, col, parent string
+	if d[4] != "" {
+		child, col, parent = pgErr.TableName, d[1], d[4]
+	} else {
+		// The error is on the referenced table; the constraint names the referencing column.
+		child = d[5]
+		_ = tx.QueryRow(ctx, `SELECT a.attname, p.relname FROM pg_constraint c
+			JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+			JOIN pg_class p ON p.oid = c.confrelid
+			WHERE c.conname = $1 AND c.conrelid = $2::regclass`, pgErr.ConstraintName, quote(child)).Scan(&col, &parent)
+	}
+	pkCol := ""
+	if m, ok := n.model[child]; ok {
+		pkCol = m.PK.Column
+	} else if t, ok := n.through[child]; ok {
+		pkCol = t.f.ThroughColumns[0]
+	}
+	pk := ""
+	if pkCol != "" && col != "" {
+		q := fmt.Sprintf("SELECT %s::text FROM %s WHERE %s::text = $1 LIMIT 1", quote(pkCol), quote(child), quote(col))
+		_ = tx.QueryRow(ctx, q, val).Scan(&pk)
+	}
+	return &loadError{msg: n.danglingMessage(child, col, pk, val, parent) + " (constraint " + pgErr.ConstraintName + ")", err: err}
+}
+
+// danglingMessage describes a row of child whose column col (= val) has no row in parent;
+// pk is the row's pk (for an M2M table, its owner's), "" when unknown.
+func (n *tableNames) danglingMessage(child, col, pk, val, parent string) string {
+	target := n.describe(parent)
+	if m, ok := n.model[parent]; ok {
+		target = fmt.Sprintf("%s (table %s)", m.Label, parent)
+	}
+	where := ""
+	if t, ok := n.through[child]; ok {
+		where = t.m.Label
+		if pk != "" {
+			where += " pk " + pk
+		}
+		return fmt.Sprintf("load: foreign key check failed, nothing was changed: %s: many-to-many field %q lists %s, but %s has no row with that id after the load",
+			where, t.f.Name, val, target)
+	}
+	where, field := n.describe(child), col
+	if m, ok := n.model[child]; ok {
+		for _, f := range m.Fields {
+			if f.Column == col {
+				field = f.Name
+			}
+		}
+	}
+	if pk != "" {
+		where += " pk " + pk
+	}
+	return fmt.Sprintf("load: foreign key check failed, nothing was changed: %s: field %q = %s, but %s has no row with that id after the load",
+		where, field, val, target)
+}

@@ -1,0 +1,342 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+)
+
+// minPoolConns lets several export workers share one DB.
+const minPoolConns = 8
+
+func openPostgres(ctx context.Context, src Source) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(src.DSN)
+	if err != nil {
+		return nil, err
+	}
+	// Exports parse the server's text output: pin the formats they rely on.
+	rp := cfg.ConnConfig.RuntimeParams
+	rp["timezone"] = "UTC"
+	rp["datestyle"] = "ISO, YMD"
+	rp["intervalstyle"] = "postgres"
+	if cfg.MaxConns < minPoolConns {
+		cfg.MaxConns = minPoolConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
+			return nil, fmt.Errorf("database %q does not exist", cfg.ConnConfig.Database)
+		}
+		return nil, err
+	}
+	return pool, nil
+}
+
+func (db *DB) applySchemaPostgres(ctx context.Context) (created bool, err error) {
+	var exists bool
+	if err := db.pool.QueryRow(ctx, "SELECT to_regclass('accounts_user') IS NOT NULL").Scan(&exists); err != nil {
+		return false, err
+	}
+	if exists {
+		return false, nil
+	}
+	c, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	// The pg_dump script empties search_path for its session: run it on a connection of its
+	// own that never returns to the pool.
+	conn := c.Hijack()
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, platform.SchemaPostgres)
+	return err == nil, err
+}
+
+// columnTypes returns data_type by column for a table of the current schema.
+func (db *DB) columnTypes(ctx context.Context, table string) (map[string]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT column_name, data_type FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = $1`, table)
+	if err != nil {
+		return nil, err
+	}
+	types := map[string]string{}
+	var name, typ string
+	_, err = pgx.ForEachRow(rows, []any{&name, &typ}, func() error {
+		types[name] = typ
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(types) == 0 {
+		return nil, fmt.Errorf("table %s does not exist", table)
+	}
+	return types, nil
+}
+
+func (db *DB) bulkInsertPostgres(ctx context.Context, table string, columns []string, next func() ([]any, bool)) (int64, error) {
+	types, err := db.columnTypes(ctx, table)
+	if err != nil {
+		return 0, err
+	}
+	colTypes := make([]string, len(columns))
+	for i, c := range columns {
+		t, ok := types[c]
+		if !ok {
+			return 0, fmt.Errorf("table %s has no column %s", table, c)
+		}
+		colTypes[i] = t
+	}
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.Background())
+	var rowNum int64
+	src := pgx.CopyFromFunc(func() ([]any, error) {
+		row, ok := next()
+		if !ok {
+			return nil, nil
+		}
+		rowNum++
+		if len(row) != len(columns) {
+			return nil, fmt.Errorf("row %d has %d values for %d columns", rowNum, len(row), len(columns))
+		}
+		for i, v := range row {
+			cv, err := pgValue(colTypes[i], v)
+			if err != nil {
+				return nil, fmt.Errorf("row %d column %s: %w", rowNum, columns[i], err)
+			}
+			row[i] = cv
+		}
+		return row, nil
+	})
+	n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, columns, src)
+	if err != nil {
+		return 0, err
+	}
+	if _, ok := types["id"]; ok {
+		// What loaddata does (sequence_reset_sql), so the next insert gets max(id)+1.
+		q := fmt.Sprintf(`SELECT setval(pg_get_serial_sequence($1, 'id'), coalesce(max("id"), 1), max("id") IS NOT null) FROM %s`, quote(table))
+		if _, err := tx.Exec(ctx, q, quote(table)); err != nil {
+			return 0, fmt.Errorf("reset id sequence: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// pgValue converts a BulkInsert value to what pgx encodes for a column of dataType
+// (information_schema.columns.data_type).
+func pgValue(dataType string, v any) (any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	switch dataType {
+	case "numeric":
+		if s, ok := v.(string); ok {
+			var n pgtype.Numeric
+			if err := n.Scan(s); err != nil {
+				return nil, fmt.Errorf("decimal %q: %w", s, err)
+			}
+			return n, nil
+		}
+	case "interval":
+		switch x := v.(type) {
+		case int64:
+			return pgtype.Interval{Microseconds: x, Valid: true}, nil
+		case time.Duration:
+			return pgtype.Interval{Microseconds: x.Microseconds(), Valid: true}, nil
+		}
+	case "uuid":
+		if s, ok := v.(string); ok {
+			var u pgtype.UUID
+			if err := u.Scan(s); err != nil {
+				return nil, fmt.Errorf("UUID %q: %w", s, err)
+			}
+			return u, nil
+		}
+	case "timestamp with time zone", "timestamp without time zone":
+		if s, ok := v.(string); ok {
+			return parseDateTime([]byte(s))
+		}
+	case "date":
+		if s, ok := v.(string); ok {
+			t, err := time.Parse(time.DateOnly, s)
+			if err != nil {
+				return nil, fmt.Errorf("date %q: %w", s, err)
+			}
+			return t, nil
+		}
+	case "json", "jsonb":
+		if b, ok := v.([]byte); ok {
+			return string(b), nil
+		}
+	}
+	return v, nil
+}
+
+func (db *DB) liveColumnsPostgres(ctx context.Context) (map[string]map[string]bool, error) {
+	rows, err := db.pool.Query(ctx, `SELECT table_name, column_name FROM information_schema.columns
+		WHERE table_schema = current_schema()`)
+	if err != nil {
+		return nil, err
+	}
+	live := map[string]map[string]bool{}
+	var table, col string
+	_, err = pgx.ForEachRow(rows, []any{&table, &col}, func() error {
+		if live[table] == nil {
+			live[table] = map[string]bool{}
+		}
+		live[table][col] = true
+		return nil
+	})
+	return live, err
+}
+
+// pgSnapshot is the coordinator's transaction whose snapshot the exports import.
+type pgSnapshot struct {
+	conn *pgx.Conn
+	tx   pgx.Tx
+}
+
+func (db *DB) beginSnapshotPostgres(ctx context.Context) (*Snapshot, error) {
+	// A connection of its own: held for the whole run, it must not take a pool slot.
+	conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	var id string
+	if err := tx.QueryRow(ctx, "SELECT pg_export_snapshot()").Scan(&id); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
+	return &Snapshot{db: db, id: id, pg: &pgSnapshot{conn: conn, tx: tx}}, nil
+}
+
+func (s *pgSnapshot) plan(ctx context.Context, m platform.Model, chunk int) (int64, []int64, error) {
+	if s.tx == nil {
+		return 0, nil, errors.New("snapshot is closed")
+	}
+	var total int64
+	if err := s.tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(m.Table)).Scan(&total); err != nil {
+		return 0, nil, err
+	}
+	if total <= int64(chunk) {
+		return total, nil, nil
+	}
+	pk := quote(m.PK.Column)
+	rows, err := s.tx.Query(ctx, fmt.Sprintf(`SELECT pk FROM (SELECT %s AS pk, row_number() OVER (ORDER BY %s) AS n FROM %s) s
+		WHERE n %% $1 = 0 AND n < $2 ORDER BY pk`, pk, pk, quote(m.Table)), int64(chunk), total)
+	if err != nil {
+		return 0, nil, err
+	}
+	bounds, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	return total, bounds, err
+}
+
+func (s *pgSnapshot) close() error {
+	if s.tx == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.tx.Rollback(ctx)
+	if cerr := s.conn.Close(ctx); err == nil {
+		err = cerr
+	}
+	s.tx, s.conn = nil, nil
+	return err
+}
+
+// validSnapshotID reports whether id looks like a pg_export_snapshot() name
+// ("00000003-0000001B-1"), so it can be written into SET TRANSACTION SNAPSHOT.
+func validSnapshotID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F' || c >= 'a' && c <= 'f' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPlan, r Range, out *fixture.Writer) (int64, error) {
+	setup := "SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'"
+	if snapshotID != "" {
+		if !validSnapshotID(snapshotID) {
+			return 0, fmt.Errorf("invalid PostgreSQL snapshot id %q", snapshotID)
+		}
+		// Must be the transaction's first statement.
+		setup = "SET TRANSACTION SNAPSHOT '" + snapshotID + "'; " + setup
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, setup); err != nil {
+		return 0, fmt.Errorf("import snapshot %s: %w", snapshotID, err)
+	}
+
+	q, args := p.query(r, func(i int) string { return "$" + strconv.Itoa(i) })
+	params := make([][]byte, len(args))
+	oids := make([]uint32, len(args))
+	for i, a := range args {
+		params[i] = strconv.AppendInt(nil, a, 10)
+		oids[i] = pgtype.Int8OID
+	}
+	// Text results straight off the wire (no per-value allocation), formatted as they come.
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rr := conn.Conn().PgConn().ExecParams(qctx, q, params, oids, nil, nil)
+	var (
+		n   int64
+		buf = make([]byte, 0, 4096)
+	)
+	for rr.NextRow() {
+		buf, err = p.appendPGRow(buf[:0], rr.Values())
+		if err == nil {
+			err = out.WriteObject(buf)
+		}
+		if err != nil {
+			cancel() // do not read the rest of the table
+			rr.Close()
+			return n, err
+		}
+		n++
+	}
+	if _, err := rr.Close(); err != nil {
+		return n, err
+	}
+	return n, tx.Commit(ctx)
+}

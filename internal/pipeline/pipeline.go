@@ -1,0 +1,125 @@
+// Package pipeline wires one command's run: it connects to NATS or starts the embedded server,
+// declares the streams, starts in-process workers, and hands the coordinator the connection.
+//
+// With no NATS URL everything runs in this process, through the same queue, the same
+// consumer and the same worker code as a cluster with worker processes.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/workers"
+)
+
+// Config says where the queue is and how many in-process workers to run.
+type Config struct {
+	// NATSURL is the cluster to use; empty starts an embedded server.
+	NATSURL string
+	// NATSOptions are extra connection options (credentials, TLS).
+	NATSOptions []nats.Option
+	// Workers is how many in-process workers run tasks (0: leave all work to worker processes).
+	Workers int
+	// DatabaseURL and StorageURL are what in-process workers read.
+	DatabaseURL string
+	StorageURL  string
+	// Queue shapes the streams and the consumer.
+	Queue queue.Config
+	// Backoff overrides the workers' redelivery delay (tests use a short one).
+	Backoff func(attempt int) time.Duration
+	Logger  *slog.Logger
+}
+
+// Session is a connected queue with its in-process workers running.
+type Session struct {
+	Coordinator *coordinator.Coordinator
+	JetStream   jetstream.JetStream
+
+	nc       *nats.Conn
+	embedded *queue.Embedded
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// Start connects (or starts the embedded server), declares the streams and starts the workers.
+func Start(ctx context.Context, cfg Config) (*Session, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Session{}
+	url := cfg.NATSURL
+	opts := cfg.NATSOptions
+	if url == "" {
+		emb, err := queue.StartEmbedded("")
+		if err != nil {
+			return nil, err
+		}
+		s.embedded = emb
+		url = emb.URL()
+	}
+	nc, err := queue.Connect(url, "webnovel-backup", opts...)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	s.JetStream = js
+	cons, err := queue.Ensure(ctx, js, cfg.Queue)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	if cfg.Workers > 0 {
+		w, err := workers.New(ctx, js, cons, workers.Config{
+			Name:        "embedded",
+			Concurrency: cfg.Workers,
+			DatabaseURL: cfg.DatabaseURL,
+			StorageURL:  cfg.StorageURL,
+			Backoff:     cfg.Backoff,
+			Logger:      log,
+		})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			w.Run(wctx)
+		}()
+	}
+	s.Coordinator = coordinator.New(js, log)
+	return s, nil
+}
+
+// Close stops the workers (handing back what they hold), then the connection and any
+// embedded server.
+func (s *Session) Close() {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.wg.Wait()
+	if s.nc != nil {
+		s.nc.Drain()
+		s.nc.Close()
+	}
+	if s.embedded != nil {
+		s.embedded.Shutdown()
+	}
+}

@@ -1,0 +1,296 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/pgtest"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/roundtrip"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// emptyTarget makes an empty platform database of an engine and a storage folder.
+func emptyTarget(t *testing.T, engine string) platformFixture {
+	t.Helper()
+	dir := t.TempDir()
+	url := "sqlite:///" + filepath.Join(dir, "target.sqlite3")
+	if engine == database.Postgres {
+		url = pgtest.URL(t)
+	}
+	db, err := database.Create(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.ApplySchema(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return platformFixture{dbURL: url, storage: filepath.Join(dir, "media")}
+}
+
+func filledPlatform(t *testing.T, engine string, opts demo.Options) platformFixture {
+	t.Helper()
+	if engine == database.SQLite {
+		return sqlitePlatform(t, opts)
+	}
+	p := platformFixture{dbURL: pgtest.URL(t), storage: filepath.Join(t.TempDir(), "media")}
+	sum, err := demo.Fill(context.Background(), p.dbURL, p.storage, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.summary = sum
+	return p
+}
+
+func backupOf(t *testing.T, p platformFixture, compress bool) string {
+	t.Helper()
+	s := startSession(t, p, 2, queue.Config{})
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Compress: compress, ChunkRows: 50,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep.Path
+}
+
+func restoreInto(t *testing.T, target platformFixture, o coordinator.RestoreOptions) (*coordinator.RestoreReport, error) {
+	t.Helper()
+	s := startSession(t, target, 2, queue.Config{})
+	o.DatabaseURL, o.StorageURL, o.TempDir = target.dbURL, target.storage, t.TempDir()
+	return s.Coordinator.Restore(context.Background(), o)
+}
+
+// compareWithBackup asserts that target holds exactly what the backup folder holds.
+func compareWithBackup(t *testing.T, dir string, target platformFixture) {
+	t.Helper()
+	rep := &roundtrip.Report{}
+	if err := roundtrip.CompareDatabase(context.Background(), rep, dir, target.dbURL, "restored database"); err != nil {
+		t.Fatal(err)
+	}
+	if err := roundtrip.CompareFiles(context.Background(), rep, filepath.Join(dir, layout.FilesDir), target.storage, "restored storage"); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Differences) > 0 {
+		t.Fatalf("%d differences, e.g.:\n%s", len(rep.Differences), strings.Join(rep.Differences[:min(10, len(rep.Differences))], "\n"))
+	}
+}
+
+func TestRestoreRoundTrips(t *testing.T) {
+	tests := []struct {
+		name     string
+		from, to string
+		compress bool
+	}{
+		{"sqlite to sqlite, folder", database.SQLite, database.SQLite, false},
+		{"sqlite to sqlite, tar.gz", database.SQLite, database.SQLite, true},
+		{"postgres to postgres, folder", database.Postgres, database.Postgres, false},
+		{"sqlite to postgres", database.SQLite, database.Postgres, false},
+		{"postgres to sqlite, tar.gz", database.Postgres, database.SQLite, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := filledPlatform(t, tt.from, demo.DefaultOptions())
+			backup := backupOf(t, src, tt.compress)
+			target := emptyTarget(t, tt.to)
+			// What a worker killed mid-file leaves behind is swept after the files are restored.
+			leftover := filepath.Join(target.storage, "content", storage.TempPrefix+"dead-worker")
+			os.MkdirAll(filepath.Dir(leftover), 0o755)
+			os.WriteFile(leftover, []byte("partial"), 0o600)
+			rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+				t.Fatalf("temporary file left in the storage: %v", err)
+			}
+			if len(rep.Loaded) != 10 || rep.Files == 0 || rep.Failed != 0 {
+				t.Fatalf("loaded %d models, %d files, %d failed", len(rep.Loaded), rep.Files, rep.Failed)
+			}
+			dir := backup
+			if tt.compress {
+				dir = t.TempDir()
+				f, _ := os.Open(backup)
+				defer f.Close()
+				top, err := extract(f, dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir = filepath.Join(dir, top)
+			}
+			compareWithBackup(t, dir, target)
+			// Sequences are past the restored ids: a new row gets a fresh id.
+			db, err := database.Open(context.Background(), target.dbURL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			n, err := db.BulkInsert(context.Background(), "books_language", []string{"code", "name"}, oneRow([]any{"new", "New"}))
+			if err != nil || n != 1 {
+				t.Fatalf("insert after restore: %d %v", n, err)
+			}
+		})
+	}
+}
+
+func oneRow(row []any) func() ([]any, bool) {
+	done := false
+	return func() ([]any, bool) {
+		if done {
+			return nil, false
+		}
+		done = true
+		return row, true
+	}
+}
+
+// state is what a refused restore must leave untouched: every model's export and every file.
+func state(t *testing.T, p platformFixture) string {
+	t.Helper()
+	db, err := database.Open(context.Background(), p.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b bytes.Buffer
+	for _, m := range platform.Default.Models {
+		if _, err := db.Export(context.Background(), "", m, database.Range{}, fixtureLines, &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := treeFiles(t, p.storage)
+	for _, k := range slices.Sorted(maps.Keys(files)) {
+		b.WriteString(k)
+		b.Write(files[k])
+	}
+	return b.String()
+}
+
+// TestRestoreRefusalsChangeNothing: every check happens before anything changes.
+func TestRestoreRefusalsChangeNothing(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	clean := backupOf(t, src, false)
+	other := demo.DefaultOptions()
+	other.Seed = 99
+	target := sqlitePlatform(t, other)
+	before := state(t, target)
+
+	tests := []struct {
+		name   string
+		damage func(t *testing.T, dir string) string // returns the backup path to restore
+		want   string
+	}{
+		{"corrupt fixture byte", func(t *testing.T, dir string) string {
+			flipByte(t, filepath.Join(dir, "db_books_chapter.json"))
+			return dir
+		}, "db_books_chapter.json is corrupt"},
+		{"corrupt file byte", func(t *testing.T, dir string) string {
+			var victim string
+			for k := range treeFiles(t, filepath.Join(dir, "files")) {
+				if strings.HasPrefix(k, "content/") {
+					victim = k
+				}
+			}
+			flipByte(t, filepath.Join(dir, "files", victim))
+			return dir
+		}, "is corrupt"},
+		{"missing metadata", func(t *testing.T, dir string) string {
+			os.Remove(filepath.Join(dir, layout.FileMetadata))
+			return dir
+		}, "not a complete backup"},
+		{"file not in SHA256SUMS", func(t *testing.T, dir string) string {
+			os.WriteFile(filepath.Join(dir, "files", "content", "intruder.json"), []byte("{}"), 0o644)
+			return dir
+		}, "files/content/intruder.json is not listed in SHA256SUMS"},
+		{"dangling reference (rolled back)", func(t *testing.T, dir string) string {
+			replaceInFixture(t, dir, "db_books_chapter.json", `"book": 1,`, `"book": 999,`)
+			return dir
+		}, "books"},
+		{"hostile archive entry", func(t *testing.T, dir string) string {
+			return hostileArchive(t, dir)
+		}, "unsafe"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyTree(t, clean)
+			path := tt.damage(t, dir)
+			_, err := restoreInto(t, target, coordinator.RestoreOptions{Source: path})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tt.want)
+			}
+			if state(t, target) != before {
+				t.Fatal("a refused restore changed the target")
+			}
+		})
+	}
+
+	t.Run("missing table", func(t *testing.T) {
+		broken := emptyTarget(t, database.SQLite)
+		dropTable(t, broken.dbURL, "books_bookfile")
+		_, err := restoreInto(t, broken, coordinator.RestoreOptions{Source: clean})
+		if err == nil || !strings.Contains(err.Error(), "books_bookfile") || !strings.Contains(err.Error(), "migrate") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("confirmation refused", func(t *testing.T) {
+		asked := false
+		_, err := restoreInto(t, target, coordinator.RestoreOptions{Source: clean, Confirm: func(p *coordinator.RestorePlan) (bool, error) {
+			asked = len(p.Models) == 10 && p.Files > 0
+			return false, nil
+		}})
+		if !errors.Is(err, coordinator.ErrRefused) || !asked {
+			t.Fatalf("err = %v, asked with a full plan: %v", err, asked)
+		}
+		if state(t, target) != before {
+			t.Fatal("a refused restore changed the target")
+		}
+	})
+	t.Run("dry run", func(t *testing.T) {
+		rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: clean, DryRun: true})
+		if err != nil || !rep.DryRun || len(rep.Plan.Models) != 10 {
+			t.Fatalf("dry run: %v %+v", err, rep)
+		}
+		if state(t, target) != before {
+			t.Fatal("a dry run changed the target")
+		}
+	})
+}
+
+// A file that cannot be written is reported; the rest are restored and the run is partial.
+func TestRestorePartialFiles(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	backup := backupOf(t, src, false)
+	target := emptyTarget(t, database.SQLite)
+	var victim string
+	for k := range treeFiles(t, filepath.Join(backup, "files")) {
+		if strings.HasPrefix(k, "content/") {
+			victim = k
+			break
+		}
+	}
+	// A folder where the file should go: the rename onto it fails.
+	if err := os.MkdirAll(filepath.Join(target.storage, victim, "blocker"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
+	var partial *coordinator.PartialError
+	if !errors.As(err, &partial) || rep.Failed != 1 || len(rep.Failures) != 1 || !strings.Contains(rep.Failures[0], victim) {
+		t.Fatalf("err = %v, report %+v", err, rep)
+	}
+	if rep.Files != int64(src.summary.Files)-1 {
+		t.Fatalf("restored %d files, want all %d but one", rep.Files, src.summary.Files)
+	}
+}

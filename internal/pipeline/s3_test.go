@@ -1,0 +1,164 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// uploadTree copies a local storage folder into an S3 location, keeping modes and times.
+func uploadTree(t *testing.T, dir, url string) {
+	t.Helper()
+	ctx := context.Background()
+	src, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := storage.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	err = src.Walk(ctx, "", func(o storage.Object) error {
+		r, obj, err := src.Open(ctx, o.Key)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		_, err = dst.Put(ctx, o.Key, r, obj)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A platform whose storage is on S3 backs up like a local one, and restores into S3 storage.
+func TestBackupAndRestoreWithS3Storage(t *testing.T) {
+	s3 := s3test.Start(t, nil, "media", "restored")
+	local := sqlitePlatform(t, demo.DefaultOptions())
+	mediaURL := s3.URL("media", "site", "")
+	uploadTree(t, local.storage, mediaURL)
+	p := platformFixture{dbURL: local.dbURL, storage: mediaURL}
+
+	s := startSession(t, p, 3, queue.Config{})
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), FilesPerTask: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha256sumCheck(t, rep.Path)
+	meta := readMetadata(t, rep.Path)
+	if meta.StorageBackend != "S3Boto3Storage" || meta.Files.Count != int64(local.summary.Files) {
+		t.Fatalf("metadata storage %q files %d, want S3Boto3Storage and %d", meta.StorageBackend, meta.Files.Count, local.summary.Files)
+	}
+	for k, want := range treeFiles(t, local.storage) {
+		got, err := os.ReadFile(filepath.Join(rep.Path, layout.FilesDir, k))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("files/%s: %v", k, err)
+		}
+	}
+
+	// Restore into an empty database and an S3 storage prefix.
+	target := emptyTarget(t, database.SQLite)
+	target.storage = s3.URL("restored", "site", "")
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path}); err != nil {
+		t.Fatal(err)
+	}
+	compareWithBackup(t, rep.Path, target)
+}
+
+// A backup kept on S3, as a folder prefix or as an archive object, restores.
+func TestRestoreFromS3(t *testing.T) {
+	s3 := s3test.Start(t, nil, "backups")
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	folder := backupOf(t, src, false)
+	archivePath := backupOf(t, src, true)
+	uploadTree(t, filepath.Dir(folder), s3.URL("backups", "nightly", ""))
+	uploadTree(t, filepath.Dir(archivePath), s3.URL("backups", "archives", ""))
+	for _, loc := range []string{
+		s3.URL("backups", "nightly/"+filepath.Base(folder), ""),
+		s3.URL("backups", "archives/"+filepath.Base(archivePath), ""),
+	} {
+		target := emptyTarget(t, database.SQLite)
+		if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: loc}); err != nil {
+			t.Fatalf("restore %s: %v", loc, err)
+		}
+		compareWithBackup(t, folder, target)
+	}
+	// A location with no backup is a clear error.
+	target := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: s3.URL("backups", "nightly/backup_20000101_000000", "")}); err == nil {
+		t.Fatal("restoring a missing S3 backup succeeded")
+	}
+}
+
+// Storage and backups both on one S3 service (the cross-region copy): files are copied
+// server-side, the backup appears only when complete, and it restores.
+func TestBackupToS3(t *testing.T) {
+	var copies atomic.Int64
+	countCopies := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Amz-Copy-Source") != "" {
+				copies.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	s3 := s3test.Start(t, countCopies, "media", "backups")
+	local := sqlitePlatform(t, demo.DefaultOptions())
+	mediaURL := s3.URL("media", "site", "")
+	uploadTree(t, local.storage, mediaURL)
+	p := platformFixture{dbURL: local.dbURL, storage: mediaURL}
+	s := startSession(t, p, 3, queue.Config{})
+	dest := s3.URL("backups", "nightly", "")
+
+	for _, compress := range []bool{false, true} {
+		copies.Store(0)
+		rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+			DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dest, Compress: compress, FilesPerTask: 9, ChunkRows: 40,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		where, _, _ := strings.Cut(rep.Path, "?")
+		if !strings.HasPrefix(where, "s3://backups/nightly/backup_") || strings.HasSuffix(where, ".tar.gz") != compress {
+			t.Fatalf("backup path %s (compress %v)", rep.Path, compress)
+		}
+		if copies.Load() < int64(local.summary.Files) {
+			t.Fatalf("%d server-side copies for %d files: the files were streamed", copies.Load(), local.summary.Files)
+		}
+		// Nothing is left in the staging area, and the backup verifies and restores.
+		b, err := storage.Open(context.Background(), dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Walk(context.Background(), "", func(o storage.Object) error {
+			if strings.HasPrefix(o.Key, layout.StagingPrefix) {
+				t.Errorf("staging object left: %s", o.Key)
+			}
+			return nil
+		})
+		b.Close()
+		target := emptyTarget(t, database.SQLite)
+		if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path}); err != nil {
+			t.Fatal(err)
+		}
+		compareWithBackup(t, backupOf(t, local, false), target)
+	}
+}

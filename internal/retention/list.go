@@ -1,0 +1,364 @@
+// Package retention lists the backups in a destination (a local folder or an S3 prefix) and
+// prunes them with a restic-style policy: keep the last N, the newest of each of the last N
+// days, ISO weeks and months that have backups.
+//
+// What is never deleted: the newest complete backup, a run in progress (a staging folder
+// .wnb-staging-<run>/), and an incomplete backup younger than a day (it may still be being
+// written). Older incomplete backups are deleted only on request (PruneIncomplete).
+//
+// A .tar.gz is trusted by its name: archives are published atomically (written under a
+// hidden temporary name, then linked to their final one), so an archive named like a backup
+// is complete. Reading its metadata means decompressing the whole archive
+// (backup_metadata.json is its last entry), which ListOptions.ReadArchives does on request.
+package retention
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// Status says whether a backup can be restored.
+type Status string
+
+// Statuses of a listed backup.
+const (
+	// StatusComplete: backup_metadata.json is present with status "complete" (or was written
+	// by the Python command, which has no status key), or an archive named like a backup.
+	StatusComplete Status = "complete"
+	// StatusIncomplete: a backup folder without readable, complete metadata (a crashed
+	// publication, a copy cut short), or an archive that could not be read.
+	StatusIncomplete Status = "incomplete"
+	// StatusInProgress: a staging folder or an archive being written; it may also be a
+	// killed run's leftovers (see `webnovel-backup runs`).
+	StatusInProgress Status = "in progress"
+)
+
+// Kind is how a backup is stored.
+type Kind string
+
+// Kinds of listed entries.
+const (
+	KindFolder  Kind = "folder"
+	KindArchive Kind = "archive"
+	KindStaging Kind = "staging"
+)
+
+// archiveTmpPrefix starts the temporary file an archive is written to before it is linked to
+// its final name (layout.Staging.PublishArchive).
+const archiveTmpPrefix = ".wnb-archive-"
+
+// Backup is one entry of a destination.
+type Backup struct {
+	Name   string `json:"name"` // base name: backup_20241201_143022, backup_….tar.gz, .wnb-staging-<run>
+	Kind   Kind   `json:"kind"`
+	Status Status `json:"status"`
+	// Time is when the backup was taken: from its name (local time, see ListOptions.Location),
+	// or for a staging folder its newest file's modification time.
+	Time time.Time `json:"time"`
+	// Seq is the name's collision suffix (1 for none, 2 for "-2").
+	Seq int `json:"seq"`
+	// Size is the bytes stored: the archive's size, or the sum of the folder's files.
+	Size int64 `json:"size"`
+	// Objects is the number of files stored under the folder (1 for an archive).
+	Objects int64 `json:"objects"`
+	// ModTime is the newest modification time of what is stored.
+	ModTime time.Time `json:"mod_time"`
+	// From the metadata, when read: complete folders, and archives with ReadArchives.
+	RunID  string `json:"run_id,omitempty"`
+	Models int    `json:"models,omitempty"`
+	Rows   int64  `json:"rows,omitempty"`
+	Files  int64  `json:"files,omitempty"`
+	// Problem says why a backup is incomplete.
+	Problem string `json:"problem,omitempty"`
+	// MetadataTime is the metadata's backup_timestamp, when read: it orders backups whose
+	// names are the same second.
+	MetadataTime time.Time `json:"metadata_time,omitzero"`
+}
+
+// ListOptions tune List.
+type ListOptions struct {
+	// Location is the time zone backup names are read in (default time.Local: names are
+	// written in the local time of the machine that took them).
+	Location *time.Location
+	// ReadArchives reads every archive up to its metadata (its last entry): this decompresses
+	// whole archives, but finds truncated ones and their row and file counts.
+	ReadArchives bool
+}
+
+// Destination is where backups are kept: a local folder or an S3 prefix.
+type Destination struct {
+	location string
+	bucket   *storage.Bucket
+	local    bool
+}
+
+// OpenDestination opens a backup destination: a folder (path or file:// URL) or
+// s3://bucket/prefix?…. A local folder must exist.
+func OpenDestination(ctx context.Context, location string) (*Destination, error) {
+	d := &Destination{location: location, local: !storage.IsS3(location)}
+	if d.local {
+		dir := localPath(location)
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return nil, fmt.Errorf("open backup destination: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("open backup destination: %s is not a folder", dir)
+		}
+	}
+	b, err := storage.Open(ctx, location)
+	if err != nil {
+		return nil, fmt.Errorf("open backup destination: %w", err)
+	}
+	d.bucket = b
+	return d, nil
+}
+
+// localPath is the folder a local location names.
+func localPath(location string) string {
+	if p, ok := strings.CutPrefix(location, "file://"); ok {
+		return p
+	}
+	return location
+}
+
+// Close releases the destination.
+func (d *Destination) Close() error { return d.bucket.Close() }
+
+// String describes the destination (never with credentials).
+func (d *Destination) String() string { return d.bucket.String() }
+
+// List returns every backup, incomplete backup and run in progress in the destination,
+// newest first (see Sort). Other entries are ignored.
+func (d *Destination) List(ctx context.Context, o ListOptions) ([]Backup, error) {
+	loc := o.Location
+	if loc == nil {
+		loc = time.Local
+	}
+	byName := map[string]*Backup{}
+	hasMeta := map[string]bool{}
+	err := d.bucket.Walk(ctx, "", func(obj storage.Object) error {
+		top, rest, nested := strings.Cut(obj.Key, "/")
+		b := byName[top]
+		if b == nil {
+			b = classify(top, nested, loc)
+			if b == nil {
+				return nil
+			}
+			byName[top] = b
+		}
+		b.Size += obj.Size
+		b.Objects++
+		if obj.ModTime.After(b.ModTime) {
+			b.ModTime = obj.ModTime
+		}
+		if rest == layout.FileMetadata {
+			hasMeta[top] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list backups in %s: %w", d, err)
+	}
+	if d.local {
+		// Empty folders hold no object, yet one named like a backup is an incomplete backup
+		// (a publication that crashed after claiming its name) and should be listed.
+		entries, err := os.ReadDir(localPath(d.location))
+		if err != nil {
+			return nil, fmt.Errorf("list backups in %s: %w", d, err)
+		}
+		for _, e := range entries {
+			if _, ok := byName[e.Name()]; ok || !e.IsDir() {
+				continue
+			}
+			if b := classify(e.Name(), true, loc); b != nil {
+				if fi, err := e.Info(); err == nil {
+					b.ModTime = fi.ModTime()
+				}
+				byName[e.Name()] = b
+			}
+		}
+	}
+	out := make([]Backup, 0, len(byName))
+	for name, b := range byName {
+		switch b.Kind {
+		case KindFolder:
+			if !hasMeta[name] {
+				b.Status, b.Problem = StatusIncomplete, "no "+layout.FileMetadata
+			} else {
+				d.readFolderMetadata(ctx, b)
+			}
+		case KindArchive:
+			b.Status = StatusComplete
+			if o.ReadArchives {
+				d.readArchiveMetadata(ctx, b)
+			}
+		case KindStaging:
+			b.Status = StatusInProgress
+			b.Time = b.ModTime
+		}
+		out = append(out, *b)
+	}
+	Sort(out)
+	return out, nil
+}
+
+// classify returns the entry a top-level name stands for, or nil if it is not one this
+// package deals with. dir says whether the name holds objects (a folder).
+func classify(name string, dir bool, loc *time.Location) *Backup {
+	if dir && layout.IsStagingName(name) {
+		return &Backup{Name: name, Kind: KindStaging}
+	}
+	if !dir && strings.HasPrefix(name, archiveTmpPrefix) {
+		return &Backup{Name: name, Kind: KindStaging}
+	}
+	p, ok := layout.ParseName(name, loc)
+	if !ok || p.Compressed == dir {
+		// A plain file named like a folder backup, or a folder named like an archive: not
+		// something this tool wrote, so never touched.
+		return nil
+	}
+	b := &Backup{Name: name, Kind: KindFolder, Time: p.Time, Seq: p.Seq}
+	if p.Compressed {
+		b.Kind = KindArchive
+	}
+	return b
+}
+
+// readFolderMetadata fills b from its backup_metadata.json and sets its status.
+func (d *Destination) readFolderMetadata(ctx context.Context, b *Backup) {
+	r, _, err := d.bucket.Open(ctx, b.Name+"/"+layout.FileMetadata)
+	if err != nil {
+		b.Status, b.Problem = StatusIncomplete, err.Error()
+		return
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
+		return
+	}
+	fillFromMetadata(b, data)
+}
+
+// fillFromMetadata parses metadata into b and sets its status.
+func fillFromMetadata(b *Backup, data []byte) {
+	m, err := layout.ParseMetadata(data)
+	if err != nil {
+		b.Status, b.Problem = StatusIncomplete, err.Error()
+		return
+	}
+	b.RunID, b.Models, b.Files, b.MetadataTime = m.RunID, len(m.Models), m.Files.Count, m.BackupTimestamp
+	b.Rows = 0
+	for _, e := range m.Models {
+		b.Rows += e.Rows
+	}
+	// The Python command's metadata has no status key; it was written when the backup was done.
+	if m.Status == layout.StatusComplete || (m.FormatVersion == 0 && m.Status == "") {
+		b.Status, b.Problem = StatusComplete, ""
+		return
+	}
+	b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("metadata status %q", m.Status)
+}
+
+// readArchiveMetadata reads the archive up to its backup_metadata.json.
+func (d *Destination) readArchiveMetadata(ctx context.Context, b *Backup) {
+	r, _, err := d.bucket.Open(ctx, b.Name)
+	if err != nil {
+		b.Status, b.Problem = StatusIncomplete, err.Error()
+		return
+	}
+	defer r.Close()
+	data, err := archiveMetadata(ctx, r)
+	if err != nil {
+		b.Status, b.Problem = StatusIncomplete, err.Error()
+		return
+	}
+	fillFromMetadata(b, data)
+}
+
+// archiveMetadata returns the content of <top>/backup_metadata.json in a tar.gz.
+func archiveMetadata(ctx context.Context, r io.Reader) ([]byte, error) {
+	gz, err := gzip.NewReader(r)
+	if err != nil {
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	defer gz.Close()
+	tr := tar.NewReader(gz)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read archive: no %s (a truncated archive?)", layout.FileMetadata)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %w", err)
+		}
+		clean := path.Clean(hdr.Name)
+		if hdr.Typeflag == tar.TypeReg && path.Base(clean) == layout.FileMetadata && strings.Count(clean, "/") == 1 {
+			data, err := io.ReadAll(io.LimitReader(tr, 16<<20))
+			if err != nil {
+				return nil, fmt.Errorf("read archive: %s: %w", layout.FileMetadata, err)
+			}
+			return data, nil
+		}
+	}
+}
+
+// Sort orders backups newest first: by the name's time, then collision suffix, then the
+// metadata's timestamp, then name.
+func Sort(bs []Backup) {
+	sort.SliceStable(bs, func(i, j int) bool { return newer(bs[i], bs[j]) })
+}
+
+func newer(a, b Backup) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.After(b.Time)
+	}
+	if a.Seq != b.Seq {
+		return a.Seq > b.Seq
+	}
+	if !a.MetadataTime.Equal(b.MetadataTime) {
+		return a.MetadataTime.After(b.MetadataTime)
+	}
+	return a.Name > b.Name
+}
+
+// Remove deletes a backup: every object under a folder's prefix, or the archive.
+func (d *Destination) Remove(ctx context.Context, b Backup) error {
+	var err error
+	switch b.Kind {
+	case KindFolder:
+		err = d.bucket.RemoveAll(ctx, b.Name)
+		if err == nil && d.local {
+			// An empty folder holds no object for RemoveAll to find on some drivers.
+			if rerr := os.Remove(localPath(d.location) + "/" + b.Name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = rerr
+			}
+		}
+	case KindArchive:
+		err = d.bucket.Remove(ctx, b.Name)
+	default:
+		return fmt.Errorf("remove %s: a run in progress is never removed", b.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", b.Name, err)
+	}
+	return nil
+}
