@@ -31,6 +31,9 @@ type Coordinator struct {
 	// StallWarning is how long the coordinator waits without any result before it logs that no
 	// worker seems to be taking tasks.
 	StallWarning time.Duration
+	// StallTimeout fails a run that has made no task progress for this long, naming its
+	// pending tasks and how many workers are subscribed; 0 waits for ever.
+	StallTimeout time.Duration
 }
 
 // New makes a coordinator. The streams must exist (queue.Ensure).
@@ -38,8 +41,11 @@ func New(js jetstream.JetStream, log *slog.Logger) *Coordinator {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Coordinator{js: js, log: log, StallWarning: 30 * time.Second}
+	return &Coordinator{js: js, log: log, StallWarning: 30 * time.Second, StallTimeout: DefaultStallTimeout}
 }
+
+// DefaultStallTimeout is how long a run may make no task progress before it fails.
+const DefaultStallTimeout = 10 * time.Minute
 
 // NewRunID returns a run id: the start time and random bits, usable as a subject token.
 func NewRunID(t time.Time) string {

@@ -75,6 +75,10 @@ type Task struct {
 	Run     string `json:"run"`
 	ID      string `json:"id"`
 	Kind    string `json:"kind"`
+	// Generation is the run record's generation when the task was published: a worker refuses
+	// to write for a run whose record has moved on (finished, failed, cleaned up, or claimed by
+	// a resume), so a late task never leaves orphans.
+	Generation uint64 `json:"gen,omitempty"`
 	// Dest is the run's staging area, where outputs go: a folder path or storage URL.
 	Dest   string      `json:"dest"`
 	Export *ExportTask `json:"export,omitempty"`
