@@ -21,11 +21,11 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
-	"github.com/webnovel/webnovel-backup/storage"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // RestoreOptions are a restore's settings.

@@ -20,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // Coordinator drives runs over one JetStream connection.

@@ -13,9 +13,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
-	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 // maxWarnings bounds the warnings and failures one result carries (results are small messages).

@@ -12,10 +12,10 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/platform"
-	"github.com/webnovel/webnovel-backup/storage"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // export writes one model's rows (or one pk range of them) to the destination.

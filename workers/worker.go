@@ -20,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // Config configures a worker.

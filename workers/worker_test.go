@@ -13,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // startQueue starts an embedded JetStream server and declares the streams.

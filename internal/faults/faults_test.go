@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webnovel/webnovel-backup/internal/proctest"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 

@@ -15,11 +15,11 @@ import (
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
-	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/layout"
-	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 func TestMain(m *testing.M) {

@@ -13,8 +13,8 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
-	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 )
 
 // A full disk fails the run with the cause, and leaves nothing behind.

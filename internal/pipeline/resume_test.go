@@ -13,10 +13,10 @@ import (
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // childCoordinator is what the re-executed test binary runs: a coordinator with no workers of

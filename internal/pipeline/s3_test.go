@@ -13,9 +13,9 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
-	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 

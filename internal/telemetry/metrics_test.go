@@ -13,9 +13,9 @@ import (
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // scrape reads the endpoint over HTTP: series (name{labels} as exposed) → value.

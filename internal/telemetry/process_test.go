@@ -12,9 +12,9 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/layout"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // TestHelperTracedWorker is what the re-executed test binary runs: workers on the parent's
