@@ -78,7 +78,7 @@ type Task struct {
 	// Generation is the run record's generation when the task was published: a worker refuses
 	// to write for a run whose record has moved on (finished, failed, cleaned up, or claimed by
 	// a resume), so a late task never leaves orphans.
-	Generation uint64 `json:"gen,omitempty"`
+	Generation int `json:"gen,omitempty"`
 	// Dest is the run's staging area, where outputs go: a folder path or storage URL.
 	Dest   string      `json:"dest"`
 	Export *ExportTask `json:"export,omitempty"`
