@@ -26,6 +26,52 @@ import (
 // spooled to a temporary file while the model's COPY runs and copied into the through tables
 // after it.
 func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, o LoadOptions) ([]LoadedModel, error) {
+	colTypes, err := db.planColumnTypes(ctx, plans)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load: begin: %w", err)
+	}
+	// Whatever happens before Commit, nothing stays: an error here means the connection is
+	// gone, and the server rolls back anyway.
+	defer tx.Rollback(context.Background())
+
+	l := &pgLoad{tx: tx, plans: plans, colTypes: colTypes, merge: o.Merge, names: newTableNames(plans), phase: time.Now()}
+	if err := l.lock(ctx); err != nil {
+		return nil, err
+	}
+	// Sequences are not transactional: the through tables' COPYs draw ids from theirs, and
+	// the reset moves each past the loaded ids. A failed load puts them back as they were.
+	seqs, err := saveSequences(ctx, tx, plans)
+	if err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load"); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
+	out, err := l.run(ctx, fixtures)
+	if err != nil {
+		if rerr := seqs.restore(ctx, tx); rerr != nil {
+			slog.Warn("load failed and its sequences could not be put back", "err", rerr)
+		}
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, l.names.wrap("", "commit", err)
+	}
+	l.lap("commit")
+	return out, nil
+}
+
+// planColumnTypes reads each planned table's column types, in the plans' column order.
+func (db *DB) planColumnTypes(ctx context.Context, plans []*loadPlan) ([][]string, error) {
 	colTypes := make([][]string, len(plans))
 	for i, p := range plans {
 		types, err := db.columnTypes(ctx, p.m.Table)
@@ -40,131 +86,208 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 			colTypes[i] = append(colTypes[i], t)
 		}
 	}
-	names := newTableNames(plans)
+	return colTypes, nil
+}
 
-	conn, err := db.pool.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load: %w", err)
-	}
-	defer conn.Release()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load: begin: %w", err)
-	}
-	// Whatever happens before Commit, nothing stays: an error here means the connection is
-	// gone, and the server rolls back anyway.
-	defer tx.Rollback(context.Background())
+// pgLoad is one PostgreSQL load in progress; its methods are the load's phases.
+type pgLoad struct {
+	tx       pgx.Tx
+	plans    []*loadPlan
+	colTypes [][]string
+	merge    bool
+	names    *tableNames
+	tables   []string // quoted: the models' tables and their through tables
+	phase    time.Time
+}
 
-	var tables []string
-	for _, p := range plans {
-		tables = append(tables, quote(p.m.Table))
+// lap logs how long the phase that just ended took.
+func (l *pgLoad) lap(what string) {
+	slog.Debug("load phase", "phase", what, "took", time.Since(l.phase))
+	l.phase = time.Now()
+}
+
+// lock defers the constraints and locks every table the load writes.
+func (l *pgLoad) lock(ctx context.Context) error {
+	for _, p := range l.plans {
+		l.tables = append(l.tables, quote(p.m.Table))
 		for _, f := range p.m2m {
-			tables = append(tables, quote(f.ThroughTable))
+			l.tables = append(l.tables, quote(f.ThroughTable))
 		}
 	}
 	// Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: checked at commit, so rows load
 	// in any order and a replace may empty tables other tables point at. Writers wait for the
 	// load; so do readers once dropForeignKeys holds its ACCESS EXCLUSIVE locks.
 	setup := "SET CONSTRAINTS ALL DEFERRED"
-	if len(tables) > 0 {
-		setup += "; LOCK TABLE " + strings.Join(tables, ", ") + " IN EXCLUSIVE MODE"
+	if len(l.tables) > 0 {
+		setup += "; LOCK TABLE " + strings.Join(l.tables, ", ") + " IN EXCLUSIVE MODE"
 	}
-	if _, err := tx.Exec(ctx, setup); err != nil {
-		return nil, fmt.Errorf("load: lock tables: %w", err)
+	if _, err := l.tx.Exec(ctx, setup); err != nil {
+		return fmt.Errorf("load: lock tables: %w", err)
 	}
+	return nil
+}
 
-	phase := time.Now()
-	lap := func(what string) {
-		slog.Debug("load phase", "phase", what, "took", time.Since(phase))
-		phase = time.Now()
-	}
-	fks, err := dropForeignKeys(ctx, tx, tables)
+// run is the load proper, up to (not including) the commit.
+func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel, error) {
+	fks, err := dropForeignKeys(ctx, l.tx, l.tables)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-
-	out := make([]LoadedModel, len(plans))
-	for i, p := range plans {
-		out[i].Label = p.m.Label
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(p.m.Table)).Scan(&out[i].Before); err != nil {
-			return nil, fmt.Errorf("load %s: count rows: %w", p.m.Label, err)
-		}
+	out, err := l.countAndEmpty(ctx)
+	if err != nil {
+		return nil, err
 	}
-	if !o.Merge {
-		// DELETE, not TRUNCATE: TRUNCATE refuses tables that others reference, and CASCADE
-		// would empty tables that are not being restored.
-		for i := len(plans) - 1; i >= 0; i-- {
-			p := plans[i]
-			for _, f := range p.m2m {
-				if _, err := tx.Exec(ctx, "DELETE FROM "+quote(f.ThroughTable)); err != nil {
-					return nil, names.wrap(p.m.Label, "empty "+f.ThroughTable, err)
-				}
-			}
-			if _, err := tx.Exec(ctx, "DELETE FROM "+quote(p.m.Table)); err != nil {
-				return nil, names.wrap(p.m.Label, "empty "+p.m.Table, err)
-			}
-		}
-	}
-
 	// Secondary indexes are dropped for the COPYs and built again once, after them, as
-	// pg_restore does: cheaper than maintaining them row by row. (Constraint indexes — primary
-	// keys, unique — stay: the merge's upserts need them.)
+	// pg_restore does: cheaper than maintaining them row by row. (A merge keeps them: its
+	// upserts need the constraint indexes.)
 	var indexes []string
-	if !o.Merge {
-		if indexes, err = dropIndexes(ctx, tx, tables); err != nil {
+	if !l.merge {
+		if indexes, err = dropIndexes(ctx, l.tx, l.tables); err != nil {
 			return nil, fmt.Errorf("load: %w", err)
 		}
 	}
-	lap("prepare")
-	for i, p := range plans {
-		n, err := loadModelPostgres(ctx, tx, fixtures[i], p, colTypes[i], o.Merge, names)
+	l.lap("prepare")
+	for i, p := range l.plans {
+		n, err := loadModelPostgres(ctx, l.tx, fixtures[i], p, l.colTypes[i], l.merge, l.names)
 		if err != nil {
 			return nil, err
 		}
 		out[i].Rows = n
-		lap("copy " + p.m.Label)
+		l.lap("copy " + p.m.Label)
 	}
 	for _, def := range indexes {
-		if _, err := tx.Exec(ctx, def); err != nil {
-			return nil, names.wrap("", "rebuild index ("+def+")", err)
+		if _, err := l.tx.Exec(ctx, def); err != nil {
+			return nil, l.names.wrap("", "rebuild index ("+def+")", err)
 		}
 	}
+	l.lap("indexes")
+	if err := l.checkForeignKeys(ctx, fks); err != nil {
+		return nil, err
+	}
+	l.lap("foreign keys")
+	// Last, so that nothing after it can fail: what loaddata does (sequence_reset_sql), so
+	// the next insert gets max(id)+1.
+	if err := l.resetSequences(ctx); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
-	lap("indexes")
-	// What loaddata does (sequence_reset_sql), so the next insert gets max(id)+1.
-	for _, p := range plans {
-		seqs := [][2]string{{p.m.Table, p.m.PK.Column}}
-		for _, f := range p.m2m {
-			seqs = append(seqs, [2]string{f.ThroughTable, "id"})
+// countAndEmpty counts each table's rows before the load and, for a replace, empties them.
+func (l *pgLoad) countAndEmpty(ctx context.Context) ([]LoadedModel, error) {
+	out := make([]LoadedModel, len(l.plans))
+	for i, p := range l.plans {
+		out[i].Label = p.m.Label
+		if err := l.tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(p.m.Table)).Scan(&out[i].Before); err != nil {
+			return nil, fmt.Errorf("load %s: count rows: %w", p.m.Label, err)
 		}
-		for _, s := range seqs {
-			q := fmt.Sprintf(`SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(%[1]s), 1), max(%[1]s) IS NOT null) FROM %[2]s`, quote(s[1]), quote(s[0]))
-			if _, err := tx.Exec(ctx, q, quote(s[0]), s[1]); err != nil {
-				return nil, names.wrap(p.m.Label, "reset sequence of "+s[0], err)
+	}
+	if l.merge {
+		return out, nil
+	}
+	// DELETE, not TRUNCATE: TRUNCATE refuses tables that others reference, and CASCADE would
+	// empty tables that are not being restored.
+	for i := len(l.plans) - 1; i >= 0; i-- {
+		p := l.plans[i]
+		for _, f := range p.m2m {
+			if _, err := l.tx.Exec(ctx, "DELETE FROM "+quote(f.ThroughTable)); err != nil {
+				return nil, l.names.wrap(p.m.Label, "empty "+f.ThroughTable, err)
 			}
 		}
+		if _, err := l.tx.Exec(ctx, "DELETE FROM "+quote(p.m.Table)); err != nil {
+			return nil, l.names.wrap(p.m.Label, "empty "+p.m.Table, err)
+		}
 	}
+	return out, nil
+}
 
-	// Check the deferred foreign keys now, in a savepoint, so a dangling reference can be
-	// traced to its row before everything is rolled back.
-	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_fk"); err != nil {
-		return nil, fmt.Errorf("load: %w", err)
+// checkForeignKeys adds the dropped foreign keys back and checks the deferred ones, in a
+// savepoint, so a dangling reference can be traced to its row before everything is rolled back.
+func (l *pgLoad) checkForeignKeys(ctx context.Context, fks []foreignKey) error {
+	if _, err := l.tx.Exec(ctx, "SAVEPOINT wnb_load_fk"); err != nil {
+		return fmt.Errorf("load: %w", err)
 	}
 	for _, fk := range fks {
 		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), fk.def)
-		if _, err := tx.Exec(ctx, q); err != nil {
-			return nil, names.foreignKeyError(ctx, tx, err)
+		if _, err := l.tx.Exec(ctx, q); err != nil {
+			return l.names.foreignKeyError(ctx, l.tx, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
-		return nil, names.foreignKeyError(ctx, tx, err)
+	if _, err := l.tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+		return l.names.foreignKeyError(ctx, l.tx, err)
 	}
-	lap("foreign keys")
-	if err := tx.Commit(ctx); err != nil {
-		return nil, names.wrap("", "commit", err)
+	return nil
+}
+
+// resetSequences moves each loaded table's id sequence past its largest id.
+func (l *pgLoad) resetSequences(ctx context.Context) error {
+	for _, p := range l.plans {
+		for _, s := range sequenceColumns(p) {
+			q := fmt.Sprintf(`SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(%[1]s), 1), max(%[1]s) IS NOT null) FROM %[2]s`, quote(s[1]), quote(s[0]))
+			if _, err := l.tx.Exec(ctx, q, quote(s[0]), s[1]); err != nil {
+				return l.names.wrap(p.m.Label, "reset sequence of "+s[0], err)
+			}
+		}
 	}
-	lap("commit")
+	return nil
+}
+
+// sequenceColumns lists the (table, column) pairs of a plan whose ids come from a sequence:
+// the model's primary key and its through tables' ids.
+func sequenceColumns(p *loadPlan) [][2]string {
+	cols := [][2]string{{p.m.Table, p.m.PK.Column}}
+	for _, f := range p.m2m {
+		cols = append(cols, [2]string{f.ThroughTable, "id"})
+	}
+	return cols
+}
+
+// savedSequences are sequences as they were before a load.
+type savedSequences []savedSequence
+
+type savedSequence struct {
+	name      string // as pg_get_serial_sequence gives it: qualified and quoted where needed
+	lastValue int64
+	isCalled  bool
+}
+
+// saveSequences reads the state of every sequence the load can move.
+func saveSequences(ctx context.Context, tx pgx.Tx, plans []*loadPlan) (savedSequences, error) {
+	var out savedSequences
+	for _, p := range plans {
+		for _, c := range sequenceColumns(p) {
+			var name *string
+			if err := tx.QueryRow(ctx, "SELECT pg_get_serial_sequence($1, $2)", quote(c[0]), c[1]).Scan(&name); err != nil {
+				return nil, fmt.Errorf("find the sequence of %s.%s: %w", c[0], c[1], err)
+			}
+			if name == nil {
+				continue // not a serial column: nothing to put back
+			}
+			s := savedSequence{name: *name}
+			if err := tx.QueryRow(ctx, "SELECT last_value, is_called FROM "+s.name).Scan(&s.lastValue, &s.isCalled); err != nil {
+				return nil, fmt.Errorf("read sequence %s: %w", s.name, err)
+			}
+			out = append(out, s)
+		}
+	}
 	return out, nil
+}
+
+// restore rolls the transaction back to the load's savepoint (keeping its locks, so no other
+// session draws from the sequences meanwhile) and sets every sequence back. setval is not
+// undone by the rollback that follows.
+func (ss savedSequences) restore(ctx context.Context, tx pgx.Tx) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load"); err != nil {
+		return err
+	}
+	for _, s := range ss {
+		if _, err := tx.Exec(ctx, "SELECT setval($1::regclass, $2, $3)", s.name, s.lastValue, s.isCalled); err != nil {
+			return fmt.Errorf("put back sequence %s: %w", s.name, err)
+		}
+	}
+	return nil
 }
 
 // dropIndexes drops the indexes of tables — secondary indexes, and the primary-key and

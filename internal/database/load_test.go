@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -395,6 +399,7 @@ func TestLoadFailuresChangeNothing(t *testing.T) {
 	}
 	engines(t, func(t *testing.T, db *DB) {
 		before := exportAll(t, db, fixture.Format{})
+		seqBefore := sequenceStates(t, db)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				if tt.name == "value too long" && db.pool == nil {
@@ -411,9 +416,42 @@ func TestLoadFailuresChangeNothing(t *testing.T) {
 					}
 				}
 				compareExports(t, exportAll(t, db, fixture.Format{}), before)
+				if got := sequenceStates(t, db); !maps.Equal(got, seqBefore) {
+					t.Errorf("sequences moved: before %v, after %v", seqBefore, got)
+				}
 			})
 		}
 	})
+}
+
+// sequenceStates is every sequence's state (PostgreSQL) or sqlite_sequence row (SQLite).
+func sequenceStates(t testing.TB, db *DB) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	var name, state string
+	var err error
+	if db.pool != nil {
+		var rows pgx.Rows
+		rows, err = db.pool.Query(context.Background(), `SELECT sequencename, coalesce(last_value::text, 'unused') FROM pg_sequences`)
+		if err == nil {
+			_, err = pgx.ForEachRow(rows, []any{&name, &state}, func() error { out[name] = state; return nil })
+		}
+	} else {
+		var rows *sql.Rows
+		rows, err = db.sql.QueryContext(context.Background(), `SELECT name, seq FROM sqlite_sequence`)
+		for err == nil && rows.Next() {
+			if err = rows.Scan(&name, &state); err == nil {
+				out[name] = state
+			}
+		}
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
+		t.Fatalf("read sequences: %v", err)
+	}
+	return out
 }
 
 // TestLoadSubsetKeepsReferences restores books.book alone while chapters point at books.
