@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -657,20 +658,66 @@ func (n *tableNames) wrap(label, doing string, err error) error {
 	m, isModel := n.model[pgErr.TableName]
 	if d := pgKeyDetail.FindStringSubmatch(pgErr.Detail); d != nil && isModel && d[1] == m.PK.Column {
 		fmt.Fprintf(&b, " pk %s", d[2])
-	} else if d := pgFailingRow.FindStringSubmatch(pgErr.Detail); d != nil && isModel && pgErr.Code == "23514" {
+	} else if d := pgFailingRow.FindStringSubmatch(pgErr.Detail); d != nil && isModel && (pgErr.Code == "23514" || pgErr.Code == "23502") {
 		fmt.Fprintf(&b, " pk %s", d[1]) // the pk is the first column of Django's tables
 	}
 	if w := pgCopyWhere.FindStringSubmatch(pgErr.Where); w != nil {
 		fmt.Fprintf(&b, " (object %s of the fixture)", w[1])
 	}
-	fmt.Fprintf(&b, ": %s: %s", doing, pgErr.Message)
-	if pgErr.Detail != "" {
-		fmt.Fprintf(&b, ": %s", pgErr.Detail)
+	fmt.Fprintf(&b, ": %s: %s", doing, safeMessage(pgErr))
+	if d := n.safeDetail(pgErr); d != "" {
+		fmt.Fprintf(&b, ": %s", d)
+	}
+	if pgErr.ColumnName != "" {
+		fmt.Fprintf(&b, " (column %s)", pgErr.ColumnName)
 	}
 	if pgErr.ConstraintName != "" {
 		fmt.Fprintf(&b, " (constraint %s)", pgErr.ConstraintName)
 	}
 	return &loadError{msg: b.String(), err: err}
+}
+
+// pgQuotedValue is the value PostgreSQL quotes at the end of a data exception's message
+// (`invalid input syntax for type integer: "abc"`).
+var pgQuotedValue = regexp.MustCompile(`: ".*"$`)
+
+// safeMessage is the error's message without the column value some data exceptions quote: a
+// load error reaches logs and reports, and a row may hold password hashes and e-mail addresses.
+func safeMessage(pgErr *pgconn.PgError) string {
+	if strings.HasPrefix(pgErr.Code, "22") {
+		return pgQuotedValue.ReplaceAllString(pgErr.Message, "")
+	}
+	return pgErr.Message
+}
+
+// safeDetail is the error's detail when it names only keys: a key of primary-key and
+// foreign-key columns keeps its values (ids), any other key (a unique username or e-mail) only
+// its columns, and a "Failing row contains (…)" — the whole row — is left out.
+func (n *tableNames) safeDetail(pgErr *pgconn.PgError) string {
+	d := pgKeyDetail.FindStringSubmatch(pgErr.Detail)
+	if d == nil {
+		return ""
+	}
+	if n.idColumns(pgErr.TableName, strings.Split(d[1], ", ")) {
+		return pgErr.Detail
+	}
+	return strings.Replace(pgErr.Detail, "=("+d[2]+")", "", 1)
+}
+
+// idColumns reports whether every one of cols in table is a primary key or a foreign key.
+func (n *tableNames) idColumns(table string, cols []string) bool {
+	m, isModel := n.model[table]
+	_, isThrough := n.through[table]
+	for _, c := range cols {
+		switch {
+		case isThrough:
+		case isModel && c == m.PK.Column:
+		case isModel && slices.ContainsFunc(m.Fields, func(f platform.Field) bool { return f.Column == c && f.To != "" }):
+		default:
+			return false
+		}
+	}
+	return isModel || isThrough
 }
 
 // loadError keeps the driver's error for errors.As while giving a readable message.

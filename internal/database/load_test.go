@@ -769,3 +769,72 @@ func TestLoadKeepsKeysItCannotDrop(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadErrorsNameNoValues: a constraint error names the model, pk, column and constraint,
+// never the values of the failing row (password hashes, e-mail addresses, chapter text).
+func TestLoadErrorsNameNoValues(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	user, chapter := model(t, "accounts.user"), model(t, "books.chapter")
+	users := readFile(t, filepath.Join(dir, user.FixtureName()))
+	chapters := readFile(t, filepath.Join(dir, chapter.FixtureName()))
+	const secretHash, secretMail, secretText = `"pbkdf2_sha256$1$SECRETSALT$SECRETHASH"`, `"secret.person@example.org"`, `"content/SECRET unpublished/1.json"`
+	secrets := []string{"SECRETHASH", "secret.person", "SECRET unpublished", "reader_1"}
+	sameUsername := func(pk string, f map[string]json.RawMessage) {
+		if pk == "2" {
+			f["username"] = json.RawMessage(`"reader_1"`)
+			f["password"], f["email"] = json.RawMessage(secretHash), json.RawMessage(secretMail)
+		}
+	}
+	// A site's own check constraint, which no fixture check knows: PostgreSQL's error
+	// detail then holds the whole failing row.
+	const siteCheck = "ALTER TABLE books_chapter ADD CONSTRAINT site_title_check CHECK (title <> 'forbidden')"
+	forbiddenTitle := func(pk string, f map[string]json.RawMessage) {
+		if pk == "6" {
+			f["title"], f["content_file"] = json.RawMessage(`"forbidden"`), json.RawMessage(secretText)
+		}
+	}
+	tests := []struct {
+		name    string
+		fixture LoadFixture
+		merge   bool
+		want    []string
+	}{
+		{"unique username, replace", bytesFixture(user, editFixture(t, users, nil, sameUsername)), false, []string{"(username)", "accounts_user_username_key"}},
+		{"unique username, merge", bytesFixture(user, editFixture(t, users, nil, sameUsername)), true, []string{"accounts.user", "(username)", "accounts_user_username_key"}},
+		{"site check constraint", bytesFixture(chapter, editFixture(t, chapters, nil, forbiddenTitle)), false, []string{"books.chapter pk 6", "site_title_check"}},
+	}
+	engines(t, func(t *testing.T, db *DB) {
+		if db.pool != nil {
+			ctx := context.Background()
+			if _, err := db.pool.Exec(ctx, siteCheck); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.pool.Exec(ctx, "ALTER TABLE books_chapter DROP CONSTRAINT site_title_check") })
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if db.pool == nil && strings.HasPrefix(tt.name, "site") {
+					t.Skip("the site's check constraint is added to PostgreSQL only")
+				}
+				_, err := db.Load(context.Background(), []LoadFixture{tt.fixture}, LoadOptions{Merge: tt.merge})
+				if err == nil {
+					t.Fatal("load succeeded")
+				}
+				t.Log(err)
+				for _, s := range secrets {
+					if strings.Contains(err.Error(), s) {
+						t.Errorf("error %q holds the row value %q", err, s)
+					}
+				}
+				if db.pool == nil {
+					return // SQLite's messages name the constraint's columns, never values
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not contain %q", err, w)
+					}
+				}
+			})
+		}
+	})
+}
