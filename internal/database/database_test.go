@@ -149,3 +149,26 @@ func TestExportLinesLayout(t *testing.T) {
 	}
 	_ = io.Discard
 }
+
+// TestDeepJSONRoundTrip: a jsonb value nested deeper than any JSON parser's usual limit, which
+// PostgreSQL accepts, backs up and loads back unchanged.
+func TestDeepJSONRoundTrip(t *testing.T) {
+	const depth = 6000 // an object and an array a step: 12,000 levels
+	deep := strings.Repeat(`{"a": [`, depth) + "1" + strings.Repeat("]}", depth)
+	url := samplePostgres(t)
+	execScript(t, url, "UPDATE books_book SET metadata = '"+deep+"'::jsonb WHERE id = 1")
+	db := openT(t, url)
+	m, _ := platform.Default.Model("books.book")
+	data := exportFile(t, db, "", m, fixture.Format{})
+	if bytes.Count(data, []byte(`"a"`)) < depth {
+		t.Fatal("the exported fixture lacks the nested value")
+	}
+	execScript(t, url, "UPDATE books_book SET metadata = '{}'::jsonb WHERE id = 1")
+	if _, err := db.Load(context.Background(), []LoadFixture{bytesFixture(m, data)}, LoadOptions{Merge: true}); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var same bool
+	if err := db.pool.QueryRow(context.Background(), "SELECT metadata = $1::jsonb FROM books_book WHERE id = 1", deep).Scan(&same); err != nil || !same {
+		t.Errorf("metadata after the load: same %v, err %v", same, err)
+	}
+}
