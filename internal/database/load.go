@@ -78,22 +78,26 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[string]int64, error) {
 	counts := make(map[string]int64, len(models))
 	for _, m := range models {
-		q := "SELECT count(*) FROM " + quote(m.Table)
-		var (
-			n   int64
-			err error
-		)
-		if db.pool != nil {
-			err = db.pool.QueryRow(ctx, q).Scan(&n)
-		} else {
-			err = db.sql.QueryRowContext(ctx, q).Scan(&n)
-		}
+		n, err := db.TableRows(ctx, m.Table)
 		if err != nil {
 			return nil, fmt.Errorf("count rows of %s: %w", m.Label, err)
 		}
 		counts[m.Label] = n
 	}
 	return counts, nil
+}
+
+// TableRows returns the number of rows in a table.
+func (db *DB) TableRows(ctx context.Context, table string) (int64, error) {
+	q := "SELECT count(*) FROM " + quote(table)
+	var n int64
+	var err error
+	if db.pool != nil {
+		err = db.pool.QueryRow(ctx, q).Scan(&n)
+	} else {
+		err = db.sql.QueryRowContext(ctx, q).Scan(&n)
+	}
+	return n, err
 }
 
 // openFixture opens a fixture for streaming.

@@ -88,6 +88,18 @@ func Fill(ctx context.Context, dbURL, storageDir string, opts Options) (Summary,
 	if err != nil {
 		return Summary{}, err
 	}
+	db, err := database.Create(ctx, dbURL)
+	if err != nil {
+		return Summary{}, fmt.Errorf("demo database: %w", err)
+	}
+	defer db.Close()
+	if err := db.ApplySchema(ctx); err != nil {
+		return Summary{}, fmt.Errorf("demo schema: %w", err)
+	}
+	// Before anything is written: rows would collide with the generated ones half-way.
+	if err := p.checkEmpty(ctx, db); err != nil {
+		return Summary{}, err
+	}
 	sum := Summary{Rows: map[string]int64{}}
 	if p.writeFiles {
 		start := time.Now()
@@ -99,15 +111,6 @@ func Fill(ctx context.Context, dbURL, storageDir string, opts Options) (Summary,
 			return sum, fmt.Errorf("demo storage %s: %w", storageDir, err)
 		}
 		slog.Debug("demo files written", "dir", storageDir, "files", sum.Files, "bytes", sum.FileBytes, "duration", time.Since(start))
-	}
-
-	db, err := database.Create(ctx, dbURL)
-	if err != nil {
-		return sum, fmt.Errorf("demo database: %w", err)
-	}
-	defer db.Close()
-	if err := db.ApplySchema(ctx); err != nil {
-		return sum, fmt.Errorf("demo schema: %w", err)
 	}
 	for t := range seededBySchema {
 		sum.Rows[t] = p.expectedRows()[t]
@@ -123,4 +126,18 @@ func Fill(ctx context.Context, dbURL, storageDir string, opts Options) (Summary,
 		slog.Debug("demo table filled", "table", t.name, "rows", n, "duration", time.Since(start))
 	}
 	return sum, nil
+}
+
+// checkEmpty refuses a database whose platform tables already hold rows.
+func (p *plan) checkEmpty(ctx context.Context, db *database.DB) error {
+	for _, t := range p.tables() {
+		n, err := db.TableRows(ctx, t.name)
+		if err != nil {
+			return fmt.Errorf("demo: count rows of %s: %w", t.name, err)
+		}
+		if n > 0 {
+			return fmt.Errorf("demo: table %s already has %d rows: the demo fills an empty database (create a new one, or empty the platform's tables); nothing was written", t.name, n)
+		}
+	}
+	return nil
 }

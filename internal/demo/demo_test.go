@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -200,6 +201,7 @@ func TestFillPostgres(t *testing.T) {
 	db := openSQL(t, "pgx", url)
 	checkDB(t, db, o, sum)
 	checkStorage(t, db, storage)
+	refusesNonEmpty(t, url)
 	for _, c := range []struct{ what, query string }{
 		{"big integer in JSON", "SELECT count(*) FROM books_book WHERE metadata->'stats'->>'big' = '9007199254740993'"},
 		{"duration with days and microseconds", "SELECT count(*) FROM accounts_translationassignment WHERE time_spent = interval '1 day 02:03:04.000500'"},
@@ -290,9 +292,21 @@ func TestFillErrors(t *testing.T) {
 	if _, err := Fill(ctx, "mysql://nope", t.TempDir(), DefaultOptions()); err == nil {
 		t.Error("an unsupported URL accepted")
 	}
-	// A second Fill into the same database collides with the first one's rows.
-	dbPath, storage, _ := fillSQLite(t, DefaultOptions())
-	if _, err := Fill(ctx, "sqlite:///"+dbPath, storage, DefaultOptions()); err == nil {
-		t.Error("filling a non-empty database succeeded")
+	// A second Fill into the same database is refused before it writes anything.
+	dbPath, _, _ := fillSQLite(t, DefaultOptions())
+	refusesNonEmpty(t, "sqlite:///"+dbPath)
+}
+
+// refusesNonEmpty checks that Fill into a database with rows fails naming a table, and
+// writes no file.
+func refusesNonEmpty(t *testing.T, url string) {
+	t.Helper()
+	storage := filepath.Join(t.TempDir(), "second")
+	_, err := Fill(context.Background(), url, storage, DefaultOptions())
+	if err == nil || !strings.Contains(err.Error(), "already has") || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("filling a non-empty database: %v", err)
+	}
+	if _, serr := os.Stat(storage); !os.IsNotExist(serr) {
+		t.Errorf("a refused Fill wrote files into %s (%v)", storage, serr)
 	}
 }
