@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // Engines.
@@ -85,7 +87,7 @@ func parsePostgres(raw string) (Source, error) {
 	if _, err := url.ParseQuery(u.RawQuery); err != nil {
 		return Source{}, fmt.Errorf("parse database URL: query: %w", err)
 	}
-	return Source{Engine: Postgres, DSN: u.String(), Redacted: u.Redacted()}, nil
+	return Source{Engine: Postgres, DSN: u.String(), Redacted: redact.URL(u.String())}, nil
 }
 
 func parseSQLite(raw string) (Source, error) {

@@ -1,0 +1,55 @@
+package redact
+
+import (
+	"strings"
+	"testing"
+)
+
+const secret = "S3cr3t-pa55"
+
+func TestURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u:" + secret + "@db:5432/app", "postgres://u:xxxxx@db:5432/app"},
+		{"postgres://db/app?user=u&password=" + secret, "postgres://db/app?user=u&password=xxxxx"},
+		{"postgres://db/app?sslmode=verify-full&sslpassword=" + secret, "postgres://db/app?sslmode=verify-full&sslpassword=xxxxx"},
+		{"postgres://db/app?PASSWORD=" + secret, "postgres://db/app?PASSWORD=xxxxx"},
+		{"nats://" + secret + "@n1:4222", "nats://xxxxx@n1:4222"},
+		{"nats://u:" + secret + "@n1:4222,nats://u:" + secret + "@n2:4222", "nats://u:xxxxx@n1:4222,nats://u:xxxxx@n2:4222"},
+		{"s3://bucket/prefix?region=eu-west-1&secret_key=" + secret, "s3://bucket/prefix?region=eu-west-1&secret_key=xxxxx"},
+		{"https://b.s3/x?X-Amz-Signature=" + secret + "&X-Amz-Expires=60", "https://b.s3/x?X-Amz-Signature=xxxxx&X-Amz-Expires=60"},
+		{"postgres://u:" + secret + "@db:5432/a%zz", "postgres://xxxxx@db:5432/a%zz"},
+		{"host=db password=" + secret + " dbname=app", "host=db password=xxxxx dbname=app"},
+		// nothing to hide: unchanged, byte for byte
+		{"sqlite:///db.sqlite3", "sqlite:///db.sqlite3"},
+		{"postgres://u@db/app?sslmode=require", "postgres://u@db/app?sslmode=require"},
+		{"/srv/media", "/srv/media"},
+		{"s3://bucket/media?region=eu-west-1", "s3://bucket/media?region=eu-west-1"},
+	}
+	for _, tt := range tests {
+		if got := URL(tt.in); got != tt.want {
+			t.Errorf("URL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzURL: whatever the input, a secret given as a password or a password parameter never
+// comes back.
+func FuzzURL(f *testing.F) {
+	for _, s := range []string{"postgres://u:%s@h/d", "postgres://h/d?password=%s", "nats://%s@h", "x://u:%s@h/%%zz", "a=b password=%s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pattern string) {
+		if strings.Count(pattern, "%s") != 1 || strings.Contains(pattern, "%!") {
+			return
+		}
+		in := strings.Replace(pattern, "%s", secret, 1)
+		if strings.Contains(strings.Replace(pattern, "%s", "", 1), secret) {
+			return
+		}
+		got := URL(in)
+		leaky := strings.Contains(pattern, ":%s@") || strings.Contains(pattern, "password=%s")
+		if leaky && strings.Contains(got, secret) {
+			t.Errorf("URL(%q) = %q keeps the secret", in, got)
+		}
+	})
+}
