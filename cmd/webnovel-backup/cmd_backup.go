@@ -90,7 +90,7 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	}
 	if !o.skipPreflight && o.Resume == "" {
 		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
-			return o.report(con, nil, err)
+			return o.report(con, nil, outcome.AfterCancel(ctx, err))
 		}
 	}
 	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
@@ -103,7 +103,7 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	rep, err := s.Coordinator.Backup(ctx, o.BackupOptions)
 	bar.Close(err != nil)
 	o.writeMetricsFile()
-	return o.report(con, rep, err)
+	return o.report(con, rep, outcome.AfterCancel(ctx, err))
 }
 
 // check refuses option combinations that cannot work.
@@ -151,7 +151,8 @@ func (o *backupOptions) writeMetricsFile() {
 	}
 }
 
-// report prints the outcome (JSON or text) and returns err, the command's result.
+// report prints the outcome, JSON or text, and returns err, the command's result. err comes
+// through outcome.AfterCancel, so the report's status and the exit code agree.
 func (o *backupOptions) report(con console, rep *coordinator.BackupReport, err error) error {
 	if o.asJSON {
 		if jerr := printJSON(con.out, backupJSON(rep, err)); jerr != nil && err == nil {

@@ -99,7 +99,7 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	}
 	if !o.skipPreflight {
 		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
-			return o.report(con, nil, err)
+			return o.report(con, nil, outcome.AfterCancel(ctx, err))
 		}
 	}
 	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
@@ -113,7 +113,7 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	}
 	rep, err := s.Coordinator.Restore(ctx, o.RestoreOptions)
 	bar.Close(err != nil)
-	return o.report(con, rep, err)
+	return o.report(con, rep, outcome.AfterCancel(ctx, err))
 }
 
 // check refuses option combinations that cannot work.
@@ -161,8 +161,9 @@ func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) prefl
 	return pc
 }
 
-// report prints the outcome (JSON, or the dry run's plan, or the text report) and returns
-// err, the command's result.
+// report prints the outcome (JSON, the dry run's plan, or the text report) and returns err,
+// the command's result. err comes through outcome.AfterCancel, so the report's status and
+// the exit code agree.
 func (o *restoreOptions) report(con console, rep *coordinator.RestoreReport, err error) error {
 	switch {
 	case o.asJSON:

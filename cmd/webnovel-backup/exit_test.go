@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -90,5 +92,24 @@ func blockOneFile(t *testing.T, files, media string) {
 	rel, _ := filepath.Rel(files, first)
 	if err := os.MkdirAll(filepath.Join(media, rel, "blocker"), 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A command whose context is cancelled (Ctrl-C, SIGTERM) exits 130, and its --json report
+// says interrupted.
+func TestInterruptedExitCode(t *testing.T) {
+	dir := sitePlatform(t)
+	old, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(old)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errOut bytes.Buffer
+	code := run(ctx, []string{"backup", "--json", "--quiet"}, &out, &errOut)
+	var rep struct{ Status string }
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || code != outcome.CodeInterrupted || rep.Status != string(outcome.Interrupted) {
+		t.Fatalf("cancelled backup: exit %d, status %q (%v)\n%s%s", code, rep.Status, err, out.String(), errOut.String())
 	}
 }
