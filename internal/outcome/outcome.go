@@ -95,6 +95,7 @@ func Of(err error) Outcome {
 // UsageError is a command line or a setting that cannot work as given: exit 2.
 type UsageError struct{ Err error }
 
+// Error is the cause's message.
 func (e *UsageError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the cause.
@@ -120,6 +121,7 @@ func Usagef(format string, args ...any) error {
 // errors that do not wrap context.Canceled themselves (a driver's "connection closed").
 type InterruptedError struct{ Err error }
 
+// Error is the cause's message.
 func (e *InterruptedError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the cause.
