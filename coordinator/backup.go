@@ -26,6 +26,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
@@ -118,12 +119,12 @@ type BackupReport struct {
 func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupReport, error) {
 	ctx, span := telemetry.StartRun(ctx, "backup")
 	rep, err := c.backup(ctx, o)
-	outcome, took := telemetry.RunFailure, time.Duration(0)
+	var took time.Duration
 	if err == nil {
-		outcome, took = telemetry.RunSuccess, rep.Duration
+		took = rep.Duration
 		rep.TraceID = telemetry.TraceID(ctx)
 	}
-	telemetry.EndRun(span, "backup", outcome, took, err)
+	telemetry.EndRun(span, "backup", outcome.Of(err), took, err)
 	return rep, err
 }
 

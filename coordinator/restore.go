@@ -21,6 +21,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
@@ -93,7 +94,7 @@ type RestoreReport struct {
 }
 
 // ErrRefused is returned when Confirm says no.
-var ErrRefused = errors.New("restore refused: nothing was changed")
+var ErrRefused = outcome.Errorf(outcome.Refused, "restore refused: nothing was changed")
 
 // PartialError is a restore whose database load succeeded but some files failed.
 type PartialError struct{ Failed int64 }
@@ -101,6 +102,9 @@ type PartialError struct{ Failed int64 }
 func (e *PartialError) Error() string {
 	return fmt.Sprintf("restore partial: %d files could not be restored (listed above); the database and every other file were restored", e.Failed)
 }
+
+// OutcomeStatus classifies a partial restore for outcome.Of (exit 3).
+func (e *PartialError) OutcomeStatus() outcome.Status { return outcome.Partial }
 
 // restoreSource is an opened backup: its folder (maybe unpacked from an archive).
 type restoreSource struct {
@@ -218,22 +222,17 @@ func splitLocation(loc string) (parent, name string, err error) {
 func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
 	ctx, span := telemetry.StartRun(ctx, "restore")
 	rep, err := c.restore(ctx, o)
-	var partial *PartialError
-	outcome, took := telemetry.RunFailure, time.Duration(0)
+	oc, took := outcome.Of(err), time.Duration(0)
 	switch {
 	case rep != nil && rep.DryRun && err == nil:
-		outcome = telemetry.RunDryRun
+		oc = outcome.For(outcome.DryRun)
 	case err == nil:
-		outcome, took = telemetry.RunSuccess, rep.Duration
-	case errors.As(err, &partial):
-		outcome = telemetry.RunPartial
-	case errors.Is(err, ErrRefused):
-		outcome = telemetry.RunRefused
+		took = rep.Duration
 	}
 	if rep != nil {
 		rep.TraceID = telemetry.TraceID(ctx)
 	}
-	telemetry.EndRun(span, "restore", outcome, took, err)
+	telemetry.EndRun(span, "restore", oc, took, err)
 	return rep, err
 }
 

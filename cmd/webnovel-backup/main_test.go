@@ -54,7 +54,7 @@ func onlyBackup(t *testing.T, dir string) string {
 	return found[0]
 }
 
-// Every example line of COMMANDS.md "Creating Backups" works as written.
+// Every example of backup's help (creating backups) works as written.
 func TestBackupExamples(t *testing.T) {
 	dir := sitePlatform(t)
 	tests := []struct {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
 	"github.com/webnovel/webnovel-backup/internal/retention"
 )
@@ -43,12 +44,12 @@ func TestPruneCLI(t *testing.T) {
 		out  string
 		left int
 	}{
-		{"no keep rule", []string{"prune", "--backup-dir", dir}, exitUsage, "at least one of --keep-last", 3},
-		{"negative", []string{"prune", "--backup-dir", dir, "--keep-last", "-1"}, exitUsage, "negative", 3},
-		{"unknown flag", []string{"prune", "--backup-dir", dir, "--keep-yearly", "1"}, exitUsage, "unknown flag", 3},
-		{"missing destination", []string{"prune", "--backup-dir", filepath.Join(dir, "nope"), "--keep-last", "1"}, exitFailure, "no such file", 3},
-		{"dry run", []string{"prune", "--backup-dir", dir, "--keep-last", "1", "--dry-run"}, exitOK, "would remove  " + names[2], 3},
-		{"prune", []string{"prune", "--backup-dir", dir, "--keep-last", "1"}, exitOK, "Removed 2 of 3", 1},
+		{"no keep rule", []string{"prune", "--backup-dir", dir}, outcome.CodeUsage, "at least one of --keep-last", 3},
+		{"negative", []string{"prune", "--backup-dir", dir, "--keep-last", "-1"}, outcome.CodeUsage, "negative", 3},
+		{"unknown flag", []string{"prune", "--backup-dir", dir, "--keep-yearly", "1"}, outcome.CodeUsage, "unknown flag", 3},
+		{"missing destination", []string{"prune", "--backup-dir", filepath.Join(dir, "nope"), "--keep-last", "1"}, outcome.CodeFailure, "no such file", 3},
+		{"dry run", []string{"prune", "--backup-dir", dir, "--keep-last", "1", "--dry-run"}, outcome.CodeOK, "would remove  " + names[2], 3},
+		{"prune", []string{"prune", "--backup-dir", dir, "--keep-last", "1"}, outcome.CodeOK, "Removed 2 of 3", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,7 +71,7 @@ func TestListCLI(t *testing.T) {
 	dir, names := backupsDir(t, 2)
 	os.Mkdir(filepath.Join(dir, layout.StagingPrefix+"run1"), 0o755)
 	code, out := cli(t, dir, "list", "--backup-dir", dir, "--json")
-	if code != exitOK {
+	if code != outcome.CodeOK {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	var bs []retention.Backup
@@ -81,25 +82,25 @@ func TestListCLI(t *testing.T) {
 		t.Errorf("listed %+v", bs)
 	}
 	code, out = cli(t, dir, "list", "--backup-dir", dir)
-	if code != exitOK || !strings.Contains(out, names[1]) || !strings.Contains(out, "in progress") {
+	if code != outcome.CodeOK || !strings.Contains(out, names[1]) || !strings.Contains(out, "in progress") {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
-	if code, _ := cli(t, dir, "list", "--backup-dir", filepath.Join(dir, "nope")); code != exitFailure {
-		t.Errorf("missing destination: exit %d, want %d", code, exitFailure)
+	if code, _ := cli(t, dir, "list", "--backup-dir", filepath.Join(dir, "nope")); code != outcome.CodeFailure {
+		t.Errorf("missing destination: exit %d, want %d", code, outcome.CodeFailure)
 	}
 }
 
 func TestDoctorCLI(t *testing.T) {
 	dir := sitePlatform(t)
 	code, out := cli(t, dir, "doctor")
-	if code != exitOK || !hasCheckLine(out, "OK", "database") || !strings.Contains(out, "embedded: nothing to check") {
+	if code != outcome.CodeOK || !hasCheckLine(out, "OK", "database") || !strings.Contains(out, "embedded: nothing to check") {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 	file := filepath.Join(dir, "somefile")
 	os.WriteFile(file, nil, 0o644)
 	code, out = cli(t, dir, "doctor", "--backup-dir", filepath.Join(file, "backups"), "--json")
-	if code != exitFailure {
-		t.Errorf("unwritable destination: exit %d, want %d", code, exitFailure)
+	if code != outcome.CodeFailure {
+		t.Errorf("unwritable destination: exit %d, want %d", code, outcome.CodeFailure)
 	}
 	var rep preflight.Report
 	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &rep); err != nil {
@@ -109,7 +110,7 @@ func TestDoctorCLI(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 	code, out = cli(t, dir, "doctor", "--database", "sqlite:///missing.sqlite3")
-	if code != exitFailure || !hasCheckLine(out, "FAIL", "database") || !strings.Contains(out, "fix: the SQLite file must exist") {
+	if code != outcome.CodeFailure || !hasCheckLine(out, "FAIL", "database") || !strings.Contains(out, "fix: the SQLite file must exist") {
 		t.Errorf("missing database: exit %d, output:\n%s", code, out)
 	}
 }

@@ -42,7 +42,7 @@ func rowCount(t *testing.T, url, label string) int64 {
 	return n[m.Label]
 }
 
-// Every example line of COMMANDS.md "Restoring from Backups" works as written, and a restore
+// Every example of restore's help (restoring from backups) works as written, and a restore
 // nobody confirmed changes nothing.
 func TestRestoreExamples(t *testing.T) {
 	dir := sitePlatform(t)

@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"github.com/spf13/cobra"
-	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
@@ -28,12 +32,18 @@ func setupTracing(ctx context.Context) (shutdown func()) {
 	}
 }
 
-// serveMetrics serves /metrics on addr until stop; nothing when addr is empty.
+// serveMetrics serves /metrics on addr until stop; nothing when addr is empty. A port another
+// process holds (a second worker on the same host) is a warning, not a failure: the metrics
+// are an aid, and the work goes on without them.
 func serveMetrics(addr string) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
 	s, err := telemetry.ListenMetrics(addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		slog.Warn("metrics endpoint is off: its address is in use; choose another with --metrics-addr", "addr", addr, "err", err)
+		return func() {}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -46,19 +56,26 @@ func serveMetrics(addr string) (stop func(), err error) {
 }
 
 // metricsFlagUsage is the --metrics-addr help shared by the commands that have it.
-const metricsFlagUsage = "serve Prometheus metrics on this address, e.g. :9090 (empty: none)"
+const metricsFlagUsage = "serve Prometheus metrics on this `address`, e.g. :9090 (empty: none; an address in use is a warning)"
 
-// startRun serves metrics (when asked) and starts the pipeline for a backup or a restore;
-// stop undoes both.
-func startRun(cmd *cobra.Command, cfg pipeline.Config, metricsAddr string) (*pipeline.Session, func(), error) {
+// addStallFlag adds --stall-timeout to a command that runs tasks.
+func addStallFlag(f *pflag.FlagSet, d *time.Duration) {
+	f.DurationVar(d, "stall-timeout", coordinator.DefaultStallTimeout,
+		"fail the run when no task has made progress for this long, naming the pending tasks and the workers subscribed (0 waits for ever)")
+}
+
+// startRun serves metrics (when asked) and starts the pipeline for a backup or a restore,
+// whose coordinator gives up after stall without task progress; stop undoes both.
+func startRun(ctx context.Context, cfg pipeline.Config, metricsAddr string, stall time.Duration) (*pipeline.Session, func(), error) {
 	stopMetrics, err := serveMetrics(metricsAddr)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := pipeline.Start(cmd.Context(), cfg)
+	s, err := pipeline.Start(ctx, cfg)
 	if err != nil {
 		stopMetrics()
 		return nil, nil, err
 	}
+	s.Coordinator.StallTimeout = stall
 	return s, func() { s.Close(); stopMetrics() }, nil
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 )
 
 // runSplit runs one command line and returns its exit code, stdout and stderr apart.
@@ -31,7 +33,7 @@ func TestVerifyCommand(t *testing.T) {
 
 	for _, p := range []string{backup, arch} {
 		code, out, errOut := runSplit(t, "verify", p)
-		if code != exitOK {
+		if code != outcome.CodeOK {
 			t.Fatalf("verify %s: exit %d\n%s%s", p, code, out, errOut)
 		}
 		for _, want := range []string{"OK  metadata", "OK  checksums", "OK  fixtures", "OK  rows", "OK  files", "Backup OK: 10 models"} {
@@ -42,7 +44,7 @@ func TestVerifyCommand(t *testing.T) {
 	}
 
 	code, out, _ := runSplit(t, "verify", "--json", backup)
-	if code != exitOK {
+	if code != outcome.CodeOK {
 		t.Fatalf("verify --json: exit %d\n%s", code, out)
 	}
 	var rep struct {
@@ -77,7 +79,7 @@ func TestVerifyCommand(t *testing.T) {
 	}
 	os.WriteFile(fixture, bytes.Replace(data, []byte(`"pk": 2,`), []byte(`"pk": 1,`), 1), 0o644)
 	code, out, errOut := runSplit(t, "verify", backup)
-	if code != exitFailure {
+	if code != outcome.CodeFailure {
 		t.Fatalf("verify of a corrupt backup: exit %d\n%s", code, out)
 	}
 	for _, want := range []string{"FAIL  checksums", "FAIL  fixtures", "OK    rows", "db_books_book.json (books.book): pk 1 appears 2 times", "Backup FAILED"} {
@@ -89,7 +91,7 @@ func TestVerifyCommand(t *testing.T) {
 		t.Errorf("stderr %q", errOut)
 	}
 	code, out, _ = runSplit(t, "verify", "--json", backup)
-	if code != exitFailure {
+	if code != outcome.CodeFailure {
 		t.Fatalf("verify --json of a corrupt backup: exit %d", code)
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.OK || len(rep.Problems) == 0 {
@@ -106,12 +108,12 @@ func TestVerifyCommandErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"verify"}, exitUsage, "one PATH"},
-		{[]string{"verify", "a", "b"}, exitUsage, "one PATH"},
-		{[]string{"verify", "--nope", dir}, exitUsage, "unknown flag"},
-		{[]string{"verify", filepath.Join(dir, "missing")}, exitFailure, "no such file"},
-		{[]string{"verify", bad}, exitFailure, "1 problems found"},
-		{[]string{"verify", dir}, exitFailure, "problems found"}, // an empty folder is no backup
+		{[]string{"verify"}, outcome.CodeUsage, "one PATH"},
+		{[]string{"verify", "a", "b"}, outcome.CodeUsage, "one PATH"},
+		{[]string{"verify", "--nope", dir}, outcome.CodeUsage, "unknown flag"},
+		{[]string{"verify", filepath.Join(dir, "missing")}, outcome.CodeFailure, "no such file"},
+		{[]string{"verify", bad}, outcome.CodeFailure, "1 problems found"},
+		{[]string{"verify", dir}, outcome.CodeFailure, "problems found"}, // an empty folder is no backup
 	}
 	for _, tt := range tests {
 		code, out, errOut := runSplit(t, tt.args...)

@@ -46,6 +46,16 @@ type Options struct {
 	Workers         int
 	TempDir         string
 	Logger          *slog.Logger
+	// StallTimeout, when set, is the coordinators' Coordinator.StallTimeout (0 waits for
+	// ever); nil keeps coordinator.DefaultStallTimeout.
+	StallTimeout *time.Duration
+}
+
+// configure applies the options' coordinator settings to a session's coordinator.
+func (o Options) configure(s *pipeline.Session) {
+	if o.StallTimeout != nil {
+		s.Coordinator.StallTimeout = *o.StallTimeout
+	}
 }
 
 // Timing is how long one phase took.
@@ -164,6 +174,7 @@ func runBackup(ctx context.Context, o Options, log *slog.Logger, dir string) (*c
 		return nil, err
 	}
 	defer s.Close()
+	o.configure(s)
 	return s.Coordinator.Backup(ctx, coordinator.BackupOptions{
 		DatabaseURL: o.DatabaseURL, StorageURL: o.StorageURL, BackupDir: dir, Workers: o.Workers,
 	})
@@ -175,6 +186,7 @@ func runRestore(ctx context.Context, o Options, log *slog.Logger, backup, dbURL,
 		return err
 	}
 	defer s.Close()
+	o.configure(s)
 	_, err = s.Coordinator.Restore(ctx, coordinator.RestoreOptions{
 		Source: backup, DatabaseURL: dbURL, StorageURL: media, TempDir: o.TempDir,
 	})

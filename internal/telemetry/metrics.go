@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -52,7 +53,7 @@ var (
 	}, []string{"kind"})
 	runsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wnb_runs_total",
-		Help: "Backups and restores this process coordinated, by outcome (success, failure, partial, dry_run, refused).",
+		Help: "Backups and restores this process coordinated, by outcome (success, failure, partial, dry_run, refused, usage, interrupted).",
 	}, []string{"kind", "outcome"})
 	lastSuccess = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "wnb_last_success_timestamp_seconds",
@@ -104,9 +105,9 @@ func taskEnded(res *messages.Result, outcome string) {
 	}
 }
 
-func runEnded(kind, outcome string, took time.Duration) {
-	runsTotal.WithLabelValues(kind, outcome).Inc()
-	if outcome == RunSuccess {
+func runEnded(kind string, oc outcome.Outcome, took time.Duration) {
+	runsTotal.WithLabelValues(kind, oc.Label).Inc()
+	if oc.Status == outcome.Complete {
 		lastSuccess.WithLabelValues(kind).Set(float64(time.Now().UnixNano()) / 1e9)
 		lastSuccessDuration.WithLabelValues(kind).Set(took.Seconds())
 	}

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -43,16 +44,6 @@ const (
 	// OutcomeHandedBack is a task given back to the queue unfinished (shutdown, or its result
 	// could not be published).
 	OutcomeHandedBack = "handed_back"
-)
-
-// Outcomes of a run.
-const (
-	RunSuccess = "success"
-	RunFailure = "failure"
-	// RunPartial is a restore whose database was loaded but some files were not.
-	RunPartial = "partial"
-	RunDryRun  = "dry_run"
-	RunRefused = "refused"
 )
 
 // Tracer is this tool's tracer, from the global provider at the time of the call, so a
@@ -104,11 +95,12 @@ func StartRun(ctx context.Context, kind string) (context.Context, trace.Span) {
 	return Tracer().Start(ctx, kind, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal))
 }
 
-// EndRun records a run's outcome on its root span and in the metrics, and ends the span.
-// took is the run's duration; a successful backup or restore sets the last-success gauges.
-func EndRun(span trace.Span, kind, outcome string, took time.Duration, err error) {
-	span.SetAttributes(KeyOutcome.String(outcome))
-	runEnded(kind, outcome, took)
+// EndRun records a run's outcome (outcome.Of of its error, the one mapping every command's
+// output shares) on its root span and in the metrics, and ends the span. took is the run's
+// duration; a complete backup or restore sets the last-success gauges.
+func EndRun(span trace.Span, kind string, oc outcome.Outcome, took time.Duration, err error) {
+	span.SetAttributes(KeyOutcome.String(oc.Label))
+	runEnded(kind, oc, took)
 	End(span, err)
 }
 

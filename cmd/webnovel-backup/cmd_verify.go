@@ -1,20 +1,31 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
+	"io"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/internal/verify"
 )
 
+// verifyOptions are the flags of verify.
+type verifyOptions struct {
+	verify.Options
+	asJSON bool
+}
+
+// AddFlags adds verify's flags to f.
+func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where an archive is extracted to be checked (default: the system temporary folder)")
+}
+
 func newVerifyCommand(g *globals) *cobra.Command {
-	var (
-		asJSON bool
-		o      verify.Options
-	)
+	var o verifyOptions
 	cmd := &cobra.Command{
 		Use:   "verify PATH",
 		Short: "Check a backup folder or .tar.gz without restoring it: metadata, checksums, fixtures, counts",
@@ -33,41 +44,41 @@ Exit status: 0 when the backup is good, 1 when a problem is found or the check c
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			// --workers means in-process pipeline workers elsewhere; here it is hashing
-			// parallelism, taken only when given (else one per CPU).
-			if cmd.Flags().Changed("workers") {
-				if g.workers < 1 {
-					return usageErrorf("--workers must be 1 or more for verify")
-				}
-				o.Workers = g.workers
-			}
-			rep, err := verify.Verify(cmd.Context(), args[0], o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
-					return fmt.Errorf("verify: write report: %w", err)
-				}
-			} else {
-				printVerifyReport(cmd, rep)
-			}
-			if !rep.OK {
-				return fmt.Errorf("verify %s: %d problems found", args[0], len(rep.Problems))
-			}
-			return nil
+			return runVerify(cmd.Context(), o, g, cmd.Flags().Changed("workers"), consoleOf(cmd), args[0])
 		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	f.StringVar(&o.TempDir, "temp-dir", "", "where an archive is extracted to be checked (default: the system temporary folder)")
+	o.AddFlags(cmd.Flags())
 	return cmd
 }
 
-func printVerifyReport(cmd *cobra.Command, rep *verify.Report) {
-	out := cmd.OutOrStdout()
+// runVerify checks the backup at path and reports it; a backup with problems is an error.
+func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool, con console, path string) error {
+	// --workers means in-process pipeline workers elsewhere; here it is hashing
+	// parallelism, taken only when given (else one per CPU).
+	if workersSet {
+		if g.workers < 1 {
+			return usageErrorf("--workers must be 1 or more for verify")
+		}
+		o.Workers = g.workers
+	}
+	rep, err := verify.Verify(ctx, path, o.Options)
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		if err := printJSON(con.out, rep); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+	} else {
+		printVerifyReport(con.out, rep)
+	}
+	if !rep.OK {
+		return fmt.Errorf("verify %s: %d problems found", path, len(rep.Problems))
+	}
+	return nil
+}
+
+func printVerifyReport(out io.Writer, rep *verify.Report) {
 	format := fmt.Sprintf("format %d", rep.Format)
 	if rep.Format == 0 {
 		format = "format 0 (Python backup)"

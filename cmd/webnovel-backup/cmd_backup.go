@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/preflight"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
+)
+
+// backupOptions are the flags of backup.
+type backupOptions struct {
+	coordinator.BackupOptions
+	includeFiles  bool
+	asJSON        bool
+	skipPreflight bool
+	metricsAddr   string
+	metricsFile   string
+	stallTimeout  time.Duration
+}
+
+// AddFlags adds backup's flags to f.
+func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.BackupDir, "backup-dir", "./backups", "`folder` the backup is written into")
+	f.BoolVar(&o.SkipFiles, "skip-files", false, "back up only the database")
+	f.BoolVar(&o.SkipDB, "skip-db", false, "back up only the files")
+	f.BoolVar(&o.includeFiles, "include-files", false, "back up the file storage (the default; with --skip-db: files only)")
+	f.StringSliceVar(&o.Models, "models", nil, "back up only these `labels` (e.g. books.Book books.Chapter accounts.User)")
+	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder")
+	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
+	f.IntVar(&o.ChunkRows, "chunk-rows", coordinator.DefaultChunkRows, "split tables larger than this into primary-key ranges exported in parallel")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.StringVar(&o.metricsFile, "metrics-file", "", "write the run's metrics to this `file` for node_exporter's textfile collector (the last successful backup's time, for stale-backup alerts)")
+	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "skip the checks that run before the backup (those of webnovel-backup doctor)")
+	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, counts, bytes, duration, path, trace id) on standard output")
+	f.StringVar(&o.Resume, "resume", "", "finish the abandoned run with this `id` (see webnovel-backup runs); its other options are reused")
+	addStallFlag(f, &o.stallTimeout)
+}
+
+func newBackupCommand(g *globals) *cobra.Command {
+	var o backupOptions
+	cmd := &cobra.Command{
+		Use:     "backup [flags]",
+		Aliases: []string{"backup_data"},
+		Short:   "Back up the database and file storage into backup_YYYYMMDD_HHMMSS/",
+		Example: `  webnovel-backup backup
+  webnovel-backup backup --backup-dir /path/to/backups
+  webnovel-backup backup --skip-files
+  webnovel-backup backup --skip-db --include-files
+  webnovel-backup backup --models books.Book books.Chapter accounts.User
+  webnovel-backup backup --compress`,
+		// Labels after --models may be space separated, as with the Python command: cobra
+		// sees the second and later ones as arguments.
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && !cmd.Flags().Changed("models") {
+				return usageErrorf("unexpected argument %q (model labels go after --models)", args[0])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBackup(cmd.Context(), o, g, consoleOf(cmd), args)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// runBackup checks the options, runs the preflight, runs the backup and reports it.
+func runBackup(ctx context.Context, o backupOptions, g *globals, con console, args []string) error {
+	g.resolve()
+	o.Models = append(o.Models, args...)
+	o.DatabaseURL, o.StorageURL, o.Workers = g.database, g.storage, g.workers
+	if err := o.check(g); err != nil {
+		return err
+	}
+	cfg, err := g.pipelineConfig(g.workers)
+	if err != nil {
+		return err
+	}
+	if !o.skipPreflight && o.Resume == "" {
+		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
+			return o.report(con, nil, outcome.AfterCancel(ctx, err))
+		}
+	}
+	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	bar := g.progress(con.err, o.asJSON)
+	o.Progress = bar
+	rep, err := s.Coordinator.Backup(ctx, o.BackupOptions)
+	bar.Close(err != nil)
+	o.writeMetricsFile()
+	return o.report(con, rep, outcome.AfterCancel(ctx, err))
+}
+
+// check refuses option combinations that cannot work.
+func (o *backupOptions) check(g *globals) error {
+	switch {
+	case o.Resume != "" && g.nats == "":
+		return usageErrorf("--resume needs the cluster the run was on: --nats or NATS_URL")
+	case o.includeFiles && o.SkipFiles:
+		return usageErrorf("--include-files and --skip-files contradict each other")
+	case o.SkipDB && o.SkipFiles:
+		return usageErrorf("--skip-db and --skip-files leave nothing to back up")
+	case g.workers < 0:
+		return usageErrorf("--workers must be 0 or more")
+	case o.stallTimeout < 0:
+		return usageErrorf("--stall-timeout must not be negative (0 waits for ever)")
+	}
+	if _, err := platform.Default.Select(o.Models); err != nil {
+		return usageErrorf("--models: %w", err)
+	}
+	return nil
+}
+
+// preflight is what to check before the backup: only the parts it will read.
+func (o *backupOptions) preflight(natsURL string, natsOpts []nats.Option) preflight.Config {
+	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts, BackupDir: o.BackupDir,
+		Compress: o.Compress, WalkBudget: 2 * time.Second}
+	if !o.SkipDB {
+		pc.DatabaseURL = o.DatabaseURL
+		pc.Models, _ = platform.Default.Select(o.Models)
+	}
+	if !o.SkipFiles {
+		pc.StorageURL = o.StorageURL
+	}
+	return pc
+}
+
+// writeMetricsFile writes the run's metrics for node_exporter's textfile collector: a cron
+// backup exits before any scrape.
+func (o *backupOptions) writeMetricsFile() {
+	if o.metricsFile == "" {
+		return
+	}
+	if err := prometheus.WriteToTextfile(o.metricsFile, telemetry.Gatherer()); err != nil {
+		slog.Warn("write metrics file", "file", o.metricsFile, "err", err)
+	}
+}
+
+// report prints the outcome, JSON or text, and returns err, the command's result. err comes
+// through outcome.AfterCancel, so the report's status and the exit code agree.
+func (o *backupOptions) report(con console, rep *coordinator.BackupReport, err error) error {
+	if o.asJSON {
+		if jerr := printJSON(con.out, backupJSON(rep, err)); jerr != nil && err == nil {
+			return jerr
+		}
+		return err
+	}
+	if err == nil {
+		printBackupReport(con, rep)
+	}
+	return err
+}
+
+func printBackupReport(con console, rep *coordinator.BackupReport) {
+	out := con.out
+	fmt.Fprintf(out, "Backup complete: %s\n", rep.Path)
+	for _, m := range rep.Models {
+		fmt.Fprintf(out, "  %-32s %8d rows  %s\n", m.Label, m.Rows, m.File)
+	}
+	fmt.Fprintf(out, "  files: %d (%d bytes)\n", rep.Files, rep.Bytes)
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(con.err, "warning: %s\n", w)
+	}
+	fmt.Fprintf(out, "  run %s in %s\n", rep.RunID, rep.Duration.Round(1e6))
+	if rep.TraceID != "" {
+		fmt.Fprintf(out, "  trace %s\n", rep.TraceID)
+	}
+}
+
+// backupJSON is the --json report of a backup; its status is outcome.Of's.
+func backupJSON(rep *coordinator.BackupReport, err error) any {
+	type model struct {
+		Label  string `json:"label"`
+		File   string `json:"file"`
+		Rows   int64  `json:"rows"`
+		Bytes  int64  `json:"bytes"`
+		SHA256 string `json:"sha256"`
+	}
+	out := struct {
+		Status          outcome.Status `json:"status"`
+		Error           string         `json:"error,omitempty"`
+		RunID           string         `json:"run_id,omitempty"`
+		Path            string         `json:"path,omitempty"`
+		TraceID         string         `json:"trace_id,omitempty"`
+		Models          []model        `json:"models"`
+		Rows            int64          `json:"rows"`
+		Files           int64          `json:"files"`
+		Bytes           int64          `json:"bytes"`
+		Warnings        []string       `json:"warnings"`
+		DurationSeconds float64        `json:"duration_seconds"`
+	}{Status: outcome.Of(err).Status, Error: errText(err), Models: []model{}, Warnings: []string{}}
+	if rep != nil {
+		out.RunID, out.Path, out.TraceID = rep.RunID, rep.Path, rep.TraceID
+		out.Files, out.Bytes, out.DurationSeconds = rep.Files, rep.Bytes, rep.Duration.Seconds()
+		out.Warnings = append(out.Warnings, rep.Warnings...)
+		for _, m := range rep.Models {
+			out.Models = append(out.Models, model{m.Label, m.File, m.Rows, m.Bytes, m.SHA256})
+			out.Rows += m.Rows
+		}
+	}
+	return out
+}
+
+// errText is err's message, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

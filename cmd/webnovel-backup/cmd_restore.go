@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/preflight"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// errNoTerminal refuses a restore nobody can confirm.
+var errNoTerminal = errors.New("refusing to restore without confirmation: standard input is not a terminal; add --force to restore anyway (nothing was changed)")
+
+// restoreOptions are the flags of restore.
+type restoreOptions struct {
+	coordinator.RestoreOptions
+	force         bool
+	asJSON        bool
+	skipPreflight bool
+	metricsAddr   string
+	stallTimeout  time.Duration
+}
+
+// AddFlags adds restore's flags to f.
+func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
+	f.BoolVar(&o.DryRun, "dry-run", false, "check everything and show what would be restored; change nothing")
+	f.BoolVar(&o.force, "force", false, "restore without asking for confirmation")
+	f.BoolVar(&o.SkipFiles, "skip-files", false, "restore only the database")
+	f.BoolVar(&o.SkipDB, "skip-db", false, "restore only the files")
+	f.StringSliceVar(&o.Models, "models", nil, "restore only these `labels` (e.g. books.Book books.Chapter)")
+	f.BoolVar(&o.Merge, "merge", false, "upsert rows by primary key (like loaddata) instead of replacing the models' tables")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "skip the reachability checks that run before the restore (those of webnovel-backup doctor)")
+	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, rows per model, files, duration, trace id) on standard output")
+	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
+	addStallFlag(f, &o.stallTimeout)
+}
+
+func newRestoreCommand(g *globals) *cobra.Command {
+	var o restoreOptions
+	cmd := &cobra.Command{
+		Use:     "restore PATH",
+		Aliases: []string{"restore_data"},
+		Short:   "Restore the database and files from a backup folder or .tar.gz",
+		Example: `  webnovel-backup restore /path/to/backup_20241201_143022
+  webnovel-backup restore /path/to/backup_20241201_143022.tar.gz
+  webnovel-backup restore /path/to/backup --dry-run
+  webnovel-backup restore /path/to/backup --force
+  webnovel-backup restore /path/to/backup --skip-files
+  webnovel-backup restore /path/to/backup --skip-db`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("restore needs the backup to restore: restore PATH")
+			}
+			if len(args) > 1 && !cmd.Flags().Changed("models") {
+				return usageErrorf("unexpected argument %q (restore takes one PATH)", args[1])
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRestore(cmd.Context(), o, g, consoleOf(cmd), args)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// runRestore checks the options, runs the preflight, restores (asking first unless --force)
+// and reports it.
+func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, args []string) error {
+	g.resolve()
+	o.Source = args[0]
+	o.Models = append(o.Models, args[1:]...)
+	o.DatabaseURL, o.StorageURL = g.database, g.storage
+	if err := o.check(); err != nil {
+		return err
+	}
+	if !o.force && !o.DryRun {
+		o.Confirm = o.confirm(con)
+	}
+	cfg, err := g.pipelineConfig(g.workers)
+	if err != nil {
+		return err
+	}
+	if !o.skipPreflight {
+		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
+			return o.report(con, nil, outcome.AfterCancel(ctx, err))
+		}
+	}
+	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	bar := g.progress(con.err, o.asJSON)
+	if !o.DryRun {
+		o.Progress = bar
+	}
+	rep, err := s.Coordinator.Restore(ctx, o.RestoreOptions)
+	bar.Close(err != nil)
+	return o.report(con, rep, outcome.AfterCancel(ctx, err))
+}
+
+// check refuses option combinations that cannot work.
+func (o *restoreOptions) check() error {
+	if o.SkipDB && o.SkipFiles {
+		return usageErrorf("--skip-db and --skip-files leave nothing to restore")
+	}
+	if o.stallTimeout < 0 {
+		return usageErrorf("--stall-timeout must not be negative (0 waits for ever)")
+	}
+	if _, err := platform.Default.Select(o.Models); err != nil {
+		return usageErrorf("--models: %w", err)
+	}
+	return nil
+}
+
+// confirm shows the plan and asks the operator; without a terminal nobody can answer, which
+// is a usage error (add --force).
+func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bool, error) {
+	return func(p *coordinator.RestorePlan) (bool, error) {
+		if o.asJSON {
+			printRestorePlan(con.err, p) // standard output carries the report
+		} else {
+			printRestorePlan(con.out, p)
+		}
+		if !stdinIsTerminal() {
+			return false, outcome.NewUsage(errNoTerminal)
+		}
+		return askYes(con.in, con.out)
+	}
+}
+
+// preflight is what to check before the restore: reachability of the target, its schema
+// (migrated?), storage and queue; the restore checks the backup itself before it changes
+// anything.
+func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) preflight.Config {
+	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts}
+	if !o.SkipDB {
+		pc.DatabaseURL = o.DatabaseURL
+		pc.Models, _ = platform.Default.Select(o.Models)
+	}
+	if !o.SkipFiles && !storage.IsS3(o.StorageURL) {
+		pc.StorageURL = storageForPreflight(o.StorageURL)
+	}
+	return pc
+}
+
+// report prints the outcome (JSON, the dry run's plan, or the text report) and returns err,
+// the command's result. err comes through outcome.AfterCancel, so the report's status and
+// the exit code agree.
+func (o *restoreOptions) report(con console, rep *coordinator.RestoreReport, err error) error {
+	switch {
+	case o.asJSON:
+		if jerr := printJSON(con.out, restoreJSON(rep, err)); jerr != nil && err == nil {
+			return jerr
+		}
+	case rep != nil && rep.DryRun && err == nil:
+		printRestorePlan(con.out, rep.Plan)
+		fmt.Fprintln(con.out, "Dry run: every check passed; nothing was changed.")
+	case rep != nil && !rep.DryRun:
+		printRestoreReport(con.out, rep)
+	}
+	return err
+}
+
+func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
+	fmt.Fprintf(w, "Restore from %s (run %s, taken %s)\n", p.Backup, p.Metadata.RunID, p.Metadata.BackupTimestamp.Format("2006-01-02 15:04:05"))
+	if p.Database != "" {
+		verb := "REPLACE the rows of"
+		if p.Merge {
+			verb = "merge (upsert by pk) into"
+		}
+		fmt.Fprintf(w, "  database %s: %s %d tables\n", p.Database, verb, len(p.Models))
+		for _, m := range p.Models {
+			fmt.Fprintf(w, "    %-32s now %8d rows -> %8d rows from %s\n", m.Label, m.Current, m.Rows, m.File)
+		}
+	}
+	if p.Storage != "" {
+		fmt.Fprintf(w, "  storage %s: write %d files (%d bytes), overwriting files with the same names\n", p.Storage, p.Files, p.Bytes)
+	}
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+}
+
+func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
+	fmt.Fprintln(w, "Restore finished:")
+	for _, m := range r.Loaded {
+		fmt.Fprintf(w, "  %-32s %8d rows (had %d)\n", m.Label, m.Rows, m.Before)
+	}
+	fmt.Fprintf(w, "  files: %d restored (%d bytes), %d failed\n", r.Files, r.Bytes, r.Failed)
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "  failed: %s\n", f)
+	}
+	fmt.Fprintf(w, "  run %s in %s\n", r.RunID, r.Duration.Round(1e6))
+	if r.TraceID != "" {
+		fmt.Fprintf(w, "  trace %s\n", r.TraceID)
+	}
+}
+
+// stdinIsTerminal reports whether a person can answer the confirmation prompt (/dev/null is a
+// character device too, so ask the terminal driver).
+func stdinIsTerminal() bool {
+	return term.IsTerminal(int(os.Stdin.Fd()))
+}
+
+func askYes(in io.Reader, out io.Writer) (bool, error) {
+	fmt.Fprint(out, "Type yes to restore: ")
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return false, err
+	}
+	return strings.TrimSpace(line) == "yes", nil
+}
+
+// restoreJSON is the --json report of a restore; its status is outcome.Of's.
+func restoreJSON(rep *coordinator.RestoreReport, err error) any {
+	type model struct {
+		Label  string `json:"label"`
+		Rows   int64  `json:"rows"`
+		Before int64  `json:"rows_before"`
+	}
+	out := struct {
+		Status          outcome.Status `json:"status"`
+		Error           string         `json:"error,omitempty"`
+		DryRun          bool           `json:"dry_run"`
+		RunID           string         `json:"run_id,omitempty"`
+		Backup          string         `json:"backup,omitempty"`
+		TraceID         string         `json:"trace_id,omitempty"`
+		Models          []model        `json:"models"`
+		Files           int64          `json:"files"`
+		Bytes           int64          `json:"bytes"`
+		Failed          int64          `json:"failed"`
+		Failures        []string       `json:"failures"`
+		Warnings        []string       `json:"warnings"`
+		DurationSeconds float64        `json:"duration_seconds"`
+	}{Models: []model{}, Failures: []string{}, Warnings: []string{}}
+	out.Status, out.Error = outcome.Of(err).Status, errText(err)
+	if rep == nil {
+		return out
+	}
+	out.DryRun, out.RunID, out.TraceID = rep.DryRun, rep.RunID, rep.TraceID
+	out.Files, out.Bytes, out.Failed, out.DurationSeconds = rep.Files, rep.Bytes, rep.Failed, rep.Duration.Seconds()
+	out.Failures = append(out.Failures, rep.Failures...)
+	if rep.Plan != nil {
+		out.Backup = rep.Plan.Backup
+		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
+		if rep.DryRun {
+			if err == nil {
+				out.Status = outcome.DryRun
+			}
+			for _, m := range rep.Plan.Models {
+				out.Models = append(out.Models, model{Label: m.Label, Rows: m.Rows, Before: m.Current})
+			}
+			out.Files, out.Bytes = rep.Plan.Files, rep.Plan.Bytes
+		}
+	}
+	for _, m := range rep.Loaded {
+		out.Models = append(out.Models, model{Label: m.Label, Rows: m.Rows, Before: m.Before})
+	}
+	return out
+}
+
+// storageForPreflight is the storage to check before a restore: a folder that does not exist
+// yet is fine (the restore creates it), so its nearest existing parent is checked instead.
+func storageForPreflight(u string) string {
+	p := strings.TrimPrefix(u, "file://")
+	for {
+		if _, err := os.Stat(p); err == nil || p == filepath.Dir(p) {
+			return p
+		}
+		p = filepath.Dir(p)
+	}
+}
