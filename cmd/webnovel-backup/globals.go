@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // globals are the flags every command shares.
@@ -169,14 +169,8 @@ func consoleOf(cmd *cobra.Command) console {
 	return console{in: cmd.InOrStdin(), out: cmd.OutOrStdout(), err: cmd.ErrOrStderr()}
 }
 
-// redactURL hides a password in a URL for printing.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// redactURL hides the secrets of a location for printing.
+func redactURL(s string) string { return redact.URL(s) }
 
 // printJSON writes v indented: the machine-readable final report.
 func printJSON(w io.Writer, v any) error {
