@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 )
 
 // Config shapes the streams and the workers' consumer when Ensure creates them. A zero field
@@ -69,7 +71,7 @@ type Embedded struct {
 func StartEmbedded(dir string) (*Embedded, error) {
 	own := false
 	if dir == "" {
-		d, err := os.MkdirTemp("", "wnb-nats-")
+		d, err := scratch.MkdirTemp("", "wnb-nats-")
 		if err != nil {
 			return nil, fmt.Errorf("start embedded nats: %w", err)
 		}
