@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 func newVerifyCommand(g *globals) *cobra.Command {
@@ -18,14 +21,15 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify PATH",
 		Short: "Check a backup folder or .tar.gz without restoring it: metadata, checksums, fixtures, counts",
-		Long: `Check a backup folder or .tar.gz archive without restoring it: backup_metadata.json is
+		Long: `Check a backup folder or .tar.gz archive (local or s3://) without restoring it: backup_metadata.json is
 complete, every file matches SHA256SUMS and SHA256SUMS lists every file, every fixture parses
 and holds only its model's objects with no duplicate pk, and the row and file counts match the
 metadata. Backups written by the Python command (no SHA256SUMS, no counts) verify with warnings.
 
 Exit status: 0 when the backup is good, 1 when a problem is found or the check cannot run.`,
 		Example: `  webnovel-backup verify backups/backup_20241201_143022
-  webnovel-backup verify backups/backup_20241201_143022.tar.gz --json`,
+  webnovel-backup verify backups/backup_20241201_143022.tar.gz --json
+  webnovel-backup verify s3://bucket/backups/backup_20241201_143022`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("verify takes one PATH (a backup folder or .tar.gz), got %d arguments", len(args))
@@ -41,7 +45,11 @@ Exit status: 0 when the backup is good, 1 when a problem is found or the check c
 				}
 				o.Workers = g.workers
 			}
-			rep, err := verify.Verify(cmd.Context(), args[0], o)
+			verifyAt := verify.Verify
+			if storage.IsS3(args[0]) {
+				verifyAt = verifyS3
+			}
+			rep, err := verifyAt(cmd.Context(), args[0], o)
 			if err != nil {
 				return err
 			}
@@ -64,6 +72,22 @@ Exit status: 0 when the backup is good, 1 when a problem is found or the check c
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&o.TempDir, "temp-dir", "", "where an archive is extracted to be checked (default: the system temporary folder)")
 	return cmd
+}
+
+// verifyS3 brings a backup on S3 into a private temporary folder, as a restore does, and
+// verifies it there; the report names the S3 location.
+func verifyS3(ctx context.Context, src string, o verify.Options) (*verify.Report, error) {
+	b, err := coordinator.OpenBackup(ctx, src, o.TempDir)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", src, err)
+	}
+	defer b.Close()
+	rep, err := verify.VerifyDir(ctx, b.Dir, o)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", src, err)
+	}
+	rep.Path = src
+	return rep, nil
 }
 
 func printVerifyReport(cmd *cobra.Command, rep *verify.Report) {
