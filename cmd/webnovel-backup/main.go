@@ -27,7 +27,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/queue"
 )
 
-// Exit codes, as DESIGN.md §4 lists them.
+// Exit codes, as the README lists them.
 const (
 	exitOK      = 0
 	exitFailure = 1

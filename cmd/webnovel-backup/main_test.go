@@ -54,7 +54,8 @@ func onlyBackup(t *testing.T, dir string) string {
 	return found[0]
 }
 
-// Every example line of COMMANDS.md "Creating Backups" works as written.
+// Every example line of the README's backups (the Python backup_data command lines) works as
+// written.
 func TestBackupExamples(t *testing.T) {
 	dir := sitePlatform(t)
 	tests := []struct {

@@ -42,8 +42,8 @@ func rowCount(t *testing.T, url, label string) int64 {
 	return n[m.Label]
 }
 
-// Every example line of COMMANDS.md "Restoring from Backups" works as written, and a restore
-// nobody confirmed changes nothing.
+// Every example line of the README's restores (the Python restore_data command lines) works
+// as written, and a restore nobody confirmed changes nothing.
 func TestRestoreExamples(t *testing.T) {
 	dir := sitePlatform(t)
 	if code, out := cli(t, dir, "backup_data"); code != 0 {
