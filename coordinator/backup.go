@@ -29,6 +29,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -794,7 +795,7 @@ func snapshotDir(d destination) (string, error) {
 		dir := filepath.Join(l.Location(), internalDir, "snapshot")
 		return dir, os.MkdirAll(dir, 0o700)
 	}
-	return os.MkdirTemp("", "wnb-snapshot-")
+	return scratch.MkdirTemp("", "wnb-snapshot-") // swept by the next run if this one is killed
 }
 
 func sha256Hex(b []byte) string {

@@ -1,5 +1,6 @@
 // Package coordinator plans a run, publishes its tasks to JetStream, collects every result and
-// assembles the outcome: for a backup, the Django-compatible folder or archive of DESIGN.md §2.
+// assembles the outcome: for a backup, the Django-compatible folder or archive (see the
+// README's "Backup layout").
 //
 // The coordinator never runs tasks itself and never imports package workers: in the embedded
 // default the workers are goroutines of the same process, elsewhere they are other processes,

@@ -9,7 +9,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // verifyOptions are the flags of verify.
@@ -29,14 +31,15 @@ func newVerifyCommand(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify PATH",
 		Short: "Check a backup folder or .tar.gz without restoring it: metadata, checksums, fixtures, counts",
-		Long: `Check a backup folder or .tar.gz archive without restoring it: backup_metadata.json is
+		Long: `Check a backup folder or .tar.gz archive (local or s3://) without restoring it: backup_metadata.json is
 complete, every file matches SHA256SUMS and SHA256SUMS lists every file, every fixture parses
 and holds only its model's objects with no duplicate pk, and the row and file counts match the
 metadata. Backups written by the Python command (no SHA256SUMS, no counts) verify with warnings.
 
 Exit status: 0 when the backup is good, 1 when a problem is found or the check cannot run.`,
 		Example: `  webnovel-backup verify backups/backup_20241201_143022
-  webnovel-backup verify backups/backup_20241201_143022.tar.gz --json`,
+  webnovel-backup verify backups/backup_20241201_143022.tar.gz --json
+  webnovel-backup verify s3://bucket/backups/backup_20241201_143022`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("verify takes one PATH (a backup folder or .tar.gz), got %d arguments", len(args))
@@ -61,7 +64,11 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 		}
 		o.Workers = g.workers
 	}
-	rep, err := verify.Verify(ctx, path, o.Options)
+	verifyAt := verify.Verify
+	if storage.IsS3(path) {
+		verifyAt = verifyS3
+	}
+	rep, err := verifyAt(ctx, path, o.Options)
 	if err != nil {
 		return err
 	}
@@ -76,6 +83,22 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 		return fmt.Errorf("verify %s: %d problems found", path, len(rep.Problems))
 	}
 	return nil
+}
+
+// verifyS3 brings a backup on S3 into a private temporary folder, as a restore does, and
+// verifies it there; the report names the S3 location.
+func verifyS3(ctx context.Context, src string, o verify.Options) (*verify.Report, error) {
+	b, err := coordinator.OpenBackup(ctx, src, o.TempDir)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", src, err)
+	}
+	defer b.Close()
+	rep, err := verify.VerifyDir(ctx, b.Dir, o)
+	if err != nil {
+		return nil, fmt.Errorf("verify %s: %w", src, err)
+	}
+	rep.Path = src
+	return rep, nil
 }
 
 func printVerifyReport(out io.Writer, rep *verify.Report) {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 )
 
 // sqliteBusyTimeout is how long a statement waits for another writer's lock.
@@ -220,10 +221,8 @@ func liveColumnsSQLite(ctx context.Context, db *sql.DB) (map[string]map[string]b
 }
 
 func (db *DB) beginSnapshotSQLite(ctx context.Context, dir string) (*Snapshot, error) {
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	f, err := os.CreateTemp(dir, "wnb-snapshot-*.sqlite3")
+	// Named after this process, so that the next run removes the copy if this one is killed.
+	f, err := scratch.CreateTemp(dir, "wnb-snapshot-*.sqlite3")
 	if err != nil {
 		return nil, err
 	}

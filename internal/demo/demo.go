@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
@@ -87,6 +88,12 @@ func Fill(ctx context.Context, dbURL, storageDir string, opts Options) (Summary,
 	p, err := newPlan(opts)
 	if err != nil {
 		return Summary{}, err
+	}
+	if src, err := database.ParseURL(dbURL); err == nil && src.Engine == database.SQLite {
+		// The demo makes its site's folder: the database file goes in it.
+		if err := os.MkdirAll(filepath.Dir(src.DSN), 0o755); err != nil {
+			return Summary{}, fmt.Errorf("demo database: %w", err)
+		}
 	}
 	db, err := database.Create(ctx, dbURL)
 	if err != nil {

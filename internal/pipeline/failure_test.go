@@ -75,14 +75,20 @@ func TestInterruptedBackupLeavesNothing(t *testing.T) {
 	backups := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		// Cancel as soon as the first output is written.
+		// Cancel as soon as the first output is written; stop looking when the run ends.
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
 		for {
 			matches, _ := filepath.Glob(filepath.Join(backups, layout.StagingPrefix+"*", "files", "*"))
 			if len(matches) > 0 {
 				cancel()
 				return
 			}
-			time.Sleep(time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 		}
 	}()
 	_, err := s.Coordinator.Backup(ctx, coordinator.BackupOptions{

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
@@ -153,4 +154,17 @@ func dropTable(t *testing.T, url, table string) {
 	}
 	db.Close()
 	sqlitetest.Exec(t, strings.TrimPrefix(url, "sqlite:///"), "DROP TABLE "+table)
+}
+
+// waitUntil checks cond every interval until it holds, failing the test if it does not
+// within the given time.
+func waitUntil(t *testing.T, within, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", within, what)
+		}
+		time.Sleep(interval)
+	}
 }

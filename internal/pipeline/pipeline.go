@@ -17,6 +17,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/workers"
 )
 
@@ -54,6 +55,10 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	// Temporary files of this program's killed processes (a SIGKILL runs no clean-up).
+	if removed := scratch.SweepAll(""); len(removed) > 0 {
+		log.Info("removed temporary files of processes that are gone", "paths", removed)
 	}
 	s := &Session{}
 	url := cfg.NATSURL

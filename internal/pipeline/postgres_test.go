@@ -110,9 +110,7 @@ func TestBackupPostgresOneSnapshot(t *testing.T) {
 			committed.Store(int64(i))
 		}
 	}()
-	for committed.Load() < 20 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, time.Minute, time.Millisecond, "20 concurrent transactions to commit", func() bool { return committed.Load() >= 20 })
 	p := platformFixture{dbURL: url, storage: t.TempDir()}
 	s := startSession(t, p, 4, queue.Config{})
 	rep, err := s.Coordinator.Backup(ctx, coordinator.BackupOptions{

@@ -107,13 +107,13 @@ func TestResumeAfterCoordinatorDies(t *testing.T) {
 	}
 
 	// The registry shows it abandoned once its heartbeat is stale.
-	var rec *messages.RunRecord
-	for rec == nil || rec.Shown(time.Now()) != messages.RunAbandoned {
-		if rec, err = s.Coordinator.RunRecord(context.Background(), run); err != nil {
+	waitUntil(t, 30*time.Second, messages.RunHeartbeat, "the dead coordinator's run to show as abandoned", func() bool {
+		rec, err := s.Coordinator.RunRecord(context.Background(), run)
+		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(messages.RunHeartbeat)
-	}
+		return rec.Shown(time.Now()) == messages.RunAbandoned
+	})
 	if names := backupNames(t, backups); len(names) != 0 {
 		t.Fatalf("a dead coordinator's run looks like a backup: %v", names)
 	}
@@ -146,7 +146,7 @@ func TestResumeAfterCoordinatorDies(t *testing.T) {
 	if kept == 0 || redone == 0 {
 		t.Fatalf("copy results: %d kept from before the crash, %d redone; want both", kept, redone)
 	}
-	rec, _ = s.Coordinator.RunRecord(context.Background(), run)
+	rec, _ := s.Coordinator.RunRecord(context.Background(), run)
 	if rec.State != messages.RunComplete || rec.Path != rep.Path {
 		t.Fatalf("run record after resume: %+v", rec)
 	}

@@ -3,23 +3,23 @@
 package queue
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 )
 
-// Config shapes the streams and the workers' consumer.
+// Config shapes the streams and the workers' consumer when Ensure creates them. A zero field
+// means "not asked": the default is used for a creation, and an existing stream or consumer is
+// never compared against it.
 type Config struct {
-	// Replicas of both streams (3 on a three-node cluster). 0 means 1.
+	// Replicas of the streams, the bucket and the consumer (3 on a three-node cluster).
 	Replicas int
 	// AckWait is how long a worker may hold a task without acking or signalling progress
 	// before the server hands it to another worker. Workers send in-progress well before.
@@ -28,6 +28,9 @@ type Config struct {
 	MaxDeliver int
 	// ResultsMaxAge is how long results are kept (so a restarted coordinator can recount them).
 	ResultsMaxAge time.Duration
+	// Logger receives the warnings about existing settings that differ from the asked ones
+	// (default: slog.Default()).
+	Logger *slog.Logger
 }
 
 // DefaultConfig is what production uses.
@@ -35,6 +38,7 @@ func DefaultConfig() Config {
 	return Config{Replicas: 1, AckWait: 30 * time.Second, MaxDeliver: 5, ResultsMaxAge: 7 * 24 * time.Hour}
 }
 
+// withDefaults fills the fields that were not asked for.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.Replicas <= 0 {
@@ -49,103 +53,10 @@ func (c Config) withDefaults() Config {
 	if c.ResultsMaxAge <= 0 {
 		c.ResultsMaxAge = d.ResultsMaxAge
 	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return c
-}
-
-// Ensure declares StreamTasks (a work queue), StreamResults (latest result per task), the
-// RunsBucket registry and the workers' durable pull consumer, updating them when they exist.
-// It returns the consumer.
-func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, error) {
-	cfg = cfg.withDefaults()
-	if err := declare(ctx, "stream "+messages.StreamTasks, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:        messages.StreamTasks,
-			Description: "webnovel-backup tasks",
-			Subjects:    []string{messages.TasksSubjects},
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.Replicas,
-			Duplicates:  time.Hour,
-		})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if err := declare(ctx, "stream "+messages.StreamResults, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name:              messages.StreamResults,
-			Description:       "webnovel-backup task results",
-			Subjects:          []string{messages.ResultsSubjects},
-			Retention:         jetstream.LimitsPolicy,
-			MaxMsgsPerSubject: 1,
-			MaxAge:            cfg.ResultsMaxAge,
-			Storage:           jetstream.FileStorage,
-			Replicas:          cfg.Replicas,
-		})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	if err := declare(ctx, "key-value bucket "+messages.RunsBucket, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      messages.RunsBucket,
-			Description: "webnovel-backup runs",
-			History:     1,
-			TTL:         cfg.ResultsMaxAge * 8,
-			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.Replicas,
-		})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	var cons jetstream.Consumer
-	if err := declare(ctx, "consumer "+messages.ConsumerWorkers, func(ctx context.Context) error {
-		var err error
-		cons, err = js.CreateOrUpdateConsumer(ctx, messages.StreamTasks, jetstream.ConsumerConfig{
-			Durable:       messages.ConsumerWorkers,
-			Description:   "webnovel-backup workers",
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       cfg.AckWait,
-			MaxDeliver:    cfg.MaxDeliver,
-			MaxAckPending: 10000,
-			Replicas:      cfg.Replicas,
-		})
-		return err
-	}); err != nil {
-		return nil, err
-	}
-	return cons, nil
-}
-
-// Declaration attempts: each gets declareTimeout, then a short random pause.
-const (
-	declareAttempts = 6
-	declareTimeout  = 5 * time.Second
-)
-
-// declare runs an idempotent declaration, again when the server does not answer in time. On a
-// cluster, concurrent creations of one replicated stream or bucket (a coordinator and workers
-// starting together) can all go unanswered, while a second attempt finds it and succeeds.
-func declare(ctx context.Context, what string, f func(context.Context) error) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, declareTimeout)
-		err = f(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
-		if !unanswered || ctx.Err() != nil || attempt == declareAttempts {
-			return fmt.Errorf("declare %s: %w", what, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("declare %s: %w", what, err)
-		case <-time.After(time.Duration(100+rand.IntN(400)) * time.Millisecond):
-		}
-	}
 }
 
 // Embedded is an in-process NATS server with JetStream, for running with nothing else set up.
@@ -160,7 +71,7 @@ type Embedded struct {
 func StartEmbedded(dir string) (*Embedded, error) {
 	own := false
 	if dir == "" {
-		d, err := os.MkdirTemp("", "wnb-nats-")
+		d, err := scratch.MkdirTemp("", "wnb-nats-")
 		if err != nil {
 			return nil, fmt.Errorf("start embedded nats: %w", err)
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -90,7 +91,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	tmp, err := os.MkdirTemp(o.TempDir, "wnb-roundtrip-")
+	tmp, err := scratch.MkdirTemp(o.TempDir, "wnb-roundtrip-")
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 )
 
 // Names of the checks, in the order a Report lists them. CheckArchive comes first, and only
@@ -133,7 +134,7 @@ func Verify(ctx context.Context, path string, o Options) (*Report, error) {
 
 func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, err error) {
 	start := time.Now()
-	tmp, err := os.MkdirTemp(o.TempDir, "wnb-verify-")
+	tmp, err := scratch.MkdirTemp(o.TempDir, "wnb-verify-")
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", path, err)
 	}

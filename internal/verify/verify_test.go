@@ -461,7 +461,7 @@ func TestPKSet(t *testing.T) {
 	}
 }
 
-// pythonMetadata is COMMANDS.md's example of the Python command's metadata.
+// pythonMetadata is an example of the metadata the Python command writes.
 const pythonMetadata = `{
   "backup_timestamp": "2024-12-01T14:30:22.123456",
   "django_version": "4.2.0",
