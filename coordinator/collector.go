@@ -58,8 +58,8 @@ type taskState struct {
 	// InQueue: its message is still in the work-queue stream (acked and terminated messages
 	// are removed from it).
 	InQueue bool
-	// GaveUp: the message is still there but the consumer's ack floor is past it: it was
-	// delivered MaxDeliver times and will not be delivered again.
+	// GaveUp: the message is still there but the consumer will not deliver it again: it was
+	// delivered MaxDeliver times without being settled.
 	GaveUp bool
 }
 

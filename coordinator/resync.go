@@ -33,7 +33,7 @@ func (c *Coordinator) readStates(ctx context.Context, run string, seqs map[strin
 		c.log.Warn("resync: read the tasks stream", "run", run, "err", err)
 		return nil
 	}
-	floor, floorKnown := c.ackFloor(ctx)
+	cs, csKnown := c.consumerState(ctx)
 	var out []taskState
 	found := 0
 	for _, id := range slices.Sorted(maps.Keys(seqs)) {
@@ -41,8 +41,8 @@ func (c *Coordinator) readStates(ctx context.Context, run string, seqs map[strin
 			break
 		}
 		st := c.readState(ctx, results, tasks, run, id, seqs[id])
-		if st.InQueue && floorKnown {
-			st.GaveUp = seqs[id] <= floor
+		if st.InQueue && csKnown {
+			st.GaveUp = cs.gaveUp(seqs[id])
 		}
 		if st.Final != nil {
 			found++
@@ -117,18 +117,32 @@ func (c *Coordinator) lastResult(ctx context.Context, run, id string) *messages.
 	return r
 }
 
-// ackFloor is the workers' consumer's ack floor: every message at or below it was acked,
-// terminated, or given up after MaxDeliver deliveries.
-func (c *Coordinator) ackFloor(ctx context.Context) (uint64, bool) {
+// consumerState is what the workers' consumer says about delivered messages.
+type consumerState struct {
+	ackFloor   uint64 // every message at or below it is settled or given up
+	delivered  uint64 // the highest stream sequence delivered so far
+	ackPending int    // messages delivered and not yet settled, any run's
+}
+
+// gaveUp reports whether the consumer will not deliver the message at seq again, given that
+// it is still in the work queue (a settled message is removed): it is below the ack floor,
+// or it was delivered and nothing at all is awaiting an ack. Which pending message is which
+// is not visible, so while other messages are in flight a given-up task is found later.
+func (s consumerState) gaveUp(seq uint64) bool {
+	return seq <= s.ackFloor || (seq <= s.delivered && s.ackPending == 0)
+}
+
+// consumerState reads the workers' consumer.
+func (c *Coordinator) consumerState(ctx context.Context) (consumerState, bool) {
 	cons, err := c.js.Consumer(ctx, messages.StreamTasks, messages.ConsumerWorkers)
 	if err != nil {
-		return 0, false
+		return consumerState{}, false
 	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return 0, false
+		return consumerState{}, false
 	}
-	return info.AckFloor.Stream, true
+	return consumerState{ackFloor: info.AckFloor.Stream, delivered: info.Delivered.Stream, ackPending: info.NumAckPending}, true
 }
 
 // readQueue reads the workers' consumer: idle pull requests and tasks in flight.
