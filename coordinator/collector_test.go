@@ -219,3 +219,55 @@ func TestCollectorReportsProgress(t *testing.T) {
 		t.Fatalf("progress %v, done %v", got, col.done())
 	}
 }
+
+// A message still in the work queue was given up on when it is below the ack floor, or when
+// it was delivered and nothing awaits an ack; a message delivered while others are in flight
+// may still be one of them (nak'd with a delay, or awaiting its ack wait).
+func TestConsumerStateGaveUp(t *testing.T) {
+	tests := []struct {
+		name string
+		cs   consumerState
+		seq  uint64
+		want bool
+	}{
+		{"below the ack floor", consumerState{ackFloor: 7, delivered: 9, ackPending: 2}, 5, true},
+		{"delivered, nothing pending", consumerState{ackFloor: 0, delivered: 9}, 5, true},
+		{"delivered, others pending", consumerState{ackFloor: 0, delivered: 9, ackPending: 1}, 5, false},
+		{"not delivered yet", consumerState{ackFloor: 0, delivered: 4}, 5, false},
+	}
+	for _, tt := range tests {
+		if got := tt.cs.gaveUp(tt.seq); got != tt.want {
+			t.Errorf("%s: gaveUp = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// The event queue between subscription callbacks and the collecting loop never blocks a
+// callback and never drops an event.
+func TestEventQueueKeepsEverything(t *testing.T) {
+	q := newEventQueue[int]()
+	const n = 10000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < n; i++ {
+			q.push(i)
+		}
+	}()
+	var got []int
+	deadline := time.After(10 * time.Second)
+	for len(got) < n {
+		select {
+		case <-q.ready:
+			got = append(got, q.drain()...)
+		case <-deadline:
+			t.Fatalf("got %d of %d events", len(got), n)
+		}
+	}
+	<-done
+	for i, v := range got {
+		if v != i {
+			t.Fatalf("event %d is %d", i, v)
+		}
+	}
+}
