@@ -30,6 +30,8 @@ const (
 	defaultResyncAfter = 5 * time.Second
 	defaultEndGrace    = 2 * time.Second
 	defaultTick        = 500 * time.Millisecond
+	// maxResyncGaps bounds the gap between two resyncs of a silent run, in ResyncAfter.
+	maxResyncGaps = 12
 )
 
 // advisoryKind is which JetStream advisory said the queue let go of a task.
@@ -95,6 +97,7 @@ type collector struct {
 	lastProgress time.Time // a task finished, or tasks were in flight with no failed attempt
 	lastFailure  time.Time // a failed (non-final) attempt
 	lastResync   time.Time
+	resyncGap    time.Duration // grows while resyncs find nothing, back to ResyncAfter on news
 	lastWarn     time.Time
 }
 
@@ -104,7 +107,7 @@ func newCollector(run string, tasks []*messages.Task, done map[string]*messages.
 	c := &collector{
 		run: run, t: t, total: len(tasks), results: map[string]*messages.Result{},
 		pending: map[string]*pendingTask{}, bySeq: map[uint64]string{}, progress: progress,
-		lastNews: now, lastProgress: now, lastResync: now, lastWarn: now,
+		lastNews: now, lastProgress: now, lastResync: now, lastWarn: now, resyncGap: t.ResyncAfter,
 	}
 	for _, task := range tasks {
 		if r := done[task.ID]; r != nil {
@@ -134,7 +137,7 @@ func (c *collector) result(r *messages.Result, now time.Time) error {
 	if p == nil {
 		return nil // another run's, or a duplicate of a finished task's
 	}
-	c.lastNews = now
+	c.news(now)
 	if !r.Final {
 		p.lastErr = r.Error
 		c.lastFailure = now
@@ -161,7 +164,7 @@ func (c *collector) advisory(a advisory, now time.Time) {
 		return // another run's task, or one finished already
 	}
 	p := c.pending[id]
-	c.lastNews = now
+	c.news(now)
 	if !p.ended.IsZero() {
 		return
 	}
@@ -178,6 +181,12 @@ func (c *collector) advisory(a advisory, now time.Time) {
 	}
 }
 
+// news notes that the run heard of its tasks.
+func (c *collector) news(now time.Time) {
+	c.lastNews = now
+	c.resyncGap = c.t.ResyncAfter
+}
+
 // lastCause is a pending task's last failed attempt, or what its silence means.
 func (c *collector) lastCause(p *pendingTask) string {
 	if p.lastErr != "" {
@@ -189,7 +198,9 @@ func (c *collector) lastCause(p *pendingTask) string {
 // snapshot takes a resync's reading of the unfinished tasks: final results count as if they
 // had arrived, and a task the queue no longer delivers without a final result fails the run.
 func (c *collector) snapshot(states []taskState, now time.Time) error {
+	// A long task is silent: resync less often while each finds nothing new.
 	c.lastResync = now
+	c.resyncGap = min(2*c.resyncGap, maxResyncGaps*c.t.ResyncAfter)
 	for _, s := range states {
 		if s.Final != nil {
 			if err := c.result(s.Final, now); err != nil {
@@ -227,7 +238,7 @@ func (c *collector) tick(now time.Time) (due, error) {
 		}
 	}
 	var d due
-	d.resync = now.Sub(c.lastNews) >= c.t.ResyncAfter && now.Sub(c.lastResync) >= c.t.ResyncAfter
+	d.resync = now.Sub(c.lastNews) >= c.t.ResyncAfter && now.Sub(c.lastResync) >= c.resyncGap
 	warn := c.t.StallWarning > 0 && now.Sub(c.lastNews) >= c.t.StallWarning && now.Sub(c.lastWarn) >= c.t.StallWarning
 	d.queue = warn || (c.t.StallTimeout > 0 && now.Sub(c.lastProgress) >= c.t.StallTimeout)
 	return d, nil

@@ -169,6 +169,9 @@ func TestCollectorAsksForResyncAndQueueOnSilence(t *testing.T) {
 		{"silence asks for a resync", []event{{at: 6, tick: true}}, true, false},
 		{"a resync is not repeated at once", []event{{at: 6, snapshot: []taskState{}}, {at: 8, tick: true}}, false, false},
 		{"long silence asks for the queue's state", []event{{at: 31, tick: true}}, true, true},
+		{"resyncs back off while they find nothing", []event{{at: 6, snapshot: []taskState{}}, {at: 12, tick: true}}, false, false},
+		{"a backed-off resync comes", []event{{at: 6, snapshot: []taskState{}}, {at: 16.5, tick: true}}, true, false},
+		{"news resets the back-off", []event{{at: 6, snapshot: []taskState{}}, {at: 7, result: failed("a", "x", false)}, {at: 12.5, tick: true}}, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
