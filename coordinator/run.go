@@ -41,6 +41,8 @@ type Coordinator struct {
 	// noAdvisories makes dispatch ignore the consumer's advisories (a test hook: the resync
 	// must find what they would have said).
 	noAdvisories bool
+	// afterPublish, if set, is called once a run's tasks are published (a test hook).
+	afterPublish func()
 }
 
 // New makes a coordinator. The streams must exist (queue.Ensure).
@@ -89,6 +91,9 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 		return nil, err
 	}
 	c.log.Info("tasks published", "run", run, "tasks", len(tasks))
+	if c.afterPublish != nil {
+		c.afterPublish()
+	}
 	if err := c.collect(ctx, run, l, col); err != nil {
 		c.purge(run)
 		return nil, err
