@@ -259,7 +259,8 @@ func (c *collector) stalled(now time.Time, q queueState) (warn bool, err error) 
 		c.lastProgress = now
 		return warn, nil
 	}
-	e := &StallError{Run: c.run, For: c.t.StallTimeout, Pending: c.pendingIDs(), Causes: map[string]string{}, Queue: q}
+	e := &StallError{Run: c.run, For: c.t.StallTimeout, Pending: c.pendingIDs(), Causes: map[string]string{},
+		QueueKnown: q.Known, Waiting: q.Waiting, InFlight: q.InFlight}
 	for _, id := range e.Pending {
 		if p := c.pending[id]; p.lastErr != "" {
 			e.Causes[id] = p.lastErr
@@ -296,7 +297,10 @@ type StallError struct {
 	// Causes holds the last failed attempt of pending tasks that had one (for example a
 	// worker configured for another database handing the task back).
 	Causes map[string]string
-	Queue  queueState
+	// QueueKnown is false when the workers' consumer could not be read; otherwise Waiting
+	// counts idle workers' pull requests and InFlight the tasks (any run's) held by workers.
+	QueueKnown        bool
+	Waiting, InFlight int
 }
 
 // stallNamed bounds how many pending tasks and causes the message names.
@@ -309,8 +313,8 @@ func (e *StallError) Error() string {
 		b.WriteString(", ...")
 	}
 	b.WriteString(")")
-	if e.Queue.Known {
-		fmt.Fprintf(&b, "; %d workers waiting for tasks, %d tasks in flight", e.Queue.Waiting, e.Queue.InFlight)
+	if e.QueueKnown {
+		fmt.Fprintf(&b, "; %d workers waiting for tasks, %d tasks in flight", e.Waiting, e.InFlight)
 	} else {
 		b.WriteString("; the workers' consumer could not be read")
 	}
@@ -321,7 +325,7 @@ func (e *StallError) Error() string {
 			n++
 		}
 	}
-	if e.Queue.Known && e.Queue.Waiting == 0 && e.Queue.InFlight == 0 {
+	if e.QueueKnown && e.Waiting == 0 && e.InFlight == 0 {
 		b.WriteString("; start `webnovel-backup worker` processes or use --workers N")
 	}
 	return b.String()

@@ -198,7 +198,7 @@ func TestCollectorStallTimeoutZeroWaitsForEver(t *testing.T) {
 }
 
 func TestStallErrorNamesFirstTasksAndCount(t *testing.T) {
-	e := &StallError{Run: "r", For: time.Minute, Pending: []string{"t1", "t2", "t3", "t4", "t5", "t6", "t7"}, Queue: queueState{Known: true, Waiting: 2}}
+	e := &StallError{Run: "r", For: time.Minute, Pending: []string{"t1", "t2", "t3", "t4", "t5", "t6", "t7"}, QueueKnown: true, Waiting: 2}
 	msg := e.Error()
 	for _, s := range []string{"7 tasks pending (t1, t2, t3, t4, t5, ...)", "2 workers waiting for tasks"} {
 		if !strings.Contains(msg, s) {
