@@ -238,17 +238,8 @@ func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 
 func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
 	start := time.Now()
-	if o.SkipDB && o.SkipFiles {
-		return nil, errors.New("restore: --skip-db and --skip-files leave nothing to restore")
-	}
-	if o.FilesPerTask <= 0 {
-		o.FilesPerTask = 2000
-	}
-	if o.HashWorkers <= 0 {
-		o.HashWorkers = 4
-	}
-	if o.RunID == "" {
-		o.RunID = NewRunID(start)
+	if err := o.withDefaults(start); err != nil {
+		return nil, err
 	}
 	rep := &RestoreReport{RunID: o.RunID, DryRun: o.DryRun}
 	telemetry.Annotate(ctx, telemetry.KeyRun.String(o.RunID), attribute.Bool("wnb.dry_run", o.DryRun))
@@ -259,61 +250,30 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	defer src.cleanup()
 
 	cctx, checkSpan := telemetry.Start(ctx, "restore.check")
-	plan, fixtures, files, db, err := c.checkRestore(cctx, src.dir, o)
+	chk, err := c.checkRestore(cctx, src.dir, o)
 	telemetry.End(checkSpan, err)
-	if db != nil {
-		defer db.Close()
-	}
+	defer chk.close()
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	plan.Backup = o.Source
-	rep.Plan = plan
+	chk.plan.Backup = o.Source
+	rep.Plan = chk.plan
 	if o.DryRun {
 		rep.Duration = time.Since(start)
 		return rep, nil
 	}
-	if o.Confirm != nil {
-		ok, err := o.Confirm(plan)
-		if err != nil {
-			return nil, fmt.Errorf("restore: %w", err)
-		}
-		if !ok {
-			return nil, ErrRefused
+	if err := confirmRestore(o, chk.plan); err != nil {
+		return nil, err
+	}
+	reportRestoreTotals(o, chk.plan)
+	if chk.db != nil {
+		if err := c.loadDatabase(ctx, o, chk, rep); err != nil {
+			return nil, err
 		}
 	}
-
-	if o.Progress != nil {
-		var rows int64
-		for _, m := range plan.Models {
-			rows += m.Rows
-		}
-		o.Progress.Total(progress.Rows, rows)
-		if !o.SkipFiles {
-			o.Progress.Total(progress.Files, plan.Bytes)
-		}
-	}
-	if db != nil {
-		lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(fixtures)), attribute.Bool("wnb.merge", o.Merge))
-		loaded, err := db.Load(lctx, fixtures, database.LoadOptions{Merge: o.Merge})
-		var rows int64
-		for _, m := range loaded {
-			rows += m.Rows
-		}
-		loadSpan.SetAttributes(telemetry.KeyRows.Int64(rows))
-		telemetry.End(loadSpan, err)
-		if err != nil {
-			return nil, fmt.Errorf("restore: database unchanged: %w", err)
-		}
-		rep.Loaded = loaded
-		if o.Progress != nil {
-			o.Progress.Add(progress.Rows, rows)
-		}
-		c.log.Info("database restored", "run", o.RunID, "models", len(loaded))
-	}
-	if !o.SkipFiles && len(files) > 0 {
-		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int(len(files)))
-		err := c.restoreFiles(fctx, o, src.dir, files, rep)
+	if !o.SkipFiles && len(chk.files) > 0 {
+		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int(len(chk.files)))
+		err := c.restoreFiles(fctx, o, src.dir, chk.files, rep)
 		filesSpan.SetAttributes(telemetry.KeyBytes.Int64(rep.Bytes), attribute.Int64("wnb.files_failed", rep.Failed))
 		telemetry.End(filesSpan, err)
 		if err != nil {
@@ -327,66 +287,169 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	return rep, nil
 }
 
+// withDefaults refuses a restore of nothing and fills in the defaults.
+func (o *RestoreOptions) withDefaults(start time.Time) error {
+	if o.SkipDB && o.SkipFiles {
+		return errors.New("restore: --skip-db and --skip-files leave nothing to restore")
+	}
+	if o.FilesPerTask <= 0 {
+		o.FilesPerTask = 2000
+	}
+	if o.HashWorkers <= 0 {
+		o.HashWorkers = 4
+	}
+	if o.RunID == "" {
+		o.RunID = NewRunID(start)
+	}
+	return nil
+}
+
+// confirmRestore asks Confirm, if set, with the plan: ErrRefused when it says no.
+func confirmRestore(o RestoreOptions, plan *RestorePlan) error {
+	if o.Confirm == nil {
+		return nil
+	}
+	ok, err := o.Confirm(plan)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if !ok {
+		return ErrRefused
+	}
+	return nil
+}
+
+// reportRestoreTotals tells the progress display the work planned.
+func reportRestoreTotals(o RestoreOptions, plan *RestorePlan) {
+	if o.Progress == nil {
+		return
+	}
+	var rows int64
+	for _, m := range plan.Models {
+		rows += m.Rows
+	}
+	o.Progress.Total(progress.Rows, rows)
+	if !o.SkipFiles {
+		o.Progress.Total(progress.Files, plan.Bytes)
+	}
+}
+
+// loadDatabase loads the checked fixtures in one transaction.
+func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *restoreCheck, rep *RestoreReport) error {
+	lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(chk.fixtures)), attribute.Bool("wnb.merge", o.Merge))
+	loaded, err := chk.db.Load(lctx, chk.fixtures, database.LoadOptions{Merge: o.Merge})
+	var rows int64
+	for _, m := range loaded {
+		rows += m.Rows
+	}
+	loadSpan.SetAttributes(telemetry.KeyRows.Int64(rows))
+	telemetry.End(loadSpan, err)
+	if err != nil {
+		return fmt.Errorf("restore: database unchanged: %w", err)
+	}
+	rep.Loaded = loaded
+	if o.Progress != nil {
+		o.Progress.Add(progress.Rows, rows)
+	}
+	c.log.Info("database restored", "run", o.RunID, "models", len(loaded))
+	return nil
+}
+
+// restoreCheck is what the checks of a restore found: the plan, the fixtures to load, the
+// files to copy, and the open target database (nil with SkipDB), which close releases.
+type restoreCheck struct {
+	plan     *RestorePlan
+	fixtures []database.LoadFixture
+	files    []messages.FileEntry
+	db       *database.DB
+}
+
+func (k *restoreCheck) close() {
+	if k.db != nil {
+		k.db.Close()
+	}
+}
+
 // checkRestore runs every check of a restore before anything changes: metadata, checksums of
-// every file the restore will use, fixtures that parse, and the target's schema.
-func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOptions) (*RestorePlan, []database.LoadFixture, []messages.FileEntry, *database.DB, error) {
+// every file the restore will use, fixtures that parse, and the target's schema. The result
+// is never nil, so its database can be closed whatever failed.
+func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOptions) (*restoreCheck, error) {
+	chk := &restoreCheck{}
 	meta, err := layout.ReadMetadata(dir)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("%s is not a complete backup: %w", dir, err)
+		return chk, fmt.Errorf("%s is not a complete backup: %w", dir, err)
 	}
-	plan := &RestorePlan{Metadata: meta, Merge: o.Merge}
 	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
-		return nil, nil, nil, nil, fmt.Errorf("backup %s has status %q, not %q", dir, meta.Status, layout.StatusComplete)
+		return chk, fmt.Errorf("backup %s has status %q, not %q", dir, meta.Status, layout.StatusComplete)
 	}
-
-	// Which fixtures, in dependency order.
+	chk.plan = &RestorePlan{Metadata: meta, Merge: o.Merge}
 	var models []platform.Model
-	files := map[string]string{} // label → fixture file
 	if !o.SkipDB {
-		inBackup, err := backupModels(dir, meta)
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		want := inBackup
-		if len(o.Models) > 0 {
-			sel, err := platform.Default.Select(o.Models)
-			if err != nil {
-				return nil, nil, nil, nil, fmt.Errorf("--models: %w", err)
-			}
-			want = nil
-			for _, m := range sel {
-				found := false
-				for _, b := range inBackup {
-					found = found || b.Label == m.Label
-				}
-				if !found {
-					return nil, nil, nil, nil, fmt.Errorf("--models: %s is not in this backup", m.Label)
-				}
-				want = append(want, m)
-			}
-		}
-		models = want
-		for _, m := range models {
-			files[m.Label] = m.FixtureName()
+		if models, err = selectModels(dir, meta, o.Models); err != nil {
+			return chk, err
 		}
 	}
-
-	// Checksums of everything the restore will read.
 	sums, err := readSums(dir)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return chk, err
 	}
+	if chk.files, err = checkBackupFiles(ctx, dir, sums, models, o, chk.plan); err != nil {
+		return chk, err
+	}
+	if chk.fixtures, err = readFixtures(dir, models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
+		return chk, err
+	}
+	if !o.SkipDB {
+		if chk.db, err = checkTargetDatabase(ctx, o.DatabaseURL, models, chk.plan); err != nil {
+			return chk, err
+		}
+	}
+	if !o.SkipFiles {
+		b, err := storage.Open(ctx, o.StorageURL)
+		if err != nil {
+			return chk, err
+		}
+		b.Close()
+		chk.plan.Storage = b.String()
+	}
+	return chk, nil
+}
+
+// selectModels picks the fixtures to load, in dependency order: every model in the backup,
+// or the --models subset, each of which must be in it.
+func selectModels(dir string, meta *layout.Metadata, labels []string) ([]platform.Model, error) {
+	inBackup, err := backupModels(dir, meta)
+	if err != nil || len(labels) == 0 {
+		return inBackup, err
+	}
+	sel, err := platform.Default.Select(labels)
+	if err != nil {
+		return nil, fmt.Errorf("--models: %w", err)
+	}
+	var want []platform.Model
+	for _, m := range sel {
+		if !slices.ContainsFunc(inBackup, func(b platform.Model) bool { return b.Label == m.Label }) {
+			return nil, fmt.Errorf("--models: %s is not in this backup", m.Label)
+		}
+		want = append(want, m)
+	}
+	return want, nil
+}
+
+// checkBackupFiles lists the files the restore will copy into the plan and checks the
+// checksum of everything it will read: the models' fixtures and those files.
+func checkBackupFiles(ctx context.Context, dir string, sums map[string]string, models []platform.Model, o RestoreOptions, plan *RestorePlan) ([]messages.FileEntry, error) {
 	var toCheck []string
 	for _, m := range models {
-		toCheck = append(toCheck, files[m.Label])
+		toCheck = append(toCheck, m.FixtureName())
 	}
-	var fileEntries []messages.FileEntry
+	var files []messages.FileEntry
 	if !o.SkipFiles {
-		fileEntries, err = listBackupFiles(ctx, dir, sums)
-		if err != nil {
-			return nil, nil, nil, nil, err
+		var err error
+		if files, err = listBackupFiles(ctx, dir, sums); err != nil {
+			return nil, err
 		}
-		for _, e := range fileEntries {
+		for _, e := range files {
 			toCheck = append(toCheck, layout.FilesDir+"/"+e.Key)
 			plan.Files++
 			plan.Bytes += e.Size
@@ -394,62 +457,57 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 	}
 	if sums == nil {
 		plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
-	} else if err := checkSums(ctx, dir, sums, toCheck, o.HashWorkers); err != nil {
-		return nil, nil, nil, nil, err
+		return files, nil
 	}
+	return files, checkSums(ctx, dir, sums, toCheck, o.HashWorkers)
+}
 
-	// Fixtures parse and hold what their names say. When SHA256SUMS proved them to be the
-	// files this tool wrote and counted, the load's own parse (one transaction: a bad object
-	// rolls everything back) is enough, and the counts come from the metadata; a dry run and
-	// an unverifiable backup are read in full first.
+// readFixtures checks that the fixtures parse and hold what their names say, and plans their
+// rows. When SHA256SUMS proved them to be the files this tool wrote and counted (verified),
+// the load's own parse (one transaction: a bad object rolls everything back) is enough, and
+// the counts come from the metadata; a dry run and an unverifiable backup are read in full.
+func readFixtures(dir string, models []platform.Model, meta *layout.Metadata, verified bool, plan *RestorePlan) ([]database.LoadFixture, error) {
 	recorded := map[string]int64{}
-	if sums != nil && meta.FormatVersion >= 1 && !o.DryRun {
+	if verified && meta.FormatVersion >= 1 {
 		for _, e := range meta.Models {
 			recorded[e.Label] = e.Rows
 		}
 	}
 	var fixtures []database.LoadFixture
 	for _, m := range models {
-		p := filepath.Join(dir, files[m.Label])
+		p := filepath.Join(dir, m.FixtureName())
 		n, ok := recorded[m.Label]
 		if !ok {
 			var err error
 			if n, err = countFixture(p, m.Label); err != nil {
-				return nil, nil, nil, nil, err
+				return nil, err
 			}
 		}
-		plan.Models = append(plan.Models, PlanModel{Label: m.Label, File: files[m.Label], Rows: n})
+		plan.Models = append(plan.Models, PlanModel{Label: m.Label, File: m.FixtureName(), Rows: n})
 		fixtures = append(fixtures, database.LoadFixture{Model: m, Open: func() (io.ReadCloser, error) { return os.Open(p) }})
 	}
+	return fixtures, nil
+}
 
-	// The target.
-	var db *database.DB
-	if !o.SkipDB {
-		db, err = database.Open(ctx, o.DatabaseURL)
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		plan.Database = db.Source().Redacted
-		if _, err := db.CheckSchema(ctx, models); err != nil {
-			return nil, nil, nil, db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
-		}
-		counts, err := db.CountRows(ctx, models)
-		if err != nil {
-			return nil, nil, nil, db, err
-		}
-		for i := range plan.Models {
-			plan.Models[i].Current = counts[plan.Models[i].Label]
-		}
+// checkTargetDatabase opens the target and checks it has the platform's schema, recording
+// the rows it holds now in the plan. The database is returned open even when a check fails.
+func checkTargetDatabase(ctx context.Context, url string, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
+	db, err := database.Open(ctx, url)
+	if err != nil {
+		return nil, err
 	}
-	if !o.SkipFiles {
-		b, err := storage.Open(ctx, o.StorageURL)
-		if err != nil {
-			return nil, nil, nil, db, err
-		}
-		b.Close()
-		plan.Storage = b.String()
+	plan.Database = db.Source().Redacted
+	if _, err := db.CheckSchema(ctx, models); err != nil {
+		return db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
 	}
-	return plan, fixtures, fileEntries, db, nil
+	counts, err := db.CountRows(ctx, models)
+	if err != nil {
+		return db, err
+	}
+	for i := range plan.Models {
+		plan.Models[i].Current = counts[plan.Models[i].Label]
+	}
+	return db, nil
 }
 
 // backupModels lists the models a backup holds, in dependency order: from the metadata, or,

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,14 @@ type Coordinator struct {
 	// StallTimeout fails a run that has made no task progress for this long, naming its
 	// pending tasks and how many workers are subscribed; 0 waits for ever.
 	StallTimeout time.Duration
+
+	// timings holds the other collecting clocks (zero: defaults); tests shorten them.
+	timings collectTimings
+	// noAdvisories makes dispatch ignore the consumer's advisories (a test hook: the resync
+	// must find what they would have said).
+	noAdvisories bool
+	// afterPublish, if set, is called once a run's tasks are published (a test hook).
+	afterPublish func()
 }
 
 // New makes a coordinator. The streams must exist (queue.Ensure).
@@ -64,23 +73,171 @@ type TaskError struct {
 func (e *TaskError) Error() string { return fmt.Sprintf("task %s failed: %s", e.Task, e.Cause) }
 
 // dispatch publishes tasks and waits for a final result of every one. It returns the results
-// by task id, or the first task failure / ctx error, after purging the run's leftover tasks.
-// Tasks in done (a resumed run's finished work) are not published again; their results count.
+// by task id, or the first task failure / stall / ctx error, after purging the run's leftover
+// tasks. Tasks in done (a resumed run's finished work) are not published again; their results
+// count. The decisions are the collector's; dispatch only feeds it.
 func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*messages.Task, done map[string]*messages.Result, progress func(*messages.Result)) (map[string]*messages.Result, error) {
-	results := map[string]*messages.Result{}
-	for id, r := range done {
-		results[id] = r
+	col := newCollector(run, tasks, done, progress, c.collectTimings(), time.Now())
+	if col.done() {
+		return col.results, nil
 	}
-	if len(results) == len(tasks) {
-		return results, nil
-	}
-	byID := map[string]*messages.Task{}
-	for _, t := range tasks {
-		byID[t.ID] = t
-	}
-
 	// Listen before publishing, so no result or advisory can be missed.
-	resultsCh := make(chan *messages.Result, 256)
+	l, err := c.listen(ctx, run)
+	if err != nil {
+		return nil, err
+	}
+	defer l.stop()
+	if err := c.publishAll(ctx, run, tasks, col); err != nil {
+		c.purge(run)
+		return nil, err
+	}
+	c.log.Info("tasks published", "run", run, "tasks", len(tasks))
+	if c.afterPublish != nil {
+		c.afterPublish()
+	}
+	if err := c.collect(ctx, run, l, col); err != nil {
+		c.purge(run)
+		return nil, err
+	}
+	return col.results, nil
+}
+
+// collectTimings are the coordinator's clocks for collecting a run.
+func (c *Coordinator) collectTimings() collectTimings {
+	t := c.timings
+	t.StallWarning, t.StallTimeout = c.StallWarning, c.StallTimeout
+	if t.ResyncAfter <= 0 {
+		t.ResyncAfter = defaultResyncAfter
+	}
+	if t.EndGrace <= 0 {
+		t.EndGrace = defaultEndGrace
+	}
+	if t.Tick <= 0 {
+		t.Tick = defaultTick
+	}
+	return t
+}
+
+// publishAll publishes the tasks the collector still waits for and tells it their sequences.
+func (c *Coordinator) publishAll(ctx context.Context, run string, tasks []*messages.Task, col *collector) error {
+	for _, t := range tasks {
+		if col.pending[t.ID] == nil {
+			continue
+		}
+		data, err := messages.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("run %s: encode task %s: %w", run, t.ID, err)
+		}
+		// The task's headers carry its producer span, the parent of the worker's span.
+		subject, hdr := messages.TaskSubject(run, t.Kind), nats.Header{}
+		_, span := telemetry.StartPublish(ctx, subject, t, hdr)
+		ack, err := c.publishTask(ctx, &nats.Msg{Subject: subject, Data: data, Header: hdr}, messages.MsgID(run, t.ID))
+		telemetry.End(span, err)
+		if err != nil {
+			return fmt.Errorf("run %s: publish task %s: %w", run, t.ID, err)
+		}
+		col.published(t.ID, ack.Sequence)
+	}
+	return nil
+}
+
+// collect feeds the collector until every task has its final result or the run fails.
+func (c *Coordinator) collect(ctx context.Context, run string, l *listener, col *collector) error {
+	tick := time.NewTicker(col.t.Tick)
+	defer tick.Stop()
+	for !col.done() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("run %s interrupted: %w", run, context.Cause(ctx))
+		case <-l.results.ready:
+			for _, r := range l.results.drain() {
+				if !r.Final && r.Error != "" {
+					c.log.Warn("task attempt failed", "task", r.Task, "attempt", r.Attempt, "worker", r.Worker, "err", r.Error)
+				}
+				if err := col.result(r, time.Now()); err != nil {
+					return err
+				}
+			}
+		case <-l.advisories.ready:
+			for _, a := range l.advisories.drain() {
+				if err := c.onAdvisory(ctx, run, col, a); err != nil {
+					return err
+				}
+			}
+		case now := <-tick.C:
+			if err := c.onTick(ctx, run, col, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// onAdvisory reads the task's final result first (a worker publishes it before it
+// terminates the message, but the results subscription may trail the advisory), then tells
+// the collector the queue let go of the task.
+func (c *Coordinator) onAdvisory(ctx context.Context, run string, col *collector, a advisory) error {
+	id, ok := col.bySeq[a.seq]
+	if !ok {
+		return nil
+	}
+	c.log.Debug("task advisory", "run", run, "task", id, "kind", a.kind, "reason", a.reason)
+	if r := c.lastResult(ctx, run, id); r != nil && r.Final {
+		return col.result(r, time.Now())
+	}
+	col.advisory(a, time.Now())
+	return nil
+}
+
+// onTick lets the collector look at its clocks, and reads JetStream when it asks.
+func (c *Coordinator) onTick(ctx context.Context, run string, col *collector, now time.Time) error {
+	d, err := col.tick(now)
+	if err != nil {
+		return err
+	}
+	if d.resync {
+		if err := col.snapshot(c.readStates(ctx, run, col.pendingSeqs()), now); err != nil {
+			return err
+		}
+	}
+	if d.queue {
+		q := c.readQueue(ctx)
+		warn, err := col.stalled(now, q)
+		if warn {
+			c.warnStall(run, len(col.pending), q)
+		}
+		return err
+	}
+	return nil
+}
+
+// warnStall says whether anybody is taking tasks: with --workers 0 and no worker processes,
+// a run would otherwise wait silently until the stall timeout.
+func (c *Coordinator) warnStall(run string, pending int, q queueState) {
+	if q.Known && q.Waiting == 0 && q.InFlight == 0 {
+		c.log.Warn("no worker is taking tasks; start `webnovel-backup worker` processes or use --workers N", "run", run, "pending", pending)
+	} else {
+		c.log.Info("waiting for tasks", "run", run, "pending", pending, "in_flight", q.InFlight, "idle_workers", q.Waiting)
+	}
+}
+
+// listener holds a run's subscriptions: its results and the consumer's advisories.
+type listener struct {
+	results    *eventQueue[*messages.Result]
+	advisories *eventQueue[advisory]
+	stops      []func()
+}
+
+func (l *listener) stop() {
+	for _, f := range l.stops {
+		f()
+	}
+}
+
+// listen subscribes to the run's results (an ordered consumer of the results stream) and to
+// the max-deliveries and terminated advisories of the workers' consumer.
+func (c *Coordinator) listen(ctx context.Context, run string) (*listener, error) {
+	l := &listener{results: newEventQueue[*messages.Result](), advisories: newEventQueue[advisory]()}
 	oc, err := c.js.OrderedConsumer(ctx, messages.StreamResults, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{messages.RunResultsSubject(run)},
 	})
@@ -93,177 +250,78 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 			c.log.Warn("ignoring undecodable result", "subject", m.Subject(), "err", err)
 			return
 		}
-		select {
-		case resultsCh <- r:
-		case <-ctx.Done():
-		}
+		l.results.push(r)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("run %s: consume results: %w", run, err)
 	}
-	defer cc.Stop()
+	l.stops = append(l.stops, cc.Stop)
+	if c.noAdvisories {
+		return l, nil
+	}
+	for subject, kind := range map[string]advisoryKind{
+		messages.MaxDeliveriesAdvisory: advMaxDeliveries,
+		messages.TerminatedAdvisory:    advTerminated,
+	} {
+		if err := c.subscribeAdvisory(l, subject, kind); err != nil {
+			l.stop()
+			return nil, fmt.Errorf("run %s: subscribe to advisories: %w", run, err)
+		}
+	}
+	return l, nil
+}
 
-	exhausted := make(chan uint64, 16)
-	sub, err := c.js.Conn().Subscribe(messages.MaxDeliveriesAdvisory, func(m *nats.Msg) {
+// subscribeAdvisory queues every advisory on subject. Advisories are core NATS: one lost in a
+// reconnect is not replayed, which the resync covers.
+func (c *Coordinator) subscribeAdvisory(l *listener, subject string, kind advisoryKind) error {
+	sub, err := c.js.Conn().Subscribe(subject, func(m *nats.Msg) {
 		var adv struct {
-			StreamSeq uint64 `json:"stream_seq"`
+			StreamSeq  uint64 `json:"stream_seq"`
+			Deliveries int    `json:"deliveries"`
+			Reason     string `json:"reason"`
 		}
 		if json.Unmarshal(m.Data, &adv) == nil {
-			select {
-			case exhausted <- adv.StreamSeq:
-			default:
-			}
+			l.advisories.push(advisory{kind: kind, seq: adv.StreamSeq, deliveries: adv.Deliveries, reason: adv.Reason})
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("run %s: subscribe to advisories: %w", run, err)
+		return err
 	}
-	defer sub.Unsubscribe()
-
-	seqTask := map[uint64]string{}
-	for _, t := range tasks {
-		if results[t.ID] != nil {
-			continue
-		}
-		data, err := messages.Marshal(t)
-		if err != nil {
-			return nil, err
-		}
-		// The task's headers carry its producer span, the parent of the worker's span.
-		subject, hdr := messages.TaskSubject(run, t.Kind), nats.Header{}
-		_, span := telemetry.StartPublish(ctx, subject, t, hdr)
-		ack, err := c.publishTask(ctx, &nats.Msg{Subject: subject, Data: data, Header: hdr}, messages.MsgID(run, t.ID))
-		telemetry.End(span, err)
-		if err != nil {
-			c.purge(run)
-			return nil, fmt.Errorf("run %s: publish task %s: %w", run, t.ID, err)
-		}
-		seqTask[ack.Sequence] = t.ID
+	// The callback only queues, but never let the client drop an advisory as a slow consumer.
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		sub.Unsubscribe()
+		return err
 	}
-	c.log.Info("tasks published", "run", run, "tasks", len(tasks))
-
-	lastCause := map[string]string{}
-	stall := time.NewTicker(c.StallWarning)
-	defer stall.Stop()
-	lastNews := time.Now()
-	fail := func(err error) (map[string]*messages.Result, error) {
-		c.purge(run)
-		return nil, err
-	}
-	handle := func(r *messages.Result) error {
-		lastNews = time.Now()
-		if _, ok := byID[r.Task]; !ok {
-			return nil
-		}
-		if !r.Final {
-			lastCause[r.Task] = r.Error
-			c.log.Warn("task attempt failed", "task", r.Task, "attempt", r.Attempt, "worker", r.Worker, "err", r.Error)
-			return nil
-		}
-		if r.Error != "" {
-			return &TaskError{Task: r.Task, Cause: fmt.Sprintf("%s (attempt %d on worker %s)", r.Error, r.Attempt, r.Worker)}
-		}
-		if _, dup := results[r.Task]; !dup {
-			results[r.Task] = r
-			if progress != nil {
-				progress(r)
-			}
-		}
-		return nil
-	}
-	resync := time.NewTicker(resyncAfter)
-	defer resync.Stop()
-	for len(results) < len(tasks) {
-		select {
-		case <-ctx.Done():
-			return fail(fmt.Errorf("run %s interrupted: %w", run, context.Cause(ctx)))
-		case r := <-resultsCh:
-			if err := handle(r); err != nil {
-				return fail(err)
-			}
-		case <-resync.C:
-			if time.Since(lastNews) < resyncAfter {
-				continue
-			}
-			for _, r := range c.finalResults(ctx, run, tasks, results) {
-				if err := handle(r); err != nil {
-					return fail(err)
-				}
-			}
-		case seq := <-exhausted:
-			id, ok := seqTask[seq]
-			if !ok {
-				continue // another run's task
-			}
-			if _, done := results[id]; done {
-				continue
-			}
-			cause := lastCause[id]
-			if cause == "" {
-				cause = "no worker finished it (workers died or timed out on every delivery)"
-			}
-			return fail(&TaskError{Task: id, Cause: "gave up after the last delivery: " + cause})
-		case <-stall.C:
-			if time.Since(lastNews) >= c.StallWarning {
-				c.warnIfNoWorkers(ctx, run, len(tasks)-len(results))
-			}
-		}
-	}
-	return results, nil
+	l.stops = append(l.stops, func() { sub.Unsubscribe() })
+	return nil
 }
 
-// resyncAfter is how long dispatch waits without news before it reads the results stream
-// directly (finalResults).
-const resyncAfter = 5 * time.Second
-
-// finalResults reads the final result of each unfinished task straight from the results
-// stream, which keeps the latest one per task. The ordered consumer dispatch listens with can
-// stall for good after a cluster node is lost, while the results are in the stream.
-func (c *Coordinator) finalResults(ctx context.Context, run string, tasks []*messages.Task, have map[string]*messages.Result) []*messages.Result {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	s, err := c.js.Stream(ctx, messages.StreamResults)
-	if err != nil {
-		return nil
-	}
-	var out []*messages.Result
-	for _, t := range tasks {
-		if have[t.ID] != nil {
-			continue
-		}
-		m, err := s.GetLastMsgForSubject(ctx, messages.ResultSubject(run, t.ID))
-		if ctx.Err() != nil {
-			break
-		}
-		if err != nil {
-			continue
-		}
-		if r, err := messages.DecodeResult(m.Data); err == nil && r.Final {
-			out = append(out, r)
-		}
-	}
-	if len(out) > 0 {
-		c.log.Warn("results read from the stream: the results subscription missed them", "run", run, "results", len(out))
-	}
-	return out
+// eventQueue is an unbounded queue that a subscription callback fills and the collecting loop
+// drains: the callback never blocks, and nothing is dropped.
+type eventQueue[T any] struct {
+	mu    sync.Mutex
+	items []T
+	ready chan struct{}
 }
 
-// warnIfNoWorkers says so when nobody is pulling tasks: with --workers 0 and no worker
-// processes, a run would otherwise wait silently.
-func (c *Coordinator) warnIfNoWorkers(ctx context.Context, run string, pending int) {
-	cons, err := c.js.Consumer(ctx, messages.StreamTasks, messages.ConsumerWorkers)
-	if err != nil {
-		return
+func newEventQueue[T any]() *eventQueue[T] { return &eventQueue[T]{ready: make(chan struct{}, 1)} }
+
+func (q *eventQueue[T]) push(v T) {
+	q.mu.Lock()
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return
-	}
-	if info.NumWaiting == 0 && info.NumAckPending == 0 {
-		c.log.Warn("no worker is taking tasks; start `webnovel-backup worker` processes or use --workers N", "run", run, "pending", pending)
-	} else {
-		c.log.Info("waiting for tasks", "run", run, "pending", pending, "in_flight", info.NumAckPending)
-	}
+}
+
+func (q *eventQueue[T]) drain() []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items = nil
+	return items
 }
 
 // purge removes a run's tasks that no worker has finished, so a failed run leaves no work behind.

@@ -49,6 +49,11 @@ const (
 // that has exhausted its deliveries (it then stays in the stream, undelivered).
 const MaxDeliveriesAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamTasks + "." + ConsumerWorkers
 
+// TerminatedAdvisory is the core-NATS subject on which the server announces a task message a
+// worker terminated (the message is then removed from the work queue). A worker publishes a
+// final result before it terminates a task, when it can.
+const TerminatedAdvisory = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED." + StreamTasks + "." + ConsumerWorkers
+
 // TaskSubject is where a task of a run is published: wnb.tasks.<run>.<kind>.
 func TaskSubject(run, kind string) string { return subjectTasks + "." + run + "." + kind }
 
