@@ -183,6 +183,9 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 	if err := r.openStage(runCtx); err != nil {
 		return nil, err
 	}
+	if r.published {
+		return r.rep, nil
+	}
 	if !r.assembled {
 		if err := r.prepare(runCtx); err != nil {
 			return nil, err
@@ -309,7 +312,8 @@ func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 
 // openStage opens the staging area. A resume looks at what its predecessor left there: a
 // complete staging area (metadata written) only needs publishing; a missing one (the
-// predecessor died before writing anything) is planned afresh.
+// predecessor died before writing anything) is planned afresh; one whose publication finished
+// (S3: the staging area was being removed) only needs that removal.
 func (r *backupRun) openStage(ctx context.Context) error {
 	stage, err := openDestination(ctx, r.o.BackupDir, r.o.RunID)
 	if err != nil {
@@ -324,9 +328,44 @@ func (r *backupRun) openStage(ctx context.Context) error {
 	case err == nil:
 		r.assembled = true
 		r.log.Info("resume: the staging area is assembled; publishing it")
+		return nil
 	case !errors.Is(err, storage.ErrNotExist):
 		return fmt.Errorf("backup --resume: look at the staging area: %w", err)
 	}
+	if name := r.rec.Publishing; name != "" {
+		if err := r.finishedPublish(ctx, name); err != nil || r.published {
+			return err
+		}
+		// The staging area is not complete, so that name will not be reused: this run is
+		// assembled afresh and published under a free name.
+		r.track.update(func(rec *messages.RunRecord) { rec.Publishing = "" })
+	}
+	return nil
+}
+
+// finishedPublish checks whether the predecessor's publication under name was complete (its
+// metadata, written last, is there and names this run); if so the run only removes what is
+// left of its staging area.
+func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
+	root, err := storage.Open(ctx, r.o.BackupDir)
+	if err != nil {
+		return fmt.Errorf("backup --resume: %w", err)
+	}
+	defer root.Close()
+	meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil
+	}
+	if err != nil || meta.RunID != r.o.RunID {
+		return err
+	}
+	r.log.Info("resume: the backup was published already; removing the rest of its staging area", "name", name)
+	if err := r.stage.Abort(); err != nil {
+		return fmt.Errorf("backup --resume: remove the staging area: %w", err)
+	}
+	r.rep = reportOf(r.o.RunID, meta)
+	r.rep.Path, r.rep.Duration = storage.Join(r.o.BackupDir, name), time.Since(r.start)
+	r.published = true
 	return nil
 }
 
@@ -607,34 +646,37 @@ func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums 
 	return nil
 }
 
-// reportFromStage rebuilds the report of a staging area a predecessor assembled.
-func (r *backupRun) reportFromStage(ctx context.Context) error {
-	rc, _, err := r.stage.Bucket().Open(ctx, layout.FileMetadata)
+// readMetadata reads and checks a backup's metadata from b.
+func readMetadata(ctx context.Context, b *storage.Bucket, key string) (*layout.Metadata, error) {
+	rc, _, err := b.Open(ctx, key)
 	if err != nil {
-		return fmt.Errorf("backup --resume: read the staged metadata: %w", err)
+		return nil, fmt.Errorf("read the metadata: %w", err)
 	}
 	data, err := io.ReadAll(rc)
 	rc.Close()
 	if err != nil {
-		return fmt.Errorf("backup --resume: read the staged metadata: %w", err)
+		return nil, fmt.Errorf("read the metadata: %w", err)
 	}
-	meta, err := layout.ParseMetadata(data)
-	if err != nil {
-		return fmt.Errorf("backup --resume: the staged metadata: %w", err)
-	}
-	r.rep = &BackupReport{RunID: r.o.RunID, Files: meta.Files.Count, Bytes: meta.Files.Bytes, Warnings: meta.Warnings}
+	return layout.ParseMetadata(data)
+}
+
+// reportOf is the report of an assembled backup, from its metadata.
+func reportOf(run string, meta *layout.Metadata) *BackupReport {
+	rep := &BackupReport{RunID: run, Files: meta.Files.Count, Bytes: meta.Files.Bytes, Warnings: meta.Warnings}
 	for _, m := range meta.Models {
-		r.rep.Models = append(r.rep.Models, ModelReport{Label: m.Label, File: m.File, Rows: m.Rows, SHA256: m.SHA256})
+		rep.Models = append(rep.Models, ModelReport{Label: m.Label, File: m.File, Rows: m.Rows, SHA256: m.SHA256})
 	}
-	return nil
+	return rep
 }
 
 // publish makes the assembled backup visible under its backup name.
 func (r *backupRun) publish(ctx context.Context) (err error) {
 	if r.assembled {
-		if err := r.reportFromStage(ctx); err != nil {
-			return err
+		meta, err := readMetadata(ctx, r.stage.Bucket(), layout.FileMetadata)
+		if err != nil {
+			return fmt.Errorf("backup --resume: the staged backup: %w", err)
 		}
+		r.rep = reportOf(r.o.RunID, meta)
 	}
 	ctx, span := telemetry.Start(ctx, "backup.publish", attribute.Bool("wnb.compress", r.o.Compress))
 	defer telemetry.EndErr(span, &err)

@@ -176,6 +176,7 @@ func (d *s3Destination) Publish(ctx context.Context, p publishOptions) (string, 
 		return "", err
 	}
 	d.published = true
+	halt(ctx, "unstage")
 	if err := d.root.RemoveAll(ctx, d.staging); err != nil {
 		return storage.Join(d.base, name), fmt.Errorf("published, but removing the staging area failed: %w", err)
 	}

@@ -98,6 +98,9 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 		phase    string
 		s3       bool
 		compress bool
+		// cutRemoval deletes the staging area's index after the kill, as a removal of the
+		// staging area cut short by the kill leaves it.
+		cutRemoval bool
 	}{
 		{phase: "plan"},
 		{phase: "export"},
@@ -108,6 +111,7 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 		{phase: "plan", s3: true},
 		{phase: "publish", s3: true},
 		{phase: "archive", s3: true, compress: true},
+		{phase: "unstage", s3: true, cutRemoval: true},
 	}
 	for _, tc := range cases {
 		name := tc.phase
@@ -135,12 +139,18 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 			proctest.StartWorker(t, bin, env, "--name", "w1", "--concurrency", "2")
 			coord := proctest.Start(t, bin, runEnv(env, tc.phase), backupArgs(backups, extra...)...)
 			rec := haltAndKill(t, ctx, mon, coord, tc.phase)
+			if tc.cutRemoval {
+				cutStaging(t, ctx, rec.Staging)
+			}
 
 			start := time.Now()
 			resumed := proctest.Start(t, bin, runEnv(env, ""), "backup", "--workers", "0", "--resume", rec.ID, "-v")
 			path := waitBackup(t, ctx, resumed)
 			t.Logf("killed in %s, resumed in %s: %s", tc.phase, time.Since(start).Round(time.Millisecond), path)
 			after := mon.run(ctx, rec.ID)
+			if rec.Publishing != "" && backupBase(path) != rec.Publishing {
+				t.Errorf("the resume published %s, not %s where its predecessor had started", path, rec.Publishing)
+			}
 			if after.State != messages.RunComplete || after.Path != path || after.Generation != rec.Generation+1 {
 				t.Errorf("record after the resume: state %s, path %s, generation %d; want complete, %s, %d",
 					after.State, after.Path, after.Generation, path, rec.Generation+1)
@@ -260,6 +270,22 @@ func lastResult(ctx context.Context, mon *monitor, run, task string) *messages.R
 		return nil
 	}
 	return r
+}
+
+// cutStaging deletes the index files of a staging area (the metadata and SHA256SUMS, which a
+// removal deletes first, in key order).
+func cutStaging(t *testing.T, ctx context.Context, staging string) {
+	t.Helper()
+	b, err := storage.Open(ctx, staging)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, key := range []string{layout.FileMetadata, layout.FileSums} {
+		if err := b.Remove(ctx, key); err != nil {
+			t.Fatalf("cut the staging area short: %v", err)
+		}
+	}
 }
 
 // assertOnlyBackup checks that the backup folder (local or S3) holds the backup at path and
