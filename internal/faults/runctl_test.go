@@ -209,9 +209,11 @@ func TestConcurrentResumes(t *testing.T) {
 	assertOnlyBackup(t, ctx, backups, path)
 }
 
-// A task that arrives after its run has ended (a late redelivery, or a raw publish) is refused
-// by the worker with a final failure result naming the run's state, and writes nothing: the
-// run's staging folder is not recreated.
+// A task that arrives after its run has moved on (a late redelivery, or a raw publish) is
+// refused by the worker with a final failure result naming the run's state, and writes
+// nothing: the run's staging folder is not recreated. The run is complete (a real backup), or
+// failed, or claimed by a resume since the task was published (records as a coordinator
+// writes them).
 func TestLateTaskIntoEndedRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
@@ -225,11 +227,64 @@ func TestLateTaskIntoEndedRun(t *testing.T) {
 	proctest.StartWorker(t, bin, env, "--name", "w1", "--concurrency", "2")
 	coord := proctest.Start(t, bin, env, backupArgs(backups, "--skip-files")...)
 	path := waitBackup(t, ctx, coord)
-	rec := mon.onlyRun(ctx)
+	done := mon.onlyRun(ctx)
 
-	staging := layout.StagingPath(backups, rec.ID)
+	for _, tc := range []struct {
+		name    string
+		rec     *messages.RunRecord // nil: the finished backup's record
+		taskGen int
+		want    string
+	}{
+		{"complete", nil, 0, "is complete"},
+		{"failed", &messages.RunRecord{State: messages.RunFailed}, 0, "is failed"},
+		{"claimed", &messages.RunRecord{State: messages.RunRunning, Generation: 2, Coordinator: "other-host pid 9"}, 1, "generation moved on"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := done
+			if tc.rec != nil {
+				rec = tc.rec
+				rec.ID, rec.Kind, rec.Version = "late-"+tc.name, "backup", messages.Version
+				rec.Heartbeat, rec.Database = time.Now().UTC(), done.Database
+				mon.putRun(ctx, rec)
+			}
+			staging := layout.StagingPath(backups, rec.ID)
+			res := lateTask(t, ctx, mon, rec, staging, tc.taskGen)
+			t.Logf("refused: %s (attempt %d, worker %s)", res.Error, res.Attempt, res.Worker)
+			if res.OK() || !strings.Contains(res.Error, "run "+rec.ID) || !strings.Contains(res.Error, tc.want) {
+				t.Errorf("late task result: ok %v, error %q; want refused saying %q", res.OK(), res.Error, tc.want)
+			}
+			if _, err := os.Stat(staging); !os.IsNotExist(err) {
+				t.Errorf("the late task recreated the run's staging folder %s (%v)", staging, err)
+			}
+		})
+	}
+	if got := backupNames(t, backups); len(got) != 1 || got[0] != path {
+		t.Errorf("backup folder holds %v, want only %s", got, path)
+	}
+}
+
+// putRun writes a run record as a coordinator would.
+func (m *monitor) putRun(ctx context.Context, rec *messages.RunRecord) {
+	m.t.Helper()
+	kv, err := m.js.KeyValue(ctx, messages.RunsBucket)
+	if err != nil {
+		m.t.Fatalf("open run registry: %v", err)
+	}
+	data, err := messages.Marshal(rec)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, rec.ID, data); err != nil {
+		m.t.Fatalf("write run %s: %v", rec.ID, err)
+	}
+}
+
+// lateTask publishes an export task of generation gen into rec's run, writing into staging,
+// and returns its final result.
+func lateTask(t *testing.T, ctx context.Context, mon *monitor, rec *messages.RunRecord, staging string, gen int) *messages.Result {
+	t.Helper()
 	task := &messages.Task{Version: messages.Version, Run: rec.ID, ID: "export-late-0000", Kind: messages.KindExportModel,
-		Dest: staging, Generation: rec.Generation,
+		Dest: staging, Generation: gen,
 		Export: &messages.ExportTask{Database: rec.Database, Snapshot: "gone", Model: "books.Book", Whole: true,
 			Output: ".wnb/exports/export-late-0000.json"}}
 	data, err := messages.Marshal(task)
@@ -244,15 +299,7 @@ func TestLateTaskIntoEndedRun(t *testing.T) {
 		res = lastResult(ctx, mon, rec.ID, task.ID)
 		return res != nil && res.Final
 	})
-	if res.OK() || !strings.Contains(res.Error, "run "+rec.ID+" is complete") {
-		t.Errorf("late task result: ok %v, error %q; want refused because the run is complete", res.OK(), res.Error)
-	}
-	if _, err := os.Stat(staging); !os.IsNotExist(err) {
-		t.Errorf("the late task recreated the run's staging folder %s (%v)", staging, err)
-	}
-	if got := backupNames(t, backups); len(got) != 1 || got[0] != path {
-		t.Errorf("backup folder holds %v, want only %s", got, path)
-	}
+	return res
 }
 
 // lastResult reads the latest result of one task, nil while there is none.
