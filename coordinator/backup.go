@@ -307,7 +307,33 @@ func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 	if r.rec != nil {
 		r.log.Info("run claimed", "generation", r.gen, "previous", r.rec.Coordinator)
 	}
+	r.c.sweepSnapshots(ctx)
 	return runCtx, nil
+}
+
+// snapshotPrefix starts the name of the temporary folder of a SQLite snapshot copy when the
+// backup goes to S3 (followed by the run id).
+const snapshotPrefix = "wnb-snapshot-"
+
+// sweepSnapshots removes the SQLite snapshot copies killed coordinators left in the temporary
+// folder: those of runs that are no longer running (a resume makes its own afresh).
+func (c *Coordinator) sweepSnapshots(ctx context.Context) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), snapshotPrefix+"*"))
+	for _, dir := range dirs {
+		run := strings.TrimPrefix(filepath.Base(dir), snapshotPrefix)
+		rec, _, err := c.runEntry(ctx, run)
+		if err == nil && rec.Shown(time.Now()) == messages.RunRunning {
+			continue
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // the registry did not answer: leave it for next time
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			c.log.Warn("remove a snapshot left by a killed coordinator", "dir", dir, "err", err)
+			continue
+		}
+		c.log.Info("removed a snapshot left by a killed coordinator", "dir", dir)
+	}
 }
 
 // openStage opens the staging area. A resume looks at what its predecessor left there: a
@@ -1120,7 +1146,7 @@ func snapshotDir(d destination, run string) (string, error) {
 		dir := filepath.Join(l.Location(), internalDir, "snapshot")
 		return dir, os.MkdirAll(dir, 0o700)
 	}
-	dir := filepath.Join(os.TempDir(), "wnb-snapshot-"+run)
+	dir := filepath.Join(os.TempDir(), snapshotPrefix+run)
 	if err := os.RemoveAll(dir); err != nil {
 		return "", fmt.Errorf("remove the snapshot a previous coordinator left: %w", err)
 	}

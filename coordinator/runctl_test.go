@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +175,34 @@ func TestResumeRecord(t *testing.T) {
 				t.Fatalf("resume: %v, want an error saying %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// Snapshot copies left in the temporary folder by killed coordinators are removed by the next
+// backup's claim, except those of runs still running.
+func TestSweepSnapshots(t *testing.T) {
+	shortHeartbeat(t)
+	c, kv := registry(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	now, old := time.Now(), time.Now().Add(-time.Hour)
+	runs := map[string]messages.RunRecord{
+		"live":      {State: messages.RunRunning, Heartbeat: now.Add(time.Minute)},
+		"abandoned": {State: messages.RunRunning, Heartbeat: old},
+		"complete":  {State: messages.RunComplete, Heartbeat: old},
+	}
+	for id, rec := range runs {
+		rec.ID, rec.Kind = id, "backup"
+		putRun(t, kv, rec)
+	}
+	for _, id := range []string{"live", "abandoned", "complete", "unknown"} {
+		if err := os.MkdirAll(filepath.Join(tmp, snapshotPrefix+id, "db"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.sweepSnapshots(context.Background())
+	left, _ := filepath.Glob(filepath.Join(tmp, snapshotPrefix+"*"))
+	if len(left) != 1 || filepath.Base(left[0]) != snapshotPrefix+"live" {
+		t.Errorf("left %v, want only the live run's snapshot", left)
 	}
 }

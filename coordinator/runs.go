@@ -44,20 +44,12 @@ func (c *Coordinator) Runs(ctx context.Context) ([]*messages.RunRecord, error) {
 
 // RunRecord reads one run's record.
 func (c *Coordinator) RunRecord(ctx context.Context, id string) (*messages.RunRecord, error) {
-	kv, err := c.js.KeyValue(ctx, messages.RunsBucket)
-	if err != nil {
-		return nil, fmt.Errorf("open run registry: %w", err)
-	}
-	e, err := kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("no run %q in the registry (see `webnovel-backup runs`)", id)
-	} else if err != nil {
-		return nil, fmt.Errorf("read run %s: %w", id, err)
-	}
-	return messages.DecodeRun(e.Value())
+	rec, _, err := c.runEntry(ctx, id)
+	return rec, err
 }
 
-// runEntry reads one run's record with its revision, for a compare-and-swap.
+// runEntry reads one run's record with its revision, for a compare-and-swap. A missing run's
+// error matches jetstream.ErrKeyNotFound.
 func (c *Coordinator) runEntry(ctx context.Context, id string) (*messages.RunRecord, uint64, error) {
 	kv, err := c.js.KeyValue(ctx, messages.RunsBucket)
 	if err != nil {
@@ -65,7 +57,7 @@ func (c *Coordinator) runEntry(ctx context.Context, id string) (*messages.RunRec
 	}
 	e, err := kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, fmt.Errorf("no run %q in the registry (see `webnovel-backup runs`)", id)
+		return nil, 0, fmt.Errorf("no run %q in the registry (see `webnovel-backup runs`): %w", id, err)
 	} else if err != nil {
 		return nil, 0, fmt.Errorf("read run %s: %w", id, err)
 	}
