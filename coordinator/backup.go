@@ -369,29 +369,39 @@ func (r *backupRun) openStage(ctx context.Context) error {
 	return nil
 }
 
-// finishedPublish checks whether the predecessor's publication under name was complete (its
-// metadata, written last, is there and names this run); if so the run only removes what is
-// left of its staging area.
+// finishedPublish checks whether the predecessor's publication under name was complete: its
+// metadata, written last, is there and names this run, or its archive (a multipart upload,
+// visible only once complete) is. If so the run only removes what is left of its staging area.
 func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
 	root, err := storage.Open(ctx, r.o.BackupDir)
 	if err != nil {
 		return fmt.Errorf("backup --resume: %w", err)
 	}
 	defer root.Close()
-	meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
-	if errors.Is(err, storage.ErrNotExist) {
-		return nil
-	}
-	if err != nil || meta.RunID != r.o.RunID {
-		return err
+	rep := &BackupReport{RunID: r.o.RunID}
+	if r.o.Compress {
+		if _, err := root.Stat(ctx, name+layout.ArchiveExt); errors.Is(err, storage.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("backup --resume: %w", err)
+		}
+		name += layout.ArchiveExt
+	} else {
+		meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil
+		}
+		if err != nil || meta.RunID != r.o.RunID {
+			return err
+		}
+		rep = reportOf(r.o.RunID, meta)
 	}
 	r.log.Info("resume: the backup was published already; removing the rest of its staging area", "name", name)
 	if err := r.stage.Abort(); err != nil {
 		return fmt.Errorf("backup --resume: remove the staging area: %w", err)
 	}
-	r.rep = reportOf(r.o.RunID, meta)
-	r.rep.Path, r.rep.Duration = storage.Join(r.o.BackupDir, name), time.Since(r.start)
-	r.published = true
+	rep.Path, rep.Duration = storage.Join(r.o.BackupDir, name), time.Since(r.start)
+	r.rep, r.published = rep, true
 	return nil
 }
 

@@ -112,11 +112,15 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 		{phase: "publish", s3: true},
 		{phase: "archive", s3: true, compress: true},
 		{phase: "unstage", s3: true, cutRemoval: true},
+		{phase: "unstage", s3: true, compress: true, cutRemoval: true},
 	}
 	for _, tc := range cases {
 		name := tc.phase
 		if tc.s3 {
 			name += "-s3"
+		}
+		if tc.compress && tc.phase != "archive" {
+			name += "-compress"
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -148,7 +152,7 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 			path := waitBackup(t, ctx, resumed)
 			t.Logf("killed in %s, resumed in %s: %s", tc.phase, time.Since(start).Round(time.Millisecond), path)
 			after := mon.run(ctx, rec.ID)
-			if rec.Publishing != "" && backupBase(path) != rec.Publishing {
+			if rec.Publishing != "" && strings.TrimSuffix(backupBase(path), layout.ArchiveExt) != rec.Publishing {
 				t.Errorf("the resume published %s, not %s where its predecessor had started", path, rec.Publishing)
 			}
 			if after.State != messages.RunComplete || after.Path != path || after.Generation != rec.Generation+1 {
