@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"maps"
 	"os"
 	"path"
@@ -129,14 +130,90 @@ func (c *Coordinator) Backup(ctx context.Context, o BackupOptions) (*BackupRepor
 	return rep, err
 }
 
+// backupRun is one backup as it goes through its phases: check, claim, stage, snapshot, plan,
+// run the tasks, assemble, publish, end. Each phase is a method that fills in what the next
+// one needs.
+type backupRun struct {
+	c     *Coordinator
+	o     BackupOptions
+	log   *slog.Logger
+	start time.Time
+	// rec and rev are the record of the run being resumed (nil for a new run) and its
+	// revision; gen is this coordinator's generation of the run.
+	rec *messages.RunRecord
+	rev uint64
+	gen int
+
+	models   []platform.Model
+	db       *database.DB
+	src      *storage.Bucket
+	warnings []string
+
+	track *tracker
+	stage destination
+	// assembled is set when a resume finds the staging area complete (metadata written):
+	// only the publication is left to do.
+	assembled bool
+
+	snap     *database.Snapshot
+	snapDir  string
+	tasks    []*messages.Task
+	rows     int64
+	plans    map[string][]*messages.Task // model label → its export tasks in pk order
+	prefixes []string
+	done     map[string]*messages.Result
+	results  map[string]*messages.Result
+
+	rep       *BackupReport
+	published bool
+}
+
 func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
-	start := time.Now()
-	var rec *messages.RunRecord
+	r, err := c.newBackupRun(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	if err := r.check(ctx); err != nil {
+		return nil, err
+	}
+	runCtx, err := r.claim(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { r.end(rep, err) }()
+	if err := r.openStage(runCtx); err != nil {
+		return nil, err
+	}
+	if r.published {
+		return r.rep, nil
+	}
+	if !r.assembled {
+		if err := r.prepare(runCtx); err != nil {
+			return nil, err
+		}
+		if err := r.runTasks(runCtx); err != nil {
+			return nil, err
+		}
+		if err := r.assemble(runCtx); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.publish(runCtx); err != nil {
+		return nil, err
+	}
+	return r.rep, nil
+}
+
+// newBackupRun settles the options: a resume's come from the record of the run it resumes.
+func (c *Coordinator) newBackupRun(ctx context.Context, o BackupOptions) (*backupRun, error) {
+	r := &backupRun{c: c, start: time.Now(), plans: map[string][]*messages.Task{}}
 	if o.Resume != "" {
-		if rec, err = c.resumeRecord(ctx, &o); err != nil {
+		var err error
+		if r.rec, r.rev, err = c.resumeRecord(ctx, &o); err != nil {
 			return nil, fmt.Errorf("backup --resume: %w", err)
 		}
-		start = rec.Started.Local()
+		r.start, r.gen = r.rec.Started.Local(), r.rec.Generation+1
 	}
 	if o.SkipDB && o.SkipFiles {
 		return nil, errors.New("backup: --skip-db and --skip-files leave nothing to back up")
@@ -160,320 +237,578 @@ func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupR
 		o.BytesPerTask = 256 << 20
 	}
 	if o.RunID == "" {
-		o.RunID = NewRunID(start)
+		o.RunID = NewRunID(r.start)
 	}
-	run := o.RunID
-	log := c.log.With("run", run)
-	telemetry.Annotate(ctx, telemetry.KeyRun.String(run))
+	r.o, r.log = o, c.log.With("run", o.RunID)
+	telemetry.Annotate(ctx, telemetry.KeyRun.String(o.RunID))
+	return r, nil
+}
 
-	var (
-		models   []platform.Model
-		db       *database.DB
-		warnings []string
-		src      *storage.Bucket
-	)
+// check opens the database and the storage and checks that they can be backed up (and, for a
+// resume, that they are the run's).
+func (r *backupRun) check(ctx context.Context) error {
+	o := &r.o
+	var err error
 	if !o.SkipDB {
-		if models, err = platform.Default.Select(o.Models); err != nil {
-			return nil, fmt.Errorf("backup: --models: %w", err)
+		if r.models, err = platform.Default.Select(o.Models); err != nil {
+			return fmt.Errorf("backup: --models: %w", err)
 		}
-		if db, err = database.Open(ctx, o.DatabaseURL); err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
+		if r.db, err = database.Open(ctx, o.DatabaseURL); err != nil {
+			return fmt.Errorf("backup: %w", err)
 		}
-		defer db.Close()
-		w, err := db.CheckSchema(ctx, models)
+		w, err := r.db.CheckSchema(ctx, r.models)
 		if err != nil {
-			return nil, fmt.Errorf("backup: database schema: %w", err)
+			return fmt.Errorf("backup: database schema: %w", err)
 		}
-		warnings = append(warnings, w...)
+		r.warnings = append(r.warnings, w...)
 	}
 	if !o.SkipFiles {
-		if src, err = storage.Open(ctx, o.StorageURL); err != nil {
-			return nil, fmt.Errorf("backup: storage: %w", err)
+		if r.src, err = storage.Open(ctx, o.StorageURL); err != nil {
+			return fmt.Errorf("backup: storage: %w", err)
 		}
-		defer src.Close()
 		if err := checkReadableRoot(o.StorageURL); err != nil {
-			return nil, fmt.Errorf("backup: storage: %w", err)
+			return fmt.Errorf("backup: storage: %w", err)
 		}
 	}
-	if rec != nil {
-		if err := sameSources(rec, db, src); err != nil {
-			return nil, fmt.Errorf("backup --resume %s: %w", run, err)
+	if r.rec != nil {
+		if err := sameSources(r.rec, r.db, r.src); err != nil {
+			return fmt.Errorf("backup --resume %s: %w", o.RunID, err)
 		}
 	}
+	return nil
+}
 
-	stage, err := openDestination(ctx, o.BackupDir, run, rec != nil)
-	if err != nil {
-		return nil, fmt.Errorf("backup: destination %s: %w", o.BackupDir, err)
-	}
-	defer stage.Close()
-	published := false
-	defer func() {
-		if !published {
-			if err := stage.Abort(); err != nil {
-				log.Warn("remove staging area", "err", err)
-			}
-		}
-	}()
-	dest := stage.Bucket()
-
-	// Record the run, so `runs` shows it and a successor can resume it.
-	generation := 0
-	if rec != nil {
-		generation = rec.Generation + 1
-	}
+// claim records the run as this coordinator's: a new record for a new run, a compare-and-swap
+// on the revision read for a resume, so of two resumes of one run only one proceeds. Nothing
+// is touched before the claim. The context returned ends if the claim is lost.
+func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
+	o := r.o
 	opts, _ := json.Marshal(resumable{
 		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
 		Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
 	})
-	record := messages.RunRecord{ID: run, Kind: "backup", Started: start.UTC(), BackupDir: o.BackupDir,
-		Staging: stage.Location(), Options: opts, Generation: generation}
-	if db != nil {
-		record.Database = db.Source().Redacted
+	record := messages.RunRecord{ID: o.RunID, Kind: "backup", Started: r.start.UTC(), BackupDir: o.BackupDir,
+		Staging: stagingLocation(o.BackupDir, o.RunID), Options: opts, Generation: r.gen}
+	if r.rec != nil {
+		record.Publishing = r.rec.Publishing
 	}
-	if src != nil {
-		record.Storage = src.String()
+	if r.db != nil {
+		record.Database = r.db.Source().Redacted
 	}
-	track, err := c.track(ctx, record)
+	if r.src != nil {
+		record.Storage = r.src.String()
+	}
+	track, runCtx, err := r.c.track(ctx, record, r.rev)
 	if err != nil {
+		if r.rec != nil {
+			return nil, fmt.Errorf("backup --resume %s: %w", o.RunID, err)
+		}
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	defer func() {
-		path := ""
-		if rep != nil {
-			path = rep.Path
-		}
-		track.finish(path, err)
-	}()
+	r.track = track
+	if r.rec != nil {
+		r.log.Info("run claimed", "generation", r.gen, "previous", r.rec.Coordinator)
+	}
+	return runCtx, nil
+}
 
-	_, planSpan := telemetry.Start(ctx, "backup.plan")
-	defer telemetry.EndErr(planSpan, &err) // records a planning failure; a no-op once ended below
-	// Plan: file copies once (a resumed run keeps its plan and what is done of it); database
-	// exports every time, under a snapshot this coordinator holds.
-	suffix := ""
-	if generation > 0 {
-		suffix = fmt.Sprintf("-r%d", generation)
+// openStage opens the staging area. A resume looks at what its predecessor left there: a
+// complete staging area (metadata written) only needs publishing; a missing one (the
+// predecessor died before writing anything) is planned afresh; one whose publication finished
+// (S3: the staging area was being removed) only needs that removal.
+func (r *backupRun) openStage(ctx context.Context) error {
+	stage, err := openDestination(ctx, r.o.BackupDir, r.o.RunID)
+	if err != nil {
+		return fmt.Errorf("backup: destination %s: %w", r.o.BackupDir, err)
 	}
-	var tasks []*messages.Task
-	var plannedRows []int64
-	plans := map[string][]*messages.Task{} // model label → its export tasks in pk order
-	var snap *database.Snapshot
-	if db != nil {
-		snapDir, err := snapshotDir(stage)
-		if err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
-		}
-		defer os.RemoveAll(snapDir)
-		if snap, err = db.BeginSnapshot(ctx, snapDir); err != nil {
-			return nil, fmt.Errorf("backup: open snapshot: %w", err)
-		}
-		defer snap.Close()
-		for _, m := range models {
-			ranges, err := snap.Plan(ctx, m, o.ChunkRows)
-			if err != nil {
-				return nil, fmt.Errorf("backup: plan %s: %w", m.Label, err)
-			}
-			if len(ranges) == 0 {
-				ranges = []database.Range{{}}
-			}
-			for i, r := range ranges {
-				plannedRows = append(plannedRows, r.Rows)
-				id := taskID("export", m.Table, fmt.Sprintf("%04d", i)) + suffix
-				t := &messages.Task{
-					Version: messages.Version, Run: run, Kind: messages.KindExportModel, Dest: stage.Location(), ID: id,
-					Export: &messages.ExportTask{
-						Database: db.Source().Redacted, Snapshot: snap.ID(), Model: m.Label,
-						Lo: r.Lo, Hi: r.Hi, HasLo: r.HasLo, HasHi: r.HasHi, Indent: o.Indent,
-						Whole: len(ranges) == 1,
-						// Outputs are named by task, so a late task of a dead coordinator can
-						// never overwrite what its successor exported.
-						Output: path.Join(internalDir, "exports", id+".json"),
-					},
-				}
-				plans[m.Label] = append(plans[m.Label], t)
-				tasks = append(tasks, t)
-			}
-		}
+	r.stage = stage
+	if r.rec == nil {
+		return nil
 	}
-	var (
-		prefixes []string
-		done     map[string]*messages.Result
-	)
-	if src != nil {
-		var copies []*messages.Task
-		if rec != nil {
-			copies, prefixes, done, err = c.resumeCopies(ctx, run, dest, suffix)
-		} else {
-			copies, prefixes, err = c.planCopies(ctx, run, src, o, dest, stage.Location())
-			if err == nil {
-				err = savePlan(ctx, dest, copies, prefixes)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("backup: plan files: %w", err)
-		}
-		tasks = append(tasks, copies...)
+	_, err = stage.Bucket().Stat(ctx, layout.FileMetadata)
+	switch {
+	case err == nil:
+		r.assembled = true
+		r.log.Info("resume: the staging area is assembled; publishing it")
+		return nil
+	case !errors.Is(err, storage.ErrNotExist):
+		return fmt.Errorf("backup --resume: look at the staging area: %w", err)
 	}
-	if rec != nil {
-		c.purge(run) // what the dead coordinator left queued is re-published under new ids
+	if name := r.rec.Publishing; name != "" {
+		if err := r.finishedPublish(ctx, name); err != nil || r.published {
+			return err
+		}
+		// The staging area is not complete, so that name will not be reused: this run is
+		// assembled afresh and published under a free name.
+		r.track.update(func(rec *messages.RunRecord) { rec.Publishing = "" })
 	}
-	if o.Progress != nil {
-		var rows, bytes int64
-		for _, t := range tasks {
-			if t.Copy != nil && done[t.ID] == nil {
+	return nil
+}
+
+// finishedPublish checks whether the predecessor's publication under name was complete: its
+// metadata, written last, is there and names this run, or its archive (a multipart upload,
+// visible only once complete) is. If so the run only removes what is left of its staging area.
+func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
+	root, err := storage.Open(ctx, r.o.BackupDir)
+	if err != nil {
+		return fmt.Errorf("backup --resume: %w", err)
+	}
+	defer root.Close()
+	rep := &BackupReport{RunID: r.o.RunID}
+	if r.o.Compress {
+		if _, err := root.Stat(ctx, name+layout.ArchiveExt); errors.Is(err, storage.ErrNotExist) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("backup --resume: %w", err)
+		}
+		name += layout.ArchiveExt
+	} else {
+		meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
+		if errors.Is(err, storage.ErrNotExist) {
+			return nil
+		}
+		if err != nil || meta.RunID != r.o.RunID {
+			return err
+		}
+		rep = reportOf(r.o.RunID, meta)
+	}
+	r.log.Info("resume: the backup was published already; removing the rest of its staging area", "name", name)
+	if err := r.stage.Abort(); err != nil {
+		return fmt.Errorf("backup --resume: remove the staging area: %w", err)
+	}
+	rep.Path, rep.Duration = storage.Join(r.o.BackupDir, name), time.Since(r.start)
+	r.rep, r.published = rep, true
+	return nil
+}
+
+// prepare takes the snapshot and plans the tasks: file copies once (a resumed run keeps its
+// plan and what is done of it), database exports every time, under a snapshot this
+// coordinator holds.
+func (r *backupRun) prepare(ctx context.Context) (err error) {
+	ctx, span := telemetry.Start(ctx, "backup.plan")
+	defer telemetry.EndErr(span, &err)
+	if err := r.snapshot(ctx); err != nil {
+		return err
+	}
+	if err := r.planExports(ctx); err != nil {
+		return err
+	}
+	halt(ctx, "plan")
+	if err := r.planFiles(ctx); err != nil {
+		return err
+	}
+	if r.rec != nil {
+		r.c.purge(r.o.RunID) // what the dead coordinator left queued is re-published under new ids
+	}
+	if r.o.Progress != nil {
+		var bytes int64
+		for _, t := range r.tasks {
+			if t.Copy != nil && r.done[t.ID] == nil {
 				bytes += t.Copy.Bytes
 			}
 		}
-		for _, r := range plannedRows {
-			rows += r
-		}
-		o.Progress.Total(progress.Rows, rows)
-		o.Progress.Total(progress.Files, bytes)
+		r.o.Progress.Total(progress.Rows, r.rows)
+		r.o.Progress.Total(progress.Files, bytes)
 	}
-	log.Info("backup planned", "models", len(models), "tasks", len(tasks), "already_done", len(done), "staging", stage.Location())
-	planSpan.SetAttributes(telemetry.KeyTasks.Int(len(tasks)))
-	planSpan.End()
+	r.log.Info("backup planned", "models", len(r.models), "tasks", len(r.tasks), "already_done", len(r.done), "staging", r.stage.Location())
+	span.SetAttributes(telemetry.KeyTasks.Int(len(r.tasks)))
+	return nil
+}
 
-	// Run.
-	results, err := c.dispatch(ctx, run, tasks, done, func(r *messages.Result) {
-		log.Debug("task done", "task", r.Task, "rows", r.Rows, "files", r.Files, "bytes", r.Bytes, "worker", r.Worker)
-		if o.Progress != nil {
-			if r.Kind == messages.KindExportModel {
-				o.Progress.Add(progress.Rows, r.Rows)
-			} else {
-				o.Progress.Add(progress.Files, r.Bytes)
+// snapshot opens the database snapshot every export reads.
+func (r *backupRun) snapshot(ctx context.Context) error {
+	if r.db == nil {
+		return nil
+	}
+	dir, err := snapshotDir(r.stage)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	r.snapDir = dir
+	if r.snap, err = r.db.BeginSnapshot(ctx, dir); err != nil {
+		return fmt.Errorf("backup: open snapshot: %w", err)
+	}
+	return nil
+}
+
+// planExports cuts every model into primary-key ranges, one export task each.
+func (r *backupRun) planExports(ctx context.Context) error {
+	if r.db == nil {
+		return nil
+	}
+	for _, m := range r.models {
+		ranges, err := r.snap.Plan(ctx, m, r.o.ChunkRows)
+		if err != nil {
+			return fmt.Errorf("backup: plan %s: %w", m.Label, err)
+		}
+		if len(ranges) == 0 {
+			ranges = []database.Range{{}}
+		}
+		for i, rg := range ranges {
+			r.rows += rg.Rows
+			id := taskID("export", m.Table, fmt.Sprintf("%04d", i)) + r.suffix()
+			t := &messages.Task{
+				Version: messages.Version, Run: r.o.RunID, Kind: messages.KindExportModel, Dest: r.stage.Location(), ID: id,
+				Generation: r.gen,
+				Export: &messages.ExportTask{
+					Database: r.db.Source().Redacted, Snapshot: r.snap.ID(), Model: m.Label,
+					Lo: rg.Lo, Hi: rg.Hi, HasLo: rg.HasLo, HasHi: rg.HasHi, Indent: r.o.Indent,
+					Whole: len(ranges) == 1,
+					// Outputs are named by task, so a late task of a dead coordinator can
+					// never overwrite what its successor exported.
+					Output: path.Join(internalDir, "exports", id+".json"),
+				},
 			}
+			r.plans[m.Label] = append(r.plans[m.Label], t)
+			r.tasks = append(r.tasks, t)
+		}
+	}
+	return nil
+}
+
+// suffix tells a resumed generation's task ids from its predecessors' ("-r2").
+func (r *backupRun) suffix() string {
+	if r.gen == 0 {
+		return ""
+	}
+	return fmt.Sprintf("-r%d", r.gen)
+}
+
+// planFiles plans the file copies, or reloads a resumed run's plan. The plan is saved in the
+// staging area, where it stays until the backup is published.
+func (r *backupRun) planFiles(ctx context.Context) error {
+	if r.src == nil {
+		return nil
+	}
+	dest := r.stage.Bucket()
+	var (
+		copies []*messages.Task
+		err    error
+	)
+	if r.rec != nil {
+		copies, r.prefixes, r.done, err = r.c.resumeCopies(ctx, r.o.RunID, dest, r.suffix(), r.gen)
+		if errors.Is(err, storage.ErrNotExist) {
+			r.log.Warn("resume: the run had not saved its file plan; planning the files afresh")
+			err = nil
+			copies = nil
+		}
+	}
+	if copies == nil && err == nil {
+		copies, r.prefixes, err = r.c.planCopies(ctx, r.o.RunID, r.src, r.o, dest, r.stage.Location())
+		for _, t := range copies {
+			t.Generation = r.gen
+		}
+		if err == nil {
+			err = savePlan(ctx, dest, copies, r.prefixes)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("backup: plan files: %w", err)
+	}
+	r.tasks = append(r.tasks, copies...)
+	return nil
+}
+
+// runTasks publishes the tasks and waits for all of them.
+func (r *backupRun) runTasks(ctx context.Context) error {
+	var exported, copied bool
+	results, err := r.c.dispatch(ctx, r.o.RunID, r.tasks, r.done, func(res *messages.Result) {
+		r.log.Debug("task done", "task", res.Task, "rows", res.Rows, "files", res.Files, "bytes", res.Bytes, "worker", res.Worker)
+		if res.Kind == messages.KindExportModel {
+			if r.o.Progress != nil {
+				r.o.Progress.Add(progress.Rows, res.Rows)
+			}
+			if !exported {
+				exported = true
+				halt(ctx, "export")
+			}
+			return
+		}
+		if r.o.Progress != nil {
+			r.o.Progress.Add(progress.Files, res.Bytes)
+		}
+		if !copied {
+			copied = true
+			halt(ctx, "copy")
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
-	if snap != nil {
-		snap.Close() // every export has read it
+	r.results = results
+	if r.snap != nil {
+		r.snap.Close() // every export has read it
 	}
 	// A worker killed while writing leaves a temporary file; another worker redid its task,
 	// so the leftover is garbage that must not be published.
-	if err := stage.Sweep(); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+	if err := r.stage.Sweep(); err != nil {
+		return fmt.Errorf("backup: %w", err)
 	}
+	return nil
+}
 
-	// Assemble.
-	actx, assembleSpan := telemetry.Start(ctx, "backup.assemble")
-	defer telemetry.EndErr(assembleSpan, &err)
-	rep = &BackupReport{RunID: run}
+// assemble puts the fixtures in place and writes the manifest, the restore script and, last,
+// the metadata: a staging area with metadata is complete.
+func (r *backupRun) assemble(ctx context.Context) (err error) {
+	ctx, span := telemetry.Start(ctx, "backup.assemble")
+	defer telemetry.EndErr(span, &err)
+	dest := r.stage.Bucket()
+	r.rep = &BackupReport{RunID: r.o.RunID}
 	sums := layout.NewSumsWriter()
+	meta := r.metadata(ctx)
+	for i, m := range r.models {
+		mr, err := r.c.assembleModel(ctx, dest, m, r.o.Indent, r.plans[m.Label], r.results)
+		if err != nil {
+			return fmt.Errorf("backup: assemble %s: %w", m.Label, err)
+		}
+		r.rep.Models = append(r.rep.Models, *mr)
+		meta.Models = append(meta.Models, layout.ModelEntry{Label: m.Label, File: mr.File, Rows: mr.Rows, SHA256: mr.SHA256})
+		if err := sums.Add(mr.File, mr.SHA256); err != nil {
+			return err
+		}
+		if i == 0 {
+			halt(ctx, "assemble")
+		}
+	}
+	if err := r.collectFiles(ctx, sums); err != nil {
+		return err
+	}
+	meta.Files = layout.FilesSummary{Count: r.rep.Files, Bytes: r.rep.Bytes, Prefixes: r.prefixes}
+	if err := r.writeIndex(ctx, meta, sums); err != nil {
+		return err
+	}
+	span.SetAttributes(telemetry.KeyFiles.Int64(r.rep.Files), telemetry.KeyBytes.Int64(r.rep.Bytes))
+	return nil
+}
+
+// metadata starts the backup's metadata from the options and sources.
+func (r *backupRun) metadata(ctx context.Context) *layout.Metadata {
+	o := r.o
 	meta := &layout.Metadata{
-		BackupTimestamp: start,
+		BackupTimestamp: r.start,
 		DjangoVersion:   layout.DjangoVersion,
 		BackupOptions: layout.BackupOptions{
 			IncludeFiles: !o.SkipFiles, SkipDB: o.SkipDB, Compress: o.Compress,
 			Models: layout.ModelSelection{Labels: selectedLabels(o.Models)},
 		},
-		ToolVersion: ToolVersion, RunID: run, Status: layout.StatusComplete, TraceID: telemetry.TraceID(ctx),
+		ToolVersion: ToolVersion, RunID: o.RunID, Status: layout.StatusComplete, TraceID: telemetry.TraceID(ctx),
 		Workers: o.Workers, FixtureIndent: o.Indent,
 		StorageBackend: layout.StorageFileSystem,
 	}
-	if db != nil {
-		meta.DatabaseEngine = db.Source().DjangoEngine()
-		meta.Database = db.Source().Redacted
+	if r.db != nil {
+		meta.DatabaseEngine = r.db.Source().DjangoEngine()
+		meta.Database = r.db.Source().Redacted
 	}
-	if src != nil {
-		meta.StorageBackend = src.Backend()
-		meta.Storage = src.String()
+	if r.src != nil {
+		meta.StorageBackend = r.src.Backend()
+		meta.Storage = r.src.String()
 	}
-	for _, m := range models {
-		mr, err := c.assembleModel(actx, dest, m, o.Indent, plans[m.Label], results)
-		if err != nil {
-			return nil, fmt.Errorf("backup: assemble %s: %w", m.Label, err)
-		}
-		rep.Models = append(rep.Models, *mr)
-		meta.Models = append(meta.Models, layout.ModelEntry{Label: m.Label, File: mr.File, Rows: mr.Rows, SHA256: mr.SHA256})
-		if err := sums.Add(mr.File, mr.SHA256); err != nil {
-			return nil, err
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(results)) {
-		r := results[id]
-		warnings = append(warnings, r.Warnings...)
-		if r.Kind == messages.KindCopyPrefix {
-			rep.Files += r.Files
-			rep.Bytes += r.Bytes
-		}
-	}
-	if src != nil {
-		if err := c.collectSums(ctx, dest, tasks, sums); err != nil {
-			return nil, fmt.Errorf("backup: %w", err)
-		}
-	}
-	meta.Files = layout.FilesSummary{Count: rep.Files, Bytes: rep.Bytes, Prefixes: prefixes}
+	return meta
+}
 
+// collectFiles counts the copied files and adds their hashes to the manifest.
+func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) error {
+	for _, id := range slices.Sorted(maps.Keys(r.results)) {
+		res := r.results[id]
+		r.warnings = append(r.warnings, res.Warnings...)
+		if res.Kind == messages.KindCopyPrefix {
+			r.rep.Files += res.Files
+			r.rep.Bytes += res.Bytes
+		}
+	}
+	if r.src == nil {
+		return nil
+	}
+	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return nil
+}
+
+// writeIndex writes the restore script, SHA256SUMS and, last, the metadata.
+func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums *layout.SumsWriter) error {
+	dest := r.stage.Bucket()
 	script := layout.RestoreScript(meta)
 	if err := writeObject(ctx, dest, layout.FileRestore, script, 0o755); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
 	if err := sums.Add(layout.FileRestore, sha256Hex(script)); err != nil {
-		return nil, err
+		return err
 	}
-	if err := dest.RemoveAll(ctx, internalDir); err != nil {
-		return nil, fmt.Errorf("backup: remove working files: %w", err)
-	}
+	var err error
 	if meta.ManifestSHA256, err = writeSums(ctx, dest, sums); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
-	meta.Warnings = warnings
-	rep.Warnings = warnings
-	meta.DurationSeconds = time.Since(start).Seconds()
+	meta.Warnings = r.warnings
+	r.rep.Warnings = r.warnings
+	meta.DurationSeconds = time.Since(r.start).Seconds()
 	mdata, err := meta.Marshal()
 	if err != nil {
-		return nil, fmt.Errorf("backup: metadata: %w", err)
+		return fmt.Errorf("backup: metadata: %w", err)
 	}
-	// The metadata is written last: a folder without it is an incomplete backup.
+	// The metadata is written last: a staging area without it is incomplete. The run's working
+	// files (.wnb: the plan, key lists, hashes) stay until the publication, so a coordinator
+	// killed before then can still be resumed.
 	if err := writeObject(ctx, dest, layout.FileMetadata, mdata, 0o644); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("backup interrupted: %w", err)
+		return fmt.Errorf("backup interrupted: %w", err)
 	}
-	assembleSpan.SetAttributes(telemetry.KeyFiles.Int64(rep.Files), telemetry.KeyBytes.Int64(rep.Bytes))
-	assembleSpan.End()
+	return nil
+}
 
-	pctx, publishSpan := telemetry.Start(ctx, "backup.publish", attribute.Bool("wnb.compress", o.Compress))
-	defer telemetry.EndErr(publishSpan, &err)
-	var aopts []archive.Option
-	if o.Compress && o.Progress != nil {
-		o.Progress.Total(progress.Archive, rep.Bytes+totalBytes(rep.Models))
-		aopts = append(aopts, archive.WithProgress(func(n int64) { o.Progress.Add(progress.Archive, n) }))
-	}
-	rep.Path, err = stage.Publish(pctx, start, o.Compress, aopts...)
+// readMetadata reads and checks a backup's metadata from b.
+func readMetadata(ctx context.Context, b *storage.Bucket, key string) (*layout.Metadata, error) {
+	rc, _, err := b.Open(ctx, key)
 	if err != nil {
-		return nil, fmt.Errorf("backup: publish: %w", err)
+		return nil, fmt.Errorf("read the metadata: %w", err)
 	}
-	published = true
-	publishSpan.End()
-	rep.Duration = time.Since(start)
-	log.Info("backup complete", "path", rep.Path, "models", len(rep.Models), "files", rep.Files, "bytes", rep.Bytes, "took", rep.Duration.Round(time.Millisecond))
-	return rep, nil
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read the metadata: %w", err)
+	}
+	return layout.ParseMetadata(data)
+}
+
+// reportOf is the report of an assembled backup, from its metadata.
+func reportOf(run string, meta *layout.Metadata) *BackupReport {
+	rep := &BackupReport{RunID: run, Files: meta.Files.Count, Bytes: meta.Files.Bytes, Warnings: meta.Warnings}
+	for _, m := range meta.Models {
+		rep.Models = append(rep.Models, ModelReport{Label: m.Label, File: m.File, Rows: m.Rows, SHA256: m.SHA256})
+	}
+	return rep
+}
+
+// publish makes the assembled backup visible under its backup name.
+func (r *backupRun) publish(ctx context.Context) (err error) {
+	if r.assembled {
+		meta, err := readMetadata(ctx, r.stage.Bucket(), layout.FileMetadata)
+		if err != nil {
+			return fmt.Errorf("backup --resume: the staged backup: %w", err)
+		}
+		r.rep = reportOf(r.o.RunID, meta)
+	}
+	ctx, span := telemetry.Start(ctx, "backup.publish", attribute.Bool("wnb.compress", r.o.Compress))
+	defer telemetry.EndErr(span, &err)
+	p := publishOptions{start: r.start, compress: r.o.Compress, name: r.track.publishing(),
+		named: func(ctx context.Context, name string) error {
+			return r.track.set(ctx, func(rec *messages.RunRecord) { rec.Publishing = name })
+		},
+	}
+	if r.o.Compress {
+		var once bool
+		p.archive = append(p.archive, archive.WithProgress(func(n int64) {
+			if r.o.Progress != nil {
+				r.o.Progress.Add(progress.Archive, n)
+			}
+			if !once {
+				once = true
+				halt(ctx, "archive")
+			}
+		}))
+		if r.o.Progress != nil {
+			r.o.Progress.Total(progress.Archive, r.rep.Bytes+totalBytes(r.rep.Models))
+		}
+	}
+	r.rep.Path, err = r.stage.Publish(ctx, p)
+	if err != nil {
+		return fmt.Errorf("backup: publish: %w", err)
+	}
+	r.published = true
+	r.rep.Duration = time.Since(r.start)
+	r.log.Info("backup complete", "path", r.rep.Path, "models", len(r.rep.Models), "files", r.rep.Files, "bytes", r.rep.Bytes, "took", r.rep.Duration.Round(time.Millisecond))
+	return nil
+}
+
+// end records the outcome and decides what a failed run leaves. The record is written first,
+// so a worker that checks it refuses any late task before the staging area goes.
+//
+// A new run that failed removes its staging area: nobody else ever held the run. A resumed run
+// that failed keeps it (with the previous generations' finished copies) and the record names
+// it, so a later --resume can use that work. A coordinator that lost its claim touches nothing:
+// the staging area is the new holder's.
+func (r *backupRun) end(rep *BackupReport, err error) {
+	path := ""
+	if rep != nil {
+		path = rep.Path
+	}
+	r.closeSnapshot()
+	if err != nil && r.gen == 0 && r.stage == nil {
+		r.track.update(func(rec *messages.RunRecord) { rec.Staging = "" })
+	}
+	r.track.finish(path, err)
+	switch {
+	case r.published || r.stage == nil:
+	case !r.track.owned():
+		r.log.Warn("another coordinator took the run over; leaving its staging area to it")
+	case r.gen > 0:
+		r.log.Warn("the staging area is kept for another --resume", "staging", r.stage.Location())
+	default:
+		if aerr := r.stage.Abort(); aerr != nil {
+			r.log.Warn("remove staging area", "err", aerr)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if serr := r.track.set(ctx, func(rec *messages.RunRecord) { rec.Staging = "" }); serr != nil {
+			r.log.Warn("record the staging area's removal", "err", serr)
+		}
+	}
+}
+
+// closeSnapshot ends the snapshot and removes its folder.
+func (r *backupRun) closeSnapshot() {
+	if r.snap != nil {
+		r.snap.Close()
+	}
+	if r.snapDir != "" {
+		if err := os.RemoveAll(r.snapDir); err != nil {
+			r.log.Warn("remove the snapshot folder", "err", err)
+		}
+	}
+}
+
+// close releases what the run opened.
+func (r *backupRun) close() {
+	r.closeSnapshot()
+	if r.stage != nil {
+		r.stage.Close()
+	}
+	if r.src != nil {
+		r.src.Close()
+	}
+	if r.db != nil {
+		r.db.Close()
+	}
 }
 
 // resumeRecord loads the record of the run to resume, checks that it can be resumed, and
-// takes its options.
-func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*messages.RunRecord, error) {
-	rec, err := c.RunRecord(ctx, o.Resume)
+// takes its options. The revision returned is what the claim compares against.
+func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*messages.RunRecord, uint64, error) {
+	rec, rev, err := c.runEntry(ctx, o.Resume)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if rec.Kind != "backup" {
-		return nil, fmt.Errorf("run %s is a %s, not a backup", rec.ID, rec.Kind)
+		return nil, 0, fmt.Errorf("run %s is a %s, not a backup", rec.ID, rec.Kind)
 	}
-	switch state := rec.Shown(time.Now()); state {
-	case messages.RunAbandoned:
-	case messages.RunRunning:
-		return nil, fmt.Errorf("run %s is still running (coordinator %s, last heartbeat %s ago)", rec.ID, rec.Coordinator, time.Since(rec.Heartbeat).Round(time.Second))
-	default:
-		return nil, fmt.Errorf("run %s is %s: only an abandoned run can be resumed", rec.ID, state)
+	now := time.Now()
+	if !rec.Resumable(now) {
+		switch state := rec.Shown(now); state {
+		case messages.RunRunning:
+			return nil, 0, &ClaimError{Run: rec.ID, Holder: fmt.Sprintf("%s, generation %d, last heartbeat %s ago",
+				rec.Coordinator, rec.Generation, now.Sub(rec.Heartbeat).Round(time.Second))}
+		case messages.RunFailed:
+			return nil, 0, fmt.Errorf("run %s is failed and its staging area was removed: nothing to resume", rec.ID)
+		default:
+			return nil, 0, fmt.Errorf("run %s is %s: only an abandoned or failed run can be resumed", rec.ID, state)
+		}
 	}
 	var r resumable
 	if err := json.Unmarshal(rec.Options, &r); err != nil {
-		return nil, fmt.Errorf("run %s: options: %w", rec.ID, err)
+		return nil, 0, fmt.Errorf("run %s: options: %w", rec.ID, err)
 	}
 	o.RunID = rec.ID
 	o.BackupDir, o.SkipDB, o.SkipFiles, o.Models, o.Compress = r.BackupDir, r.SkipDB, r.SkipFiles, r.Models, r.Compress
@@ -481,7 +816,7 @@ func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*mess
 	if o.Workers == 0 {
 		o.Workers = r.Workers
 	}
-	return rec, nil
+	return rec, rev, nil
 }
 
 // sameSources refuses to resume a run against another database or storage.
@@ -527,8 +862,9 @@ func baseTaskID(id string) string {
 }
 
 // resumeCopies reloads a run's copy plan: tasks whose final result is in and whose hashes are
-// written are done; the others get new ids (suffix) so they are published afresh.
-func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storage.Bucket, suffix string) ([]*messages.Task, []string, map[string]*messages.Result, error) {
+// written are done; the others get new ids (suffix) and the new generation so they are
+// published afresh. A run that never saved its plan gets an error matching storage.ErrNotExist.
+func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storage.Bucket, suffix string, gen int) ([]*messages.Task, []string, map[string]*messages.Result, error) {
 	r, _, err := dest.Open(ctx, planFile)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("read the run's plan: %w", err)
@@ -557,7 +893,7 @@ func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storag
 		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
 			return nil, nil, nil, fmt.Errorf("read result of %s: %w", t.ID, err)
 		}
-		t.ID = base + suffix
+		t.ID, t.Generation = base+suffix, gen
 		t.Copy.Sums = path.Join(internalDir, "sums", t.ID+".jsonl")
 	}
 	return p.Tasks, p.Prefixes, done, nil
@@ -789,7 +1125,8 @@ func writeObject(ctx context.Context, dest *storage.Bucket, name string, data []
 }
 
 // snapshotDir is where a SQLite snapshot copy goes: the local staging folder (same disk as the
-// backups, which must hold that much anyway), else a temporary folder.
+// backups, which must hold that much anyway), else a temporary folder named after its owner
+// process, which the next run sweeps if this one is killed.
 func snapshotDir(d destination) (string, error) {
 	if l, ok := d.(*localDestination); ok {
 		dir := filepath.Join(l.Location(), internalDir, "snapshot")

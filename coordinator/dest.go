@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
@@ -15,7 +17,7 @@ import (
 
 // destination is where a backup is staged while it runs and how it is published: a hidden
 // staging area that workers write into, made visible under backup_YYYYMMDD_HHMMSS only once
-// complete (metadata last), and removed on failure.
+// complete (metadata last), and removed when a new run fails.
 type destination interface {
 	// Location is what tasks get as their Dest.
 	Location() string
@@ -23,26 +25,42 @@ type destination interface {
 	Bucket() *storage.Bucket
 	// Sweep removes temporary files a killed worker may have left in the staging area.
 	Sweep() error
-	// Publish makes the staged backup visible and returns where it is.
-	Publish(ctx context.Context, start time.Time, compress bool, opts ...archive.Option) (string, error)
+	// Publish makes the staged backup visible, without the run's working files, and returns
+	// where it is. Publishing again after a crash finishes the job.
+	Publish(ctx context.Context, p publishOptions) (string, error)
 	// Abort removes the staging area (nothing after a publish).
 	Abort() error
 	Close()
 }
 
-// openDestination opens or (resume) reopens a run's staging area in backupDir, a local folder
-// or an s3:// location.
-func openDestination(ctx context.Context, backupDir, run string, resume bool) (destination, error) {
+// publishOptions say how to publish a staged backup.
+type publishOptions struct {
+	start    time.Time
+	compress bool
+	// name is the backup name a killed predecessor started to publish under, if any.
+	name string
+	// named is told the chosen name before anything is written under it, so that a resume
+	// can finish a publish that was cut short.
+	named   func(ctx context.Context, name string) error
+	archive []archive.Option
+}
+
+// stagingLocation is where run's staging area is in backupDir (what its tasks get as Dest).
+func stagingLocation(backupDir, run string) string {
 	if storage.IsS3(backupDir) {
-		return openS3Destination(ctx, backupDir, run, resume)
+		return storage.Join(backupDir, layout.StagingPrefix+run)
+	}
+	return layout.StagingPath(backupDir, run)
+}
+
+// openDestination opens a run's staging area in backupDir, a local folder or an s3://
+// location, creating it or reopening what a previous generation of the run left.
+func openDestination(ctx context.Context, backupDir, run string) (destination, error) {
+	if storage.IsS3(backupDir) {
+		return openS3Destination(ctx, backupDir, run)
 	}
 	if err := os.MkdirAll(backupDir, 0o755); err != nil {
 		return nil, fmt.Errorf("destination %s: %w", backupDir, err)
-	}
-	if resume {
-		if _, err := os.Stat(layout.StagingPath(backupDir, run)); err != nil {
-			return nil, fmt.Errorf("its staging folder is gone: %w", err)
-		}
 	}
 	stage, err := layout.NewStaging(backupDir, run)
 	if err != nil {
@@ -53,12 +71,13 @@ func openDestination(ctx context.Context, backupDir, run string, resume bool) (d
 		stage.Abort()
 		return nil, err
 	}
-	return &localDestination{stage: stage, bucket: b}, nil
+	return &localDestination{stage: stage, bucket: b, backupDir: backupDir, run: run}, nil
 }
 
 type localDestination struct {
-	stage  *layout.Staging
-	bucket *storage.Bucket
+	stage          *layout.Staging
+	bucket         *storage.Bucket
+	backupDir, run string
 }
 
 func (d *localDestination) Location() string        { return d.stage.Path() }
@@ -67,12 +86,25 @@ func (d *localDestination) Sweep() error            { return removeTempFiles(d.s
 func (d *localDestination) Abort() error            { return d.stage.Abort() }
 func (d *localDestination) Close()                  { d.bucket.Close() }
 
-func (d *localDestination) Publish(ctx context.Context, start time.Time, compress bool, opts ...archive.Option) (string, error) {
-	if !compress {
-		return d.stage.PublishDir(start)
+// Publish renames the staging folder (or archives it) after removing the run's working
+// files. A crash before the rename leaves a staging folder a resume publishes again.
+func (d *localDestination) Publish(ctx context.Context, p publishOptions) (string, error) {
+	if err := d.bucket.RemoveAll(ctx, internalDir); err != nil {
+		return "", fmt.Errorf("remove working files: %w", err)
 	}
-	return d.stage.PublishArchive(start, func(w io.Writer, top string) error {
-		_, err := archive.Write(ctx, w, d.stage.Path(), top, opts...)
+	if !p.compress {
+		halt(ctx, "publish")
+		return d.stage.PublishDir(p.start)
+	}
+	// A predecessor killed while archiving left a partial archive under a temporary name.
+	leftovers, _ := filepath.Glob(filepath.Join(d.backupDir, ".wnb-archive-"+d.run+"-*.tmp"))
+	for _, f := range leftovers {
+		if err := os.Remove(f); err != nil {
+			return "", fmt.Errorf("remove a partial archive: %w", err)
+		}
+	}
+	return d.stage.PublishArchive(p.start, func(w io.Writer, top string) error {
+		_, err := archive.Write(ctx, w, d.stage.Path(), top, p.archive...)
 		return err
 	})
 }
@@ -87,18 +119,12 @@ type s3Destination struct {
 	published      bool
 }
 
-func openS3Destination(ctx context.Context, backupDir, run string, resume bool) (*s3Destination, error) {
+func openS3Destination(ctx context.Context, backupDir, run string) (*s3Destination, error) {
 	root, err := storage.Open(ctx, backupDir)
 	if err != nil {
 		return nil, err
 	}
 	staging := layout.StagingPrefix + run
-	if resume {
-		if n, err := countUnder(ctx, root, staging+"/", 1); err != nil || n == 0 {
-			root.Close()
-			return nil, fmt.Errorf("its staging area %s is gone", storage.Join(backupDir, staging))
-		}
-	}
 	loc := storage.Join(backupDir, staging)
 	b, err := storage.Open(ctx, loc)
 	if err != nil {
@@ -120,63 +146,100 @@ func (d *s3Destination) Abort() error {
 	return d.root.RemoveAll(context.Background(), d.staging)
 }
 
-func (d *s3Destination) Publish(ctx context.Context, start time.Time, compress bool, opts ...archive.Option) (string, error) {
-	var objs []storage.Object
-	if err := d.bucket.Walk(ctx, "", func(o storage.Object) error { objs = append(objs, o); return nil }); err != nil {
-		return "", err
-	}
-	name, err := d.freeName(ctx, start, compress)
+// Publish copies the staged backup to its name, metadata last, so until the end the new
+// prefix is an incomplete backup (no metadata), or streams it into one archive object. The
+// name is recorded (p.named) before the first copy; a resume gets it back as p.name and
+// finishes the same prefix (copies are idempotent) instead of leaving it half published.
+func (d *s3Destination) Publish(ctx context.Context, p publishOptions) (string, error) {
+	objs, err := d.stagedObjects(ctx)
 	if err != nil {
 		return "", err
 	}
-	if compress {
-		w, err := d.root.Create(ctx, name+layout.ArchiveExt, storage.Object{Mode: 0o644})
-		if err != nil {
-			return "", err
-		}
-		defer w.Abort()
-		aobjs := make([]archive.Object, len(objs))
-		for i, o := range objs {
-			st, err := d.bucket.Stat(ctx, o.Key) // Walk has no modes on S3; Stat reads them
-			if err != nil {
-				return "", err
-			}
-			aobjs[i] = archive.Object{Key: o.Key, Size: st.Size, Mode: st.Mode, ModTime: st.ModTime}
-		}
-		if _, err := archive.WriteObjects(ctx, w, name, aobjs, func(key string) (io.ReadCloser, error) {
-			r, _, err := d.bucket.Open(ctx, key)
-			return r, err
-		}, opts...); err != nil {
-			return "", err
-		}
-		if err := w.Commit(); err != nil {
-			return "", err
-		}
-		name += layout.ArchiveExt
-	} else {
-		// Metadata last: until it is copied, the new prefix is an incomplete backup.
-		var meta *storage.Object
-		for i, o := range objs {
-			if o.Key == layout.FileMetadata {
-				meta = &objs[i]
-				continue
-			}
-			if err := copyWithin(ctx, d.root, d.bucket, o.Key, name+"/"+o.Key); err != nil {
-				return "", err
-			}
-		}
-		if meta == nil {
-			return "", errors.New("publish: the staged backup has no metadata")
-		}
-		if err := copyWithin(ctx, d.root, d.bucket, meta.Key, name+"/"+meta.Key); err != nil {
+	name := p.name
+	if name == "" {
+		if name, err = d.freeName(ctx, p.start, p.compress); err != nil {
 			return "", err
 		}
 	}
+	if p.named != nil {
+		if err := p.named(ctx, name); err != nil {
+			return "", fmt.Errorf("record the backup's name: %w", err)
+		}
+	}
+	if p.compress {
+		err = d.publishArchive(ctx, name, objs, p.archive)
+		name = strings.TrimSuffix(name, layout.ArchiveExt) + layout.ArchiveExt
+	} else {
+		err = d.publishCopies(ctx, name, objs)
+	}
+	if err != nil {
+		return "", err
+	}
 	d.published = true
+	halt(ctx, "unstage")
 	if err := d.root.RemoveAll(ctx, d.staging); err != nil {
 		return storage.Join(d.base, name), fmt.Errorf("published, but removing the staging area failed: %w", err)
 	}
 	return storage.Join(d.base, name), nil
+}
+
+// stagedObjects lists the staging area without the run's working files.
+func (d *s3Destination) stagedObjects(ctx context.Context) ([]storage.Object, error) {
+	var objs []storage.Object
+	err := d.bucket.Walk(ctx, "", func(o storage.Object) error {
+		if !strings.HasPrefix(o.Key, internalDir+"/") {
+			objs = append(objs, o)
+		}
+		return nil
+	})
+	return objs, err
+}
+
+// publishArchive streams the staged objects into name.tar.gz.
+func (d *s3Destination) publishArchive(ctx context.Context, name string, objs []storage.Object, opts []archive.Option) error {
+	w, err := d.root.Create(ctx, name+layout.ArchiveExt, storage.Object{Mode: 0o644})
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	aobjs := make([]archive.Object, len(objs))
+	for i, o := range objs {
+		st, err := d.bucket.Stat(ctx, o.Key) // Walk has no modes on S3; Stat reads them
+		if err != nil {
+			return err
+		}
+		aobjs[i] = archive.Object{Key: o.Key, Size: st.Size, Mode: st.Mode, ModTime: st.ModTime}
+	}
+	if _, err := archive.WriteObjects(ctx, w, name, aobjs, func(key string) (io.ReadCloser, error) {
+		r, _, err := d.bucket.Open(ctx, key)
+		return r, err
+	}, opts...); err != nil {
+		return err
+	}
+	return w.Commit()
+}
+
+// publishCopies copies the staged objects under name/, the metadata last: until it is
+// copied, the new prefix is an incomplete backup.
+func (d *s3Destination) publishCopies(ctx context.Context, name string, objs []storage.Object) error {
+	var meta *storage.Object
+	copied := 0
+	for i, o := range objs {
+		if o.Key == layout.FileMetadata {
+			meta = &objs[i]
+			continue
+		}
+		if err := copyWithin(ctx, d.root, d.bucket, o.Key, name+"/"+o.Key); err != nil {
+			return err
+		}
+		if copied++; copied == len(objs)/2 {
+			halt(ctx, "publish")
+		}
+	}
+	if meta == nil {
+		return errors.New("publish: the staged backup has no metadata")
+	}
+	return copyWithin(ctx, d.root, d.bucket, meta.Key, name+"/"+meta.Key)
 }
 
 // freeName is backup_YYYYMMDD_HHMMSS, or with -2, -3... when a backup has that name already.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"sync"
@@ -43,61 +44,110 @@ func (c *Coordinator) Runs(ctx context.Context) ([]*messages.RunRecord, error) {
 
 // RunRecord reads one run's record.
 func (c *Coordinator) RunRecord(ctx context.Context, id string) (*messages.RunRecord, error) {
+	rec, _, err := c.runEntry(ctx, id)
+	return rec, err
+}
+
+// runEntry reads one run's record with its revision, for a compare-and-swap. A missing run's
+// error matches jetstream.ErrKeyNotFound.
+func (c *Coordinator) runEntry(ctx context.Context, id string) (*messages.RunRecord, uint64, error) {
 	kv, err := c.js.KeyValue(ctx, messages.RunsBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open run registry: %w", err)
+		return nil, 0, fmt.Errorf("open run registry: %w", err)
 	}
 	e, err := kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("no run %q in the registry (see `webnovel-backup runs`)", id)
+		return nil, 0, fmt.Errorf("no run %q in the registry (see `webnovel-backup runs`): %w", id, err)
 	} else if err != nil {
-		return nil, fmt.Errorf("read run %s: %w", id, err)
+		return nil, 0, fmt.Errorf("read run %s: %w", id, err)
 	}
-	return messages.DecodeRun(e.Value())
+	rec, err := messages.DecodeRun(e.Value())
+	if err != nil {
+		return nil, 0, err
+	}
+	return rec, e.Revision(), nil
 }
 
-// tracker keeps a run's record current while the run goes on.
+// ClaimError is a run another coordinator holds: a resume lost the race for it, or the
+// coordinator running it lost its record to a resume.
+type ClaimError struct {
+	Run string
+	// Holder is the coordinator (host and pid) that holds the run.
+	Holder string
+}
+
+func (e *ClaimError) Error() string {
+	return fmt.Sprintf("run %s is held by another coordinator (%s)", e.Run, e.Holder)
+}
+
+// tracker keeps a run's record current while the run goes on. Every write is a
+// compare-and-swap on the revision it last wrote, so two coordinators can never both believe
+// they run the same run: the one whose write is refused has lost it.
 type tracker struct {
-	kv   jetstream.KeyValue
-	mu   sync.Mutex
-	rec  messages.RunRecord
-	stop chan struct{}
-	done chan struct{}
+	kv     jetstream.KeyValue
+	log    *slog.Logger
+	mu     sync.Mutex
+	rec    messages.RunRecord
+	rev    uint64
+	lost   error // a *ClaimError once another coordinator holds the record
+	cancel context.CancelCauseFunc
+	stop   chan struct{}
+	done   chan struct{}
 }
 
-// track records a run as running and refreshes its heartbeat until finish.
-func (c *Coordinator) track(ctx context.Context, rec messages.RunRecord) (*tracker, error) {
+// coordinatorID names this process in run records.
+func coordinatorID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s pid %d", host, os.Getpid())
+}
+
+// track claims a run and refreshes its heartbeat until finish. With rev 0 the record must not
+// exist yet; otherwise rev is the revision the claimant read, and the claim fails with a
+// *ClaimError when another coordinator wrote the record since. The returned context is
+// cancelled, with the *ClaimError as its cause, if the record is taken over while the run goes
+// on (this coordinator stalled for three heartbeats and a resume claimed the run).
+func (c *Coordinator) track(ctx context.Context, rec messages.RunRecord, rev uint64) (*tracker, context.Context, error) {
 	kv, err := c.js.KeyValue(ctx, messages.RunsBucket)
 	if err != nil {
-		return nil, fmt.Errorf("open run registry: %w", err)
+		return nil, nil, fmt.Errorf("open run registry: %w", err)
 	}
-	host, _ := os.Hostname()
 	rec.Version, rec.State = messages.Version, messages.RunRunning
-	rec.Coordinator = fmt.Sprintf("%s pid %d", host, os.Getpid())
+	rec.Coordinator = coordinatorID()
 	rec.Heartbeat = time.Now().UTC()
-	t := &tracker{kv: kv, rec: rec, stop: make(chan struct{}), done: make(chan struct{})}
+	runCtx, cancel := context.WithCancelCause(ctx)
+	t := &tracker{kv: kv, log: c.log.With("run", rec.ID), rec: rec, rev: rev, cancel: cancel,
+		stop: make(chan struct{}), done: make(chan struct{})}
 	if err := t.put(ctx); err != nil {
-		return nil, err
+		cancel(err)
+		return nil, nil, err
 	}
-	go func() {
-		defer close(t.done)
-		tick := time.NewTicker(messages.RunHeartbeat)
-		defer tick.Stop()
-		for {
-			select {
-			case <-t.stop:
+	go t.beat()
+	return t, runCtx, nil
+}
+
+// beat refreshes the heartbeat until finish, and stops the run if its record is taken over.
+func (t *tracker) beat() {
+	defer close(t.done)
+	tick := time.NewTicker(messages.RunHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+			t.update(func(r *messages.RunRecord) { r.Heartbeat = time.Now().UTC() })
+			err := t.put(context.Background())
+			var lost *ClaimError
+			if errors.As(err, &lost) {
+				t.log.Error("the run record was taken over; stopping", "holder", lost.Holder)
+				t.cancel(lost)
 				return
-			case <-tick.C:
-				t.mu.Lock()
-				t.rec.Heartbeat = time.Now().UTC()
-				t.mu.Unlock()
-				if err := t.put(context.Background()); err != nil {
-					c.log.Warn("refresh run record", "run", rec.ID, "err", err)
-				}
+			}
+			if err != nil {
+				t.log.Warn("refresh run record", "err", err)
 			}
 		}
-	}()
-	return t, nil
+	}
 }
 
 func (t *tracker) update(f func(r *messages.RunRecord)) {
@@ -106,34 +156,86 @@ func (t *tracker) update(f func(r *messages.RunRecord)) {
 	t.mu.Unlock()
 }
 
+// owned reports whether this coordinator still holds the run's record.
+func (t *tracker) owned() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lost == nil
+}
+
+// put writes the record if this coordinator still holds it.
 func (t *tracker) put(ctx context.Context) error {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lost != nil {
+		return t.lost
+	}
 	data, err := messages.Marshal(&t.rec)
-	id := t.rec.ID
-	t.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if _, err := t.kv.Put(ctx, id, data); err != nil {
+	id := t.rec.ID
+	var rev uint64
+	if t.rev == 0 {
+		rev, err = t.kv.Create(ctx, id, data)
+	} else {
+		rev, err = t.kv.Update(ctx, id, data, t.rev)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		t.lost = &ClaimError{Run: id, Holder: holderOf(ctx, t.kv, id)}
+		return t.lost
+	}
+	if err != nil {
 		return fmt.Errorf("record run %s: %w", id, err)
 	}
+	t.rev = rev
 	return nil
 }
 
-// finish records the outcome: complete with its path, or failed with the error.
+// holderOf names the coordinator in a run's current record.
+func holderOf(ctx context.Context, kv jetstream.KeyValue, id string) string {
+	e, err := kv.Get(ctx, id)
+	if err != nil {
+		return fmt.Sprintf("unknown: %v", err)
+	}
+	rec, err := messages.DecodeRun(e.Value())
+	if err != nil {
+		return fmt.Sprintf("unknown: %v", err)
+	}
+	return fmt.Sprintf("%s, generation %d, %s", rec.Coordinator, rec.Generation, rec.State)
+}
+
+// finish records the outcome: complete with its path, or failed with the error. A record
+// another coordinator has taken over is left alone.
 func (t *tracker) finish(path string, runErr error) {
 	close(t.stop)
 	<-t.done
+	t.cancel(context.Canceled)
 	t.update(func(r *messages.RunRecord) {
 		r.Finished = time.Now().UTC()
 		r.Heartbeat = r.Finished
 		if runErr != nil {
 			r.State, r.Error = messages.RunFailed, runErr.Error()
 		} else {
-			r.State, r.Path = messages.RunComplete, path
+			r.State, r.Path, r.Publishing = messages.RunComplete, path, ""
 		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	t.put(ctx)
+	if err := t.put(ctx); err != nil {
+		t.log.Warn("record the run's outcome", "err", err)
+	}
+}
+
+// publishing is the backup name a predecessor started to publish, if any.
+func (t *tracker) publishing() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rec.Publishing
+}
+
+// set changes the record and writes it at once (a phase that a resume must know about).
+func (t *tracker) set(ctx context.Context, f func(r *messages.RunRecord)) error {
+	t.update(f)
+	return t.put(ctx)
 }

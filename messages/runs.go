@@ -38,16 +38,46 @@ type RunRecord struct {
 	// Database and Storage are redacted locations.
 	Database string `json:"database,omitempty"`
 	Storage  string `json:"storage,omitempty"`
-	// BackupDir and Staging are where a backup is being written.
+	// BackupDir and Staging are where a backup is being written. Staging is cleared once the
+	// staging area is removed: a failed run that still names it can be resumed.
 	BackupDir string `json:"backup_dir,omitempty"`
 	Staging   string `json:"staging,omitempty"`
+	// Publishing is the backup name a publish has started to write (S3 copies it object by
+	// object), so a resume finishes that publish instead of leaving it half done.
+	Publishing string `json:"publishing,omitempty"`
 	// Path is the finished backup; Error why the run failed.
 	Path  string `json:"path,omitempty"`
 	Error string `json:"error,omitempty"`
 	// Options are the settings needed to resume (no secrets).
 	Options json.RawMessage `json:"options,omitempty"`
-	// Generation counts resumes: re-published tasks get new ids.
+	// Generation counts resumes: re-published tasks get new ids, and tasks of an older
+	// generation are refused by the workers.
 	Generation int `json:"generation,omitempty"`
+}
+
+// Resumable reports whether `backup --resume` may take the run over: its coordinator died
+// (abandoned), or it failed and kept its staging area.
+func (r *RunRecord) Resumable(now time.Time) bool {
+	switch r.Shown(now) {
+	case RunAbandoned:
+		return true
+	case RunFailed:
+		return r.Kind == "backup" && r.Staging != ""
+	}
+	return false
+}
+
+// AcceptsTask reports why a worker must not write for a task of generation gen of this run,
+// or "" when it may: the run is over (complete or failed), or a resume has claimed it since
+// the task was published.
+func (r *RunRecord) AcceptsTask(gen int) string {
+	switch {
+	case r.State == RunComplete || r.State == RunFailed:
+		return fmt.Sprintf("run %s is %s", r.ID, r.State)
+	case gen < r.Generation:
+		return fmt.Sprintf("run %s: generation moved on (task of generation %d, run at %d, coordinator %s)", r.ID, gen, r.Generation, r.Coordinator)
+	}
+	return ""
 }
 
 // Shown is the state as a person should see it: a running record without a recent heartbeat

@@ -281,6 +281,9 @@ func (w *Worker) heartbeat(ctx context.Context, msg jetstream.Msg) {
 }
 
 func (w *Worker) handle(ctx context.Context, t *messages.Task) (*messages.Result, error) {
+	if err := w.checkRun(ctx, t); err != nil {
+		return nil, err
+	}
 	switch t.Kind {
 	case messages.KindExportModel:
 		return w.export(ctx, t)
