@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +175,3 @@ func TestResumeRecord(t *testing.T) {
 		})
 	}
 }
-
