@@ -45,9 +45,11 @@ func (g *globals) AddFlags(pf *pflag.FlagSet) {
 	pf.StringVar(&g.storage, "storage", "", "platform storage: a `folder` or file:// URL (env STORAGE_URL; default ./media)")
 	pf.StringVar(&g.nats, "nats", "", "NATS `URL` of a JetStream cluster (env NATS_URL; default: an embedded server)")
 	pf.IntVar(&g.workers, "workers", 4, "in-process workers (0 leaves all work to worker processes: webnovel-backup worker)")
-	pf.IntVar(&g.replicas, "replicas", 1, "JetStream stream replicas (3 on a three-node cluster)")
-	pf.DurationVar(&g.ackWait, "ack-wait", 30*time.Second, "how long a task may go without a worker's progress signal before another worker gets it")
-	pf.IntVar(&g.maxDeliver, "max-deliver", 5, "attempts of one task before the run fails")
+	// Zero is "not asked": streams and the consumer are created with the defaults, and existing
+	// ones are never changed; an asked value that differs from theirs is a warning.
+	pf.IntVar(&g.replicas, "replicas", 0, "JetStream stream replicas when the streams are created (default 1; 3 on a three-node cluster)")
+	pf.DurationVar(&g.ackWait, "ack-wait", 0, "how long a task may go without a worker's progress signal before another worker gets it (default 30s)")
+	pf.IntVar(&g.maxDeliver, "max-deliver", 0, "attempts of one task before the run fails (default 5)")
 	pf.StringVar(&g.natsAuth.CredsFile, "nats-creds", "", "NATS credentials `file` (env NATS_CREDS)")
 	pf.StringVar(&g.natsAuth.NkeyFile, "nats-nkey", "", "NATS nkey seed `file` (env NATS_NKEY)")
 	pf.StringVar(&g.natsAuth.User, "nats-user", "", "NATS `user` (env NATS_USER)")
@@ -101,8 +103,8 @@ func (g *globals) pipelineConfig(workers int) (pipeline.Config, error) {
 	if err != nil {
 		return pipeline.Config{}, usageErrorf("%w", err)
 	}
-	if g.replicas < 1 {
-		return pipeline.Config{}, usageErrorf("--replicas must be 1 or more")
+	if g.replicas < 0 || g.ackWait < 0 || g.maxDeliver < 0 {
+		return pipeline.Config{}, usageErrorf("--replicas, --ack-wait and --max-deliver must not be negative")
 	}
 	return pipeline.Config{
 		NATSURL: g.nats, NATSOptions: opts, Workers: workers,
