@@ -3,13 +3,17 @@ package workers
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -242,5 +246,43 @@ func TestMismatchHandsBack(t *testing.T) {
 	t.Logf("done by %s after %s", r.Worker, time.Since(start).Round(time.Millisecond))
 	if !r.OK() || r.Worker != "right" || r.Files != 1 {
 		t.Fatalf("final result %+v, want the task done by the worker configured for its storage", r)
+	}
+}
+
+// forbidWrites answers every object write with S3's 403 AccessDenied, and counts them.
+type forbidWrites struct {
+	next   http.Handler
+	writes atomic.Int64
+}
+
+func (f *forbidWrites) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	f.writes.Add(1)
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(http.StatusForbidden)
+	io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+}
+
+// An S3 destination that refuses access fails the task at once: a 403 is permanent, and the
+// task does not burn its deliveries on it.
+func TestS3ForbiddenIsPermanent(t *testing.T) {
+	flt := &forbidWrites{}
+	srv := s3test.Start(t, func(h http.Handler) http.Handler { flt.next = h; return flt }, "backups")
+	js, cons := startQueue(t, queue.Config{MaxDeliver: 5})
+	task, src, _ := copyTask(t, map[string]string{"content/a.json": "{}"}, []string{"content/a.json"})
+	// The key list stays in a local folder; the copies go to S3.
+	task.Copy.ListStore, task.Copy.Sums = task.Dest, ""
+	task.Dest = srv.URL("backups", "staging", "")
+	runWorker(t, js, cons, Config{StorageURL: src}, nil)
+	publishTask(t, js, task)
+	r := finalResult(t, js, task.Run, task.ID)
+	if r.OK() || r.Attempt != 1 || !strings.Contains(r.Error, "AccessDenied") {
+		t.Fatalf("result %+v, want a failure on the first attempt naming AccessDenied", r)
+	}
+	if n := flt.writes.Load(); n != 1 {
+		t.Errorf("%d writes refused, want 1: a 403 is not retried", n)
 	}
 }
