@@ -563,6 +563,9 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 		UploadId:        up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
+	if err != nil && noSuchUpload(err) && d.completedAnyway(ctx, d.full(dstKey), size, parts, "") {
+		return obj, nil // an earlier try completed it; only its answer was lost
+	}
 	if err != nil {
 		abort()
 		return Object{}, err

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -37,6 +40,8 @@ type s3Writer struct {
 
 	uploadID *string
 	nparts   int32
+	size     int64     // bytes sent as parts
+	sum      hash.Hash // SHA-256 of those bytes, to recognise the object if a complete's answer is lost
 	bufs     int         // part buffers made so far, at most concurrency
 	free     chan []byte // part buffers back from finished uploads
 	wg       sync.WaitGroup
@@ -145,6 +150,7 @@ func (w *s3Writer) flush() error {
 			return fmt.Errorf("start multipart upload: %w", err)
 		}
 		w.uploadID = out.UploadId
+		w.sum = sha256.New()
 		w.free = make(chan []byte, w.d.concurrency)
 		w.bufs = 1 // the one being flushed
 	}
@@ -153,6 +159,8 @@ func (w *s3Writer) flush() error {
 	}
 	w.nparts++
 	num, buf := w.nparts, w.buf
+	w.size += int64(len(buf))
+	w.sum.Write(buf)
 	w.buf = nil
 	w.wg.Go(func() {
 		defer func() { w.free <- buf[:0] }()
@@ -215,6 +223,11 @@ func (w *s3Writer) Commit() error {
 		UploadId:        w.uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts},
 	})
+	if err != nil && noSuchUpload(err) && w.d.completedAnyway(w.ctx, w.key, w.size, w.parts, hex.EncodeToString(w.sum.Sum(nil))) {
+		// An earlier try completed the upload; only its answer was lost.
+		slog.DebugContext(w.ctx, "S3 multipart upload completed by a try whose answer was lost", "bucket", w.d.bucket, "key", w.key)
+		return nil
+	}
 	if err != nil {
 		w.abort()
 		return fmt.Errorf("complete multipart upload: %w", err)
