@@ -40,8 +40,8 @@ type s3Writer struct {
 
 	uploadID *string
 	nparts   int32
-	size     int64     // bytes sent as parts
-	sum      hash.Hash // SHA-256 of those bytes, to recognise the object if a complete's answer is lost
+	size     int64       // bytes sent as parts
+	sum      hash.Hash   // SHA-256 of those bytes, to recognise the object if a complete's answer is lost
 	bufs     int         // part buffers made so far, at most concurrency
 	free     chan []byte // part buffers back from finished uploads
 	wg       sync.WaitGroup
