@@ -25,12 +25,12 @@ func noSuchUpload(err error) bool {
 	return errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload"
 }
 
-// completedAnyway checks, after a complete answered NoSuchUpload, whether the object under
-// fullKey is the one the upload made: its size, then its multipart ETag (what S3 and most
-// compatible services compute from the parts' ETags) or, failing that and when sum (the hex
-// SHA-256 of the bytes written) is known, its content.
-func (d *s3Driver) completedAnyway(ctx context.Context, fullKey string, size int64, parts []types.CompletedPart, sum string) bool {
-	head, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(fullKey)})
+// completedAnyway checks, after a complete answered NoSuchUpload, whether the object under key
+// is the one the upload made: its size, then its multipart ETag (what S3 and most compatible
+// services compute from the parts' ETags) or, failing that and when sum (the hex SHA-256 of
+// the bytes written) is known, its content.
+func (d *s3Driver) completedAnyway(ctx context.Context, key string, size int64, parts []types.CompletedPart, sum string) bool {
+	head, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(d.full(key))})
 	if err != nil || aws.ToInt64(head.ContentLength) != size {
 		return false
 	}
@@ -40,14 +40,15 @@ func (d *s3Driver) completedAnyway(ctx context.Context, fullKey string, size int
 	if sum == "" {
 		return false
 	}
-	out, err := d.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(fullKey)})
+	// Read through the driver's reader, which resumes a read that stalls or breaks.
+	r, _, err := d.open(ctx, key)
 	if err != nil {
 		return false
 	}
-	defer out.Body.Close()
+	defer r.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, out.Body); err != nil {
-		slog.WarnContext(ctx, "read back an S3 object to check its upload", "bucket", d.bucket, "key", fullKey, "err", err)
+	if _, err := io.Copy(h, r); err != nil {
+		slog.WarnContext(ctx, "read back an S3 object to check its upload", "bucket", d.bucket, "key", key, "err", err)
 		return false
 	}
 	return hex.EncodeToString(h.Sum(nil)) == sum

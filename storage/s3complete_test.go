@@ -13,24 +13,35 @@ import (
 	"github.com/webnovel/webnovel-backup/storage/storagetest"
 )
 
-// loseCompleteAnswer lets the first CompleteMultipartUpload through to the service, then drops
-// the connection instead of answering: the client retries a complete that already happened.
-// If replace is set, the object is replaced behind the client's back before the retry.
-type loseCompleteAnswer struct {
-	next      http.Handler
-	replace   func(key string)
-	completes atomic.Int64
+// loseFirstAnswer lets the first request that match accepts through to the service, then
+// drops the connection instead of answering: the client retries a request that already took
+// effect. If replace is set, the object is replaced behind the client's back before the retry.
+type loseFirstAnswer struct {
+	next    http.Handler
+	match   func(r *http.Request) bool
+	replace func(key string)
+	seen    atomic.Int64
 }
 
-func (l *loseCompleteAnswer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || !r.URL.Query().Has("uploadId") || l.completes.Add(1) > 1 {
+// isComplete tells CompleteMultipartUpload requests.
+func isComplete(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Has("uploadId")
+}
+
+// isCreateUpload tells CreateMultipartUpload requests.
+func isCreateUpload(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Query().Has("uploads")
+}
+
+func (l *loseFirstAnswer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !l.match(r) || l.seen.Add(1) > 1 {
 		l.next.ServeHTTP(w, r)
 		return
 	}
 	rec := httptest.NewRecorder()
 	l.next.ServeHTTP(rec, r)
 	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "<Error>") {
-		panic("the complete to lose failed: " + rec.Body.String())
+		panic("the request to lose failed: " + rec.Body.String())
 	}
 	if l.replace != nil {
 		l.replace(strings.TrimPrefix(r.URL.Path, "/"))
@@ -50,7 +61,7 @@ func TestS3CompleteAnswerLost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			data := storagetest.Content("multipart", 300<<10) // several 64 KiB parts
-			lose := &loseCompleteAnswer{}
+			lose := &loseFirstAnswer{match: isComplete}
 			f := newFakeS3(t, func(h http.Handler) http.Handler { lose.next = h; return lose }, "lossy")
 			if tc.replaced {
 				lose.replace = func(path string) {
@@ -63,7 +74,7 @@ func TestS3CompleteAnswerLost(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = b.Put(context.Background(), "big", bytes.NewReader(data), storage.Object{})
-			if n := lose.completes.Load(); n < 2 {
+			if n := lose.seen.Load(); n < 2 {
 				t.Fatalf("%d completes: the lost answer was not retried", n)
 			}
 			if tc.replaced {
@@ -81,4 +92,26 @@ func TestS3CompleteAnswerLost(t *testing.T) {
 			f.assertNoUploads(t, "lossy")
 		})
 	}
+}
+
+// A CreateMultipartUpload whose answer is lost is retried, and the upload the lost answer
+// named is not left behind, while the object is written whole.
+func TestS3CreateUploadAnswerLost(t *testing.T) {
+	data := storagetest.Content("created twice", 300<<10)
+	lose := &loseFirstAnswer{match: isCreateUpload}
+	f := newFakeS3(t, func(h http.Handler) http.Handler { lose.next = h; return lose }, "lossy")
+	b, err := storage.Open(context.Background(), f.url("lossy", "p", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(context.Background(), "big", bytes.NewReader(data), storage.Object{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := lose.seen.Load(); n < 2 {
+		t.Fatalf("%d creates: the lost answer was not retried", n)
+	}
+	if got, _ := storagetest.Get(t, b, "big"); !bytes.Equal(got, data) {
+		t.Error("the object differs from what was uploaded")
+	}
+	f.assertNoUploads(t, "lossy")
 }

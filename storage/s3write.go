@@ -25,7 +25,7 @@ import (
 // upload; Abort aborts it, which discards the parts.
 func (d *s3Driver) create(ctx context.Context, key string, attrs Object) (Writer, error) {
 	pctx, cancel := context.WithCancel(ctx)
-	return &s3Writer{d: d, ctx: ctx, pctx: pctx, cancel: cancel, key: d.full(key), meta: metadata(attrs)}, nil
+	return &s3Writer{d: d, ctx: ctx, pctx: pctx, cancel: cancel, key: d.full(key), rel: key, meta: metadata(attrs)}, nil
 }
 
 type s3Writer struct {
@@ -33,7 +33,8 @@ type s3Writer struct {
 	ctx    context.Context // the caller's, for Commit
 	pctx   context.Context // for part uploads, cancelled by Abort or a failed part
 	cancel context.CancelFunc
-	key    string
+	key    string // the full key, under the driver's root
+	rel    string // the key in the bucket
 	meta   map[string]string
 	buf    []byte // the part being filled
 	done   bool
@@ -140,7 +141,7 @@ func (w *s3Writer) take(size int) error {
 // flush uploads w.buf as the next part, starting the multipart upload on the first one.
 func (w *s3Writer) flush() error {
 	if w.uploadID == nil {
-		out, err := w.d.client.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{
+		out, err := w.d.createUpload(w.ctx, &s3.CreateMultipartUploadInput{
 			Bucket:            aws.String(w.d.bucket),
 			Key:               aws.String(w.key),
 			Metadata:          w.meta,
@@ -223,15 +224,16 @@ func (w *s3Writer) Commit() error {
 		UploadId:        w.uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts},
 	})
-	if err != nil && noSuchUpload(err) && w.d.completedAnyway(w.ctx, w.key, w.size, w.parts, hex.EncodeToString(w.sum.Sum(nil))) {
+	if err != nil && noSuchUpload(err) && w.d.completedAnyway(w.ctx, w.rel, w.size, w.parts, hex.EncodeToString(w.sum.Sum(nil))) {
 		// An earlier try completed the upload; only its answer was lost.
 		slog.DebugContext(w.ctx, "S3 multipart upload completed by a try whose answer was lost", "bucket", w.d.bucket, "key", w.key)
-		return nil
+		err = nil
 	}
 	if err != nil {
 		w.abort()
 		return fmt.Errorf("complete multipart upload: %w", err)
 	}
+	w.d.uploadDone(w.key, w.uploadID)
 	return nil
 }
 
@@ -258,6 +260,7 @@ func (w *s3Writer) abort() error {
 	_, err := w.d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(w.d.bucket), Key: aws.String(w.key), UploadId: w.uploadID,
 	})
+	w.d.uploadDone(w.key, w.uploadID)
 	if err != nil {
 		slog.WarnContext(w.ctx, "abort S3 multipart upload", "bucket", w.d.bucket, "key", w.key, "err", err)
 		return fmt.Errorf("abort multipart upload: %w", err)
