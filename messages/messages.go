@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// Version is the wire format version of Task and Result. A worker refuses (terminates) a task of
-// another version rather than guessing at its meaning.
+// Version is the wire format version of Task and Result. A worker refuses a task of another
+// version rather than guessing at its meaning: it publishes a final failure result that names
+// both versions (see PeekTask), then terminates the message.
 const Version = 1
 
 // Stream and consumer names.
