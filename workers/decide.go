@@ -76,7 +76,7 @@ type Decision struct {
 	Mismatch bool
 	// Pause is how long this worker waits before fetching its next task.
 	Pause time.Duration
-	// Reason says why, for the log.
+	// Reason says why, for the log (after "handing task back" for a HandBack).
 	Reason string
 }
 
@@ -92,10 +92,10 @@ func Decide(a Attempt) Decision {
 	case a.Unnamed:
 		return Decision{Action: Term, Reason: "the message names no task"}
 	case a.Err != nil && a.ShuttingDown:
-		return Decision{Action: HandBack, Reason: "shutting down"}
+		return Decision{Action: HandBack, Reason: "on shutdown"}
 	case a.Err != nil && IsMismatch(a.Err):
 		return Decision{Action: HandBack, Delay: MismatchDelay, Publish: true, Mismatch: true,
-			Pause: 2 * MismatchDelay, Reason: "configured for another platform"}
+			Pause: 2 * MismatchDelay, Reason: "to a worker configured for its platform"}
 	}
 	final := a.Err == nil || IsPermanent(a.Err) || (a.MaxDeliver > 0 && a.Number >= a.MaxDeliver)
 	switch {
@@ -105,7 +105,7 @@ func Decide(a Attempt) Decision {
 	case a.ResultLost:
 		// Without its final result the coordinator would never learn the task's end: let it
 		// run again rather than end it silently.
-		return Decision{Action: HandBack, Delay: retryDelay, Reason: "final result not published"}
+		return Decision{Action: HandBack, Delay: retryDelay, Reason: "as its final result could not be published"}
 	case a.Err == nil:
 		return Decision{Action: Ack, Publish: true, Final: true, Reason: "done"}
 	case IsPermanent(a.Err):

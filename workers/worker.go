@@ -310,7 +310,7 @@ func (w *Worker) act(ctx context.Context, msg jetstream.Msg, log *slog.Logger, d
 		log.Warn("task attempt failed; will retry", "err", err, "retry_in", dec.Delay)
 		serr = msg.NakWithDelay(dec.Delay)
 	case HandBack:
-		log.Info("handing task back", "err", err, "again_in", dec.Delay)
+		log.Info("handing task back "+dec.Reason, "err", err, "again_in", dec.Delay)
 		if dec.Delay > 0 {
 			serr = msg.NakWithDelay(dec.Delay)
 		} else {

@@ -43,7 +43,7 @@ func TestMisconfiguredWorkerBesideAGoodOne(t *testing.T) {
 		if coord.Exited() {
 			t.Fatalf("the run ended before the misconfigured worker handed a task back:\n%s", lastLines(coord.Stderr(), 5))
 		}
-		return strings.Contains(wrong.Stderr(), "configured for another platform")
+		return strings.Contains(wrong.Stderr(), "handing task back to a worker configured for its platform")
 	})
 	start := time.Now()
 	proctest.StartWorker(t, bin, env, "--name", "good", "--concurrency", "2")
