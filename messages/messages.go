@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// Version is the wire format version of Task and Result. A worker refuses (terminates) a task of
-// another version rather than guessing at its meaning.
+// Version is the wire format version of Task and Result. A worker refuses a task of another
+// version rather than guessing at its meaning: it publishes a final failure result that names
+// both versions (see PeekTask), then terminates the message.
 const Version = 1
 
 // Stream and consumer names.
@@ -161,6 +162,10 @@ type Result struct {
 	Failed   int64         `json:"failed,omitempty"`
 	Failures []string      `json:"failures,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+	// Mismatch is true on a non-final result of a worker configured for another database or
+	// storage than the task's: it handed the task back for a correctly configured worker, and
+	// Error names the mismatch (what the coordinator reports if no such worker comes).
+	Mismatch bool `json:"mismatch,omitempty"`
 }
 
 // OK reports whether the task succeeded.
@@ -188,6 +193,30 @@ func DecodeTask(data []byte) (*Task, error) {
 		return nil, fmt.Errorf("decode task %q: kind %q without its body", t.ID, t.Kind)
 	}
 	return &t, nil
+}
+
+// PeekTask reads what it can of a task message that DecodeTask refuses: its run and id, each
+// only when it is a valid subject token ("" otherwise), and its wire version (0 when absent).
+// With run and id a worker can still publish a result that says why it cannot run the task.
+func PeekTask(data []byte) (run, id string, version int) {
+	var loose struct {
+		Version json.RawMessage `json:"v"`
+		Run     json.RawMessage `json:"run"`
+		ID      json.RawMessage `json:"id"`
+	}
+	if json.Unmarshal(data, &loose) != nil {
+		return "", "", 0
+	}
+	var v int
+	json.Unmarshal(loose.Version, &v) // a version of another type stays 0
+	token := func(raw json.RawMessage) string {
+		var s string
+		if json.Unmarshal(raw, &s) != nil || !ValidToken(s) {
+			return ""
+		}
+		return s
+	}
+	return token(loose.Run), token(loose.ID), v
 }
 
 // DecodeResult parses a result message.

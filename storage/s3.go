@@ -480,7 +480,7 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 		return obj, nil
 	}
 
-	up, err := d.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+	up, err := d.createUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:            aws.String(d.bucket),
 		Key:               aws.String(d.full(dstKey)),
 		Metadata:          head.Metadata,
@@ -493,6 +493,7 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 	abort := func() {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.abortTimeout())
 		defer cancel()
+		defer d.uploadDone(d.full(dstKey), up.UploadId)
 		if _, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
 			Bucket: aws.String(d.bucket), Key: aws.String(d.full(dstKey)), UploadId: up.UploadId,
 		}); err != nil {
@@ -563,10 +564,14 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 		UploadId:        up.UploadId,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 	})
+	if err != nil && noSuchUpload(err) && d.completedAnyway(ctx, dstKey, size, parts, "") {
+		err = nil // an earlier try completed it; only its answer was lost
+	}
 	if err != nil {
 		abort()
 		return Object{}, err
 	}
+	d.uploadDone(d.full(dstKey), up.UploadId)
 	return obj, nil
 }
 

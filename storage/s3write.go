@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"slices"
 	"sync"
@@ -22,7 +25,7 @@ import (
 // upload; Abort aborts it, which discards the parts.
 func (d *s3Driver) create(ctx context.Context, key string, attrs Object) (Writer, error) {
 	pctx, cancel := context.WithCancel(ctx)
-	return &s3Writer{d: d, ctx: ctx, pctx: pctx, cancel: cancel, key: d.full(key), meta: metadata(attrs)}, nil
+	return &s3Writer{d: d, ctx: ctx, pctx: pctx, cancel: cancel, key: d.full(key), rel: key, meta: metadata(attrs)}, nil
 }
 
 type s3Writer struct {
@@ -30,13 +33,16 @@ type s3Writer struct {
 	ctx    context.Context // the caller's, for Commit
 	pctx   context.Context // for part uploads, cancelled by Abort or a failed part
 	cancel context.CancelFunc
-	key    string
+	key    string // the full key, under the driver's root
+	rel    string // the key in the bucket
 	meta   map[string]string
 	buf    []byte // the part being filled
 	done   bool
 
 	uploadID *string
 	nparts   int32
+	size     int64       // bytes sent as parts
+	sum      hash.Hash   // SHA-256 of those bytes, to recognise the object if a complete's answer is lost
 	bufs     int         // part buffers made so far, at most concurrency
 	free     chan []byte // part buffers back from finished uploads
 	wg       sync.WaitGroup
@@ -135,7 +141,7 @@ func (w *s3Writer) take(size int) error {
 // flush uploads w.buf as the next part, starting the multipart upload on the first one.
 func (w *s3Writer) flush() error {
 	if w.uploadID == nil {
-		out, err := w.d.client.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{
+		out, err := w.d.createUpload(w.ctx, &s3.CreateMultipartUploadInput{
 			Bucket:            aws.String(w.d.bucket),
 			Key:               aws.String(w.key),
 			Metadata:          w.meta,
@@ -145,6 +151,7 @@ func (w *s3Writer) flush() error {
 			return fmt.Errorf("start multipart upload: %w", err)
 		}
 		w.uploadID = out.UploadId
+		w.sum = sha256.New()
 		w.free = make(chan []byte, w.d.concurrency)
 		w.bufs = 1 // the one being flushed
 	}
@@ -153,6 +160,8 @@ func (w *s3Writer) flush() error {
 	}
 	w.nparts++
 	num, buf := w.nparts, w.buf
+	w.size += int64(len(buf))
+	w.sum.Write(buf)
 	w.buf = nil
 	w.wg.Go(func() {
 		defer func() { w.free <- buf[:0] }()
@@ -215,10 +224,16 @@ func (w *s3Writer) Commit() error {
 		UploadId:        w.uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts},
 	})
+	if err != nil && noSuchUpload(err) && w.d.completedAnyway(w.ctx, w.rel, w.size, w.parts, hex.EncodeToString(w.sum.Sum(nil))) {
+		// An earlier try completed the upload; only its answer was lost.
+		slog.DebugContext(w.ctx, "S3 multipart upload completed by a try whose answer was lost", "bucket", w.d.bucket, "key", w.key)
+		err = nil
+	}
 	if err != nil {
 		w.abort()
 		return fmt.Errorf("complete multipart upload: %w", err)
 	}
+	w.d.uploadDone(w.key, w.uploadID)
 	return nil
 }
 
@@ -245,6 +260,7 @@ func (w *s3Writer) abort() error {
 	_, err := w.d.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 		Bucket: aws.String(w.d.bucket), Key: aws.String(w.key), UploadId: w.uploadID,
 	})
+	w.d.uploadDone(w.key, w.uploadID)
 	if err != nil {
 		slog.WarnContext(w.ctx, "abort S3 multipart upload", "bucket", w.d.bucket, "key", w.key, "err", err)
 		return fmt.Errorf("abort multipart upload: %w", err)

@@ -295,7 +295,7 @@ func (b *Bucket) Remove(ctx context.Context, key string) error {
 // RemoveAll deletes every object under prefix.
 func (b *Bucket) RemoveAll(ctx context.Context, prefix string) error {
 	if err := checkPrefix(prefix); err != nil || prefix == "" {
-		return fmt.Errorf("remove all under %q: refusing an empty or bad prefix", prefix)
+		return withCode(CodeInvalid, fmt.Errorf("remove all under %q: refusing an empty or bad prefix", prefix))
 	}
 	if err := b.drv.removeAll(ctx, prefix); err != nil {
 		return fmt.Errorf("remove %s in %s: %w", prefix, b, err)
@@ -307,11 +307,11 @@ func (b *Bucket) RemoveAll(ctx context.Context, prefix string) error {
 // segments, backslashes or NUL bytes.
 func CheckKey(key string) error {
 	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\x00\\") || path.Clean(key) != key {
-		return fmt.Errorf("bad storage key %q", key)
+		return withCode(CodeInvalid, fmt.Errorf("bad storage key %q", key))
 	}
 	for _, seg := range strings.Split(key, "/") {
 		if seg == ".." || seg == "." {
-			return fmt.Errorf("bad storage key %q", key)
+			return withCode(CodeInvalid, fmt.Errorf("bad storage key %q", key))
 		}
 	}
 	return nil

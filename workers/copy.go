@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 
@@ -39,7 +40,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	}()
 	restore := t.Kind == messages.KindRestorePrefix
 	if w.cfg.StorageURL == "" {
-		return nil, Permanent(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", c.Prefix))
+		return nil, Mismatch(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", c.Prefix))
 	}
 	// The platform storage is always the worker's own configured one; the task names it only
 	// so that a worker configured for another storage refuses instead of mixing platforms.
@@ -48,7 +49,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		platformLoc, otherLoc = t.Dest, c.Source
 	}
 	if !sameLocation(w.cfg.StorageURL, platformLoc) {
-		return nil, Permanent(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", c.Prefix, w.cfg.StorageURL, platformLoc))
+		return nil, Mismatch(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", c.Prefix, w.cfg.StorageURL, platformLoc))
 	}
 	plat, err := storage.Open(ctx, w.cfg.StorageURL)
 	if err != nil {
@@ -184,6 +185,14 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				// A panic here is beyond the handler's recover: fail the task, not the worker.
+				if p := recover(); p != nil {
+					w.log.Error("file copy panicked", "key", e.Key, "panic", p, "stack", string(debug.Stack()))
+					f.err = fmt.Errorf("copy %s: panic: %v", e.Key, p)
+					cancel(f.err)
+				}
+			}()
 			if buf == nil {
 				buf = make([]byte, copyBufferSize)
 			}

@@ -2,7 +2,8 @@ package workers
 
 import (
 	"errors"
-	"syscall"
+
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 type permanentError struct{ err error }
@@ -19,13 +20,17 @@ func Permanent(err error) error {
 	return permanentError{err}
 }
 
-// IsPermanent reports whether err cannot be fixed by retrying: marked Permanent, or a full disk
-// or missing permission, which no redelivery cures.
+// IsPermanent reports whether err cannot be fixed by retrying: marked Permanent, or a storage
+// error of a class no redelivery cures — refused access (a local EACCES or EROFS, an S3 403)
+// or a full disk — whichever driver gave it.
 func IsPermanent(err error) bool {
 	var p permanentError
 	if errors.As(err, &p) {
 		return true
 	}
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
-		errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EROFS)
+	switch storage.ErrorCode(err) {
+	case storage.CodePermission, storage.CodeNoSpace:
+		return true
+	}
+	return false
 }

@@ -30,7 +30,7 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 		return nil, fmt.Errorf("export %s: %w", e.Model, err)
 	}
 	if got := db.Source().Redacted; got != e.Database {
-		return nil, Permanent(fmt.Errorf("export %s: this worker reads %s but the run backs up %s", e.Model, got, e.Database))
+		return nil, Mismatch(fmt.Errorf("export %s: this worker reads %s but the run backs up %s", e.Model, got, e.Database))
 	}
 	dest, err := storage.Open(ctx, t.Dest)
 	if err != nil {

@@ -2,8 +2,16 @@
 //
 // A worker fetches one task at a time from the shared durable consumer, signals progress while
 // it works, writes its outputs to the run's destination under deterministic names, publishes a
-// result, and only then acks. settle is the one place that maps a task's error to
-// ack / nak-with-delay / term.
+// result, and only then acks.
+//
+// Every delivery, whether or not it decodes, ends in settle, which carries out what the pure
+// function Decide makes of the attempt: ack, retry (nak with delay), term, or hand back (nak
+// without counting as a failure). Nothing else acks, naks or terminates a task message. A
+// message that is not a task this worker can run (undecodable, or of another wire version)
+// still gets a final failure result that says so, whenever its run and id can be read; a
+// final result is never skipped: if it cannot be published the task is handed back. A panic
+// in a handler is a failed attempt, and a worker configured for another database or storage
+// hands the task back for one that is not.
 package workers
 
 import (
@@ -12,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +71,11 @@ type Worker struct {
 	slotsOnce sync.Once
 	slots     chan []byte   // see copySlots
 	commits   chan struct{} // see copySlots
+
+	// handler, when set (by tests), runs tasks in place of handle.
+	handler func(context.Context, *messages.Task) (*messages.Result, error)
+	// publishWaits, when set (by tests), replace defaultPublishWaits.
+	publishWaits []time.Duration
 
 	running  atomic.Bool
 	draining atomic.Bool
@@ -157,8 +171,9 @@ func (w *Worker) loop(ctx, taskCtx context.Context) {
 			continue
 		}
 		w.inFlight.Add(1)
-		w.process(taskCtx, msg)
+		pause := w.process(taskCtx, msg)
 		w.inFlight.Add(-1)
+		sleep(ctx, pause)
 	}
 }
 
@@ -179,85 +194,179 @@ func (w *Worker) Check() error {
 // InFlight is the number of tasks being worked on now.
 func (w *Worker) InFlight() int64 { return w.inFlight.Load() }
 
-// process runs one task with progress heartbeats and settles it.
-func (w *Worker) process(ctx context.Context, msg jetstream.Msg) {
+// delivery is one task message as the worker understands it.
+type delivery struct {
+	msg     jetstream.Msg
+	attempt int
+	// task is nil when the message cannot be run; err then says why.
+	task *messages.Task
+	err  error
+	// run and id address the task's result: the task's, or what PeekTask recovered ("" when
+	// not even that).
+	run, id string
+}
+
+// readDelivery decodes a task message. A message that is not a task this worker can run
+// still yields a delivery, with err set, so that it is settled like any other.
+func readDelivery(msg jetstream.Msg) *delivery {
+	d := &delivery{msg: msg}
 	md, err := msg.Metadata()
 	if err != nil {
-		w.log.Error("task without metadata", "subject", msg.Subject(), "err", err)
-		msg.Term()
-		return
+		d.err = Permanent(fmt.Errorf("task message without JetStream metadata: %w", err))
+	} else {
+		d.attempt = int(md.NumDelivered)
 	}
-	attempt := int(md.NumDelivered)
-	task, err := messages.DecodeTask(msg.Data())
-	if err != nil {
-		w.log.Error("undecodable task", "subject", msg.Subject(), "err", err)
-		msg.TermWithReason(err.Error())
-		return
+	task, terr := messages.DecodeTask(msg.Data())
+	if terr == nil {
+		d.task, d.run, d.id = task, task.Run, task.ID
+		return d
 	}
-	log := w.log.With("run", task.Run, "task", task.ID, "attempt", attempt)
-	ctx, span := telemetry.StartTask(ctx, msg.Headers(), msg.Subject(), task, attempt, w.cfg.Name)
+	var version int
+	d.run, d.id, version = messages.PeekTask(msg.Data())
+	if version != messages.Version {
+		terr = fmt.Errorf("task of wire version %d; this worker speaks %d", version, messages.Version)
+	}
+	d.task, d.err = nil, Permanent(fmt.Errorf("cannot run task: %w", terr))
+	return d
+}
 
+// process runs one task with progress heartbeats and settles it. It returns how long the
+// worker should pause before fetching another.
+func (w *Worker) process(ctx context.Context, msg jetstream.Msg) time.Duration {
+	d := readDelivery(msg)
+	log := w.log.With("run", d.run, "task", d.id, "attempt", d.attempt)
+	if d.err != nil {
+		log.Error("cannot run task", "subject", msg.Subject(), "err", d.err)
+		return w.settle(ctx, d, log, &messages.Result{}, d.err, func() {})
+	}
+	ctx, span := telemetry.StartTask(ctx, msg.Headers(), msg.Subject(), d.task, d.attempt, w.cfg.Name)
+	// The heartbeat goes on until the task is settled: publishing its result may take a while.
 	hctx, stop := context.WithCancel(ctx)
+	defer stop()
 	go w.heartbeat(hctx, msg)
 	start := time.Now()
-	res, err := w.handle(ctx, task)
-	stop()
+	res, err := w.attempt(ctx, d.task)
 	if res == nil {
 		res = &messages.Result{}
 	}
-	res.Version, res.Run, res.Task, res.Kind = messages.Version, task.Run, task.ID, task.Kind
-	res.Attempt, res.Worker, res.Duration = attempt, w.cfg.Name, time.Since(start)
-	w.settle(ctx, msg, log, res, err, attempt)
+	res.Kind, res.Duration = d.task.Kind, time.Since(start)
+	pause := w.settle(ctx, d, log, res, err, stop)
 	telemetry.EndTask(span, res, err)
+	return pause
 }
 
-// settle is the one place that maps a task's outcome to ack, nak-with-delay or term.
-func (w *Worker) settle(ctx context.Context, msg jetstream.Msg, log *slog.Logger, res *messages.Result, err error, attempt int) {
-	switch {
-	case err == nil:
-		res.Final = true
-		if perr := w.publish(ctx, res); perr != nil {
-			// Without a result the coordinator would wait forever: let the task run again.
-			log.Warn("publish result; handing task back", "err", perr)
-			msg.NakWithDelay(w.cfg.Backoff(attempt))
-			return
+// attempt runs the task's handler, turning a panic into a failed attempt so that one bad task
+// cannot take the worker (and, in turn, every worker of a fleet) down with it.
+func (w *Worker) attempt(ctx context.Context, t *messages.Task) (res *messages.Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("task handler panicked", "run", t.Run, "task", t.ID, "panic", p, "stack", string(debug.Stack()))
+			res, err = nil, fmt.Errorf("task %s: panic: %v", t.ID, p)
 		}
-		if aerr := msg.DoubleAck(ctx); aerr != nil {
-			log.Warn("ack task", "err", aerr)
+	}()
+	if w.handler != nil {
+		return w.handler(ctx, t)
+	}
+	return w.handle(ctx, t)
+}
+
+// settle publishes the result Decide asks for and carries out its action. stopHeartbeat is
+// called once the result is out, before the message is settled.
+func (w *Worker) settle(ctx context.Context, d *delivery, log *slog.Logger, res *messages.Result, err error, stopHeartbeat func()) time.Duration {
+	in := Attempt{
+		Err: err, Number: d.attempt, MaxDeliver: w.maxDeliver, ShuttingDown: ctx.Err() != nil,
+		Unnamed: d.run == "" || d.id == "", Backoff: w.cfg.Backoff,
+	}
+	dec := Decide(in)
+	if dec.Publish {
+		res.Version, res.Run, res.Task = messages.Version, d.run, d.id
+		res.Attempt, res.Worker = d.attempt, w.cfg.Name
+		res.Final, res.Mismatch = dec.Final, dec.Mismatch
+		if err != nil {
+			res.Error = err.Error()
 		}
-		log.Debug("task done", "rows", res.Rows, "files", res.Files, "bytes", res.Bytes, "took", res.Duration)
-	case ctx.Err() != nil:
-		// Shutting down: hand the task back for another worker, without a failure result.
-		log.Info("handing task back on shutdown")
-		msg.Nak()
-	default:
-		res.Error = err.Error()
-		final := IsPermanent(err) || (w.maxDeliver > 0 && attempt >= w.maxDeliver)
-		res.Final = final
-		if perr := w.publish(ctx, res); perr != nil {
-			log.Warn("publish failure result", "err", perr)
+		if perr := w.publishResult(ctx, log, res); perr != nil {
+			log.Warn("publish result", "final", res.Final, "err", perr)
+			in.ResultLost = true
+			dec = Decide(in)
 		}
-		if final {
-			log.Error("task failed", "err", err)
-			msg.TermWithReason(truncate(err.Error(), 200))
-			return
+	}
+	stopHeartbeat()
+	w.act(ctx, d.msg, log, dec, err)
+	return dec.Pause
+}
+
+// act carries out a decision on the message.
+func (w *Worker) act(ctx context.Context, msg jetstream.Msg, log *slog.Logger, dec Decision, err error) {
+	log = log.With("why", dec.Reason)
+	var serr error
+	switch dec.Action {
+	case Ack:
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		serr = msg.DoubleAck(actx)
+		cancel()
+		log.Debug("task done")
+	case Retry:
+		log.Warn("task attempt failed; will retry", "err", err, "retry_in", dec.Delay)
+		serr = msg.NakWithDelay(dec.Delay)
+	case HandBack:
+		log.Info("handing task back "+dec.Reason, "err", err, "again_in", dec.Delay)
+		if dec.Delay > 0 {
+			serr = msg.NakWithDelay(dec.Delay)
+		} else {
+			serr = msg.Nak()
 		}
-		delay := w.cfg.Backoff(attempt)
-		log.Warn("task attempt failed; will retry", "err", err, "retry_in", delay)
-		msg.NakWithDelay(delay)
+	case Term:
+		log.Error("task failed", "err", err)
+		reason := dec.Reason
+		if err != nil {
+			reason = err.Error()
+		}
+		serr = msg.TermWithReason(truncate(reason, 200))
+	}
+	if serr != nil {
+		log.Warn("settle task message", "action", dec.Action, "err", serr)
 	}
 }
+
+// publishResult publishes a result. A final one is retried with back-off: without it the
+// coordinator would not learn the task's end. A non-final one is tried once; the next
+// attempt publishes another.
+func (w *Worker) publishResult(ctx context.Context, log *slog.Logger, res *messages.Result) error {
+	waits := w.publishWaits
+	if waits == nil {
+		waits = defaultPublishWaits
+	}
+	if !res.Final {
+		waits = nil
+	}
+	err := w.publish(ctx, res)
+	for i := 0; err != nil && i < len(waits); i++ {
+		log.Warn("publish result; will retry", "err", err, "retry_in", waits[i])
+		t := time.NewTimer(waits[i])
+		<-t.C
+		err = w.publish(ctx, res)
+	}
+	return err
+}
+
+// defaultPublishWaits space the retries of a final result's publish over about fifteen
+// seconds: a JetStream leader election or a reconnect is over by then.
+var defaultPublishWaits = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
 
 func (w *Worker) publish(ctx context.Context, res *messages.Result) error {
 	data, err := messages.Marshal(res)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode result: %w", err)
 	}
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	_, err = w.js.PublishMsg(pctx, &nats.Msg{Subject: messages.ResultSubject(res.Run, res.Task), Data: data},
 		jetstream.WithMsgID(fmt.Sprintf("%s/%s/%d/%t", res.Run, res.Task, res.Attempt, res.Final)))
-	return err
+	if err != nil {
+		return fmt.Errorf("publish result of task %s: %w", res.Task, err)
+	}
+	return nil
 }
 
 // heartbeat tells the server the task is still being worked on, well inside AckWait.
@@ -302,7 +411,7 @@ func (w *Worker) database(ctx context.Context) (*database.DB, error) {
 		return w.db, nil
 	}
 	if w.cfg.DatabaseURL == "" {
-		return nil, Permanent(errors.New("this worker has no database configured (--database / DATABASE_URL)"))
+		return nil, Mismatch(errors.New("this worker has no database configured (--database / DATABASE_URL)"))
 	}
 	db, err := database.Open(ctx, w.cfg.DatabaseURL)
 	if err != nil {

@@ -111,8 +111,8 @@ func TestCopyRefusesAnotherStorage(t *testing.T) {
 	task, _, _ := copyTask(t, map[string]string{"content/a.json": "{}"}, []string{"content/a.json"})
 	w := &Worker{cfg: Config{StorageURL: t.TempDir()}}
 	_, err := w.copy(context.Background(), task)
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "storage") {
-		t.Fatalf("err = %v, want a permanent storage mismatch", err)
+	if !IsMismatch(err) || IsPermanent(err) || !strings.Contains(err.Error(), "storage") {
+		t.Fatalf("err = %v, want a storage mismatch (handed back, not failed)", err)
 	}
 }
 

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) *storage.Bucket) {
 		{"BadKeys", testBadKeys},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SHA256", testSHA256},
+		{"ErrorCodes", testErrorCodes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -514,5 +515,36 @@ func testCopyFrom(t *testing.T, src, dst *storage.Bucket) {
 	}
 	if _, err := dst.CopyFrom(ctx, src, "from/missing", "to/missing"); !errors.Is(err, storage.ErrNotExist) {
 		t.Errorf("CopyFrom of a missing key = %v, want ErrNotExist", err)
+	}
+}
+
+// testErrorCodes checks the portable classes of the errors every driver can be made to give:
+// a missing key, a bad key, and no error.
+func testErrorCodes(t *testing.T, b *storage.Bucket) {
+	ctx := context.Background()
+	Put(t, b, "present/x", []byte("x"), storage.Object{})
+	_, _, openErr := b.Open(ctx, "present/missing")
+	_, statErr := b.Stat(ctx, "missing")
+	_, sumErr := b.SHA256(ctx, "deep/missing")
+	_, badErr := b.Stat(ctx, "../escape")
+	_, createErr := b.Create(ctx, "/abs", storage.Object{})
+	_, okErr := b.Stat(ctx, "present/x")
+	for _, tc := range []struct {
+		what string
+		err  error
+		want storage.Code
+	}{
+		{"Open of a missing key", openErr, storage.CodeNotFound},
+		{"Stat of a missing key", statErr, storage.CodeNotFound},
+		{"SHA256 of a missing key", sumErr, storage.CodeNotFound},
+		{"Stat of a bad key", badErr, storage.CodeInvalid},
+		{"Create of a bad key", createErr, storage.CodeInvalid},
+		{"RemoveAll of everything", b.RemoveAll(ctx, ""), storage.CodeInvalid},
+		{"Stat of a present key", okErr, storage.CodeOK},
+		{"a wrapped missing key", fmt.Errorf("task: %w", statErr), storage.CodeNotFound},
+	} {
+		if got := storage.ErrorCode(tc.err); got != tc.want {
+			t.Errorf("%s: ErrorCode(%v) = %s, want %s", tc.what, tc.err, got, tc.want)
+		}
 	}
 }
