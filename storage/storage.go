@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	redactpkg "github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // ErrNotExist is returned (wrapped) for a key that is not there.
@@ -355,13 +357,7 @@ func Join(location, key string) string {
 }
 
 // redact drops credentials from a location before it goes into a message.
-func redact(location string) string {
-	u, err := url.Parse(location)
-	if err != nil || u.User == nil {
-		return location
-	}
-	return u.Redacted()
-}
+func redact(location string) string { return redactpkg.URL(location) }
 
 // SameService reports whether a server-side copy between a and b is possible: both on the same
 // S3 service.

@@ -3,9 +3,10 @@ package queue
 import (
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // Auth is how a process authenticates to NATS and secures the connection. Every field is
@@ -67,11 +68,5 @@ func (a Auth) Options() ([]nats.Option, error) {
 	return opts, nil
 }
 
-// Redact hides a password or token in a NATS URL for logs.
-func Redact(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
-	}
-	return p.Redacted()
-}
+// Redact hides a password or token in a NATS URL (or a list of them) for logs.
+func Redact(u string) string { return redact.URL(u) }
