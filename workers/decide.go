@@ -39,10 +39,9 @@ func (a Action) String() string {
 }
 
 // MismatchDelay is how long a task handed back by a worker configured for another database
-// or storage waits before its next delivery, and how long that worker then pauses before
-// fetching again: long enough for a correctly configured worker to take it first, and for
-// the task's MaxDeliver to last through the coordinator's stall timeout rather than a few
-// seconds.
+// or storage waits before its next delivery (times the delivery count), and half of how long
+// that worker then pauses before fetching again: long enough for a correctly configured
+// worker to take the task first.
 const MismatchDelay = 5 * time.Second
 
 // Attempt is what Decide knows of one delivery of a task.
@@ -94,7 +93,9 @@ func Decide(a Attempt) Decision {
 	case a.Err != nil && a.ShuttingDown:
 		return Decision{Action: HandBack, Reason: "on shutdown"}
 	case a.Err != nil && IsMismatch(a.Err):
-		return Decision{Action: HandBack, Delay: MismatchDelay, Publish: true, Mismatch: true,
+		// Each hand back is a delivery: waits that grow per delivery (5 s, 10 s, 15 s, …) give
+		// busy, correctly configured workers longer to take the task before MaxDeliver ends it.
+		return Decision{Action: HandBack, Delay: MismatchDelay * time.Duration(max(a.Number, 1)), Publish: true, Mismatch: true,
 			Pause: 2 * MismatchDelay, Reason: "to a worker configured for its platform"}
 	}
 	final := a.Err == nil || IsPermanent(a.Err) || (a.MaxDeliver > 0 && a.Number >= a.MaxDeliver)
