@@ -44,7 +44,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metricsFile, "metrics-file", "", "write the run's metrics to this `file` for node_exporter's textfile collector (the last successful backup's time, for stale-backup alerts)")
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "skip the checks that run before the backup (those of webnovel-backup doctor)")
 	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, counts, bytes, duration, path, trace id) on standard output")
-	f.StringVar(&o.Resume, "resume", "", "finish the abandoned run with this `id` (see webnovel-backup runs); its other options are reused")
+	f.StringVar(&o.Resume, "resume", "", "finish the abandoned or failed run with this `id` (see webnovel-backup runs); its other options are reused")
 	addStallFlag(f, &o.stallTimeout)
 }
 
