@@ -14,6 +14,7 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 )
@@ -149,16 +150,19 @@ func TestMetricsAfterFailedBackup(t *testing.T) {
 	addr := listenMetrics(t)
 	dir := t.TempDir()
 	dbURL, storageDir := "sqlite:///"+filepath.Join(dir, "db.sqlite3"), filepath.Join(dir, "media")
-	other := "sqlite:///" + filepath.Join(dir, "other.sqlite3")
 	opts := demo.DefaultOptions()
 	opts.Books, opts.ChaptersPerBook, opts.NoFiles = 1, 1, true
-	for _, u := range []string{dbURL, other} {
-		if _, err := demo.Fill(ctx, u, storageDir, opts); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := demo.Fill(ctx, dbURL, storageDir, opts); err != nil {
+		t.Fatal(err)
 	}
-	// The workers read another database than the coordinator: they refuse every export.
-	s, err := pipeline.Start(ctx, pipeline.Config{Workers: 1, DatabaseURL: other, StorageURL: storageDir})
+	// The workers' database is not there: every export attempt fails, to the last delivery.
+	// (A worker configured for another, existing database would hand the tasks back instead.)
+	gone := "sqlite:///" + filepath.Join(dir, "gone.sqlite3")
+	s, err := pipeline.Start(ctx, pipeline.Config{
+		Workers: 1, DatabaseURL: gone, StorageURL: storageDir,
+		Queue:   queue.Config{MaxDeliver: 2},
+		Backoff: func(int) time.Duration { return 50 * time.Millisecond },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +171,7 @@ func TestMetricsAfterFailedBackup(t *testing.T) {
 	if _, err := s.Coordinator.Backup(ctx, coordinator.BackupOptions{
 		DatabaseURL: dbURL, StorageURL: storageDir, BackupDir: t.TempDir(), SkipFiles: true,
 	}); err == nil {
-		t.Fatal("a backup whose workers read another database succeeded")
+		t.Fatal("a backup whose workers cannot open their database succeeded")
 	}
 	// The run fails on the first failed result, which the worker publishes before it counts
 	// the task: wait for the count.
