@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/messages"
@@ -284,5 +287,66 @@ func TestS3ForbiddenIsPermanent(t *testing.T) {
 	}
 	if n := flt.writes.Load(); n != 1 {
 		t.Errorf("%d writes refused, want 1: a 403 is not retried", n)
+	}
+}
+
+// A task whose run ends while it writes leaves no orphan: the worker checks the run again
+// after writing and, when nobody will publish or resume the staging area (the run failed and
+// was cleaned up, or completed), removes what its write made anew; a staging area kept for a
+// resume is left alone. Either way the task fails for good.
+func TestLateWriteIntoEndedRun(t *testing.T) {
+	for _, tc := range []struct {
+		name, state string
+		keep        bool // the record still names the staging area
+		wantStaging bool
+	}{
+		{"failed and cleaned up", messages.RunFailed, false, false},
+		{"complete", messages.RunComplete, false, false},
+		{"failed, kept for a resume", messages.RunFailed, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			js, cons := startQueue(t, queue.Config{MaxDeliver: 3})
+			kv, err := js.KeyValue(ctx, messages.RunsBucket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			staging := filepath.Join(t.TempDir(), layout.StagingPrefix+"run1")
+			put := func(state, stagingName string) {
+				data, _ := messages.Marshal(&messages.RunRecord{Version: messages.Version, ID: "run1", Kind: "backup", State: state, Staging: stagingName})
+				if _, err := kv.Put(ctx, "run1", data); err != nil {
+					t.Error(err)
+				}
+			}
+			put(messages.RunRunning, staging)
+			runWorker(t, js, cons, Config{}, func(w *Worker) {
+				w.handler = func(context.Context, *messages.Task) (*messages.Result, error) {
+					// The coordinator ends the run, and cleans up, while the task writes.
+					kept := ""
+					if tc.keep {
+						kept = staging
+					}
+					put(tc.state, kept)
+					if !tc.keep {
+						os.RemoveAll(staging)
+					}
+					if err := os.MkdirAll(filepath.Join(staging, "files"), 0o700); err != nil {
+						return nil, err
+					}
+					return &messages.Result{Files: 1}, os.WriteFile(filepath.Join(staging, "files", "late"), []byte("x"), 0o600)
+				}
+			})
+			task, _, _ := copyTask(t, nil, nil)
+			task.Dest = staging
+			publishTask(t, js, task)
+			r := finalResult(t, js, "run1", task.ID)
+			if r.OK() || !strings.Contains(r.Error, "is "+tc.state) {
+				t.Errorf("late task: %+v, want a refusal naming the run's state", r)
+			}
+			_, err = os.Stat(staging)
+			if exists := err == nil; exists != tc.wantStaging {
+				t.Errorf("staging area exists %v, want %v", exists, tc.wantStaging)
+			}
+		})
 	}
 }

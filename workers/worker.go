@@ -264,10 +264,17 @@ func (w *Worker) attempt(ctx context.Context, t *messages.Task) (res *messages.R
 			res, err = nil, fmt.Errorf("task %s: panic: %v", t.ID, p)
 		}
 	}()
-	if w.handler != nil {
-		return w.handler(ctx, t)
+	if err := w.checkRun(ctx, t); err != nil {
+		return nil, err
 	}
-	return w.handle(ctx, t)
+	handle := w.handle
+	if w.handler != nil {
+		handle = w.handler
+	}
+	if res, err = handle(ctx, t); err != nil {
+		return res, err
+	}
+	return res, w.checkRunAfter(ctx, t)
 }
 
 // settle publishes the result Decide asks for and carries out its action. stopHeartbeat is
@@ -390,9 +397,6 @@ func (w *Worker) heartbeat(ctx context.Context, msg jetstream.Msg) {
 }
 
 func (w *Worker) handle(ctx context.Context, t *messages.Task) (*messages.Result, error) {
-	if err := w.checkRun(ctx, t); err != nil {
-		return nil, err
-	}
 	switch t.Kind {
 	case messages.KindExportModel:
 		return w.export(ctx, t)
