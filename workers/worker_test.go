@@ -160,9 +160,7 @@ func TestShutdown(t *testing.T) {
 			done := make(chan struct{})
 			go func() { w.Run(ctx); close(done) }()
 			publishTask(t, js, task)
-			for w.InFlight() == 0 {
-				time.Sleep(time.Millisecond)
-			}
+			eventually(t, bound, "the task in flight", func() bool { return w.InFlight() > 0 })
 			if resp, err := http.Get(srv.URL + "/readyz"); err != nil || resp.StatusCode != 200 {
 				t.Fatalf("readyz while working: %v %v", resp, err)
 			}
