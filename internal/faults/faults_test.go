@@ -23,12 +23,9 @@ import (
 func TestWorkerKilledMidTask(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	p := sharedPlatform(t)
-	bin := proctest.Binary(t)
-	srv := proctest.StartNATS(t, proctest.NATSOptions{})
-	env := p.env(srv.URL())
-	mon := newMonitor(t, srv.URL())
-	backups := t.TempDir()
+	sc := newScene(t)
+	mon := newMonitor(t, sc.srv.URL())
+	p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 	queue := []string{"--ack-wait", "2s"}
 
 	// The doomed worker runs alone, so a task held is a task it holds.
@@ -140,11 +137,8 @@ func TestClusterColdStart(t *testing.T) {
 func TestConcurrentBackups(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	p := sharedPlatform(t)
-	bin := proctest.Binary(t)
-	srv := proctest.StartNATS(t, proctest.NATSOptions{})
-	env := p.env(srv.URL())
-	backups := t.TempDir()
+	sc := newScene(t)
+	p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 
 	proctest.StartWorker(t, bin, env, "--name", "w1", "--concurrency", "2")
 	proctest.StartWorker(t, bin, env, "--name", "w2", "--concurrency", "2")
@@ -168,11 +162,8 @@ func TestConcurrentBackups(t *testing.T) {
 func TestWorkerWithoutDatabase(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	p := sharedPlatform(t)
-	bin := proctest.Binary(t)
-	srv := proctest.StartNATS(t, proctest.NATSOptions{})
-	env := p.env(srv.URL())
-	backups := t.TempDir()
+	sc := newScene(t)
+	bin, env, backups := sc.bin, sc.env, sc.backups
 	missing := filepath.Join(t.TempDir(), "gone.sqlite3")
 	queue := []string{"--max-deliver", "2"}
 
@@ -223,12 +214,9 @@ func TestWorkerSIGTERM(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 			defer cancel()
-			p := sharedPlatform(t)
-			bin := proctest.Binary(t)
-			srv := proctest.StartNATS(t, proctest.NATSOptions{})
-			env := p.env(srv.URL())
-			mon := newMonitor(t, srv.URL())
-			backups := t.TempDir()
+			sc := newScene(t)
+			mon := newMonitor(t, sc.srv.URL())
+			p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 
 			leaving := proctest.StartWorker(t, bin, env, "--name", "leaving", "--concurrency", "2", "--shutdown-grace", tc.grace)
 			coord := proctest.Start(t, bin, env, backupArgs(backups)...)

@@ -80,6 +80,24 @@ func sharedPlatform(t *testing.T) platform {
 	return shared.p
 }
 
+// scene is what one fault test runs against: the shared platform, the binary, a NATS server
+// of its own, the environment that points processes at both, and a folder for backups.
+type scene struct {
+	p       platform
+	bin     string
+	srv     *proctest.NATS
+	env     []string
+	backups string
+}
+
+// newScene starts the test's NATS server and gathers the rest.
+func newScene(t *testing.T) scene {
+	t.Helper()
+	p := sharedPlatform(t)
+	srv := proctest.StartNATS(t, proctest.NATSOptions{})
+	return scene{p: p, bin: proctest.Binary(t), srv: srv, env: p.env(srv.URL()), backups: t.TempDir()}
+}
+
 // env is the environment of every process of a test: the platform and the cluster.
 func (p platform) env(natsURL string) []string {
 	return []string{"DATABASE_URL=" + p.DatabaseURL(), "STORAGE_URL=" + p.Storage, "NATS_URL=" + natsURL}

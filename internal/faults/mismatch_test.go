@@ -19,12 +19,9 @@ import (
 func TestMisconfiguredWorkerBesideAGoodOne(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	p := sharedPlatform(t)
-	bin := proctest.Binary(t)
-	srv := proctest.StartNATS(t, proctest.NATSOptions{})
-	env := p.env(srv.URL())
-	mon := newMonitor(t, srv.URL())
-	backups := t.TempDir()
+	sc := newScene(t)
+	mon := newMonitor(t, sc.srv.URL())
+	p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 
 	// Another platform: a copy of the database elsewhere (it opens, but is not the run's)
 	// and another storage folder.

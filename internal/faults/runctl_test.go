@@ -125,12 +125,9 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 			defer cancel()
-			p := sharedPlatform(t)
-			bin := proctest.Binary(t)
-			srv := proctest.StartNATS(t, proctest.NATSOptions{})
-			env := p.env(srv.URL())
-			mon := newMonitor(t, srv.URL())
-			backups := t.TempDir()
+			sc := newScene(t)
+			mon := newMonitor(t, sc.srv.URL())
+			p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 			var s3 *s3test.Server
 			if tc.s3 {
 				s3 = s3test.Start(t, nil, "backups")
@@ -175,12 +172,9 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 func TestConcurrentResumes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	p := sharedPlatform(t)
-	bin := proctest.Binary(t)
-	srv := proctest.StartNATS(t, proctest.NATSOptions{})
-	env := p.env(srv.URL())
-	mon := newMonitor(t, srv.URL())
-	backups := t.TempDir()
+	sc := newScene(t)
+	mon := newMonitor(t, sc.srv.URL())
+	p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 
 	proctest.StartWorker(t, bin, env, "--name", "w1", "--concurrency", "2")
 	coord := proctest.Start(t, bin, runEnv(env, "copy"), backupArgs(backups)...)
@@ -221,12 +215,9 @@ func TestConcurrentResumes(t *testing.T) {
 func TestLateTaskIntoEndedRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	p := sharedPlatform(t)
-	bin := proctest.Binary(t)
-	srv := proctest.StartNATS(t, proctest.NATSOptions{})
-	env := p.env(srv.URL())
-	mon := newMonitor(t, srv.URL())
-	backups := t.TempDir()
+	sc := newScene(t)
+	mon := newMonitor(t, sc.srv.URL())
+	bin, env, backups := sc.bin, sc.env, sc.backups
 
 	proctest.StartWorker(t, bin, env, "--name", "w1", "--concurrency", "2")
 	coord := proctest.Start(t, bin, env, backupArgs(backups, "--skip-files")...)
