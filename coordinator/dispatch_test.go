@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/workers"
 )
@@ -31,24 +32,7 @@ type testQueue struct {
 
 func startQueue(t *testing.T, cfg queue.Config) *testQueue {
 	t.Helper()
-	emb, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := queue.Connect(emb.URL(), "coordinator-test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := queue.Ensure(context.Background(), js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons := queuetest.Start(t, cfg)
 	return &testQueue{js: js, cons: cons}
 }
 

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -19,26 +19,8 @@ import (
 // a coordinator on it and the registry bucket.
 func registry(t *testing.T) (*Coordinator, jetstream.KeyValue) {
 	t.Helper()
-	emb, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := nats.Connect(emb.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := queue.Ensure(ctx, js, queue.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	kv, err := js.KeyValue(ctx, messages.RunsBucket)
+	js, _ := queuetest.Start(t, queue.Config{})
+	kv, err := js.KeyValue(context.Background(), messages.RunsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,31 +14,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // startQueue starts an embedded JetStream server and declares the streams.
 func startQueue(t *testing.T, cfg queue.Config) (jetstream.JetStream, jetstream.Consumer) {
 	t.Helper()
-	emb, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	nc, err := queue.Connect(emb.URL(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cons, err := queue.Ensure(context.Background(), js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js, cons
+	return queuetest.Start(t, cfg)
 }
 
 // copyTask writes files into a storage folder and a key list into a staging folder.

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/proctest"
-	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 )
 
 // envAsCommand makes the test binary run as the command itself, so tests can start real
@@ -63,15 +63,11 @@ func waitLog(t *testing.T, p *proctest.Proc, want string) {
 // warns that the addresses are taken, naming them and the flag to change, and serves tasks.
 func TestWorkersCoexistOnOneHost(t *testing.T) {
 	dir := sitePlatform(t)
-	emb, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
+	embURL := queuetest.Server(t)
 	health, metrics := freeAddr(t), freeAddr(t)
 	dbURL, media := "sqlite:///"+filepath.Join(dir, "db.sqlite3"), filepath.Join(dir, "media")
 	env := []string{envAsCommand + "=1", "DATABASE_URL=" + dbURL, "STORAGE_URL=" + media}
-	args := []string{"worker", "--nats", emb.URL(), "--health-addr", health, "--metrics-addr", metrics}
+	args := []string{"worker", "--nats", embURL, "--health-addr", health, "--metrics-addr", metrics}
 
 	first := proctest.Start(t, os.Args[0], env, args...)
 	waitLog(t, first, "worker started")
@@ -95,7 +91,7 @@ func TestWorkersCoexistOnOneHost(t *testing.T) {
 
 	// With the first worker gone, only the second can run the backup's tasks.
 	first.Kill()
-	code, out := cli(t, dir, "backup", "--quiet", "--workers", "0", "--nats", emb.URL(), "--stall-timeout", "60s",
+	code, out := cli(t, dir, "backup", "--quiet", "--workers", "0", "--nats", embURL, "--stall-timeout", "60s",
 		"--skip-preflight", "--database", dbURL, "--storage", media)
 	if code != 0 {
 		t.Fatalf("backup served by the second worker: exit %d\n%s\nworker log:\n%s", code, out, second.Stderr())

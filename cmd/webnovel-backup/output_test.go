@@ -2,7 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"os"
 	"strings"
 	"testing"
@@ -101,15 +101,11 @@ func TestMetricsFileAndPreflight(t *testing.T) {
 // `runs` lists what coordinators recorded on the cluster.
 func TestRunsCommand(t *testing.T) {
 	dir := sitePlatform(t)
-	emb, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
-	if code, out := cli(t, dir, "backup", "--quiet", "--skip-files", "--nats", emb.URL(), "--workers", "2"); code != 0 {
+	embURL := queuetest.Server(t)
+	if code, out := cli(t, dir, "backup", "--quiet", "--skip-files", "--nats", embURL, "--workers", "2"); code != 0 {
 		t.Fatalf("backup: exit %d\n%s", code, out)
 	}
-	code, out := cli(t, dir, "runs", "--nats", emb.URL(), "--json")
+	code, out := cli(t, dir, "runs", "--nats", embURL, "--json")
 	var runs []struct{ ID, Kind, State, Path string }
 	if code != 0 || json.Unmarshal([]byte(out), &runs) != nil || len(runs) != 1 || runs[0].State != "complete" || runs[0].Kind != "backup" || runs[0].Path == "" {
 		t.Fatalf("runs: exit %d\n%s", code, out)

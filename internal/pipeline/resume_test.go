@@ -14,7 +14,7 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
-	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 	"github.com/webnovel/webnovel-backup/messages"
 )
@@ -43,18 +43,14 @@ func TestResumeAfterCoordinatorDies(t *testing.T) {
 	opts := demo.DefaultOptions()
 	opts.Books, opts.ChaptersPerBook = 6, 20
 	p := sqlitePlatform(t, opts)
-	emb, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
+	embURL := queuetest.Server(t)
 	backups := t.TempDir()
 	const run = "resume-test-1"
 
 	// One worker, stopped with the coordinator so that the run dies with copies done and
 	// copies left (a worker left running would finish every queued task).
 	startWorker := func() *pipeline.Session {
-		s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: emb.URL(), Workers: 1,
+		s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: embURL, Workers: 1,
 			DatabaseURL: p.dbURL, StorageURL: p.storage, Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +61,7 @@ func TestResumeAfterCoordinatorDies(t *testing.T) {
 	s := startWorker()
 
 	child := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinator$", "-test.v")
-	child.Env = append(os.Environ(), "WNB_CHILD_NATS="+emb.URL(), "WNB_CHILD_DB="+p.dbURL, "WNB_CHILD_STORAGE="+p.storage,
+	child.Env = append(os.Environ(), "WNB_CHILD_NATS="+embURL, "WNB_CHILD_DB="+p.dbURL, "WNB_CHILD_STORAGE="+p.storage,
 		"WNB_CHILD_BACKUPS="+backups, "WNB_CHILD_RUN="+run)
 	out, _ := os.Create(filepath.Join(t.TempDir(), "child.log"))
 	child.Stdout, child.Stderr = out, out

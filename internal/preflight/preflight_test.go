@@ -15,7 +15,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
-	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -203,13 +203,9 @@ func TestSchemaWarnings(t *testing.T) {
 }
 
 func TestNATSWithJetStream(t *testing.T) {
-	e, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Shutdown()
+	eURL := queuetest.Server(t)
 	c := goodConfig(t)
-	c.NATSURL = e.URL()
+	c.NATSURL = eURL
 	rep := Run(context.Background(), c)
 	if ch := check(t, rep, CheckNATS); ch.Status != StatusOK || !strings.Contains(ch.Detail, "JetStream enabled") {
 		t.Errorf("nats check %+v", ch)

@@ -13,7 +13,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
-	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -60,15 +60,11 @@ func TestTraceSpansProcesses(t *testing.T) {
 	if _, err := demo.Fill(ctx, dbURL, storageDir, opts); err != nil {
 		t.Fatal(err)
 	}
-	emb, err := queue.StartEmbedded(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Shutdown()
+	embURL := queuetest.Server(t)
 
 	spansFile := filepath.Join(t.TempDir(), "worker-spans.jsonl")
 	child := exec.Command(os.Args[0], "-test.run=^TestHelperTracedWorker$", "-test.v")
-	child.Env = append(os.Environ(), "WNB_TRACE_CHILD_SPANS="+spansFile, "WNB_TRACE_CHILD_NATS="+emb.URL(),
+	child.Env = append(os.Environ(), "WNB_TRACE_CHILD_SPANS="+spansFile, "WNB_TRACE_CHILD_NATS="+embURL,
 		"WNB_TRACE_CHILD_DB="+dbURL, "WNB_TRACE_CHILD_STORAGE="+storageDir)
 	stdin, err := child.StdinPipe()
 	if err != nil {
@@ -100,7 +96,7 @@ func TestTraceSpansProcesses(t *testing.T) {
 	}
 
 	// The coordinator runs no tasks itself: the child does all the work.
-	s, err := pipeline.Start(ctx, pipeline.Config{NATSURL: emb.URL(), Workers: 0})
+	s, err := pipeline.Start(ctx, pipeline.Config{NATSURL: embURL, Workers: 0})
 	if err != nil {
 		t.Fatal(err)
 	}
