@@ -455,52 +455,100 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 	if err != nil {
 		return Object{}, s3Err(err)
 	}
-	size := aws.ToInt64(head.ContentLength)
-	obj := objectFrom(dstKey, size, aws.ToTime(head.LastModified), head.Metadata)
-	source := copySource(src.bucket, src.full(srcKey))
-	var alg types.ChecksumAlgorithm
+	c := serverCopy{d: d, dstKey: dstKey, source: copySource(src.bucket, src.full(srcKey)), head: head, size: aws.ToInt64(head.ContentLength)}
 	if d.checksum {
-		alg = types.ChecksumAlgorithmSha256
+		c.alg = types.ChecksumAlgorithmSha256
 	}
-	if size <= copyObjectMax {
-		_, err := d.client.CopyObject(ctx, &s3.CopyObjectInput{
-			Bucket:            aws.String(d.bucket),
-			Key:               aws.String(d.full(dstKey)),
-			CopySource:        aws.String(source),
-			CopySourceIfMatch: head.ETag,
-			MetadataDirective: types.MetadataDirectiveCopy,
-			ChecksumAlgorithm: alg,
-		})
-		if err != nil {
-			if st := httpStatus(err); st == http.StatusNotImplemented {
-				return Object{}, fmt.Errorf("%w: %v", ErrNoServerSideCopy, err)
-			}
-			return Object{}, s3Err(err)
-		}
-		return obj, nil
+	if c.size <= copyObjectMax {
+		err = c.whole(ctx)
+	} else {
+		err = c.multipart(ctx)
 	}
-
-	up, err := d.createUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket:            aws.String(d.bucket),
-		Key:               aws.String(d.full(dstKey)),
-		Metadata:          head.Metadata,
-		ContentType:       head.ContentType,
-		ChecksumAlgorithm: alg,
-	})
 	if err != nil {
 		return Object{}, err
+	}
+	return objectFrom(dstKey, c.size, aws.ToTime(head.LastModified), head.Metadata), nil
+}
+
+// serverCopy is one server-side copy of an object into d.
+type serverCopy struct {
+	d      *s3Driver
+	dstKey string
+	source string // bucket/key, escaped
+	head   *s3.HeadObjectOutput
+	size   int64
+	alg    types.ChecksumAlgorithm
+}
+
+// whole copies the object with one CopyObject.
+func (c *serverCopy) whole(ctx context.Context) error {
+	_, err := c.d.client.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket:            aws.String(c.d.bucket),
+		Key:               aws.String(c.d.full(c.dstKey)),
+		CopySource:        aws.String(c.source),
+		CopySourceIfMatch: c.head.ETag,
+		MetadataDirective: types.MetadataDirectiveCopy,
+		ChecksumAlgorithm: c.alg,
+	})
+	if err != nil {
+		if st := httpStatus(err); st == http.StatusNotImplemented {
+			return fmt.Errorf("%w: %v", ErrNoServerSideCopy, err)
+		}
+		return s3Err(err)
+	}
+	return nil
+}
+
+// multipart copies the object in ranges of copyPartSize, in parallel, and completes the
+// upload; any failure aborts it.
+func (c *serverCopy) multipart(ctx context.Context) error {
+	d, key := c.d, c.d.full(c.dstKey)
+	up, err := d.createUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(d.bucket), Key: aws.String(key), Metadata: c.head.Metadata,
+		ContentType: c.head.ContentType, ChecksumAlgorithm: c.alg,
+	})
+	if err != nil {
+		return err
 	}
 	abort := func() {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.abortTimeout())
 		defer cancel()
-		defer d.uploadDone(d.full(dstKey), up.UploadId)
+		defer d.uploadDone(key, up.UploadId)
 		if _, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-			Bucket: aws.String(d.bucket), Key: aws.String(d.full(dstKey)), UploadId: up.UploadId,
+			Bucket: aws.String(d.bucket), Key: aws.String(key), UploadId: up.UploadId,
 		}); err != nil {
-			slog.WarnContext(ctx, "abort S3 multipart copy", "bucket", d.bucket, "key", d.full(dstKey), "err", err)
+			slog.WarnContext(ctx, "abort S3 multipart copy", "bucket", d.bucket, "key", key, "err", err)
 		}
 	}
-	n := int((size + copyPartSize - 1) / copyPartSize)
+	parts, err := c.copyParts(ctx, up.UploadId)
+	if err != nil {
+		abort()
+		switch httpStatus(err) {
+		case http.StatusBadRequest, http.StatusLengthRequired, http.StatusNotImplemented:
+			// The service does not do part copies (gofakes3, some S3-compatible servers).
+			return fmt.Errorf("%w: %v", ErrNoServerSideCopy, err)
+		}
+		return s3Err(err)
+	}
+	_, err = d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: aws.String(d.bucket), Key: aws.String(key), UploadId: up.UploadId,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil && noSuchUpload(err) && d.completedAnyway(ctx, c.dstKey, c.size, parts, "") {
+		err = nil // an earlier try completed it; only its answer was lost
+	}
+	if err != nil {
+		abort()
+		return err
+	}
+	d.uploadDone(key, up.UploadId)
+	return nil
+}
+
+// copyParts runs the UploadPartCopy requests, d.concurrency at a time, and stops at the first
+// failure.
+func (c *serverCopy) copyParts(ctx context.Context, uploadID *string) ([]types.CompletedPart, error) {
+	n := int((c.size + copyPartSize - 1) / copyPartSize)
 	parts := make([]types.CompletedPart, n)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -508,7 +556,7 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
-		sem      = make(chan struct{}, d.concurrency)
+		sem      = make(chan struct{}, c.d.concurrency)
 	)
 	for i := range n {
 		sem <- struct{}{}
@@ -521,17 +569,7 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			off := int64(i) * copyPartSize
-			end := min(off+copyPartSize, size) - 1
-			out, err := d.client.UploadPartCopy(cctx, &s3.UploadPartCopyInput{
-				Bucket:            aws.String(d.bucket),
-				Key:               aws.String(d.full(dstKey)),
-				UploadId:          up.UploadId,
-				PartNumber:        aws.Int32(int32(i + 1)),
-				CopySource:        aws.String(source),
-				CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
-				CopySourceIfMatch: head.ETag,
-			})
+			p, err := c.copyPart(cctx, uploadID, i)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -541,38 +579,34 @@ func (d *s3Driver) copyFrom(ctx context.Context, srcDrv driver, srcKey, dstKey s
 				}
 				return
 			}
-			p := types.CompletedPart{PartNumber: aws.Int32(int32(i + 1))}
-			if r := out.CopyPartResult; r != nil {
-				p.ETag, p.ChecksumSHA256 = r.ETag, r.ChecksumSHA256
-			}
 			parts[i] = p
 		})
 	}
 	wg.Wait()
-	if firstErr != nil {
-		abort()
-		switch httpStatus(firstErr) {
-		case http.StatusBadRequest, http.StatusLengthRequired, http.StatusNotImplemented:
-			// The service does not do part copies (gofakes3, some S3-compatible servers).
-			return Object{}, fmt.Errorf("%w: %v", ErrNoServerSideCopy, firstErr)
-		}
-		return Object{}, s3Err(firstErr)
-	}
-	_, err = d.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(d.bucket),
-		Key:             aws.String(d.full(dstKey)),
-		UploadId:        up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	return parts, firstErr
+}
+
+// copyPart copies the i-th range (0-based).
+func (c *serverCopy) copyPart(ctx context.Context, uploadID *string, i int) (types.CompletedPart, error) {
+	off := int64(i) * copyPartSize
+	end := min(off+copyPartSize, c.size) - 1
+	out, err := c.d.client.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+		Bucket:            aws.String(c.d.bucket),
+		Key:               aws.String(c.d.full(c.dstKey)),
+		UploadId:          uploadID,
+		PartNumber:        aws.Int32(int32(i + 1)),
+		CopySource:        aws.String(c.source),
+		CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", off, end)),
+		CopySourceIfMatch: c.head.ETag,
 	})
-	if err != nil && noSuchUpload(err) && d.completedAnyway(ctx, dstKey, size, parts, "") {
-		err = nil // an earlier try completed it; only its answer was lost
-	}
 	if err != nil {
-		abort()
-		return Object{}, err
+		return types.CompletedPart{}, err
 	}
-	d.uploadDone(d.full(dstKey), up.UploadId)
-	return obj, nil
+	p := types.CompletedPart{PartNumber: aws.Int32(int32(i + 1))}
+	if r := out.CopyPartResult; r != nil {
+		p.ETag, p.ChecksumSHA256 = r.ETag, r.ChecksumSHA256
+	}
+	return p, nil
 }
 
 // sha256 returns the service's full-object SHA-256 of key, or "" when it has none (the
