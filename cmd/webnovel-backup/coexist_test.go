@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	os.Exit(proctest.Main(m))
 }
 
 // freeAddr is a loopback address nothing listens on (at the time of the call).
