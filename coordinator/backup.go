@@ -161,11 +161,15 @@ type backupRun struct {
 	rows     int64
 	plans    map[string][]*messages.Task // model label → its export tasks in pk order
 	prefixes []string
-	done     map[string]*messages.Result
-	results  map[string]*messages.Result
+	// files is what the file plan found besides the copies: skipped entries, name encoding.
+	files   filePlanInfo
+	done    map[string]*messages.Result
+	results map[string]*messages.Result
 
 	rep       *BackupReport
 	published bool
+	// skipped counts storage entries not backed up because they are not regular files.
+	skipped map[string]int64
 }
 
 func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
@@ -486,7 +490,7 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 		err    error
 	)
 	if r.rec != nil {
-		copies, r.prefixes, r.done, err = r.c.resumeCopies(ctx, r.o.RunID, dest, r.suffix(), r.gen)
+		copies, r.prefixes, r.files, r.done, err = r.c.resumeCopies(ctx, r.o.RunID, dest, r.suffix(), r.gen)
 		if errors.Is(err, storage.ErrNotExist) {
 			r.log.Warn("resume: the run had not saved its file plan; planning the files afresh")
 			err = nil
@@ -494,18 +498,21 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 		}
 	}
 	if copies == nil && err == nil {
-		copies, r.prefixes, err = r.c.planCopies(ctx, r.o.RunID, r.src, r.o, dest, r.stage.Location())
+		copies, r.prefixes, r.files, err = r.c.planCopies(ctx, r.o.RunID, r.src, r.o, dest, r.stage.Location())
 		for _, t := range copies {
 			t.Generation = r.gen
 		}
 		if err == nil {
-			err = savePlan(ctx, dest, copies, r.prefixes)
+			err = savePlan(ctx, dest, copies, r.prefixes, r.files)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("backup: plan files: %w", err)
 	}
 	r.tasks = append(r.tasks, copies...)
+	for _, sp := range r.files.Special {
+		r.log.Warn(sp.Warning)
+	}
 	return nil
 }
 
@@ -573,7 +580,8 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	if err := r.collectFiles(ctx, sums); err != nil {
 		return err
 	}
-	meta.Files = layout.FilesSummary{Count: r.rep.Files, Bytes: r.rep.Bytes, Prefixes: r.prefixes}
+	meta.Files = layout.FilesSummary{Count: r.rep.Files, Bytes: r.rep.Bytes, Prefixes: r.prefixes,
+		NameEncoding: r.files.NameEncoding, Skipped: r.skipped}
 	if err := r.writeIndex(ctx, meta, sums); err != nil {
 		return err
 	}
@@ -608,12 +616,19 @@ func (r *backupRun) metadata(ctx context.Context) *layout.Metadata {
 
 // collectFiles counts the copied files and adds their hashes to the manifest.
 func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) error {
+	for _, sp := range r.files.Special {
+		r.warnings = append(r.warnings, sp.Warning)
+		r.countSkipped(sp.Kind, 1)
+	}
 	for _, id := range slices.Sorted(maps.Keys(r.results)) {
 		res := r.results[id]
 		r.warnings = append(r.warnings, res.Warnings...)
 		if res.Kind == messages.KindCopyPrefix {
 			r.rep.Files += res.Files
 			r.rep.Bytes += res.Bytes
+			for kind, n := range res.Skipped {
+				r.countSkipped(kind, n)
+			}
 		}
 	}
 	if r.src == nil {
@@ -623,6 +638,14 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) e
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
+}
+
+// countSkipped counts n storage entries of kind that were not backed up.
+func (r *backupRun) countSkipped(kind string, n int64) {
+	if r.skipped == nil {
+		r.skipped = map[string]int64{}
+	}
+	r.skipped[kind] += n
 }
 
 // writeIndex writes the restore script, SHA256SUMS and, last, the metadata.
@@ -836,10 +859,26 @@ const planFile = internalDir + "/plan.jsonl"
 type savedPlan struct {
 	Prefixes []string         `json:"prefixes"`
 	Tasks    []*messages.Task `json:"tasks"`
+	filePlanInfo
 }
 
-func savePlan(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, prefixes []string) error {
-	data, err := json.Marshal(savedPlan{Prefixes: prefixes, Tasks: tasks})
+// filePlanInfo is what a file plan records besides its tasks.
+type filePlanInfo struct {
+	// NameEncoding is the backup's layout.FilesSummary.NameEncoding.
+	NameEncoding string `json:"name_encoding,omitempty"`
+	// Special lists the storage entries skipped because they are not regular files.
+	Special []skippedEntry `json:"special,omitempty"`
+}
+
+// skippedEntry is a storage entry the plan skipped: its kind and the warning naming it
+// (written with storage.QuoteKey, so any name survives the plan's JSON).
+type skippedEntry struct {
+	Kind    string `json:"kind"`
+	Warning string `json:"warning"`
+}
+
+func savePlan(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, prefixes []string, info filePlanInfo) error {
+	data, err := json.Marshal(savedPlan{Prefixes: prefixes, Tasks: tasks, filePlanInfo: info})
 	if err != nil {
 		return err
 	}
@@ -864,20 +903,20 @@ func baseTaskID(id string) string {
 // resumeCopies reloads a run's copy plan: tasks whose final result is in and whose hashes are
 // written are done; the others get new ids (suffix) and the new generation so they are
 // published afresh. A run that never saved its plan gets an error matching storage.ErrNotExist.
-func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storage.Bucket, suffix string, gen int) ([]*messages.Task, []string, map[string]*messages.Result, error) {
+func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storage.Bucket, suffix string, gen int) ([]*messages.Task, []string, filePlanInfo, map[string]*messages.Result, error) {
 	r, _, err := dest.Open(ctx, planFile)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read the run's plan: %w", err)
+		return nil, nil, filePlanInfo{}, nil, fmt.Errorf("read the run's plan: %w", err)
 	}
 	var p savedPlan
 	err = json.NewDecoder(r).Decode(&p)
 	r.Close()
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read the run's plan: %w", err)
+		return nil, nil, filePlanInfo{}, nil, fmt.Errorf("read the run's plan: %w", err)
 	}
 	results, err := c.js.Stream(ctx, messages.StreamResults)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, filePlanInfo{}, nil, err
 	}
 	done := map[string]*messages.Result{}
 	for _, t := range p.Tasks {
@@ -891,12 +930,12 @@ func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storag
 				}
 			}
 		} else if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, nil, nil, fmt.Errorf("read result of %s: %w", t.ID, err)
+			return nil, nil, filePlanInfo{}, nil, fmt.Errorf("read result of %s: %w", t.ID, err)
 		}
 		t.ID, t.Generation = base+suffix, gen
 		t.Copy.Sums = path.Join(internalDir, "sums", t.ID+".jsonl")
 	}
-	return p.Tasks, p.Prefixes, done, nil
+	return p.Tasks, p.Prefixes, p.filePlanInfo, done, nil
 }
 
 // assembleModel puts a model's fixture in place: a single-task model's output is renamed,
@@ -942,71 +981,106 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m
 
 // planCopies lists the storage once and cuts it into copy tasks of similar size: one or more
 // per top-level prefix (content/, images/, media/, and whatever else the storage holds, so
-// nothing is silently left out). Each task's key list is written to the destination.
-func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.Bucket, o BackupOptions, dest *storage.Bucket, destURL string) ([]*messages.Task, []string, error) {
-	var (
-		tasks    []*messages.Task
-		prefixes []string
-		cur      *messages.Task
-		list     strings.Builder
-		lw       *messages.FileListWriter
-		seq      = map[string]int{}
-	)
-	flush := func() error {
-		if cur == nil {
-			return nil
-		}
-		if err := lw.Flush(); err != nil {
+// nothing is silently left out). Each task's key list is written to the destination. Entries
+// that are not regular files are skipped and returned, to be named in the warnings. On S3,
+// whose keys must be UTF-8, each file is stored under its escaped name (storage.EscapeKey).
+func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.Bucket, o BackupOptions, dest *storage.Bucket, destURL string) ([]*messages.Task, []string, filePlanInfo, error) {
+	p := &copyPlanner{run: run, o: o, dest: dest, destURL: destURL, seq: map[string]int{}}
+	if !dest.IsLocal() {
+		p.info.NameEncoding = layout.NamesEscaped
+	}
+	add := func(obj storage.Object) error { return p.add(ctx, obj) }
+	err := src.WalkSpecial(ctx, "", add, func(sp storage.Special) error {
+		p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
+		return nil
+	})
+	if err == nil {
+		err = p.flush(ctx)
+	}
+	if err != nil {
+		return nil, nil, filePlanInfo{}, err
+	}
+	sort.Strings(p.prefixes)
+	return p.tasks, p.prefixes, p.info, nil
+}
+
+// copyPlanner cuts the storage's listing into copy tasks as it streams past.
+type copyPlanner struct {
+	run     string
+	o       BackupOptions
+	dest    *storage.Bucket
+	destURL string
+
+	tasks    []*messages.Task
+	prefixes []string
+	info     filePlanInfo
+	cur      *messages.Task
+	list     strings.Builder
+	lw       *messages.FileListWriter
+	seq      map[string]int
+}
+
+// add puts one file in the current task, starting a new task at a new prefix or when the
+// current one is full.
+func (p *copyPlanner) add(ctx context.Context, obj storage.Object) error {
+	prefix := topPrefix(obj.Key)
+	if p.cur != nil && (p.cur.Copy.Prefix != prefix || p.cur.Copy.Keys >= p.o.FilesPerTask || p.cur.Copy.Bytes >= p.o.BytesPerTask) {
+		if err := p.flush(ctx); err != nil {
 			return err
 		}
-		if _, err := dest.Put(ctx, cur.Copy.KeyList, strings.NewReader(list.String()), storage.Object{Mode: 0o600}); err != nil {
-			return err
+	}
+	if p.cur == nil {
+		p.start(prefix)
+	}
+	p.cur.Copy.Keys++
+	p.cur.Copy.Bytes += obj.Size
+	e := messages.FileEntry{Key: obj.Key, Size: obj.Size}
+	if p.info.NameEncoding == layout.NamesEscaped {
+		if esc := storage.EscapeKey(obj.Key); esc != obj.Key {
+			e.Stored = layout.FilesDir + "/" + esc
 		}
-		tasks = append(tasks, cur)
-		cur = nil
+	}
+	return p.lw.Add(e)
+}
+
+// start begins the next task of prefix.
+func (p *copyPlanner) start(prefix string) {
+	n := p.seq[prefix]
+	p.seq[prefix]++
+	if n == 0 {
+		p.prefixes = append(p.prefixes, prefix)
+	}
+	name := strings.TrimSuffix(prefix, "/")
+	if name == "" {
+		name = "root"
+	}
+	id := taskID("copy", name, fmt.Sprintf("%04d", n))
+	p.cur = &messages.Task{
+		Version: messages.Version, Run: p.run, ID: id, Kind: messages.KindCopyPrefix, Dest: p.destURL,
+		Copy: &messages.CopyTask{
+			Source: p.o.StorageURL, Prefix: prefix, DestPrefix: layout.FilesDir + "/",
+			KeyList: path.Join(internalDir, "keys", id+".jsonl"),
+			Sums:    path.Join(internalDir, "sums", id+".jsonl"),
+		},
+	}
+	p.list.Reset()
+	p.lw = messages.NewFileListWriter(&p.list)
+}
+
+// flush writes the current task's key list and adds the task to the plan.
+func (p *copyPlanner) flush(ctx context.Context) error {
+	if p.cur == nil {
 		return nil
 	}
-	err := src.Walk(ctx, "", func(obj storage.Object) error {
-		prefix := topPrefix(obj.Key)
-		if cur != nil && (cur.Copy.Prefix != prefix || cur.Copy.Keys >= o.FilesPerTask || cur.Copy.Bytes >= o.BytesPerTask) {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		if cur == nil {
-			n := seq[prefix]
-			seq[prefix]++
-			if n == 0 {
-				prefixes = append(prefixes, prefix)
-			}
-			name := strings.TrimSuffix(prefix, "/")
-			if name == "" {
-				name = "root"
-			}
-			id := taskID("copy", name, fmt.Sprintf("%04d", n))
-			cur = &messages.Task{
-				Version: messages.Version, Run: run, ID: id, Kind: messages.KindCopyPrefix, Dest: destURL,
-				Copy: &messages.CopyTask{
-					Source: o.StorageURL, Prefix: prefix, DestPrefix: layout.FilesDir + "/",
-					KeyList: path.Join(internalDir, "keys", id+".jsonl"),
-					Sums:    path.Join(internalDir, "sums", id+".jsonl"),
-				},
-			}
-			list.Reset()
-			lw = messages.NewFileListWriter(&list)
-		}
-		cur.Copy.Keys++
-		cur.Copy.Bytes += obj.Size
-		return lw.Add(messages.FileEntry{Key: obj.Key, Size: obj.Size})
-	})
-	if err != nil {
-		return nil, nil, err
+	if err := p.lw.Flush(); err != nil {
+		return err
 	}
-	if err := flush(); err != nil {
-		return nil, nil, err
+	if _, err := p.dest.Put(ctx, p.cur.Copy.KeyList, strings.NewReader(p.list.String()), storage.Object{Mode: 0o600}); err != nil {
+		return err
 	}
-	sort.Strings(prefixes)
-	return tasks, prefixes, nil
+	p.tasks = append(p.tasks, p.cur)
+	p.cur = nil
+	return nil
 }
 
 // collectSums adds the per-file hashes the copy tasks wrote to the manifest.

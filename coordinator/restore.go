@@ -393,7 +393,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 	if err != nil {
 		return chk, err
 	}
-	if chk.files, err = checkBackupFiles(ctx, dir, sums, models, o, chk.plan); err != nil {
+	if chk.files, err = checkBackupFiles(ctx, dir, sums, models, o, chk.plan, meta.Files.NameEncoding); err != nil {
 		return chk, err
 	}
 	if chk.fixtures, err = readFixtures(dir, models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
@@ -438,7 +438,7 @@ func selectModels(dir string, meta *layout.Metadata, labels []string) ([]platfor
 
 // checkBackupFiles lists the files the restore will copy into the plan and checks the
 // checksum of everything it will read: the models' fixtures and those files.
-func checkBackupFiles(ctx context.Context, dir string, sums map[string]string, models []platform.Model, o RestoreOptions, plan *RestorePlan) ([]messages.FileEntry, error) {
+func checkBackupFiles(ctx context.Context, dir string, sums map[string]string, models []platform.Model, o RestoreOptions, plan *RestorePlan, names string) ([]messages.FileEntry, error) {
 	var toCheck []string
 	for _, m := range models {
 		toCheck = append(toCheck, m.FixtureName())
@@ -446,11 +446,11 @@ func checkBackupFiles(ctx context.Context, dir string, sums map[string]string, m
 	var files []messages.FileEntry
 	if !o.SkipFiles {
 		var err error
-		if files, err = listBackupFiles(ctx, dir, sums); err != nil {
+		if files, err = listBackupFiles(ctx, dir, sums, names); err != nil {
 			return nil, err
 		}
 		for _, e := range files {
-			toCheck = append(toCheck, layout.FilesDir+"/"+e.Key)
+			toCheck = append(toCheck, storedPath(e))
 			plan.Files++
 			plan.Bytes += e.Size
 		}
@@ -563,9 +563,35 @@ func readSums(dir string) (map[string]string, error) {
 	return sums, nil
 }
 
-// listBackupFiles lists files/ of a backup with the checksum each must have. A file that
-// SHA256SUMS does not list is refused: it could not be verified.
-func listBackupFiles(ctx context.Context, dir string, sums map[string]string) ([]messages.FileEntry, error) {
+// storedPath is the path of a file in the backup folder.
+func storedPath(e messages.FileEntry) string {
+	if e.Stored != "" {
+		return e.Stored
+	}
+	return layout.FilesDir + "/" + e.Key
+}
+
+// restoredKey is the storage key a file of the backup is restored to: its path under files/,
+// unescaped when the backup stored names escaped (names is layout.NamesEscaped).
+func restoredKey(rel, names string) (string, error) {
+	key := strings.TrimPrefix(rel, layout.FilesDir+"/")
+	if names != layout.NamesEscaped {
+		return key, nil
+	}
+	key, err := storage.UnescapeKey(key)
+	if err == nil {
+		err = storage.CheckKey(key)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: the backup stores names escaped, and this one is not: %w", storage.QuoteKey(rel), err)
+	}
+	return key, nil
+}
+
+// listBackupFiles lists files/ of a backup with the checksum each must have, and the key each
+// is restored to (names: the backup's name encoding). A file that SHA256SUMS does not list is
+// refused: it could not be verified.
+func listBackupFiles(ctx context.Context, dir string, sums map[string]string, names string) ([]messages.FileEntry, error) {
 	b, err := storage.Open(ctx, dir)
 	if err != nil {
 		return nil, err
@@ -574,11 +600,18 @@ func listBackupFiles(ctx context.Context, dir string, sums map[string]string) ([
 	var out []messages.FileEntry
 	err = b.Walk(ctx, layout.FilesDir+"/", func(o storage.Object) error {
 		rel := o.Key
-		e := messages.FileEntry{Key: strings.TrimPrefix(rel, layout.FilesDir+"/"), Size: o.Size}
+		key, err := restoredKey(rel, names)
+		if err != nil {
+			return err
+		}
+		e := messages.FileEntry{Key: key, Size: o.Size}
+		if key != strings.TrimPrefix(rel, layout.FilesDir+"/") {
+			e.Stored = rel
+		}
 		if sums != nil {
 			sum, ok := sums[rel]
 			if !ok {
-				return fmt.Errorf("%s is not listed in %s: it cannot be verified", rel, layout.FileSums)
+				return fmt.Errorf("%s is not listed in %s: it cannot be verified", storage.QuoteKey(rel), layout.FileSums)
 			}
 			e.SHA256 = sum
 		}
@@ -591,7 +624,7 @@ func listBackupFiles(ctx context.Context, dir string, sums map[string]string) ([
 	if sums != nil {
 		have := map[string]bool{}
 		for _, e := range out {
-			have[layout.FilesDir+"/"+e.Key] = true
+			have[storedPath(e)] = true
 		}
 		var missing []string
 		for p := range sums {

@@ -5,15 +5,69 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // FileEntry is one line of a task's key list (Key, Size) or of its sums output (Path, SHA256,
 // Size). Lists are JSON lines so any key, newlines included, round-trips.
+//
+// A key is the raw bytes of a file name, which need not be UTF-8. JSON strings are, and
+// encoding/json would replace each invalid byte with U+FFFD (and the copy would then look for
+// a file that does not exist), so a Key or Path that is not valid UTF-8 is written as its
+// bytes in base64 under "kb" or "pb" instead.
 type FileEntry struct {
+	Key  string
+	Path string
+	// Stored is the file's key on the backup's side when it is not the task's prefix and
+	// Key: a name escaped for a backup on S3 (see storage.EscapeKey). A backup's copy writes
+	// it, a restore's reads it.
+	Stored string
+	Size   int64
+	SHA256 string
+}
+
+// fileEntryJSON is FileEntry on the wire.
+type fileEntryJSON struct {
 	Key    string `json:"k,omitempty"`
+	KeyB   []byte `json:"kb,omitempty"`
 	Path   string `json:"p,omitempty"`
+	PathB  []byte `json:"pb,omitempty"`
+	Stored string `json:"s,omitempty"`
 	Size   int64  `json:"n"`
 	SHA256 string `json:"h,omitempty"`
+}
+
+// rawString puts s in str when JSON can carry it, else its bytes in raw.
+func rawString(s string, str *string, raw *[]byte) {
+	if utf8.ValidString(s) {
+		*str = s
+	} else {
+		*raw = []byte(s)
+	}
+}
+
+// MarshalJSON writes the entry, keeping a name that is not UTF-8 byte for byte.
+func (e FileEntry) MarshalJSON() ([]byte, error) {
+	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256}
+	rawString(e.Key, &j.Key, &j.KeyB)
+	rawString(e.Path, &j.Path, &j.PathB)
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (e *FileEntry) UnmarshalJSON(b []byte) error {
+	var j fileEntryJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*e = FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256}
+	if j.KeyB != nil {
+		e.Key = string(j.KeyB)
+	}
+	if j.PathB != nil {
+		e.Path = string(j.PathB)
+	}
+	return nil
 }
 
 // FileListWriter writes FileEntry lines.

@@ -159,9 +159,12 @@ type Result struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Failed counts files a restore task could not write (the task still succeeds, so the
 	// other files are restored); Failures names the first of them with their causes.
-	Failed   int64         `json:"failed,omitempty"`
-	Failures []string      `json:"failures,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Failed   int64    `json:"failed,omitempty"`
+	Failures []string `json:"failures,omitempty"`
+	// Skipped counts, by kind, the entries a backup's copy found not to be regular files
+	// (put in place of a listed file since): each is also named in Warnings.
+	Skipped  map[string]int64 `json:"skipped,omitempty"`
+	Duration time.Duration    `json:"duration_ns"`
 	// Mismatch is true on a non-final result of a worker configured for another database or
 	// storage than the task's: it handed the task back for a correctly configured worker, and
 	// Error names the mismatch (what the coordinator reports if no such worker comes).

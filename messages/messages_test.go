@@ -185,6 +185,9 @@ func TestFileListRoundTrip(t *testing.T) {
 		{Key: "content/a.json", Size: 3},
 		{Key: "media/with\nnewline <&>.png", Size: 0, SHA256: strings.Repeat("0", 64)},
 		{Path: "files/media/x", Size: 1 << 33, SHA256: strings.Repeat("f", 64)},
+		// Names are bytes, not text: one that is not UTF-8 must come back unchanged.
+		{Key: "media/caf\xe9\xff.png", Stored: "files/media/caf%E9%FF.png", Size: 2},
+		{Path: "files/media/\x80\\x", Size: 5, SHA256: strings.Repeat("1", 64)},
 	}
 	var b strings.Builder
 	w := NewFileListWriter(&b)
@@ -204,8 +207,8 @@ func TestFileListRoundTrip(t *testing.T) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, entries)
 	}
 	err := ReadFileList(strings.NewReader(b.String()+"{broken\n"), func(FileEntry) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "entry 4") {
-		t.Fatalf("a broken line: err = %v, want it to name entry 4", err)
+	if err == nil || !strings.Contains(err.Error(), "entry 6") {
+		t.Fatalf("a broken line: err = %v, want it to name entry 6", err)
 	}
 }
 

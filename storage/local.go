@@ -93,6 +93,12 @@ func objectOf(key string, fi fs.FileInfo) Object {
 // walk lists regular files in lexical order of each folder's entries; symlinks are not
 // followed (a link in MEDIA_ROOT could point anywhere on the host).
 func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) error {
+	return l.walkSpecial(ctx, prefix, fn, nil)
+}
+
+// walkSpecial is walk that also calls special (when not nil) for every entry that is neither
+// a regular file nor a folder.
+func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) error, special func(Special) error) error {
 	root, err := l.open_()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // an empty storage
@@ -122,8 +128,11 @@ func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), TempPrefix) {
-			return nil // not a file, or one not committed yet
+		if d.IsDir() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), TempPrefix) {
+			return nil // a folder, or a file not committed yet
+		}
+		if !d.Type().IsRegular() {
+			return l.reportSpecial(root, key, d.Type(), special)
 		}
 		fi, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
@@ -133,6 +142,21 @@ func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) 
 		}
 		return fn(objectOf(key, fi))
 	})
+}
+
+// reportSpecial tells special about an entry that is not a regular file.
+func (l *local) reportSpecial(root *os.Root, key string, mode fs.FileMode, special func(Special) error) error {
+	if special == nil {
+		return nil
+	}
+	s := Special{Key: key, Kind: KindOf(mode)}
+	if s.Kind == "symlink" {
+		// Read, never followed: a link is only described.
+		if t, err := root.Readlink(key); err == nil {
+			s.Target = t
+		}
+	}
+	return special(s)
 }
 
 // inDir runs fn on the open folder of key and the key's last element, and on success returns
@@ -184,7 +208,7 @@ func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, er
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, Object{}, fmt.Errorf("%s is not a regular file", filepath.Join(l.dir, key))
+		return nil, Object{}, &SpecialError{Special{Key: key, Kind: KindOf(fi.Mode())}}
 	}
 	return f, objectOf(key, fi), nil
 }

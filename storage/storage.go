@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	redactpkg "github.com/webnovel/webnovel-backup/internal/redact"
 )
@@ -181,9 +182,31 @@ func (b *Bucket) Walk(ctx context.Context, prefix string, fn func(Object) error)
 	return nil
 }
 
+// specialWalker is a driver that can hold entries that are not regular files (a local folder).
+type specialWalker interface {
+	walkSpecial(ctx context.Context, prefix string, fn func(Object) error, special func(Special) error) error
+}
+
+// WalkSpecial is Walk that also calls special for every entry it skips because it is not a
+// regular file (symlinks, FIFOs, sockets, devices: only a local folder holds them), so the
+// caller can say so. Links are never followed.
+func (b *Bucket) WalkSpecial(ctx context.Context, prefix string, fn func(Object) error, special func(Special) error) error {
+	w, ok := b.drv.(specialWalker)
+	if !ok {
+		return b.Walk(ctx, prefix, fn)
+	}
+	if err := checkPrefix(prefix); err != nil {
+		return err
+	}
+	if err := w.walkSpecial(ctx, prefix, fn, special); err != nil {
+		return fmt.Errorf("list %s in %s: %w", prefix, b, err)
+	}
+	return nil
+}
+
 // Open opens an object for reading.
 func (b *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
-	if err := CheckKey(key); err != nil {
+	if err := b.checkKey(key); err != nil {
 		return nil, Object{}, err
 	}
 	r, o, err := b.drv.open(ctx, key)
@@ -195,7 +218,7 @@ func (b *Bucket) Open(ctx context.Context, key string) (io.ReadCloser, Object, e
 
 // Stat describes an object.
 func (b *Bucket) Stat(ctx context.Context, key string) (Object, error) {
-	if err := CheckKey(key); err != nil {
+	if err := b.checkKey(key); err != nil {
 		return Object{}, err
 	}
 	o, err := b.drv.stat(ctx, key)
@@ -208,7 +231,7 @@ func (b *Bucket) Stat(ctx context.Context, key string) (Object, error) {
 // Create starts writing an object; attrs.Mode and attrs.ModTime are applied where the driver
 // keeps them.
 func (b *Bucket) Create(ctx context.Context, key string, attrs Object) (Writer, error) {
-	if err := CheckKey(key); err != nil {
+	if err := b.checkKey(key); err != nil {
 		return nil, err
 	}
 	w, err := b.drv.create(ctx, key, attrs)
@@ -239,10 +262,10 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, attrs Object)
 // (S3 to S3 on the same service), keeping Mode and ModTime, and describes the copy. It
 // returns ErrNoServerSideCopy (wrapped) when that is not possible, and the caller streams.
 func (b *Bucket) CopyFrom(ctx context.Context, src *Bucket, srcKey, dstKey string) (Object, error) {
-	if err := CheckKey(srcKey); err != nil {
+	if err := src.checkKey(srcKey); err != nil {
 		return Object{}, err
 	}
-	if err := CheckKey(dstKey); err != nil {
+	if err := b.checkKey(dstKey); err != nil {
 		return Object{}, err
 	}
 	c, ok := b.drv.(copier)
@@ -259,7 +282,7 @@ func (b *Bucket) CopyFrom(ctx context.Context, src *Bucket, srcKey, dstKey strin
 // SHA256 returns the hex SHA-256 of an object's content: the service's own full-object
 // checksum where it keeps one (S3 objects uploaded in one piece), else by reading it.
 func (b *Bucket) SHA256(ctx context.Context, key string) (string, error) {
-	if err := CheckKey(key); err != nil {
+	if err := b.checkKey(key); err != nil {
 		return "", err
 	}
 	if s, ok := b.drv.(summer); ok {
@@ -285,7 +308,7 @@ func (b *Bucket) SHA256(ctx context.Context, key string) (string, error) {
 
 // Remove deletes one object; a missing one is not an error.
 func (b *Bucket) Remove(ctx context.Context, key string) error {
-	if err := CheckKey(key); err != nil {
+	if err := b.checkKey(key); err != nil {
 		return err
 	}
 	if err := b.drv.remove(ctx, key); err != nil && !errors.Is(err, ErrNotExist) {
@@ -305,16 +328,13 @@ func (b *Bucket) RemoveAll(ctx context.Context, prefix string) error {
 	return nil
 }
 
-// CheckKey refuses keys that could escape the bucket: empty, absolute, with "." or ".."
-// segments, backslashes or NUL bytes.
-func CheckKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.ContainsAny(key, "\x00\\") || path.Clean(key) != key {
-		return withCode(CodeInvalid, fmt.Errorf("bad storage key %q", key))
+// checkKey is CheckKey, and on S3, whose keys are text, refuses a key that is not UTF-8.
+func (b *Bucket) checkKey(key string) error {
+	if err := CheckKey(key); err != nil {
+		return err
 	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == ".." || seg == "." {
-			return withCode(CodeInvalid, fmt.Errorf("bad storage key %q", key))
-		}
+	if _, ok := b.drv.(*s3Driver); ok && !utf8.ValidString(key) {
+		return withCode(CodeInvalid, fmt.Errorf("key %s in %s: S3 keys must be UTF-8", QuoteKey(key), b))
 	}
 	return nil
 }
@@ -375,10 +395,10 @@ type renamer interface {
 // Rename moves an object within the bucket, replacing any object at to: a rename in a local
 // folder, a server-side copy and delete on S3.
 func (b *Bucket) Rename(ctx context.Context, from, to string) error {
-	if err := CheckKey(from); err != nil {
+	if err := b.checkKey(from); err != nil {
 		return err
 	}
-	if err := CheckKey(to); err != nil {
+	if err := b.checkKey(to); err != nil {
 		return err
 	}
 	if r, ok := b.drv.(renamer); ok {

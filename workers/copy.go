@@ -99,7 +99,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		case f.err == nil:
 			res.Files++
 			res.Bytes += f.n
-			if err := sw.Add(messages.FileEntry{Path: c.DestPrefix + f.key, Size: f.n, SHA256: f.sum}); err != nil {
+			if err := sw.Add(messages.FileEntry{Path: f.dest, Size: f.n, SHA256: f.sum}); err != nil {
 				return nil, err
 			}
 		case restore:
@@ -108,9 +108,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 				res.Failures = append(res.Failures, fmt.Sprintf("%s: %v", f.key, f.err))
 			}
 		default:
-			if len(res.Warnings) < maxWarnings {
-				res.Warnings = append(res.Warnings, "vanished before copy: "+f.key)
-			}
+			skippedWarning(res, f)
 		}
 	}
 	if err := sw.Flush(); err != nil {
@@ -129,15 +127,33 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	return res, nil
 }
 
+// skippedWarning names a file a backup went on past: deleted since it was listed, or
+// replaced by something that is not a regular file (counted by kind).
+func skippedWarning(res *messages.Result, f *copiedFile) {
+	msg := "vanished before copy: " + storage.QuoteKey(f.key)
+	var sp *storage.SpecialError
+	if errors.As(f.err, &sp) {
+		if res.Skipped == nil {
+			res.Skipped = map[string]int64{}
+		}
+		res.Skipped[sp.Kind]++
+		msg = sp.Warning()
+	}
+	if len(res.Warnings) < maxWarnings {
+		res.Warnings = append(res.Warnings, msg)
+	}
+}
+
 // copyBufferSize is the buffer each file transfer in flight streams through.
 const copyBufferSize = 256 << 10
 
 // copiedFile is one file's outcome: err is nil, or a failure the task goes on past.
 type copiedFile struct {
-	key string
-	n   int64
-	sum string
-	err error
+	key  string
+	dest string // its key in the destination
+	n    int64
+	sum  string
+	err  error
 }
 
 // copySlots are the worker's file transfers in flight, shared by all its tasks: as many as
@@ -180,7 +196,15 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		f := &copiedFile{key: e.Key}
+		srcKey, dstKey := c.SourcePrefix+e.Key, c.DestPrefix+e.Key
+		if e.Stored != "" { // an escaped name on the backup's side
+			if restore {
+				srcKey = e.Stored
+			} else {
+				dstKey = e.Stored
+			}
+		}
+		f := &copiedFile{key: e.Key, dest: dstKey}
 		files = append(files, f)
 		wg.Add(1)
 		go func() {
@@ -211,14 +235,15 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 					<-commits
 				}
 			}()
-			f.n, f.sum, f.err = copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf, handoff)
+			f.n, f.sum, f.err = copyTraced(ctx, src, dst, srcKey, dstKey, e.SHA256, e.Size, buf, handoff)
 			switch {
 			case f.err == nil:
 			case restore && ctx.Err() == nil && !IsPermanent(f.err):
 				// A restore goes on past a bad file, so every other file is restored; the
 				// run reports the failures and ends partial.
-			case !restore && errors.Is(f.err, storage.ErrNotExist):
-				// Deleted between listing and copying: the platform moved on; not a failure.
+			case !restore && (errors.Is(f.err, storage.ErrNotExist) || errors.Is(f.err, storage.ErrNotRegular)):
+				// Deleted, or replaced by a FIFO, link or such, between listing and copying:
+				// the platform moved on; a warning, not a failure.
 			default:
 				cancel(f.err) // the first cause wins; later ones are its consequences
 			}

@@ -126,11 +126,23 @@ type ModelEntry struct {
 	SHA256 string `json:"sha256"` // hex sha256 of the file
 }
 
+// NamesEscaped is FilesSummary.NameEncoding of a backup whose files/ hold each storage file
+// under storage.EscapeKey of its name (a backup written to S3, whose keys must be UTF-8): a
+// restore takes the names back with storage.UnescapeKey. Without it files/ hold the names'
+// own bytes.
+const NamesEscaped = "percent"
+
 // FilesSummary describes the storage files of the backup, under files/.
 type FilesSummary struct {
 	Count    int64    `json:"count"`
 	Bytes    int64    `json:"bytes"`
 	Prefixes []string `json:"prefixes"` // storage prefixes copied: "content/", ...
+	// NameEncoding is "" (files/ holds the names as they are) or NamesEscaped.
+	NameEncoding string `json:"name_encoding,omitempty"`
+	// Skipped counts, by kind ("symlink", "fifo", "socket", "char device", ...), the entries
+	// of the storage that were not backed up because they are not regular files; the
+	// warnings name each of them.
+	Skipped map[string]int64 `json:"skipped,omitempty"`
 }
 
 // metadataJSON is Metadata on the wire. Its BackupTimestamp, being shallower
@@ -282,6 +294,9 @@ func (m *Metadata) check() error {
 	}
 	if m.Files.Count < 0 || m.Files.Bytes < 0 {
 		return fmt.Errorf("files: negative count %d or bytes %d", m.Files.Count, m.Files.Bytes)
+	}
+	if e := m.Files.NameEncoding; e != "" && e != NamesEscaped {
+		return fmt.Errorf("files.name_encoding %q: this tool knows only %q", e, NamesEscaped)
 	}
 	if m.ManifestSHA256 != "" && !isHexSHA256(m.ManifestSHA256) {
 		return fmt.Errorf("manifest_sha256 %q is not 64 hex digits", m.ManifestSHA256)
