@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,19 +118,12 @@ func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) 
 			start = "."
 		}
 	}
-	fsys := root.FS()
-	if _, err := fs.Stat(fsys, start); errors.Is(err, fs.ErrNotExist) {
+	if _, err := root.Stat(start); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return fs.WalkDir(fsys, start, func(key string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() || !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), TempPrefix) {
-			return nil // a folder, or a file not committed yet
+	return l.walkFolder(ctx, root, start, func(key string, d fs.DirEntry) error {
+		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), TempPrefix) {
+			return nil // not asked for, or a file not committed yet
 		}
 		if !d.Type().IsRegular() {
 			return l.reportSpecial(root, key, d.Type(), special)
@@ -142,6 +136,40 @@ func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) 
 		}
 		return fn(objectOf(key, fi))
 	})
+}
+
+// walkFolder calls visit for every entry under dir but folders, depth first, each folder's
+// entries in byte order of their names. It reads folders through the root itself, not
+// through io/fs, which refuses names that are not UTF-8: a local name is any bytes.
+func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit func(key string, d fs.DirEntry) error) error {
+	f, err := root.Open(dir)
+	if err != nil {
+		return err
+	}
+	entries, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, d := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		key := d.Name()
+		if dir != "." {
+			key = dir + "/" + key
+		}
+		if !d.IsDir() {
+			err = visit(key, d)
+		} else if err = l.walkFolder(ctx, root, key, visit); errors.Is(err, fs.ErrNotExist) {
+			err = nil // removed while listing
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reportSpecial tells special about an entry that is not a regular file.

@@ -71,19 +71,27 @@ func TestCopyVanishedFileIsAWarning(t *testing.T) {
 	}
 }
 
-func TestCopyUnreadableFileFailsNamingIt(t *testing.T) {
+// Item 3: a FIFO put where a file was listed is not read (and does not block): the backup
+// goes on, with a warning naming it and its kind, counted in the result.
+func TestCopyFIFOInPlaceOfAFileIsAWarning(t *testing.T) {
 	task, src, _ := copyTask(t, map[string]string{"content/a.json": "{}"}, []string{"content/a.json", "content/pipe"})
-	// A FIFO where a file was listed: not readable as a file, and it must not block.
 	if err := syscall.Mkfifo(filepath.Join(src, "content", "pipe"), 0o644); err != nil {
 		t.Skip("mkfifo:", err)
 	}
 	w := &Worker{cfg: Config{StorageURL: src}}
-	done := make(chan error, 1)
-	go func() { _, err := w.copy(context.Background(), task); done <- err }()
+	type outcome struct {
+		res *messages.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() { res, err := w.copy(context.Background(), task); done <- outcome{res, err} }()
 	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "content/pipe") {
-			t.Fatalf("err = %v, want it to name content/pipe", err)
+	case o := <-done:
+		if o.err != nil {
+			t.Fatalf("err = %v, want the copy to go on past the FIFO", o.err)
+		}
+		if o.res.Files != 1 || o.res.Skipped["fifo"] != 1 || len(o.res.Warnings) != 1 || !strings.HasPrefix(o.res.Warnings[0], "skipped FIFO content/pipe") {
+			t.Fatalf("result %+v, want 1 file, 1 FIFO skipped and a warning naming content/pipe", o.res)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("copying a FIFO blocked")
