@@ -1,0 +1,49 @@
+package storage
+
+import (
+	"testing"
+	"unicode/utf8"
+)
+
+// Item 1: the escaping of names for S3 turns every local name into UTF-8 without control
+// characters, and back into the same bytes.
+func TestEscapeKeyRoundTrips(t *testing.T) {
+	tests := []struct{ key, want string }{
+		{"content/a.json", "content/a.json"},
+		{"media/caf\xe9.png", "media/caf%E9.png"},
+		{"media/100%.txt", "media/100%25.txt"},
+		{"media/%41", "media/%2541"},
+		{"media/new\nline\r\x01\x7f", "media/new%0Aline%0D%01%7F"},
+		{"media/back\\slash é", "media/back\\slash é"},
+		{"media/\xc3\x28", "media/%C3("},
+	}
+	for _, tt := range tests {
+		got := EscapeKey(tt.key)
+		if got != tt.want || !utf8.ValidString(got) {
+			t.Errorf("EscapeKey(%q) = %q, want %q", tt.key, got, tt.want)
+		}
+		back, err := UnescapeKey(got)
+		if err != nil || back != tt.key {
+			t.Errorf("UnescapeKey(%q) = %q, %v; want %q", got, back, err, tt.key)
+		}
+	}
+	for _, bad := range []string{"a%", "a%4", "a%zz"} {
+		if _, err := UnescapeKey(bad); err == nil {
+			t.Errorf("UnescapeKey(%q) succeeded", bad)
+		}
+	}
+}
+
+// Item 1: a local name may hold any byte but NUL; keys that leave the bucket stay refused.
+func TestCheckKeyAcceptsAnyLocalName(t *testing.T) {
+	for _, ok := range []string{"a\\b", "caf\xe9", "new\nline", "-dash", "100%", "ctl\x01"} {
+		if err := CheckKey(ok); err != nil {
+			t.Errorf("CheckKey(%q) = %v, want nil", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "/abs", "a/../b", "..", "a/./b", "a//b", "nul\x00"} {
+		if err := CheckKey(bad); err == nil {
+			t.Errorf("CheckKey(%q) = nil, want an error", bad)
+		}
+	}
+}
