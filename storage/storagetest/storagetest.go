@@ -408,7 +408,8 @@ func sameSet(a, b []string) bool {
 
 func testBadKeys(t *testing.T, b *storage.Bucket) {
 	ctx := context.Background()
-	for _, k := range []string{"", "/abs", "..", "../x", "a/../b", "a/./b", "./a", "a//b", "a/", `a\b`, "a\x00b"} {
+	// A backslash is part of a name (a local file system holds it), not a bad key.
+	for _, k := range []string{"", "/abs", "..", "../x", "a/../b", "a/./b", "./a", "a//b", "a/", "a\x00b"} {
 		if w, err := b.Create(ctx, k, storage.Object{}); err == nil {
 			w.Abort()
 			t.Errorf("Create(%q) succeeded", k)
