@@ -29,8 +29,8 @@ func metadataJSON(t *testing.T, ts time.Time, status string, rows int64) []byte 
 	m := &layout.Metadata{
 		BackupTimestamp: ts, RunID: "run-" + ts.Format("0102"), Status: status,
 		BackupOptions: layout.BackupOptions{IncludeFiles: true},
-		Models: []layout.ModelEntry{{Label: "books.Book", File: "db_books_book.json", Rows: rows}},
-		Files:  layout.FilesSummary{Count: 2, Bytes: 10},
+		Models:        []layout.ModelEntry{{Label: "books.Book", File: "db_books_book.json", Rows: rows}},
+		Files:         layout.FilesSummary{Count: 2, Bytes: 10},
 	}
 	data, err := m.Marshal()
 	if err != nil {
