@@ -35,8 +35,9 @@ func newListCommand(g *globals) *cobra.Command {
 		Short: "List the backups in a destination, newest first, with their status",
 		Long: `List every backup in --backup-dir (a folder or s3://bucket/prefix), newest first: folders
 and .tar.gz archives, incomplete ones (no complete backup_metadata.json) and runs in progress
-(staging folders .wnb-staging-<run>), with size, age and, for complete folders, the rows and
-files their metadata records.
+(staging folders .wnb-staging-<run>) or abandoned ones (their owner process is gone), with
+scope (full, database only, files only, or the model subset), size, age and, for complete
+folders, the rows and files their metadata records.
 
 An archive is complete by its name (archives are published atomically); --read-archives reads
 each one up to its metadata, decompressing it whole, to find truncated ones and their counts.
@@ -74,7 +75,7 @@ func runList(ctx context.Context, o listOptions, con console) error {
 
 func printList(out io.Writer, bs []retention.Backup, now time.Time) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATUS\tTAKEN\tAGE\tSIZE\tROWS\tFILES")
+	fmt.Fprintln(tw, "NAME\tSTATUS\tSCOPE\tTAKEN\tAGE\tSIZE\tROWS\tFILES")
 	for _, b := range bs {
 		rows, files := "-", "-"
 		if b.Status == retention.StatusComplete && !b.MetadataTime.IsZero() {
@@ -84,7 +85,11 @@ func printList(out io.Writer, bs []retention.Backup, now time.Time) error {
 		if b.Problem != "" {
 			status += " (" + b.Problem + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, status, b.Time.Format("2006-01-02 15:04:05"),
+		scope := string(b.Scope)
+		if scope == "" {
+			scope = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.Name, status, scope, b.Time.Format("2006-01-02 15:04:05"),
 			opsAge(now.Sub(b.Time)), humanBytes(b.Size), rows, files)
 	}
 	return tw.Flush()

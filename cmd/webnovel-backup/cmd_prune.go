@@ -44,9 +44,15 @@ newest days that have backups; --keep-weekly per ISO week (Monday to Sunday); --
 calendar month. Days are read from the backups' names (the local time of the machine that took
 them).
 
-Never deleted: the newest complete backup, runs in progress (.wnb-staging-<run>, see
-` + "`webnovel-backup runs`" + `), and incomplete backups younger than a day. Incomplete backups older
-than a day are listed, and deleted only with --prune-incomplete. Other files are never touched.
+The rules apply to each scope on its own (see list's SCOPE): full backups, database-only
+(--skip-files), files-only (--skip-db), and each model subset (--models). A partial backup
+never counts towards, nor keeps, a full one; archives are read up to their metadata to know
+their scope.
+
+Never deleted: the newest backup of each scope (so always the newest full backup), runs in
+progress (.wnb-staging-<run> whose owner process still runs), and incomplete backups younger
+than a day. Incomplete backups older than a day, and abandoned runs (their owner process is
+gone), are listed, and deleted only with --prune-incomplete. Other files are never touched.
 
 --dry-run shows what would be deleted, and why each kept backup is kept, and deletes nothing.
 

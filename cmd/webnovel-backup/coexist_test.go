@@ -3,15 +3,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,10 +22,7 @@ const envAsCommand = "WNB_TEST_AS_COMMAND"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envAsCommand) == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-		stop()
-		os.Exit(code)
+		os.Exit(runInterruptible(os.Args[1:], os.Stdout, os.Stderr, os.Exit, nil))
 	}
 	os.Exit(proctest.Main(m))
 }

@@ -11,9 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime/pprof"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -21,12 +19,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	flushTraces := setupTracing(ctx)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	flushTraces()
-	stop()
-	os.Exit(code)
+	os.Exit(runInterruptible(os.Args[1:], os.Stdout, os.Stderr, os.Exit, setupTracing))
 }
 
 // run executes one command line and returns its exit code, which outcome.Of decides.

@@ -124,3 +124,45 @@ func hasCheckLine(out, status, name string) bool {
 	}
 	return false
 }
+
+// A --models backup newer than the only full backup: prune --keep-last 1 keeps both (rules
+// apply per scope), and list shows each one's scope.
+func TestPruneCLIPerScope(t *testing.T) {
+	dir := t.TempDir()
+	write := func(age time.Duration, opts layout.BackupOptions) string {
+		t.Helper()
+		ts := time.Now().Add(-age).Truncate(time.Second)
+		p := filepath.Join(dir, layout.Name(ts))
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		m := &layout.Metadata{BackupTimestamp: ts, RunID: "r", Status: layout.StatusComplete, FormatVersion: layout.FormatVersion, BackupOptions: opts}
+		if err := layout.WriteMetadata(p, m); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Base(p)
+	}
+	oldFull := write(72*time.Hour, layout.BackupOptions{IncludeFiles: true})
+	full := write(48*time.Hour, layout.BackupOptions{IncludeFiles: true})
+	models := write(24*time.Hour, layout.BackupOptions{Models: layout.ModelSelection{Labels: []string{"books.Book"}}})
+
+	code, out := cli(t, dir, "list", "--backup-dir", dir)
+	if code != outcome.CodeOK || !strings.Contains(out, "SCOPE") || !strings.Contains(out, "models books.Book") || !strings.Contains(out, "full") {
+		t.Errorf("list: exit %d, output:\n%s", code, out)
+	}
+	code, out = cli(t, dir, "list", "--backup-dir", dir, "--json")
+	var bs []retention.Backup
+	if err := json.Unmarshal([]byte(out), &bs); code != outcome.CodeOK || err != nil || len(bs) != 3 ||
+		bs[0].Scope != "models books.Book" || bs[1].Scope != retention.ScopeFull {
+		t.Errorf("list --json: exit %d, %v, %+v", code, err, bs)
+	}
+	code, out = cli(t, dir, "prune", "--backup-dir", dir, "--keep-last", "1")
+	if code != outcome.CodeOK || !strings.Contains(out, "Removed 1 of 3") {
+		t.Errorf("prune: exit %d, output:\n%s", code, out)
+	}
+	for name, want := range map[string]bool{oldFull: false, full: true, models: true} {
+		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s present = %v, want %v", name, err == nil, want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ type Staging struct {
 	runID     string
 	path      string
 	done      bool // published or aborted
+	beat      *heartbeat
 }
 
 // StagingPath returns the staging folder of run runID in backupDir, for
@@ -54,7 +55,12 @@ func NewStaging(backupDir, runID string) (*Staging, error) {
 			return nil, fmt.Errorf("create staging: %w", err)
 		}
 	}
-	return &Staging{backupDir: backupDir, runID: runID, path: p}, nil
+	// The owner record tells a run in progress from a killed one's leftovers (list, prune).
+	beat, err := startHeartbeat(p)
+	if err != nil {
+		return nil, fmt.Errorf("create staging: %w", err)
+	}
+	return &Staging{backupDir: backupDir, runID: runID, path: p, beat: beat}, nil
 }
 
 func checkRunID(id string) error {
@@ -88,6 +94,7 @@ func (s *Staging) Abort() error {
 	if s.done {
 		return nil
 	}
+	defer s.beat.Stop(s.path)
 	trash := filepath.Join(filepath.Dir(s.path), ".wnb-trash-"+filepath.Base(s.path)[len(StagingPrefix):])
 	target := s.path
 	if err := os.Rename(s.path, trash); err == nil {
@@ -150,6 +157,7 @@ func (s *Staging) PublishDir(t time.Time) (finalPath string, err error) {
 			return "", fmt.Errorf("publish %s: rename to %s: %w", s.path, final, err)
 		}
 		s.done = true
+		s.beat.Stop(s.path)
 		if err := syncDir(s.backupDir); err != nil {
 			return final, fmt.Errorf("publish %s: %w", final, err)
 		}
@@ -203,6 +211,7 @@ func (s *Staging) PublishArchive(t time.Time, write func(w io.Writer, top string
 			return "", fmt.Errorf("publish %s: %w", final, err)
 		}
 		s.done = true
+		s.beat.Stop(s.path)
 		if err := f.Close(); err != nil {
 			return final, fmt.Errorf("publish %s: %w", final, err)
 		}

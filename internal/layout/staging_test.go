@@ -118,7 +118,7 @@ func TestPublishDirRefusesIncomplete(t *testing.T) {
 	if _, err := s.PublishDir(publishTime); err == nil || !strings.Contains(err.Error(), "incomplete") {
 		t.Errorf("PublishDir without metadata: %v", err)
 	}
-	if got := listDir(t, dir); !equalStrings(got, []string{".wnb-staging-run1"}) {
+	if got := listDir(t, dir); !equalStrings(got, []string{".wnb-staging-run1", ".wnb-staging-run1" + OwnerSuffix}) {
 		t.Errorf("backup dir holds %v", got)
 	}
 }
@@ -242,7 +242,7 @@ func TestPublishArchiveWriteError(t *testing.T) {
 		t.Fatalf("err = %v, want boom", err)
 	}
 	// Nothing named like a backup, no temporary file; staging kept for Abort.
-	if got := listDir(t, dir); !equalStrings(got, []string{".wnb-staging-run1"}) {
+	if got := listDir(t, dir); !equalStrings(got, []string{".wnb-staging-run1", ".wnb-staging-run1" + OwnerSuffix}) {
 		t.Errorf("backup dir holds %v", got)
 	}
 	if err := s.Abort(); err != nil {

@@ -42,9 +42,12 @@ const (
 	// StatusIncomplete: a backup folder without readable, complete metadata (a crashed
 	// publication, a copy cut short), or an archive that could not be read.
 	StatusIncomplete Status = "incomplete"
-	// StatusInProgress: a staging folder or an archive being written; it may also be a
-	// killed run's leftovers (see `webnovel-backup runs`).
+	// StatusInProgress: a staging folder or an archive being written whose owner still runs.
 	StatusInProgress Status = "in progress"
+	// StatusAbandoned: a staging folder (or an archive being written) whose owner process is
+	// gone (same host: its pid no longer runs, or runs a later process; another host: no
+	// heartbeat for a while). Nothing writes it any more; prune --prune-incomplete removes it.
+	StatusAbandoned Status = "abandoned"
 )
 
 // Kind is how a backup is stored.
@@ -82,6 +85,9 @@ type Backup struct {
 	Models int    `json:"models,omitempty"`
 	Rows   int64  `json:"rows,omitempty"`
 	Files  int64  `json:"files,omitempty"`
+	// Scope is what the backup holds (from the metadata, when read): retention rules apply
+	// per scope.
+	Scope Scope `json:"scope,omitempty"`
 	// Problem says why a backup is incomplete.
 	Problem string `json:"problem,omitempty"`
 	// MetadataTime is the metadata's backup_timestamp, when read: it orders backups whose
@@ -208,8 +214,11 @@ func (d *Destination) List(ctx context.Context, o ListOptions) ([]Backup, error)
 				d.readArchiveMetadata(ctx, b)
 			}
 		case KindStaging:
-			b.Status = StatusInProgress
 			b.Time = b.ModTime
+			b.Status = StatusInProgress
+			if dead, why := d.stagingAbandoned(b, time.Now()); dead {
+				b.Status, b.Problem = StatusAbandoned, why
+			}
 		}
 		out = append(out, *b)
 	}
@@ -263,6 +272,7 @@ func fillFromMetadata(b *Backup, data []byte) {
 		return
 	}
 	b.RunID, b.Models, b.Files, b.MetadataTime = m.RunID, len(m.Models), m.Files.Count, m.BackupTimestamp
+	b.Scope = ScopeOf(m.BackupOptions)
 	b.Rows = 0
 	for _, e := range m.Models {
 		b.Rows += e.Rows
@@ -354,11 +364,56 @@ func (d *Destination) Remove(ctx context.Context, b Backup) error {
 		}
 	case KindArchive:
 		err = d.bucket.Remove(ctx, b.Name)
+	case KindStaging:
+		err = d.removeAbandoned(ctx, b)
 	default:
-		return fmt.Errorf("remove %s: a run in progress is never removed", b.Name)
+		return fmt.Errorf("remove %s: unknown kind %q", b.Name, b.Kind)
 	}
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", b.Name, err)
 	}
 	return nil
+}
+
+// stagingAbandoned reports whether a staging folder or temporary archive was left by a run
+// that is gone, and why. In a local folder the owner record beside the staging folder
+// decides; elsewhere (S3, where no process can be checked) one unchanged for over a day is.
+func (d *Destination) stagingAbandoned(b *Backup, now time.Time) (bool, string) {
+	if !d.local {
+		if now.Sub(b.ModTime) > layout.NoOwnerStaleAfter {
+			return true, "unchanged for over a day"
+		}
+		return false, ""
+	}
+	return layout.StagingAbandoned(d.stagingOf(b), b.ModTime, now)
+}
+
+// stagingOf returns the staging folder a staging entry belongs to: itself, or for a
+// temporary archive (.wnb-archive-<run>-<random>.tmp) its run's staging folder.
+func (d *Destination) stagingOf(b *Backup) string {
+	dir := localPath(d.location)
+	if b.Kind == KindStaging && strings.HasPrefix(b.Name, archiveTmpPrefix) {
+		rest := strings.TrimSuffix(strings.TrimPrefix(b.Name, archiveTmpPrefix), ".tmp")
+		if i := strings.LastIndexByte(rest, '-'); i > 0 {
+			rest = rest[:i]
+		}
+		return layout.StagingPath(dir, rest)
+	}
+	return layout.StagingPath(dir, strings.TrimPrefix(b.Name, layout.StagingPrefix))
+}
+
+// removeAbandoned removes a staging entry whose owner is gone, checking again first: a run
+// in progress is never removed.
+func (d *Destination) removeAbandoned(ctx context.Context, b Backup) error {
+	now := time.Now()
+	if dead, why := d.stagingAbandoned(&b, now); !dead {
+		return fmt.Errorf("a run in progress is never removed (%s)", why)
+	}
+	if !d.local {
+		return d.bucket.RemoveAll(ctx, b.Name)
+	}
+	if strings.HasPrefix(b.Name, archiveTmpPrefix) {
+		return os.Remove(localPath(d.location) + "/" + b.Name)
+	}
+	return layout.RemoveAbandoned(d.stagingOf(&b), b.ModTime, now)
 }

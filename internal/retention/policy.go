@@ -42,7 +42,9 @@ type Decision struct {
 }
 
 // Decide applies the policy to backups (as List returns them, in any order) and returns one
-// decision per backup, newest first.
+// decision per backup, newest first. The rules apply to each scope on its own (see Scope):
+// a --models or --skip-db backup neither counts towards a full backup's rules nor keeps one
+// from being kept, and the newest backup of each scope (so always the newest full one) is kept.
 func Decide(backups []Backup, p Policy, o DecideOptions) ([]Decision, error) {
 	if p.Last < 0 || p.Daily < 0 || p.Weekly < 0 || p.Monthly < 0 {
 		return nil, errors.New("retention policy: negative counts are not allowed")
@@ -52,11 +54,69 @@ func Decide(backups []Backup, p Policy, o DecideOptions) ([]Decision, error) {
 	}
 	bs := append([]Backup(nil), backups...)
 	Sort(bs)
-	rules := []struct {
-		name  string
-		count int
-		key   func(time.Time) string
-	}{
+	scopes := map[Scope]*scopeRules{}
+	out := make([]Decision, 0, len(bs))
+	for _, b := range bs {
+		d := Decision{Backup: b}
+		switch b.Status {
+		case StatusInProgress:
+			d.Keep = true
+			d.Reasons = append(d.Reasons, "run in progress (its owner still runs): never pruned; see `webnovel-backup runs`")
+		case StatusIncomplete, StatusAbandoned:
+			decideIncomplete(&d, o)
+		default:
+			sr := scopes[b.Scope]
+			if sr == nil {
+				sr = newScopeRules(p)
+				scopes[b.Scope] = sr
+			}
+			sr.decide(&d)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// decideIncomplete keeps an incomplete backup or abandoned run unless it is old enough and
+// --prune-incomplete was given.
+func decideIncomplete(d *Decision, o DecideOptions) {
+	b := d.Backup
+	what := fmt.Sprintf("incomplete (%s)", b.Problem)
+	if b.Status == StatusAbandoned {
+		what = fmt.Sprintf("abandoned run (%s)", b.Problem)
+	}
+	age := o.Now.Sub(latest(b.Time, b.ModTime))
+	switch {
+	case b.Status == StatusAbandoned && o.PruneIncomplete:
+		// Its owner is known dead: nothing can still be writing it, whatever its age.
+		d.Reasons = append(d.Reasons, what+" (--prune-incomplete)")
+	case age < IncompleteMinAge:
+		d.Keep = true
+		d.Reasons = append(d.Reasons, what+", changed less than a day ago: it may still be being written")
+	case o.PruneIncomplete:
+		d.Reasons = append(d.Reasons, what+", unchanged for over a day (--prune-incomplete)")
+	default:
+		d.Keep = true
+		d.Reasons = append(d.Reasons, what+": removed only with --prune-incomplete")
+	}
+}
+
+// scopeRules is the state of the policy's rules within one scope.
+type scopeRules struct {
+	p      Policy
+	rules  []rule
+	last   []string
+	newest bool // the next backup seen is the scope's newest
+}
+
+type rule struct {
+	name  string
+	count int
+	key   func(time.Time) string
+}
+
+func newScopeRules(p Policy) *scopeRules {
+	rules := []rule{
 		{"last", p.Last, nil},
 		{"daily", p.Daily, func(t time.Time) string { return t.Format("2006-01-02") }},
 		{"weekly", p.Weekly, func(t time.Time) string {
@@ -65,58 +125,46 @@ func Decide(backups []Backup, p Policy, o DecideOptions) ([]Decision, error) {
 		}},
 		{"monthly", p.Monthly, func(t time.Time) string { return t.Format("2006-01") }},
 	}
-	last := make([]string, len(rules))
-	newestComplete := true
-	out := make([]Decision, 0, len(bs))
-	for _, b := range bs {
-		d := Decision{Backup: b}
-		switch b.Status {
-		case StatusInProgress:
-			d.Keep = true
-			d.Reasons = append(d.Reasons, "run in progress or abandoned (staging): never pruned; see `webnovel-backup runs`")
-		case StatusIncomplete:
-			age := o.Now.Sub(latest(b.Time, b.ModTime))
-			switch {
-			case age < IncompleteMinAge:
-				d.Keep = true
-				d.Reasons = append(d.Reasons, "incomplete, changed less than a day ago: it may still be being written")
-			case o.PruneIncomplete:
-				d.Reasons = append(d.Reasons, fmt.Sprintf("incomplete (%s), unchanged for over a day (--prune-incomplete)", b.Problem))
-			default:
-				d.Keep = true
-				d.Reasons = append(d.Reasons, fmt.Sprintf("incomplete (%s): removed only with --prune-incomplete", b.Problem))
-			}
-		default:
-			for i := range rules {
-				r := &rules[i]
-				if r.count <= 0 {
-					continue
-				}
-				if r.key == nil {
-					d.Keep = true
-					d.Reasons = append(d.Reasons, fmt.Sprintf("last %d", p.Last))
-					r.count--
-					continue
-				}
-				if k := r.key(b.Time); k != last[i] {
-					d.Keep = true
-					d.Reasons = append(d.Reasons, r.name+" "+k)
-					last[i] = k
-					r.count--
-				}
-			}
-			if newestComplete {
-				d.Keep = true
-				d.Reasons = append(d.Reasons, "newest complete backup: never pruned")
-				newestComplete = false
-			}
-			if !d.Keep {
-				d.Reasons = append(d.Reasons, "not kept by any rule")
-			}
-		}
-		out = append(out, d)
+	return &scopeRules{p: p, rules: rules, last: make([]string, len(rules)), newest: true}
+}
+
+// decide applies the rules to the scope's next backup, newest first.
+func (s *scopeRules) decide(d *Decision) {
+	b := d.Backup
+	suffix := ""
+	if b.Scope != ScopeFull && b.Scope != ScopeUnknown {
+		suffix = " (" + string(b.Scope) + ")"
 	}
-	return out, nil
+	for i := range s.rules {
+		r := &s.rules[i]
+		if r.count <= 0 {
+			continue
+		}
+		if r.key == nil {
+			d.Keep = true
+			d.Reasons = append(d.Reasons, fmt.Sprintf("last %d%s", s.p.Last, suffix))
+			r.count--
+			continue
+		}
+		if k := r.key(b.Time); k != s.last[i] {
+			d.Keep = true
+			d.Reasons = append(d.Reasons, r.name+" "+k+suffix)
+			s.last[i] = k
+			r.count--
+		}
+	}
+	if s.newest {
+		what := string(b.Scope)
+		if b.Scope == ScopeUnknown {
+			what = "complete"
+		}
+		d.Keep = true
+		d.Reasons = append(d.Reasons, "newest "+what+" backup: never pruned")
+		s.newest = false
+	}
+	if !d.Keep {
+		d.Reasons = append(d.Reasons, "not kept by any rule"+suffix)
+	}
 }
 
 func latest(a, b time.Time) time.Time {
@@ -149,7 +197,11 @@ func Prune(ctx context.Context, d *Destination, p Policy, o PruneOptions) (*Prun
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
-	backups, err := d.List(ctx, o.ListOptions)
+	// A backup's scope is in its metadata: archives are read up to it (their first entries
+	// in archives this tool writes now), so an archive is never pruned for a scope it lacks.
+	lo := o.ListOptions
+	lo.ReadArchives = true
+	backups, err := d.List(ctx, lo)
 	if err != nil {
 		return nil, err
 	}

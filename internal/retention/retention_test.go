@@ -28,8 +28,9 @@ func metadataJSON(t *testing.T, ts time.Time, status string, rows int64) []byte 
 	t.Helper()
 	m := &layout.Metadata{
 		BackupTimestamp: ts, RunID: "run-" + ts.Format("0102"), Status: status,
-		Models: []layout.ModelEntry{{Label: "books.Book", File: "db_books_book.json", Rows: rows}},
-		Files:  layout.FilesSummary{Count: 2, Bytes: 10},
+		BackupOptions: layout.BackupOptions{IncludeFiles: true},
+		Models:        []layout.ModelEntry{{Label: "books.Book", File: "db_books_book.json", Rows: rows}},
+		Files:         layout.FilesSummary{Count: 2, Bytes: 10},
 	}
 	data, err := m.Marshal()
 	if err != nil {
@@ -119,7 +120,7 @@ func destination(t *testing.T) string {
 		t.Fatal(err)
 	}
 	os.Chtimes(empty, old, old)
-	// A run in progress, or abandoned weeks ago: never touched.
+	// A run abandoned weeks ago (no owner record): removed only with --prune-incomplete.
 	writeTree(t, filepath.Join(dir, layout.StagingPrefix+"run7"), map[string][]byte{"db_books_book.json": []byte("[]")}, ts("20240501_000000"))
 	return dir
 }
@@ -167,7 +168,7 @@ func TestList(t *testing.T) {
 				{"backup_20240615_020000", KindFolder, StatusIncomplete, 0},
 				{"backup_20240610_020000", KindFolder, StatusIncomplete, 0},
 				{"backup_20240501_020000", KindFolder, StatusComplete, 0},
-				{".wnb-staging-run7", KindStaging, StatusInProgress, 0},
+				{".wnb-staging-run7", KindStaging, StatusAbandoned, 0},
 			}
 			if got := summary(bs); !slices.Equal(got, want) {
 				t.Errorf("listed:\n%v\nwant:\n%v", got, want)
@@ -223,14 +224,13 @@ func TestPrune(t *testing.T) {
 		pruneIncomplete bool
 		removed         []string
 	}{
-		{"last 2", Policy{Last: 2}, false, []string{
-			"backup_20240628_140000.tar.gz", "backup_20240628_020000", "backup_20240501_020000"}},
+		// Prune reads archives: the truncated one is incomplete, so no rule counts it.
+		{"last 2", Policy{Last: 2}, false, []string{"backup_20240628_020000", "backup_20240501_020000"}},
 		{"last 2 and old incomplete", Policy{Last: 2}, true, []string{
 			"backup_20240628_140000.tar.gz", "backup_20240628_020000", "backup_20240620_020000",
-			"backup_20240615_020000", "backup_20240610_020000", "backup_20240501_020000"}},
-		{"monthly 2", Policy{Monthly: 2}, false, []string{
-			"backup_20240629_020000.tar.gz", "backup_20240628_140000.tar.gz", "backup_20240628_020000"}},
-		{"daily 30 keeps every complete day", Policy{Daily: 30}, false, []string{"backup_20240628_020000"}},
+			"backup_20240615_020000", "backup_20240610_020000", "backup_20240501_020000", ".wnb-staging-run7"}},
+		{"monthly 2", Policy{Monthly: 2}, false, []string{"backup_20240629_020000.tar.gz", "backup_20240628_020000"}},
+		{"daily 30 keeps every complete day", Policy{Daily: 30}, false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
