@@ -333,11 +333,21 @@ func (s *Snapshot) Close() error {
 // objects in format f separated by f.Sep() and without the surrounding brackets (a chunk). It
 // returns the number of rows written. Memory does not grow with the number of rows.
 //
-// An empty snapshotID reads the database as it is now (one transaction).
+// An empty snapshotID reads the database as it is now (one transaction). Export is for
+// callers that compare what they export; a backup uses ExportWithWarnings, so that values
+// written changed are reported.
 func (db *DB) Export(ctx context.Context, snapshotID string, m platform.Model, r Range, f fixture.Format, w io.Writer) (int64, error) {
+	n, _, err := db.ExportWithWarnings(ctx, snapshotID, m, r, f, w)
+	return n, err
+}
+
+// ExportWithWarnings is Export that also returns a warning for each value it had to write
+// changed, naming the model, pk and field: text stored as invalid UTF-8 (SQLite keeps any
+// bytes) is written with U+FFFD for each invalid byte, as a fixture can hold only Unicode.
+func (db *DB) ExportWithWarnings(ctx context.Context, snapshotID string, m platform.Model, r Range, f fixture.Format, w io.Writer) (int64, []string, error) {
 	p, err := newExportPlan(m, db.src.Engine)
 	if err != nil {
-		return 0, fmt.Errorf("export %s: %w", m.Label, err)
+		return 0, nil, fmt.Errorf("export %s: %w", m.Label, err)
 	}
 	out := fixture.NewChunkWriter(w, f)
 	var n int64
@@ -350,7 +360,7 @@ func (db *DB) Export(ctx context.Context, snapshotID string, m platform.Model, r
 		err = out.Flush()
 	}
 	if err != nil {
-		return n, fmt.Errorf("export %s %s: %w", m.Label, r, err)
+		return n, nil, fmt.Errorf("export %s %s: %w", m.Label, r, err)
 	}
-	return n, nil
+	return n, p.takeWarnings(), nil
 }
