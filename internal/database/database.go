@@ -62,6 +62,7 @@ func open(ctx context.Context, url string, create bool, o Options) (*DB, error) 
 		db.pool, err = openPostgres(ctx, src, o.lockTimeout())
 	case SQLite:
 		db.sql, err = openSQLite(ctx, src.DSN, create, o.lockTimeout())
+		err = db.lockError(err, "read the schema", 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", src.Redacted, err)
