@@ -73,6 +73,9 @@ type BackupOptions struct {
 	RunID string
 	// Progress, if set, is told the work planned and done (rows, file bytes, archive bytes).
 	Progress Progress
+	// LockTimeout bounds every wait for another session's lock while the coordinator checks
+	// the schema and plans in its snapshot (database.DefaultLockTimeout when 0).
+	LockTimeout time.Duration
 	// Resume finishes the run with this id, whose coordinator died: file copies already done
 	// are kept; the database is exported again under a new snapshot (the old one died with its
 	// coordinator). The other options are taken from the run's record.
@@ -257,7 +260,7 @@ func (r *backupRun) check(ctx context.Context) error {
 		if r.models, err = platform.Default.Select(o.Models); err != nil {
 			return fmt.Errorf("backup: --models: %w", err)
 		}
-		if r.db, err = database.Open(ctx, o.DatabaseURL); err != nil {
+		if r.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
 		w, err := r.db.CheckSchema(ctx, r.models)

@@ -55,6 +55,9 @@ type RestoreOptions struct {
 	RunID       string
 	// Progress, if set, is told the work planned and done (rows, file bytes).
 	Progress Progress
+	// LockTimeout bounds every wait for another session's lock: the checks, the row counts
+	// and the load (database.DefaultLockTimeout when 0).
+	LockTimeout time.Duration
 }
 
 // PlanModel is one model a restore will replace.
@@ -400,7 +403,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 		return chk, err
 	}
 	if !o.SkipDB {
-		if chk.db, err = checkTargetDatabase(ctx, o.DatabaseURL, models, chk.plan); err != nil {
+		if chk.db, err = checkTargetDatabase(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}, models, chk.plan); err != nil {
 			return chk, err
 		}
 	}
@@ -491,8 +494,8 @@ func readFixtures(dir string, models []platform.Model, meta *layout.Metadata, ve
 
 // checkTargetDatabase opens the target and checks it has the platform's schema, recording
 // the rows it holds now in the plan. The database is returned open even when a check fails.
-func checkTargetDatabase(ctx context.Context, url string, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
-	db, err := database.Open(ctx, url)
+func checkTargetDatabase(ctx context.Context, url string, dbo database.Options, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
+	db, err := database.OpenWith(ctx, url, dbo)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,8 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 	}
 	r := database.Range{Lo: e.Lo, Hi: e.Hi, HasLo: e.HasLo, HasHi: e.HasHi}
 	ectx, span := telemetry.Start(ctx, "database.export", telemetry.KeyModel.String(e.Model), attribute.Int64("wnb.pk.lo", e.Lo), attribute.Int64("wnb.pk.hi", e.Hi))
-	rows, err := db.Export(ectx, e.Snapshot, model, r, f, body)
+	// Values written changed (invalid UTF-8 text) are warnings of the run, naming each row.
+	rows, warnings, err := db.ExportWithWarnings(ectx, e.Snapshot, model, r, f, body)
 	span.SetAttributes(telemetry.KeyRows.Int64(rows), telemetry.KeyBytes.Int64(cw.n))
 	telemetry.End(span, err)
 	if err != nil {
@@ -72,7 +73,7 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 	if err := out.Commit(); err != nil {
 		return nil, fmt.Errorf("export %s: %w", e.Model, err)
 	}
-	return &messages.Result{Rows: rows, Bytes: cw.n, SHA256: hexSum(h)}, nil
+	return &messages.Result{Rows: rows, Bytes: cw.n, SHA256: hexSum(h), Warnings: warnings}, nil
 }
 
 // openOnWrite writes the fixture's opening bracket before the first object, so an empty table

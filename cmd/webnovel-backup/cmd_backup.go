@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
@@ -46,6 +47,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, counts, bytes, duration, path, trace id) on standard output")
 	f.StringVar(&o.Resume, "resume", "", "finish the abandoned or failed run with this `id` (see webnovel-backup runs); its other options are reused")
 	addStallFlag(f, &o.stallTimeout)
+	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
 func newBackupCommand(g *globals) *cobra.Command {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
@@ -49,6 +50,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, rows per model, files, duration, trace id) on standard output")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
+	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
 func newRestoreCommand(g *globals) *cobra.Command {

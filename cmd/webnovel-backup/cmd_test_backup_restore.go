@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/roundtrip"
 )
@@ -26,6 +27,7 @@ func (o *testBackupRestoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.ScratchDatabase, "scratch-database", "", "restore into this (empty, migrated or new) database `URL` instead of a temporary one")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where scratch files go (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
+	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup or the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
 func newTestBackupRestoreCommand(g *globals) *cobra.Command {

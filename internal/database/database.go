@@ -24,7 +24,8 @@ import (
 // DB is an open platform database. It is safe for concurrent use: several exports may run at
 // once, each on its own connection.
 type DB struct {
-	src Source
+	src  Source
+	opts Options
 
 	pool *pgxpool.Pool // PostgreSQL
 	sql  *sql.DB       // SQLite
@@ -36,26 +37,32 @@ type DB struct {
 // Open connects to the database. A database that does not exist (a missing SQLite file, an
 // unknown PostgreSQL database) is an error, never created.
 func Open(ctx context.Context, url string) (*DB, error) {
-	return open(ctx, url, false)
+	return open(ctx, url, false, Options{})
+}
+
+// OpenWith is Open with options (the lock timeout).
+func OpenWith(ctx context.Context, url string, o Options) (*DB, error) {
+	return open(ctx, url, false, o)
 }
 
 // Create opens the database, creating an empty SQLite file when missing (PostgreSQL databases
 // must exist). Used by the demo generator and scratch restores.
 func Create(ctx context.Context, url string) (*DB, error) {
-	return open(ctx, url, true)
+	return open(ctx, url, true, Options{})
 }
 
-func open(ctx context.Context, url string, create bool) (*DB, error) {
+func open(ctx context.Context, url string, create bool, o Options) (*DB, error) {
 	src, err := ParseURL(url)
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{src: src}
+	db := &DB{src: src, opts: o}
 	switch src.Engine {
 	case Postgres:
-		db.pool, err = openPostgres(ctx, src)
+		db.pool, err = openPostgres(ctx, src, o.lockTimeout())
 	case SQLite:
-		db.sql, err = openSQLite(ctx, src.DSN, create)
+		db.sql, err = openSQLite(ctx, src.DSN, create, o.lockTimeout())
+		err = db.lockError(err, "read the schema", 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", src.Redacted, err)
@@ -180,7 +187,7 @@ func (db *DB) CheckSchema(ctx context.Context, models []platform.Model) (warning
 	} else {
 		live, err = liveColumnsSQLite(ctx, db.sql)
 	}
-	if err != nil {
+	if err = db.lockError(err, "read the table list", 0, platformTables()...); err != nil {
 		return nil, fmt.Errorf("check schema: %w", err)
 	}
 	var problems []string
@@ -263,7 +270,7 @@ func (db *DB) BeginSnapshot(ctx context.Context, dir string) (*Snapshot, error) 
 	} else {
 		s, err = db.beginSnapshotSQLite(ctx, dir)
 	}
-	if err != nil {
+	if err = db.lockError(err, "copy the database", 0, platformTables()...); err != nil {
 		return nil, fmt.Errorf("begin snapshot: %w", err)
 	}
 	return s, nil
@@ -292,6 +299,7 @@ func (s *Snapshot) Plan(ctx context.Context, m platform.Model, chunkRows int) ([
 		if h, err = s.db.snapshotHandle(s.id); err == nil {
 			total, bounds, err = planSQL(ctx, h, m, chunkRows)
 		}
+		err = s.db.lockError(err, "count rows", 0)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("plan %s: %w", m.Label, err)
@@ -333,11 +341,21 @@ func (s *Snapshot) Close() error {
 // objects in format f separated by f.Sep() and without the surrounding brackets (a chunk). It
 // returns the number of rows written. Memory does not grow with the number of rows.
 //
-// An empty snapshotID reads the database as it is now (one transaction).
+// An empty snapshotID reads the database as it is now (one transaction). Export is for
+// callers that compare what they export; a backup uses ExportWithWarnings, so that values
+// written changed are reported.
 func (db *DB) Export(ctx context.Context, snapshotID string, m platform.Model, r Range, f fixture.Format, w io.Writer) (int64, error) {
+	n, _, err := db.ExportWithWarnings(ctx, snapshotID, m, r, f, w)
+	return n, err
+}
+
+// ExportWithWarnings is Export that also returns a warning for each value it had to write
+// changed, naming the model, pk and field: text stored as invalid UTF-8 (SQLite keeps any
+// bytes) is written with U+FFFD for each invalid byte, as a fixture can hold only Unicode.
+func (db *DB) ExportWithWarnings(ctx context.Context, snapshotID string, m platform.Model, r Range, f fixture.Format, w io.Writer) (int64, []string, error) {
 	p, err := newExportPlan(m, db.src.Engine)
 	if err != nil {
-		return 0, fmt.Errorf("export %s: %w", m.Label, err)
+		return 0, nil, fmt.Errorf("export %s: %w", m.Label, err)
 	}
 	out := fixture.NewChunkWriter(w, f)
 	var n int64
@@ -345,12 +363,13 @@ func (db *DB) Export(ctx context.Context, snapshotID string, m platform.Model, r
 		n, err = db.exportPostgres(ctx, snapshotID, p, r, out)
 	} else {
 		n, err = db.exportSQLite(ctx, snapshotID, p, r, out)
+		err = db.lockError(err, "read rows", 0)
 	}
 	if err == nil {
 		err = out.Flush()
 	}
 	if err != nil {
-		return n, fmt.Errorf("export %s %s: %w", m.Label, r, err)
+		return n, nil, fmt.Errorf("export %s %s: %w", m.Label, r, err)
 	}
-	return n, nil
+	return n, p.takeWarnings(), nil
 }

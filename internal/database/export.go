@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -79,6 +80,37 @@ type exportPlan struct {
 	fields []exportField
 	selec  string // SELECT ... FROM ... (no WHERE)
 	pk     string // quoted pk column, qualified
+
+	// warnings name the values written changed (at most maxRowWarnings); unnamed counts
+	// the further ones.
+	warnings []string
+	unnamed  int
+}
+
+// maxRowWarnings bounds the warnings one export names row by row: a table full of bad text
+// would otherwise bury the report. The rest are counted in one more warning.
+const maxRowWarnings = 100
+
+// checkText warns when a text value is not valid UTF-8: the fixture can only hold Unicode
+// text, so each invalid byte is written as U+FFFD, as Django's dumpdata would.
+func (p *exportPlan) checkText(pk []byte, f *exportField, v []byte) {
+	if f.kind != kindText && f.kind != kindInt && f.kind != kindJSON || utf8.Valid(v) {
+		return
+	}
+	if len(p.warnings) >= maxRowWarnings {
+		p.unnamed++
+		return
+	}
+	p.warnings = append(p.warnings, fmt.Sprintf("%s pk %s field %s: the stored text is not valid UTF-8; the backup holds it with each invalid byte replaced by U+FFFD", p.m.Label, pk, f.name))
+}
+
+// takeWarnings returns the export's warnings, the further ones counted in a last one.
+func (p *exportPlan) takeWarnings() []string {
+	w := p.warnings
+	if p.unnamed > 0 {
+		w = append(w, fmt.Sprintf("%s: %d more values of invalid UTF-8 text were written with U+FFFD in place of the invalid bytes", p.m.Label, p.unnamed))
+	}
+	return w
 }
 
 func newExportPlan(m platform.Model, engine string) (*exportPlan, error) {
@@ -186,6 +218,7 @@ func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 		}
 		switch f.kind {
 		case kindText:
+			p.checkText(vals[0], f, v)
 			dst = fixture.AppendString(dst, v)
 		case kindInt:
 			dst = append(dst, v...)
@@ -213,6 +246,7 @@ func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 				dst = fixture.AppendDuration(dst, us)
 			}
 		case kindJSON:
+			p.checkText(vals[0], f, v)
 			dst, err = fixture.AppendJSON(dst, v)
 		case kindM2M:
 			dst, err = appendPKList(dst, v)
@@ -251,8 +285,10 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 		case float64:
 			dst, err = f.appendSQLiteFloat(dst, v)
 		case string:
+			p.checkText(strconv.AppendInt(nil, pk, 10), f, []byte(v))
 			dst, err = f.appendSQLiteText(dst, []byte(v))
 		case []byte:
+			p.checkText(strconv.AppendInt(nil, pk, 10), f, v)
 			dst, err = f.appendSQLiteText(dst, v)
 		default:
 			err = fmt.Errorf("unexpected value of type %T", v)

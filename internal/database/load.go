@@ -67,6 +67,7 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 		out, err = db.loadPostgres(ctx, fixtures, plans, o)
 	} else {
 		out, err = db.loadSQLite(ctx, fixtures, plans, o)
+		err = db.lockError(err, "load", 0)
 	}
 	if err != nil {
 		return nil, err
@@ -79,6 +80,9 @@ func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[strin
 	counts := make(map[string]int64, len(models))
 	for _, m := range models {
 		n, err := db.TableRows(ctx, m.Table)
+		if isLockTimeout(err) {
+			return nil, db.lockError(err, "count rows of "+m.Label, 0, m.Table)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("count rows of %s: %w", m.Label, err)
 		}

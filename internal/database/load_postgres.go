@@ -45,8 +45,11 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 	defer tx.Rollback(context.Background())
 
 	l := &pgLoad{tx: tx, plans: plans, colTypes: colTypes, merge: o.Merge, names: newTableNames(plans), phase: time.Now()}
+	// A wait for another session's lock fails after the lock timeout, naming the holder;
+	// this connection's own locks are not the holder's.
+	self := conn.Conn().PgConn().PID()
 	if err := l.lock(ctx); err != nil {
-		return nil, err
+		return nil, db.lockError(err, "load", self, loadTables(plans)...)
 	}
 	// Sequences are not transactional: the through tables' COPYs draw ids from theirs, and
 	// the reset moves each past the loaded ids. A failed load puts them back as they were.
@@ -62,13 +65,26 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 		if rerr := seqs.restore(ctx, tx); rerr != nil {
 			slog.Warn("load failed and its sequences could not be put back", "err", rerr)
 		}
-		return nil, err
+		return nil, db.lockError(err, "load", self, loadTables(plans)...)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, l.names.wrap("", "commit", err)
 	}
 	l.lap("commit")
 	return out, nil
+}
+
+// loadTables names the tables a load writes, and every platform table: dropping and adding
+// foreign keys locks the tables they point at too.
+func loadTables(plans []*loadPlan) []string {
+	var out []string
+	for _, p := range plans {
+		out = append(out, p.m.Table)
+		for _, f := range p.m2m {
+			out = append(out, f.ThroughTable)
+		}
+	}
+	return append(out, platformTables()...)
 }
 
 // planColumnTypes reads each planned table's column types, in the plans' column order.

@@ -393,6 +393,12 @@ func TestLoadFailuresChangeNothing(t *testing.T) {
 		{"value too long", func(t testing.TB) []LoadFixture {
 			return []LoadFixture{bytesFixture(chapter, editFixture(t, chapters, nil, setField("6", "status", `"`+strings.Repeat("x", 30)+`"`)))}
 		}, false, []string{"books.chapter pk 6", `"status"`}},
+		{"invalid UTF-8 in a text field", func(t testing.TB) []LoadFixture {
+			return []LoadFixture{bytesFixture(book, books), bytesFixture(chapter, editFixture(t, chapters, nil, setField("4", "title", "\"Chapter \xff\xfe four\"")))}
+		}, false, []string{"books.chapter pk 4", `field "title"`, "not valid UTF-8"}},
+		{"unpaired surrogate escape, merge", func(t testing.TB) []LoadFixture {
+			return []LoadFixture{bytesFixture(chapter, editFixture(t, chapters, nil, setField("5", "title", `"x\udc00"`)))}
+		}, true, []string{"books.chapter pk 5", `field "title"`, "not valid UTF-8"}},
 		{"second fixture fails after the first loaded", func(t testing.TB) []LoadFixture {
 			return []LoadFixture{bytesFixture(book, books), bytesFixture(chapter, editFixture(t, chapters, nil, setField("6", "number", `-1`)))}
 		}, false, []string{"books.chapter pk 6", `"number"`}},

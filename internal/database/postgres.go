@@ -19,7 +19,10 @@ import (
 // minPoolConns lets several export workers share one DB.
 const minPoolConns = 8
 
-func openPostgres(ctx context.Context, src Source) (*pgxpool.Pool, error) {
+// applicationName names this tool's sessions in pg_stat_activity unless the URL names them.
+const applicationName = "webnovel-backup"
+
+func openPostgres(ctx context.Context, src Source, lockTimeout time.Duration) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(src.DSN)
 	if err != nil {
 		return nil, err
@@ -29,6 +32,12 @@ func openPostgres(ctx context.Context, src Source) (*pgxpool.Pool, error) {
 	rp["timezone"] = "UTC"
 	rp["datestyle"] = "ISO, YMD"
 	rp["intervalstyle"] = "postgres"
+	// Every lock any statement waits for (the load's, the snapshot's, the plan's, the
+	// exports') fails after lockTimeout instead of queueing the application behind it.
+	rp["lock_timeout"] = strconv.FormatInt(max(lockTimeout.Milliseconds(), 1), 10)
+	if rp["application_name"] == "" {
+		rp["application_name"] = applicationName
+	}
 	if cfg.MaxConns < minPoolConns {
 		cfg.MaxConns = minPoolConns
 	}
@@ -213,6 +222,7 @@ func (db *DB) liveColumnsPostgres(ctx context.Context) (map[string]map[string]bo
 
 // pgSnapshot is the coordinator's transaction whose snapshot the exports import.
 type pgSnapshot struct {
+	db   *DB
 	conn *pgx.Conn
 	tx   pgx.Tx
 }
@@ -233,7 +243,7 @@ func (db *DB) beginSnapshotPostgres(ctx context.Context) (*Snapshot, error) {
 		conn.Close(context.Background())
 		return nil, err
 	}
-	return &Snapshot{db: db, id: id, pg: &pgSnapshot{conn: conn, tx: tx}}, nil
+	return &Snapshot{db: db, id: id, pg: &pgSnapshot{db: db, conn: conn, tx: tx}}, nil
 }
 
 func (s *pgSnapshot) plan(ctx context.Context, m platform.Model, chunk int) (int64, []int64, error) {
@@ -242,7 +252,8 @@ func (s *pgSnapshot) plan(ctx context.Context, m platform.Model, chunk int) (int
 	}
 	var total int64
 	if err := s.tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(m.Table)).Scan(&total); err != nil {
-		return 0, nil, err
+		// The snapshot's own locks are not the holder's.
+		return 0, nil, s.db.lockError(err, "count rows", s.conn.PgConn().PID(), m.Table)
 	}
 	if total <= int64(chunk) {
 		return total, nil, nil
@@ -285,7 +296,7 @@ func validSnapshotID(id string) bool {
 	return true
 }
 
-func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPlan, r Range, out *fixture.Writer) (int64, error) {
+func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPlan, r Range, out *fixture.Writer) (n int64, err error) {
 	setup := "SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'"
 	if snapshotID != "" {
 		if !validSnapshotID(snapshotID) {
@@ -299,6 +310,8 @@ func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPl
 		return 0, err
 	}
 	defer conn.Release()
+	self := conn.Conn().PgConn().PID()
+	defer func() { err = db.lockError(err, "read rows", self, modelTables(p.m)...) }()
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return 0, err
@@ -319,10 +332,7 @@ func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPl
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rr := conn.Conn().PgConn().ExecParams(qctx, q, params, oids, nil, nil)
-	var (
-		n   int64
-		buf = make([]byte, 0, 4096)
-	)
+	buf := make([]byte, 0, 4096)
 	for rr.NextRow() {
 		buf, err = p.appendPGRow(buf[:0], rr.Values())
 		if err == nil {

@@ -21,17 +21,15 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 )
 
-// sqliteBusyTimeout is how long a statement waits for another writer's lock.
-const sqliteBusyTimeout = 10 * time.Second
-
-// sqliteDSN is a modernc.org/sqlite file: URI for path with SQLite's open mode (ro, rw, rwc).
-func sqliteDSN(path, mode string, pragmas ...string) string {
+// sqliteDSN is a modernc.org/sqlite file: URI for path with SQLite's open mode (ro, rw, rwc),
+// waiting at most busy for another process's lock.
+func sqliteDSN(path, mode string, busy time.Duration, pragmas ...string) string {
 	q := url.Values{"mode": {mode}}
-	q["_pragma"] = append([]string{fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds())}, pragmas...)
+	q["_pragma"] = append([]string{fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds())}, pragmas...)
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
-func openSQLite(ctx context.Context, path string, create bool) (*sql.DB, error) {
+func openSQLite(ctx context.Context, path string, create bool, busy time.Duration) (*sql.DB, error) {
 	mode := "rw"
 	if create {
 		mode = "rwc"
@@ -39,7 +37,7 @@ func openSQLite(ctx context.Context, path string, create bool) (*sql.DB, error) 
 		return nil, fmt.Errorf("database %s does not exist", path)
 	}
 	// Django turns foreign keys on for every connection.
-	db, err := sql.Open("sqlite", sqliteDSN(path, mode, "foreign_keys(1)"))
+	db, err := sql.Open("sqlite", sqliteDSN(path, mode, busy, "foreign_keys(1)"))
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +248,7 @@ func (db *DB) snapshotHandle(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("snapshot %s: %w", path, err)
 	}
 	// immutable: nobody writes the copy, so SQLite can skip locking.
-	h, err := sql.Open("sqlite", sqliteDSN(path, "ro")+"&immutable=1")
+	h, err := sql.Open("sqlite", sqliteDSN(path, "ro", DefaultLockTimeout)+"&immutable=1")
 	if err != nil {
 		return nil, err
 	}

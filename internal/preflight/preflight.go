@@ -189,7 +189,8 @@ func checkDatabase(ctx context.Context, c Config) (dbCheck, schemaCheck Check, s
 	}
 	tctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	db, err := database.Open(tctx, c.DatabaseURL)
+	// A lock held by another process fails, naming it, before the check's own deadline.
+	db, err := database.OpenWith(tctx, c.DatabaseURL, database.Options{LockTimeout: c.Timeout / 2})
 	if err != nil {
 		advice := "check the host, port, user and password in --database / DATABASE_URL, that the server accepts connections from this host (pg_hba.conf, firewall), and that the database exists; `psql URL` should connect"
 		if src.Engine == database.SQLite {

@@ -50,6 +50,8 @@ type Options struct {
 	// StallTimeout, when set, is the coordinators' Coordinator.StallTimeout (0 waits for
 	// ever); nil keeps coordinator.DefaultStallTimeout.
 	StallTimeout *time.Duration
+	// LockTimeout is the backup's and the restore's lock timeout (0: the default).
+	LockTimeout time.Duration
 }
 
 // configure applies the options' coordinator settings to a session's coordinator.
@@ -177,7 +179,7 @@ func runBackup(ctx context.Context, o Options, log *slog.Logger, dir string) (*c
 	defer s.Close()
 	o.configure(s)
 	return s.Coordinator.Backup(ctx, coordinator.BackupOptions{
-		DatabaseURL: o.DatabaseURL, StorageURL: o.StorageURL, BackupDir: dir, Workers: o.Workers,
+		DatabaseURL: o.DatabaseURL, StorageURL: o.StorageURL, BackupDir: dir, Workers: o.Workers, LockTimeout: o.LockTimeout,
 	})
 }
 
@@ -189,7 +191,7 @@ func runRestore(ctx context.Context, o Options, log *slog.Logger, backup, dbURL,
 	defer s.Close()
 	o.configure(s)
 	_, err = s.Coordinator.Restore(ctx, coordinator.RestoreOptions{
-		Source: backup, DatabaseURL: dbURL, StorageURL: media, TempDir: o.TempDir,
+		Source: backup, DatabaseURL: dbURL, StorageURL: media, TempDir: o.TempDir, LockTimeout: o.LockTimeout,
 	})
 	return err
 }
