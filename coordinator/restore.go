@@ -1,7 +1,10 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -55,6 +58,9 @@ type RestoreOptions struct {
 	RunID       string
 	// Progress, if set, is told the work planned and done (rows, file bytes).
 	Progress Progress
+	// RequireChecksums refuses a backup without SHA256SUMS even when the Python command wrote
+	// it (a backup this tool wrote is always refused without one).
+	RequireChecksums bool
 }
 
 // PlanModel is one model a restore will replace.
@@ -389,8 +395,11 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 			return chk, err
 		}
 	}
-	sums, err := readSums(dir)
+	sums, manifest, err := readSums(dir)
 	if err != nil {
+		return chk, err
+	}
+	if err := checkManifest(meta, sums, manifest, o.RequireChecksums); err != nil {
 		return chk, err
 	}
 	if chk.files, err = checkBackupFiles(ctx, dir, sums, models, o, chk.plan); err != nil {
@@ -459,7 +468,30 @@ func checkBackupFiles(ctx context.Context, dir string, sums map[string]string, m
 		plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
 		return files, nil
 	}
-	return files, checkSums(ctx, dir, sums, toCheck, o.HashWorkers)
+	return files, checkSums(ctx, dir, sums, plan.Metadata, toCheck, o.HashWorkers)
+}
+
+// checkManifest refuses a backup whose checksums could be switched off by deleting or
+// editing SHA256SUMS: metadata that says this tool wrote the backup ties SHA256SUMS to it by
+// manifest_sha256. Only a Python backup (no such mark) goes without, unless required.
+func checkManifest(meta *layout.Metadata, sums map[string]string, manifest string, require bool) error {
+	switch {
+	case sums == nil && meta.WrittenByTool():
+		return fmt.Errorf("%s is missing, but %s says webnovel-backup wrote this backup (format_version %d): its files cannot be verified, so nothing is restored",
+			layout.FileSums, layout.FileMetadata, meta.FormatVersion)
+	case sums == nil && require:
+		return outcome.Usagef("backup has no %s (written by the Python command) and --require-checksums is set: nothing was changed", layout.FileSums)
+	case sums == nil:
+		return nil
+	case !meta.WrittenByTool():
+		return nil
+	case meta.ManifestSHA256 == "":
+		return fmt.Errorf("%s has no manifest_sha256: %s is not tied to the backup, so nothing is restored", layout.FileMetadata, layout.FileSums)
+	case meta.ManifestSHA256 != manifest:
+		return fmt.Errorf("%s was changed after the backup: its SHA-256 is %s, %s's manifest_sha256 says %s",
+			layout.FileSums, manifest, layout.FileMetadata, meta.ManifestSHA256)
+	}
+	return nil
 }
 
 // readFixtures checks that the fixtures parse and hold what their names say, and plans their
@@ -546,21 +578,22 @@ func backupModels(dir string, meta *layout.Metadata) ([]platform.Model, error) {
 	return out, nil
 }
 
-// readSums parses SHA256SUMS; nil without error when the backup has none.
-func readSums(dir string) (map[string]string, error) {
-	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+// readSums parses SHA256SUMS and returns it with the SHA-256 of the whole file; nil without
+// error when the backup has none.
+func readSums(dir string) (map[string]string, string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, layout.FileSums))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("read %s: %w", layout.FileSums, err)
 	}
-	defer f.Close()
-	sums, err := layout.ParseSums(f)
+	sums, err := layout.ParseSums(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", layout.FileSums, err)
+		return nil, "", fmt.Errorf("%s: %w", layout.FileSums, err)
 	}
-	return sums, nil
+	h := sha256.Sum256(data)
+	return sums, hex.EncodeToString(h[:]), nil
 }
 
 // listBackupFiles lists files/ of a backup with the checksum each must have. A file that
@@ -607,9 +640,15 @@ func listBackupFiles(ctx context.Context, dir string, sums map[string]string) ([
 	return out, nil
 }
 
-// checkSums hashes the named files in parallel and compares them with SHA256SUMS, stopping at
-// the first that does not match.
-func checkSums(ctx context.Context, dir string, sums map[string]string, paths []string, workers int) error {
+// checkSums hashes the named files in parallel and compares them with SHA256SUMS and the
+// metadata's per-model checksums, stopping at the first that does not match.
+func checkSums(ctx context.Context, dir string, sums map[string]string, meta *layout.Metadata, paths []string, workers int) error {
+	modelSums := map[string]string{}
+	for _, e := range meta.Models {
+		if e.SHA256 != "" {
+			modelSums[e.File] = e.SHA256
+		}
+	}
 	for _, p := range paths {
 		if _, ok := sums[p]; !ok {
 			return fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
@@ -621,6 +660,8 @@ func checkSums(ctx context.Context, dir string, sums map[string]string, paths []
 			return fmt.Errorf("check %s: %w", p, err)
 		case got != sums[p]:
 			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, sums[p])
+		case modelSums[p] != "" && got != modelSums[p]:
+			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", p, got, layout.FileMetadata, modelSums[p])
 		}
 		return nil
 	})

@@ -47,6 +47,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "skip the reachability checks that run before the restore (those of webnovel-backup doctor)")
 	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, rows per model, files, duration, trace id) on standard output")
+	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "refuse a backup without SHA256SUMS even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
 }
@@ -165,6 +166,13 @@ func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) prefl
 // the command's result. err comes through outcome.AfterCancel, so the report's status and
 // the exit code agree.
 func (o *restoreOptions) report(con console, rep *coordinator.RestoreReport, err error) error {
+	// Doubts about the backup (no checksums) go to standard error in every output mode, so
+	// that neither --json nor --quiet hides them.
+	if rep != nil && rep.Plan != nil {
+		for _, w := range rep.Plan.Warnings {
+			fmt.Fprintf(con.err, "warning: %s\n", w)
+		}
+	}
 	switch {
 	case o.asJSON:
 		if jerr := printJSON(con.out, restoreJSON(rep, err)); jerr != nil && err == nil {

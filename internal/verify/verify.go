@@ -42,6 +42,9 @@ type Options struct {
 	Workers int
 	// TempDir is where an archive is extracted (default: the system temporary folder).
 	TempDir string
+	// RequireChecksums makes a backup without SHA256SUMS a problem even when the Python
+	// command wrote it (a backup this tool wrote must always have one).
+	RequireChecksums bool
 }
 
 // Report is the outcome of verifying one backup.
