@@ -254,6 +254,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer src.cleanup()
+	if err := RefuseTargetInsideBackup(src.dir, o); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 
 	cctx, checkSpan := telemetry.Start(ctx, "restore.check")
 	chk, err := c.checkRestore(cctx, src.dir, o)
@@ -308,6 +311,75 @@ func (o *RestoreOptions) withDefaults(start time.Time) error {
 		o.RunID = NewRunID(start)
 	}
 	return nil
+}
+
+// RefuseTargetInsideBackup refuses a restore whose SQLite file or storage folder lies inside
+// the backup folder it reads (symlinks resolved): it would restore into the backup itself,
+// which then no longer verifies. It runs before the target is opened, so nothing is created;
+// the command line calls it before its preflight too. The error is a usage error naming the
+// flag (--database or --storage).
+func RefuseTargetInsideBackup(backup string, o RestoreOptions) error {
+	root, err := resolvePath(backup)
+	if err != nil {
+		return fmt.Errorf("resolve backup %s: %w", backup, err)
+	}
+	if !o.SkipDB {
+		if src, err := database.ParseURL(o.DatabaseURL); err == nil && src.Engine == database.SQLite {
+			if in, err := inside(root, src.DSN); err != nil || in {
+				return targetInBackup("--database", src.Redacted, backup, err)
+			}
+		}
+	}
+	if !o.SkipFiles && !storage.IsS3(o.StorageURL) {
+		p := strings.TrimPrefix(o.StorageURL, "file://")
+		if in, err := inside(root, p); err != nil || in {
+			return targetInBackup("--storage", p, backup, err)
+		}
+	}
+	return nil
+}
+
+// targetInBackup is the refusal of a target inside the backup (or one that cannot be resolved).
+func targetInBackup(flag, target, backup string, err error) error {
+	if err != nil {
+		return outcome.Usagef("%s %s: cannot tell whether it lies inside the backup %s: %w; nothing was changed", flag, target, backup, err)
+	}
+	return outcome.Usagef("%s %s lies inside the backup %s: the restore would write into the backup it reads; give the platform's own %s (nothing was changed)",
+		flag, target, backup, strings.TrimPrefix(flag, "--"))
+}
+
+// inside reports whether path p, resolved like root, is root or lies under it.
+func inside(root, p string) (bool, error) {
+	rp, err := resolvePath(p)
+	if err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(root, rp)
+	if err != nil {
+		return false, nil
+	}
+	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))), nil
+}
+
+// resolvePath makes p absolute and resolves the symlinks of its longest existing prefix; the
+// part that does not exist yet (a target the restore would create) is appended as it is.
+func resolvePath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; cur = filepath.Dir(cur) {
+		real, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			slices.Reverse(rest)
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || cur == filepath.Dir(cur) {
+			return "", err
+		}
+		rest = append(rest, filepath.Base(cur))
+	}
 }
 
 // confirmRestore asks Confirm, if set, with the plan: ErrRefused when it says no.

@@ -91,6 +91,11 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	if err := o.check(); err != nil {
 		return err
 	}
+	if !storage.IsS3(o.Source) {
+		if err := coordinator.RefuseTargetInsideBackup(o.Source, o.RestoreOptions); err != nil {
+			return o.report(con, nil, err)
+		}
+	}
 	if !o.force && !o.DryRun {
 		o.Confirm = o.confirm(con)
 	}
