@@ -141,6 +141,10 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 	}
 	defer f.Close()
 	top, err := archive.Extract(ctx, f, tmp)
+	if errors.Is(err, archive.ErrNotArchive) {
+		cleanup()
+		return nil, outcome.Usagef("%s is neither a backup folder nor a backup archive (.tar.gz): %w", src, err)
+	}
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
@@ -477,10 +481,14 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 	if chk.files, err = checkBackupFiles(ctx, dir, sums, models, o, chk.plan); err != nil {
 		return chk, err
 	}
+	if err := refuseNothingToRestore(o, models, chk.files); err != nil {
+		return chk, err
+	}
 	if chk.fixtures, err = readFixtures(dir, models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
 		return chk, err
 	}
-	if !o.SkipDB {
+	// A files-only backup needs no database: the target's is neither opened nor checked.
+	if len(models) > 0 {
 		if chk.db, err = checkTargetDatabase(ctx, o.DatabaseURL, models, chk.plan); err != nil {
 			return chk, err
 		}
@@ -494,6 +502,23 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 		chk.plan.Storage = b.String()
 	}
 	return chk, nil
+}
+
+// refuseNothingToRestore refuses, as a usage error, a restore that would restore nothing: --skip-db
+// on a backup without storage files (a database-only backup), --skip-files on one without
+// fixtures (a files-only backup), or a backup holding neither. Reporting "0 restored" with
+// success would hide that the operator restored nothing.
+func refuseNothingToRestore(o RestoreOptions, models []platform.Model, files []messages.FileEntry) error {
+	noFiles := !o.SkipFiles && len(files) == 0
+	switch {
+	case o.SkipDB && noFiles:
+		return outcome.Usagef("--skip-db: the backup holds no storage files (a database-only backup?): nothing to restore; nothing was changed")
+	case o.SkipFiles && len(models) == 0:
+		return outcome.Usagef("--skip-files: the backup holds no database fixtures (a files-only backup?): nothing to restore; nothing was changed")
+	case !o.SkipDB && len(models) == 0 && noFiles:
+		return outcome.Usagef("the backup holds neither database fixtures nor storage files: nothing to restore; nothing was changed")
+	}
+	return nil
 }
 
 // selectModels picks the fixtures to load, in dependency order: every model in the backup,

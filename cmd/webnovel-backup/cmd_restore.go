@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
@@ -157,7 +158,7 @@ func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bo
 // anything.
 func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) preflight.Config {
 	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts}
-	if !o.SkipDB {
+	if !o.SkipDB && !filesOnlyBackup(o.Source) {
 		pc.DatabaseURL = o.DatabaseURL
 		pc.Models, _ = platform.Default.Select(o.Models)
 	}
@@ -165,6 +166,20 @@ func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) prefl
 		pc.StorageURL = storageForPreflight(o.StorageURL)
 	}
 	return pc
+}
+
+// filesOnlyBackup reports whether the backup folder at src is known to hold no database
+// fixtures, so that its restore does not demand a database. An archive or S3 location is read
+// by the restore itself, which then skips the database as well.
+func filesOnlyBackup(src string) bool {
+	if storage.IsS3(src) {
+		return false
+	}
+	meta, err := layout.ReadMetadata(src)
+	if err != nil {
+		return false
+	}
+	return meta.BackupOptions.SkipDB || (meta.FormatVersion >= 1 && len(meta.Models) == 0)
 }
 
 // report prints the outcome (JSON, the dry run's plan, or the text report) and returns err,

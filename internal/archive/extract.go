@@ -21,6 +21,10 @@ import (
 // device, a duplicate, or an entry outside the single top folder.
 var ErrUnsafe = errors.New("unsafe archive")
 
+// ErrNotArchive is wrapped by Extract's error when the stream is not a tar.gz at all (not gzip,
+// or gzip holding no tar), as opposed to a damaged archive.
+var ErrNotArchive = errors.New("not a tar.gz archive")
+
 // ErrTooLarge is wrapped by Extract's error when the files exceed the
 // limit set by WithMaxBytes.
 var ErrTooLarge = errors.New("archive too large")
@@ -77,8 +81,11 @@ type dirMeta struct {
 // extractTo extracts into tmp, returning the top folder's name.
 func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (string, error) {
 	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	if err != nil && ctx.Err() != nil {
+		return "", fmt.Errorf("extract: %w", ctx.Err())
+	}
 	if err != nil {
-		return "", fmt.Errorf("extract: not a gzip stream: %w", err)
+		return "", fmt.Errorf("extract: not a gzip stream (%v): %w", err, ErrNotArchive)
 	}
 	defer gz.Close()
 	tr := tar.NewReader(ctxReader{ctx, gz})
@@ -92,6 +99,11 @@ func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (st
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		// No first header at all: what the gzip stream holds is not a tar (plain text, a
+		// database), which is not a damaged archive but no archive.
+		if err != nil && len(seen) == 0 && (errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return "", fmt.Errorf("extract: gzip stream holds no tar (%v): %w", err, ErrNotArchive)
 		}
 		if err != nil {
 			return "", fmt.Errorf("extract: %w", err)
