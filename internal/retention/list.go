@@ -8,7 +8,7 @@
 //
 // A .tar.gz is trusted by its name: archives are published atomically (written under a
 // hidden temporary name, then linked to their final one), so an archive named like a backup
-// is complete. Reading its metadata means decompressing the whole archive
+// is complete. Reading its metadata means decompressing the archive up to it
 // (backup_metadata.json is its first file; the last in older archives), which
 // ListOptions.ReadArchives does on request.
 package retention
