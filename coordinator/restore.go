@@ -179,6 +179,10 @@ func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, er
 		}
 		defer r.Close()
 		top, err := archive.Extract(ctx, r, tmp)
+		if errors.Is(err, archive.ErrNotArchive) {
+			cleanup()
+			return nil, outcome.Usagef("%s is not a backup archive (.tar.gz): %w", src, err)
+		}
 		if err != nil {
 			cleanup()
 			return nil, fmt.Errorf("unpack %s: %w", src, err)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -105,7 +106,7 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 		return err
 	}
 	if !o.skipPreflight {
-		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
+		if err := preflight.Run(ctx, o.preflight(ctx, cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
 			return o.report(con, nil, outcome.AfterCancel(ctx, err))
 		}
 	}
@@ -156,9 +157,9 @@ func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bo
 // preflight is what to check before the restore: reachability of the target, its schema
 // (migrated?), storage and queue; the restore checks the backup itself before it changes
 // anything.
-func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) preflight.Config {
+func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts []nats.Option) preflight.Config {
 	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts}
-	if !o.SkipDB && !filesOnlyBackup(o.Source) {
+	if !o.SkipDB && !filesOnlyBackup(ctx, o.Source) {
 		pc.DatabaseURL = o.DatabaseURL
 		pc.Models, _ = platform.Default.Select(o.Models)
 	}
@@ -168,16 +169,23 @@ func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) prefl
 	return pc
 }
 
-// filesOnlyBackup reports whether the backup folder at src is known to hold no database
-// fixtures, so that its restore does not demand a database. An archive or S3 location is read
-// by the restore itself, which then skips the database as well.
-func filesOnlyBackup(src string) bool {
+// filesOnlyBackup reports whether the local backup at src (a folder, or an archive whose
+// metadata comes first) is known to hold no database fixtures, so that its preflight does
+// not demand a database. Otherwise the restore itself finds out, and skips the database too.
+func filesOnlyBackup(ctx context.Context, src string) bool {
 	if storage.IsS3(src) {
 		return false
 	}
 	meta, err := layout.ReadMetadata(src)
 	if err != nil {
-		return false
+		f, ferr := os.Open(src)
+		if ferr != nil {
+			return false
+		}
+		defer f.Close()
+		if meta, err = archive.LeadingMetadata(ctx, f); err != nil || meta == nil {
+			return false
+		}
 	}
 	return meta.BackupOptions.SkipDB || (meta.FormatVersion >= 1 && len(meta.Models) == 0)
 }

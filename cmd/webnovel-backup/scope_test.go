@@ -46,21 +46,28 @@ func TestRestoreScopeOfBackup(t *testing.T) {
 	}
 	dbOnly := onlyBackup(t, filepath.Join(dir, "dbonly"))
 
-	t.Run("files-only backup without a database", func(t *testing.T) {
-		_, media := emptyTarget(t)
-		noDB := filepath.Join(t.TempDir(), "absent", "db.sqlite3")
-		t.Setenv("DATABASE_URL", "sqlite:///"+noDB)
-		code, out := cli(t, dir, "restore", filesOnly, "--force")
-		if code != 0 {
-			t.Fatalf("exit %d\n%s", code, out)
-		}
-		if _, err := os.Stat(filepath.Join(media, "content")); err != nil {
-			t.Errorf("files not restored: %v", err)
-		}
-		if _, err := os.Stat(noDB); err == nil {
-			t.Error("a files-only restore created a database")
-		}
-	})
+	if code, out := cli(t, dir, "backup", "--skip-db", "--compress", "--backup-dir", "filesonlyarchive"); code != 0 {
+		t.Fatalf("backup --skip-db --compress: %d %s", code, out)
+	}
+	filesOnlyArchive := onlyBackup(t, filepath.Join(dir, "filesonlyarchive"))
+
+	for _, b := range []string{filesOnly, filesOnlyArchive} {
+		t.Run("files-only backup without a database "+filepath.Base(b), func(t *testing.T) {
+			_, media := emptyTarget(t)
+			noDB := filepath.Join(t.TempDir(), "absent", "db.sqlite3")
+			t.Setenv("DATABASE_URL", "sqlite:///"+noDB)
+			code, out := cli(t, dir, "restore", b, "--force")
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			if _, err := os.Stat(filepath.Join(media, "content")); err != nil {
+				t.Errorf("files not restored: %v", err)
+			}
+			if _, err := os.Stat(noDB); err == nil {
+				t.Error("a files-only restore created a database")
+			}
+		})
+	}
 	refusals := []struct {
 		name   string
 		backup string

@@ -361,3 +361,34 @@ func typeName(t byte) string {
 // freeSpace is what an extraction may write into dir: its file system's free space. A test
 // replaces it to stand for a small disk.
 var freeSpace = diskFree
+
+// LeadingMetadata returns the metadata of a tar.gz backup when it is the archive's first file
+// (as Write puts it), reading nothing past it; nil without error when the first file is
+// another (an older or Python archive), whose metadata only a full read finds.
+func LeadingMetadata(ctx context.Context, r io.Reader) (*layout.Metadata, error) {
+	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	if err != nil {
+		return nil, fmt.Errorf("read archive: not a gzip stream (%v): %w", err, ErrNotArchive)
+	}
+	defer gz.Close()
+	tr := tar.NewReader(ctxReader{ctx, gz})
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %w", err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		clean, err := cleanName(hdr.Name)
+		_, rel, _ := strings.Cut(clean, "/")
+		if err != nil || rel != layout.FileMetadata || hdr.Size > maxMetadataSize {
+			return nil, nil
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %s: %w", layout.FileMetadata, err)
+		}
+		return layout.ParseMetadata(data)
+	}
+}
