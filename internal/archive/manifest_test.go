@@ -121,7 +121,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // Item 8: an entry the leading metadata and SHA256SUMS do not allow is refused as soon as its
 // header is read: its (huge) content is never decompressed, let alone written.
 func TestExtractRefusesAtTheHeader(t *testing.T) {
-	const huge = 256 << 20
+	const huge = 128 << 20
 	book := layout.ModelEntry{Label: "books.Book", File: "db_books_book.json", Rows: 1, Bytes: 10, SHA256: strings.Repeat("a", 64)}
 	tests := []struct {
 		name    string
@@ -139,12 +139,12 @@ func TestExtractRefusesAtTheHeader(t *testing.T) {
 			{name: layout.FileMetadata, data: toolMetadata(t, 3)},
 			{name: layout.FileSums, data: sumsOf(t, "files/a")},
 			{name: "files/a", size: huge},
-		}, true, "storage files reach 268435456 bytes, more than the 3 backup_metadata.json records"},
+		}, true, "storage files reach 134217728 bytes, more than the 3 backup_metadata.json records"},
 		{"fixture larger than the metadata records", []testEntry{
 			{name: layout.FileMetadata, data: toolMetadata(t, 0, book)},
 			{name: layout.FileSums, data: sumsOf(t, "db_books_book.json")},
 			{name: "db_books_book.json", size: huge},
-		}, true, "268435456 bytes, larger than the 10 backup_metadata.json records for books.Book"},
+		}, true, "134217728 bytes, larger than the 10 backup_metadata.json records for books.Book"},
 		{"metadata of this tool first, no SHA256SUMS after it", []testEntry{
 			{name: layout.FileMetadata, data: toolMetadata(t, 3)},
 			{name: "files/zeros.bin", size: huge},
