@@ -158,13 +158,14 @@ func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, er
 		return nil, fmt.Errorf("verify %s: %w", path, err)
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("verify %s: %w", path, ctx.Err())
-	case errors.Is(err, archive.ErrNotArchive):
-		return nil, fmt.Errorf("verify: %s is neither a backup folder nor a backup archive (.tar.gz): %w", path, err)
 	case err != nil:
 		// Corrupt or truncated: the backup is bad, which is what verify reports.
 		rep := &Report{Path: path, Format: -1}
 		rep.Checks = []Check{{Name: CheckArchive, Detail: "cannot extract"}}
 		rep.Problems = []string{fmt.Sprintf("%s: %v", name, err)}
+		if errors.Is(err, archive.ErrNotArchive) {
+			rep.Problems = []string{fmt.Sprintf("%s is neither a backup folder nor a backup archive (.tar.gz): %v", path, err)}
+		}
 		rep.Duration = time.Since(start)
 		return rep, nil
 	}
