@@ -572,7 +572,7 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 			return fmt.Errorf("backup: assemble %s: %w", m.Label, err)
 		}
 		r.rep.Models = append(r.rep.Models, *mr)
-		meta.Models = append(meta.Models, layout.ModelEntry{Label: m.Label, File: mr.File, Rows: mr.Rows, SHA256: mr.SHA256})
+		meta.Models = append(meta.Models, layout.ModelEntry{Label: m.Label, File: mr.File, Rows: mr.Rows, SHA256: mr.SHA256, Bytes: mr.Bytes})
 		if err := sums.Add(mr.File, mr.SHA256); err != nil {
 			return err
 		}

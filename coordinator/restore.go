@@ -1,7 +1,10 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -58,6 +61,9 @@ type RestoreOptions struct {
 	// LockTimeout bounds every wait for another session's lock: the checks, the row counts
 	// and the load (database.DefaultLockTimeout when 0).
 	LockTimeout time.Duration
+	// RequireChecksums refuses a backup without SHA256SUMS even when the Python command wrote
+	// it (a backup this tool wrote is always refused without one).
+	RequireChecksums bool
 }
 
 // PlanModel is one model a restore will replace.
@@ -138,6 +144,10 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 	}
 	defer f.Close()
 	top, err := archive.Extract(ctx, f, tmp)
+	if errors.Is(err, archive.ErrNotArchive) {
+		cleanup()
+		return nil, outcome.Usagef("%s is neither a backup folder nor a backup archive (.tar.gz): %w", src, err)
+	}
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
@@ -172,6 +182,10 @@ func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, er
 		}
 		defer r.Close()
 		top, err := archive.Extract(ctx, r, tmp)
+		if errors.Is(err, archive.ErrNotArchive) {
+			cleanup()
+			return nil, outcome.Usagef("%s is not a backup archive (.tar.gz): %w", src, err)
+		}
 		if err != nil {
 			cleanup()
 			return nil, fmt.Errorf("unpack %s: %w", src, err)
@@ -251,6 +265,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer src.cleanup()
+	if err := RefuseTargetInsideBackup(src.dir, o); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 
 	cctx, checkSpan := telemetry.Start(ctx, "restore.check")
 	chk, err := c.checkRestore(cctx, src.dir, o)
@@ -305,6 +322,75 @@ func (o *RestoreOptions) withDefaults(start time.Time) error {
 		o.RunID = NewRunID(start)
 	}
 	return nil
+}
+
+// RefuseTargetInsideBackup refuses a restore whose SQLite file or storage folder lies inside
+// the backup folder it reads (symlinks resolved): it would restore into the backup itself,
+// which then no longer verifies. It runs before the target is opened, so nothing is created;
+// the command line calls it before its preflight too. The error is a usage error naming the
+// flag (--database or --storage).
+func RefuseTargetInsideBackup(backup string, o RestoreOptions) error {
+	root, err := resolvePath(backup)
+	if err != nil {
+		return fmt.Errorf("resolve backup %s: %w", backup, err)
+	}
+	if !o.SkipDB {
+		if src, err := database.ParseURL(o.DatabaseURL); err == nil && src.Engine == database.SQLite {
+			if in, err := inside(root, src.DSN); err != nil || in {
+				return targetInBackup("--database", src.Redacted, backup, err)
+			}
+		}
+	}
+	if !o.SkipFiles && !storage.IsS3(o.StorageURL) {
+		p := strings.TrimPrefix(o.StorageURL, "file://")
+		if in, err := inside(root, p); err != nil || in {
+			return targetInBackup("--storage", p, backup, err)
+		}
+	}
+	return nil
+}
+
+// targetInBackup is the refusal of a target inside the backup (or one that cannot be resolved).
+func targetInBackup(flag, target, backup string, err error) error {
+	if err != nil {
+		return outcome.Usagef("%s %s: cannot tell whether it lies inside the backup %s: %w; nothing was changed", flag, target, backup, err)
+	}
+	return outcome.Usagef("%s %s lies inside the backup %s: the restore would write into the backup it reads; give the platform's own %s (nothing was changed)",
+		flag, target, backup, strings.TrimPrefix(flag, "--"))
+}
+
+// inside reports whether path p, resolved like root, is root or lies under it.
+func inside(root, p string) (bool, error) {
+	rp, err := resolvePath(p)
+	if err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(root, rp)
+	if err != nil {
+		return false, nil
+	}
+	return rel == "." || (rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))), nil
+}
+
+// resolvePath makes p absolute and resolves the symlinks of its longest existing prefix; the
+// part that does not exist yet (a target the restore would create) is appended as it is.
+func resolvePath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	var rest []string
+	for cur := abs; ; cur = filepath.Dir(cur) {
+		real, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			slices.Reverse(rest)
+			return filepath.Join(append([]string{real}, rest...)...), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) || cur == filepath.Dir(cur) {
+			return "", err
+		}
+		rest = append(rest, filepath.Base(cur))
+	}
 }
 
 // confirmRestore asks Confirm, if set, with the plan: ErrRefused when it says no.
@@ -392,17 +478,24 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 			return chk, err
 		}
 	}
-	sums, err := readSums(dir)
+	sums, manifest, err := readSums(dir)
 	if err != nil {
+		return chk, err
+	}
+	if err := checkManifest(meta, sums, manifest, o.RequireChecksums); err != nil {
 		return chk, err
 	}
 	if chk.files, err = checkBackupFiles(ctx, dir, sums, models, o, chk.plan, meta.Files.NameEncoding); err != nil {
 		return chk, err
 	}
+	if err := refuseNothingToRestore(o, models, chk.files); err != nil {
+		return chk, err
+	}
 	if chk.fixtures, err = readFixtures(dir, models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
 		return chk, err
 	}
-	if !o.SkipDB {
+	// A files-only backup needs no database: the target's is neither opened nor checked.
+	if len(models) > 0 {
 		if chk.db, err = checkTargetDatabase(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}, models, chk.plan); err != nil {
 			return chk, err
 		}
@@ -416,6 +509,23 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 		chk.plan.Storage = b.String()
 	}
 	return chk, nil
+}
+
+// refuseNothingToRestore refuses, as a usage error, a restore that would restore nothing: --skip-db
+// on a backup without storage files (a database-only backup), --skip-files on one without
+// fixtures (a files-only backup), or a backup holding neither. Reporting "0 restored" with
+// success would hide that the operator restored nothing.
+func refuseNothingToRestore(o RestoreOptions, models []platform.Model, files []messages.FileEntry) error {
+	noFiles := !o.SkipFiles && len(files) == 0
+	switch {
+	case o.SkipDB && noFiles:
+		return outcome.Usagef("--skip-db: the backup holds no storage files (a database-only backup?): nothing to restore; nothing was changed")
+	case o.SkipFiles && len(models) == 0:
+		return outcome.Usagef("--skip-files: the backup holds no database fixtures (a files-only backup?): nothing to restore; nothing was changed")
+	case !o.SkipDB && len(models) == 0 && noFiles:
+		return outcome.Usagef("the backup holds neither database fixtures nor storage files: nothing to restore; nothing was changed")
+	}
+	return nil
 }
 
 // selectModels picks the fixtures to load, in dependency order: every model in the backup,
@@ -462,7 +572,30 @@ func checkBackupFiles(ctx context.Context, dir string, sums map[string]string, m
 		plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
 		return files, nil
 	}
-	return files, checkSums(ctx, dir, sums, toCheck, o.HashWorkers)
+	return files, checkSums(ctx, dir, sums, plan.Metadata, toCheck, o.HashWorkers)
+}
+
+// checkManifest refuses a backup whose checksums could be switched off by deleting or
+// editing SHA256SUMS: metadata that says this tool wrote the backup ties SHA256SUMS to it by
+// manifest_sha256. Only a Python backup (no such mark) goes without, unless required.
+func checkManifest(meta *layout.Metadata, sums map[string]string, manifest string, require bool) error {
+	switch {
+	case sums == nil && meta.WrittenByTool():
+		return fmt.Errorf("%s is missing, but %s says webnovel-backup wrote this backup (format_version %d): its files cannot be verified, so nothing is restored",
+			layout.FileSums, layout.FileMetadata, meta.FormatVersion)
+	case sums == nil && require:
+		return outcome.Usagef("backup has no %s (written by the Python command) and --require-checksums is set: nothing was changed", layout.FileSums)
+	case sums == nil:
+		return nil
+	case !meta.WrittenByTool():
+		return nil
+	case meta.ManifestSHA256 == "":
+		return fmt.Errorf("%s has no manifest_sha256: %s is not tied to the backup, so nothing is restored", layout.FileMetadata, layout.FileSums)
+	case meta.ManifestSHA256 != manifest:
+		return fmt.Errorf("%s was changed after the backup: its SHA-256 is %s, %s's manifest_sha256 says %s",
+			layout.FileSums, manifest, layout.FileMetadata, meta.ManifestSHA256)
+	}
+	return nil
 }
 
 // readFixtures checks that the fixtures parse and hold what their names say, and plans their
@@ -549,21 +682,22 @@ func backupModels(dir string, meta *layout.Metadata) ([]platform.Model, error) {
 	return out, nil
 }
 
-// readSums parses SHA256SUMS; nil without error when the backup has none.
-func readSums(dir string) (map[string]string, error) {
-	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+// readSums parses SHA256SUMS and returns it with the SHA-256 of the whole file; nil without
+// error when the backup has none.
+func readSums(dir string) (map[string]string, string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, layout.FileSums))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("read %s: %w", layout.FileSums, err)
 	}
-	defer f.Close()
-	sums, err := layout.ParseSums(f)
+	sums, err := layout.ParseSums(bytes.NewReader(data))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", layout.FileSums, err)
+		return nil, "", fmt.Errorf("%s: %w", layout.FileSums, err)
 	}
-	return sums, nil
+	h := sha256.Sum256(data)
+	return sums, hex.EncodeToString(h[:]), nil
 }
 
 // storedPath is the path of a file in the backup folder.
@@ -643,9 +777,15 @@ func listBackupFiles(ctx context.Context, dir string, sums map[string]string, na
 	return out, nil
 }
 
-// checkSums hashes the named files in parallel and compares them with SHA256SUMS, stopping at
-// the first that does not match.
-func checkSums(ctx context.Context, dir string, sums map[string]string, paths []string, workers int) error {
+// checkSums hashes the named files in parallel and compares them with SHA256SUMS and the
+// metadata's per-model checksums, stopping at the first that does not match.
+func checkSums(ctx context.Context, dir string, sums map[string]string, meta *layout.Metadata, paths []string, workers int) error {
+	modelSums := map[string]string{}
+	for _, e := range meta.Models {
+		if e.SHA256 != "" {
+			modelSums[e.File] = e.SHA256
+		}
+	}
 	for _, p := range paths {
 		if _, ok := sums[p]; !ok {
 			return fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
@@ -657,6 +797,8 @@ func checkSums(ctx context.Context, dir string, sums map[string]string, paths []
 			return fmt.Errorf("check %s: %w", p, err)
 		case got != sums[p]:
 			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, sums[p])
+		case modelSums[p] != "" && got != modelSums[p]:
+			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", p, got, layout.FileMetadata, modelSums[p])
 		}
 		return nil
 	})

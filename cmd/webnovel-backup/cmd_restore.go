@@ -17,7 +17,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
@@ -48,6 +50,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "skip the reachability checks that run before the restore (those of webnovel-backup doctor)")
 	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, rows per model, files, duration, trace id) on standard output")
+	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "refuse a backup without SHA256SUMS even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
@@ -92,6 +95,11 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	if err := o.check(); err != nil {
 		return err
 	}
+	if !storage.IsS3(o.Source) {
+		if err := coordinator.RefuseTargetInsideBackup(o.Source, o.RestoreOptions); err != nil {
+			return o.report(con, nil, err)
+		}
+	}
 	if !o.force && !o.DryRun {
 		o.Confirm = o.confirm(con)
 	}
@@ -100,7 +108,7 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 		return err
 	}
 	if !o.skipPreflight {
-		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
+		if err := preflight.Run(ctx, o.preflight(ctx, cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
 			return o.report(con, nil, outcome.AfterCancel(ctx, err))
 		}
 	}
@@ -151,9 +159,9 @@ func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bo
 // preflight is what to check before the restore: reachability of the target, its schema
 // (migrated?), storage and queue; the restore checks the backup itself before it changes
 // anything.
-func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) preflight.Config {
+func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts []nats.Option) preflight.Config {
 	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts}
-	if !o.SkipDB {
+	if !o.SkipDB && !filesOnlyBackup(ctx, o.Source) {
 		pc.DatabaseURL = o.DatabaseURL
 		pc.Models, _ = platform.Default.Select(o.Models)
 	}
@@ -163,10 +171,38 @@ func (o *restoreOptions) preflight(natsURL string, natsOpts []nats.Option) prefl
 	return pc
 }
 
+// filesOnlyBackup reports whether the local backup at src (a folder, or an archive whose
+// metadata comes first) is known to hold no database fixtures, so that its preflight does
+// not demand a database. Otherwise the restore itself finds out, and skips the database too.
+func filesOnlyBackup(ctx context.Context, src string) bool {
+	if storage.IsS3(src) {
+		return false
+	}
+	meta, err := layout.ReadMetadata(src)
+	if err != nil {
+		f, ferr := os.Open(src)
+		if ferr != nil {
+			return false
+		}
+		defer f.Close()
+		if meta, err = archive.LeadingMetadata(ctx, f); err != nil || meta == nil {
+			return false
+		}
+	}
+	return meta.BackupOptions.SkipDB || (meta.FormatVersion >= 1 && len(meta.Models) == 0)
+}
+
 // report prints the outcome (JSON, the dry run's plan, or the text report) and returns err,
 // the command's result. err comes through outcome.AfterCancel, so the report's status and
 // the exit code agree.
 func (o *restoreOptions) report(con console, rep *coordinator.RestoreReport, err error) error {
+	// Doubts about the backup (no checksums) go to standard error in every output mode, so
+	// that neither --json nor --quiet hides them.
+	if rep != nil && rep.Plan != nil {
+		for _, w := range rep.Plan.Warnings {
+			fmt.Fprintf(con.err, "warning: %s\n", w)
+		}
+	}
 	switch {
 	case o.asJSON:
 		if jerr := printJSON(con.out, restoreJSON(rep, err)); jerr != nil && err == nil {

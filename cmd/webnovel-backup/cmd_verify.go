@@ -23,6 +23,7 @@ type verifyOptions struct {
 // AddFlags adds verify's flags to f.
 func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "count a backup without SHA256SUMS as a problem even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where an archive is extracted to be checked (default: the system temporary folder)")
 }
 
@@ -34,7 +35,9 @@ func newVerifyCommand(g *globals) *cobra.Command {
 		Long: `Check a backup folder or .tar.gz archive (local or s3://) without restoring it: backup_metadata.json is
 complete, every file matches SHA256SUMS and SHA256SUMS lists every file, every fixture parses
 and holds only its model's objects with no duplicate pk, and the row and file counts match the
-metadata. Backups written by the Python command (no SHA256SUMS, no counts) verify with warnings.
+metadata. A backup this tool wrote must have SHA256SUMS, tied to the metadata by its
+manifest_sha256. Backups written by the Python command (no format_version, no SHA256SUMS, no
+counts) verify with warnings, unless --require-checksums is given.
 
 Exit status: 0 when the backup is good, 1 when a problem is found or the check cannot run.`,
 		Example: `  webnovel-backup verify backups/backup_20241201_143022
@@ -75,6 +78,10 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 	if o.asJSON {
 		if err := printJSON(con.out, rep); err != nil {
 			return fmt.Errorf("verify: %w", err)
+		}
+		// The text report lists warnings; with --json they also go to standard error.
+		for _, w := range rep.Warnings {
+			fmt.Fprintf(con.err, "warning: %s\n", w)
 		}
 	} else {
 		printVerifyReport(con.out, rep)

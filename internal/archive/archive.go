@@ -1,7 +1,9 @@
 // Package archive writes and reads a backup as a .tar.gz: one top folder
 // (backup_YYYYMMDD_HHMMSS/) holding the backup, readable by `tar xzf`,
-// with backup_metadata.json as the last entry so that a truncated archive
-// is visibly incomplete. Writing uses parallel gzip (pgzip); both ways
+// with backup_metadata.json and SHA256SUMS as its first files, so that a
+// reader knows every entry's checksum (and the sizes the metadata records)
+// before it writes a byte of the rest. An archive is published under its
+// name only once complete. Writing uses parallel gzip (pgzip); both ways
 // stream, so memory stays flat whatever the backup's size.
 //
 // Extract treats the archive as hostile: any entry that could write
@@ -63,9 +65,9 @@ func WithConcurrency(blockSize, blocks int) Option {
 }
 
 // Write writes the folder dir as a tar.gz to w, under the top folder top
-// (a single path component, e.g. "backup_20241201_143022"). Entries come
-// in sorted walk order (deterministic for a given tree), except
-// backup_metadata.json at dir's top, which comes last. Only regular files
+// (a single path component, e.g. "backup_20241201_143022"). The top folder
+// comes first, then backup_metadata.json and SHA256SUMS at dir's top, then
+// the rest in sorted walk order (deterministic for a given tree). Only regular files
 // and folders are archived, with their permission bits and modification
 // time (seconds); owners are not recorded. Anything else (a symlink, a
 // device) is an error. Cancelling ctx stops the write promptly.
@@ -102,38 +104,7 @@ func Write(ctx context.Context, w io.Writer, dir, top string, opts ...Option) (S
 	}()
 	tw := tar.NewWriter(gz)
 	buf := make([]byte, 256<<10)
-
-	var metadata fs.FileInfo // written last
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		rel = filepath.ToSlash(rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if rel == layout.FileMetadata && info.Mode().IsRegular() {
-			metadata = info
-			return nil
-		}
-		before := st.Bytes
-		err = addEntry(ctx, tw, p, top, rel, info, &st, buf)
-		if o.progress != nil && st.Bytes > before {
-			o.progress(st.Bytes - before)
-		}
-		return err
-	})
-	if err == nil && metadata != nil {
-		err = addEntry(ctx, tw, filepath.Join(dir, layout.FileMetadata), top, layout.FileMetadata, metadata, &st, buf)
-	}
+	err = writeTree(ctx, tw, dir, top, rootInfo, &st, buf, o.progress)
 	if err == nil {
 		err = tw.Close()
 	}
@@ -145,6 +116,60 @@ func Write(ctx context.Context, w io.Writer, dir, top string, opts ...Option) (S
 		return st, fmt.Errorf("archive %s: %w", dir, err)
 	}
 	return st, nil
+}
+
+// leading are the files at a backup's top written first, in this order: a reader checks
+// every later entry against them as soon as it reads its header.
+var leading = []string{layout.FileMetadata, layout.FileSums}
+
+// writeTree writes the top folder, the leading files, then the rest of dir in walk order.
+func writeTree(ctx context.Context, tw *tar.Writer, dir, top string, rootInfo fs.FileInfo, st *Stats, buf []byte, progress func(int64)) error {
+	add := func(p, rel string, info fs.FileInfo) error {
+		before := st.Bytes
+		err := addEntry(ctx, tw, p, top, rel, info, st, buf)
+		if progress != nil && st.Bytes > before {
+			progress(st.Bytes - before)
+		}
+		return err
+	}
+	if err := add(dir, ".", rootInfo); err != nil {
+		return err
+	}
+	first := map[string]bool{}
+	for _, name := range leading {
+		info, err := os.Lstat(filepath.Join(dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := add(filepath.Join(dir, name), name, info); err != nil {
+			return err
+		}
+		first[name] = true
+	}
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == "." || first[rel] {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return add(p, rel, info)
+	})
 }
 
 // addEntry writes one header, and the content of a regular file.
@@ -218,7 +243,8 @@ type Entry struct {
 }
 
 // List returns the entries of a tar.gz, in archive order, without checking
-// them (Extract does). Metadata of a complete backup is the last entry.
+// them (Extract does). The metadata of a backup comes first (last in archives written before
+// this order).
 func List(ctx context.Context, r io.Reader) ([]Entry, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {

@@ -61,6 +61,22 @@ func makeBackup(t testing.TB) string {
 			t.Fatal(err)
 		}
 	}
+	// A real manifest: Extract checks every later entry against it.
+	sw, err := layout.SumTree(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := sw.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, layout.FileSums)
+	if err := os.WriteFile(p, sums, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, mtime.Add(time.Hour), mtime.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Mkdir(filepath.Join(dir, "files", "empty"), 0o750); err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +126,8 @@ func writeArchive(t *testing.T, dir string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Files != 9 || st.Dirs != 9 || st.Bytes != 77 {
-		t.Errorf("Write stats %+v, want 9 files, 9 dirs, 77 bytes", st)
+	if st.Files != 9 || st.Dirs != 9 || st.Bytes != 862 {
+		t.Errorf("Write stats %+v, want 9 files, 9 dirs, 862 bytes (SHA256SUMS lists 6 files)", st)
 	}
 	return buf.Bytes()
 }
@@ -137,8 +153,9 @@ func TestWriteReadByTar(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	if last := lines[len(lines)-1]; last != top+"/"+layout.FileMetadata {
-		t.Errorf("last entry (tar tzf | tail -1) = %q, want the metadata", last)
+	// Item 8: the metadata and SHA256SUMS come first, so a reader can check every later entry.
+	if lines[1] != top+"/"+layout.FileMetadata || lines[2] != top+"/"+layout.FileSums {
+		t.Errorf("entries 2 and 3 (tar tzf) = %q, want the metadata and SHA256SUMS", lines[1:3])
 	}
 	if lines[0] != top+"/" {
 		t.Errorf("first entry = %q, want the top folder", lines[0])
@@ -166,8 +183,8 @@ func TestWriteExtractRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := entries[len(entries)-1]; last.Name != top+"/"+layout.FileMetadata || last.IsDir {
-		t.Errorf("List last entry %+v", last)
+	if first := entries[1]; first.Name != top+"/"+layout.FileMetadata || first.IsDir {
+		t.Errorf("List entry after the top folder %+v, want the metadata", first)
 	}
 }
 

@@ -14,12 +14,18 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
 // ErrUnsafe is wrapped by Extract's error when the archive holds an entry
 // it refuses: one that could write outside the destination, a link, a
 // device, a duplicate, or an entry outside the single top folder.
 var ErrUnsafe = errors.New("unsafe archive")
+
+// ErrNotArchive is wrapped by Extract's error when the stream is not a tar.gz at all (not gzip,
+// or gzip holding no tar), as opposed to a damaged archive.
+var ErrNotArchive = errors.New("not a tar.gz archive")
 
 // ErrTooLarge is wrapped by Extract's error when the files exceed the
 // limit set by WithMaxBytes.
@@ -74,103 +80,237 @@ type dirMeta struct {
 	mtime time.Time
 }
 
+// extractor is one extraction in progress: what it has seen and the limits each new entry is
+// checked against before a byte of it is written.
+type extractor struct {
+	ctx      context.Context
+	tmp      string
+	maxBytes int64
+	// free is what the destination's file system had free at the start; -1 when unknown.
+	free  int64
+	buf   []byte
+	top   string
+	total int64
+	seen  map[string]bool
+	dirs  []dirMeta
+	// others counts regular files other than the leading metadata and SHA256SUMS.
+	others int
+	// meta is the metadata, when it came before every other file; man the checksums of
+	// SHA256SUMS, when it came before every file but the metadata.
+	meta       *layout.Metadata
+	man        map[string]string
+	filesBytes int64 // bytes of files/ entries so far, checked against meta.Files.Bytes
+}
+
 // extractTo extracts into tmp, returning the top folder's name.
 func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (string, error) {
 	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	if err != nil && ctx.Err() != nil {
+		return "", fmt.Errorf("extract: %w", ctx.Err())
+	}
 	if err != nil {
-		return "", fmt.Errorf("extract: not a gzip stream: %w", err)
+		return "", fmt.Errorf("extract: not a gzip stream (%v): %w", err, ErrNotArchive)
 	}
 	defer gz.Close()
 	tr := tar.NewReader(ctxReader{ctx, gz})
-
-	var top string
-	var total int64
-	seen := make(map[string]bool)
-	var dirs []dirMeta
-	buf := make([]byte, 256<<10)
+	e := &extractor{ctx: ctx, tmp: tmp, maxBytes: maxBytes, free: freeSpace(tmp),
+		buf: make([]byte, 256<<10), seen: make(map[string]bool)}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
+		// No first header at all: what the gzip stream holds is not a tar (plain text, a
+		// database), which is not a damaged archive but no archive.
+		if err != nil && len(e.seen) == 0 && (errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return "", fmt.Errorf("extract: gzip stream holds no tar (%v): %w", err, ErrNotArchive)
+		}
 		if err != nil {
 			return "", fmt.Errorf("extract: %w", err)
 		}
-		refuse := func(format string, args ...any) error {
-			return fmt.Errorf("extract: refusing archive: entry %q: %s: %w", hdr.Name, fmt.Sprintf(format, args...), ErrUnsafe)
-		}
-		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeDir:
-		case tar.TypeXGlobalHeader:
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // archive-wide PAX records (e.g. from git archive): no file
-		default:
-			return "", refuse("%s not allowed", typeName(hdr.Typeflag))
 		}
-		clean, err := cleanName(hdr.Name)
-		if err != nil {
-			return "", refuse("%v", err)
-		}
-		first, _, nested := strings.Cut(clean, "/")
-		switch {
-		case !nested && hdr.Typeflag != tar.TypeDir:
-			return "", refuse("a file outside any top folder")
-		case top == "":
-			top = first
-		case first != top:
-			return "", refuse("outside the top folder %q", top)
-		}
-		if seen[clean] {
-			return "", refuse("duplicate entry")
-		}
-		seen[clean] = true
-		if hdr.Size < 0 {
-			return "", refuse("negative size %d", hdr.Size)
-		}
-		// Sparse files expand to their logical size: a tiny archive could
-		// fill the disk with zeros. A backup never holds them.
-		for k := range hdr.PAXRecords {
-			if strings.HasPrefix(k, "GNU.sparse.") {
-				return "", refuse("sparse file not allowed")
-			}
-		}
-		if total += hdr.Size; maxBytes > 0 && total > maxBytes {
-			return "", fmt.Errorf("extract: refusing archive: entry %q: files exceed %d bytes: %w", hdr.Name, maxBytes, ErrTooLarge)
-		}
-
-		target := filepath.Join(tmp, filepath.FromSlash(clean))
-		if hdr.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return "", fmt.Errorf("extract %s: %w", hdr.Name, err)
-			}
-			dirs = append(dirs, dirMeta{target, fs.FileMode(hdr.Mode).Perm() | 0o700, hdr.ModTime})
-			continue
-		}
-		if err := extractFile(tr, hdr, target, buf); err != nil {
-			return "", fmt.Errorf("extract %s: %w", hdr.Name, err)
+		if err := e.entry(tr, hdr); err != nil {
+			return "", err
 		}
 	}
-	if top == "" {
+	if e.top == "" {
 		return "", errors.New("extract: the archive holds no backup folder")
 	}
 	// The gzip checksum is checked at the end of the stream, past the tar
 	// end marker: read to it, so a corrupt archive is not taken as good.
-	if _, err := io.CopyBuffer(io.Discard, ctxReader{ctx, gz}, buf); err != nil {
+	if _, err := io.CopyBuffer(io.Discard, ctxReader{ctx, gz}, e.buf); err != nil {
 		return "", fmt.Errorf("extract: %w", err)
 	}
-	// Folder modes and times last: adding entries changes a folder's mtime.
-	// Deepest first, so that a read-only parent does not block a child.
+	return e.top, e.finishDirs()
+}
+
+// entry checks one entry by its header, then writes it.
+func (e *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
+	clean, err := e.admit(hdr)
+	if err != nil {
+		return err
+	}
+	target := filepath.Join(e.tmp, filepath.FromSlash(clean))
+	if hdr.Typeflag == tar.TypeDir {
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return fmt.Errorf("extract %s: %w", hdr.Name, err)
+		}
+		e.dirs = append(e.dirs, dirMeta{target, fs.FileMode(hdr.Mode).Perm() | 0o700, hdr.ModTime})
+		return nil
+	}
+	if err := extractFile(tr, hdr, target, e.buf); err != nil {
+		return fmt.Errorf("extract %s: %w", hdr.Name, err)
+	}
+	return e.readLeading(strings.TrimPrefix(clean, e.top+"/"), target)
+}
+
+// admit checks an entry's header and returns its cleaned name: type, name, place, duplicates,
+// and, for a file, its size against the manifest, WithMaxBytes and the free space, all before
+// a byte of it is written.
+func (e *extractor) admit(hdr *tar.Header) (string, error) {
+	refuse := func(format string, args ...any) error {
+		return fmt.Errorf("extract: refusing archive: entry %q: %s: %w", hdr.Name, fmt.Sprintf(format, args...), ErrUnsafe)
+	}
+	if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeDir {
+		return "", refuse("%s not allowed", typeName(hdr.Typeflag))
+	}
+	clean, err := cleanName(hdr.Name)
+	if err != nil {
+		return "", refuse("%v", err)
+	}
+	first, _, nested := strings.Cut(clean, "/")
+	switch {
+	case !nested && hdr.Typeflag != tar.TypeDir:
+		return "", refuse("a file outside any top folder")
+	case e.top == "":
+		e.top = first
+	case first != e.top:
+		return "", refuse("outside the top folder %q", e.top)
+	}
+	if e.seen[clean] {
+		return "", refuse("duplicate entry")
+	}
+	e.seen[clean] = true
+	if hdr.Size < 0 {
+		return "", refuse("negative size %d", hdr.Size)
+	}
+	// Sparse files expand to their logical size: a tiny archive could
+	// fill the disk with zeros. A backup never holds them.
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return "", refuse("sparse file not allowed")
+		}
+	}
+	if hdr.Typeflag == tar.TypeDir {
+		return clean, nil
+	}
+	if err := e.checkListed(strings.TrimPrefix(clean, e.top+"/"), hdr.Size); err != nil {
+		return "", refuse("%v", err)
+	}
+	return clean, e.checkSpace(hdr)
+}
+
+// checkListed checks a file against the leading metadata and SHA256SUMS, when the archive
+// has them: a file they do not list, or one larger than its recorded size, is refused.
+func (e *extractor) checkListed(rel string, size int64) error {
+	leading := !nestedPath(rel) && (rel == layout.FileMetadata || rel == layout.FileSums)
+	switch {
+	case leading && rel == layout.FileMetadata && size > maxMetadataSize:
+		return fmt.Errorf("%d bytes: metadata is at most %d", size, maxMetadataSize)
+	case leading:
+		return nil
+	}
+	e.others++
+	if e.man == nil {
+		if e.meta != nil && e.meta.WrittenByTool() {
+			return fmt.Errorf("%s comes first but %s does not follow it: the archive cannot be checked", layout.FileMetadata, layout.FileSums)
+		}
+		return nil // an older or Python archive: only the free space bounds it
+	}
+	if _, ok := e.man[rel]; !ok {
+		return fmt.Errorf("not listed in %s", layout.FileSums)
+	}
+	if e.meta == nil || e.meta.FormatVersion < 1 {
+		return nil
+	}
+	for _, m := range e.meta.Models {
+		if m.File == rel && m.Bytes > 0 && size > m.Bytes {
+			return fmt.Errorf("%d bytes, larger than the %d %s records for %s", size, m.Bytes, layout.FileMetadata, m.Label)
+		}
+	}
+	if strings.HasPrefix(rel, layout.FilesDir+"/") {
+		if e.filesBytes += size; e.filesBytes > e.meta.Files.Bytes {
+			return fmt.Errorf("storage files reach %d bytes, more than the %d %s records", e.filesBytes, e.meta.Files.Bytes, layout.FileMetadata)
+		}
+	}
+	return nil
+}
+
+// checkSpace refuses a file that would take the archive past WithMaxBytes or past the space
+// the destination had free.
+func (e *extractor) checkSpace(hdr *tar.Header) error {
+	e.total += hdr.Size
+	if e.maxBytes > 0 && e.total > e.maxBytes {
+		return fmt.Errorf("extract: refusing archive: entry %q: files exceed %d bytes: %w", hdr.Name, e.maxBytes, ErrTooLarge)
+	}
+	if e.free >= 0 && e.total > e.free {
+		return fmt.Errorf("extract: refusing archive: entry %q: files reach %d bytes, more than the %d bytes free in %s: %w",
+			hdr.Name, e.total, e.free, filepath.Dir(e.tmp), ErrTooLarge)
+	}
+	return nil
+}
+
+// readLeading reads the metadata or SHA256SUMS just written, when they lead the archive, so
+// that every later entry is checked against them. Unreadable metadata is left to the
+// backup's own checks; an unreadable leading SHA256SUMS refuses the archive.
+func (e *extractor) readLeading(rel, target string) error {
+	switch {
+	case e.others > 0 || nestedPath(rel):
+		return nil
+	case rel == layout.FileMetadata:
+		data, err := os.ReadFile(target)
+		if err != nil {
+			return fmt.Errorf("extract: read %s: %w", rel, err)
+		}
+		if m, err := layout.ParseMetadata(data); err == nil {
+			e.meta = m
+		}
+	case rel == layout.FileSums:
+		f, err := os.Open(target)
+		if err != nil {
+			return fmt.Errorf("extract: read %s: %w", rel, err)
+		}
+		defer f.Close()
+		if e.man, err = layout.ParseSums(f); err != nil {
+			return fmt.Errorf("extract: refusing archive: its leading %s: %v: %w", rel, err, ErrUnsafe)
+		}
+	}
+	return nil
+}
+
+func nestedPath(rel string) bool { return strings.Contains(rel, "/") }
+
+// maxMetadataSize bounds a leading metadata entry (real metadata is a few KiB).
+const maxMetadataSize = 16 << 20
+
+// finishDirs sets folder modes and times last: adding entries changes a folder's mtime.
+// Deepest first, so that a read-only parent does not block a child.
+func (e *extractor) finishDirs() error {
+	dirs := e.dirs
 	sort.SliceStable(dirs, func(i, j int) bool {
 		return strings.Count(dirs[i].path, string(filepath.Separator)) > strings.Count(dirs[j].path, string(filepath.Separator))
 	})
 	for _, d := range dirs {
 		if err := os.Chmod(d.path, d.mode); err != nil {
-			return "", fmt.Errorf("extract: %w", err)
+			return fmt.Errorf("extract: %w", err)
 		}
 		if err := os.Chtimes(d.path, d.mtime, d.mtime); err != nil {
-			return "", fmt.Errorf("extract: %w", err)
+			return fmt.Errorf("extract: %w", err)
 		}
 	}
-	return top, nil
+	return nil
 }
 
 func extractFile(tr *tar.Reader, hdr *tar.Header, target string, buf []byte) error {
@@ -216,4 +356,39 @@ func typeName(t byte) string {
 		return "GNU sparse file"
 	}
 	return fmt.Sprintf("entry type %q", t)
+}
+
+// freeSpace is what an extraction may write into dir: its file system's free space. A test
+// replaces it to stand for a small disk.
+var freeSpace = diskFree
+
+// LeadingMetadata returns the metadata of a tar.gz backup when it is the archive's first file
+// (as Write puts it), reading nothing past it; nil without error when the first file is
+// another (an older or Python archive), whose metadata only a full read finds.
+func LeadingMetadata(ctx context.Context, r io.Reader) (*layout.Metadata, error) {
+	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	if err != nil {
+		return nil, fmt.Errorf("read archive: not a gzip stream (%v): %w", err, ErrNotArchive)
+	}
+	defer gz.Close()
+	tr := tar.NewReader(ctxReader{ctx, gz})
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %w", err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		clean, err := cleanName(hdr.Name)
+		_, rel, _ := strings.Cut(clean, "/")
+		if err != nil || rel != layout.FileMetadata || hdr.Size > maxMetadataSize {
+			return nil, nil
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %s: %w", layout.FileMetadata, err)
+		}
+		return layout.ParseMetadata(data)
+	}
 }

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/klauspost/pgzip"
-
-	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
 // Object is one file of a backup that is not in a local folder (e.g. on S3).
@@ -26,7 +24,8 @@ type Object struct {
 }
 
 // WriteObjects writes objects as a tar.gz under the top folder top, like Write does for a
-// folder: sorted by key, backup_metadata.json last, content read through open. Parent folders
+// folder: backup_metadata.json and SHA256SUMS first, the rest sorted by key, content read
+// through open. Parent folders
 // are implied by the file entries (tar and Extract create them).
 func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, open func(key string) (io.ReadCloser, error), opts ...Option) (Stats, error) {
 	var st Stats
@@ -39,9 +38,9 @@ func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, o
 	}
 	sorted := append([]Object(nil), objs...)
 	sort.SliceStable(sorted, func(i, j int) bool {
-		mi, mj := sorted[i].Key == layout.FileMetadata, sorted[j].Key == layout.FileMetadata
-		if mi != mj {
-			return mj
+		ri, rj := leadingRank(sorted[i].Key), leadingRank(sorted[j].Key)
+		if ri != rj {
+			return ri < rj
 		}
 		return sorted[i].Key < sorted[j].Key
 	})
@@ -97,6 +96,16 @@ func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, o
 	}
 	closed = true
 	return st, gz.Close()
+}
+
+// leadingRank orders the leading files (metadata, then SHA256SUMS) before every other key.
+func leadingRank(key string) int {
+	for i, name := range leading {
+		if key == name {
+			return i
+		}
+	}
+	return len(leading)
 }
 
 // WithProgress (Write, WriteObjects) calls fn with the bytes of each file once it is archived.

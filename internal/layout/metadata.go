@@ -124,6 +124,9 @@ type ModelEntry struct {
 	File   string `json:"file"`   // "db_books_book.json", relative to the backup folder
 	Rows   int64  `json:"rows"`   // objects in the fixture
 	SHA256 string `json:"sha256"` // hex sha256 of the file
+	// Bytes is the file's size; 0 in metadata written before it was recorded. An archive's
+	// reader refuses a fixture entry larger than this before writing it.
+	Bytes int64 `json:"bytes,omitempty"`
 }
 
 // NamesEscaped is FilesSummary.NameEncoding of a backup whose files/ hold each storage file
@@ -271,6 +274,22 @@ func ParseMetadata(data []byte) (*Metadata, error) {
 	return m, nil
 }
 
+// WrittenByTool reports whether the metadata says this tool wrote the backup: a format
+// version, a manifest checksum, per-model checksums, a run id or a tool version. Such a backup
+// must have a SHA256SUMS that matches manifest_sha256; only metadata with none of these
+// (written by the Python command) may be restored without checksums.
+func (m *Metadata) WrittenByTool() bool {
+	if m.FormatVersion >= 1 || m.ManifestSHA256 != "" || m.RunID != "" || m.ToolVersion != "" {
+		return true
+	}
+	for _, e := range m.Models {
+		if e.SHA256 != "" || e.Bytes != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // check validates what a reader of the backup relies on.
 func (m *Metadata) check() error {
 	seen := make(map[string]bool, len(m.Models))
@@ -287,6 +306,9 @@ func (m *Metadata) check() error {
 		seen[e.File] = true
 		if e.Rows < 0 {
 			return fmt.Errorf("models[%d] (%s): negative rows %d", i, e.Label, e.Rows)
+		}
+		if e.Bytes < 0 {
+			return fmt.Errorf("models[%d] (%s): negative bytes %d", i, e.Label, e.Bytes)
 		}
 		if e.SHA256 != "" && !isHexSHA256(e.SHA256) {
 			return fmt.Errorf("models[%d] (%s): sha256 %q is not 64 hex digits", i, e.Label, e.SHA256)

@@ -9,8 +9,10 @@ import (
 )
 
 // RestoreScript returns the content of restore.sh for a backup described by
-// m. The script cds to its own folder; if webnovel-backup is on PATH it
-// runs `webnovel-backup restore <folder> "$@"`, otherwise it prints the
+// m. The script finds its own folder but stays in the caller's, so that the
+// caller's settings (DATABASE_URL, STORAGE_URL, and the defaults relative to
+// the current folder) name the target; if webnovel-backup is on PATH it
+// runs `webnovel-backup restore <absolute folder> "$@"`, otherwise it prints the
 // manual steps (loaddata of each fixture in m.Models order, which is the
 // dependency order, and copying files/ into MEDIA_ROOT) and exits 1.
 // Write it with mode 0755 (WriteRestoreScript does).
@@ -26,13 +28,14 @@ func RestoreScript(m *Metadata) []byte {
 	b.WriteString(`# Usage: sh restore.sh [webnovel-backup restore flags, e.g. --dry-run, --force]
 set -eu
 
-# The folder holding this script, whatever the current folder.
+# The folder holding this script, whatever the current folder. The restore runs from the
+# caller's folder: the target is the caller's platform (DATABASE_URL, STORAGE_URL, or the
+# defaults ./db.sqlite3 and ./media there), never the backup itself.
 case $0 in
 */*) here=${0%/*} ;;
 *) here=. ;;
 esac
 here=$(cd -- "$here" && pwd)
-cd -- "$here"
 
 if command -v webnovel-backup >/dev/null 2>&1; then
 	exec webnovel-backup restore "$here" "$@"

@@ -55,7 +55,8 @@ func TestRestoreScriptExecsTool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "restore\n" + dir + "\n--force\n--skip-files\n" + dir + "\n"
+	// Item 9: the tool runs in the caller's folder, where the caller's platform is.
+	want := "restore\n" + dir + "\n--force\n--skip-files\n" + filepath.Dir(dir) + "\n"
 	if string(data) != want {
 		t.Errorf("webnovel-backup ran with\n%s\nwant\n%s", data, want)
 	}

@@ -8,8 +8,9 @@
 //
 // A .tar.gz is trusted by its name: archives are published atomically (written under a
 // hidden temporary name, then linked to their final one), so an archive named like a backup
-// is complete. Reading its metadata means decompressing the whole archive
-// (backup_metadata.json is its last entry), which ListOptions.ReadArchives does on request.
+// is complete. Reading its metadata means decompressing the archive up to it
+// (backup_metadata.json is its first file; the last in older archives), which
+// ListOptions.ReadArchives does on request.
 package retention
 
 import (
@@ -100,8 +101,8 @@ type ListOptions struct {
 	// Location is the time zone backup names are read in (default time.Local: names are
 	// written in the local time of the machine that took them).
 	Location *time.Location
-	// ReadArchives reads every archive up to its metadata (its last entry): this decompresses
-	// whole archives, but finds truncated ones and their row and file counts.
+	// ReadArchives reads every archive up to its metadata (its first file; in older archives its
+	// last, which decompresses the whole archive) for its row and file counts.
 	ReadArchives bool
 }
 

@@ -133,10 +133,12 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 	switch {
 	case err != nil:
 		problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: %v", layout.FileSums, err)})
-	case !hasSums && v.python():
+	case !hasSums && v.meta != nil && !v.meta.WrittenByTool() && !v.o.RequireChecksums:
 		v.warn("%s", WarnNoSums)
+	case !hasSums && v.o.RequireChecksums:
+		problems = append(problems, problem{layout.FileSums, layout.FileSums + ": missing, and --require-checksums is set"})
 	case !hasSums:
-		problems = append(problems, problem{layout.FileSums, layout.FileSums + ": missing"})
+		problems = append(problems, problem{layout.FileSums, layout.FileSums + ": missing, but " + layout.FileMetadata + " says webnovel-backup wrote this backup: every check would be off"})
 	}
 
 	present := make(map[string]bool, len(v.tree))
@@ -155,10 +157,10 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 				modelSums[m.File] = m
 			}
 		}
-		if v.meta.FormatVersion >= 1 && hasSums && sums != nil {
+		if v.meta.WrittenByTool() && hasSums && sums != nil {
 			switch {
 			case v.meta.ManifestSHA256 == "":
-				v.warn("%s: no manifest_sha256: %s is not tied to the metadata", layout.FileMetadata, layout.FileSums)
+				problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: no manifest_sha256: %s is not tied to the metadata", layout.FileMetadata, layout.FileSums)})
 			case v.meta.ManifestSHA256 != manifest:
 				problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: manifest_sha256 %s does not match %s (sha256 %s)",
 					layout.FileMetadata, v.meta.ManifestSHA256, layout.FileSums, manifest)})

@@ -42,6 +42,9 @@ type Options struct {
 	Workers int
 	// TempDir is where an archive is extracted (default: the system temporary folder).
 	TempDir string
+	// RequireChecksums makes a backup without SHA256SUMS a problem even when the Python
+	// command wrote it (a backup this tool wrote must always have one).
+	RequireChecksums bool
 }
 
 // Report is the outcome of verifying one backup.
@@ -160,6 +163,9 @@ func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, er
 		rep := &Report{Path: path, Format: -1}
 		rep.Checks = []Check{{Name: CheckArchive, Detail: "cannot extract"}}
 		rep.Problems = []string{fmt.Sprintf("%s: %v", name, err)}
+		if errors.Is(err, archive.ErrNotArchive) {
+			rep.Problems = []string{fmt.Sprintf("%s is neither a backup folder nor a backup archive (.tar.gz): %v", path, err)}
+		}
 		rep.Duration = time.Since(start)
 		return rep, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -346,6 +347,18 @@ func TestVerifyCorrupt(t *testing.T) {
 		{"missing SHA256SUMS", func(t *testing.T, dir string) []string {
 			os.Remove(filepath.Join(dir, layout.FileSums))
 			return []string{"SHA256SUMS: missing"}
+		}, []string{CheckChecksums}},
+		// Item 7: metadata that says this tool wrote the backup ties SHA256SUMS to it.
+		{"manifest_sha256 removed", func(t *testing.T, dir string) []string {
+			editMetadata(t, dir, func(m *layout.Metadata) { m.ManifestSHA256 = "" })
+			return []string{"backup_metadata.json: no manifest_sha256"}
+		}, []string{CheckChecksums}},
+		{"SHA256SUMS deleted and format_version removed", func(t *testing.T, dir string) []string {
+			os.Remove(filepath.Join(dir, layout.FileSums))
+			editFile(t, dir, layout.FileMetadata, func(b []byte) []byte {
+				return regexp.MustCompile(`"format_version": \d+,\s*`).ReplaceAll(b, nil)
+			})
+			return []string{"SHA256SUMS: missing, but backup_metadata.json says webnovel-backup wrote this backup"}
 		}, []string{CheckChecksums}},
 		{"missing metadata", func(t *testing.T, dir string) []string {
 			os.Remove(filepath.Join(dir, layout.FileMetadata))

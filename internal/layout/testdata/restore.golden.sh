@@ -3,13 +3,14 @@
 # Usage: sh restore.sh [webnovel-backup restore flags, e.g. --dry-run, --force]
 set -eu
 
-# The folder holding this script, whatever the current folder.
+# The folder holding this script, whatever the current folder. The restore runs from the
+# caller's folder: the target is the caller's platform (DATABASE_URL, STORAGE_URL, or the
+# defaults ./db.sqlite3 and ./media there), never the backup itself.
 case $0 in
 */*) here=${0%/*} ;;
 *) here=. ;;
 esac
 here=$(cd -- "$here" && pwd)
-cd -- "$here"
 
 if command -v webnovel-backup >/dev/null 2>&1; then
 	exec webnovel-backup restore "$here" "$@"
