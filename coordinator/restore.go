@@ -96,11 +96,19 @@ type RestoreReport struct {
 // ErrRefused is returned when Confirm says no.
 var ErrRefused = outcome.Errorf(outcome.Refused, "restore refused: nothing was changed")
 
-// PartialError is a restore whose database load succeeded but some files failed.
-type PartialError struct{ Failed int64 }
+// PartialError is a restore whose database load succeeded but some files failed. First is
+// the first failure (its path and cause), so the message alone names one.
+type PartialError struct {
+	Failed int64
+	First  string
+}
 
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("restore partial: %d files could not be restored (listed above); the database and every other file were restored", e.Failed)
+	msg := fmt.Sprintf("restore partial: %d files could not be restored", e.Failed)
+	if e.First != "" {
+		msg += ", e.g. " + e.First
+	}
+	return msg + "; the database and every other file were restored"
 }
 
 // OutcomeStatus classifies a partial restore for outcome.Of (exit 3).
@@ -282,7 +290,11 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 	rep.Duration = time.Since(start)
 	if rep.Failed > 0 {
-		return rep, &PartialError{Failed: rep.Failed}
+		pe := &PartialError{Failed: rep.Failed}
+		if len(rep.Failures) > 0 {
+			pe.First = rep.Failures[0]
+		}
+		return rep, pe
 	}
 	return rep, nil
 }

@@ -214,9 +214,10 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 			f.n, f.sum, f.err = copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf, handoff)
 			switch {
 			case f.err == nil:
-			case restore && ctx.Err() == nil && !IsPermanent(f.err):
-				// A restore goes on past a bad file, so every other file is restored; the
-				// run reports the failures and ends partial.
+			case restore && ctx.Err() == nil && !taskLevel(f.err, dst):
+				// A restore goes on past a bad file (one it cannot read, check or replace),
+				// so every other file is restored; the run lists the failures and ends
+				// partial.
 			case !restore && errors.Is(f.err, storage.ErrNotExist):
 				// Deleted between listing and copying: the platform moved on; not a failure.
 			default:
@@ -233,6 +234,22 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		return nil, cause
 	}
 	return files, nil
+}
+
+// taskLevel reports whether a file's failure in a restore is one of the whole destination,
+// which every other file would meet too, so the task fails instead of listing each file: a
+// full disk or quota, refused credentials of a remote storage, the caller's cancellation.
+// Anything else (a folder or an immutable file in the way, a read-only folder) concerns that
+// file alone.
+func taskLevel(err error, dst *storage.Bucket) bool {
+	var p permanentError
+	switch code := storage.ErrorCode(err); {
+	case errors.As(err, &p), code == storage.CodeNoSpace, code == storage.CodeCanceled:
+		return true
+	case code == storage.CodePermission:
+		return !dst.IsLocal()
+	}
+	return false
 }
 
 // largeObject is the size from which a file gets a span of its own: big enough that the
