@@ -148,6 +148,8 @@ type backupRun struct {
 	db       *database.DB
 	src      *storage.Bucket
 	warnings []string
+	// changed: files that changed while they were copied, even on their retry.
+	changed []string
 
 	track *tracker
 	stage destination
@@ -573,7 +575,7 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	if err := r.collectFiles(ctx, sums); err != nil {
 		return err
 	}
-	meta.Files = layout.FilesSummary{Count: r.rep.Files, Bytes: r.rep.Bytes, Prefixes: r.prefixes}
+	meta.Files = layout.FilesSummary{Count: r.rep.Files, Bytes: r.rep.Bytes, Prefixes: r.prefixes, ChangedDuringBackup: r.changed}
 	if err := r.writeIndex(ctx, meta, sums); err != nil {
 		return err
 	}
@@ -619,9 +621,11 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) e
 	if r.src == nil {
 		return nil
 	}
-	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums); err != nil {
+	changed, err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums)
+	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
+	r.changed = changed
 	return nil
 }
 
@@ -1009,23 +1013,29 @@ func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.B
 	return tasks, prefixes, nil
 }
 
-// collectSums adds the per-file hashes the copy tasks wrote to the manifest.
-func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter) error {
+// collectSums adds the per-file hashes the copy tasks wrote to the manifest, and returns the
+// files that changed while they were copied (every one of them: result warnings are capped).
+func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter) (changed []string, err error) {
 	for _, t := range tasks {
 		if t.Copy == nil {
 			continue
 		}
 		rc, _, err := dest.Open(ctx, t.Copy.Sums)
 		if err != nil {
-			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
+			return nil, fmt.Errorf("read hashes of task %s: %w", t.ID, err)
 		}
-		err = messages.ReadFileList(rc, func(e messages.FileEntry) error { return sums.Add(e.Path, e.SHA256) })
+		err = messages.ReadFileList(rc, func(e messages.FileEntry) error {
+			if e.Changed {
+				changed = append(changed, e.Path)
+			}
+			return sums.Add(e.Path, e.SHA256)
+		})
 		rc.Close()
 		if err != nil {
-			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
+			return nil, fmt.Errorf("read hashes of task %s: %w", t.ID, err)
 		}
 	}
-	return nil
+	return changed, nil
 }
 
 // removeTempFiles removes the storage package's temporary files under dir.

@@ -14,6 +14,8 @@ type FileEntry struct {
 	Path   string `json:"p,omitempty"`
 	Size   int64  `json:"n"`
 	SHA256 string `json:"h,omitempty"`
+	// Changed marks a file that changed while it was backed up, on its retry too (sums only).
+	Changed bool `json:"changed,omitempty"`
 }
 
 // FileListWriter writes FileEntry lines.

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -99,8 +102,11 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		case f.err == nil:
 			res.Files++
 			res.Bytes += f.n
-			if err := sw.Add(messages.FileEntry{Path: c.DestPrefix + f.key, Size: f.n, SHA256: f.sum}); err != nil {
+			if err := sw.Add(messages.FileEntry{Path: c.DestPrefix + f.key, Size: f.n, SHA256: f.sum, Changed: f.changed}); err != nil {
 				return nil, err
+			}
+			if f.changed && len(res.Warnings) < maxWarnings {
+				res.Warnings = append(res.Warnings, "file changed as we read it, twice; kept as read the second time: "+f.key)
 			}
 		case restore:
 			res.Failed++
@@ -137,7 +143,9 @@ type copiedFile struct {
 	key string
 	n   int64
 	sum string
-	err error
+	// changed: the source changed while it was read, on the retry too; the copy is kept.
+	changed bool
+	err     error
 }
 
 // copySlots are the worker's file transfers in flight, shared by all its tasks: as many as
@@ -211,7 +219,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 					<-commits
 				}
 			}()
-			f.n, f.sum, f.err = copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf, handoff)
+			f.n, f.sum, f.changed, f.err = copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf, handoff)
 			switch {
 			case f.err == nil:
 			case restore && ctx.Err() == nil && !taskLevel(f.err, dst):
@@ -257,21 +265,22 @@ func taskLevel(err error, dst *storage.Bucket) bool {
 const largeObject = 16 << 20
 
 // copyTraced is copyOne, in a span of its own for a large file.
-func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, size int64, buf []byte, handoff func()) (int64, string, error) {
+func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, size int64, buf []byte, handoff func()) (int64, string, bool, error) {
 	if size < largeObject {
 		return copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	}
 	ctx, span := telemetry.Start(ctx, "storage.copy_object", telemetry.KeyKey.String(key), telemetry.KeyBytes.Int64(size))
-	n, sum, err := copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
+	n, sum, changed, err := copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	telemetry.End(span, err)
-	return n, sum, err
+	return n, sum, changed, err
 }
 
 // copyOne copies one file, keeping its permissions and modification time: server-side when
 // both sides are on the same S3 service (the cross-region case), else streamed and hashed on
 // the way. With want set, a streamed copy is committed only when its SHA-256 is want.
 // handoff, if set, is called when buf is no longer needed and only the commit remains.
-func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (int64, string, error) {
+// changed reports a source that changed while it was read, twice (see streamOne).
+func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (n int64, sum string, changed bool, err error) {
 	if !storage.SameService(src, dest) {
 		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	}
@@ -279,48 +288,121 @@ func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want 
 		// Check before copying: a server-side copy replaces the destination at once.
 		sum, err := src.SHA256(ctx, key)
 		if err != nil {
-			return 0, "", err
+			return 0, "", false, err
 		}
 		if sum != want {
-			return 0, sum, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+			return 0, sum, false, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
 		}
 	}
+	// A server-side copy is of one version of an object: it cannot be torn.
 	obj, err := dest.CopyFrom(ctx, src, key, destKey)
 	if errors.Is(err, storage.ErrNoServerSideCopy) {
 		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
 	} else if err != nil {
-		return 0, "", err
+		return 0, "", false, err
 	}
-	sum, err := dest.SHA256(ctx, destKey)
-	return obj.Size, sum, err
+	sum, err = dest.SHA256(ctx, destKey)
+	return obj.Size, sum, false, err
 }
 
-func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (int64, string, error) {
+// streamOne streams one file through buf, hashing it. A source that changed while it was
+// read (tar's "file changed as we read it") is read once more, since a file rewritten in
+// place is usually whole again a moment later; if it changed on that read too, the second copy
+// is kept and changed is true, for the caller to warn about.
+func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (n int64, sum string, changed bool, err error) {
+	for attempt := 1; ; attempt++ {
+		var out storage.Writer
+		out, n, sum, changed, err = streamBytes(ctx, src, dest, key, destKey, want, buf)
+		if err != nil {
+			return n, sum, false, err
+		}
+		if changed && attempt == 1 {
+			out.Abort()
+			continue
+		}
+		if handoff != nil {
+			handoff()
+		}
+		if err := out.Commit(); err != nil {
+			return n, "", false, err
+		}
+		return n, sum, changed, nil
+	}
+}
+
+// readHook, when set (by tests), wraps each source as it is read.
+var readHook atomic.Pointer[func(key string, r io.Reader) io.Reader]
+
+// SetReadHook is for tests only: wrap wraps the source of every file copy from now on (key is
+// the file's key in its storage), so that a test can change a file in the middle of its copy.
+// The returned function removes the hook.
+func SetReadHook(wrap func(key string, r io.Reader) io.Reader) (remove func()) {
+	readHook.Store(&wrap)
+	return func() { readHook.Store(nil) }
+}
+
+// streamBytes writes one file's bytes into a new object of dest, not yet committed, and says
+// whether the source changed while it was read. The source is closed on return (no connection
+// held through the commit); on error the object is aborted.
+func streamBytes(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte) (out storage.Writer, n int64, sum string, changed bool, err error) {
 	r, out, err := openBoth(ctx, src, dest, key, destKey)
 	if err != nil {
-		return 0, "", err
+		return nil, 0, "", false, err
 	}
 	defer r.Close()
-	defer out.Abort()
-	h := sha256.New()
+	defer func() {
+		if err != nil {
+			out.Abort()
+		}
+	}()
+	before := statSource(r)
 	// Through buf: a source file's own WriteTo would copy through a new 32 KiB buffer each
 	// time (the hash needs the bytes, so no copy_file_range), garbage on every file.
-	n, err := io.CopyBuffer(io.MultiWriter(out, h), struct{ io.Reader }{r}, buf)
+	var in io.Reader = struct{ io.Reader }{r}
+	if wrap := readHook.Load(); wrap != nil {
+		in = (*wrap)(key, in)
+	}
+	h := sha256.New()
+	n, err = io.CopyBuffer(io.MultiWriter(out, h), in, buf)
 	if err != nil {
-		return n, "", fmt.Errorf("copy %s: %w", key, err)
+		return nil, n, "", false, fmt.Errorf("copy %s: %w", key, err)
 	}
-	sum := hexSum(h)
+	sum = hexSum(h)
 	if want != "" && sum != want {
-		return n, sum, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+		return nil, n, sum, false, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
 	}
-	r.Close() // the source is done with too: no connection held through the commit
-	if handoff != nil {
-		handoff()
+	return out, n, sum, before.changed(n, statSource(r)), nil
+}
+
+// sourceStamp is what tells a file that changed while it was read: its size, modification
+// time and inode change time (which a writer resetting the modification time still moves).
+// ok is false for a source that cannot say (an S3 object: one version, never torn).
+type sourceStamp struct {
+	ok    bool
+	size  int64
+	mtime time.Time
+	ctime time.Time
+}
+
+// statSource stamps r, if it is a file.
+func statSource(r io.Reader) sourceStamp {
+	f, ok := r.(interface{ Stat() (fs.FileInfo, error) })
+	if !ok {
+		return sourceStamp{}
 	}
-	if err := out.Commit(); err != nil {
-		return n, "", err
+	fi, err := f.Stat()
+	if err != nil {
+		return sourceStamp{}
 	}
-	return n, sum, nil
+	return sourceStamp{ok: true, size: fi.Size(), mtime: fi.ModTime(), ctime: changeTime(fi)}
+}
+
+// changed compares the stamps taken before and after reading n bytes.
+func (b sourceStamp) changed(n int64, a sourceStamp) bool {
+	if !b.ok || !a.ok {
+		return false
+	}
+	return n != b.size || a.size != b.size || !a.mtime.Equal(b.mtime) || !a.ctime.Equal(b.ctime)
 }
 
 // openBoth opens the source object and creates its copy. From a remote source into a local

@@ -131,6 +131,9 @@ type FilesSummary struct {
 	Count    int64    `json:"count"`
 	Bytes    int64    `json:"bytes"`
 	Prefixes []string `json:"prefixes"` // storage prefixes copied: "content/", ...
+	// ChangedDuringBackup lists the files (backup paths, "files/…") that changed while they
+	// were read, on a second read too: their copies may be torn.
+	ChangedDuringBackup []string `json:"changed_during_backup,omitempty"`
 }
 
 // metadataJSON is Metadata on the wire. Its BackupTimestamp, being shallower
