@@ -148,8 +148,9 @@ type backupRun struct {
 	db       *database.DB
 	src      *storage.Bucket
 	warnings []string
-	// changed: files that changed while they were copied, even on their retry.
-	changed []string
+	// files gathers, from the copy tasks' sums, the files that changed while they were
+	// copied and the files' permissions.
+	files layout.FilesSummary
 
 	track *tracker
 	stage destination
@@ -575,7 +576,8 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	if err := r.collectFiles(ctx, sums); err != nil {
 		return err
 	}
-	meta.Files = layout.FilesSummary{Count: r.rep.Files, Bytes: r.rep.Bytes, Prefixes: r.prefixes, ChangedDuringBackup: r.changed}
+	meta.Files = r.files
+	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	if err := r.writeIndex(ctx, meta, sums); err != nil {
 		return err
 	}
@@ -621,11 +623,9 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) e
 	if r.src == nil {
 		return nil
 	}
-	changed, err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums)
-	if err != nil {
+	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums, &r.files); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	r.changed = changed
 	return nil
 }
 
@@ -633,7 +633,7 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) e
 func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums *layout.SumsWriter) error {
 	dest := r.stage.Bucket()
 	script := layout.RestoreScript(meta)
-	if err := writeObject(ctx, dest, layout.FileRestore, script, 0o755); err != nil {
+	if err := writeObject(ctx, dest, layout.FileRestore, script, layout.ScriptMode); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := sums.Add(layout.FileRestore, sha256Hex(script)); err != nil {
@@ -653,7 +653,7 @@ func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums 
 	// The metadata is written last: a staging area without it is incomplete. The run's working
 	// files (.wnb: the plan, key lists, hashes) stay until the publication, so a coordinator
 	// killed before then can still be resumed.
-	if err := writeObject(ctx, dest, layout.FileMetadata, mdata, 0o644); err != nil {
+	if err := writeObject(ctx, dest, layout.FileMetadata, mdata, layout.FileMode); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -927,7 +927,7 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m
 		defer rc.Close()
 		readers = append(readers, rc)
 	}
-	w, err := dest.Create(ctx, mr.File, storage.Object{Mode: 0o644})
+	w, err := dest.Create(ctx, mr.File, storage.Object{Mode: layout.FileMode})
 	if err != nil {
 		return nil, err
 	}
@@ -1013,29 +1013,32 @@ func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.B
 	return tasks, prefixes, nil
 }
 
-// collectSums adds the per-file hashes the copy tasks wrote to the manifest, and returns the
-// files that changed while they were copied (every one of them: result warnings are capped).
-func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter) (changed []string, err error) {
+// collectSums adds the per-file hashes the copy tasks wrote to the manifest, and records in
+// files each file's permissions and the files that changed while they were copied (every one
+// of them: result warnings are capped).
+func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter, files *layout.FilesSummary) error {
+	files.DefaultMode = layout.FormatMode(layout.DefaultFileMode)
 	for _, t := range tasks {
 		if t.Copy == nil {
 			continue
 		}
 		rc, _, err := dest.Open(ctx, t.Copy.Sums)
 		if err != nil {
-			return nil, fmt.Errorf("read hashes of task %s: %w", t.ID, err)
+			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
 		}
 		err = messages.ReadFileList(rc, func(e messages.FileEntry) error {
 			if e.Changed {
-				changed = append(changed, e.Path)
+				files.ChangedDuringBackup = append(files.ChangedDuringBackup, e.Path)
 			}
+			files.RecordMode(e.Path, fs.FileMode(e.Mode))
 			return sums.Add(e.Path, e.SHA256)
 		})
 		rc.Close()
 		if err != nil {
-			return nil, fmt.Errorf("read hashes of task %s: %w", t.ID, err)
+			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
 		}
 	}
-	return changed, nil
+	return nil
 }
 
 // removeTempFiles removes the storage package's temporary files under dir.
@@ -1119,7 +1122,7 @@ func writeSums(ctx context.Context, dest *storage.Bucket, sums *layout.SumsWrite
 		_, err := sums.WriteTo(io.MultiWriter(h, pw))
 		pw.CloseWithError(err)
 	}()
-	_, err := dest.Put(ctx, layout.FileSums, pr, storage.Object{Mode: 0o644})
+	_, err := dest.Put(ctx, layout.FileSums, pr, storage.Object{Mode: layout.FileMode})
 	pr.CloseWithError(errors.New("stopped")) // ends the writer, if Put failed before the end
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", layout.FileSums, err)

@@ -677,6 +677,7 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		return err
 	}
 	defer lists.Close()
+	files = withRecordedModes(dir, files)
 	var tasks []*messages.Task
 	for i := 0; i < len(files); i += o.FilesPerTask {
 		chunk := files[i:min(i+o.FilesPerTask, len(files))]
@@ -726,6 +727,25 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		rep.Failures = append(rep.Failures, r.Failures...)
 	}
 	return nil
+}
+
+// withRecordedModes gives each file the permissions the backup's metadata records for it (a
+// backup's own copies are all 0600). A backup that records none (an older one, or one written
+// by the Python command) keeps each copy's own permissions as the record.
+func withRecordedModes(dir string, files []messages.FileEntry) []messages.FileEntry {
+	meta, err := layout.ReadMetadata(dir)
+	if err != nil {
+		return files // checked before the restore began; nothing recorded to apply
+	}
+	modeOf := meta.Files.RecordedModes()
+	out := make([]messages.FileEntry, len(files))
+	for i, e := range files {
+		if m, ok := modeOf(layout.FilesDir + "/" + e.Key); ok {
+			e.Mode = uint32(m)
+		}
+		out[i] = e
+	}
+	return out
 }
 
 func topName(key string) string {

@@ -14,6 +14,9 @@ type FileEntry struct {
 	Path   string `json:"p,omitempty"`
 	Size   int64  `json:"n"`
 	SHA256 string `json:"h,omitempty"`
+	// Mode is a file's permission bits: in sums, the source file's; in a restore's key list,
+	// the ones to restore it with (0: the backup file's own).
+	Mode uint32 `json:"m,omitempty"`
 	// Changed marks a file that changed while it was backed up, on its retry too (sums only).
 	Changed bool `json:"changed,omitempty"`
 }

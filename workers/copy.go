@@ -102,7 +102,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		case f.err == nil:
 			res.Files++
 			res.Bytes += f.n
-			if err := sw.Add(messages.FileEntry{Path: c.DestPrefix + f.key, Size: f.n, SHA256: f.sum, Changed: f.changed}); err != nil {
+			if err := sw.Add(messages.FileEntry{Path: c.DestPrefix + f.key, Size: f.n, SHA256: f.sum, Mode: uint32(f.mode.Perm()), Changed: f.changed}); err != nil {
 				return nil, err
 			}
 			if f.changed && len(res.Warnings) < maxWarnings {
@@ -123,7 +123,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		return nil, err
 	}
 	if c.Sums != "" {
-		if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: 0o644}); err != nil {
+		if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: backupFileMode}); err != nil {
 			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
 		}
 	}
@@ -143,10 +143,15 @@ type copiedFile struct {
 	key string
 	n   int64
 	sum string
+	// mode is the source's permissions.
+	mode fs.FileMode
 	// changed: the source changed while it was read, on the retry too; the copy is kept.
 	changed bool
 	err     error
 }
+
+// backupFileMode is the permissions of every file a backup holds.
+const backupFileMode fs.FileMode = 0o600
 
 // copySlots are the worker's file transfers in flight, shared by all its tasks: as many as
 // Config.Concurrency, each holding its buffer (allocated on first use). A prefix is one task
@@ -219,7 +224,15 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 					<-commits
 				}
 			}()
-			f.n, f.sum, f.changed, f.err = copyTraced(ctx, src, dst, c.SourcePrefix+e.Key, c.DestPrefix+e.Key, e.SHA256, e.Size, buf, handoff)
+			fc := fileCopy{key: c.SourcePrefix + e.Key, destKey: c.DestPrefix + e.Key, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff}
+			if !restore {
+				// A backup holds password hashes and e-mail addresses: its copies are the
+				// owner's alone, and the file's own permissions go into its sums entry.
+				fc.mode = backupFileMode
+			}
+			var out copied
+			out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
+			f.n, f.sum, f.mode, f.changed = out.n, out.sum, out.mode, out.changed
 			switch {
 			case f.err == nil:
 			case restore && ctx.Err() == nil && !taskLevel(f.err, dst):
@@ -265,68 +278,86 @@ func taskLevel(err error, dst *storage.Bucket) bool {
 const largeObject = 16 << 20
 
 // copyTraced is copyOne, in a span of its own for a large file.
-func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, size int64, buf []byte, handoff func()) (int64, string, bool, error) {
+func copyTraced(ctx context.Context, src, dest *storage.Bucket, fc fileCopy, size int64) (copied, error) {
 	if size < largeObject {
-		return copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
+		return copyOne(ctx, src, dest, fc)
 	}
-	ctx, span := telemetry.Start(ctx, "storage.copy_object", telemetry.KeyKey.String(key), telemetry.KeyBytes.Int64(size))
-	n, sum, changed, err := copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
+	ctx, span := telemetry.Start(ctx, "storage.copy_object", telemetry.KeyKey.String(fc.key), telemetry.KeyBytes.Int64(size))
+	out, err := copyOne(ctx, src, dest, fc)
 	telemetry.End(span, err)
-	return n, sum, changed, err
+	return out, err
 }
 
-// copyOne copies one file, keeping its permissions and modification time: server-side when
-// both sides are on the same S3 service (the cross-region case), else streamed and hashed on
-// the way. With want set, a streamed copy is committed only when its SHA-256 is want.
-// handoff, if set, is called when buf is no longer needed and only the commit remains.
-// changed reports a source that changed while it was read, twice (see streamOne).
-func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (n int64, sum string, changed bool, err error) {
+// fileCopy is one file to copy: its key in the source and in the destination; want, the
+// SHA-256 it must have ("" for any); mode, the permissions to write it with (0: the
+// source's); buf, the buffer to stream through; handoff, if set, called when buf is no longer
+// needed and only the commit remains.
+type fileCopy struct {
+	key, destKey, want string
+	mode               fs.FileMode
+	buf                []byte
+	handoff            func()
+}
+
+// copied is a file's copy: its size and SHA-256, the source's permissions, and whether the
+// source changed while it was read, twice (see streamOne).
+type copied struct {
+	n       int64
+	sum     string
+	mode    fs.FileMode
+	changed bool
+}
+
+// copyOne copies one file with its modification time, and its permissions unless fc.mode
+// says otherwise: server-side when both sides are on the same S3 service (the cross-region
+// case; the object's own permissions go with it), else streamed and hashed on the way. With
+// fc.want set, a streamed copy is committed only when its SHA-256 is fc.want.
+func copyOne(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (copied, error) {
 	if !storage.SameService(src, dest) {
-		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
+		return streamOne(ctx, src, dest, fc)
 	}
-	if want != "" {
+	if fc.want != "" {
 		// Check before copying: a server-side copy replaces the destination at once.
-		sum, err := src.SHA256(ctx, key)
+		sum, err := src.SHA256(ctx, fc.key)
 		if err != nil {
-			return 0, "", false, err
+			return copied{}, err
 		}
-		if sum != want {
-			return 0, sum, false, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+		if sum != fc.want {
+			return copied{sum: sum}, fmt.Errorf("%s: %w (backup says %s, file has %s)", fc.key, errChecksum, fc.want, sum)
 		}
 	}
 	// A server-side copy is of one version of an object: it cannot be torn.
-	obj, err := dest.CopyFrom(ctx, src, key, destKey)
+	obj, err := dest.CopyFrom(ctx, src, fc.key, fc.destKey)
 	if errors.Is(err, storage.ErrNoServerSideCopy) {
-		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
+		return streamOne(ctx, src, dest, fc)
 	} else if err != nil {
-		return 0, "", false, err
+		return copied{}, err
 	}
-	sum, err = dest.SHA256(ctx, destKey)
-	return obj.Size, sum, false, err
+	sum, err := dest.SHA256(ctx, fc.destKey)
+	return copied{n: obj.Size, sum: sum, mode: obj.Mode}, err
 }
 
 // streamOne streams one file through buf, hashing it. A source that changed while it was
 // read (tar's "file changed as we read it") is read once more, since a file rewritten in
 // place is usually whole again a moment later; if it changed on that read too, the second copy
 // is kept and changed is true, for the caller to warn about.
-func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (n int64, sum string, changed bool, err error) {
+func streamOne(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (copied, error) {
 	for attempt := 1; ; attempt++ {
-		var out storage.Writer
-		out, n, sum, changed, err = streamBytes(ctx, src, dest, key, destKey, want, buf)
+		out, c, err := streamBytes(ctx, src, dest, fc)
 		if err != nil {
-			return n, sum, false, err
+			return c, err
 		}
-		if changed && attempt == 1 {
+		if c.changed && attempt == 1 {
 			out.Abort()
 			continue
 		}
-		if handoff != nil {
-			handoff()
+		if fc.handoff != nil {
+			fc.handoff()
 		}
 		if err := out.Commit(); err != nil {
-			return n, "", false, err
+			return copied{n: c.n}, err
 		}
-		return n, sum, changed, nil
+		return c, nil
 	}
 }
 
@@ -344,10 +375,12 @@ func SetReadHook(wrap func(key string, r io.Reader) io.Reader) (remove func()) {
 // streamBytes writes one file's bytes into a new object of dest, not yet committed, and says
 // whether the source changed while it was read. The source is closed on return (no connection
 // held through the commit); on error the object is aborted.
-func streamBytes(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte) (out storage.Writer, n int64, sum string, changed bool, err error) {
-	r, out, err := openBoth(ctx, src, dest, key, destKey)
+func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (out storage.Writer, c copied, err error) {
+	key := fc.key
+	var r io.ReadCloser
+	r, out, c.mode, err = openBoth(ctx, src, dest, key, fc.destKey, fc.mode)
 	if err != nil {
-		return nil, 0, "", false, err
+		return nil, c, err
 	}
 	defer r.Close()
 	defer func() {
@@ -363,15 +396,16 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, key, destKey, w
 		in = (*wrap)(key, in)
 	}
 	h := sha256.New()
-	n, err = io.CopyBuffer(io.MultiWriter(out, h), in, buf)
+	c.n, err = io.CopyBuffer(io.MultiWriter(out, h), in, fc.buf)
 	if err != nil {
-		return nil, n, "", false, fmt.Errorf("copy %s: %w", key, err)
+		return nil, c, fmt.Errorf("copy %s: %w", key, err)
 	}
-	sum = hexSum(h)
-	if want != "" && sum != want {
-		return nil, n, sum, false, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+	c.sum = hexSum(h)
+	if fc.want != "" && c.sum != fc.want {
+		return nil, c, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, fc.want, c.sum)
 	}
-	return out, n, sum, before.changed(n, statSource(r)), nil
+	c.changed = before.changed(c.n, statSource(r))
+	return out, c, nil
 }
 
 // sourceStamp is what tells a file that changed while it was read: its size, modification
@@ -405,22 +439,29 @@ func (b sourceStamp) changed(n int64, a sourceStamp) bool {
 	return n != b.size || a.size != b.size || !a.mtime.Equal(b.mtime) || !a.ctime.Equal(b.ctime)
 }
 
-// openBoth opens the source object and creates its copy. From a remote source into a local
+// openBoth opens the source object and creates its copy, with mode (0: the source's), and
+// returns the source's permissions. From a remote source into a local
 // folder, the file is created while the source's first response is awaited: making a file
 // costs the filesystem some work (on ext4 without a journal, a scan past the inodes freed
 // lately), which then hides behind the network's latency instead of adding to it.
-func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey string) (io.ReadCloser, storage.Writer, error) {
+func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey string, mode fs.FileMode) (io.ReadCloser, storage.Writer, fs.FileMode, error) {
+	attrs := func(obj storage.Object) storage.Object {
+		if mode == 0 {
+			mode = obj.Mode
+		}
+		return storage.Object{Mode: mode, ModTime: obj.ModTime}
+	}
 	if src.IsLocal() || !dest.IsLocal() {
 		r, obj, err := src.Open(ctx, key)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
-		out, err := dest.Create(ctx, destKey, storage.Object{Mode: obj.Mode, ModTime: obj.ModTime})
+		out, err := dest.Create(ctx, destKey, attrs(obj))
 		if err != nil {
 			r.Close()
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
-		return r, out, nil
+		return r, out, obj.Mode, nil
 	}
 	type created struct {
 		w   storage.Writer
@@ -438,13 +479,13 @@ func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey strin
 		if c.w != nil {
 			c.w.Abort() // the source is gone: no copy of it either
 		}
-		return nil, nil, err
+		return nil, nil, 0, err
 	case c.err != nil:
 		r.Close()
-		return nil, nil, c.err
+		return nil, nil, 0, c.err
 	}
-	storage.SetAttrs(c.w, storage.Object{Mode: obj.Mode, ModTime: obj.ModTime})
-	return r, c.w, nil
+	storage.SetAttrs(c.w, attrs(obj))
+	return r, c.w, obj.Mode, nil
 }
 
 // sameLocation compares two storage locations as the user may have spelled them.

@@ -139,7 +139,7 @@ func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (st
 
 		target := filepath.Join(tmp, filepath.FromSlash(clean))
 		if hdr.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(target, 0o755); err != nil {
+			if err := os.MkdirAll(target, 0o700); err != nil {
 				return "", fmt.Errorf("extract %s: %w", hdr.Name, err)
 			}
 			dirs = append(dirs, dirMeta{target, fs.FileMode(hdr.Mode).Perm() | 0o700, hdr.ModTime})
@@ -174,7 +174,7 @@ func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (st
 }
 
 func extractFile(tr *tar.Reader, hdr *tar.Header, target string, buf []byte) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil { // a backup's folders are private
 		return err
 	}
 	// O_EXCL: never write through something already there.
