@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/queue"
@@ -110,6 +112,55 @@ func TestBackupFileChangedWhileCopied(t *testing.T) {
 				}
 			}
 			sha256sumCheck(t, rep.Path)
+		})
+	}
+}
+
+// A backup — its folder and everything in it, or the archive file — is its owner's alone; a
+// restore gives each media file the permissions it had on the platform.
+func TestBackupIsPrivateAndRestoreKeepsModes(t *testing.T) {
+	for _, compress := range []bool{false, true} {
+		t.Run(map[bool]string{false: "folder", true: "archive"}[compress], func(t *testing.T) {
+			src := sqlitePlatform(t, demo.DefaultOptions())
+			keys := slices.Sorted(maps.Keys(treeFiles(t, src.storage)))
+			want := map[string]fs.FileMode{}
+			for i, k := range keys {
+				want[k] = []fs.FileMode{0o640, 0o644, 0o600, 0o664}[i%4]
+				if err := os.Chmod(filepath.Join(src.storage, filepath.FromSlash(k)), want[k]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			backupDir := filepath.Join(t.TempDir(), "backups") // made by the backup
+			s := startSession(t, src, 2, queue.Config{})
+			rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+				DatabaseURL: src.dbURL, StorageURL: src.storage, BackupDir: backupDir, Compress: compress,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = filepath.WalkDir(backupDir, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				fi, err := d.Info()
+				if err == nil && fi.Mode().Perm()&0o077 != 0 {
+					t.Errorf("%s has mode %v: a backup is its owner's alone", p, fi.Mode().Perm())
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := emptyTarget(t, database.SQLite)
+			if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path}); err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range keys {
+				fi, err := os.Stat(filepath.Join(target.storage, filepath.FromSlash(k)))
+				if err != nil || fi.Mode().Perm() != want[k] {
+					t.Fatalf("restored %s: %v, %v; want mode %v", k, fi, err, want[k])
+				}
+			}
 		})
 	}
 }
