@@ -377,15 +377,15 @@ func SetReadHook(wrap func(key string, r io.Reader) io.Reader) (remove func()) {
 // held through the commit); on error the object is aborted.
 func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (out storage.Writer, c copied, err error) {
 	key := fc.key
-	var r io.ReadCloser
-	r, out, c.mode, err = openBoth(ctx, src, dest, key, fc.destKey, fc.mode)
+	r, w, mode, err := openBoth(ctx, src, dest, key, fc.destKey, fc.mode)
 	if err != nil {
 		return nil, c, err
 	}
+	c.mode = mode
 	defer r.Close()
 	defer func() {
 		if err != nil {
-			out.Abort()
+			w.Abort()
 		}
 	}()
 	before := statSource(r)
@@ -396,7 +396,7 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 		in = (*wrap)(key, in)
 	}
 	h := sha256.New()
-	c.n, err = io.CopyBuffer(io.MultiWriter(out, h), in, fc.buf)
+	c.n, err = io.CopyBuffer(io.MultiWriter(w, h), in, fc.buf)
 	if err != nil {
 		return nil, c, fmt.Errorf("copy %s: %w", key, err)
 	}
@@ -405,7 +405,7 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 		return nil, c, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, fc.want, c.sum)
 	}
 	c.changed = before.changed(c.n, statSource(r))
-	return out, c, nil
+	return w, c, nil
 }
 
 // sourceStamp is what tells a file that changed while it was read: its size, modification
