@@ -151,6 +151,9 @@ type backupRun struct {
 	db       *database.DB
 	src      *storage.Bucket
 	warnings []string
+	// fileMeta gathers, from the copy tasks' sums, the files that changed while they were
+	// copied and the files' permissions.
+	fileMeta layout.FilesSummary
 
 	track *tracker
 	stage destination
@@ -583,8 +586,9 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	if err := r.collectFiles(ctx, sums); err != nil {
 		return err
 	}
-	meta.Files = layout.FilesSummary{Count: r.rep.Files, Bytes: r.rep.Bytes, Prefixes: r.prefixes,
-		NameEncoding: r.files.NameEncoding, Skipped: r.skipped}
+	meta.Files = r.fileMeta
+	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
+	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
 	if err := r.writeIndex(ctx, meta, sums); err != nil {
 		return err
 	}
@@ -637,7 +641,7 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) e
 	if r.src == nil {
 		return nil
 	}
-	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums); err != nil {
+	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums, &r.fileMeta); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
@@ -655,7 +659,7 @@ func (r *backupRun) countSkipped(kind string, n int64) {
 func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums *layout.SumsWriter) error {
 	dest := r.stage.Bucket()
 	script := layout.RestoreScript(meta)
-	if err := writeObject(ctx, dest, layout.FileRestore, script, 0o755); err != nil {
+	if err := writeObject(ctx, dest, layout.FileRestore, script, layout.ScriptMode); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := sums.Add(layout.FileRestore, sha256Hex(script)); err != nil {
@@ -675,7 +679,7 @@ func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums 
 	// The metadata is written last: a staging area without it is incomplete. The run's working
 	// files (.wnb: the plan, key lists, hashes) stay until the publication, so a coordinator
 	// killed before then can still be resumed.
-	if err := writeObject(ctx, dest, layout.FileMetadata, mdata, 0o644); err != nil {
+	if err := writeObject(ctx, dest, layout.FileMetadata, mdata, layout.FileMode); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -965,7 +969,7 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m
 		defer rc.Close()
 		readers = append(readers, rc)
 	}
-	w, err := dest.Create(ctx, mr.File, storage.Object{Mode: 0o644})
+	w, err := dest.Create(ctx, mr.File, storage.Object{Mode: layout.FileMode})
 	if err != nil {
 		return nil, err
 	}
@@ -1086,8 +1090,11 @@ func (p *copyPlanner) flush(ctx context.Context) error {
 	return nil
 }
 
-// collectSums adds the per-file hashes the copy tasks wrote to the manifest.
-func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter) error {
+// collectSums adds the per-file hashes the copy tasks wrote to the manifest, and records in
+// files each file's permissions and the files that changed while they were copied (every one
+// of them: result warnings are capped).
+func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter, files *layout.FilesSummary) error {
+	files.DefaultMode = layout.FormatMode(layout.DefaultFileMode)
 	for _, t := range tasks {
 		if t.Copy == nil {
 			continue
@@ -1096,7 +1103,13 @@ func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tas
 		if err != nil {
 			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
 		}
-		err = messages.ReadFileList(rc, func(e messages.FileEntry) error { return sums.Add(e.Path, e.SHA256) })
+		err = messages.ReadFileList(rc, func(e messages.FileEntry) error {
+			if e.Changed {
+				files.ChangedDuringBackup = append(files.ChangedDuringBackup, e.Path)
+			}
+			files.RecordMode(e.Path, fs.FileMode(e.Mode))
+			return sums.Add(e.Path, e.SHA256)
+		})
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("read hashes of task %s: %w", t.ID, err)
@@ -1186,7 +1199,7 @@ func writeSums(ctx context.Context, dest *storage.Bucket, sums *layout.SumsWrite
 		_, err := sums.WriteTo(io.MultiWriter(h, pw))
 		pw.CloseWithError(err)
 	}()
-	_, err := dest.Put(ctx, layout.FileSums, pr, storage.Object{Mode: 0o644})
+	_, err := dest.Put(ctx, layout.FileSums, pr, storage.Object{Mode: layout.FileMode})
 	pr.CloseWithError(errors.New("stopped")) // ends the writer, if Put failed before the end
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", layout.FileSums, err)

@@ -59,7 +59,7 @@ func openDestination(ctx context.Context, backupDir, run string) (destination, e
 	if storage.IsS3(backupDir) {
 		return openS3Destination(ctx, backupDir, run)
 	}
-	if err := os.MkdirAll(backupDir, 0o755); err != nil {
+	if err := os.MkdirAll(backupDir, layout.DirMode); err != nil {
 		return nil, fmt.Errorf("destination %s: %w", backupDir, err)
 	}
 	stage, err := layout.NewStaging(backupDir, run)
@@ -197,7 +197,7 @@ func (d *s3Destination) stagedObjects(ctx context.Context) ([]storage.Object, er
 
 // publishArchive streams the staged objects into name.tar.gz.
 func (d *s3Destination) publishArchive(ctx context.Context, name string, objs []storage.Object, opts []archive.Option) error {
-	w, err := d.root.Create(ctx, name+layout.ArchiveExt, storage.Object{Mode: 0o644})
+	w, err := d.root.Create(ctx, name+layout.ArchiveExt, storage.Object{Mode: layout.FileMode})
 	if err != nil {
 		return err
 	}

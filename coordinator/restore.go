@@ -105,11 +105,19 @@ type RestoreReport struct {
 // ErrRefused is returned when Confirm says no.
 var ErrRefused = outcome.Errorf(outcome.Refused, "restore refused: nothing was changed")
 
-// PartialError is a restore whose database load succeeded but some files failed.
-type PartialError struct{ Failed int64 }
+// PartialError is a restore whose database load succeeded but some files failed. First is
+// the first failure (its path and cause), so the message alone names one.
+type PartialError struct {
+	Failed int64
+	First  string
+}
 
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("restore partial: %d files could not be restored (listed above); the database and every other file were restored", e.Failed)
+	msg := fmt.Sprintf("restore partial: %d files could not be restored", e.Failed)
+	if e.First != "" {
+		msg += ", e.g. " + e.First
+	}
+	return msg + "; the database and every other file were restored"
 }
 
 // OutcomeStatus classifies a partial restore for outcome.Of (exit 3).
@@ -302,7 +310,11 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 	rep.Duration = time.Since(start)
 	if rep.Failed > 0 {
-		return rep, &PartialError{Failed: rep.Failed}
+		pe := &PartialError{Failed: rep.Failed}
+		if len(rep.Failures) > 0 {
+			pe.First = rep.Failures[0]
+		}
+		return rep, pe
 	}
 	return rep, nil
 }
@@ -843,6 +855,7 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		return err
 	}
 	defer lists.Close()
+	files = withRecordedModes(dir, files)
 	var tasks []*messages.Task
 	for i := 0; i < len(files); i += o.FilesPerTask {
 		chunk := files[i:min(i+o.FilesPerTask, len(files))]
@@ -892,6 +905,25 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		rep.Failures = append(rep.Failures, r.Failures...)
 	}
 	return nil
+}
+
+// withRecordedModes gives each file the permissions the backup's metadata records for it (a
+// backup's own copies are all 0600). A backup that records none (an older one, or one written
+// by the Python command) keeps each copy's own permissions as the record.
+func withRecordedModes(dir string, files []messages.FileEntry) []messages.FileEntry {
+	meta, err := layout.ReadMetadata(dir)
+	if err != nil {
+		return files // checked before the restore began; nothing recorded to apply
+	}
+	modeOf := meta.Files.RecordedModes()
+	out := make([]messages.FileEntry, len(files))
+	for i, e := range files {
+		if m, ok := modeOf(layout.FilesDir + "/" + e.Key); ok {
+			e.Mode = uint32(m)
+		}
+		out[i] = e
+	}
+	return out
 }
 
 func topName(key string) string {

@@ -24,17 +24,24 @@ type FileEntry struct {
 	Stored string
 	Size   int64
 	SHA256 string
+	// Mode is a file's permission bits: in sums, the source file's; in a restore's key list,
+	// the ones to restore it with (0: the backup file's own).
+	Mode uint32
+	// Changed marks a file that changed while it was backed up, on its retry too (sums only).
+	Changed bool
 }
 
 // fileEntryJSON is FileEntry on the wire.
 type fileEntryJSON struct {
-	Key    string `json:"k,omitempty"`
-	KeyB   []byte `json:"kb,omitempty"`
-	Path   string `json:"p,omitempty"`
-	PathB  []byte `json:"pb,omitempty"`
-	Stored string `json:"s,omitempty"`
-	Size   int64  `json:"n"`
-	SHA256 string `json:"h,omitempty"`
+	Key     string `json:"k,omitempty"`
+	KeyB    []byte `json:"kb,omitempty"`
+	Path    string `json:"p,omitempty"`
+	PathB   []byte `json:"pb,omitempty"`
+	Stored  string `json:"s,omitempty"`
+	Size    int64  `json:"n"`
+	SHA256  string `json:"h,omitempty"`
+	Mode    uint32 `json:"m,omitempty"`
+	Changed bool   `json:"changed,omitempty"`
 }
 
 // rawString puts s in str when JSON can carry it, else its bytes in raw.
@@ -48,7 +55,7 @@ func rawString(s string, str *string, raw *[]byte) {
 
 // MarshalJSON writes the entry, keeping a name that is not UTF-8 byte for byte.
 func (e FileEntry) MarshalJSON() ([]byte, error) {
-	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256}
+	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed}
 	rawString(e.Key, &j.Key, &j.KeyB)
 	rawString(e.Path, &j.Path, &j.PathB)
 	return json.Marshal(j)
@@ -60,7 +67,7 @@ func (e *FileEntry) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*e = FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256}
+	*e = FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256, Mode: j.Mode, Changed: j.Changed}
 	if j.KeyB != nil {
 		e.Key = string(j.KeyB)
 	}

@@ -48,6 +48,10 @@ type local struct {
 	syncFile *os.File
 
 	dirs dirCache
+	// dirMode is what folders are made with: the root folder's own permissions (owner's
+	// access always), so a backup's private folder (0700) stays private all the way down
+	// while a media folder's are as open as it.
+	dirMode fs.FileMode
 }
 
 // TempPrefix starts the names of files being written; Walk does not show them. A writer
@@ -65,6 +69,12 @@ func (l *local) backend() string  { return "FileSystemStorage" }
 func (l *local) open_() (*os.Root, error) {
 	l.once.Do(func() {
 		l.root, l.err = os.OpenRoot(l.dir)
+		l.dirMode = 0o755
+		if l.err == nil {
+			if fi, err := l.root.Stat("."); err == nil {
+				l.dirMode = fi.Mode().Perm() | 0o700
+			}
+		}
 		if l.err == nil && l.deferSync {
 			// Opened before anything is written: syncfs reports the filesystem's write-back
 			// errors that happened since its descriptor was opened, and no earlier.
@@ -200,7 +210,7 @@ func (l *local) inDir(key string, mkdir bool, fn func(d *openDir, name string) e
 	dir, name := path.Split(key)
 	dir = strings.TrimSuffix(dir, "/")
 	for attempt := 0; ; attempt++ {
-		d, cached, err := l.dirs.acquire(root, dir, mkdir)
+		d, cached, err := l.dirs.acquire(root, dir, mkdir, l.dirMode)
 		if err != nil {
 			return nil, err
 		}
@@ -335,7 +345,7 @@ func (w *localWriter) Commit() error {
 	defer w.l.dirs.release(w.d)
 	mode := w.attrs.Mode.Perm()
 	if mode == 0 {
-		mode = 0o644
+		mode = 0o644 & (w.l.dirMode | 0o600) // readable by whom its folders are
 	}
 	err := w.f.Chmod(mode)
 	if err == nil && !w.attrs.ModTime.IsZero() {
@@ -383,7 +393,7 @@ func (l *local) rename(ctx context.Context, from, to string) error {
 		return err
 	}
 	if dir := path.Dir(to); dir != "." {
-		if err := root.MkdirAll(dir, 0o755); err != nil {
+		if err := root.MkdirAll(dir, l.dirMode); err != nil {
 			return err
 		}
 	}
@@ -414,7 +424,7 @@ type dirCache struct {
 
 // acquire returns the open folder dir (a slash path, "" for the root), opening (and with
 // mkdir, making) it if needed; cached tells that it was open already. The caller releases it.
-func (c *dirCache) acquire(root *os.Root, dir string, mkdir bool) (d *openDir, cached bool, err error) {
+func (c *dirCache) acquire(root *os.Root, dir string, mkdir bool, mode fs.FileMode) (d *openDir, cached bool, err error) {
 	c.mu.Lock()
 	if dir == "" {
 		if c.top == nil {
@@ -434,7 +444,7 @@ func (c *dirCache) acquire(root *os.Root, dir string, mkdir bool) (d *openDir, c
 
 	sub, err := root.OpenRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) && mkdir {
-		if err = root.MkdirAll(dir, 0o755); err == nil {
+		if err = root.MkdirAll(dir, mode); err == nil {
 			sub, err = root.OpenRoot(dir)
 		}
 	}

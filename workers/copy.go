@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -99,8 +102,11 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		case f.err == nil:
 			res.Files++
 			res.Bytes += f.n
-			if err := sw.Add(messages.FileEntry{Path: f.dest, Size: f.n, SHA256: f.sum}); err != nil {
+			if err := sw.Add(messages.FileEntry{Path: f.dest, Size: f.n, SHA256: f.sum, Mode: uint32(f.mode.Perm()), Changed: f.changed}); err != nil {
 				return nil, err
+			}
+			if f.changed && len(res.Warnings) < maxWarnings {
+				res.Warnings = append(res.Warnings, "file changed as we read it, twice; kept as read the second time: "+f.key)
 			}
 		case restore:
 			res.Failed++
@@ -115,7 +121,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		return nil, err
 	}
 	if c.Sums != "" {
-		if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: 0o644}); err != nil {
+		if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: backupFileMode}); err != nil {
 			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
 		}
 	}
@@ -153,8 +159,15 @@ type copiedFile struct {
 	dest string // its key in the destination
 	n    int64
 	sum  string
-	err  error
+	// mode is the source's permissions.
+	mode fs.FileMode
+	// changed: the source changed while it was read, on the retry too; the copy is kept.
+	changed bool
+	err     error
 }
+
+// backupFileMode is the permissions of every file a backup holds.
+const backupFileMode fs.FileMode = 0o600
 
 // copySlots are the worker's file transfers in flight, shared by all its tasks: as many as
 // Config.Concurrency, each holding its buffer (allocated on first use). A prefix is one task
@@ -235,12 +248,21 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 					<-commits
 				}
 			}()
-			f.n, f.sum, f.err = copyTraced(ctx, src, dst, srcKey, dstKey, e.SHA256, e.Size, buf, handoff)
+			fc := fileCopy{key: srcKey, destKey: dstKey, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff}
+			if !restore {
+				// A backup holds password hashes and e-mail addresses: its copies are the
+				// owner's alone, and the file's own permissions go into its sums entry.
+				fc.mode = backupFileMode
+			}
+			var out copied
+			out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
+			f.n, f.sum, f.mode, f.changed = out.n, out.sum, out.mode, out.changed
 			switch {
 			case f.err == nil:
-			case restore && ctx.Err() == nil && !IsPermanent(f.err):
-				// A restore goes on past a bad file, so every other file is restored; the
-				// run reports the failures and ends partial.
+			case restore && ctx.Err() == nil && !taskLevel(f.err, dst):
+				// A restore goes on past a bad file (one it cannot read, check or replace),
+				// so every other file is restored; the run lists the failures and ends
+				// partial.
 			case !restore && (errors.Is(f.err, storage.ErrNotExist) || errors.Is(f.err, storage.ErrNotRegular)):
 				// Deleted, or replaced by a FIFO, link or such, between listing and copying:
 				// the platform moved on; a warning, not a failure.
@@ -260,93 +282,211 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 	return files, nil
 }
 
+// taskLevel reports whether a file's failure in a restore is one of the whole destination,
+// which every other file would meet too, so the task fails instead of listing each file: a
+// full disk or quota, refused credentials of a remote storage, the caller's cancellation.
+// Anything else (a folder or an immutable file in the way, a read-only folder) concerns that
+// file alone.
+func taskLevel(err error, dst *storage.Bucket) bool {
+	var p permanentError
+	switch code := storage.ErrorCode(err); {
+	case errors.As(err, &p), code == storage.CodeNoSpace, code == storage.CodeCanceled:
+		return true
+	case code == storage.CodePermission:
+		return !dst.IsLocal()
+	}
+	return false
+}
+
 // largeObject is the size from which a file gets a span of its own: big enough that the
 // span's cost is nothing beside the copy.
 const largeObject = 16 << 20
 
 // copyTraced is copyOne, in a span of its own for a large file.
-func copyTraced(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, size int64, buf []byte, handoff func()) (int64, string, error) {
+func copyTraced(ctx context.Context, src, dest *storage.Bucket, fc fileCopy, size int64) (copied, error) {
 	if size < largeObject {
-		return copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
+		return copyOne(ctx, src, dest, fc)
 	}
-	ctx, span := telemetry.Start(ctx, "storage.copy_object", telemetry.KeyKey.String(key), telemetry.KeyBytes.Int64(size))
-	n, sum, err := copyOne(ctx, src, dest, key, destKey, want, buf, handoff)
+	ctx, span := telemetry.Start(ctx, "storage.copy_object", telemetry.KeyKey.String(fc.key), telemetry.KeyBytes.Int64(size))
+	out, err := copyOne(ctx, src, dest, fc)
 	telemetry.End(span, err)
-	return n, sum, err
+	return out, err
 }
 
-// copyOne copies one file, keeping its permissions and modification time: server-side when
-// both sides are on the same S3 service (the cross-region case), else streamed and hashed on
-// the way. With want set, a streamed copy is committed only when its SHA-256 is want.
-// handoff, if set, is called when buf is no longer needed and only the commit remains.
-func copyOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (int64, string, error) {
+// fileCopy is one file to copy: its key in the source and in the destination; want, the
+// SHA-256 it must have ("" for any); mode, the permissions to write it with (0: the
+// source's); buf, the buffer to stream through; handoff, if set, called when buf is no longer
+// needed and only the commit remains.
+type fileCopy struct {
+	key, destKey, want string
+	mode               fs.FileMode
+	buf                []byte
+	handoff            func()
+}
+
+// copied is a file's copy: its size and SHA-256, the source's permissions, and whether the
+// source changed while it was read, twice (see streamOne).
+type copied struct {
+	n       int64
+	sum     string
+	mode    fs.FileMode
+	changed bool
+}
+
+// copyOne copies one file with its modification time, and its permissions unless fc.mode
+// says otherwise: server-side when both sides are on the same S3 service (the cross-region
+// case; the object's own permissions go with it), else streamed and hashed on the way. With
+// fc.want set, a streamed copy is committed only when its SHA-256 is fc.want.
+func copyOne(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (copied, error) {
 	if !storage.SameService(src, dest) {
-		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
+		return streamOne(ctx, src, dest, fc)
 	}
-	if want != "" {
+	if fc.want != "" {
 		// Check before copying: a server-side copy replaces the destination at once.
-		sum, err := src.SHA256(ctx, key)
+		sum, err := src.SHA256(ctx, fc.key)
 		if err != nil {
-			return 0, "", err
+			return copied{}, err
 		}
-		if sum != want {
-			return 0, sum, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+		if sum != fc.want {
+			return copied{sum: sum}, fmt.Errorf("%s: %w (backup says %s, file has %s)", fc.key, errChecksum, fc.want, sum)
 		}
 	}
-	obj, err := dest.CopyFrom(ctx, src, key, destKey)
+	// A server-side copy is of one version of an object: it cannot be torn.
+	obj, err := dest.CopyFrom(ctx, src, fc.key, fc.destKey)
 	if errors.Is(err, storage.ErrNoServerSideCopy) {
-		return streamOne(ctx, src, dest, key, destKey, want, buf, handoff)
+		return streamOne(ctx, src, dest, fc)
 	} else if err != nil {
-		return 0, "", err
+		return copied{}, err
 	}
-	sum, err := dest.SHA256(ctx, destKey)
-	return obj.Size, sum, err
+	sum, err := dest.SHA256(ctx, fc.destKey)
+	return copied{n: obj.Size, sum: sum, mode: obj.Mode}, err
 }
 
-func streamOne(ctx context.Context, src, dest *storage.Bucket, key, destKey, want string, buf []byte, handoff func()) (int64, string, error) {
-	r, out, err := openBoth(ctx, src, dest, key, destKey)
-	if err != nil {
-		return 0, "", err
+// streamOne streams one file through buf, hashing it. A source that changed while it was
+// read (tar's "file changed as we read it") is read once more, since a file rewritten in
+// place is usually whole again a moment later; if it changed on that read too, the second copy
+// is kept and changed is true, for the caller to warn about.
+func streamOne(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (copied, error) {
+	for attempt := 1; ; attempt++ {
+		out, c, err := streamBytes(ctx, src, dest, fc)
+		if err != nil {
+			return c, err
+		}
+		if c.changed && attempt == 1 {
+			out.Abort()
+			continue
+		}
+		if fc.handoff != nil {
+			fc.handoff()
+		}
+		if err := out.Commit(); err != nil {
+			return copied{n: c.n}, err
+		}
+		return c, nil
 	}
+}
+
+// readHook, when set (by tests), wraps each source as it is read.
+var readHook atomic.Pointer[func(key string, r io.Reader) io.Reader]
+
+// SetReadHook is for tests only: wrap wraps the source of every file copy from now on (key is
+// the file's key in its storage), so that a test can change a file in the middle of its copy.
+// The returned function removes the hook.
+func SetReadHook(wrap func(key string, r io.Reader) io.Reader) (remove func()) {
+	readHook.Store(&wrap)
+	return func() { readHook.Store(nil) }
+}
+
+// streamBytes writes one file's bytes into a new object of dest, not yet committed, and says
+// whether the source changed while it was read. The source is closed on return (no connection
+// held through the commit); on error the object is aborted.
+func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (out storage.Writer, c copied, err error) {
+	key := fc.key
+	r, w, mode, err := openBoth(ctx, src, dest, key, fc.destKey, fc.mode)
+	if err != nil {
+		return nil, c, err
+	}
+	c.mode = mode
 	defer r.Close()
-	defer out.Abort()
-	h := sha256.New()
+	defer func() {
+		if err != nil {
+			w.Abort()
+		}
+	}()
+	before := statSource(r)
 	// Through buf: a source file's own WriteTo would copy through a new 32 KiB buffer each
 	// time (the hash needs the bytes, so no copy_file_range), garbage on every file.
-	n, err := io.CopyBuffer(io.MultiWriter(out, h), struct{ io.Reader }{r}, buf)
+	var in io.Reader = struct{ io.Reader }{r}
+	if wrap := readHook.Load(); wrap != nil {
+		in = (*wrap)(key, in)
+	}
+	h := sha256.New()
+	c.n, err = io.CopyBuffer(io.MultiWriter(w, h), in, fc.buf)
 	if err != nil {
-		return n, "", fmt.Errorf("copy %s: %w", key, err)
+		return nil, c, fmt.Errorf("copy %s: %w", key, err)
 	}
-	sum := hexSum(h)
-	if want != "" && sum != want {
-		return n, sum, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, want, sum)
+	c.sum = hexSum(h)
+	if fc.want != "" && c.sum != fc.want {
+		return nil, c, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, fc.want, c.sum)
 	}
-	r.Close() // the source is done with too: no connection held through the commit
-	if handoff != nil {
-		handoff()
-	}
-	if err := out.Commit(); err != nil {
-		return n, "", err
-	}
-	return n, sum, nil
+	c.changed = before.changed(c.n, statSource(r))
+	return w, c, nil
 }
 
-// openBoth opens the source object and creates its copy. From a remote source into a local
+// sourceStamp is what tells a file that changed while it was read: its size, modification
+// time and inode change time (which a writer resetting the modification time still moves).
+// ok is false for a source that cannot say (an S3 object: one version, never torn).
+type sourceStamp struct {
+	ok    bool
+	size  int64
+	mtime time.Time
+	ctime time.Time
+}
+
+// statSource stamps r, if it is a file.
+func statSource(r io.Reader) sourceStamp {
+	f, ok := r.(interface{ Stat() (fs.FileInfo, error) })
+	if !ok {
+		return sourceStamp{}
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return sourceStamp{}
+	}
+	return sourceStamp{ok: true, size: fi.Size(), mtime: fi.ModTime(), ctime: changeTime(fi)}
+}
+
+// changed compares the stamps taken before and after reading n bytes.
+func (b sourceStamp) changed(n int64, a sourceStamp) bool {
+	if !b.ok || !a.ok {
+		return false
+	}
+	return n != b.size || a.size != b.size || !a.mtime.Equal(b.mtime) || !a.ctime.Equal(b.ctime)
+}
+
+// openBoth opens the source object and creates its copy, with mode (0: the source's), and
+// returns the source's permissions. From a remote source into a local
 // folder, the file is created while the source's first response is awaited: making a file
 // costs the filesystem some work (on ext4 without a journal, a scan past the inodes freed
 // lately), which then hides behind the network's latency instead of adding to it.
-func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey string) (io.ReadCloser, storage.Writer, error) {
+func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey string, mode fs.FileMode) (io.ReadCloser, storage.Writer, fs.FileMode, error) {
+	attrs := func(obj storage.Object) storage.Object {
+		if mode == 0 {
+			mode = obj.Mode
+		}
+		return storage.Object{Mode: mode, ModTime: obj.ModTime}
+	}
 	if src.IsLocal() || !dest.IsLocal() {
 		r, obj, err := src.Open(ctx, key)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
-		out, err := dest.Create(ctx, destKey, storage.Object{Mode: obj.Mode, ModTime: obj.ModTime})
+		out, err := dest.Create(ctx, destKey, attrs(obj))
 		if err != nil {
 			r.Close()
-			return nil, nil, err
+			return nil, nil, 0, err
 		}
-		return r, out, nil
+		return r, out, obj.Mode, nil
 	}
 	type created struct {
 		w   storage.Writer
@@ -364,13 +504,13 @@ func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey strin
 		if c.w != nil {
 			c.w.Abort() // the source is gone: no copy of it either
 		}
-		return nil, nil, err
+		return nil, nil, 0, err
 	case c.err != nil:
 		r.Close()
-		return nil, nil, c.err
+		return nil, nil, 0, c.err
 	}
-	storage.SetAttrs(c.w, storage.Object{Mode: obj.Mode, ModTime: obj.ModTime})
-	return r, c.w, nil
+	storage.SetAttrs(c.w, attrs(obj))
+	return r, c.w, obj.Mode, nil
 }
 
 // sameLocation compares two storage locations as the user may have spelled them.

@@ -205,8 +205,8 @@ func TestCopyFromS3VanishedLeavesNoFile(t *testing.T) {
 	}
 	for _, k := range []string{"content/a.json", "content/b.json"} {
 		fi, err := os.Stat(filepath.Join(task.Dest, "files", filepath.FromSlash(k)))
-		if err != nil || !fi.ModTime().Equal(mtime) || fi.Mode().Perm() != 0o640 {
-			t.Fatalf("copy of %s: %v, %v (want time %v, mode 640)", k, fi, err, mtime)
+		if err != nil || !fi.ModTime().Equal(mtime) || fi.Mode().Perm() != backupFileMode {
+			t.Fatalf("copy of %s: %v, %v (want time %v, mode 600: a backup is private)", k, fi, err, mtime)
 		}
 	}
 	entries, err := os.ReadDir(filepath.Join(task.Dest, "files", "content"))
@@ -232,7 +232,7 @@ func TestCopyOverLeftoverFile(t *testing.T) {
 	}
 	data, err := os.ReadFile(old)
 	fi, serr := os.Stat(old)
-	if err != nil || serr != nil || string(data) != "{}" || fi.Mode().Perm() != 0o640 {
+	if err != nil || serr != nil || string(data) != "{}" || fi.Mode().Perm() != backupFileMode {
 		t.Fatalf("copy over a leftover: %q %v, %v %v", data, err, fi, serr)
 	}
 }

@@ -37,7 +37,7 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 		return nil, Permanent(fmt.Errorf("export %s: %w", e.Model, err))
 	}
 	defer dest.Close()
-	out, err := dest.Create(ctx, e.Output, storage.Object{Mode: 0o644})
+	out, err := dest.Create(ctx, e.Output, storage.Object{Mode: backupFileMode})
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", e.Model, err)
 	}

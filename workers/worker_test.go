@@ -59,15 +59,16 @@ func TestCopyVanishedFileIsAWarning(t *testing.T) {
 	if res.Files != 2 || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "content/gone.json") {
 		t.Fatalf("result %+v", res)
 	}
+	// The backup's copies are private; the files' own permissions are in their sums.
 	for _, k := range []string{"a.json", "b.json"} {
 		fi, err := os.Stat(filepath.Join(dest, "files", "content", k))
-		if err != nil || fi.Mode().Perm() != 0o640 {
+		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("files/content/%s: %v %v", k, fi, err)
 		}
 	}
 	sums, _ := os.ReadFile(filepath.Join(dest, "sums.jsonl"))
-	if strings.Count(string(sums), "\n") != 2 {
-		t.Fatalf("sums = %s", sums)
+	if strings.Count(string(sums), "\n") != 2 || strings.Count(string(sums), `"m":416`) != 2 {
+		t.Fatalf("sums = %s, want two entries with mode 0640 (416)", sums)
 	}
 }
 

@@ -154,7 +154,7 @@ func (e *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 	}
 	target := filepath.Join(e.tmp, filepath.FromSlash(clean))
 	if hdr.Typeflag == tar.TypeDir {
-		if err := os.MkdirAll(target, 0o755); err != nil {
+		if err := os.MkdirAll(target, 0o700); err != nil {
 			return fmt.Errorf("extract %s: %w", hdr.Name, err)
 		}
 		e.dirs = append(e.dirs, dirMeta{target, fs.FileMode(hdr.Mode).Perm() | 0o700, hdr.ModTime})
@@ -314,7 +314,7 @@ func (e *extractor) finishDirs() error {
 }
 
 func extractFile(tr *tar.Reader, hdr *tar.Header, target string, buf []byte) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil { // a backup's folders are private
 		return err
 	}
 	// O_EXCL: never write through something already there.

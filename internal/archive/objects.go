@@ -65,7 +65,7 @@ func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, o
 		}
 		mode := obj.Mode.Perm()
 		if mode == 0 {
-			mode = 0o644
+			mode = 0o600 // a backup's files are private
 		}
 		hdr := &tar.Header{Name: top + "/" + obj.Key, Mode: int64(mode), ModTime: obj.ModTime.Truncate(time.Second),
 			Typeflag: tar.TypeReg, Size: obj.Size}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -146,6 +148,73 @@ type FilesSummary struct {
 	// of the storage that were not backed up because they are not regular files; the
 	// warnings name each of them.
 	Skipped map[string]int64 `json:"skipped,omitempty"`
+	// ChangedDuringBackup lists the files (backup paths, "files/…") that changed while they
+	// were read, on a second read too: their copies may be torn.
+	ChangedDuringBackup []string `json:"changed_during_backup,omitempty"`
+	// Modes records the platform files' permissions, which the backup's own copies (0600)
+	// do not keep: each mode (octal, "0640") but DefaultMode lists its files (backup paths).
+	// Without DefaultMode (an older backup), each copy's own permissions are the record.
+	DefaultMode string              `json:"default_mode,omitempty"`
+	Modes       map[string][]string `json:"modes,omitempty"`
+}
+
+// DefaultFileMode is the permissions most platform files have, recorded as
+// FilesSummary.DefaultMode; only the files with others are listed.
+const DefaultFileMode fs.FileMode = 0o644
+
+// modeIndex inverts Modes: backup path → permissions.
+func (f *FilesSummary) modeIndex() map[string]fs.FileMode {
+	out := map[string]fs.FileMode{}
+	for m, paths := range f.Modes {
+		mode, ok := parseMode(m)
+		if !ok {
+			continue
+		}
+		for _, p := range paths {
+			out[p] = mode
+		}
+	}
+	return out
+}
+
+// RecordedModes returns a function giving the permissions recorded for a backup path, as
+// ModeOf does, looking them up in an index built once.
+func (f *FilesSummary) RecordedModes() func(p string) (fs.FileMode, bool) {
+	def, ok := parseMode(f.DefaultMode)
+	if f.DefaultMode == "" || !ok {
+		return func(string) (fs.FileMode, bool) { return 0, false }
+	}
+	idx := f.modeIndex()
+	return func(p string) (fs.FileMode, bool) {
+		if m, ok := idx[p]; ok {
+			return m, true
+		}
+		return def, true
+	}
+}
+
+// RecordMode notes the permissions of the file at backup path p.
+func (f *FilesSummary) RecordMode(p string, mode fs.FileMode) {
+	f.DefaultMode = FormatMode(DefaultFileMode)
+	if mode = mode.Perm(); mode == 0 || mode == DefaultFileMode {
+		return
+	}
+	if f.Modes == nil {
+		f.Modes = map[string][]string{}
+	}
+	k := FormatMode(mode)
+	f.Modes[k] = append(f.Modes[k], p)
+}
+
+// FormatMode writes permissions as metadata records them: "0640".
+func FormatMode(m fs.FileMode) string { return fmt.Sprintf("%04o", uint32(m.Perm())) }
+
+func parseMode(s string) (fs.FileMode, bool) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o777 {
+		return 0, false
+	}
+	return fs.FileMode(v), true
 }
 
 // metadataJSON is Metadata on the wire. Its BackupTimestamp, being shallower

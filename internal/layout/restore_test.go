@@ -26,8 +26,8 @@ func writeBackupWithScript(t *testing.T, m *Metadata) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o755 {
-		t.Errorf("restore.sh mode %v, want 0755", fi.Mode().Perm())
+	if fi.Mode().Perm() != ScriptMode {
+		t.Errorf("restore.sh mode %v, want 0700", fi.Mode().Perm())
 	}
 	return dir
 }

@@ -21,6 +21,15 @@ const StagingPrefix = ".wnb-staging-"
 // backups started in the same second mean something else is wrong.
 const maxSeq = 10000
 
+// A backup holds password hashes and e-mail addresses: whatever the umask, its folders, files
+// and archives are the owner's alone. The platform files' own permissions are recorded in
+// the metadata (FilesSummary.Modes) and given back on restore.
+const (
+	DirMode    fs.FileMode = 0o700 // folders: the backup folder, its staging folder, files/…
+	FileMode   fs.FileMode = 0o600 // every file, the archive itself included
+	ScriptMode fs.FileMode = 0o700 // restore.sh
+)
+
 // Staging is the private folder a backup is written into before it is
 // published under its backup name.
 type Staging struct {
@@ -45,11 +54,11 @@ func NewStaging(backupDir, runID string) (*Staging, error) {
 	if err := checkRunID(runID); err != nil {
 		return nil, fmt.Errorf("create staging: %w", err)
 	}
-	if err := os.MkdirAll(backupDir, 0o755); err != nil {
+	if err := os.MkdirAll(backupDir, DirMode); err != nil {
 		return nil, fmt.Errorf("create staging: %w", err)
 	}
 	p := StagingPath(backupDir, runID)
-	if err := os.Mkdir(p, 0o755); err != nil {
+	if err := os.Mkdir(p, DirMode); err != nil {
 		fi, serr := os.Stat(p)
 		if !errors.Is(err, fs.ErrExist) || serr != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("create staging: %w", err)
@@ -144,7 +153,7 @@ func (s *Staging) PublishDir(t time.Time) (finalPath string, err error) {
 		if exists(final + ArchiveExt) {
 			continue
 		}
-		if err := os.Mkdir(final, 0o755); err != nil {
+		if err := os.Mkdir(final, DirMode); err != nil {
 			if errors.Is(err, fs.ErrExist) {
 				continue
 			}
@@ -236,7 +245,7 @@ func WriteMetadata(dir string, m *Metadata) error {
 	if err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(dir, FileMetadata), data, 0o644)
+	return writeFileSync(filepath.Join(dir, FileMetadata), data, FileMode)
 }
 
 // ReadMetadata reads and parses dir/backup_metadata.json.
@@ -262,7 +271,7 @@ func ReadMetadata(dir string) (*Metadata, error) {
 // returns its hex sha256, for SHA256SUMS.
 func WriteRestoreScript(dir string, m *Metadata) (sum string, err error) {
 	data := RestoreScript(m)
-	if err := writeFileSync(filepath.Join(dir, FileRestore), data, 0o755); err != nil {
+	if err := writeFileSync(filepath.Join(dir, FileRestore), data, ScriptMode); err != nil {
 		return "", err
 	}
 	return sha256Hex(data), nil

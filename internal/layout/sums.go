@@ -104,7 +104,7 @@ func (s *SumsWriter) WriteFile(dir string) (manifestSHA256 string, err error) {
 	if err != nil {
 		return "", err
 	}
-	if err := writeFileSync(filepath.Join(dir, FileSums), data, 0o644); err != nil {
+	if err := writeFileSync(filepath.Join(dir, FileSums), data, FileMode); err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(data)

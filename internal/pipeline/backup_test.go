@@ -159,7 +159,7 @@ func TestBackupSQLiteEndToEnd(t *testing.T) {
 		}
 	}
 	fi, err := os.Stat(filepath.Join(rep.Path, layout.FileRestore))
-	if err != nil || fi.Mode().Perm() != 0o755 {
+	if err != nil || fi.Mode().Perm() != layout.ScriptMode {
 		t.Fatalf("restore.sh: %v %v", fi, err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(rep.Path, layout.FileMetadata))
@@ -167,7 +167,9 @@ func TestBackupSQLiteEndToEnd(t *testing.T) {
 		t.Fatalf("metadata mentions a password: %s", raw)
 	}
 
-	// Every storage file is in files/, byte for byte, with its mode and mtime.
+	// Every storage file is in files/, byte for byte, with its mtime; its mode is in the
+	// metadata, the copy being private.
+	modeOf := meta.Files.RecordedModes()
 	src := treeFiles(t, p.storage)
 	got := treeFiles(t, filepath.Join(rep.Path, "files"))
 	if len(src) == 0 || len(src) != len(got) || int64(len(src)) != rep.Files {
@@ -179,8 +181,9 @@ func TestBackupSQLiteEndToEnd(t *testing.T) {
 		}
 		a, _ := os.Stat(filepath.Join(p.storage, k))
 		c, _ := os.Stat(filepath.Join(rep.Path, "files", k))
-		if a.Mode() != c.Mode() || !a.ModTime().Equal(c.ModTime()) {
-			t.Fatalf("files/%s: mode %v mtime %v, source %v %v", k, c.Mode(), c.ModTime(), a.Mode(), a.ModTime())
+		recorded, ok := modeOf("files/" + k)
+		if c.Mode() != layout.FileMode || !ok || recorded != a.Mode() || !a.ModTime().Equal(c.ModTime()) {
+			t.Fatalf("files/%s: mode %v (recorded %v) mtime %v, source %v %v", k, c.Mode(), recorded, c.ModTime(), a.Mode(), a.ModTime())
 		}
 	}
 	// No working files are left in the published backup.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/queue"
@@ -292,5 +294,70 @@ func TestRestorePartialFiles(t *testing.T) {
 	}
 	if rep.Files != int64(src.summary.Files)-1 {
 		t.Fatalf("restored %d files, want all %d but one", rep.Files, src.summary.Files)
+	}
+}
+
+// refuseWrites makes dir a folder nothing can be created in: immutable as root (where chmod
+// does not stop anyone), read-only otherwise. It is undone when the test ends.
+func refuseWrites(t *testing.T, dir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		return
+	}
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i (needed to refuse root a folder): %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+}
+
+// A file that cannot be replaced is one listed failure, with its path and cause; every other
+// file and the database are restored, and the run is partial (exit 3), its message naming it.
+func TestRestoreUnreplaceableFileIsPartial(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	backup := backupOf(t, src, false)
+	target := emptyTarget(t, database.SQLite)
+	var victim string
+	for _, k := range slices.Sorted(maps.Keys(treeFiles(t, filepath.Join(backup, "files")))) {
+		if strings.HasPrefix(k, "content/") {
+			victim = k
+			break
+		}
+	}
+	blocked := filepath.Join(target.storage, filepath.Dir(victim))
+	if err := os.MkdirAll(blocked, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	inBlocked := 0
+	for k := range treeFiles(t, filepath.Join(backup, "files")) {
+		if filepath.Dir(k) == filepath.Dir(victim) {
+			inBlocked++
+		}
+	}
+	refuseWrites(t, blocked)
+
+	rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
+	if got := outcome.Of(err); got.Code != outcome.CodePartial {
+		t.Fatalf("exit code %d (err %v), want %d (partial)", got.Code, err, outcome.CodePartial)
+	}
+	if !strings.HasPrefix(err.Error(), "restore partial: ") || !strings.Contains(err.Error(), victim) {
+		t.Fatalf("message %q: want the partial prefix and the path %s", err, victim)
+	}
+	if rep.Failed != int64(inBlocked) || len(rep.Failures) != inBlocked {
+		t.Fatalf("%d failed, failures %q; want the %d files of %s", rep.Failed, rep.Failures, inBlocked, filepath.Dir(victim))
+	}
+	for _, f := range rep.Failures {
+		if !strings.HasPrefix(f, filepath.Dir(victim)+"/") || !strings.Contains(f, "not permitted") && !strings.Contains(f, "permission denied") {
+			t.Fatalf("failure %q does not name its path and cause", f)
+		}
+	}
+	if rep.Files != int64(src.summary.Files-inBlocked) {
+		t.Fatalf("restored %d files, want all %d but the %d refused", rep.Files, src.summary.Files, inBlocked)
+	}
+	if len(rep.Loaded) == 0 {
+		t.Fatal("the database was not restored")
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -320,9 +321,17 @@ func CompareFiles(ctx context.Context, rep *Report, wantDir, gotURL, what string
 		return err
 	}
 	defer got.Close()
+	// A backup's copies are all 0600; the files' own permissions are in its metadata.
+	modeOf := func(string) (fs.FileMode, bool) { return 0, false }
+	if meta, err := layout.ReadMetadata(filepath.Dir(wantDir)); err == nil {
+		modeOf = meta.Files.RecordedModes()
+	}
 	seen := map[string]bool{}
 	err = want.Walk(ctx, "", func(o storage.Object) error {
 		seen[o.Key] = true
+		if m, ok := modeOf(layout.FilesDir + "/" + o.Key); ok {
+			o.Mode = m
+		}
 		g, err := got.Stat(ctx, o.Key)
 		if errors.Is(err, storage.ErrNotExist) {
 			rep.differ("%s: file %s is missing", what, o.Key)
