@@ -2,11 +2,13 @@ package queue
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/messages"
@@ -73,4 +75,41 @@ func TestRedact(t *testing.T) {
 	if got := Redact("nats://wnb:s3cret@n1:4222"); strings.Contains(got, "s3cret") {
 		t.Fatalf("Redact kept the password: %s", got)
 	}
+}
+
+// Issue 10 item 16: production's embedded server opens no port; a test's listener demands the
+// random credentials that only its URL carries.
+func TestEmbeddedListener(t *testing.T) {
+	private, err := StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer private.Shutdown()
+	if private.Listening() || private.URL() != "" {
+		t.Fatalf("embedded server listens: %q", private.URL())
+	}
+	nc, err := private.Connect("test")
+	if err != nil {
+		t.Fatalf("in-process connection: %v", err)
+	}
+	nc.Close()
+
+	shared, err := StartEmbedded(t.TempDir(), WithListener())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Shutdown()
+	u, err := url.Parse(shared.URL())
+	if err != nil || u.User == nil || u.Hostname() != "127.0.0.1" {
+		t.Fatalf("listener URL %q: %v", shared.URL(), err)
+	}
+	if nc, err := Connect("nats://"+u.Host, "anonymous", nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a connection without the credentials was accepted")
+	}
+	nc, err = Connect(shared.URL(), "test")
+	if err != nil {
+		t.Fatalf("connection with the URL's credentials: %v", err)
+	}
+	nc.Close()
 }
