@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
+	neturl "net/url"
 	"os"
 	"time"
 
@@ -116,12 +116,12 @@ func StartEmbedded(dir string, options ...EmbeddedOption) (*Embedded, error) {
 	}
 	e := &Embedded{srv: srv, dir: dir, own: own}
 	if setup.listen {
-		u, err := url.Parse(srv.ClientURL())
+		u, err := neturl.Parse(srv.ClientURL())
 		if err != nil {
 			srv.Shutdown()
 			return nil, fmt.Errorf("start embedded nats: client URL: %w", err)
 		}
-		u.User = url.UserPassword(user, pass)
+		u.User = neturl.UserPassword(user, pass)
 		e.url = u.String()
 	}
 	return e, nil
@@ -203,7 +203,17 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", Redact(url), withoutURL(err))
 	}
 	return nc, nil
+}
+
+// withoutURL drops the location from a net/url error (a URL that does not parse): it is
+// printed raw, password included; the caller names the location redacted.
+func withoutURL(err error) error {
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s URL: %w", ue.Op, ue.Err)
+	}
+	return err
 }

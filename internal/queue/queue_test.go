@@ -113,3 +113,25 @@ func TestEmbeddedListener(t *testing.T) {
 	}
 	nc.Close()
 }
+
+// Issue 10 item 13: a NATS URL that cannot be used never puts its password or token into the
+// error (net/url errors quote the whole URL).
+func TestConnectErrorHidesCredentials(t *testing.T) {
+	const secret = "Qz9secretPass"
+	for _, u := range []string{
+		"nats://u:" + secret + "@127.0.0.1:notaport",
+		"nats://u:" + secret + "%zz@127.0.0.1:4222",
+		"nats://" + secret + "@127.0.0.1:bad",
+		"nats://127.0.0.1:1,nats://u:" + secret + "@127.0.0.1:x",
+		"nats://u:" + secret + "@127.0.0.1:1",
+	} {
+		nc, err := Connect(u, "test", nats.MaxReconnects(0), nats.Timeout(time.Second))
+		if err == nil {
+			nc.Close()
+			t.Fatalf("%s: connected", u)
+		}
+		if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "connect to nats") {
+			t.Errorf("Connect(%q): %v", Redact(u), err)
+		}
+	}
+}
