@@ -35,6 +35,8 @@ var secrets = map[string]string{
 	"NATS password":                  marker + "NatsPass",
 	"NATS token":                     marker + "NatsToken",
 	"wrong NATS password":            marker + "NatsWrong",
+	"malformed NATS URL":             marker + "NatsBadURL",
+	"S3 endpoint userinfo":           marker + "S3Endpoint",
 }
 
 // withSecrets gives a postgres URL (of a trust-auth test server, which ignores passwords) the
@@ -63,6 +65,7 @@ type scene struct {
 	userURL, tokURL string   // both NATS servers, credentials in the URL
 	s3              *s3test.Server
 	srcURL, dstURL  string
+	demoURL         string
 	media, dstMedia string
 	wantNonZero     map[string]bool
 }
@@ -76,6 +79,7 @@ func newScene(t *testing.T) *scene {
 	}
 	sc := &scene{outs: &outputs{}, dir: t.TempDir()}
 	src, dst := pgtest.URL(t), pgtest.URL(t)
+	sc.demoURL = withSecrets(t, pgtest.URL(t))
 	sc.media, sc.dstMedia = filepath.Join(sc.dir, "media"), filepath.Join(sc.dir, "restored-media")
 	if _, err := demo.Fill(context.Background(), src, sc.media, demo.DefaultOptions()); err != nil {
 		t.Fatal(err)
@@ -143,6 +147,9 @@ func TestNoSecretReachesAnOutput(t *testing.T) {
 		{nil, []string{"verify", archive, "--json", "--log-format", "json", "-v"}, 0},
 		{nil, []string{"list", "--backup-dir", "b"}, 0},
 		{nil, []string{"list", "--backup-dir", s3dest, "--json", "--log-format", "json", "-v"}, 0},
+		{nil, []string{"test-backup-restore", "-v"}, 0},
+		{nil, []string{"demo", "--postgres", sc.demoURL, "--path", "demo", "--log-format", "json", "-v"}, 0},
+		{nil, []string{"prune", "--keep-last", "1", "--backup-dir", s3dest, "--dry-run", "--json"}, 0},
 		{sc.natsEnv, []string{"runs"}, 0},
 		{nil, []string{"runs", "--json", "--nats", sc.userURL}, 0},
 		{nil, []string{"runs", "--nats", "nats://" + strings.TrimPrefix(sc.tokURL, "nats://"+secrets["NATS token"]+"@"), "--nats-token", secrets["NATS token"], "-v"}, 0},
@@ -165,7 +172,25 @@ func (sc *scene) failures(t *testing.T) {
 	closed := withSecrets(t, "postgres://postgres@127.0.0.1:1/nowhere?sslmode=disable&connect_timeout=2")
 	wrong := "nats://wnb:" + secrets["wrong NATS password"] + "@" + sc.natsHost
 	s3creds := sc.s3.URL("backups", "x", "secret_key="+secrets["S3 URL ?secret_key="])
+	badNATS := "nats://wnb:" + secrets["malformed NATS URL"] + "@127.0.0.1:notaport"
+	endpoint := "s3://backups/x?path_style=true&region=us-east-1&endpoint=http://u:" + secrets["S3 endpoint userinfo"] + "@" + strings.TrimPrefix(sc.s3.Endpoint(), "http://")
+	badTLS := closed + "&sslmode=bogus"
 	for _, s := range []step{
+		{[]string{"DATABASE_URL=" + badTLS}, []string{"backup", "--skip-files", "--skip-preflight", "--backup-dir", "f"}, 1},
+		{[]string{"DATABASE_URL=" + badTLS}, []string{"doctor", "--log-format", "json", "-v"}, 1},
+		{nil, []string{"backup", "--backup-dir", "f", "--nats", badNATS}, 1},
+		{nil, []string{"doctor", "--nats", badNATS, "--json"}, 1},
+		{nil, []string{"runs", "--nats", badNATS, "--log-format", "json"}, 1},
+		{nil, []string{"worker", "--nats", badNATS, "--health-addr", "127.0.0.1:0"}, 1},
+		{nil, []string{"list", "--backup-dir", endpoint}, 1},
+		{nil, []string{"doctor", "--backup-dir", endpoint, "--json"}, 1},
+		{nil, []string{"verify", endpoint + "&x=/backup_20240101_000000"}, 1},
+		{[]string{"STORAGE_URL=" + endpoint}, []string{"backup", "--backup-dir", "f", "--log-format", "json"}, 1},
+		{nil, []string{"demo", "--postgres", sc.srcURL, "--path", "demo-into-full"}, 1},
+		{nil, []string{"restore", "--force", endpoint + "&x=/backup_20240101_000000", "--json"}, 1},
+		{nil, []string{"verify", s3creds + "&x=/backup_20240101_000000", "--json"}, 1},
+		{nil, []string{"prune", "--keep-last", "1", "--backup-dir", s3creds}, 1},
+		{nil, []string{"prune", "--keep-last", "1", "--backup-dir", endpoint, "--json"}, 1},
 		{[]string{"DATABASE_URL=" + closed}, []string{"backup", "--skip-files", "--backup-dir", "f"}, 1},
 		{[]string{"DATABASE_URL=" + closed}, []string{"doctor", "--json"}, 1},
 		{[]string{"DATABASE_URL=" + closed}, []string{"backup", "--skip-files", "--skip-preflight", "--backup-dir", "f", "--log-format", "json", "--json"}, 1},
@@ -217,7 +242,7 @@ func (sc *scene) backupWithWorkerProcess(t *testing.T) {
 func (sc *scene) collectFiles(t *testing.T) {
 	t.Helper()
 	n := 0
-	for _, d := range []string{"b", "c", "w"} {
+	for _, d := range []string{"b", "c", "w", "demo"} {
 		n += addTree(t, sc.outs, filepath.Join(sc.dir, d))
 	}
 	list, err := sc.s3.Backend.ListBucket("backups", nil, gofakes3.ListBucketPage{})
