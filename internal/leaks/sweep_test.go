@@ -131,7 +131,7 @@ func TestNoSecretReachesAnOutput(t *testing.T) {
 	sc.run(t, []step{
 		{nil, []string{"doctor"}, 0},
 		{sc.natsEnv, []string{"doctor", "--json", "--log-format", "json", "-v"}, 0},
-		{nil, []string{"backup", "-v", "--backup-dir", "b"}, 0},
+		{nil, []string{"backup", "-v", "--backup-dir", "b", "--metrics-file", "wnb.prom"}, 0},
 		{nil, []string{"backup", "--compress", "--backup-dir", "b", "--json", "--log-format", "json", "-v", "--nats", sc.userURL}, 0},
 		{sc.natsEnv, []string{"backup", "-v", "--backup-dir", s3dest}, 0},
 		{nil, []string{"backup", "--skip-files", "--backup-dir", "c", "--nats", sc.tokURL, "--log-format", "json", "-v"}, 0},
@@ -242,6 +242,11 @@ func (sc *scene) backupWithWorkerProcess(t *testing.T) {
 func (sc *scene) collectFiles(t *testing.T) {
 	t.Helper()
 	n := 0
+	metrics, err := os.ReadFile(filepath.Join(sc.dir, "wnb.prom"))
+	if err != nil {
+		t.Fatalf("metrics file: %v", err)
+	}
+	sc.outs.add("metrics file", metrics)
 	for _, d := range []string{"b", "c", "w", "demo"} {
 		n += addTree(t, sc.outs, filepath.Join(sc.dir, d))
 	}
