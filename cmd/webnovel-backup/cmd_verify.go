@@ -87,7 +87,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 		printVerifyReport(con.out, rep)
 	}
 	if !rep.OK {
-		return fmt.Errorf("verify %s: %d problems found", path, len(rep.Problems))
+		return fmt.Errorf("verify %s: %d problems found", redactURL(path), len(rep.Problems))
 	}
 	return nil
 }
@@ -97,14 +97,14 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 func verifyS3(ctx context.Context, src string, o verify.Options) (*verify.Report, error) {
 	b, err := coordinator.OpenBackup(ctx, src, o.TempDir)
 	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", src, err)
+		return nil, fmt.Errorf("verify %s: %w", redactURL(src), err)
 	}
 	defer b.Close()
 	rep, err := verify.VerifyDir(ctx, b.Dir, o)
 	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", src, err)
+		return nil, fmt.Errorf("verify %s: %w", redactURL(src), err)
 	}
-	rep.Path = src
+	rep.Path = redactURL(src)
 	return rep, nil
 }
 

@@ -61,17 +61,7 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 		log.Info("removed temporary files of processes that are gone", "paths", removed)
 	}
 	s := &Session{}
-	url := cfg.NATSURL
-	opts := cfg.NATSOptions
-	if url == "" {
-		emb, err := queue.StartEmbedded("")
-		if err != nil {
-			return nil, err
-		}
-		s.embedded = emb
-		url = emb.URL()
-	}
-	nc, err := queue.Connect(url, "webnovel-backup", opts...)
+	nc, err := s.connect(cfg)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -111,6 +101,21 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 	}
 	s.Coordinator = coordinator.New(js, log)
 	return s, nil
+}
+
+// connect dials the cluster, or starts the embedded server and connects to it in-process
+// (no network listener: nobody else on the host can reach its queue). The cluster's
+// credentials and TLS settings mean nothing to the embedded server and are not passed to it.
+func (s *Session) connect(cfg Config) (*nats.Conn, error) {
+	if cfg.NATSURL != "" {
+		return queue.Connect(cfg.NATSURL, "webnovel-backup", cfg.NATSOptions...)
+	}
+	emb, err := queue.StartEmbedded("")
+	if err != nil {
+		return nil, err
+	}
+	s.embedded = emb
+	return emb.Connect("webnovel-backup")
 }
 
 // Close stops the workers (handing back what they hold), then the connection and any

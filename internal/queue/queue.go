@@ -3,9 +3,12 @@
 package queue
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"os"
 	"time"
 
@@ -60,15 +63,36 @@ func (c Config) withDefaults() Config {
 }
 
 // Embedded is an in-process NATS server with JetStream, for running with nothing else set up.
+// By default it has no network listener at all: this process reaches it through an in-process
+// connection (Connect), so no other local user can read or publish tasks.
 type Embedded struct {
 	srv *server.Server
 	dir string
 	own bool
+	url string
+}
+
+// EmbeddedOption changes how StartEmbedded sets up the server.
+type EmbeddedOption func(*embeddedSetup)
+
+type embeddedSetup struct {
+	listen bool
+}
+
+// WithListener makes the embedded server listen on a free loopback port, protected by a
+// random user and password that only URL carries. Tests use it to let other processes (or
+// other connections by URL) join; production embedded mode never listens.
+func WithListener() EmbeddedOption {
+	return func(s *embeddedSetup) { s.listen = true }
 }
 
 // StartEmbedded starts an in-process server that stores JetStream data in dir (a new temporary
-// folder when dir is ""), listening on a free loopback port so worker processes could join.
-func StartEmbedded(dir string) (*Embedded, error) {
+// folder when dir is ""). Without WithListener it opens no network port.
+func StartEmbedded(dir string, options ...EmbeddedOption) (*Embedded, error) {
+	var setup embeddedSetup
+	for _, o := range options {
+		o(&setup)
+	}
 	own := false
 	if dir == "" {
 		d, err := scratch.MkdirTemp("", "wnb-nats-")
@@ -77,15 +101,11 @@ func StartEmbedded(dir string) (*Embedded, error) {
 		}
 		dir, own = d, true
 	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: "wnb-embedded",
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   dir,
-		NoLog:      true,
-		NoSigs:     true,
-	})
+	opts, user, pass, err := embeddedOptions(dir, setup)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
@@ -94,11 +114,75 @@ func StartEmbedded(dir string) (*Embedded, error) {
 		srv.Shutdown()
 		return nil, errors.New("start embedded nats: not ready after 15s")
 	}
-	return &Embedded{srv: srv, dir: dir, own: own}, nil
+	e := &Embedded{srv: srv, dir: dir, own: own}
+	if setup.listen {
+		u, err := neturl.Parse(srv.ClientURL())
+		if err != nil {
+			srv.Shutdown()
+			return nil, fmt.Errorf("start embedded nats: client URL: %w", err)
+		}
+		u.User = neturl.UserPassword(user, pass)
+		e.url = u.String()
+	}
+	return e, nil
 }
 
-// URL is the client URL of the embedded server.
-func (e *Embedded) URL() string { return e.srv.ClientURL() }
+// embeddedOptions are the server's settings: no listener, or a loopback one with random
+// credentials.
+func embeddedOptions(dir string, setup embeddedSetup) (*server.Options, string, string, error) {
+	opts := &server.Options{
+		ServerName: "wnb-embedded",
+		JetStream:  true,
+		StoreDir:   dir,
+		NoLog:      true,
+		NoSigs:     true,
+		DontListen: !setup.listen,
+	}
+	if !setup.listen {
+		return opts, "", "", nil
+	}
+	user, err := randomSecret()
+	if err != nil {
+		return nil, "", "", err
+	}
+	pass, err := randomSecret()
+	if err != nil {
+		return nil, "", "", err
+	}
+	opts.Host, opts.Port = "127.0.0.1", server.RANDOM_PORT
+	opts.Username, opts.Password = user, pass
+	return opts, user, pass, nil
+}
+
+// randomSecret is 128 random bits, hex-encoded.
+func randomSecret() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("start embedded nats: random credentials: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// URL is the client URL of an embedded server started WithListener, credentials included;
+// "" when it has no listener (use Connect).
+func (e *Embedded) URL() string { return e.url }
+
+// Listening reports whether the server has a network listener.
+func (e *Embedded) Listening() bool { return e.srv.Addr() != nil }
+
+// Connect opens an in-process connection to the embedded server: no network involved.
+func (e *Embedded) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	base := []nats.Option{
+		nats.Name(name),
+		nats.InProcessServer(e.srv),
+		nats.Timeout(5 * time.Second),
+	}
+	nc, err := nats.Connect("", append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded nats: %w", err)
+	}
+	return nc, nil
+}
 
 // Shutdown stops the server and removes its temporary store.
 func (e *Embedded) Shutdown() {
@@ -119,7 +203,17 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", Redact(url), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", Redact(url), withoutURL(err))
 	}
 	return nc, nil
+}
+
+// withoutURL drops the location from a net/url error (a URL that does not parse): it is
+// printed raw, password included; the caller names the location redacted.
+func withoutURL(err error) error {
+	var ue *neturl.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s URL: %w", ue.Op, ue.Err)
+	}
+	return err
 }

@@ -2,11 +2,13 @@ package queue
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/messages"
@@ -72,5 +74,64 @@ func TestUserPasswordAuth(t *testing.T) {
 func TestRedact(t *testing.T) {
 	if got := Redact("nats://wnb:s3cret@n1:4222"); strings.Contains(got, "s3cret") {
 		t.Fatalf("Redact kept the password: %s", got)
+	}
+}
+
+// Issue 10 item 16: production's embedded server opens no port; a test's listener demands the
+// random credentials that only its URL carries.
+func TestEmbeddedListener(t *testing.T) {
+	private, err := StartEmbedded(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer private.Shutdown()
+	if private.Listening() || private.URL() != "" {
+		t.Fatalf("embedded server listens: %q", private.URL())
+	}
+	nc, err := private.Connect("test")
+	if err != nil {
+		t.Fatalf("in-process connection: %v", err)
+	}
+	nc.Close()
+
+	shared, err := StartEmbedded(t.TempDir(), WithListener())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shared.Shutdown()
+	u, err := url.Parse(shared.URL())
+	if err != nil || u.User == nil || u.Hostname() != "127.0.0.1" {
+		t.Fatalf("listener URL %q: %v", shared.URL(), err)
+	}
+	if nc, err := Connect("nats://"+u.Host, "anonymous", nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a connection without the credentials was accepted")
+	}
+	nc, err = Connect(shared.URL(), "test")
+	if err != nil {
+		t.Fatalf("connection with the URL's credentials: %v", err)
+	}
+	nc.Close()
+}
+
+// Issue 10 item 13: a NATS URL that cannot be used never puts its password or token into the
+// error (net/url errors quote the whole URL).
+func TestConnectErrorHidesCredentials(t *testing.T) {
+	const secret = "Qz9secretPass"
+	for _, u := range []string{
+		"nats://u:" + secret + "@127.0.0.1:notaport",
+		"nats://u:" + secret + "%zz@127.0.0.1:4222",
+		"nats://" + secret + "@127.0.0.1:bad",
+		"nats://127.0.0.1:1,nats://u:" + secret + "@127.0.0.1:x",
+		"nats://u:" + secret + "@127.0.0.1:1",
+	} {
+		nc, err := Connect(u, "test", nats.MaxReconnects(0), nats.Timeout(time.Second))
+		if err == nil {
+			nc.Close()
+			t.Fatalf("%s: connected", u)
+		}
+		if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "connect to nats") {
+			t.Errorf("Connect(%q): %v", Redact(u), err)
+		}
 	}
 }

@@ -94,10 +94,39 @@ func redactQuery(raw string) (string, bool) {
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
-		if hasValue && secretParams[strings.ToLower(name)] {
+		if !hasValue {
+			continue
+		}
+		if secretParams[strings.ToLower(name)] {
 			parts[i] = url.QueryEscape(name) + "=" + Mask
+			changed = true
+		} else if v, ok := nestedLocation(p); ok {
+			parts[i] = v
 			changed = true
 		}
 	}
 	return strings.Join(parts, "&"), changed
+}
+
+// nestedLocation redacts a parameter whose value is itself a location (an S3 endpoint, a
+// proxy): its userinfo and secret parameters are hidden the same way. ok is false when the
+// value holds nothing to hide.
+func nestedLocation(param string) (string, bool) {
+	rawName, rawValue, _ := strings.Cut(param, "=")
+	value, err := url.QueryUnescape(rawValue)
+	if err != nil {
+		value = rawValue
+	}
+	if !strings.Contains(value, "://") && !strings.Contains(value, "@") {
+		return param, false
+	}
+	r := URL(value)
+	if r == value {
+		return param, false
+	}
+	if value == rawValue {
+		// Written unescaped: keep it readable; masking adds no character that needs escaping.
+		return rawName + "=" + r, true
+	}
+	return rawName + "=" + url.QueryEscape(r), true
 }

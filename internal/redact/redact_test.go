@@ -19,7 +19,12 @@ func TestURL(t *testing.T) {
 		{"https://b.s3/x?X-Amz-Signature=" + secret + "&X-Amz-Expires=60", "https://b.s3/x?X-Amz-Signature=xxxxx&X-Amz-Expires=60"},
 		{"postgres://u:" + secret + "@db:5432/a%zz", "postgres://xxxxx@db:5432/a%zz"},
 		{"host=db password=" + secret + " dbname=app", "host=db password=xxxxx dbname=app"},
+		// a location nested in a parameter (an S3 endpoint) is redacted too, escaped or not
+		{"s3://b/p?endpoint=http://u:" + secret + "@127.0.0.1:9&region=x", "s3://b/p?endpoint=http://u:xxxxx@127.0.0.1:9&region=x"},
+		{"s3://b/p?endpoint=http%3A%2F%2Fu%3A" + secret + "%40h%3A9&region=x", "s3://b/p?endpoint=http%3A%2F%2Fu%3Axxxxx%40h%3A9&region=x"},
+		{"s3://b/p?endpoint=https://h/?token=" + secret, "s3://b/p?endpoint=https://h/?token=xxxxx"},
 		// nothing to hide: unchanged, byte for byte
+		{"s3://b/p?endpoint=http://127.0.0.1:9&path_style=true", "s3://b/p?endpoint=http://127.0.0.1:9&path_style=true"},
 		{"sqlite:///db.sqlite3", "sqlite:///db.sqlite3"},
 		{"postgres://u@db/app?sslmode=require", "postgres://u@db/app?sslmode=require"},
 		{"/srv/media", "/srv/media"},

@@ -11,10 +11,11 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/queue"
 )
 
-// Server starts an embedded NATS server with JetStream for the test and returns its URL.
+// Server starts an embedded NATS server with JetStream for the test and returns its URL: a
+// loopback listener with random credentials, so other processes of the test can join.
 func Server(t testing.TB) string {
 	t.Helper()
-	emb, err := queue.StartEmbedded(t.TempDir())
+	emb, err := queue.StartEmbedded(t.TempDir(), queue.WithListener())
 	if err != nil {
 		t.Fatal(err)
 	}
