@@ -525,6 +525,8 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 // runTasks publishes the tasks and waits for all of them.
 func (r *backupRun) runTasks(ctx context.Context) error {
 	var exported, copied bool
+	files, stop := r.c.watchFiles(ctx, r.o.RunID, r.o.Progress)
+	defer stop()
 	results, err := r.c.dispatch(ctx, r.o.RunID, r.tasks, r.done, func(res *messages.Result) {
 		r.log.Debug("task done", "task", res.Task, "rows", res.Rows, "files", res.Files, "bytes", res.Bytes, "worker", res.Worker)
 		if res.Kind == messages.KindExportModel {
@@ -537,9 +539,7 @@ func (r *backupRun) runTasks(ctx context.Context) error {
 			}
 			return
 		}
-		if r.o.Progress != nil {
-			r.o.Progress.Add(progress.Files, res.Bytes)
-		}
+		files.finish(res.Task, res.Bytes)
 		if !copied {
 			copied = true
 			halt(ctx, "copy")

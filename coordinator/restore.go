@@ -882,10 +882,10 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		}
 		tasks = append(tasks, t)
 	}
+	meter, stop := c.watchFiles(ctx, o.RunID, o.Progress)
+	defer stop()
 	results, err := c.dispatch(ctx, o.RunID, tasks, nil, func(r *messages.Result) {
-		if o.Progress != nil {
-			o.Progress.Add(progress.Files, r.Bytes)
-		}
+		meter.finish(r.Task, r.Bytes)
 	})
 	if err != nil {
 		return err

@@ -89,7 +89,10 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	defer list.Close()
 
 	res = &messages.Result{}
-	files, err := w.copyFiles(ctx, src, dst, c, restore, list)
+	var written atomic.Int64
+	stop := w.reportProgress(ctx, t, &written)
+	defer stop()
+	files, err := w.copyFiles(ctx, src, dst, c, restore, list, &written)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
 	}
@@ -190,8 +193,9 @@ func (w *Worker) copySlots() (slots chan []byte, commits chan struct{}) {
 // copyFiles copies every file of the key list, up to the worker's concurrency at once. A file
 // that cannot be copied stops the task (its first such error is returned) unless the task
 // goes on past it: a vanished file in a backup, any non-permanent failure in a restore. The
-// outcomes come back in list order.
-func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader) ([]*copiedFile, error) {
+// outcomes come back in list order. written counts the bytes of the files copied and being
+// copied, as they are written (for progress).
+func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader, written *atomic.Int64) ([]*copiedFile, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	slots, commits := w.copySlots()
@@ -248,7 +252,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 					<-commits
 				}
 			}()
-			fc := fileCopy{key: srcKey, destKey: dstKey, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff}
+			fc := fileCopy{key: srcKey, destKey: dstKey, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff, count: &fileCounter{task: written}}
 			if !restore {
 				// A backup holds password hashes and e-mail addresses: its copies are the
 				// owner's alone, and the file's own permissions go into its sums entry.
@@ -257,6 +261,11 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 			var out copied
 			out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
 			f.n, f.sum, f.mode, f.changed = out.n, out.sum, out.mode, out.changed
+			if f.err == nil {
+				fc.count.settle(f.n)
+			} else {
+				fc.count.settle(0)
+			}
 			switch {
 			case f.err == nil:
 			case restore && ctx.Err() == nil && !taskLevel(f.err, dst):
@@ -316,12 +325,13 @@ func copyTraced(ctx context.Context, src, dest *storage.Bucket, fc fileCopy, siz
 // fileCopy is one file to copy: its key in the source and in the destination; want, the
 // SHA-256 it must have ("" for any); mode, the permissions to write it with (0: the
 // source's); buf, the buffer to stream through; handoff, if set, called when buf is no longer
-// needed and only the commit remains.
+// needed and only the commit remains; count, if set, counts the bytes as they are written.
 type fileCopy struct {
 	key, destKey, want string
 	mode               fs.FileMode
 	buf                []byte
 	handoff            func()
+	count              *fileCounter
 }
 
 // copied is a file's copy: its size and SHA-256, the source's permissions, and whether the
@@ -374,6 +384,7 @@ func streamOne(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (cop
 		}
 		if c.changed && attempt == 1 {
 			out.Abort()
+			fc.count.settle(0) // read again: its bytes count once
 			continue
 		}
 		if fc.handoff != nil {
@@ -421,7 +432,11 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 		in = (*wrap)(key, in)
 	}
 	h := sha256.New()
-	c.n, err = io.CopyBuffer(io.MultiWriter(w, h), in, fc.buf)
+	to := []io.Writer{w, h}
+	if fc.count != nil {
+		to = append(to, fc.count)
+	}
+	c.n, err = io.CopyBuffer(io.MultiWriter(to...), in, fc.buf)
 	if err != nil {
 		return nil, c, fmt.Errorf("copy %s: %w", key, err)
 	}
