@@ -56,19 +56,7 @@ func TestRestoreExamples(t *testing.T) {
 	archive := onlyBackup(t, filepath.Join(dir, "archives"))
 
 	// The target: an empty migrated database and an empty storage folder.
-	target := t.TempDir()
-	dbURL := "sqlite:///" + filepath.Join(target, "db.sqlite3")
-	media := filepath.Join(target, "media")
-	db, err := database.Create(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.ApplySchema(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	t.Setenv("DATABASE_URL", dbURL)
-	t.Setenv("STORAGE_URL", media)
+	dbURL, media := emptyTarget(t)
 	want := rowCount(t, "sqlite:///"+filepath.Join(dir, "db.sqlite3"), "books.chapter")
 
 	withoutTerminal(t, func() {
