@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -35,6 +36,9 @@ func (w *Worker) checkRun(ctx context.Context, t *messages.Task) error {
 // area anew. When the record says nobody will publish or resume that staging area (complete,
 // or failed and cleaned up), the task removes it, leaving no orphan, and fails for good.
 func (w *Worker) checkRunAfter(ctx context.Context, t *messages.Task) error {
+	// The work is done: a shutdown that cancels the task now must not throw it away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	err := w.checkRun(ctx, t)
 	if err == nil {
 		return nil

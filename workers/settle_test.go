@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -350,3 +352,59 @@ func TestLateWriteIntoEndedRun(t *testing.T) {
 		})
 	}
 }
+
+// A task that succeeds just as its worker shuts down (the run ended, the session is closing)
+// is acked, not left to be redelivered and done twice, and the worker logs no failure to
+// settle it ("ack task: context canceled" before: the ack used the task's context, which the
+// shutdown cancels between the published result and the ack).
+func TestTaskDoneDuringShutdownIsAcked(t *testing.T) {
+	js, cons := startQueue(t, queue.Config{MaxDeliver: 3})
+	var logs strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w, err := New(context.Background(), js, cons, Config{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var runs atomic.Int32
+	w.handler = func(taskCtx context.Context, _ *messages.Task) (*messages.Result, error) {
+		runs.Add(1)
+		stop() // the worker is told to stop while the task finishes
+		select {
+		case <-taskCtx.Done(): // no grace: the task's context is cancelled
+		case <-time.After(bound):
+			t.Error("the task's context was not cancelled on shutdown")
+		}
+		return &messages.Result{Rows: 1}, nil
+	}
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	task, _, _ := copyTask(t, nil, nil)
+	publishTask(t, js, task)
+	select {
+	case <-done:
+	case <-time.After(bound):
+		t.Fatal("the worker did not stop")
+	}
+	if r := finalResult(t, js, "run1", task.ID); !r.OK() {
+		t.Errorf("result %+v, want success", r)
+	}
+	if n := queued(t, js); n != 0 {
+		t.Errorf("%d task messages left in the queue: the done task was not acked", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs.Len() > 0 {
+		t.Errorf("warnings while settling a task done on shutdown:\n%s", logs.String())
+	}
+}
+
+// writerFunc adapts a function to io.Writer.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
