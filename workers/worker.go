@@ -160,9 +160,10 @@ func (w *Worker) Run(ctx context.Context) error {
 
 func (w *Worker) loop(ctx, taskCtx context.Context) {
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		msg, err := w.cons.Next(jetstream.FetchContext(fctx))
-		cancel()
+		// The pull is not cancelled with ctx: a message the server hands to a cancelled pull
+		// is dropped by the client and stays unacked until AckWait, delaying its task by
+		// that much. A short pull ends on its own instead.
+		msg, err := w.cons.Next(jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
 				w.log.Warn("fetch task", "err", err)
@@ -170,12 +171,22 @@ func (w *Worker) loop(ctx, taskCtx context.Context) {
 			}
 			continue
 		}
+		if ctx.Err() != nil {
+			// Fetched as the worker stops: another worker takes it at once.
+			if err := msg.Nak(); err != nil {
+				w.log.Warn("hand back a task fetched while stopping", "subject", msg.Subject(), "err", err)
+			}
+			return
+		}
 		w.inFlight.Add(1)
 		pause := w.process(taskCtx, msg)
 		w.inFlight.Add(-1)
 		sleep(ctx, pause)
 	}
 }
+
+// fetchWait bounds one pull for a task, and so how long a stopping worker may wait for it.
+const fetchWait = time.Second
 
 // Check reports whether the worker can take tasks: running, not shutting down, and connected
 // to NATS. It backs the health endpoint.
