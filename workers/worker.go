@@ -128,8 +128,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			return
 		}
 		w.draining.Store(true)
-		if n := w.inFlight.Load(); n > 0 {
+		if n := w.inFlight.Load(); n > 0 && w.cfg.ShutdownGrace > 0 {
 			w.log.Info("stopping: finishing tasks in flight", "tasks", n, "grace", w.cfg.ShutdownGrace)
+		} else if n > 0 {
+			// Without grace (in-process workers closing after their run) a task in flight is
+			// one whose result is out and whose ack is on its way, or one handed back.
+			w.log.Debug("stopping: tasks in flight are settled or handed back", "tasks", n)
 		}
 		t := time.NewTimer(w.cfg.ShutdownGrace)
 		defer t.Stop()
