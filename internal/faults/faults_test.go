@@ -28,8 +28,9 @@ func TestWorkerKilledMidTask(t *testing.T) {
 	p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 	queue := []string{"--ack-wait", "2s"}
 
-	// The doomed worker runs alone, so a task held is a task it holds.
-	doomed := proctest.StartWorker(t, bin, env, append(queue, "--name", "doomed", "--concurrency", "1")...)
+	// The doomed worker runs alone, so a task held is a task it holds; its copies are slowed
+	// so that it is killed in the middle of one, not between two.
+	doomed := proctest.StartWorker(t, bin, append(env, "WNB_TEST_COPY_DELAY=50ms"), append(queue, "--name", "doomed", "--concurrency", "1")...)
 	coord := proctest.Start(t, bin, env, backupArgs(backups, queue...)...)
 	mon.waitHeld(ctx, coord)
 	// Kill it while it copies a storage file: a half-written file is left among the files
