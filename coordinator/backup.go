@@ -1232,7 +1232,7 @@ func snapshotDir(d destination) (string, error) {
 
 // sumsMemory is about what the manifest's entries may hold in memory before they are sorted
 // into a run on disk: a backup of millions of files is merged from runs.
-const sumsMemory = 16 << 20
+const sumsMemory = 8 << 20
 
 // sumsBudget is sumsMemory, or the test hook WNB_TEST_SUMS_MEMORY (bytes), which makes a
 // small backup spill many runs.
