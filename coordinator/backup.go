@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -567,7 +568,11 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	defer telemetry.EndErr(span, &err)
 	dest := r.stage.Bucket()
 	r.rep = &BackupReport{RunID: r.o.RunID}
-	sums := layout.NewSumsWriter()
+	sums, cleanup, err := newSumsWriter(r.stage)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer cleanup()
 	meta := r.metadata(ctx)
 	for i, m := range r.models {
 		mr, err := r.c.assembleModel(ctx, dest, m, r.o.Indent, r.plans[m.Label], r.results)
@@ -1223,6 +1228,41 @@ func snapshotDir(d destination) (string, error) {
 		return dir, os.MkdirAll(dir, 0o700)
 	}
 	return scratch.MkdirTemp("", "wnb-snapshot-") // swept by the next run if this one is killed
+}
+
+// sumsMemory is about what the manifest's entries may hold in memory before they are sorted
+// into a run on disk: a backup of millions of files is merged from runs.
+const sumsMemory = 8 << 20
+
+// sumsBudget is sumsMemory, or the test hook WNB_TEST_SUMS_MEMORY (bytes), which makes a
+// small backup spill many runs.
+func sumsBudget() int {
+	if n, err := strconv.Atoi(os.Getenv("WNB_TEST_SUMS_MEMORY")); err == nil && n > 0 {
+		return n
+	}
+	return sumsMemory
+}
+
+// newSumsWriter returns the manifest writer of a backup, which sorts its entries in runs on
+// the local staging folder's disk, else in a temporary folder named after its owner process;
+// cleanup removes them.
+func newSumsWriter(d destination) (*layout.SumsWriter, func(), error) {
+	var dir string
+	var err error
+	if l, ok := d.(*localDestination); ok {
+		dir = filepath.Join(l.Location(), internalDir, "sums-runs")
+		err = os.MkdirAll(dir, 0o700)
+	} else {
+		dir, err = scratch.MkdirTemp("", "wnb-sums-")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("checksum runs: %w", err)
+	}
+	sw := layout.NewSpillingSumsWriter(dir, sumsBudget())
+	return sw, func() {
+		sw.Close()
+		os.RemoveAll(dir)
+	}, nil
 }
 
 func sha256Hex(b []byte) string {

@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -697,19 +696,24 @@ func backupModels(dir string, meta *layout.Metadata) ([]platform.Model, error) {
 // readSums parses SHA256SUMS and returns it with the SHA-256 of the whole file; nil without
 // error when the backup has none.
 func readSums(dir string) (map[string]string, string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, layout.FileSums))
+	f, err := os.Open(filepath.Join(dir, layout.FileSums))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, "", nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read %s: %w", layout.FileSums, err)
 	}
-	sums, err := layout.ParseSums(bytes.NewReader(data))
+	defer f.Close()
+	// Parsed as it is read: the file of a backup of millions of files is hundreds of MB.
+	h := sha256.New()
+	sums, err := layout.ParseSums(io.TeeReader(f, h))
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", layout.FileSums, err)
 	}
-	h := sha256.Sum256(data)
-	return sums, hex.EncodeToString(h[:]), nil
+	if _, err := io.Copy(h, f); err != nil { // what the parser left unread, if anything
+		return nil, "", fmt.Errorf("read %s: %w", layout.FileSums, err)
+	}
+	return sums, hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // storedPath is the path of a file in the backup folder.

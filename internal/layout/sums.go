@@ -13,7 +13,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -35,6 +34,13 @@ import (
 // so an entry costs its path and 32 bytes, no more.
 type SumsWriter struct {
 	entries []sumEntry
+	n       int
+	// dir, budget, held and runs are a spilling writer's (NewSpillingSumsWriter): its run
+	// files, and the bytes the entries in memory hold.
+	dir    string
+	budget int
+	held   int
+	runs   []string
 }
 
 type sumEntry struct {
@@ -59,30 +65,49 @@ func (s *SumsWriter) Add(rel, sum string) error {
 		return fmt.Errorf("add checksum %s: %q is not 64 hex digits", rel, sum)
 	}
 	s.entries = append(s.entries, e)
-	return nil
+	s.n++
+	s.held += len(rel) + entryOverhead
+	return s.maybeSpill()
 }
 
 // Len returns the number of paths recorded.
-func (s *SumsWriter) Len() int { return len(s.entries) }
+func (s *SumsWriter) Len() int { return s.n }
 
-// WriteTo writes the SHA256SUMS content to w. A path added twice is an error.
+// WriteTo writes the SHA256SUMS content to w. A path added twice is an error; a spilling
+// writer finds it as it merges, so w may then have received the lines before it.
 func (s *SumsWriter) WriteTo(w io.Writer) (int64, error) {
-	sort.Slice(s.entries, func(i, j int) bool { return s.entries[i].path < s.entries[j].path })
-	for i := 1; i < len(s.entries); i++ {
-		if s.entries[i].path == s.entries[i-1].path {
-			return 0, fmt.Errorf("write %s: %s added twice", FileSums, s.entries[i].path)
+	src, closeRuns, err := s.mergedSource()
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", FileSums, err)
+	}
+	defer closeRuns()
+	if len(s.runs) == 0 { // all in memory: nothing is written if a path is twice there
+		for i := 1; i < len(s.entries); i++ {
+			if s.entries[i].path == s.entries[i-1].path {
+				return 0, fmt.Errorf("write %s: %s added twice", FileSums, s.entries[i].path)
+			}
 		}
 	}
 	bw := bufio.NewWriter(w)
-	var n int64
-	for _, e := range s.entries {
-		k, err := bw.WriteString(sumLine(e.path, hex.EncodeToString(e.sum[:])))
-		n += int64(k)
-		if err != nil {
-			return n, fmt.Errorf("write %s: %w", FileSums, err)
+	var (
+		n    int64
+		prev string
+		hexs [2 * sha256.Size]byte
+	)
+	err = drain(src, func(e sumEntry) error {
+		if n > 0 && e.path == prev {
+			return fmt.Errorf("%s added twice", e.path)
 		}
+		prev = e.path
+		hex.Encode(hexs[:], e.sum[:])
+		k, err := bw.WriteString(sumLine(e.path, string(hexs[:])))
+		n += int64(k)
+		return err
+	})
+	if err == nil {
+		err = bw.Flush()
 	}
-	if err := bw.Flush(); err != nil {
+	if err != nil {
 		return n, fmt.Errorf("write %s: %w", FileSums, err)
 	}
 	return n, nil

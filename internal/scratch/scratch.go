@@ -17,7 +17,7 @@ import (
 
 // Kinds are the prefixes of the program's temporary files and folders, each followed by an
 // owner tag: SweepAll removes the dead owners' leftovers of every kind.
-var Kinds = []string{"wnb-snapshot-", "wnb-nats-", "wnb-restore-", "wnb-verify-", "wnb-roundtrip-"}
+var Kinds = []string{"wnb-snapshot-", "wnb-sums-", "wnb-nats-", "wnb-restore-", "wnb-verify-", "wnb-roundtrip-"}
 
 // SweepAll is Sweep for every one of Kinds; it returns the paths removed.
 func SweepAll(dir string) []string {
