@@ -19,7 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	redactpkg "github.com/webnovel/webnovel-backup/internal/redact"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // ErrNotExist is returned (wrapped) for a key that is not there.
@@ -138,7 +138,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bucket, error) {
 	case IsS3(rawURL):
 		d, err := openS3(ctx, rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("open storage %s: %w", redact(rawURL), err)
+			return nil, fmt.Errorf("open storage %s: %w", redact.URL(rawURL), err)
 		}
 		return &Bucket{drv: d}, nil
 	case strings.HasPrefix(rawURL, "file://"):
@@ -149,7 +149,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*Bucket, error) {
 		return &Bucket{drv: newLocal(u.Path, o)}, nil
 	case strings.Contains(rawURL, "://"):
 		scheme, _, _ := strings.Cut(rawURL, "://")
-		return nil, fmt.Errorf("open storage %s: unsupported scheme %q (use a path, file:// or s3://)", redact(rawURL), scheme)
+		return nil, fmt.Errorf("open storage %s: unsupported scheme %q (use a path, file:// or s3://)", redact.URL(rawURL), scheme)
 	default:
 		return &Bucket{drv: newLocal(rawURL, o)}, nil
 	}
@@ -375,9 +375,6 @@ func Join(location, key string) string {
 	u.RawPath = ""
 	return u.String()
 }
-
-// redact drops credentials from a location before it goes into a message.
-func redact(location string) string { return redactpkg.URL(location) }
 
 // SameService reports whether a server-side copy between a and b is possible: both on the same
 // S3 service.

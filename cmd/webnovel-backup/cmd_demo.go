@@ -12,6 +12,7 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // demoMarker marks a folder the demo made, so a second run may replace it and nothing else.
@@ -74,7 +75,7 @@ func runDemo(ctx context.Context, o demoOptions, g *globals, con console) error 
 		dbURL = o.postgres
 	}
 	media := filepath.Join(abs, "media")
-	fmt.Fprintf(con.out, "Writing a sample platform: database %s, storage %s\n", redactURL(dbURL), media)
+	fmt.Fprintf(con.out, "Writing a sample platform: database %s, storage %s\n", redact.URL(dbURL), media)
 	sum, err := demo.Fill(ctx, dbURL, media, o.sample)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 	"github.com/webnovel/webnovel-backup/storage"
 )
@@ -87,7 +88,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 		printVerifyReport(con.out, rep)
 	}
 	if !rep.OK {
-		return fmt.Errorf("verify %s: %d problems found", redactURL(path), len(rep.Problems))
+		return fmt.Errorf("verify %s: %d problems found", redact.URL(path), len(rep.Problems))
 	}
 	return nil
 }
@@ -97,14 +98,14 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 func verifyS3(ctx context.Context, src string, o verify.Options) (*verify.Report, error) {
 	b, err := coordinator.OpenBackup(ctx, src, o.TempDir)
 	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", redactURL(src), err)
+		return nil, fmt.Errorf("verify %s: %w", redact.URL(src), err)
 	}
 	defer b.Close()
 	rep, err := verify.VerifyDir(ctx, b.Dir, o)
 	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", redactURL(src), err)
+		return nil, fmt.Errorf("verify %s: %w", redact.URL(src), err)
 	}
-	rep.Path = redactURL(src)
+	rep.Path = redact.URL(src)
 	return rep, nil
 }
 

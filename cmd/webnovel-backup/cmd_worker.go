@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/workers"
 )
 
@@ -113,7 +114,7 @@ func serveWorker(ctx context.Context, o workerOptions, g *globals, w *workers.Wo
 		return err
 	}
 	defer stopMetrics()
-	slog.Info("worker started", "nats", queue.Redact(g.nats), "concurrency", o.concurrency)
+	slog.Info("worker started", "nats", redact.URL(g.nats), "concurrency", o.concurrency)
 	err = w.Run(ctx)
 	slog.Info("worker stopped")
 	if errors.Is(err, context.Canceled) {

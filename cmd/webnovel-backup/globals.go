@@ -15,7 +15,6 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/queue"
-	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // globals are the flags every command shares.
@@ -170,9 +169,6 @@ type console struct {
 func consoleOf(cmd *cobra.Command) console {
 	return console{in: cmd.InOrStdin(), out: cmd.OutOrStdout(), err: cmd.ErrOrStderr()}
 }
-
-// redactURL hides the secrets of a location for printing.
-func redactURL(s string) string { return redact.URL(s) }
 
 // printJSON writes v indented: the machine-readable final report.
 func printJSON(w io.Writer, v any) error {

@@ -2,10 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 )
 
 func TestJSONReports(t *testing.T) {

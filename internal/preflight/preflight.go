@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/dustin/go-humanize"
 	"io"
 	"io/fs"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +28,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -413,7 +414,7 @@ func checkNATS(ctx context.Context, c Config) Check {
 		}
 		return fail(CheckNATS, "JetStream: "+err.Error(), advice)
 	}
-	return Check{Name: CheckNATS, Status: StatusOK, Detail: fmt.Sprintf("%s: JetStream enabled (%d streams, %s stored)", queue.Redact(nc.ConnectedUrlRedacted()), info.Streams, humanBytes(int64(info.Store)))}
+	return Check{Name: CheckNATS, Status: StatusOK, Detail: fmt.Sprintf("%s: JetStream enabled (%d streams, %s stored)", redact.URL(nc.ConnectedUrlRedacted()), info.Streams, humanBytes(int64(info.Store)))}
 }
 
 // checkSpace compares the destination's free space with the estimate.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // Auth is how a process authenticates to NATS and secures the connection. Every field is
@@ -67,6 +65,3 @@ func (a Auth) Options() ([]nats.Option, error) {
 	}
 	return opts, nil
 }
-
-// Redact hides a password or token in a NATS URL (or a list of them) for logs.
-func Redact(u string) string { return redact.URL(u) }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 )
 
@@ -203,7 +204,7 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", Redact(url), withoutURL(err))
+		return nil, fmt.Errorf("connect to nats %s: %w", redact.URL(url), withoutURL(err))
 	}
 	return nc, nil
 }

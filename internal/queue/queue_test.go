@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -71,12 +72,6 @@ func TestUserPasswordAuth(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	if got := Redact("nats://wnb:s3cret@n1:4222"); strings.Contains(got, "s3cret") {
-		t.Fatalf("Redact kept the password: %s", got)
-	}
-}
-
 // Issue 10 item 16: production's embedded server opens no port; a test's listener demands the
 // random credentials that only its URL carries.
 func TestEmbeddedListener(t *testing.T) {
@@ -131,7 +126,7 @@ func TestConnectErrorHidesCredentials(t *testing.T) {
 			t.Fatalf("%s: connected", u)
 		}
 		if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "connect to nats") {
-			t.Errorf("Connect(%q): %v", Redact(u), err)
+			t.Errorf("Connect(%q): %v", redact.URL(u), err)
 		}
 	}
 }
