@@ -21,14 +21,21 @@ import (
 // redelivered task would write into a staging area nobody will publish or remove. Runs
 // without a record (restores, or a registry not created yet) are not checked.
 func (w *Worker) checkRun(ctx context.Context, t *messages.Task) error {
+	_, err := w.refusal(ctx, t)
+	return err
+}
+
+// refusal reads the task's run record and returns it (nil when there is none) with the
+// refusal of the task, if the run has moved on.
+func (w *Worker) refusal(ctx context.Context, t *messages.Task) (*messages.RunRecord, error) {
 	rec, err := w.runRecord(ctx, t)
 	if err != nil || rec == nil {
-		return err
+		return rec, err
 	}
 	if why := rec.AcceptsTask(t.Generation); why != "" {
-		return Permanent(fmt.Errorf("task %s refused: %s", t.ID, why))
+		return rec, Permanent(fmt.Errorf("task %s refused: %s", t.ID, why))
 	}
-	return nil
+	return rec, nil
 }
 
 // checkRunAfter checks the run again once the task has written its outputs: the run may have
@@ -39,12 +46,8 @@ func (w *Worker) checkRunAfter(ctx context.Context, t *messages.Task) error {
 	// The work is done: a shutdown that cancels the task now must not throw it away.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := w.checkRun(ctx, t)
-	if err == nil {
-		return nil
-	}
-	rec, rerr := w.runRecord(ctx, t)
-	if rerr != nil || rec == nil || t.Kind == messages.KindRestorePrefix {
+	rec, err := w.refusal(ctx, t)
+	if err == nil || rec == nil || t.Kind == messages.KindRestorePrefix {
 		return err // a restore writes into live storage: never removed
 	}
 	if rec.State == messages.RunComplete || (rec.State == messages.RunFailed && rec.Staging == "") {
@@ -59,7 +62,7 @@ func (w *Worker) checkRunAfter(ctx context.Context, t *messages.Task) error {
 
 // runRecord reads the task's run record; nil when there is none.
 func (w *Worker) runRecord(ctx context.Context, t *messages.Task) (*messages.RunRecord, error) {
-	kv, err := w.js.KeyValue(ctx, messages.RunsBucket)
+	kv, err := w.runRegistry(ctx)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil, nil
 	}
@@ -78,6 +81,22 @@ func (w *Worker) runRecord(ctx context.Context, t *messages.Task) (*messages.Run
 		return nil, fmt.Errorf("task %s: %w", t.ID, err)
 	}
 	return rec, nil
+}
+
+// runRegistry opens the run registry once per worker (a stream lookup on the server), not
+// once per check.
+func (w *Worker) runRegistry(ctx context.Context) (jetstream.KeyValue, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.runs != nil {
+		return w.runs, nil
+	}
+	kv, err := w.js.KeyValue(ctx, messages.RunsBucket)
+	if err != nil {
+		return nil, err
+	}
+	w.runs = kv
+	return kv, nil
 }
 
 // removeStaging removes a run's staging area, a folder or an S3 prefix, and nothing else: the

@@ -65,8 +65,9 @@ type Worker struct {
 	ackWait    time.Duration
 	maxDeliver int
 
-	mu sync.Mutex
-	db *database.DB
+	mu   sync.Mutex
+	db   *database.DB
+	runs jetstream.KeyValue // the run registry, opened on first use
 
 	slotsOnce sync.Once
 	slots     chan []byte   // see copySlots
