@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // bound is how long any of these tests may wait for a task to end.
@@ -408,3 +410,34 @@ func TestTaskDoneDuringShutdownIsAcked(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// removeStaging takes away an S3 staging prefix a late task made anew, and nothing beside it;
+// a location that is not a staging area is refused.
+func TestRemoveStagingS3(t *testing.T) {
+	ctx := context.Background()
+	srv := s3test.Start(t, nil, "backups")
+	staging := layout.StagingPrefix + "run1"
+	for _, k := range []string{staging + "/files/a", staging + "/db_x.json", staging + "x/other", "backup_1/kept"} {
+		srv.Put(t, "backups", "nightly/"+k, []byte("x"))
+	}
+	if err := removeStaging(ctx, srv.URL("backups", "nightly/"+staging, "")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := storage.Open(ctx, srv.URL("backups", "nightly", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var left []string
+	if err := b.Walk(ctx, "", func(o storage.Object) error { left = append(left, o.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{staging + "x/other", "backup_1/kept"}; !slices.Equal(sorted(left), sorted(want)) {
+		t.Errorf("left %v, want %v", left, want)
+	}
+	if err := removeStaging(ctx, filepath.Join(t.TempDir(), "backup_1")); err == nil {
+		t.Error("a folder that is not a staging area was removed")
+	}
+}
+
+func sorted(s []string) []string { return slices.Sorted(slices.Values(s)) }

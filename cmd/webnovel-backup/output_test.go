@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 )
@@ -113,5 +115,26 @@ func TestRunsCommand(t *testing.T) {
 	}
 	if code, out := cli(t, dir, "runs"); code != 2 || !strings.Contains(out, "--nats") {
 		t.Fatalf("runs without a cluster: exit %d\n%s", code, out)
+	}
+}
+
+// `--stall-timeout` reaches the coordinator: a backup on a cluster where no worker runs fails
+// once that long has passed without progress, naming its pending tasks and the missing
+// workers, and leaves no backup behind.
+func TestStallTimeoutFlag(t *testing.T) {
+	dir := sitePlatform(t)
+	url := queuetest.Server(t)
+	start := time.Now()
+	code, out := cli(t, dir, "backup", "--quiet", "--skip-files", "--nats", url, "--workers", "0", "--stall-timeout", "2s")
+	if took := time.Since(start); code != 1 || took > 60*time.Second {
+		t.Fatalf("backup without workers: exit %d after %s\n%s", code, took, out)
+	}
+	for _, want := range []string{"stalled", "no task finished for 2s", "export-", "0 workers waiting"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the error does not say %q:\n%s", want, out)
+		}
+	}
+	if entries, _ := os.ReadDir(filepath.Join(dir, "backups")); len(entries) > 0 {
+		t.Errorf("a stalled backup left %v", entries)
 	}
 }
