@@ -119,8 +119,9 @@ func (o *backupOptions) check(g *globals) error {
 		return usageErrorf("--skip-db and --skip-files leave nothing to back up")
 	case g.workers < 0:
 		return usageErrorf("--workers must be 0 or more")
-	case o.stallTimeout < 0:
-		return usageErrorf("--stall-timeout must not be negative (0 waits for ever)")
+	}
+	if err := checkTimeouts(o.stallTimeout, o.LockTimeout); err != nil {
+		return err
 	}
 	if _, err := platform.Default.Select(o.Models); err != nil {
 		return usageErrorf("--models: %w", err)

@@ -131,8 +131,8 @@ func (o *restoreOptions) check() error {
 	if o.SkipDB && o.SkipFiles {
 		return usageErrorf("--skip-db and --skip-files leave nothing to restore")
 	}
-	if o.stallTimeout < 0 {
-		return usageErrorf("--stall-timeout must not be negative (0 waits for ever)")
+	if err := checkTimeouts(o.stallTimeout, o.LockTimeout); err != nil {
+		return err
 	}
 	if _, err := platform.Default.Select(o.Models); err != nil {
 		return usageErrorf("--models: %w", err)

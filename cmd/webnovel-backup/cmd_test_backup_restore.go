@@ -53,8 +53,8 @@ afterwards. It always runs on an embedded queue with in-process workers.`,
 
 // runTestBackupRestore runs the round trip and prints PASS or FAIL with the differences.
 func runTestBackupRestore(ctx context.Context, o testBackupRestoreOptions, g *globals, con console) error {
-	if o.stallTimeout < 0 {
-		return usageErrorf("--stall-timeout must not be negative (0 waits for ever)")
+	if err := checkTimeouts(o.stallTimeout, o.LockTimeout); err != nil {
+		return err
 	}
 	if g.database != "" || os.Getenv("DATABASE_URL") != "" {
 		g.resolve()

@@ -64,6 +64,18 @@ func addStallFlag(f *pflag.FlagSet, d *time.Duration) {
 		"fail the run when no task has made progress for this long, naming the pending tasks and the workers subscribed (0 waits for ever)")
 }
 
+// checkTimeouts refuses negative --stall-timeout and --lock-timeout values: a negative wait
+// has no meaning, and would otherwise be taken silently as a default.
+func checkTimeouts(stall, lock time.Duration) error {
+	switch {
+	case stall < 0:
+		return usageErrorf("--stall-timeout must not be negative (0 waits for ever)")
+	case lock < 0:
+		return usageErrorf("--lock-timeout must not be negative")
+	}
+	return nil
+}
+
 // startRun serves metrics (when asked) and starts the pipeline for a backup or a restore,
 // whose coordinator gives up after stall without task progress; stop undoes both.
 func startRun(ctx context.Context, cfg pipeline.Config, metricsAddr string, stall time.Duration) (*pipeline.Session, func(), error) {
