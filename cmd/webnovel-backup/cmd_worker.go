@@ -74,6 +74,12 @@ func runWorker(ctx context.Context, o workerOptions, g *globals) error {
 	if o.concurrency < 1 {
 		return usageErrorf("--concurrency must be 1 or more")
 	}
+	if o.grace < 0 {
+		return usageErrorf("--shutdown-grace must not be negative")
+	}
+	// Tasks in flight may finish for --shutdown-grace after SIGTERM; the process must not
+	// exit under them at the default Ctrl-C grace.
+	extendStopGrace(ctx, o.grace+stopGrace)
 	opts, err := g.natsAuth.Options()
 	if err != nil {
 		return usageErrorf("%w", err)

@@ -21,8 +21,8 @@ import (
 const stopGrace = 1500 * time.Millisecond
 
 // interrupts turns SIGINT and SIGTERM into a cancelled context: the first says "stopping…"
-// on stderr at once and cancels; if the run has not ended stopGrace later, or at a second
-// signal, the process exits with 130 at once.
+// on stderr at once and cancels; if the run has not ended its grace later (stopGrace, or
+// longer where the command extended it), or at a second signal, the process exits with 130.
 type interrupts struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -31,13 +31,37 @@ type interrupts struct {
 	exit     func(code int)
 	mu       sync.Mutex
 	signaled bool
+	grace    time.Duration
 	done     chan struct{}
+}
+
+type interruptsKey struct{}
+
+// extendStopGrace lets the command running under ctx take up to d to stop after the first
+// signal (a worker's --shutdown-grace, during which its tasks in flight finish). It never
+// shortens the default.
+func extendStopGrace(ctx context.Context, d time.Duration) {
+	in, ok := ctx.Value(interruptsKey{}).(*interrupts)
+	if !ok {
+		return
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.grace = max(in.grace, d)
+}
+
+// stopGraceNow is the grace the next first signal starts.
+func (in *interrupts) stopGraceNow() time.Duration {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.grace
 }
 
 // watchInterrupts starts watching for SIGINT and SIGTERM; exit ends the process.
 func watchInterrupts(parent context.Context, stderr io.Writer, exit func(int)) *interrupts {
 	ctx, cancel := context.WithCancel(parent)
-	in := &interrupts{ctx: ctx, cancel: cancel, sigs: make(chan os.Signal, 2), stderr: stderr, exit: exit, done: make(chan struct{})}
+	in := &interrupts{cancel: cancel, sigs: make(chan os.Signal, 2), stderr: stderr, exit: exit, grace: stopGrace, done: make(chan struct{})}
+	in.ctx = context.WithValue(ctx, interruptsKey{}, in)
 	signal.Notify(in.sigs, os.Interrupt, syscall.SIGTERM)
 	go in.loop()
 	return in
@@ -53,7 +77,7 @@ func (in *interrupts) loop() {
 			if in.markSignaled() {
 				fmt.Fprintln(in.stderr, "\nstopping… (press Ctrl-C again to exit at once)")
 				in.cancel()
-				grace = time.After(stopGrace)
+				grace = time.After(in.stopGraceNow())
 				continue
 			}
 			fmt.Fprintln(in.stderr, "exiting at once")

@@ -219,10 +219,16 @@ func TestWorkerSIGTERM(t *testing.T) {
 			mon := newMonitor(t, sc.srv.URL())
 			p, bin, env, backups := sc.p, sc.bin, sc.env, sc.backups
 
-			leaving := proctest.StartWorker(t, bin, env, "--name", "leaving", "--concurrency", "2", "--shutdown-grace", tc.grace)
+			// The leaving worker copies slowly, so that it still holds tasks when SIGTERM comes
+			// (unslowed, it can finish the whole backup before the signal lands).
+			slow := append(slices.Clone(env), "WNB_TEST_COPY_DELAY=50ms")
+			leaving := proctest.StartWorker(t, bin, slow, "--name", "leaving", "--concurrency", "2", "--shutdown-grace", tc.grace)
 			coord := proctest.Start(t, bin, env, backupArgs(backups)...)
 			mon.waitHeld(ctx, coord)
 			waitFor(t, ctx, "the worker to copy a file", func() bool { return copying(t, backups) || coord.Exited() })
+			if coord.Exited() {
+				t.Fatalf("the backup ended before the worker was stopped:\n%s", coord.Stderr())
+			}
 			if err := leaving.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
