@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/webnovel/webnovel-backup/internal/extsort"
 )
 
 // SHA256SUMS is written in GNU coreutils' sha256sum format, so that
@@ -31,25 +33,24 @@ import (
 // SHA256SUMS: one line per path, sorted by path (byte order). It is not
 // safe for concurrent use. It holds each sum in binary, and finds a path
 // added twice when it writes: a backup of millions of files lists them all,
-// so an entry costs its path and 32 bytes, no more.
+// so an entry costs its path and 32 bytes, no more — and a spilling writer
+// (NewSpillingSumsWriter) keeps only a budget of them in memory.
 type SumsWriter struct {
-	entries []sumEntry
-	n       int
-	// dir, budget, held and runs are a spilling writer's (NewSpillingSumsWriter): its run
-	// files, and the bytes the entries in memory hold.
-	dir    string
-	budget int
-	held   int
-	runs   []string
+	sorted *extsort.Sorter
 }
 
-type sumEntry struct {
-	path string
-	sum  [sha256.Size]byte
+// NewSumsWriter returns an empty SumsWriter that keeps its entries in memory.
+func NewSumsWriter() *SumsWriter { return &SumsWriter{sorted: extsort.New("", 1)} }
+
+// NewSpillingSumsWriter returns an empty SumsWriter that spills sorted runs of about budget
+// bytes into files under dir, an existing folder, and merges them k-way when it writes: the
+// coordinator's memory then depends on the number of runs, not of files. Close removes them.
+func NewSpillingSumsWriter(dir string, budget int) *SumsWriter {
+	return &SumsWriter{sorted: extsort.New(dir, budget)}
 }
 
-// NewSumsWriter returns an empty SumsWriter.
-func NewSumsWriter() *SumsWriter { return &SumsWriter{} }
+// Close removes the run files a spilling SumsWriter wrote.
+func (s *SumsWriter) Close() error { return s.sorted.Close() }
 
 // Add records the hex sha256 of the file at rel, a slash-separated path
 // relative to the backup folder.
@@ -57,50 +58,40 @@ func (s *SumsWriter) Add(rel, sum string) error {
 	if err := checkSumPath(rel); err != nil {
 		return fmt.Errorf("add checksum: %w", err)
 	}
-	e := sumEntry{path: rel}
+	bin := make([]byte, sha256.Size)
 	if len(sum) != 2*sha256.Size {
 		return fmt.Errorf("add checksum %s: %q is not 64 hex digits", rel, sum)
 	}
-	if _, err := hex.Decode(e.sum[:], []byte(sum)); err != nil {
+	if _, err := hex.Decode(bin, []byte(sum)); err != nil {
 		return fmt.Errorf("add checksum %s: %q is not 64 hex digits", rel, sum)
 	}
-	s.entries = append(s.entries, e)
-	s.n++
-	s.held += len(rel) + entryOverhead
-	return s.maybeSpill()
+	return s.sorted.Add(rel, bin)
 }
 
 // Len returns the number of paths recorded.
-func (s *SumsWriter) Len() int { return s.n }
+func (s *SumsWriter) Len() int { return s.sorted.Len() }
 
 // WriteTo writes the SHA256SUMS content to w. A path added twice is an error; a spilling
-// writer finds it as it merges, so w may then have received the lines before it.
+// writer finds it as it merges, so w may then have received the lines before it. One that
+// kept everything in memory writes nothing then.
 func (s *SumsWriter) WriteTo(w io.Writer) (int64, error) {
-	src, closeRuns, err := s.mergedSource()
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", FileSums, err)
-	}
-	defer closeRuns()
-	if len(s.runs) == 0 { // all in memory: nothing is written if a path is twice there
-		for i := 1; i < len(s.entries); i++ {
-			if s.entries[i].path == s.entries[i-1].path {
-				return 0, fmt.Errorf("write %s: %s added twice", FileSums, s.entries[i].path)
-			}
+	if !s.sorted.Spilled() {
+		if err := s.sorted.Each(duplicateCheck()); err != nil {
+			return 0, fmt.Errorf("write %s: %w", FileSums, err)
 		}
 	}
 	bw := bufio.NewWriter(w)
 	var (
 		n    int64
-		prev string
 		hexs [2 * sha256.Size]byte
 	)
-	err = drain(src, func(e sumEntry) error {
-		if n > 0 && e.path == prev {
-			return fmt.Errorf("%s added twice", e.path)
+	dup := duplicateCheck()
+	err := s.sorted.Each(func(p string, sum []byte) error {
+		if err := dup(p, sum); err != nil {
+			return err
 		}
-		prev = e.path
-		hex.Encode(hexs[:], e.sum[:])
-		k, err := bw.WriteString(sumLine(e.path, string(hexs[:])))
+		hex.Encode(hexs[:], sum)
+		k, err := bw.WriteString(sumLine(p, string(hexs[:])))
 		n += int64(k)
 		return err
 	})
@@ -111,6 +102,19 @@ func (s *SumsWriter) WriteTo(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("write %s: %w", FileSums, err)
 	}
 	return n, nil
+}
+
+// duplicateCheck returns a function that, called with paths in order, fails on a path equal
+// to the one before.
+func duplicateCheck() func(p string, _ []byte) error {
+	first, prev := true, ""
+	return func(p string, _ []byte) error {
+		if !first && p == prev {
+			return fmt.Errorf("%s added twice", p)
+		}
+		first, prev = false, p
+		return nil
+	}
 }
 
 // Bytes returns the SHA256SUMS content.

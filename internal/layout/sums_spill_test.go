@@ -57,8 +57,8 @@ func TestSpillingSumsWriterMatchesInMemory(t *testing.T) {
 					}
 				}
 			}
-			if tc.budget < 1<<20 && len(sp.runs) < 2 {
-				t.Fatalf("%d runs spilled, want several", len(sp.runs))
+			if tc.budget < 1<<20 && sp.sorted.Runs() < 2 {
+				t.Fatalf("%d runs spilled, want several", sp.sorted.Runs())
 			}
 			want, err := mem.Bytes()
 			if err != nil {
@@ -105,8 +105,8 @@ func TestSpillingSumsWriterDuplicateAcrossRuns(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if len(sp.runs) < 2 {
-				t.Fatalf("%d runs spilled, want several", len(sp.runs))
+			if sp.sorted.Runs() < 2 {
+				t.Fatalf("%d runs spilled, want several", sp.sorted.Runs())
 			}
 			_, err := sp.Bytes()
 			if err == nil || !strings.Contains(err.Error(), dup+" added twice") {
