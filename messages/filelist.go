@@ -29,6 +29,16 @@ type FileEntry struct {
 	Mode uint32
 	// Changed marks a file that changed while it was backed up, on its retry too (sums only).
 	Changed bool
+	// ModTime is the source file's modification time in Unix nanoseconds (0: unknown), and
+	// ETag an S3 source object's ETag: with Size they tell an unchanged file from the base
+	// backup's index without reading it.
+	ModTime int64
+	ETag    string
+	// Reuse, on a key list, says the file is unchanged since an earlier backup whose copy of
+	// it is at this key under CopyTask.Base, with sum SHA256: the worker does not read the
+	// source (unless CopyTask.Checksum) and reuses that copy — a hard link on a local
+	// destination; on a content-addressed one (CopyTask.Objects) the object is already there.
+	Reuse string
 }
 
 // fileEntryJSON is FileEntry on the wire.
@@ -42,6 +52,9 @@ type fileEntryJSON struct {
 	SHA256  string `json:"h,omitempty"`
 	Mode    uint32 `json:"m,omitempty"`
 	Changed bool   `json:"changed,omitempty"`
+	ModTime int64  `json:"t,omitempty"`
+	ETag    string `json:"e,omitempty"`
+	Reuse   string `json:"r,omitempty"`
 }
 
 // rawString puts s in str when JSON can carry it, else its bytes in raw.
@@ -55,7 +68,7 @@ func rawString(s string, str *string, raw *[]byte) {
 
 // MarshalJSON writes the entry, keeping a name that is not UTF-8 byte for byte.
 func (e FileEntry) MarshalJSON() ([]byte, error) {
-	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed}
+	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed, ModTime: e.ModTime, ETag: e.ETag, Reuse: e.Reuse}
 	rawString(e.Key, &j.Key, &j.KeyB)
 	rawString(e.Path, &j.Path, &j.PathB)
 	return json.Marshal(j)
@@ -67,7 +80,7 @@ func (e *FileEntry) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*e = FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256, Mode: j.Mode, Changed: j.Changed}
+	*e = FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256, Mode: j.Mode, Changed: j.Changed, ModTime: j.ModTime, ETag: j.ETag, Reuse: j.Reuse}
 	if j.KeyB != nil {
 		e.Key = string(j.KeyB)
 	}

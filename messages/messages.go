@@ -137,6 +137,17 @@ type CopyTask struct {
 	Sums  string `json:"sums"`
 	Keys  int    `json:"keys"`
 	Bytes int64  `json:"bytes"`
+	// Base is the location (folder or storage URL) under which the key list's Reuse keys
+	// are: the destination's root, which holds the earlier backups (or the object store).
+	Base string `json:"base,omitempty"`
+	// Checksum makes the worker hash each source file with a Reuse and reuse the earlier
+	// copy only when the sums are equal (backup --checksum), instead of trusting size and
+	// modification time.
+	Checksum bool `json:"checksum,omitempty"`
+	// Objects, when set, is the location of a content-addressed object store (an S3
+	// destination's objects/): each file is stored once, under layout.ObjectKey(sum) there,
+	// instead of under Dest/DestPrefix+key.
+	Objects string `json:"objects,omitempty"`
 }
 
 // Result is what a worker publishes about a task: once per failed attempt (Final false) and
@@ -163,8 +174,12 @@ type Result struct {
 	Failures []string `json:"failures,omitempty"`
 	// Skipped counts, by kind, the entries a backup's copy found not to be regular files
 	// (put in place of a listed file since): each is also named in Warnings.
-	Skipped  map[string]int64 `json:"skipped,omitempty"`
-	Duration time.Duration    `json:"duration_ns"`
+	Skipped map[string]int64 `json:"skipped,omitempty"`
+	// Reused and ReusedBytes count the files (and their bytes) of Files that were not stored
+	// again but reused from an earlier backup (FileEntry.Reuse).
+	Reused      int64         `json:"reused,omitempty"`
+	ReusedBytes int64         `json:"reused_bytes,omitempty"`
+	Duration    time.Duration `json:"duration_ns"`
 	// Mismatch is true on a non-final result of a worker configured for another database or
 	// storage than the task's: it handed the task back for a correctly configured worker, and
 	// Error names the mismatch (what the coordinator reports if no such worker comes).

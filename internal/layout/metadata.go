@@ -156,6 +156,22 @@ type FilesSummary struct {
 	// Without DefaultMode (an older backup), each copy's own permissions are the record.
 	DefaultMode string              `json:"default_mode,omitempty"`
 	Modes       map[string][]string `json:"modes,omitempty"`
+	// Index is the name of the backup's file index (FileIndex), "" in older backups.
+	Index string `json:"index,omitempty"`
+	// Store is where the files' content is: "" under files/ in the backup itself,
+	// StoreObjects in the destination's content-addressed object store (ObjectKey).
+	Store string `json:"store,omitempty"`
+	// Base names the earlier backup whose unchanged files this one reused ("" for a full
+	// backup); New and Reused count the files stored by this backup and those reused.
+	Base   string    `json:"base,omitempty"`
+	New    FileCount `json:"new"`
+	Reused FileCount `json:"reused"`
+}
+
+// FileCount is a number of files and their bytes.
+type FileCount struct {
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
 }
 
 // DefaultFileMode is the permissions most platform files have, recorded as
