@@ -5,11 +5,14 @@
 //	go run ./bench/fakes3 -latency 20ms -bucket media -load media/platform=/tmp/data
 //
 // It prints its endpoint URL as the first line of standard output once it is ready, then
-// serves until interrupted. Any access key and secret are accepted.
+// serves until interrupted. Any access key and secret are accepted. GET /_stats answers the
+// requests counted so far by kind (get_object, put_object, copy_object, head, list, …) as
+// JSON; /_stats?reset=1 also zeroes them.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +25,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -93,9 +97,15 @@ func run(ctx context.Context, addr string, latency time.Duration, buckets, loads
 	}
 
 	var requests atomic.Int64
+	st := newStats()
 	s3 := gofakes3.New(be, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == statsPath {
+			st.serve(w, r)
+			return
+		}
 		requests.Add(1)
+		st.count(r)
 		if latency > 0 {
 			t := time.NewTimer(latency)
 			select {
@@ -129,6 +139,68 @@ func run(ctx context.Context, addr string, latency time.Duration, buckets, loads
 		err = nil
 	}
 	return err
+}
+
+// statsPath serves the request counts as JSON (no bucket can be named "_stats"); with
+// ?reset=1 it zeroes them after answering, so a benchmark counts one run's requests.
+const statsPath = "/_stats"
+
+// stats counts requests by kind: GET and PUT of object data apart from listings, HEADs,
+// server-side copies, deletes and multipart calls.
+type stats struct {
+	mu     sync.Mutex
+	counts map[string]int64
+}
+
+func newStats() *stats { return &stats{counts: map[string]int64{}} }
+
+// kind classifies one request.
+func kind(r *http.Request) string {
+	q := r.URL.Query()
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)
+	object := len(parts) == 2 && parts[1] != ""
+	switch {
+	case q.Has("uploads") || q.Has("uploadId"):
+		if r.Header.Get("X-Amz-Copy-Source") != "" {
+			return "upload_part_copy"
+		}
+		return "multipart"
+	case r.Method == http.MethodGet && !object:
+		return "list"
+	case r.Method == http.MethodGet:
+		return "get_object"
+	case r.Method == http.MethodHead:
+		return "head"
+	case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
+		return "copy_object"
+	case r.Method == http.MethodPut && object:
+		return "put_object"
+	case r.Method == http.MethodDelete || (r.Method == http.MethodPost && q.Has("delete")):
+		return "delete"
+	}
+	return strings.ToLower(r.Method)
+}
+
+func (s *stats) count(r *http.Request) {
+	k := kind(r)
+	s.mu.Lock()
+	s.counts[k]++
+	s.mu.Unlock()
+}
+
+func (s *stats) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	data, err := json.Marshal(s.counts)
+	if r.URL.Query().Get("reset") == "1" {
+		s.counts = map[string]int64{}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(data)
 }
 
 // load stores every regular file under dir as prefix/relative-path in bucket.
