@@ -120,11 +120,11 @@ type ModelReport struct {
 
 // BackupReport is a finished backup.
 type BackupReport struct {
-	RunID    string
-	Path     string
-	Models   []ModelReport
-	Files int64
-	Bytes int64
+	RunID  string
+	Path   string
+	Models []ModelReport
+	Files  int64
+	Bytes  int64
 	// Base is the backup whose unchanged files this one reused ("" for a full backup); New
 	// and Reused split Files and Bytes between files stored and files reused.
 	Base     string
