@@ -100,8 +100,8 @@ func baseCandidates(ctx context.Context, root *storage.Bucket) ([]string, error)
 // usableBase reads name's metadata, checks that it can be this backup's base, and verifies
 // its manifest and file index.
 func (r *backupRun) usableBase(ctx context.Context, root *storage.Bucket, name string) (*baseBackup, error) {
-	if _, ok := layout.ParseName(name, nil); !ok {
-		return nil, fmt.Errorf("%q is not a backup folder name (backup_YYYYMMDD_HHMMSS)", name)
+	if p, ok := layout.ParseName(name, nil); !ok || p.Compressed {
+		return nil, fmt.Errorf("%q is not a backup folder name (backup_YYYYMMDD_HHMMSS; an archive is never a base)", name)
 	}
 	meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
 	if err != nil {

@@ -6,8 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -53,27 +53,31 @@ func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
 	if !fi.Mode().IsRegular() {
 		return Object{}, &SpecialError{Special{Key: srcKey, Kind: KindOf(fi.Mode())}}
 	}
-	root, err := l.open_()
+	// The destination's folder is made, and kept open, as for a written file. A link appears
+	// whole, so it takes its name at once; only a name already taken (a task redone) is
+	// replaced through a temporary name.
+	d, err := l.inDir(dstKey, true, func(d *openDir, name string) error {
+		dir := filepath.Join(l.dir, filepath.FromSlash(d.path))
+		err := os.Link(srcPath, filepath.Join(dir, name))
+		if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		var b [8]byte
+		rand.Read(b[:])
+		tmp := TempPrefix + hex.EncodeToString(b[:])
+		if err := os.Link(srcPath, filepath.Join(dir, tmp)); err != nil {
+			return err
+		}
+		if err := d.root.Rename(tmp, name); err != nil {
+			d.root.Remove(tmp)
+			return err
+		}
+		return nil
+	})
 	if err != nil {
 		return Object{}, err
 	}
-	dir, name := path.Split(dstKey)
-	dir = strings.TrimSuffix(dir, "/")
-	if dir != "" {
-		if err := root.MkdirAll(dir, l.dirMode); err != nil {
-			return Object{}, err
-		}
-	}
-	var b [8]byte
-	rand.Read(b[:])
-	tmp := path.Join(dir, TempPrefix+hex.EncodeToString(b[:]))
-	if err := os.Link(srcPath, filepath.Join(l.dir, filepath.FromSlash(tmp))); err != nil {
-		return Object{}, err
-	}
-	if err := root.Rename(tmp, path.Join(dir, name)); err != nil {
-		root.Remove(tmp)
-		return Object{}, err
-	}
+	l.dirs.release(d)
 	if l.deferSync {
 		l.dirty.Store(true)
 	}
