@@ -14,6 +14,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/retention"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 )
 
@@ -419,4 +420,36 @@ func TestIncrementalChecksumAndFull(t *testing.T) {
 			checkBackupIntact(t, rep.Path)
 		})
 	}
+}
+
+// From an S3 storage, an unchanged object is told by its ETag and size: a second backup links
+// every object but the one rewritten (same size, new content), which it stores anew.
+func TestIncrementalS3Source(t *testing.T) {
+	s3 := s3test.Start(t, nil, "media")
+	mediaURL := s3.URL("media", "site", "")
+	s3.Put(t, "media", "site/content/a.json", []byte("alpha"))
+	s3.Put(t, "media", "site/images/b.png", []byte("bravo"))
+	s3.Put(t, "media", "site/top.txt", []byte("top"))
+	c := startSession(t, platformFixture{storage: mediaURL}, 2, queue.Config{}).Coordinator
+	dir := t.TempDir()
+	backup := func() *coordinator.BackupReport {
+		t.Helper()
+		rep, err := c.Backup(context.Background(), coordinator.BackupOptions{StorageURL: mediaURL, BackupDir: dir, SkipDB: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	first := backup()
+	s3.Put(t, "media", "site/images/b.png", []byte("BRAVO"))
+	second := backup()
+	if second.Base != filepath.Base(first.Path) || second.Reused.Files != 2 || second.New.Files != 1 {
+		t.Fatalf("second backup: base %q new %+v reused %+v", second.Base, second.New, second.Reused)
+	}
+	if !sameInode(t, first.Path, second.Path, "content/a.json") || sameInode(t, first.Path, second.Path, "images/b.png") {
+		t.Fatal("the unchanged objects are not links to the first backup's copies, or the changed one is")
+	}
+	want := map[string][]byte{"content/a.json": []byte("alpha"), "images/b.png": []byte("BRAVO"), "top.txt": []byte("top")}
+	sameTree(t, "second backup's files", treeFiles(t, filepath.Join(second.Path, layout.FilesDir)), want)
+	checkBackupIntact(t, second.Path)
 }
