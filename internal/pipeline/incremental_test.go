@@ -422,8 +422,9 @@ func TestIncrementalChecksumAndFull(t *testing.T) {
 	}
 }
 
-// From an S3 storage, an unchanged object is told by its ETag and size: a second backup links
-// every object but the one rewritten (same size, new content), which it stores anew.
+// From an S3 storage, an unchanged object is told by its ETag and size, not its time: a second
+// backup links the objects untouched and the one uploaded again with the same content, and
+// stores anew the one rewritten (same size, new content).
 func TestIncrementalS3Source(t *testing.T) {
 	s3 := s3test.Start(t, nil, "media")
 	mediaURL := s3.URL("media", "site", "")
@@ -442,11 +443,12 @@ func TestIncrementalS3Source(t *testing.T) {
 	}
 	first := backup()
 	s3.Put(t, "media", "site/images/b.png", []byte("BRAVO"))
+	s3.Put(t, "media", "site/top.txt", []byte("top")) // a new LastModified, the same ETag
 	second := backup()
 	if second.Base != filepath.Base(first.Path) || second.Reused.Files != 2 || second.New.Files != 1 {
 		t.Fatalf("second backup: base %q new %+v reused %+v", second.Base, second.New, second.Reused)
 	}
-	if !sameInode(t, first.Path, second.Path, "content/a.json") || sameInode(t, first.Path, second.Path, "images/b.png") {
+	if !sameInode(t, first.Path, second.Path, "content/a.json") || !sameInode(t, first.Path, second.Path, "top.txt") || sameInode(t, first.Path, second.Path, "images/b.png") {
 		t.Fatal("the unchanged objects are not links to the first backup's copies, or the changed one is")
 	}
 	want := map[string][]byte{"content/a.json": []byte("alpha"), "images/b.png": []byte("BRAVO"), "top.txt": []byte("top")}
