@@ -102,10 +102,29 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
 	}
+	sums, err := gatherOutcomes(res, files, restore)
+	if err != nil {
+		return nil, err
+	}
+	if c.Sums != "" {
+		if _, err := lists.Put(ctx, c.Sums, sums, storage.Object{Mode: backupFileMode}); err != nil {
+			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
+		}
+	}
+	// Files and sums on disk before the task is reported done: a resumed run keeps what done
+	// tasks copied.
+	if err := dst.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+	}
+	return res, nil
+}
+
+// gatherOutcomes counts the files' outcomes into res and returns the task's sums. Outcomes
+// are gathered in key-list order, so results and sums are the same whatever order the copies
+// finished in.
+func gatherOutcomes(res *messages.Result, files []*copiedFile, restore bool) (*bytes.Buffer, error) {
 	var sums bytes.Buffer
 	sw := messages.NewFileListWriter(&sums)
-	// Outcomes are gathered in key-list order, so results and sums are the same whatever
-	// order the copies finished in.
 	for _, f := range files {
 		switch {
 		case f.err == nil:
@@ -130,20 +149,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 			skippedWarning(res, f)
 		}
 	}
-	if err := sw.Flush(); err != nil {
-		return nil, err
-	}
-	if c.Sums != "" {
-		if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: backupFileMode}); err != nil {
-			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
-		}
-	}
-	// Files and sums on disk before the task is reported done: a resumed run keeps what done
-	// tasks copied.
-	if err := dst.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
-	}
-	return res, nil
+	return &sums, sw.Flush()
 }
 
 // sumsEntry is a copied file's entry in the task's sums: what the backup's manifest and file
