@@ -62,6 +62,9 @@ func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
 		if !errors.Is(err, fs.ErrExist) {
 			return err
 		}
+		if cur, err := d.root.Lstat(name); err == nil && os.SameFile(cur, fi) {
+			return nil // linked already (rename would keep both names of one file)
+		}
 		var b [8]byte
 		rand.Read(b[:])
 		tmp := TempPrefix + hex.EncodeToString(b[:])
