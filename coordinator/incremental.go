@@ -3,8 +3,8 @@ package coordinator
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -66,11 +66,7 @@ func spillDir(d destination, name string) (dir string, cleanup func(), err error
 func (p *copyPlanner) sortListing(ctx context.Context, src *storage.Bucket, sorted *extsort.Sorter) error {
 	return src.WalkSpecial(ctx, "", func(obj storage.Object) error {
 		e := p.entryOf(obj)
-		data, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return sorted.Add(e.Path, data)
+		return sorted.Add(e.Path, encodeListed(e))
 	}, func(sp storage.Special) error {
 		p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
 		return nil
@@ -93,6 +89,45 @@ func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
 	return e
 }
 
+// encodeListed packs a listed file's entry for the sorter (its Path is the record's key):
+// lighter than JSON for the millions of entries a large storage lists.
+func encodeListed(e messages.FileEntry) []byte {
+	b := make([]byte, 0, len(e.Key)+len(e.Stored)+len(e.ETag)+32)
+	for _, s := range []string{e.Key, e.Stored, e.ETag} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendVarint(b, e.Size)
+	b = binary.AppendVarint(b, e.ModTime)
+	return binary.AppendUvarint(b, uint64(e.Mode))
+}
+
+// decodeListed unpacks what encodeListed packed.
+func decodeListed(path string, b []byte) (messages.FileEntry, error) {
+	e := messages.FileEntry{Path: path}
+	bad := errors.New("damaged record of " + path)
+	for _, s := range []*string{&e.Key, &e.Stored, &e.ETag} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return e, bad
+		}
+		*s, b = string(b[k:k+int(n)]), b[k+int(n):]
+	}
+	for _, v := range []*int64{&e.Size, &e.ModTime} {
+		x, k := binary.Varint(b)
+		if k <= 0 {
+			return e, bad
+		}
+		*v, b = x, b[k:]
+	}
+	mode, k := binary.Uvarint(b)
+	if k <= 0 || k != len(b) {
+		return e, bad
+	}
+	e.Mode = uint32(mode)
+	return e, nil
+}
+
 // joinBase feeds the sorted listing to the planner, marking the files the base holds
 // unchanged.
 func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc incremental) error {
@@ -104,9 +139,9 @@ func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc 
 		}
 		defer idx.close()
 	}
-	return sorted.Each(func(_ string, value []byte) error {
-		var e messages.FileEntry
-		if err := json.Unmarshal(value, &e); err != nil {
+	return sorted.Each(func(path string, value []byte) error {
+		e, err := decodeListed(path, value)
+		if err != nil {
 			return fmt.Errorf("sorted listing: %w", err)
 		}
 		if idx != nil {
