@@ -64,18 +64,44 @@ func someFiles(t *testing.T, dir string, n int) []string {
 	return out
 }
 
-// A coordinator killed (SIGKILL) while the workers link and copy an incremental backup loses
-// nothing: the base backup still verifies, unchanged, and `backup --resume` completes an
-// incremental backup that verifies and holds the changed files' new content.
+// A coordinator killed (SIGKILL) in any phase of an incremental backup (planning against the
+// base, while the workers link and copy, assembling, publishing) loses nothing: the base
+// backup still verifies, unchanged, and `backup --resume` completes an incremental backup that
+// verifies and holds the changed files' new content.
 func TestKillDuringIncrementalBackup(t *testing.T) {
+	cases := []struct {
+		phase string
+		// withDB: the assemble halt is at the first fixture, so that phase needs the database.
+		withDB bool
+	}{
+		{phase: "plan"},
+		{phase: "copy"},
+		{phase: "assemble", withDB: true},
+		{phase: "publish"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.phase, func(t *testing.T) {
+			killIncremental(t, tc.phase, tc.withDB)
+		})
+	}
+}
+
+// killIncremental takes a full backup, changes three files, kills the incremental backup's
+// coordinator at phase, resumes it and checks both backups.
+func killIncremental(t *testing.T, phase string, withDB bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
 	sc := newScene(t)
 	storageDir := filepath.Join(t.TempDir(), "media")
 	files := copyStorage(t, sc.p.Storage, storageDir)
 	env := append(sc.env, "STORAGE_URL="+storageDir) // the last value wins
+	var extra []string
+	if !withDB {
+		extra = append(extra, "--skip-db")
+	}
 	proctest.StartWorker(t, sc.bin, env, "--name", "w1", "--concurrency", "2")
-	first := waitBackup(t, ctx, proctest.Start(t, sc.bin, env, backupArgs(sc.backups, "--skip-db")...))
+	first := waitBackup(t, ctx, proctest.Start(t, sc.bin, env, backupArgs(sc.backups, extra...)...))
 	before := sumsOf(t, first)
 
 	changed := someFiles(t, storageDir, 3)
@@ -91,8 +117,8 @@ func TestKillDuringIncrementalBackup(t *testing.T) {
 	env2 := append(env, "NATS_URL="+srv2.URL())
 	mon := newMonitor(t, srv2.URL())
 	proctest.StartWorker(t, sc.bin, env2, "--name", "w2", "--concurrency", "2")
-	coord := proctest.Start(t, sc.bin, runEnv(env2, "copy"), backupArgs(sc.backups, "--skip-db")...)
-	rec := haltAndKill(t, ctx, mon, coord, "copy")
+	coord := proctest.Start(t, sc.bin, runEnv(env2, phase), backupArgs(sc.backups, extra...)...)
+	rec := haltAndKill(t, ctx, mon, coord, phase)
 
 	verifyBackup(t, sc.bin, first, files)
 	if after := sumsOf(t, first); !bytes.Equal(after, before) {
@@ -102,7 +128,13 @@ func TestKillDuringIncrementalBackup(t *testing.T) {
 	second := waitBackup(t, ctx, resumed)
 	verifyBackup(t, sc.bin, second, files)
 	verifyBackup(t, sc.bin, first, files)
+	checkIncremental(t, first, second, files, changed)
+}
 
+// checkIncremental checks that second is based on first and stored only the changed files,
+// with their new content.
+func checkIncremental(t *testing.T, first, second string, files int, changed []string) {
+	t.Helper()
 	meta, err := layout.ReadMetadata(second)
 	if err != nil {
 		t.Fatal(err)
