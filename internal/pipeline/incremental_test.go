@@ -455,3 +455,26 @@ func TestIncrementalS3Source(t *testing.T) {
 	sameTree(t, "second backup's files", treeFiles(t, filepath.Join(second.Path, layout.FilesDir)), want)
 	checkBackupIntact(t, second.Path)
 }
+
+// A base copy that cannot be linked (gone since the base was taken: pruned meanwhile, or
+// deleted by hand) is copied from the source instead and counted as new, not reused.
+func TestIncrementalLinkFailureCopies(t *testing.T) {
+	s := newIncStorage(t)
+	s.put("content/a.json", "alpha")
+	s.put("content/b.json", "bravo")
+	c := filesSession(t, s)
+	dir := t.TempDir()
+	first := filesBackup(t, c, s, dir, nil)
+	if err := os.Remove(filepath.Join(first.Path, layout.FilesDir, "content", "a.json")); err != nil {
+		t.Fatal(err)
+	}
+	second := filesBackup(t, c, s, dir, nil)
+	if second.Base != filepath.Base(first.Path) || second.Reused.Files != 1 || second.New.Files != 1 {
+		t.Fatalf("base %q new %+v reused %+v; want one new (the copy), one reused", second.Base, second.New, second.Reused)
+	}
+	got, err := os.ReadFile(filepath.Join(second.Path, layout.FilesDir, "content", "a.json"))
+	if err != nil || string(got) != "alpha" {
+		t.Fatalf("content/a.json: %q, %v", got, err)
+	}
+	checkBackupIntact(t, second.Path)
+}
