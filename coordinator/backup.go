@@ -26,6 +26,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
@@ -81,6 +82,13 @@ type BackupOptions struct {
 	// are kept; the database is exported again under a new snapshot (the old one died with its
 	// coordinator). The other options are taken from the run's record.
 	Resume string
+	// Full copies every file; by default a folder backup reuses the files unchanged since a
+	// base backup (Base, else the newest complete one of the same storage). Checksum tells
+	// unchanged files by their content's hash instead of their size and modification time.
+	// A compressed backup is always full.
+	Full     bool
+	Checksum bool
+	Base     string
 }
 
 // resumable are the options a resumed run takes from its record.
@@ -95,6 +103,9 @@ type resumable struct {
 	FilesPerTask int      `json:"files_per_task"`
 	BytesPerTask int64    `json:"bytes_per_task"`
 	Workers      int      `json:"workers"`
+	Full         bool     `json:"full,omitempty"`
+	Checksum     bool     `json:"checksum,omitempty"`
+	Base         string   `json:"base,omitempty"`
 }
 
 // ModelReport is one model's outcome.
@@ -109,11 +120,16 @@ type ModelReport struct {
 
 // BackupReport is a finished backup.
 type BackupReport struct {
-	RunID    string
-	Path     string
-	Models   []ModelReport
-	Files    int64
-	Bytes    int64
+	RunID  string
+	Path   string
+	Models []ModelReport
+	Files  int64
+	Bytes  int64
+	// Base is the backup whose unchanged files this one reused ("" for a full backup); New
+	// and Reused split Files and Bytes between files stored and files reused.
+	Base     string
+	New      layout.FileCount
+	Reused   layout.FileCount
 	Warnings []string
 	Duration time.Duration
 	// TraceID is the run's trace (hex), empty when tracing is off.
@@ -297,6 +313,7 @@ func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 	opts, _ := json.Marshal(resumable{
 		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
 		Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
+		Full: o.Full, Checksum: o.Checksum, Base: o.Base,
 	})
 	record := messages.RunRecord{ID: o.RunID, Kind: "backup", Started: r.start.UTC(), BackupDir: o.BackupDir,
 		Staging: stagingLocation(o.BackupDir, o.RunID), Options: opts, Generation: r.gen}
@@ -505,7 +522,7 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 		}
 	}
 	if copies == nil && err == nil {
-		copies, r.prefixes, r.files, err = r.c.planCopies(ctx, r.o.RunID, r.src, r.o, dest, r.stage.Location())
+		copies, r.prefixes, r.files, err = r.planCopiesIncremental(ctx)
 		for _, t := range copies {
 			t.Generation = r.gen
 		}
@@ -588,12 +605,21 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 			halt(ctx, "assemble")
 		}
 	}
-	if err := r.collectFiles(ctx, sums); err != nil {
+	index, cleanupIndex, err := r.newIndexWriter()
+	if err != nil {
+		return err
+	}
+	defer cleanupIndex()
+	if err := r.collectFiles(ctx, sums, index); err != nil {
 		return err
 	}
 	meta.Files = r.fileMeta
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
+	meta.Files.Base, meta.Files.New, meta.Files.Reused = r.rep.Base, r.rep.New, r.rep.Reused
+	if err := r.writeFileIndex(ctx, meta, sums, index); err != nil {
+		return err
+	}
 	if err := r.writeIndex(ctx, meta, sums); err != nil {
 		return err
 	}
@@ -626,8 +652,9 @@ func (r *backupRun) metadata(ctx context.Context) *layout.Metadata {
 	return meta
 }
 
-// collectFiles counts the copied files and adds their hashes to the manifest.
-func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) error {
+// collectFiles counts the copied files and adds their hashes to the manifest and the file
+// index.
+func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter, index *layout.FileIndexWriter) error {
 	for _, sp := range r.files.Special {
 		r.warnings = append(r.warnings, sp.Warning)
 		r.countSkipped(sp.Kind, 1)
@@ -638,15 +665,19 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter) e
 		if res.Kind == messages.KindCopyPrefix {
 			r.rep.Files += res.Files
 			r.rep.Bytes += res.Bytes
+			r.rep.Reused.Files += res.Reused
+			r.rep.Reused.Bytes += res.ReusedBytes
 			for kind, n := range res.Skipped {
 				r.countSkipped(kind, n)
 			}
 		}
 	}
+	r.rep.New = layout.FileCount{Files: r.rep.Files - r.rep.Reused.Files, Bytes: r.rep.Bytes - r.rep.Reused.Bytes}
+	r.rep.Base = r.files.Base
 	if r.src == nil {
 		return nil
 	}
-	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums, &r.fileMeta); err != nil {
+	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums, index, &r.fileMeta); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
@@ -709,7 +740,8 @@ func readMetadata(ctx context.Context, b *storage.Bucket, key string) (*layout.M
 
 // reportOf is the report of an assembled backup, from its metadata.
 func reportOf(run string, meta *layout.Metadata) *BackupReport {
-	rep := &BackupReport{RunID: run, Files: meta.Files.Count, Bytes: meta.Files.Bytes, Warnings: meta.Warnings}
+	rep := &BackupReport{RunID: run, Files: meta.Files.Count, Bytes: meta.Files.Bytes, Warnings: meta.Warnings,
+		Base: meta.Files.Base, New: meta.Files.New, Reused: meta.Files.Reused}
 	for _, m := range meta.Models {
 		rep.Models = append(rep.Models, ModelReport{Label: m.Label, File: m.File, Rows: m.Rows, SHA256: m.SHA256})
 	}
@@ -848,6 +880,7 @@ func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*mess
 	o.RunID = rec.ID
 	o.BackupDir, o.SkipDB, o.SkipFiles, o.Models, o.Compress = r.BackupDir, r.SkipDB, r.SkipFiles, r.Models, r.Compress
 	o.Indent, o.ChunkRows, o.FilesPerTask, o.BytesPerTask = r.Indent, r.ChunkRows, r.FilesPerTask, r.BytesPerTask
+	o.Full, o.Checksum, o.Base = r.Full, r.Checksum, r.Base
 	if o.Workers == 0 {
 		o.Workers = r.Workers
 	}
@@ -878,6 +911,8 @@ type savedPlan struct {
 type filePlanInfo struct {
 	// NameEncoding is the backup's layout.FilesSummary.NameEncoding.
 	NameEncoding string `json:"name_encoding,omitempty"`
+	// Base is the backup whose unchanged files the plan reuses ("" for a full backup).
+	Base string `json:"base,omitempty"`
 	// Special lists the storage entries skipped because they are not regular files.
 	Special []skippedEntry `json:"special,omitempty"`
 }
@@ -996,16 +1031,22 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m
 // nothing is silently left out). Each task's key list is written to the destination. Entries
 // that are not regular files are skipped and returned, to be named in the warnings. On S3,
 // whose keys must be UTF-8, each file is stored under its escaped name (storage.EscapeKey).
-func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.Bucket, o BackupOptions, dest *storage.Bucket, destURL string) ([]*messages.Task, []string, filePlanInfo, error) {
-	p := &copyPlanner{run: run, o: o, dest: dest, destURL: destURL, seq: map[string]int{}}
+// The listing is sorted (in runs spilled under spill) and merged with inc's base, if any,
+// whose unchanged files are reused.
+func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.Bucket, o BackupOptions, dest *storage.Bucket, destURL, spill string, inc incremental) ([]*messages.Task, []string, filePlanInfo, error) {
+	p := &copyPlanner{run: run, o: o, dest: dest, destURL: destURL, seq: map[string]int{}, inc: inc}
 	if !dest.IsLocal() {
 		p.info.NameEncoding = layout.NamesEscaped
 	}
-	add := func(obj storage.Object) error { return p.add(ctx, obj) }
-	err := src.WalkSpecial(ctx, "", add, func(sp storage.Special) error {
-		p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
-		return nil
-	})
+	if inc.base != nil {
+		p.info.Base = inc.base.name
+	}
+	sorted := extsort.New(spill, sumsBudget())
+	defer sorted.Close()
+	err := p.sortListing(ctx, src, sorted)
+	if err == nil {
+		err = p.joinBase(ctx, sorted, inc)
+	}
 	if err == nil {
 		err = p.flush(ctx)
 	}
@@ -1030,13 +1071,18 @@ type copyPlanner struct {
 	list     strings.Builder
 	lw       *messages.FileListWriter
 	seq      map[string]int
+	inc      incremental
+	// loadFiles (in eighths of a new file) and loadBytes are the current task's work, a
+	// reused file counting for less than a copied one.
+	loadFiles int
+	loadBytes int64
 }
 
-// add puts one file in the current task, starting a new task at a new prefix or when the
-// current one is full.
-func (p *copyPlanner) add(ctx context.Context, obj storage.Object) error {
-	prefix := topPrefix(obj.Key)
-	if p.cur != nil && (p.cur.Copy.Prefix != prefix || p.cur.Copy.Keys >= p.o.FilesPerTask || p.cur.Copy.Bytes >= p.o.BytesPerTask) {
+// add puts one file (e: its key-list entry, Path where the backup stores it) in the current
+// task, starting a new task at a new prefix or when the current one is full.
+func (p *copyPlanner) add(ctx context.Context, e messages.FileEntry) error {
+	prefix := topPrefix(e.Key)
+	if p.cur != nil && (p.cur.Copy.Prefix != prefix || p.loadFiles >= newFileWeight*p.o.FilesPerTask || p.loadBytes >= p.o.BytesPerTask) {
 		if err := p.flush(ctx); err != nil {
 			return err
 		}
@@ -1045,13 +1091,15 @@ func (p *copyPlanner) add(ctx context.Context, obj storage.Object) error {
 		p.start(prefix)
 	}
 	p.cur.Copy.Keys++
-	p.cur.Copy.Bytes += obj.Size
-	e := messages.FileEntry{Key: obj.Key, Size: obj.Size}
-	if p.info.NameEncoding == layout.NamesEscaped {
-		if esc := storage.EscapeKey(obj.Key); esc != obj.Key {
-			e.Stored = layout.FilesDir + "/" + esc
-		}
+	p.cur.Copy.Bytes += e.Size
+	if e.Reuse != "" && !p.inc.checksum {
+		p.loadFiles += reuseFileWeight
+		p.loadBytes += min(e.Size, reuseByteCost)
+	} else {
+		p.loadFiles += newFileWeight
+		p.loadBytes += e.Size
 	}
+	e.Path = "" // the worker decides where the file goes
 	return p.lw.Add(e)
 }
 
@@ -1075,6 +1123,10 @@ func (p *copyPlanner) start(prefix string) {
 			Sums:    path.Join(internalDir, "sums", id+".jsonl"),
 		},
 	}
+	if p.inc.base != nil {
+		p.cur.Copy.Base, p.cur.Copy.Checksum = p.inc.location, p.inc.checksum
+	}
+	p.loadFiles, p.loadBytes = 0, 0
 	p.list.Reset()
 	p.lw = messages.NewFileListWriter(&p.list)
 }
@@ -1098,7 +1150,7 @@ func (p *copyPlanner) flush(ctx context.Context) error {
 // collectSums adds the per-file hashes the copy tasks wrote to the manifest, and records in
 // files each file's permissions and the files that changed while they were copied (every one
 // of them: result warnings are capped).
-func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter, files *layout.FilesSummary) error {
+func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter, index *layout.FileIndexWriter, files *layout.FilesSummary) error {
 	files.DefaultMode = layout.FormatMode(layout.DefaultFileMode)
 	for _, t := range tasks {
 		if t.Copy == nil {
@@ -1113,6 +1165,9 @@ func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tas
 				files.ChangedDuringBackup = append(files.ChangedDuringBackup, e.Path)
 			}
 			files.RecordMode(e.Path, fs.FileMode(e.Mode))
+			if err := index.Add(e); err != nil {
+				return err
+			}
 			return sums.Add(e.Path, e.SHA256)
 		})
 		rc.Close()

@@ -306,7 +306,7 @@ func (d *s3Driver) walk(ctx context.Context, prefix string, fn func(Object) erro
 				slog.WarnContext(ctx, "skipping an S3 key this tool cannot address", "bucket", d.bucket, "key", full)
 				continue
 			}
-			obj := Object{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)}
+			obj := Object{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), ETag: strings.Trim(aws.ToString(o.ETag), `"`)}
 			if err := fn(obj); err != nil {
 				return err
 			}

@@ -36,6 +36,9 @@ type Object struct {
 	ModTime time.Time
 	// Mode holds the permission bits where the driver keeps them (0 otherwise).
 	Mode fs.FileMode
+	// ETag is an S3 object's entity tag as listed (quotes removed; "" for a local file): with
+	// Size it tells an unchanged object without reading it.
+	ETag string
 }
 
 // driver is what a storage backend implements; Bucket adds key checks and error context.

@@ -88,24 +88,53 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	}
 	defer list.Close()
 
+	ru, err := openReuser(ctx, c, dst, restore, w.log)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+	}
+	defer ru.close()
+
 	res = &messages.Result{}
 	var written atomic.Int64
 	stop := w.reportProgress(ctx, t, &written)
 	defer stop()
-	files, err := w.copyFiles(ctx, src, dst, c, restore, list, &written)
+	files, err := w.copyFiles(ctx, src, dst, c, restore, list, &written, ru)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
 	}
+	sums, err := gatherOutcomes(res, files, restore)
+	if err != nil {
+		return nil, err
+	}
+	if c.Sums != "" {
+		if _, err := lists.Put(ctx, c.Sums, sums, storage.Object{Mode: backupFileMode}); err != nil {
+			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
+		}
+	}
+	// Files and sums on disk before the task is reported done: a resumed run keeps what done
+	// tasks copied.
+	if err := dst.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+	}
+	return res, nil
+}
+
+// gatherOutcomes counts the files' outcomes into res and returns the task's sums. Outcomes
+// are gathered in key-list order, so results and sums are the same whatever order the copies
+// finished in.
+func gatherOutcomes(res *messages.Result, files []*copiedFile, restore bool) (*bytes.Buffer, error) {
 	var sums bytes.Buffer
 	sw := messages.NewFileListWriter(&sums)
-	// Outcomes are gathered in key-list order, so results and sums are the same whatever
-	// order the copies finished in.
 	for _, f := range files {
 		switch {
 		case f.err == nil:
 			res.Files++
 			res.Bytes += f.n
-			if err := sw.Add(messages.FileEntry{Path: f.dest, Size: f.n, SHA256: f.sum, Mode: uint32(f.mode.Perm()), Changed: f.changed}); err != nil {
+			if f.reused {
+				res.Reused++
+				res.ReusedBytes += f.n
+			}
+			if err := sw.Add(sumsEntry(f)); err != nil {
 				return nil, err
 			}
 			if f.changed && len(res.Warnings) < maxWarnings {
@@ -120,20 +149,20 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 			skippedWarning(res, f)
 		}
 	}
-	if err := sw.Flush(); err != nil {
-		return nil, err
+	return &sums, sw.Flush()
+}
+
+// sumsEntry is a copied file's entry in the task's sums: what the backup's manifest and file
+// index record of it. Its modification time or ETag are the listing's, which the next
+// backup compares with the source's; a file that changed while it was read has none, so it is
+// never taken as unchanged.
+func sumsEntry(f *copiedFile) messages.FileEntry {
+	e := messages.FileEntry{Path: f.dest, Key: f.entry.Key, Stored: f.entry.Stored, Size: f.n, SHA256: f.sum,
+		Mode: uint32(f.mode.Perm()), Changed: f.changed, ModTime: f.entry.ModTime, ETag: f.entry.ETag}
+	if f.changed {
+		e.ModTime, e.ETag = 0, ""
 	}
-	if c.Sums != "" {
-		if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: backupFileMode}); err != nil {
-			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
-		}
-	}
-	// Files and sums on disk before the task is reported done: a resumed run keeps what done
-	// tasks copied.
-	if err := dst.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
-	}
-	return res, nil
+	return e
 }
 
 // skippedWarning names a file a backup went on past: deleted since it was listed, or
@@ -167,6 +196,9 @@ type copiedFile struct {
 	// changed: the source changed while it was read, on the retry too; the copy is kept.
 	changed bool
 	err     error
+	// entry is the file's key-list entry; reused, that it is a link to an earlier copy.
+	entry  messages.FileEntry
+	reused bool
 }
 
 // backupFileMode is the permissions of every file a backup holds.
@@ -195,7 +227,7 @@ func (w *Worker) copySlots() (slots chan []byte, commits chan struct{}) {
 // goes on past it: a vanished file in a backup, any non-permanent failure in a restore. The
 // outcomes come back in list order. written counts the bytes of the files copied and being
 // copied, as they are written (for progress).
-func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader, written *atomic.Int64) ([]*copiedFile, error) {
+func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader, written *atomic.Int64, ru *reuser) ([]*copiedFile, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	slots, commits := w.copySlots()
@@ -221,7 +253,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 				dstKey = e.Stored
 			}
 		}
-		f := &copiedFile{key: e.Key, dest: dstKey}
+		f := &copiedFile{key: e.Key, dest: dstKey, entry: e}
 		files = append(files, f)
 		wg.Add(1)
 		go func() {
@@ -259,7 +291,12 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 				fc.mode = backupFileMode
 			}
 			var out copied
-			out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
+			if out, f.reused = ru.reuse(ctx, src, dst, e, srcKey, dstKey, buf); !f.reused {
+				if e.Reuse != "" {
+					fc.want = "" // the earlier copy's sum: the source may hold new content
+				}
+				out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
+			}
 			f.n, f.sum, f.mode, f.changed = out.n, out.sum, out.mode, out.changed
 			if f.err == nil {
 				fc.count.settle(f.n)

@@ -38,7 +38,10 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.SkipDB, "skip-db", false, "back up only the files")
 	f.BoolVar(&o.includeFiles, "include-files", false, "back up the file storage (the default; with --skip-db: files only)")
 	f.StringSliceVar(&o.Models, "models", nil, "back up only these `labels` (e.g. books.Book books.Chapter accounts.User)")
-	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder")
+	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder (always a full backup: an archive reuses nothing)")
+	f.BoolVar(&o.Full, "full", false, "copy every file, even those unchanged since an earlier backup (by default a folder backup hard-links, or on S3 shares, the files unchanged since the newest complete backup of the same storage)")
+	f.BoolVar(&o.Checksum, "checksum", false, "tell unchanged files by the hash of their content (each file is read) instead of their size and modification time (S3: ETag)")
+	f.StringVar(&o.Base, "base", "", "reuse the unchanged files of this earlier backup (`NAME` in the destination, e.g. backup_20241201_143022) instead of the newest complete one")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
 	f.IntVar(&o.ChunkRows, "chunk-rows", coordinator.DefaultChunkRows, "split tables larger than this into primary-key ranges exported in parallel")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
@@ -119,6 +122,12 @@ func (o *backupOptions) check(g *globals) error {
 		return usageErrorf("--skip-db and --skip-files leave nothing to back up")
 	case g.workers < 0:
 		return usageErrorf("--workers must be 0 or more")
+	case o.Base != "" && o.Full:
+		return usageErrorf("--base and --full contradict each other (--full reuses nothing)")
+	case o.Base != "" && o.Compress:
+		return usageErrorf("--base: a --compress archive is always a full backup")
+	case o.Base != "" && o.SkipFiles:
+		return usageErrorf("--base: with --skip-files there are no files to reuse")
 	}
 	if err := checkTimeouts(o.stallTimeout, o.LockTimeout); err != nil {
 		return err
@@ -175,7 +184,11 @@ func printBackupReport(con console, rep *coordinator.BackupReport) {
 	for _, m := range rep.Models {
 		fmt.Fprintf(out, "  %-32s %8d rows  %s\n", m.Label, m.Rows, m.File)
 	}
-	fmt.Fprintf(out, "  files: %d (%d bytes)\n", rep.Files, rep.Bytes)
+	if rep.Base != "" {
+		fmt.Fprintf(out, "  files: %d (new %d, %d bytes; reused %d from %s)\n", rep.Files, rep.New.Files, rep.New.Bytes, rep.Reused.Files, rep.Base)
+	} else {
+		fmt.Fprintf(out, "  files: %d (%d bytes)\n", rep.Files, rep.Bytes)
+	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(con.err, "warning: %s\n", w)
 	}
@@ -204,12 +217,17 @@ func backupJSON(rep *coordinator.BackupReport, err error) any {
 		Rows            int64          `json:"rows"`
 		Files           int64          `json:"files"`
 		Bytes           int64          `json:"bytes"`
+		Base            string         `json:"base,omitempty"`
+		New             filesCount     `json:"new"`
+		Reused          filesCount     `json:"reused"`
 		Warnings        []string       `json:"warnings"`
 		DurationSeconds float64        `json:"duration_seconds"`
 	}{Status: outcome.Of(err).Status, Error: errText(err), Models: []model{}, Warnings: []string{}}
 	if rep != nil {
 		out.RunID, out.Path, out.TraceID = rep.RunID, rep.Path, rep.TraceID
 		out.Files, out.Bytes, out.DurationSeconds = rep.Files, rep.Bytes, rep.Duration.Seconds()
+		out.Base = rep.Base
+		out.New, out.Reused = filesCount(rep.New), filesCount(rep.Reused)
 		out.Warnings = append(out.Warnings, rep.Warnings...)
 		for _, m := range rep.Models {
 			out.Models = append(out.Models, model{m.Label, m.File, m.Rows, m.Bytes, m.SHA256})
@@ -217,6 +235,12 @@ func backupJSON(rep *coordinator.BackupReport, err error) any {
 		}
 	}
 	return out
+}
+
+// filesCount is a number of files and their bytes in a --json report.
+type filesCount struct {
+	Files int64 `json:"files"`
+	Bytes int64 `json:"bytes"`
 }
 
 // errText is err's message, "" for nil.

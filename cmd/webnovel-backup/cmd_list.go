@@ -79,7 +79,7 @@ func printList(out io.Writer, bs []retention.Backup, now time.Time) error {
 	for _, b := range bs {
 		rows, files := "-", "-"
 		if b.Status == retention.StatusComplete && !b.MetadataTime.IsZero() {
-			rows, files = fmt.Sprint(b.Rows), fmt.Sprint(b.Files)
+			rows, files = fmt.Sprint(b.Rows), listFiles(b)
 		}
 		status := string(b.Status)
 		if b.Problem != "" {
@@ -93,6 +93,19 @@ func printList(out io.Writer, bs []retention.Backup, now time.Time) error {
 			opsAge(now.Sub(b.Time)), humanBytes(b.Size), rows, files)
 	}
 	return tw.Flush()
+}
+
+// listFiles is a backup's file count and, for an incremental one, what it stored anew and
+// what it reused from its base: "1200 (new 12, 3.1 MiB; reused 1188 from backup_…)".
+func listFiles(b retention.Backup) string {
+	if b.Base == "" && b.Reused.Files == 0 {
+		return fmt.Sprint(b.Files)
+	}
+	s := fmt.Sprintf("%d (new %d, %s; reused %d", b.Files, b.New.Files, humanBytes(b.New.Bytes), b.Reused.Files)
+	if b.Base != "" {
+		s += " from " + b.Base
+	}
+	return s + ")"
 }
 
 // opsAge prints a duration as a person reads a backup's age: "3d4h", "5h12m", "40s".

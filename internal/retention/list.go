@@ -86,6 +86,12 @@ type Backup struct {
 	Models int    `json:"models,omitempty"`
 	Rows   int64  `json:"rows,omitempty"`
 	Files  int64  `json:"files,omitempty"`
+	// Base, New and Reused are the metadata's files.base, files.new and files.reused: the
+	// earlier backup whose unchanged files this one reused, and the files (and bytes) stored
+	// by this backup and reused.
+	Base   string           `json:"base,omitempty"`
+	New    layout.FileCount `json:"new,omitzero"`
+	Reused layout.FileCount `json:"reused,omitzero"`
 	// Scope is what the backup holds (from the metadata, when read): retention rules apply
 	// per scope.
 	Scope Scope `json:"scope,omitempty"`
@@ -273,6 +279,7 @@ func fillFromMetadata(b *Backup, data []byte) {
 		return
 	}
 	b.RunID, b.Models, b.Files, b.MetadataTime = m.RunID, len(m.Models), m.Files.Count, m.BackupTimestamp
+	b.Base, b.New, b.Reused = m.Files.Base, m.Files.New, m.Files.Reused
 	b.Scope = ScopeOf(m.BackupOptions)
 	b.Rows = 0
 	for _, e := range m.Models {

@@ -1,0 +1,289 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/webnovel/webnovel-backup/internal/extsort"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// Incremental backups. The storage's listing is sorted by each file's path in the backup
+// (through an external sort: the listing of a local folder is not in byte order, and may not
+// fit in memory) and merged, as two sorted streams, with the base backup's file index. A file
+// whose key, size and modification time (S3: ETag) are the base's is unchanged: its key-list
+// entry gets Reuse, where the base's copy is, and the base's sum, and the worker reuses that
+// copy instead of reading the file. With --checksum every file the base holds at the same
+// size is a candidate, and the worker hashes it to decide.
+
+// incremental is how a backup's plan reuses a base; the zero value (no base) plans a full
+// backup.
+type incremental struct {
+	base     *baseBackup
+	checksum bool
+	// location is the destination's root, under which Reuse keys are (CopyTask.Base).
+	location string
+}
+
+// reuseFileWeight and reuseByteCost are what a reused file counts against a task's bounds, in
+// eighths of a new file and in bytes: a link costs a fraction of a copy, so a task of
+// unchanged files holds many more of them, while a task is never tiny in bytes and huge in
+// count. A file hashed for --checksum costs what a copy does.
+const (
+	newFileWeight   = 8
+	reuseFileWeight = 1
+	reuseByteCost   = 4 << 10
+)
+
+// spillDir is where a run sorts what may not fit in memory: its local staging folder's
+// working folder, else a temporary folder named after its owner process (swept by the next
+// run if this one is killed). cleanup removes it.
+func spillDir(d destination, name string) (dir string, cleanup func(), err error) {
+	if l, ok := d.(*localDestination); ok {
+		dir = filepath.Join(l.Location(), internalDir, name)
+		err = os.MkdirAll(dir, 0o700)
+	} else {
+		dir, err = scratch.MkdirTemp("", "wnb-"+name+"-")
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
+}
+
+// sortListing walks the storage into an external sorter, keyed by each file's path in the
+// backup; entries that are not regular files go to the plan's warnings.
+func (p *copyPlanner) sortListing(ctx context.Context, src *storage.Bucket, sorted *extsort.Sorter) error {
+	return src.WalkSpecial(ctx, "", func(obj storage.Object) error {
+		e := p.entryOf(obj)
+		return sorted.Add(e.Path, encodeListed(e))
+	}, func(sp storage.Special) error {
+		p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
+		return nil
+	})
+}
+
+// entryOf is a listed object's key-list entry, Path being where the backup stores it.
+func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
+	e := messages.FileEntry{Key: obj.Key, Size: obj.Size, Mode: uint32(obj.Mode.Perm()), ETag: obj.ETag}
+	if obj.ETag == "" && !obj.ModTime.IsZero() {
+		e.ModTime = obj.ModTime.UnixNano()
+	}
+	e.Path = layout.FilesDir + "/" + obj.Key
+	if p.info.NameEncoding == layout.NamesEscaped {
+		if esc := storage.EscapeKey(obj.Key); esc != obj.Key {
+			e.Stored = layout.FilesDir + "/" + esc
+			e.Path = e.Stored
+		}
+	}
+	return e
+}
+
+// encodeListed packs a listed file's entry for the sorter (its Path is the record's key):
+// lighter than JSON for the millions of entries a large storage lists.
+func encodeListed(e messages.FileEntry) []byte {
+	b := make([]byte, 0, len(e.Key)+len(e.Stored)+len(e.ETag)+32)
+	for _, s := range []string{e.Key, e.Stored, e.ETag} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendVarint(b, e.Size)
+	b = binary.AppendVarint(b, e.ModTime)
+	return binary.AppendUvarint(b, uint64(e.Mode))
+}
+
+// decodeListed unpacks what encodeListed packed.
+func decodeListed(path string, b []byte) (messages.FileEntry, error) {
+	e := messages.FileEntry{Path: path}
+	bad := errors.New("damaged record of " + path)
+	for _, s := range []*string{&e.Key, &e.Stored, &e.ETag} {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return e, bad
+		}
+		*s, b = string(b[k:k+int(n)]), b[k+int(n):]
+	}
+	for _, v := range []*int64{&e.Size, &e.ModTime} {
+		x, k := binary.Varint(b)
+		if k <= 0 {
+			return e, bad
+		}
+		*v, b = x, b[k:]
+	}
+	mode, k := binary.Uvarint(b)
+	if k <= 0 || k != len(b) {
+		return e, bad
+	}
+	e.Mode = uint32(mode)
+	return e, nil
+}
+
+// joinBase feeds the sorted listing to the planner, marking the files the base holds
+// unchanged.
+func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc incremental) error {
+	var idx *baseIndex
+	if inc.base != nil {
+		var err error
+		if idx, err = openBaseIndex(ctx, inc.base); err != nil {
+			return err
+		}
+		defer idx.close()
+	}
+	return sorted.Each(func(path string, value []byte) error {
+		e, err := decodeListed(path, value)
+		if err != nil {
+			return fmt.Errorf("sorted listing: %w", err)
+		}
+		if idx != nil {
+			b, ok, err := idx.find(e.Path)
+			if err != nil {
+				return err
+			}
+			if ok && unchanged(e, b, inc.checksum) {
+				p.markReused(&e, b, inc)
+			}
+		}
+		return p.add(ctx, e)
+	})
+}
+
+// unchanged tells whether listed file s is the one the base's index entry b describes: same
+// key and size, and same ETag (S3 source) or modification time (local source); with
+// checksum, the worker compares the content, so the same key and size suffice here.
+func unchanged(s, b messages.FileEntry, checksum bool) bool {
+	switch {
+	case b.SHA256 == "" || s.Key != b.Key || s.Size != b.Size:
+		return false
+	case checksum:
+		return true
+	case s.ETag != "":
+		return s.ETag == b.ETag
+	default:
+		return s.ModTime != 0 && s.ModTime == b.ModTime
+	}
+}
+
+// markReused points e at the base's copy of it.
+func (p *copyPlanner) markReused(e *messages.FileEntry, b messages.FileEntry, inc incremental) {
+	e.SHA256 = b.SHA256
+	if e.Mode == 0 { // an S3 listing has no permissions: the base recorded them
+		e.Mode = b.Mode
+	}
+	if inc.base.root.IsLocal() {
+		e.Reuse = inc.base.name + "/" + b.Path
+	} else {
+		e.Reuse = layout.ObjectKey(b.SHA256)
+	}
+}
+
+// baseIndex reads a base's file index forward, as the sorted listing asks for paths.
+type baseIndex struct {
+	rc   interface{ Close() error }
+	r    *layout.FileIndexReader
+	cur  messages.FileEntry
+	have bool
+	done bool
+	name string
+}
+
+func openBaseIndex(ctx context.Context, b *baseBackup) (*baseIndex, error) {
+	rc, _, err := b.root.Open(ctx, b.name+"/"+b.meta.Files.Index)
+	if err != nil {
+		return nil, fmt.Errorf("read the base backup's file index: %w", err)
+	}
+	return &baseIndex{rc: rc, r: layout.NewFileIndexReader(rc), name: b.name}, nil
+}
+
+func (x *baseIndex) close() { x.rc.Close() }
+
+// find returns the index's entry for path, if it has one; paths must be asked for in
+// increasing order.
+func (x *baseIndex) find(path string) (messages.FileEntry, bool, error) {
+	for !x.done {
+		if !x.have {
+			e, ok, err := x.r.Next()
+			if err != nil {
+				return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
+			}
+			if !ok {
+				x.done = true
+				break
+			}
+			x.cur, x.have = e, true
+		}
+		switch {
+		case x.cur.Path < path:
+			x.have = false
+		case x.cur.Path == path:
+			x.have = false
+			return x.cur, true, nil
+		default:
+			return messages.FileEntry{}, false, nil
+		}
+	}
+	return messages.FileEntry{}, false, nil
+}
+
+// planCopiesIncremental plans the file copies against a base, if one is found (see
+// findBase).
+func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task, []string, filePlanInfo, error) {
+	root, err := storage.Open(ctx, r.o.BackupDir)
+	if err != nil {
+		return nil, nil, filePlanInfo{}, fmt.Errorf("open the destination %s: %w", r.o.BackupDir, err)
+	}
+	defer root.Close()
+	base, err := r.findBase(ctx, root)
+	if err != nil {
+		return nil, nil, filePlanInfo{}, err
+	}
+	spill, cleanup, err := spillDir(r.stage, "plan-runs")
+	if err != nil {
+		return nil, nil, filePlanInfo{}, err
+	}
+	defer cleanup()
+	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir}
+	return r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
+}
+
+// newIndexWriter returns the writer of the backup's file index, which sorts in runs on the
+// local staging folder's disk, else in a temporary folder; cleanup removes them.
+func (r *backupRun) newIndexWriter() (*layout.FileIndexWriter, func(), error) {
+	dir, rmdir, err := spillDir(r.stage, "index-runs")
+	if err != nil {
+		return nil, nil, fmt.Errorf("backup: %w", err)
+	}
+	w := layout.NewFileIndexWriter(dir, sumsBudget())
+	return w, func() { w.Close(); rmdir() }, nil
+}
+
+// writeFileIndex writes the backup's file index, lists it in the manifest and names it in the
+// metadata: the next backup finds the unchanged files there. A backup without storage files
+// has none.
+func (r *backupRun) writeFileIndex(ctx context.Context, meta *layout.Metadata, sums *layout.SumsWriter, index *layout.FileIndexWriter) error {
+	if r.src == nil {
+		return nil
+	}
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := index.WriteTo(io.MultiWriter(h, pw))
+		pw.CloseWithError(err)
+	}()
+	_, err := r.stage.Bucket().Put(ctx, layout.FileIndex, pr, storage.Object{Mode: layout.FileMode})
+	pr.CloseWithError(errors.New("stopped")) // ends the writer, if Put failed before the end
+	if err != nil {
+		return fmt.Errorf("backup: write %s: %w", layout.FileIndex, err)
+	}
+	meta.Files.Index = layout.FileIndex
+	return sums.Add(layout.FileIndex, hex.EncodeToString(h.Sum(nil)))
+}

@@ -1,0 +1,68 @@
+package layout
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/messages"
+)
+
+// The file index comes back sorted by path, whole (a name that is not UTF-8 byte for byte),
+// whatever the order entries were added in and however many runs were spilled.
+func TestFileIndexRoundTrip(t *testing.T) {
+	entries := []messages.FileEntry{
+		{Path: "files/media/b.png", Key: "media/b.png", Size: 3, ModTime: 17, SHA256: strings.Repeat("b", 64), Mode: 0o640},
+		{Path: "files/a\xff.txt", Key: "a\xff.txt", Size: 1, ETag: "e1", SHA256: strings.Repeat("a", 64), Mode: 0o644},
+		{Path: "files/media/a/c.png", Key: "media/a/c.png", Size: 2, ModTime: 5, SHA256: strings.Repeat("c", 64), Changed: true, Reuse: "x"},
+	}
+	for _, budget := range []int{1, 1 << 20} {
+		w := NewFileIndexWriter(t.TempDir(), budget)
+		for _, e := range entries {
+			if err := w.Add(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var buf bytes.Buffer
+		if _, err := w.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		var got []messages.FileEntry
+		if err := ReadFileIndex(&buf, func(e messages.FileEntry) error { got = append(got, e); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		want := []messages.FileEntry{entries[1], entries[2], entries[0]}
+		want[1].Changed, want[1].Reuse = false, "" // not kept in the index
+		if len(got) != len(want) {
+			t.Fatalf("budget %d: read %d entries, want %d", budget, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("budget %d: entry %d is %+v, want %+v", budget, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// A path added twice, and an index out of order, are errors naming the path.
+func TestFileIndexRefusesDuplicatesAndDisorder(t *testing.T) {
+	w := NewFileIndexWriter("", 0)
+	defer w.Close()
+	for _, p := range []string{"files/a", "files/b", "files/a"} {
+		if err := w.Add(messages.FileEntry{Path: p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.WriteTo(&bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), `"files/a" listed twice`) {
+		t.Errorf("duplicate: %v", err)
+	}
+	if err := w.Add(messages.FileEntry{Path: "../escape"}); err == nil {
+		t.Error("a path outside the backup was taken")
+	}
+	unsorted := "{\"p\":\"files/b\",\"n\":1}\n{\"p\":\"files/a\",\"n\":1}\n"
+	err := ReadFileIndex(strings.NewReader(unsorted), func(messages.FileEntry) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), `"files/a" is not after "files/b"`) {
+		t.Errorf("unsorted index: %v", err)
+	}
+}

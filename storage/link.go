@@ -1,0 +1,143 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// ErrNoLink is returned (wrapped) by LinkFrom when the file cannot be linked: the buckets are
+// not both local folders, the source is gone, or the filesystem refuses (another device, too
+// many links). The caller then copies the file.
+var ErrNoLink = errors.New("cannot hard-link between these buckets")
+
+// LinkFrom makes dstKey in b a hard link to srcKey in src, replacing what dstKey held: both
+// buckets must be local folders on one filesystem. The link appears whole or not at all, and
+// in a DeferSync bucket it is made durable by Sync like a written file.
+func (b *Bucket) LinkFrom(ctx context.Context, src *Bucket, srcKey, dstKey string) (Object, error) {
+	if err := src.checkKey(srcKey); err != nil {
+		return Object{}, err
+	}
+	if err := b.checkKey(dstKey); err != nil {
+		return Object{}, err
+	}
+	dl, ok1 := b.drv.(*local)
+	sl, ok2 := src.drv.(*local)
+	if !ok1 || !ok2 {
+		return Object{}, fmt.Errorf("link %s from %s into %s: %w", srcKey, src, b, ErrNoLink)
+	}
+	obj, err := dl.linkFrom(sl, srcKey, dstKey)
+	if err != nil {
+		return Object{}, fmt.Errorf("link %s from %s to %s in %s: %w: %w", srcKey, src, dstKey, b, ErrNoLink, err)
+	}
+	return obj, nil
+}
+
+// linkFrom links under a temporary name in the destination's folder, then renames it into
+// place, as a writer commits.
+func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
+	srcPath := filepath.Join(src.dir, filepath.FromSlash(srcKey))
+	fi, err := os.Lstat(srcPath)
+	if err != nil {
+		return Object{}, err
+	}
+	if !fi.Mode().IsRegular() {
+		return Object{}, &SpecialError{Special{Key: srcKey, Kind: KindOf(fi.Mode())}}
+	}
+	// The destination's folder is made, and kept open, as for a written file. A link appears
+	// whole, so it takes its name at once; only a name already taken (a task redone) is
+	// replaced through a temporary name.
+	d, err := l.inDir(dstKey, true, func(d *openDir, name string) error {
+		dir := filepath.Join(l.dir, filepath.FromSlash(d.path))
+		err := os.Link(srcPath, filepath.Join(dir, name))
+		if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if cur, err := d.root.Lstat(name); err == nil && os.SameFile(cur, fi) {
+			return nil // linked already (rename would keep both names of one file)
+		}
+		var b [8]byte
+		rand.Read(b[:])
+		tmp := TempPrefix + hex.EncodeToString(b[:])
+		if err := os.Link(srcPath, filepath.Join(dir, tmp)); err != nil {
+			return err
+		}
+		if err := d.root.Rename(tmp, name); err != nil {
+			d.root.Remove(tmp)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Object{}, err
+	}
+	l.dirs.release(d)
+	if l.deferSync {
+		l.dirty.Store(true)
+	}
+	return objectOf(dstKey, fi), nil
+}
+
+// Folders lists the names of the folders at the bucket's top level (on S3, the common
+// prefixes before the first "/"), without listing what they hold.
+func (b *Bucket) Folders(ctx context.Context) ([]string, error) {
+	var (
+		names []string
+		err   error
+	)
+	switch d := b.drv.(type) {
+	case *local:
+		names, err = d.folders()
+	case *s3Driver:
+		names, err = d.folders(ctx)
+	default:
+		err = errors.New("listing folders is not supported")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list folders of %s: %w", b, err)
+	}
+	return names, nil
+}
+
+func (l *local) folders() ([]string, error) {
+	entries, err := os.ReadDir(l.dir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+func (d *s3Driver) folders(ctx context.Context) ([]string, error) {
+	p := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{
+		Bucket: aws.String(d.bucket), Prefix: aws.String(d.root), Delimiter: aws.String("/"),
+	})
+	var names []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, cp := range page.CommonPrefixes {
+			name := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), d.root), "/")
+			if name != "" {
+				names = append(names, name)
+			}
+		}
+	}
+	return names, nil
+}

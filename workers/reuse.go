@@ -1,0 +1,85 @@
+package workers
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// reuser puts a backup's unchanged files in place as hard links to an earlier backup's copies
+// (FileEntry.Reuse, relative to CopyTask.Base) on a local destination, so that every backup
+// folder stays complete on its own while an unchanged file is neither read nor stored again.
+type reuser struct {
+	base     *storage.Bucket
+	checksum bool
+	log      *slog.Logger
+}
+
+// openReuser returns the task's reuser, or nil when the task reuses nothing this way: a
+// restore, a task without a base, or a destination that is not a local folder (an object
+// store reuses by content instead).
+func openReuser(ctx context.Context, c *messages.CopyTask, dst *storage.Bucket, restore bool, log *slog.Logger) (*reuser, error) {
+	if restore || c.Base == "" || c.Objects != "" || !dst.IsLocal() {
+		return nil, nil
+	}
+	base, err := storage.Open(ctx, c.Base)
+	if err != nil {
+		return nil, fmt.Errorf("open the earlier backups in %s: %w", c.Base, err)
+	}
+	return &reuser{base: base, checksum: c.Checksum, log: log}, nil
+}
+
+// close releases the base.
+func (r *reuser) close() {
+	if r != nil {
+		r.base.Close()
+	}
+}
+
+// reuse links e's earlier copy to dstKey and returns it as copied, with the earlier backup's
+// sum. With checksum the source is hashed first, and a file whose content differs is not
+// reused. ok is false when the file must be copied instead: a link that fails (the earlier
+// backup pruned meanwhile, another filesystem, too many links) is not an error, the copy
+// stands in for it.
+func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages.FileEntry, srcKey, dstKey string, buf []byte) (out copied, ok bool) {
+	if r == nil || e.Reuse == "" || e.SHA256 == "" {
+		return copied{}, false
+	}
+	if r.checksum {
+		sum, err := hashSource(ctx, src, srcKey, buf)
+		if err != nil || sum != e.SHA256 {
+			return copied{}, false // the copy meets (and reports) the same error, or stores the new content
+		}
+	}
+	obj, err := dst.LinkFrom(ctx, r.base, e.Reuse, dstKey)
+	if err != nil {
+		r.log.Debug("earlier copy not linked; copying the file", "key", e.Key, "err", err)
+		return copied{}, false
+	}
+	if obj.Size != e.Size {
+		// The earlier copy is not what its index says: copy over the link.
+		r.log.Warn("earlier copy differs in size from its index; copying the file", "key", e.Key, "reuse", e.Reuse, "size", obj.Size, "index_size", e.Size)
+		return copied{}, false
+	}
+	return copied{n: obj.Size, sum: e.SHA256, mode: fs.FileMode(e.Mode).Perm()}, true
+}
+
+// hashSource reads a source file through buf and returns its hex SHA-256.
+func hashSource(ctx context.Context, src *storage.Bucket, key string, buf []byte) (string, error) {
+	rc, _, err := src.Open(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, struct{ io.Reader }{rc}, buf); err != nil {
+		return "", fmt.Errorf("hash %s: %w", key, err)
+	}
+	return hexSum(h), nil
+}
