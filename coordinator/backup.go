@@ -510,6 +510,9 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 			t.Generation = r.gen
 		}
 		if err == nil {
+			err = r.planObjectStore(ctx, copies, "")
+		}
+		if err == nil {
 			err = savePlan(ctx, dest, copies, r.prefixes, r.files)
 		}
 	}
@@ -594,6 +597,9 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	meta.Files = r.fileMeta
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
+	if err := r.objectIndex(ctx, meta, sums); err != nil {
+		return err
+	}
 	if err := r.writeIndex(ctx, meta, sums); err != nil {
 		return err
 	}

@@ -36,6 +36,12 @@ type Object struct {
 	ModTime time.Time
 	// Mode holds the permission bits where the driver keeps them (0 otherwise).
 	Mode fs.FileMode
+	// LastModified is when the object was last written in the bucket (S3's LastModified; a
+	// local file's modification time), whatever ModTime the object carries as metadata.
+	LastModified time.Time
+	// ETag is the S3 object's entity tag as the service gives it (quotes removed), "" for a
+	// local file.
+	ETag string
 }
 
 // driver is what a storage backend implements; Bucket adds key checks and error context.
