@@ -35,6 +35,49 @@ type objectStore struct {
 	src, stage, store *storage.Bucket
 	task              string
 	checksum          bool
+
+	mu sync.Mutex
+	// storing holds the sums this task stores or stored: files of the same content are
+	// stored once, the others wait for it.
+	storing map[string]*pendingObject
+}
+
+// pendingObject is one content being stored by one of the task's files.
+type pendingObject struct {
+	done chan struct{}
+	err  error
+}
+
+// errNotStored is a store that did not happen (the file changed since it was hashed).
+var errNotStored = errors.New("not stored")
+
+// once runs store for sum unless another file of the task stored that content: then it waits
+// for it, and runs store itself only if that one failed.
+func (o *objectStore) once(ctx context.Context, sum string, store func() error) error {
+	o.mu.Lock()
+	if o.storing == nil {
+		o.storing = map[string]*pendingObject{}
+	}
+	p, ok := o.storing[sum]
+	if !ok {
+		p = &pendingObject{done: make(chan struct{})}
+		o.storing[sum] = p
+	}
+	o.mu.Unlock()
+	if !ok {
+		p.err = store()
+		close(p.done)
+		return p.err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if p.err == nil {
+		return nil
+	}
+	return store()
 }
 
 // storedFile is one key-list entry's outcome in an object-store copy.
@@ -193,13 +236,12 @@ func (o *objectStore) storeOne(ctx context.Context, f *storedFile, key, seq stri
 			f.n, f.sum, f.reused = h.n, h.sum, true // --checksum: the same content
 			return nil
 		}
-		stored, err := o.upload(ctx, key, h.sum, buf, count)
-		if err != nil {
-			return err
-		}
-		if stored {
+		err := o.once(ctx, h.sum, func() error { return o.upload(ctx, key, h.sum, buf, count) })
+		if err == nil {
 			f.n, f.sum = h.n, h.sum
 			return nil
+		} else if !errors.Is(err, errNotStored) {
+			return err
 		}
 	}
 	// The file changed between the hash and the upload (or during the hash): read it once
@@ -237,23 +279,23 @@ func hashSource(ctx context.Context, src *storage.Bucket, key string, buf []byte
 }
 
 // upload stores the source file under the object key of sum unless the store has it already
-// (one HEAD). stored is false when the bytes read this time are not those hashed before: the
-// file changed in between, and nothing was stored.
-func (o *objectStore) upload(ctx context.Context, key, sum string, buf []byte, count *fileCounter) (stored bool, err error) {
+// (one HEAD). It returns errNotStored when the bytes read this time are not those hashed
+// before: the file changed in between, and nothing was stored.
+func (o *objectStore) upload(ctx context.Context, key, sum string, buf []byte, count *fileCounter) error {
 	obj := layout.ObjectKey(sum)
 	if ok, err := exists(ctx, o.store, obj); err != nil || ok {
-		return ok, err
+		return err
 	}
 	out, _, err := streamBytes(ctx, o.src, o.store, fileCopy{key: key, destKey: obj, want: sum, mode: backupFileMode, buf: buf, count: count})
 	if errors.Is(err, errChecksum) {
-		return false, nil
+		return errNotStored
 	} else if err != nil {
-		return false, err
+		return err
 	}
 	if err := out.Commit(); err != nil {
-		return false, fmt.Errorf("store %s: %w", key, err)
+		return fmt.Errorf("store %s: %w", key, err)
 	}
-	return true, nil
+	return nil
 }
 
 // viaStaging streams the source into a staging key while hashing it (once more if it changed
@@ -277,10 +319,12 @@ func (o *objectStore) viaStaging(ctx context.Context, f *storedFile, key, seq st
 		return nil
 	}
 	obj := layout.ObjectKey(c.sum)
-	if ok, err := exists(ctx, o.store, obj); err != nil || ok {
-		return err
-	}
-	return copyInto(ctx, o.store, o.stage, tmp, obj)
+	return o.once(ctx, c.sum, func() error {
+		if ok, err := exists(ctx, o.store, obj); err != nil || ok {
+			return err
+		}
+		return copyInto(ctx, o.store, o.stage, tmp, obj)
+	})
 }
 
 // refreshAfter is the age from which an object the store already holds is written again
