@@ -243,6 +243,10 @@ func TestS3ObjectStoreChain(t *testing.T) {
 		names = append(names, name)
 		trees[name] = treeFiles(t, c.p.storage)
 		needs[name] = c.checkBackup(name, trees[name])
+		c.dest.Walk(context.Background(), layout.StagingPrefix, func(o storage.Object) error {
+			t.Errorf("backup %d: staging object left after the publish: %s", len(names), o.Key)
+			return nil
+		})
 		after := c.objects()
 		if len(after)-len(before) != wantNew || reqs["PUT object"] != wantNew {
 			t.Fatalf("backup %d: %d new objects, %d object PUTs, want %d (requests %v)", len(names), len(after)-len(before), reqs["PUT object"], wantNew, reqs)
