@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -120,40 +121,33 @@ func (w *Worker) storeObjects(ctx context.Context, t *messages.Task, src, stage,
 	return res, nil
 }
 
-// objectResult counts the files and writes their sums entries, in key-list order.
+// objectResult counts the files and writes their sums entries, in key-list order (a task's
+// sums are small: its key list is bounded by files and bytes).
 func objectResult(files []*storedFile) (*messages.Result, io.Reader, error) {
 	res := &messages.Result{}
-	pr, pw := io.Pipe()
-	go func() {
-		sw := messages.NewFileListWriter(pw)
-		for _, f := range files {
-			if f.err != nil {
-				continue
-			}
-			e := messages.FileEntry{Key: f.e.Key, Path: f.dest, Size: f.n, SHA256: f.sum, Mode: uint32(f.mode.Perm()),
-				Stored: layout.ObjectKey(f.sum), ModTime: f.e.ModTime, ETag: f.e.ETag, Changed: f.changed}
-			if err := sw.Add(e); err != nil {
-				pw.CloseWithError(err)
-				return
-			}
-		}
-		pw.CloseWithError(sw.Flush())
-	}()
+	var sums bytes.Buffer
+	sw := messages.NewFileListWriter(&sums)
 	for _, f := range files {
-		switch {
-		case f.err != nil:
+		if f.err != nil {
 			skippedWarning(res, &copiedFile{key: f.e.Key, err: f.err})
 			continue
+		}
+		e := messages.FileEntry{Key: f.e.Key, Path: f.dest, Size: f.n, SHA256: f.sum, Mode: uint32(f.mode.Perm()),
+			Stored: layout.ObjectKey(f.sum), ModTime: f.e.ModTime, ETag: f.e.ETag, Changed: f.changed}
+		if err := sw.Add(e); err != nil {
+			return nil, nil, err
+		}
+		res.Files++
+		res.Bytes += f.n
+		switch {
 		case f.reused:
 			res.Reused++
 			res.ReusedBytes += f.n
 		case f.changed && len(res.Warnings) < maxWarnings:
 			res.Warnings = append(res.Warnings, "file changed as we read it, twice; kept as read the second time: "+f.e.Key)
 		}
-		res.Files++
-		res.Bytes += f.n
 	}
-	return res, pr, nil
+	return res, &sums, sw.Flush()
 }
 
 // storeFiles stores every file of the key list, up to the worker's concurrency at once. A

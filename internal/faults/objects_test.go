@@ -189,3 +189,71 @@ func TestPruneKilledKeepsObjects(t *testing.T) {
 		})
 	}
 }
+
+// A backup to S3 whose coordinator is killed with SIGKILL while the files are being stored
+// into the object store is resumed into a backup whose index maps every storage file to an
+// object holding its bytes; a prune after it keeps every one of them.
+func TestS3ObjectBackupKilledResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	sc := newScene(t)
+	mon := newMonitor(t, sc.srv.URL())
+	s3 := s3test.Start(t, nil, "backups")
+	dest := s3.URL("backups", "nightly", "")
+	proctest.StartWorker(t, sc.bin, sc.env, "--name", "w1", "--concurrency", "2")
+	coord := proctest.Start(t, sc.bin, runEnv(sc.env, "copy"), backupArgs(dest)...)
+	rec := haltAndKill(t, ctx, mon, coord, "copy")
+	resumed := proctest.Start(t, sc.bin, runEnv(sc.env, ""), "backup", "--workers", "0", "--resume", rec.ID, "-v")
+	name := onlyNewName(t, "Backup complete: "+waitBackup(t, ctx, resumed))
+
+	c := &objectChain{destURL: dest, names: []string{name}}
+	var err error
+	if c.dest, err = storage.Open(ctx, dest); err != nil {
+		t.Fatal(err)
+	}
+	defer c.dest.Close()
+	checkIndexMatches(t, c, name, sc.p.Storage)
+	prune := proctest.Run(t, sc.bin, nil, "prune", "--backup-dir", dest, "--keep-last", "1", "--grace", "0s")
+	if prune.ExitCode() != 0 {
+		t.Fatalf("prune: exit %d\n%s%s", prune.ExitCode(), prune.Stdout(), prune.Stderr())
+	}
+	checkIndexMatches(t, c, name, sc.p.Storage)
+}
+
+// checkIndexMatches checks that a backup's index lists exactly the files of a storage
+// folder, each stored in an object holding its bytes.
+func checkIndexMatches(t *testing.T, c *objectChain, name, storageDir string) {
+	t.Helper()
+	c.whole(t, name)
+	want := map[string]string{}
+	filepath.WalkDir(storageDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			data, rerr := os.ReadFile(p)
+			if rerr != nil {
+				return rerr
+			}
+			rel, _ := filepath.Rel(storageDir, p)
+			h := sha256.Sum256(data)
+			want[layout.FilesDir+"/"+filepath.ToSlash(rel)] = hex.EncodeToString(h[:])
+		}
+		return err
+	})
+	r, _, err := c.dest.Open(context.Background(), name+"/"+layout.FileIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	got := map[string]string{}
+	messages.ReadFileList(r, func(e messages.FileEntry) error {
+		got[e.Path] = e.SHA256
+		return nil
+	})
+	if len(got) != len(want) {
+		t.Fatalf("the index lists %d files, the storage holds %d", len(got), len(want))
+	}
+	for p, sum := range want {
+		if got[p] != sum {
+			t.Fatalf("%s: index sum %q, file %s", p, got[p], sum)
+		}
+	}
+}
