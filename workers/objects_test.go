@@ -7,11 +7,17 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
@@ -253,5 +259,68 @@ func TestStoreObjectsFileChangedAfterHash(t *testing.T) {
 	}
 	if _, err := readAll(t, task.Copy.Objects, layout.ObjectKey(sumOf("first version"))); err == nil {
 		t.Fatal("an object was stored under the sum of content the file no longer had")
+	}
+}
+
+// An object the store already holds but that was written over an hour ago is written again,
+// so that a sweep's grace period covers it until the task's sums name it; a young one is
+// taken as it is.
+func TestStoreObjectsRewritesOldObject(t *testing.T) {
+	s3test.Env(t)
+	clock := gofakes3.FixedTimeSource(time.Now().Add(-2 * time.Hour))
+	mem := s3mem.New(s3mem.WithTimeSource(clock))
+	if err := mem.CreateBucket("backups"); err != nil {
+		t.Fatal(err)
+	}
+	var log requestLog
+	fake := gofakes3.New(mem, gofakes3.WithLogger(gofakes3.DiscardLog()), gofakes3.WithTimeSource(clock), gofakes3.WithTimeSkewLimit(0))
+	srv := httptest.NewServer(log.wrap(fake.Server()))
+	defer srv.Close()
+	loc := func(prefix string) string {
+		return "s3://backups/" + prefix + "?endpoint=" + url.QueryEscape(srv.URL) + "&path_style=true&region=us-east-1"
+	}
+	root, err := storage.Open(context.Background(), loc("nightly"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	put := func(key, data string) {
+		if _, err := root.Put(context.Background(), key, strings.NewReader(data), storage.Object{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(layout.ObjectKey(sumOf("old")), "old")
+	clock.Advance(2 * time.Hour)
+	put(layout.ObjectKey(sumOf("young")), "young")
+
+	source := t.TempDir()
+	for name, data := range map[string]string{"old.json": "old", "young.json": "young"} {
+		os.MkdirAll(filepath.Join(source, "content"), 0o755)
+		if err := os.WriteFile(filepath.Join(source, "content", name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var b bytes.Buffer
+	lw := messages.NewFileListWriter(&b)
+	lw.Add(messages.FileEntry{Key: "content/old.json", Size: 3})
+	lw.Add(messages.FileEntry{Key: "content/young.json", Size: 5})
+	lw.Flush()
+	put(".wnb-staging-run1/keys.jsonl", b.String())
+	task := &messages.Task{
+		Version: messages.Version, Run: "run1", ID: "copy-content-0000", Kind: messages.KindCopyPrefix, Dest: loc("nightly/.wnb-staging-run1"),
+		Copy: &messages.CopyTask{Source: source, Prefix: "content/", KeyList: "keys.jsonl", DestPrefix: "files/", Sums: "sums.jsonl", Objects: loc("nightly")},
+	}
+	w := &Worker{cfg: Config{StorageURL: source}}
+	log.mu.Lock()
+	log.reqs = nil // the task's requests only
+	log.mu.Unlock()
+	if _, err := w.copy(context.Background(), task); err != nil {
+		t.Fatal(err)
+	}
+	if n := log.count("PUT", sumOf("old")); n != 1 {
+		t.Fatalf("the old object was written %d times, want once: %v", n, log.reqs)
+	}
+	if n := log.count("PUT", sumOf("young")); n != 0 {
+		t.Fatalf("the young object was written %d times, want none: %v", n, log.reqs)
 	}
 }

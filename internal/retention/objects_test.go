@@ -16,6 +16,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 func hexSum(s string) string {
@@ -190,5 +191,28 @@ func TestSweepObjects(t *testing.T) {
 				t.Error("a key the store did not write was deleted")
 			}
 		})
+	}
+}
+
+// An object written again after the sweep listed it (a run found its content already stored
+// and wrote it anew) is not deleted: its age is checked again just before the deletion.
+func TestSweepChecksAgeBeforeDeleting(t *testing.T) {
+	d := newObjectDest(t)
+	dest, err := OpenDestination(context.Background(), d.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	key := layout.ObjectKey(hexSum("a"))
+	if _, err := dest.bucket.Put(context.Background(), key, strings.NewReader("a"), storage.Object{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := dest.deleteIfOld(context.Background(), key, time.Now().Add(-time.Hour))
+	if err != nil || deleted || !d.has(key) {
+		t.Fatalf("a young object: deleted %v, %v", deleted, err)
+	}
+	deleted, err = dest.deleteIfOld(context.Background(), key, time.Now().Add(time.Hour))
+	if err != nil || !deleted || d.has(key) {
+		t.Fatalf("an old object: deleted %v, %v", deleted, err)
 	}
 }
