@@ -3,6 +3,7 @@ package workers
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -34,8 +35,9 @@ const incomingDir = ".wnb/incoming"
 // objectStore is one copy task's sides when its files go to a content-addressed store.
 type objectStore struct {
 	src, stage, store *storage.Bucket
-	task              string
-	checksum          bool
+	// task names the attempt's staging keys: the task id and a random token.
+	task     string
+	checksum bool
 
 	mu sync.Mutex
 	// storing holds the sums this task stores or stored: files of the same content are
@@ -106,7 +108,9 @@ func (w *Worker) storeObjects(ctx context.Context, t *messages.Task, src, stage,
 	var written atomic.Int64
 	stop := w.reportProgress(ctx, t, &written)
 	defer stop()
-	o := &objectStore{src: src, stage: stage, store: store, task: t.ID, checksum: c.Checksum}
+	// Staging keys are this attempt's own: a redelivered task may run beside a stalled
+	// attempt, and neither may copy the other's bytes under its own sum.
+	o := &objectStore{src: src, stage: stage, store: store, task: t.ID + "/" + rand.Text(), checksum: c.Checksum}
 	files, err := w.storeFiles(ctx, o, c, list, &written)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
