@@ -248,7 +248,7 @@ func TestS3ObjectStoreChain(t *testing.T) {
 			return nil
 		})
 		after := c.objects()
-		if len(after)-len(before) != wantNew || reqs["PUT object"] != wantNew {
+		if len(after)-len(before) != wantNew || reqs["PUT object"] != wantNew || reqs["GET object"] != 0 {
 			t.Fatalf("backup %d: %d new objects, %d object PUTs, want %d (requests %v)", len(names), len(after)-len(before), reqs["PUT object"], wantNew, reqs)
 		}
 		if !sameKeys(after, union(needs, names...)) {
