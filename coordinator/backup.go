@@ -527,6 +527,9 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 			t.Generation = r.gen
 		}
 		if err == nil {
+			err = r.planObjectStore(ctx, copies, r.files.Base)
+		}
+		if err == nil {
 			err = savePlan(ctx, dest, copies, r.prefixes, r.files)
 		}
 	}
@@ -617,6 +620,9 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
 	meta.Files.Base, meta.Files.New, meta.Files.Reused = r.rep.Base, r.rep.New, r.rep.Reused
+	if r.usesObjects() {
+		meta.Files.Store = layout.StoreObjects
+	}
 	if err := r.writeFileIndex(ctx, meta, sums, index); err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func (l *local) close() error {
 }
 
 func objectOf(key string, fi fs.FileInfo) Object {
-	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), Mode: fi.Mode().Perm()}
+	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), Mode: fi.Mode().Perm(), LastModified: fi.ModTime()}
 }
 
 // walk lists regular files in lexical order of each folder's entries; symlinks are not

@@ -306,7 +306,7 @@ func (d *s3Driver) walk(ctx context.Context, prefix string, fn func(Object) erro
 				slog.WarnContext(ctx, "skipping an S3 key this tool cannot address", "bucket", d.bucket, "key", full)
 				continue
 			}
-			obj := Object{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), ETag: strings.Trim(aws.ToString(o.ETag), `"`)}
+			obj := Object{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), LastModified: aws.ToTime(o.LastModified), ETag: etag(o.ETag)}
 			if err := fn(obj); err != nil {
 				return err
 			}
@@ -320,8 +320,13 @@ func (d *s3Driver) stat(ctx context.Context, key string) (Object, error) {
 	if err != nil {
 		return Object{}, s3Err(err)
 	}
-	return objectFrom(key, aws.ToInt64(out.ContentLength), aws.ToTime(out.LastModified), out.Metadata), nil
+	o := objectFrom(key, aws.ToInt64(out.ContentLength), aws.ToTime(out.LastModified), out.Metadata)
+	o.ETag = etag(out.ETag)
+	return o, nil
 }
+
+// etag is an S3 entity tag without its quotes.
+func etag(s *string) string { return strings.Trim(aws.ToString(s), `"`) }
 
 func (d *s3Driver) remove(ctx context.Context, key string) error {
 	_, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(d.full(key))})
@@ -390,7 +395,7 @@ func metadata(attrs Object) map[string]string {
 
 // objectFrom reads Mode and ModTime back from user metadata, falling back to LastModified.
 func objectFrom(key string, size int64, lastModified time.Time, meta map[string]string) Object {
-	o := Object{Key: key, Size: size, ModTime: lastModified}
+	o := Object{Key: key, Size: size, ModTime: lastModified, LastModified: lastModified}
 	for k, v := range meta {
 		switch strings.ToLower(k) {
 		case "mode":

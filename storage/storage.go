@@ -36,8 +36,11 @@ type Object struct {
 	ModTime time.Time
 	// Mode holds the permission bits where the driver keeps them (0 otherwise).
 	Mode fs.FileMode
-	// ETag is an S3 object's entity tag as listed (quotes removed; "" for a local file): with
-	// Size it tells an unchanged object without reading it.
+	// LastModified is when the object was last written in the bucket (S3's LastModified; a
+	// local file's modification time), whatever ModTime the object carries as metadata.
+	LastModified time.Time
+	// ETag is the S3 object's entity tag as the service gives it (quotes removed), "" for a
+	// local file.
 	ETag string
 }
 

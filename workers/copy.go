@@ -87,6 +87,9 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		return nil, fmt.Errorf("copy %s: read key list: %w", c.Prefix, err)
 	}
 	defer list.Close()
+	if !restore && c.Objects != "" {
+		return w.storeObjects(ctx, t, src, dst, lists, list)
+	}
 
 	ru, err := openReuser(ctx, c, dst, restore, w.log)
 	if err != nil {

@@ -2,9 +2,7 @@ package workers
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 
@@ -52,8 +50,8 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 		return copied{}, false
 	}
 	if r.checksum {
-		sum, err := hashSource(ctx, src, srcKey, buf)
-		if err != nil || sum != e.SHA256 {
+		h, err := hashSource(ctx, src, srcKey, buf)
+		if err != nil || h.changed || h.sum != e.SHA256 {
 			return copied{}, false // the copy meets (and reports) the same error, or stores the new content
 		}
 	}
@@ -68,18 +66,4 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 		return copied{}, false
 	}
 	return copied{n: obj.Size, sum: e.SHA256, mode: fs.FileMode(e.Mode).Perm()}, true
-}
-
-// hashSource reads a source file through buf and returns its hex SHA-256.
-func hashSource(ctx context.Context, src *storage.Bucket, key string, buf []byte) (string, error) {
-	rc, _, err := src.Open(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, struct{ io.Reader }{rc}, buf); err != nil {
-		return "", fmt.Errorf("hash %s: %w", key, err)
-	}
-	return hexSum(h), nil
 }

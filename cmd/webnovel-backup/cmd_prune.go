@@ -31,6 +31,7 @@ func (o *pruneOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "show what would be deleted and why the rest is kept; delete nothing")
 	f.BoolVar(&o.PruneIncomplete, "prune-incomplete", false, "also delete incomplete backups older than a day")
 	f.BoolVar(&o.asJSON, "json", false, "print the decisions as JSON")
+	f.DurationVar(&o.Grace, "grace", retention.DefaultGrace, "keep objects of the S3 object store that no backup names but that were written less than this `duration` ago (a backup still running may not have listed them yet)")
 }
 
 func newPruneCommand(g *globals) *cobra.Command {
@@ -56,6 +57,14 @@ gone), are listed, and deleted only with --prune-incomplete. Other files are nev
 
 --dry-run shows what would be deleted, and why each kept backup is kept, and deletes nothing.
 
+On S3, folder backups keep their files' content once in the destination's object store
+(objects/sha256/…), shared between backups. After removing backups, prune deletes the objects
+that no complete backup's files_index.jsonl and no run in progress (its staging area's key
+lists and sums) names, and only those written more than --grace ago (default 24h): a backup
+that started before the sweep may have stored objects it has not listed yet. A backup is
+removed metadata first, so an interrupted prune never leaves a complete backup without its
+objects; running prune again finishes the sweep.
+
 Exit status: 0 done, 1 a deletion failed (the others are still done), 2 no --keep rule given.`,
 		Example: `  webnovel-backup prune --backup-dir /backups/daily --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
   webnovel-backup prune --backup-dir 's3://backups/nightly' --keep-last 3 --keep-daily 14`,
@@ -74,6 +83,9 @@ func runPrune(ctx context.Context, o pruneOptions, con console) error {
 	}
 	if p.Empty() {
 		return usageErrorf("prune needs at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly")
+	}
+	if o.Grace < 0 {
+		return usageErrorf("--grace must not be negative")
 	}
 	d, err := retention.OpenDestination(ctx, o.backupDir)
 	if err != nil {
@@ -112,7 +124,21 @@ func printPrune(out io.Writer, res *retention.PruneResult) {
 	tw.Flush()
 	if res.DryRun {
 		fmt.Fprintf(out, "Dry run: %d of %d would be removed; nothing was deleted\n", removed, len(res.Decisions))
+	} else {
+		fmt.Fprintf(out, "Removed %d of %d\n", len(res.Removed), len(res.Decisions))
+	}
+	printSweep(out, res.Sweep)
+}
+
+// printSweep says what the object store's garbage collection did, if there is a store.
+func printSweep(out io.Writer, s *retention.SweepResult) {
+	if s == nil {
 		return
 	}
-	fmt.Fprintf(out, "Removed %d of %d\n", len(res.Removed), len(res.Decisions))
+	verb := "swept"
+	if s.DryRun {
+		verb = "would sweep"
+	}
+	fmt.Fprintf(out, "Object store: %d objects, %d in use, %d unused but younger than --grace; %s %d (%s)\n",
+		s.Objects, s.Live, s.Young, verb, s.Swept, humanBytes(s.SweptBytes))
 }

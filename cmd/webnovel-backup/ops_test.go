@@ -47,6 +47,7 @@ func TestPruneCLI(t *testing.T) {
 		{"no keep rule", []string{"prune", "--backup-dir", dir}, outcome.CodeUsage, "at least one of --keep-last", 3},
 		{"negative", []string{"prune", "--backup-dir", dir, "--keep-last", "-1"}, outcome.CodeUsage, "negative", 3},
 		{"unknown flag", []string{"prune", "--backup-dir", dir, "--keep-yearly", "1"}, outcome.CodeUsage, "unknown flag", 3},
+		{"negative grace", []string{"prune", "--backup-dir", dir, "--keep-last", "1", "--grace", "-1h"}, outcome.CodeUsage, "--grace", 3},
 		{"missing destination", []string{"prune", "--backup-dir", filepath.Join(dir, "nope"), "--keep-last", "1"}, outcome.CodeFailure, "no such file", 3},
 		{"dry run", []string{"prune", "--backup-dir", dir, "--keep-last", "1", "--dry-run"}, outcome.CodeOK, "would remove  " + names[2], 3},
 		{"prune", []string{"prune", "--backup-dir", dir, "--keep-last", "1"}, outcome.CodeOK, "Removed 2 of 3", 1},

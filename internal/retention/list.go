@@ -363,7 +363,9 @@ func (d *Destination) Remove(ctx context.Context, b Backup) error {
 	var err error
 	switch b.Kind {
 	case KindFolder:
-		err = d.bucket.RemoveAll(ctx, b.Name)
+		if err = d.removeMetadata(ctx, b.Name); err == nil {
+			err = d.bucket.RemoveAll(ctx, b.Name)
+		}
 		if err == nil && d.local {
 			// An empty folder holds no object for RemoveAll to find on some drivers.
 			if rerr := os.Remove(localPath(d.location) + "/" + b.Name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {

@@ -180,6 +180,9 @@ type PruneOptions struct {
 	ListOptions
 	// DryRun decides but deletes nothing.
 	DryRun bool
+	// Grace is the object store sweep's grace period (see SweepObjects): 0 keeps only what a
+	// backup or run names; the command line's default is DefaultGrace.
+	Grace time.Duration
 }
 
 // PruneResult is what Prune decided and did.
@@ -188,6 +191,9 @@ type PruneResult struct {
 	// Removed names the backups deleted (none on a dry run).
 	Removed []string `json:"removed"`
 	DryRun  bool     `json:"dry_run"`
+	// Sweep is what the object store's garbage collection did (nil: the destination has no
+	// object store).
+	Sweep *SweepResult `json:"sweep,omitempty"`
 }
 
 // Prune lists the destination, applies the policy and deletes what it does not keep (unless
@@ -211,7 +217,7 @@ func Prune(ctx context.Context, d *Destination, p Policy, o PruneOptions) (*Prun
 	}
 	res := &PruneResult{Decisions: decisions, Removed: []string{}, DryRun: o.DryRun}
 	if o.DryRun {
-		return res, nil
+		return res, d.sweepAfter(ctx, res, o)
 	}
 	var errs []error
 	for _, dec := range decisions {
@@ -227,6 +233,11 @@ func Prune(ctx context.Context, d *Destination, p Policy, o PruneOptions) (*Prun
 			continue
 		}
 		res.Removed = append(res.Removed, dec.Backup.Name)
+	}
+	if ctx.Err() == nil {
+		if err := d.sweepAfter(ctx, res, o); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return res, fmt.Errorf("prune %s: %w", d, errors.Join(errs...))
