@@ -45,6 +45,9 @@ type Options struct {
 	// RequireChecksums makes a backup without SHA256SUMS a problem even when the Python
 	// command wrote it (a backup this tool wrote must always have one).
 	RequireChecksums bool
+	// Objects is the location (folder or s3:// URL) of the destination root whose object
+	// store holds an object-store backup's files; empty: the folder holding the backup.
+	Objects string
 }
 
 // Report is the outcome of verifying one backup.
@@ -204,10 +207,21 @@ func verifyDir(ctx context.Context, dir string, o Options, start time.Time) (*Re
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
-	v := &verifier{dir: dir, o: o, rep: &Report{Path: dir, Format: -1}}
+	spill, err := scratch.MkdirTemp(o.TempDir, "wnb-verify-sort-")
+	if err != nil {
+		return nil, fmt.Errorf("sort folder: %w", err)
+	}
+	defer os.RemoveAll(spill)
+	v := &verifier{dir: dir, o: o, rep: &Report{Path: dir, Format: -1}, spill: spill}
 	v.checkMetadata()
 	if err := v.checkChecksums(ctx); err != nil {
 		return nil, err
+	}
+	defer v.sums.Close()
+	if v.objectStore() {
+		if err := v.checkObjects(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := v.checkFixtures(ctx); err != nil {
 		return nil, err
@@ -232,16 +246,17 @@ type verifier struct {
 
 	meta *layout.Metadata // nil if missing or unreadable
 
-	// Found by the checksum walk.
-	tree       []entry // every regular file, in walk order
-	nonRegular map[string]bool
-	fixture    []fixtureResult
-}
+	// spill is a private folder for the external sorts' runs.
+	spill string
+	sums  *layout.Sums // nil without SHA256SUMS; open until the verification ends
 
-// entry is one regular file of the backup folder.
-type entry struct {
-	rel  string // slash-separated, relative to the backup folder
-	size int64
+	// Found by the checksum walk: regular files outside files/ with their size (fixtures and
+	// the like, a handful), the count and bytes of those under files/, and the rest.
+	top          map[string]int64
+	files, bytes int64
+	treeFiles    int
+	nonRegular   map[string]bool
+	fixture      []fixtureResult
 }
 
 // add records the outcome of one check with its problems.
