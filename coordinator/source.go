@@ -10,7 +10,7 @@ type LocalBackup struct {
 	// Root is the location of the destination holding the backup (its parent; empty for an
 	// archive): an object-store backup's files are in its objects/.
 	Root string
-	src *restoreSource
+	src  *restoreSource
 }
 
 // OpenBackup makes the backup at src (a folder, a .tar.gz, or an s3:// folder prefix or
