@@ -1,5 +1,5 @@
 // Package verify checks a backup folder or archive without restoring it: its metadata is
-// complete, every file matches SHA256SUMS, every fixture parses and holds only its model's
+// complete, every file matches SHA256SUMS (an object-store backup's files: their objects), every fixture parses and holds only its model's
 // objects, and the row and file counts match what the metadata records.
 //
 // Problems found in the backup go in the Report; an error means the check could not run.
@@ -59,8 +59,9 @@ type Report struct {
 	Format int    `json:"format"`
 	RunID  string `json:"run_id"`
 	Status string `json:"status"`
-	// Checks has one entry per check, in order: metadata, checksums, fixtures, rows, files,
-	// preceded by archive for an archive. An archive that cannot be extracted has only that.
+	// Checks has one entry per check, in order: metadata, checksums, objects (an object-store
+	// backup only), fixtures, rows, files, preceded by archive for an archive. An archive that
+	// cannot be extracted has only that.
 	Checks []Check `json:"checks"`
 	// Problems lists every problem found, each naming the file, model or field.
 	Problems []string `json:"problems"`
@@ -68,7 +69,8 @@ type Report struct {
 	Warnings []string `json:"warnings"`
 	// Models has one entry per fixture checked, in the metadata's order.
 	Models []ModelCheck `json:"models"`
-	// Files and Bytes count the storage files found under files/.
+	// Files and Bytes count the storage files found under files/ (an object-store backup's:
+	// listed in its file index).
 	Files int64 `json:"files"`
 	Bytes int64 `json:"bytes"`
 	// Duration is how long the verification took, extraction included.
