@@ -1,6 +1,7 @@
 // Package verify checks a backup folder or archive without restoring it: its metadata is
-// complete, every file matches SHA256SUMS (an object-store backup's files: their objects), every fixture parses and holds only its model's
-// objects, and the row and file counts match what the metadata records.
+// complete, every file matches SHA256SUMS (an object-store backup's files: their objects),
+// every fixture parses and holds only its model's objects, and the row and file counts match
+// what the metadata records.
 //
 // Problems found in the backup go in the Report; an error means the check could not run.
 package verify
