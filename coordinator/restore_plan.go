@@ -24,7 +24,7 @@ import (
 // number of files.
 
 // restoreSortBudget is the memory an external sort of a restore keeps before it spills a run.
-const restoreSortBudget = 16 << 20
+const restoreSortBudget = 8 << 20
 
 // restoreWork is a restore's private folder: the sorts' runs and the tasks' key lists.
 type restoreWork struct {

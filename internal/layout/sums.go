@@ -257,12 +257,18 @@ func HashFile(ctx context.Context, name string) (sum string, size int64, err err
 // HashReader returns the hex SHA-256 and length of what r holds, stopping when ctx ends.
 func HashReader(ctx context.Context, r io.Reader) (sum string, size int64, err error) {
 	h := sha256.New()
-	size, err = io.Copy(h, ctxReader{ctx, r})
+	// A pooled buffer: io.Copy would allocate 32 KB per file, and a verify or restore of
+	// millions of small files then spends its memory on garbage.
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	size, err = io.CopyBuffer(h, ctxReader{ctx, r}, *buf)
 	if err != nil {
 		return "", size, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // SumTree hashes every regular file under dir except backup_metadata.json
 // and SHA256SUMS at its top (the metadata is written after the sums and

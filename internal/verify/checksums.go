@@ -164,7 +164,7 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 }
 
 // sortBudget is the memory an external sort of verify keeps before it spills a run.
-var sortBudget = 16 << 20
+var sortBudget = 8 << 20
 
 // checkManifest checks that the metadata's manifest_sha256 is SHA256SUMS's.
 func (v *verifier) checkManifest(sums *layout.Sums) []problem {
