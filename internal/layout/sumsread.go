@@ -164,30 +164,53 @@ func Join[A, B any](eachA func(fn func(p string, a A) error) error, eachB func(f
 	}()
 	var zeroB B
 	var zeroA A
-	next, ok := <-items
-	err := eachA(func(p string, a A) error {
-		for ok && next.p < p {
-			if err := fn(next.p, zeroA, false, next.b, true); err != nil {
-				return err
-			}
-			next, ok = <-items
-		}
-		if ok && next.p == p {
-			b := next.b
-			next, ok = <-items
-			return fn(p, a, true, b, true)
-		}
-		return fn(p, a, true, zeroB, false)
-	})
-	for err == nil && ok {
-		err = fn(next.p, zeroA, false, next.b, true)
+	var next item
+	ok, bDone := false, false
+	var bResult error
+	// recv takes the next item of B; at its end, B's error (sent before the channel closed)
+	// stops the join rather than let the rest of A pass for paths B does not hold.
+	recv := func() error {
 		next, ok = <-items
+		if !ok && !bDone {
+			bDone, bResult = true, <-bErr
+			return bResult
+		}
+		return nil
+	}
+	err := recv()
+	if err == nil {
+		err = eachA(func(p string, a A) error {
+			for ok && next.p < p {
+				if err := fn(next.p, zeroA, false, next.b, true); err != nil {
+					return err
+				}
+				if err := recv(); err != nil {
+					return err
+				}
+			}
+			if ok && next.p == p {
+				b := next.b
+				if err := recv(); err != nil {
+					return err
+				}
+				return fn(p, a, true, b, true)
+			}
+			return fn(p, a, true, zeroB, false)
+		})
+	}
+	for err == nil && ok {
+		if err = fn(next.p, zeroA, false, next.b, true); err == nil {
+			err = recv()
+		}
 	}
 	close(stop)
 	for range items { // let the producer see stop and end
 	}
-	if e := <-bErr; err == nil && !errors.Is(e, errJoinStopped) {
-		err = e
+	if !bDone {
+		bResult = <-bErr
+	}
+	if err == nil && !errors.Is(bResult, errJoinStopped) {
+		err = bResult
 	}
 	return err
 }

@@ -148,8 +148,22 @@ func TestJoin(t *testing.T) {
 	if !errors.Is(err, stop) || n != 3 {
 		t.Fatalf("stopped join: %v after %d calls", err, n)
 	}
-	err = Join(push("a"), func(fn func(string, int) error) error { return stop }, func(string, int, bool, int, bool) error { return nil })
-	if !errors.Is(err, stop) {
-		t.Fatalf("error of the second stream: %v", err)
+	// An error of the second stream stops the join: the rest of the first is not taken for
+	// paths the second lacks.
+	failing := func(fn func(string, int) error) error {
+		if err := fn("a", 1); err != nil {
+			return err
+		}
+		return stop
+	}
+	var aOnly []string
+	err = Join(push("a", "b", "c"), failing, func(p string, _ int, _ bool, _ int, inB bool) error {
+		if !inB {
+			aOnly = append(aOnly, p)
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || len(aOnly) > 0 {
+		t.Fatalf("error of the second stream: %v, paths taken as missing from it: %q", err, aOnly)
 	}
 }
