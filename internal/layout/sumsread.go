@@ -83,7 +83,7 @@ func (s *Sums) sortLines(spillDir string) error {
 		return err
 	}
 	defer f.Close()
-	s.sorted = extsort.New(spillDir, 32<<20)
+	s.sorted = extsort.New(spillDir, 8<<20)
 	return scanSums(f, func(_ int, p, sum string) error { return s.sorted.Add(p, []byte(sum)) })
 }
 
