@@ -2,18 +2,14 @@ package coordinator
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -122,9 +118,12 @@ func (e *PartialError) Error() string {
 // OutcomeStatus classifies a partial restore for outcome.Of (exit 3).
 func (e *PartialError) OutcomeStatus() outcome.Status { return outcome.Partial }
 
-// restoreSource is an opened backup: its folder (maybe unpacked from an archive).
+// restoreSource is an opened backup: its folder (maybe unpacked from an archive), and the
+// location of the destination root holding it (empty for an archive), whose object store
+// holds an object-store backup's files.
 type restoreSource struct {
 	dir     string
+	root    string
 	cleanup func()
 }
 
@@ -137,7 +136,7 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 		return nil, fmt.Errorf("backup %s: %w", src, err)
 	}
 	if fi.IsDir() {
-		return &restoreSource{dir: src, cleanup: func() {}}, nil
+		return &restoreSource{dir: src, root: filepath.Dir(filepath.Clean(src)), cleanup: func() {}}, nil
 	}
 	tmp, err := os.MkdirTemp(tempDir, "wnb-restore-")
 	if err != nil {
@@ -222,7 +221,7 @@ func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, er
 		cleanup()
 		return nil, fmt.Errorf("download %s: %w", src, err)
 	}
-	return &restoreSource{dir: dir, cleanup: cleanup}, nil
+	return &restoreSource{dir: dir, root: parent, cleanup: cleanup}, nil
 }
 
 // splitLocation splits "s3://bucket/prefix/backup_x?q" into "s3://bucket/prefix?q" and "backup_x".
@@ -277,7 +276,7 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 
 	cctx, checkSpan := telemetry.Start(ctx, "restore.check")
-	chk, err := c.checkRestore(cctx, src.dir, o)
+	chk, err := c.checkRestore(cctx, src, o)
 	telemetry.End(checkSpan, err)
 	defer chk.close()
 	if err != nil {
@@ -298,9 +297,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 			return nil, err
 		}
 	}
-	if !o.SkipFiles && len(chk.files) > 0 {
-		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int(len(chk.files)))
-		err := c.restoreFiles(fctx, o, src.dir, chk.files, rep)
+	if !o.SkipFiles && len(chk.tasks) > 0 {
+		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int64(chk.plan.Files))
+		err := c.restoreFiles(fctx, o, chk.tasks, rep)
 		filesSpan.SetAttributes(telemetry.KeyBytes.Int64(rep.Bytes), attribute.Int64("wnb.files_failed", rep.Failed))
 		telemetry.End(filesSpan, err)
 		if err != nil {
@@ -456,11 +455,13 @@ func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *r
 }
 
 // restoreCheck is what the checks of a restore found: the plan, the fixtures to load, the
-// files to copy, and the open target database (nil with SkipDB), which close releases.
+// tasks that copy the files (their key lists in work), and the open target database (nil
+// with SkipDB), which close releases with the work folder.
 type restoreCheck struct {
 	plan     *RestorePlan
 	fixtures []database.LoadFixture
-	files    []messages.FileEntry
+	tasks    []*messages.Task
+	work     *restoreWork
 	db       *database.DB
 }
 
@@ -468,13 +469,15 @@ func (k *restoreCheck) close() {
 	if k.db != nil {
 		k.db.Close()
 	}
+	k.work.close()
 }
 
 // checkRestore runs every check of a restore before anything changes: metadata, checksums of
 // every file the restore will use, fixtures that parse, and the target's schema. The result
 // is never nil, so its database can be closed whatever failed.
-func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOptions) (*restoreCheck, error) {
+func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o RestoreOptions) (*restoreCheck, error) {
 	chk := &restoreCheck{}
+	dir := src.dir
 	meta, err := layout.ReadMetadata(dir)
 	if err != nil {
 		return chk, fmt.Errorf("%s is not a complete backup: %w", dir, err)
@@ -489,17 +492,21 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 			return chk, err
 		}
 	}
-	sums, manifest, err := readSums(dir)
+	if chk.work, err = newRestoreWork(ctx, o.TempDir); err != nil {
+		return chk, err
+	}
+	sums, err := openSums(dir, chk.work.spill())
 	if err != nil {
 		return chk, err
 	}
-	if err := checkManifest(meta, sums, manifest, o.RequireChecksums); err != nil {
+	defer sums.Close()
+	if err := checkManifest(meta, sums, o.RequireChecksums); err != nil {
 		return chk, err
 	}
-	if chk.files, err = checkBackupFiles(ctx, dir, sums, models, o, chk.plan, meta.Files.NameEncoding); err != nil {
+	if chk.tasks, err = checkBackupFiles(ctx, src, sums, models, o, chk.work, chk.plan); err != nil {
 		return chk, err
 	}
-	if err := refuseNothingToRestore(o, models, chk.files); err != nil {
+	if err := refuseNothingToRestore(o, models, chk.plan.Files); err != nil {
 		return chk, err
 	}
 	if chk.fixtures, err = readFixtures(dir, models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
@@ -526,8 +533,8 @@ func (c *Coordinator) checkRestore(ctx context.Context, dir string, o RestoreOpt
 // on a backup without storage files (a database-only backup), --skip-files on one without
 // fixtures (a files-only backup), or a backup holding neither. Reporting "0 restored" with
 // success would hide that the operator restored nothing.
-func refuseNothingToRestore(o RestoreOptions, models []platform.Model, files []messages.FileEntry) error {
-	noFiles := !o.SkipFiles && len(files) == 0
+func refuseNothingToRestore(o RestoreOptions, models []platform.Model, files int64) error {
+	noFiles := !o.SkipFiles && files == 0
 	switch {
 	case o.SkipDB && noFiles:
 		return outcome.Usagef("--skip-db: the backup holds no storage files (a database-only backup?): nothing to restore; nothing was changed")
@@ -560,36 +567,50 @@ func selectModels(dir string, meta *layout.Metadata, labels []string) ([]platfor
 	return want, nil
 }
 
-// checkBackupFiles lists the files the restore will copy into the plan and checks the
-// checksum of everything it will read: the models' fixtures and those files.
-func checkBackupFiles(ctx context.Context, dir string, sums map[string]string, models []platform.Model, o RestoreOptions, plan *RestorePlan, names string) ([]messages.FileEntry, error) {
-	var toCheck []string
+// checkBackupFiles plans the files the restore will copy (key lists written as it goes) and
+// checks the checksum of everything it will read: the models' fixtures and those files (an
+// object-store backup's objects are checked for presence and size here, for their sums by the
+// workers as they copy).
+func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums, models []platform.Model, o RestoreOptions, work *restoreWork, plan *RestorePlan) ([]*messages.Task, error) {
+	var fixtures []string
 	for _, m := range models {
-		toCheck = append(toCheck, m.FixtureName())
+		fixtures = append(fixtures, m.FixtureName())
 	}
-	var files []messages.FileEntry
-	if !o.SkipFiles {
-		var err error
-		if files, err = listBackupFiles(ctx, dir, sums, names); err != nil {
+	if sums != nil {
+		if err := checkSums(ctx, src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
 			return nil, err
 		}
-		for _, e := range files {
-			toCheck = append(toCheck, storedPath(e))
-			plan.Files++
-			plan.Bytes += e.Size
+	}
+	meta := plan.Metadata
+	if !o.SkipFiles {
+		var err error
+		if meta.Files.Store == layout.StoreObjects {
+			if src.root == "" {
+				return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
+			}
+			pl := newRestorePlanner(o, work, src.root, "", meta, plan)
+			err = planObjectFiles(ctx, src.dir, src.root, sums, meta, pl)
+			return pl.tasks, err
 		}
+		pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
+		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding); err != nil {
+			return nil, err
+		}
+		if sums == nil {
+			plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
+		}
+		return pl.tasks, nil
 	}
 	if sums == nil {
 		plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
-		return files, nil
 	}
-	return files, checkSums(ctx, dir, sums, plan.Metadata, toCheck, o.HashWorkers)
+	return nil, nil
 }
 
 // checkManifest refuses a backup whose checksums could be switched off by deleting or
 // editing SHA256SUMS: metadata that says this tool wrote the backup ties SHA256SUMS to it by
 // manifest_sha256. Only a Python backup (no such mark) goes without, unless required.
-func checkManifest(meta *layout.Metadata, sums map[string]string, manifest string, require bool) error {
+func checkManifest(meta *layout.Metadata, sums *layout.Sums, require bool) error {
 	switch {
 	case sums == nil && meta.WrittenByTool():
 		return fmt.Errorf("%s is missing, but %s says webnovel-backup wrote this backup (format_version %d): its files cannot be verified, so nothing is restored",
@@ -602,9 +623,9 @@ func checkManifest(meta *layout.Metadata, sums map[string]string, manifest strin
 		return nil
 	case meta.ManifestSHA256 == "":
 		return fmt.Errorf("%s has no manifest_sha256: %s is not tied to the backup, so nothing is restored", layout.FileMetadata, layout.FileSums)
-	case meta.ManifestSHA256 != manifest:
+	case meta.ManifestSHA256 != sums.Manifest:
 		return fmt.Errorf("%s was changed after the backup: its SHA-256 is %s, %s's manifest_sha256 says %s",
-			layout.FileSums, manifest, layout.FileMetadata, meta.ManifestSHA256)
+			layout.FileSums, sums.Manifest, layout.FileMetadata, meta.ManifestSHA256)
 	}
 	return nil
 }
@@ -693,35 +714,17 @@ func backupModels(dir string, meta *layout.Metadata) ([]platform.Model, error) {
 	return out, nil
 }
 
-// readSums parses SHA256SUMS and returns it with the SHA-256 of the whole file; nil without
-// error when the backup has none.
-func readSums(dir string) (map[string]string, string, error) {
-	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+// openSums opens SHA256SUMS for streaming (see layout.OpenSums); nil without error when the
+// backup has none.
+func openSums(dir, spill string) (*layout.Sums, error) {
+	sums, err := layout.OpenSums(filepath.Join(dir, layout.FileSums), spill)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("read %s: %w", layout.FileSums, err)
+		return nil, fmt.Errorf("%s: %w", layout.FileSums, err)
 	}
-	defer f.Close()
-	// Parsed as it is read: the file of a backup of millions of files is hundreds of MB.
-	h := sha256.New()
-	sums, err := layout.ParseSums(io.TeeReader(f, h))
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", layout.FileSums, err)
-	}
-	if _, err := io.Copy(h, f); err != nil { // what the parser left unread, if anything
-		return nil, "", fmt.Errorf("read %s: %w", layout.FileSums, err)
-	}
-	return sums, hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// storedPath is the path of a file in the backup folder.
-func storedPath(e messages.FileEntry) string {
-	if e.Stored != "" {
-		return e.Stored
-	}
-	return layout.FilesDir + "/" + e.Key
+	return sums, nil
 }
 
 // restoredKey is the storage key a file of the backup is restored to: its path under files/,
@@ -741,61 +744,10 @@ func restoredKey(rel, names string) (string, error) {
 	return key, nil
 }
 
-// listBackupFiles lists files/ of a backup with the checksum each must have, and the key each
-// is restored to (names: the backup's name encoding). A file that SHA256SUMS does not list is
-// refused: it could not be verified.
-func listBackupFiles(ctx context.Context, dir string, sums map[string]string, names string) ([]messages.FileEntry, error) {
-	b, err := storage.Open(ctx, dir)
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	var out []messages.FileEntry
-	err = b.Walk(ctx, layout.FilesDir+"/", func(o storage.Object) error {
-		rel := o.Key
-		key, err := restoredKey(rel, names)
-		if err != nil {
-			return err
-		}
-		e := messages.FileEntry{Key: key, Size: o.Size}
-		if key != strings.TrimPrefix(rel, layout.FilesDir+"/") {
-			e.Stored = rel
-		}
-		if sums != nil {
-			sum, ok := sums[rel]
-			if !ok {
-				return fmt.Errorf("%s is not listed in %s: it cannot be verified", storage.QuoteKey(rel), layout.FileSums)
-			}
-			e.SHA256 = sum
-		}
-		out = append(out, e)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if sums != nil {
-		have := map[string]bool{}
-		for _, e := range out {
-			have[storedPath(e)] = true
-		}
-		var missing []string
-		for p := range sums {
-			if strings.HasPrefix(p, layout.FilesDir+"/") && !have[p] {
-				missing = append(missing, p)
-			}
-		}
-		if len(missing) > 0 {
-			sort.Strings(missing)
-			return nil, fmt.Errorf("%d files listed in %s are missing from the backup, e.g. %s", len(missing), layout.FileSums, missing[0])
-		}
-	}
-	return out, nil
-}
-
 // checkSums hashes the named files in parallel and compares them with SHA256SUMS and the
 // metadata's per-model checksums, stopping at the first that does not match.
-func checkSums(ctx context.Context, dir string, sums map[string]string, meta *layout.Metadata, paths []string, workers int) error {
+// Only paths outside files/ are looked up (sums.Top): the fixtures and the file index.
+func checkSums(ctx context.Context, dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) error {
 	modelSums := map[string]string{}
 	for _, e := range meta.Models {
 		if e.SHA256 != "" {
@@ -803,7 +755,7 @@ func checkSums(ctx context.Context, dir string, sums map[string]string, meta *la
 		}
 	}
 	for _, p := range paths {
-		if _, ok := sums[p]; !ok {
+		if _, ok := sums.Top[p]; !ok {
 			return fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
 		}
 	}
@@ -811,8 +763,8 @@ func checkSums(ctx context.Context, dir string, sums map[string]string, meta *la
 		switch {
 		case err != nil:
 			return fmt.Errorf("check %s: %w", p, err)
-		case got != sums[p]:
-			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, sums[p])
+		case got != sums.Top[p]:
+			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, sums.Top[p])
 		case modelSums[p] != "" && got != modelSums[p]:
 			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", p, got, layout.FileMetadata, modelSums[p])
 		}
@@ -844,47 +796,11 @@ func countFixture(p, label string) (int64, error) {
 	}
 }
 
-// restoreFiles copies the backup's files into the platform storage through the queue.
-func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir string, files []messages.FileEntry, rep *RestoreReport) error {
+// restoreFiles copies the backup's files into the platform storage through the queue: the
+// tasks the checks planned, whose key lists are written already.
+func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, tasks []*messages.Task, rep *RestoreReport) error {
 	if err := ensureLocalRoot(o.StorageURL); err != nil {
 		return err
-	}
-	work, err := os.MkdirTemp(o.TempDir, "wnb-restore-lists-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	lists, err := storage.Open(ctx, work)
-	if err != nil {
-		return err
-	}
-	defer lists.Close()
-	files = withRecordedModes(dir, files)
-	var tasks []*messages.Task
-	for i := 0; i < len(files); i += o.FilesPerTask {
-		chunk := files[i:min(i+o.FilesPerTask, len(files))]
-		id := taskID("restore", topName(chunk[0].Key), fmt.Sprintf("%04d", len(tasks)))
-		t := &messages.Task{
-			Version: messages.Version, Run: o.RunID, ID: id, Kind: messages.KindRestorePrefix, Dest: o.StorageURL,
-			Copy: &messages.CopyTask{
-				Source: dir, SourcePrefix: layout.FilesDir + "/", Prefix: topPrefix(chunk[0].Key),
-				ListStore: work, KeyList: path.Join("keys", id+".jsonl"),
-			},
-		}
-		var b strings.Builder
-		lw := messages.NewFileListWriter(&b)
-		for _, e := range chunk {
-			lw.Add(e)
-			t.Copy.Keys++
-			t.Copy.Bytes += e.Size
-		}
-		if err := lw.Flush(); err != nil {
-			return err
-		}
-		if _, err := lists.Put(ctx, t.Copy.KeyList, strings.NewReader(b.String()), storage.Object{Mode: 0o600}); err != nil {
-			return err
-		}
-		tasks = append(tasks, t)
 	}
 	meter, stop := c.watchFiles(ctx, o.RunID, o.Progress)
 	defer stop()
@@ -909,25 +825,6 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, dir st
 		rep.Failures = append(rep.Failures, r.Failures...)
 	}
 	return nil
-}
-
-// withRecordedModes gives each file the permissions the backup's metadata records for it (a
-// backup's own copies are all 0600). A backup that records none (an older one, or one written
-// by the Python command) keeps each copy's own permissions as the record.
-func withRecordedModes(dir string, files []messages.FileEntry) []messages.FileEntry {
-	meta, err := layout.ReadMetadata(dir)
-	if err != nil {
-		return files // checked before the restore began; nothing recorded to apply
-	}
-	modeOf := meta.Files.RecordedModes()
-	out := make([]messages.FileEntry, len(files))
-	for i, e := range files {
-		if m, ok := modeOf(layout.FilesDir + "/" + e.Key); ok {
-			e.Mode = uint32(m)
-		}
-		out[i] = e
-	}
-	return out
 }
 
 func topName(key string) string {

@@ -7,7 +7,10 @@ import "context"
 type LocalBackup struct {
 	// Dir is the backup's folder.
 	Dir string
-	src *restoreSource
+	// Root is the location of the destination holding the backup (its parent; empty for an
+	// archive): an object-store backup's files are in its objects/.
+	Root string
+	src  *restoreSource
 }
 
 // OpenBackup makes the backup at src (a folder, a .tar.gz, or an s3:// folder prefix or
@@ -19,7 +22,7 @@ func OpenBackup(ctx context.Context, src, tempDir string) (*LocalBackup, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &LocalBackup{Dir: s.dir, src: s}, nil
+	return &LocalBackup{Dir: s.dir, Root: s.root, src: s}, nil
 }
 
 // Close removes the temporary copy, if there is one.

@@ -101,6 +101,7 @@ func verifyS3(ctx context.Context, src string, o verify.Options) (*verify.Report
 		return nil, fmt.Errorf("verify %s: %w", redact.URL(src), err)
 	}
 	defer b.Close()
+	o.Objects = b.Root
 	rep, err := verify.VerifyDir(ctx, b.Dir, o)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", redact.URL(src), err)

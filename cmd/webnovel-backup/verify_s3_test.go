@@ -9,6 +9,7 @@ import (
 	"github.com/johannesboyne/gofakes3"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/layout/objtest"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 )
 
@@ -70,4 +71,33 @@ func onlyS3Backup(t *testing.T, s3 *s3test.Server, prefix string) string {
 		return filepath.Base(n)
 	}
 	return ""
+}
+
+// `verify s3://…` of an object-store backup reads its files from the destination's
+// objects/ (the backup's parent), and names a file whose object is missing.
+func TestVerifyS3ObjectStore(t *testing.T) {
+	dir := sitePlatform(t)
+	local := t.TempDir()
+	if code, out := cli(t, dir, "backup", "--backup-dir", local); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	folders, err := filepath.Glob(filepath.Join(local, "backup_*"))
+	if err != nil || len(folders) != 1 {
+		t.Fatalf("backup folders %v %v", folders, err)
+	}
+	s3 := s3test.Start(t, nil, "backups")
+	name, index := objtest.Convert(t, folders[0], s3.URL("backups", "nightly", ""))
+	src := s3.URL("backups", "nightly/"+name, "")
+	code, out, errOut := runSplit(t, "verify", src)
+	if code != 0 || !strings.Contains(out, "objects") {
+		t.Fatalf("verify %s: exit %d\n%s%s", src, code, out, errOut)
+	}
+	victim := index[0]
+	if _, err := s3.Backend.DeleteObject("backups", "nightly/"+layout.ObjectKey(victim.SHA256)); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runSplit(t, "verify", src)
+	if code != 1 || !strings.Contains(out, victim.Path+": its object") {
+		t.Fatalf("verify with a missing object: exit %d, want 1 naming %s\n%s%s", code, victim.Path, out, errOut)
+	}
 }

@@ -174,24 +174,16 @@ const maxSumsLine = 2 + 64 + 2 + 2*4096 + 1
 // The input is untrusted: absolute paths, ".." components, duplicates and
 // malformed lines are errors that name the line.
 func ParseSums(r io.Reader) (map[string]string, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxSumsLine)
 	sums := make(map[string]string)
-	for line := 1; sc.Scan(); line++ {
-		p, sum, err := parseSumLine(sc.Text())
-		if err != nil {
-			return nil, fmt.Errorf("parse %s line %d: %w", FileSums, line, err)
-		}
+	err := scanSums(r, func(line int, p, sum string) error {
 		if _, dup := sums[p]; dup {
-			return nil, fmt.Errorf("parse %s line %d: %q listed twice", FileSums, line, p)
+			return fmt.Errorf("parse %s line %d: %q listed twice", FileSums, line, p)
 		}
 		sums[p] = sum
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("parse %s: line longer than %d bytes", FileSums, maxSumsLine)
-		}
-		return nil, fmt.Errorf("parse %s: %w", FileSums, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return sums, nil
 }
@@ -265,12 +257,18 @@ func HashFile(ctx context.Context, name string) (sum string, size int64, err err
 // HashReader returns the hex SHA-256 and length of what r holds, stopping when ctx ends.
 func HashReader(ctx context.Context, r io.Reader) (sum string, size int64, err error) {
 	h := sha256.New()
-	size, err = io.Copy(h, ctxReader{ctx, r})
+	// A pooled buffer: io.Copy would allocate 32 KB per file, and a verify or restore of
+	// millions of small files then spends its memory on garbage.
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	size, err = io.CopyBuffer(h, ctxReader{ctx, r}, *buf)
 	if err != nil {
 		return "", size, err
 	}
 	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // SumTree hashes every regular file under dir except backup_metadata.json
 // and SHA256SUMS at its top (the metadata is written after the sums and
@@ -361,37 +359,69 @@ func writeFileSync(name string, data []byte, perm os.FileMode) error {
 // with each one's SHA-256 and size, or with the error reading it; calls to fn are serialized.
 // An error returned by fn stops the work and is returned (so is ctx's error).
 func HashFiles(ctx context.Context, dir string, rels []string, workers int, fn func(rel, sum string, size int64, err error) error) error {
+	return HashEach(ctx, dir, min(workers, len(rels)), func(send func(string, struct{}) error) error {
+		for _, rel := range rels {
+			if err := send(rel, struct{}{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(rel string, _ struct{}, sum string, size int64, err error) error { return fn(rel, sum, size, err) })
+}
+
+// HashEach hashes the files feed sends (slash paths under dir, each with a value of the
+// caller's passed back to fn) with workers goroutines, as they come: the list is never held
+// in memory. fn gets each one's SHA-256 and size, or the error reading it; calls to fn are
+// serialized. An error returned by feed or fn stops the work and is returned (so is ctx's).
+func HashEach[T any](ctx context.Context, dir string, workers int, feed func(send func(rel string, v T) error) error,
+	fn func(rel string, v T, sum string, size int64, err error) error) error {
+	hash := func(ctx context.Context, rel string) (string, int64, error) {
+		return HashFile(ctx, filepath.Join(dir, filepath.FromSlash(rel)))
+	}
+	return HashEachWith(ctx, hash, workers, feed, fn)
+}
+
+// HashEachWith is HashEach with the files read by hash (an object store's, say).
+func HashEachWith[T any](ctx context.Context, hash func(ctx context.Context, rel string) (string, int64, error), workers int,
+	feed func(send func(rel string, v T) error) error, fn func(rel string, v T, sum string, size int64, err error) error) error {
+	type job struct {
+		rel string
+		v   T
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
-		next = make(chan string)
+		next = make(chan job)
 	)
-	for range max(1, min(workers, len(rels))) {
+	for range max(1, workers) {
 		wg.Go(func() {
-			for rel := range next {
-				sum, n, err := HashFile(ctx, filepath.Join(dir, filepath.FromSlash(rel)))
+			for j := range next {
+				sum, n, err := hash(ctx, j.rel)
 				if ctx.Err() != nil {
 					continue // stopped: what is left is not reported
 				}
 				mu.Lock()
-				if ferr := fn(rel, sum, n, err); ferr != nil {
+				if ferr := fn(j.rel, j.v, sum, n, err); ferr != nil {
 					cancel(ferr)
 				}
 				mu.Unlock()
 			}
 		})
 	}
-feed:
-	for _, rel := range rels {
+	ferr := feed(func(rel string, v T) error {
 		select {
-		case next <- rel:
+		case next <- job{rel, v}:
+			return nil
 		case <-ctx.Done():
-			break feed
+			return context.Cause(ctx)
 		}
-	}
+	})
 	close(next)
 	wg.Wait()
+	if ferr != nil && context.Cause(ctx) == nil {
+		return ferr
+	}
 	return context.Cause(ctx)
 }

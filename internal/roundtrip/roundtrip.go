@@ -309,7 +309,8 @@ func clip(b []byte) string {
 }
 
 // CompareFiles compares two storage trees key by key: size, content hash, permissions.
-// Differences go into rep, described as being in what.
+// Differences go into rep, described as being in what. Each side is walked once and each key
+// looked up on the other, so memory does not grow with the number of files.
 func CompareFiles(ctx context.Context, rep *Report, wantDir, gotURL, what string) error {
 	want, err := storage.Open(ctx, wantDir)
 	if err != nil {
@@ -326,9 +327,7 @@ func CompareFiles(ctx context.Context, rep *Report, wantDir, gotURL, what string
 	if meta, err := layout.ReadMetadata(filepath.Dir(wantDir)); err == nil {
 		modeOf = meta.Files.RecordedModes()
 	}
-	seen := map[string]bool{}
 	err = want.Walk(ctx, "", func(o storage.Object) error {
-		seen[o.Key] = true
 		if m, ok := modeOf(layout.FilesDir + "/" + o.Key); ok {
 			o.Mode = m
 		}
@@ -360,10 +359,12 @@ func CompareFiles(ctx context.Context, rep *Report, wantDir, gotURL, what string
 		return err
 	}
 	return got.Walk(ctx, "", func(o storage.Object) error {
-		if !seen[o.Key] {
+		_, err := want.Stat(ctx, o.Key)
+		if errors.Is(err, storage.ErrNotExist) {
 			rep.differ("%s: file %s is not in the backup", what, o.Key)
+			return nil
 		}
-		return nil
+		return err
 	})
 }
 

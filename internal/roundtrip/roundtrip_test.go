@@ -73,6 +73,16 @@ func TestCompareNamesDifferences(t *testing.T) {
 		return err
 	})
 	os.WriteFile(victim, []byte("{}"), 0o644)
+	// A file added and one removed after the backup are named too.
+	os.WriteFile(filepath.Join(media, "content", "added-after-backup.txt"), []byte("new"), 0o644)
+	var gone string
+	filepath.WalkDir(filepath.Join(media, "media"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && gone == "" {
+			gone = p
+		}
+		return err
+	})
+	os.Remove(gone)
 
 	rep := &Report{}
 	if err := CompareDatabase(context.Background(), rep, b.Path, dbURL, "db"); err != nil {
@@ -83,7 +93,9 @@ func TestCompareNamesDifferences(t *testing.T) {
 	}
 	all := strings.Join(rep.Differences, "\n")
 	rel, _ := filepath.Rel(media, victim)
-	if len(rep.Differences) != 2 || !strings.Contains(all, "books.chapter pk 3 field title") || !strings.Contains(all, filepath.ToSlash(rel)) {
+	goneRel, _ := filepath.Rel(media, gone)
+	if len(rep.Differences) != 4 || !strings.Contains(all, "books.chapter pk 3 field title") || !strings.Contains(all, filepath.ToSlash(rel)) ||
+		!strings.Contains(all, "file content/added-after-backup.txt is not in the backup") || !strings.Contains(all, "file "+filepath.ToSlash(goneRel)+" is missing") {
 		t.Fatalf("differences:\n%s", all)
 	}
 }

@@ -2,18 +2,16 @@ package verify
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
@@ -31,10 +29,19 @@ func sortedMessages(ps []problem) []string {
 	return out
 }
 
-// walk lists the regular files of the backup folder, except the metadata and SHA256SUMS at its
-// top, and reports anything else it finds (a symlink, an unreadable folder).
-func (v *verifier) walk(ctx context.Context) (nonRegular map[string]bool, problems []problem, err error) {
-	nonRegular = map[string]bool{}
+// Kinds of the entries the walk records.
+const (
+	kindRegular    = 0
+	kindNonRegular = 1
+)
+
+// walk lists the backup folder, except the metadata and SHA256SUMS at its top, into tree
+// (sorted as it is read back: the walk's order is not SHA256SUMS's), and reports anything but
+// regular files and folders (a symlink, an unreadable folder). It keeps in memory only the
+// files outside files/ (fixtures and the like) and the count and bytes of those under it.
+func (v *verifier) walk(ctx context.Context, tree *extsort.Sorter) (problems []problem, err error) {
+	v.nonRegular = map[string]bool{}
+	v.top = map[string]int64{}
 	err = filepath.WalkDir(v.dir, func(p string, d fs.DirEntry, err error) error {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
@@ -55,9 +62,9 @@ func (v *verifier) walk(ctx context.Context) (nonRegular map[string]bool, proble
 		case d.IsDir():
 			return nil
 		case !d.Type().IsRegular():
-			nonRegular[rel] = true
+			v.nonRegular[rel] = true
 			problems = append(problems, problem{rel, fmt.Sprintf("%s: not a regular file (%v)", rel, d.Type())})
-			return nil
+			return tree.Add(rel, []byte{kindNonRegular})
 		case rel == layout.FileMetadata || rel == layout.FileSums:
 			return nil
 		}
@@ -66,16 +73,22 @@ func (v *verifier) walk(ctx context.Context) (nonRegular map[string]bool, proble
 			problems = append(problems, problem{rel, fmt.Sprintf("%s: cannot read: %v", rel, pathless(err))})
 			return nil
 		}
-		v.tree = append(v.tree, entry{rel: rel, size: info.Size()})
-		return nil
+		v.treeFiles++
+		if strings.HasPrefix(rel, layout.FilesDir+"/") {
+			v.files++
+			v.bytes += info.Size()
+		} else {
+			v.top[rel] = info.Size()
+		}
+		return tree.Add(rel, []byte{kindRegular})
 	})
 	if ctx.Err() != nil {
-		return nil, nil, ctx.Err()
+		return nil, ctx.Err()
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("list files: %w", err)
+		return nil, fmt.Errorf("list files: %w", err)
 	}
-	return nonRegular, problems, nil
+	return problems, nil
 }
 
 // pathless drops the (possibly temporary, always long) path from a file error.
@@ -87,29 +100,20 @@ func pathless(err error) error {
 	return err
 }
 
-// readSums reads and parses SHA256SUMS, returning its checksums by path and the sha256 of the
-// whole file. exists is false when there is none.
-func (v *verifier) readSums() (sums map[string]string, manifest string, exists bool, err error) {
+// openSums opens SHA256SUMS for streaming (see layout.OpenSums). exists is false when there
+// is none.
+func (v *verifier) openSums() (sums *layout.Sums, exists bool, err error) {
 	name := filepath.Join(v.dir, layout.FileSums)
 	if err := regular(name); errors.Is(err, fs.ErrNotExist) {
-		return nil, "", false, nil
+		return nil, false, nil
 	} else if err != nil {
-		return nil, "", true, err
+		return nil, true, err
 	}
-	f, err := os.Open(name)
+	sums, err = layout.OpenSums(name, v.spill)
 	if err != nil {
-		return nil, "", true, pathless(err)
+		return nil, true, pathless(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	sums, err = layout.ParseSums(io.TeeReader(f, h))
-	if err != nil {
-		return nil, "", true, err
-	}
-	if _, err := io.Copy(h, f); err != nil { // what the parser left unread, if anything
-		return nil, "", true, pathless(err)
-	}
-	return sums, hex.EncodeToString(h.Sum(nil)), true, nil
+	return sums, true, nil
 }
 
 // hashJob is one file to hash and what its checksum should be.
@@ -122,14 +126,17 @@ type hashJob struct {
 
 // checkChecksums hashes every file SHA256SUMS or the metadata gives a checksum for, in
 // parallel, and checks that SHA256SUMS lists every file and that the metadata's manifest_sha256
-// is SHA256SUMS's.
+// is SHA256SUMS's. The folder's listing, sorted on disk, and SHA256SUMS, read from its file,
+// are joined as two streams in path order: memory does not grow with the number of files.
 func (v *verifier) checkChecksums(ctx context.Context) error {
-	nonRegular, problems, err := v.walk(ctx)
+	tree := extsort.New(v.spill, sortBudget)
+	defer tree.Close()
+	problems, err := v.walk(ctx, tree)
 	if err != nil {
 		return err
 	}
-	v.nonRegular = nonRegular
-	sums, manifest, hasSums, err := v.readSums()
+	sums, hasSums, err := v.openSums()
+	defer sums.Close()
 	switch {
 	case err != nil:
 		problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: %v", layout.FileSums, err)})
@@ -140,16 +147,53 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 	case !hasSums:
 		problems = append(problems, problem{layout.FileSums, layout.FileSums + ": missing, but " + layout.FileMetadata + " says webnovel-backup wrote this backup: every check would be off"})
 	}
+	v.sums = sums
+	problems = append(problems, v.checkManifest(sums)...)
+	joined, err := v.joinAndHash(ctx, tree, sums)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, joined.problems...)
 
-	present := make(map[string]bool, len(v.tree))
-	for _, e := range v.tree {
-		present[e.rel] = true
+	detail := fmt.Sprintf("%d of %d files listed in %s, %s hashed", joined.listed, v.treeFiles, layout.FileSums, humanBytes(joined.hashed))
+	if sums == nil {
+		detail = fmt.Sprintf("no %s, %d files", layout.FileSums, v.treeFiles)
 	}
-	for p := range sums {
-		if !present[p] && !nonRegular[p] {
-			problems = append(problems, problem{p, fmt.Sprintf("%s: listed in %s but missing", p, layout.FileSums)})
-		}
+	v.add(CheckChecksums, true, detail, sortedMessages(problems))
+	return nil
+}
+
+// sortBudget is the memory an external sort of verify keeps before it spills a run.
+var sortBudget = 8 << 20
+
+// checkManifest checks that the metadata's manifest_sha256 is SHA256SUMS's.
+func (v *verifier) checkManifest(sums *layout.Sums) []problem {
+	if v.meta == nil || !v.meta.WrittenByTool() || sums == nil {
+		return nil
 	}
+	switch {
+	case v.meta.ManifestSHA256 == "":
+		return []problem{{layout.FileSums, fmt.Sprintf("%s: no manifest_sha256: %s is not tied to the metadata", layout.FileMetadata, layout.FileSums)}}
+	case v.meta.ManifestSHA256 != sums.Manifest:
+		return []problem{{layout.FileSums, fmt.Sprintf("%s: manifest_sha256 %s does not match %s (sha256 %s)",
+			layout.FileMetadata, v.meta.ManifestSHA256, layout.FileSums, sums.Manifest)}}
+	}
+	return nil
+}
+
+// joined is what joining the folder's listing with SHA256SUMS found.
+type joined struct {
+	problems []problem
+	listed   int
+	hashed   int64
+}
+
+// joinAndHash walks the sorted listing and SHA256SUMS side by side: a path SHA256SUMS lists
+// that is not there is missing, a file it does not list is reported, and every file with a
+// checksum (SHA256SUMS's or the metadata's) is hashed as the join reaches it. Object-store
+// files are not in the folder: their lines are checked against the file index instead.
+func (v *verifier) joinAndHash(ctx context.Context, tree *extsort.Sorter, sums *layout.Sums) (*joined, error) {
+	out := &joined{}
 	modelSums := map[string]layout.ModelEntry{}
 	if v.meta != nil {
 		for _, m := range v.meta.Models {
@@ -157,61 +201,56 @@ func (v *verifier) checkChecksums(ctx context.Context) error {
 				modelSums[m.File] = m
 			}
 		}
-		if v.meta.WrittenByTool() && hasSums && sums != nil {
+	}
+	objects := v.objectStore()
+	eachSum := func(fn func(p, sum string) error) error {
+		if sums == nil {
+			return nil
+		}
+		return sums.Each(func(p, sum string) error { return fn(p, sum) })
+	}
+	feed := func(problems *[]problem, send func(string, hashJob) error) error {
+		return layout.Join(tree.Each, eachSum, func(p string, kind []byte, inTree bool, want string, listed bool) error {
 			switch {
-			case v.meta.ManifestSHA256 == "":
-				problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: no manifest_sha256: %s is not tied to the metadata", layout.FileMetadata, layout.FileSums)})
-			case v.meta.ManifestSHA256 != manifest:
-				problems = append(problems, problem{layout.FileSums, fmt.Sprintf("%s: manifest_sha256 %s does not match %s (sha256 %s)",
-					layout.FileMetadata, v.meta.ManifestSHA256, layout.FileSums, manifest)})
+			case !inTree:
+				if !v.nonRegular[p] && !(objects && strings.HasPrefix(p, layout.FilesDir+"/")) {
+					*problems = append(*problems, problem{p, fmt.Sprintf("%s: listed in %s but missing", p, layout.FileSums)})
+				}
+				return nil
+			case kind[0] != kindRegular:
+				return nil
+			case listed:
+				out.listed++
+			case sums != nil:
+				*problems = append(*problems, problem{p, fmt.Sprintf("%s: not listed in %s", p, layout.FileSums)})
 			}
-		}
+			m := modelSums[p]
+			if want == "" && m.SHA256 == "" {
+				return nil
+			}
+			return send(p, hashJob{rel: p, wantSums: want, wantMeta: m.SHA256, label: m.Label})
+		})
 	}
-
-	var jobs []hashJob
-	var listed int
-	for _, e := range v.tree {
-		want, ok := sums[e.rel]
-		if ok {
-			listed++
-		} else if sums != nil {
-			problems = append(problems, problem{e.rel, fmt.Sprintf("%s: not listed in %s", e.rel, layout.FileSums)})
-		}
-		m := modelSums[e.rel]
-		if want != "" || m.SHA256 != "" {
-			jobs = append(jobs, hashJob{rel: e.rel, wantSums: want, wantMeta: m.SHA256, label: m.Label})
-		}
-	}
-	hashProblems, hashed, err := v.hashAll(ctx, jobs)
-	if err != nil {
-		return err
-	}
-	problems = append(problems, hashProblems...)
-
-	detail := fmt.Sprintf("%d of %d files listed in %s, %s hashed", listed, len(v.tree), layout.FileSums, humanBytes(hashed))
-	if !hasSums {
-		detail = fmt.Sprintf("no %s, %d files", layout.FileSums, len(v.tree))
-	}
-	v.add(CheckChecksums, true, detail, sortedMessages(problems))
-	return nil
-}
-
-// hashAll hashes the jobs' files with o.Workers goroutines. The error is ctx's.
-func (v *verifier) hashAll(ctx context.Context, jobs []hashJob) (problems []problem, hashed int64, err error) {
-	byRel := make(map[string]hashJob, len(jobs))
-	rels := make([]string, len(jobs))
-	for i, j := range jobs {
-		byRel[j.rel], rels[i] = j, j.rel
-	}
-	err = layout.HashFiles(ctx, v.dir, rels, v.o.Workers, func(rel, sum string, n int64, err error) error {
-		problems = append(problems, checkHash(byRel[rel], sum, err)...)
-		hashed += n
+	// The join runs in this goroutine and the hashes' results in the workers (one at a
+	// time): each has its own list of problems.
+	var joinProblems []problem
+	err := layout.HashEach(ctx, v.dir, v.o.Workers, func(send func(string, hashJob) error) error {
+		return feed(&joinProblems, send)
+	}, func(_ string, j hashJob, sum string, n int64, err error) error {
+		out.problems = append(out.problems, checkHash(j, sum, err)...)
+		out.hashed += n
 		return nil
 	})
-	if err != nil {
-		return nil, 0, err
+	out.problems = append(out.problems, joinProblems...)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, layout.ErrListedTwice):
+		out.problems = append(out.problems, problem{layout.FileSums, err.Error()})
+	case err != nil:
+		return nil, err
 	}
-	return problems, hashed, nil
+	return out, nil
 }
 
 // checkHash compares one file's hash with what SHA256SUMS and the metadata say.

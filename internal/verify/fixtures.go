@@ -49,9 +49,9 @@ type fixtureResult struct {
 // without metadata) the db_*.json files found.
 func (v *verifier) targets() (targets []fixtureTarget, problems []string) {
 	fixtures := map[string]bool{}
-	for _, e := range v.tree {
-		if !strings.Contains(e.rel, "/") && strings.HasPrefix(e.rel, "db_") && strings.HasSuffix(e.rel, ".json") {
-			fixtures[e.rel] = true
+	for rel := range v.top {
+		if !strings.Contains(rel, "/") && strings.HasPrefix(rel, "db_") && strings.HasSuffix(rel, ".json") {
+			fixtures[rel] = true
 		}
 	}
 	if v.meta != nil && !v.python() {
@@ -96,10 +96,6 @@ func (v *verifier) pythonSelects(label string) bool {
 // checkFixtures reads every fixture, o.Workers files at a time. The error is ctx's.
 func (v *verifier) checkFixtures(ctx context.Context) error {
 	targets, problems := v.targets()
-	present := make(map[string]bool, len(v.tree))
-	for _, e := range v.tree {
-		present[e.rel] = true
-	}
 	results := make([]fixtureResult, len(targets))
 	var wg sync.WaitGroup
 	next := make(chan int)
@@ -111,7 +107,7 @@ func (v *verifier) checkFixtures(ctx context.Context) error {
 				case v.nonRegular[t.file]:
 					// Never read through a link or from a FIFO; the checksums check named it.
 					results[i] = fixtureResult{fixtureTarget: t, problems: []string{t.name() + ": not a regular file"}}
-				case !present[t.file]:
+				case !v.present(t.file):
 					results[i] = fixtureResult{fixtureTarget: t, problems: []string{t.name() + ": missing"}}
 				default:
 					results[i] = readFixture(ctx, v.dir, t)
@@ -295,14 +291,15 @@ func (v *verifier) checkRows() {
 	v.add(CheckRows, compared == len(v.fixture), detail, problems)
 }
 
-// checkFiles compares the files under files/ with the metadata's count and bytes.
+// present reports whether the walk found the regular file rel outside files/.
+func (v *verifier) present(rel string) bool {
+	_, ok := v.top[rel]
+	return ok
+}
+
+// checkFiles compares the files under files/ (or in the object store's index) with the metadata's count and bytes.
 func (v *verifier) checkFiles() {
-	for _, e := range v.tree {
-		if strings.HasPrefix(e.rel, layout.FilesDir+"/") {
-			v.rep.Files++
-			v.rep.Bytes += e.size
-		}
-	}
+	v.rep.Files, v.rep.Bytes = v.files, v.bytes
 	found := fmt.Sprintf("%d files, %s", v.rep.Files, humanBytes(v.rep.Bytes))
 	switch {
 	case v.meta == nil:

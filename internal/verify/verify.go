@@ -1,6 +1,7 @@
 // Package verify checks a backup folder or archive without restoring it: its metadata is
-// complete, every file matches SHA256SUMS, every fixture parses and holds only its model's
-// objects, and the row and file counts match what the metadata records.
+// complete, every file matches SHA256SUMS (an object-store backup's files: their objects),
+// every fixture parses and holds only its model's objects, and the row and file counts match
+// what the metadata records.
 //
 // Problems found in the backup go in the Report; an error means the check could not run.
 package verify
@@ -45,6 +46,9 @@ type Options struct {
 	// RequireChecksums makes a backup without SHA256SUMS a problem even when the Python
 	// command wrote it (a backup this tool wrote must always have one).
 	RequireChecksums bool
+	// Objects is the location (folder or s3:// URL) of the destination root whose object
+	// store holds an object-store backup's files; empty: the folder holding the backup.
+	Objects string
 }
 
 // Report is the outcome of verifying one backup.
@@ -56,8 +60,9 @@ type Report struct {
 	Format int    `json:"format"`
 	RunID  string `json:"run_id"`
 	Status string `json:"status"`
-	// Checks has one entry per check, in order: metadata, checksums, fixtures, rows, files,
-	// preceded by archive for an archive. An archive that cannot be extracted has only that.
+	// Checks has one entry per check, in order: metadata, checksums, objects (an object-store
+	// backup only), fixtures, rows, files, preceded by archive for an archive. An archive that
+	// cannot be extracted has only that.
 	Checks []Check `json:"checks"`
 	// Problems lists every problem found, each naming the file, model or field.
 	Problems []string `json:"problems"`
@@ -65,7 +70,8 @@ type Report struct {
 	Warnings []string `json:"warnings"`
 	// Models has one entry per fixture checked, in the metadata's order.
 	Models []ModelCheck `json:"models"`
-	// Files and Bytes count the storage files found under files/.
+	// Files and Bytes count the storage files found under files/ (an object-store backup's:
+	// listed in its file index).
 	Files int64 `json:"files"`
 	Bytes int64 `json:"bytes"`
 	// Duration is how long the verification took, extraction included.
@@ -204,10 +210,21 @@ func verifyDir(ctx context.Context, dir string, o Options, start time.Time) (*Re
 	if o.Workers <= 0 {
 		o.Workers = runtime.NumCPU()
 	}
-	v := &verifier{dir: dir, o: o, rep: &Report{Path: dir, Format: -1}}
+	spill, err := scratch.MkdirTemp(o.TempDir, "wnb-verify-sort-")
+	if err != nil {
+		return nil, fmt.Errorf("sort folder: %w", err)
+	}
+	defer os.RemoveAll(spill)
+	v := &verifier{dir: dir, o: o, rep: &Report{Path: dir, Format: -1}, spill: spill}
 	v.checkMetadata()
 	if err := v.checkChecksums(ctx); err != nil {
 		return nil, err
+	}
+	defer v.sums.Close()
+	if v.objectStore() {
+		if err := v.checkObjects(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := v.checkFixtures(ctx); err != nil {
 		return nil, err
@@ -232,16 +249,17 @@ type verifier struct {
 
 	meta *layout.Metadata // nil if missing or unreadable
 
-	// Found by the checksum walk.
-	tree       []entry // every regular file, in walk order
-	nonRegular map[string]bool
-	fixture    []fixtureResult
-}
+	// spill is a private folder for the external sorts' runs.
+	spill string
+	sums  *layout.Sums // nil without SHA256SUMS; open until the verification ends
 
-// entry is one regular file of the backup folder.
-type entry struct {
-	rel  string // slash-separated, relative to the backup folder
-	size int64
+	// Found by the checksum walk: regular files outside files/ with their size (fixtures and
+	// the like, a handful), the count and bytes of those under files/, and the rest.
+	top          map[string]int64
+	files, bytes int64
+	treeFiles    int
+	nonRegular   map[string]bool
+	fixture      []fixtureResult
 }
 
 // add records the outcome of one check with its problems.

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Benchmark (by hand, not in CI): peak RSS of backup, verify and restore of many tiny files,
+# on a local folder and on S3 (bench/fakes3 on a loopback port), to show that none of them
+# grows with the number of files (target: 100 MB at 1M files).
+#
+#   bench/rss-1m.sh [N]            # file count; default 1000000
+#
+#   SIZE=16          bytes per file
+#   WORKERS=2        --workers
+#   PARTS="local s3" which halves to run
+#   BIN=path         the binary to measure (default: built from this tree); run once with
+#                    the binary of an earlier commit to compare
+#   TMPDIR=/path     where the files, the backups and the restores go (default /tmp)
+#
+# Prints GNU time's peak RSS (%M) and the wall time of each command. The fake S3 keeps its
+# objects in its own memory (a few GB at 1M files); it is a separate process, not measured.
+# Needs Go, python3, GNU time.
+set -euo pipefail
+N=${1:-1000000}
+SIZE=${SIZE:-16} WORKERS=${WORKERS:-2} PARTS=${PARTS:-local s3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-rss1m.XXXXXX")
+FAKE_PID=
+cleanup() {
+  if [ -n "$FAKE_PID" ]; then kill "$FAKE_PID" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+[ -x /usr/bin/time ] || { echo "GNU time is missing: apt-get install -y time" >&2; exit 1; }
+if [ -z "${BIN:-}" ]; then
+  (cd "$ROOT" && go build -o "$WORK/webnovel-backup" ./cmd/webnovel-backup)
+  BIN="$WORK/webnovel-backup"
+fi
+(cd "$ROOT" && go build -o "$WORK/fakes3" ./bench/fakes3)
+
+# gen DIR COUNT: COUNT files of SIZE bytes under content/, images/, media/ in 1000-file folders.
+gen() {
+  python3 - "$1" "$2" "$SIZE" <<'PY'
+import os, sys
+d, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    folder = os.path.join(d, ("content", "images", "media")[i % 3], "d%04d" % (i // 3000))
+    if i % 3000 < 3:
+        os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "file%07d.txt" % i), "wb") as f:
+        f.write(i.to_bytes(8, "little") + b"x" * max(size - 8, 0))
+PY
+}
+
+# measure LABEL ARGS...: runs the binary under GNU time and prints its peak RSS and wall time.
+measure() {
+  local label=$1
+  shift
+  /usr/bin/time -f "%M %e" -o "$WORK/time" "$BIN" "$@" >"$WORK/cmd.log" 2>&1 || {
+    echo "$label failed:" >&2
+    tail -20 "$WORK/cmd.log" >&2
+    exit 1
+  }
+  read -r KB SECS <"$WORK/time"
+  awk -v l="$label" -v kb="$KB" -v s="$SECS" -v n="$N" \
+    'BEGIN{printf "  %-16s peak RSS %4.0f MB (%5.1f B a file) %6.0fs\n", l, kb / 1024, kb * 1024 / n, s}'
+}
+
+# count_files DIR: regular files under DIR.
+count_files() { find "$1" -type f | wc -l; }
+
+echo "== $N files of $SIZE B, $WORKERS workers"
+gen "$WORK/data" "$N"
+
+for part in $PARTS; do
+  case $part in
+  local)
+    mkdir -p "$WORK/out"
+    measure "backup (local)" backup --skip-db --storage "$WORK/data" --workers "$WORKERS" --backup-dir "$WORK/out"
+    B=$(ls -d "$WORK"/out/backup_*)
+    measure "verify (local)" verify --workers "$WORKERS" "$B"
+    measure "restore (local)" restore --skip-db --force --workers "$WORKERS" --storage "$WORK/restored" "$B"
+    got=$(count_files "$WORK/restored")
+    [ "$got" -eq "$N" ] || { echo "restored $got files, want $N" >&2; exit 1; }
+    rm -rf "$WORK/out" "$WORK/restored"
+    ;;
+  s3)
+    export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+    "$WORK/fakes3" -bucket backups -load "media/platform=$WORK/data" >"$WORK/fakes3.out" 2>"$WORK/fakes3.log" &
+    FAKE_PID=$!
+    for _ in $(seq 1200); do [ -s "$WORK/fakes3.out" ] && break; sleep 0.5; done
+    EP=$(head -1 "$WORK/fakes3.out")
+    [ -n "$EP" ] || { echo "fakes3 did not start" >&2; cat "$WORK/fakes3.log" >&2; exit 1; }
+    Q="endpoint=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$EP")&path_style=true&region=us-east-1"
+    measure "backup (S3)" backup --skip-db --storage "s3://media/platform?$Q" --workers "$WORKERS" --backup-dir "s3://backups/nightly?$Q"
+    NAME=$(grep -o 'backup_[0-9]*_[0-9]*' "$WORK/cmd.log" | head -1)
+    [ -n "$NAME" ] || { echo "no backup name in the backup's output" >&2; cat "$WORK/cmd.log" >&2; exit 1; }
+    measure "verify (S3)" verify --workers "$WORKERS" "s3://backups/nightly/$NAME?$Q"
+    measure "restore (S3)" restore --skip-db --force --workers "$WORKERS" --storage "$WORK/restored" "s3://backups/nightly/$NAME?$Q"
+    got=$(count_files "$WORK/restored")
+    [ "$got" -eq "$N" ] || { echo "restored $got files, want $N" >&2; exit 1; }
+    kill "$FAKE_PID" 2>/dev/null || true
+    wait "$FAKE_PID" 2>/dev/null || true
+    FAKE_PID=
+    rm -rf "$WORK/restored"
+    ;;
+  esac
+done
