@@ -54,8 +54,8 @@ func Convert(t testing.TB, dir, root string) (string, []messages.FileEntry) {
 			index = append(index, messages.FileEntry{Path: key, Key: rel, Size: o.Size, SHA256: sum, Mode: 0o644})
 			return copyObject(ctx, src, dst, key, layout.ObjectKey(sum))
 		}
-		if key == layout.FileMetadata || key == layout.FileSums {
-			return nil
+		if key == layout.FileMetadata || key == layout.FileSums || key == layout.FileIndex {
+			return nil // rewritten below
 		}
 		return copyObject(ctx, src, dst, key, name+"/"+key)
 	})
@@ -74,6 +74,7 @@ func Convert(t testing.TB, dir, root string) (string, []messages.FileEntry) {
 		t.Fatal(err)
 	}
 	sw := layout.NewSumsWriter()
+	delete(sums, layout.FileIndex) // the folder's own index, replaced by the one below
 	for p, s := range sums {
 		if err := sw.Add(p, s); err != nil {
 			t.Fatal(err)
