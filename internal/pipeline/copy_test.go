@@ -1,0 +1,251 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/messages"
+)
+
+// copyOptions are small: a few files per task, so a copy is several tasks.
+func copyOptions(backup, dest string) coordinator.CopyOptions {
+	return coordinator.CopyOptions{Backup: backup, Dest: dest, FilesPerTask: 7}
+}
+
+// backupInto backs p up into dir and returns the backup's path.
+func backupInto(t *testing.T, s *pipeline.Session, p platformFixture, dir string, compress bool) string {
+	t.Helper()
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dir, Compress: compress, ChunkRows: 50,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep.Path
+}
+
+// addIndex gives a backup folder a file index (path and sum of each of its files, sorted),
+// listed in its manifest, as backups that record one have.
+func addIndex(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := layout.ParseSums(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for p := range sums {
+		if strings.HasPrefix(p, layout.FilesDir+"/") {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	var buf bytes.Buffer
+	w := messages.NewFileListWriter(&buf)
+	for _, p := range paths {
+		if err := w.Add(messages.FileEntry{Path: p, Key: strings.TrimPrefix(p, layout.FilesDir+"/"), SHA256: sums[p]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	if err := os.WriteFile(filepath.Join(dir, layout.FileIndex), buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := readMetadata(t, dir)
+	m.Files.Index = layout.FileIndex
+	if err := layout.WriteMetadata(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	resign(t, dir)
+}
+
+// storageFiles lists a backup folder's files/ (slash paths relative to the folder).
+func storageFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for p := range treeFiles(t, filepath.Join(dir, layout.FilesDir)) {
+		out = append(out, layout.FilesDir+"/"+p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkCopyOf asserts that copied holds exactly what orig holds, metadata aside, passes
+// sha256sum -c and verify, and says where it came from.
+func checkCopyOf(t *testing.T, orig, copied string) {
+	t.Helper()
+	a, b := treeFiles(t, orig), treeFiles(t, copied)
+	delete(a, layout.FileMetadata)
+	delete(b, layout.FileMetadata)
+	if len(a) != len(b) {
+		t.Fatalf("the copy holds %d files, the original %d", len(b), len(a))
+	}
+	for p, data := range a {
+		if !bytes.Equal(b[p], data) {
+			t.Fatalf("%s differs in the copy", p)
+		}
+	}
+	sha256sumCheck(t, copied)
+	m := readMetadata(t, copied)
+	if m.CopiedFrom == nil || m.CopiedFrom.Source != orig || m.ManifestSHA256 != readMetadata(t, orig).ManifestSHA256 {
+		t.Fatalf("copied_from %+v, manifest %s", m.CopiedFrom, m.ManifestSHA256)
+	}
+	rep, err := verify.Verify(context.Background(), copied, verify.Options{TempDir: t.TempDir()})
+	if err != nil || !rep.OK {
+		t.Fatalf("verify of the copy: %v %v", err, rep.Problems)
+	}
+}
+
+// A copy into a local destination is the backup, byte for byte, under the same name; the
+// next copy hard-links what did not change; a third copy of the same backup does nothing; and
+// the copy restores.
+func TestCopyLocalToLocalIncremental(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	srcDir, dest := t.TempDir(), t.TempDir()
+	ctx := context.Background()
+
+	first := backupInto(t, s, p, srcDir, false)
+	addIndex(t, first)
+	rep, err := s.Coordinator.Copy(ctx, copyOptions(first, dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy1 := filepath.Join(dest, filepath.Base(first))
+	if rep.Path != copy1 || rep.Reused != 0 || rep.Copied == 0 {
+		t.Fatalf("first copy: %+v", rep)
+	}
+	checkCopyOf(t, first, copy1)
+
+	files := storageFiles(t, first)
+	changed := files[len(files)/2]
+	key := strings.TrimPrefix(changed, layout.FilesDir+"/")
+	if err := os.WriteFile(filepath.Join(p.storage, filepath.FromSlash(key)), []byte("changed since the first backup"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := backupInto(t, s, p, srcDir, false)
+	addIndex(t, second)
+	rep, err = s.Coordinator.Copy(ctx, copyOptions(second, dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy2 := filepath.Join(dest, filepath.Base(second))
+	if rep.Reused != int64(len(files)-1) {
+		t.Fatalf("second copy reused %d files, want %d (all but %s)", rep.Reused, len(files)-1, changed)
+	}
+	checkCopyOf(t, second, copy2)
+	if m := readMetadata(t, copy2); m.Files.Base != filepath.Base(first) || m.Files.Reused.Files != rep.Reused {
+		t.Fatalf("metadata files: base %q, reused %+v", m.Files.Base, m.Files.Reused)
+	}
+	for _, f := range files {
+		a, err1 := os.Stat(filepath.Join(copy1, f))
+		b, err2 := os.Stat(filepath.Join(copy2, f))
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if linked := os.SameFile(a, b); linked != (f != changed) {
+			t.Fatalf("%s: hard-linked to the first copy: %v", f, linked)
+		}
+	}
+
+	again, err := s.Coordinator.Copy(ctx, copyOptions(second, dest))
+	if err != nil || !again.AlreadyThere || again.Path != copy2 {
+		t.Fatalf("copying again: %+v, %v", again, err)
+	}
+	target := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: copy2}); err != nil {
+		t.Fatal(err)
+	}
+	compareWithBackup(t, second, target)
+}
+
+// A source that is not a complete backup whose manifest holds is refused before anything is
+// copied; a file that does not match the manifest is caught on arrival, named, and nothing
+// is published.
+func TestCopyBadSource(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	backup := backupInto(t, s, p, t.TempDir(), false)
+	victim := storageFiles(t, backup)[3]
+	tests := []struct {
+		name    string
+		damage  func(dir string)
+		status  outcome.Status
+		mention string
+	}{
+		{"file corrupted", func(dir string) { flipByte(t, filepath.Join(dir, victim)) }, outcome.Failed, victim},
+		{"fixture corrupted", func(dir string) { flipByte(t, filepath.Join(dir, readMetadata(t, dir).Models[0].File)) }, outcome.Failed, readMetadata(t, backup).Models[0].File},
+		{"manifest tampered", func(dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, layout.FileSums), os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString(strings.Repeat("0", 64) + "  files/extra\n")
+			f.Close()
+		}, outcome.Refused, "manifest_sha256"},
+		{"incomplete", func(dir string) { os.Remove(filepath.Join(dir, layout.FileMetadata)) }, outcome.Refused, "incomplete"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), filepath.Base(backup))
+			copyInto(t, backup, src, func(string) bool { return true })
+			tt.damage(src)
+			dest := t.TempDir()
+			_, err := s.Coordinator.Copy(context.Background(), copyOptions(src, dest))
+			if err == nil {
+				t.Fatal("the copy succeeded")
+			}
+			if got := outcome.Of(err).Status; got != tt.status || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("status %s, error %v; want %s naming %q", got, err, tt.status, tt.mention)
+			}
+			if left, _ := os.ReadDir(dest); len(left) != 0 {
+				t.Fatalf("the destination holds %v", left)
+			}
+		})
+	}
+}
+
+// An archive is copied as one object, its sum checked; a damaged one is refused.
+func TestCopyArchive(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	archive := backupInto(t, s, p, t.TempDir(), true)
+	dest := t.TempDir()
+	rep, err := s.Coordinator.Copy(context.Background(), copyOptions(archive, dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(archive)
+	got, err := os.ReadFile(filepath.Join(dest, filepath.Base(archive)))
+	if err != nil || !bytes.Equal(got, want) || rep.Path != filepath.Join(dest, filepath.Base(archive)) {
+		t.Fatalf("copied archive: %d bytes of %d, path %s, %v", len(got), len(want), rep.Path, err)
+	}
+	if names := backupNames(t, dest); len(names) != 1 {
+		t.Fatalf("destination holds %v", names)
+	}
+	again, err := s.Coordinator.Copy(context.Background(), copyOptions(archive, dest))
+	if err != nil || !again.AlreadyThere {
+		t.Fatalf("copying again: %+v %v", again, err)
+	}
+	bad := filepath.Join(t.TempDir(), filepath.Base(archive))
+	damaged := bytes.Clone(want)
+	damaged[len(damaged)/2] ^= 1
+	os.WriteFile(bad, damaged, 0o600)
+	if _, err := s.Coordinator.Copy(context.Background(), copyOptions(bad, t.TempDir())); outcome.Of(err).Status != outcome.Refused {
+		t.Fatalf("a damaged archive: %v", err)
+	}
+}
