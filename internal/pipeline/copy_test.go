@@ -3,10 +3,12 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
@@ -16,8 +18,10 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // copyOptions are small: a few files per task, so a copy is several tasks.
@@ -89,7 +93,7 @@ func storageFiles(t *testing.T, dir string) []string {
 
 // checkCopyOf asserts that copied holds exactly what orig holds, metadata aside, passes
 // sha256sum -c and verify, and says where it came from.
-func checkCopyOf(t *testing.T, orig, copied string) {
+func checkCopyOf(t *testing.T, orig, copied, from string) {
 	t.Helper()
 	a, b := treeFiles(t, orig), treeFiles(t, copied)
 	delete(a, layout.FileMetadata)
@@ -104,7 +108,7 @@ func checkCopyOf(t *testing.T, orig, copied string) {
 	}
 	sha256sumCheck(t, copied)
 	m := readMetadata(t, copied)
-	if m.CopiedFrom == nil || m.CopiedFrom.Source != orig || m.ManifestSHA256 != readMetadata(t, orig).ManifestSHA256 {
+	if m.CopiedFrom == nil || m.CopiedFrom.Source != from || m.ManifestSHA256 != readMetadata(t, orig).ManifestSHA256 {
 		t.Fatalf("copied_from %+v, manifest %s", m.CopiedFrom, m.ManifestSHA256)
 	}
 	rep, err := verify.Verify(context.Background(), copied, verify.Options{TempDir: t.TempDir()})
@@ -132,7 +136,7 @@ func TestCopyLocalToLocalIncremental(t *testing.T) {
 	if rep.Path != copy1 || rep.Reused != 0 || rep.Copied == 0 {
 		t.Fatalf("first copy: %+v", rep)
 	}
-	checkCopyOf(t, first, copy1)
+	checkCopyOf(t, first, copy1, first)
 
 	files := storageFiles(t, first)
 	changed := files[len(files)/2]
@@ -150,7 +154,7 @@ func TestCopyLocalToLocalIncremental(t *testing.T) {
 	if rep.Reused != int64(len(files)-1) {
 		t.Fatalf("second copy reused %d files, want %d (all but %s)", rep.Reused, len(files)-1, changed)
 	}
-	checkCopyOf(t, second, copy2)
+	checkCopyOf(t, second, copy2, second)
 	if m := readMetadata(t, copy2); m.Files.Base != filepath.Base(first) || m.Files.Reused.Files != rep.Reused {
 		t.Fatalf("metadata files: base %q, reused %+v", m.Files.Base, m.Files.Reused)
 	}
@@ -249,3 +253,114 @@ func TestCopyArchive(t *testing.T) {
 		t.Fatalf("a damaged archive: %v", err)
 	}
 }
+
+// s3Requests counts the requests on object-store keys (objects/…) by kind.
+type s3Requests struct {
+	gets, puts, copies atomic.Int64
+}
+
+func (c *s3Requests) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/"+layout.ObjectsDir+"/") {
+			switch {
+			case r.Header.Get("X-Amz-Copy-Source") != "":
+				c.copies.Add(1)
+			case r.Method == http.MethodGet:
+				c.gets.Add(1)
+			case r.Method == http.MethodPut:
+				c.puts.Add(1)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *s3Requests) reset() { c.gets.Store(0); c.puts.Store(0); c.copies.Store(0) }
+
+// objectKeys lists the keys under prefix in a bucket of the fake S3.
+func objectKeys(t *testing.T, s3 *s3test.Server, bucket, prefix string) []string {
+	t.Helper()
+	b, err := storage.Open(context.Background(), s3.URL(bucket, prefix, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var keys []string
+	if err := b.Walk(context.Background(), "", func(o storage.Object) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// A local backup copied to S3 goes into the destination's object store (no files/ under the
+// backup's prefix); copied on to another bucket of the same service it is copied
+// server-side, no file's bytes read by the worker; copied back to a folder it is the
+// original, and restores. A second backup copied to S3 uploads only what changed.
+func TestCopyThroughS3ObjectStore(t *testing.T) {
+	var count s3Requests
+	s3 := s3test.Start(t, count.wrap, "east", "west")
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	ctx := context.Background()
+	first := backupInto(t, s, p, t.TempDir(), false)
+	name := filepath.Base(first)
+	files := storageFiles(t, first)
+
+	east := s3.URL("east", "nightly", "")
+	rep, err := s.Coordinator.Copy(ctx, copyOptions(first, east))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := objectKeys(t, s3, "east", "nightly/"+layout.ObjectsDir)
+	if len(objects) == 0 || len(objects) > len(files) || count.puts.Load() != int64(len(objects)) {
+		t.Fatalf("%d objects stored by %d PUTs for %d files", len(objects), count.puts.Load(), len(files))
+	}
+	for _, k := range objectKeys(t, s3, "east", "nightly/"+name) {
+		if strings.HasPrefix(k, layout.FilesDir+"/") || strings.HasPrefix(k, layout.StagingPrefix) {
+			t.Fatalf("the S3 copy holds %s", k)
+		}
+	}
+
+	count.reset()
+	west := s3.URL("west", "offsite", "")
+	if _, err := s.Coordinator.Copy(ctx, copyOptions(rep.Path, west)); err != nil {
+		t.Fatal(err)
+	}
+	if count.gets.Load() != 0 || count.puts.Load() != 0 || count.copies.Load() < int64(len(objects)) {
+		t.Fatalf("S3 to S3: %d GETs and %d PUTs of objects, %d server-side copies for %d objects", count.gets.Load(), count.puts.Load(), count.copies.Load(), len(objects))
+	}
+
+	back := t.TempDir()
+	rep, err = s.Coordinator.Copy(ctx, copyOptions(storageJoin(west, name), back))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(back, name)
+	checkCopyOf(t, first, local, storageJoin(west, name))
+	if m := readMetadata(t, local); m.Files.Store != "" {
+		t.Fatalf("a local copy with files.store %q", m.Files.Store)
+	}
+	target := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: local}); err != nil {
+		t.Fatal(err)
+	}
+	compareWithBackup(t, first, target)
+
+	changed := strings.TrimPrefix(files[len(files)/2], layout.FilesDir+"/")
+	os.WriteFile(filepath.Join(p.storage, filepath.FromSlash(changed)), []byte("changed since the first backup"), 0o644)
+	second := backupInto(t, s, p, t.TempDir(), false)
+	count.reset()
+	rep, err = s.Coordinator.Copy(ctx, copyOptions(second, east))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count.puts.Load() != 1 || rep.Reused != int64(len(files)-1) {
+		t.Fatalf("second copy to S3: %d PUTs of objects, %d files reused of %d", count.puts.Load(), rep.Reused, len(files))
+	}
+}
+
+// storageJoin is the location of name under an s3:// location with parameters.
+func storageJoin(loc, name string) string { return storage.Join(loc, name) }
