@@ -433,6 +433,11 @@ func openCopySource(ctx context.Context, loc string) (_ *copySource, err error) 
 	if s.bucket, err = storage.Open(ctx, s.location); err != nil {
 		return nil, fmt.Errorf("copy: source %s: %w", redact.URL(loc), err)
 	}
+	if n, err := countUnder(ctx, s.bucket, "", 1); err != nil {
+		return nil, fmt.Errorf("copy: source %s: %w", redact.URL(loc), err)
+	} else if n == 0 {
+		return nil, outcome.Errorf(outcome.Usage, "copy: source %s: no such backup", redact.URL(loc))
+	}
 	if s.meta, err = verifyFolderSource(ctx, s.bucket); err != nil {
 		return nil, fmt.Errorf("copy: source %s: %w", redact.URL(loc), err)
 	}
