@@ -286,7 +286,6 @@ func (r *copyRun) assemble(ctx context.Context) error {
 // S3 one by server-side copies (metadata last); an archive by a link (local) or one
 // server-side copy (S3), each visible only whole.
 func (r *copyRun) publish(ctx context.Context) error {
-	halt(ctx, "publish")
 	name := r.src.name
 	var err error
 	switch d := r.stage.(type) {
@@ -294,6 +293,7 @@ func (r *copyRun) publish(ctx context.Context) error {
 		if err := d.bucket.RemoveAll(ctx, internalDir); err != nil {
 			return fmt.Errorf("remove working files: %w", err)
 		}
+		halt(ctx, "publish")
 		if r.src.archive {
 			r.rep.Path, err = publishLocalArchive(d, name)
 		} else {
