@@ -39,9 +39,8 @@ type CopyReport struct {
 	RunID string
 	// Source is the copied backup (redacted), Path the copy.
 	Source, Path string
-	// Files is what the copy's tasks handled: Copied files were transferred (Bytes of them),
-	// Reused ones were hard-links to an earlier backup of the destination or already in its
-	// object store (ReusedBytes).
+	// Copied files were transferred (Bytes of them); Reused ones were hard links to an earlier
+	// backup of the destination or already in its object store (ReusedBytes).
 	Copied, Bytes       int64
 	Reused, ReusedBytes int64
 	// AlreadyThere: the destination held this backup, complete and with the same manifest,

@@ -199,20 +199,20 @@ func eachGroup(s *extsort.Sorter, fn func(key string, vals [][]byte) error) erro
 	var (
 		cur  string
 		vals [][]byte
-		any  bool
+		some bool
 	)
 	err := s.Each(func(key string, v []byte) error {
-		if any && key != cur {
+		if some && key != cur {
 			if err := fn(cur, vals); err != nil {
 				return err
 			}
 			vals = vals[:0]
 		}
-		cur, any = key, true
+		cur, some = key, true
 		vals = append(vals, append([]byte(nil), v...))
 		return nil
 	})
-	if err != nil || !any {
+	if err != nil || !some {
 		return err
 	}
 	return fn(cur, vals)

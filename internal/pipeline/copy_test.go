@@ -18,6 +18,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/retention"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 	"github.com/webnovel/webnovel-backup/messages"
@@ -173,6 +174,20 @@ func TestCopyLocalToLocalIncremental(t *testing.T) {
 	if err != nil || !again.AlreadyThere || again.Path != copy2 {
 		t.Fatalf("copying again: %+v, %v", again, err)
 	}
+	// prune works on the destination alone: the first copy goes, the second (whose files are
+	// mostly links to it) stays whole and restores.
+	d, err := retention.OpenDestination(ctx, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := retention.Prune(ctx, d, retention.Policy{Last: 1}, retention.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if names := backupNames(t, dest); len(names) != 1 || names[0] != filepath.Base(second) {
+		t.Fatalf("after prune --keep-last 1: %v", names)
+	}
+	checkCopyOf(t, second, copy2, second)
 	target := emptyTarget(t, database.SQLite)
 	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: copy2}); err != nil {
 		t.Fatal(err)
@@ -244,6 +259,22 @@ func TestCopyArchive(t *testing.T) {
 	again, err := s.Coordinator.Copy(context.Background(), copyOptions(archive, dest))
 	if err != nil || !again.AlreadyThere {
 		t.Fatalf("copying again: %+v %v", again, err)
+	}
+	// To S3 and back: one object each way, the same bytes.
+	s3 := s3test.Start(t, nil, "offsite")
+	there, err := s.Coordinator.Copy(context.Background(), copyOptions(archive, s3.URL("offsite", "archives", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := objectKeys(t, s3, "offsite", "archives"); len(keys) != 1 || keys[0] != filepath.Base(archive) {
+		t.Fatalf("the S3 destination holds %v", keys)
+	}
+	home := t.TempDir()
+	if _, err := s.Coordinator.Copy(context.Background(), copyOptions(there.Path, home)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(home, filepath.Base(archive))); !bytes.Equal(got, want) {
+		t.Fatalf("the archive back from S3 differs (%d bytes of %d)", len(got), len(want))
 	}
 	bad := filepath.Join(t.TempDir(), filepath.Base(archive))
 	damaged := bytes.Clone(want)
