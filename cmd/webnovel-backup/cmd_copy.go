@@ -47,7 +47,8 @@ metadata last, which records where it was copied from.
 
 Incremental: into a folder, files whose path and sum match the newest complete backup of DEST
 are hard links to it; into S3, files go to DEST's object store (objects/sha256/…), where content
-already there is not copied again. An archive is copied as one object, its SHA-256 checked.
+already there is not copied again. An archive is copied as one object, its SHA-256 checked
+(its metadata is inside it, so it records no copied_from).
 
 When DEST already holds the backup, complete and with the same manifest, copy does nothing and
 succeeds; another backup of that name is refused (exit 2).`,
