@@ -44,6 +44,10 @@ const (
 	KindCopyPrefix = "copy-prefix"
 	// KindRestorePrefix copies a list of backed-up files into the platform's storage.
 	KindRestorePrefix = "restore-prefix"
+	// KindCopyBackup copies files of a complete backup into another destination's staging
+	// area (or its object store), each checked on arrival against the SHA256 its key list
+	// gives; an entry with Reuse is hard-linked from CopyTask.Base when both are local.
+	KindCopyBackup = "copy-backup"
 )
 
 // MaxDeliveriesAdvisory is the core-NATS subject on which the server announces a task message
@@ -206,7 +210,7 @@ func DecodeTask(data []byte) (*Task, error) {
 	}
 	switch {
 	case t.Kind == KindExportModel && t.Export != nil:
-	case (t.Kind == KindCopyPrefix || t.Kind == KindRestorePrefix) && t.Copy != nil:
+	case (t.Kind == KindCopyPrefix || t.Kind == KindRestorePrefix || t.Kind == KindCopyBackup) && t.Copy != nil:
 	default:
 		return nil, fmt.Errorf("decode task %q: kind %q without its body", t.ID, t.Kind)
 	}

@@ -418,6 +418,8 @@ func (w *Worker) handle(ctx context.Context, t *messages.Task) (*messages.Result
 		return w.export(ctx, t)
 	case messages.KindCopyPrefix, messages.KindRestorePrefix:
 		return w.copy(ctx, t)
+	case messages.KindCopyBackup:
+		return w.copyBackup(ctx, t)
 	default:
 		return nil, Permanent(fmt.Errorf("task %s: unknown kind %q", t.ID, t.Kind))
 	}

@@ -29,6 +29,7 @@ type backupOptions struct {
 	metricsAddr   string
 	metricsFile   string
 	stallTimeout  time.Duration
+	copyTo        string
 }
 
 // AddFlags adds backup's flags to f.
@@ -50,6 +51,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, counts, bytes, duration, path, trace id) on standard output")
 	f.StringVar(&o.Resume, "resume", "", "finish the abandoned or failed run with this `id` (see webnovel-backup runs); its other options are reused")
 	addStallFlag(f, &o.stallTimeout)
+	f.StringVar(&o.copyTo, "copy-to", "", "then copy the backup to this `destination` (folder or s3://…) as the run's last step; a failed copy keeps the backup and exits 3 (see webnovel-backup copy)")
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
@@ -95,7 +97,7 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	}
 	if !o.skipPreflight && o.Resume == "" {
 		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
-			return o.report(con, nil, outcome.AfterCancel(ctx, err))
+			return o.report(con, nil, nil, outcome.AfterCancel(ctx, err))
 		}
 	}
 	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
@@ -107,8 +109,12 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	o.Progress = bar
 	rep, err := s.Coordinator.Backup(ctx, o.BackupOptions)
 	bar.Close(err != nil)
+	var copied *copyStatus
+	if err == nil && o.copyTo != "" {
+		copied, err = copyAfterBackup(ctx, s.Coordinator, rep, o.copyTo)
+	}
 	o.writeMetricsFile()
-	return o.report(con, rep, outcome.AfterCancel(ctx, err))
+	return o.report(con, rep, copied, outcome.AfterCancel(ctx, err))
 }
 
 // check refuses option combinations that cannot work.
@@ -165,15 +171,16 @@ func (o *backupOptions) writeMetricsFile() {
 
 // report prints the outcome, JSON or text, and returns err, the command's result. err comes
 // through outcome.AfterCancel, so the report's status and the exit code agree.
-func (o *backupOptions) report(con console, rep *coordinator.BackupReport, err error) error {
+func (o *backupOptions) report(con console, rep *coordinator.BackupReport, copied *copyStatus, err error) error {
 	if o.asJSON {
-		if jerr := printJSON(con.out, backupJSON(rep, err)); jerr != nil && err == nil {
+		if jerr := printJSON(con.out, withCopy(backupJSON(rep, err), copied)); jerr != nil && err == nil {
 			return jerr
 		}
 		return err
 	}
-	if err == nil {
+	if rep != nil && (err == nil || copied != nil) {
 		printBackupReport(con, rep)
+		printCopyStatus(con, copied)
 	}
 	return err
 }

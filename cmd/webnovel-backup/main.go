@@ -70,7 +70,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(
 		newBackupCommand(g), newDemoCommand(g), newRestoreCommand(g), newTestBackupRestoreCommand(g),
 		newWorkerCommand(g), newRunsCommand(g), newVerifyCommand(g), newListCommand(g),
-		newPruneCommand(g), newDoctorCommand(g), newProbeCommand(g), newInitDBCommand(g),
+		newPruneCommand(g), newDoctorCommand(g), newProbeCommand(g), newInitDBCommand(g), newCopyCommand(g),
 	)
 	return root
 }

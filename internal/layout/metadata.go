@@ -61,6 +61,18 @@ type Metadata struct {
 	// FixtureIndent is the fixtures' --indent: 0 is this tool's default
 	// one-object-per-line layout.
 	FixtureIndent int `json:"fixture_indent"`
+	// CopiedFrom is set on a backup that webnovel-backup copy wrote into another destination:
+	// where it was copied from and when (nil on the original).
+	CopiedFrom *CopiedFrom `json:"copied_from,omitempty"`
+}
+
+// CopiedFrom says where a copied backup came from.
+type CopiedFrom struct {
+	// Source is the original backup's location (redacted URL or path).
+	Source string    `json:"source"`
+	Time   time.Time `json:"time"`
+	// Run is the copy's run id.
+	Run string `json:"run"`
 }
 
 // BackupOptions are the options the backup ran with, as the Python command

@@ -175,6 +175,40 @@ func (s *Staging) PublishDir(t time.Time) (finalPath string, err error) {
 	return "", fmt.Errorf("publish %s: names %s to -%d are all taken", s.path, Name(t), maxSeq)
 }
 
+// PublishDirNamed is PublishDir under exactly name (a copy keeps its backup's name): it
+// fails, publishing nothing, when name is taken by a folder or an archive.
+func (s *Staging) PublishDirNamed(name string) (finalPath string, err error) {
+	if s.done {
+		return "", fmt.Errorf("publish %s: staging already published or aborted", s.path)
+	}
+	if !IsBackupName(name) {
+		return "", fmt.Errorf("publish %s: %q is not a backup name", s.path, name)
+	}
+	if _, err := os.Stat(filepath.Join(s.path, FileMetadata)); err != nil {
+		return "", fmt.Errorf("publish %s: refusing an incomplete backup: %w", s.path, err)
+	}
+	if err := syncTree(s.path); err != nil {
+		return "", fmt.Errorf("publish %s: %w", s.path, err)
+	}
+	final := filepath.Join(s.backupDir, name)
+	if exists(final + ArchiveExt) {
+		return "", fmt.Errorf("publish %s: %s%s exists", s.path, final, ArchiveExt)
+	}
+	if err := os.Mkdir(final, DirMode); err != nil {
+		return "", fmt.Errorf("publish %s: claim %s: %w", s.path, final, err)
+	}
+	if err := syscall.Rename(s.path, final); err != nil {
+		os.Remove(final)
+		return "", fmt.Errorf("publish %s: rename to %s: %w", s.path, final, err)
+	}
+	s.done = true
+	s.beat.Stop(s.path)
+	if err := syncDir(s.backupDir); err != nil {
+		return final, fmt.Errorf("publish %s: %w", final, err)
+	}
+	return final, nil
+}
+
 // PublishArchive publishes the backup as <backupDir>/backup_YYYYMMDD_HHMMSS.tar.gz.
 // write is called with a hidden temporary file in backupDir and the name of
 // the archive's top folder (the backup name, without .tar.gz); it typically

@@ -145,6 +145,7 @@ func TestNoSecretReachesAnOutput(t *testing.T) {
 		{restore, []string{"restore", archive, "--force", "--json", "--log-format", "json", "-v", "--nats", sc.userURL}, 0},
 		{nil, []string{"verify", folder}, 0},
 		{nil, []string{"verify", archive, "--json", "--log-format", "json", "-v"}, 0},
+		{nil, []string{"copy", folder, s3dest, "--json", "--log-format", "json", "-v"}, 0},
 		{nil, []string{"list", "--backup-dir", "b"}, 0},
 		{nil, []string{"list", "--backup-dir", s3dest, "--json", "--log-format", "json", "-v"}, 0},
 		{nil, []string{"test-backup-restore", "-v"}, 0},
@@ -198,6 +199,9 @@ func (sc *scene) failures(t *testing.T) {
 		{nil, []string{"runs", "--nats", wrong}, 1},
 		{nil, []string{"backup", "--backup-dir", s3creds}, 1},
 		{nil, []string{"list", "--backup-dir", s3creds, "--json"}, 1},
+		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--copy-to", s3creds, "--json"}, 3},
+		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--copy-to", endpoint, "-v"}, 3},
+		{nil, []string{"copy", s3creds + "&x=/backup_20240101_000000", "f", "--json"}, 2},
 	} {
 		env := append(append([]string{}, sc.env...), s.env...)
 		if code, out := run(t, sc.outs, sc.dir, env, s.args...); code == 0 {

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+)
+
+// backupWithCopy is the --json report of backup --copy-to, as far as these tests read it.
+type backupWithCopy struct {
+	Status string `json:"status"`
+	Path   string `json:"path"`
+	Error  string `json:"error"`
+	Copy   *struct {
+		Status string `json:"status"`
+		Dest   string `json:"dest"`
+		Path   string `json:"path"`
+		Error  string `json:"error"`
+	} `json:"copy"`
+}
+
+// backup --copy-to copies the backup as the run's last step: success is exit 0 with the copy
+// in DEST; a copy that fails (DEST cannot be written, or is no valid location) keeps the
+// backup complete, exits 3 (partial) naming DEST, and never prints a secret given in DEST.
+func TestBackupCopyTo(t *testing.T) {
+	dir := sitePlatform(t)
+	blocker := filepath.Join(dir, "a-file")
+	os.WriteFile(blocker, []byte("not a folder"), 0o600)
+	tests := []struct {
+		name     string
+		dest     string
+		code     int
+		status   outcome.Status
+		mentions string
+	}{
+		{"copied", filepath.Join(dir, "offsite"), outcome.CodeOK, outcome.Complete, ""},
+		{"destination unwritable", filepath.Join(blocker, "offsite"), outcome.CodePartial, outcome.Partial, filepath.Join(blocker, "offsite")},
+		{"secret in destination", "s3://AKIAEXAMPLE:hunter2-secret@bucket/offsite", outcome.CodePartial, outcome.Partial, "bucket/offsite"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			backups := filepath.Join(t.TempDir(), "backups")
+			code, out := cli(t, dir, "backup", "--quiet", "--json", "--backup-dir", backups, "--copy-to", tt.dest)
+			var rep backupWithCopy
+			if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):strings.LastIndex(out, "}")+1]), &rep); err != nil {
+				t.Fatalf("exit %d, report: %v\n%s", code, err, out)
+			}
+			if code != tt.code || rep.Status != string(tt.status) || rep.Copy == nil || rep.Copy.Status != string(tt.status) {
+				t.Fatalf("exit %d, status %q, copy %+v; want %d, %s\n%s", code, rep.Status, rep.Copy, tt.code, tt.status, out)
+			}
+			if strings.Contains(out, "hunter2") {
+				t.Fatalf("a secret of the destination was printed:\n%s", out)
+			}
+			if !strings.Contains(rep.Error, tt.mentions) || !strings.Contains(rep.Copy.Error, tt.mentions) {
+				t.Fatalf("the error does not name %q: %q / %q", tt.mentions, rep.Error, rep.Copy.Error)
+			}
+			backup := onlyBackup(t, backups)
+			if _, err := os.Stat(filepath.Join(backup, layout.FileMetadata)); err != nil || rep.Path != backup {
+				t.Fatalf("the local backup is not complete at %s (report: %s): %v", backup, rep.Path, err)
+			}
+			if tt.code == outcome.CodeOK {
+				copied := onlyBackup(t, tt.dest)
+				if filepath.Base(copied) != filepath.Base(backup) || rep.Copy.Path != copied {
+					t.Fatalf("copied to %s (report: %s), backup %s", copied, rep.Copy.Path, backup)
+				}
+			}
+		})
+	}
+}
+
+// copy BACKUP DEST copies, then finds the backup already there; a missing argument is a usage
+// error.
+func TestCopyCommand(t *testing.T) {
+	dir := sitePlatform(t)
+	if code, out := cli(t, dir, "backup", "--quiet"); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	backup := onlyBackup(t, filepath.Join(dir, "backups"))
+	dest := filepath.Join(t.TempDir(), "offsite")
+	for i, want := range []string{"Copy complete: " + filepath.Join(dest, filepath.Base(backup)), "Already there"} {
+		code, out := cli(t, dir, "copy", backup, dest, "--quiet")
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("copy #%d: exit %d, want %q in\n%s", i+1, code, want, out)
+		}
+	}
+	if code, _ := cli(t, dir, "copy", backup); code != outcome.CodeUsage {
+		t.Fatalf("copy with one argument: exit %d", code)
+	}
+}

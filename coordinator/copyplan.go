@@ -1,0 +1,511 @@
+package coordinator
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/webnovel/webnovel-backup/internal/extsort"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// copyPlan is a copy's tasks and what it found the destination holds already.
+type copyPlan struct {
+	tasks []*messages.Task
+	// base is the destination's backup whose files the copy hard-links ("" for none).
+	base string
+	// present and presentBytes count the files already in the destination's object store:
+	// no task touches them.
+	present, presentBytes int64
+}
+
+// Task groups of a copy: the backup's own objects (fixtures, manifest, index, script) and
+// its storage files.
+const (
+	groupBackup = "backup"
+	groupFiles  = "files"
+)
+
+// planCopy cuts the source's manifest into copy tasks. Every entry carries the SHA-256 the
+// file must have on arrival. Storage files already in the destination are not copied: on a
+// local destination those whose path and sum match the newest usable backup there are
+// hard-linked (Reuse), on S3 those whose object is in the object store are skipped.
+func (r *copyRun) planCopy(ctx context.Context) (*copyPlan, error) {
+	p := &copyCutter{run: r.o.RunID, dest: r.stage.Bucket(), destURL: r.stage.Location(), per: r.o.FilesPerTask, cur: map[string]*copyTaskBuf{}}
+	plan := &copyPlan{}
+	if r.src.archive {
+		e := messages.FileEntry{Path: r.src.name, Stored: r.src.name, SHA256: r.src.archiveSum}
+		if err := p.add(ctx, groupBackup, r.src.parent, "", "", e); err != nil {
+			return nil, err
+		}
+		plan.tasks, _ = p.finish(ctx)
+		return plan, nil
+	}
+	files, cleanup, err := newCopySorter(r.stage)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	if err := r.planBackupObjects(ctx, p, files); err != nil {
+		return nil, err
+	}
+	if r.destLocal {
+		err = r.planLinks(ctx, p, plan, files)
+	} else {
+		err = r.planObjects(ctx, p, plan, files)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if plan.tasks, err = p.finish(ctx); err != nil {
+		return nil, err
+	}
+	halt(ctx, "plan")
+	return plan, nil
+}
+
+// planBackupObjects reads the source's manifest: the backup's own objects (and the manifest
+// itself) are planned straight away, its storage files go to files, sorted by the key the
+// destination joins them on (path for a local one, sum for an object store).
+func (r *copyRun) planBackupObjects(ctx context.Context, p *copyCutter, files *extsort.Sorter) error {
+	rc, _, err := r.src.bucket.Open(ctx, layout.FileSums)
+	if err != nil {
+		return fmt.Errorf("read the source's %s: %w", layout.FileSums, err)
+	}
+	defer rc.Close()
+	err = layout.EachSum(rc, func(rel, sum string) error {
+		if !strings.HasPrefix(rel, layout.FilesDir+"/") {
+			return p.add(ctx, groupBackup, r.src.location, "", "", messages.FileEntry{Path: rel, Stored: rel, SHA256: sum})
+		}
+		if r.destLocal {
+			return files.Add(rel, []byte("S"+sum))
+		}
+		return files.Add(sum, []byte("F"+rel))
+	})
+	if err != nil {
+		return fmt.Errorf("read the source's %s: %w", layout.FileSums, err)
+	}
+	e := messages.FileEntry{Path: layout.FileSums, Stored: layout.FileSums, SHA256: r.src.meta.ManifestSHA256}
+	return p.add(ctx, groupBackup, r.src.location, "", "", e)
+}
+
+// sourceOf is where a storage file of the source is: under the backup itself, or in its
+// destination's object store.
+func (r *copyRun) sourceOf(rel, sum string) (loc, key string) {
+	if r.src.meta.Files.Store == layout.StoreObjects {
+		return r.src.parent, layout.ObjectKey(sum)
+	}
+	return r.src.location, rel
+}
+
+// planLinks plans the storage files into a local destination: a file whose path and sum
+// are those of the base's index entry is a hard link to the base's copy.
+func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, files *extsort.Sorter) error {
+	base, err := r.findLocalBase(ctx, files)
+	if err != nil {
+		return err
+	}
+	plan.base = base
+	return eachGroup(files, func(rel string, vals [][]byte) error {
+		var sum string
+		stored := map[string]string{} // the base's sum → its stored name
+		for _, v := range vals {
+			switch v[0] {
+			case 'S':
+				sum = string(v[1:])
+			case 'B':
+				bsum, name, _ := strings.Cut(string(v[1:]), "\x00")
+				stored[bsum] = name
+			}
+		}
+		if sum == "" {
+			return nil // in the base only
+		}
+		e := messages.FileEntry{Path: rel, SHA256: sum}
+		if name, ok := stored[sum]; ok {
+			e.Reuse = base + "/" + name
+		}
+		loc, key := r.sourceOf(rel, sum)
+		e.Stored = key
+		return p.add(ctx, groupFiles+locTag(loc, r.src), loc, r.o.Dest, "", e)
+	})
+}
+
+// locTag tells the task groups of the two places a source's files can be apart.
+func locTag(loc string, src *copySource) string {
+	if loc == src.parent {
+		return "-objects"
+	}
+	return ""
+}
+
+// planObjects plans the storage files into an S3 destination's object store: one listing of
+// its objects/ is merged with the source's sums; content already there costs nothing, and
+// content listed under several paths is copied once.
+func (r *copyRun) planObjects(ctx context.Context, p *copyCutter, plan *copyPlan, files *extsort.Sorter) error {
+	err := r.destRoot.Walk(ctx, layout.ObjectsDir+"/", func(o storage.Object) error {
+		sum := path.Base(o.Key)
+		if layout.ObjectKey(sum) != o.Key {
+			return nil // not an object of the store
+		}
+		return files.Add(sum, []byte("O"+strconv.FormatInt(o.Size, 10)))
+	})
+	if err != nil {
+		return fmt.Errorf("list the destination's object store: %w", err)
+	}
+	return eachGroup(files, func(sum string, vals [][]byte) error {
+		var rels []string
+		size := int64(-1)
+		for _, v := range vals {
+			switch v[0] {
+			case 'F':
+				rels = append(rels, string(v[1:]))
+			case 'O':
+				size, _ = strconv.ParseInt(string(v[1:]), 10, 64)
+			}
+		}
+		switch {
+		case len(rels) == 0:
+			return nil
+		case size >= 0:
+			plan.present += int64(len(rels))
+			plan.presentBytes += int64(len(rels)) * size
+			return nil
+		}
+		loc, key := r.sourceOf(rels[0], sum)
+		e := messages.FileEntry{Path: layout.ObjectKey(sum), Stored: key, SHA256: sum}
+		return p.add(ctx, groupFiles+locTag(loc, r.src), loc, "", r.o.Dest, e)
+	})
+}
+
+// eachGroup calls fn once per key of s with every value of that key.
+func eachGroup(s *extsort.Sorter, fn func(key string, vals [][]byte) error) error {
+	var (
+		cur  string
+		vals [][]byte
+		some bool
+	)
+	err := s.Each(func(key string, v []byte) error {
+		if some && key != cur {
+			if err := fn(cur, vals); err != nil {
+				return err
+			}
+			vals = vals[:0]
+		}
+		cur, some = key, true
+		vals = append(vals, append([]byte(nil), v...))
+		return nil
+	})
+	if err != nil || !some {
+		return err
+	}
+	return fn(cur, vals)
+}
+
+// findLocalBase picks the newest complete backup folder of the local destination that has a
+// file index and keeps its files itself, checks its manifest and index, and adds its index
+// entries to files. A base that fails a check is a warning naming it, and the next older one
+// is tried; none is no base.
+func (r *copyRun) findLocalBase(ctx context.Context, files *extsort.Sorter) (string, error) {
+	entries, err := os.ReadDir(r.o.Dest)
+	if err != nil {
+		return "", fmt.Errorf("list %s: %w", r.o.Dest, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() && layout.IsBackupName(e.Name()) && e.Name() != r.src.name {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	for _, name := range names {
+		dir := filepath.Join(r.o.Dest, name)
+		meta, err := layout.ReadMetadata(dir)
+		if err != nil || meta.Status != layout.StatusComplete || meta.Files.Index == "" || meta.Files.Store != "" {
+			continue
+		}
+		if err := checkBaseIndex(ctx, dir, meta); err != nil {
+			r.log.Warn("copy: not using a backup of the destination as base", "base", dir, "reason", err)
+			continue
+		}
+		if err := addBaseIndex(dir, meta.Files.Index, files); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	return "", nil
+}
+
+// checkBaseIndex checks a base's manifest against its metadata and its index against the
+// manifest.
+func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) error {
+	sum, _, err := layout.HashFile(ctx, filepath.Join(dir, layout.FileSums))
+	if err != nil {
+		return err
+	}
+	if sum != meta.ManifestSHA256 {
+		return fmt.Errorf("%s has sha256 %s, the metadata says %s", layout.FileSums, sum, meta.ManifestSHA256)
+	}
+	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	want := ""
+	if err := layout.EachSum(f, func(p, s string) error {
+		if p == meta.Files.Index {
+			want = s
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	got, _, err := layout.HashFile(ctx, filepath.Join(dir, meta.Files.Index))
+	if err != nil {
+		return err
+	}
+	if want == "" || got != want {
+		return fmt.Errorf("%s has sha256 %s, %s says %q", meta.Files.Index, got, layout.FileSums, want)
+	}
+	return nil
+}
+
+// addBaseIndex adds the base's index entries (path → sum and stored name) to files.
+func addBaseIndex(dir, index string, files *extsort.Sorter) error {
+	f, err := os.Open(filepath.Join(dir, index))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return messages.ReadFileList(f, func(e messages.FileEntry) error {
+		stored := e.Stored
+		if stored == "" {
+			stored = e.Path
+		}
+		return files.Add(e.Path, []byte("B"+e.SHA256+"\x00"+stored))
+	})
+}
+
+// newCopySorter returns the sorter a copy joins its files through, spilling into the local
+// staging folder's working files, else a temporary folder named after this process.
+func newCopySorter(d destination) (*extsort.Sorter, func(), error) {
+	var dir string
+	var err error
+	if l, ok := d.(*localDestination); ok {
+		dir = filepath.Join(l.Location(), internalDir, "copy-runs")
+		err = os.MkdirAll(dir, 0o700)
+	} else {
+		dir, err = scratch.MkdirTemp("", "wnb-copy-")
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("sort runs: %w", err)
+	}
+	s := extsort.New(dir, sumsBudget())
+	return s, func() {
+		s.Close()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// copyTaskBuf is a task being filled, with its key list.
+type copyTaskBuf struct {
+	task *messages.Task
+	list strings.Builder
+	lw   *messages.FileListWriter
+}
+
+// copyCutter cuts entries into copy-backup tasks of at most per files, one series per group.
+type copyCutter struct {
+	run     string
+	dest    *storage.Bucket
+	destURL string
+	per     int
+	seq     map[string]int
+	cur     map[string]*copyTaskBuf
+	order   []string
+	tasks   []*messages.Task
+}
+
+// add puts e in its group's current task, starting one when needed.
+func (p *copyCutter) add(ctx context.Context, group, source, base, objects string, e messages.FileEntry) error {
+	pt := p.cur[group]
+	if pt != nil && pt.task.Copy.Keys >= p.per {
+		if err := p.flush(ctx, group); err != nil {
+			return err
+		}
+		pt = nil
+	}
+	if pt == nil {
+		if p.seq == nil {
+			p.seq = map[string]int{}
+		}
+		if _, seen := p.seq[group]; !seen {
+			p.order = append(p.order, group)
+		}
+		id := taskID("copy", group, fmt.Sprintf("%04d", p.seq[group]))
+		p.seq[group]++
+		pt = &copyTaskBuf{task: &messages.Task{
+			Version: messages.Version, Run: p.run, ID: id, Kind: messages.KindCopyBackup, Dest: p.destURL,
+			Copy: &messages.CopyTask{Source: source, Prefix: group, Base: base, Objects: objects,
+				KeyList: path.Join(internalDir, "keys", id+".jsonl")},
+		}}
+		pt.lw = messages.NewFileListWriter(&pt.list)
+		p.cur[group] = pt
+	}
+	pt.task.Copy.Keys++
+	return pt.lw.Add(e)
+}
+
+// flush writes the group's current task's key list and adds the task to the plan.
+func (p *copyCutter) flush(ctx context.Context, group string) error {
+	pt := p.cur[group]
+	if pt == nil {
+		return nil
+	}
+	delete(p.cur, group)
+	if err := pt.lw.Flush(); err != nil {
+		return err
+	}
+	if _, err := p.dest.Put(ctx, pt.task.Copy.KeyList, strings.NewReader(pt.list.String()), storage.Object{Mode: 0o600}); err != nil {
+		return fmt.Errorf("write key list: %w", err)
+	}
+	p.tasks = append(p.tasks, pt.task)
+	return nil
+}
+
+// finish flushes every group and returns the tasks.
+func (p *copyCutter) finish(ctx context.Context) ([]*messages.Task, error) {
+	for _, g := range p.order {
+		if err := p.flush(ctx, g); err != nil {
+			return nil, err
+		}
+	}
+	return p.tasks, nil
+}
+
+// verifyArchiveSource reads an archive backup through once: its metadata must be complete,
+// its SHA256SUMS must have the metadata's manifest_sha256, and every file in it must be
+// listed there with its sum (none missing). It returns the metadata and the archive's own
+// SHA-256, which its copy is checked against on arrival.
+func verifyArchiveSource(ctx context.Context, root *storage.Bucket, name string) (*layout.Metadata, string, error) {
+	rc, _, err := root.Open(ctx, name)
+	if errors.Is(err, storage.ErrNotExist) {
+		return nil, "", outcome.Errorf(outcome.Refused, "refused: no archive %s", name)
+	} else if err != nil {
+		return nil, "", err
+	}
+	defer rc.Close()
+	whole := sha256.New()
+	in := io.TeeReader(rc, whole)
+	gz, err := gzip.NewReader(in)
+	if err != nil {
+		return nil, "", outcome.Errorf(outcome.Refused, "refused: %s is not a gzip stream: %w", name, err)
+	}
+	a := &archiveCheck{seen: map[string]string{}}
+	if err := a.read(ctx, tar.NewReader(gz)); err != nil {
+		return nil, "", outcome.Errorf(outcome.Refused, "refused: %s: %w", name, err)
+	}
+	if _, err := io.Copy(io.Discard, in); err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", name, err)
+	}
+	if err := a.check(); err != nil {
+		return nil, "", outcome.Errorf(outcome.Refused, "refused: %s: %w", name, err)
+	}
+	return a.meta, hex.EncodeToString(whole.Sum(nil)), nil
+}
+
+// archiveCheck gathers what an archive holds as it streams past.
+type archiveCheck struct {
+	meta     *layout.Metadata
+	sums     map[string]string
+	manifest string
+	seen     map[string]string
+}
+
+// read hashes every regular entry of the archive.
+func (a *archiveCheck) read(ctx context.Context, tr *tar.Reader) error {
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		_, rel, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
+		switch rel {
+		case layout.FileMetadata:
+			data, err := io.ReadAll(io.LimitReader(tr, 64<<20))
+			if err != nil {
+				return fmt.Errorf("read %s: %w", rel, err)
+			}
+			if a.meta, err = layout.ParseMetadata(data); err != nil {
+				return err
+			}
+		case layout.FileSums:
+			h := sha256.New()
+			if a.sums, err = layout.ParseSums(io.TeeReader(tr, h)); err != nil {
+				return err
+			}
+			if _, err := io.Copy(h, tr); err != nil {
+				return err
+			}
+			a.manifest = hex.EncodeToString(h.Sum(nil))
+		default:
+			h := sha256.New()
+			if _, err := io.Copy(h, tr); err != nil {
+				return fmt.Errorf("read %s: %w", rel, err)
+			}
+			a.seen[rel] = hex.EncodeToString(h.Sum(nil))
+		}
+	}
+}
+
+// check compares what was read with the manifest and the metadata.
+func (a *archiveCheck) check() error {
+	switch {
+	case a.meta == nil:
+		return fmt.Errorf("no %s: an incomplete backup", layout.FileMetadata)
+	case a.sums == nil:
+		return fmt.Errorf("no %s", layout.FileSums)
+	case a.meta.ManifestSHA256 == "" || a.manifest != a.meta.ManifestSHA256:
+		return fmt.Errorf("%s has sha256 %s but the metadata's manifest_sha256 is %q (corrupt or tampered)", layout.FileSums, a.manifest, a.meta.ManifestSHA256)
+	}
+	for p, want := range a.sums {
+		got, ok := a.seen[p]
+		if !ok {
+			return fmt.Errorf("%s is listed in %s but not in the archive", p, layout.FileSums)
+		}
+		if got != want {
+			return fmt.Errorf("%s has sha256 %s, %s says %s", p, got, layout.FileSums, want)
+		}
+	}
+	for p := range a.seen {
+		if _, ok := a.sums[p]; !ok {
+			return fmt.Errorf("%s is in the archive but not in %s", p, layout.FileSums)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,397 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/retention"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
+	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// copyOptions are small: a few files per task, so a copy is several tasks.
+func copyOptions(backup, dest string) coordinator.CopyOptions {
+	return coordinator.CopyOptions{Backup: backup, Dest: dest, FilesPerTask: 7}
+}
+
+// backupInto backs p up into dir and returns the backup's path.
+func backupInto(t *testing.T, s *pipeline.Session, p platformFixture, dir string, compress bool) string {
+	t.Helper()
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dir, Compress: compress, ChunkRows: 50,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep.Path
+}
+
+// addIndex gives a backup folder a file index (path and sum of each of its files, sorted),
+// listed in its manifest, as backups that record one have.
+func addIndex(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := layout.ParseSums(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for p := range sums {
+		if strings.HasPrefix(p, layout.FilesDir+"/") {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	var buf bytes.Buffer
+	w := messages.NewFileListWriter(&buf)
+	for _, p := range paths {
+		if err := w.Add(messages.FileEntry{Path: p, Key: strings.TrimPrefix(p, layout.FilesDir+"/"), SHA256: sums[p]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	if err := os.WriteFile(filepath.Join(dir, layout.FileIndex), buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := readMetadata(t, dir)
+	m.Files.Index = layout.FileIndex
+	if err := layout.WriteMetadata(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	resign(t, dir)
+}
+
+// storageFiles lists a backup folder's files/ (slash paths relative to the folder).
+func storageFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for p := range treeFiles(t, filepath.Join(dir, layout.FilesDir)) {
+		out = append(out, layout.FilesDir+"/"+p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkCopyOf asserts that copied holds exactly what orig holds, metadata aside, passes
+// sha256sum -c and verify, and says where it came from.
+func checkCopyOf(t *testing.T, orig, copied, from string) {
+	t.Helper()
+	a, b := treeFiles(t, orig), treeFiles(t, copied)
+	delete(a, layout.FileMetadata)
+	delete(b, layout.FileMetadata)
+	if len(a) != len(b) {
+		t.Fatalf("the copy holds %d files, the original %d", len(b), len(a))
+	}
+	for p, data := range a {
+		if !bytes.Equal(b[p], data) {
+			t.Fatalf("%s differs in the copy", p)
+		}
+	}
+	sha256sumCheck(t, copied)
+	m := readMetadata(t, copied)
+	if m.CopiedFrom == nil || m.CopiedFrom.Source != from || m.ManifestSHA256 != readMetadata(t, orig).ManifestSHA256 {
+		t.Fatalf("copied_from %+v, manifest %s", m.CopiedFrom, m.ManifestSHA256)
+	}
+	rep, err := verify.Verify(context.Background(), copied, verify.Options{TempDir: t.TempDir()})
+	if err != nil || !rep.OK {
+		t.Fatalf("verify of the copy: %v %v", err, rep.Problems)
+	}
+}
+
+// A copy into a local destination is the backup, byte for byte, under the same name; the
+// next copy hard-links what did not change; a third copy of the same backup does nothing; and
+// the copy restores.
+func TestCopyLocalToLocalIncremental(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	srcDir, dest := t.TempDir(), t.TempDir()
+	ctx := context.Background()
+
+	first := backupInto(t, s, p, srcDir, false)
+	addIndex(t, first)
+	rep, err := s.Coordinator.Copy(ctx, copyOptions(first, dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy1 := filepath.Join(dest, filepath.Base(first))
+	if rep.Path != copy1 || rep.Reused != 0 || rep.Copied == 0 {
+		t.Fatalf("first copy: %+v", rep)
+	}
+	checkCopyOf(t, first, copy1, first)
+
+	files := storageFiles(t, first)
+	changed := files[len(files)/2]
+	key := strings.TrimPrefix(changed, layout.FilesDir+"/")
+	if err := os.WriteFile(filepath.Join(p.storage, filepath.FromSlash(key)), []byte("changed since the first backup"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := backupInto(t, s, p, srcDir, false)
+	addIndex(t, second)
+	rep, err = s.Coordinator.Copy(ctx, copyOptions(second, dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy2 := filepath.Join(dest, filepath.Base(second))
+	if rep.Reused != int64(len(files)-1) {
+		t.Fatalf("second copy reused %d files, want %d (all but %s)", rep.Reused, len(files)-1, changed)
+	}
+	checkCopyOf(t, second, copy2, second)
+	if m := readMetadata(t, copy2); m.Files.Base != filepath.Base(first) || m.Files.Reused.Files != rep.Reused {
+		t.Fatalf("metadata files: base %q, reused %+v", m.Files.Base, m.Files.Reused)
+	}
+	for _, f := range files {
+		a, err1 := os.Stat(filepath.Join(copy1, f))
+		b, err2 := os.Stat(filepath.Join(copy2, f))
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if linked := os.SameFile(a, b); linked != (f != changed) {
+			t.Fatalf("%s: hard-linked to the first copy: %v", f, linked)
+		}
+	}
+
+	again, err := s.Coordinator.Copy(ctx, copyOptions(second, dest))
+	if err != nil || !again.AlreadyThere || again.Path != copy2 {
+		t.Fatalf("copying again: %+v, %v", again, err)
+	}
+	// prune works on the destination alone: the first copy goes, the second (whose files are
+	// mostly links to it) stays whole and restores.
+	d, err := retention.OpenDestination(ctx, dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := retention.Prune(ctx, d, retention.Policy{Last: 1}, retention.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if names := backupNames(t, dest); len(names) != 1 || names[0] != filepath.Base(second) {
+		t.Fatalf("after prune --keep-last 1: %v", names)
+	}
+	checkCopyOf(t, second, copy2, second)
+	target := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: copy2}); err != nil {
+		t.Fatal(err)
+	}
+	compareWithBackup(t, second, target)
+}
+
+// A source that is not a complete backup whose manifest holds is refused before anything is
+// copied; a file that does not match the manifest is caught on arrival, named, and nothing
+// is published.
+func TestCopyBadSource(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	backup := backupInto(t, s, p, t.TempDir(), false)
+	victim := storageFiles(t, backup)[3]
+	tests := []struct {
+		name    string
+		damage  func(dir string)
+		status  outcome.Status
+		mention string
+	}{
+		{"file corrupted", func(dir string) { flipByte(t, filepath.Join(dir, victim)) }, outcome.Failed, victim},
+		{"fixture corrupted", func(dir string) { flipByte(t, filepath.Join(dir, readMetadata(t, dir).Models[0].File)) }, outcome.Failed, readMetadata(t, backup).Models[0].File},
+		{"manifest tampered", func(dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, layout.FileSums), os.O_APPEND|os.O_WRONLY, 0)
+			f.WriteString(strings.Repeat("0", 64) + "  files/extra\n")
+			f.Close()
+		}, outcome.Refused, "manifest_sha256"},
+		{"incomplete", func(dir string) { os.Remove(filepath.Join(dir, layout.FileMetadata)) }, outcome.Refused, "incomplete"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := filepath.Join(t.TempDir(), filepath.Base(backup))
+			copyInto(t, backup, src, func(string) bool { return true })
+			tt.damage(src)
+			dest := t.TempDir()
+			_, err := s.Coordinator.Copy(context.Background(), copyOptions(src, dest))
+			if err == nil {
+				t.Fatal("the copy succeeded")
+			}
+			if got := outcome.Of(err).Status; got != tt.status || !strings.Contains(err.Error(), tt.mention) {
+				t.Fatalf("status %s, error %v; want %s naming %q", got, err, tt.status, tt.mention)
+			}
+			if left, _ := os.ReadDir(dest); len(left) != 0 {
+				t.Fatalf("the destination holds %v", left)
+			}
+		})
+	}
+}
+
+// An archive is copied as one object, its sum checked; a damaged one is refused.
+func TestCopyArchive(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	archive := backupInto(t, s, p, t.TempDir(), true)
+	dest := t.TempDir()
+	rep, err := s.Coordinator.Copy(context.Background(), copyOptions(archive, dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(archive)
+	got, err := os.ReadFile(filepath.Join(dest, filepath.Base(archive)))
+	if err != nil || !bytes.Equal(got, want) || rep.Path != filepath.Join(dest, filepath.Base(archive)) {
+		t.Fatalf("copied archive: %d bytes of %d, path %s, %v", len(got), len(want), rep.Path, err)
+	}
+	if names := backupNames(t, dest); len(names) != 1 {
+		t.Fatalf("destination holds %v", names)
+	}
+	again, err := s.Coordinator.Copy(context.Background(), copyOptions(archive, dest))
+	if err != nil || !again.AlreadyThere {
+		t.Fatalf("copying again: %+v %v", again, err)
+	}
+	// To S3 and back: one object each way, the same bytes.
+	s3 := s3test.Start(t, nil, "offsite")
+	there, err := s.Coordinator.Copy(context.Background(), copyOptions(archive, s3.URL("offsite", "archives", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := objectKeys(t, s3, "offsite", "archives"); len(keys) != 1 || keys[0] != filepath.Base(archive) {
+		t.Fatalf("the S3 destination holds %v", keys)
+	}
+	home := t.TempDir()
+	if _, err := s.Coordinator.Copy(context.Background(), copyOptions(there.Path, home)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(home, filepath.Base(archive))); !bytes.Equal(got, want) {
+		t.Fatalf("the archive back from S3 differs (%d bytes of %d)", len(got), len(want))
+	}
+	bad := filepath.Join(t.TempDir(), filepath.Base(archive))
+	damaged := bytes.Clone(want)
+	damaged[len(damaged)/2] ^= 1
+	os.WriteFile(bad, damaged, 0o600)
+	if _, err := s.Coordinator.Copy(context.Background(), copyOptions(bad, t.TempDir())); outcome.Of(err).Status != outcome.Refused {
+		t.Fatalf("a damaged archive: %v", err)
+	}
+}
+
+// s3Requests counts the requests on object-store keys (objects/…) by kind.
+type s3Requests struct {
+	gets, puts, copies atomic.Int64
+}
+
+func (c *s3Requests) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/"+layout.ObjectsDir+"/") {
+			switch {
+			case r.Header.Get("X-Amz-Copy-Source") != "":
+				c.copies.Add(1)
+			case r.Method == http.MethodGet:
+				c.gets.Add(1)
+			case r.Method == http.MethodPut:
+				c.puts.Add(1)
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (c *s3Requests) reset() { c.gets.Store(0); c.puts.Store(0); c.copies.Store(0) }
+
+// objectKeys lists the keys under prefix in a bucket of the fake S3.
+func objectKeys(t *testing.T, s3 *s3test.Server, bucket, prefix string) []string {
+	t.Helper()
+	b, err := storage.Open(context.Background(), s3.URL(bucket, prefix, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var keys []string
+	if err := b.Walk(context.Background(), "", func(o storage.Object) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// A local backup copied to S3 goes into the destination's object store (no files/ under the
+// backup's prefix); copied on to another bucket of the same service it is copied
+// server-side, no file's bytes read by the worker; copied back to a folder it is the
+// original, and restores. A second backup copied to S3 uploads only what changed.
+func TestCopyThroughS3ObjectStore(t *testing.T) {
+	var count s3Requests
+	s3 := s3test.Start(t, count.wrap, "east", "west")
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	ctx := context.Background()
+	first := backupInto(t, s, p, t.TempDir(), false)
+	name := filepath.Base(first)
+	files := storageFiles(t, first)
+
+	east := s3.URL("east", "nightly", "")
+	rep, err := s.Coordinator.Copy(ctx, copyOptions(first, east))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := objectKeys(t, s3, "east", "nightly/"+layout.ObjectsDir)
+	if len(objects) == 0 || len(objects) > len(files) || count.puts.Load() != int64(len(objects)) {
+		t.Fatalf("%d objects stored by %d PUTs for %d files", len(objects), count.puts.Load(), len(files))
+	}
+	for _, k := range objectKeys(t, s3, "east", "nightly/"+name) {
+		if strings.HasPrefix(k, layout.FilesDir+"/") || strings.HasPrefix(k, layout.StagingPrefix) {
+			t.Fatalf("the S3 copy holds %s", k)
+		}
+	}
+
+	count.reset()
+	west := s3.URL("west", "offsite", "")
+	if _, err := s.Coordinator.Copy(ctx, copyOptions(rep.Path, west)); err != nil {
+		t.Fatal(err)
+	}
+	if count.gets.Load() != 0 || count.puts.Load() != 0 || count.copies.Load() < int64(len(objects)) {
+		t.Fatalf("S3 to S3: %d GETs and %d PUTs of objects, %d server-side copies for %d objects", count.gets.Load(), count.puts.Load(), count.copies.Load(), len(objects))
+	}
+
+	back := t.TempDir()
+	rep, err = s.Coordinator.Copy(ctx, copyOptions(storageJoin(west, name), back))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(back, name)
+	checkCopyOf(t, first, local, storageJoin(west, name))
+	if m := readMetadata(t, local); m.Files.Store != "" {
+		t.Fatalf("a local copy with files.store %q", m.Files.Store)
+	}
+	target := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: local}); err != nil {
+		t.Fatal(err)
+	}
+	compareWithBackup(t, first, target)
+
+	changed := strings.TrimPrefix(files[len(files)/2], layout.FilesDir+"/")
+	os.WriteFile(filepath.Join(p.storage, filepath.FromSlash(changed)), []byte("changed since the first backup"), 0o644)
+	second := backupInto(t, s, p, t.TempDir(), false)
+	count.reset()
+	rep, err = s.Coordinator.Copy(ctx, copyOptions(second, east))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count.puts.Load() != 1 || rep.Reused != int64(len(files)-1) {
+		t.Fatalf("second copy to S3: %d PUTs of objects, %d files reused of %d", count.puts.Load(), rep.Reused, len(files))
+	}
+}
+
+// storageJoin is the location of name under an s3:// location with parameters.
+func storageJoin(loc, name string) string { return storage.Join(loc, name) }
