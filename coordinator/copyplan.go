@@ -124,22 +124,32 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 	plan.base = base
 	return eachGroup(files, func(rel string, vals [][]byte) error {
 		var sum string
-		stored := map[string]string{} // the base's sum → its stored name
+		type baseCopy struct {
+			name string
+			size int64
+		}
+		stored := map[string]baseCopy{} // the base's sum → its copy
 		for _, v := range vals {
 			switch v[0] {
 			case 'S':
 				sum = string(v[1:])
 			case 'B':
-				bsum, name, _ := strings.Cut(string(v[1:]), "\x00")
-				stored[bsum] = name
+				bsum, rest, _ := strings.Cut(string(v[1:]), "\x00")
+				size, name, _ := strings.Cut(rest, "\x00")
+				n, err := strconv.ParseInt(size, 10, 64)
+				if err != nil {
+					return fmt.Errorf("plan links: %s: bad size %q", rel, size)
+				}
+				stored[bsum] = baseCopy{name: name, size: n}
 			}
 		}
 		if sum == "" {
 			return nil // in the base only
 		}
 		e := messages.FileEntry{Path: rel, SHA256: sum}
-		if name, ok := stored[sum]; ok {
-			e.Reuse = base + "/" + name
+		if c, ok := stored[sum]; ok {
+			// The size lets the worker check the base's copy is what its index says.
+			e.Reuse, e.Size = base+"/"+c.name, c.size
 		}
 		loc, key := r.sourceOf(rel, sum)
 		e.Stored = key
@@ -298,7 +308,7 @@ func addBaseIndex(dir, index string, files *extsort.Sorter) error {
 		if stored == "" {
 			stored = e.Path
 		}
-		return files.Add(e.Path, []byte("B"+e.SHA256+"\x00"+stored))
+		return files.Add(e.Path, []byte("B"+e.SHA256+"\x00"+strconv.FormatInt(e.Size, 10)+"\x00"+stored))
 	})
 }
 

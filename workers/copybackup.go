@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -78,6 +76,11 @@ func (w *Worker) copyBackup(ctx context.Context, t *messages.Task) (res *message
 // copyEntries copies (or links) every entry, up to the worker's concurrency at once; the
 // first failure cancels the others and is returned.
 func (w *Worker) copyEntries(ctx context.Context, src, dst *storage.Bucket, t *messages.Task, entries []messages.FileEntry, written *atomic.Int64) (*messages.Result, error) {
+	reuse, err := openReuser(ctx, t.Copy, dst, false, w.log)
+	if err != nil {
+		return nil, err
+	}
+	defer reuse.close()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	slots, _ := w.copySlots()
@@ -107,7 +110,7 @@ func (w *Worker) copyEntries(ctx context.Context, src, dst *storage.Bucket, t *m
 				buf = make([]byte, copyBufferSize)
 			}
 			defer func() { slots <- buf }()
-			reused, n, err := w.copyEntry(ctx, src, dst, t, e, buf, written)
+			reused, n, err := w.copyEntry(ctx, src, dst, reuse, e, buf, written)
 			if err != nil {
 				cancel(err)
 				return
@@ -130,13 +133,9 @@ func (w *Worker) copyEntries(ctx context.Context, src, dst *storage.Bucket, t *m
 }
 
 // copyEntry links or copies one entry and checks what arrived. reused is true for a link.
-func (w *Worker) copyEntry(ctx context.Context, src, dst *storage.Bucket, t *messages.Task, e messages.FileEntry, buf []byte, written *atomic.Int64) (reused bool, n int64, err error) {
-	if e.Reuse != "" && t.Copy.Base != "" && t.Copy.Objects == "" && dst.IsLocal() {
-		if lerr := linkReused(t.Copy.Base, e.Reuse, t.Dest, e.Path); lerr == nil {
-			return true, e.Size, nil
-		} else {
-			w.log.Info("copy backup: hard link failed; copying instead", "file", e.Path, "err", lerr)
-		}
+func (w *Worker) copyEntry(ctx context.Context, src, dst *storage.Bucket, reuse *reuser, e messages.FileEntry, buf []byte, written *atomic.Int64) (reused bool, n int64, err error) {
+	if out, ok := reuse.reuse(ctx, src, dst, e, e.Stored, e.Path, buf); ok {
+		return true, out.n, nil
 	}
 	fc := fileCopy{key: e.Stored, destKey: e.Path, want: e.SHA256, mode: backupFileMode, buf: buf, count: &fileCounter{task: written}}
 	out, err := copyOne(ctx, src, dst, fc)
@@ -154,27 +153,4 @@ func (w *Worker) copyEntry(ctx context.Context, src, dst *storage.Bucket, t *mes
 	}
 	fc.count.settle(out.n)
 	return false, out.n, nil
-}
-
-// linkReused hard-links base/reuse to dest/path (both slash keys, checked like any storage
-// key): the destination already holds these bytes in an earlier backup.
-func linkReused(base, reuse, dest, path string) error {
-	if err := storage.CheckKey(reuse); err != nil {
-		return err
-	}
-	if err := storage.CheckKey(path); err != nil {
-		return err
-	}
-	target := filepath.Join(dest, filepath.FromSlash(path))
-	if err := os.MkdirAll(filepath.Dir(target), 0o700); err != nil {
-		return err
-	}
-	err := os.Link(filepath.Join(base, filepath.FromSlash(reuse)), target)
-	if errors.Is(err, os.ErrExist) {
-		// A redelivered task: the earlier attempt linked it already.
-		if err = os.Remove(target); err == nil {
-			err = os.Link(filepath.Join(base, filepath.FromSlash(reuse)), target)
-		}
-	}
-	return err
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/retention"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/verify"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -40,45 +39,6 @@ func backupInto(t *testing.T, s *pipeline.Session, p platformFixture, dir string
 		t.Fatal(err)
 	}
 	return rep.Path
-}
-
-// addIndex gives a backup folder a file index (path and sum of each of its files, sorted),
-// listed in its manifest, as backups that record one have.
-func addIndex(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, layout.FileSums))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sums, err := layout.ParseSums(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var paths []string
-	for p := range sums {
-		if strings.HasPrefix(p, layout.FilesDir+"/") {
-			paths = append(paths, p)
-		}
-	}
-	sort.Strings(paths)
-	var buf bytes.Buffer
-	w := messages.NewFileListWriter(&buf)
-	for _, p := range paths {
-		if err := w.Add(messages.FileEntry{Path: p, Key: strings.TrimPrefix(p, layout.FilesDir+"/"), SHA256: sums[p]}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w.Flush()
-	if err := os.WriteFile(filepath.Join(dir, layout.FileIndex), buf.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := readMetadata(t, dir)
-	m.Files.Index = layout.FileIndex
-	if err := layout.WriteMetadata(dir, m); err != nil {
-		t.Fatal(err)
-	}
-	resign(t, dir)
 }
 
 // storageFiles lists a backup folder's files/ (slash paths relative to the folder).
@@ -128,7 +88,6 @@ func TestCopyLocalToLocalIncremental(t *testing.T) {
 	ctx := context.Background()
 
 	first := backupInto(t, s, p, srcDir, false)
-	addIndex(t, first)
 	rep, err := s.Coordinator.Copy(ctx, copyOptions(first, dest))
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +105,6 @@ func TestCopyLocalToLocalIncremental(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := backupInto(t, s, p, srcDir, false)
-	addIndex(t, second)
 	rep, err = s.Coordinator.Copy(ctx, copyOptions(second, dest))
 	if err != nil {
 		t.Fatal(err)
