@@ -15,6 +15,10 @@
 # Prints GNU time's peak RSS (%M) and the wall time of each command. The fake S3 keeps its
 # objects in its own memory (a few GB at 1M files); it is a separate process, not measured.
 # Needs Go, python3, GNU time.
+#
+# Measured (2 shared cores, 16 B files, 2 workers): local, 1M files: backup 73 MB, verify
+# 70 MB, restore 66 MB; S3, 100k files: verify 76 MB, restore 75 MB (verify at 300k: 73 MB),
+# backup 118 MB (S3 source and destination).
 set -euo pipefail
 N=${1:-1000000}
 SIZE=${SIZE:-16} WORKERS=${WORKERS:-2} PARTS=${PARTS:-local s3}
