@@ -15,8 +15,8 @@ package layout
 
 import (
 	"regexp"
-	"strings"
 	"strconv"
+	"strings"
 	"time"
 )
 
