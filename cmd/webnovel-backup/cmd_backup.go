@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -39,6 +40,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.includeFiles, "include-files", false, "back up the file storage (the default; with --skip-db: files only)")
 	f.StringSliceVar(&o.Models, "models", nil, "back up only these `labels` (e.g. books.Book books.Chapter accounts.User)")
 	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder")
+	f.StringVar(&o.Compression, "compression", "", "the archive's `kind`: gzip (.tar.gz, the default), zstd (.tar.zst) or none (.tar); implies --compress")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
 	f.IntVar(&o.ChunkRows, "chunk-rows", coordinator.DefaultChunkRows, "split tables larger than this into primary-key ranges exported in parallel")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
@@ -110,6 +112,12 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 
 // check refuses option combinations that cannot work.
 func (o *backupOptions) check(g *globals) error {
+	if o.Compression != "" {
+		if _, err := archive.ParseCompression(o.Compression); err != nil {
+			return usageErrorf("%v", err)
+		}
+		o.Compress = true
+	}
 	switch {
 	case o.Resume != "" && g.nats == "":
 		return usageErrorf("--resume needs the cluster the run was on: --nats or NATS_URL")
