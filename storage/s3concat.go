@@ -18,6 +18,7 @@ const concatMinPart int64 = 5 << 20
 
 // concatSource is one object to concatenate.
 type concatSource struct {
+	rel  string // key in the bucket
 	key  string // full key
 	size int64
 	etag *string
@@ -82,7 +83,7 @@ func (d *s3Driver) concatSources(ctx context.Context, keys []string) ([]concatSo
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", k, s3Err(err))
 		}
-		s := concatSource{key: d.full(k), size: aws.ToInt64(head.ContentLength), etag: head.ETag}
+		s := concatSource{rel: k, key: d.full(k), size: aws.ToInt64(head.ContentLength), etag: head.ETag}
 		total += s.size
 		srcs = append(srcs, s)
 	}
@@ -136,15 +137,12 @@ func (c *s3Concat) download(ctx context.Context, s concatSource, from, to int64)
 	if to <= from {
 		return nil
 	}
-	out, err := c.d.client.GetObject(ctx, &s3.GetObjectInput{
-		Bucket: aws.String(c.d.bucket), Key: aws.String(s.key), IfMatch: s.etag,
-		Range: aws.String(fmt.Sprintf("bytes=%d-%d", from, to-1)),
-	})
+	body, err := c.d.getRange(ctx, s.rel, s.etag, from, to-1)
 	if err != nil {
-		return s3Err(err)
+		return err
 	}
-	defer out.Body.Close()
-	n, err := io.Copy(&c.pending, io.LimitReader(out.Body, to-from))
+	defer body.Close()
+	n, err := io.Copy(&c.pending, io.LimitReader(body, to-from))
 	if err == nil && n != to-from {
 		err = fmt.Errorf("read %d of %d bytes of %s", n, to-from, s.key)
 	}
