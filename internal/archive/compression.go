@@ -69,7 +69,7 @@ var (
 // are read through to the end of the last one, anything else is taken as a plain tar, which
 // the tar reader then accepts or refuses. Close releases the decompressor, not r.
 func NewReader(r io.Reader) (io.ReadCloser, Compression, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
+	br := bufio.NewReaderSize(r, 4096) // small: a refusal at a header reads little past it
 	head, err := br.Peek(4)
 	if err != nil && len(head) == 0 {
 		if err == io.EOF {
