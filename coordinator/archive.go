@@ -205,7 +205,7 @@ func (d *localDestination) publishArchive(ctx context.Context, p publishOptions)
 		return filepath.Join(d.backupDir, name), err
 	}
 	final, err := d.stage.PublishFile(name, func(f *os.File) error {
-		return d.concatParts(ctx, f, m, comp, p.archived)
+		return d.concatParts(ctx, f, m, comp, p)
 	})
 	if errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("the backup name %s was taken by another backup while this one ran: %w", name, err)
@@ -233,7 +233,10 @@ func (d *localDestination) publishedBefore(ctx context.Context, name string) (bo
 
 // concatParts writes the archive into f: the head from the staging folder (without the run's
 // working files), every part as it is, the end.
-func (d *localDestination) concatParts(ctx context.Context, f *os.File, m *archiveManifest, comp archive.Compression, archived func(int64)) error {
+func (d *localDestination) concatParts(ctx context.Context, f *os.File, m *archiveManifest, comp archive.Compression, p publishOptions) error {
+	if p.archiveTotal != nil {
+		p.archiveTotal(d.partsSize(m))
+	}
 	skip := func(rel string) bool { return rel == internalDir }
 	if _, err := archive.WriteHead(ctx, f, comp, d.stage.Path(), m.Top, skip); err != nil {
 		return fmt.Errorf("write the archive's first part: %w", err)
@@ -251,14 +254,25 @@ func (d *localDestination) concatParts(ctx context.Context, f *os.File, m *archi
 		if err != nil {
 			return fmt.Errorf("archive part %s: %w", key, err)
 		}
-		if archived != nil {
-			archived(n) // the first call halts there, for the tests that kill a publish
+		if p.archived != nil {
+			p.archived(n) // the first call halts there, for the tests that kill a publish
 		}
 	}
 	if err := archive.WriteEnd(f, comp); err != nil {
 		return fmt.Errorf("write the archive's end: %w", err)
 	}
 	return nil
+}
+
+// partsSize is the bytes of the staged parts (for progress; a part it cannot see counts 0).
+func (d *localDestination) partsSize(m *archiveManifest) int64 {
+	var n int64
+	for _, key := range m.Parts {
+		if fi, err := os.Stat(filepath.Join(d.stage.Path(), filepath.FromSlash(key))); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
 }
 
 // publishStagedFolder archives a staging folder whose files were copied under files/ (staged
@@ -318,8 +332,13 @@ func (d *s3Destination) publishArchive(ctx context.Context, name string, objs []
 	keys = append(keys, d.staging+"/"+end)
 	final := name + comp.Ext()
 	obj := storage.Object{Mode: layout.FileMode, ModTime: time.Now()}
-	if _, err := d.root.Concat(ctx, final, keys, obj); err != nil {
+	whole, err := d.root.Concat(ctx, final, keys, obj)
+	if err != nil {
 		return "", fmt.Errorf("publish %s: %w", final, err)
+	}
+	if p.archiveTotal != nil && p.archived != nil {
+		p.archiveTotal(whole.Size)
+		p.archived(whole.Size)
 	}
 	return final, nil
 }

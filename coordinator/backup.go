@@ -761,6 +761,11 @@ func (r *backupRun) publish(ctx context.Context) (err error) {
 			}
 		}
 		p.archive = append(p.archive, archive.WithProgress(p.archived))
+		p.archiveTotal = func(n int64) {
+			if r.o.Progress != nil {
+				r.o.Progress.Total(progress.Archive, n)
+			}
+		}
 		if r.o.Progress != nil {
 			r.o.Progress.Total(progress.Archive, r.rep.Bytes+totalBytes(r.rep.Models))
 		}

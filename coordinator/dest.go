@@ -42,8 +42,10 @@ type publishOptions struct {
 	// can finish a publish that was cut short.
 	named   func(ctx context.Context, name string) error
 	archive []archive.Option
-	// archived, if set, is told the bytes of each archive part as it is published.
-	archived func(n int64)
+	// archived, if set, is told the bytes of each archive part as it is published, and
+	// archiveTotal the bytes of all of them before the first.
+	archived     func(n int64)
+	archiveTotal func(n int64)
 }
 
 // stagingLocation is where run's staging area is in backupDir (what its tasks get as Dest).
