@@ -45,8 +45,8 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 	res := &messages.Result{}
 	var sums bytes.Buffer
 	sw := messages.NewFileListWriter(&sums)
-	err = messages.ReadFileList(list, func(e messages.FileEntry) error {
-		return w.addToPart(ctx, src, pw, c, e, res, sw, written)
+	err = w.eachOpened(ctx, src, c, list, func(o opened) error {
+		return addToPart(ctx, pw, o, res, sw, written)
 	})
 	if err == nil {
 		err = pw.Close()
@@ -69,16 +69,73 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 	return res, nil
 }
 
+// opened is a file of the key list, its source opened (or the error opening it gave).
+type opened struct {
+	e              messages.FileEntry
+	srcKey, dstKey string
+	r              io.ReadCloser
+	obj            storage.Object
+	before         sourceStamp
+	err            error
+}
+
+// eachOpened calls fn for each file of the key list, in order, with its source opened. The
+// next files are opened ahead, as many as the worker's concurrency, so that on a remote
+// source the wait for each response overlaps the archiving of the files before it. A source
+// fn got is closed after it returns; those opened ahead are closed if fn fails.
+func (w *Worker) eachOpened(ctx context.Context, src *storage.Bucket, c *messages.CopyTask, list io.Reader, fn func(opened) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ahead := make(chan chan opened, max(w.cfg.Concurrency, 1))
+	listErr := make(chan error, 1)
+	go func() {
+		defer close(ahead)
+		listErr <- messages.ReadFileList(list, func(e messages.FileEntry) error {
+			o := opened{e: e, srcKey: c.SourcePrefix + e.Key, dstKey: c.DestPrefix + e.Key}
+			if e.Stored != "" {
+				o.dstKey = e.Stored
+			}
+			ch := make(chan opened, 1)
+			select {
+			case ahead <- ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			go func() {
+				o.r, o.obj, o.err = src.Open(ctx, o.srcKey)
+				if o.err == nil {
+					o.before = statSource(o.r)
+				}
+				ch <- o
+			}()
+			return nil
+		})
+	}()
+	var err error
+	for ch := range ahead {
+		o := <-ch
+		if err == nil {
+			err = fn(o)
+			if err != nil {
+				cancel() // stop opening; drain and close what was opened
+			}
+		}
+		if o.r != nil {
+			o.r.Close()
+		}
+	}
+	if lerr := <-listErr; err == nil && lerr != nil {
+		err = fmt.Errorf("read key list: %w", lerr)
+	}
+	return err
+}
+
 // addToPart archives one file of the key list. A file deleted (or replaced by something that
 // is not a regular file) since it was listed is a warning, as in a folder backup; a file that
 // changed while it was read is kept as read (padded with zeros if it shrank: a tar header
 // carries the size before the data) and named in a warning.
-func (w *Worker) addToPart(ctx context.Context, src *storage.Bucket, pw *archive.PartWriter, c *messages.CopyTask, e messages.FileEntry, res *messages.Result, sw *messages.FileListWriter, written *atomic.Int64) error {
-	srcKey, dstKey := c.SourcePrefix+e.Key, c.DestPrefix+e.Key
-	if e.Stored != "" {
-		dstKey = e.Stored
-	}
-	r, obj, err := src.Open(ctx, srcKey)
+func addToPart(ctx context.Context, pw *archive.PartWriter, o opened, res *messages.Result, sw *messages.FileListWriter, written *atomic.Int64) error {
+	e, srcKey, dstKey, obj, r, err := o.e, o.srcKey, o.dstKey, o.obj, o.r, o.err
 	if errors.Is(err, storage.ErrNotExist) || errors.Is(err, storage.ErrNotRegular) {
 		skippedWarning(res, &copiedFile{key: e.Key, err: err})
 		return nil
@@ -86,8 +143,7 @@ func (w *Worker) addToPart(ctx context.Context, src *storage.Bucket, pw *archive
 	if err != nil {
 		return fmt.Errorf("open %s: %w", storage.QuoteKey(srcKey), err)
 	}
-	defer r.Close()
-	before := statSource(r)
+	before := o.before
 	var in io.Reader = r
 	if wrap := readHook.Load(); wrap != nil {
 		in = (*wrap)(srcKey, in)

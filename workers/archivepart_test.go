@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
@@ -99,5 +101,30 @@ func TestCopyTaskWritesArchivePart(t *testing.T) {
 				t.Fatalf("%d sums entries, want 3", n)
 			}
 		})
+	}
+}
+
+// An archive part is written in key-list order, but the next files' sources are opened
+// ahead (up to the worker's concurrency), so that a remote source's latency overlaps.
+func TestArchivePartOpensAhead(t *testing.T) {
+	f := &inFlight{delay: 30 * time.Millisecond}
+	srv := s3test.Start(t, f.wrap, "media")
+	var keys []string
+	for j := range 12 {
+		keys = append(keys, fmt.Sprintf("content/%02d.json", j))
+	}
+	task := s3CopyTask(t, srv, "copy-content-0000", keys)
+	task.Copy.Archive = &messages.ArchivePart{Output: "part.tar.gz", Top: "backup_20240101_000000", Compression: "gzip"}
+	w := &Worker{cfg: Config{StorageURL: srv.URL("media", "platform", ""), Concurrency: 4}}
+	res, err := w.copy(context.Background(), task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := readPart(t, filepath.Join(task.Dest, "part.tar.gz"))
+	if res.Files != 12 || len(names) != 12 || names[0] != "backup_20240101_000000/files/content/00.json" {
+		t.Fatalf("%d files, entries %v", res.Files, names)
+	}
+	if m := f.max.Load(); m < 2 || m > 5 {
+		t.Fatalf("%d downloads at once, want 2 to 5 (opened ahead, bounded by the concurrency)", m)
 	}
 }
