@@ -186,3 +186,56 @@ func TestShrunkSourcePadded(t *testing.T) {
 		t.Fatalf("added %+v", a)
 	}
 }
+
+// TestPaddingReadsAsNothing: padding between parts, of any length from the minimum up, is
+// skipped by this package's reader and by stock tar.
+func TestPaddingReadsAsNothing(t *testing.T) {
+	files := testFiles(t)
+	for _, tc := range []struct {
+		c       Compression
+		tarFlag string
+	}{{Gzip, "-z"}, {Zstd, "--zstd"}} {
+		for _, n := range []int{MinPadding(tc.c), 27, 4096, 5000} {
+			t.Run(fmt.Sprintf("%s-%d", tc.c, n), func(t *testing.T) {
+				// A head of no files, the padding, then a part and the end: padding between
+				// parts, as a publish may put it.
+				var buf bytes.Buffer
+				if _, err := WriteHead(context.Background(), &buf, tc.c, t.TempDir(), "backup_20240101_000000", nil); err != nil {
+					t.Fatal(err)
+				}
+				before := buf.Len()
+				if err := Padding(&buf, tc.c, n); err != nil {
+					t.Fatal(err)
+				}
+				if buf.Len() != before+n {
+					t.Fatalf("padding wrote %d bytes, want %d", buf.Len()-before, n)
+				}
+				p, _ := NewPartWriter(&buf, tc.c, "backup_20240101_000000", nil)
+				for _, f := range files {
+					if _, err := p.Add(context.Background(), File{Name: f.name, Size: int64(len(f.data))}, bytes.NewReader(f.data), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := p.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if err := WriteEnd(&buf, tc.c); err != nil {
+					t.Fatal(err)
+				}
+				padded := buf.Bytes()
+				if _, err := Extract(context.Background(), bytes.NewReader(padded), t.TempDir()); err != nil {
+					t.Fatalf("Extract: %v", err)
+				}
+				file := filepath.Join(t.TempDir(), "a"+tc.c.Ext())
+				os.WriteFile(file, padded, 0o600)
+				out := t.TempDir()
+				if b, err := exec.Command("tar", tc.tarFlag, "-xf", file, "-C", out).CombinedOutput(); err != nil {
+					t.Fatalf("tar: %v\n%s", err, b)
+				}
+				if got, _ := os.ReadFile(filepath.Join(out, "backup_20240101_000000", files[1].name)); !bytes.Equal(got, files[1].data) {
+					t.Fatal("tar extracted another content")
+				}
+			})
+		}
+	}
+}
