@@ -70,7 +70,7 @@ func (r *backupRun) startBody(done map[string]*messages.Result) (*bodyBuilder, e
 			b.ready = append(b.ready, done[t.ID] != nil)
 		}
 	}
-	if len(b.parts) == 0 || !canInsert(filepath.Join(b.dir, internalDir)) {
+	if len(b.parts) == 0 {
 		return nil, nil
 	}
 	os.Remove(filepath.Join(b.dir, bodyMark))
@@ -265,21 +265,6 @@ func (d *localDestination) finishBody(ctx context.Context, f, head *os.File, hea
 		return fmt.Errorf("archive: %w", err)
 	}
 	return nil
-}
-
-// canInsert reports whether the file system of dir inserts ranges into files: if not, a body
-// would be copied for nothing.
-func canInsert(dir string) bool {
-	f, err := os.CreateTemp(dir, "insert-probe-")
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	defer os.Remove(f.Name())
-	if _, err := f.Write(make([]byte, 2*bodyAlign)); err != nil {
-		return false
-	}
-	return insertRange(f, bodyAlign) == nil
 }
 
 // syncPath syncs a folder's entries to disk.
