@@ -204,14 +204,7 @@ func (d *localDestination) publishArchive(ctx context.Context, p publishOptions)
 	if done, err := d.publishedBefore(ctx, name); done || err != nil {
 		return filepath.Join(d.backupDir, name), err
 	}
-	final, err := d.publishBody(ctx, m, comp, name, p)
-	if !errors.Is(err, errNoBody) {
-		if errors.Is(err, fs.ErrExist) {
-			return "", fmt.Errorf("the backup name %s was taken by another backup while this one ran: %w", name, err)
-		}
-		return final, err
-	}
-	final, err = d.stage.PublishFile(name, func(f *os.File) error {
+	final, err := d.stage.PublishFile(name, func(f *os.File) error {
 		return d.concatParts(ctx, f, m, comp, p)
 	})
 	if errors.Is(err, fs.ErrExist) {

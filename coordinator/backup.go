@@ -542,10 +542,6 @@ func (r *backupRun) runTasks(ctx context.Context) error {
 	var exported, copied bool
 	files, stop := r.c.watchFiles(ctx, r.o.RunID, r.o.Progress)
 	defer stop()
-	body, err := r.startBody(r.done)
-	if err != nil {
-		return err
-	}
 	results, err := r.c.dispatch(ctx, r.o.RunID, r.tasks, r.done, func(res *messages.Result) {
 		r.log.Debug("task done", "task", res.Task, "rows", res.Rows, "files", res.Files, "bytes", res.Bytes, "worker", res.Worker)
 		if res.Kind == messages.KindExportModel {
@@ -559,20 +555,11 @@ func (r *backupRun) runTasks(ctx context.Context) error {
 			return
 		}
 		files.finish(res.Task, res.Bytes)
-		if body != nil {
-			body.taskDone(res.Task)
-		}
 		if !copied {
 			copied = true
 			halt(ctx, "copy")
 		}
 	})
-	if body != nil {
-		// The body only saves the publish a copy: without it the parts are concatenated.
-		if berr := body.finish(err == nil); berr != nil {
-			r.log.Warn("the archive's parts will be concatenated at the publish", "err", berr)
-		}
-	}
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}

@@ -362,25 +362,3 @@ func archiveExists(path string) bool {
 	}
 	return false
 }
-
-// PublishLink publishes the file src, inside the staging folder and complete and synced, as
-// <backupDir>/<name> by link(2), which fails if the name exists (the error wraps
-// fs.ErrExist), then removes the staging folder.
-func (s *Staging) PublishLink(src, name string) (finalPath string, err error) {
-	if s.done {
-		return "", fmt.Errorf("publish %s: staging already published or aborted", s.path)
-	}
-	final := filepath.Join(s.backupDir, name)
-	if err := os.Link(src, final); err != nil {
-		return "", fmt.Errorf("publish %s: %w", final, err)
-	}
-	s.done = true
-	s.beat.Stop(s.path)
-	if err := syncDir(s.backupDir); err != nil {
-		return final, fmt.Errorf("publish %s: %w", final, err)
-	}
-	if err := os.RemoveAll(s.path); err != nil {
-		return final, fmt.Errorf("publish %s: remove staging: %w", final, err)
-	}
-	return final, nil
-}
