@@ -38,6 +38,9 @@ const (
 // sampleSize is how much of a file decides whether it is compressible.
 const sampleSize = 64 << 10
 
+// estimateSize is how much of the sample the compressibility estimate reads.
+const estimateSize = 16 << 10
+
 // smallFile is the size below which a file goes into whatever member is open: switching
 // members costs more than compressing it either way.
 const smallFile = 4 << 10
@@ -65,7 +68,8 @@ func Incompressible(name string, sample []byte) bool {
 	if len(sample) < smallFile {
 		return false
 	}
-	return compress.Estimate(sample) < incompressibleEstimate
+	// The estimate costs about what compressing would: 16 KiB tell random bytes well enough.
+	return compress.Estimate(sample[:min(len(sample), estimateSize)]) < incompressibleEstimate
 }
 
 // PartWriter writes one part of an archive: tar entries under the top folder top, each
