@@ -61,6 +61,9 @@ type BackupOptions struct {
 	// Models selects a subset (labels in any case); empty means all.
 	Models   []string
 	Compress bool
+	// Compression is the archive's compression with Compress: gzip (also when empty), zstd or
+	// none (archive.ParseCompression).
+	Compression string
 	// Indent is the fixtures' --indent (0: one object per line).
 	Indent int
 	// ChunkRows splits larger tables into primary-key ranges of this many rows
@@ -98,6 +101,7 @@ type resumable struct {
 	SkipFiles    bool     `json:"skip_files"`
 	Models       []string `json:"models,omitempty"`
 	Compress     bool     `json:"compress"`
+	Compression  string   `json:"compression,omitempty"`
 	Indent       int      `json:"indent"`
 	ChunkRows    int      `json:"chunk_rows"`
 	FilesPerTask int      `json:"files_per_task"`
@@ -193,6 +197,9 @@ type backupRun struct {
 	published bool
 	// skipped counts storage entries not backed up because they are not regular files.
 	skipped map[string]int64
+	// archiveTop is a compressed backup's name, chosen when its files are planned: the top
+	// folder of the archive parts the copy tasks write.
+	archiveTop string
 }
 
 func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
@@ -312,7 +319,7 @@ func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 	o := r.o
 	opts, _ := json.Marshal(resumable{
 		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
-		Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
+		Compression: o.Compression, Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
 		Full: o.Full, Checksum: o.Checksum, Base: o.Base,
 	})
 	record := messages.RunRecord{ID: o.RunID, Kind: "backup", Started: r.start.UTC(), BackupDir: o.BackupDir,
@@ -384,12 +391,13 @@ func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
 	defer root.Close()
 	rep := &BackupReport{RunID: r.o.RunID}
 	if r.o.Compress {
-		if _, err := root.Stat(ctx, name+layout.ArchiveExt); errors.Is(err, storage.ErrNotExist) {
+		ext := r.compression().Ext()
+		if _, err := root.Stat(ctx, name+ext); errors.Is(err, storage.ErrNotExist) {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("backup --resume: %w", err)
 		}
-		name += layout.ArchiveExt
+		name += ext
 	} else {
 		meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
 		if errors.Is(err, storage.ErrNotExist) {
@@ -530,8 +538,14 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 			err = r.planObjectStore(ctx, copies, r.files.Base)
 		}
 		if err == nil {
+			err = r.archiveParts(ctx, copies)
+		}
+		if err == nil {
 			err = savePlan(ctx, dest, copies, r.prefixes, r.files)
 		}
+	}
+	if err == nil && r.rec != nil {
+		err = r.archiveParts(ctx, copies) // the ids of the tasks to run again changed
 	}
 	if err != nil {
 		return fmt.Errorf("backup: plan files: %w", err)
@@ -619,6 +633,9 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	meta.Files = r.fileMeta
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
+	if err := r.writeArchiveManifest(ctx); err != nil {
+		return err
+	}
 	meta.Files.Base, meta.Files.New, meta.Files.Reused = r.rep.Base, r.rep.New, r.rep.Reused
 	if r.usesObjects() {
 		meta.Files.Store = layout.StoreObjects
@@ -772,7 +789,7 @@ func (r *backupRun) publish(ctx context.Context) (err error) {
 	}
 	if r.o.Compress {
 		var once bool
-		p.archive = append(p.archive, archive.WithProgress(func(n int64) {
+		p.archived = func(n int64) {
 			if r.o.Progress != nil {
 				r.o.Progress.Add(progress.Archive, n)
 			}
@@ -780,7 +797,13 @@ func (r *backupRun) publish(ctx context.Context) (err error) {
 				once = true
 				halt(ctx, "archive")
 			}
-		}))
+		}
+		p.archive = append(p.archive, archive.WithProgress(p.archived))
+		p.archiveTotal = func(n int64) {
+			if r.o.Progress != nil {
+				r.o.Progress.Total(progress.Archive, n)
+			}
+		}
 		if r.o.Progress != nil {
 			r.o.Progress.Total(progress.Archive, r.rep.Bytes+totalBytes(r.rep.Models))
 		}
@@ -885,6 +908,7 @@ func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*mess
 	}
 	o.RunID = rec.ID
 	o.BackupDir, o.SkipDB, o.SkipFiles, o.Models, o.Compress = r.BackupDir, r.SkipDB, r.SkipFiles, r.Models, r.Compress
+	o.Compression = r.Compression
 	o.Indent, o.ChunkRows, o.FilesPerTask, o.BytesPerTask = r.Indent, r.ChunkRows, r.FilesPerTask, r.BytesPerTask
 	o.Full, o.Checksum, o.Base = r.Full, r.Checksum, r.Base
 	if o.Workers == 0 {

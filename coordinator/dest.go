@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,6 +42,10 @@ type publishOptions struct {
 	// can finish a publish that was cut short.
 	named   func(ctx context.Context, name string) error
 	archive []archive.Option
+	// archived, if set, is told the bytes of each archive part as it is published, and
+	// archiveTotal the bytes of all of them before the first.
+	archived     func(n int64)
+	archiveTotal func(n int64)
 }
 
 // stagingLocation is where run's staging area is in backupDir (what its tasks get as Dest).
@@ -89,24 +92,14 @@ func (d *localDestination) Close()                  { d.bucket.Close() }
 // Publish renames the staging folder (or archives it) after removing the run's working
 // files. A crash before the rename leaves a staging folder a resume publishes again.
 func (d *localDestination) Publish(ctx context.Context, p publishOptions) (string, error) {
+	if p.compress {
+		return d.publishArchive(ctx, p)
+	}
 	if err := d.bucket.RemoveAll(ctx, internalDir); err != nil {
 		return "", fmt.Errorf("remove working files: %w", err)
 	}
-	if !p.compress {
-		halt(ctx, "publish")
-		return d.stage.PublishDir(p.start)
-	}
-	// A predecessor killed while archiving left a partial archive under a temporary name.
-	leftovers, _ := filepath.Glob(filepath.Join(d.backupDir, ".wnb-archive-"+d.run+"-*.tmp"))
-	for _, f := range leftovers {
-		if err := os.Remove(f); err != nil {
-			return "", fmt.Errorf("remove a partial archive: %w", err)
-		}
-	}
-	return d.stage.PublishArchive(p.start, func(w io.Writer, top string) error {
-		_, err := archive.Write(ctx, w, d.stage.Path(), top, p.archive...)
-		return err
-	})
+	halt(ctx, "publish")
+	return d.stage.PublishDir(p.start)
 }
 
 // s3Destination stages under <prefix>/.wnb-staging-<run>/ and publishes by server-side copies
@@ -156,6 +149,11 @@ func (d *s3Destination) Publish(ctx context.Context, p publishOptions) (string, 
 		return "", err
 	}
 	name := p.name
+	if name == "" && p.compress {
+		if name, err = d.archiveName(ctx); err != nil {
+			return "", err
+		}
+	}
 	if name == "" {
 		if name, err = d.freeName(ctx, p.start, p.compress); err != nil {
 			return "", err
@@ -167,8 +165,7 @@ func (d *s3Destination) Publish(ctx context.Context, p publishOptions) (string, 
 		}
 	}
 	if p.compress {
-		err = d.publishArchive(ctx, name, objs, p.archive)
-		name = strings.TrimSuffix(name, layout.ArchiveExt) + layout.ArchiveExt
+		name, err = d.publishArchive(ctx, name, objs, p)
 	} else {
 		err = d.publishCopies(ctx, name, objs)
 	}
@@ -195,8 +192,8 @@ func (d *s3Destination) stagedObjects(ctx context.Context) ([]storage.Object, er
 	return objs, err
 }
 
-// publishArchive streams the staged objects into name.tar.gz.
-func (d *s3Destination) publishArchive(ctx context.Context, name string, objs []storage.Object, opts []archive.Option) error {
+// streamArchive streams the staged objects into name.tar.gz.
+func (d *s3Destination) streamArchive(ctx context.Context, name string, objs []storage.Object, opts []archive.Option) error {
 	w, err := d.root.Create(ctx, name+layout.ArchiveExt, storage.Object{Mode: layout.FileMode})
 	if err != nil {
 		return err
@@ -250,12 +247,11 @@ func (d *s3Destination) freeName(ctx context.Context, t time.Time, compress bool
 		if seq > 1 {
 			name = fmt.Sprintf("%s-%d", base, seq)
 		}
-		_, errA := d.root.Stat(ctx, name+layout.ArchiveExt)
-		n, errD := countUnder(ctx, d.root, name+"/", 1)
-		if errD != nil {
-			return "", errD
+		taken, err := nameTaken(ctx, d.root, d.base, name)
+		if err != nil {
+			return "", err
 		}
-		if errors.Is(errA, storage.ErrNotExist) && n == 0 {
+		if !taken {
 			return name, nil
 		}
 	}

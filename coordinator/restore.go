@@ -152,7 +152,7 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 	top, err := archive.Extract(ctx, f, tmp)
 	if errors.Is(err, archive.ErrNotArchive) {
 		cleanup()
-		return nil, outcome.Usagef("%s is neither a backup folder nor a backup archive (.tar.gz): %w", src, err)
+		return nil, outcome.Usagef("%s is neither a backup folder nor a backup archive (.tar.gz, .tar.zst or .tar): %w", src, err)
 	}
 	if err != nil {
 		cleanup()
@@ -180,7 +180,7 @@ func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, er
 		return nil, err
 	}
 	cleanup := func() { os.RemoveAll(tmp) }
-	if strings.HasSuffix(name, layout.ArchiveExt) {
+	if _, isArchive := layout.TrimArchiveExt(name); isArchive {
 		r, _, err := b.Open(ctx, name)
 		if err != nil {
 			cleanup()
@@ -190,7 +190,7 @@ func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, er
 		top, err := archive.Extract(ctx, r, tmp)
 		if errors.Is(err, archive.ErrNotArchive) {
 			cleanup()
-			return nil, outcome.Usagef("%s is not a backup archive (.tar.gz): %w", src, err)
+			return nil, outcome.Usagef("%s is not a backup archive (.tar.gz, .tar.zst or .tar): %w", src, err)
 		}
 		if err != nil {
 			cleanup()

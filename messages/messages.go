@@ -152,6 +152,21 @@ type CopyTask struct {
 	// destination's objects/): each file is stored once, under layout.ObjectKey(sum) there,
 	// instead of under Dest/DestPrefix+key.
 	Objects string `json:"objects,omitempty"`
+	// Archive, when set, makes a backup's task write its files as one part of a compressed
+	// archive (backup --compress) instead of one file each under DestPrefix.
+	Archive *ArchivePart `json:"archive,omitempty"`
+}
+
+// ArchivePart is one part of an archive that a copy task writes: tar entries named
+// Top/DestPrefix+key (or Top/Stored), compressed as whole members, without the end blocks, so
+// that the parts of a run concatenate into one archive.
+type ArchivePart struct {
+	// Output is the part's key under Dest.
+	Output string `json:"output"`
+	// Top is the archive's top folder, the backup's name (backup_YYYYMMDD_HHMMSS).
+	Top string `json:"top"`
+	// Compression is gzip, zstd or none.
+	Compression string `json:"compression"`
 }
 
 // Result is what a worker publishes about a task: once per failed attempt (Final false) and

@@ -101,6 +101,9 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	var written atomic.Int64
 	stop := w.reportProgress(ctx, t, &written)
 	defer stop()
+	if c.Archive != nil && !restore {
+		return w.copyToPart(ctx, src, dst, lists, c, list, &written)
+	}
 	files, err := w.copyFiles(ctx, src, dst, c, restore, list, &written, ru)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)

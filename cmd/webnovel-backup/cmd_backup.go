@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -43,6 +44,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.Full, "full", false, "copy every file, even those unchanged since an earlier backup (by default a folder backup hard-links, or on S3 shares, the files unchanged since the newest complete backup of the same storage)")
 	f.BoolVar(&o.Checksum, "checksum", false, "tell unchanged files by the hash of their content (each file is read) instead of their size and modification time (S3: ETag)")
 	f.StringVar(&o.Base, "base", "", "reuse the unchanged files of this earlier backup (`NAME` in the destination, e.g. backup_20241201_143022) instead of the newest complete one")
+	f.StringVar(&o.Compression, "compression", "", "the archive's `kind`: gzip (.tar.gz, the default), zstd (.tar.zst) or none (.tar); implies --compress")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
 	f.IntVar(&o.ChunkRows, "chunk-rows", coordinator.DefaultChunkRows, "split tables larger than this into primary-key ranges exported in parallel")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
@@ -119,6 +121,12 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 
 // check refuses option combinations that cannot work.
 func (o *backupOptions) check(g *globals) error {
+	if o.Compression != "" {
+		if _, err := archive.ParseCompression(o.Compression); err != nil {
+			return usageErrorf("%v", err)
+		}
+		o.Compress = true
+	}
 	switch {
 	case o.Resume != "" && g.nats == "":
 		return usageErrorf("--resume needs the cluster the run was on: --nats or NATS_URL")

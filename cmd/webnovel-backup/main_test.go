@@ -138,6 +138,7 @@ func TestBackupUsageErrors(t *testing.T) {
 		{"backup --no-such-flag", 2, "unknown flag"},
 		{"backup --database sqlite:///missing.sqlite3", 1, "does not exist"},
 		{"backup --database mysql://x/y", 1, "mysql"},
+		{"backup --compression lz4", 2, `--compression "lz4": must be gzip, zstd or none`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {

@@ -25,7 +25,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/pgzip"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -242,11 +241,11 @@ type Entry struct {
 	IsDir   bool
 }
 
-// List returns the entries of a tar.gz, in archive order, without checking
+// List returns the entries of an archive (any compression, see NewReader), in archive order, without checking
 // them (Extract does). The metadata of a backup comes first (last in archives written before
 // this order).
 func List(ctx context.Context, r io.Reader) ([]Entry, error) {
-	gz, err := gzip.NewReader(r)
+	gz, _, err := NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("list archive: %w", err)
 	}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
 	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
@@ -23,15 +21,15 @@ import (
 // device, a duplicate, or an entry outside the single top folder.
 var ErrUnsafe = errors.New("unsafe archive")
 
-// ErrNotArchive is wrapped by Extract's error when the stream is not a tar.gz at all (not gzip,
-// or gzip holding no tar), as opposed to a damaged archive.
-var ErrNotArchive = errors.New("not a tar.gz archive")
+// ErrNotArchive is wrapped by Extract's error when the stream is not an archive at all (no
+// tar, compressed or not), as opposed to a damaged archive.
+var ErrNotArchive = errors.New("not a tar archive (.tar.gz, .tar.zst or .tar)")
 
 // ErrTooLarge is wrapped by Extract's error when the files exceed the
 // limit set by WithMaxBytes.
 var ErrTooLarge = errors.New("archive too large")
 
-// Extract reads a tar.gz backup from r into dest, a folder the caller made
+// Extract reads a backup archive (.tar.gz, .tar.zst or .tar, see NewReader) from r into dest, a folder the caller made
 // (a private temporary one), and returns the name of the archive's single
 // top folder, now dest/<top>.
 //
@@ -104,12 +102,12 @@ type extractor struct {
 
 // extractTo extracts into tmp, returning the top folder's name.
 func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (string, error) {
-	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	gz, _, err := NewReader(ctxReader{ctx, r})
 	if err != nil && ctx.Err() != nil {
 		return "", fmt.Errorf("extract: %w", ctx.Err())
 	}
 	if err != nil {
-		return "", fmt.Errorf("extract: not a gzip stream (%v): %w", err, ErrNotArchive)
+		return "", fmt.Errorf("extract: %w", err)
 	}
 	defer gz.Close()
 	tr := tar.NewReader(ctxReader{ctx, gz})
@@ -123,7 +121,7 @@ func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (st
 		// No first header at all: what the gzip stream holds is not a tar (plain text, a
 		// database), which is not a damaged archive but no archive.
 		if err != nil && len(e.seen) == 0 && (errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
-			return "", fmt.Errorf("extract: gzip stream holds no tar (%v): %w", err, ErrNotArchive)
+			return "", fmt.Errorf("extract: the stream holds no tar (%v): %w", err, ErrNotArchive)
 		}
 		if err != nil {
 			return "", fmt.Errorf("extract: %w", err)
@@ -138,8 +136,8 @@ func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (st
 	if e.top == "" {
 		return "", errors.New("extract: the archive holds no backup folder")
 	}
-	// The gzip checksum is checked at the end of the stream, past the tar
-	// end marker: read to it, so a corrupt archive is not taken as good.
+	// The gzip and zstd checksums are checked at the end of each member, past the tar
+	// end marker for the last one: read to it, so a corrupt archive is not taken as good.
 	if _, err := io.CopyBuffer(io.Discard, ctxReader{ctx, gz}, e.buf); err != nil {
 		return "", fmt.Errorf("extract: %w", err)
 	}
@@ -362,13 +360,13 @@ func typeName(t byte) string {
 // replaces it to stand for a small disk.
 var freeSpace = diskFree
 
-// LeadingMetadata returns the metadata of a tar.gz backup when it is the archive's first file
+// LeadingMetadata returns the metadata of a backup archive when it is the archive's first file
 // (as Write puts it), reading nothing past it; nil without error when the first file is
 // another (an older or Python archive), whose metadata only a full read finds.
 func LeadingMetadata(ctx context.Context, r io.Reader) (*layout.Metadata, error) {
-	gz, err := gzip.NewReader(ctxReader{ctx, r})
+	gz, _, err := NewReader(ctxReader{ctx, r})
 	if err != nil {
-		return nil, fmt.Errorf("read archive: not a gzip stream (%v): %w", err, ErrNotArchive)
+		return nil, fmt.Errorf("read archive: %w", err)
 	}
 	defer gz.Close()
 	tr := tar.NewReader(ctxReader{ctx, gz})

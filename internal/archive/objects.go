@@ -36,14 +36,7 @@ func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, o
 	if top == "" || top == "." || top == ".." || strings.ContainsAny(top, "/\\\x00") {
 		return st, fmt.Errorf("archive: top folder %q must be one path component", top)
 	}
-	sorted := append([]Object(nil), objs...)
-	sort.SliceStable(sorted, func(i, j int) bool {
-		ri, rj := leadingRank(sorted[i].Key), leadingRank(sorted[j].Key)
-		if ri != rj {
-			return ri < rj
-		}
-		return sorted[i].Key < sorted[j].Key
-	})
+	sorted := sortLeading(objs)
 	gz, err := pgzip.NewWriterLevel(w, o.level)
 	if err != nil {
 		return st, err
@@ -96,6 +89,19 @@ func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, o
 	}
 	closed = true
 	return st, gz.Close()
+}
+
+// sortLeading returns objs sorted by key, the leading files first.
+func sortLeading(objs []Object) []Object {
+	sorted := append([]Object(nil), objs...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		ri, rj := leadingRank(sorted[i].Key), leadingRank(sorted[j].Key)
+		if ri != rj {
+			return ri < rj
+		}
+		return sorted[i].Key < sorted[j].Key
+	})
+	return sorted
 }
 
 // leadingRank orders the leading files (metadata, then SHA256SUMS) before every other key.

@@ -98,6 +98,8 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 		phase    string
 		s3       bool
 		compress bool
+		// compression is --compression (with compress).
+		compression string
 		// cutRemoval deletes the staging area's index after the kill, as a removal of the
 		// staging area cut short by the kill leaves it.
 		cutRemoval bool
@@ -111,6 +113,9 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 		{phase: "plan", s3: true},
 		{phase: "publish", s3: true},
 		{phase: "archive", s3: true, compress: true},
+		{phase: "archive", compress: true, compression: "zstd"},
+		{phase: "copy", compress: true, compression: "zstd"},
+		{phase: "archive", s3: true, compress: true, compression: "none"},
 		{phase: "unstage", s3: true, cutRemoval: true},
 		{phase: "unstage", s3: true, compress: true, cutRemoval: true},
 	}
@@ -121,6 +126,9 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 		}
 		if tc.compress && tc.phase != "archive" {
 			name += "-compress"
+		}
+		if tc.compression != "" {
+			name += "-" + tc.compression
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -137,6 +145,9 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 			if tc.compress {
 				extra = append(extra, "--compress")
 			}
+			if tc.compression != "" {
+				extra = append(extra, "--compression", tc.compression)
+			}
 			proctest.StartWorker(t, bin, env, "--name", "w1", "--concurrency", "2")
 			coord := proctest.Start(t, bin, runEnv(env, tc.phase), backupArgs(backups, extra...)...)
 			rec := haltAndKill(t, ctx, mon, coord, tc.phase)
@@ -149,7 +160,7 @@ func TestResumeAfterKillInEachPhase(t *testing.T) {
 			path := waitBackup(t, ctx, resumed)
 			t.Logf("killed in %s, resumed in %s: %s", tc.phase, time.Since(start).Round(time.Millisecond), path)
 			after := mon.run(ctx, rec.ID)
-			if rec.Publishing != "" && strings.TrimSuffix(backupBase(path), layout.ArchiveExt) != rec.Publishing {
+			if rec.Publishing != "" && trimmed(backupBase(path)) != rec.Publishing {
 				t.Errorf("the resume published %s, not %s where its predecessor had started", path, rec.Publishing)
 			}
 			if after.State != messages.RunComplete || after.Path != path || after.Generation != rec.Generation+1 {
@@ -404,4 +415,10 @@ func download(t *testing.T, ctx context.Context, backups, path string) string {
 		t.Fatalf("download %s: %v", path, err)
 	}
 	return filepath.Join(dir, name)
+}
+
+// trimmed is a backup's name without its archive extension.
+func trimmed(name string) string {
+	base, _ := layout.TrimArchiveExt(name)
+	return base
 }

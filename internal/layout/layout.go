@@ -16,6 +16,7 @@ package layout
 import (
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -27,8 +28,21 @@ const (
 	FilesDir     = "files"
 )
 
-// ArchiveExt is the file name extension of a compressed backup.
+// ArchiveExt is the file name extension of a compressed backup (gzip, the default).
 const ArchiveExt = ".tar.gz"
+
+// ArchiveExts are the file name extensions of a backup archive: gzip, zstd, or a plain tar.
+var ArchiveExts = []string{ArchiveExt, ".tar.zst", ".tar"}
+
+// TrimArchiveExt returns name without its archive extension, and whether it had one.
+func TrimArchiveExt(name string) (string, bool) {
+	for _, ext := range ArchiveExts {
+		if base, ok := strings.CutSuffix(name, ext); ok {
+			return base, true
+		}
+	}
+	return name, false
+}
 
 // nameLayout is the time layout of a backup name, as the Python command's
 // strftime("backup_%Y%m%d_%H%M%S").
@@ -49,17 +63,17 @@ func nameWithSeq(t time.Time, seq int) string {
 	return Name(t) + "-" + strconv.Itoa(seq)
 }
 
-var nameRE = regexp.MustCompile(`^(backup_[0-9]{8}_[0-9]{6})(?:-([1-9][0-9]{0,8}))?(\.tar\.gz)?$`)
+var nameRE = regexp.MustCompile(`^(backup_[0-9]{8}_[0-9]{6})(?:-([1-9][0-9]{0,8}))?(\.tar\.gz|\.tar\.zst|\.tar)?$`)
 
 // ParsedName is what ParseName finds in a backup name.
 type ParsedName struct {
 	Time       time.Time // in the location given to ParseName
 	Seq        int       // 1 for no suffix, N for "-N"
-	Compressed bool      // the name ends in ".tar.gz"
+	Compressed bool      // the name ends in an archive extension (ArchiveExts)
 }
 
 // ParseName parses "backup_YYYYMMDD_HHMMSS", optionally followed by a
-// collision suffix "-N" (N >= 2) and ".tar.gz". The time is read in loc
+// collision suffix "-N" (N >= 2) and an archive extension (ArchiveExts). The time is read in loc
 // (time.Local if nil). ok is false if s is not such a name.
 func ParseName(s string, loc *time.Location) (p ParsedName, ok bool) {
 	m := nameRE.FindStringSubmatch(s)
@@ -86,7 +100,7 @@ func ParseName(s string, loc *time.Location) (p ParsedName, ok bool) {
 
 // IsBackupName reports whether s names a backup folder or archive:
 // backup_YYYYMMDD_HHMMSS with a valid date, an optional collision suffix
-// ("-2", "-3", ...) and an optional ".tar.gz".
+// ("-2", "-3", ...) and an optional archive extension (ArchiveExts).
 func IsBackupName(s string) bool {
 	_, ok := ParseName(s, time.UTC)
 	return ok

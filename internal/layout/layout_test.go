@@ -55,7 +55,9 @@ func TestParseName(t *testing.T) {
 		{"backup_20241301_143022", false, 0, false}, // month 13
 		{"backup_20241201_246022", false, 0, false}, // hour 24
 		{"backup_20241201_14302", false, 0, false},
-		{"backup_20241201_143022.tar", false, 0, false},
+		{"backup_20241201_143022.tar", true, 1, true},
+		{"backup_20241201_143022-3.tar.zst", true, 3, true},
+		{"backup_20241201_143022.zst", false, 0, false},
 		{"backup_20241201_143022.tgz", false, 0, false},
 		{"backup_20241201_143022/", false, 0, false},
 		{"xbackup_20241201_143022", false, 0, false},

@@ -150,7 +150,7 @@ func (s *Staging) PublishDir(t time.Time) (finalPath string, err error) {
 	}
 	for seq := 1; seq <= maxSeq; seq++ {
 		final := filepath.Join(s.backupDir, nameWithSeq(t, seq))
-		if exists(final + ArchiveExt) {
+		if archiveExists(final) {
 			continue
 		}
 		if err := os.Mkdir(final, DirMode); err != nil {
@@ -235,7 +235,7 @@ func (s *Staging) PublishArchive(t time.Time, write func(w io.Writer, top string
 	for ; seq <= maxSeq; seq++ {
 		top := nameWithSeq(t, seq)
 		final := filepath.Join(s.backupDir, top+ArchiveExt)
-		if exists(final) || exists(filepath.Join(s.backupDir, top)) {
+		if archiveExists(filepath.Join(s.backupDir, top)) || exists(filepath.Join(s.backupDir, top)) {
 			continue
 		}
 		if err := rewind(f); err != nil {
@@ -344,3 +344,55 @@ func syncDir(dir string) error {
 // left behind by a run that was killed: such folders are safe to remove
 // once that run is known to be dead.
 func IsStagingName(name string) bool { return strings.HasPrefix(name, StagingPrefix) }
+
+// PublishFile publishes the backup as the file <backupDir>/<name> (an archive whose name was
+// chosen before it was written, since its entries carry it). write is called with a hidden
+// temporary file in backupDir (.wnb-archive-<run>-*.tmp); the file is synced, then
+// hard-linked to its name with link(2), which fails if the name exists (the error wraps
+// fs.ErrExist: no backup is ever replaced); the temporary file and the staging folder are
+// then removed.
+func (s *Staging) PublishFile(name string, write func(f *os.File) error) (finalPath string, err error) {
+	if s.done {
+		return "", fmt.Errorf("publish %s: staging already published or aborted", s.path)
+	}
+	final := filepath.Join(s.backupDir, name)
+	f, err := os.CreateTemp(s.backupDir, ".wnb-archive-"+s.runID+"-*.tmp")
+	if err != nil {
+		return "", fmt.Errorf("publish %s: %w", final, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	defer f.Close()
+	if err := write(f); err != nil {
+		return "", fmt.Errorf("publish %s: %w", final, err)
+	}
+	if err := f.Sync(); err != nil {
+		return "", fmt.Errorf("publish %s: %w", final, err)
+	}
+	if err := os.Link(tmp, final); err != nil {
+		return "", fmt.Errorf("publish %s: %w", final, err)
+	}
+	s.done = true
+	s.beat.Stop(s.path)
+	if err := os.Remove(tmp); err != nil {
+		return final, fmt.Errorf("publish %s: remove temporary file: %w", final, err)
+	}
+	if err := syncDir(s.backupDir); err != nil {
+		return final, fmt.Errorf("publish %s: %w", final, err)
+	}
+	if err := os.RemoveAll(s.path); err != nil {
+		return final, fmt.Errorf("publish %s: remove staging: %w", final, err)
+	}
+	return final, nil
+}
+
+// archiveExists reports whether an archive of the backup named by path (without extension)
+// exists, of any compression.
+func archiveExists(path string) bool {
+	for _, ext := range ArchiveExts {
+		if exists(path + ext) {
+			return true
+		}
+	}
+	return false
+}

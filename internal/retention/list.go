@@ -26,8 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
+	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/storage"
 )
@@ -309,9 +308,10 @@ func (d *Destination) readArchiveMetadata(ctx context.Context, b *Backup) {
 	fillFromMetadata(b, data)
 }
 
-// archiveMetadata returns the content of <top>/backup_metadata.json in a tar.gz.
+// archiveMetadata returns the content of <top>/backup_metadata.json in an archive (.tar.gz,
+// .tar.zst or .tar).
 func archiveMetadata(ctx context.Context, r io.Reader) ([]byte, error) {
-	gz, err := gzip.NewReader(r)
+	gz, _, err := archive.NewReader(r)
 	if err != nil {
 		return nil, fmt.Errorf("read archive: %w", err)
 	}

@@ -170,7 +170,7 @@ func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, er
 		rep.Checks = []Check{{Name: CheckArchive, Detail: "cannot extract"}}
 		rep.Problems = []string{fmt.Sprintf("%s: %v", name, err)}
 		if errors.Is(err, archive.ErrNotArchive) {
-			rep.Problems = []string{fmt.Sprintf("%s is neither a backup folder nor a backup archive (.tar.gz): %v", path, err)}
+			rep.Problems = []string{fmt.Sprintf("%s is neither a backup folder nor a backup archive (.tar.gz, .tar.zst or .tar): %v", path, err)}
 		}
 		rep.Duration = time.Since(start)
 		return rep, nil
@@ -182,7 +182,7 @@ func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, er
 	}
 	rep.Path = path
 	archiveCheck := Check{Name: CheckArchive, OK: true, Detail: "extracted " + top + "/"}
-	if want := strings.TrimSuffix(name, layout.ArchiveExt); layout.IsBackupName(name) && top != want {
+	if want, _ := layout.TrimArchiveExt(name); layout.IsBackupName(name) && top != want {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: holds folder %s/, not %s/", name, top, want))
 	}
 	rep.Checks = append([]Check{archiveCheck}, rep.Checks...)
