@@ -16,6 +16,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
 )
@@ -82,29 +83,44 @@ func (r *backupRun) archiveParts(ctx context.Context, copies []*messages.Task) e
 	return nil
 }
 
-// chooseArchiveName is the first of backup_YYYYMMDD_HHMMSS, -2, -3... (the run's start) that
-// no backup of the destination has, as a folder or an archive of any compression.
+// chooseArchiveName is the name the run's archive will have (its entries carry it).
 func (r *backupRun) chooseArchiveName(ctx context.Context) (string, error) {
 	root, err := storage.Open(ctx, r.o.BackupDir)
 	if err != nil {
 		return "", fmt.Errorf("backup: choose the archive's name: %w", err)
 	}
 	defer root.Close()
-	base := layout.Name(r.start)
-	for seq := 1; seq < 1000; seq++ {
+	name, err := freeBackupName(ctx, root, r.o.BackupDir, r.start)
+	if err != nil {
+		return "", fmt.Errorf("backup: choose the archive's name: %w", err)
+	}
+	return name, nil
+}
+
+// freeBackupName is backup_YYYYMMDD_HHMMSS for t, or with -2, -3...: the first that no backup
+// of the destination root (at location dir) has, as a folder or an archive of any
+// compression, past the highest suffix its folders use for that second (layout.NextSeq), so
+// that names keep the order the backups were taken in.
+func freeBackupName(ctx context.Context, root *storage.Bucket, dir string, t time.Time) (string, error) {
+	folders, err := root.Folders(ctx)
+	if err != nil {
+		return "", err
+	}
+	base := layout.Name(t)
+	for seq := layout.NextSeq(folders, t); seq < 1000; seq++ {
 		name := base
 		if seq > 1 {
 			name = fmt.Sprintf("%s-%d", base, seq)
 		}
-		taken, err := nameTaken(ctx, root, r.o.BackupDir, name)
+		taken, err := nameTaken(ctx, root, dir, name)
 		if err != nil {
-			return "", fmt.Errorf("backup: choose the archive's name: %w", err)
+			return "", err
 		}
 		if !taken {
 			return name, nil
 		}
 	}
-	return "", fmt.Errorf("backup: no free backup name for %s in %s", base, r.o.BackupDir)
+	return "", fmt.Errorf("no free backup name for %s in %s", base, redact.URL(dir))
 }
 
 // nameTaken reports whether the destination root (at location dir) holds a backup called

@@ -155,7 +155,7 @@ func (d *s3Destination) Publish(ctx context.Context, p publishOptions) (string, 
 		}
 	}
 	if name == "" {
-		if name, err = d.freeName(ctx, p.start, p.compress); err != nil {
+		if name, err = d.freeName(ctx, p.start); err != nil {
 			return "", err
 		}
 	}
@@ -239,23 +239,9 @@ func (d *s3Destination) publishCopies(ctx context.Context, name string, objs []s
 	return copyWithin(ctx, d.root, d.bucket, meta.Key, name+"/"+meta.Key)
 }
 
-// freeName is backup_YYYYMMDD_HHMMSS, or with -2, -3... when a backup has that name already.
-func (d *s3Destination) freeName(ctx context.Context, t time.Time, compress bool) (string, error) {
-	base := layout.Name(t)
-	for seq := 1; seq < 1000; seq++ {
-		name := base
-		if seq > 1 {
-			name = fmt.Sprintf("%s-%d", base, seq)
-		}
-		taken, err := nameTaken(ctx, d.root, d.base, name)
-		if err != nil {
-			return "", err
-		}
-		if !taken {
-			return name, nil
-		}
-	}
-	return "", fmt.Errorf("no free backup name for %s", base)
+// freeName is the name a folder backup started at t is published under.
+func (d *s3Destination) freeName(ctx context.Context, t time.Time) (string, error) {
+	return freeBackupName(ctx, d.root, d.base, t)
 }
 
 // copyWithin copies an object from the staging bucket to the root bucket: server-side where

@@ -63,6 +63,26 @@ func nameWithSeq(t time.Time, seq int) string {
 	return Name(t) + "-" + strconv.Itoa(seq)
 }
 
+// NextSeq is the collision suffix a backup named for t starts from, given the names in its
+// destination: one past the highest suffix they use for that second (1 when none does). A
+// backup deleted from the middle of a second's run of names then leaves a gap rather than a
+// free name, and names keep the order in which the backups were taken.
+func NextSeq(names []string, t time.Time) int {
+	base, next := Name(t), 1
+	for _, n := range names {
+		m := nameRE.FindStringSubmatch(n)
+		if m == nil || m[1] != base {
+			continue
+		}
+		seq := 1
+		if m[2] != "" {
+			seq, _ = strconv.Atoi(m[2])
+		}
+		next = max(next, seq+1)
+	}
+	return next
+}
+
 var nameRE = regexp.MustCompile(`^(backup_[0-9]{8}_[0-9]{6})(?:-([1-9][0-9]{0,8}))?(\.tar\.gz|\.tar\.zst|\.tar)?$`)
 
 // ParsedName is what ParseName finds in a backup name.

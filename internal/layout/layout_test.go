@@ -81,3 +81,23 @@ func TestParseName(t *testing.T) {
 		}
 	}
 }
+
+func TestNextSeq(t *testing.T) {
+	at := time.Date(2024, 12, 1, 14, 30, 22, 0, time.Local)
+	for _, tc := range []struct {
+		names []string
+		want  int
+	}{
+		{nil, 1},
+		{[]string{"backup_20241201_143021", "backup_20241201_143023-4"}, 1}, // other seconds
+		{[]string{"backup_20241201_143022"}, 2},
+		{[]string{"backup_20241201_143022-3.tar.zst", "backup_20241201_143022"}, 4},
+		// The first of the second was deleted: its name is not taken again, or the next
+		// backup would sort before the ones taken before it.
+		{[]string{"backup_20241201_143022-2", "backup_20241201_143022-5", ".wnb-staging-x", "notes"}, 6},
+	} {
+		if got := NextSeq(tc.names, at); got != tc.want {
+			t.Errorf("NextSeq(%q) = %d, want %d", tc.names, got, tc.want)
+		}
+	}
+}

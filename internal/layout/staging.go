@@ -148,7 +148,7 @@ func (s *Staging) PublishDir(t time.Time) (finalPath string, err error) {
 	if err := syncTree(s.path); err != nil {
 		return "", fmt.Errorf("publish %s: %w", s.path, err)
 	}
-	for seq := 1; seq <= maxSeq; seq++ {
+	for seq := s.firstSeq(t); seq <= maxSeq; seq++ {
 		final := filepath.Join(s.backupDir, nameWithSeq(t, seq))
 		if archiveExists(final) {
 			continue
@@ -231,7 +231,7 @@ func (s *Staging) PublishArchive(t time.Time, write func(w io.Writer, top string
 	tmp := f.Name()
 	defer os.Remove(tmp)
 	defer f.Close()
-	seq := 1
+	seq := s.firstSeq(t)
 	for ; seq <= maxSeq; seq++ {
 		top := nameWithSeq(t, seq)
 		final := filepath.Join(s.backupDir, top+ArchiveExt)
@@ -384,6 +384,20 @@ func (s *Staging) PublishFile(name string, write func(f *os.File) error) (finalP
 		return final, fmt.Errorf("publish %s: remove staging: %w", final, err)
 	}
 	return final, nil
+}
+
+// firstSeq is the first collision suffix to try for a backup named for t (NextSeq of the
+// backup folder's entries; 1 if they cannot be read: the claim still never replaces a name).
+func (s *Staging) firstSeq(t time.Time) int {
+	ents, err := os.ReadDir(s.backupDir)
+	if err != nil {
+		return 1
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	return NextSeq(names, t)
 }
 
 // archiveExists reports whether an archive of the backup named by path (without extension)
