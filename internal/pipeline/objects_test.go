@@ -217,9 +217,9 @@ func writeFile(t *testing.T, p string, data []byte) {
 // A chain of five S3 backups with changes, deletions and renames between them: the object
 // store holds each content once (an unchanged storage adds no object and uploads no file
 // data; a changed file adds one object; a rename or a file put back adds none); each backup's
-// index maps exactly its own storage state to objects with the right bytes. Pruning subsets
-// then sweeps exactly the objects no remaining backup needs, keeps what a run in progress
-// names, and the rest stay whole.
+// index maps exactly its own storage state to objects with the right bytes, and it restores
+// exactly that state. Pruning subsets then sweeps exactly the objects no remaining backup
+// needs, keeps what a run in progress names, and the rest stay whole and restorable.
 func TestS3ObjectStoreChain(t *testing.T) {
 	var rc requestCounter
 	rc.reset()
@@ -269,6 +269,13 @@ func TestS3ObjectStoreChain(t *testing.T) {
 		writeFile(t, filepath.Join(c.p.storage, "new", "copy-of-changed.txt"), []byte("changed content of "+changed))
 	})
 	step(0, func() { writeFile(t, filepath.Join(c.p.storage, "back", deleted), deletedContent) })
+	restoresOwnState := func(names []string) {
+		t.Helper()
+		for _, n := range names {
+			sameTree(t, n+" restored", restoreFiles(t, s3.URL("backups", "nightly/"+n, "")), trees[n])
+		}
+	}
+	restoresOwnState(names)
 
 	ctx := context.Background()
 	d, err := retention.OpenDestination(ctx, s3.URL("backups", "nightly", ""))
@@ -332,6 +339,7 @@ func TestS3ObjectStoreChain(t *testing.T) {
 		for _, n := range remaining {
 			c.checkBackup(n, trees[n]) // still whole: every object there with its bytes
 		}
+		restoresOwnState(remaining)
 	}
 	if _, ok := c.objects()[oldSum]; ok {
 		t.Fatal("the object the finished run named was never swept")
