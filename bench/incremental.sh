@@ -108,7 +108,7 @@ restore_store() { rm -rf "$STORE"; gen "$STORE" "$FILES" $((MIN_KB * 1024)) $((M
 if part l; then
   echo
   echo "== (l) local → local, then $CHANGE_PCT% changed"
-  OUT="$WORK/out"; mkdir -p "$OUT"
+  OUT="$WORK/out"; mkdir -p "$OUT" "$WORK/rsync"
   measured first "$BIN" backup --database "$DB" --storage "$STORE" --workers "$WORKERS" --backup-dir "$OUT"
   FIRST=$(newest "$OUT")
   measured rs1 rsync -a "$STORE/" "$WORK/rsync/1/"
