@@ -67,12 +67,7 @@ func rawString(s string, str *string, raw *[]byte) {
 }
 
 // MarshalJSON writes the entry, keeping a name that is not UTF-8 byte for byte.
-func (e FileEntry) MarshalJSON() ([]byte, error) {
-	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed, ModTime: e.ModTime, ETag: e.ETag, Reuse: e.Reuse}
-	rawString(e.Key, &j.Key, &j.KeyB)
-	rawString(e.Path, &j.Path, &j.PathB)
-	return json.Marshal(j)
-}
+func (e FileEntry) MarshalJSON() ([]byte, error) { return json.Marshal(e.wire()) }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
 func (e *FileEntry) UnmarshalJSON(b []byte) error {
@@ -80,14 +75,28 @@ func (e *FileEntry) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*e = FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256, Mode: j.Mode, Changed: j.Changed, ModTime: j.ModTime, ETag: j.ETag, Reuse: j.Reuse}
+	*e = j.entry()
+	return nil
+}
+
+// wire is the entry as it is written.
+func (e FileEntry) wire() fileEntryJSON {
+	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed, ModTime: e.ModTime, ETag: e.ETag, Reuse: e.Reuse}
+	rawString(e.Key, &j.Key, &j.KeyB)
+	rawString(e.Path, &j.Path, &j.PathB)
+	return j
+}
+
+// entry is the entry a line held.
+func (j fileEntryJSON) entry() FileEntry {
+	e := FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256, Mode: j.Mode, Changed: j.Changed, ModTime: j.ModTime, ETag: j.ETag, Reuse: j.Reuse}
 	if j.KeyB != nil {
 		e.Key = string(j.KeyB)
 	}
 	if j.PathB != nil {
 		e.Path = string(j.PathB)
 	}
-	return nil
+	return e
 }
 
 // FileListWriter writes FileEntry lines.
@@ -104,21 +113,52 @@ func NewFileListWriter(w io.Writer) *FileListWriter {
 	return &FileListWriter{bw: bw, enc: enc}
 }
 
-// Add writes one entry.
-func (w *FileListWriter) Add(e FileEntry) error { return w.enc.Encode(e) }
+// Add writes one entry. Lists are long (a line per file): the wire form is encoded directly,
+// not through MarshalJSON, whose output encoding/json would scan and compact again.
+func (w *FileListWriter) Add(e FileEntry) error { return w.enc.Encode(e.wire()) }
 
 // Flush writes buffered entries.
 func (w *FileListWriter) Flush() error { return w.bw.Flush() }
 
+// MarshalFileEntry is e as one line of a list, without the newline.
+func MarshalFileEntry(e FileEntry) ([]byte, error) { return json.Marshal(e.wire()) }
+
+// FileListReader reads FileEntry lines one at a time.
+type FileListReader struct {
+	dec  *json.Decoder
+	line int
+}
+
+// NewFileListReader reads entries from r.
+func NewFileListReader(r io.Reader) *FileListReader {
+	return &FileListReader{dec: json.NewDecoder(bufio.NewReaderSize(r, 64<<10))}
+}
+
+// Next returns the next entry; ok is false at the end. An error names the entry's number.
+func (r *FileListReader) Next() (e FileEntry, ok bool, err error) {
+	var j fileEntryJSON // decoded directly: UnmarshalJSON would parse each line twice
+	if err := r.dec.Decode(&j); err == io.EOF {
+		return FileEntry{}, false, nil
+	} else if err != nil {
+		return FileEntry{}, false, fmt.Errorf("entry %d: %w", r.line+1, err)
+	}
+	r.line++
+	return j.entry(), true, nil
+}
+
+// Line is the number of entries read so far.
+func (r *FileListReader) Line() int { return r.line }
+
 // ReadFileList calls fn for each entry of a list, streaming.
 func ReadFileList(r io.Reader, fn func(FileEntry) error) error {
-	dec := json.NewDecoder(bufio.NewReader(r))
-	for line := 1; ; line++ {
-		var e FileEntry
-		if err := dec.Decode(&e); err == io.EOF {
+	lr := NewFileListReader(r)
+	for {
+		e, ok, err := lr.Next()
+		if err != nil {
+			return fmt.Errorf("file list %w", err)
+		}
+		if !ok {
 			return nil
-		} else if err != nil {
-			return fmt.Errorf("file list entry %d: %w", line, err)
 		}
 		if err := fn(e); err != nil {
 			return err

@@ -2,8 +2,6 @@ package layout
 
 import (
 	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -14,26 +12,26 @@ import (
 // FileIndexReader reads a file index (FileIndex) one entry at a time, checking that it is
 // sorted by Path as written: a reader merging it with another sorted list relies on that.
 type FileIndexReader struct {
-	dec  *json.Decoder
-	line int
+	r    *messages.FileListReader
 	last string
 }
 
 // NewFileIndexReader reads the index from r.
 func NewFileIndexReader(r io.Reader) *FileIndexReader {
-	return &FileIndexReader{dec: json.NewDecoder(bufio.NewReaderSize(r, 64<<10))}
+	return &FileIndexReader{r: messages.NewFileListReader(r)}
 }
 
 // Next returns the next entry; ok is false at the end of the index.
 func (x *FileIndexReader) Next() (e messages.FileEntry, ok bool, err error) {
-	if err := x.dec.Decode(&e); errors.Is(err, io.EOF) {
-		return e, false, nil
-	} else if err != nil {
-		return e, false, fmt.Errorf("%s entry %d: %w", FileIndex, x.line+1, err)
+	e, ok, err = x.r.Next()
+	if err != nil {
+		return e, false, fmt.Errorf("%s %w", FileIndex, err)
 	}
-	x.line++
-	if x.line > 1 && e.Path <= x.last {
-		return e, false, fmt.Errorf("%s entry %d: %q is not after %q (the index must be sorted, each path once)", FileIndex, x.line, e.Path, x.last)
+	if !ok {
+		return e, false, nil
+	}
+	if line := x.r.Line(); line > 1 && e.Path <= x.last {
+		return e, false, fmt.Errorf("%s entry %d: %q is not after %q (the index must be sorted, each path once)", FileIndex, line, e.Path, x.last)
 	}
 	x.last = e.Path
 	return e, true, nil
@@ -74,7 +72,7 @@ func (w *FileIndexWriter) Add(e messages.FileEntry) error {
 		return fmt.Errorf("file index: %w", err)
 	}
 	e.Changed, e.Reuse = false, ""
-	data, err := json.Marshal(e)
+	data, err := messages.MarshalFileEntry(e)
 	if err != nil {
 		return fmt.Errorf("file index: %s: %w", e.Path, err)
 	}
