@@ -247,17 +247,7 @@ func (d *s3Destination) freeName(ctx context.Context, t time.Time) (string, erro
 // copyWithin copies an object from the staging bucket to the root bucket: server-side where
 // possible, else streamed.
 func copyWithin(ctx context.Context, dst, src *storage.Bucket, from, to string) error {
-	_, err := dst.CopyFrom(ctx, src, from, to)
-	if !errors.Is(err, storage.ErrNoServerSideCopy) {
-		return err
-	}
-	r, obj, err := src.Open(ctx, from)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	_, err = dst.Put(ctx, to, r, obj)
-	return err
+	return dst.Transfer(ctx, src, from, to, nil)
 }
 
 var errEnough = errors.New("enough")

@@ -285,6 +285,26 @@ func (b *Bucket) CopyFrom(ctx context.Context, src *Bucket, srcKey, dstKey strin
 	return o, nil
 }
 
+// Transfer copies src's srcKey to dstKey in b: server-side where the two are on one service
+// (CopyFrom), else streamed through this process. attrs gives the streamed copy's mode and
+// time from the source object's (nil keeps them).
+func (b *Bucket) Transfer(ctx context.Context, src *Bucket, srcKey, dstKey string, attrs func(Object) Object) error {
+	_, err := b.CopyFrom(ctx, src, srcKey, dstKey)
+	if !errors.Is(err, ErrNoServerSideCopy) {
+		return err
+	}
+	r, obj, err := src.Open(ctx, srcKey)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if attrs != nil {
+		obj = attrs(obj)
+	}
+	_, err = b.Put(ctx, dstKey, r, obj)
+	return err
+}
+
 // SHA256 returns the hex SHA-256 of an object's content: the service's own full-object
 // checksum where it keeps one (S3 objects uploaded in one piece), else by reading it.
 func (b *Bucket) SHA256(ctx context.Context, key string) (string, error) {

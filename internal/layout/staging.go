@@ -253,21 +253,11 @@ func (s *Staging) PublishArchive(t time.Time, write func(w io.Writer, top string
 			}
 			return "", fmt.Errorf("publish %s: %w", final, err)
 		}
-		s.done = true
-		s.beat.Stop(s.path)
-		if err := f.Close(); err != nil {
-			return final, fmt.Errorf("publish %s: %w", final, err)
+		err := s.linked(final, tmp)
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("publish %s: %w", final, cerr)
 		}
-		if err := os.Remove(tmp); err != nil {
-			return final, fmt.Errorf("publish %s: remove temporary file: %w", final, err)
-		}
-		if err := syncDir(s.backupDir); err != nil {
-			return final, fmt.Errorf("publish %s: %w", final, err)
-		}
-		if err := os.RemoveAll(s.path); err != nil {
-			return final, fmt.Errorf("publish %s: remove staging: %w", final, err)
-		}
-		return final, nil
+		return final, err
 	}
 	return "", fmt.Errorf("publish %s: names %s to -%d are all taken", s.path, Name(t), maxSeq)
 }
@@ -372,18 +362,25 @@ func (s *Staging) PublishFile(name string, write func(f *os.File) error) (finalP
 	if err := os.Link(tmp, final); err != nil {
 		return "", fmt.Errorf("publish %s: %w", final, err)
 	}
+	return final, s.linked(final, tmp)
+}
+
+// linked finishes the publication of a file that has just been hard-linked from tmp to final:
+// the staging is done, the temporary name and the staging folder go, and the backup folder's
+// entry is made durable.
+func (s *Staging) linked(final, tmp string) error {
 	s.done = true
 	s.beat.Stop(s.path)
 	if err := os.Remove(tmp); err != nil {
-		return final, fmt.Errorf("publish %s: remove temporary file: %w", final, err)
+		return fmt.Errorf("publish %s: remove temporary file: %w", final, err)
 	}
 	if err := syncDir(s.backupDir); err != nil {
-		return final, fmt.Errorf("publish %s: %w", final, err)
+		return fmt.Errorf("publish %s: %w", final, err)
 	}
 	if err := os.RemoveAll(s.path); err != nil {
-		return final, fmt.Errorf("publish %s: remove staging: %w", final, err)
+		return fmt.Errorf("publish %s: remove staging: %w", final, err)
 	}
-	return final, nil
+	return nil
 }
 
 // firstSeq is the first collision suffix to try for a backup named for t (NextSeq of the
