@@ -85,7 +85,9 @@ type PartWriter struct {
 	tw  *tar.Writer
 	gz  [3]*gzip.Writer
 	zs  *zstd.Encoder
-	buf []byte
+	// pipe compresses a packed member's bytes on a goroutine of its own.
+	pipe pipe
+	buf  []byte
 	// Stored and Packed count the file bytes written into stored and compressed members.
 	Stored, Packed int64
 }
@@ -273,6 +275,11 @@ func (p *PartWriter) member(want class) error {
 		return err
 	}
 	p.sw.w, p.cur = p.enc, want
+	if want == classPacked {
+		// Stored members cost little CPU: only compression is worth a goroutine.
+		p.pipe.start(p.enc)
+		p.sw.w = &p.pipe
+	}
 	return nil
 }
 
@@ -314,7 +321,10 @@ func (p *PartWriter) closeMember() error {
 	if p.enc == nil {
 		return nil
 	}
-	err := p.enc.Close()
+	err := p.pipe.stop()
+	if cerr := p.enc.Close(); err == nil {
+		err = cerr
+	}
 	p.enc, p.sw.w, p.cur = nil, p.w, classNone
 	if err != nil {
 		return fmt.Errorf("archive: close a compressed member: %w", err)
@@ -331,6 +341,12 @@ func (p *PartWriter) Close() error {
 	return p.closeMember()
 }
 
+// Abort ends the part's compressing goroutine without finishing the part: for a part given
+// up after an error (after Close, a no-op). What was written is left incomplete.
+func (p *PartWriter) Abort() {
+	p.pipe.stop() //nolint:errcheck // the part is given up: its first error was returned already
+}
+
 // WriteEnd writes the last part of an archive: the end-of-archive blocks (two zero blocks),
 // compressed as the archive is.
 func WriteEnd(w io.Writer, c Compression) error {
@@ -338,6 +354,7 @@ func WriteEnd(w io.Writer, c Compression) error {
 	if err != nil {
 		return err
 	}
+	defer p.Abort()
 	if err := p.member(classPacked); err != nil {
 		return err
 	}
@@ -423,6 +440,7 @@ func WriteHead(ctx context.Context, w io.Writer, c Compression, dir, top string,
 	if err != nil {
 		return st, err
 	}
+	defer p.Abort()
 	root, err := os.Stat(dir)
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", dir, err)
@@ -510,6 +528,7 @@ func WriteObjectsHead(ctx context.Context, w io.Writer, c Compression, top strin
 	if err != nil {
 		return st, err
 	}
+	defer p.Abort()
 	for _, obj := range sortLeading(objs) {
 		r, err := open(obj.Key)
 		if err != nil {
