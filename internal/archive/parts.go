@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -75,7 +76,9 @@ func Incompressible(name string, sample []byte) bool {
 // PartWriter writes one part of an archive: tar entries under the top folder top, each
 // compressed or stored as its content deserves, without the end-of-archive blocks.
 type PartWriter struct {
-	w   io.Writer
+	// w is the destination, buffered: a compressor writes a few hundred bytes at a time, a
+	// system call each on a file.
+	w   *bufio.Writer
 	c   Compression
 	top string
 	cur class
@@ -97,6 +100,9 @@ type switchWriter struct{ w io.Writer }
 
 func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
 
+// partBuffer is how much of a part's output is written at once.
+const partBuffer = 256 << 10
+
 // NewPartWriter starts a part written to w. buf (any size; nil: one is made) is what file
 // contents stream through.
 func NewPartWriter(w io.Writer, c Compression, top string, buf []byte) (*PartWriter, error) {
@@ -109,8 +115,8 @@ func NewPartWriter(w io.Writer, c Compression, top string, buf []byte) (*PartWri
 	if len(buf) < sampleSize {
 		buf = make([]byte, sampleSize)
 	}
-	p := &PartWriter{w: w, c: c, top: top, buf: buf}
-	p.sw.w = w
+	p := &PartWriter{w: bufio.NewWriterSize(w, partBuffer), c: c, top: top, buf: buf}
+	p.sw.w = p.w
 	p.tw = tar.NewWriter(&p.sw)
 	return p, nil
 }
@@ -338,7 +344,10 @@ func (p *PartWriter) Close() error {
 	if err := p.tw.Flush(); err != nil {
 		return err
 	}
-	return p.closeMember()
+	if err := p.closeMember(); err != nil {
+		return err
+	}
+	return p.w.Flush()
 }
 
 // Abort ends the part's compressing goroutine without finishing the part: for a part given
@@ -362,7 +371,10 @@ func WriteEnd(w io.Writer, c Compression) error {
 	if _, err := p.sw.Write(zero); err != nil {
 		return err
 	}
-	return p.closeMember()
+	if err := p.closeMember(); err != nil {
+		return err
+	}
+	return p.w.Flush()
 }
 
 // rawFrame writes one zstd frame of raw (stored) blocks: what zstd itself writes for data it

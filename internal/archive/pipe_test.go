@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -140,6 +141,46 @@ func TestPartWriterDestinationError(t *testing.T) {
 			}
 			if n := runtime.NumGoroutine(); n > before {
 				t.Fatalf("%d goroutines after Abort, %d before", n, before)
+			}
+		})
+	}
+}
+
+// countingDest counts the writes it is given.
+type countingDest struct {
+	writes int
+	bytes  int
+}
+
+func (d *countingDest) Write(p []byte) (int, error) {
+	d.writes++
+	d.bytes += len(p)
+	return len(p), nil
+}
+
+// TestPartWriterWritesInLargePieces: a part reaches its destination in writes of many KiB (a
+// system call each on a file), not in the few hundred bytes a compressor emits at a time.
+func TestPartWriterWritesInLargePieces(t *testing.T) {
+	const size = 8 << 20
+	for _, c := range []Compression{Gzip, Zstd, None} {
+		t.Run(string(c), func(t *testing.T) {
+			dst := &countingDest{}
+			p, err := NewPartWriter(dst, c, "top", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Abort()
+			for i := range 4 {
+				f := File{Name: fmt.Sprintf("files/content/%d.json", i), Size: size / 4, Mode: 0o600, ModTime: time.Unix(1e9, 0)}
+				if _, err := p.Add(context.Background(), f, &textSource{left: size / 4}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if max := dst.bytes/(64<<10) + 2; dst.writes > max {
+				t.Fatalf("%d bytes in %d writes; want at most %d writes", dst.bytes, dst.writes, max)
 			}
 		})
 	}
