@@ -42,6 +42,7 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
 	}
+	defer pw.Abort() // after Close, a no-op
 	res := &messages.Result{}
 	var sums bytes.Buffer
 	sw := messages.NewFileListWriter(&sums)

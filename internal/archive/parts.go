@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -75,7 +76,9 @@ func Incompressible(name string, sample []byte) bool {
 // PartWriter writes one part of an archive: tar entries under the top folder top, each
 // compressed or stored as its content deserves, without the end-of-archive blocks.
 type PartWriter struct {
-	w   io.Writer
+	// w is the destination, buffered: a compressor writes a few hundred bytes at a time, a
+	// system call each on a file.
+	w   *bufio.Writer
 	c   Compression
 	top string
 	cur class
@@ -85,7 +88,9 @@ type PartWriter struct {
 	tw  *tar.Writer
 	gz  [3]*gzip.Writer
 	zs  *zstd.Encoder
-	buf []byte
+	// pipe compresses a packed member's bytes on a goroutine of its own.
+	pipe pipe
+	buf  []byte
 	// Stored and Packed count the file bytes written into stored and compressed members.
 	Stored, Packed int64
 }
@@ -94,6 +99,9 @@ type PartWriter struct {
 type switchWriter struct{ w io.Writer }
 
 func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+// partBuffer is how much of a part's output is written at once.
+const partBuffer = 256 << 10
 
 // NewPartWriter starts a part written to w. buf (any size; nil: one is made) is what file
 // contents stream through.
@@ -107,8 +115,8 @@ func NewPartWriter(w io.Writer, c Compression, top string, buf []byte) (*PartWri
 	if len(buf) < sampleSize {
 		buf = make([]byte, sampleSize)
 	}
-	p := &PartWriter{w: w, c: c, top: top, buf: buf}
-	p.sw.w = w
+	p := &PartWriter{w: bufio.NewWriterSize(w, partBuffer), c: c, top: top, buf: buf}
+	p.sw.w = p.w
 	p.tw = tar.NewWriter(&p.sw)
 	return p, nil
 }
@@ -273,6 +281,11 @@ func (p *PartWriter) member(want class) error {
 		return err
 	}
 	p.sw.w, p.cur = p.enc, want
+	if want == classPacked {
+		// Stored members cost little CPU: only compression is worth a goroutine.
+		p.pipe.start(p.enc)
+		p.sw.w = &p.pipe
+	}
 	return nil
 }
 
@@ -314,7 +327,10 @@ func (p *PartWriter) closeMember() error {
 	if p.enc == nil {
 		return nil
 	}
-	err := p.enc.Close()
+	err := p.pipe.stop()
+	if cerr := p.enc.Close(); err == nil {
+		err = cerr
+	}
 	p.enc, p.sw.w, p.cur = nil, p.w, classNone
 	if err != nil {
 		return fmt.Errorf("archive: close a compressed member: %w", err)
@@ -328,7 +344,16 @@ func (p *PartWriter) Close() error {
 	if err := p.tw.Flush(); err != nil {
 		return err
 	}
-	return p.closeMember()
+	if err := p.closeMember(); err != nil {
+		return err
+	}
+	return p.w.Flush()
+}
+
+// Abort ends the part's compressing goroutine without finishing the part: for a part given
+// up after an error (after Close, a no-op). What was written is left incomplete.
+func (p *PartWriter) Abort() {
+	p.pipe.stop() //nolint:errcheck // the part is given up: its first error was returned already
 }
 
 // WriteEnd writes the last part of an archive: the end-of-archive blocks (two zero blocks),
@@ -338,6 +363,7 @@ func WriteEnd(w io.Writer, c Compression) error {
 	if err != nil {
 		return err
 	}
+	defer p.Abort()
 	if err := p.member(classPacked); err != nil {
 		return err
 	}
@@ -345,7 +371,10 @@ func WriteEnd(w io.Writer, c Compression) error {
 	if _, err := p.sw.Write(zero); err != nil {
 		return err
 	}
-	return p.closeMember()
+	if err := p.closeMember(); err != nil {
+		return err
+	}
+	return p.w.Flush()
 }
 
 // rawFrame writes one zstd frame of raw (stored) blocks: what zstd itself writes for data it
@@ -423,6 +452,7 @@ func WriteHead(ctx context.Context, w io.Writer, c Compression, dir, top string,
 	if err != nil {
 		return st, err
 	}
+	defer p.Abort()
 	root, err := os.Stat(dir)
 	if err != nil {
 		return st, fmt.Errorf("archive %s: %w", dir, err)
@@ -510,6 +540,7 @@ func WriteObjectsHead(ctx context.Context, w io.Writer, c Compression, top strin
 	if err != nil {
 		return st, err
 	}
+	defer p.Abort()
 	for _, obj := range sortLeading(objs) {
 		r, err := open(obj.Key)
 		if err != nil {
