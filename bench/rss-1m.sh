@@ -11,6 +11,7 @@
 #   BIN=path         the binary to measure (default: built from this tree); run once with
 #                    the binary of an earlier commit to compare
 #   TMPDIR=/path     where the files, the backups and the restores go (default /tmp)
+#   MEMPROF=DIR      write each command's heap profile at its peak heap to DIR (--memprofile)
 #
 # Prints GNU time's peak RSS (%M) and the wall time of each command. The fake S3 keeps its
 # objects in its own memory (a few GB at 1M files); it is a separate process, not measured.
@@ -55,6 +56,10 @@ PY
 measure() {
   local label=$1
   shift
+  if [ -n "${MEMPROF:-}" ]; then
+    mkdir -p "$MEMPROF"
+    set -- "$@" --memprofile "$MEMPROF/$(echo "$label" | tr -c 'a-zA-Z0-9\n' '_').pprof"
+  fi
   /usr/bin/time -f "%M %e" -o "$WORK/time" "$BIN" "$@" >"$WORK/cmd.log" 2>&1 || {
     echo "$label failed:" >&2
     tail -20 "$WORK/cmd.log" >&2

@@ -30,6 +30,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	err := outcome.AfterCancel(ctx, root.ExecuteContext(ctx))
 	pprof.StopCPUProfile() // a no-op unless --cpuprofile started one
+	stopMemProfile(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 	}
@@ -60,6 +61,7 @@ func newRootCommand() *cobra.Command {
 			if err := startCPUProfile(g.cpuProfile); err != nil {
 				return err
 			}
+			startMemProfile(g.memProfile)
 			return g.setUpOutput(cmd)
 		},
 	}
