@@ -19,6 +19,7 @@ import (
 )
 
 func main() {
+	setMemoryLimit(os.Getenv)
 	os.Exit(runInterruptible(os.Args[1:], os.Stdout, os.Stderr, os.Exit, setupTracing))
 }
 
