@@ -16,7 +16,7 @@ import (
 // the collector's share of CPU when it cannot get under the limit); it only collects more
 // often, which is why the limit sits well above the live heap we measured, not at it.
 // GOMEMLIMIT (any value, "off" included) replaces it.
-const defaultMemoryLimit = 80 << 20
+const defaultMemoryLimit = 64 << 20
 
 // setMemoryLimit applies defaultMemoryLimit unless getenv("GOMEMLIMIT") is set, and returns
 // the limit in force.
