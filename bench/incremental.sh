@@ -151,6 +151,10 @@ if part s; then
   echo "  first backup:   ${T_s3first}s (peak RSS ${M_s3first} MB)  requests $FIRSTREQ"
   echo "  second backup:  ${T_s3second}s (peak RSS ${M_s3second} MB) = $(ratio "$T_s3second" "$T_s3first")× the first"
   echo "  second backup's requests: $SECONDREQ  ($NCHANGED files changed, $CHANGED bytes)"
+  # File data is what goes to or comes from the content store (objects/sha256/…); the other
+  # PUTs are the backup's own files (fixtures, lists, sums, index, manifest).
+  DATAREQ=$(python3 -c 'import json, sys; c = json.loads(sys.argv[1]); print(c.get("put_file_object", 0), c.get("get_file_object", 0))' "$SECONDREQ")
+  echo "  second backup's file data: PUT ${DATAREQ% *}, GET ${DATAREQ#* } objects for $NCHANGED changed files"
 fi
 echo
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"

@@ -11,6 +11,7 @@
 #   BIN=path         the binary to measure (default: built from this tree); run once with
 #                    the binary of an earlier commit to compare
 #   TMPDIR=/path     where the files, the backups and the restores go (default /tmp)
+#   MEMPROF=DIR      write each command's heap profile at its peak heap to DIR (--memprofile)
 #
 # Prints GNU time's peak RSS (%M) and the wall time of each command. The fake S3 keeps its
 # objects in its own memory (a few GB at 1M files); it is a separate process, not measured.
@@ -18,7 +19,10 @@
 #
 # Measured (2 shared cores, 16 B files, 2 workers): local, 1M files: backup 73 MB, verify
 # 70 MB, restore 66 MB; S3, 100k files: verify 76 MB, restore 75 MB (verify at 300k: 73 MB),
-# backup 118 MB (S3 source and destination).
+# backup 118-165 MB (S3 source and destination). Then S3 clients were shared by the process
+# (each open had parsed AWS_CA_BUNDLE and kept its own connections) and a default soft memory
+# limit of 64 MiB set: S3 backup 98-99 MB at 100k files, 99 MB at 300k (heap in use at its
+# peak 47-53 MB, most of it the upload part buffers of the backup's sums at the end).
 set -euo pipefail
 N=${1:-1000000}
 SIZE=${SIZE:-16} WORKERS=${WORKERS:-2} PARTS=${PARTS:-local s3}
@@ -55,6 +59,10 @@ PY
 measure() {
   local label=$1
   shift
+  if [ -n "${MEMPROF:-}" ]; then
+    mkdir -p "$MEMPROF"
+    set -- "$@" --memprofile "$MEMPROF/$(echo "$label" | tr -c 'a-zA-Z0-9\n' '_').pprof"
+  fi
   /usr/bin/time -f "%M %e" -o "$WORK/time" "$BIN" "$@" >"$WORK/cmd.log" 2>&1 || {
     echo "$label failed:" >&2
     tail -20 "$WORK/cmd.log" >&2

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,9 +187,68 @@ func parseS3URL(rawURL string) (*s3Driver, error) {
 	return d, nil
 }
 
-// connect makes the S3 client: the standard credential chain, AWS_CA_BUNDLE, retries and
-// timeouts.
+// clientKey is what makes two drivers' S3 clients differ: their own settings and the AWS_*
+// environment (credentials, region, profile, CA bundle) that the SDK reads.
+type clientKey struct {
+	endpoint, region string
+	pathStyle        bool
+	checksum         bool
+	timeout          time.Duration
+	concurrency      int
+	awsEnv           string
+}
+
+// sharedClients holds one S3 client per clientKey for the whole process. A backup opens the
+// same buckets once per task; a client of its own each time would parse AWS_CA_BUNDLE again
+// (megabytes of certificates) and keep its own idle connections alive, so the memory of a
+// run grew with its number of tasks, and every task paid new TCP and TLS handshakes.
+var sharedClients struct {
+	mu sync.Mutex
+	m  map[clientKey]*sharedClient
+}
+
+// sharedClient is one cached client and the endpoint the configuration resolved.
+type sharedClient struct {
+	client   *s3.Client
+	region   string
+	endpoint string
+}
+
+// awsEnvironment is the AWS_* variables, sorted, as one string.
+func awsEnvironment() string {
+	var vars []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") {
+			vars = append(vars, kv)
+		}
+	}
+	slices.Sort(vars)
+	return strings.Join(vars, "\x00")
+}
+
+// connect gives the driver the process's S3 client for its settings, making it on first use.
 func (d *s3Driver) connect(ctx context.Context) error {
+	key := clientKey{endpoint: d.endpoint, region: d.region, pathStyle: d.pathStyle, checksum: d.checksum,
+		timeout: d.timeout, concurrency: d.concurrency, awsEnv: awsEnvironment()}
+	sharedClients.mu.Lock()
+	defer sharedClients.mu.Unlock()
+	if c, ok := sharedClients.m[key]; ok {
+		d.client, d.region, d.endpoint = c.client, c.region, c.endpoint
+		return nil
+	}
+	if err := d.newClient(ctx); err != nil {
+		return err
+	}
+	if sharedClients.m == nil {
+		sharedClients.m = map[clientKey]*sharedClient{}
+	}
+	sharedClients.m[key] = &sharedClient{client: d.client, region: d.region, endpoint: d.endpoint}
+	return nil
+}
+
+// newClient makes the S3 client: the standard credential chain, AWS_CA_BUNDLE, retries and
+// timeouts.
+func (d *s3Driver) newClient(ctx context.Context) error {
 
 	// A BuildableClient lets config.LoadDefaultConfig add AWS_CA_BUNDLE's certificates.
 	// The read timeout is a rolling inactivity window: a stalled response (headers or

@@ -6,7 +6,8 @@
 //
 // It prints its endpoint URL as the first line of standard output once it is ready, then
 // serves until interrupted. Any access key and secret are accepted. GET /_stats answers the
-// requests counted so far by kind (get_object, put_object, copy_object, head, list, …) as
+// requests counted so far by kind (get_object, put_object, copy_object, head, list, …; GETs
+// and PUTs of the content store's objects/sha256/… keys as get_file_object, put_file_object) as
 // JSON; /_stats?reset=1 also zeroes them.
 package main
 
@@ -167,12 +168,16 @@ func kind(r *http.Request) string {
 		return "multipart"
 	case r.Method == http.MethodGet && !object:
 		return "list"
+	case r.Method == http.MethodGet && fileData(parts[1]):
+		return "get_file_object"
 	case r.Method == http.MethodGet:
 		return "get_object"
 	case r.Method == http.MethodHead:
 		return "head"
 	case r.Method == http.MethodPut && r.Header.Get("X-Amz-Copy-Source") != "":
 		return "copy_object"
+	case r.Method == http.MethodPut && object && fileData(parts[1]):
+		return "put_file_object"
 	case r.Method == http.MethodPut && object:
 		return "put_object"
 	case r.Method == http.MethodDelete || (r.Method == http.MethodPost && q.Has("delete")):
@@ -180,6 +185,10 @@ func kind(r *http.Request) string {
 	}
 	return strings.ToLower(r.Method)
 }
+
+// fileData is whether an object key holds file content: an object of the content-addressed
+// store (objects/sha256/…), apart from the backups' own lists, fixtures and manifests.
+func fileData(key string) bool { return strings.Contains("/"+key, "/objects/sha256/") }
 
 func (s *stats) count(r *http.Request) {
 	k := kind(r)

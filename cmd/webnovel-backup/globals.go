@@ -36,6 +36,8 @@ type globals struct {
 	maxDeliver int
 	// cpuProfile is the hidden --cpuprofile: a pprof CPU profile of the whole command.
 	cpuProfile string
+	// memProfile is the hidden --memprofile: a pprof heap profile taken near the peak heap.
+	memProfile string
 }
 
 // AddFlags adds the shared flags (persistent: every command has them).
@@ -60,6 +62,8 @@ func (g *globals) AddFlags(pf *pflag.FlagSet) {
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log every task")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this `file` (for go tool pprof)")
 	pf.MarkHidden("cpuprofile")
+	pf.StringVar(&g.memProfile, "memprofile", "", "write a heap profile of the command, taken at its peak heap, to this `file` (for go tool pprof)")
+	pf.MarkHidden("memprofile")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress and no informational logs, only warnings and errors")
 	pf.StringVar(&g.logFormat, "log-format", "text", "log `format`: text or json")
 }

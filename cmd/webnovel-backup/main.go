@@ -19,6 +19,7 @@ import (
 )
 
 func main() {
+	setMemoryLimit(os.Getenv)
 	os.Exit(runInterruptible(os.Args[1:], os.Stdout, os.Stderr, os.Exit, setupTracing))
 }
 
@@ -30,6 +31,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	err := outcome.AfterCancel(ctx, root.ExecuteContext(ctx))
 	pprof.StopCPUProfile() // a no-op unless --cpuprofile started one
+	stopMemProfile(stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 	}
@@ -60,6 +62,7 @@ func newRootCommand() *cobra.Command {
 			if err := startCPUProfile(g.cpuProfile); err != nil {
 				return err
 			}
+			startMemProfile(g.memProfile)
 			return g.setUpOutput(cmd)
 		},
 	}
