@@ -321,7 +321,9 @@ func (o *objectStore) viaStaging(ctx context.Context, f *storedFile, key, seq st
 		if ok, err := exists(ctx, o.store, obj); err != nil || ok {
 			return err
 		}
-		return copyInto(ctx, o.store, o.stage, tmp, obj)
+		return o.store.Transfer(ctx, o.stage, tmp, obj, func(src storage.Object) storage.Object {
+			return storage.Object{Mode: backupFileMode, ModTime: src.ModTime}
+		})
 	})
 }
 
@@ -343,20 +345,4 @@ func exists(ctx context.Context, b *storage.Bucket, key string) (bool, error) {
 		return false, nil
 	}
 	return false, err
-}
-
-// copyInto copies from's object to dst's key to: server-side where the two are on one
-// service, else streamed.
-func copyInto(ctx context.Context, dst, src *storage.Bucket, from, to string) error {
-	_, err := dst.CopyFrom(ctx, src, from, to)
-	if !errors.Is(err, storage.ErrNoServerSideCopy) {
-		return err
-	}
-	r, obj, err := src.Open(ctx, from)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	_, err = dst.Put(ctx, to, r, storage.Object{Mode: backupFileMode, ModTime: obj.ModTime})
-	return err
 }
