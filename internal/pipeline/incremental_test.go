@@ -2,7 +2,9 @@ package pipeline_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,7 +237,7 @@ func TestIncrementalChainOfFive(t *testing.T) {
 func checkChainStep(t *testing.T, i int, rep *coordinator.BackupReport, backups []string, st chainStep, state map[string][]byte) {
 	t.Helper()
 	meta := readMetadata(t, rep.Path)
-	if meta.Files.Index != layout.FileIndex {
+	if meta.Files.Index != layout.FileIndexGz {
 		t.Fatalf("backup %d: files.index is %q", i+1, meta.Files.Index)
 	}
 	wantBase := ""
@@ -290,15 +292,15 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 		reason string
 	}{
 		{"index edited", func(t *testing.T, b string) {
-			editFile(t, filepath.Join(b, layout.FileIndex), `"n":5`, `"n":6`)
-		}, "files_index.jsonl has sha256"},
+			editFile(t, filepath.Join(b, layout.FileIndexGz), `"n":5`, `"n":6`)
+		}, "files_index.jsonl.gz has sha256"},
 		{"index edited and SHA256SUMS re-signed", func(t *testing.T, b string) {
-			editFile(t, filepath.Join(b, layout.FileIndex), `"n":5`, `"n":6`)
-			sum, _, err := layout.HashFile(context.Background(), filepath.Join(b, layout.FileIndex))
+			editFile(t, filepath.Join(b, layout.FileIndexGz), `"n":5`, `"n":6`)
+			sum, _, err := layout.HashFile(context.Background(), filepath.Join(b, layout.FileIndexGz))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rewriteSumsLine(t, b, layout.FileIndex, sum)
+			rewriteSumsLine(t, b, layout.FileIndexGz, sum)
 		}, "SHA256SUMS has sha256"},
 		{"SHA256SUMS line added", func(t *testing.T, b string) {
 			f, err := os.OpenFile(filepath.Join(b, layout.FileSums), os.O_APPEND|os.O_WRONLY, 0)
@@ -309,7 +311,7 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 			f.Close()
 		}, "SHA256SUMS has sha256"},
 		{"index missing", func(t *testing.T, b string) {
-			if err := os.Remove(filepath.Join(b, layout.FileIndex)); err != nil {
+			if err := os.Remove(filepath.Join(b, layout.FileIndexGz)); err != nil {
 				t.Fatal(err)
 			}
 		}, "files_index.jsonl"},
@@ -353,10 +355,22 @@ func wantWarning(t *testing.T, warnings []string, parts ...string) {
 func editFile(t *testing.T, p, old, new string) {
 	t.Helper()
 	b, err := os.ReadFile(p)
+	gz := strings.HasSuffix(p, ".gz")
+	if err == nil && gz {
+		b, err = io.ReadAll(layout.DecompressIndex(bytes.NewReader(b)))
+	}
 	if err != nil || !bytes.Contains(b, []byte(old)) {
 		t.Fatalf("%s does not contain %q (%v)", p, old, err)
 	}
-	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o600); err != nil {
+	b = bytes.Replace(b, []byte(old), []byte(new), 1)
+	if gz {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(b)
+		zw.Close()
+		b = z.Bytes()
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
