@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -491,4 +493,73 @@ func TestIncrementalLinkFailureCopies(t *testing.T) {
 		t.Fatalf("content/a.json: %q, %v", got, err)
 	}
 	checkBackupIntact(t, second.Path)
+}
+
+// A base written by an earlier version, whose index is files_index.jsonl uncompressed, is
+// still used: its unchanged files are linked, and the new backup's index is gzipped.
+func TestIncrementalUncompressedIndexBase(t *testing.T) {
+	s := newIncStorage(t)
+	s.put("content/a.json", "alpha")
+	s.put("images/b.png", "bravo")
+	c := filesSession(t, s)
+	dir := t.TempDir()
+	first := filesBackup(t, c, s, dir, nil)
+	uncompressIndex(t, first.Path)
+	s.put("images/b.png", "bravo, changed")
+	second := filesBackup(t, c, s, dir, nil)
+	if second.Base != filepath.Base(first.Path) || second.Reused.Files != 1 || second.New.Files != 1 {
+		t.Fatalf("base %q new %+v reused %+v; want the uncompressed-index backup as base, one reused", second.Base, second.New, second.Reused)
+	}
+	if !sameInode(t, first.Path, second.Path, "content/a.json") {
+		t.Fatal("content/a.json is not linked to the base's copy")
+	}
+	if meta := readMetadata(t, second.Path); meta.Files.Index != layout.FileIndexGz {
+		t.Fatalf("the new backup's files.index is %q", meta.Files.Index)
+	}
+	checkBackupIntact(t, second.Path)
+}
+
+// uncompressIndex turns a backup's index into the form earlier versions wrote: the JSON
+// lines as files_index.jsonl, listed so in SHA256SUMS and its metadata, the manifest's sum
+// updated.
+func uncompressIndex(t *testing.T, backup string) {
+	t.Helper()
+	gz := filepath.Join(backup, layout.FileIndexGz)
+	f, err := os.Open(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(layout.DecompressIndex(f))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(backup, layout.FileIndex), plain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(gz); err != nil {
+		t.Fatal(err)
+	}
+	sums := filepath.Join(backup, layout.FileSums)
+	b, err := os.ReadFile(sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.HasSuffix(l, "  "+layout.FileIndexGz) {
+			h := sha256.Sum256(plain)
+			lines[i] = hex.EncodeToString(h[:]) + "  " + layout.FileIndex
+		}
+	}
+	manifest := []byte(strings.Join(lines, "\n"))
+	if err := os.WriteFile(sums, manifest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	meta := readMetadata(t, backup)
+	h := sha256.Sum256(manifest)
+	meta.Files.Index, meta.ManifestSHA256 = layout.FileIndex, hex.EncodeToString(h[:])
+	if err := layout.WriteMetadata(backup, meta); err != nil {
+		t.Fatal(err)
+	}
 }
