@@ -133,8 +133,8 @@ func (r *backupRun) baseFits(meta *layout.Metadata, root *storage.Bucket) error 
 		return errNotBase(fmt.Sprintf("it backs up storage %s, not %s", meta.Storage, r.src.String()))
 	case meta.Files.Index == "":
 		return errNotBase("it has no " + layout.FileIndex + " (written by an older version)")
-	case meta.Files.Index != layout.FileIndex:
-		return fmt.Errorf("its metadata names file index %q, not %s", meta.Files.Index, layout.FileIndex)
+	case !layout.IsFileIndexName(meta.Files.Index):
+		return fmt.Errorf("its metadata names file index %q, not %s or %s", meta.Files.Index, layout.FileIndexGz, layout.FileIndex)
 	case meta.Files.Store != wantStore:
 		return errNotBase(fmt.Sprintf("its files are stored %q, not %q as this destination's", meta.Files.Store, wantStore))
 	}

@@ -303,7 +303,7 @@ func addBaseIndex(dir, index string, files *extsort.Sorter) error {
 		return err
 	}
 	defer f.Close()
-	return messages.ReadFileList(f, func(e messages.FileEntry) error {
+	return messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
 		stored := e.Stored
 		if stored == "" {
 			stored = e.Path

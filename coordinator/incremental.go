@@ -276,14 +276,14 @@ func (r *backupRun) writeFileIndex(ctx context.Context, meta *layout.Metadata, s
 	h := sha256.New()
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := index.WriteTo(io.MultiWriter(h, pw))
+		_, err := index.WriteGzipTo(io.MultiWriter(h, pw))
 		pw.CloseWithError(err)
 	}()
-	_, err := r.stage.Bucket().Put(ctx, layout.FileIndex, pr, storage.Object{Mode: layout.FileMode})
+	_, err := r.stage.Bucket().Put(ctx, layout.FileIndexGz, pr, storage.Object{Mode: layout.FileMode})
 	pr.CloseWithError(errors.New("stopped")) // ends the writer, if Put failed before the end
 	if err != nil {
-		return fmt.Errorf("backup: write %s: %w", layout.FileIndex, err)
+		return fmt.Errorf("backup: write %s: %w", layout.FileIndexGz, err)
 	}
-	meta.Files.Index = layout.FileIndex
-	return sums.Add(layout.FileIndex, hex.EncodeToString(h.Sum(nil)))
+	meta.Files.Index = layout.FileIndexGz
+	return sums.Add(layout.FileIndexGz, hex.EncodeToString(h.Sum(nil)))
 }

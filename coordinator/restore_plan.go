@@ -278,7 +278,7 @@ func joinObjectIndex(ctx context.Context, name, index string, sums *layout.Sums,
 		}
 		defer f.Close()
 		first, prev := true, ""
-		return messages.ReadFileList(f, func(e messages.FileEntry) error {
+		return messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
 			if !first && e.Path <= prev {
 				return fmt.Errorf("%s: %s comes after %s: not sorted by path, or listed twice", index, storage.QuoteKey(e.Path), storage.QuoteKey(prev))
 			}

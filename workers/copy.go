@@ -228,6 +228,19 @@ func (w *Worker) copySlots() (slots chan []byte, commits chan struct{}) {
 	return w.slots, w.commits
 }
 
+// copyKeys are where a key-list entry is read from and written to.
+func copyKeys(c *messages.CopyTask, restore bool, e messages.FileEntry) (srcKey, dstKey string) {
+	srcKey, dstKey = c.SourcePrefix+e.Key, c.DestPrefix+e.Key
+	if e.Stored != "" { // an escaped name on the backup's side
+		if restore {
+			srcKey = e.Stored
+		} else {
+			dstKey = e.Stored
+		}
+	}
+	return srcKey, dstKey
+}
+
 // copyFiles copies every file of the key list, up to the worker's concurrency at once. A file
 // that cannot be copied stops the task (its first such error is returned) unless the task
 // goes on past it: a vanished file in a backup, any non-permanent failure in a restore. The
@@ -245,20 +258,18 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
+		if f := ru.linkInline(ctx, dst, c, restore, e); f != nil {
+			written.Add(f.n)
+			files = append(files, f)
+			return nil
+		}
 		var buf []byte
 		select {
 		case buf = <-slots:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		srcKey, dstKey := c.SourcePrefix+e.Key, c.DestPrefix+e.Key
-		if e.Stored != "" { // an escaped name on the backup's side
-			if restore {
-				srcKey = e.Stored
-			} else {
-				dstKey = e.Stored
-			}
-		}
+		srcKey, dstKey := copyKeys(c, restore, e)
 		f := &copiedFile{key: e.Key, dest: dstKey, entry: e}
 		files = append(files, f)
 		wg.Add(1)

@@ -40,6 +40,22 @@ func (r *reuser) close() {
 	}
 }
 
+// linkInline links e's earlier copy in place when that needs no reading of the source (no
+// --checksum), and returns its outcome; nil means the file goes the way of a copy (not
+// reused, or the link failed), where a failed link is copied. An unchanged file is one
+// link: it takes no transfer slot, buffer or goroutine, which cost more than the link.
+func (r *reuser) linkInline(ctx context.Context, dst *storage.Bucket, c *messages.CopyTask, restore bool, e messages.FileEntry) *copiedFile {
+	if r == nil || r.checksum || e.Reuse == "" || e.SHA256 == "" {
+		return nil
+	}
+	srcKey, dstKey := copyKeys(c, restore, e)
+	out, ok := r.reuse(ctx, nil, dst, e, srcKey, dstKey, nil)
+	if !ok {
+		return nil
+	}
+	return &copiedFile{key: e.Key, dest: dstKey, entry: e, reused: true, n: out.n, sum: out.sum, mode: out.mode}
+}
+
 // reuse links e's earlier copy to dstKey and returns it as copied, with the earlier backup's
 // sum. With checksum the source is hashed first, and a file whose content differs is not
 // reused. ok is false when the file must be copied instead: a link that fails (the earlier

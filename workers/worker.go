@@ -51,6 +51,10 @@ type Config struct {
 	// ShutdownGrace is how long in-flight tasks may run on after Run's context ends before
 	// they are handed back to the queue; 0 hands them back at once.
 	ShutdownGrace time.Duration
+	// PrivateQueue says the queue is this process's own (an embedded server): a task handed
+	// to a pull cancelled as the worker stops cannot delay anyone, so the pull ends at once
+	// instead of running out fetchWait (a second added to every in-process run's exit).
+	PrivateQueue bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -168,7 +172,7 @@ func (w *Worker) loop(ctx, taskCtx context.Context) {
 		// The pull is not cancelled with ctx: a message the server hands to a cancelled pull
 		// is dropped by the client and stays unacked until AckWait, delaying its task by
 		// that much. A short pull ends on its own instead.
-		msg, err := w.cons.Next(jetstream.FetchMaxWait(fetchWait))
+		msg, err := w.next(ctx)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
 				w.log.Warn("fetch task", "err", err)
@@ -188,6 +192,16 @@ func (w *Worker) loop(ctx, taskCtx context.Context) {
 		w.inFlight.Add(-1)
 		sleep(ctx, pause)
 	}
+}
+
+// next pulls one task, waiting up to fetchWait; on a private queue ctx ends the pull too.
+func (w *Worker) next(ctx context.Context) (jetstream.Msg, error) {
+	if !w.cfg.PrivateQueue {
+		return w.cons.Next(jetstream.FetchMaxWait(fetchWait))
+	}
+	fctx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	return w.cons.Next(jetstream.FetchContext(fctx))
 }
 
 // fetchWait bounds one pull for a task, and so how long a stopping worker may wait for it.

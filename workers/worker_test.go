@@ -188,3 +188,27 @@ func TestIsPermanent(t *testing.T) {
 		t.Fatal("error classes are wrong")
 	}
 }
+
+// A worker on a private queue (the embedded server of an in-process run) ends its pending
+// pull for a task when stopped, instead of waiting it out: the run's exit does not wait on
+// an idle worker.
+func TestPrivateQueueStopEndsThePull(t *testing.T) {
+	js, cons := startQueue(t, queue.Config{})
+	w, err := New(context.Background(), js, cons, Config{Concurrency: 1, PrivateQueue: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	eventually(t, bound, "a pull waiting for a task", func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumWaiting > 0
+	})
+	stop()
+	select {
+	case <-done:
+	case <-time.After(fetchWait / 2):
+		t.Fatalf("the worker was still in its pull %v after it was stopped (a pull lasts %v)", fetchWait/2, fetchWait)
+	}
+}

@@ -59,7 +59,7 @@ gone), are listed, and deleted only with --prune-incomplete. Other files are nev
 
 On S3, folder backups keep their files' content once in the destination's object store
 (objects/sha256/…), shared between backups. After removing backups, prune deletes the objects
-that no complete backup's files_index.jsonl and no run in progress (its staging area's key
+that no complete backup's file index and no run in progress (its staging area's key
 lists and sums) names, and only those written more than --grace ago (default 24h): a backup
 that started before the sweep may have stored objects it has not listed yet. A backup is
 removed metadata first, so an interrupted prune never leaves a complete backup without its

@@ -102,13 +102,13 @@ func (c *objectChain) objects(t *testing.T) map[string]bool {
 func (c *objectChain) whole(t *testing.T, name string) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
-	r, _, err := c.dest.Open(ctx, name+"/"+layout.FileIndex)
+	r, _, err := c.dest.Open(ctx, name+"/"+layout.FileIndexGz)
 	if err != nil {
 		t.Fatalf("backup %s: %v", name, err)
 	}
 	defer r.Close()
 	need := map[string]bool{}
-	err = messages.ReadFileList(r, func(e messages.FileEntry) error {
+	err = messages.ReadFileList(layout.DecompressIndex(r), func(e messages.FileEntry) error {
 		or, _, err := c.dest.Open(ctx, e.Stored)
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.Path, err)
@@ -238,13 +238,13 @@ func checkIndexMatches(t *testing.T, c *objectChain, name, storageDir string) {
 		}
 		return err
 	})
-	r, _, err := c.dest.Open(context.Background(), name+"/"+layout.FileIndex)
+	r, _, err := c.dest.Open(context.Background(), name+"/"+layout.FileIndexGz)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	got := map[string]string{}
-	messages.ReadFileList(r, func(e messages.FileEntry) error {
+	messages.ReadFileList(layout.DecompressIndex(r), func(e messages.FileEntry) error {
 		got[e.Path] = e.SHA256
 		return nil
 	})

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/messages"
 )
@@ -16,9 +18,41 @@ type FileIndexReader struct {
 	last string
 }
 
-// NewFileIndexReader reads the index from r.
+// NewFileIndexReader reads the index from r, gzipped (FileIndexGz) or not (FileIndex).
 func NewFileIndexReader(r io.Reader) *FileIndexReader {
-	return &FileIndexReader{r: messages.NewFileListReader(r)}
+	return &FileIndexReader{r: messages.NewFileListReader(DecompressIndex(r))}
+}
+
+// DecompressIndex returns what r holds uncompressed: a gzip stream (FileIndexGz) is
+// decompressed, its checksum checked at its end; anything else (FileIndex, whose lines start
+// with "{") is read as it is.
+func DecompressIndex(r io.Reader) io.Reader {
+	return &sniffReader{br: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// sniffReader decides on its first Read whether its input is gzipped.
+type sniffReader struct {
+	br  *bufio.Reader
+	in  io.Reader
+	err error
+}
+
+func (s *sniffReader) Read(p []byte) (int, error) {
+	if s.in == nil && s.err == nil {
+		s.in = s.br
+		if magic, _ := s.br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+			zr, err := gzip.NewReader(s.br)
+			if err != nil {
+				s.in, s.err = nil, fmt.Errorf("%s: %w", FileIndexGz, err)
+			} else {
+				s.in = zr
+			}
+		}
+	}
+	if s.err != nil {
+		return 0, s.err
+	}
+	return s.in.Read(p)
 }
 
 // Next returns the next entry; ok is false at the end of the index.
@@ -107,6 +141,34 @@ func (w *FileIndexWriter) WriteTo(out io.Writer) (int64, error) {
 	if err == nil {
 		err = bw.Flush()
 	}
+	return n, err
+}
+
+// WriteGzipTo writes the index as WriteTo does, gzipped (FileIndexGz). n counts the bytes
+// written to out.
+func (w *FileIndexWriter) WriteGzipTo(out io.Writer) (n int64, err error) {
+	cw := &countingWriter{w: out}
+	zw, err := gzip.NewWriterLevel(cw, gzip.DefaultCompression)
+	if err != nil {
+		return 0, fmt.Errorf("file index: %w", err)
+	}
+	if _, err := w.WriteTo(zw); err != nil {
+		return cw.n, err
+	}
+	if err := zw.Close(); err != nil {
+		return cw.n, fmt.Errorf("file index: %w", err)
+	}
+	return cw.n, nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
 	return n, err
 }
 

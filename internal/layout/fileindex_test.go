@@ -2,6 +2,8 @@ package layout
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,6 +44,48 @@ func TestFileIndexRoundTrip(t *testing.T) {
 				t.Errorf("budget %d: entry %d is %+v, want %+v", budget, i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// The index is written gzipped, smaller than its JSON lines, and read back whole; a reader
+// takes the uncompressed form of earlier versions too, and a damaged gzip stream is an error.
+func TestFileIndexGzip(t *testing.T) {
+	w := NewFileIndexWriter("", 1<<20)
+	defer w.Close()
+	for i := range 1000 {
+		k := fmt.Sprintf("media/%03d/f%06d.bin", i/100, i)
+		if err := w.Add(messages.FileEntry{Path: "files/" + k, Key: k, Size: int64(i), ModTime: int64(i) << 20, SHA256: fmt.Sprintf("%064x", i*7919), Mode: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var plain, gz bytes.Buffer
+	if _, err := w.WriteTo(&plain); err != nil {
+		t.Fatal(err)
+	}
+	n, err := w.WriteGzipTo(&gz)
+	if err != nil || n != int64(gz.Len()) {
+		t.Fatalf("WriteGzipTo: %d bytes, %v; wrote %d", n, err, gz.Len())
+	}
+	if gz.Len()*2 > plain.Len() {
+		t.Errorf("gzipped index is %d bytes, its lines %d: not compressed", gz.Len(), plain.Len())
+	}
+	read := func(data []byte) ([]messages.FileEntry, error) {
+		var got []messages.FileEntry
+		err := ReadFileIndex(bytes.NewReader(data), func(e messages.FileEntry) error { got = append(got, e); return nil })
+		return got, err
+	}
+	fromPlain, err := read(plain.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromGz, err := read(gz.Bytes())
+	if err != nil || len(fromGz) != 1000 || !slices.Equal(fromGz, fromPlain) {
+		t.Fatalf("gzipped index read back as %d entries (%v), plain as %d", len(fromGz), err, len(fromPlain))
+	}
+	damaged := bytes.Clone(gz.Bytes())
+	damaged[len(damaged)/2] ^= 0xff
+	if _, err := read(damaged); err == nil {
+		t.Error("a damaged gzipped index was read without an error")
 	}
 }
 

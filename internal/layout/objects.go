@@ -13,8 +13,16 @@ package layout
 // and a backup's FileIndex says where each of its files is (FilesSummary.Store is
 // StoreObjects).
 
-// FileIndex is the name of a backup's file index.
+// FileIndex is the name of a backup's file index as earlier versions wrote it, uncompressed.
 const FileIndex = "files_index.jsonl"
+
+// FileIndexGz is the name of a backup's file index as it is written now: FileIndex gzipped,
+// a third of its size (the index is most of what an incremental backup adds besides the
+// changed files). Every reader accepts both (DecompressIndex).
+const FileIndexGz = FileIndex + ".gz"
+
+// IsFileIndexName tells whether a backup's metadata may name its file index name.
+func IsFileIndexName(name string) bool { return name == FileIndex || name == FileIndexGz }
 
 // ObjectsDir is the object store's prefix under an S3 destination's root.
 const ObjectsDir = "objects"

@@ -66,10 +66,14 @@ echo "webnovel-backup is not on PATH. To restore this backup by hand, from the D
 	if m.Files.Store == StoreObjects {
 		// The files are not under this backup but in the destination's object store, each
 		// at the key the index names (relative to the destination, this folder's parent).
+		index, read := m.Files.Index, "cat "
+		if index == "" || index == FileIndexGz {
+			index, read = FileIndexGz, "gzip -dc "
+		}
 		for _, line := range []string{
-			`  2. Copy the storage files: each line of files_index.jsonl names a file ("k") and its`,
+			`  2. Copy the storage files: each line of ` + index + ` names a file ("k") and its`,
 			`     object ("s", under the backup destination, the parent of this backup), e.g.:`,
-			`     jq -r '[.s, .k] | @tsv' files_index.jsonl | while IFS="$(printf '\t')" read -r obj key; do`,
+			`     ` + read + index + ` | jq -r '[.s, .k] | @tsv' | while IFS="$(printf '\t')" read -r obj key; do`,
 			`       aws s3 cp "s3://BUCKET/PREFIX/$obj" "$MEDIA_ROOT/$key"; done`,
 		} {
 			fmt.Fprintf(&b, "printf '%%s\\n' %s >&2\n", shQuote(line))

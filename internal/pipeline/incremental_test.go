@@ -2,7 +2,11 @@ package pipeline_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -235,7 +239,7 @@ func TestIncrementalChainOfFive(t *testing.T) {
 func checkChainStep(t *testing.T, i int, rep *coordinator.BackupReport, backups []string, st chainStep, state map[string][]byte) {
 	t.Helper()
 	meta := readMetadata(t, rep.Path)
-	if meta.Files.Index != layout.FileIndex {
+	if meta.Files.Index != layout.FileIndexGz {
 		t.Fatalf("backup %d: files.index is %q", i+1, meta.Files.Index)
 	}
 	wantBase := ""
@@ -290,15 +294,15 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 		reason string
 	}{
 		{"index edited", func(t *testing.T, b string) {
-			editFile(t, filepath.Join(b, layout.FileIndex), `"n":5`, `"n":6`)
-		}, "files_index.jsonl has sha256"},
+			editFile(t, filepath.Join(b, layout.FileIndexGz), `"n":5`, `"n":6`)
+		}, "files_index.jsonl.gz has sha256"},
 		{"index edited and SHA256SUMS re-signed", func(t *testing.T, b string) {
-			editFile(t, filepath.Join(b, layout.FileIndex), `"n":5`, `"n":6`)
-			sum, _, err := layout.HashFile(context.Background(), filepath.Join(b, layout.FileIndex))
+			editFile(t, filepath.Join(b, layout.FileIndexGz), `"n":5`, `"n":6`)
+			sum, _, err := layout.HashFile(context.Background(), filepath.Join(b, layout.FileIndexGz))
 			if err != nil {
 				t.Fatal(err)
 			}
-			rewriteSumsLine(t, b, layout.FileIndex, sum)
+			rewriteSumsLine(t, b, layout.FileIndexGz, sum)
 		}, "SHA256SUMS has sha256"},
 		{"SHA256SUMS line added", func(t *testing.T, b string) {
 			f, err := os.OpenFile(filepath.Join(b, layout.FileSums), os.O_APPEND|os.O_WRONLY, 0)
@@ -309,7 +313,7 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 			f.Close()
 		}, "SHA256SUMS has sha256"},
 		{"index missing", func(t *testing.T, b string) {
-			if err := os.Remove(filepath.Join(b, layout.FileIndex)); err != nil {
+			if err := os.Remove(filepath.Join(b, layout.FileIndexGz)); err != nil {
 				t.Fatal(err)
 			}
 		}, "files_index.jsonl"},
@@ -353,10 +357,22 @@ func wantWarning(t *testing.T, warnings []string, parts ...string) {
 func editFile(t *testing.T, p, old, new string) {
 	t.Helper()
 	b, err := os.ReadFile(p)
+	gz := strings.HasSuffix(p, ".gz")
+	if err == nil && gz {
+		b, err = io.ReadAll(layout.DecompressIndex(bytes.NewReader(b)))
+	}
 	if err != nil || !bytes.Contains(b, []byte(old)) {
 		t.Fatalf("%s does not contain %q (%v)", p, old, err)
 	}
-	if err := os.WriteFile(p, bytes.Replace(b, []byte(old), []byte(new), 1), 0o600); err != nil {
+	b = bytes.Replace(b, []byte(old), []byte(new), 1)
+	if gz {
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		zw.Write(b)
+		zw.Close()
+		b = z.Bytes()
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -477,4 +493,73 @@ func TestIncrementalLinkFailureCopies(t *testing.T) {
 		t.Fatalf("content/a.json: %q, %v", got, err)
 	}
 	checkBackupIntact(t, second.Path)
+}
+
+// A base written by an earlier version, whose index is files_index.jsonl uncompressed, is
+// still used: its unchanged files are linked, and the new backup's index is gzipped.
+func TestIncrementalUncompressedIndexBase(t *testing.T) {
+	s := newIncStorage(t)
+	s.put("content/a.json", "alpha")
+	s.put("images/b.png", "bravo")
+	c := filesSession(t, s)
+	dir := t.TempDir()
+	first := filesBackup(t, c, s, dir, nil)
+	uncompressIndex(t, first.Path)
+	s.put("images/b.png", "bravo, changed")
+	second := filesBackup(t, c, s, dir, nil)
+	if second.Base != filepath.Base(first.Path) || second.Reused.Files != 1 || second.New.Files != 1 {
+		t.Fatalf("base %q new %+v reused %+v; want the uncompressed-index backup as base, one reused", second.Base, second.New, second.Reused)
+	}
+	if !sameInode(t, first.Path, second.Path, "content/a.json") {
+		t.Fatal("content/a.json is not linked to the base's copy")
+	}
+	if meta := readMetadata(t, second.Path); meta.Files.Index != layout.FileIndexGz {
+		t.Fatalf("the new backup's files.index is %q", meta.Files.Index)
+	}
+	checkBackupIntact(t, second.Path)
+}
+
+// uncompressIndex turns a backup's index into the form earlier versions wrote: the JSON
+// lines as files_index.jsonl, listed so in SHA256SUMS and its metadata, the manifest's sum
+// updated.
+func uncompressIndex(t *testing.T, backup string) {
+	t.Helper()
+	gz := filepath.Join(backup, layout.FileIndexGz)
+	f, err := os.Open(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := io.ReadAll(layout.DecompressIndex(f))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(backup, layout.FileIndex), plain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(gz); err != nil {
+		t.Fatal(err)
+	}
+	sums := filepath.Join(backup, layout.FileSums)
+	b, err := os.ReadFile(sums)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if strings.HasSuffix(l, "  "+layout.FileIndexGz) {
+			h := sha256.Sum256(plain)
+			lines[i] = hex.EncodeToString(h[:]) + "  " + layout.FileIndex
+		}
+	}
+	manifest := []byte(strings.Join(lines, "\n"))
+	if err := os.WriteFile(sums, manifest, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	meta := readMetadata(t, backup)
+	h := sha256.Sum256(manifest)
+	meta.Files.Index, meta.ManifestSHA256 = layout.FileIndex, hex.EncodeToString(h[:])
+	if err := layout.WriteMetadata(backup, meta); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -138,10 +138,10 @@ func (c *s3Chain) checkBackup(name string, want map[string][]byte) map[string]bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.Files.Store != layout.StoreObjects || meta.Files.Index != layout.FileIndex || meta.Files.New.Files+meta.Files.Reused.Files != meta.Files.Count {
+	if meta.Files.Store != layout.StoreObjects || meta.Files.Index != layout.FileIndexGz || meta.Files.New.Files+meta.Files.Reused.Files != meta.Files.Count {
 		t.Fatalf("%s: files summary %+v", name, meta.Files)
 	}
-	index, err := c.read(name + "/" + layout.FileIndex)
+	index, err := c.read(name + "/" + layout.FileIndexGz)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,13 +156,13 @@ func (c *s3Chain) checkBackup(name string, want map[string][]byte) map[string]bo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := sha256.Sum256(index); sums[layout.FileIndex] != hex.EncodeToString(got[:]) {
-		t.Fatalf("%s: SHA256SUMS lists %s as %q", name, layout.FileIndex, sums[layout.FileIndex])
+	if got := sha256.Sum256(index); sums[layout.FileIndexGz] != hex.EncodeToString(got[:]) {
+		t.Fatalf("%s: SHA256SUMS lists %s as %q", name, layout.FileIndexGz, sums[layout.FileIndexGz])
 	}
 	need := map[string]bool{}
 	seen := map[string]bool{}
 	prev := ""
-	err = messages.ReadFileList(bytes.NewReader(index), func(e messages.FileEntry) error {
+	err = messages.ReadFileList(layout.DecompressIndex(bytes.NewReader(index)), func(e messages.FileEntry) error {
 		if e.Path <= prev {
 			t.Errorf("%s: index not sorted by path at %q", name, e.Path)
 		}

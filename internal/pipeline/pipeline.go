@@ -82,12 +82,13 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 	s.stop = stop
 	if cfg.Workers > 0 {
 		w, err := workers.New(ctx, js, cons, workers.Config{
-			Name:        "embedded",
-			Concurrency: cfg.Workers,
-			DatabaseURL: cfg.DatabaseURL,
-			StorageURL:  cfg.StorageURL,
-			Backoff:     cfg.Backoff,
-			Logger:      log,
+			Name:         "embedded",
+			Concurrency:  cfg.Workers,
+			PrivateQueue: s.embedded != nil,
+			DatabaseURL:  cfg.DatabaseURL,
+			StorageURL:   cfg.StorageURL,
+			Backoff:      cfg.Backoff,
+			Logger:       log,
 		})
 		if err != nil {
 			s.Close()

@@ -185,7 +185,7 @@ func (d *Destination) markList(ctx context.Context, key string, marks *extsort.S
 // readFileIndex streams a file index (or key list, or sums): one place to swap for the
 // layout package's reader.
 func readFileIndex(r io.Reader, fn func(messages.FileEntry) error) error {
-	return messages.ReadFileList(r, fn)
+	return messages.ReadFileList(layout.DecompressIndex(r), fn)
 }
 
 // sweep merge-joins the sorted marks with the store's listing and deletes (or counts) what

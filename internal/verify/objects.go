@@ -95,7 +95,7 @@ func (v *verifier) joinIndex(name, index string, needed *extsort.Sorter) ([]prob
 		}
 		defer f.Close()
 		first, prev := true, ""
-		return messages.ReadFileList(f, func(e messages.FileEntry) error {
+		return messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
 			if !first && e.Path <= prev {
 				return fmt.Errorf("%s comes after %s: not sorted by path, or listed twice", storage.QuoteKey(e.Path), storage.QuoteKey(prev))
 			}
