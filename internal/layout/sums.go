@@ -172,21 +172,7 @@ const maxSumsLine = 2 + 64 + 2 + 2*4096 + 1
 // EachSum calls fn for each line of a SHA256SUMS stream, in order, without holding the
 // manifest in memory (a path listed twice is the caller's to catch, if it cares).
 func EachSum(r io.Reader, fn func(p, sum string) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxSumsLine)
-	for line := 1; sc.Scan(); line++ {
-		p, sum, err := parseSumLine(sc.Text())
-		if err != nil {
-			return fmt.Errorf("parse %s line %d: %w", FileSums, line, err)
-		}
-		if err := fn(p, sum); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("parse %s: %w", FileSums, err)
-	}
-	return nil
+	return scanSums(r, func(_ int, p, sum string) error { return fn(p, sum) })
 }
 
 // ParseSums reads a SHA256SUMS file in coreutils format (text "  " or binary
