@@ -275,14 +275,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				// A panic here is beyond the handler's recover: fail the task, not the worker.
-				if p := recover(); p != nil {
-					w.log.Error("file copy panicked", "key", e.Key, "panic", p, "stack", string(debug.Stack()))
-					f.err = fmt.Errorf("copy %s: panic: %v", e.Key, p)
-					cancel(f.err)
-				}
-			}()
+			defer w.recoverFile(e.Key, &f.err, cancel)
 			if buf == nil {
 				buf = make([]byte, copyBufferSize)
 			}
@@ -343,6 +336,17 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		return nil, cause
 	}
 	return files, nil
+}
+
+// recoverFile, deferred in a goroutine copying one file, turns a panic there (beyond the
+// handler's recover) into that file's error and cancels the task: the task fails, not the
+// worker.
+func (w *Worker) recoverFile(key string, errp *error, cancel context.CancelCauseFunc) {
+	if p := recover(); p != nil {
+		w.log.Error("file copy panicked", "key", key, "panic", p, "stack", string(debug.Stack()))
+		*errp = fmt.Errorf("copy %s: panic: %v", key, p)
+		cancel(*errp)
+	}
 }
 
 // taskLevel reports whether a file's failure in a restore is one of the whole destination,

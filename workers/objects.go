@@ -10,7 +10,6 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -179,13 +178,7 @@ func (w *Worker) storeFiles(ctx context.Context, o *objectStore, c *messages.Cop
 		i := len(files)
 		files = append(files, f)
 		wg.Go(func() {
-			defer func() {
-				if p := recover(); p != nil {
-					w.log.Error("file copy panicked", "key", e.Key, "panic", p, "stack", string(debug.Stack()))
-					f.err = fmt.Errorf("copy %s: panic: %v", e.Key, p)
-					cancel(f.err)
-				}
-			}()
+			defer w.recoverFile(e.Key, &f.err, cancel)
 			if buf == nil {
 				buf = make([]byte, copyBufferSize)
 			}
