@@ -15,6 +15,10 @@ import (
 // resyncTimeout bounds one reading of the unfinished tasks' state.
 const resyncTimeout = 30 * time.Second
 
+// goneConfirmDelay is how long a resync waits before reading again a task message it found
+// gone (see readState).
+const goneConfirmDelay = 2 * time.Second
+
 // readStates reads each unfinished task's state from JetStream rather than trusting the
 // subscriptions: its final result in the results stream (which keeps the latest per task),
 // whether its message is still in the work queue, and whether the consumer gave up on it.
@@ -72,6 +76,17 @@ func (c *Coordinator) readState(ctx context.Context, results, tasks jetstream.St
 		return st
 	}
 	_, err := tasks.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// Just after a cluster node is lost, a stream whose leader is being elected can answer
+		// "not found" for a message it holds: a message counts as gone only if it is still
+		// gone a moment later.
+		select {
+		case <-time.After(goneConfirmDelay):
+			_, err = tasks.GetMsg(ctx, seq)
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		r, err := lastResultIn(ctx, results, run, id)
