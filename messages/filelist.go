@@ -39,6 +39,10 @@ type FileEntry struct {
 	// source (unless CopyTask.Checksum) and reuses that copy — a hard link on a local
 	// destination; on a content-addressed one (CopyTask.Objects) the object is already there.
 	Reuse string
+	// Plain, on an encrypted backup's sums, is the SHA-256 of the file's plaintext (SHA256 is
+	// that of the bytes stored): it goes into the backup's encrypted manifest of plaintext
+	// sums, never into its index or SHA256SUMS.
+	Plain string
 }
 
 // fileEntryJSON is FileEntry on the wire.
@@ -55,6 +59,7 @@ type fileEntryJSON struct {
 	ModTime int64  `json:"t,omitempty"`
 	ETag    string `json:"e,omitempty"`
 	Reuse   string `json:"r,omitempty"`
+	Plain   string `json:"ph,omitempty"`
 }
 
 // rawString puts s in str when JSON can carry it, else its bytes in raw.
@@ -81,7 +86,7 @@ func (e *FileEntry) UnmarshalJSON(b []byte) error {
 
 // wire is the entry as it is written.
 func (e FileEntry) wire() fileEntryJSON {
-	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed, ModTime: e.ModTime, ETag: e.ETag, Reuse: e.Reuse}
+	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed, ModTime: e.ModTime, ETag: e.ETag, Reuse: e.Reuse, Plain: e.Plain}
 	rawString(e.Key, &j.Key, &j.KeyB)
 	rawString(e.Path, &j.Path, &j.PathB)
 	return j
@@ -89,7 +94,7 @@ func (e FileEntry) wire() fileEntryJSON {
 
 // entry is the entry a line held.
 func (j fileEntryJSON) entry() FileEntry {
-	e := FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256, Mode: j.Mode, Changed: j.Changed, ModTime: j.ModTime, ETag: j.ETag, Reuse: j.Reuse}
+	e := FileEntry{Key: j.Key, Path: j.Path, Stored: j.Stored, Size: j.Size, SHA256: j.SHA256, Mode: j.Mode, Changed: j.Changed, ModTime: j.ModTime, ETag: j.ETag, Reuse: j.Reuse, Plain: j.Plain}
 	if j.KeyB != nil {
 		e.Key = string(j.KeyB)
 	}

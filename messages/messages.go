@@ -115,6 +115,9 @@ type ExportTask struct {
 	// Whole is true when this task writes the model's complete fixture file (brackets included);
 	// false when it writes a chunk that the coordinator joins with its neighbours.
 	Whole bool `json:"whole"`
+	// Recipients are the age public keys the output is encrypted to (a chunk of a model
+	// split in ranges: the run key's, which the coordinator joins and re-encrypts).
+	Recipients []string `json:"recipients,omitempty"`
 }
 
 // CopyTask copies the storage keys listed in KeyList from Source to Dest: for a backup from
@@ -155,6 +158,13 @@ type CopyTask struct {
 	// Archive, when set, makes a backup's task write its files as one part of a compressed
 	// archive (backup --compress) instead of one file each under DestPrefix.
 	Archive *ArchivePart `json:"archive,omitempty"`
+	// Recipients, on a backup's copy, are the age public keys its output is encrypted to:
+	// each file stored as NAME.age (an archive part: the part as a whole, to the run key).
+	// Only public keys travel in tasks; nothing here can decrypt.
+	Recipients []string `json:"recipients,omitempty"`
+	// Decrypt, on a restore, says the backup's files are age-encrypted: the worker decrypts
+	// them with its own identities (its --identity), which never travel in a task.
+	Decrypt bool `json:"decrypt,omitempty"`
 }
 
 // ArchivePart is one part of an archive that a copy task writes: tar entries named

@@ -17,6 +17,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -164,7 +165,7 @@ func gatherOutcomes(res *messages.Result, files []*copiedFile, restore bool) (*b
 // never taken as unchanged.
 func sumsEntry(f *copiedFile) messages.FileEntry {
 	e := messages.FileEntry{Path: f.dest, Key: f.entry.Key, Stored: f.entry.Stored, Size: f.n, SHA256: f.sum,
-		Mode: uint32(f.mode.Perm()), Changed: f.changed, ModTime: f.entry.ModTime, ETag: f.entry.ETag}
+		Mode: uint32(f.mode.Perm()), Changed: f.changed, ModTime: f.entry.ModTime, ETag: f.entry.ETag, Plain: f.plain}
 	if f.changed {
 		e.ModTime, e.ETag = 0, ""
 	}
@@ -197,6 +198,8 @@ type copiedFile struct {
 	dest string // its key in the destination
 	n    int64
 	sum  string
+	// plain is the plaintext's sum of a file encrypted on its way into the backup.
+	plain string
 	// mode is the source's permissions.
 	mode fs.FileMode
 	// changed: the source changed while it was read, on the retry too; the copy is kept.
@@ -307,7 +310,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 				}
 				out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
 			}
-			f.n, f.sum, f.mode, f.changed = out.n, out.sum, out.mode, out.changed
+			f.n, f.sum, f.plain, f.mode, f.changed = out.n, out.sum, out.plain, out.mode, out.changed
 			if f.err == nil {
 				fc.count.settle(f.n)
 			} else {
@@ -384,19 +387,29 @@ func copyTraced(ctx context.Context, src, dest *storage.Bucket, fc fileCopy, siz
 // SHA-256 it must have ("" for any); mode, the permissions to write it with (0: the
 // source's); buf, the buffer to stream through; handoff, if set, called when buf is no longer
 // needed and only the commit remains; count, if set, counts the bytes as they are written.
+//
+// seal, if set, encrypts the copy to its recipients (a backup's NAME.age); open, if set,
+// decrypts the source with the worker's identities (a restore of an encrypted backup). want
+// is always the plaintext's sum.
 type fileCopy struct {
 	key, destKey, want string
 	mode               fs.FileMode
 	buf                []byte
 	handoff            func()
 	count              *fileCounter
+	seal               *encryption.Recipients
+	open               *encryption.Identities
 }
 
 // copied is a file's copy: its size and SHA-256, the source's permissions, and whether the
 // source changed while it was read, twice (see streamOne).
+//
+// n counts the plaintext's bytes and sum is the SHA-256 of the bytes written; a sealed copy
+// also has plain, its plaintext's SHA-256.
 type copied struct {
 	n       int64
 	sum     string
+	plain   string
 	mode    fs.FileMode
 	changed bool
 }
@@ -406,7 +419,7 @@ type copied struct {
 // case; the object's own permissions go with it), else streamed and hashed on the way. With
 // fc.want set, a streamed copy is committed only when its SHA-256 is fc.want.
 func copyOne(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (copied, error) {
-	if !storage.SameService(src, dest) {
+	if !storage.SameService(src, dest) || fc.seal != nil || fc.open != nil {
 		return streamOne(ctx, src, dest, fc)
 	}
 	if fc.want != "" {
@@ -489,18 +502,38 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	if wrap := readHook.Load(); wrap != nil {
 		in = (*wrap)(key, in)
 	}
+	if fc.open != nil {
+		if in, err = fc.open.Decrypt(in); err != nil {
+			return nil, c, fmt.Errorf("decrypt %s: %w", key, err)
+		}
+	}
+	var sink io.Writer = w
+	var sealed io.WriteCloser
+	stored := sha256.New() // of the ciphertext, when sealing
+	if fc.seal != nil {
+		if sealed, err = fc.seal.Encrypt(io.MultiWriter(w, stored)); err != nil {
+			return nil, c, fmt.Errorf("encrypt %s: %w", key, err)
+		}
+		sink = sealed
+	}
 	h := sha256.New()
-	to := []io.Writer{w, h}
+	to := []io.Writer{sink, h}
 	if fc.count != nil {
 		to = append(to, fc.count)
 	}
 	c.n, err = io.CopyBuffer(io.MultiWriter(to...), in, fc.buf)
+	if err == nil && sealed != nil {
+		err = sealed.Close()
+	}
 	if err != nil {
 		return nil, c, fmt.Errorf("copy %s: %w", key, err)
 	}
 	c.sum = hexSum(h)
 	if fc.want != "" && c.sum != fc.want {
 		return nil, c, fmt.Errorf("%s: %w (backup says %s, file has %s)", key, errChecksum, fc.want, c.sum)
+	}
+	if sealed != nil {
+		c.plain, c.sum = c.sum, hexSum(stored)
 	}
 	c.changed = before.changed(c.n, statSource(r))
 	return w, c, nil

@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webnovel/webnovel-backup/internal/encryption"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -55,6 +57,10 @@ type Config struct {
 	// to a pull cancelled as the worker stops cannot delay anyone, so the pull ends at once
 	// instead of running out fetchWait (a second added to every in-process run's exit).
 	PrivateQueue bool
+	// Identities are the age keys that decrypt an encrypted backup's files in a restore
+	// (--identity): read by this process, never sent in a task. Without them a restore task
+	// of an encrypted backup is handed back for a worker that has them.
+	Identities *encryption.Identities
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }

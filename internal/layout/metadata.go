@@ -64,6 +64,30 @@ type Metadata struct {
 	// CopiedFrom is set on a backup that webnovel-backup copy wrote into another destination:
 	// where it was copied from and when (nil on the original).
 	CopiedFrom *CopiedFrom `json:"copied_from,omitempty"`
+	// Encryption is set on an age-encrypted backup (nil: not encrypted). It holds public
+	// keys and names only: list, prune, copy and verify work without the secret key.
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// Encryption describes an age-encrypted backup: every fixture and file is stored as
+// NAME.age (an archive is encrypted as a whole), SHA256SUMS lists the bytes as stored, and
+// PlainSums are encrypted manifests of the plaintext sums.
+type Encryption struct {
+	// Format is "age".
+	Format string `json:"format"`
+	// Mode is "recipients" (public keys the operator gave) or "passphrase" (a key the tool
+	// generated, sealed with the passphrase in Key).
+	Mode string `json:"mode"`
+	// Recipients are the public keys, canonical and sorted: a later backup reuses this one's
+	// files only when it is encrypted to the same list.
+	Recipients []string `json:"recipients"`
+	// Key is, in passphrase mode, the file holding the backup key sealed with the passphrase.
+	Key string `json:"key,omitempty"`
+	// PlainSums lists, oldest first, the encrypted manifests of plaintext sums
+	// ("plainsums/<run>.age": "<sha256>  <path>" lines, sorted by path, path without .age)
+	// that cover this backup's files and fixtures: its own, and those of the bases whose
+	// copies it reused. For a path in several, the newest holds its sum.
+	PlainSums []string `json:"plain_sums,omitempty"`
 }
 
 // CopiedFrom says where a copied backup came from.
