@@ -26,6 +26,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -92,6 +93,11 @@ type BackupOptions struct {
 	Full     bool
 	Checksum bool
 	Base     string
+	// Recipients, when set, encrypt the backup to these age public keys; Passphrase (never
+	// recorded anywhere) instead encrypts it to a key the run generates or takes over from its
+	// base, sealed with the passphrase. At most one of the two.
+	Recipients *encryption.Recipients
+	Passphrase string
 }
 
 // resumable are the options a resumed run takes from its record.

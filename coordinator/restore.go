@@ -17,6 +17,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
@@ -59,6 +60,10 @@ type RestoreOptions struct {
 	// RequireChecksums refuses a backup without SHA256SUMS even when the Python command wrote
 	// it (a backup this tool wrote is always refused without one).
 	RequireChecksums bool
+	// Identities decrypt an encrypted backup (--identity); Passphrase opens a passphrase
+	// backup's key instead. Neither ever leaves this process.
+	Identities *encryption.Identities
+	Passphrase string
 }
 
 // PlanModel is one model a restore will replace.
