@@ -1,0 +1,262 @@
+package encryption
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+	"golang.org/x/crypto/ssh"
+)
+
+// newKey writes an age identity file as age-keygen does and returns it with its recipient.
+func newKey(t *testing.T) (path, recipient string) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(t.TempDir(), "key.txt")
+	data := "# public key: " + id.Recipient().String() + "\n" + id.String() + "\n"
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, id.Recipient().String()
+}
+
+func seal(t *testing.T, r *Recipients, plain []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := r.Encrypt(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func open(ids *Identities, data []byte) ([]byte, error) {
+	r, err := ids.Decrypt(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(r)
+}
+
+func TestRoundTripAndFailures(t *testing.T) {
+	keyFile, rc := newKey(t)
+	otherFile, _ := newKey(t)
+	r, err := ParseRecipients([]string{rc}, "--recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := ReadIdentityFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ReadIdentityFile(otherFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte("pbkdf2_sha256$600000$secret "), 10000) // several 64 KiB chunks
+	ct := seal(t, r, plain)
+	if !IsEncrypted(ct) || bytes.Contains(ct, []byte("pbkdf2_sha256")) {
+		t.Fatal("ciphertext is not an age file or holds the plaintext")
+	}
+	got, err := open(ids, ct)
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("round trip: %v", err)
+	}
+	tampered := bytes.Clone(ct)
+	tampered[len(tampered)/2] ^= 1
+	cases := []struct {
+		name string
+		ids  *Identities
+		data []byte
+		want error
+	}{
+		{"wrong key", other, ct, ErrWrongKey},
+		{"no key", nil, ct, ErrNoIdentity},
+		{"tampered", ids, tampered, ErrDamaged},
+		{"truncated at a chunk", ids, ct[:len(ct)-(len(ct)%(64<<10))], ErrDamaged},
+		{"truncated by a byte", ids, ct[:len(ct)-1], ErrDamaged},
+		{"not age", ids, []byte("{\"model\": \"auth.user\"}"), ErrDamaged},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := open(c.ids, c.data)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseRecipients(t *testing.T) {
+	_, a := newKey(t)
+	_, b := newKey(t)
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub)))
+	r, err := ParseRecipients([]string{"# ops team", b, "", a, a, sshLine + " ops@host"}, "recipients.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Public(); len(got) != 3 || !r.Same([]string{sshLine, a, b, a}) || r.Same([]string{a, b}) {
+		t.Fatalf("public %v: want three, deduplicated, comment dropped", got)
+	}
+	secret := "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+	bad := []struct{ line, want string }{
+		{secret, "secret key"},
+		{"age1notakey", "malformed age recipient"},
+		{"ssh-ed25519 AAAA", "SSH public key"},
+		{"pgp:ABCDEF", "unknown recipient type"},
+	}
+	for _, c := range bad {
+		_, err := ParseRecipients([]string{c.line}, "--recipient")
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--recipient") {
+			t.Errorf("%q: got %v, want an error naming --recipient and %q", c.line, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "QQQQQQQQ") {
+			t.Errorf("the error echoes a secret key: %v", err)
+		}
+	}
+	if _, err := ParseRecipients([]string{"# nobody"}, "f.txt"); err == nil {
+		t.Error("a list without recipients was accepted")
+	}
+}
+
+func TestSSHIdentity(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, _ := ssh.NewPublicKey(pub)
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ParseRecipients([]string{string(ssh.MarshalAuthorizedKey(sshPub))}, "--recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := ReadIdentityFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := open(ids, seal(t, r, []byte("chapter 12"))); err != nil || string(got) != "chapter 12" {
+		t.Fatalf("ssh round trip: %q %v", got, err)
+	}
+}
+
+func TestPassphraseKey(t *testing.T) {
+	id, err := NewBackupKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := SealKey(id, "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(sealed, []byte(id.String())) {
+		t.Fatal("the sealed key holds the key in clear")
+	}
+	got, err := OpenKey(sealed, "correct horse")
+	if err != nil || got.String() != id.String() {
+		t.Fatalf("open: %v", err)
+	}
+	if _, err := OpenKey(sealed, "wrong"); !errors.Is(err, ErrWrongKey) {
+		t.Fatalf("wrong passphrase: %v", err)
+	}
+}
+
+func TestReadPassphrase(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pass")
+	os.WriteFile(file, []byte("s3cret\r\nignored\n"), 0o600)
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	t.Setenv("WNB_TEST_PASS", "from-env")
+	cases := []struct {
+		file, want, err string
+	}{
+		{file, "s3cret", ""},
+		{"", "from-env", ""},
+		{empty, "", "empty first line"},
+		{filepath.Join(dir, "missing"), "", "passphrase file"},
+	}
+	for _, c := range cases {
+		got, err := ReadPassphrase(c.file, "WNB_TEST_PASS")
+		if got != c.want || (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("ReadPassphrase(%q) = %q, %v; want %q, %q", c.file, got, err, c.want, c.err)
+		}
+	}
+}
+
+func TestRunKey(t *testing.T) {
+	k, err := NewRunKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := RecipientsFromPublic([]string{k.Recipient()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := open(k.Identities(), seal(t, r, []byte("part"))); err != nil || string(got) != "part" {
+		t.Fatalf("run key round trip: %q %v", got, err)
+	}
+}
+
+// FuzzParseRecipients: any recipients file is parsed or refused, never a panic, and an error
+// never repeats a secret key given by mistake.
+func FuzzParseRecipients(f *testing.F) {
+	f.Add("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n# c\n")
+	f.Add("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF0 x\n")
+	f.Add("AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX\n")
+	f.Fuzz(func(t *testing.T, data string) {
+		_, err := ParseRecipients(strings.Split(data, "\n"), "f")
+		if err != nil && strings.Contains(err.Error(), "AGE-SECRET-KEY-1") {
+			t.Fatalf("error echoes a secret key: %v", err)
+		}
+	})
+}
+
+// FuzzIdentityFile: any identity file is parsed or refused with an error that names the file
+// and never holds its content.
+func FuzzIdentityFile(f *testing.F) {
+	f.Add([]byte("AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX\n"))
+	f.Add([]byte("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(dir, "id")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadIdentityFile(path)
+		if err != nil && len(data) > 24 && strings.Contains(err.Error(), string(data[:24])) {
+			t.Fatalf("error repeats the file's content: %v", err)
+		}
+	})
+}
