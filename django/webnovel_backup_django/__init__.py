@@ -1,0 +1,1 @@
+"""Management commands that run the webnovel-backup binary with the project's settings."""
