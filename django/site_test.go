@@ -56,13 +56,14 @@ type site struct {
 	media    string // MEDIA_ROOT
 	dbURL    string // the same database as a dj-database-url, to run the binary and read state
 	database map[string]any
-	dirty    bool // the state differs from the reference
+	extraEnv []string // more of manage.py's environment (WNB_TEST_S3)
+	dirty    bool     // the state differs from the reference
 }
 
 // newSite makes the project's database with Django's migrate and fills it and MEDIA_ROOT
 // with the platform's sample through restore_data, from a backup as the Python command wrote
 // it.
-func newSite(t *testing.T, engine string) *site {
+func newSite(t *testing.T, engine string, extraEnv ...string) *site {
 	t.Helper()
 	bin, python := tools(t)
 	manage, err := filepath.Abs(filepath.Join("tests", "project", "manage.py"))
@@ -70,7 +71,7 @@ func newSite(t *testing.T, engine string) *site {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	s := &site{t: t, bin: bin, python: python, manage: manage, work: work, media: filepath.Join(work, "media")}
+	s := &site{t: t, bin: bin, python: python, manage: manage, work: work, media: filepath.Join(work, "media"), extraEnv: extraEnv}
 	if err := os.MkdirAll(s.media, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +155,7 @@ func (s *site) env(extra ...string) []string {
 	}
 	env = append(env, "WNB_TEST_DATABASE="+mustJSON(s.t, s.database), "WNB_TEST_MEDIA_ROOT="+s.media,
 		"WEBNOVEL_BACKUP_BIN="+s.bin, "PYTHONDONTWRITEBYTECODE=1")
+	env = append(env, s.extraEnv...)
 	return append(env, extra...)
 }
 
