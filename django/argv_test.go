@@ -68,6 +68,11 @@ func TestArgumentsAndEnvironment(t *testing.T) {
 		wantEnv:  []string{"DATABASE_URL=sqlite:///" + strings.ReplaceAll(sqlitePath, " ", "%20"), "STORAGE_URL=" + filepath.Join(work, "media")},
 		noEnv:    []string{"PGPASSWORD"},
 	}, {
+		name: "abbreviations written out", database: postgres,
+		args:     []string{"backup_data", "--backup", "/b", "--comp", "--verb", "2", "--mod", "books.Book"},
+		wantCode: 7,
+		wantArgv: []string{"backup", "--backup-dir", "/b", "--compress", "--models", "books.Book"},
+	}, {
 		name: "verbosity 0 is --quiet", database: postgres,
 		args: []string{"test_backup_restore", "-v", "0"}, wantCode: 7,
 		wantArgv: []string{"test-backup-restore", "--quiet"},

@@ -38,6 +38,22 @@ def find_binary():
     return found
 
 
+def expand_abbreviations(argv, options):
+    """argv with abbreviated long options (--comp) written out (--compress), as argparse reads
+    them; the binary does not take abbreviations."""
+    out = []
+    for i, a in enumerate(argv):
+        if a == "--":
+            return out + argv[i:]
+        name, eq, value = a.partition("=")
+        if a.startswith("--") and len(name) > 2 and name not in options:
+            matches = [o for o in options if o.startswith(name)]
+            if len(matches) == 1:
+                a = matches[0] + eq + value
+        out.append(a)
+    return out
+
+
 def strip_django_options(argv):
     """argv without the options manage.py itself handles (--settings, -v, --traceback, …)."""
     out, i = [], 0
@@ -155,7 +171,9 @@ class BinaryCommand(BaseCommand):
         return parser
 
     def run_from_argv(self, argv):
-        self._argv = strip_django_options(argv[2:])
+        parser = self.create_parser(argv[0], argv[1])
+        known = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+        self._argv = strip_django_options(expand_abbreviations(argv[2:], known))
         super().run_from_argv(argv)
 
     def arguments(self, options):

@@ -16,7 +16,7 @@ from django.core.management.base import CommandError
 # (psycopg2's isolation_level, cursor_factory, …) mean nothing to the binary.
 _PG_URL_OPTIONS = (
     "sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
-    "target_session_attrs", "options", "service",
+    "target_session_attrs", "options", "service", "passfile",
 )
 
 
