@@ -1,11 +1,16 @@
 package django_test
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // fakeBinary stands in for webnovel-backup: it records its arguments and environment
@@ -127,4 +132,64 @@ func readNULs(t *testing.T, path string) []string {
 		t.Fatalf("the fake binary did not run: %v", err)
 	}
 	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+}
+
+// stoppableBinary waits to be stopped: SIGTERM makes it record that and exit 143.
+const stoppableBinary = `#!/bin/sh
+trap 'echo terminated > "$WNB_FAKE_OUT/term"; exit 143' TERM
+echo $$ > "$WNB_FAKE_OUT/started.tmp" && mv "$WNB_FAKE_OUT/started.tmp" "$WNB_FAKE_OUT/started"
+while :; do sleep 0.1; done
+`
+
+// TestTerminateForwarded: a SIGTERM sent to manage.py alone (a supervisor, a CI timeout)
+// reaches the binary, so it stops cleanly, and manage.py exits with its code.
+func TestTerminateForwarded(t *testing.T) {
+	_, python := tools(t)
+	manage, _ := filepath.Abs(filepath.Join("tests", "project", "manage.py"))
+	work, out := t.TempDir(), t.TempDir()
+	fake := filepath.Join(work, "fake-webnovel-backup")
+	if err := os.WriteFile(fake, []byte(stoppableBinary), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := &site{t: t, bin: fake, python: python, manage: manage, work: work, media: filepath.Join(work, "media"),
+		database: map[string]any{"ENGINE": "django.db.backends.sqlite3", "NAME": filepath.Join(work, "db.sqlite3")}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, manage, "backup_data")
+	cmd.Dir, cmd.Env = work, s.env("WNB_FAKE_OUT="+out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child := waitForFile(t, filepath.Join(out, "started"))
+	t.Cleanup(func() { // the binary must not outlive a failed test
+		if pid, err := strconv.Atoi(strings.TrimSpace(child)); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 143 {
+		t.Errorf("manage.py exited %d (%v), want the binary's 143", code, cmd.ProcessState)
+	}
+	if _, err := os.Stat(filepath.Join(out, "term")); err != nil {
+		t.Errorf("the binary did not get SIGTERM: %v", err)
+	}
+}
+
+// waitForFile returns the file's content once it exists, failing after 30 s.
+func waitForFile(t *testing.T, path string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			return string(data)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not appear within 30s: %v", path, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
