@@ -47,7 +47,13 @@ func Body(report any) ([]byte, error) {
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return nil, fmt.Errorf("notification: decode the report: %w", err)
 	}
-	return json.Marshal(redactStrings(v))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // a webhook shows "&", not "\u0026"
+	if err := enc.Encode(redactStrings(v)); err != nil {
+		return nil, fmt.Errorf("notification: encode the report: %w", err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // redactStrings applies redact.URL to every string in a decoded JSON value: an error message
