@@ -112,4 +112,3 @@ func TestMetricsPushFailureIsAWarning(t *testing.T) {
 		t.Errorf("%d pushes to the refusing gateway", len(refusing.requests()))
 	}
 }
-
