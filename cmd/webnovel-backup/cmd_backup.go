@@ -57,7 +57,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Resume, "resume", "", "finish the abandoned or failed run with this `id` (see webnovel-backup runs); its other options are reused")
 	addStallFlag(f, &o.stallTimeout)
 	f.StringVar(&o.copyTo, "copy-to", "", "then copy the backup to this `destination` (folder or s3://…) as the run's last step; a failed copy keeps the backup and exits 3 (see webnovel-backup copy)")
-	o.hooks = &runHooks{}
+	o.hooks = &runHooks{report: func(e error) any { return backupJSON(nil, e) }}
 	o.hooks.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }

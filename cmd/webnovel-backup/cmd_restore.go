@@ -56,7 +56,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "refuse a backup without SHA256SUMS even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
-	o.hooks = &runHooks{}
+	o.hooks = &runHooks{report: func(e error) any { return restoreJSON(nil, e) }}
 	o.hooks.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }

@@ -88,7 +88,8 @@ type runHooks struct {
 	// started is true once the pre-hook passed (or there is none): only then does the
 	// post-hook run.
 	started bool
-	// report builds the command's final JSON report for an error; nil until the run has one.
+	// report builds the command's final JSON report for an error: the command sets one
+	// without a run's report with the flags, and the run's own with done.
 	report func(error) any
 }
 
@@ -165,8 +166,8 @@ func (h *runHooks) done(report func(error) any) {
 	}
 }
 
-// finalReport is the command's --json report for err, or a minimal one when the run ended
-// before it had one.
+// finalReport is the command's --json report for err (a minimal one if the command gave no
+// builder).
 func (h *runHooks) finalReport(command string, err error) any {
 	if h.report != nil {
 		return h.report(err)

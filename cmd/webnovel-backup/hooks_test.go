@@ -182,7 +182,7 @@ func TestBackupNotify(t *testing.T) {
 	if err := json.Unmarshal([]byte(got[0].body), &rep); err != nil {
 		t.Fatalf("body %s: %v", got[0].body, err)
 	}
-	if rep["status"] != "failed" || !strings.Contains(rep["error"].(string), deadAddr) {
+	if rep["status"] != "failed" || !strings.Contains(rep["error"].(string), deadAddr) || rep["models"] == nil {
 		t.Errorf("report %v", rep)
 	}
 	if strings.Contains(got[0].body, secret) || strings.Contains(out, secret) {
