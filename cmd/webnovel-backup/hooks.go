@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -80,8 +78,6 @@ type runHooks struct {
 	notifyURL         string
 	notifyOn          string
 	push              pushOptions
-	// notifyBackoff is the wait between notification tries (tests shorten it).
-	notifyBackoff time.Duration
 
 	command string
 	out     io.Writer
@@ -91,6 +87,10 @@ type runHooks struct {
 	// report builds the command's final JSON report for an error: the command sets one
 	// without a run's report with the flags, and the run's own with done.
 	report func(error) any
+	// ran is true once done was called: the coordinator ran, and counted the run in the
+	// metrics. A command stopped before (a pre-hook, the preflight) is counted by wrap, so
+	// that the failure alert sees it.
+	ran bool
 }
 
 // AddFlags adds the hook, notification and push flags to f.
@@ -138,6 +138,7 @@ func (h *runHooks) wrap(cmd *cobra.Command, run func() error) error {
 		err = h.runPost(ctx, cmd.Name(), err)
 	}
 	h.sendNotification(ctx, cmd.Name(), err)
+	h.push.record = !h.ran
 	h.push.finish(ctx, cmd.Name(), time.Since(start), err)
 	return err
 }
@@ -162,7 +163,7 @@ func (h *runHooks) pre(ctx context.Context, env hooks.Env) error {
 // done gives the command's final report builder (its --json report for an error).
 func (h *runHooks) done(report func(error) any) {
 	if h != nil {
-		h.report = report
+		h.report, h.ran = report, true
 	}
 }
 
@@ -182,7 +183,7 @@ func (h *runHooks) finalReport(command string, err error) any {
 // runPost runs the post-hook with the final report in its environment and returns the
 // command's error: a failed hook is a warning, and a successful run becomes partial.
 func (h *runHooks) runPost(ctx context.Context, command string, err error) error {
-	env := hookEnv(h.finalReport(command, err))
+	env := hooks.ReportEnv(h.finalReport(command, err))
 	env["COMMAND"], env["HOOK"] = command, "post"
 	hook := hooks.Hook{Name: "post-hook", Command: h.postHook, Timeout: h.timeout, Output: h.out}
 	herr := hook.Run(ctx, env)
@@ -205,47 +206,8 @@ func (h *runHooks) sendNotification(ctx context.Context, command string, err err
 	if s := outcome.Of(err).Status; h.notifyOn != notifyOnAlways && (s == outcome.Complete || s == outcome.DryRun) {
 		return
 	}
-	sender := notify.Sender{URL: h.notifyURL, Backoff: h.notifyBackoff}
+	sender := notify.Sender{URL: h.notifyURL}
 	if nerr := sender.Send(ctx, h.finalReport(command, err)); nerr != nil {
 		fmt.Fprintf(h.out, "warning: %v\n", nerr)
-	}
-}
-
-// hookEnv is the post-hook's environment from a --json report: its status, run id, path
-// and counts.
-func hookEnv(report any) hooks.Env {
-	var r struct {
-		Status   string  `json:"status"`
-		Error    string  `json:"error"`
-		RunID    string  `json:"run_id"`
-		Path     string  `json:"path"`
-		Backup   string  `json:"backup"`
-		Files    int64   `json:"files"`
-		Bytes    int64   `json:"bytes"`
-		Rows     *int64  `json:"rows"`
-		Duration float64 `json:"duration_seconds"`
-		Models   []struct {
-			Rows int64 `json:"rows"`
-		} `json:"models"`
-	}
-	if raw, err := json.Marshal(report); err == nil {
-		json.Unmarshal(raw, &r)
-	}
-	rows := int64(0)
-	if r.Rows != nil {
-		rows = *r.Rows
-	} else {
-		for _, m := range r.Models {
-			rows += m.Rows
-		}
-	}
-	path := r.Path
-	if path == "" {
-		path = r.Backup
-	}
-	return hooks.Env{
-		"STATUS": r.Status, "ERROR": redact.URL(r.Error), "RUN_ID": r.RunID, "BACKUP_PATH": redact.URL(path),
-		"FILES": strconv.FormatInt(r.Files, 10), "BYTES": strconv.FormatInt(r.Bytes, 10),
-		"ROWS": strconv.FormatInt(rows, 10), "DURATION_SECONDS": strconv.FormatFloat(r.Duration, 'f', 3, 64),
 	}
 }

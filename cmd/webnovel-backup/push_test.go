@@ -66,6 +66,26 @@ func TestMetricsPush(t *testing.T) {
 	}
 }
 
+// A backup stopped before its coordinator ran (here by the preflight: no database) is still
+// counted and pushed as a failure, so the failure alert fires.
+func TestMetricsPushOfARunStoppedEarly(t *testing.T) {
+	dir := sitePlatform(t)
+	gw := newRecorder(t, http.StatusOK)
+	code, out := cli(t, dir, "backup", "--backup-dir", "b", "--database", "sqlite:///missing.sqlite3", "--metrics-push", gw.URL)
+	if code != 1 || len(gw.requests()) != 1 {
+		t.Fatalf("exit %d, %d pushes\n%s", code, len(gw.requests()), out)
+	}
+	series := pushedSeries(t, gw.requests()[0].body)
+	for _, w := range []string{`wnb_runs_total{kind="backup",outcome="failure"}`, `wnb_last_run_timestamp_seconds{kind="backup",outcome="failure"}`} {
+		if series[w] <= 0 {
+			t.Errorf("the push lacks %s", w)
+		}
+	}
+	if _, ok := series[`wnb_last_run_timestamp_seconds{kind="backup",outcome="success"}`]; ok {
+		t.Error("the last backup run is still shown as a success")
+	}
+}
+
 // pushedSeries parses a text-format body (failing on anything a Pushgateway would refuse)
 // into its series, name{labels} in label order.
 func pushedSeries(t *testing.T, body string) map[string]float64 {

@@ -108,3 +108,32 @@ func TestRunCancelled(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// ReportEnv reads a backup's and a restore's --json reports alike.
+func TestReportEnv(t *testing.T) {
+	tests := []struct {
+		name   string
+		report any
+		want   Env
+	}{
+		{"backup", map[string]any{"status": "complete", "run_id": "r1", "path": "/b/backup_1", "rows": 12, "files": 3, "bytes": 99, "duration_seconds": 1.5,
+			"models": []map[string]any{{"rows": 5}}},
+			Env{"STATUS": "complete", "RUN_ID": "r1", "BACKUP_PATH": "/b/backup_1", "ROWS": "12", "FILES": "3", "BYTES": "99", "DURATION_SECONDS": "1.500", "ERROR": ""}},
+		{"restore", map[string]any{"status": "partial", "backup": "s3://k:sec@b/x/backup_1", "models": []map[string]any{{"rows": 5}, {"rows": 7}}, "files": 2, "error": "2 files failed"},
+			Env{"STATUS": "partial", "RUN_ID": "", "BACKUP_PATH": "s3://k:xxxxx@b/x/backup_1", "ROWS": "12", "FILES": "2", "BYTES": "0", "DURATION_SECONDS": "0.000", "ERROR": "2 files failed"}},
+		{"nothing", nil, Env{"STATUS": "", "RUN_ID": "", "BACKUP_PATH": "", "ROWS": "0", "FILES": "0", "BYTES": "0", "DURATION_SECONDS": "0.000", "ERROR": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ReportEnv(tt.report)
+			if len(got) != len(tt.want) {
+				t.Errorf("ReportEnv = %v, want %v", got, tt.want)
+			}
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
