@@ -24,6 +24,11 @@ const (
 	notifyOnAlways  = "always"
 )
 
+// reportGrace is how long after Ctrl-C or SIGTERM a run with a post-hook, a notification or
+// a push may take to stop: an interrupted run is reported too (a second signal still exits
+// at once).
+const reportGrace = 20 * time.Second
+
 // pushOptions is --metrics-push, for every command cron runs: the run's final metrics go to
 // a Pushgateway, since the process exits before any scrape.
 type pushOptions struct {
@@ -128,6 +133,9 @@ func (h *runHooks) wrap(cmd *cobra.Command, run func() error) error {
 		return run()
 	}
 	h.command, h.out = cmd.Name(), cmd.ErrOrStderr()
+	if h.postHook != "" || h.notifyURL != "" || h.push.gateway != "" {
+		extendStopGrace(cmd.Context(), reportGrace)
+	}
 	start := time.Now()
 	err := h.check()
 	if err == nil {
