@@ -48,12 +48,16 @@ func (p *pushOptions) AddFlags(f *pflag.FlagSet) {
 // worse for it.
 func (p *pushOptions) wrap(cmd *cobra.Command, run func() error) error {
 	p.record = true
+	if p.gateway != "" {
+		extendStopGrace(cmd.Context(), reportGrace)
+	}
 	start := time.Now()
 	err := run()
 	p.finish(cmd.Context(), cmd.Name(), time.Since(start), err)
 	return err
 }
 
+// finish counts the run (when record says so) and pushes the metrics, if asked.
 func (p *pushOptions) finish(ctx context.Context, command string, took time.Duration, err error) {
 	if p.record {
 		telemetry.RecordRun(metricKind(command), outcome.Of(err), took)
