@@ -132,6 +132,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancelTasks()
 	w.running.Store(true)
 	defer w.running.Store(false)
+	defer telemetry.WorkerRunning(w.cfg.Name)()
 	go func() {
 		select {
 		case <-ctx.Done():

@@ -15,9 +15,11 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/hooks"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
@@ -31,6 +33,7 @@ type backupOptions struct {
 	metricsFile   string
 	stallTimeout  time.Duration
 	copyTo        string
+	hooks         *runHooks
 }
 
 // AddFlags adds backup's flags to f.
@@ -54,6 +57,8 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Resume, "resume", "", "finish the abandoned or failed run with this `id` (see webnovel-backup runs); its other options are reused")
 	addStallFlag(f, &o.stallTimeout)
 	f.StringVar(&o.copyTo, "copy-to", "", "then copy the backup to this `destination` (folder or s3://…) as the run's last step; a failed copy keeps the backup and exits 3 (see webnovel-backup copy)")
+	o.hooks = &runHooks{report: func(e error) any { return backupJSON(nil, e) }}
+	o.hooks.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
@@ -78,7 +83,7 @@ func newBackupCommand(g *globals) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBackup(cmd.Context(), o, g, consoleOf(cmd), args)
+			return o.hooks.wrap(cmd, func() error { return runBackup(cmd.Context(), o, g, consoleOf(cmd), args) })
 		},
 	}
 	o.AddFlags(cmd.Flags())
@@ -96,6 +101,9 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	cfg, err := g.pipelineConfig(g.workers)
 	if err != nil {
 		return err
+	}
+	if err := o.hooks.pre(ctx, hooks.Env{"BACKUP_DIR": redact.URL(o.BackupDir)}); err != nil {
+		return o.report(con, nil, nil, err)
 	}
 	if !o.skipPreflight && o.Resume == "" {
 		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
@@ -116,6 +124,7 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 		copied, err = copyAfterBackup(ctx, s.Coordinator, rep, o.copyTo)
 	}
 	o.writeMetricsFile()
+	o.hooks.done(func(e error) any { return withCopy(backupJSON(rep, e), copied) })
 	return o.report(con, rep, copied, outcome.AfterCancel(ctx, err))
 }
 

@@ -19,6 +19,7 @@ type pruneOptions struct {
 	policy    retention.Policy
 	backupDir string
 	asJSON    bool
+	push      pushOptions
 }
 
 // AddFlags adds prune's flags to f.
@@ -31,6 +32,7 @@ func (o *pruneOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.DryRun, "dry-run", false, "show what would be deleted and why the rest is kept; delete nothing")
 	f.BoolVar(&o.PruneIncomplete, "prune-incomplete", false, "also delete incomplete backups older than a day")
 	f.BoolVar(&o.asJSON, "json", false, "print the decisions as JSON")
+	o.push.AddFlags(f)
 	f.DurationVar(&o.Grace, "grace", retention.DefaultGrace, "keep objects of the S3 object store that no backup names but that were written less than this `duration` ago (a backup still running may not have listed them yet)")
 }
 
@@ -69,7 +71,9 @@ Exit status: 0 done, 1 a deletion failed (the others are still done), 2 no --kee
 		Example: `  webnovel-backup prune --backup-dir /backups/daily --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run
   webnovel-backup prune --backup-dir 's3://backups/nightly' --keep-last 3 --keep-daily 14`,
 		Args: usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, args []string) error { return runPrune(cmd.Context(), o, consoleOf(cmd)) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return o.push.wrap(cmd, func() error { return runPrune(cmd.Context(), o, consoleOf(cmd)) })
+		},
 	}
 	o.AddFlags(cmd.Flags())
 	return cmd

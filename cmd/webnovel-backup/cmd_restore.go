@@ -19,10 +19,12 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/hooks"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -37,6 +39,7 @@ type restoreOptions struct {
 	skipPreflight bool
 	metricsAddr   string
 	stallTimeout  time.Duration
+	hooks         *runHooks
 }
 
 // AddFlags adds restore's flags to f.
@@ -53,6 +56,8 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "refuse a backup without SHA256SUMS even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
+	o.hooks = &runHooks{report: func(e error) any { return restoreJSON(nil, e) }}
+	o.hooks.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
@@ -78,7 +83,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRestore(cmd.Context(), o, g, consoleOf(cmd), args)
+			return o.hooks.wrap(cmd, func() error { return runRestore(cmd.Context(), o, g, consoleOf(cmd), args) })
 		},
 	}
 	o.AddFlags(cmd.Flags())
@@ -107,6 +112,9 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	if err != nil {
 		return err
 	}
+	if err := o.hooks.pre(ctx, hooks.Env{"BACKUP_PATH": redact.URL(o.Source)}); err != nil {
+		return o.report(con, nil, err)
+	}
 	if !o.skipPreflight {
 		if err := preflight.Run(ctx, o.preflight(ctx, cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
 			return o.report(con, nil, outcome.AfterCancel(ctx, err))
@@ -123,6 +131,7 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	}
 	rep, err := s.Coordinator.Restore(ctx, o.RestoreOptions)
 	bar.Close(err != nil)
+	o.hooks.done(func(e error) any { return restoreJSON(rep, e) })
 	return o.report(con, rep, outcome.AfterCancel(ctx, err))
 }
 

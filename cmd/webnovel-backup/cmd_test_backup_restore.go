@@ -19,6 +19,7 @@ import (
 type testBackupRestoreOptions struct {
 	roundtrip.Options
 	stallTimeout time.Duration
+	push         pushOptions
 }
 
 // AddFlags adds test-backup-restore's flags to f.
@@ -27,6 +28,7 @@ func (o *testBackupRestoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.ScratchDatabase, "scratch-database", "", "restore into this (empty, migrated or new) database `URL` instead of a temporary one")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where scratch files go (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
+	o.push.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup or the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
@@ -44,7 +46,7 @@ server (or --scratch-database), a temporary SQLite file, and a temporary folder,
 afterwards. It always runs on an embedded queue with in-process workers.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runTestBackupRestore(cmd.Context(), o, g, consoleOf(cmd))
+			return o.push.wrap(cmd, func() error { return runTestBackupRestore(cmd.Context(), o, g, consoleOf(cmd)) })
 		},
 	}
 	o.AddFlags(cmd.Flags())

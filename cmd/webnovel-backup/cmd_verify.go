@@ -19,11 +19,13 @@ import (
 type verifyOptions struct {
 	verify.Options
 	asJSON bool
+	push   pushOptions
 }
 
 // AddFlags adds verify's flags to f.
 func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	o.push.AddFlags(f)
 	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "count a backup without SHA256SUMS as a problem even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where an archive is extracted to be checked (default: the system temporary folder)")
 }
@@ -51,7 +53,9 @@ Exit status: 0 when the backup is good, 1 when a problem is found or the check c
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(cmd.Context(), o, g, cmd.Flags().Changed("workers"), consoleOf(cmd), args[0])
+			return o.push.wrap(cmd, func() error {
+				return runVerify(cmd.Context(), o, g, cmd.Flags().Changed("workers"), consoleOf(cmd), args[0])
+			})
 		},
 	}
 	o.AddFlags(cmd.Flags())

@@ -63,7 +63,21 @@ var (
 		Name: "wnb_last_success_duration_seconds",
 		Help: "How long the last successful run of this kind took.",
 	}, []string{"kind"})
+	lastRun = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wnb_last_run_timestamp_seconds",
+		Help: "Unix time the last run of this kind finished, labelled with its outcome: one series per kind, so a pushed or scraped failure stays visible until a later run of that kind succeeds.",
+	}, []string{"kind", "outcome"})
+	workersRunning = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "wnb_workers_running",
+		Help: "1 while the worker of this name takes tasks in this process, 0 once it stopped.",
+	}, []string{"worker"})
 )
+
+// ownMetrics are the tool's own collectors, as MetricNames lists them.
+var ownMetrics = []prometheus.Collector{
+	tasksTotal, rowsTotal, bytesTotal, filesTotal, taskDuration, redeliveries, inFlight,
+	runsTotal, lastSuccess, lastSuccessDuration, lastRun, workersRunning,
+}
 
 var taskKinds = []string{messages.KindExportModel, messages.KindCopyPrefix, messages.KindRestorePrefix}
 
@@ -71,9 +85,8 @@ func init() {
 	registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		tasksTotal, rowsTotal, bytesTotal, filesTotal, taskDuration, redeliveries, inFlight,
-		runsTotal, lastSuccess, lastSuccessDuration,
 	)
+	registry.MustRegister(ownMetrics...)
 	// Known series start at zero, so rate() and increase() see the first task.
 	for _, k := range taskKinds {
 		for _, o := range []string{OutcomeSuccess, OutcomeRetry, OutcomeFailed, OutcomeHandedBack} {
@@ -106,11 +119,27 @@ func taskEnded(res *messages.Result, outcome string) {
 }
 
 func runEnded(kind string, oc outcome.Outcome, took time.Duration) {
+	now := float64(time.Now().UnixNano()) / 1e9
 	runsTotal.WithLabelValues(kind, oc.Label).Inc()
+	lastRun.DeletePartialMatch(prometheus.Labels{"kind": kind})
+	lastRun.WithLabelValues(kind, oc.Label).Set(now)
 	if oc.Status == outcome.Complete {
-		lastSuccess.WithLabelValues(kind).Set(float64(time.Now().UnixNano()) / 1e9)
+		lastSuccess.WithLabelValues(kind).Set(now)
 		lastSuccessDuration.WithLabelValues(kind).Set(took.Seconds())
 	}
+}
+
+// RecordRun counts a run that no coordinator counted (verify, prune, test-backup-restore) in
+// the run metrics, as EndRun does for backups and restores: its outcome, and for a complete
+// one the last-success gauges.
+func RecordRun(kind string, oc outcome.Outcome, took time.Duration) { runEnded(kind, oc, took) }
+
+// WorkerRunning marks the worker named name as taking tasks until the returned function is
+// called: an alert on wnb_workers_running finds a cluster with no worker.
+func WorkerRunning(name string) (stopped func()) {
+	g := workersRunning.WithLabelValues(name)
+	g.Set(1)
+	return func() { g.Set(0) }
 }
 
 // MetricsHandler serves this process's metrics in the Prometheus exposition format.
