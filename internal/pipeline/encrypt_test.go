@@ -329,3 +329,172 @@ func checkEncryptedIndex(t *testing.T, key ageKey, at func(string) []byte, sums,
 		}
 	}
 }
+
+// backupName is a report's backup name, whatever its destination.
+func backupName(rep *coordinator.BackupReport) string {
+	where, _, _ := strings.Cut(rep.Path, "?")
+	return path.Base(where)
+}
+
+// readKey reads one object of a destination.
+func readKey(t *testing.T, loc, key string) []byte {
+	t.Helper()
+	b, err := storage.Open(context.Background(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rc, _, err := b.Open(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// hasWarning reports whether a warning holds every one of parts.
+func hasWarning(warnings []string, parts ...string) bool {
+	for _, w := range warnings {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(w, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// A second encrypted backup to the same recipients reuses the first one's encrypted copies
+// (hard links locally, the same objects on S3), carries its manifest of plaintext sums, and
+// stays checkable on its own; one to another recipient, or an unencrypted one, reuses
+// nothing and says why, naming the base. Names that sort differently once ".age" is added
+// ("a", "a-b") are reused too.
+func TestEncryptedIncrementalReuse(t *testing.T) {
+	for _, s3 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "local", true: "s3"}[s3], func(t *testing.T) {
+			st := newIncStorage(t)
+			for _, k := range []string{"a", "a-b", "b/x", "media/one.txt", "media/two.txt"} {
+				st.put(k, "content of "+k+" with a secret "+strings.Repeat("z", 40))
+			}
+			c := filesSession(t, st)
+			dest := t.TempDir()
+			if s3 {
+				dest = s3test.Start(t, nil, "backups").URL("backups", "inc", "")
+			}
+			k1, k2 := newAgeKey(t), newAgeKey(t)
+			with := func(rc *encryption.Recipients) func(*coordinator.BackupOptions) {
+				return func(o *coordinator.BackupOptions) { o.BackupDir, o.Recipients = dest, rc }
+			}
+			first := filesBackup(t, c, st, dest, with(k1.recipients(t)))
+			st.put("media/three.txt", "a new file")
+			second := filesBackup(t, c, st, dest, with(k1.recipients(t)))
+			n1, n2 := backupName(first), backupName(second)
+			if second.Base != n1 || second.Reused.Files != 5 || second.New.Files != 1 {
+				t.Fatalf("second backup: base %q, reused %d, new %d; want %s, 5, 1", second.Base, second.Reused.Files, second.New.Files, n1)
+			}
+			meta, err := layout.ParseMetadata(readKey(t, dest, n2+"/"+layout.FileMetadata))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seg1, seg2 := layout.PlainSumsName(first.RunID), layout.PlainSumsName(second.RunID)
+			if meta.Files.Reused.Files != 5 || meta.Encryption == nil || strings.Join(meta.Encryption.PlainSums, " ") != seg1+" "+seg2 {
+				t.Fatalf("second backup's metadata: reused %d, encryption %+v", meta.Files.Reused.Files, meta.Encryption)
+			}
+			sums, err := layout.ParseSums(bytes.NewReader(readKey(t, dest, n2+"/"+layout.FileSums)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The newest segment listing a path holds its plaintext sum; every file has one.
+			covered := plainSums(t, k1, readKey(t, dest, n2+"/"+seg1))
+			for p, s := range plainSums(t, k1, readKey(t, dest, n2+"/"+seg2)) {
+				covered[p] = s
+			}
+			for _, seg := range []string{seg1, seg2} {
+				if sums[seg] != sumOf(readKey(t, dest, n2+"/"+seg)) {
+					t.Errorf("SHA256SUMS lists %s as %q", seg, sums[seg])
+				}
+			}
+			for _, k := range []string{"a", "a-b", "b/x", "media/one.txt", "media/three.txt"} {
+				data, _ := os.ReadFile(filepath.Join(st.dir, filepath.FromSlash(k)))
+				if covered[layout.FilesDir+"/"+k] != sumOf(data) {
+					t.Errorf("plaintext sum of %s: %q", k, covered[layout.FilesDir+"/"+k])
+				}
+			}
+			if !s3 {
+				sha256sumCheck(t, filepath.Join(dest, n2))
+				if !sameInode(t, filepath.Join(dest, n1), filepath.Join(dest, n2), "a-b.age") {
+					t.Error("a-b.age is not the first backup's copy, hard-linked")
+				}
+			}
+
+			other := filesBackup(t, c, st, dest, with(k2.recipients(t)))
+			if other.Base != "" || other.Reused.Files != 0 || !hasWarning(other.Warnings, n2, "other recipients") {
+				t.Fatalf("backup to another recipient: base %q, reused %d, warnings %q", other.Base, other.Reused.Files, other.Warnings)
+			}
+			plainRep := filesBackup(t, c, st, dest, with(nil))
+			if plainRep.Reused.Files != 0 || !hasWarning(plainRep.Warnings, backupName(other), "encrypted and this backup is not") {
+				t.Fatalf("unencrypted backup after encrypted ones: reused %d, warnings %q", plainRep.Reused.Files, plainRep.Warnings)
+			}
+		})
+	}
+}
+
+// Passphrase mode: the backup key is sealed with the passphrase into backup_key.age, listed
+// in SHA256SUMS, and opens to the key the metadata's recipient is of; a second backup with the
+// same passphrase keeps that key and reuses the files; one with another passphrase warns,
+// naming the base, and makes a new key. The passphrase is in no byte of the backups.
+func TestPassphraseBackupKeepsKey(t *testing.T) {
+	st := newIncStorage(t)
+	for _, k := range []string{"media/one.txt", "media/two.txt"} {
+		st.put(k, "passphrase content of "+k)
+	}
+	c := filesSession(t, st)
+	dest := t.TempDir()
+	const pass = "correct horse battery staple 42"
+	with := func(p string) func(*coordinator.BackupOptions) {
+		return func(o *coordinator.BackupOptions) { o.BackupDir, o.Passphrase = dest, p }
+	}
+	first := filesBackup(t, c, st, dest, with(pass))
+	n1 := backupName(first)
+	m1 := readMetadata(t, filepath.Join(dest, n1))
+	sealed := readKey(t, dest, n1+"/"+encryption.KeyFile)
+	key, err := encryption.OpenKey(sealed, pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m1.Encryption == nil || m1.Encryption.Mode != encryption.ModePassphrase || m1.Encryption.Key != encryption.KeyFile ||
+		len(m1.Encryption.Recipients) != 1 || m1.Encryption.Recipients[0] != key.Recipient().String() {
+		t.Fatalf("metadata encryption %+v, key %s", m1.Encryption, key.Recipient())
+	}
+	sha256sumCheck(t, filepath.Join(dest, n1))
+	sums, _ := layout.ParseSums(bytes.NewReader(readKey(t, dest, n1+"/"+layout.FileSums)))
+	if sums[encryption.KeyFile] != sumOf(sealed) {
+		t.Errorf("SHA256SUMS lists %s as %q", encryption.KeyFile, sums[encryption.KeyFile])
+	}
+	opened := (ageKey{id: key}).open(t, "media/one.txt.age", readKey(t, dest, n1+"/files/media/one.txt.age"))
+	if string(opened) != "passphrase content of media/one.txt" {
+		t.Errorf("the backup key opens media/one.txt.age to %q", opened)
+	}
+
+	second := filesBackup(t, c, st, dest, with(pass))
+	m2 := readMetadata(t, filepath.Join(dest, backupName(second)))
+	if second.Base != n1 || second.Reused.Files != 2 || m2.Encryption == nil || m2.Encryption.Recipients[0] != key.Recipient().String() {
+		t.Fatalf("second passphrase backup: base %q, reused %d, encryption %+v", second.Base, second.Reused.Files, m2.Encryption)
+	}
+	third := filesBackup(t, c, st, dest, with("another passphrase"))
+	m3 := readMetadata(t, filepath.Join(dest, backupName(third)))
+	if third.Reused.Files != 0 || !hasWarning(third.Warnings, backupName(second), encryption.KeyFile) ||
+		m3.Encryption.Recipients[0] == key.Recipient().String() {
+		t.Fatalf("backup with another passphrase: reused %d, warnings %q, recipients %v", third.Reused.Files, third.Warnings, m3.Encryption.Recipients)
+	}
+	for _, rep := range []*coordinator.BackupReport{first, second, third} {
+		checkNoSecret(t, backupBytes(t, dest, backupName(rep)), map[string][]byte{
+			"passphrase": []byte(pass), "secret key": []byte("AGE-SECRET-KEY-"), "content": []byte("passphrase content")})
+	}
+}
