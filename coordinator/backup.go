@@ -344,16 +344,7 @@ func (r *backupRun) check(ctx context.Context) error {
 // is touched before the claim. The context returned ends if the claim is lost.
 func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 	o := r.o
-	var public []string
-	if o.Recipients != nil {
-		public = o.Recipients.Public()
-	}
-	opts, _ := json.Marshal(resumable{
-		Recipients: public,
-		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
-		Compression: o.Compression, Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
-		Full: o.Full, Checksum: o.Checksum, Base: o.Base, Passphrase: o.Passphrase != "",
-	})
+	opts := recordedOptions(o)
 	record := messages.RunRecord{ID: o.RunID, Kind: "backup", Started: r.start.UTC(), BackupDir: o.BackupDir,
 		Staging: stagingLocation(o.BackupDir, o.RunID), Options: opts, Generation: r.gen}
 	if r.rec != nil {
@@ -377,6 +368,21 @@ func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 		r.log.Info("run claimed", "generation", r.gen, "previous", r.rec.Coordinator)
 	}
 	return runCtx, nil
+}
+
+// recordedOptions are the options a run's record keeps for a resume: an encrypted run's
+// public keys, or only the fact that it used a passphrase (never the passphrase).
+func recordedOptions(o BackupOptions) []byte {
+	var public []string
+	if o.Recipients != nil {
+		public = o.Recipients.Public()
+	}
+	opts, _ := json.Marshal(resumable{
+		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
+		Compression: o.Compression, Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
+		Full: o.Full, Checksum: o.Checksum, Base: o.Base, Recipients: public, Passphrase: o.Passphrase != "",
+	})
+	return opts
 }
 
 // openStage opens the staging area. A resume looks at what its predecessor left there: a

@@ -14,15 +14,19 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -497,4 +501,93 @@ func TestPassphraseBackupKeepsKey(t *testing.T) {
 		checkNoSecret(t, backupBytes(t, dest, backupName(rep)), map[string][]byte{
 			"passphrase": []byte(pass), "secret key": []byte("AGE-SECRET-KEY-"), "content": []byte("passphrase content")})
 	}
+}
+
+// A passphrase run whose coordinator is killed -9 is resumed only with the passphrase given
+// again (the record never holds it; the refusal names where to give it), and the resume keeps
+// the key its predecessor sealed into the staging area: the copies done before the crash and
+// those done after all open with the one key of the published backup_key.age.
+func TestResumePassphraseRun(t *testing.T) {
+	opts := demo.DefaultOptions()
+	opts.Books, opts.ChaptersPerBook = 6, 20
+	p := sqlitePlatform(t, opts)
+	embURL := queuetest.Server(t)
+	backups := t.TempDir()
+	const run, pass = "resume-pass-1", "resume passphrase 7"
+	startWorker := func() *pipeline.Session {
+		s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: embURL, Workers: 1,
+			DatabaseURL: p.dbURL, StorageURL: p.storage, Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	s := startWorker()
+	child := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinator$", "-test.v")
+	child.Env = append(os.Environ(), "WNB_CHILD_NATS="+embURL, "WNB_CHILD_DB="+p.dbURL, "WNB_CHILD_STORAGE="+p.storage,
+		"WNB_CHILD_BACKUPS="+backups, "WNB_CHILD_RUN="+run, "WNB_CHILD_PASSPHRASE="+pass)
+	out, _ := os.Create(filepath.Join(t.TempDir(), "child.log"))
+	child.Stdout, child.Stderr = out, out
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	results, err := s.JetStream.Stream(context.Background(), messages.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, 5*time.Millisecond, "two copies of the child's run", func() bool {
+		info, err := results.Info(context.Background(), jetstream.WithSubjectFilter(messages.RunResultsSubject(run)))
+		copies := 0
+		if err == nil {
+			for subj := range info.State.Subjects {
+				if strings.Contains(subj, ".copy-") {
+					copies++
+				}
+			}
+		}
+		return copies >= 2
+	})
+	s.Close()
+	child.Process.Kill()
+	child.Wait()
+	s = startWorker()
+	waitUntil(t, 30*time.Second, messages.RunHeartbeat, "the dead coordinator's run to show as abandoned", func() bool {
+		rec, err := s.Coordinator.RunRecord(context.Background(), run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(rec.Options), pass) {
+			t.Fatalf("the run record holds the passphrase: %s", rec.Options)
+		}
+		return rec.Shown(time.Now()) == messages.RunAbandoned
+	})
+	o := coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, Resume: run}
+	if _, err := s.Coordinator.Backup(context.Background(), o); err == nil || !strings.Contains(err.Error(), "WNB_AGE_PASSPHRASE") {
+		t.Fatalf("resume without the passphrase: %v", err)
+	}
+	o.Passphrase = pass
+	rep, err := s.Coordinator.Backup(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := encryption.OpenKey(readKey(t, rep.Path, encryption.KeyFile), pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := ageKey{id: key}
+	files := treeFiles(t, filepath.Join(rep.Path, layout.FilesDir))
+	if int64(len(files)) != rep.Files || rep.Files != int64(p.summary.Files) {
+		t.Fatalf("resumed backup: %d files stored, %d reported, platform %d", len(files), rep.Files, p.summary.Files)
+	}
+	for rel, data := range files {
+		want, err := os.ReadFile(filepath.Join(p.storage, filepath.FromSlash(strings.TrimSuffix(rel, encryption.Ext))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(k.open(t, rel, data), want) {
+			t.Errorf("%s does not decrypt to the file", rel)
+		}
+	}
+	sha256sumCheck(t, rep.Path)
 }
