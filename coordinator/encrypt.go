@@ -58,12 +58,16 @@ func (r *backupRun) settleKeys(ctx context.Context) error {
 		r.crypt = &backupCrypt{mode: encryption.ModePassphrase}
 		return nil
 	}
-	key, err := r.stagedKey(ctx)
+	key, sealed, err := r.stagedKey(ctx)
 	if err == nil && key == nil {
-		key, err = r.baseKey(ctx)
+		key, sealed, err = r.baseKey(ctx)
 	}
 	if err == nil && key == nil {
 		key, err = encryption.NewBackupKey()
+	}
+	if err == nil && sealed == nil {
+		// Sealing runs scrypt (about a second): a key taken over keeps its sealed bytes.
+		sealed, err = encryption.SealKey(key, r.o.Passphrase)
 	}
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -73,10 +77,6 @@ func (r *backupRun) settleKeys(ctx context.Context) error {
 		return fmt.Errorf("backup: %w", err)
 	}
 	r.crypt = &backupCrypt{mode: encryption.ModePassphrase, rc: rc, key: key}
-	sealed, err := encryption.SealKey(key, r.o.Passphrase)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
 	if err := writeObject(ctx, r.stage.Bucket(), encryption.KeyFile, sealed, layout.FileMode); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -84,41 +84,41 @@ func (r *backupRun) settleKeys(ctx context.Context) error {
 }
 
 // stagedKey opens the backup key a resumed run's predecessor sealed into the staging area
-// (nil if it had not): the files it encrypted are the run's.
-func (r *backupRun) stagedKey(ctx context.Context) (*age.X25519Identity, error) {
+// (nil if it had not), and its sealed bytes: the files it encrypted are the run's.
+func (r *backupRun) stagedKey(ctx context.Context) (*age.X25519Identity, []byte, error) {
 	if r.rec == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	sealed, err := readSmall(ctx, r.stage.Bucket(), encryption.KeyFile)
 	if errors.Is(err, storage.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("resume: %w", err)
+		return nil, nil, fmt.Errorf("resume: %w", err)
 	}
 	key, err := encryption.OpenKey(sealed, r.o.Passphrase)
 	if err != nil {
-		return nil, fmt.Errorf("resume: the run's %s: %w", encryption.KeyFile, err)
+		return nil, nil, fmt.Errorf("resume: the run's %s: %w", encryption.KeyFile, err)
 	}
-	return key, nil
+	return key, sealed, nil
 }
 
 // baseKey takes over the key of the passphrase backup this one will be based on (--base, else
 // the newest candidate of the same storage), so that its files are reused. A key that the
 // passphrase does not open is a warning naming the base: a new key, and the files copied in
-// full. nil: no such base.
-func (r *backupRun) baseKey(ctx context.Context) (*age.X25519Identity, error) {
+// full. nil: no such base. The key's sealed bytes come with it.
+func (r *backupRun) baseKey(ctx context.Context) (*age.X25519Identity, []byte, error) {
 	if r.o.Full || r.o.Compress || r.src == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	root, err := storage.Open(ctx, r.o.BackupDir)
 	if err != nil {
-		return nil, fmt.Errorf("open the destination %s: %w", r.o.BackupDir, err)
+		return nil, nil, fmt.Errorf("open the destination %s: %w", r.o.BackupDir, err)
 	}
 	defer root.Close()
 	names := []string{r.o.Base}
 	if r.o.Base == "" {
 		if names, err = baseCandidates(ctx, root); err != nil {
-			return nil, fmt.Errorf("look for a base backup: %w", err)
+			return nil, nil, fmt.Errorf("look for a base backup: %w", err)
 		}
 	}
 	for _, name := range names {
@@ -128,7 +128,7 @@ func (r *backupRun) baseKey(ctx context.Context) (*age.X25519Identity, error) {
 		}
 		enc := meta.Encryption
 		if enc == nil || enc.Mode != encryption.ModePassphrase || enc.Key == "" {
-			return nil, nil
+			return nil, nil, nil
 		}
 		sealed, err := readSmall(ctx, root, name+"/"+enc.Key)
 		var key *age.X25519Identity
@@ -137,11 +137,11 @@ func (r *backupRun) baseKey(ctx context.Context) (*age.X25519Identity, error) {
 		}
 		if err != nil {
 			r.warn(fmt.Sprintf("base backup %s: its %s does not open with this passphrase (%v): a new backup key, every file copied in full", name, enc.Key, err))
-			return nil, nil
+			return nil, nil, nil
 		}
-		return key, nil
+		return key, sealed, nil
 	}
-	return nil, nil
+	return nil, nil, nil
 }
 
 // warn logs a warning of the run and keeps it for the report and metadata.
