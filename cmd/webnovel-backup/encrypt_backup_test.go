@@ -1,12 +1,17 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"filippo.io/age"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
@@ -119,5 +124,48 @@ func TestBackupRecipientsFromEnvironmentAndFile(t *testing.T) {
 				t.Errorf("fixture %s is not encrypted", m.Models[0].File)
 			}
 		})
+	}
+}
+
+// An SSH ed25519 public key in a recipients file encrypts a backup that the stock age command
+// decrypts with the matching private key.
+func TestBackupToSSHRecipient(t *testing.T) {
+	dir := sitePlatform(t)
+	t.Setenv(envPassphrase, "")
+	t.Setenv(envRecipients, "")
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := t.TempDir()
+	idFile, rcFile := filepath.Join(keys, "id_ed25519"), filepath.Join(keys, "recipients.txt")
+	os.WriteFile(idFile, pem.EncodeToMemory(block), 0o600)
+	os.WriteFile(rcFile, ssh.MarshalAuthorizedKey(sshPub), 0o600)
+	code, out := cli(t, dir, "backup", "--skip-files", "--models", "accounts.User", "--backup-dir", "ssh", "--recipients-file", rcFile)
+	if code != outcome.CodeOK {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	b := onlyBackup(t, filepath.Join(dir, "ssh"))
+	m, err := layout.ReadMetadata(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Encryption == nil || !strings.HasPrefix(m.Encryption.Recipients[0], "ssh-ed25519 ") {
+		t.Fatalf("metadata encryption %+v", m.Encryption)
+	}
+	if _, err := exec.LookPath("age"); err != nil {
+		t.Fatal("the age command is not installed (Debian's age package)")
+	}
+	plain, err := exec.Command("age", "-d", "-i", idFile, filepath.Join(b, m.Models[0].File)).Output()
+	if err != nil || !strings.Contains(string(plain), `"model": "accounts.user"`) {
+		t.Fatalf("age -d -i id_ed25519 %s: %v\n%.200s", m.Models[0].File, err, plain)
 	}
 }
