@@ -22,12 +22,12 @@ import (
 // exported in chunks encrypted to the run key (only this coordinator can read them) and
 // joined here into one age stream to the recipients.
 
-// backupCrypt is how a backup is encrypted: its mode, recipients and, in passphrase mode, the
-// backup key they are the public half of (sealed into encryption.KeyFile).
+// backupCrypt is how a backup is encrypted: its mode and recipients (in passphrase mode, the
+// public half of the backup key sealed into encryption.KeyFile; nil for an archive sealed
+// with the passphrase itself).
 type backupCrypt struct {
 	mode string
 	rc   *encryption.Recipients
-	key  *age.X25519Identity
 }
 
 // encrypting tells whether the options ask for an encrypted backup.
@@ -76,7 +76,7 @@ func (r *backupRun) settleKeys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	r.crypt = &backupCrypt{mode: encryption.ModePassphrase, rc: rc, key: key}
+	r.crypt = &backupCrypt{mode: encryption.ModePassphrase, rc: rc}
 	if err := writeObject(ctx, r.stage.Bucket(), encryption.KeyFile, sealed, layout.FileMode); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
