@@ -308,7 +308,7 @@ func putStreamed(ctx context.Context, b *storage.Bucket, key string, fill func(w
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// joinSealed joins a split model's chunks, each encrypted to the run key, into w as one age
+// join joins a split model's chunks, each encrypted to the run key, into w as one age
 // stream to the recipients; it returns the plaintext's size and sum and the stored bytes'
 // size and sum.
 func (s *modelSeal) join(w io.Writer, join func(out io.Writer, chunks []io.Reader) (int64, error), chunks []io.Reader) (plain, stored string, n int64, err error) {
