@@ -497,7 +497,7 @@ func (r *backupRun) snapshot(ctx context.Context) error {
 	if r.db == nil {
 		return nil
 	}
-	dir, err := snapshotDir(r.stage)
+	dir, err := snapshotDir(r.stage, r.o.encrypting())
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -1386,9 +1386,10 @@ func writeObject(ctx context.Context, dest *storage.Bucket, name string, data []
 
 // snapshotDir is where a SQLite snapshot copy goes: the local staging folder (same disk as the
 // backups, which must hold that much anyway), else a temporary folder named after its owner
-// process, which the next run sweeps if this one is killed.
-func snapshotDir(d destination) (string, error) {
-	if l, ok := d.(*localDestination); ok {
+// process, which the next run sweeps if this one is killed. An encrypted backup's staging
+// folder never holds plaintext, so its snapshot goes to the temporary folder too.
+func snapshotDir(d destination, encrypted bool) (string, error) {
+	if l, ok := d.(*localDestination); ok && !encrypted {
 		dir := filepath.Join(l.Location(), internalDir, "snapshot")
 		return dir, os.MkdirAll(dir, 0o700)
 	}

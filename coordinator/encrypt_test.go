@@ -1,7 +1,9 @@
 package coordinator
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -70,5 +72,28 @@ func TestResumeEncryption(t *testing.T) {
 				tc.check(t, o)
 			}
 		})
+	}
+}
+
+// An encrypted backup's SQLite snapshot (a plaintext copy of the database) is never put in
+// the staging folder, which sits beside the backups: an unencrypted one's is.
+func TestSnapshotDirOutsideEncryptedStaging(t *testing.T) {
+	d, err := openDestination(context.Background(), t.TempDir(), "run-snap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, encrypted := range []bool{false, true} {
+		dir, err := snapshotDir(d, encrypted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inside := strings.HasPrefix(dir, d.Location()+string(os.PathSeparator))
+		if inside == encrypted {
+			t.Errorf("encrypted=%v: snapshot folder %s, inside the staging folder %v", encrypted, dir, inside)
+		}
+		if encrypted {
+			os.RemoveAll(dir)
+		}
 	}
 }
