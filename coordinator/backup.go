@@ -116,6 +116,10 @@ type resumable struct {
 	Full         bool     `json:"full,omitempty"`
 	Checksum     bool     `json:"checksum,omitempty"`
 	Base         string   `json:"base,omitempty"`
+	// Recipients are an encrypted run's public keys; Passphrase says it was encrypted in
+	// passphrase mode (the passphrase itself is never recorded: a resume needs it again).
+	Recipients []string `json:"recipients,omitempty"`
+	Passphrase bool     `json:"passphrase,omitempty"`
 }
 
 // ModelReport is one model's outcome.
@@ -206,6 +210,11 @@ type backupRun struct {
 	// archiveTop is a compressed backup's name, chosen when its files are planned: the top
 	// folder of the archive parts the copy tasks write.
 	archiveTop string
+	// runKey, in an encrypted run, is the key its intermediate outputs (chunks of split
+	// models, archive parts) are encrypted to: only this coordinator, in memory, reads them.
+	runKey *encryption.RunKey
+	// crypt is how the backup is encrypted (nil: not encrypted), settled before planning.
+	crypt *backupCrypt
 }
 
 func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
@@ -257,6 +266,18 @@ func (c *Coordinator) newBackupRun(ctx context.Context, o BackupOptions) (*backu
 	}
 	if o.SkipDB && o.SkipFiles {
 		return nil, errors.New("backup: --skip-db and --skip-files leave nothing to back up")
+	}
+	if o.Recipients != nil && o.Passphrase != "" {
+		return nil, errors.New("backup: age recipients and a passphrase contradict each other: give one of the two")
+	}
+	if o.encrypting() && o.Checksum {
+		return nil, errors.New("backup: --checksum cannot tell unchanged files of an encrypted backup (its base's plaintext sums are encrypted)")
+	}
+	if o.encrypting() {
+		var err error
+		if r.runKey, err = encryption.NewRunKey(); err != nil {
+			return nil, fmt.Errorf("backup: %w", err)
+		}
 	}
 	if o.BackupDir == "" {
 		o.BackupDir = "backups"
@@ -323,11 +344,7 @@ func (r *backupRun) check(ctx context.Context) error {
 // is touched before the claim. The context returned ends if the claim is lost.
 func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 	o := r.o
-	opts, _ := json.Marshal(resumable{
-		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
-		Compression: o.Compression, Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
-		Full: o.Full, Checksum: o.Checksum, Base: o.Base,
-	})
+	opts := recordedOptions(o)
 	record := messages.RunRecord{ID: o.RunID, Kind: "backup", Started: r.start.UTC(), BackupDir: o.BackupDir,
 		Staging: stagingLocation(o.BackupDir, o.RunID), Options: opts, Generation: r.gen}
 	if r.rec != nil {
@@ -351,6 +368,21 @@ func (r *backupRun) claim(ctx context.Context) (context.Context, error) {
 		r.log.Info("run claimed", "generation", r.gen, "previous", r.rec.Coordinator)
 	}
 	return runCtx, nil
+}
+
+// recordedOptions are the options a run's record keeps for a resume: an encrypted run's
+// public keys, or only the fact that it used a passphrase (never the passphrase).
+func recordedOptions(o BackupOptions) []byte {
+	var public []string
+	if o.Recipients != nil {
+		public = o.Recipients.Public()
+	}
+	opts, _ := json.Marshal(resumable{
+		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
+		Compression: o.Compression, Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
+		Full: o.Full, Checksum: o.Checksum, Base: o.Base, Recipients: public, Passphrase: o.Passphrase != "",
+	})
+	return opts
 }
 
 // openStage opens the staging area. A resume looks at what its predecessor left there: a
@@ -432,6 +464,9 @@ func (r *backupRun) prepare(ctx context.Context) (err error) {
 	if err := r.snapshot(ctx); err != nil {
 		return err
 	}
+	if err := r.settleKeys(ctx); err != nil {
+		return err
+	}
 	if err := r.planExports(ctx); err != nil {
 		return err
 	}
@@ -462,7 +497,7 @@ func (r *backupRun) snapshot(ctx context.Context) error {
 	if r.db == nil {
 		return nil
 	}
-	dir, err := snapshotDir(r.stage)
+	dir, err := snapshotDir(r.stage, r.o.encrypting())
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -495,7 +530,7 @@ func (r *backupRun) planExports(ctx context.Context) error {
 				Export: &messages.ExportTask{
 					Database: r.db.Source().Redacted, Snapshot: r.snap.ID(), Model: m.Label,
 					Lo: rg.Lo, Hi: rg.Hi, HasLo: rg.HasLo, HasHi: rg.HasHi, Indent: r.o.Indent,
-					Whole: len(ranges) == 1,
+					Whole: len(ranges) == 1, Recipients: r.exportRecipients(len(ranges) == 1),
 					// Outputs are named by task, so a late task of a dead coordinator can
 					// never overwrite what its successor exported.
 					Output: path.Join(internalDir, "exports", id+".json"),
@@ -613,11 +648,21 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer cleanup()
+	plain, cleanupPlain, err := r.newPlainSumsWriter()
+	if err != nil {
+		return err
+	}
+	defer cleanupPlain()
 	meta := r.metadata(ctx)
 	for i, m := range r.models {
-		mr, err := r.c.assembleModel(ctx, dest, m, r.o.Indent, r.plans[m.Label], r.results)
+		mr, plainSum, err := r.c.assembleModel(ctx, dest, m, r.o.Indent, r.plans[m.Label], r.results, r.sealOfModels())
 		if err != nil {
 			return fmt.Errorf("backup: assemble %s: %w", m.Label, err)
+		}
+		if plainSum != "" {
+			if err := plain.Add(mr.File, plainSum); err != nil {
+				return err
+			}
 		}
 		r.rep.Models = append(r.rep.Models, *mr)
 		meta.Models = append(meta.Models, layout.ModelEntry{Label: m.Label, File: mr.File, Rows: mr.Rows, SHA256: mr.SHA256, Bytes: mr.Bytes})
@@ -633,7 +678,7 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 		return err
 	}
 	defer cleanupIndex()
-	if err := r.collectFiles(ctx, sums, index); err != nil {
+	if err := r.collectFiles(ctx, sums, index, plain); err != nil {
 		return err
 	}
 	meta.Files = r.fileMeta
@@ -647,6 +692,9 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 		meta.Files.Store = layout.StoreObjects
 	}
 	if err := r.writeFileIndex(ctx, meta, sums, index); err != nil {
+		return err
+	}
+	if err := r.writeEncryption(ctx, meta, sums, plain); err != nil {
 		return err
 	}
 	if err := r.writeIndex(ctx, meta, sums); err != nil {
@@ -683,7 +731,7 @@ func (r *backupRun) metadata(ctx context.Context) *layout.Metadata {
 
 // collectFiles counts the copied files and adds their hashes to the manifest and the file
 // index.
-func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter, index *layout.FileIndexWriter) error {
+func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter, index *layout.FileIndexWriter, plain *layout.PlainSumsWriter) error {
 	for _, sp := range r.files.Special {
 		r.warnings = append(r.warnings, sp.Warning)
 		r.countSkipped(sp.Kind, 1)
@@ -706,7 +754,7 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter, i
 	if r.src == nil {
 		return nil
 	}
-	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums, index, &r.fileMeta); err != nil {
+	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums, index, plain, &r.fileMeta); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
@@ -917,6 +965,9 @@ func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*mess
 	o.Compression = r.Compression
 	o.Indent, o.ChunkRows, o.FilesPerTask, o.BytesPerTask = r.Indent, r.ChunkRows, r.FilesPerTask, r.BytesPerTask
 	o.Full, o.Checksum, o.Base = r.Full, r.Checksum, r.Base
+	if err := resumeEncryption(o, r); err != nil {
+		return nil, 0, fmt.Errorf("run %s: %w", rec.ID, err)
+	}
 	if o.Workers == 0 {
 		o.Workers = r.Workers
 	}
@@ -1022,44 +1073,59 @@ func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storag
 }
 
 // assembleModel puts a model's fixture in place: a single-task model's output is renamed,
-// chunks are joined.
-func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result) (*ModelReport, error) {
-	mr := &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: len(tasks)}
+// chunks are joined. With seal the fixture is stored encrypted (NAME.age): a single task
+// wrote it so; chunks, encrypted to the run key, are opened and joined into one age stream.
+// plain is then the fixture's plaintext sum ("" unencrypted).
+func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result, seal *modelSeal) (mr *ModelReport, plain string, err error) {
+	mr = &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: len(tasks)}
+	if seal != nil {
+		mr.File += encryption.Ext
+	}
 	for _, t := range tasks {
 		mr.Rows += results[t.ID].Rows
 	}
 	if len(tasks) == 1 {
 		r := results[tasks[0].ID]
+		if seal != nil && r.PlainSHA256 == "" {
+			return nil, "", fmt.Errorf("task %s did not encrypt its output", tasks[0].ID)
+		}
 		mr.SHA256, mr.Bytes = r.SHA256, r.Bytes
 		if err := dest.Rename(ctx, tasks[0].Export.Output, mr.File); err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return mr, nil
+		return mr, r.PlainSHA256, nil
 	}
 	var readers []io.Reader
 	for _, t := range tasks {
 		rc, _, err := dest.Open(ctx, t.Export.Output)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		defer rc.Close()
 		readers = append(readers, rc)
 	}
 	w, err := dest.Create(ctx, mr.File, storage.Object{Mode: layout.FileMode})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer w.Abort()
-	h := sha256.New()
-	n, err := fixture.Join(io.MultiWriter(w, h), fixture.Format{Indent: indent}, readers...)
+	join := func(out io.Writer, chunks []io.Reader) (int64, error) {
+		return fixture.Join(out, fixture.Format{Indent: indent}, chunks...)
+	}
+	if seal != nil {
+		plain, mr.SHA256, mr.Bytes, err = seal.join(w, join, readers)
+	} else {
+		h := sha256.New()
+		mr.Bytes, err = join(io.MultiWriter(w, h), readers)
+		mr.SHA256 = hex.EncodeToString(h.Sum(nil))
+	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := w.Commit(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	mr.Bytes, mr.SHA256 = n, hex.EncodeToString(h.Sum(nil))
-	return mr, nil
+	return mr, plain, nil
 }
 
 // planCopies lists the storage once and cuts it into copy tasks of similar size: one or more
@@ -1162,6 +1228,7 @@ func (p *copyPlanner) start(prefix string) {
 	if p.inc.base != nil {
 		p.cur.Copy.Base, p.cur.Copy.Checksum = p.inc.location, p.inc.checksum
 	}
+	p.cur.Copy.Recipients = p.inc.recipients
 	p.loadFiles, p.loadBytes = 0, 0
 	p.list.Reset()
 	p.lw = messages.NewFileListWriter(&p.list)
@@ -1186,7 +1253,9 @@ func (p *copyPlanner) flush(ctx context.Context) error {
 // collectSums adds the per-file hashes the copy tasks wrote to the manifest, and records in
 // files each file's permissions and the files that changed while they were copied (every one
 // of them: result warnings are capped).
-func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter, index *layout.FileIndexWriter, files *layout.FilesSummary) error {
+//
+// An encrypted file's plaintext sum (FileEntry.Plain) goes to plain, and nowhere else.
+func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tasks []*messages.Task, sums *layout.SumsWriter, index *layout.FileIndexWriter, plain *layout.PlainSumsWriter, files *layout.FilesSummary) error {
 	files.DefaultMode = layout.FormatMode(layout.DefaultFileMode)
 	for _, t := range tasks {
 		if t.Copy == nil {
@@ -1201,6 +1270,11 @@ func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tas
 				files.ChangedDuringBackup = append(files.ChangedDuringBackup, e.Path)
 			}
 			files.RecordMode(e.Path, fs.FileMode(e.Mode))
+			if e.Plain != "" {
+				if err := plain.Add(e.Path, e.Plain); err != nil {
+					return err
+				}
+			}
 			if err := index.Add(e); err != nil {
 				return err
 			}
@@ -1312,9 +1386,10 @@ func writeObject(ctx context.Context, dest *storage.Bucket, name string, data []
 
 // snapshotDir is where a SQLite snapshot copy goes: the local staging folder (same disk as the
 // backups, which must hold that much anyway), else a temporary folder named after its owner
-// process, which the next run sweeps if this one is killed.
-func snapshotDir(d destination) (string, error) {
-	if l, ok := d.(*localDestination); ok {
+// process, which the next run sweeps if this one is killed. An encrypted backup's staging
+// folder never holds plaintext, so its snapshot goes to the temporary folder too.
+func snapshotDir(d destination, encrypted bool) (string, error) {
+	if l, ok := d.(*localDestination); ok && !encrypted {
 		dir := filepath.Join(l.Location(), internalDir, "snapshot")
 		return dir, os.MkdirAll(dir, 0o700)
 	}

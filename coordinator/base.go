@@ -34,6 +34,11 @@ func (r *backupRun) findBase(ctx context.Context, root *storage.Bucket) (*baseBa
 	}
 	if r.o.Base != "" {
 		b, err := r.usableBase(ctx, root, r.o.Base)
+		var enc errEncryptionMismatch
+		if errors.As(err, &enc) {
+			r.warn(fmt.Sprintf("base backup %s not used: %v", r.o.Base, err))
+			return nil, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("backup --base %s: %w", r.o.Base, err)
 		}
@@ -109,6 +114,9 @@ func (r *backupRun) usableBase(ctx context.Context, root *storage.Bucket, name s
 	}
 	if err := r.baseFits(meta, root); err != nil {
 		return nil, err
+	}
+	if why := r.encryptionFit(meta); why != "" {
+		return nil, errEncryptionMismatch(why)
 	}
 	if err := verifyBase(ctx, root, name, meta); err != nil {
 		return nil, err

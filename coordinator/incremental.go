@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
@@ -33,6 +34,10 @@ type incremental struct {
 	checksum bool
 	// location is the destination's root, under which Reuse keys are (CopyTask.Base).
 	location string
+	// recipients, on an encrypted backup, are the public keys every copy is encrypted to:
+	// each file is stored as NAME.age, and a base's copies are reused only when they were
+	// encrypted to the same keys (findBase sees to it).
+	recipients []string
 }
 
 // reuseFileWeight and reuseByteCost are what a reused file counts against a task's bounds, in
@@ -85,6 +90,11 @@ func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
 			e.Stored = layout.FilesDir + "/" + esc
 			e.Path = e.Stored
 		}
+	}
+	if len(p.inc.recipients) > 0 {
+		// Sorted and joined with the base's index by the path stored: "a.age" and "a-b.age"
+		// are not in the order of "a" and "a-b".
+		e.Path += encryption.Ext
 	}
 	return e
 }
@@ -251,7 +261,7 @@ func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task
 		return nil, nil, filePlanInfo{}, err
 	}
 	defer cleanup()
-	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir}
+	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir, recipients: r.recipients()}
 	return r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
 }
 

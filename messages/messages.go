@@ -189,14 +189,17 @@ type Result struct {
 	// Final is true when the task is done: succeeded, or failed for good.
 	Final bool `json:"final"`
 	// Error is empty on success.
-	Error    string   `json:"error,omitempty"`
-	Attempt  int      `json:"attempt"`
-	Worker   string   `json:"worker"`
-	Rows     int64    `json:"rows,omitempty"`
-	Files    int64    `json:"files,omitempty"`
-	Bytes    int64    `json:"bytes,omitempty"`
-	SHA256   string   `json:"sha256,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Attempt int    `json:"attempt"`
+	Worker  string `json:"worker"`
+	Rows    int64  `json:"rows,omitempty"`
+	Files   int64  `json:"files,omitempty"`
+	Bytes   int64  `json:"bytes,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+	// PlainSHA256 is, for an export encrypted to ExportTask.Recipients, the SHA-256 of the
+	// fixture's plaintext (SHA256 and Bytes are those of the bytes stored).
+	PlainSHA256 string   `json:"plain_sha256,omitempty"`
+	Warnings    []string `json:"warnings,omitempty"`
 	// Failed counts files a restore task could not write (the task still succeeds, so the
 	// other files are restored); Failures names the first of them with their causes.
 	Failed   int64    `json:"failed,omitempty"`

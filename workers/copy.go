@@ -241,6 +241,9 @@ func copyKeys(c *messages.CopyTask, restore bool, e messages.FileEntry) (srcKey,
 			dstKey = e.Stored
 		}
 	}
+	if !restore && len(c.Recipients) > 0 {
+		dstKey += encryption.Ext // an encrypted backup's copy, reused or new
+	}
 	return srcKey, dstKey
 }
 
@@ -250,6 +253,10 @@ func copyKeys(c *messages.CopyTask, restore bool, e messages.FileEntry) (srcKey,
 // outcomes come back in list order. written counts the bytes of the files copied and being
 // copied, as they are written (for progress).
 func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader, written *atomic.Int64, ru *reuser) ([]*copiedFile, error) {
+	seal, err := sealOf(c, restore)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	slots, commits := w.copySlots()
@@ -257,7 +264,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		files []*copiedFile
 		wg    sync.WaitGroup
 	)
-	err := messages.ReadFileList(list, func(e messages.FileEntry) error {
+	err = messages.ReadFileList(list, func(e messages.FileEntry) error {
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
@@ -302,6 +309,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 				// A backup holds password hashes and e-mail addresses: its copies are the
 				// owner's alone, and the file's own permissions go into its sums entry.
 				fc.mode = backupFileMode
+				fc.seal = seal
 			}
 			var out copied
 			if out, f.reused = ru.reuse(ctx, src, dst, e, srcKey, dstKey, buf); !f.reused {
@@ -339,6 +347,20 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		return nil, cause
 	}
 	return files, nil
+}
+
+// sealOf parses a backup copy task's recipients, once per task: nil when its copies are
+// not encrypted. A recipient that does not parse fails the task for good (another attempt
+// reads the same task).
+func sealOf(c *messages.CopyTask, restore bool) (*encryption.Recipients, error) {
+	if restore || len(c.Recipients) == 0 {
+		return nil, nil
+	}
+	seal, err := encryption.RecipientsFromPublic(c.Recipients)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("encrypt the copies: %w", err))
+	}
+	return seal, nil
 }
 
 // recoverFile, deferred in a goroutine copying one file, turns a panic there (beyond the

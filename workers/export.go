@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
@@ -43,8 +44,11 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 	}
 	defer out.Abort()
 
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(out, h)}
+	sink, err := newExportSink(out, e.Recipients)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("export %s: %w", e.Model, err))
+	}
+	cw := sink.body
 	f := fixture.Format{Indent: e.Indent}
 	var body io.Writer = cw
 	var opener *openOnWrite
@@ -70,10 +74,55 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 			return nil, fmt.Errorf("export %s: %w", e.Model, err)
 		}
 	}
+	if err := sink.close(); err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.Model, err)
+	}
 	if err := out.Commit(); err != nil {
 		return nil, fmt.Errorf("export %s: %w", e.Model, err)
 	}
-	return &messages.Result{Rows: rows, Bytes: cw.n, SHA256: hexSum(h), Warnings: warnings}, nil
+	res := &messages.Result{Rows: rows, Bytes: sink.stored.n, SHA256: hexSum(sink.storedSum), Warnings: warnings}
+	if sink.sealed != nil {
+		res.PlainSHA256 = hexSum(sink.plainSum)
+	}
+	return res, nil
+}
+
+// exportSink is where an export writes its fixture: body counts and hashes the plaintext;
+// with recipients it is encrypted on its way to the output, whose bytes stored counts and
+// storedSum hashes (without, the two are the plaintext's).
+type exportSink struct {
+	body                *countingWriter
+	stored              *countingWriter
+	sealed              io.WriteCloser
+	plainSum, storedSum hash.Hash
+}
+
+// newExportSink wraps out, encrypting to recipients (age public keys) when there are any.
+func newExportSink(out io.Writer, recipients []string) (*exportSink, error) {
+	s := &exportSink{plainSum: sha256.New(), storedSum: sha256.New()}
+	s.stored = &countingWriter{w: io.MultiWriter(out, s.storedSum)}
+	if len(recipients) == 0 {
+		s.plainSum = s.storedSum
+		s.body = s.stored
+		return s, nil
+	}
+	rc, err := encryption.RecipientsFromPublic(recipients)
+	if err != nil {
+		return nil, err
+	}
+	if s.sealed, err = rc.Encrypt(s.stored); err != nil {
+		return nil, err
+	}
+	s.body = &countingWriter{w: io.MultiWriter(s.sealed, s.plainSum)}
+	return s, nil
+}
+
+// close ends the age stream, if any (its last chunk): the output is whole only then.
+func (s *exportSink) close() error {
+	if s.sealed == nil {
+		return nil
+	}
+	return s.sealed.Close()
 }
 
 // openOnWrite writes the fixture's opening bracket before the first object, so an empty table

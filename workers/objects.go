@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -37,6 +38,8 @@ type objectStore struct {
 	// task names the attempt's staging keys: the task id and a random token.
 	task     string
 	checksum bool
+	// seal, if set, encrypts every new file: its object is named by its ciphertext's sum.
+	seal *encryption.Recipients
 
 	mu sync.Mutex
 	// storing holds the sums this task stores or stored: files of the same content are
@@ -88,7 +91,9 @@ type storedFile struct {
 	dest string // its logical path in the backup ("files/…")
 	n    int64
 	sum  string
-	mode fs.FileMode
+	// plain is an encrypted file's plaintext sum (sum is its ciphertext's).
+	plain string
+	mode  fs.FileMode
 	// reused: the object was the base backup's; changed: the source changed while it was
 	// read, on the retry too (what is stored is the second read, whole).
 	reused, changed bool
@@ -109,7 +114,11 @@ func (w *Worker) storeObjects(ctx context.Context, t *messages.Task, src, stage,
 	defer stop()
 	// Staging keys are this attempt's own: a redelivered task may run beside a stalled
 	// attempt, and neither may copy the other's bytes under its own sum.
-	o := &objectStore{src: src, stage: stage, store: store, task: t.ID + "/" + rand.Text(), checksum: c.Checksum}
+	seal, err := sealOf(c, false)
+	if err != nil {
+		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+	}
+	o := &objectStore{src: src, stage: stage, store: store, task: t.ID + "/" + rand.Text(), checksum: c.Checksum, seal: seal}
 	files, err := w.storeFiles(ctx, o, c, list, &written)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
@@ -136,7 +145,7 @@ func objectResult(files []*storedFile) (*messages.Result, io.Reader, error) {
 			continue
 		}
 		e := messages.FileEntry{Key: f.e.Key, Path: f.dest, Size: f.n, SHA256: f.sum, Mode: uint32(f.mode.Perm()),
-			Stored: layout.ObjectKey(f.sum), ModTime: f.e.ModTime, ETag: f.e.ETag, Changed: f.changed}
+			Stored: layout.ObjectKey(f.sum), ModTime: f.e.ModTime, ETag: f.e.ETag, Changed: f.changed, Plain: f.plain}
 		if err := sw.Add(e); err != nil {
 			return nil, nil, err
 		}
@@ -174,6 +183,9 @@ func (w *Worker) storeFiles(ctx context.Context, o *objectStore, c *messages.Cop
 		f := &storedFile{e: e, dest: c.DestPrefix + e.Key}
 		if e.Stored != "" {
 			f.dest = e.Stored
+		}
+		if o.seal != nil {
+			f.dest += encryption.Ext
 		}
 		i := len(files)
 		files = append(files, f)
@@ -214,7 +226,8 @@ func (o *objectStore) storeOne(ctx context.Context, f *storedFile, key, seq stri
 		f.n, f.sum, f.mode, f.reused = e.Size, e.SHA256, fs.FileMode(e.Mode).Perm(), true
 		return nil
 	}
-	if !o.src.IsLocal() {
+	if !o.src.IsLocal() || o.seal != nil {
+		// An encrypted copy's sum is known only once it is written: each encryption differs.
 		return o.viaStaging(ctx, f, key, seq, buf, count)
 	}
 	h, err := hashSource(ctx, o.src, key, buf)
@@ -294,7 +307,7 @@ func (o *objectStore) upload(ctx context.Context, key, sum string, buf []byte, c
 // content already, and removes the staging key.
 func (o *objectStore) viaStaging(ctx context.Context, f *storedFile, key, seq string, buf []byte, count *fileCounter) (err error) {
 	tmp := path.Join(incomingDir, o.task, seq)
-	fc := fileCopy{key: key, destKey: tmp, mode: backupFileMode, buf: buf, count: count}
+	fc := fileCopy{key: key, destKey: tmp, mode: backupFileMode, buf: buf, count: count, seal: o.seal}
 	c, err := streamOne(ctx, o.src, o.stage, fc)
 	if err != nil {
 		return err
@@ -304,7 +317,7 @@ func (o *objectStore) viaStaging(ctx context.Context, f *storedFile, key, seq st
 			err = rerr
 		}
 	}()
-	f.n, f.sum, f.mode, f.changed = c.n, c.sum, c.mode, c.changed
+	f.n, f.sum, f.plain, f.mode, f.changed = c.n, c.sum, c.plain, c.mode, c.changed
 	if f.e.Reuse != "" && c.sum == f.e.SHA256 {
 		f.reused = true // --checksum: the same content as the base's
 		return nil

@@ -16,7 +16,10 @@ import (
 type reuser struct {
 	base     *storage.Bucket
 	checksum bool
-	log      *slog.Logger
+	// sealed: the copies are encrypted (NAME.age), so an earlier copy is larger than the
+	// plaintext size its index records.
+	sealed bool
+	log    *slog.Logger
 }
 
 // openReuser returns the task's reuser, or nil when the task reuses nothing this way: a
@@ -30,7 +33,7 @@ func openReuser(ctx context.Context, c *messages.CopyTask, dst *storage.Bucket, 
 	if err != nil {
 		return nil, fmt.Errorf("open the earlier backups in %s: %w", c.Base, err)
 	}
-	return &reuser{base: base, checksum: c.Checksum, log: log}, nil
+	return &reuser{base: base, checksum: c.Checksum, sealed: len(c.Recipients) > 0, log: log}, nil
 }
 
 // close releases the base.
@@ -76,10 +79,23 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 		r.log.Debug("earlier copy not linked; copying the file", "key", e.Key, "err", err)
 		return copied{}, false
 	}
-	if obj.Size != e.Size {
+	if !r.sizeFits(obj.Size, e.Size) {
 		// The earlier copy is not what its index says: copy over the link.
 		r.log.Warn("earlier copy differs in size from its index; copying the file", "key", e.Key, "reuse", e.Reuse, "size", obj.Size, "index_size", e.Size)
 		return copied{}, false
 	}
-	return copied{n: obj.Size, sum: e.SHA256, mode: fs.FileMode(e.Mode).Perm()}, true
+	return copied{n: e.Size, sum: e.SHA256, mode: fs.FileMode(e.Mode).Perm()}, true
+}
+
+// ageOverhead is the least an age file adds to its plaintext: its payload's nonce and one
+// chunk's authentication tag (the header adds more).
+const ageOverhead = 16 + 16
+
+// sizeFits tells whether an earlier copy of stored bytes can be the copy of a file of size
+// bytes: the same size, or for an encrypted copy at least the plaintext and age's overhead.
+func (r *reuser) sizeFits(stored, size int64) bool {
+	if r.sealed {
+		return stored >= size+ageOverhead
+	}
+	return stored == size
 }

@@ -34,6 +34,7 @@ type backupOptions struct {
 	stallTimeout  time.Duration
 	copyTo        string
 	hooks         *runHooks
+	encrypt       encryptFlags
 }
 
 // AddFlags adds backup's flags to f.
@@ -59,6 +60,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.copyTo, "copy-to", "", "then copy the backup to this `destination` (folder or s3://…) as the run's last step; a failed copy keeps the backup and exits 3 (see webnovel-backup copy)")
 	o.hooks = &runHooks{report: func(e error) any { return backupJSON(nil, e) }}
 	o.hooks.AddFlags(f)
+	o.encrypt.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
@@ -73,7 +75,8 @@ func newBackupCommand(g *globals) *cobra.Command {
   webnovel-backup backup --skip-files
   webnovel-backup backup --skip-db --include-files
   webnovel-backup backup --models books.Book books.Chapter accounts.User
-  webnovel-backup backup --compress`,
+  webnovel-backup backup --compress
+  webnovel-backup backup --recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p`,
 		// Labels after --models may be space separated, as with the Python command: cobra
 		// sees the second and later ones as arguments.
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -153,6 +156,10 @@ func (o *backupOptions) check(g *globals) error {
 		return usageErrorf("--base: with --skip-files there are no files to reuse")
 	}
 	if err := checkTimeouts(o.stallTimeout, o.LockTimeout); err != nil {
+		return err
+	}
+	var err error
+	if o.Recipients, o.Passphrase, err = o.encrypt.parse(o.Checksum); err != nil {
 		return err
 	}
 	if _, err := platform.Default.Select(o.Models); err != nil {

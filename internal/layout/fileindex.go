@@ -100,12 +100,13 @@ func NewFileIndexWriter(dir string, budget int) *FileIndexWriter {
 }
 
 // Add records one file. Only what the index keeps is written: Path, Key, Stored, Size,
-// ModTime, ETag, SHA256 and Mode.
+// ModTime, ETag, SHA256 and Mode; never an encrypted file's plaintext sum (Plain), which only
+// the encrypted manifest of plaintext sums holds.
 func (w *FileIndexWriter) Add(e messages.FileEntry) error {
 	if err := checkSumPath(e.Path); err != nil {
 		return fmt.Errorf("file index: %w", err)
 	}
-	e.Changed, e.Reuse = false, ""
+	e.Changed, e.Reuse, e.Plain = false, "", ""
 	data, err := messages.MarshalFileEntry(e)
 	if err != nil {
 		return fmt.Errorf("file index: %s: %w", e.Path, err)

@@ -33,6 +33,7 @@ func TestHelperCoordinator(t *testing.T) {
 	_, err = s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
 		DatabaseURL: os.Getenv("WNB_CHILD_DB"), StorageURL: os.Getenv("WNB_CHILD_STORAGE"),
 		BackupDir: os.Getenv("WNB_CHILD_BACKUPS"), RunID: os.Getenv("WNB_CHILD_RUN"), FilesPerTask: 1,
+		Passphrase: os.Getenv("WNB_CHILD_PASSPHRASE"),
 	})
 	t.Fatalf("the coordinator was meant to be killed, but it finished: %v", err)
 }
