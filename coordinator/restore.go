@@ -23,6 +23,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -494,7 +495,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 		return chk, fmt.Errorf("backup %s has status %q, not %q", dir, meta.Status, layout.StatusComplete)
 	}
 	chk.plan = &RestorePlan{Metadata: meta, Merge: o.Merge}
-	ids, err := restoreIdentities(dir, o.Source, meta, o)
+	ids, err := restoreIdentities(dir, redact.URL(o.Source), meta, o)
 	if err != nil {
 		return chk, err
 	}
@@ -516,7 +517,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 		return chk, err
 	}
 	if ids != nil {
-		if chk.dec, err = openDecrypt(ctx, dir, o.Source, meta, sums, ids, chk.work); err != nil {
+		if chk.dec, err = openDecrypt(ctx, dir, redact.URL(o.Source), meta, sums, ids, chk.work); err != nil {
 			return chk, err
 		}
 	}

@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -92,12 +94,18 @@ func openSealed(sealed []byte, backup, passphrase string) (*encryption.Identitie
 // before the restore starts. It returns nil without error when src holds no sealed key (a
 // backup encrypted to recipients, or not at all).
 func OpenBackupKey(ctx context.Context, src, passphrase string) (*encryption.Identities, error) {
-	parent, name := filepath.Dir(filepath.Clean(src)), filepath.Base(filepath.Clean(src))
-	if storage.IsS3(src) {
-		var err error
-		if parent, name, err = splitLocation(src); err != nil {
-			return nil, err
+	if !storage.IsS3(src) {
+		sealed, err := os.ReadFile(filepath.Join(src, encryption.KeyFile))
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("backup %s: %w", src, err)
 		}
+		return openSealed(sealed, src, passphrase)
+	}
+	parent, name, err := splitLocation(src)
+	if err != nil {
+		return nil, err
 	}
 	b, err := storage.Open(ctx, parent)
 	if err != nil {
@@ -108,14 +116,14 @@ func OpenBackupKey(ctx context.Context, src, passphrase string) (*encryption.Ide
 	if errors.Is(err, storage.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("backup %s: %s: %w", src, encryption.KeyFile, err)
+		return nil, fmt.Errorf("backup %s: %s: %w", redact.URL(src), encryption.KeyFile, err)
 	}
 	defer r.Close()
 	sealed, err := io.ReadAll(io.LimitReader(r, 1<<16))
 	if err != nil {
-		return nil, fmt.Errorf("backup %s: %s: %w", src, encryption.KeyFile, err)
+		return nil, fmt.Errorf("backup %s: %s: %w", redact.URL(src), encryption.KeyFile, err)
 	}
-	return openSealed(sealed, src, passphrase)
+	return openSealed(sealed, redact.URL(src), passphrase)
 }
 
 // openDecrypt checks the plaintext manifest's segments against SHA256SUMS and opens them with

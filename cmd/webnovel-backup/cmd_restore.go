@@ -37,6 +37,7 @@ type restoreOptions struct {
 	skipPreflight bool
 	metricsAddr   string
 	stallTimeout  time.Duration
+	keys          decryptOptions
 }
 
 // AddFlags adds restore's flags to f.
@@ -54,6 +55,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
+	o.keys.AddFlags(f, true)
 }
 
 func newRestoreCommand(g *globals) *cobra.Command {
@@ -107,6 +109,10 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	if err != nil {
 		return err
 	}
+	if o.Identities, o.Passphrase, err = o.keys.keysFor(ctx, o.Source); err != nil {
+		return o.report(con, nil, err)
+	}
+	cfg.Identities = o.Identities
 	if !o.skipPreflight {
 		if err := preflight.Run(ctx, o.preflight(ctx, cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
 			return o.report(con, nil, outcome.AfterCancel(ctx, err))
