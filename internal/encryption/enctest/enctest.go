@@ -298,3 +298,43 @@ func writeFile(t testing.TB, p string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// Resign rewrites the backup folder's SHA256SUMS, the models' sums and manifest_sha256 after
+// a test changed its bytes, so that only decryption can tell.
+func Resign(t testing.TB, dir string) {
+	t.Helper()
+	meta, err := layout.ReadMetadata(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range meta.Models {
+		meta.Models[i].SHA256, meta.Models[i].Bytes = hashFile(t, filepath.Join(dir, m.File))
+	}
+	resign(t, dir, meta)
+}
+
+// Segment decrypts the backup's newest manifest of plaintext sums, lets edit change its
+// text, and writes it back encrypted to k (not re-signed).
+func Segment(t testing.TB, dir string, k Key, edit func(string) string) {
+	t.Helper()
+	meta, err := layout.ReadMetadata(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := meta.Encryption.PlainSums
+	p := filepath.Join(dir, filepath.FromSlash(segs[len(segs)-1]))
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := k.Identities.Decrypt(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(r)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, p, seal(t, []byte(edit(string(data))), k))
+}
