@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
@@ -80,14 +79,16 @@ type restorePlanner struct {
 }
 
 func newRestorePlanner(o RestoreOptions, work *restoreWork, source, prefix string, meta *layout.Metadata, plan *RestorePlan) *restorePlanner {
-	return &restorePlanner{o: o, work: work, source: source, prefix: prefix, modeOf: meta.Files.RecordedModes(), plan: plan, decrypt: meta.Encryption != nil}
+	files := &meta.Files
+	if meta.Encryption != nil {
+		files = files.PlainNames()
+	}
+	return &restorePlanner{o: o, work: work, source: source, prefix: prefix, modeOf: files.RecordedModes(), plan: plan, decrypt: meta.Encryption != nil}
 }
 
 // add plans one file; e.Mode, if set, is the mode to restore when the metadata records none.
 func (p *restorePlanner) add(ctx context.Context, e messages.FileEntry) error {
 	if m, ok := p.modeOf(layout.FilesDir + "/" + e.Key); ok {
-		e.Mode = uint32(m)
-	} else if m, ok := p.modeOf(layout.FilesDir + "/" + e.Key + encryption.Ext); ok && p.decrypt {
 		e.Mode = uint32(m)
 	}
 	if p.cur == nil {

@@ -235,3 +235,16 @@ func HashAgeFile(ctx context.Context, name string, ids *encryption.Identities, s
 	defer f.Close()
 	return HashAge(ctx, f, ids, sink)
 }
+
+// PlainNames is a copy of the summary whose recorded modes name the files as they are
+// restored (without .age), whichever way an encrypted backup recorded them.
+func (f *FilesSummary) PlainNames() *FilesSummary {
+	c := *f
+	c.Modes = make(map[string][]string, len(f.Modes))
+	for m, paths := range f.Modes {
+		for _, p := range paths {
+			c.Modes[m] = append(c.Modes[m], strings.TrimSuffix(p, encryption.Ext))
+		}
+	}
+	return &c
+}
