@@ -23,6 +23,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -468,12 +469,15 @@ type restoreCheck struct {
 	tasks    []*messages.Task
 	work     *restoreWork
 	db       *database.DB
+	// dec is an encrypted backup's keys and plaintext manifest (nil: not encrypted).
+	dec *restoreDecrypt
 }
 
 func (k *restoreCheck) close() {
 	if k.db != nil {
 		k.db.Close()
 	}
+	k.dec.close()
 	k.work.close()
 }
 
@@ -491,6 +495,10 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 		return chk, fmt.Errorf("backup %s has status %q, not %q", dir, meta.Status, layout.StatusComplete)
 	}
 	chk.plan = &RestorePlan{Metadata: meta, Merge: o.Merge}
+	ids, err := restoreIdentities(dir, redact.URL(o.Source), meta, o)
+	if err != nil {
+		return chk, err
+	}
 	var models []platform.Model
 	if !o.SkipDB {
 		if models, err = selectModels(dir, meta, o.Models); err != nil {
@@ -508,13 +516,18 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 	if err := checkManifest(meta, sums, o.RequireChecksums); err != nil {
 		return chk, err
 	}
-	if chk.tasks, err = checkBackupFiles(ctx, src, sums, models, o, chk.work, chk.plan); err != nil {
+	if ids != nil {
+		if chk.dec, err = openDecrypt(ctx, dir, redact.URL(o.Source), meta, sums, ids, chk.work); err != nil {
+			return chk, err
+		}
+	}
+	if chk.tasks, err = checkBackupFiles(ctx, src, sums, models, o, chk.work, chk.plan, chk.dec); err != nil {
 		return chk, err
 	}
 	if err := refuseNothingToRestore(o, models, chk.plan.Files); err != nil {
 		return chk, err
 	}
-	if chk.fixtures, err = readFixtures(dir, models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
+	if chk.fixtures, err = readFixtures(fixtureDir(dir, chk.dec), models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
 		return chk, err
 	}
 	// A files-only backup needs no database: the target's is neither opened nor checked.
@@ -576,12 +589,17 @@ func selectModels(dir string, meta *layout.Metadata, labels []string) ([]platfor
 // checks the checksum of everything it will read: the models' fixtures and those files (an
 // object-store backup's objects are checked for presence and size here, for their sums by the
 // workers as they copy).
-func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums, models []platform.Model, o RestoreOptions, work *restoreWork, plan *RestorePlan) ([]*messages.Task, error) {
+func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums, models []platform.Model, o RestoreOptions, work *restoreWork, plan *RestorePlan, dec *restoreDecrypt) ([]*messages.Task, error) {
 	var fixtures []string
 	for _, m := range models {
-		fixtures = append(fixtures, m.FixtureName())
+		fixtures = append(fixtures, storedFixture(plan.Metadata, m))
 	}
-	if sums != nil {
+	switch {
+	case dec != nil:
+		if err := decryptFixtures(ctx, src.dir, sums, plan.Metadata, fixtures, dec, o.HashWorkers); err != nil {
+			return nil, err
+		}
+	case sums != nil:
 		if err := checkSums(ctx, src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
 			return nil, err
 		}
@@ -594,11 +612,11 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 				return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
 			}
 			pl := newRestorePlanner(o, work, src.root, "", meta, plan)
-			err = planObjectFiles(ctx, src.dir, src.root, sums, meta, pl)
+			err = planObjectFiles(ctx, src.dir, src.root, sums, meta, pl, dec)
 			return pl.tasks, err
 		}
 		pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
-		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding); err != nil {
+		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding, dec); err != nil {
 			return nil, err
 		}
 		if sums == nil {
@@ -693,8 +711,8 @@ func backupModels(dir string, meta *layout.Metadata) ([]platform.Model, error) {
 			if !ok {
 				return nil, fmt.Errorf("backup metadata lists unknown model %q", e.Label)
 			}
-			if e.File != m.FixtureName() {
-				return nil, fmt.Errorf("backup metadata: model %s has file %q, want %q", e.Label, e.File, m.FixtureName())
+			if e.File != storedFixture(meta, m) {
+				return nil, fmt.Errorf("backup metadata: model %s has file %q, want %q", e.Label, e.File, storedFixture(meta, m))
 			}
 		}
 	}
@@ -708,11 +726,11 @@ func backupModels(dir string, meta *layout.Metadata) ([]platform.Model, error) {
 		if !listed {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(dir, m.FixtureName())); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, storedFixture(meta, m))); err != nil {
 			if len(meta.Models) == 0 && errors.Is(err, os.ErrNotExist) {
 				continue // a Python backup of a model subset
 			}
-			return nil, fmt.Errorf("backup is missing %s: %w", m.FixtureName(), err)
+			return nil, fmt.Errorf("backup is missing %s: %w", storedFixture(meta, m), err)
 		}
 		out = append(out, m)
 	}

@@ -69,7 +69,9 @@ type restorePlanner struct {
 	prefix string // the tasks' SourcePrefix
 	modeOf func(p string) (fs.FileMode, bool)
 	plan   *RestorePlan
-	tasks  []*messages.Task
+	// decrypt: the backup's files are age-encrypted (the tasks' Decrypt).
+	decrypt bool
+	tasks   []*messages.Task
 
 	cur *messages.Task
 	buf bytes.Buffer
@@ -77,7 +79,11 @@ type restorePlanner struct {
 }
 
 func newRestorePlanner(o RestoreOptions, work *restoreWork, source, prefix string, meta *layout.Metadata, plan *RestorePlan) *restorePlanner {
-	return &restorePlanner{o: o, work: work, source: source, prefix: prefix, modeOf: meta.Files.RecordedModes(), plan: plan}
+	files := &meta.Files
+	if meta.Encryption != nil {
+		files = files.PlainNames()
+	}
+	return &restorePlanner{o: o, work: work, source: source, prefix: prefix, modeOf: files.RecordedModes(), plan: plan, decrypt: meta.Encryption != nil}
 }
 
 // add plans one file; e.Mode, if set, is the mode to restore when the metadata records none.
@@ -91,7 +97,7 @@ func (p *restorePlanner) add(ctx context.Context, e messages.FileEntry) error {
 			Version: messages.Version, Run: p.o.RunID, ID: id, Kind: messages.KindRestorePrefix, Dest: p.o.StorageURL,
 			Copy: &messages.CopyTask{
 				Source: p.source, SourcePrefix: p.prefix, Prefix: topPrefix(e.Key),
-				ListStore: p.work.dir, KeyList: path.Join("keys", id+".jsonl"),
+				ListStore: p.work.dir, KeyList: path.Join("keys", id+".jsonl"), Decrypt: p.decrypt,
 			},
 		}
 		p.buf.Reset()
@@ -183,7 +189,10 @@ func (m *missingFiles) err(from string) error {
 // planFolderFiles plans the files of a backup folder's files/ and hashes each against
 // SHA256SUMS as the join reaches it: a file SHA256SUMS does not list, one it lists that is
 // missing, and one whose sum differs are each refused, naming it.
-func planFolderFiles(ctx context.Context, dir string, sums *layout.Sums, p *restorePlanner, names string) error {
+func planFolderFiles(ctx context.Context, dir string, sums *layout.Sums, p *restorePlanner, names string, dec *restoreDecrypt) error {
+	if dec != nil {
+		return planEncryptedFolderFiles(ctx, dir, sums, p, names, dec)
+	}
 	tree, err := sortedBackupFiles(ctx, dir, p.work.spill())
 	if err != nil {
 		return err
@@ -247,7 +256,7 @@ const (
 // same sums), and each file is restored from its object under root (the destination's root).
 // Before anything changes every object must exist with its size; the workers check each
 // one's sum as they copy it, and never write a file whose sum differs.
-func planObjectFiles(ctx context.Context, dir, root string, sums *layout.Sums, meta *layout.Metadata, p *restorePlanner) error {
+func planObjectFiles(ctx context.Context, dir, root string, sums *layout.Sums, meta *layout.Metadata, p *restorePlanner, dec *restoreDecrypt) error {
 	index := meta.Files.Index
 	if index == "" {
 		index = layout.FileIndex
@@ -257,6 +266,9 @@ func planObjectFiles(ctx context.Context, dir, root string, sums *layout.Sums, m
 	}
 	if err := checkSums(ctx, dir, sums, meta, []string{index}, 1); err != nil {
 		return err
+	}
+	if dec != nil {
+		return planEncryptedObjects(ctx, filepath.Join(dir, filepath.FromSlash(index)), index, root, sums, meta.Files.NameEncoding, p, dec)
 	}
 	needed := extsort.New(p.work.spill(), restoreSortBudget)
 	defer needed.Close()
@@ -271,23 +283,8 @@ func planObjectFiles(ctx context.Context, dir, root string, sums *layout.Sums, m
 
 // joinObjectIndex plans each file of the index, adding the object it needs to needed.
 func joinObjectIndex(ctx context.Context, name, index string, sums *layout.Sums, names string, p *restorePlanner, needed *extsort.Sorter) error {
-	eachIndex := func(fn func(p string, e messages.FileEntry) error) error {
-		f, err := os.Open(name)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		first, prev := true, ""
-		return messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
-			if !first && e.Path <= prev {
-				return fmt.Errorf("%s: %s comes after %s: not sorted by path, or listed twice", index, storage.QuoteKey(e.Path), storage.QuoteKey(prev))
-			}
-			first, prev = false, e.Path
-			return fn(e.Path, e)
-		})
-	}
 	var missing missingFiles
-	err := layout.Join(eachIndex, eachFileSum(sums), func(rel string, e messages.FileEntry, inIndex bool, sum string, listed bool) error {
+	err := layout.Join(eachIndexEntry(name, index), eachFileSum(sums), func(rel string, e messages.FileEntry, inIndex bool, sum string, listed bool) error {
 		q := storage.QuoteKey(rel)
 		switch {
 		case !inIndex:
@@ -312,6 +309,26 @@ func joinObjectIndex(ctx context.Context, name, index string, sums *layout.Sums,
 		return err
 	}
 	return missing.err("file index " + index)
+}
+
+// eachIndexEntry pushes the entries of the file index at name in path order, refusing one
+// out of order or listed twice.
+func eachIndexEntry(name, index string) func(fn func(p string, e messages.FileEntry) error) error {
+	return func(fn func(p string, e messages.FileEntry) error) error {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		first, prev := true, ""
+		return messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
+			if !first && e.Path <= prev {
+				return fmt.Errorf("%s: %s comes after %s: not sorted by path, or listed twice", index, storage.QuoteKey(e.Path), storage.QuoteKey(prev))
+			}
+			first, prev = false, e.Path
+			return fn(e.Path, e)
+		})
+	}
 }
 
 // checkObjectsExist lists the object store under root into needed and reads it in object

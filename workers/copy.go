@@ -55,6 +55,9 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	if !sameLocation(w.cfg.StorageURL, platformLoc) {
 		return nil, Mismatch(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", c.Prefix, w.cfg.StorageURL, platformLoc))
 	}
+	if restore && c.Decrypt && w.cfg.Identities == nil {
+		return nil, Mismatch(fmt.Errorf("copy %s: the backup is encrypted and this worker has no age identity (--identity or WNB_AGE_IDENTITY_FILE)", c.Prefix))
+	}
 	plat, err := storage.Open(ctx, w.cfg.StorageURL)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
@@ -305,6 +308,9 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 				}
 			}()
 			fc := fileCopy{key: srcKey, destKey: dstKey, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff, count: &fileCounter{task: written}}
+			if restore && c.Decrypt {
+				fc.open = w.cfg.Identities // want is the plaintext's sum
+			}
 			if !restore {
 				// A backup holds password hashes and e-mail addresses: its copies are the
 				// owner's alone, and the file's own permissions go into its sums entry.

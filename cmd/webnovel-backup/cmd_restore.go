@@ -40,6 +40,7 @@ type restoreOptions struct {
 	metricsAddr   string
 	stallTimeout  time.Duration
 	hooks         *runHooks
+	keys          decryptOptions
 }
 
 // AddFlags adds restore's flags to f.
@@ -59,6 +60,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	o.hooks = &runHooks{report: func(e error) any { return restoreJSON(nil, e) }}
 	o.hooks.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
+	o.keys.AddFlags(f, true)
 }
 
 func newRestoreCommand(g *globals) *cobra.Command {
@@ -112,6 +114,10 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	if err != nil {
 		return err
 	}
+	if o.Identities, o.Passphrase, err = o.keys.keysFor(ctx, o.Source); err != nil {
+		return o.report(con, nil, err)
+	}
+	cfg.Identities = o.Identities
 	if err := o.hooks.pre(ctx, hooks.Env{"BACKUP_PATH": redact.URL(o.Source)}); err != nil {
 		return o.report(con, nil, err)
 	}

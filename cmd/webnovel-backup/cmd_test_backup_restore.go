@@ -20,6 +20,7 @@ type testBackupRestoreOptions struct {
 	roundtrip.Options
 	stallTimeout time.Duration
 	push         pushOptions
+	keys         decryptOptions
 }
 
 // AddFlags adds test-backup-restore's flags to f.
@@ -30,6 +31,9 @@ func (o *testBackupRestoreOptions) AddFlags(f *pflag.FlagSet) {
 	addStallFlag(f, &o.stallTimeout)
 	o.push.AddFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the backup or the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
+	// An identity encrypts the round trip's backup to its public key; a passphrase makes it a
+	// passphrase backup.
+	o.keys.AddFlags(f, true)
 }
 
 func newTestBackupRestoreCommand(g *globals) *cobra.Command {
@@ -43,7 +47,8 @@ platform, backs it up through the full pipeline, restores it into a scratch data
 storage, and compares every row and file. With a database configured it does the same with
 that platform, read-only: the restore goes to a temporary database on the same PostgreSQL
 server (or --scratch-database), a temporary SQLite file, and a temporary folder, all removed
-afterwards. It always runs on an embedded queue with in-process workers.`,
+afterwards. It always runs on an embedded queue with in-process workers. With --identity (or
+a passphrase) the backup is encrypted to that key and the restore decrypts it.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return o.push.wrap(cmd, func() error { return runTestBackupRestore(cmd.Context(), o, g, consoleOf(cmd)) })
@@ -61,6 +66,13 @@ func runTestBackupRestore(ctx context.Context, o testBackupRestoreOptions, g *gl
 	if g.database != "" || os.Getenv("DATABASE_URL") != "" {
 		g.resolve()
 		o.DatabaseURL, o.StorageURL = g.database, g.storage
+	}
+	var err error
+	if o.Identities, err = o.keys.identities(); err != nil {
+		return err
+	}
+	if o.Passphrase, err = o.keys.passphrase(); err != nil {
+		return err
 	}
 	o.Workers = max(g.workers, 1)
 	o.StallTimeout = &o.stallTimeout

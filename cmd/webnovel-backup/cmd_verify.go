@@ -20,6 +20,7 @@ type verifyOptions struct {
 	verify.Options
 	asJSON bool
 	push   pushOptions
+	keys   decryptOptions
 }
 
 // AddFlags adds verify's flags to f.
@@ -28,6 +29,8 @@ func (o *verifyOptions) AddFlags(f *pflag.FlagSet) {
 	o.push.AddFlags(f)
 	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "count a backup without SHA256SUMS as a problem even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where an archive is extracted to be checked (default: the system temporary folder)")
+	f.BoolVar(&o.Decrypt, "decrypt", false, "also decrypt an encrypted backup and check its plaintext end to end (needs --identity or the passphrase); without it only the stored bytes are checked, which needs no key")
+	o.keys.AddFlags(f, true)
 }
 
 func newVerifyCommand(g *globals) *cobra.Command {
@@ -40,7 +43,10 @@ complete, every file matches SHA256SUMS and SHA256SUMS lists every file, every f
 and holds only its model's objects with no duplicate pk, and the row and file counts match the
 metadata. A backup this tool wrote must have SHA256SUMS, tied to the metadata by its
 manifest_sha256. Backups written by the Python command (no format_version, no SHA256SUMS, no
-counts) verify with warnings, unless --require-checksums is given.
+counts) verify with warnings, unless --require-checksums is given. An encrypted backup's stored
+bytes are checked without its key; --decrypt with --identity (or the passphrase) also decrypts
+every fixture and file and checks its plaintext against the backup's encrypted manifest of
+plaintext sums.
 
 Exit status: 0 when the backup is good, 1 when a problem is found or the check cannot run.`,
 		Example: `  webnovel-backup verify backups/backup_20241201_143022
@@ -71,6 +77,15 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 			return usageErrorf("--workers must be 1 or more for verify")
 		}
 		o.Workers = g.workers
+	}
+	if o.Decrypt {
+		var err error
+		if o.Identities, err = o.keys.identities(); err != nil {
+			return err
+		}
+		if o.Passphrase, err = o.keys.passphrase(); err != nil {
+			return err
+		}
 	}
 	verifyAt := verify.Verify
 	if storage.IsS3(path) {

@@ -29,6 +29,7 @@ type workerOptions struct {
 	grace       time.Duration
 	name        string
 	metricsAddr string
+	keys        decryptOptions
 }
 
 // AddFlags adds worker's flags to f.
@@ -38,6 +39,9 @@ func (o *workerOptions) AddFlags(f *pflag.FlagSet) {
 	f.DurationVar(&o.grace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long tasks in flight may finish before they are handed back")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.StringVar(&o.name, "name", "", "worker `name` in results and logs (default: host name and pid)")
+	// A worker does not know which backup a task restores, so it cannot open a passphrase
+	// backup's sealed key: it takes the key itself (age -d backup_key.age > key.txt).
+	o.keys.AddFlags(f, false)
 }
 
 func newWorkerCommand(g *globals) *cobra.Command {
@@ -84,6 +88,10 @@ func runWorker(ctx context.Context, o workerOptions, g *globals) error {
 	if err != nil {
 		return usageErrorf("%w", err)
 	}
+	ids, err := o.keys.identities()
+	if err != nil {
+		return err
+	}
 	nc, err := queue.Connect(g.nats, "webnovel-backup worker", opts...)
 	if err != nil {
 		return err
@@ -99,7 +107,7 @@ func runWorker(ctx context.Context, o workerOptions, g *globals) error {
 	}
 	w, err := workers.New(ctx, js, cons, workers.Config{
 		Name: o.name, Concurrency: o.concurrency, DatabaseURL: g.database, StorageURL: g.storage,
-		ShutdownGrace: o.grace,
+		ShutdownGrace: o.grace, Identities: ids,
 	})
 	if err != nil {
 		return err

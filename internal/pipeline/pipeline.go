@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/workers"
@@ -37,6 +38,9 @@ type Config struct {
 	// Backoff overrides the workers' redelivery delay (tests use a short one).
 	Backoff func(attempt int) time.Duration
 	Logger  *slog.Logger
+	// Identities are the age keys in-process workers decrypt an encrypted backup's files
+	// with in a restore (the command's --identity, or a passphrase backup's opened key).
+	Identities *encryption.Identities
 }
 
 // Session is a connected queue with its in-process workers running.
@@ -89,6 +93,7 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 			StorageURL:   cfg.StorageURL,
 			Backoff:      cfg.Backoff,
 			Logger:       log,
+			Identities:   cfg.Identities,
 		})
 		if err != nil {
 			s.Close()

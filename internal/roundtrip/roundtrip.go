@@ -25,6 +25,7 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
@@ -53,6 +54,10 @@ type Options struct {
 	StallTimeout *time.Duration
 	// LockTimeout is the backup's and the restore's lock timeout (0: the default).
 	LockTimeout time.Duration
+	// Identities, when set, encrypt the backup to their public keys and decrypt it in the
+	// restore and the comparison; Passphrase instead makes it a passphrase backup.
+	Identities *encryption.Identities
+	Passphrase string
 }
 
 // configure applies the options' coordinator settings to a session's coordinator.
@@ -70,8 +75,10 @@ type Timing struct {
 
 // Report is a round trip's outcome.
 type Report struct {
-	Pass        bool
-	Generated   bool
+	Pass      bool
+	Generated bool
+	// Encrypted says the backup was encrypted (age).
+	Encrypted   bool
 	Rows        int64
 	Files       int64
 	Differences []string
@@ -148,7 +155,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	// Compare: the restored rows and files against the backup, and, for a generated platform
 	// (which nothing changes meanwhile), the backup against the platform itself.
 	start = time.Now()
-	dir := backup.Path
+	dir, err := plainBackup(ctx, o, backup.Path, filepath.Join(tmp, "plain"), rep)
+	if err != nil {
+		return nil, err
+	}
 	if err := CompareDatabase(ctx, rep, dir, scratchURL, "restored database"); err != nil {
 		return nil, err
 	}
@@ -179,13 +189,24 @@ func runBackup(ctx context.Context, o Options, log *slog.Logger, dir string) (*c
 	}
 	defer s.Close()
 	o.configure(s)
-	return s.Coordinator.Backup(ctx, coordinator.BackupOptions{
+	bo := coordinator.BackupOptions{
 		DatabaseURL: o.DatabaseURL, StorageURL: o.StorageURL, BackupDir: dir, Workers: o.Workers, LockTimeout: o.LockTimeout,
-	})
+		Passphrase: o.Passphrase,
+	}
+	if o.Identities != nil && o.Passphrase == "" {
+		if bo.Recipients, err = o.Identities.Recipients(); err != nil {
+			return nil, fmt.Errorf("encrypt the backup to the identities' keys: %w", err)
+		}
+	}
+	return s.Coordinator.Backup(ctx, bo)
 }
 
 func runRestore(ctx context.Context, o Options, log *slog.Logger, backup, dbURL, media string) error {
-	s, err := pipeline.Start(ctx, pipeline.Config{Workers: o.Workers, DatabaseURL: dbURL, StorageURL: media, Logger: log})
+	ids, err := backupKeys(ctx, o, backup)
+	if err != nil {
+		return err
+	}
+	s, err := pipeline.Start(ctx, pipeline.Config{Workers: o.Workers, DatabaseURL: dbURL, StorageURL: media, Logger: log, Identities: ids})
 	if err != nil {
 		return err
 	}
@@ -193,6 +214,7 @@ func runRestore(ctx context.Context, o Options, log *slog.Logger, backup, dbURL,
 	o.configure(s)
 	_, err = s.Coordinator.Restore(ctx, coordinator.RestoreOptions{
 		Source: backup, DatabaseURL: dbURL, StorageURL: media, TempDir: o.TempDir, LockTimeout: o.LockTimeout,
+		Identities: ids,
 	})
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -93,8 +94,13 @@ func (v *verifier) pythonSelects(label string) bool {
 	return sel.All() || slices.ContainsFunc(sel.Labels, func(l string) bool { return strings.EqualFold(l, label) })
 }
 
-// checkFixtures reads every fixture, o.Workers files at a time. The error is ctx's.
+// checkFixtures reads every fixture, o.Workers files at a time (an encrypted backup's: their
+// plaintext, with --decrypt only). The error is ctx's.
 func (v *verifier) checkFixtures(ctx context.Context) error {
+	if v.encrypted() && !v.decrypting() {
+		v.add(CheckFixtures, true, "not checked: the backup is encrypted (verify --decrypt with its key reads them)", nil)
+		return nil
+	}
 	targets, problems := v.targets()
 	results := make([]fixtureResult, len(targets))
 	var wg sync.WaitGroup
@@ -109,6 +115,11 @@ func (v *verifier) checkFixtures(ctx context.Context) error {
 					results[i] = fixtureResult{fixtureTarget: t, problems: []string{t.name() + ": not a regular file"}}
 				case !v.present(t.file):
 					results[i] = fixtureResult{fixtureTarget: t, problems: []string{t.name() + ": missing"}}
+				case v.decrypting():
+					plain := t
+					plain.file = strings.TrimSuffix(t.file, encryption.Ext)
+					results[i] = readFixture(ctx, v.plainDir, plain)
+					results[i].fixtureTarget = t
 				default:
 					results[i] = readFixture(ctx, v.dir, t)
 				}
@@ -267,6 +278,9 @@ func (v *verifier) checkRows() {
 	case v.meta == nil:
 		v.add(CheckRows, false, "not checked: no metadata", nil)
 		return
+	case v.encrypted() && !v.decrypting():
+		v.add(CheckRows, true, "not checked: the backup is encrypted", nil)
+		return
 	case v.python():
 		v.warn("%s: Python backup records no row counts or file totals: they are counted, not compared", layout.FileMetadata)
 		var objects int64
@@ -309,11 +323,20 @@ func (v *verifier) checkFiles() {
 		v.add(CheckFiles, true, found+" (not recorded in the metadata)", nil)
 		return
 	}
+	plainUnknown := false
+	if v.encrypted() && !v.objectStore() {
+		// Stored bytes are ciphertext; the metadata counts plaintext.
+		v.rep.Bytes, plainUnknown = v.plainBytes, !v.decrypting()
+		found = fmt.Sprintf("%d files, %s of plaintext", v.rep.Files, humanBytes(v.rep.Bytes))
+		if plainUnknown {
+			found = fmt.Sprintf("%d files (encrypted: their plaintext size is checked with --decrypt)", v.rep.Files)
+		}
+	}
 	var problems []string
 	if v.rep.Files != v.meta.Files.Count {
 		problems = append(problems, fmt.Sprintf("%s/: %d files, %s says %d", layout.FilesDir, v.rep.Files, layout.FileMetadata, v.meta.Files.Count))
 	}
-	if v.rep.Bytes != v.meta.Files.Bytes {
+	if !plainUnknown && v.rep.Bytes != v.meta.Files.Bytes {
 		problems = append(problems, fmt.Sprintf("%s/: %d bytes, %s says %d", layout.FilesDir, v.rep.Bytes, layout.FileMetadata, v.meta.Files.Bytes))
 	}
 	v.add(CheckFiles, true, found, problems)

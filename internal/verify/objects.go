@@ -23,6 +23,14 @@ func (v *verifier) objectStore() bool {
 	return v.meta != nil && v.meta.Files.Store == layout.StoreObjects
 }
 
+// objectsRoot is the destination root whose object store holds the backup's files.
+func (v *verifier) objectsRoot() string {
+	if v.o.Objects != "" {
+		return v.o.Objects
+	}
+	return filepath.Dir(v.dir) // a backup folder in a local destination
+}
+
 // Records of the object check's sort: an object found in the store sorts before the index
 // entries that need it.
 const (
@@ -40,10 +48,7 @@ type objectJob struct {
 // store (every object exists with its size), hashing each object needed once. Only the
 // external sort's runs grow with the number of files. The error is ctx's, or the sort's.
 func (v *verifier) checkObjects(ctx context.Context) error {
-	root := v.o.Objects
-	if root == "" {
-		root = filepath.Dir(v.dir) // a backup folder in a local destination
-	}
+	root := v.objectsRoot()
 	index := v.meta.Files.Index
 	if index == "" {
 		index = layout.FileIndex
@@ -154,7 +159,10 @@ func (v *verifier) matchObjects(ctx context.Context, b *storage.Bucket, needed *
 			switch {
 			case obj != cur:
 				matchProblems = append(matchProblems, problem{p, fmt.Sprintf("%s: its object %s is missing from the object store", q, obj)})
-			case curSize != size:
+			case v.encrypted() && curSize <= size:
+				// The index has the plaintext's size; the object, its ciphertext, is larger.
+				matchProblems = append(matchProblems, problem{p, fmt.Sprintf("%s: its object %s has %d bytes, not more than the plaintext's %d in %s: truncated", q, obj, curSize, size, layout.FileIndex)})
+			case !v.encrypted() && curSize != size:
 				matchProblems = append(matchProblems, problem{p, fmt.Sprintf("%s: its object %s has %d bytes, %s says %d", q, obj, curSize, layout.FileIndex, size)})
 			case !sent:
 				sent = true

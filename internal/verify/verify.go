@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 )
@@ -49,6 +50,14 @@ type Options struct {
 	// Objects is the location (folder or s3:// URL) of the destination root whose object
 	// store holds an object-store backup's files; empty: the folder holding the backup.
 	Objects string
+	// Decrypt checks an encrypted backup's content end to end (--decrypt): every fixture and
+	// file is decrypted with Identities (or, for a passphrase backup, the key Passphrase
+	// opens) and its plaintext checked against the backup's manifest of plaintext sums, and
+	// the fixtures are parsed. Without it an encrypted backup's stored bytes are checked, which
+	// needs no key.
+	Decrypt    bool
+	Identities *encryption.Identities
+	Passphrase string
 }
 
 // Report is the outcome of verifying one backup.
@@ -226,6 +235,9 @@ func verifyDir(ctx context.Context, dir string, o Options, start time.Time) (*Re
 			return nil, err
 		}
 	}
+	if err := v.checkDecrypted(ctx); err != nil {
+		return nil, err
+	}
 	if err := v.checkFixtures(ctx); err != nil {
 		return nil, err
 	}
@@ -260,6 +272,11 @@ type verifier struct {
 	treeFiles    int
 	nonRegular   map[string]bool
 	fixture      []fixtureResult
+
+	// plainDir holds an encrypted backup's decrypted fixtures (--decrypt), inside spill;
+	// plainBytes counts its files' plaintext.
+	plainDir   string
+	plainBytes int64
 }
 
 // add records the outcome of one check with its problems.
