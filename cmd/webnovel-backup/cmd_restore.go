@@ -37,6 +37,7 @@ type restoreOptions struct {
 	skipPreflight bool
 	metricsAddr   string
 	stallTimeout  time.Duration
+	sel           coordinator.SelectOptions
 }
 
 // AddFlags adds restore's flags to f.
@@ -53,6 +54,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.RequireChecksums, "require-checksums", false, "refuse a backup without SHA256SUMS even when the Python command wrote it")
 	f.StringVar(&o.TempDir, "temp-dir", "", "`folder` where a .tar.gz is unpacked (default: the system's temporary folder)")
 	addStallFlag(f, &o.stallTimeout)
+	o.addSelectFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 }
 
@@ -137,7 +139,7 @@ func (o *restoreOptions) check() error {
 	if _, err := platform.Default.Select(o.Models); err != nil {
 		return usageErrorf("--models: %w", err)
 	}
-	return nil
+	return o.checkSelect()
 }
 
 // confirm shows the plan and asks the operator; without a terminal nobody can answer, which
@@ -218,6 +220,10 @@ func (o *restoreOptions) report(con console, rep *coordinator.RestoreReport, err
 }
 
 func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
+	if p.Subset != nil {
+		printSubsetPlan(w, p)
+		return
+	}
 	fmt.Fprintf(w, "Restore from %s (run %s, taken %s)\n", p.Backup, p.Metadata.RunID, p.Metadata.BackupTimestamp.Format("2006-01-02 15:04:05"))
 	if p.Database != "" {
 		verb := "REPLACE the rows of"
