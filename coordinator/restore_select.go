@@ -83,8 +83,9 @@ func (s *SelectOptions) rowSeeds() ([]subset.Seed, error) {
 type SubsetModel struct {
 	Label string
 	// Selected rows (the seeds and what belongs to them), Needed rows (referenced, missing
-	// live), many-to-many Links, and Conflicts (rows live with other values).
-	Selected, Needed, Links, Conflicts int
+	// live), many-to-many Links, Relinks (foreign keys of other rows, set back where a
+	// deletion set them to NULL), and Conflicts (rows live with other values).
+	Selected, Needed, Links, Relinks, Conflicts int
 }
 
 // SubsetPlan is what a selective restore writes.
@@ -187,22 +188,20 @@ func (s *selection) upsertModels() []database.UpsertModel {
 		if s.plan.OnConflict != ConflictKeep {
 			skip = nil
 		}
-		links := map[string][][2]int64{}
+		links, relinks := map[string][][2]int64{}, map[string][][2]int64{}
 		for field, set := range r.Links {
 			for l := range set {
 				links[field] = append(links[field], [2]int64{l.Owner, l.Target})
 			}
+			slices.SortFunc(links[field], comparePairs)
 		}
-		for _, ls := range links {
-			slices.SortFunc(ls, func(a, b [2]int64) int {
-				if a[0] != b[0] {
-					return int(a[0] - b[0])
-				}
-				return int(a[1] - b[1])
-			})
+		for field, ls := range r.Relinks {
+			for _, l := range ls {
+				relinks[field] = append(relinks[field], [2]int64{l.Owner, l.Target})
+			}
 		}
 		out = append(out, database.UpsertModel{
-			Model: r.Model, Open: s.src.opener(r.Model), Links: links,
+			Model: r.Model, Open: s.src.opener(r.Model), Links: links, Relinks: relinks,
 			Keep: func(pk int64) bool { return rows.Has(pk) && !skip[pk] },
 		})
 	}
@@ -282,3 +281,22 @@ func (o *SelectOptions) seeds(ctx context.Context, src *fixtureSource) ([]subset
 
 // errNoSelectedFixtures is a selective restore of a backup without database fixtures.
 var errNoSelectedFixtures = errors.New("--book/--select: the backup holds no database fixtures (a files-only backup?): nothing to restore; nothing was changed")
+
+// comparePairs orders link pairs by owner, then target (the order Django added them in is
+// not known; this one is stable).
+func comparePairs(a, b [2]int64) int {
+	if a[0] != b[0] {
+		return cmpInt(a[0], b[0])
+	}
+	return cmpInt(a[1], b[1])
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

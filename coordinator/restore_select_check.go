@@ -107,7 +107,7 @@ func resolveSelection(ctx context.Context, db *database.DB, dir string, models [
 	}
 	sel := &selection{closure: closure, src: src, conflicts: map[string]map[int64]bool{}, plan: &SubsetPlan{OnConflict: o.OnConflict}}
 	for _, r := range closure.Models() {
-		sm := SubsetModel{Label: r.Model.Label, Selected: len(r.Selected), Needed: len(r.Needed), Links: r.LinkCount()}
+		sm := SubsetModel{Label: r.Model.Label, Selected: len(r.Selected), Needed: len(r.Needed), Links: r.LinkCount(), Relinks: r.RelinkCount()}
 		pks := make([]int64, 0, len(r.Selected))
 		for pk := range r.Selected {
 			pks = append(pks, pk)

@@ -25,6 +25,9 @@ type UpsertModel struct {
 	// Links are the many-to-many pairs (owner pk, target pk) to add, by field name; a pair
 	// the through table holds already is left as it is.
 	Links map[string][][2]int64
+	// Relinks are foreign keys to set back, by field name: (row pk, target pk); a row whose
+	// field is no longer NULL (someone set it since) is left as it is.
+	Relinks map[string][][2]int64
 }
 
 // Upsert writes a selection of rows in one transaction: each kept object is inserted, or
@@ -82,7 +85,23 @@ func upsertAll(ctx context.Context, w rowWriter, models []UpsertModel, plans []*
 			}
 		}
 	}
-	return out, nil
+	return out, relinkAll(ctx, w, models, plans)
+}
+
+// relinkAll sets back the foreign keys that a deletion of the restored rows set to NULL.
+func relinkAll(ctx context.Context, w rowWriter, models []UpsertModel, plans []*loadPlan) error {
+	for i, um := range models {
+		for _, f := range plans[i].fields {
+			q := fmt.Sprintf("UPDATE %s SET %s = ? WHERE %s = ? AND %s IS NULL",
+				quote(um.Model.Table), quote(f.Column), quote(um.Model.PK.Column), quote(f.Column))
+			for _, l := range um.Relinks[f.Name] {
+				if err := w.exec(ctx, q, []any{l[1], l[0]}); err != nil {
+					return fmt.Errorf("restore %s pk %d: set %s back to %d: %w", um.Model.Label, l[0], f.Name, l[1], err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // upsertModel streams one fixture and upserts the kept objects.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
@@ -144,7 +145,7 @@ func (c *Closure) collect(m platform.Model, obj *fixture.Object, pk int64, pendi
 func (c *Closure) missing(k key, seeds []Seed) error {
 	for _, s := range seeds {
 		if s.Model.Label == k.label && s.PK == k.pk {
-			return fmt.Errorf("%s: the backup holds no %s with pk %d", s.Flag, k.label, k.pk)
+			return outcome.Usagef("%s: the backup holds no %s with pk %d; nothing was changed", s.Flag, k.label, k.pk)
 		}
 	}
 	if from, ok := c.why[k]; ok {

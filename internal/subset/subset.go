@@ -49,10 +49,23 @@ type Rows struct {
 	Needed map[int64]bool
 	// Links are the many-to-many pairs to restore, by field name.
 	Links map[string]map[Link]bool
+	// Relinks are SET_NULL foreign keys of rows outside the closure that pointed at a
+	// selected row in the backup (Link{row, target}), by field name: deleting the selected
+	// row set them to NULL, so they are set back where they are still NULL.
+	Relinks map[string][]Link
 }
 
 // Has reports whether the closure writes the row.
 func (r *Rows) Has(pk int64) bool { return r.Selected[pk] || r.Needed[pk] }
+
+// RelinkCount is the number of foreign keys the closure sets back.
+func (r *Rows) RelinkCount() int {
+	n := 0
+	for _, l := range r.Relinks {
+		n += len(l)
+	}
+	return n
+}
 
 // Count is the number of rows the closure writes.
 func (r *Rows) Count() int { return len(r.Selected) + len(r.Needed) }
@@ -87,7 +100,7 @@ func (k key) String() string { return k.label + " pk " + strconv.FormatInt(k.pk,
 func (c *Closure) Models() []*Rows {
 	var out []*Rows
 	for _, m := range c.desc.Models {
-		if r, ok := c.rows[m.Label]; ok && (r.Count() > 0 || r.LinkCount() > 0) {
+		if r, ok := c.rows[m.Label]; ok && (r.Count() > 0 || r.LinkCount() > 0 || r.RelinkCount() > 0) {
 			out = append(out, r)
 		}
 	}
@@ -111,7 +124,7 @@ func (c *Closure) model(label string) *Rows {
 	r, ok := c.rows[label]
 	if !ok {
 		m, _ := c.desc.Model(label)
-		r = &Rows{Model: m, Selected: map[int64]bool{}, Needed: map[int64]bool{}, Links: map[string]map[Link]bool{}}
+		r = &Rows{Model: m, Selected: map[int64]bool{}, Needed: map[int64]bool{}, Links: map[string]map[Link]bool{}, Relinks: map[string][]Link{}}
 		c.rows[label] = r
 	}
 	return r
@@ -196,13 +209,15 @@ func (c *Closure) belongs(ctx context.Context, src Source) error {
 
 // inboundLinks finds the many-to-many pairs whose target is a selected row (another book's
 // link to a selected book): they belong to the selection too. Their owners must exist; they
-// are returned to be looked up.
+// are returned to be looked up. It also finds the SET_NULL foreign keys of other rows that
+// point at a selected row (Relinks).
 func (c *Closure) inboundLinks(ctx context.Context, src Source) (map[string]map[int64]bool, error) {
 	pending := map[string]map[int64]bool{}
 	for _, m := range c.desc.Models {
 		var fields []platform.Field
-		for _, f := range m.ManyToMany() {
-			if len(c.model(f.To).Selected) > 0 {
+		for _, f := range m.Fields {
+			setNull := f.Type == platform.ForeignKey && strings.EqualFold(f.OnDelete, "SET_NULL")
+			if (f.IsManyToMany() || setNull) && len(c.model(f.To).Selected) > 0 {
 				fields = append(fields, f)
 			}
 		}
@@ -215,26 +230,44 @@ func (c *Closure) inboundLinks(ctx context.Context, src Source) (map[string]map[
 				return err
 			}
 			for _, f := range fields {
-				targets, err := m2mValues(m, obj, f)
-				if err != nil {
+				if err := c.inbound(m, obj, pk, f, pending); err != nil {
 					return err
-				}
-				for _, t := range targets {
-					if c.model(f.To).Selected[t] {
-						c.addLink(m.Label, f.Name, Link{pk, t})
-						if addPending(pending, key{m.Label, pk}) {
-							c.why[key{m.Label, pk}] = key{f.To, t}
-						}
-					}
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("find the many-to-many links to the selection in %s: %w", m.Label, err)
+			return nil, fmt.Errorf("find the references to the selection in %s: %w", m.Label, err)
 		}
 	}
 	return pending, nil
+}
+
+// inbound records one row's references to selected rows through field f.
+func (c *Closure) inbound(m platform.Model, obj *fixture.Object, pk int64, f platform.Field, pending map[string]map[int64]bool) error {
+	target := c.model(f.To).Selected
+	if !f.IsManyToMany() {
+		v, ok, err := fkValue(m, obj, f)
+		if err != nil || !ok || !target[v] || c.model(m.Label).Selected[pk] {
+			return err
+		}
+		r := c.model(m.Label)
+		r.Relinks[f.Name] = append(r.Relinks[f.Name], Link{pk, v})
+		return nil
+	}
+	targets, err := m2mValues(m, obj, f)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if target[t] {
+			c.addLink(m.Label, f.Name, Link{pk, t})
+			if addPending(pending, key{m.Label, pk}) {
+				c.why[key{m.Label, pk}] = key{f.To, t}
+			}
+		}
+	}
+	return nil
 }
 
 func addPending(p map[string]map[int64]bool, k key) bool {
