@@ -106,32 +106,65 @@ func resolveSelection(ctx context.Context, db *database.DB, dir string, models [
 		return nil, err
 	}
 	sel := &selection{closure: closure, src: src, conflicts: map[string]map[int64]bool{}, plan: &SubsetPlan{OnConflict: o.OnConflict}}
+	live := map[string]map[int64]bool{}
 	for _, r := range closure.Models() {
-		sm := SubsetModel{Label: r.Model.Label, Selected: len(r.Selected), Needed: len(r.Needed), Links: r.LinkCount(), Relinks: r.RelinkCount()}
-		pks := make([]int64, 0, len(r.Selected))
-		for pk := range r.Selected {
-			pks = append(pks, pk)
-		}
-		live, err := db.Existing(ctx, r.Model, pks)
-		if err != nil {
+		if live[r.Model.Label], err = sel.compare(ctx, db, r); err != nil {
 			return nil, err
 		}
-		cs, err := db.Conflicts(ctx, r.Model, src.opener(r.Model), live)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range cs {
-			if sel.conflicts[c.Model] == nil {
-				sel.conflicts[c.Model] = map[int64]bool{}
-			}
-			sel.conflicts[c.Model][c.PK] = true
-		}
-		sm.Conflicts = len(cs)
-		sel.plan.Conflicts = append(sel.plan.Conflicts, cs...)
-		sel.plan.Models = append(sel.plan.Models, sm)
+	}
+	for _, r := range closure.Models() {
+		dropLiveRelinks(r, live)
+		sel.plan.Models = append(sel.plan.Models, SubsetModel{
+			Label: r.Model.Label, Selected: len(r.Selected), Needed: len(r.Needed), Links: r.LinkCount(),
+			Relinks: r.RelinkCount(), Conflicts: len(sel.conflicts[r.Model.Label]),
+		})
 	}
 	sel.plan.FileKeys = len(closure.Files())
 	return sel, nil
+}
+
+// compare finds which selected rows of r the live database holds, and which of those hold
+// other values than the backup's (the conflicts).
+func (s *selection) compare(ctx context.Context, db *database.DB, r *subset.Rows) (map[int64]bool, error) {
+	pks := make([]int64, 0, len(r.Selected))
+	for pk := range r.Selected {
+		pks = append(pks, pk)
+	}
+	live, err := db.Existing(ctx, r.Model, pks)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := db.Conflicts(ctx, r.Model, s.src.opener(r.Model), live)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if s.conflicts[c.Model] == nil {
+			s.conflicts[c.Model] = map[int64]bool{}
+		}
+		s.conflicts[c.Model][c.PK] = true
+	}
+	s.plan.Conflicts = append(s.plan.Conflicts, cs...)
+	return live, nil
+}
+
+// dropLiveRelinks keeps the references to set back only where the selected row they point at
+// is missing live: its deletion is what set them to NULL. Where it still exists, a NULL was
+// someone's edit, which stays.
+func dropLiveRelinks(r *subset.Rows, live map[string]map[int64]bool) {
+	for _, f := range r.Model.Fields {
+		ls, ok := r.Relinks[f.Name]
+		if !ok {
+			continue
+		}
+		kept := ls[:0]
+		for _, l := range ls {
+			if !live[f.To][l.Target] {
+				kept = append(kept, l)
+			}
+		}
+		r.Relinks[f.Name] = kept
+	}
 }
 
 // planModels fills the restore plan's models: the rows the closure writes of each, and the

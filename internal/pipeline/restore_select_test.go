@@ -330,7 +330,12 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			chapter := queryText(t, p.dbURL, "SELECT min(id) FROM books_chapter WHERE book_id = 1")[0]
 			log := queryText(t, p.dbURL, "SELECT min(id) FROM books_changelog WHERE chapter_id IN (SELECT id FROM books_chapter WHERE book_id = 1)")[0]
 			title := queryText(t, p.dbURL, "SELECT title FROM books_chapter WHERE id = "+chapter)[0]
-			execSQL(t, p.dbURL, "UPDATE books_chapter SET title = 'edited live' WHERE id = "+chapter, "DELETE FROM books_changelog WHERE id = "+log)
+			// Cleared by an edit, not by a delete (the chapter it named is still there): stays.
+			unlinked := "SELECT count(*) FROM books_chapter WHERE book_id <> 1 AND translated_from_id IS NULL"
+			book1 := "(SELECT id FROM books_chapter WHERE book_id = 1)"
+			execSQL(t, p.dbURL, "UPDATE books_chapter SET title = 'edited live' WHERE id = "+chapter, "DELETE FROM books_changelog WHERE id = "+log,
+				"UPDATE books_chapter SET translated_from_id = NULL WHERE book_id <> 1 AND translated_from_id IN "+book1)
+			nulls := queryText(t, p.dbURL, unlinked)[0]
 			edited := dumpAll(t, p.dbURL)
 			sel := func(mode string) coordinator.SelectOptions {
 				return coordinator.SelectOptions{Books: []string{"1"}, OnConflict: mode}
@@ -364,6 +369,9 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			}
 			if got := queryText(t, p.dbURL, "SELECT title FROM books_chapter WHERE id = "+chapter)[0]; got != title {
 				t.Fatalf("replace: title %q, want %q", got, title)
+			}
+			if got := queryText(t, p.dbURL, unlinked)[0]; got != nulls {
+				t.Fatalf("references cleared by an edit were set back: %s NULL, want %s", got, nulls)
 			}
 		})
 	}
