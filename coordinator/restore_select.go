@@ -208,6 +208,15 @@ func (s *selection) upsertModels() []database.UpsertModel {
 	return out
 }
 
+// files are the storage keys the written rows name: with --on-conflict keep, a conflicting
+// row is not written, and the files it alone names keep their live content.
+func (s *selection) files() []string {
+	if s.plan.OnConflict != ConflictKeep {
+		return s.closure.Files(nil)
+	}
+	return s.closure.Files(func(label string, pk int64) bool { return s.conflicts[label][pk] })
+}
+
 // fixtureSource reads a backup folder's fixtures for the closure.
 type fixtureSource struct {
 	dir    string

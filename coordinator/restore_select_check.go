@@ -29,6 +29,9 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
 		return chk, nil, fmt.Errorf("backup %s has status %q, not %q", src.dir, meta.Status, layout.StatusComplete)
 	}
+	if meta.Encryption != nil {
+		return chk, nil, outcome.Usagef("--book/--select: %s is encrypted, and a restore of selected rows cannot read an encrypted backup yet; restore it whole, or decrypt a copy first (nothing was changed)", src.dir)
+	}
 	chk.plan = &RestorePlan{Metadata: meta, Merge: true}
 	models, err := backupModels(src.dir, meta)
 	if err != nil {
@@ -63,7 +66,7 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 		return chk, nil, err
 	}
 	if !o.SkipFiles {
-		if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.closure.Files(), o, chk.work, chk.plan); err != nil {
+		if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan); err != nil {
 			return chk, nil, err
 		}
 		b, err := storage.Open(ctx, o.StorageURL)
@@ -119,7 +122,7 @@ func resolveSelection(ctx context.Context, db *database.DB, dir string, models [
 			Relinks: r.RelinkCount(), Conflicts: len(sel.conflicts[r.Model.Label]),
 		})
 	}
-	sel.plan.FileKeys = len(closure.Files())
+	sel.plan.FileKeys = len(sel.files())
 	return sel, nil
 }
 

@@ -336,6 +336,20 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			execSQL(t, p.dbURL, "UPDATE books_chapter SET title = 'edited live' WHERE id = "+chapter, "DELETE FROM books_changelog WHERE id = "+log,
 				"UPDATE books_chapter SET translated_from_id = NULL WHERE book_id <> 1 AND translated_from_id IN "+book1)
 			nulls := queryText(t, p.dbURL, unlinked)[0]
+			content := filepath.Join(p.storage, filepath.FromSlash(queryText(t, p.dbURL, "SELECT content_file FROM books_chapter WHERE id = "+chapter)[0]))
+			original, err := os.ReadFile(content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(content, []byte("edited live"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fileIs := func(want string) {
+				t.Helper()
+				if got, _ := os.ReadFile(content); string(got) != want {
+					t.Fatalf("%s holds %.40q, want %.40q", content, got, want)
+				}
+			}
 			edited := dumpAll(t, p.dbURL)
 			sel := func(mode string) coordinator.SelectOptions {
 				return coordinator.SelectOptions{Books: []string{"1"}, OnConflict: mode}
@@ -354,6 +368,7 @@ func TestRestoreSelectConflicts(t *testing.T) {
 				t.Fatalf("refuse: exit %d, %v", outcome.Of(err).Code, err)
 			}
 			assertSameRows(t, edited, dumpAll(t, p.dbURL))
+			fileIs("edited live")
 
 			if _, err := restoreSelected(t, p, backup, sel(coordinator.ConflictKeep), false); err != nil {
 				t.Fatal(err)
@@ -361,6 +376,7 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			if got := queryText(t, p.dbURL, "SELECT title FROM books_chapter WHERE id = "+chapter)[0]; got != "edited live" {
 				t.Fatalf("keep: title %q", got)
 			}
+			fileIs("edited live") // the kept row's file keeps its live content
 			if n := queryText(t, p.dbURL, "SELECT count(*) FROM books_changelog WHERE id = "+log)[0]; n != "1" {
 				t.Fatal("keep: the deleted change log was not restored")
 			}
@@ -370,6 +386,7 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			if got := queryText(t, p.dbURL, "SELECT title FROM books_chapter WHERE id = "+chapter)[0]; got != title {
 				t.Fatalf("replace: title %q, want %q", got, title)
 			}
+			fileIs(string(original))
 			if got := queryText(t, p.dbURL, unlinked)[0]; got != nulls {
 				t.Fatalf("references cleared by an edit were set back: %s NULL, want %s", got, nulls)
 			}

@@ -133,8 +133,11 @@ func (c *Closure) collect(m platform.Model, obj *fixture.Object, pk int64, pendi
 		case f.Type == platform.FileField:
 			raw, ok := obj.Field(f.Name)
 			var s string
-			if ok && json.Unmarshal(raw, &s) == nil && s != "" {
-				c.files[s] = true
+			if !ok || json.Unmarshal(raw, &s) != nil || s == "" {
+				continue
+			}
+			if _, named := c.files[s]; !named {
+				c.files[s] = key{m.Label, pk}
 			}
 		}
 	}

@@ -84,7 +84,7 @@ type Closure struct {
 	desc  *platform.Description
 	rows  map[string]*Rows
 	live  map[string]map[int64]bool // referenced rows found live: not written
-	files map[string]bool
+	files map[string]key // file key → the first row naming it
 	// why remembers, for a row to look up, the row that referenced it first.
 	why map[key]key
 }
@@ -110,11 +110,14 @@ func (c *Closure) Models() []*Rows {
 // Of returns the closure's rows of a model (empty when it has none).
 func (c *Closure) Of(label string) *Rows { return c.model(label) }
 
-// Files returns the storage keys the closure's rows name in their file fields, sorted.
-func (c *Closure) Files() []string {
+// Files returns the storage keys the closure's rows name in their file fields, sorted, less
+// those named only by rows skip says are not written (nil skips none).
+func (c *Closure) Files(skip func(label string, pk int64) bool) []string {
 	out := make([]string, 0, len(c.files))
-	for f := range c.files {
-		out = append(out, f)
+	for f, row := range c.files {
+		if skip == nil || !skip(row.label, row.pk) {
+			out = append(out, f)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -140,7 +143,7 @@ func (c *Closure) addLink(label, field string, l Link) {
 
 // Resolve computes the closure of seeds against the backup src and the live database.
 func Resolve(ctx context.Context, desc *platform.Description, src Source, live Live, seeds []Seed) (*Closure, error) {
-	c := &Closure{desc: desc, rows: map[string]*Rows{}, live: map[string]map[int64]bool{}, files: map[string]bool{}, why: map[key]key{}}
+	c := &Closure{desc: desc, rows: map[string]*Rows{}, live: map[string]map[int64]bool{}, files: map[string]key{}, why: map[key]key{}}
 	for _, s := range seeds {
 		c.model(s.Model.Label).Selected[s.PK] = true
 	}
