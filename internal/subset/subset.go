@@ -84,7 +84,7 @@ type Closure struct {
 	desc  *platform.Description
 	rows  map[string]*Rows
 	live  map[string]map[int64]bool // referenced rows found live: not written
-	files map[string]key // file key → the first row naming it
+	files map[string]key            // file key → the first row naming it
 	// why remembers, for a row to look up, the row that referenced it first.
 	why map[key]key
 }
