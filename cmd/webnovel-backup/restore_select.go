@@ -11,8 +11,8 @@ import (
 
 // addSelectFlags adds the flags of a restore of selected rows.
 func (o *restoreOptions) addSelectFlags(f *pflag.FlagSet) {
-	f.StringArrayVar(&o.sel.Books, "book", nil, "restore only this book (`ID or SLUG`; repeatable) with everything that belongs to it and what it needs that the database lacks, merged into the live database")
-	f.StringArrayVar(&o.sel.Rows, "select", nil, "restore only this row (`app.Model=PK`, any model; repeatable) with everything that belongs to it, like --book")
+	f.StringArrayVar(&o.sel.Books, "book", nil, "restore only this book (its `id-or-slug`; repeatable) with everything that belongs to it and what it needs that the database lacks, merged into the live database")
+	f.StringArrayVar(&o.sel.Rows, "select", nil, "restore only this `row`, given as app.Model=PK (any model; repeatable), and everything that belongs to it, like --book")
 	f.StringVar(&o.sel.OnConflict, "on-conflict", "", "with --book or --select, a row the database holds with other values: `refuse` (the default: list them and change nothing), keep, or replace")
 }
 
