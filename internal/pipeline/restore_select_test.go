@@ -19,6 +19,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 )
 
 // dumpAll exports every model of the platform (many-to-many lists included), one line per
@@ -419,4 +420,26 @@ func TestRestoreSelectUnknown(t *testing.T) {
 		})
 	}
 	assertSameRows(t, before, dumpAll(t, p.dbURL))
+}
+
+// A book comes back from an object-store backup on S3 too: its files are read from their
+// objects.
+func TestRestoreBookFromObjectStore(t *testing.T) {
+	s3 := s3test.Start(t, nil, "backups")
+	c := newS3Chain(t, s3, "nightly")
+	name := c.back(t)
+	before, files := dumpAll(t, c.p.dbURL), treeFiles(t, c.p.storage)
+	for _, key := range queryText(t, c.p.dbURL, "SELECT content_file FROM books_chapter WHERE book_id = 3") {
+		removeStorageFile(t, c.p.storage, key)
+	}
+	deleteBookCascade(t, c.p.dbURL, 3)
+	rep, err := restoreSelected(t, c.p, s3.URL("backups", "nightly/"+name, ""), coordinator.SelectOptions{Books: []string{"3"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Files == 0 {
+		t.Fatal("no file restored")
+	}
+	assertSameRows(t, before, dumpAll(t, c.p.dbURL))
+	assertSameTree(t, treeFiles(t, c.p.storage), files)
 }
