@@ -12,12 +12,15 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/subset"
+	"github.com/webnovel/webnovel-backup/internal/telemetry"
 )
 
 // How a selective restore treats a row the target holds with other values.
@@ -81,20 +84,24 @@ func (s *SelectOptions) rowSeeds() ([]subset.Seed, error) {
 
 // SubsetModel is one model of a selective restore's graph.
 type SubsetModel struct {
-	Label string
+	Label string `json:"label"`
 	// Selected rows (the seeds and what belongs to them), Needed rows (referenced, missing
 	// live), many-to-many Links, Relinks (foreign keys of other rows, set back where a
 	// deletion set them to NULL), and Conflicts (rows live with other values).
-	Selected, Needed, Links, Relinks, Conflicts int
+	Selected  int `json:"selected"`
+	Needed    int `json:"needed"`
+	Links     int `json:"links"`
+	Relinks   int `json:"relinks"`
+	Conflicts int `json:"conflicts"`
 }
 
 // SubsetPlan is what a selective restore writes.
 type SubsetPlan struct {
-	OnConflict string
-	Models     []SubsetModel
-	Conflicts  []database.Conflict
+	OnConflict string              `json:"on_conflict"`
+	Models     []SubsetModel       `json:"models"`
+	Conflicts  []database.Conflict `json:"conflicts"`
 	// FileKeys is the number of storage files the rows name.
-	FileKeys int
+	FileKeys int `json:"file_keys"`
 }
 
 // restoreSelected is the restore of selected rows: every check, then one transaction that
@@ -127,7 +134,9 @@ func (c *Coordinator) restoreSelected(ctx context.Context, o RestoreOptions, src
 		return nil, err
 	}
 	reportRestoreTotals(o, chk.plan)
-	loaded, err := chk.db.Upsert(ctx, sel.upsertModels())
+	uctx, span := telemetry.Start(ctx, "database.upsert", attribute.Int("wnb.models", len(sel.plan.Models)))
+	loaded, err := chk.db.Upsert(uctx, sel.upsertModels())
+	telemetry.End(span, err)
 	if err != nil {
 		return nil, fmt.Errorf("restore: database unchanged: %w", err)
 	}

@@ -294,6 +294,8 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 		Failures        []string       `json:"failures"`
 		Warnings        []string       `json:"warnings"`
 		DurationSeconds float64        `json:"duration_seconds"`
+		// Selection is the graph of a restore of selected rows (--book, --select).
+		Selection *coordinator.SubsetPlan `json:"selection,omitempty"`
 	}{Models: []model{}, Failures: []string{}, Warnings: []string{}}
 	out.Status, out.Error = outcome.Of(err).Status, errText(err)
 	if rep == nil {
@@ -303,7 +305,7 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 	out.Files, out.Bytes, out.Failed, out.DurationSeconds = rep.Files, rep.Bytes, rep.Failed, rep.Duration.Seconds()
 	out.Failures = append(out.Failures, rep.Failures...)
 	if rep.Plan != nil {
-		out.Backup = rep.Plan.Backup
+		out.Backup, out.Selection = rep.Plan.Backup, rep.Plan.Subset
 		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
 		if rep.DryRun {
 			if err == nil {

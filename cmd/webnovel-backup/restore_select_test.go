@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,7 +45,22 @@ func TestRestoreSelectFlags(t *testing.T) {
 		})
 	}
 	sqlitetest.Exec(t, db, "UPDATE books_chapter SET title = 'edited' WHERE id = 1")
-	code, out := cli(t, dir, "restore", backup, "--book", "1", "--force")
+	code, out := cli(t, dir, "restore", backup, "--book", "1", "--dry-run", "--json")
+	var rep struct {
+		Status    string
+		Selection struct {
+			Conflicts []struct {
+				Model  string
+				PK     int64
+				Fields []string
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || rep.Status != "dry-run" || len(rep.Selection.Conflicts) != 1 ||
+		rep.Selection.Conflicts[0].Model != "books.chapter" || rep.Selection.Conflicts[0].PK != 1 {
+		t.Fatalf("dry run --json: exit %d, %v\n%s", code, err, out)
+	}
+	code, out = cli(t, dir, "restore", backup, "--book", "1", "--force")
 	if code != 2 || !strings.Contains(out, "books.chapter pk 1 (title)") {
 		t.Fatalf("conflict: exit %d\n%s", code, out)
 	}

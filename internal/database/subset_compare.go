@@ -68,10 +68,10 @@ func (db *DB) eachInt(ctx context.Context, q string, args []any, fn func(int64))
 
 // Conflict is a row the live database holds with other values than the backup's.
 type Conflict struct {
-	Model string
-	PK    int64
+	Model string `json:"model"`
+	PK    int64  `json:"pk"`
 	// Fields are the fields whose values differ.
-	Fields []string
+	Fields []string `json:"fields"`
 }
 
 func (c Conflict) String() string {
