@@ -55,7 +55,10 @@ func (s *SelectOptions) Check() error {
 		return outcome.Usagef("--on-conflict %q: want refuse, keep or replace", s.OnConflict)
 	}
 	if len(s.Books) == 0 && len(s.Rows) == 0 {
-		return outcome.Usagef("--on-conflict needs --book or --select: it applies to a restore of selected rows")
+		if s.OnConflict != "" {
+			return outcome.Usagef("--on-conflict needs --book or --select: it applies to a restore of selected rows")
+		}
+		return outcome.Usagef("no --book or --select: a restore of selected rows needs at least one")
 	}
 	_, err := s.rowSeeds()
 	return err
@@ -107,9 +110,11 @@ type SubsetPlan struct {
 // restoreSelected is the restore of selected rows: every check, then one transaction that
 // upserts the closure, then the files its rows name.
 func (c *Coordinator) restoreSelected(ctx context.Context, o RestoreOptions, src *restoreSource, rep *RestoreReport, start time.Time) (*RestoreReport, error) {
-	if o.Select.OnConflict == "" {
-		o.Select.OnConflict = ConflictRefuse
+	so := *o.Select
+	if so.OnConflict == "" {
+		so.OnConflict = ConflictRefuse
 	}
+	o.Select = &so
 	if err := o.Select.Check(); err != nil {
 		return nil, err
 	}
@@ -200,7 +205,9 @@ func (s *selection) upsertModels() []database.UpsertModel {
 		links, relinks := map[string][][2]int64{}, map[string][][2]int64{}
 		for field, set := range r.Links {
 			for l := range set {
-				links[field] = append(links[field], [2]int64{l.Owner, l.Target})
+				if !skip[l.Owner] { // a kept row keeps its live links too
+					links[field] = append(links[field], [2]int64{l.Owner, l.Target})
+				}
 			}
 			slices.SortFunc(links[field], comparePairs)
 		}

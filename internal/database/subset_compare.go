@@ -109,6 +109,9 @@ func (db *DB) Conflicts(ctx context.Context, m platform.Model, open func() (io.R
 		if err != nil {
 			return nil, fmt.Errorf("compare %s: %w", m.Label, err)
 		}
+		if pk, err := decodeInt(obj.PK); err == nil && !pks[pk] {
+			continue // not compared: not worth decoding
+		}
 		row := p.newRow()
 		if err := p.decode(&obj, row); err != nil {
 			return nil, err

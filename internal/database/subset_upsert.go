@@ -133,11 +133,11 @@ func upsertModel(ctx context.Context, w rowWriter, i int, um UpsertModel, p *loa
 		if err != nil {
 			return 0, fmt.Errorf("restore %s: %w", um.Model.Label, err)
 		}
+		if pk, err := decodeInt(obj.PK); err == nil && um.Keep != nil && !um.Keep(pk) {
+			continue // not written: not worth decoding
+		}
 		if err := p.decode(&obj, row); err != nil {
 			return 0, err
-		}
-		if um.Keep != nil && !um.Keep(row.pk) {
-			continue
 		}
 		for c, v := range row.vals {
 			if args[c], err = w.conv(i, c, v); err != nil {
