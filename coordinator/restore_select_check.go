@@ -240,26 +240,28 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 		}
 		rels = append(rels, rel)
 	}
-	if sums != nil {
-		err := layout.HashFiles(ctx, src.dir, rels, o.HashWorkers, func(rel, got string, _ int64, err error) error {
-			switch {
-			case err != nil:
-				return fmt.Errorf("check %s: %w", rel, err)
-			case got != listed[rel]:
-				return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", rel, got, listed[rel])
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	} else {
+	if sums == nil {
 		plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
+	} else if err := hashSelectedFiles(ctx, src.dir, rels, listed, o.HashWorkers); err != nil {
+		return nil, err
 	}
 	if err := pl.flush(ctx); err != nil {
 		return nil, err
 	}
 	return pl.tasks, nil
+}
+
+// hashSelectedFiles checks the files to restore against their SHA256SUMS lines (listed).
+func hashSelectedFiles(ctx context.Context, dir string, rels []string, listed map[string]string, workers int) error {
+	return layout.HashFiles(ctx, dir, rels, workers, func(rel, got string, _ int64, err error) error {
+		switch {
+		case err != nil:
+			return fmt.Errorf("check %s: %w", rel, err)
+		case got != listed[rel]:
+			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", rel, got, layout.FileSums, listed[rel])
+		}
+		return nil
+	})
 }
 
 // planSelectedObjects plans the wanted files of an object-store backup from its file index

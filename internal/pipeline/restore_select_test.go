@@ -443,3 +443,34 @@ func TestRestoreBookFromObjectStore(t *testing.T) {
 	assertSameRows(t, before, dumpAll(t, c.p.dbURL))
 	assertSameTree(t, treeFiles(t, c.p.storage), files)
 }
+
+// The files a selective restore uses are checked before anything changes: a corrupt one is
+// refused, naming it; a file the backup lacks is a warning naming it.
+func TestRestoreSelectChecksFiles(t *testing.T) {
+	p := filledPlatform(t, database.SQLite, demo.DefaultOptions())
+	backup := backupOf(t, p, false)
+	key := queryText(t, p.dbURL, "SELECT content_file FROM books_chapter WHERE book_id = 2 ORDER BY id")[0]
+	deleteBookCascade(t, p.dbURL, 2)
+	deleted := dumpAll(t, p.dbURL)
+
+	corrupt := copyTree(t, backup)
+	flipByte(t, filepath.Join(corrupt, "files", filepath.FromSlash(key)))
+	_, err := restoreSelected(t, p, corrupt, coordinator.SelectOptions{Books: []string{"2"}}, false)
+	if err == nil || !strings.Contains(err.Error(), key+" is corrupt") {
+		t.Fatalf("corrupt file: %v", err)
+	}
+	assertSameRows(t, deleted, dumpAll(t, p.dbURL))
+
+	lost := copyTree(t, backup)
+	if err := os.Remove(filepath.Join(lost, "files", filepath.FromSlash(key))); err != nil {
+		t.Fatal(err)
+	}
+	resign(t, lost)
+	rep, err := restoreSelected(t, p, lost, coordinator.SelectOptions{Books: []string{"2"}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(rep.Plan.Warnings, func(w string) bool { return strings.Contains(w, key) && strings.Contains(w, "not in the backup") }) {
+		t.Fatalf("no warning names the lost file %s: %q", key, rep.Plan.Warnings)
+	}
+}
