@@ -224,6 +224,9 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 	var rels []string
 	for _, rel := range slices.Sorted(maps.Keys(wanted)) {
 		fi, err := os.Stat(filepath.Join(src.dir, filepath.FromSlash(rel)))
+		if _, ok := listed[rel]; (err != nil || !fi.Mode().IsRegular()) && ok {
+			return nil, fmt.Errorf("%s is listed in %s but missing from the backup", storage.QuoteKey(rel), layout.FileSums)
+		}
 		if err != nil || !fi.Mode().IsRegular() {
 			plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not in the backup: not restored", storage.QuoteKey(wanted[rel])))
 			continue
