@@ -65,6 +65,9 @@ type RestoreOptions struct {
 	// backup's key instead. Neither ever leaves this process.
 	Identities *encryption.Identities
 	Passphrase string
+	// Select, if set, restores only the selected rows and what belongs to them, merged into
+	// the live database (see SelectOptions).
+	Select *SelectOptions
 }
 
 // PlanModel is one model a restore will replace.
@@ -86,6 +89,8 @@ type RestorePlan struct {
 	Files    int64
 	Bytes    int64
 	Warnings []string
+	// Subset is the graph of a restore of selected rows (nil otherwise).
+	Subset *SubsetPlan
 }
 
 // RestoreReport is a finished (or dry) restore.
@@ -279,6 +284,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	defer src.cleanup()
 	if err := RefuseTargetInsideBackup(src.dir, o); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if o.Select != nil {
+		return c.restoreSelected(ctx, o, src, rep, start)
 	}
 
 	cctx, checkSpan := telemetry.Start(ctx, "restore.check")

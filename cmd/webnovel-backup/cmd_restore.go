@@ -41,6 +41,7 @@ type restoreOptions struct {
 	stallTimeout  time.Duration
 	hooks         *runHooks
 	keys          decryptOptions
+	sel           coordinator.SelectOptions
 }
 
 // AddFlags adds restore's flags to f.
@@ -59,6 +60,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	addStallFlag(f, &o.stallTimeout)
 	o.hooks = &runHooks{report: func(e error) any { return restoreJSON(nil, e) }}
 	o.hooks.AddFlags(f)
+	o.addSelectFlags(f)
 	f.DurationVar(&o.LockTimeout, "lock-timeout", database.DefaultLockTimeout, "fail when another session or process holds a lock the restore needs for longer than this, naming the table and the holder (nothing is changed; retry later)")
 	o.keys.AddFlags(f, true)
 }
@@ -152,7 +154,7 @@ func (o *restoreOptions) check() error {
 	if _, err := platform.Default.Select(o.Models); err != nil {
 		return usageErrorf("--models: %w", err)
 	}
-	return nil
+	return o.checkSelect()
 }
 
 // confirm shows the plan and asks the operator; without a terminal nobody can answer, which
@@ -233,6 +235,10 @@ func (o *restoreOptions) report(con console, rep *coordinator.RestoreReport, err
 }
 
 func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
+	if p.Subset != nil {
+		printSubsetPlan(w, p)
+		return
+	}
 	fmt.Fprintf(w, "Restore from %s (run %s, taken %s)\n", p.Backup, p.Metadata.RunID, p.Metadata.BackupTimestamp.Format("2006-01-02 15:04:05"))
 	if p.Database != "" {
 		verb := "REPLACE the rows of"
@@ -303,6 +309,8 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 		Failures        []string       `json:"failures"`
 		Warnings        []string       `json:"warnings"`
 		DurationSeconds float64        `json:"duration_seconds"`
+		// Selection is the graph of a restore of selected rows (--book, --select).
+		Selection *coordinator.SubsetPlan `json:"selection,omitempty"`
 	}{Models: []model{}, Failures: []string{}, Warnings: []string{}}
 	out.Status, out.Error = outcome.Of(err).Status, errText(err)
 	if rep == nil {
@@ -312,7 +320,7 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 	out.Files, out.Bytes, out.Failed, out.DurationSeconds = rep.Files, rep.Bytes, rep.Failed, rep.Duration.Seconds()
 	out.Failures = append(out.Failures, rep.Failures...)
 	if rep.Plan != nil {
-		out.Backup = rep.Plan.Backup
+		out.Backup, out.Selection = rep.Plan.Backup, rep.Plan.Subset
 		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
 		if rep.DryRun {
 			if err == nil {

@@ -1,0 +1,315 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/subset"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// checkSelected runs every check of a selective restore before anything changes: metadata,
+// the fixtures' checksums, the target's schema, the closure of the selection, its conflicts
+// and the files its rows name (checksums of those). The result is never nil.
+func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o RestoreOptions) (*restoreCheck, *selection, error) {
+	chk := &restoreCheck{}
+	meta, err := layout.ReadMetadata(src.dir)
+	if err != nil {
+		return chk, nil, fmt.Errorf("%s is not a complete backup: %w", src.dir, err)
+	}
+	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
+		return chk, nil, fmt.Errorf("backup %s has status %q, not %q", src.dir, meta.Status, layout.StatusComplete)
+	}
+	if meta.Encryption != nil {
+		return chk, nil, outcome.Usagef("--book/--select: %s is encrypted, and a restore of selected rows cannot read an encrypted backup yet; restore it whole, or decrypt a copy first (nothing was changed)", src.dir)
+	}
+	chk.plan = &RestorePlan{Metadata: meta, Merge: true}
+	models, err := backupModels(src.dir, meta)
+	if err != nil {
+		return chk, nil, err
+	}
+	if len(models) == 0 {
+		return chk, nil, outcome.NewUsage(errNoSelectedFixtures)
+	}
+	if chk.work, err = newRestoreWork(ctx, o.TempDir); err != nil {
+		return chk, nil, err
+	}
+	sums, err := openSums(src.dir, chk.work.spill())
+	if err != nil {
+		return chk, nil, err
+	}
+	defer sums.Close()
+	if err := checkSelectedFixtures(ctx, src.dir, meta, sums, models, o); err != nil {
+		return chk, nil, err
+	}
+	if chk.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
+		return chk, nil, err
+	}
+	chk.plan.Database = chk.db.Source().Redacted
+	if _, err := chk.db.CheckSchema(ctx, models); err != nil {
+		return chk, nil, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", chk.plan.Database, err)
+	}
+	sel, err := resolveSelection(ctx, chk.db, src.dir, models, o.Select)
+	if err != nil {
+		return chk, nil, err
+	}
+	if err := sel.planModels(ctx, chk.db, chk.plan); err != nil {
+		return chk, nil, err
+	}
+	if !o.SkipFiles {
+		if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan); err != nil {
+			return chk, nil, err
+		}
+		b, err := storage.Open(ctx, o.StorageURL)
+		if err != nil {
+			return chk, nil, err
+		}
+		b.Close()
+		chk.plan.Storage = b.String()
+	}
+	return chk, sel, nil
+}
+
+// checkSelectedFixtures checks the backup's manifest and the sums of its fixtures.
+func checkSelectedFixtures(ctx context.Context, dir string, meta *layout.Metadata, sums *layout.Sums, models []platform.Model, o RestoreOptions) error {
+	if err := checkManifest(meta, sums, o.RequireChecksums); err != nil {
+		return err
+	}
+	if sums == nil {
+		return nil
+	}
+	var names []string
+	for _, m := range models {
+		names = append(names, m.FixtureName())
+	}
+	return checkSums(ctx, dir, sums, meta, names, o.HashWorkers)
+}
+
+// resolveSelection finds the closure of the selection and the rows it would change.
+func resolveSelection(ctx context.Context, db *database.DB, dir string, models []platform.Model, o *SelectOptions) (*selection, error) {
+	src := &fixtureSource{dir: dir, models: map[string]bool{}}
+	for _, m := range models {
+		src.models[m.Label] = true
+	}
+	seeds, err := o.seeds(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	closure, err := subset.Resolve(ctx, platform.Default, src, db, seeds)
+	if err != nil {
+		return nil, err
+	}
+	sel := &selection{closure: closure, src: src, conflicts: map[string]map[int64]bool{}, plan: &SubsetPlan{OnConflict: o.OnConflict}}
+	live := map[string]map[int64]bool{}
+	for _, r := range closure.Models() {
+		if live[r.Model.Label], err = sel.compare(ctx, db, r); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range closure.Models() {
+		dropLiveRelinks(r, live)
+		sel.plan.Models = append(sel.plan.Models, SubsetModel{
+			Label: r.Model.Label, Selected: len(r.Selected), Needed: len(r.Needed), Links: r.LinkCount(),
+			Relinks: r.RelinkCount(), Conflicts: len(sel.conflicts[r.Model.Label]),
+		})
+	}
+	sel.plan.FileKeys = len(sel.files())
+	return sel, nil
+}
+
+// compare finds which selected rows of r the live database holds, and which of those hold
+// other values than the backup's (the conflicts).
+func (s *selection) compare(ctx context.Context, db *database.DB, r *subset.Rows) (map[int64]bool, error) {
+	pks := make([]int64, 0, len(r.Selected))
+	for pk := range r.Selected {
+		pks = append(pks, pk)
+	}
+	live, err := db.Existing(ctx, r.Model, pks)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := db.Conflicts(ctx, r.Model, s.src.opener(r.Model), live)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cs {
+		if s.conflicts[c.Model] == nil {
+			s.conflicts[c.Model] = map[int64]bool{}
+		}
+		s.conflicts[c.Model][c.PK] = true
+	}
+	s.plan.Conflicts = append(s.plan.Conflicts, cs...)
+	return live, nil
+}
+
+// dropLiveRelinks keeps the references to set back only where the selected row they point at
+// is missing live: its deletion is what set them to NULL. Where it still exists, a NULL was
+// someone's edit, which stays.
+func dropLiveRelinks(r *subset.Rows, live map[string]map[int64]bool) {
+	for _, f := range r.Model.Fields {
+		ls, ok := r.Relinks[f.Name]
+		if !ok {
+			continue
+		}
+		kept := ls[:0]
+		for _, l := range ls {
+			if !live[f.To][l.Target] {
+				kept = append(kept, l)
+			}
+		}
+		r.Relinks[f.Name] = kept
+	}
+}
+
+// planModels fills the restore plan's models: the rows the closure writes of each, and the
+// rows the table holds now.
+func (s *selection) planModels(ctx context.Context, db *database.DB, plan *RestorePlan) error {
+	plan.Subset = s.plan
+	var models []platform.Model
+	for _, r := range s.closure.Models() {
+		models = append(models, r.Model)
+	}
+	counts, err := db.CountRows(ctx, models)
+	if err != nil {
+		return err
+	}
+	for _, r := range s.closure.Models() {
+		plan.Models = append(plan.Models, PlanModel{Label: r.Model.Label, File: r.Model.FixtureName(), Rows: int64(r.Count()), Current: counts[r.Model.Label]})
+	}
+	return nil
+}
+
+// planSelectedFiles plans the copy of the files the closure's rows name. A file the backup
+// does not hold is a warning naming it (the platform had lost it already); one whose sum
+// differs from SHA256SUMS is refused.
+func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sums, keys []string, o RestoreOptions, work *restoreWork, plan *RestorePlan) ([]*messages.Task, error) {
+	meta := plan.Metadata
+	wanted := map[string]string{} // path in the backup → storage key
+	for _, k := range keys {
+		if err := storage.CheckKey(k); err != nil {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not a valid storage key: not restored (%v)", storage.QuoteKey(k), err))
+			continue
+		}
+		rel := k
+		if meta.Files.NameEncoding == layout.NamesEscaped {
+			rel = storage.EscapeKey(k)
+		}
+		wanted[layout.FilesDir+"/"+rel] = k
+	}
+	if meta.Files.Store == layout.StoreObjects {
+		return planSelectedObjects(ctx, src, wanted, o, work, plan, sums)
+	}
+	listed := map[string]string{}
+	if sums != nil {
+		err := sums.Each(func(p, sum string) error {
+			if _, ok := wanted[p]; ok {
+				listed[p] = sum
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", layout.FileSums, err)
+		}
+	}
+	pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
+	var rels []string
+	for _, rel := range slices.Sorted(maps.Keys(wanted)) {
+		fi, err := os.Stat(filepath.Join(src.dir, filepath.FromSlash(rel)))
+		if _, ok := listed[rel]; (err != nil || !fi.Mode().IsRegular()) && ok {
+			return nil, fmt.Errorf("%s is listed in %s but missing from the backup", storage.QuoteKey(rel), layout.FileSums)
+		}
+		if err != nil || !fi.Mode().IsRegular() {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not in the backup: not restored", storage.QuoteKey(wanted[rel])))
+			continue
+		}
+		if _, ok := listed[rel]; !ok && sums != nil {
+			return nil, fmt.Errorf("%s is not listed in %s: it cannot be verified", storage.QuoteKey(rel), layout.FileSums)
+		}
+		e := messages.FileEntry{Key: wanted[rel], Size: fi.Size(), SHA256: listed[rel]}
+		if rel != layout.FilesDir+"/"+e.Key {
+			e.Stored = rel
+		}
+		if err := pl.add(ctx, e); err != nil {
+			return nil, err
+		}
+		rels = append(rels, rel)
+	}
+	if sums == nil {
+		plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")
+	} else if err := hashSelectedFiles(ctx, src.dir, rels, listed, o.HashWorkers); err != nil {
+		return nil, err
+	}
+	if err := pl.flush(ctx); err != nil {
+		return nil, err
+	}
+	return pl.tasks, nil
+}
+
+// hashSelectedFiles checks the files to restore against their SHA256SUMS lines (listed).
+func hashSelectedFiles(ctx context.Context, dir string, rels []string, listed map[string]string, workers int) error {
+	return layout.HashFiles(ctx, dir, rels, workers, func(rel, got string, _ int64, err error) error {
+		switch {
+		case err != nil:
+			return fmt.Errorf("check %s: %w", rel, err)
+		case got != listed[rel]:
+			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", rel, got, layout.FileSums, listed[rel])
+		}
+		return nil
+	})
+}
+
+// planSelectedObjects plans the wanted files of an object-store backup from its file index
+// (checked against SHA256SUMS first): each is read from its object, whose sum the worker
+// checks as it copies.
+func planSelectedObjects(ctx context.Context, src *restoreSource, wanted map[string]string, o RestoreOptions, work *restoreWork, plan *RestorePlan, sums *layout.Sums) ([]*messages.Task, error) {
+	meta := plan.Metadata
+	if src.root == "" {
+		return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
+	}
+	if sums == nil {
+		return nil, fmt.Errorf("%s is missing: the files of this object-store backup cannot be verified", layout.FileSums)
+	}
+	index := meta.Files.Index
+	if index == "" {
+		index = layout.FileIndex
+	}
+	if err := checkSums(ctx, src.dir, sums, meta, []string{index}, 1); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(src.dir, filepath.FromSlash(index)))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	pl := newRestorePlanner(o, work, src.root, "", meta, plan)
+	found := map[string]bool{}
+	err = messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
+		key, ok := wanted[e.Path]
+		if !ok || found[e.Path] {
+			return nil
+		}
+		found[e.Path] = true
+		return pl.add(ctx, messages.FileEntry{Key: key, Stored: layout.ObjectKey(e.SHA256), Size: e.Size, SHA256: e.SHA256, Mode: e.Mode})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", index, err)
+	}
+	for _, rel := range slices.Sorted(maps.Keys(wanted)) {
+		if !found[rel] {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not in the backup: not restored", storage.QuoteKey(wanted[rel])))
+		}
+	}
+	if err := pl.flush(ctx); err != nil {
+		return nil, err
+	}
+	return pl.tasks, nil
+}
