@@ -206,6 +206,8 @@ type backupRun struct {
 	// archiveTop is a compressed backup's name, chosen when its files are planned: the top
 	// folder of the archive parts the copy tasks write.
 	archiveTop string
+	// runKey is the run's ephemeral age key (an encrypted run), made on first use.
+	runKey *encryption.RunKey
 }
 
 func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
@@ -812,6 +814,9 @@ func (r *backupRun) publish(ctx context.Context) (err error) {
 		}
 		if r.o.Progress != nil {
 			r.o.Progress.Total(progress.Archive, r.rep.Bytes+totalBytes(r.rep.Models))
+		}
+		if err := r.sealArchive(&p); err != nil {
+			return err
 		}
 	}
 	r.rep.Path, err = r.stage.Publish(ctx, p)

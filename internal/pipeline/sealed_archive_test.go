@@ -1,0 +1,228 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/archive"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/s3test"
+)
+
+// ageKey is a fresh age key: its key file (as age-keygen writes it), recipients and
+// identities.
+type ageKey struct {
+	file       string
+	recipients *encryption.Recipients
+	identities *encryption.Identities
+}
+
+func newAgeKey(t *testing.T) ageKey {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "key.txt")
+	if err := os.WriteFile(file, []byte(id.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := encryption.ParseRecipients([]string{id.Recipient().String()}, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := encryption.ReadIdentityFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ageKey{file: file, recipients: rc, identities: ids}
+}
+
+// stockAgeTarExtract decrypts an archive with the system's age (age -d -i key.txt) and
+// extracts it with the system's tar, returning the folder it extracted into.
+func stockAgeTarExtract(t *testing.T, file, keyFile string, c archive.Compression) string {
+	t.Helper()
+	if _, err := exec.LookPath("age"); err != nil {
+		t.Fatal("the age command is not installed (Debian's age package)")
+	}
+	plain := filepath.Join(t.TempDir(), "archive"+c.Ext())
+	if out, err := exec.Command("age", "-d", "-i", keyFile, "-o", plain, file).CombinedOutput(); err != nil {
+		t.Fatalf("age -d -i %s %s: %v\n%s", keyFile, file, err, out)
+	}
+	return stockTarExtract(t, plain, c)
+}
+
+// sidecarOf reads an encrypted archive's sidecar (a local file) and checks that it records the
+// archive's bytes.
+func sidecarOf(t *testing.T, file string) *layout.Metadata {
+	t.Helper()
+	data, err := os.ReadFile(layout.SidecarName(file))
+	if err != nil {
+		t.Fatalf("sidecar: %v", err)
+	}
+	m, err := layout.ParseMetadata(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(stored)
+	if m.Archive == nil || m.Archive.SHA256 != hex.EncodeToString(sum[:]) || m.Archive.Bytes != int64(len(stored)) {
+		t.Fatalf("sidecar archive %+v, the file has %d bytes, sha256 %x", m.Archive, len(stored), sum)
+	}
+	if m.Encryption == nil || m.Encryption.Format != encryption.Format {
+		t.Fatalf("sidecar encryption %+v", m.Encryption)
+	}
+	return m
+}
+
+// secrets are values of the demo platform that must appear nowhere in an encrypted backup's
+// bytes: the start of every password hash and of every e-mail address's domain. The
+// plaintext fixtures hold them (assertHasSecrets).
+var secrets = [][]byte{[]byte("pbkdf2_sha256$260000$"), []byte("@example.com")}
+
+// assertHasSecrets checks that the decrypted backup dir holds the secrets: their absence from
+// the encrypted bytes then means something.
+func assertHasSecrets(t *testing.T, dir string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "db_accounts_user.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets {
+		if !bytes.Contains(data, s) {
+			t.Fatalf("the users' fixture has no %q", s)
+		}
+	}
+}
+
+// assertNoSecret fails when any file under root holds one of the secrets.
+func assertNoSecret(t *testing.T, root string, secrets [][]byte) {
+	t.Helper()
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, _ := os.ReadFile(p)
+		for _, s := range secrets {
+			if bytes.Contains(data, s) {
+				t.Errorf("%s holds the secret %q in the clear", p, s)
+			}
+		}
+		return nil
+	})
+}
+
+// TestEncryptedArchiveRoundTrip (issue 12 items 2, 4, 6): a compressed backup with an age
+// recipient, gzip and zstd, local and on S3, is one backup_….tar.*.age file with a sidecar
+// that records its bytes' sum; stock `age -d -i key.txt | tar x` opens it into exactly the
+// platform's files with a SHA256SUMS that checks; no password hash or e-mail address is in
+// its bytes; a restore with the identity gives back every row and file; without an identity,
+// with the wrong one, or of a truncated copy, the restore is refused and nothing changed.
+func TestEncryptedArchiveRoundTrip(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	addBigFiles(t, p.storage)
+	key, wrong := newAgeKey(t), newAgeKey(t)
+	s3 := s3test.Start(t, nil, "backups")
+	s := startSession(t, p, 2, queue.Config{})
+	for _, comp := range []archive.Compression{archive.Gzip, archive.Zstd} {
+		for _, onS3 := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s-s3=%v", comp, onS3), func(t *testing.T) {
+				ctx := context.Background()
+				dest := t.TempDir()
+				if onS3 {
+					dest = s3.URL("backups", string(comp), "")
+				}
+				rep, err := s.Coordinator.Backup(ctx, coordinator.BackupOptions{
+					DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dest, Compress: true,
+					Compression: string(comp), FilesPerTask: 3, ChunkRows: 50, Recipients: key.recipients,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				where, _, _ := strings.Cut(rep.Path, "?")
+				name := filepath.Base(where)
+				if !strings.HasSuffix(name, comp.Ext()+layout.EncryptedExt) {
+					t.Fatalf("backup path %s, want a %s%s", rep.Path, comp.Ext(), layout.EncryptedExt)
+				}
+				file := rep.Path
+				if onS3 {
+					file = downloadArchive(t, dest, name)
+					side := downloadArchive(t, dest, layout.SidecarName(name))
+					os.Rename(side, layout.SidecarName(file))
+				}
+				meta := sidecarOf(t, file)
+				if meta.Encryption.Mode != encryption.ModeRecipients || strings.Join(meta.Encryption.Recipients, ",") != strings.Join(key.recipients.Public(), ",") {
+					t.Fatalf("sidecar encryption %+v", meta.Encryption)
+				}
+				assertNoSecret(t, filepath.Dir(file), secrets)
+				top, _ := layout.TrimArchiveExt(name)
+				dir := filepath.Join(stockAgeTarExtract(t, file, key.file, comp), top)
+				sha256sumCheck(t, dir)
+				assertHasSecrets(t, dir)
+				assertSameTree(t, treeFiles(t, filepath.Join(dir, layout.FilesDir)), treeFiles(t, p.storage))
+
+				refused := []struct {
+					name   string
+					source string
+					ids    *encryption.Identities
+					want   error
+					status outcome.Status
+				}{
+					{"no identity", rep.Path, nil, encryption.ErrNoIdentity, outcome.Usage},
+					{"wrong identity", rep.Path, wrong.identities, encryption.ErrWrongKey, outcome.Refused},
+					{"truncated", truncatedCopy(t, file, 100), key.identities, encryption.ErrDamaged, ""},
+				}
+				for _, r := range refused {
+					target := emptyTarget(t, database.SQLite)
+					_, err := restoreInto(t, target, coordinator.RestoreOptions{Source: r.source, Identities: r.ids})
+					if !errors.Is(err, r.want) || (r.status != "" && outcome.Of(err).Status != r.status) {
+						t.Fatalf("%s: restore error %v (status %s), want %v (%s)", r.name, err, outcome.Of(err).Status, r.want, r.status)
+					}
+					if _, err := os.Stat(target.storage); !errors.Is(err, fs.ErrNotExist) {
+						t.Fatalf("%s: the refused restore wrote the target storage (%v)", r.name, err)
+					}
+				}
+				target := emptyTarget(t, database.SQLite)
+				if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path, Identities: key.identities}); err != nil {
+					t.Fatal(err)
+				}
+				compareWithBackup(t, dir, target)
+			})
+		}
+	}
+}
+
+// truncatedCopy is a copy of file without its last n bytes.
+func truncatedCopy(t *testing.T, file string, n int) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(file))
+	if err := os.WriteFile(out, data[:len(data)-n], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
