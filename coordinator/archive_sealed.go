@@ -234,7 +234,9 @@ func (d *localDestination) publishSealedArchive(ctx context.Context, m *archiveM
 			_, err := archive.WriteHead(ctx, out, comp, d.stage.Path(), m.Top, skip)
 			return err
 		}
-		open := func(key string) (io.ReadCloser, error) { return os.Open(filepath.Join(d.stage.Path(), filepath.FromSlash(key))) }
+		open := func(key string) (io.ReadCloser, error) {
+			return os.Open(filepath.Join(d.stage.Path(), filepath.FromSlash(key)))
+		}
 		if err := sealedArchive(ctx, w, m, comp, p.seal, p, head, open); err != nil {
 			return err
 		}
