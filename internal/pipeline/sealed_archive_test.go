@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -24,7 +25,9 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/retention"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
+	"github.com/webnovel/webnovel-backup/internal/verify"
 )
 
 // ageKey is a fresh age key: its key file (as age-keygen writes it), recipients and
@@ -313,5 +316,115 @@ func TestEncryptedArchiveStagingHoldsNoPlaintext(t *testing.T) {
 	data, _ := os.ReadFile(rep.Path)
 	if bytes.Contains(data, known) {
 		t.Fatal("the encrypted archive holds a file's content in the clear")
+	}
+}
+
+// TestEncryptedArchiveVerifyListCopy (issue 12 items 2, 3, 4): without the key, verify checks
+// an encrypted archive's bytes against its sidecar (a tampered, truncated or sidecar-less one
+// fails), list shows it complete with the sidecar's metadata, and copy carries archive and
+// sidecar to another folder and to S3 and back, byte for byte; with the key, verify decrypts
+// and checks the content (a tampered ciphertext fails; a wrong key cannot run).
+func TestEncryptedArchiveVerifyListCopy(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	key, wrong := newAgeKey(t), newAgeKey(t)
+	ctx := context.Background()
+	rep, err := s.Coordinator.Backup(ctx, coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Compress: true, Recipients: key.recipients,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := rep.Path
+	stored, _ := os.ReadFile(file)
+	sideData, _ := os.ReadFile(layout.SidecarName(file))
+	vo := verify.Options{TempDir: t.TempDir()}
+
+	vr, err := verify.Verify(ctx, file, vo)
+	if err != nil || !vr.OK || !slices.Contains(vr.Warnings, verify.WarnNotDecrypted) || vr.RunID == "" {
+		t.Fatalf("verify without key: %v %+v", err, vr)
+	}
+	vr, err = verify.VerifyEncryptedArchive(ctx, file, key.identities, vo)
+	if err != nil || !vr.OK || len(vr.Models) == 0 || vr.Files == 0 {
+		t.Fatalf("verify with the key: %v %+v", err, vr)
+	}
+	if _, err := verify.VerifyEncryptedArchive(ctx, file, wrong.identities, vo); !errors.Is(err, encryption.ErrWrongKey) {
+		t.Fatalf("verify with a wrong key: %v", err)
+	}
+	tampered := bytes.Clone(stored)
+	tampered[len(tampered)/2] ^= 1
+	for _, c := range []struct {
+		name    string
+		data    []byte
+		sidecar bool
+		ids     *encryption.Identities
+	}{
+		{"tampered", tampered, true, nil},
+		{"tampered, decrypted", tampered, true, key.identities},
+		{"truncated", stored[:len(stored)-10], true, nil},
+		{"truncated, decrypted", stored[:len(stored)-10], true, key.identities},
+		{"no sidecar", stored, false, nil},
+	} {
+		bad := filepath.Join(t.TempDir(), filepath.Base(file))
+		os.WriteFile(bad, c.data, 0o600)
+		if c.sidecar {
+			os.WriteFile(layout.SidecarName(bad), sideData, 0o600)
+		}
+		vr, err := verify.VerifyEncryptedArchive(ctx, bad, c.ids, vo)
+		if err != nil || vr.OK || len(vr.Problems) == 0 {
+			t.Fatalf("%s: verify %v %+v, want problems", c.name, err, vr)
+		}
+	}
+
+	d, err := retention.OpenDestination(ctx, filepath.Dir(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	bs, err := d.List(ctx, retention.ListOptions{})
+	if err != nil || len(bs) != 1 || bs[0].Status != retention.StatusComplete || !bs[0].Encrypted || bs[0].RunID == "" || bs[0].Files == 0 {
+		t.Fatalf("list: %v %+v", err, bs)
+	}
+
+	name := filepath.Base(file)
+	dest := t.TempDir()
+	if _, err := s.Coordinator.Copy(ctx, copyOptions(file, dest)); err != nil {
+		t.Fatal(err)
+	}
+	s3 := s3test.Start(t, nil, "offsite")
+	there, err := s.Coordinator.Copy(ctx, copyOptions(filepath.Join(dest, name), s3.URL("offsite", "archives", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys := objectKeys(t, s3, "offsite", "archives"); strings.Join(keys, ",") != name+","+layout.SidecarName(name) {
+		t.Fatalf("the S3 destination holds %v", keys)
+	}
+	home := t.TempDir()
+	if _, err := s.Coordinator.Copy(ctx, copyOptions(there.Path, home)); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{dest, home} {
+		got, _ := os.ReadFile(filepath.Join(dir, name))
+		if !bytes.Equal(got, stored) {
+			t.Fatalf("the copy in %s differs (%d bytes of %d)", dir, len(got), len(stored))
+		}
+		m := sidecarOf(t, filepath.Join(dir, name))
+		if m.CopiedFrom == nil || m.RunID == "" {
+			t.Fatalf("the copy's sidecar: %+v", m)
+		}
+	}
+	if vr, err := verify.VerifyEncryptedArchive(ctx, filepath.Join(home, name), key.identities, vo); err != nil || !vr.OK {
+		t.Fatalf("verify the copy: %v %+v", err, vr)
+	}
+	bad := filepath.Join(t.TempDir(), name)
+	os.WriteFile(bad, tampered, 0o600)
+	os.WriteFile(layout.SidecarName(bad), sideData, 0o600)
+	if _, err := s.Coordinator.Copy(ctx, copyOptions(bad, t.TempDir())); outcome.Of(err).Status != outcome.Refused {
+		t.Fatalf("copy of a tampered archive: %v", err)
+	}
+	os.Remove(layout.SidecarName(bad))
+	os.WriteFile(bad, stored, 0o600)
+	if _, err := s.Coordinator.Copy(ctx, copyOptions(bad, t.TempDir())); outcome.Of(err).Status != outcome.Refused {
+		t.Fatalf("copy of an archive without sidecar: %v", err)
 	}
 }
