@@ -399,6 +399,9 @@ func TestEncryptedArchiveVerifyListCopy(t *testing.T) {
 	if keys := objectKeys(t, s3, "offsite", "archives"); strings.Join(keys, ",") != name+","+layout.SidecarName(name) {
 		t.Fatalf("the S3 destination holds %v", keys)
 	}
+	if vr, err := verify.VerifyEncryptedArchive(ctx, there.Path, nil, vo); err != nil || !vr.OK {
+		t.Fatalf("verify the copy on S3 without key: %v %+v", err, vr)
+	}
 	home := t.TempDir()
 	if _, err := s.Coordinator.Copy(ctx, copyOptions(there.Path, home)); err != nil {
 		t.Fatal(err)

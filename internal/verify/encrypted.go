@@ -7,13 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	pathpkg "path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/redact"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // CheckSidecar is the check of an encrypted archive's stored bytes against its sidecar.
@@ -43,11 +47,13 @@ func IsEncryptedArchive(file string) bool {
 // a sidecar the archive is incomplete. Without ids that is all that can be checked (and a
 // warning says so); with them the archive is decrypted as it is read and verified as a plain
 // one. Identities that cannot open it are an error: nothing could be checked.
+//
+// path is a local file or an s3:// location.
 func VerifyEncryptedArchive(ctx context.Context, path string, ids *encryption.Identities, o Options) (*Report, error) {
 	start := time.Now()
-	f, err := os.Open(path)
+	f, sidecar, err := openSealed(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
+		return nil, fmt.Errorf("verify %s: %w", redact.URL(path), err)
 	}
 	defer f.Close()
 	stored := &hashCounter{h: sha256.New()}
@@ -64,7 +70,7 @@ func VerifyEncryptedArchive(ctx context.Context, path string, ids *encryption.Id
 	if _, err := io.Copy(io.Discard, in); err != nil { // what age did not need, for the sum
 		return nil, fmt.Errorf("verify %s: %w", path, err)
 	}
-	checkSidecar(rep, path, stored)
+	checkSidecar(rep, path, stored, sidecar)
 	rep.OK = len(rep.Problems) == 0
 	for _, c := range rep.Checks {
 		rep.OK = rep.OK && c.OK
@@ -97,17 +103,17 @@ func verifyDecrypted(ctx context.Context, path string, in io.Reader, ids *encryp
 
 // checkSidecar compares the stored bytes with what the sidecar records, and takes the run id
 // and status from it when the content was not read.
-func checkSidecar(rep *Report, path string, stored *hashCounter) {
+func checkSidecar(rep *Report, path string, stored *hashCounter, sidecar func() ([]byte, error)) {
 	side := layout.SidecarName(path)
 	c := Check{Name: CheckSidecar}
-	data, err := os.ReadFile(side)
+	data, err := sidecar()
 	var meta *layout.Metadata
 	if err == nil {
 		meta, err = layout.ParseMetadata(data)
 	}
 	sum := hex.EncodeToString(stored.h.Sum(nil))
 	switch {
-	case errors.Is(err, os.ErrNotExist):
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, storage.ErrNotExist):
 		c.Detail = "no sidecar"
 		rep.Problems = append(rep.Problems, fmt.Sprintf("%s: no sidecar %s: the encrypted archive is incomplete", filepath.Base(path), filepath.Base(side)))
 	case err != nil:
@@ -127,6 +133,54 @@ func checkSidecar(rep *Report, path string, stored *hashCounter) {
 	if meta != nil && rep.RunID == "" {
 		rep.Format, rep.RunID, rep.Status = meta.FormatVersion, meta.RunID, meta.Status
 	}
+}
+
+// openSealed opens an encrypted archive, a local file or an S3 object, and says how to read
+// its sidecar.
+func openSealed(ctx context.Context, path string) (io.ReadCloser, func() ([]byte, error), error) {
+	if !storage.IsS3(path) {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		return f, func() ([]byte, error) { return os.ReadFile(layout.SidecarName(path)) }, nil
+	}
+	u, err := url.Parse(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := pathpkg.Base(u.Path)
+	u.Path = pathpkg.Dir(u.Path)
+	b, err := storage.Open(ctx, u.String())
+	if err != nil {
+		return nil, nil, err
+	}
+	r, _, err := b.Open(ctx, name)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	sidecar := func() ([]byte, error) {
+		rc, _, err := b.Open(ctx, layout.SidecarName(name))
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		return io.ReadAll(io.LimitReader(rc, 16<<20))
+	}
+	return bucketReader{r, b}, sidecar, nil
+}
+
+// bucketReader is an object's reader that closes its bucket too.
+type bucketReader struct {
+	io.ReadCloser
+	b *storage.Bucket
+}
+
+func (r bucketReader) Close() error {
+	err := r.ReadCloser.Close()
+	r.b.Close()
+	return err
 }
 
 // hashCounter hashes and counts what is written to it.
