@@ -195,6 +195,8 @@ func TestEncryptedArchiveRoundTrip(t *testing.T) {
 					{"no identity", rep.Path, nil, encryption.ErrNoIdentity, outcome.Usage},
 					{"wrong identity", rep.Path, wrong.identities, encryption.ErrWrongKey, outcome.Refused},
 					{"truncated", truncatedCopy(t, file, 100), key.identities, encryption.ErrDamaged, ""},
+					{"truncated at a chunk", truncatedCopy(t, file, chunkCut(t, file)), key.identities, encryption.ErrDamaged, ""},
+					{"tampered", tamperedCopy(t, file), key.identities, encryption.ErrDamaged, ""},
 				}
 				for _, r := range refused {
 					target := emptyTarget(t, database.SQLite)
@@ -214,6 +216,44 @@ func TestEncryptedArchiveRoundTrip(t *testing.T) {
 			})
 		}
 	}
+}
+
+// chunkCut is how many bytes to cut off an age file so that it ends right after a whole
+// 64 KiB payload chunk (each stored with a 16-byte tag): a cut between chunks, which only
+// the missing last-chunk flag tells from a complete file.
+func chunkCut(t *testing.T, file string) int {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := bytes.Index(data, []byte("\n--- "))
+	if mac < 0 {
+		t.Fatal("no age header end")
+	}
+	nl := bytes.IndexByte(data[mac+1:], '\n')
+	payload := mac + 1 + nl + 1 + 16 // the header, then the stream's 16-byte nonce
+	const chunk = 64<<10 + 16
+	full := (len(data) - payload) / chunk
+	if full < 2 {
+		t.Fatalf("%s is too small (%d bytes) to cut between chunks", file, len(data))
+	}
+	return len(data) - (payload + (full-1)*chunk)
+}
+
+// tamperedCopy is a copy of file with one bit of its middle flipped.
+func tamperedCopy(t *testing.T, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	out := filepath.Join(t.TempDir(), filepath.Base(file))
+	if err := os.WriteFile(out, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // truncatedCopy is a copy of file without its last n bytes.
