@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -119,18 +120,37 @@ func (r *backupRun) sealArchive(p *publishOptions) error {
 // bytes it stores.
 type sealedWriter struct {
 	age   io.WriteCloser
+	out   *asyncWriter // hashes, counts and stores the ciphertext while age encrypts more
+	once  sync.Once
 	sum   hash.Hash
 	bytes int64
 }
 
+// newSealedWriter starts the age stream into out; release must be called when done.
 func newSealedWriter(out io.Writer, s *archiveSeal) (*sealedWriter, error) {
 	w := &sealedWriter{sum: sha256.New()}
+	w.out = newAsyncWriter(io.MultiWriter(out, w.sum, countWriter{&w.bytes}))
 	var err error
-	if w.age, err = s.encrypt(io.MultiWriter(out, w.sum, countWriter{&w.bytes})); err != nil {
+	if w.age, err = s.encrypt(w.out); err != nil {
+		w.release()
 		return nil, fmt.Errorf("encrypt the archive: %w", err)
 	}
 	return w, nil
 }
+
+// finish ends the age stream and waits until all of it is stored.
+func (w *sealedWriter) finish() error {
+	if err := w.age.Close(); err != nil {
+		w.release()
+		return err
+	}
+	var err error
+	w.once.Do(func() { err = w.out.Close() })
+	return err
+}
+
+// release stops the storing goroutine (after finish, a no-op).
+func (w *sealedWriter) release() { w.once.Do(func() { w.out.Close() }) }
 
 // info is what the sidecar records of the stored bytes (after Close).
 func (w *sealedWriter) info() *layout.ArchiveInfo {
@@ -145,6 +165,7 @@ func (c countWriter) Write(p []byte) (int, error) { *c.n += int64(len(p)); retur
 // decrypted with the run key, the end; then closes the age stream.
 func sealedArchive(ctx context.Context, w *sealedWriter, m *archiveManifest, comp archive.Compression, s *archiveSeal, p publishOptions,
 	head func(io.Writer) error, open func(key string) (io.ReadCloser, error)) error {
+	defer w.release()
 	if err := head(w.age); err != nil {
 		return fmt.Errorf("write the archive's first part: %w", err)
 	}
@@ -163,7 +184,7 @@ func sealedArchive(ctx context.Context, w *sealedWriter, m *archiveManifest, com
 	if err := archive.WriteEnd(w.age, comp); err != nil {
 		return fmt.Errorf("write the archive's end: %w", err)
 	}
-	if err := w.age.Close(); err != nil {
+	if err := w.finish(); err != nil {
 		return fmt.Errorf("encrypt the archive: %w", err)
 	}
 	return nil
@@ -183,7 +204,9 @@ func copyPart(w io.Writer, key string, ids *encryption.Identities, open func(key
 	if err != nil {
 		return 0, fmt.Errorf("archive part %s: %w", key, err)
 	}
-	n, err := io.Copy(w, plain)
+	ahead := newReadAhead(plain) // decrypts while the caller encrypts
+	defer ahead.Close()
+	n, err := io.Copy(w, ahead)
 	if err != nil {
 		return n, fmt.Errorf("archive part %s: %w", key, err)
 	}
