@@ -267,6 +267,9 @@ func (d *localDestination) publishSealedArchive(ctx context.Context, m *archiveM
 		// The sidecar is made now: the staging area (and its metadata) goes with the link.
 		return d.writeSidecarTemp(ctx, name, p.seal, info)
 	})
+	if err != nil {
+		os.Remove(d.sidecarTemp(name))
+	}
 	if errors.Is(err, fs.ErrExist) {
 		return "", fmt.Errorf("the backup name %s was taken by another backup while this one ran: %w", name, err)
 	}
