@@ -72,6 +72,9 @@ func (r *backupRun) archiveParts(ctx context.Context, copies []*messages.Task) e
 		}
 		r.archiveTop = top
 	}
+	if err := r.sealParts(copies); err != nil {
+		return err
+	}
 	for _, t := range copies {
 		if t.Copy.Archive == nil {
 			t.Copy.Archive = &messages.ArchivePart{Top: r.archiveTop, Compression: string(r.compression())}
@@ -203,6 +206,8 @@ func readArchiveManifest(ctx context.Context, b *storage.Bucket) (*archiveManife
 func (d *localDestination) publishArchive(ctx context.Context, p publishOptions) (string, error) {
 	// A predecessor killed while archiving left a partial archive under a temporary name.
 	leftovers, _ := filepath.Glob(filepath.Join(d.backupDir, ".wnb-archive-"+d.run+"-*.tmp"))
+	sidecars, _ := filepath.Glob(filepath.Join(d.backupDir, ".wnb-sidecar-"+d.run+"-*.tmp"))
+	leftovers = append(leftovers, sidecars...)
 	for _, f := range leftovers {
 		if err := os.Remove(f); err != nil {
 			return "", fmt.Errorf("remove a partial archive: %w", err)
@@ -216,6 +221,9 @@ func (d *localDestination) publishArchive(ctx context.Context, p publishOptions)
 		return d.publishStagedFolder(ctx, p)
 	}
 	comp, _ := archive.ParseCompression(m.Compression)
+	if p.seal != nil {
+		return d.publishSealedArchive(ctx, m, comp, p)
+	}
 	name := m.Top + comp.Ext()
 	if done, err := d.publishedBefore(ctx, name); done || err != nil {
 		return filepath.Join(d.backupDir, name), err
@@ -329,6 +337,9 @@ func (d *s3Destination) publishArchive(ctx context.Context, name string, objs []
 		return "", fmt.Errorf("publish: the archive's parts are under %s/, not %s/", m.Top, name)
 	}
 	comp, _ := archive.ParseCompression(m.Compression)
+	if p.seal != nil {
+		return d.publishSealedArchive(ctx, m, comp, objs, p)
+	}
 	head, end := path.Join(internalDir, "parts", "head"+comp.Ext()), path.Join(internalDir, "parts", "end"+comp.Ext())
 	if err := d.writeHead(ctx, head, m, comp, objs); err != nil {
 		return "", err

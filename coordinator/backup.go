@@ -861,6 +861,9 @@ func (r *backupRun) publish(ctx context.Context) (err error) {
 		if r.o.Progress != nil {
 			r.o.Progress.Total(progress.Archive, r.rep.Bytes+totalBytes(r.rep.Models))
 		}
+		if err := r.sealArchive(&p); err != nil {
+			return err
+		}
 	}
 	r.rep.Path, err = r.stage.Publish(ctx, p)
 	if err != nil {

@@ -91,7 +91,7 @@ func (c *Coordinator) copyBackup(ctx context.Context, o CopyOptions) (rep *CopyR
 	defer r.close()
 	if r.rep.AlreadyThere {
 		r.rep.Duration = time.Since(r.start)
-		return r.rep, nil
+		return r.rep, r.publishSidecar(ctx)
 	}
 	runCtx, err := r.claim(ctx)
 	if err != nil {
@@ -112,6 +112,9 @@ func (c *Coordinator) copyBackup(ctx context.Context, o CopyOptions) (rep *CopyR
 	}
 	if err := r.publish(runCtx); err != nil {
 		return nil, fmt.Errorf("copy: publish into %s: %w", redact.URL(r.o.Dest), err)
+	}
+	if err := r.publishSidecar(runCtx); err != nil {
+		return nil, err
 	}
 	r.rep.Duration = time.Since(r.start)
 	r.log.Info("copy complete", "path", redact.URL(r.rep.Path), "copied", r.rep.Copied, "reused", r.rep.Reused)
@@ -384,8 +387,10 @@ type copySource struct {
 	// location is the backup; parent its destination's root, where an object store is.
 	location, parent, name string
 	archive                bool
-	root, bucket           *storage.Bucket
-	meta                   *layout.Metadata
+	// sealed is an encrypted archive (copied with its sidecar, without the key).
+	sealed       bool
+	root, bucket *storage.Bucket
+	meta         *layout.Metadata
 	// archiveSum is an archive's SHA-256, computed while its entries were checked.
 	archiveSum string
 }
@@ -423,6 +428,13 @@ func openCopySource(ctx context.Context, loc string) (_ *copySource, err error) 
 		return nil, fmt.Errorf("copy: source %s: %w", redact.URL(loc), err)
 	}
 	s.archive = strings.HasSuffix(s.name, layout.ArchiveExt)
+	if strings.HasSuffix(s.name, layout.EncryptedExt) {
+		s.archive, s.sealed = true, true
+		if s.meta, s.archiveSum, err = verifySealedSource(ctx, s.root, s.name); err != nil {
+			return nil, fmt.Errorf("copy: source %s: %w", redact.URL(loc), err)
+		}
+		return s, nil
+	}
 	if s.archive {
 		if s.meta, s.archiveSum, err = verifyArchiveSource(ctx, s.root, s.name); err != nil {
 			return nil, fmt.Errorf("copy: source %s: %w", redact.URL(loc), err)

@@ -46,6 +46,8 @@ type publishOptions struct {
 	// archiveTotal the bytes of all of them before the first.
 	archived     func(n int64)
 	archiveTotal func(n int64)
+	// seal, when set, encrypts the archive (age) and adds its sidecar.
+	seal *archiveSeal
 }
 
 // stagingLocation is where run's staging area is in backupDir (what its tasks get as Dest).

@@ -138,9 +138,9 @@ type restoreSource struct {
 	cleanup func()
 }
 
-func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource, error) {
+func openRestoreSource(ctx context.Context, src, tempDir string, keys archiveKeys) (*restoreSource, error) {
 	if storage.IsS3(src) {
-		return fetchS3Backup(ctx, src, tempDir)
+		return fetchS3Backup(ctx, src, tempDir, keys)
 	}
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -148,6 +148,9 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 	}
 	if fi.IsDir() {
 		return &restoreSource{dir: src, root: filepath.Dir(filepath.Clean(src)), cleanup: func() {}}, nil
+	}
+	if isSealedFile(src) {
+		return openSealedLocal(ctx, src, tempDir, keys)
 	}
 	tmp, err := os.MkdirTemp(tempDir, "wnb-restore-")
 	if err != nil {
@@ -176,7 +179,7 @@ func openRestoreSource(ctx context.Context, src, tempDir string) (*restoreSource
 // unpacked as it streams (refused whole if any entry is unsafe), a folder prefix is downloaded
 // object by object. The restore then works on local files, which it checks before anything
 // changes.
-func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, error) {
+func fetchS3Backup(ctx context.Context, src, tempDir string, keys archiveKeys) (*restoreSource, error) {
 	parent, name, err := splitLocation(src)
 	if err != nil {
 		return nil, err
@@ -191,6 +194,9 @@ func fetchS3Backup(ctx context.Context, src, tempDir string) (*restoreSource, er
 		return nil, err
 	}
 	cleanup := func() { os.RemoveAll(tmp) }
+	if strings.HasSuffix(name, layout.EncryptedExt) {
+		return fetchSealedS3(ctx, b, src, name, tmp, keys)
+	}
 	if _, isArchive := layout.TrimArchiveExt(name); isArchive {
 		r, _, err := b.Open(ctx, name)
 		if err != nil {
@@ -277,7 +283,7 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 	rep := &RestoreReport{RunID: o.RunID, DryRun: o.DryRun}
 	telemetry.Annotate(ctx, telemetry.KeyRun.String(o.RunID), attribute.Bool("wnb.dry_run", o.DryRun))
-	src, err := openRestoreSource(ctx, o.Source, o.TempDir)
+	src, err := openRestoreSource(ctx, o.Source, o.TempDir, archiveKeys{ids: o.Identities, passphrase: o.Passphrase})
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}

@@ -18,7 +18,7 @@ type LocalBackup struct {
 // where it is unpacked or downloaded (default: the system's temporary folder). Close removes
 // what was brought in.
 func OpenBackup(ctx context.Context, src, tempDir string) (*LocalBackup, error) {
-	s, err := openRestoreSource(ctx, src, tempDir)
+	s, err := openRestoreSource(ctx, src, tempDir, archiveKeys{})
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
 )
@@ -38,7 +39,11 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 		return nil, fmt.Errorf("copy %s: create archive part %s: %w", c.Prefix, c.Archive.Output, err)
 	}
 	defer out.Abort() // after Commit, a no-op
-	pw, err := archive.NewPartWriter(out, comp, c.Archive.Top, buf)
+	sealed, err := sealPart(out, c.Recipients)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("copy %s: archive part %s: %w", c.Prefix, c.Archive.Output, err))
+	}
+	pw, err := archive.NewPartWriter(sealed, comp, c.Archive.Top, buf)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
 	}
@@ -51,6 +56,9 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 	})
 	if err == nil {
 		err = pw.Close()
+	}
+	if err == nil {
+		err = sealed.Close()
 	}
 	if err == nil {
 		err = out.Commit()
@@ -69,6 +77,25 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 	}
 	return res, nil
 }
+
+// sealPart is where a part is written: with recipients (an encrypted archive's run key), an
+// age stream into out, so the staging area never holds the plaintext; else out itself. Close
+// finishes the age stream (a no-op without one); out is committed after it.
+func sealPart(out io.Writer, recipients []string) (io.WriteCloser, error) {
+	if len(recipients) == 0 {
+		return nopWriteCloser{out}, nil
+	}
+	rc, err := encryption.RecipientsFromPublic(recipients)
+	if err != nil {
+		return nil, err
+	}
+	return rc.Encrypt(out)
+}
+
+// nopWriteCloser is a writer whose Close does nothing.
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
 
 // opened is a file of the key list, its source opened (or the error opening it gave).
 type opened struct {

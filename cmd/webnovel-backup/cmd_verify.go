@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -115,6 +118,9 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 // verifyS3 brings a backup on S3 into a private temporary folder, as a restore does, and
 // verifies it there; the report names the S3 location.
 func verifyS3(ctx context.Context, src string, o verify.Options) (*verify.Report, error) {
+	if u, err := url.Parse(src); err == nil && strings.HasSuffix(u.Path, layout.EncryptedExt) {
+		return verify.VerifyEncryptedArchive(ctx, src, nil, o) // streamed, never downloaded whole
+	}
 	b, err := coordinator.OpenBackup(ctx, src, o.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", redact.URL(src), err)

@@ -31,8 +31,31 @@ const (
 // ArchiveExt is the file name extension of a compressed backup (gzip, the default).
 const ArchiveExt = ".tar.gz"
 
-// ArchiveExts are the file name extensions of a backup archive: gzip, zstd, or a plain tar.
-var ArchiveExts = []string{ArchiveExt, ".tar.zst", ".tar"}
+// ArchiveExts are the file name extensions of a backup archive: gzip, zstd, or a plain tar,
+// and each of them age-encrypted as a whole (EncryptedExt).
+var ArchiveExts = []string{ArchiveExt, ".tar.zst", ".tar", ArchiveExt + EncryptedExt, ".tar.zst" + EncryptedExt, ".tar" + EncryptedExt}
+
+// EncryptedExt ends the name of an age-encrypted archive ("backup_….tar.gz.age").
+const EncryptedExt = ".age"
+
+// SidecarExt ends the name of an encrypted archive's sidecar: its metadata in the clear
+// ("backup_….tar.gz.age.json"), written after the archive, so an encrypted archive without
+// one is incomplete.
+const SidecarExt = ".json"
+
+// SidecarName is the sidecar of the encrypted archive named archive.
+func SidecarName(archive string) string { return archive + SidecarExt }
+
+// ArchiveOfSidecar returns the encrypted archive a sidecar's name belongs to, and whether
+// name is a sidecar of an archive named like a backup.
+func ArchiveOfSidecar(name string) (string, bool) {
+	a, ok := strings.CutSuffix(name, SidecarExt)
+	if !ok {
+		return "", false
+	}
+	p, ok := ParseName(a, time.UTC)
+	return a, ok && p.Encrypted
+}
 
 // TrimArchiveExt returns name without its archive extension, and whether it had one.
 func TrimArchiveExt(name string) (string, bool) {
@@ -83,13 +106,14 @@ func NextSeq(names []string, t time.Time) int {
 	return next
 }
 
-var nameRE = regexp.MustCompile(`^(backup_[0-9]{8}_[0-9]{6})(?:-([1-9][0-9]{0,8}))?(\.tar\.gz|\.tar\.zst|\.tar)?$`)
+var nameRE = regexp.MustCompile(`^(backup_[0-9]{8}_[0-9]{6})(?:-([1-9][0-9]{0,8}))?(?:(\.tar\.gz|\.tar\.zst|\.tar)(\.age)?)?$`)
 
 // ParsedName is what ParseName finds in a backup name.
 type ParsedName struct {
 	Time       time.Time // in the location given to ParseName
 	Seq        int       // 1 for no suffix, N for "-N"
 	Compressed bool      // the name ends in an archive extension (ArchiveExts)
+	Encrypted  bool      // the archive is age-encrypted as a whole (EncryptedExt)
 }
 
 // ParseName parses "backup_YYYYMMDD_HHMMSS", optionally followed by a
@@ -107,7 +131,7 @@ func ParseName(s string, loc *time.Location) (p ParsedName, ok bool) {
 	if err != nil {
 		return ParsedName{}, false
 	}
-	p = ParsedName{Time: t, Seq: 1, Compressed: m[3] != ""}
+	p = ParsedName{Time: t, Seq: 1, Compressed: m[3] != "", Encrypted: m[4] != ""}
 	if m[2] != "" {
 		n, err := strconv.Atoi(m[2])
 		if err != nil || n < 2 {

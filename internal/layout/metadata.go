@@ -67,6 +67,15 @@ type Metadata struct {
 	// Encryption is set on an age-encrypted backup (nil: not encrypted). It holds public
 	// keys and names only: list, prune, copy and verify work without the secret key.
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// Archive is set in an encrypted archive's sidecar: the SHA-256 and size of the .age
+	// file's bytes, which verify and copy check without the key.
+	Archive *ArchiveInfo `json:"archive,omitempty"`
+}
+
+// ArchiveInfo describes the bytes of an encrypted archive, as its sidecar records them.
+type ArchiveInfo struct {
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
 }
 
 // Encryption describes an age-encrypted backup: every fixture and file is stored as

@@ -99,6 +99,10 @@ type Backup struct {
 	// MetadataTime is the metadata's backup_timestamp, when read: it orders backups whose
 	// names are the same second.
 	MetadataTime time.Time `json:"metadata_time,omitzero"`
+	// Encrypted is an age-encrypted archive (backup_….tar.gz.age): its sidecar
+	// (backup_….tar.gz.age.json, the metadata in the clear) goes with it, and it is complete
+	// only with one.
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // ListOptions tune List.
@@ -163,8 +167,13 @@ func (d *Destination) List(ctx context.Context, o ListOptions) ([]Backup, error)
 	}
 	byName := map[string]*Backup{}
 	hasMeta := map[string]bool{}
+	sidecars := map[string]storage.Object{}
 	err := d.bucket.Walk(ctx, "", func(obj storage.Object) error {
 		top, rest, nested := strings.Cut(obj.Key, "/")
+		if a, ok := layout.ArchiveOfSidecar(top); ok && !nested {
+			sidecars[a] = obj
+			return nil
+		}
 		b := byName[top]
 		if b == nil {
 			b = classify(top, nested, loc)
@@ -205,6 +214,7 @@ func (d *Destination) List(ctx context.Context, o ListOptions) ([]Backup, error)
 			}
 		}
 	}
+	orphanSidecars(byName, sidecars, loc)
 	out := make([]Backup, 0, len(byName))
 	for name, b := range byName {
 		switch b.Kind {
@@ -216,7 +226,9 @@ func (d *Destination) List(ctx context.Context, o ListOptions) ([]Backup, error)
 			}
 		case KindArchive:
 			b.Status = StatusComplete
-			if o.ReadArchives {
+			if b.Encrypted {
+				d.readSidecar(ctx, b, sidecars)
+			} else if o.ReadArchives {
 				d.readArchiveMetadata(ctx, b)
 			}
 		case KindStaging:
@@ -247,7 +259,7 @@ func classify(name string, dir bool, loc *time.Location) *Backup {
 		// something this tool wrote, so never touched.
 		return nil
 	}
-	b := &Backup{Name: name, Kind: KindFolder, Time: p.Time, Seq: p.Seq}
+	b := &Backup{Name: name, Kind: KindFolder, Time: p.Time, Seq: p.Seq, Encrypted: p.Encrypted}
 	if p.Compressed {
 		b.Kind = KindArchive
 	}
@@ -373,7 +385,7 @@ func (d *Destination) Remove(ctx context.Context, b Backup) error {
 			}
 		}
 	case KindArchive:
-		err = d.bucket.Remove(ctx, b.Name)
+		err = d.removeArchive(ctx, b)
 	case KindStaging:
 		err = d.removeAbandoned(ctx, b)
 	default:
@@ -426,4 +438,66 @@ func (d *Destination) removeAbandoned(ctx context.Context, b Backup) error {
 		return os.Remove(localPath(d.location) + "/" + b.Name)
 	}
 	return layout.RemoveAbandoned(d.stagingOf(&b), b.ModTime, now)
+}
+
+// orphanSidecars lists a sidecar whose encrypted archive is gone (a prune cut short removes
+// the sidecar first, so this is rare) as an incomplete archive, so that prune can remove it.
+func orphanSidecars(byName map[string]*Backup, sidecars map[string]storage.Object, loc *time.Location) {
+	for name, obj := range sidecars {
+		if byName[name] != nil {
+			continue
+		}
+		if b := classify(name, false, loc); b != nil {
+			b.ModTime = obj.ModTime
+			byName[name] = b
+		}
+	}
+}
+
+// readSidecar completes an encrypted archive from its sidecar: its metadata in the clear,
+// which makes it complete. Without one the archive is incomplete (its publication stopped
+// before the sidecar, which is written last), and without the archive the sidecar is.
+func (d *Destination) readSidecar(ctx context.Context, b *Backup, sidecars map[string]storage.Object) {
+	side, ok := sidecars[b.Name]
+	if !ok {
+		b.Status, b.Problem = StatusIncomplete, "no sidecar "+layout.SidecarName(b.Name)+" (the encrypted archive's publication did not finish)"
+		return
+	}
+	if b.Objects == 0 {
+		b.Size, b.Objects = side.Size, 1
+		b.Status, b.Problem = StatusIncomplete, "a sidecar "+layout.SidecarName(b.Name)+" without its archive"
+		return
+	}
+	b.Size += side.Size
+	b.Objects++
+	if side.ModTime.After(b.ModTime) {
+		b.ModTime = side.ModTime
+	}
+	r, _, err := d.bucket.Open(ctx, layout.SidecarName(b.Name))
+	if err != nil {
+		b.Status, b.Problem = StatusIncomplete, err.Error()
+		return
+	}
+	defer r.Close()
+	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	if err != nil {
+		b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("read %s: %v", layout.SidecarName(b.Name), err)
+		return
+	}
+	fillFromMetadata(b, data)
+}
+
+// removeArchive removes an archive; an encrypted one's sidecar first, so that a removal cut
+// short leaves an incomplete archive that the next prune finds, not a complete-looking one.
+func (d *Destination) removeArchive(ctx context.Context, b Backup) error {
+	if !b.Encrypted {
+		return d.bucket.Remove(ctx, b.Name)
+	}
+	if err := d.bucket.Remove(ctx, layout.SidecarName(b.Name)); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return err
+	}
+	if err := d.bucket.Remove(ctx, b.Name); err != nil && !errors.Is(err, storage.ErrNotExist) {
+		return err
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -147,11 +148,24 @@ func Verify(ctx context.Context, path string, o Options) (*Report, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("verify %s: not a folder or an archive (%v)", path, fi.Mode().Type())
 	}
+	if IsEncryptedArchive(path) {
+		return VerifyEncryptedArchive(ctx, path, nil, o)
+	}
 	return verifyArchive(ctx, path, o)
 }
 
 func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, err error) {
-	start := time.Now()
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	defer f.Close()
+	return verifyArchiveFrom(ctx, path, f, o, time.Now())
+}
+
+// verifyArchiveFrom verifies the archive path whose bytes r reads (decrypted, for an
+// encrypted one).
+func verifyArchiveFrom(ctx context.Context, path string, r io.Reader, o Options, start time.Time) (rep *Report, err error) {
 	tmp, err := scratch.MkdirTemp(o.TempDir, "wnb-verify-")
 	if err != nil {
 		return nil, fmt.Errorf("verify %s: %w", path, err)
@@ -161,12 +175,7 @@ func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, er
 			rep, err = nil, fmt.Errorf("verify %s: remove temporary folder: %w", path, rerr)
 		}
 	}()
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("verify: %w", err)
-	}
-	top, err := archive.Extract(ctx, f, tmp)
-	f.Close()
+	top, err := archive.Extract(ctx, r, tmp)
 	name := filepath.Base(path)
 	switch {
 	case errors.Is(err, archive.ErrUnsafe):
