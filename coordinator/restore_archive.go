@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"filippo.io/age"
-
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -34,11 +32,11 @@ func (k archiveKeys) candidates() ([]*encryption.Identities, error) {
 		out = append(out, k.ids)
 	}
 	if k.passphrase != "" {
-		si, err := age.NewScryptIdentity(k.passphrase)
+		ids, err := encryption.PassphraseIdentities(k.passphrase)
 		if err != nil {
 			return nil, fmt.Errorf("passphrase: %w", err)
 		}
-		out = append(out, encryption.IdentitiesOf(si))
+		out = append(out, ids)
 	}
 	return out, nil
 }

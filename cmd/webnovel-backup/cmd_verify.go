@@ -4,18 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/webnovel/webnovel-backup/coordinator"
-	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/verify"
-	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // verifyOptions are the flags of verify.
@@ -90,11 +85,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 			return err
 		}
 	}
-	verifyAt := verify.Verify
-	if storage.IsS3(path) {
-		verifyAt = verifyS3
-	}
-	rep, err := verifyAt(ctx, path, o.Options)
+	rep, err := verify.At(ctx, path, o.Options)
 	if err != nil {
 		return err
 	}
@@ -113,26 +104,6 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 		return fmt.Errorf("verify %s: %d problems found", redact.URL(path), len(rep.Problems))
 	}
 	return nil
-}
-
-// verifyS3 brings a backup on S3 into a private temporary folder, as a restore does, and
-// verifies it there; the report names the S3 location.
-func verifyS3(ctx context.Context, src string, o verify.Options) (*verify.Report, error) {
-	if u, err := url.Parse(src); err == nil && strings.HasSuffix(u.Path, layout.EncryptedExt) {
-		return verify.VerifyEncryptedArchive(ctx, src, nil, o) // streamed, never downloaded whole
-	}
-	b, err := coordinator.OpenBackup(ctx, src, o.TempDir)
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", redact.URL(src), err)
-	}
-	defer b.Close()
-	o.Objects = b.Root
-	rep, err := verify.VerifyDir(ctx, b.Dir, o)
-	if err != nil {
-		return nil, fmt.Errorf("verify %s: %w", redact.URL(src), err)
-	}
-	rep.Path = redact.URL(src)
-	return rep, nil
 }
 
 func printVerifyReport(out io.Writer, rep *verify.Report) {

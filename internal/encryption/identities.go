@@ -42,3 +42,13 @@ func (i *Identities) Recipients() (*Recipients, error) {
 	}
 	return ParseRecipients(public, "identity")
 }
+
+// PassphraseIdentities opens what was encrypted to age's scrypt recipient with passphrase (an
+// archive of a passphrase backup, whose key is the passphrase itself).
+func PassphraseIdentities(passphrase string) (*Identities, error) {
+	si, err := age.NewScryptIdentity(passphrase)
+	if err != nil {
+		return nil, err
+	}
+	return IdentitiesOf(si), nil
+}

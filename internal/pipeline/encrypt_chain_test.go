@@ -77,7 +77,7 @@ func TestEncryptedChainRestoresAndVerifies(t *testing.T) {
 			if tc.s3 {
 				vo.Objects = dest
 			}
-			rep, err := verify.Verify(context.Background(), second, vo)
+			rep, err := verify.At(context.Background(), second, vo)
 			if err != nil {
 				t.Fatalf("verify without a key: %v", err)
 			}
@@ -88,7 +88,7 @@ func TestEncryptedChainRestoresAndVerifies(t *testing.T) {
 			if tc.passphrase != "" {
 				vo.Identities = nil
 			}
-			if rep, err = verify.Verify(context.Background(), second, vo); err != nil {
+			if rep, err = verify.At(context.Background(), second, vo); err != nil {
 				t.Fatalf("verify --decrypt: %v", err)
 			}
 			if !rep.OK || rep.Files == 0 {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
 )
@@ -40,6 +41,21 @@ func IsEncryptedArchive(file string) bool {
 	head := make([]byte, 64)
 	n, _ := io.ReadFull(f, head)
 	return encryption.IsEncrypted(head[:n])
+}
+
+// archiveIdentities are the keys a verify of an encrypted archive decrypts with: none without
+// --decrypt; the identities, or the passphrase (the archive of a passphrase backup is
+// encrypted to it directly), with it. --decrypt without either is a usage error.
+func archiveIdentities(o Options) (*encryption.Identities, error) {
+	switch {
+	case !o.Decrypt:
+		return nil, nil
+	case o.Identities != nil:
+		return o.Identities, nil
+	case o.Passphrase != "":
+		return encryption.PassphraseIdentities(o.Passphrase)
+	}
+	return nil, outcome.Usagef("verify --decrypt: %w", encryption.ErrNoIdentity)
 }
 
 // VerifyEncryptedArchive verifies an age-encrypted archive. Its bytes' SHA-256 and size must

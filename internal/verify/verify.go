@@ -149,7 +149,11 @@ func Verify(ctx context.Context, path string, o Options) (*Report, error) {
 		return nil, fmt.Errorf("verify %s: not a folder or an archive (%v)", path, fi.Mode().Type())
 	}
 	if IsEncryptedArchive(path) {
-		return VerifyEncryptedArchive(ctx, path, nil, o)
+		ids, err := archiveIdentities(o)
+		if err != nil {
+			return nil, err
+		}
+		return VerifyEncryptedArchive(ctx, path, ids, o)
 	}
 	return verifyArchive(ctx, path, o)
 }
