@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
@@ -22,12 +23,17 @@ type LoadFixture struct {
 	Model platform.Model
 	// Open returns the fixture file's content (Django JSON: indented, compact or lines).
 	Open func() (io.ReadCloser, error)
+	// Weight orders a parallel load, largest first (rows or bytes; 0 when unknown).
+	Weight int64
 }
 
 // LoadOptions shape a load.
 type LoadOptions struct {
 	// Merge upserts by primary key, as loaddata does, instead of replacing the models' rows.
 	Merge bool
+	// Jobs > 1 loads into empty tables over that many PostgreSQL connections, table by table
+	// (see loadParallel); it cannot merge, and a failure leaves the database half-restored.
+	Jobs int
 }
 
 // LoadedModel is one model's outcome.
@@ -63,9 +69,19 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 		out []LoadedModel
 		err error
 	)
-	if db.pool != nil {
+	switch {
+	case o.Jobs > 1 && o.Merge:
+		return nil, outcome.NewUsage(errors.New("--jobs cannot be combined with --merge: a parallel restore fills empty tables"))
+	case o.Jobs > 1 && db.pool == nil:
+		return nil, outcome.NewUsage(errors.New("--jobs: a SQLite database is loaded on one connection; leave --jobs out"))
+	case o.Jobs > 1:
+		return db.loadParallel(ctx, fixtures, plans, o.Jobs)
+	case db.pool != nil:
+		if err := db.refuseUnfinishedParallel(ctx); err != nil {
+			return nil, err
+		}
 		out, err = db.loadPostgres(ctx, fixtures, plans, o)
-	} else {
+	default:
 		out, err = db.loadSQLite(ctx, fixtures, plans, o)
 		err = db.lockError(err, "load", 0)
 	}

@@ -37,6 +37,10 @@ type Config struct {
 	// Backoff overrides the workers' redelivery delay (tests use a short one).
 	Backoff func(attempt int) time.Duration
 	Logger  *slog.Logger
+	// NoQueue starts neither NATS nor workers: the coordinator runs without a queue, which
+	// serves a run that has no tasks (a database-only restore). Starting an embedded server
+	// and declaring its streams is a fixed cost such a run has no use for.
+	NoQueue bool
 }
 
 // Session is a connected queue with its in-process workers running.
@@ -61,6 +65,10 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 		log.Info("removed temporary files of processes that are gone", "paths", removed)
 	}
 	s := &Session{}
+	if cfg.NoQueue {
+		s.Coordinator = coordinator.New(nil, log)
+		return s, nil
+	}
 	nc, err := s.connect(cfg)
 	if err != nil {
 		s.Close()
