@@ -235,7 +235,8 @@ func (l *parallelLoad) dropConstraints(ctx context.Context, tx pgx.Tx) error {
 		return fmt.Errorf("load: %w", err)
 	}
 	for _, fk := range fks {
-		if !slices.Contains(l.saved.fks, fk) {
+		// One an unfinished load added back (maybe NOT VALID) is the saved one.
+		if !slices.ContainsFunc(l.saved.fks, func(s foreignKey) bool { return s.table == fk.table && s.name == fk.name }) {
 			l.saved.fks = append(l.saved.fks, fk)
 		}
 	}
@@ -345,7 +346,9 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")); err != nil {
 		return 0, l.names.wrap(p.m.Label, "empty "+strings.Join(tables, ", "), err)
 	}
-	n, err := loadModelPostgres(ctx, tx, lf, p, l.colTypes[i], copyMode{freeze: true}, l.names)
+	// The jobs share the read-ahead budget: memory does not grow with --jobs.
+	mode := copyMode{freeze: true, ahead: max(bytesAhead/int64(l.jobs), 4<<20)}
+	n, err := loadModelPostgres(ctx, tx, lf, p, l.colTypes[i], mode, l.names)
 	if err != nil {
 		return 0, err
 	}

@@ -484,7 +484,7 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 		return 0, err
 	}
 	defer closer.Close()
-	src := newPGRowSource(ctx, r, p, cols, merge)
+	src := newPGRowSource(ctx, r, p, cols, merge, mode.ahead)
 	defer src.Close()
 	if len(p.m2m) > 0 {
 		if src.spool, err = newPairSpool(); err != nil {
@@ -568,6 +568,7 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 // freeze copies frozen rows (the table was truncated in this subtransaction).
 type copyMode struct {
 	merge, freeze bool
+	ahead         int64 // bytes read ahead of COPY (0: bytesAhead)
 }
 
 func quoteList(cols []string) string {

@@ -63,6 +63,7 @@ type pgRowSource struct {
 	readErr error          // why the reader stopped early, set before batches is closed
 	stop    chan struct{}
 	ahead   *semaphore.Weighted // bytes of objects read and not yet handed to COPY
+	budget  int64               // ahead's size
 	wg      sync.WaitGroup
 	once    sync.Once
 
@@ -73,13 +74,18 @@ type pgRowSource struct {
 	err     error
 }
 
-func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pgColumns, merge bool) *pgRowSource {
+// newPGRowSource starts reading and decoding; budget bounds the bytes read ahead (0:
+// bytesAhead).
+func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pgColumns, merge bool, budget int64) *pgRowSource {
 	workers := min(runtime.GOMAXPROCS(0), 4)
+	if budget <= 0 || budget > bytesAhead {
+		budget = bytesAhead
+	}
 	s := &pgRowSource{
-		p: p, cols: cols, merge: merge,
+		p: p, cols: cols, merge: merge, budget: budget,
 		batches: make(chan *rowBatch, workers*batchesAhead),
 		stop:    make(chan struct{}),
-		ahead:   semaphore.NewWeighted(bytesAhead),
+		ahead:   semaphore.NewWeighted(budget),
 	}
 	work := make(chan *rowBatch, workers*batchesAhead)
 	s.wg.Add(1 + workers)
@@ -163,7 +169,7 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		if len(b.objs) == 0 && b.err == nil {
 			return
 		}
-		b.size = min(int64(size), bytesAhead) // an object bigger than the budget goes alone
+		b.size = min(int64(size), s.budget) // an object bigger than the budget goes alone
 		// Decided before send: from then on the batch is the decoder's.
 		last := b.err != nil || len(b.objs) < batchObjects && size < batchBytes
 		if !send(b) || last {
