@@ -579,9 +579,9 @@ func quoteList(cols []string) string {
 	return strings.Join(q, ", ")
 }
 
-// pgLoadValue converts a decoded value for a column of dataType (f is nil for the pk),
-// checking what PostgreSQL would refuse without saying which row.
-func pgLoadValue(dataType string, f *loadField, v any) (any, error) {
+// pgCheckValue checks a decoded value for a column of dataType (f is nil for the pk) for what
+// PostgreSQL would refuse without saying which row.
+func pgCheckValue(dataType string, f *loadField, v any) error {
 	switch x := v.(type) {
 	case int64:
 		var lo, hi int64 = math.MinInt64, math.MaxInt64
@@ -592,19 +592,19 @@ func pgLoadValue(dataType string, f *loadField, v any) (any, error) {
 			lo, hi = math.MinInt16, math.MaxInt16
 		}
 		if x < lo || x > hi {
-			return nil, fmt.Errorf("%d is out of range for type %s", x, dataType)
+			return fmt.Errorf("%d is out of range for type %s", x, dataType)
 		}
 	case string:
 		if strings.IndexByte(x, 0) >= 0 && (dataType == "text" || dataType == "character varying" || dataType == "character") {
-			return nil, errors.New("PostgreSQL text cannot hold NUL characters")
+			return errors.New("PostgreSQL text cannot hold NUL characters")
 		}
 		if f != nil && f.MaxLength > 0 && dataType == "character varying" && len(x) > f.MaxLength {
 			if n := utf8.RuneCountInString(x); n > f.MaxLength {
-				return nil, fmt.Errorf("%d characters, more than max_length %d", n, f.MaxLength)
+				return fmt.Errorf("%d characters, more than max_length %d", n, f.MaxLength)
 			}
 		}
 	}
-	return pgValue(dataType, v)
+	return nil
 }
 
 // Spool record kinds.
