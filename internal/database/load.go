@@ -288,6 +288,9 @@ func isJSONNumber(raw []byte) bool {
 // decodeInt reads an integer as Django's IntegerField.to_python does: a JSON integer, a float
 // with no fraction, or a string holding an integer.
 func decodeInt(raw []byte) (int64, error) {
+	if n, ok := plainInt(raw); ok {
+		return n, nil
+	}
 	bad := func() (int64, error) { return 0, fmt.Errorf("not an integer: %s", shorten(string(raw))) }
 	text := string(raw)
 	if s, ok := jsonString(raw); ok {
@@ -306,6 +309,38 @@ func decodeInt(raw []byte) (int64, error) {
 		return bad()
 	}
 	return int64(f), nil
+}
+
+// plainInt reads a JSON integer of up to 18 digits without allocating: nearly every integer
+// of a fixture. Anything else is left to decodeInt's general rules.
+func plainInt(raw []byte) (int64, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 || digits[0] == '0' && len(digits) > 1 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if len(digits) < len(raw) {
+		n = -n
+	}
+	return n, true
+}
+
+// plainString returns the bytes between the quotes of a JSON string without escapes, which
+// need no unquoting (and no allocation).
+func plainString(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw[1:len(raw)-1], '\\') >= 0 {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
 }
 
 // decodePKList reads a many-to-many value: a list of target pks.
@@ -384,6 +419,14 @@ func decodeValue(f *loadField, raw []byte) (any, error) {
 		}
 		return x, nil
 	case kindDateTime:
+		if b, ok := plainString(raw); ok && len(b) > 0 && b[0] != ' ' && b[len(b)-1] != ' ' {
+			if t, err := parseDateTime(b); err == nil {
+				if zeroMillis(string(b)) { // no allocation: the conversion does not escape
+					t = t.Add(time.Microsecond)
+				}
+				return t, nil
+			}
+		}
 		s, ok := jsonString(raw)
 		if !ok {
 			return nil, fmt.Errorf("not a datetime: %s", show())
@@ -583,8 +626,14 @@ func canonicalUUID(s string) (string, bool) {
 	if n != len(hex) {
 		return "", false
 	}
-	h := string(hex[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
+	var out [36]byte
+	copy(out[0:8], hex[0:8])
+	copy(out[9:13], hex[8:12])
+	copy(out[14:18], hex[12:16])
+	copy(out[19:23], hex[16:20])
+	copy(out[24:], hex[20:])
+	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
+	return string(out[:]), true
 }
 
 // parseDuration parses a DurationField value into microseconds, as Django's parse_duration
