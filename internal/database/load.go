@@ -419,34 +419,7 @@ func decodeValue(f *loadField, raw []byte) (any, error) {
 		}
 		return x, nil
 	case kindDateTime:
-		if b, ok := plainString(raw); ok && len(b) > 0 && b[0] != ' ' && b[len(b)-1] != ' ' {
-			if t, err := parseDateTime(b); err == nil {
-				if zeroMillis(string(b)) { // no allocation: the conversion does not escape
-					t = t.Add(time.Microsecond)
-				}
-				return t, nil
-			}
-		}
-		s, ok := jsonString(raw)
-		if !ok {
-			return nil, fmt.Errorf("not a datetime: %s", show())
-		}
-		s = strings.TrimSpace(s)
-		t, err := parseDateTime([]byte(s))
-		if err != nil {
-			// Django turns a date into midnight of that day.
-			if d, derr := parseDate(s); derr == nil {
-				return d, nil
-			}
-			return nil, fmt.Errorf("not a datetime: %s", show())
-		}
-		if zeroMillis(s) {
-			// Django writes ".000" only for 1-999 microseconds (none at all for 0). Loading
-			// 0 would make the next backup write no fraction; 1 µs is inside the fixture's
-			// interval and exports as the same text, so backup → restore → backup is stable.
-			t = t.Add(time.Microsecond)
-		}
-		return t, nil
+		return decodeDateTime(raw)
 	case kindDate:
 		s, ok := jsonString(raw)
 		if !ok {
@@ -497,6 +470,40 @@ func decodeValue(f *loadField, raw []byte) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("unsupported field kind %s", kindName(f.kind))
+}
+
+// decodeDateTime reads a DateTimeField value as Django does: a datetime (UTC when it has no
+// offset) or a date, which becomes midnight.
+func decodeDateTime(raw []byte) (any, error) {
+	show := func() string { return shorten(string(raw)) }
+	if b, ok := plainString(raw); ok && len(b) > 0 && b[0] != ' ' && b[len(b)-1] != ' ' {
+		if t, err := parseDateTime(b); err == nil {
+			if zeroMillis(string(b)) { // no allocation: the conversion does not escape
+				t = t.Add(time.Microsecond)
+			}
+			return t, nil
+		}
+	}
+	s, ok := jsonString(raw)
+	if !ok {
+		return nil, fmt.Errorf("not a datetime: %s", show())
+	}
+	s = strings.TrimSpace(s)
+	t, err := parseDateTime([]byte(s))
+	if err != nil {
+		// Django turns a date into midnight of that day.
+		if d, derr := parseDate(s); derr == nil {
+			return d, nil
+		}
+		return nil, fmt.Errorf("not a datetime: %s", show())
+	}
+	if zeroMillis(s) {
+		// Django writes ".000" only for 1-999 microseconds (none at all for 0). Loading
+		// 0 would make the next backup write no fraction; 1 µs is inside the fixture's
+		// interval and exports as the same text, so backup → restore → backup is stable.
+		t = t.Add(time.Microsecond)
+	}
+	return t, nil
 }
 
 // zeroMillis reports whether a datetime's fraction is exactly ".000", which is how Django's

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -169,9 +170,9 @@ func TestLoadParallelFailsMidwayAndReruns(t *testing.T) {
 			ctx := context.Background()
 			schema := schemaObjects(t, db)
 			emptyPlatform(t, db)
-			done := 0
+			var done atomic.Int32 // the jobs call the hook concurrently
 			setParallelHook(t, func(label string) error {
-				if done++; done == after {
+				if done.Add(1) == int32(after) {
 					return fmt.Errorf("killed after loading %s", label)
 				}
 				return nil

@@ -509,9 +509,12 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 		opts += ", FREEZE"
 	}
 	q := fmt.Sprintf("COPY %s (%s) FROM STDIN (%s)", quote(target), quoteList(p.cols), opts)
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, src, q)
+	tag, err := copyFrom(ctx, tx, src, q)
 	if src.err != nil { // the fixture's fault, whatever the driver made of it
 		return 0, src.err
+	}
+	if err != nil && ctx.Err() != nil {
+		return 0, fmt.Errorf("load %s: copy into %s: %w", p.m.Label, p.m.Table, context.Cause(ctx))
 	}
 	if err != nil {
 		return 0, names.wrap(p.m.Label, "copy into "+p.m.Table, err)
@@ -562,6 +565,24 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 		}
 	}
 	return n, nil
+}
+
+// copyFrom runs a COPY ... FROM STDIN statement fed by src. The driver reads its source on a
+// goroutine it does not always wait for (a connection lost or cancelled mid-COPY), so src is
+// read here, through a pipe, and copyFrom returns only once src is no longer read.
+func copyFrom(ctx context.Context, tx pgx.Tx, src *pgRowSource, q string) (pgconn.CommandTag, error) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := src.WriteTo(pw)
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, q)
+	pr.Close()  // a write still under way fails
+	src.Close() // a read waiting for a batch ends
+	<-done
+	return tag, err
 }
 
 // copyMode says how loadModelPostgres writes: Merge upserts through a temporary table;

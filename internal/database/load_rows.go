@@ -350,6 +350,27 @@ func (s *pgRowSource) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo implements io.WriterTo: the whole COPY stream, batch by batch, without the copy
+// through a buffer that Read costs.
+func (s *pgRowSource) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		if len(s.pending) == 0 {
+			if !s.started {
+				s.started, s.pending = true, copyHeader
+			} else if !s.nextBatch() {
+				return n, s.err
+			}
+		}
+		k, err := w.Write(s.pending)
+		n += int64(k)
+		s.pending = s.pending[k:]
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
 // nextBatch moves on to the next decoded batch, spooling its many-to-many pairs.
 func (s *pgRowSource) nextBatch() bool {
 	if s.cur != nil {
