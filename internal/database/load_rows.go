@@ -152,7 +152,7 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		return false
 	}
 	for {
-		b := &rowBatch{done: make(chan struct{})}
+		b := &rowBatch{done: make(chan struct{}), objs: make([]fixture.Object, 0, batchObjects)}
 		size := 0
 		for len(b.objs) < batchObjects && size < batchBytes {
 			obj, err := r.Next()
@@ -186,6 +186,9 @@ func (s *pgRowSource) decode(b *rowBatch, enc *tupleEncoder) {
 		return
 	}
 	b.rows = make([]batchRow, 0, len(b.objs))
+	// Binary tuples are about as long as the JSON values, plus 2 bytes a row and 4 a column:
+	// sized once, not grown value by value.
+	b.enc = make([]byte, 0, int(b.size)+len(b.objs)*(2+8*len(s.p.cols)))
 	row := s.p.newRow()
 	for k := range b.objs {
 		if err := s.p.decode(&b.objs[k], row); err != nil {
