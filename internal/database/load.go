@@ -182,6 +182,29 @@ type loadRow struct {
 	set  []bool
 	m2m  [][]int64
 	seen []bool // m2m field present
+	// order[k] is where the previous object's k-th field went: objects of a fixture list
+	// their fields in one order, so a string comparison usually replaces the map lookup.
+	order []orderHint
+}
+
+type orderHint struct {
+	name string
+	i    int
+}
+
+// lookup finds field name, the k-th of its object, as p.byName does.
+func (r *loadRow) lookup(p *loadPlan, k int, name string) (int, bool) {
+	if k < len(r.order) && r.order[k].name == name {
+		return r.order[k].i, true
+	}
+	i, ok := p.byName[name]
+	if ok {
+		for len(r.order) <= k {
+			r.order = append(r.order, orderHint{})
+		}
+		r.order[k] = orderHint{name, i}
+	}
+	return i, ok
 }
 
 func (p *loadPlan) newRow() *loadRow {
@@ -208,9 +231,8 @@ func (e *RowError) Unwrap() error { return e.Err }
 
 // decode fills r from obj, checking the model, every field name and value.
 func (p *loadPlan) decode(obj *fixture.Object, r *loadRow) error {
-	pkText := string(obj.PK)
-	fail := func(err error) error { return &RowError{Model: p.m.Label, PK: shorten(pkText), Err: err} }
-	if !strings.EqualFold(obj.Model, p.m.Label) {
+	fail := func(err error) error { return &RowError{Model: p.m.Label, PK: shorten(string(obj.PK)), Err: err} }
+	if obj.Model != p.m.Label && !strings.EqualFold(obj.Model, p.m.Label) {
 		return fail(fmt.Errorf("object of model %q in the fixture of %s", obj.Model, p.m.Label))
 	}
 	pk, err := decodeInt(obj.PK)
@@ -220,8 +242,8 @@ func (p *loadPlan) decode(obj *fixture.Object, r *loadRow) error {
 	r.pk, r.vals[0] = pk, pk
 	clear(r.set)
 	clear(r.seen)
-	for _, fv := range obj.Fields {
-		i, ok := p.byName[fv.Name]
+	for k, fv := range obj.Fields {
+		i, ok := r.lookup(p, k, fv.Name)
 		if !ok {
 			if fv.Name == p.m.PK.Name || fv.Name == "pk" {
 				if v, err := decodeInt(fv.Value); err != nil || v != pk {
