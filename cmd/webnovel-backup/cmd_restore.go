@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/preflight"
 	"github.com/webnovel/webnovel-backup/storage"
 )
+
+// restoreGCPercent is the collector's GOGC during a restore, unless GOGC is set.
+const restoreGCPercent = 200
 
 // errNoTerminal refuses a restore nobody can confirm.
 var errNoTerminal = errors.New("refusing to restore without confirmation: standard input is not a terminal; add --force to restore anyway (nothing was changed)")
@@ -103,6 +107,12 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	}
 	if !o.force && !o.DryRun {
 		o.Confirm = o.confirm(con)
+	}
+	if os.Getenv("GOGC") == "" {
+		// A load allocates a few hundred bytes per value parsed and keeps ~20 MB live: at the
+		// default 100 the collector took a third of its CPU. The soft memory limit still
+		// bounds the heap (peak RSS on a 930k-row restore: ~70 MB with --jobs 2).
+		debug.SetGCPercent(restoreGCPercent)
 	}
 	cfg, err := g.pipelineConfig(g.workers)
 	if err != nil {
