@@ -41,6 +41,9 @@ type RestoreOptions struct {
 	Models []string
 	// Merge upserts by pk (loaddata's behaviour) instead of replacing the models' rows.
 	Merge bool
+	// Jobs > 1 loads a PostgreSQL database over that many connections, into empty tables only
+	// (see database.LoadOptions.Jobs).
+	Jobs int
 	// DryRun stops after every check, with the plan, and changes nothing.
 	DryRun bool
 	// Confirm is asked with the plan before anything changes; false (or an error) changes
@@ -304,6 +307,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 	chk.plan.Backup = o.Source
 	rep.Plan = chk.plan
+	if err := checkJobsTarget(ctx, o, chk); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	if o.DryRun {
 		rep.Duration = time.Since(start)
 		return rep, nil
@@ -453,10 +459,11 @@ func reportRestoreTotals(o RestoreOptions, plan *RestorePlan) {
 	}
 }
 
-// loadDatabase loads the checked fixtures in one transaction.
+// loadDatabase loads the checked fixtures: in one transaction, or with Jobs > 1 over several
+// connections, table by table.
 func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *restoreCheck, rep *RestoreReport) error {
-	lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(chk.fixtures)), attribute.Bool("wnb.merge", o.Merge))
-	loaded, err := chk.db.Load(lctx, chk.fixtures, database.LoadOptions{Merge: o.Merge})
+	lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(chk.fixtures)), attribute.Bool("wnb.merge", o.Merge), attribute.Int("wnb.jobs", o.Jobs))
+	loaded, err := chk.db.Load(lctx, weighFixtures(chk), database.LoadOptions{Merge: o.Merge, Jobs: o.Jobs})
 	var rows int64
 	for _, m := range loaded {
 		rows += m.Rows
@@ -464,13 +471,13 @@ func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *r
 	loadSpan.SetAttributes(telemetry.KeyRows.Int64(rows))
 	telemetry.End(loadSpan, err)
 	if err != nil {
-		return fmt.Errorf("restore: database unchanged: %w", err)
+		return loadFailed(err)
 	}
 	rep.Loaded = loaded
 	if o.Progress != nil {
 		o.Progress.Add(progress.Rows, rows)
 	}
-	c.log.Info("database restored", "run", o.RunID, "models", len(loaded))
+	c.log.Info("database restored", "run", o.RunID, "models", len(loaded), "jobs", max(o.Jobs, 1))
 	return nil
 }
 

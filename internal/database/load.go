@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
@@ -22,12 +23,17 @@ type LoadFixture struct {
 	Model platform.Model
 	// Open returns the fixture file's content (Django JSON: indented, compact or lines).
 	Open func() (io.ReadCloser, error)
+	// Weight orders a parallel load, largest first (rows or bytes; 0 when unknown).
+	Weight int64
 }
 
 // LoadOptions shape a load.
 type LoadOptions struct {
 	// Merge upserts by primary key, as loaddata does, instead of replacing the models' rows.
 	Merge bool
+	// Jobs > 1 loads into empty tables over that many PostgreSQL connections, table by table
+	// (see loadParallel); it cannot merge, and a failure leaves the database half-restored.
+	Jobs int
 }
 
 // LoadedModel is one model's outcome.
@@ -63,9 +69,19 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 		out []LoadedModel
 		err error
 	)
-	if db.pool != nil {
+	switch {
+	case o.Jobs > 1 && o.Merge:
+		return nil, outcome.NewUsage(errors.New("--jobs cannot be combined with --merge: a parallel restore fills empty tables"))
+	case o.Jobs > 1 && db.pool == nil:
+		return nil, outcome.NewUsage(errors.New("--jobs: a SQLite database is loaded on one connection; leave --jobs out"))
+	case o.Jobs > 1:
+		return db.loadParallel(ctx, fixtures, plans, o.Jobs)
+	case db.pool != nil:
+		if err := db.refuseUnfinishedParallel(ctx); err != nil {
+			return nil, err
+		}
 		out, err = db.loadPostgres(ctx, fixtures, plans, o)
-	} else {
+	default:
 		out, err = db.loadSQLite(ctx, fixtures, plans, o)
 		err = db.lockError(err, "load", 0)
 	}
@@ -166,6 +182,29 @@ type loadRow struct {
 	set  []bool
 	m2m  [][]int64
 	seen []bool // m2m field present
+	// order[k] is where the previous object's k-th field went: objects of a fixture list
+	// their fields in one order, so a string comparison usually replaces the map lookup.
+	order []orderHint
+}
+
+type orderHint struct {
+	name string
+	i    int
+}
+
+// lookup finds field name, the k-th of its object, as p.byName does.
+func (r *loadRow) lookup(p *loadPlan, k int, name string) (int, bool) {
+	if k < len(r.order) && r.order[k].name == name {
+		return r.order[k].i, true
+	}
+	i, ok := p.byName[name]
+	if ok {
+		for len(r.order) <= k {
+			r.order = append(r.order, orderHint{})
+		}
+		r.order[k] = orderHint{name, i}
+	}
+	return i, ok
 }
 
 func (p *loadPlan) newRow() *loadRow {
@@ -192,9 +231,8 @@ func (e *RowError) Unwrap() error { return e.Err }
 
 // decode fills r from obj, checking the model, every field name and value.
 func (p *loadPlan) decode(obj *fixture.Object, r *loadRow) error {
-	pkText := string(obj.PK)
-	fail := func(err error) error { return &RowError{Model: p.m.Label, PK: shorten(pkText), Err: err} }
-	if !strings.EqualFold(obj.Model, p.m.Label) {
+	fail := func(err error) error { return &RowError{Model: p.m.Label, PK: shorten(string(obj.PK)), Err: err} }
+	if obj.Model != p.m.Label && !strings.EqualFold(obj.Model, p.m.Label) {
 		return fail(fmt.Errorf("object of model %q in the fixture of %s", obj.Model, p.m.Label))
 	}
 	pk, err := decodeInt(obj.PK)
@@ -204,8 +242,8 @@ func (p *loadPlan) decode(obj *fixture.Object, r *loadRow) error {
 	r.pk, r.vals[0] = pk, pk
 	clear(r.set)
 	clear(r.seen)
-	for _, fv := range obj.Fields {
-		i, ok := p.byName[fv.Name]
+	for k, fv := range obj.Fields {
+		i, ok := r.lookup(p, k, fv.Name)
 		if !ok {
 			if fv.Name == p.m.PK.Name || fv.Name == "pk" {
 				if v, err := decodeInt(fv.Value); err != nil || v != pk {
@@ -272,6 +310,9 @@ func isJSONNumber(raw []byte) bool {
 // decodeInt reads an integer as Django's IntegerField.to_python does: a JSON integer, a float
 // with no fraction, or a string holding an integer.
 func decodeInt(raw []byte) (int64, error) {
+	if n, ok := plainInt(raw); ok {
+		return n, nil
+	}
 	bad := func() (int64, error) { return 0, fmt.Errorf("not an integer: %s", shorten(string(raw))) }
 	text := string(raw)
 	if s, ok := jsonString(raw); ok {
@@ -290,6 +331,38 @@ func decodeInt(raw []byte) (int64, error) {
 		return bad()
 	}
 	return int64(f), nil
+}
+
+// plainInt reads a JSON integer of up to 18 digits without allocating: nearly every integer
+// of a fixture. Anything else is left to decodeInt's general rules.
+func plainInt(raw []byte) (int64, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || len(digits) > 18 || digits[0] == '0' && len(digits) > 1 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if len(digits) < len(raw) {
+		n = -n
+	}
+	return n, true
+}
+
+// plainString returns the bytes between the quotes of a JSON string without escapes, which
+// need no unquoting (and no allocation).
+func plainString(raw []byte) ([]byte, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' || bytes.IndexByte(raw[1:len(raw)-1], '\\') >= 0 {
+		return nil, false
+	}
+	return raw[1 : len(raw)-1], true
 }
 
 // decodePKList reads a many-to-many value: a list of target pks.
@@ -368,26 +441,7 @@ func decodeValue(f *loadField, raw []byte) (any, error) {
 		}
 		return x, nil
 	case kindDateTime:
-		s, ok := jsonString(raw)
-		if !ok {
-			return nil, fmt.Errorf("not a datetime: %s", show())
-		}
-		s = strings.TrimSpace(s)
-		t, err := parseDateTime([]byte(s))
-		if err != nil {
-			// Django turns a date into midnight of that day.
-			if d, derr := parseDate(s); derr == nil {
-				return d, nil
-			}
-			return nil, fmt.Errorf("not a datetime: %s", show())
-		}
-		if zeroMillis(s) {
-			// Django writes ".000" only for 1-999 microseconds (none at all for 0). Loading
-			// 0 would make the next backup write no fraction; 1 µs is inside the fixture's
-			// interval and exports as the same text, so backup → restore → backup is stable.
-			t = t.Add(time.Microsecond)
-		}
-		return t, nil
+		return decodeDateTime(raw)
 	case kindDate:
 		s, ok := jsonString(raw)
 		if !ok {
@@ -438,6 +492,40 @@ func decodeValue(f *loadField, raw []byte) (any, error) {
 		return out, nil
 	}
 	return nil, fmt.Errorf("unsupported field kind %s", kindName(f.kind))
+}
+
+// decodeDateTime reads a DateTimeField value as Django does: a datetime (UTC when it has no
+// offset) or a date, which becomes midnight.
+func decodeDateTime(raw []byte) (any, error) {
+	show := func() string { return shorten(string(raw)) }
+	if b, ok := plainString(raw); ok && len(b) > 0 && b[0] != ' ' && b[len(b)-1] != ' ' {
+		if t, err := parseDateTime(b); err == nil {
+			if zeroMillis(string(b)) { // no allocation: the conversion does not escape
+				t = t.Add(time.Microsecond)
+			}
+			return t, nil
+		}
+	}
+	s, ok := jsonString(raw)
+	if !ok {
+		return nil, fmt.Errorf("not a datetime: %s", show())
+	}
+	s = strings.TrimSpace(s)
+	t, err := parseDateTime([]byte(s))
+	if err != nil {
+		// Django turns a date into midnight of that day.
+		if d, derr := parseDate(s); derr == nil {
+			return d, nil
+		}
+		return nil, fmt.Errorf("not a datetime: %s", show())
+	}
+	if zeroMillis(s) {
+		// Django writes ".000" only for 1-999 microseconds (none at all for 0). Loading
+		// 0 would make the next backup write no fraction; 1 µs is inside the fixture's
+		// interval and exports as the same text, so backup → restore → backup is stable.
+		t = t.Add(time.Microsecond)
+	}
+	return t, nil
 }
 
 // zeroMillis reports whether a datetime's fraction is exactly ".000", which is how Django's
@@ -567,8 +655,14 @@ func canonicalUUID(s string) (string, bool) {
 	if n != len(hex) {
 		return "", false
 	}
-	h := string(hex[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], true
+	var out [36]byte
+	copy(out[0:8], hex[0:8])
+	copy(out[9:13], hex[8:12])
+	copy(out[14:18], hex[12:16])
+	copy(out[19:23], hex[16:20])
+	copy(out[24:], hex[20:])
+	out[8], out[13], out[18], out[23] = '-', '-', '-', '-'
+	return string(out[:]), true
 }
 
 // parseDuration parses a DurationField value into microseconds, as Django's parse_duration

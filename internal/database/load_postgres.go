@@ -87,9 +87,16 @@ func loadTables(plans []*loadPlan) []string {
 	return append(out, platformTables()...)
 }
 
+// pgColumns are a table's columns in a plan's order: their data types (information_schema's
+// names, for the checks) and type OIDs (for the binary COPY encoding).
+type pgColumns struct {
+	types []string
+	oids  []uint32
+}
+
 // planColumnTypes reads each planned table's column types, in the plans' column order.
-func (db *DB) planColumnTypes(ctx context.Context, plans []*loadPlan) ([][]string, error) {
-	colTypes := make([][]string, len(plans))
+func (db *DB) planColumnTypes(ctx context.Context, plans []*loadPlan) ([]pgColumns, error) {
+	cols := make([]pgColumns, len(plans))
 	for i, p := range plans {
 		types, err := db.columnTypes(ctx, p.m.Table)
 		if err != nil {
@@ -100,18 +107,49 @@ func (db *DB) planColumnTypes(ctx context.Context, plans []*loadPlan) ([][]strin
 			if !ok {
 				return nil, fmt.Errorf("load %s: table %s has no column %s", p.m.Label, p.m.Table, c)
 			}
-			colTypes[i] = append(colTypes[i], t)
+			cols[i].types = append(cols[i].types, t)
+		}
+		if cols[i].oids, err = db.columnOIDs(ctx, p.m.Table, p.cols); err != nil {
+			return nil, fmt.Errorf("load %s: %w", p.m.Label, err)
 		}
 	}
-	return colTypes, nil
+	return cols, nil
+}
+
+// columnOIDs returns the type OIDs of a table's columns (a domain's base type, as a query's
+// description gives them), read from the catalog: it takes no lock on the table.
+func (db *DB) columnOIDs(ctx context.Context, table string, cols []string) ([]uint32, error) {
+	rows, err := db.pool.Query(ctx, `SELECT a.attname, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END
+		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+		WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`, quote(table))
+	if err != nil {
+		return nil, fmt.Errorf("read the column types of %s: %w", table, err)
+	}
+	byName := map[string]uint32{}
+	var name string
+	var oid uint32
+	if _, err := pgx.ForEachRow(rows, []any{&name, &oid}, func() error {
+		byName[name] = oid
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read the column types of %s: %w", table, err)
+	}
+	oids := make([]uint32, len(cols))
+	for i, c := range cols {
+		if oids[i] = byName[c]; oids[i] == 0 {
+			return nil, fmt.Errorf("table %s has no column %s", table, c)
+		}
+	}
+	return oids, nil
 }
 
 // pgLoad is one PostgreSQL load in progress; its methods are the load's phases.
 type pgLoad struct {
 	tx       pgx.Tx
 	plans    []*loadPlan
-	colTypes [][]string
+	colTypes []pgColumns
 	merge    bool
+	freeze   bool // the tables were truncated in this subtransaction: COPY ... FREEZE
 	names    *tableNames
 	tables   []string // quoted: the models' tables and their through tables
 	phase    time.Time
@@ -146,13 +184,9 @@ func (l *pgLoad) lock(ctx context.Context) error {
 
 // run is the load proper, up to (not including) the commit.
 func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel, error) {
-	fks, err := dropForeignKeys(ctx, l.tx, l.tables)
+	fks, dropped, err := dropForeignKeys(ctx, l.tx, l.tables)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
-	}
-	out, err := l.countAndEmpty(ctx)
-	if err != nil {
-		return nil, err
 	}
 	// Secondary indexes are dropped for the COPYs and built again once, after them, as
 	// pg_restore does: cheaper than maintaining them row by row. (A merge keeps them: its
@@ -163,9 +197,13 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 			return nil, fmt.Errorf("load: %w", err)
 		}
 	}
+	out, err := l.countAndEmpty(ctx, dropped)
+	if err != nil {
+		return nil, err
+	}
 	l.lap("prepare")
 	for i, p := range l.plans {
-		n, err := loadModelPostgres(ctx, l.tx, fixtures[i], p, l.colTypes[i], l.merge, l.names)
+		n, err := loadModelPostgres(ctx, l.tx, fixtures[i], p, l.colTypes[i], copyMode{merge: l.merge, freeze: l.freeze}, l.names)
 		if err != nil {
 			return nil, err
 		}
@@ -190,8 +228,10 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 	return out, nil
 }
 
-// countAndEmpty counts each table's rows before the load and, for a replace, empties them.
-func (l *pgLoad) countAndEmpty(ctx context.Context) ([]LoadedModel, error) {
+// countAndEmpty counts each table's rows before the load and, for a replace, empties them:
+// with TRUNCATE when no foreign key points at them any more (fksDropped), so that the COPYs
+// that follow in the same subtransaction can write frozen rows, else with DELETE.
+func (l *pgLoad) countAndEmpty(ctx context.Context, fksDropped bool) ([]LoadedModel, error) {
 	out := make([]LoadedModel, len(l.plans))
 	for i, p := range l.plans {
 		out[i].Label = p.m.Label
@@ -199,8 +239,15 @@ func (l *pgLoad) countAndEmpty(ctx context.Context) ([]LoadedModel, error) {
 			return nil, fmt.Errorf("load %s: count rows: %w", p.m.Label, err)
 		}
 	}
-	if l.merge {
+	if l.merge || len(l.tables) == 0 {
 		return out, nil
+	}
+	if fksDropped {
+		ok, err := l.truncate(ctx)
+		if err != nil || ok {
+			l.freeze = ok
+			return out, err
+		}
 	}
 	// DELETE, not TRUNCATE: TRUNCATE refuses tables that others reference, and CASCADE would
 	// empty tables that are not being restored.
@@ -216,6 +263,28 @@ func (l *pgLoad) countAndEmpty(ctx context.Context) ([]LoadedModel, error) {
 		}
 	}
 	return out, nil
+}
+
+// truncate empties the load's tables with one TRUNCATE, and reports false (nothing done)
+// when the user may not truncate them. The savepoint around it is released, so the COPYs run
+// in the subtransaction that truncated, as FREEZE requires.
+func (l *pgLoad) truncate(ctx context.Context) (bool, error) {
+	if _, err := l.tx.Exec(ctx, "SAVEPOINT wnb_load_truncate"); err != nil {
+		return false, fmt.Errorf("load: %w", err)
+	}
+	_, err := l.tx.Exec(ctx, "TRUNCATE "+strings.Join(l.tables, ", "))
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // no TRUNCATE privilege
+		_, err := l.tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_truncate; RELEASE SAVEPOINT wnb_load_truncate")
+		return false, err
+	}
+	if err != nil {
+		return false, l.names.wrap("", "empty the tables", err)
+	}
+	if _, err := l.tx.Exec(ctx, "RELEASE SAVEPOINT wnb_load_truncate"); err != nil {
+		return false, fmt.Errorf("load: %w", err)
+	}
+	return true, nil
 }
 
 // checkForeignKeys adds the dropped foreign keys back and checks the deferred ones, in a
@@ -358,11 +427,36 @@ type foreignKey struct {
 }
 
 // dropForeignKeys drops the foreign keys from and to tables, inside the transaction, so that
-// neither the DELETEs nor the COPYs queue a check per row: adding them back before commit
+// neither the emptying nor the COPYs queue a check per row: adding them back before commit
 // checks each one with a single query, which is what makes pg_restore fast. Dropping needs
-// the tables' owner; without that right the load keeps the keys, deferred, and PostgreSQL
-// checks them row by row at the end.
-func dropForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreignKey, error) {
+// the tables' owner; without that right the load keeps the keys (dropped is false), deferred,
+// and PostgreSQL checks them row by row at the end.
+func dropForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) (fks []foreignKey, dropped bool, err error) {
+	fks, err = listForeignKeys(ctx, tx, tables)
+	if err != nil || len(fks) == 0 {
+		return nil, err == nil, err
+	}
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_fk"); err != nil {
+		return nil, false, err
+	}
+	for _, fk := range fks {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", fk.table, quote(fk.name))); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_fk"); err != nil {
+					return nil, false, err
+				}
+				slog.Warn("load: cannot drop foreign keys (not the tables' owner); checking them row by row", "table", fk.table, "err", pgErr.Message)
+				return nil, false, nil
+			}
+			return nil, false, fmt.Errorf("drop foreign key %s of %s: %w", fk.name, fk.table, err)
+		}
+	}
+	return fks, true, nil
+}
+
+// listForeignKeys lists the foreign keys from and to tables.
+func listForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreignKey, error) {
 	rows, err := tx.Query(ctx, `SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
 		FROM pg_constraint c
 		WHERE c.contype = 'f' AND (c.conrelid = ANY($1::regclass[]) OR c.confrelid = ANY($1::regclass[]))
@@ -378,37 +472,19 @@ func dropForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreign
 	}); err != nil {
 		return nil, fmt.Errorf("list foreign keys: %w", err)
 	}
-	if len(fks) == 0 {
-		return nil, nil
-	}
-	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_fk"); err != nil {
-		return nil, err
-	}
-	for _, fk := range fks {
-		if _, err := tx.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", fk.table, quote(fk.name))); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
-				if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_fk"); err != nil {
-					return nil, err
-				}
-				slog.Warn("load: cannot drop foreign keys (not the tables' owner); checking them row by row", "table", fk.table, "err", pgErr.Message)
-				return nil, nil
-			}
-			return nil, fmt.Errorf("drop foreign key %s of %s: %w", fk.name, fk.table, err)
-		}
-	}
 	return fks, nil
 }
 
 // loadModelPostgres copies one fixture into its table and its M2M pairs into the through
 // tables, and returns the number of objects loaded.
-func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPlan, colTypes []string, merge bool, names *tableNames) (int64, error) {
+func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPlan, cols pgColumns, mode copyMode, names *tableNames) (int64, error) {
+	merge := mode.merge
 	r, closer, err := openFixture(lf)
 	if err != nil {
 		return 0, err
 	}
 	defer closer.Close()
-	src := newPGRowSource(ctx, r, p, colTypes, merge)
+	src := newPGRowSource(ctx, r, p, cols, merge, mode.ahead)
 	defer src.Close()
 	if len(p.m2m) > 0 {
 		if src.spool, err = newPairSpool(); err != nil {
@@ -426,13 +502,24 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 			return 0, names.wrap(p.m.Label, "create temporary table", err)
 		}
 	}
-	n, err := tx.CopyFrom(ctx, pgx.Identifier{target}, p.cols, src)
-	if src.err != nil { // the fixture's fault, whatever pgx made of it
+	opts := "FORMAT binary"
+	if mode.freeze && !merge {
+		// Rows written frozen: no hint-bit writes and no anti-wraparound vacuum of the
+		// whole table later. Only allowed into a table truncated in this subtransaction.
+		opts += ", FREEZE"
+	}
+	q := fmt.Sprintf("COPY %s (%s) FROM STDIN (%s)", quote(target), quoteList(p.cols), opts)
+	tag, err := copyFrom(ctx, tx, src, q)
+	if src.err != nil { // the fixture's fault, whatever the driver made of it
 		return 0, src.err
+	}
+	if err != nil && ctx.Err() != nil {
+		return 0, fmt.Errorf("load %s: copy into %s: %w", p.m.Label, p.m.Table, context.Cause(ctx))
 	}
 	if err != nil {
 		return 0, names.wrap(p.m.Label, "copy into "+p.m.Table, err)
 	}
+	n := tag.RowsAffected()
 	if merge {
 		set := make([]string, 0, len(p.cols)-1)
 		for _, c := range p.cols[1:] {
@@ -480,6 +567,31 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 	return n, nil
 }
 
+// copyFrom runs a COPY ... FROM STDIN statement fed by src. The driver reads its source on a
+// goroutine it does not always wait for (a connection lost or cancelled mid-COPY), so src is
+// read here, through a pipe, and copyFrom returns only once src is no longer read.
+func copyFrom(ctx context.Context, tx pgx.Tx, src *pgRowSource, q string) (pgconn.CommandTag, error) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := src.WriteTo(pw)
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, pr, q)
+	pr.Close()  // a write still under way fails
+	src.Close() // a read waiting for a batch ends
+	<-done
+	return tag, err
+}
+
+// copyMode says how loadModelPostgres writes: Merge upserts through a temporary table;
+// freeze copies frozen rows (the table was truncated in this subtransaction).
+type copyMode struct {
+	merge, freeze bool
+	ahead         int64 // bytes read ahead of COPY (0: bytesAhead)
+}
+
 func quoteList(cols []string) string {
 	q := make([]string, len(cols))
 	for i, c := range cols {
@@ -488,9 +600,18 @@ func quoteList(cols []string) string {
 	return strings.Join(q, ", ")
 }
 
-// pgLoadValue converts a decoded value for a column of dataType (f is nil for the pk),
-// checking what PostgreSQL would refuse without saying which row.
+// pgLoadValue checks a decoded value for a column of dataType and converts it for a query
+// parameter (the row-by-row paths: merge and selective restores).
 func pgLoadValue(dataType string, f *loadField, v any) (any, error) {
+	if err := pgCheckValue(dataType, f, v); err != nil {
+		return nil, err
+	}
+	return pgValue(dataType, v)
+}
+
+// pgCheckValue checks a decoded value for a column of dataType (f is nil for the pk) for what
+// PostgreSQL would refuse without saying which row.
+func pgCheckValue(dataType string, f *loadField, v any) error {
 	switch x := v.(type) {
 	case int64:
 		var lo, hi int64 = math.MinInt64, math.MaxInt64
@@ -501,19 +622,19 @@ func pgLoadValue(dataType string, f *loadField, v any) (any, error) {
 			lo, hi = math.MinInt16, math.MaxInt16
 		}
 		if x < lo || x > hi {
-			return nil, fmt.Errorf("%d is out of range for type %s", x, dataType)
+			return fmt.Errorf("%d is out of range for type %s", x, dataType)
 		}
 	case string:
 		if strings.IndexByte(x, 0) >= 0 && (dataType == "text" || dataType == "character varying" || dataType == "character") {
-			return nil, errors.New("PostgreSQL text cannot hold NUL characters")
+			return errors.New("PostgreSQL text cannot hold NUL characters")
 		}
 		if f != nil && f.MaxLength > 0 && dataType == "character varying" && len(x) > f.MaxLength {
 			if n := utf8.RuneCountInString(x); n > f.MaxLength {
-				return nil, fmt.Errorf("%d characters, more than max_length %d", n, f.MaxLength)
+				return fmt.Errorf("%d characters, more than max_length %d", n, f.MaxLength)
 			}
 		}
 	}
-	return pgValue(dataType, v)
+	return nil
 }
 
 // Spool record kinds.

@@ -2,13 +2,17 @@ package database
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"golang.org/x/sync/semaphore"
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
@@ -27,30 +31,33 @@ const (
 
 // bytesAhead bounds the bytes of objects read ahead of COPY, however big they are (a variable
 // for tests).
-var bytesAhead int64 = 32 << 20
+var bytesAhead int64 = 16 << 20
 
-// rowBatch is a run of consecutive fixture objects and, once done is closed, their rows.
+// rowBatch is a run of consecutive fixture objects and, once done is closed, their rows
+// encoded as binary COPY tuples.
 type rowBatch struct {
 	objs []fixture.Object
-	rows []decodedRow
-	err  error // the first object that failed (rows holds those before it), or the read error
+	enc  []byte     // the rows' tuples, ready for COPY
+	rows []batchRow // one per encoded tuple
+	err  error      // the first object that failed (rows holds those before it), or the read error
 	done chan struct{}
 	size int64 // its share of bytesAhead
 }
 
-// decodedRow is one object ready for COPY: its column values as pgx takes them, and the
-// many-to-many lists the fixture gives.
-type decodedRow struct {
-	pk   int64
-	vals []any
-	m2m  [][]int64 // nil entry: the field is left out
+// batchRow is what stays of a row once encoded: its pk and the many-to-many lists the
+// fixture gives (nil entry: the field is left out; nil m2m: the model has none).
+type batchRow struct {
+	pk  int64
+	m2m [][]int64
 }
 
-// pgRowSource is a pgx.CopyFromSource over a fixture: rows in fixture order, the first bad
-// object stopping the copy with a RowError. Close stops its goroutines.
+// pgRowSource is an io.Reader of a binary COPY stream over a fixture: rows in fixture
+// order, the first bad object stopping the copy with a RowError (also kept in err). Decoders
+// encode the tuples, so the goroutine that feeds COPY only hands bytes on. Close stops its
+// goroutines.
 type pgRowSource struct {
 	p     *loadPlan
-	types []string
+	cols  pgColumns
 	spool *pairSpool // many-to-many pairs, when the model has such fields
 	merge bool
 
@@ -58,22 +65,29 @@ type pgRowSource struct {
 	readErr error          // why the reader stopped early, set before batches is closed
 	stop    chan struct{}
 	ahead   *semaphore.Weighted // bytes of objects read and not yet handed to COPY
+	budget  int64               // ahead's size
 	wg      sync.WaitGroup
 	once    sync.Once
 
-	cur  *rowBatch
-	i    int
-	vals []any
-	err  error
+	cur     *rowBatch
+	pending []byte // what Read hands out next
+	started bool   // the header is out
+	rows    int64
+	err     error
 }
 
-func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, types []string, merge bool) *pgRowSource {
+// newPGRowSource starts reading and decoding; budget bounds the bytes read ahead (0:
+// bytesAhead).
+func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pgColumns, merge bool, budget int64) *pgRowSource {
 	workers := min(runtime.GOMAXPROCS(0), 4)
+	if budget <= 0 || budget > bytesAhead {
+		budget = bytesAhead
+	}
 	s := &pgRowSource{
-		p: p, types: types, merge: merge,
+		p: p, cols: cols, merge: merge, budget: budget,
 		batches: make(chan *rowBatch, workers*batchesAhead),
 		stop:    make(chan struct{}),
-		ahead:   semaphore.NewWeighted(bytesAhead),
+		ahead:   semaphore.NewWeighted(budget),
 	}
 	work := make(chan *rowBatch, workers*batchesAhead)
 	s.wg.Add(1 + workers)
@@ -86,8 +100,10 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, types [
 	for range workers {
 		go func() {
 			defer s.wg.Done()
+			// A type map caches encode plans and is not safe for concurrent use.
+			enc := &tupleEncoder{types: pgtype.NewMap(), oids: cols.oids}
 			for b := range work {
-				s.decode(b)
+				s.decode(b, enc)
 				close(b.done)
 			}
 		}()
@@ -136,7 +152,7 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		return false
 	}
 	for {
-		b := &rowBatch{done: make(chan struct{})}
+		b := &rowBatch{done: make(chan struct{}), objs: make([]fixture.Object, 0, batchObjects)}
 		size := 0
 		for len(b.objs) < batchObjects && size < batchBytes {
 			obj, err := r.Next()
@@ -155,7 +171,7 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		if len(b.objs) == 0 && b.err == nil {
 			return
 		}
-		b.size = min(int64(size), bytesAhead) // an object bigger than the budget goes alone
+		b.size = min(int64(size), s.budget) // an object bigger than the budget goes alone
 		// Decided before send: from then on the batch is the decoder's.
 		last := b.err != nil || len(b.objs) < batchObjects && size < batchBytes
 		if !send(b) || last {
@@ -164,38 +180,41 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 	}
 }
 
-// decode turns a batch's objects into rows, stopping at the first that fails.
-func (s *pgRowSource) decode(b *rowBatch) {
+// decode turns a batch's objects into encoded tuples, stopping at the first that fails.
+func (s *pgRowSource) decode(b *rowBatch, enc *tupleEncoder) {
 	if len(b.objs) == 0 {
 		return
 	}
-	n := len(s.p.cols)
-	vals := make([]any, n*len(b.objs))
-	b.rows = make([]decodedRow, 0, len(b.objs))
+	b.rows = make([]batchRow, 0, len(b.objs))
+	// Binary tuples are about as long as the JSON values, plus 2 bytes a row and 4 a column:
+	// sized once, not grown value by value.
+	b.enc = make([]byte, 0, int(b.size)+len(b.objs)*(2+8*len(s.p.cols)))
 	row := s.p.newRow()
 	for k := range b.objs {
 		if err := s.p.decode(&b.objs[k], row); err != nil {
 			b.err = err
 			return
 		}
-		out := vals[k*n : (k+1)*n : (k+1)*n]
+		start := len(b.enc)
+		b.enc = binary.BigEndian.AppendUint16(b.enc, uint16(len(row.vals)))
+		var err error
 		for i, v := range row.vals {
 			var f *loadField
 			if i > 0 {
 				f = &s.p.fields[i-1]
 			}
-			cv, err := pgLoadValue(s.types[i], f, v)
+			b.enc, err = enc.column(b.enc, i, s.cols.types[i], f, v)
 			if err != nil {
 				name := s.p.m.PK.Name
 				if f != nil {
 					name = f.Name
 				}
+				b.enc = b.enc[:start]
 				b.err = &RowError{Model: s.p.m.Label, PK: strconv.FormatInt(row.pk, 10), Err: fmt.Errorf("field %q: %w", name, err)}
 				return
 			}
-			out[i] = cv
 		}
-		d := decodedRow{pk: row.pk, vals: out}
+		d := batchRow{pk: row.pk}
 		if len(s.p.m2m) > 0 {
 			d.m2m = make([][]int64, len(row.m2m))
 			for j, pks := range row.m2m {
@@ -206,32 +225,191 @@ func (s *pgRowSource) decode(b *rowBatch) {
 		}
 		b.rows = append(b.rows, d)
 	}
-	b.objs = nil // the decoded rows hold all that is needed
+	b.objs = nil // the encoded rows hold all that is needed
 }
 
-// Next implements pgx.CopyFromSource.
-func (s *pgRowSource) Next() bool {
-	for s.cur == nil || s.i >= len(s.cur.rows) {
-		if s.cur != nil && s.cur.err != nil {
+// copyHeader starts a binary COPY stream: the signature, flags and header extension length.
+var copyHeader = []byte("PGCOPY\n\377\r\n\000\x00\x00\x00\x00\x00\x00\x00\x00")
+
+// tupleEncoder encodes column values in PostgreSQL's binary format, as pgx's CopyFrom does.
+type tupleEncoder struct {
+	types *pgtype.Map
+	oids  []uint32
+}
+
+// Type OIDs the encoder writes itself (pg_type.oid; fixed since PostgreSQL 7).
+const (
+	oidBool        = 16
+	oidInt8        = 20
+	oidInt2        = 21
+	oidInt4        = 23
+	oidText        = 25
+	oidJSON        = 114
+	oidFloat8      = 701
+	oidVarchar     = 1043
+	oidTimestamptz = 1184
+	oidJSONB       = 3802
+)
+
+// pgEpoch is PostgreSQL's timestamp zero, 2000-01-01 UTC, in Unix microseconds.
+const pgEpoch = 946684800 * 1_000_000
+
+// column checks a decoded value for column i of dataType (f is nil for the pk) and appends
+// it. The common types are written directly: going through pgx's type map costs a boxed
+// conversion and a plan lookup per value, a good part of a load's CPU.
+func (e *tupleEncoder) column(buf []byte, i int, dataType string, f *loadField, v any) ([]byte, error) {
+	if err := pgCheckValue(dataType, f, v); err != nil {
+		return buf, err
+	}
+	if out, ok := e.fast(buf, e.oids[i], v); ok {
+		return out, nil
+	}
+	cv, err := pgValue(dataType, v)
+	if err != nil {
+		return buf, err
+	}
+	return e.value(buf, i, cv)
+}
+
+// fast appends v as a value of type oid when it is one of the common pairs, else reports false.
+func (e *tupleEncoder) fast(buf []byte, oid uint32, v any) ([]byte, bool) {
+	be := binary.BigEndian
+	switch x := v.(type) {
+	case nil:
+		return be.AppendUint32(buf, 0xffffffff), true
+	case int64:
+		switch oid {
+		case oidInt8:
+			return be.AppendUint64(be.AppendUint32(buf, 8), uint64(x)), true
+		case oidInt4: // in range: checked
+			return be.AppendUint32(be.AppendUint32(buf, 4), uint32(int32(x))), true
+		case oidInt2:
+			return be.AppendUint16(be.AppendUint32(buf, 2), uint16(int16(x))), true
+		}
+	case string:
+		if oid == oidText || oid == oidVarchar {
+			return append(be.AppendUint32(buf, uint32(len(x))), x...), true
+		}
+	case bool:
+		if oid == oidBool {
+			b := byte(0)
+			if x {
+				b = 1
+			}
+			return append(be.AppendUint32(buf, 1), b), true
+		}
+	case float64:
+		if oid == oidFloat8 {
+			return be.AppendUint64(be.AppendUint32(buf, 8), math.Float64bits(x)), true
+		}
+	case time.Time:
+		if oid == oidTimestamptz {
+			return be.AppendUint64(be.AppendUint32(buf, 8), uint64(x.UnixMicro()-pgEpoch)), true
+		}
+	case []byte:
+		switch oid {
+		case oidJSONB:
+			return append(append(be.AppendUint32(buf, uint32(len(x)+1)), 1), x...), true
+		case oidJSON:
+			return append(be.AppendUint32(buf, uint32(len(x))), x...), true
+		}
+	}
+	return buf, false
+}
+
+// value appends column i's value through pgx's type map: its length (-1 for NULL), then its
+// bytes.
+func (e *tupleEncoder) value(buf []byte, i int, v any) ([]byte, error) {
+	at := len(buf)
+	buf = binary.BigEndian.AppendUint32(buf, 0xffffffff) // -1
+	out, err := e.types.Encode(e.oids[i], pgtype.BinaryFormatCode, v, buf)
+	if err != nil {
+		return buf[:at], err
+	}
+	if out == nil { // NULL
+		return buf, nil
+	}
+	binary.BigEndian.PutUint32(out[at:], uint32(len(out)-at-4))
+	return out, nil
+}
+
+// Read implements io.Reader: the COPY stream, header first, batch after batch in fixture
+// order; the first bad object ends it with its error.
+func (s *pgRowSource) Read(p []byte) (int, error) {
+	for len(s.pending) == 0 {
+		if !s.started {
+			s.started, s.pending = true, copyHeader
+			break
+		}
+		if !s.nextBatch() {
+			if s.err != nil {
+				return 0, s.err
+			}
+			return 0, io.EOF
+		}
+	}
+	n := copy(p, s.pending)
+	s.pending = s.pending[n:]
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo: the whole COPY stream, batch by batch, without the copy
+// through a buffer that Read costs.
+func (s *pgRowSource) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		if len(s.pending) == 0 {
+			if !s.started {
+				s.started, s.pending = true, copyHeader
+			} else if !s.nextBatch() {
+				return n, s.err
+			}
+		}
+		k, err := w.Write(s.pending)
+		n += int64(k)
+		s.pending = s.pending[k:]
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// nextBatch moves on to the next decoded batch, spooling its many-to-many pairs.
+func (s *pgRowSource) nextBatch() bool {
+	if s.cur != nil {
+		if s.cur.err != nil {
 			s.err = s.cur.err
 			return false
 		}
-		if s.cur != nil {
-			s.ahead.Release(s.cur.size)
-			s.cur = nil
-		}
-		b, ok := <-s.batches
-		if !ok {
-			s.err = s.readErr // nil at the end of the fixture
+		s.ahead.Release(s.cur.size)
+		s.cur = nil
+	}
+	b, ok := <-s.batches
+	if !ok {
+		s.err = s.readErr // nil at the end of the fixture
+		return false
+	}
+	<-b.done
+	s.cur, s.pending = b, b.enc
+	s.rows += int64(len(b.rows))
+	if s.spool != nil {
+		s.spoolPairs(b.rows)
+		if s.spool.err != nil {
+			s.err = fmt.Errorf("load %s: %w", s.p.m.Label, s.spool.err)
 			return false
 		}
-		<-b.done
-		s.cur, s.i = b, 0
 	}
-	row := &s.cur.rows[s.i]
-	s.i++
-	s.vals = row.vals
-	if s.spool != nil {
+	if len(b.enc) == 0 && b.err != nil {
+		s.err = b.err
+		return false
+	}
+	return true
+}
+
+// spoolPairs writes the rows' many-to-many pairs (and, for a merge, the owners that give the
+// field) to the spool.
+func (s *pgRowSource) spoolPairs(rows []batchRow) {
+	for _, row := range rows {
 		for j, pks := range row.m2m {
 			if pks == nil { // the field is left out
 				continue
@@ -243,19 +421,8 @@ func (s *pgRowSource) Next() bool {
 				s.spool.add(spoolPair, j, row.pk, t)
 			}
 		}
-		if s.spool.err != nil {
-			s.err = fmt.Errorf("load %s: %w", s.p.m.Label, s.spool.err)
-			return false
-		}
 	}
-	return true
 }
-
-// Values implements pgx.CopyFromSource.
-func (s *pgRowSource) Values() ([]any, error) { return s.vals, nil }
-
-// Err implements pgx.CopyFromSource.
-func (s *pgRowSource) Err() error { return s.err }
 
 // Close stops the reading and decoding goroutines and waits for them.
 func (s *pgRowSource) Close() {

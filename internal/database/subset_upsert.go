@@ -197,7 +197,7 @@ func (db *DB) upsertPostgres(ctx context.Context, models []UpsertModel, plans []
 			if c > 0 {
 				f = &plans[i].fields[c-1]
 			}
-			return pgLoadValue(colTypes[i][c], f, v)
+			return pgLoadValue(colTypes[i].types[c], f, v)
 		},
 		count: func(ctx context.Context, table string) (n int64, err error) {
 			err = tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(table)).Scan(&n)

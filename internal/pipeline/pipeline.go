@@ -41,6 +41,10 @@ type Config struct {
 	// Identities are the age keys in-process workers decrypt an encrypted backup's files
 	// with in a restore (the command's --identity, or a passphrase backup's opened key).
 	Identities *encryption.Identities
+	// NoQueue starts neither NATS nor workers: the coordinator runs without a queue, which
+	// serves a run that has no tasks (a database-only restore). Starting an embedded server
+	// and declaring its streams is a fixed cost such a run has no use for.
+	NoQueue bool
 }
 
 // Session is a connected queue with its in-process workers running.
@@ -65,6 +69,10 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 		log.Info("removed temporary files of processes that are gone", "paths", removed)
 	}
 	s := &Session{}
+	if cfg.NoQueue {
+		s.Coordinator = coordinator.New(nil, log)
+		return s, nil
+	}
 	nc, err := s.connect(cfg)
 	if err != nil {
 		s.Close()

@@ -1,0 +1,507 @@
+package database
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+)
+
+// A parallel load (LoadOptions.Jobs > 1) fills empty tables over several connections, as
+// pg_restore -j does: the foreign keys and indexes are dropped first (committed), each table
+// is truncated and copied in a transaction of its own, largest first, then the indexes are
+// built table by table in parallel and the foreign keys added back. Between the first commit
+// and the last, the database is half-restored; the marker table records what was dropped and
+// which tables are being filled, so that a rerun empties those tables and finishes the job.
+const markerTable = "wnb_parallel_restore"
+
+// NotEmptyError refuses a parallel load into a table that holds rows: a parallel load
+// commits table by table, so it could not put those rows back if it failed.
+type NotEmptyError struct {
+	Table string
+	What  string // the model or many-to-many field the table holds
+	Rows  int64
+}
+
+// Error names the table and its rows, and the mode that can replace them.
+func (e *NotEmptyError) Error() string {
+	return fmt.Sprintf("--jobs restores only into empty tables: %s (table %s) has %d rows; nothing was changed (without --jobs a restore replaces the rows in one transaction)",
+		e.What, e.Table, e.Rows)
+}
+
+// OutcomeStatus classifies the refusal (exit 2).
+func (e *NotEmptyError) OutcomeStatus() outcome.Status { return outcome.Refused }
+
+// HalfRestoredError is a parallel load that failed after its first commit: some tables are
+// loaded, others empty or missing their indexes and foreign keys.
+type HalfRestoredError struct{ Err error }
+
+// Error says what state the database is in and how to finish.
+func (e *HalfRestoredError) Error() string {
+	return fmt.Sprintf("the database is half-restored (a parallel restore commits table by table): %v; rerun the restore with --jobs: it empties the restored tables first and loads them again", e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *HalfRestoredError) Unwrap() error { return e.Err }
+
+// pgQuerier is what the checks need of a transaction or a pool.
+type pgQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// CheckParallelTarget refuses, before anything changes, a parallel load (--jobs) of models
+// into tables that hold rows (a NotEmptyError naming one), unless an unfinished parallel load
+// was filling them; the load checks again under its locks.
+func (db *DB) CheckParallelTarget(ctx context.Context, models []platform.Model) error {
+	if db.pool == nil {
+		return outcome.NewUsage(errors.New("--jobs: a SQLite database is loaded on one connection; leave --jobs out"))
+	}
+	l := &parallelLoad{db: db}
+	for _, m := range models {
+		p, err := newLoadPlan(m)
+		if err != nil {
+			return fmt.Errorf("load %s: %w", m.Label, err)
+		}
+		l.plans = append(l.plans, p)
+	}
+	l.setTables()
+	var err error
+	if l.saved, err = readMarker(ctx, db.pool); err != nil {
+		return err
+	}
+	return db.lockError(l.checkEmpty(ctx, db.pool), "check the target's tables", 0, loadTables(l.plans)...)
+}
+
+// setTables fills in the tables the load writes, and the names its errors use.
+func (l *parallelLoad) setTables() {
+	l.names = newTableNames(l.plans)
+	for _, p := range l.plans {
+		l.tables = append(l.tables, quote(p.m.Table))
+		for _, f := range p.m2m {
+			l.tables = append(l.tables, quote(f.ThroughTable))
+		}
+	}
+}
+
+// parallelHook, when set (tests), runs after each table's transaction commits; an error fails
+// the load there, as a crash would.
+var parallelHook func(label string) error
+
+// parallelLoad is one parallel load in progress; its methods are the load's phases.
+type parallelLoad struct {
+	db       *DB
+	plans    []*loadPlan
+	colTypes []pgColumns
+	jobs     int
+	names    *tableNames
+	tables   []string // quoted: the models' tables and their through tables
+	order    []int    // plan indexes, largest fixture first
+	saved    parallelMarker
+}
+
+// parallelMarker is what the marker table holds: the tables being filled (quoted), the
+// index and constraint definitions to create again, and the foreign keys to add back.
+type parallelMarker struct {
+	tables  []string
+	indexes []string
+	fks     []foreignKey
+}
+
+// loadParallel is Load with Jobs > 1 (PostgreSQL only).
+func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, jobs int) ([]LoadedModel, error) {
+	if db.pool == nil {
+		return nil, errors.New("load: --jobs needs PostgreSQL")
+	}
+	colTypes, err := db.planColumnTypes(ctx, plans)
+	if err != nil {
+		return nil, err
+	}
+	l := &parallelLoad{db: db, plans: plans, colTypes: colTypes, jobs: jobs}
+	l.setTables()
+	l.order = largestFirst(fixtures)
+	if err := l.prepare(ctx); err != nil {
+		return nil, db.lockError(err, "load", 0, loadTables(plans)...)
+	}
+	out, err := l.copyAll(ctx, fixtures)
+	if err == nil {
+		err = l.finish(ctx)
+	}
+	if err != nil {
+		return nil, &HalfRestoredError{Err: db.lockError(err, "load", 0, loadTables(plans)...)}
+	}
+	return out, nil
+}
+
+// largestFirst orders the fixtures by weight, largest first, so that the longest copy starts
+// first and the others fill the remaining connections around it.
+func largestFirst(fixtures []LoadFixture) []int {
+	order := make([]int, len(fixtures))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(fixtures[b].Weight, fixtures[a].Weight) })
+	return order
+}
+
+// prepare checks that every table is empty (or was being filled by a parallel load that did
+// not finish), drops the foreign keys and indexes, and records them in the marker table, all
+// in one transaction: when it fails, nothing was changed.
+func (l *parallelLoad) prepare(ctx context.Context) error {
+	conn, err := l.db.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("load: begin: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(l.tables, ", ")+" IN EXCLUSIVE MODE"); err != nil {
+		return fmt.Errorf("load: lock tables: %w", err)
+	}
+	if l.saved, err = readMarker(ctx, tx); err != nil {
+		return err
+	}
+	if err := l.checkEmpty(ctx, tx); err != nil {
+		return err
+	}
+	if err := l.dropConstraints(ctx, tx); err != nil {
+		return err
+	}
+	if err := writeMarker(ctx, tx, l.saved); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("load: commit the preparation: %w", err)
+	}
+	return nil
+}
+
+// checkEmpty refuses a table with rows, unless the marker lists it (a parallel load that did
+// not finish was filling it, and this one empties it again). A marker listing tables this
+// load does not fill is refused too: they would stay half-loaded.
+func (l *parallelLoad) checkEmpty(ctx context.Context, tx pgQuerier) error {
+	for _, t := range l.saved.tables {
+		if !slices.Contains(l.tables, t) {
+			return fmt.Errorf("load: an unfinished parallel restore was filling table %s, which this restore does not load: rerun the same restore (same models) with --jobs; nothing was changed", t)
+		}
+	}
+	for _, t := range l.tables {
+		if slices.Contains(l.saved.tables, t) {
+			continue
+		}
+		var n int64
+		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
+			return fmt.Errorf("load: count rows of %s: %w", t, err)
+		}
+		if n > 0 {
+			name := strings.Trim(t, `"`)
+			return &NotEmptyError{Table: name, What: l.names.describe(name), Rows: n}
+		}
+	}
+	if len(l.saved.tables) > 0 {
+		slog.Warn("load: an earlier parallel restore did not finish; emptying its tables and loading them again", "tables", l.saved.tables)
+	}
+	l.saved.tables = l.tables
+	return nil
+}
+
+// dropConstraints drops the foreign keys from and to the tables, then their indexes, adding
+// their definitions to the saved ones (a rerun finds those the first run dropped in the
+// marker only).
+func (l *parallelLoad) dropConstraints(ctx context.Context, tx pgx.Tx) error {
+	fks, dropped, err := dropForeignKeys(ctx, tx, l.tables)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	if !dropped {
+		return errors.New("load: --jobs must drop the foreign keys of the restored tables, which needs their owner; restore without --jobs; nothing was changed")
+	}
+	indexes, err := dropIndexes(ctx, tx, l.tables)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	for _, fk := range fks {
+		// One an unfinished load added back (maybe NOT VALID) is the saved one.
+		if !slices.ContainsFunc(l.saved.fks, func(s foreignKey) bool { return s.table == fk.table && s.name == fk.name }) {
+			l.saved.fks = append(l.saved.fks, fk)
+		}
+	}
+	for _, def := range indexes {
+		if !slices.Contains(l.saved.indexes, def) {
+			l.saved.indexes = append(l.saved.indexes, def)
+		}
+	}
+	return nil
+}
+
+// readMarker reads what an unfinished parallel load recorded; none is an empty marker.
+func readMarker(ctx context.Context, tx pgQuerier) (parallelMarker, error) {
+	var m parallelMarker
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", markerTable).Scan(&exists); err != nil || !exists {
+		return m, err
+	}
+	rows, err := tx.Query(ctx, "SELECT kind, tbl, name, def FROM "+markerTable+" ORDER BY ord")
+	if err != nil {
+		return m, fmt.Errorf("load: read %s: %w", markerTable, err)
+	}
+	var kind string
+	var fk foreignKey
+	_, err = pgx.ForEachRow(rows, []any{&kind, &fk.table, &fk.name, &fk.def}, func() error {
+		switch kind {
+		case "table":
+			m.tables = append(m.tables, fk.table)
+		case "index":
+			m.indexes = append(m.indexes, fk.def)
+		case "fk":
+			m.fks = append(m.fks, fk)
+		}
+		return nil
+	})
+	if err != nil {
+		return m, fmt.Errorf("load: read %s: %w", markerTable, err)
+	}
+	return m, nil
+}
+
+// writeMarker (re)writes the marker table.
+func writeMarker(ctx context.Context, tx pgx.Tx, m parallelMarker) error {
+	q := "CREATE TABLE IF NOT EXISTS " + markerTable + " (ord int, kind text, tbl text, name text, def text); DELETE FROM " + markerTable
+	if _, err := tx.Exec(ctx, q); err != nil {
+		return fmt.Errorf("load: create %s: %w", markerTable, err)
+	}
+	var rows [][]any
+	for _, t := range m.tables {
+		rows = append(rows, []any{len(rows), "table", t, "", ""})
+	}
+	for _, def := range m.indexes {
+		rows = append(rows, []any{len(rows), "index", "", "", def})
+	}
+	for _, fk := range m.fks {
+		rows = append(rows, []any{len(rows), "fk", fk.table, fk.name, fk.def})
+	}
+	cols := []string{"ord", "kind", "tbl", "name", "def"}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{markerTable}, cols, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("load: write %s: %w", markerTable, err)
+	}
+	return nil
+}
+
+// copyAll loads every model in a transaction of its own, jobs at a time, largest first.
+func (l *parallelLoad) copyAll(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel, error) {
+	out := make([]LoadedModel, len(l.plans))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.jobs)
+	for _, i := range l.order {
+		g.Go(func() error {
+			start := time.Now()
+			n, err := l.copyModel(gctx, fixtures[i], i)
+			if err != nil {
+				return err
+			}
+			out[i] = LoadedModel{Label: l.plans[i].m.Label, Rows: n}
+			slog.Debug("load phase", "phase", "copy "+l.plans[i].m.Label, "took", time.Since(start))
+			if parallelHook != nil {
+				return parallelHook(l.plans[i].m.Label)
+			}
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
+
+// copyModel empties one model's tables and copies its fixture into them, in one transaction.
+func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (int64, error) {
+	p := l.plans[i]
+	conn, err := l.db.pool.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("load %s: begin: %w", p.m.Label, err)
+	}
+	defer tx.Rollback(context.Background())
+	tables := []string{quote(p.m.Table)}
+	for _, f := range p.m2m {
+		tables = append(tables, quote(f.ThroughTable))
+	}
+	// Truncated in this transaction: the COPY writes frozen rows, and a rerun's rows replace
+	// whatever a failed run left.
+	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")); err != nil {
+		return 0, l.names.wrap(p.m.Label, "empty "+strings.Join(tables, ", "), err)
+	}
+	// The jobs share the read-ahead budget: memory does not grow with --jobs.
+	mode := copyMode{freeze: true, ahead: max(bytesAhead/int64(l.jobs), 4<<20)}
+	n, err := loadModelPostgres(ctx, tx, lf, p, l.colTypes[i], mode, l.names)
+	if err != nil {
+		return 0, err
+	}
+	seq := &pgLoad{tx: tx, plans: []*loadPlan{p}, names: l.names}
+	if err := seq.resetSequences(ctx); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, l.names.wrap(p.m.Label, "commit", err)
+	}
+	return n, nil
+}
+
+// finish builds the indexes (each table's on one connection, the tables in parallel, largest
+// first), adds the foreign keys back, and removes the marker.
+func (l *parallelLoad) finish(ctx context.Context) error {
+	start := time.Now()
+	if err := l.buildIndexes(ctx); err != nil {
+		return err
+	}
+	slog.Debug("load phase", "phase", "indexes", "took", time.Since(start))
+	start = time.Now()
+	if err := l.addForeignKeys(ctx); err != nil {
+		return err
+	}
+	slog.Debug("load phase", "phase", "foreign keys", "took", time.Since(start))
+	if _, err := l.db.pool.Exec(ctx, "DROP TABLE "+markerTable); err != nil {
+		return fmt.Errorf("load: drop %s: %w", markerTable, err)
+	}
+	return nil
+}
+
+// buildIndexes runs the saved index definitions, grouped by table: statements on one table
+// would wait for each other's locks, statements on different tables do not.
+func (l *parallelLoad) buildIndexes(ctx context.Context) error {
+	groups := map[string][]string{}
+	var tables []string
+	for _, def := range l.saved.indexes {
+		t := indexTable(def)
+		if _, ok := groups[t]; !ok {
+			tables = append(tables, t)
+		}
+		groups[t] = append(groups[t], def)
+	}
+	tables = l.bySize(tables)
+	return l.runGroups(ctx, tables, func(ctx context.Context, conn *pgxpool.Conn, t string) error {
+		for _, def := range groups[t] {
+			if _, err := conn.Exec(ctx, def); err != nil {
+				return l.names.wrap("", "rebuild index ("+def+")", err)
+			}
+		}
+		return nil
+	})
+}
+
+// addForeignKeys adds the saved foreign keys NOT VALID (no scan, a short lock), then
+// validates them, grouped by referencing table so that no two validations wait for each
+// other; a validation only takes a share lock on the referenced table.
+func (l *parallelLoad) addForeignKeys(ctx context.Context) error {
+	groups := map[string][]foreignKey{}
+	var tables []string
+	for _, fk := range l.saved.fks {
+		if _, ok := groups[fk.table]; !ok {
+			tables = append(tables, fk.table)
+		}
+		groups[fk.table] = append(groups[fk.table], fk)
+		def := fk.def
+		if !strings.HasSuffix(def, "NOT VALID") {
+			def += " NOT VALID"
+		}
+		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
+		if _, err := l.db.pool.Exec(ctx, q); err != nil {
+			return l.names.wrap("", "add foreign key "+fk.name+" of "+fk.table, err)
+		}
+	}
+	return l.runGroups(ctx, l.bySize(tables), func(ctx context.Context, conn *pgxpool.Conn, t string) error {
+		for _, fk := range groups[t] {
+			if strings.HasSuffix(fk.def, "NOT VALID") {
+				continue // it was not validated before the restore either
+			}
+			q := fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", fk.table, quote(fk.name))
+			if _, err := conn.Exec(ctx, q); err != nil {
+				return l.names.wrap("", "check foreign key "+fk.name+" of "+fk.table, err)
+			}
+		}
+		return nil
+	})
+}
+
+// runGroups runs do for each key on a connection of its own, jobs at a time.
+func (l *parallelLoad) runGroups(ctx context.Context, keys []string, do func(context.Context, *pgxpool.Conn, string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(l.jobs)
+	for _, k := range keys {
+		g.Go(func() error {
+			conn, err := l.db.pool.Acquire(gctx)
+			if err != nil {
+				return fmt.Errorf("load: %w", err)
+			}
+			defer conn.Release()
+			return do(gctx, conn, k)
+		})
+	}
+	return g.Wait()
+}
+
+// bySize orders tables (as regclass text or quoted) by the weight of the fixture that fills
+// them, largest first; tables the load does not fill come last.
+func (l *parallelLoad) bySize(tables []string) []string {
+	rank := map[string]int{}
+	for r, i := range l.order {
+		p := l.plans[i]
+		rank[strings.Trim(p.m.Table, `"`)] = r
+		for _, f := range p.m2m {
+			rank[f.ThroughTable] = r
+		}
+	}
+	key := func(t string) int {
+		if r, ok := rank[strings.Trim(t, `"`)]; ok {
+			return r
+		}
+		return len(l.order)
+	}
+	slices.SortStableFunc(tables, func(a, b string) int { return cmp.Compare(key(a), key(b)) })
+	return tables
+}
+
+// indexTable is the table an index definition is on: "ALTER TABLE t ADD CONSTRAINT ..." or
+// "CREATE [UNIQUE] INDEX name ON [ONLY] t USING ...".
+func indexTable(def string) string {
+	if rest, ok := strings.CutPrefix(def, "ALTER TABLE "); ok {
+		t, _, _ := strings.Cut(rest, " ADD CONSTRAINT ")
+		return t
+	}
+	_, rest, ok := strings.Cut(def, " ON ")
+	if !ok {
+		return def
+	}
+	rest = strings.TrimPrefix(rest, "ONLY ")
+	t, _, _ := strings.Cut(rest, " USING ")
+	return t
+}
+
+// refuseUnfinishedParallel refuses a one-transaction load into a database that an unfinished
+// parallel load left half-restored: its dropped indexes and foreign keys are recorded only in
+// the marker, which a rerun with --jobs uses.
+func (db *DB) refuseUnfinishedParallel(ctx context.Context) error {
+	var exists bool
+	if err := db.pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", markerTable).Scan(&exists); err != nil {
+		return fmt.Errorf("load: look for %s: %w", markerTable, err)
+	}
+	if exists {
+		return outcome.Errorf(outcome.Refused, "load: a parallel restore did not finish and left this database half-restored (table %s records it): rerun that restore with --jobs; nothing was changed", markerTable)
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/platform"
+)
+
+// schemaObjects lists the indexes and constraints of the platform's tables as their
+// definitions: a parallel load drops and creates them again, and must leave the same.
+func schemaObjects(t testing.TB, db *DB) []string {
+	t.Helper()
+	rows, err := db.pool.Query(context.Background(), `
+		SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = current_schema()
+		UNION ALL
+		SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) || ' valid=' || convalidated
+		FROM pg_constraint WHERE connamespace = current_schema()::regnamespace
+		ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	var s string
+	if _, err := pgx.ForEachRow(rows, []any{&s}, func() error { out = append(out, s); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 20 {
+		t.Fatalf("only %d indexes and constraints: %v", len(out), out)
+	}
+	return out
+}
+
+// markerExists reports whether the parallel load's marker table is in the database.
+func markerExists(t testing.TB, db *DB) bool {
+	t.Helper()
+	var ok bool
+	if err := db.pool.QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", markerTable).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// setParallelHook sets parallelHook for the test.
+func setParallelHook(t *testing.T, hook func(string) error) {
+	t.Helper()
+	parallelHook = hook
+	t.Cleanup(func() { parallelHook = nil })
+}
+
+// weighedFixtures are the sample fixtures weighed by their objects, as a restore weighs them.
+func weighedFixtures(t testing.TB, dir string) []LoadFixture {
+	t.Helper()
+	fixtures := fileFixtures(dir)
+	for i := range fixtures {
+		fixtures[i].Weight = int64(len(parsedObjects(t, readFile(t, filepath.Join(dir, fixtures[i].Model.FixtureName())))))
+	}
+	return fixtures
+}
+
+// modelSequences are the sequences of the models' ids (those of the many-to-many tables
+// move on with every load: their rows' ids are not in the fixtures).
+func modelSequences(t testing.TB, db *DB) map[string]string {
+	t.Helper()
+	out := sequenceStates(t, db)
+	for _, m := range platform.Default.Models {
+		for _, f := range m.ManyToMany() {
+			delete(out, f.ThroughTable+"_id_seq")
+		}
+	}
+	return out
+}
+
+// checkSampleLoaded compares the database's export with the sample fixtures, byte for byte.
+func checkSampleLoaded(t *testing.T, db *DB) {
+	t.Helper()
+	dir := filepath.Join(testdata, "sample-fixtures")
+	got := exportAll(t, db, fixture.Format{Indent: 2})
+	for _, m := range platform.Default.Models {
+		if want := readFile(t, filepath.Join(dir, m.FixtureName())); string(got[m.Label]) != string(want) {
+			t.Errorf("%s differs after the parallel load:\n%s", m.Label, firstDiff(got[m.Label], want))
+		}
+	}
+}
+
+// TestLoadParallel loads the sample fixtures into an empty migrated database over 1-3
+// connections: the same rows, indexes, constraints and sequences as a one-transaction load,
+// and no marker left.
+func TestLoadParallel(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	for _, jobs := range []int{2, 3} {
+		t.Run(fmt.Sprintf("jobs=%d", jobs), func(t *testing.T) {
+			db := openT(t, samplePostgres(t))
+			wantSchema := schemaObjects(t, db)
+			emptyPlatform(t, db)
+			load(t, db, fileFixtures(dir), LoadOptions{})
+			wantSeqs := modelSequences(t, db)
+			emptyPlatform(t, db)
+			loaded := load(t, db, weighedFixtures(t, dir), LoadOptions{Jobs: jobs})
+			for i, m := range platform.Default.Models {
+				want := int64(len(parsedObjects(t, readFile(t, filepath.Join(dir, m.FixtureName())))))
+				if l := loaded[i]; l.Label != m.Label || l.Rows != want {
+					t.Errorf("loaded %+v, want %s with %d rows", l, m.Label, want)
+				}
+			}
+			checkSampleLoaded(t, db)
+			if got := schemaObjects(t, db); !reflect.DeepEqual(got, wantSchema) {
+				t.Errorf("indexes and constraints after the parallel load:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantSchema, "\n"))
+			}
+			if got := modelSequences(t, db); !reflect.DeepEqual(got, wantSeqs) {
+				t.Errorf("sequences %v, want %v", got, wantSeqs)
+			}
+			if markerExists(t, db) {
+				t.Errorf("table %s left behind", markerTable)
+			}
+		})
+	}
+}
+
+// TestLoadParallelRefusesRows refuses (exit 2) a parallel load into a table that has rows,
+// naming the table and its count, and changes nothing; the early check says the same.
+func TestLoadParallelRefusesRows(t *testing.T) {
+	db := openT(t, samplePostgres(t))
+	ctx := context.Background()
+	emptyPlatform(t, db)
+	insertLanguages(t, db, 7, 8, 9)
+	before := exportAll(t, db, fixture.Format{Indent: 2})
+	schema := schemaObjects(t, db)
+	checkErr := db.CheckParallelTarget(ctx, platform.Default.Models)
+	_, loadErr := db.Load(ctx, fileFixtures(filepath.Join(testdata, "sample-fixtures")), LoadOptions{Jobs: 2})
+	for name, err := range map[string]error{"check": checkErr, "load": loadErr} {
+		var ne *NotEmptyError
+		if !errors.As(err, &ne) || ne.Table != "books_language" || ne.Rows != 3 {
+			t.Fatalf("%s: got %v, want a refusal naming books_language and its 3 rows", name, err)
+		}
+		if msg := err.Error(); !strings.Contains(msg, "books_language") || !strings.Contains(msg, "3 rows") || !strings.Contains(msg, "nothing was changed") {
+			t.Errorf("%s: message %q", name, msg)
+		}
+		if code := outcome.Of(err).Code; code != 2 {
+			t.Errorf("%s: exit code %d, want 2", name, code)
+		}
+	}
+	if got := exportAll(t, db, fixture.Format{Indent: 2}); !reflect.DeepEqual(got, before) {
+		t.Error("the refused load changed rows")
+	}
+	if !reflect.DeepEqual(schemaObjects(t, db), schema) || markerExists(t, db) {
+		t.Error("the refused load changed the schema")
+	}
+}
+
+// TestLoadParallelFailsMidwayAndReruns stops a parallel load after some tables committed (as
+// a crash would): the error says the database is half-restored and to rerun with --jobs; a
+// one-transaction load is refused meanwhile; the rerun empties the loaded tables, loads
+// everything and puts every index and foreign key back.
+func TestLoadParallelFailsMidwayAndReruns(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	for _, after := range []int{1, 4, len(platform.Default.Models)} {
+		t.Run(fmt.Sprintf("after %d tables", after), func(t *testing.T) {
+			db := openT(t, samplePostgres(t))
+			ctx := context.Background()
+			schema := schemaObjects(t, db)
+			emptyPlatform(t, db)
+			var done atomic.Int32 // the jobs call the hook concurrently
+			setParallelHook(t, func(label string) error {
+				if done.Add(1) == int32(after) {
+					return fmt.Errorf("killed after loading %s", label)
+				}
+				return nil
+			})
+			_, err := db.Load(ctx, weighedFixtures(t, dir), LoadOptions{Jobs: 2})
+			var half *HalfRestoredError
+			if !errors.As(err, &half) || !strings.Contains(err.Error(), "half-restored") || !strings.Contains(err.Error(), "rerun the restore with --jobs") {
+				t.Fatalf("got %v, want a half-restored error that says to rerun with --jobs", err)
+			}
+			if !markerExists(t, db) {
+				t.Fatalf("no %s after the failed load", markerTable)
+			}
+			// Each hook call followed a commit: that many tables hold their rows.
+			filled := 0
+			for _, m := range platform.Default.Models {
+				var rows int64
+				if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM "+quote(m.Table)).Scan(&rows); err != nil {
+					t.Fatal(err)
+				}
+				if rows > 0 {
+					filled++
+				}
+			}
+			if filled < after || filled == len(platform.Default.Models) && after < filled {
+				t.Fatalf("%d tables hold rows after a failure after %d: the failure was not midway", filled, after)
+			}
+			if _, err := db.Load(ctx, fileFixtures(dir), LoadOptions{}); outcome.Of(err).Code != 2 || !strings.Contains(fmt.Sprint(err), "--jobs") {
+				t.Errorf("a one-transaction load into the half-restored database: %v, want a refusal naming --jobs", err)
+			}
+			setParallelHook(t, nil)
+			load(t, db, weighedFixtures(t, dir), LoadOptions{Jobs: 2})
+			checkSampleLoaded(t, db)
+			if got := schemaObjects(t, db); !reflect.DeepEqual(got, schema) {
+				t.Errorf("indexes and constraints after the rerun:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(schema, "\n"))
+			}
+			if markerExists(t, db) {
+				t.Errorf("table %s left behind by the rerun", markerTable)
+			}
+		})
+	}
+}
+
+// TestLoadParallelSQLite: --jobs > 1 on SQLite is a usage error (exit 2), before any change.
+func TestLoadParallelSQLite(t *testing.T) {
+	db := openT(t, sampleSQLite(t))
+	before := exportAll(t, db, fixture.Format{Indent: 2})
+	_, err := db.Load(context.Background(), fileFixtures(filepath.Join(testdata, "sample-fixtures", "sqlite")), LoadOptions{Jobs: 2})
+	if outcome.Of(err).Status != outcome.Usage || !strings.Contains(fmt.Sprint(err), "--jobs") {
+		t.Fatalf("got %v, want a usage error naming --jobs", err)
+	}
+	if err := db.CheckParallelTarget(context.Background(), platform.Default.Models); outcome.Of(err).Status != outcome.Usage {
+		t.Errorf("check: got %v, want a usage error", err)
+	}
+	if got := exportAll(t, db, fixture.Format{Indent: 2}); !reflect.DeepEqual(got, before) {
+		t.Error("the refused load changed rows")
+	}
+}
+
+// TestLoadFreezesRows: a replace truncates the tables and copies frozen rows into them, in
+// one transaction (and so does each table of a parallel load): every page is all-frozen
+// right after the load, with no vacuum.
+func TestLoadFreezesRows(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	for _, jobs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("jobs=%d", jobs), func(t *testing.T) {
+			db := openT(t, samplePostgres(t))
+			ctx := context.Background()
+			if _, err := db.pool.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pg_visibility"); err != nil {
+				t.Fatalf("pg_visibility: %v", err)
+			}
+			if jobs > 1 {
+				emptyPlatform(t, db)
+			}
+			load(t, db, fileFixtures(dir), LoadOptions{Jobs: jobs})
+			for _, m := range platform.Default.Models {
+				var pages, frozen int64
+				q := "SELECT count(*), count(*) FILTER (WHERE all_frozen) FROM pg_visibility_map($1::regclass)"
+				if err := db.pool.QueryRow(ctx, q, m.Table).Scan(&pages, &frozen); err != nil {
+					t.Fatal(err)
+				}
+				if pages == 0 || frozen != pages {
+					t.Errorf("%s: %d of %d pages all-frozen after the load", m.Label, frozen, pages)
+				}
+			}
+			checkSampleLoaded(t, db)
+		})
+	}
+}
