@@ -67,6 +67,8 @@ type Metadata struct {
 	// Encryption is set on an age-encrypted backup (nil: not encrypted). It holds public
 	// keys and names only: list, prune, copy and verify work without the secret key.
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// References is the database ↔ storage cross-check (nil in older backups).
+	References *References `json:"references,omitempty"`
 }
 
 // Encryption describes an age-encrypted backup: every fixture and file is stored as
