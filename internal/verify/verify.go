@@ -83,6 +83,9 @@ type Report struct {
 	// listed in its file index).
 	Files int64 `json:"files"`
 	Bytes int64 `json:"bytes"`
+	// References is the database ↔ storage cross-check repeated from the backup's fixtures
+	// and files (nil without metadata); a missing file is a warning, not a problem.
+	References *layout.References `json:"references,omitempty"`
 	// Duration is how long the verification took, extraction included.
 	Duration time.Duration `json:"-"`
 }
@@ -243,6 +246,9 @@ func verifyDir(ctx context.Context, dir string, o Options, start time.Time) (*Re
 	}
 	v.checkRows()
 	v.checkFiles()
+	if err := v.checkReferences(ctx); err != nil {
+		return nil, err
+	}
 
 	rep := v.rep
 	rep.OK = len(rep.Problems) == 0
