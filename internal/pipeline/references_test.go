@@ -160,4 +160,3 @@ func TestBackupSkipFilesSaysReferencesUnchecked(t *testing.T) {
 		t.Fatalf("warned about files the backup does not hold: %q", rep.Warnings)
 	}
 }
-
