@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/preflight"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 )
@@ -69,13 +71,34 @@ func backupWith(t *testing.T, p platformFixture, o coordinator.BackupOptions) *c
 	return rep
 }
 
+// doctorReferences runs doctor --references against the live platform.
+func doctorReferences(t *testing.T, p platformFixture) preflight.Report {
+	t.Helper()
+	return preflight.Run(context.Background(), preflight.Config{DatabaseURL: p.dbURL, StorageURL: p.storage, References: true, Timeout: 10 * time.Second})
+}
+
+func doctorCheck(t *testing.T, rep preflight.Report) preflight.Check {
+	t.Helper()
+	for _, c := range rep.Checks {
+		if c.Name == preflight.CheckReferences {
+			return c
+		}
+	}
+	t.Fatalf("doctor --references made no references check: %+v", rep.Checks)
+	return preflight.Check{}
+}
+
 // A row naming a file the storage lost is a warning of the backup, naming the model, pk,
-// field and path, in its metadata and report; the backup succeeds. verify finds the same.
-// A clean platform gives no such warning.
+// field and path, in its metadata and report; the backup succeeds. verify finds the same, and doctor --references
+// on the live platform. A clean platform gives no such warning.
 func TestBackupCrossChecksReferences(t *testing.T) {
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
 			p := filledPlatform(t, engine, demo.DefaultOptions())
+			doc := doctorReferences(t, p)
+			if ch := doctorCheck(t, doc); ch.Status != preflight.StatusOK || doc.References == nil || doc.References.Missing != 0 || doc.References.Refs == 0 {
+				t.Fatalf("doctor --references on a clean platform: %+v %+v", ch, doc.References)
+			}
 			clean := backupWith(t, p, coordinator.BackupOptions{})
 			if r := clean.References; r == nil || !r.Checked || r.Refs == 0 || r.Missing != 0 {
 				t.Fatalf("clean platform: references %+v, want every reference checked and found", r)
@@ -84,6 +107,12 @@ func TestBackupCrossChecksReferences(t *testing.T) {
 				t.Fatalf("clean platform warned: %q", clean.Warnings)
 			}
 			lost := loseFiles(t, p)
+			doc = doctorReferences(t, p)
+			ch := doctorCheck(t, doc)
+			if ch.Status != preflight.StatusFail || doc.OK {
+				t.Fatalf("doctor --references on a platform that lost files: %+v", ch)
+			}
+			assertMissing(t, "doctor --references", doc.References, ch.Warnings, lost)
 			rep := backupWith(t, p, coordinator.BackupOptions{})
 			assertMissing(t, "report", rep.References, rep.Warnings, lost)
 			if rep.References.Refs != clean.References.Refs {
