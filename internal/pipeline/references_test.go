@@ -89,8 +89,8 @@ func doctorCheck(t *testing.T, rep preflight.Report) preflight.Check {
 }
 
 // A row naming a file the storage lost is a warning of the backup, naming the model, pk,
-// field and path, in its metadata and report; the backup succeeds. verify finds the same, and doctor --references
-// on the live platform. A clean platform gives no such warning.
+// field and path, in its metadata and report; the backup succeeds. verify finds the same,
+// and doctor --references on the live platform. A clean platform gives no such warning.
 func TestBackupCrossChecksReferences(t *testing.T) {
 	for _, engine := range engines {
 		t.Run(engine, func(t *testing.T) {
