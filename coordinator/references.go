@@ -53,7 +53,8 @@ func (r *backupRun) checkReferences(ctx context.Context, index *layout.FileIndex
 	if err != nil {
 		return nil, err
 	}
-	if err := index.Each(func(e messages.FileEntry) error { return chk.AddFile(e.Key) }); err != nil {
+	names := r.files.NameEncoding
+	if err := index.Each(func(e messages.FileEntry) error { return chk.AddFile(references.KeyOf(e, names)) }); err != nil {
 		return nil, fmt.Errorf("backup: check references: %w", err)
 	}
 	rep, err := chk.Check(ctx, nil)

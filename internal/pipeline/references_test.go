@@ -189,3 +189,20 @@ func TestBackupSkipFilesSaysReferencesUnchecked(t *testing.T) {
 		t.Fatalf("warned about files the backup does not hold: %q", rep.Warnings)
 	}
 }
+
+// An archive's copy tasks record no storage key per file: the check takes it from the path,
+// and finds exactly the lost files; verify of the archive too.
+func TestCompressedBackupCrossChecksReferences(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	lost := loseFiles(t, p)
+	rep := backupWith(t, p, coordinator.BackupOptions{Compress: true})
+	assertMissing(t, "report", rep.References, rep.Warnings, lost)
+	vr, err := verify.Verify(context.Background(), rep.Path, verify.Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !vr.OK {
+		t.Fatalf("verify: %q", vr.Problems)
+	}
+	assertMissing(t, "verify", vr.References, vr.Warnings, lost)
+}

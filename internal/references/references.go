@@ -21,6 +21,8 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // Ref is one file path a row names.
@@ -263,4 +265,20 @@ func Warnings(rep *layout.References, max int) []string {
 		out = append(out, fmt.Sprintf("%d more rows name files the storage does not hold (%d in all; see references in the metadata)", rest, rep.Missing))
 	}
 	return out
+}
+
+// KeyOf is the storage key of a backed-up file as its index or sums entry gives it: its Key,
+// or for an entry without one (an archive's) its path under files/, unescaped when the
+// backup stores names escaped (layout.NamesEscaped).
+func KeyOf(e messages.FileEntry, nameEncoding string) string {
+	if e.Key != "" {
+		return e.Key
+	}
+	key := strings.TrimPrefix(e.Path, layout.FilesDir+"/")
+	if nameEncoding == layout.NamesEscaped {
+		if k, err := storage.UnescapeKey(key); err == nil {
+			key = k
+		}
+	}
+	return key
 }

@@ -29,6 +29,7 @@ const maxReferenceWarnings = 20
 // plaintext, with --decrypt) and its file index (else its files/ folder).
 func (v *verifier) checkReferences(ctx context.Context) error {
 	if v.meta == nil {
+		v.add(CheckReferences, false, "not checked: no metadata", nil)
 		return nil
 	}
 	if reason := v.referencesUnchecked(); reason != "" {
@@ -73,19 +74,19 @@ func (v *verifier) referencesUnchecked() string {
 	return ""
 }
 
-// gatherReferences reads the file paths every fixture's rows name. A fixture that cannot be
-// read is the fixtures check's problem: its rows are left out here.
+// gatherReferences reads the file paths the rows of every fixture the fixtures check read
+// name. A fixture that cannot be read is that check's problem: its rows are left out here.
 func (v *verifier) gatherReferences(ctx context.Context, chk *references.Checker) error {
 	dir := v.dir
 	if v.decrypting() {
 		dir = v.plainDir
 	}
-	for _, e := range v.meta.Models {
-		m, ok := platform.Default.Model(e.Label)
-		if !ok || len(m.FileFields()) == 0 || v.nonRegular[e.File] {
+	for _, e := range v.fixture {
+		m, ok := platform.Default.Model(e.label)
+		if !ok || len(m.FileFields()) == 0 || !e.readable {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, strings.TrimSuffix(e.File, encryption.Ext)))
+		f, err := os.Open(filepath.Join(dir, strings.TrimSuffix(e.file, encryption.Ext)))
 		if err != nil {
 			continue
 		}
@@ -95,7 +96,7 @@ func (v *verifier) gatherReferences(ctx context.Context, chk *references.Checker
 			return ctx.Err()
 		}
 		if err != nil {
-			v.warn("references: %s: %v", e.File, err)
+			v.warn("references: %s: %v", e.file, err)
 		}
 	}
 	return nil
@@ -110,7 +111,8 @@ func (v *verifier) backedUpKeys(fn func(key string) error) error {
 			return fmt.Errorf("%s: %w", idx, pathless(err))
 		}
 		defer f.Close()
-		return layout.ReadFileIndex(f, func(e messages.FileEntry) error { return fn(e.Key) })
+		names := v.meta.Files.NameEncoding
+		return layout.ReadFileIndex(f, func(e messages.FileEntry) error { return fn(references.KeyOf(e, names)) })
 	}
 	root := filepath.Join(v.dir, layout.FilesDir)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
