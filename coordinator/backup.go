@@ -539,6 +539,7 @@ func (r *backupRun) planExports(ctx context.Context) error {
 					References: r.refsKey(m, id),
 				},
 			}
+			t.Export.ReferencesRecipients = r.refsRecipients(t.Export.References)
 			r.plans[m.Label] = append(r.plans[m.Label], t)
 			r.tasks = append(r.tasks, t)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -30,6 +31,15 @@ func (r *backupRun) refsKey(m platform.Model, id string) string {
 		return ""
 	}
 	return path.Join(internalDir, "refs", id+".jsonl")
+}
+
+// refsRecipients, in an encrypted run, is what the reference lists are encrypted to: the run
+// key, which only this coordinator holds.
+func (r *backupRun) refsRecipients(key string) []string {
+	if key == "" || r.runKey == nil {
+		return nil
+	}
+	return []string{r.runKey.Recipient()}
 }
 
 // checkReferences is the database ↔ storage cross-check: the paths the export tasks listed
@@ -91,7 +101,7 @@ func (r *backupRun) gatherReferences(ctx context.Context, chk *references.Checke
 			if err != nil {
 				return nil, fmt.Errorf("backup: read the file paths task %s listed: %w", t.ID, err)
 			}
-			err = references.ReadList(rc, chk.Add)
+			err = r.readRefs(rc, t.Export, chk)
 			rc.Close()
 			if err != nil {
 				return nil, fmt.Errorf("backup: read the file paths task %s listed: %w", t.ID, err)
@@ -99,4 +109,20 @@ func (r *backupRun) gatherReferences(ctx context.Context, chk *references.Checke
 		}
 	}
 	return unchecked, nil
+}
+
+// readRefs reads one task's reference list into chk, decrypting it with the run key when the
+// task encrypted it.
+func (r *backupRun) readRefs(rc io.Reader, e *messages.ExportTask, chk *references.Checker) error {
+	if len(e.ReferencesRecipients) > 0 {
+		if r.runKey == nil {
+			return errors.New("the list is encrypted to a run key this coordinator does not hold")
+		}
+		plain, err := r.runKey.Identities().Decrypt(rc)
+		if err != nil {
+			return err
+		}
+		rc = plain
+	}
+	return references.ReadList(rc, chk.Add)
 }

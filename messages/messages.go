@@ -122,6 +122,9 @@ type ExportTask struct {
 	// rows name in file fields (JSON lines: model, pk, field, path), for the coordinator's
 	// database ↔ storage cross-check. Empty: the run checks nothing (it backs up no files).
 	References string `json:"references,omitempty"`
+	// ReferencesRecipients, in an encrypted run, is the run key's public half: the reference
+	// list is encrypted to it, so the staging area holds no plaintext row of the platform.
+	ReferencesRecipients []string `json:"references_recipients,omitempty"`
 }
 
 // CopyTask copies the storage keys listed in KeyList from Source to Dest: for a backup from

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/references"
 	"github.com/webnovel/webnovel-backup/messages"
@@ -15,11 +16,14 @@ import (
 // refsTee reads the objects an export writes, as it writes them, and lists the file paths
 // their file fields name (ExportTask.References) for the database ↔ storage cross-check.
 // The list is read on a goroutine of its own through a pipe, so the export is never held in
-// memory; an encrypted export lists the same names its file index shows in plaintext.
+// memory; in an encrypted run it is encrypted to the run key.
 type refsTee struct {
-	pw   *io.PipeWriter
-	out  storage.Writer
-	done chan error
+	pw  *io.PipeWriter
+	out storage.Writer
+	// sealed, when the list is encrypted (ExportTask.ReferencesRecipients), is the age
+	// stream in front of out.
+	sealed io.WriteCloser
+	done   chan error
 	// ended is set once the reading goroutine's outcome was taken.
 	ended bool
 }
@@ -34,14 +38,30 @@ func startRefs(ctx context.Context, dest *storage.Bucket, e *messages.ExportTask
 	if err != nil {
 		return nil, fmt.Errorf("reference list: %w", err)
 	}
+	t := &refsTee{out: out, done: make(chan error, 1)}
+	var list io.Writer = out
+	if len(e.ReferencesRecipients) > 0 {
+		rc, err := encryption.RecipientsFromPublic(e.ReferencesRecipients)
+		if err == nil {
+			t.sealed, err = rc.Encrypt(out)
+		}
+		if err != nil {
+			out.Abort()
+			return nil, fmt.Errorf("reference list: %w", err)
+		}
+		list = t.sealed
+	}
 	pr, pw := io.Pipe()
-	t := &refsTee{pw: pw, out: out, done: make(chan error, 1)}
+	t.pw = pw
 	go func() {
-		lw := references.NewListWriter(out)
+		lw := references.NewListWriter(list)
 		// The export writes objects without brackets (the opener adds them below the tee).
 		err := references.Scan(ctx, m, pr, true, lw.Add)
 		if err == nil {
 			err = lw.Flush()
+		}
+		if err == nil && t.sealed != nil {
+			err = t.sealed.Close() // the age stream's last chunk
 		}
 		if err != nil {
 			pr.CloseWithError(err) // the export's next write fails with it
