@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/references"
+	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
 )
@@ -52,7 +54,7 @@ func (r *backupRun) checkReferences(ctx context.Context, index *layout.FileIndex
 	case r.o.SkipDB:
 		return &layout.References{Reason: refsSkipDB}, nil
 	}
-	dir, rmdir, err := spillDir(r.stage, "refs-runs")
+	dir, rmdir, err := r.refsSpillDir()
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -81,6 +83,20 @@ func (r *backupRun) checkReferences(ctx context.Context, index *layout.FileIndex
 		r.log.Warn("rows name files the storage does not hold", "missing", rep.Missing, "refs", rep.Refs)
 	}
 	return rep, nil
+}
+
+// refsSpillDir is where the references' sort spills: the staging area's working folder, but
+// in an encrypted run (whose staging area holds no plaintext) a private temporary folder of
+// the coordinator's host, swept by the next run if this one is killed.
+func (r *backupRun) refsSpillDir() (string, func(), error) {
+	if r.runKey == nil {
+		return spillDir(r.stage, "refs-runs")
+	}
+	dir, err := scratch.MkdirTemp("", "wnb-refs-runs-")
+	if err != nil {
+		return "", nil, fmt.Errorf("refs-runs: %w", err)
+	}
+	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
 // gatherReferences reads the export tasks' lists into chk; it returns the models whose tasks
