@@ -145,7 +145,9 @@ type BackupReport struct {
 	New      layout.FileCount
 	Reused   layout.FileCount
 	Warnings []string
-	Duration time.Duration
+	// References is the database ↔ storage cross-check (see layout.References).
+	References *layout.References
+	Duration   time.Duration
 	// TraceID is the run's trace (hex), empty when tracing is off.
 	TraceID string
 }
@@ -533,9 +535,11 @@ func (r *backupRun) planExports(ctx context.Context) error {
 					Whole: len(ranges) == 1, Recipients: r.exportRecipients(len(ranges) == 1),
 					// Outputs are named by task, so a late task of a dead coordinator can
 					// never overwrite what its successor exported.
-					Output: path.Join(internalDir, "exports", id+".json"),
+					Output:     path.Join(internalDir, "exports", id+".json"),
+					References: r.refsKey(m, id),
 				},
 			}
+			t.Export.ReferencesRecipients = r.refsRecipients(t.Export.References)
 			r.plans[m.Label] = append(r.plans[m.Label], t)
 			r.tasks = append(r.tasks, t)
 		}
@@ -681,6 +685,10 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	if err := r.collectFiles(ctx, sums, index, plain); err != nil {
 		return err
 	}
+	if meta.References, err = r.checkReferences(ctx, index); err != nil {
+		return err
+	}
+	r.rep.References = meta.References
 	meta.Files = r.fileMeta
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
@@ -818,7 +826,7 @@ func readMetadata(ctx context.Context, b *storage.Bucket, key string) (*layout.M
 // reportOf is the report of an assembled backup, from its metadata.
 func reportOf(run string, meta *layout.Metadata) *BackupReport {
 	rep := &BackupReport{RunID: run, Files: meta.Files.Count, Bytes: meta.Files.Bytes, Warnings: meta.Warnings,
-		Base: meta.Files.Base, New: meta.Files.New, Reused: meta.Files.Reused}
+		Base: meta.Files.Base, New: meta.Files.New, Reused: meta.Files.Reused, References: meta.References}
 	for _, m := range meta.Models {
 		rep.Models = append(rep.Models, ModelReport{Label: m.Label, File: m.File, Rows: m.Rows, SHA256: m.SHA256})
 	}

@@ -118,6 +118,13 @@ type ExportTask struct {
 	// Recipients are the age public keys the output is encrypted to (a chunk of a model
 	// split in ranges: the run key's, which the coordinator joins and re-encrypts).
 	Recipients []string `json:"recipients,omitempty"`
+	// References, when set, is the key under Dest where the task writes the file paths its
+	// rows name in file fields (JSON lines: model, pk, field, path), for the coordinator's
+	// database ↔ storage cross-check. Empty: the run checks nothing (it backs up no files).
+	References string `json:"references,omitempty"`
+	// ReferencesRecipients, in an encrypted run, is the run key's public half: the reference
+	// list is encrypted to it, so the staging area holds no plaintext row of the platform.
+	ReferencesRecipients []string `json:"references_recipients,omitempty"`
 }
 
 // CopyTask copies the storage keys listed in KeyList from Source to Dest: for a backup from

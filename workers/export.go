@@ -56,6 +56,12 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 		opener = &openOnWrite{w: cw, open: f.Open()}
 		body = opener
 	}
+	refs, err := startRefs(ctx, dest, e, model)
+	if err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.Model, err)
+	}
+	defer refs.abort()
+	body = refs.writer(body)
 	r := database.Range{Lo: e.Lo, Hi: e.Hi, HasLo: e.HasLo, HasHi: e.HasHi}
 	ectx, span := telemetry.Start(ctx, "database.export", telemetry.KeyModel.String(e.Model), attribute.Int64("wnb.pk.lo", e.Lo), attribute.Int64("wnb.pk.hi", e.Hi))
 	// Values written changed (invalid UTF-8 text) are warnings of the run, naming each row.
@@ -75,6 +81,9 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 		}
 	}
 	if err := sink.close(); err != nil {
+		return nil, fmt.Errorf("export %s: %w", e.Model, err)
+	}
+	if err := refs.finish(); err != nil {
 		return nil, fmt.Errorf("export %s: %w", e.Model, err)
 	}
 	if err := out.Commit(); err != nil {

@@ -220,6 +220,9 @@ func printBackupReport(con console, rep *coordinator.BackupReport) {
 	} else {
 		fmt.Fprintf(out, "  files: %d (%d bytes)\n", rep.Files, rep.Bytes)
 	}
+	if line := referencesLine(rep.References); line != "" {
+		fmt.Fprintf(out, "  references: %s\n", line)
+	}
 	for _, w := range rep.Warnings {
 		fmt.Fprintf(con.err, "warning: %s\n", w)
 	}
@@ -252,6 +255,7 @@ func backupJSON(rep *coordinator.BackupReport, err error) any {
 		New             filesCount     `json:"new"`
 		Reused          filesCount     `json:"reused"`
 		Warnings        []string       `json:"warnings"`
+		References      any            `json:"references,omitempty"`
 		DurationSeconds float64        `json:"duration_seconds"`
 	}{Status: outcome.Of(err).Status, Error: errText(err), Models: []model{}, Warnings: []string{}}
 	if rep != nil {
@@ -260,6 +264,9 @@ func backupJSON(rep *coordinator.BackupReport, err error) any {
 		out.Base = rep.Base
 		out.New, out.Reused = filesCount(rep.New), filesCount(rep.Reused)
 		out.Warnings = append(out.Warnings, rep.Warnings...)
+		if rep.References != nil {
+			out.References = rep.References
+		}
 		for _, m := range rep.Models {
 			out.Models = append(out.Models, model{m.Label, m.File, m.Rows, m.Bytes, m.SHA256})
 			out.Rows += m.Rows

@@ -28,6 +28,7 @@ func (o *doctorOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.skipFiles, "skip-files", false, "do not check the storage")
 	f.DurationVar(&o.WalkBudget, "walk-budget", 0, "how long to spend counting the storage's sizes (default 5s)")
 	f.Int64Var(&o.EstimateBytes, "estimate-bytes", 0, "use this size for the backup instead of estimating it")
+	f.BoolVar(&o.References, "references", false, "also check that every file a row names (covers, chapter files, media, book files) is in the storage")
 	f.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
 }
 
@@ -43,7 +44,9 @@ warnings), the storage can be read (--storage / STORAGE_URL), the destination ca
 creatable), the NATS cluster answers with JetStream enabled (only with --nats / NATS_URL), and
 the destination has room for the backup (local folders only). The size is estimated from the
 database's size and the storage's files; counting stops after --walk-budget on a huge storage,
-and the estimate says so.
+and the estimate says so. With --references every file path a row names in a file field is
+looked up in the storage (the whole storage is listed): a row naming a lost file fails the
+check, naming the model, pk, field and path.
 
 Exit status: 0 every check passed, 1 a check failed.`,
 		Example: `  webnovel-backup doctor --backup-dir /backups/daily

@@ -66,7 +66,7 @@ func TestVerifyCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("--json output is not JSON: %v\n%s", err, out)
 	}
-	if !rep.OK || rep.Path != backup || rep.Format != 1 || len(rep.Checks) != 5 || len(rep.Models) != 10 ||
+	if !rep.OK || rep.Path != backup || rep.Format != 1 || len(rep.Checks) != 6 || len(rep.Models) != 10 ||
 		rep.Files == 0 || rep.DurationSeconds == nil || rep.Problems == nil {
 		t.Errorf("--json report: %+v", rep)
 	}

@@ -175,3 +175,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 // Close removes the writer's run files.
 func (w *FileIndexWriter) Close() error { return w.sorted.Close() }
+
+// Each calls fn for every entry added, in Path order (a path added twice comes twice). It
+// may be called before or after WriteTo.
+func (w *FileIndexWriter) Each(fn func(e messages.FileEntry) error) error {
+	return w.sorted.Each(func(_ string, value []byte) error {
+		var e messages.FileEntry
+		if err := e.UnmarshalJSON(value); err != nil {
+			return fmt.Errorf("file index: %w", err)
+		}
+		return fn(e)
+	})
+}

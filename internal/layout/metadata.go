@@ -70,6 +70,8 @@ type Metadata struct {
 	// Archive is set in an encrypted archive's sidecar: the SHA-256 and size of the .age
 	// file's bytes, which verify and copy check without the key.
 	Archive *ArchiveInfo `json:"archive,omitempty"`
+	// References is the database ↔ storage cross-check (nil in older backups).
+	References *References `json:"references,omitempty"`
 }
 
 // ArchiveInfo describes the bytes of an encrypted archive, as its sidecar records them.

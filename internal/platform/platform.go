@@ -41,6 +41,7 @@ const (
 	DurationField        = "DurationField"
 	FileField            = "FileField"
 	ForeignKey           = "ForeignKey"
+	ImageField           = "ImageField"
 	IntegerField         = "IntegerField"
 	JSONField            = "JSONField"
 	ManyToManyField      = "ManyToManyField"
@@ -67,6 +68,17 @@ type Field struct {
 	// and its (owner id, target id) columns.
 	ThroughTable   string   `json:"through_table,omitempty"`
 	ThroughColumns []string `json:"through_columns,omitempty"`
+	// File marks a field whose value names a file in the platform's storage (a storage key,
+	// as Django's FileField stores it). FileField and ImageField are file fields whatever it
+	// says; it marks those of other types (a custom storage field kept in a CharField).
+	File bool `json:"file,omitempty"`
+}
+
+// IsFile reports whether the field's value names a file in the platform's storage: every
+// part of the tool that follows rows to their files (a selective restore, the database ↔
+// storage cross-check) asks this, never the type itself.
+func (f Field) IsFile() bool {
+	return f.File || f.Type == FileField || f.Type == ImageField
 }
 
 // IsManyToMany reports whether the field is stored in a through table rather than a column.
@@ -111,6 +123,17 @@ func (m Model) ManyToMany() []Field {
 	var out []Field
 	for _, f := range m.Fields {
 		if f.IsManyToMany() {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// FileFields returns the model's file fields (Field.IsFile), in serialization order.
+func (m Model) FileFields() []Field {
+	var out []Field
+	for _, f := range m.Fields {
+		if f.IsFile() {
 			out = append(out, f)
 		}
 	}

@@ -66,3 +66,33 @@ func TestParseRejectsInconsistentOrder(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestFileFields checks that the description marks every field whose value names a storage
+// file, and only those: the cross-check and a selective restore follow exactly these.
+func TestFileFields(t *testing.T) {
+	var got []string
+	for _, m := range Default.Models {
+		for _, f := range m.FileFields() {
+			got = append(got, m.Label+"."+f.Name)
+		}
+	}
+	want := "accounts.user.avatar,books.book.cover_image,books.chapter.content_file,books.chaptermedia.file,books.bookfile.file"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("file fields = %v, want %s", got, want)
+	}
+	tests := []struct {
+		f    Field
+		want bool
+	}{
+		{Field{Type: FileField}, true},
+		{Field{Type: ImageField}, true},
+		{Field{Type: CharField, File: true}, true},
+		{Field{Type: CharField}, false},
+		{Field{Type: TextField}, false},
+	}
+	for _, tc := range tests {
+		if got := tc.f.IsFile(); got != tc.want {
+			t.Errorf("%+v.IsFile() = %v, want %v", tc.f, got, tc.want)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/redact"
@@ -72,6 +73,10 @@ type Config struct {
 	WalkBudget time.Duration
 	// Timeout bounds each network check (default 10s).
 	Timeout time.Duration
+	// References adds the database ↔ storage cross-check (doctor --references): every file
+	// path a row names must be in the storage. It reads every row with a file field and
+	// lists the whole storage, so it is not bounded by WalkBudget.
+	References bool
 }
 
 // Check is the outcome of one check.
@@ -94,6 +99,8 @@ type Report struct {
 	// storage walk stopped at WalkBudget, so the real size is larger.
 	Estimate        int64 `json:"estimate_bytes"`
 	EstimatePartial bool  `json:"estimate_partial"`
+	// References is the cross-check's outcome, with References only.
+	References *layout.References `json:"references,omitempty"`
 }
 
 // Failed returns the checks that failed.
@@ -163,6 +170,11 @@ func Run(ctx context.Context, c Config) Report {
 		add(checkDestination(ctx, c))
 	}
 	add(checkNATS(ctx, c))
+	if c.References {
+		ch, refs := checkReferences(ctx, c)
+		add(ch)
+		rep.References = refs
+	}
 
 	rep.Estimate, rep.EstimatePartial = dbBytes+stBytes, partial
 	if c.EstimateBytes > 0 {

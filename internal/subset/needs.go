@@ -130,7 +130,7 @@ func (c *Closure) collect(m platform.Model, obj *fixture.Object, pk int64, pendi
 				c.addLink(m.Label, f.Name, Link{pk, t})
 				need(f.To, t)
 			}
-		case f.Type == platform.FileField:
+		case f.IsFile():
 			raw, ok := obj.Field(f.Name)
 			var s string
 			if !ok || json.Unmarshal(raw, &s) != nil || s == "" {

@@ -1,7 +1,8 @@
 // Package verify checks a backup folder or archive without restoring it: its metadata is
 // complete, every file matches SHA256SUMS (an object-store backup's files: their objects),
 // every fixture parses and holds only its model's objects, and the row and file counts match
-// what the metadata records.
+// what the metadata records. It also repeats the database ↔ storage cross-check: a row naming
+// a file the backup lacks is a warning (the platform was broken), not a problem.
 //
 // Problems found in the backup go in the Report; an error means the check could not run.
 package verify
@@ -71,8 +72,8 @@ type Report struct {
 	RunID  string `json:"run_id"`
 	Status string `json:"status"`
 	// Checks has one entry per check, in order: metadata, checksums, objects (an object-store
-	// backup only), fixtures, rows, files, preceded by archive for an archive. An archive that
-	// cannot be extracted has only that.
+	// backup only), fixtures, rows, files, references, preceded by archive for an archive. An
+	// archive that cannot be extracted has only that.
 	Checks []Check `json:"checks"`
 	// Problems lists every problem found, each naming the file, model or field.
 	Problems []string `json:"problems"`
@@ -84,6 +85,9 @@ type Report struct {
 	// listed in its file index).
 	Files int64 `json:"files"`
 	Bytes int64 `json:"bytes"`
+	// References is the database ↔ storage cross-check repeated from the backup's fixtures
+	// and files (nil without metadata); a missing file is a warning, not a problem.
+	References *layout.References `json:"references,omitempty"`
 	// Duration is how long the verification took, extraction included.
 	Duration time.Duration `json:"-"`
 }
@@ -256,6 +260,9 @@ func verifyDir(ctx context.Context, dir string, o Options, start time.Time) (*Re
 	}
 	v.checkRows()
 	v.checkFiles()
+	if err := v.checkReferences(ctx); err != nil {
+		return nil, err
+	}
 
 	rep := v.rep
 	rep.OK = len(rep.Problems) == 0

@@ -147,7 +147,7 @@ func checkNames(rep *Report) []string {
 func TestVerifyCleanFolder(t *testing.T) {
 	dir, _ := sharedBackup(t)
 	rep := verifyOK(t, dir)
-	if got, want := strings.Join(checkNames(rep), ","), "metadata,checksums,fixtures,rows,files"; got != want {
+	if got, want := strings.Join(checkNames(rep), ","), "metadata,checksums,fixtures,rows,files,references"; got != want {
 		t.Errorf("checks %s, want %s", got, want)
 	}
 	m, err := layout.ReadMetadata(dir)
@@ -172,6 +172,9 @@ func TestVerifyCleanFolder(t *testing.T) {
 	if len(rep.Warnings) != 0 {
 		t.Errorf("warnings %q", rep.Warnings)
 	}
+	if r := rep.References; r == nil || !r.Checked || r.Refs == 0 || r.Missing != 0 {
+		t.Errorf("references %+v, want every file a row names found", r)
+	}
 }
 
 func TestVerifyCleanArchive(t *testing.T) {
@@ -184,11 +187,14 @@ func TestVerifyCleanArchive(t *testing.T) {
 	if !rep.OK || rep.Path != arch {
 		t.Fatalf("archive: ok %v path %s\nchecks %+v\nproblems %q", rep.OK, rep.Path, rep.Checks, rep.Problems)
 	}
-	if got, want := strings.Join(checkNames(rep), ","), "archive,metadata,checksums,fixtures,rows,files"; got != want {
+	if got, want := strings.Join(checkNames(rep), ","), "archive,metadata,checksums,fixtures,rows,files,references"; got != want {
 		t.Errorf("checks %s, want %s", got, want)
 	}
 	if rep.Files == 0 || len(rep.Models) == 0 || len(rep.Warnings) != 0 {
 		t.Errorf("archive report: files %d models %d warnings %q", rep.Files, len(rep.Models), rep.Warnings)
+	}
+	if r := rep.References; r == nil || !r.Checked || r.Refs == 0 || r.Missing != 0 {
+		t.Errorf("archive: references %+v, want every file a row names found", r)
 	}
 	if left, _ := os.ReadDir(tmp); len(left) != 0 {
 		t.Errorf("temporary folder not removed: %v", left)
@@ -407,8 +413,8 @@ func TestVerifyCorrupt(t *testing.T) {
 					t.Errorf("check %s passed; checks %+v", name, rep.Checks)
 				}
 			}
-			if len(rep.Checks) != 5 {
-				t.Errorf("%d checks, want 5", len(rep.Checks))
+			if len(rep.Checks) != 6 {
+				t.Errorf("%d checks, want 6", len(rep.Checks))
 			}
 		})
 	}
