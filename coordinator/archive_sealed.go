@@ -40,6 +40,25 @@ type archiveSeal struct {
 	parts *encryption.Identities
 	// info is the metadata's encryption, for the sidecar.
 	info *layout.Encryption
+	// fixtures are the plaintext sizes of the staged fixtures (by name), which are encrypted to
+	// the run key too.
+	fixtures map[string]int64
+}
+
+// entries decrypts the staged fixtures into the archive's head, each with its plaintext size
+// (the tar header comes before the content).
+func (s *archiveSeal) entries() archive.Option {
+	return archive.WithEntryReader(func(name string, stored io.Reader) (io.Reader, int64, bool, error) {
+		size, ok := s.fixtures[name]
+		if !ok {
+			return nil, 0, false, nil
+		}
+		plain, err := s.parts.Decrypt(stored)
+		if errors.Is(err, encryption.ErrWrongKey) {
+			return nil, 0, false, fmt.Errorf("the staged fixture was encrypted to the run key of an earlier coordinator of this run, which is gone with it: start a new backup: %w", err)
+		}
+		return plain, size, err == nil, err
+	})
 }
 
 // beforeSealedPublish, when a test sets it, is called with the staging folder before an
@@ -91,7 +110,7 @@ func (r *backupRun) sealParts(copies []*messages.Task) error {
 }
 
 // sealArchive tells the publish how to encrypt the archive (nothing for a plain one).
-func (r *backupRun) sealArchive(p *publishOptions) error {
+func (r *backupRun) sealArchive(ctx context.Context, p *publishOptions) error {
 	if !r.archiveEncrypted() {
 		return nil
 	}
@@ -99,7 +118,14 @@ func (r *backupRun) sealArchive(p *publishOptions) error {
 	if err != nil {
 		return err
 	}
-	s := &archiveSeal{parts: k.Identities()}
+	meta, err := readMetadata(ctx, r.stage.Bucket(), layout.FileMetadata)
+	if err != nil {
+		return fmt.Errorf("backup: the staged backup: %w", err)
+	}
+	s := &archiveSeal{parts: k.Identities(), fixtures: map[string]int64{}}
+	for _, m := range meta.Models {
+		s.fixtures[m.File] = m.Bytes
+	}
 	if rc := r.o.Recipients; rc != nil {
 		s.encrypt = rc.Encrypt
 		s.info = &layout.Encryption{Format: encryption.Format, Mode: encryption.ModeRecipients, Recipients: rc.Public()}
@@ -251,7 +277,7 @@ func (d *localDestination) publishSealedArchive(ctx context.Context, m *archiveM
 		}
 		skip := func(rel string) bool { return rel == internalDir }
 		head := func(out io.Writer) error {
-			_, err := archive.WriteHead(ctx, out, comp, d.stage.Path(), m.Top, skip)
+			_, err := archive.WriteHead(ctx, out, comp, d.stage.Path(), m.Top, skip, p.seal.entries())
 			return err
 		}
 		open := func(key string) (io.ReadCloser, error) {
@@ -341,7 +367,7 @@ func (d *s3Destination) publishSealedArchive(ctx context.Context, m *archiveMani
 		return r, err
 	}
 	head := func(hw io.Writer) error {
-		_, err := archive.WriteObjectsHead(ctx, hw, comp, m.Top, aobjs, open)
+		_, err := archive.WriteObjectsHead(ctx, hw, comp, m.Top, aobjs, open, p.seal.entries())
 		return err
 	}
 	if err := sealedArchive(ctx, w, m, comp, p.seal, p, head, open); err != nil {

@@ -313,8 +313,12 @@ func TestEncryptedArchivePassphrase(t *testing.T) {
 }
 
 // TestEncryptedArchiveStagingHoldsNoPlaintext (issue 12 item 2): while an encrypted archive
-// is built, its staged parts are age files that hold no file's content, even uncompressed
-// (--compression none, where a plain part holds the files verbatim).
+// is built, no file of its staging area holds a secret of the database (a password hash, an
+// e-mail address) or a file's content, even uncompressed (--compression none): parts are age
+// files, and so are the fixtures, exported whole or joined from chunks (encrypted to the run
+// key until the publish decrypts them into the archive). The archive still holds the
+// plaintext: stock `age -d | tar x` gives fixtures identical to an unencrypted archive's,
+// with a SHA256SUMS that checks, and a restore gives every row back.
 func TestEncryptedArchiveStagingHoldsNoPlaintext(t *testing.T) {
 	p := sqlitePlatform(t, demo.DefaultOptions())
 	files := treeFiles(t, p.storage)
@@ -327,35 +331,90 @@ func TestEncryptedArchiveStagingHoldsNoPlaintext(t *testing.T) {
 	if known == nil {
 		t.Fatal("the platform has no file of 64 bytes or more")
 	}
-	var parts int
-	defer coordinator.SetBeforeSealedPublish(func(staging string) {
-		filepath.WalkDir(filepath.Join(staging, ".wnb", "parts"), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			parts++
-			data, _ := os.ReadFile(p)
-			if !encryption.IsEncrypted(data) || bytes.Contains(data, known) {
-				t.Errorf("staged part %s is not an age file or holds a file's content", p)
-			}
-			return nil
-		})
-	})()
 	s := startSession(t, p, 2, queue.Config{})
 	key := newSealKey(t)
-	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
-		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Compress: true,
-		Compression: string(archive.None), FilesPerTask: 5, Recipients: key.recipients,
+	for _, tc := range []struct {
+		name      string
+		chunkRows int
+	}{{"whole fixtures", 0}, {"fixtures in chunks", 3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var parts, fixtures int
+			defer coordinator.SetBeforeSealedPublish(func(staging string) {
+				parts, fixtures = checkStagingSealed(t, staging, append(slices.Clone(secrets), known))
+			})()
+			o := coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Compress: true,
+				Compression: string(archive.None), FilesPerTask: 5, ChunkRows: tc.chunkRows, Recipients: key.recipients}
+			rep, err := s.Coordinator.Backup(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if parts < 2 || fixtures == 0 {
+				t.Fatalf("%d staged parts and %d staged fixtures seen, want several", parts, fixtures)
+			}
+			assertNoSecret(t, filepath.Dir(rep.Path), append(slices.Clone(secrets), known))
+			o.Recipients, o.BackupDir = nil, t.TempDir()
+			plain, err := s.Coordinator.Backup(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			top, _ := layout.TrimArchiveExt(filepath.Base(rep.Path))
+			dir := filepath.Join(stockAgeTarExtract(t, rep.Path, key.file, archive.None), top)
+			plainTop, _ := layout.TrimArchiveExt(filepath.Base(plain.Path))
+			plainDir := filepath.Join(stockTarExtract(t, plain.Path, archive.None), plainTop)
+			sha256sumCheck(t, dir)
+			assertHasSecrets(t, dir)
+			sameFixtures(t, dir, plainDir)
+			target := emptyTarget(t, database.SQLite)
+			if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path, Identities: key.identities}); err != nil {
+				t.Fatal(err)
+			}
+			compareWithBackup(t, dir, target)
+		})
+	}
+}
+
+// checkStagingSealed fails when any file of the staging folder holds one of secrets, or when
+// a staged part or fixture is not an age file; it returns how many of each it saw.
+func checkStagingSealed(t *testing.T, staging string, secrets [][]byte) (parts, fixtures int) {
+	t.Helper()
+	assertNoSecret(t, staging, secrets)
+	filepath.WalkDir(staging, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(staging, p)
+		part := strings.HasPrefix(rel, filepath.Join(".wnb", "parts")+string(filepath.Separator))
+		fixture := strings.HasPrefix(rel, "db_") && strings.HasSuffix(rel, ".json")
+		if !part && !fixture {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		if !encryption.IsEncrypted(data) {
+			t.Errorf("staged %s is not an age file", rel)
+		}
+		if part {
+			parts++
+		} else {
+			fixtures++
+		}
+		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
+	return parts, fixtures
+}
+
+// sameFixtures checks that two extracted backups hold the same fixtures, byte for byte.
+func sameFixtures(t *testing.T, dir, want string) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(want, "db_*.json"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no fixtures in %s (%v)", want, err)
 	}
-	if parts < 2 {
-		t.Fatalf("%d staged parts seen, want several", parts)
-	}
-	data, _ := os.ReadFile(rep.Path)
-	if bytes.Contains(data, known) {
-		t.Fatal("the encrypted archive holds a file's content in the clear")
+	for _, w := range names {
+		wb, _ := os.ReadFile(w)
+		got, err := os.ReadFile(filepath.Join(dir, filepath.Base(w)))
+		if err != nil || !bytes.Equal(got, wb) {
+			t.Errorf("fixture %s differs from the unencrypted backup's (%v)", filepath.Base(w), err)
+		}
 	}
 }
 
