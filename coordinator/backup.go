@@ -428,7 +428,15 @@ func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
 	}
 	defer root.Close()
 	rep := &BackupReport{RunID: r.o.RunID}
-	if r.o.Compress {
+	switch {
+	case r.archiveEncrypted():
+		name += r.compression().Ext() + layout.EncryptedExt
+		if rep, err = r.finishedSealed(ctx, name); err != nil {
+			return fmt.Errorf("backup --resume: %w", err)
+		} else if rep == nil {
+			return nil
+		}
+	case r.o.Compress:
 		ext := r.compression().Ext()
 		if _, err := root.Stat(ctx, name+ext); errors.Is(err, storage.ErrNotExist) {
 			return nil
@@ -436,7 +444,7 @@ func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
 			return fmt.Errorf("backup --resume: %w", err)
 		}
 		name += ext
-	} else {
+	default:
 		meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
 		if errors.Is(err, storage.ErrNotExist) {
 			return nil
