@@ -62,14 +62,14 @@ func (s *archiveSeal) entries() archive.Option {
 	})
 }
 
-// beforeSealedPublish, when a test sets it, is called with the staging folder before an
-// encrypted archive is published: what the run left there.
-var beforeSealedPublish func(stagingDir string)
+// beforeSealedPublish, when a test sets it, is called with the staging area's location before
+// an encrypted archive is published: what the run left there.
+var beforeSealedPublish func(staging string)
 
-// SetBeforeSealedPublish makes fn see a local staging folder just before its encrypted
-// archive is published, for tests that check what the staging area holds; the returned
-// function removes it.
-func SetBeforeSealedPublish(fn func(stagingDir string)) (reset func()) {
+// SetBeforeSealedPublish makes fn see the staging area's location (a local folder or an s3://
+// URL) just before its encrypted archive is published, for tests that check what the staging
+// area holds; the returned function removes it.
+func SetBeforeSealedPublish(fn func(staging string)) (reset func()) {
 	beforeSealedPublish = fn
 	return func() { beforeSealedPublish = nil }
 }
@@ -406,6 +406,9 @@ func (d *s3Destination) publishSealedArchive(ctx context.Context, m *archiveMani
 	aobjs, err := d.archiveObjects(ctx, objs)
 	if err != nil {
 		return "", err
+	}
+	if beforeSealedPublish != nil {
+		beforeSealedPublish(d.location)
 	}
 	out, err := d.root.Create(ctx, final, storage.Object{Mode: layout.FileMode, ModTime: time.Now()})
 	if err != nil {
