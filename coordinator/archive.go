@@ -204,10 +204,9 @@ func readArchiveManifest(ctx context.Context, b *storage.Bucket) (*archiveManife
 // A predecessor killed after the link left the archive and the staging area: the archive is
 // recognised by its run id, and only the staging area is removed.
 func (d *localDestination) publishArchive(ctx context.Context, p publishOptions) (string, error) {
-	// A predecessor killed while archiving left a partial archive under a temporary name.
+	// A predecessor killed while archiving left a partial archive under a temporary name (and
+	// perhaps the sidecar of a whole one: publishSealedArchive looks at it).
 	leftovers, _ := filepath.Glob(filepath.Join(d.backupDir, ".wnb-archive-"+d.run+"-*.tmp"))
-	sidecars, _ := filepath.Glob(filepath.Join(d.backupDir, ".wnb-sidecar-"+d.run+"-*.tmp"))
-	leftovers = append(leftovers, sidecars...)
 	for _, f := range leftovers {
 		if err := os.Remove(f); err != nil {
 			return "", fmt.Errorf("remove a partial archive: %w", err)

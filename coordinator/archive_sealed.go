@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,16 +41,35 @@ type archiveSeal struct {
 	parts *encryption.Identities
 	// info is the metadata's encryption, for the sidecar.
 	info *layout.Encryption
+	// fixtures are the plaintext sizes of the staged fixtures (by name), which are encrypted to
+	// the run key too.
+	fixtures map[string]int64
 }
 
-// beforeSealedPublish, when a test sets it, is called with the staging folder before an
-// encrypted archive is published: what the run left there.
-var beforeSealedPublish func(stagingDir string)
+// entries decrypts the staged fixtures into the archive's head, each with its plaintext size
+// (the tar header comes before the content).
+func (s *archiveSeal) entries() archive.Option {
+	return archive.WithEntryReader(func(name string, stored io.Reader) (io.Reader, int64, bool, error) {
+		size, ok := s.fixtures[name]
+		if !ok {
+			return nil, 0, false, nil
+		}
+		plain, err := s.parts.Decrypt(stored)
+		if errors.Is(err, encryption.ErrWrongKey) {
+			return nil, 0, false, fmt.Errorf("the staged fixture was encrypted to the run key of an earlier coordinator of this run, which is gone with it: start a new backup: %w", err)
+		}
+		return plain, size, err == nil, err
+	})
+}
 
-// SetBeforeSealedPublish makes fn see a local staging folder just before its encrypted
-// archive is published, for tests that check what the staging area holds; the returned
-// function removes it.
-func SetBeforeSealedPublish(fn func(stagingDir string)) (reset func()) {
+// beforeSealedPublish, when a test sets it, is called with the staging area's location before
+// an encrypted archive is published: what the run left there.
+var beforeSealedPublish func(staging string)
+
+// SetBeforeSealedPublish makes fn see the staging area's location (a local folder or an s3://
+// URL) just before its encrypted archive is published, for tests that check what the staging
+// area holds; the returned function removes it.
+func SetBeforeSealedPublish(fn func(staging string)) (reset func()) {
 	beforeSealedPublish = fn
 	return func() { beforeSealedPublish = nil }
 }
@@ -91,7 +111,7 @@ func (r *backupRun) sealParts(copies []*messages.Task) error {
 }
 
 // sealArchive tells the publish how to encrypt the archive (nothing for a plain one).
-func (r *backupRun) sealArchive(p *publishOptions) error {
+func (r *backupRun) sealArchive(ctx context.Context, p *publishOptions) error {
 	if !r.archiveEncrypted() {
 		return nil
 	}
@@ -99,7 +119,14 @@ func (r *backupRun) sealArchive(p *publishOptions) error {
 	if err != nil {
 		return err
 	}
-	s := &archiveSeal{parts: k.Identities()}
+	meta, err := readMetadata(ctx, r.stage.Bucket(), layout.FileMetadata)
+	if err != nil {
+		return fmt.Errorf("backup: the staged backup: %w", err)
+	}
+	s := &archiveSeal{parts: k.Identities(), fixtures: map[string]int64{}}
+	for _, m := range meta.Models {
+		s.fixtures[m.File] = m.Bytes
+	}
 	if rc := r.o.Recipients; rc != nil {
 		s.encrypt = rc.Encrypt
 		s.info = &layout.Encryption{Format: encryption.Format, Mode: encryption.ModeRecipients, Recipients: rc.Public()}
@@ -234,8 +261,22 @@ func sidecar(ctx context.Context, stage *storage.Bucket, s *archiveSeal, info *l
 func (d *localDestination) publishSealedArchive(ctx context.Context, m *archiveManifest, comp archive.Compression, p publishOptions) (string, error) {
 	name := m.Top + comp.Ext() + layout.EncryptedExt
 	final := filepath.Join(d.backupDir, name)
-	if meta, err := readSidecarFile(filepath.Join(d.backupDir, layout.SidecarName(name))); err == nil && meta.RunID == d.run {
+	if meta, err := d.finishSealed(ctx, name, p.seal); err != nil || meta != nil {
+		if err != nil {
+			return "", err
+		}
 		return final, d.stage.Abort()
+	}
+	// Not published: a predecessor's sidecar waiting for its archive is stale.
+	if err := os.Remove(d.sidecarTemp(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("remove a partial sidecar: %w", err)
+	}
+	if p.named != nil {
+		// Recorded, so that a resume after the link (the staging area gone with it) looks for
+		// the archive and finishes its sidecar.
+		if err := p.named(ctx, m.Top); err != nil {
+			return "", fmt.Errorf("record the backup's name: %w", err)
+		}
 	}
 	if beforeSealedPublish != nil {
 		beforeSealedPublish(d.stage.Path())
@@ -251,7 +292,7 @@ func (d *localDestination) publishSealedArchive(ctx context.Context, m *archiveM
 		}
 		skip := func(rel string) bool { return rel == internalDir }
 		head := func(out io.Writer) error {
-			_, err := archive.WriteHead(ctx, out, comp, d.stage.Path(), m.Top, skip)
+			_, err := archive.WriteHead(ctx, out, comp, d.stage.Path(), m.Top, skip, p.seal.entries())
 			return err
 		}
 		open := func(key string) (io.ReadCloser, error) {
@@ -273,10 +314,43 @@ func (d *localDestination) publishSealedArchive(ctx context.Context, m *archiveM
 	if err != nil {
 		return "", err
 	}
+	halt(ctx, "sealed")
 	if err := d.linkSidecar(name); err != nil {
 		return final, err
 	}
 	return final, nil
+}
+
+// finishSealed finishes the publication of the run's encrypted archive name, if a predecessor
+// killed after linking it left it: its sidecar names the run, or waits under its temporary
+// name (written before the archive was linked) and is linked now. It returns the sidecar's
+// metadata; nil: the archive is not there, or not this run's.
+func (d *localDestination) finishSealed(ctx context.Context, name string, _ *archiveSeal) (*layout.Metadata, error) {
+	if _, err := os.Stat(filepath.Join(d.backupDir, name)); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", name, err)
+	}
+	meta, err := readSidecarFile(filepath.Join(d.backupDir, layout.SidecarName(name)))
+	if err == nil {
+		if meta.RunID != d.run {
+			return nil, nil // another backup's: the link will refuse the name, naming it
+		}
+		return meta, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("publish %s: sidecar: %w", name, err)
+	}
+	meta, err = readSidecarFile(d.sidecarTemp(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("publish %s: sidecar: %w", name, err)
+	}
+	if err := d.linkSidecar(name); err != nil {
+		return nil, err
+	}
+	return meta, nil
 }
 
 // sidecarTemp is where a local sidecar waits, in the staging folder's parent, for its archive.
@@ -323,9 +397,18 @@ func (d *localDestination) linkSidecar(name string) error {
 // streamed multipart upload, visible only once complete), then its sidecar.
 func (d *s3Destination) publishSealedArchive(ctx context.Context, m *archiveManifest, comp archive.Compression, objs []storage.Object, p publishOptions) (string, error) {
 	final := m.Top + comp.Ext() + layout.EncryptedExt
+	if p.name != "" {
+		// A resumed publish: the archive may be whole already (its name was recorded first).
+		if meta, err := d.finishSealed(ctx, final, p.seal); err != nil || meta != nil {
+			return final, err
+		}
+	}
 	aobjs, err := d.archiveObjects(ctx, objs)
 	if err != nil {
 		return "", err
+	}
+	if beforeSealedPublish != nil {
+		beforeSealedPublish(d.location)
 	}
 	out, err := d.root.Create(ctx, final, storage.Object{Mode: layout.FileMode, ModTime: time.Now()})
 	if err != nil {
@@ -341,7 +424,7 @@ func (d *s3Destination) publishSealedArchive(ctx context.Context, m *archiveMani
 		return r, err
 	}
 	head := func(hw io.Writer) error {
-		_, err := archive.WriteObjectsHead(ctx, hw, comp, m.Top, aobjs, open)
+		_, err := archive.WriteObjectsHead(ctx, hw, comp, m.Top, aobjs, open, p.seal.entries())
 		return err
 	}
 	if err := sealedArchive(ctx, w, m, comp, p.seal, p, head, open); err != nil {
@@ -350,14 +433,90 @@ func (d *s3Destination) publishSealedArchive(ctx context.Context, m *archiveMani
 	if err := out.Commit(); err != nil {
 		return "", fmt.Errorf("publish %s: %w", final, err)
 	}
-	data, err := sidecar(ctx, d.bucket, p.seal, w.info())
-	if err != nil {
+	halt(ctx, "sealed")
+	if _, err := d.putSidecar(ctx, final, p.seal, w.info()); err != nil {
 		return "", err
 	}
-	if _, err := d.root.Put(ctx, layout.SidecarName(final), bytes.NewReader(data), storage.Object{Mode: layout.FileMode}); err != nil {
-		return "", fmt.Errorf("publish %s: sidecar: %w", final, err)
-	}
 	return final, nil
+}
+
+// putSidecar writes the sidecar of the archive final from the staged metadata.
+func (d *s3Destination) putSidecar(ctx context.Context, final string, s *archiveSeal, info *layout.ArchiveInfo) (*layout.Metadata, error) {
+	data, err := sidecar(ctx, d.bucket, s, info)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := d.root.Put(ctx, layout.SidecarName(final), bytes.NewReader(data), storage.Object{Mode: layout.FileMode}); err != nil {
+		return nil, fmt.Errorf("publish %s: sidecar: %w", final, err)
+	}
+	return layout.ParseMetadata(data)
+}
+
+// finishSealed finishes the publication of the run's encrypted archive final, whose name the
+// run recorded before writing it, if a predecessor killed after its upload completed left it:
+// its sidecar names the run, or is written now from the staged metadata (with s) and the
+// archive's bytes. It returns the sidecar's metadata; nil: the archive is not there, or not
+// this run's.
+func (d *s3Destination) finishSealed(ctx context.Context, final string, s *archiveSeal) (*layout.Metadata, error) {
+	if _, err := d.root.Stat(ctx, final); errors.Is(err, storage.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", final, err)
+	}
+	meta, err := readMetadata(ctx, d.root, layout.SidecarName(final))
+	if err == nil {
+		if meta.RunID != strings.TrimPrefix(d.staging, layout.StagingPrefix) {
+			return nil, nil
+		}
+		return meta, nil
+	}
+	if !errors.Is(err, storage.ErrNotExist) {
+		return nil, fmt.Errorf("publish %s: sidecar: %w", final, err)
+	}
+	if _, err := d.bucket.Stat(ctx, layout.FileMetadata); s == nil || err != nil {
+		return nil, fmt.Errorf("publish %s: the archive has no sidecar, and the staged metadata it is made from is gone: remove the archive and start a new backup", final)
+	}
+	info, err := hashStored(ctx, d.root, final)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: sidecar: %w", final, err)
+	}
+	return d.putSidecar(ctx, final, s, info)
+}
+
+// hashStored is the sha256 and size of an object, as a sidecar records them.
+func hashStored(ctx context.Context, b *storage.Bucket, key string) (*layout.ArchiveInfo, error) {
+	rc, _, err := b.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return &layout.ArchiveInfo{SHA256: hex.EncodeToString(h.Sum(nil)), Bytes: n}, nil
+}
+
+// finishedSealed is finishedPublish for an encrypted archive: the archive name+ext is the
+// run's, published by a predecessor (its sidecar is finished now if it was missing). nil: it
+// is not.
+func (r *backupRun) finishedSealed(ctx context.Context, name string) (*BackupReport, error) {
+	f, ok := r.stage.(sealedFinisher)
+	if !ok {
+		return nil, nil
+	}
+	meta, err := f.finishSealed(ctx, name, nil)
+	if err != nil || meta == nil {
+		return nil, err
+	}
+	return reportOf(r.o.RunID, meta), nil
+}
+
+// sealedFinisher finishes an encrypted archive's publication that a killed predecessor cut
+// short after the archive was whole.
+type sealedFinisher interface {
+	finishSealed(ctx context.Context, name string, s *archiveSeal) (*layout.Metadata, error)
 }
 
 // readSidecarFile reads a local sidecar.

@@ -430,7 +430,15 @@ func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
 	}
 	defer root.Close()
 	rep := &BackupReport{RunID: r.o.RunID}
-	if r.o.Compress {
+	switch {
+	case r.archiveEncrypted():
+		name += r.compression().Ext() + layout.EncryptedExt
+		if rep, err = r.finishedSealed(ctx, name); err != nil {
+			return fmt.Errorf("backup --resume: %w", err)
+		} else if rep == nil {
+			return nil
+		}
+	case r.o.Compress:
 		ext := r.compression().Ext()
 		if _, err := root.Stat(ctx, name+ext); errors.Is(err, storage.ErrNotExist) {
 			return nil
@@ -438,7 +446,7 @@ func (r *backupRun) finishedPublish(ctx context.Context, name string) error {
 			return fmt.Errorf("backup --resume: %w", err)
 		}
 		name += ext
-	} else {
+	default:
 		meta, err := readMetadata(ctx, root, name+"/"+layout.FileMetadata)
 		if errors.Is(err, storage.ErrNotExist) {
 			return nil
@@ -658,8 +666,12 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	}
 	defer cleanupPlain()
 	meta := r.metadata(ctx)
+	seal, err := r.sealOfModels()
+	if err != nil {
+		return err
+	}
 	for i, m := range r.models {
-		mr, plainSum, err := r.c.assembleModel(ctx, dest, m, r.o.Indent, r.plans[m.Label], r.results, r.sealOfModels())
+		mr, plainSum, err := r.c.assembleModel(ctx, dest, m, r.o.Indent, r.plans[m.Label], r.results, seal)
 		if err != nil {
 			return fmt.Errorf("backup: assemble %s: %w", m.Label, err)
 		}
@@ -828,7 +840,7 @@ func reportOf(run string, meta *layout.Metadata) *BackupReport {
 	rep := &BackupReport{RunID: run, Files: meta.Files.Count, Bytes: meta.Files.Bytes, Warnings: meta.Warnings,
 		Base: meta.Files.Base, New: meta.Files.New, Reused: meta.Files.Reused, References: meta.References}
 	for _, m := range meta.Models {
-		rep.Models = append(rep.Models, ModelReport{Label: m.Label, File: m.File, Rows: m.Rows, SHA256: m.SHA256})
+		rep.Models = append(rep.Models, ModelReport{Label: m.Label, File: m.File, Rows: m.Rows, SHA256: m.SHA256, Bytes: m.Bytes})
 	}
 	return rep
 }
@@ -869,7 +881,7 @@ func (r *backupRun) publish(ctx context.Context) (err error) {
 		if r.o.Progress != nil {
 			r.o.Progress.Total(progress.Archive, r.rep.Bytes+totalBytes(r.rep.Models))
 		}
-		if err := r.sealArchive(&p); err != nil {
+		if err := r.sealArchive(ctx, &p); err != nil {
 			return err
 		}
 	}
@@ -1086,10 +1098,12 @@ func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storag
 // assembleModel puts a model's fixture in place: a single-task model's output is renamed,
 // chunks are joined. With seal the fixture is stored encrypted (NAME.age): a single task
 // wrote it so; chunks, encrypted to the run key, are opened and joined into one age stream.
-// plain is then the fixture's plaintext sum ("" unencrypted).
+// plain is then the fixture's plaintext sum ("" unencrypted). An encrypted archive's fixture
+// (seal.staged) stays encrypted to the run key under its plain name, and mr has its
+// plaintext's sum and size, as the archive will hold it.
 func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result, seal *modelSeal) (mr *ModelReport, plain string, err error) {
 	mr = &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: len(tasks)}
-	if seal != nil {
+	if seal != nil && !seal.staged {
 		mr.File += encryption.Ext
 	}
 	for _, t := range tasks {
@@ -1097,14 +1111,17 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m
 	}
 	if len(tasks) == 1 {
 		r := results[tasks[0].ID]
-		if seal != nil && r.PlainSHA256 == "" {
+		if seal != nil && (r.PlainSHA256 == "" || seal.staged && r.PlainBytes == 0) {
 			return nil, "", fmt.Errorf("task %s did not encrypt its output", tasks[0].ID)
 		}
-		mr.SHA256, mr.Bytes = r.SHA256, r.Bytes
+		mr.SHA256, mr.Bytes, plain = r.SHA256, r.Bytes, r.PlainSHA256
+		if seal != nil && seal.staged {
+			mr.SHA256, mr.Bytes, plain = r.PlainSHA256, r.PlainBytes, ""
+		}
 		if err := dest.Rename(ctx, tasks[0].Export.Output, mr.File); err != nil {
 			return nil, "", err
 		}
-		return mr, r.PlainSHA256, nil
+		return mr, plain, nil
 	}
 	var readers []io.Reader
 	for _, t := range tasks {
@@ -1124,7 +1141,12 @@ func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m
 		return fixture.Join(out, fixture.Format{Indent: indent}, chunks...)
 	}
 	if seal != nil {
-		plain, mr.SHA256, mr.Bytes, err = seal.join(w, join, readers)
+		var j joined
+		j, err = seal.join(w, join, readers)
+		plain, mr.SHA256, mr.Bytes = j.plain, j.stored, j.storedBytes
+		if seal.staged {
+			plain, mr.SHA256, mr.Bytes = "", j.plain, j.plainN
+		}
 	} else {
 		h := sha256.New()
 		mr.Bytes, err = join(io.MultiWriter(w, h), readers)

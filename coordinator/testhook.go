@@ -13,8 +13,9 @@ import (
 // from the environment once; unset (as outside those tests) they do nothing.
 var (
 	// haltAt names the point where the coordinator stops working until its context ends:
-	// plan, export, copy, assemble, publish, archive, or
-	// unstage (S3: published, the staging area not yet removed).
+	// plan, export, copy, assemble, publish, archive, sealed (an encrypted archive whole,
+	// its sidecar not yet written), or unstage (S3: published, the staging area not yet
+	// removed).
 	haltAt = os.Getenv("WNB_TEST_HALT")
 )
 

@@ -205,8 +205,10 @@ type Result struct {
 	SHA256  string `json:"sha256,omitempty"`
 	// PlainSHA256 is, for an export encrypted to ExportTask.Recipients, the SHA-256 of the
 	// fixture's plaintext (SHA256 and Bytes are those of the bytes stored).
-	PlainSHA256 string   `json:"plain_sha256,omitempty"`
-	Warnings    []string `json:"warnings,omitempty"`
+	PlainSHA256 string `json:"plain_sha256,omitempty"`
+	// PlainBytes is, with PlainSHA256, the size of the fixture's plaintext.
+	PlainBytes int64    `json:"plain_bytes,omitempty"`
+	Warnings   []string `json:"warnings,omitempty"`
 	// Failed counts files a restore task could not write (the task still succeeds, so the
 	// other files are restored); Failures names the first of them with their causes.
 	Failed   int64    `json:"failed,omitempty"`

@@ -91,7 +91,7 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 	}
 	res := &messages.Result{Rows: rows, Bytes: sink.stored.n, SHA256: hexSum(sink.storedSum), Warnings: warnings}
 	if sink.sealed != nil {
-		res.PlainSHA256 = hexSum(sink.plainSum)
+		res.PlainSHA256, res.PlainBytes = hexSum(sink.plainSum), sink.body.n
 	}
 	return res, nil
 }

@@ -43,6 +43,7 @@ type options struct {
 	blockSize int
 	blocks    int
 	maxBytes  int64
+	entry     EntryReader
 }
 
 // Option tunes Write or Extract.

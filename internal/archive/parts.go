@@ -93,6 +93,8 @@ type PartWriter struct {
 	buf  []byte
 	// Stored and Packed count the file bytes written into stored and compressed members.
 	Stored, Packed int64
+	// through, when set, reads the entries' content (WithEntryReader).
+	through EntryReader
 }
 
 // switchWriter is what the tar writer writes into: the open member, changed between entries.
@@ -446,12 +448,13 @@ func (f *rawFrame) Close() error {
 // backup_metadata.json and SHA256SUMS first (a reader checks every later entry against them at
 // its header), then the rest of dir in walk order, except what skip says (relative,
 // slash-separated paths; a skipped folder is skipped whole).
-func WriteHead(ctx context.Context, w io.Writer, c Compression, dir, top string, skip func(rel string) bool) (Stats, error) {
+func WriteHead(ctx context.Context, w io.Writer, c Compression, dir, top string, skip func(rel string) bool, opts ...Option) (Stats, error) {
 	var st Stats
 	p, err := NewPartWriter(w, c, top, nil)
 	if err != nil {
 		return st, err
 	}
+	p.through = headOptions(opts).entry
 	defer p.Abort()
 	root, err := os.Stat(dir)
 	if err != nil {
@@ -519,43 +522,88 @@ func (p *PartWriter) addLocal(ctx context.Context, fp, rel string, info fs.FileI
 		return err
 	}
 	defer f.Close()
-	a, err := p.Add(ctx, File{Name: rel, Size: info.Size(), Mode: info.Mode(), ModTime: info.ModTime()}, f, nil)
+	n, err := p.addStored(ctx, File{Name: rel, Size: info.Size(), Mode: info.Mode(), ModTime: info.ModTime()}, f, "file")
 	if err != nil {
 		return err
 	}
-	if a.Read != info.Size() {
-		return fmt.Errorf("%s: file shrank from %d to %d bytes while archived", rel, info.Size(), a.Read)
-	}
 	st.Files++
-	st.Bytes += info.Size()
+	st.Bytes += n
 	return nil
+}
+
+// EntryReader, given the path of an entry under the top folder and its content as stored,
+// returns the content to archive instead and its exact size (ok false: archive it as stored).
+// It lets a staged file kept encrypted be decrypted into the archive as it is written.
+type EntryReader func(name string, stored io.Reader) (content io.Reader, size int64, ok bool, err error)
+
+// WithEntryReader (WriteHead, WriteObjectsHead) reads every entry's content through fn.
+func WithEntryReader(fn EntryReader) Option { return func(o *options) { o.entry = fn } }
+
+// headOptions applies opts.
+func headOptions(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// addStored adds a file from its stored content, through p.through if that takes it, and
+// returns the bytes archived. The content must hold exactly the entry's size: what it was
+// when listed (what, "file" or "object", says which), or what p.through said.
+func (p *PartWriter) addStored(ctx context.Context, f File, stored io.Reader, what string) (int64, error) {
+	r, through := stored, false
+	if p.through != nil {
+		content, size, ok, err := p.through(f.Name, stored)
+		if err != nil {
+			return 0, fmt.Errorf("archive %s: %w", f.Name, err)
+		}
+		if ok {
+			r, f.Size, through = content, size, true
+		}
+	}
+	a, err := p.Add(ctx, f, r, nil)
+	if err != nil {
+		return 0, err
+	}
+	if a.Read != f.Size {
+		return 0, fmt.Errorf("%s: %s shrank from %d to %d bytes while archived", f.Name, what, f.Size, a.Read)
+	}
+	if through {
+		// Reading to the end also lets a decrypting reader check the content's last chunk.
+		var one [1]byte
+		if k, err := io.ReadFull(r, one[:]); k > 0 {
+			return 0, fmt.Errorf("archive %s: the content holds more than its %d bytes", f.Name, f.Size)
+		} else if err != io.EOF {
+			return 0, fmt.Errorf("archive %s: %w", f.Name, err)
+		}
+	}
+	return f.Size, nil
 }
 
 // WriteObjectsHead writes the first part of an archive from objects (e.g. a staging area on
 // S3), like WriteHead: backup_metadata.json and SHA256SUMS first, the rest sorted by key,
 // content read through open.
-func WriteObjectsHead(ctx context.Context, w io.Writer, c Compression, top string, objs []Object, open func(key string) (io.ReadCloser, error)) (Stats, error) {
+func WriteObjectsHead(ctx context.Context, w io.Writer, c Compression, top string, objs []Object, open func(key string) (io.ReadCloser, error), opts ...Option) (Stats, error) {
 	var st Stats
 	p, err := NewPartWriter(w, c, top, nil)
 	if err != nil {
 		return st, err
 	}
+	p.through = headOptions(opts).entry
 	defer p.Abort()
 	for _, obj := range sortLeading(objs) {
 		r, err := open(obj.Key)
 		if err != nil {
 			return st, fmt.Errorf("archive %s: %w", obj.Key, err)
 		}
-		a, err := p.Add(ctx, File{Name: obj.Key, Size: obj.Size, Mode: obj.Mode, ModTime: obj.ModTime}, r, nil)
+		n, err := p.addStored(ctx, File{Name: obj.Key, Size: obj.Size, Mode: obj.Mode, ModTime: obj.ModTime}, r, "object")
 		r.Close()
 		if err != nil {
 			return st, err
 		}
-		if a.Read != obj.Size {
-			return st, fmt.Errorf("archive %s: object shrank from %d to %d bytes while archived", obj.Key, obj.Size, a.Read)
-		}
 		st.Files++
-		st.Bytes += obj.Size
+		st.Bytes += n
 	}
 	return st, p.Close()
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/internal/verify"
@@ -30,11 +31,17 @@ func TestHelperCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+	o := coordinator.BackupOptions{
 		DatabaseURL: os.Getenv("WNB_CHILD_DB"), StorageURL: os.Getenv("WNB_CHILD_STORAGE"),
 		BackupDir: os.Getenv("WNB_CHILD_BACKUPS"), RunID: os.Getenv("WNB_CHILD_RUN"), FilesPerTask: 1,
-		Passphrase: os.Getenv("WNB_CHILD_PASSPHRASE"),
-	})
+		Passphrase: os.Getenv("WNB_CHILD_PASSPHRASE"), Compress: os.Getenv("WNB_CHILD_COMPRESS") != "",
+	}
+	if rc := os.Getenv("WNB_CHILD_RECIPIENT"); rc != "" {
+		if o.Recipients, err = encryption.ParseRecipients([]string{rc}, "WNB_CHILD_RECIPIENT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = s.Coordinator.Backup(context.Background(), o)
 	t.Fatalf("the coordinator was meant to be killed, but it finished: %v", err)
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -28,6 +29,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/retention"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // sealKey is a fresh age key: its key file (as age-keygen writes it), recipients and
@@ -313,8 +315,13 @@ func TestEncryptedArchivePassphrase(t *testing.T) {
 }
 
 // TestEncryptedArchiveStagingHoldsNoPlaintext (issue 12 item 2): while an encrypted archive
-// is built, its staged parts are age files that hold no file's content, even uncompressed
-// (--compression none, where a plain part holds the files verbatim).
+// is built, no file of its staging area (a local folder, or a prefix on S3) holds a secret of
+// the database (a password hash, an e-mail address) or a file's content, even uncompressed
+// (--compression none): parts are age files, and so are the fixtures, exported whole or
+// joined from chunks (encrypted to the run key until the publish decrypts them into the
+// archive). The archive still holds the plaintext: stock `age -d | tar x` gives fixtures
+// identical to an unencrypted archive's, with a SHA256SUMS that checks, and a restore gives
+// every row back.
 func TestEncryptedArchiveStagingHoldsNoPlaintext(t *testing.T) {
 	p := sqlitePlatform(t, demo.DefaultOptions())
 	files := treeFiles(t, p.storage)
@@ -327,35 +334,127 @@ func TestEncryptedArchiveStagingHoldsNoPlaintext(t *testing.T) {
 	if known == nil {
 		t.Fatal("the platform has no file of 64 bytes or more")
 	}
-	var parts int
-	defer coordinator.SetBeforeSealedPublish(func(staging string) {
-		filepath.WalkDir(filepath.Join(staging, ".wnb", "parts"), func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			parts++
-			data, _ := os.ReadFile(p)
-			if !encryption.IsEncrypted(data) || bytes.Contains(data, known) {
-				t.Errorf("staged part %s is not an age file or holds a file's content", p)
-			}
-			return nil
-		})
-	})()
+	s3 := s3test.Start(t, nil, "backups")
 	s := startSession(t, p, 2, queue.Config{})
 	key := newSealKey(t)
-	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
-		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Compress: true,
-		Compression: string(archive.None), FilesPerTask: 5, Recipients: key.recipients,
-	})
+	for _, tc := range []struct {
+		name      string
+		chunkRows int
+		onS3      bool
+	}{{"whole fixtures", 0, false}, {"fixtures in chunks", 3, false}, {"fixtures in chunks on S3", 3, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := func(what string) string {
+				if tc.onS3 {
+					return s3.URL("backups", strings.ReplaceAll(tc.name, " ", "-")+"/"+what, "")
+				}
+				return t.TempDir()
+			}
+			var parts, fixtures int
+			defer coordinator.SetBeforeSealedPublish(func(staging string) {
+				parts, fixtures = checkStagingSealed(t, staging, append(slices.Clone(secrets), known))
+			})()
+			o := coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dest("sealed"), Compress: true,
+				Compression: string(archive.None), FilesPerTask: 5, ChunkRows: tc.chunkRows, Recipients: key.recipients}
+			rep, err := s.Coordinator.Backup(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if parts < 2 || fixtures == 0 {
+				t.Fatalf("%d staged parts and %d staged fixtures seen, want several", parts, fixtures)
+			}
+			file := localArchive(t, o.BackupDir, rep.Path)
+			assertNoSecret(t, file, append(slices.Clone(secrets), known))
+			o.Recipients, o.BackupDir = nil, dest("plain")
+			plain, err := s.Coordinator.Backup(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			top, _ := layout.TrimArchiveExt(filepath.Base(file))
+			dir := filepath.Join(stockAgeTarExtract(t, file, key.file, archive.None), top)
+			plainFile := localArchive(t, o.BackupDir, plain.Path)
+			plainTop, _ := layout.TrimArchiveExt(filepath.Base(plainFile))
+			plainDir := filepath.Join(stockTarExtract(t, plainFile, archive.None), plainTop)
+			sha256sumCheck(t, dir)
+			assertHasSecrets(t, dir)
+			sameFixtures(t, dir, plainDir)
+			target := emptyTarget(t, database.SQLite)
+			if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path, Identities: key.identities}); err != nil {
+				t.Fatal(err)
+			}
+			compareWithBackup(t, dir, target)
+		})
+	}
+}
+
+// localArchive is the archive a backup reported at path in dest, downloaded if dest is on S3.
+func localArchive(t *testing.T, dest, path string) string {
+	t.Helper()
+	if !storage.IsS3(dest) {
+		return path
+	}
+	where, _, _ := strings.Cut(path, "?")
+	return downloadArchive(t, dest, filepath.Base(where))
+}
+
+// checkStagingSealed fails when any file of the staging area (a folder or an S3 location)
+// holds one of secrets, or when a staged part or fixture is not an age file; it returns how
+// many of each it saw.
+func checkStagingSealed(t *testing.T, staging string, secrets [][]byte) (parts, fixtures int) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := storage.Open(ctx, staging)
 	if err != nil {
-		t.Fatal(err)
+		t.Errorf("open the staging area: %v", err)
+		return 0, 0
 	}
-	if parts < 2 {
-		t.Fatalf("%d staged parts seen, want several", parts)
+	defer b.Close()
+	var keys []string
+	if err := b.Walk(ctx, "", func(o storage.Object) error { keys = append(keys, o.Key); return nil }); err != nil || len(keys) == 0 {
+		t.Errorf("list the staging area: %d keys, %v", len(keys), err)
 	}
-	data, _ := os.ReadFile(rep.Path)
-	if bytes.Contains(data, known) {
-		t.Fatal("the encrypted archive holds a file's content in the clear")
+	for _, k := range keys {
+		rc, _, err := b.Open(ctx, k)
+		if err != nil {
+			t.Errorf("read staged %s: %v", k, err)
+			continue
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Errorf("read staged %s: %v", k, err)
+		}
+		for _, s := range secrets {
+			if bytes.Contains(data, s) {
+				t.Errorf("staged %s holds the secret %q in the clear", k, s)
+			}
+		}
+		part := strings.HasPrefix(k, ".wnb/parts/")
+		fixture := strings.HasPrefix(k, "db_") && strings.HasSuffix(k, ".json")
+		if (part || fixture) && !encryption.IsEncrypted(data) {
+			t.Errorf("staged %s is not an age file", k)
+		}
+		if part {
+			parts++
+		} else if fixture {
+			fixtures++
+		}
+	}
+	return parts, fixtures
+}
+
+// sameFixtures checks that two extracted backups hold the same fixtures, byte for byte.
+func sameFixtures(t *testing.T, dir, want string) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(want, "db_*.json"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no fixtures in %s (%v)", want, err)
+	}
+	for _, w := range names {
+		wb, _ := os.ReadFile(w)
+		got, err := os.ReadFile(filepath.Join(dir, filepath.Base(w)))
+		if err != nil || !bytes.Equal(got, wb) {
+			t.Errorf("fixture %s differs from the unencrypted backup's (%v)", filepath.Base(w), err)
+		}
 	}
 }
 
