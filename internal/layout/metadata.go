@@ -67,6 +67,11 @@ type Metadata struct {
 	// Encryption is set on an age-encrypted backup (nil: not encrypted). It holds public
 	// keys and names only: list, prune, copy and verify work without the secret key.
 	Encryption *Encryption `json:"encryption,omitempty"`
+	// Migrations are the applied Django migrations (django_migrations rows) of the apps
+	// the backed-up models belong to, app label → names in the order applied, read in the
+	// backup's snapshot. Nil when not recorded (a Python backup, an older one, or a database
+	// without django_migrations): a restore then checks the target's columns only.
+	Migrations map[string][]string `json:"migrations,omitempty"`
 }
 
 // Encryption describes an age-encrypted backup: every fixture and file is stored as
