@@ -93,7 +93,7 @@ type RestorePlan struct {
 	Subset *SubsetPlan
 	// Migrations compares the backup's recorded Django migrations with the target's (nil
 	// when no database is restored).
-	Migrations *MigrationCheck
+	Migrations *database.MigrationCheck
 }
 
 // RestoreReport is a finished (or dry) restore.

@@ -119,10 +119,10 @@ func emptyMigrations(apps []string) AppliedMigrations {
 type MigrationDrift struct {
 	// Missing are migrations the backup's database had and the target lacks: the target's
 	// schema is behind the backup's rows.
-	Missing []string `json:"missing"`
+	Missing []string `json:"missing,omitempty"`
 	// Newer are migrations the target has and the backup's database did not: the target is
 	// ahead, which is fine while every restored column still fits.
-	Newer []string `json:"newer"`
+	Newer []string `json:"newer,omitempty"`
 }
 
 // CompareMigrations compares a backup's record with the target's migrations, app by app over
