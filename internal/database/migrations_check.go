@@ -80,7 +80,11 @@ func (mc *MigrationCheck) Summary() string {
 	case !mc.Compared:
 		return fmt.Sprintf("%d recorded (%s)", n, recordedApps(mc.Backup))
 	case len(mc.Missing) > 0:
-		return fmt.Sprintf("%d recorded; the target LACKS %s: run `manage.py migrate` on the target", n, strings.Join(mc.Missing, ", "))
+		s := fmt.Sprintf("%d recorded; the target LACKS %s: run `manage.py migrate` on the target", n, strings.Join(mc.Missing, ", "))
+		if len(mc.Newer) > 0 {
+			s += "; it also has newer " + strings.Join(mc.Newer, ", ")
+		}
+		return s
 	case len(mc.Newer) > 0:
 		return fmt.Sprintf("%d recorded, all applied in the target; the target is ahead with %s", n, strings.Join(mc.Newer, ", "))
 	}
