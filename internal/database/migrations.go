@@ -153,3 +153,57 @@ func sortedApps(m AppliedMigrations) []string {
 	slices.Sort(apps)
 	return apps
 }
+
+// RecordMigrations writes applied as the applied migrations of its apps, replacing those
+// apps' rows, in one transaction. It is for a scratch database whose schema this tool made
+// for a backup's models: its django_migrations then says what its schema is for.
+func (db *DB) RecordMigrations(ctx context.Context, applied AppliedMigrations) error {
+	const ins = "INSERT INTO django_migrations (id, app, name, applied) SELECT coalesce(max(id), 0) + 1, %s FROM django_migrations"
+	var err error
+	if db.pool != nil {
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			return recordMigrations(applied, func(q string, args ...any) error {
+				_, err := tx.Exec(ctx, q, args...)
+				return err
+			}, "DELETE FROM django_migrations WHERE app = $1", fmt.Sprintf(ins, "$1::text, $2::text, $3::timestamptz"), migratedAt)
+		})
+	} else {
+		err = db.recordMigrationsSQLite(ctx, applied, "DELETE FROM django_migrations WHERE app = ?", fmt.Sprintf(ins, "?, ?, ?"))
+	}
+	if err != nil {
+		return fmt.Errorf("record applied migrations in %s: %w", db.src.Redacted, err)
+	}
+	return nil
+}
+
+func (db *DB) recordMigrationsSQLite(ctx context.Context, applied AppliedMigrations, del, ins string) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	err = recordMigrations(applied, func(q string, args ...any) error {
+		_, err := tx.ExecContext(ctx, q, args...)
+		return err
+	}, del, ins, migratedAt.Format("2006-01-02 15:04:05.000000"))
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// recordMigrations runs, through exec, the statements that replace each app's rows.
+// at is the applied time, as the engine stores it.
+func recordMigrations(applied AppliedMigrations, exec func(q string, args ...any) error, del, ins string, at any) error {
+	for _, app := range sortedApps(applied) {
+		if err := exec(del, app); err != nil {
+			return err
+		}
+		for _, name := range applied[app] {
+			if err := exec(ins, app, name, at); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
