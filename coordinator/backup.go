@@ -217,6 +217,9 @@ type backupRun struct {
 	runKey *encryption.RunKey
 	// crypt is how the backup is encrypted (nil: not encrypted), settled before planning.
 	crypt *backupCrypt
+
+	// migrations are the applied Django migrations read in the snapshot (nil: none recorded).
+	migrations database.AppliedMigrations
 }
 
 func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
@@ -515,7 +518,7 @@ func (r *backupRun) snapshot(ctx context.Context) error {
 	if r.snap, err = r.db.BeginSnapshot(ctx, dir); err != nil {
 		return fmt.Errorf("backup: open snapshot: %w", err)
 	}
-	return nil
+	return r.recordMigrations(ctx)
 }
 
 // planExports cuts every model into primary-key ranges, one export task each.
@@ -741,6 +744,7 @@ func (r *backupRun) metadata(ctx context.Context) *layout.Metadata {
 	if r.db != nil {
 		meta.DatabaseEngine = r.db.Source().DjangoEngine()
 		meta.Database = r.db.Source().Redacted
+		meta.Migrations = r.migrations
 	}
 	if r.src != nil {
 		meta.StorageBackend = r.src.Backend()

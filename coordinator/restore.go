@@ -94,6 +94,9 @@ type RestorePlan struct {
 	Warnings []string
 	// Subset is the graph of a restore of selected rows (nil otherwise).
 	Subset *SubsetPlan
+	// Migrations compares the backup's recorded Django migrations with the target's (nil
+	// when no database is restored).
+	Migrations *database.MigrationCheck
 }
 
 // RestoreReport is a finished (or dry) restore.
@@ -709,6 +712,9 @@ func checkTargetDatabase(ctx context.Context, url string, dbo database.Options, 
 		return nil, err
 	}
 	plan.Database = db.Source().Redacted
+	if err := checkTargetMigrations(ctx, db, plan); err != nil {
+		return db, err
+	}
 	if _, err := db.CheckSchema(ctx, models); err != nil {
 		return db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
 	}

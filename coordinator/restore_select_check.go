@@ -55,6 +55,9 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 		return chk, nil, err
 	}
 	chk.plan.Database = chk.db.Source().Redacted
+	if err := checkTargetMigrations(ctx, chk.db, chk.plan); err != nil {
+		return chk, nil, err
+	}
 	if _, err := chk.db.CheckSchema(ctx, models); err != nil {
 		return chk, nil, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", chk.plan.Database, err)
 	}

@@ -298,6 +298,7 @@ func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
 			verb = "merge (upsert by pk) into"
 		}
 		fmt.Fprintf(w, "  database %s: %s %d tables\n", p.Database, verb, len(p.Models))
+		printMigrationCheck(w, p.Migrations)
 		for _, m := range p.Models {
 			fmt.Fprintf(w, "    %-32s now %8d rows -> %8d rows from %s\n", m.Label, m.Current, m.Rows, m.File)
 		}
@@ -363,6 +364,8 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 		DurationSeconds float64        `json:"duration_seconds"`
 		// Selection is the graph of a restore of selected rows (--book, --select).
 		Selection *coordinator.SubsetPlan `json:"selection,omitempty"`
+		// Migrations compares the backup's recorded Django migrations with the target's.
+		Migrations *database.MigrationCheck `json:"migrations,omitempty"`
 	}{Models: []model{}, Failures: []string{}, Warnings: []string{}}
 	out.Status, out.Error = outcome.Of(err).Status, errText(err)
 	if rep == nil {
@@ -372,7 +375,7 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 	out.Files, out.Bytes, out.Failed, out.DurationSeconds = rep.Files, rep.Bytes, rep.Failed, rep.Duration.Seconds()
 	out.Failures = append(out.Failures, rep.Failures...)
 	if rep.Plan != nil {
-		out.Backup, out.Selection = rep.Plan.Backup, rep.Plan.Subset
+		out.Backup, out.Selection, out.Migrations = rep.Plan.Backup, rep.Plan.Subset, rep.Plan.Migrations
 		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
 		if rep.DryRun {
 			if err == nil {

@@ -46,6 +46,10 @@ bytes are checked without its key; --decrypt with --identity (or the passphrase)
 every fixture and file and checks its plaintext against the backup's encrypted manifest of
 plaintext sums.
 
+The report shows the Django migrations the backup recorded; given a database (--database or
+DATABASE_URL), it also compares them with that database's: migrations it lacks (a restore
+would be refused) or has beyond the backup are warnings, not problems of the backup.
+
 Exit status: 0 when the backup is good, 1 when a problem is found or the check cannot run.`,
 		Example: `  webnovel-backup verify backups/backup_20241201_143022
   webnovel-backup verify backups/backup_20241201_143022.tar.gz --json
@@ -89,6 +93,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 	if err != nil {
 		return err
 	}
+	compareVerifyMigrations(ctx, rep, verifyTargetURL(g))
 	if o.asJSON {
 		if err := printJSON(con.out, rep); err != nil {
 			return fmt.Errorf("verify: %w", err)
@@ -124,6 +129,9 @@ func printVerifyReport(out io.Writer, rep *verify.Report) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", status, c.Name, c.Detail)
 	}
 	tw.Flush()
+	if rep.Migrations != nil {
+		fmt.Fprintf(out, "  migrations: %s\n", rep.Migrations.Summary())
+	}
 	if len(rep.Problems) > 0 {
 		fmt.Fprintf(out, "Problems (%d):\n", len(rep.Problems))
 		for _, p := range rep.Problems {

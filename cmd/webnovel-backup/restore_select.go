@@ -43,6 +43,7 @@ func printSubsetPlan(w io.Writer, p *coordinator.RestorePlan) {
 	s := p.Subset
 	fmt.Fprintf(w, "Restore selected rows from %s (run %s, taken %s)\n", p.Backup, p.Metadata.RunID, p.Metadata.BackupTimestamp.Format("2006-01-02 15:04:05"))
 	fmt.Fprintf(w, "  database %s: upsert by pk, nothing else changed or deleted\n", p.Database)
+	printMigrationCheck(w, p.Migrations)
 	fmt.Fprintf(w, "    %-32s %8s %8s %8s %8s %9s\n", "model", "selected", "needed", "links", "relinks", "conflicts")
 	for _, m := range s.Models {
 		fmt.Fprintf(w, "    %-32s %8d %8d %8d %8d %9d\n", m.Label, m.Selected, m.Needed, m.Links, m.Relinks, m.Conflicts)

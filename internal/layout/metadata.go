@@ -72,6 +72,11 @@ type Metadata struct {
 	Archive *ArchiveInfo `json:"archive,omitempty"`
 	// References is the database ↔ storage cross-check (nil in older backups).
 	References *References `json:"references,omitempty"`
+	// Migrations are the applied Django migrations (django_migrations rows) of the apps
+	// the backed-up models belong to, app label → names in the order applied, read in the
+	// backup's snapshot. Nil when not recorded (a Python backup, an older one, or a database
+	// without django_migrations): a restore then checks the target's columns only.
+	Migrations map[string][]string `json:"migrations,omitempty"`
 }
 
 // ArchiveInfo describes the bytes of an encrypted archive, as its sidecar records them.

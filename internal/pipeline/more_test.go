@@ -46,17 +46,7 @@ func TestFullDiskFailsCleanly(t *testing.T) {
 // A backup written by the Python commands — dumpdata fixtures, its metadata, files, no
 // SHA256SUMS — restores, with a warning that its integrity cannot be verified.
 func TestRestorePythonBackup(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "backup_20241201_143022")
-	copyInto(t, "../platform/testdata/sample-fixtures", dir, func(rel string) bool {
-		return !strings.Contains(rel, "/") && strings.HasSuffix(rel, ".json") // the indented fixtures
-	})
-	copyInto(t, "../platform/testdata/sample-fixtures/files", filepath.Join(dir, "files"), func(string) bool { return true })
-	meta := `{"backup_timestamp": "2024-12-01T14:30:22.123456", "django_version": "3.2.25",
- "backup_options": {"include_files": true, "skip_db": false, "compress": false, "models": "all"},
- "storage_backend": "FileSystemStorage", "database_engine": "django.db.backends.postgresql"}`
-	if err := os.WriteFile(filepath.Join(dir, "backup_metadata.json"), []byte(meta), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := pythonBackup(t)
 	target := emptyTarget(t, database.SQLite)
 	rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: dir})
 	if err != nil {
@@ -69,6 +59,24 @@ func TestRestorePythonBackup(t *testing.T) {
 		t.Fatalf("loaded %d models and %d files", len(rep.Loaded), rep.Files)
 	}
 	compareWithBackup(t, dir, target)
+}
+
+// pythonBackup writes a backup as the Python commands do: dumpdata fixtures, their metadata,
+// files, no SHA256SUMS, no record of migrations.
+func pythonBackup(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "backup_20241201_143022")
+	copyInto(t, "../platform/testdata/sample-fixtures", dir, func(rel string) bool {
+		return !strings.Contains(rel, "/") && strings.HasSuffix(rel, ".json") // the indented fixtures
+	})
+	copyInto(t, "../platform/testdata/sample-fixtures/files", filepath.Join(dir, "files"), func(string) bool { return true })
+	meta := `{"backup_timestamp": "2024-12-01T14:30:22.123456", "django_version": "3.2.25",
+ "backup_options": {"include_files": true, "skip_db": false, "compress": false, "models": "all"},
+ "storage_backend": "FileSystemStorage", "database_engine": "django.db.backends.postgresql"}`
+	if err := os.WriteFile(filepath.Join(dir, "backup_metadata.json"), []byte(meta), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func copyInto(t *testing.T, src, dst string, keep func(rel string) bool) {

@@ -145,6 +145,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	} else if err := applySchema(ctx, scratchURL); err != nil {
 		return nil, err
 	}
+	if err := markScratchMigrated(ctx, scratchURL, backup.Path); err != nil {
+		return nil, err
+	}
 	scratchMedia := filepath.Join(tmp, "scratch-media")
 	start = time.Now()
 	if err := runRestore(ctx, o, log, backup.Path, scratchURL, scratchMedia); err != nil {
@@ -217,6 +220,22 @@ func runRestore(ctx context.Context, o Options, log *slog.Logger, backup, dbURL,
 		Identities: ids,
 	})
 	return err
+}
+
+// markScratchMigrated records in the scratch database the migrations the backup recorded:
+// its schema is this tool's for the backup's models, not `migrate`'s, so its own rows would
+// make the restore's migration check refuse a backup of a platform that is further on.
+func markScratchMigrated(ctx context.Context, url, backup string) error {
+	meta, err := layout.ReadMetadata(backup)
+	if err != nil || meta.Migrations == nil {
+		return err
+	}
+	db, err := database.Open(ctx, url)
+	if err != nil {
+		return fmt.Errorf("scratch database: %w", err)
+	}
+	defer db.Close()
+	return db.RecordMigrations(ctx, meta.Migrations)
 }
 
 func applySchema(ctx context.Context, url string) error {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
+	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
@@ -90,6 +91,9 @@ type Report struct {
 	References *layout.References `json:"references,omitempty"`
 	// Duration is how long the verification took, extraction included.
 	Duration time.Duration `json:"-"`
+	// Migrations is the backup's record of its applied Django migrations (Recorded false
+	// for a backup without one), compared with a database when the caller asked for it.
+	Migrations *database.MigrationCheck `json:"migrations,omitempty"`
 }
 
 // Check is the outcome of one check.
@@ -328,6 +332,7 @@ func (v *verifier) checkMetadata() {
 	}
 	v.meta = m
 	v.rep.Format, v.rep.RunID, v.rep.Status = m.FormatVersion, m.RunID, m.Status
+	v.rep.Migrations = database.RecordedMigrations(m.Migrations)
 	if m.FormatVersion == 0 {
 		v.warn("%s: Python backup (format 0) has no status: taken as complete", layout.FileMetadata)
 		v.add(CheckMetadata, true, "format 0 (Python backup), taken at "+layout.FormatTimestamp(m.BackupTimestamp), nil)
