@@ -387,7 +387,7 @@ func (d *localDestination) linkSidecar(name string) error {
 	if err := os.Link(tmp, filepath.Join(d.backupDir, layout.SidecarName(name))); err != nil {
 		return fmt.Errorf("publish %s: sidecar: %w", name, err)
 	}
-	if err := syncFolder(d.backupDir); err != nil {
+	if err := syncPath(d.backupDir); err != nil {
 		return fmt.Errorf("publish %s: sidecar: %w", name, err)
 	}
 	return nil
@@ -528,8 +528,8 @@ func readSidecarFile(file string) (*layout.Metadata, error) {
 	return layout.ParseMetadata(data)
 }
 
-// syncFolder makes a folder's entries durable.
-func syncFolder(dir string) error {
+// syncPath makes a file's content, or a folder's entries, durable.
+func syncPath(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return err

@@ -94,21 +94,11 @@ func (r *copyRun) publishSidecar(ctx context.Context) error {
 	if err := os.WriteFile(tmp, data, layout.FileMode); err != nil {
 		return fmt.Errorf("copy: sidecar %s: %w", side, err)
 	}
-	if err := syncFile(tmp); err != nil {
+	if err := syncPath(tmp); err != nil {
 		return fmt.Errorf("copy: sidecar %s: %w", side, err)
 	}
 	if err := os.Link(tmp, filepath.Join(r.o.Dest, side)); err != nil {
 		return fmt.Errorf("copy: sidecar %s: %w", side, err)
 	}
-	return syncFolder(r.o.Dest)
-}
-
-// syncFile makes a file's content durable.
-func syncFile(file string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return syncPath(r.o.Dest)
 }

@@ -155,7 +155,7 @@ func openRestoreSource(ctx context.Context, src, tempDir string, keys archiveKey
 	if fi.IsDir() {
 		return &restoreSource{dir: src, root: filepath.Dir(filepath.Clean(src)), cleanup: func() {}}, nil
 	}
-	if isSealedFile(src) {
+	if encryption.IsEncryptedFile(src) {
 		return openSealedLocal(ctx, src, tempDir, keys)
 	}
 	tmp, err := os.MkdirTemp(tempDir, "wnb-restore-")
@@ -335,6 +335,12 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 			return rep, fmt.Errorf("restore: files: %w", err)
 		}
 	}
+	return finished(rep, start)
+}
+
+// finished ends a restore's report: its duration, and a PartialError when some files could
+// not be restored.
+func finished(rep *RestoreReport, start time.Time) (*RestoreReport, error) {
 	rep.Duration = time.Since(start)
 	if rep.Failed > 0 {
 		pe := &PartialError{Failed: rep.Failed}

@@ -8,11 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
-	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -49,20 +47,6 @@ func OpenBackupDecrypting(ctx context.Context, src, tempDir string, ids *encrypt
 		return nil, err
 	}
 	return &LocalBackup{Dir: s.dir, Root: s.root, src: s}, nil
-}
-
-// isSealedFile reports whether the local file is an age file (an encrypted archive).
-func isSealedFile(file string) bool {
-	if strings.HasSuffix(file, layout.EncryptedExt) {
-		return true
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head, _ := bufio.NewReader(f).Peek(64)
-	return encryption.IsEncrypted(head)
 }
 
 // openSealedLocal unpacks a local encrypted archive into a private temporary folder.

@@ -156,17 +156,11 @@ func planEncryptedObjects(ctx context.Context, name, index, root string, sums *l
 // order: each file needs the object listed just before it, larger than its plaintext, which is
 // then read, decrypted and checked.
 func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sorter, dec *restoreDecrypt, workers int) error {
-	b, err := storage.Open(ctx, root)
+	b, err := openObjects(ctx, root, needed)
 	if err != nil {
-		return fmt.Errorf("object store: %w", err)
+		return err
 	}
 	defer b.Close()
-	err = b.Walk(ctx, layout.ObjectsDir+"/", func(o storage.Object) error {
-		return needed.Add(o.Key+objectListed, binary.AppendVarint(nil, o.Size))
-	})
-	if err != nil {
-		return fmt.Errorf("list the object store %s: %w", b, err)
-	}
 	var missing missingFiles
 	feed := func(send func(string, sumPair) error) error {
 		cur, curSize := "", int64(0)

@@ -331,20 +331,32 @@ func eachIndexEntry(name, index string) func(fn func(p string, e messages.FileEn
 	}
 }
 
-// checkObjectsExist lists the object store under root into needed and reads it in object
-// order: each file needs the object listed just before it, with its size.
-func checkObjectsExist(ctx context.Context, root string, needed *extsort.Sorter) error {
+// openObjects opens the object store under root (the destination holding an object-store
+// backup) and adds each of its objects to needed, sorted after the files that need it, with
+// its size.
+func openObjects(ctx context.Context, root string, needed *extsort.Sorter) (*storage.Bucket, error) {
 	b, err := storage.Open(ctx, root)
 	if err != nil {
-		return fmt.Errorf("object store: %w", err)
+		return nil, fmt.Errorf("object store: %w", err)
 	}
-	defer b.Close()
 	err = b.Walk(ctx, layout.ObjectsDir+"/", func(o storage.Object) error {
 		return needed.Add(o.Key+objectListed, binary.AppendVarint(nil, o.Size))
 	})
 	if err != nil {
-		return fmt.Errorf("list the object store %s: %w", b, err)
+		b.Close()
+		return nil, fmt.Errorf("list the object store %s: %w", b, err)
 	}
+	return b, nil
+}
+
+// checkObjectsExist lists the object store under root into needed and reads it in object
+// order: each file needs the object listed just before it, with its size.
+func checkObjectsExist(ctx context.Context, root string, needed *extsort.Sorter) error {
+	b, err := openObjects(ctx, root, needed)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
 	var missing missingFiles
 	cur, curSize := "", int64(0)
 	err = needed.Each(func(k string, val []byte) error {

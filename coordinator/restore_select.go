@@ -157,15 +157,7 @@ func (c *Coordinator) restoreSelected(ctx context.Context, o RestoreOptions, src
 			return rep, fmt.Errorf("restore: files: %w", err)
 		}
 	}
-	rep.Duration = time.Since(start)
-	if rep.Failed > 0 {
-		pe := &PartialError{Failed: rep.Failed}
-		if len(rep.Failures) > 0 {
-			pe.First = rep.Failures[0]
-		}
-		return rep, pe
-	}
-	return rep, nil
+	return finished(rep, start)
 }
 
 // maxListedConflicts bounds the conflicts an error message names.

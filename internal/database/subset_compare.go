@@ -42,20 +42,25 @@ func (db *DB) eachInt(ctx context.Context, q string, args []any, fn func(int64))
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var v int64
-			if err := rows.Scan(&v); err != nil {
-				return err
-			}
-			fn(v)
-		}
-		return rows.Err()
+		return scanInts(rows, fn)
 	}
 	rows, err := db.pool.Query(ctx, numbered(q), args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	return scanInts(rows, fn)
+}
+
+// intRows is what scanInts needs of database/sql's and pgx's rows alike.
+type intRows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// scanInts calls fn with each row's one integer column.
+func scanInts(rows intRows, fn func(int64)) error {
 	for rows.Next() {
 		var v int64
 		if err := rows.Scan(&v); err != nil {

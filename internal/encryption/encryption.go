@@ -289,3 +289,19 @@ func (k *RunKey) Recipient() string { return k.id.Recipient().String() }
 
 // Identities reads what was encrypted to Recipient.
 func (k *RunKey) Identities() *Identities { return IdentitiesOf(k.id) }
+
+// IsEncryptedFile reports whether the local file is an age file: by its name (NAME.age) or its
+// first bytes.
+func IsEncryptedFile(file string) bool {
+	if strings.HasSuffix(file, Ext) {
+		return true
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	head := make([]byte, 64)
+	n, _ := io.ReadFull(f, head)
+	return IsEncrypted(head[:n])
+}

@@ -11,7 +11,6 @@ import (
 	"os"
 	pathpkg "path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
@@ -29,19 +28,7 @@ const WarnNotDecrypted = "encrypted archive: only its bytes were checked against
 
 // IsEncryptedArchive reports whether the file is an age-encrypted archive: by its name
 // (backup_….tar.gz.age) or its first bytes.
-func IsEncryptedArchive(file string) bool {
-	if strings.HasSuffix(file, layout.EncryptedExt) {
-		return true
-	}
-	f, err := os.Open(file)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	head := make([]byte, 64)
-	n, _ := io.ReadFull(f, head)
-	return encryption.IsEncrypted(head[:n])
-}
+func IsEncryptedArchive(file string) bool { return encryption.IsEncryptedFile(file) }
 
 // archiveIdentities are the keys a verify of an encrypted archive decrypts with: none without
 // --decrypt; the identities, or the passphrase (the archive of a passphrase backup is
