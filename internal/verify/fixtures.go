@@ -329,7 +329,8 @@ func (v *verifier) checkFiles() {
 		v.rep.Bytes, plainUnknown = v.plainBytes, !v.decrypting()
 		found = fmt.Sprintf("%d files, %s of plaintext", v.rep.Files, humanBytes(v.rep.Bytes))
 		if plainUnknown {
-			found = fmt.Sprintf("%d files (encrypted: their plaintext size is checked with --decrypt)", v.rep.Files)
+			v.rep.Bytes = v.bytes // as stored: the plaintext's size is unknown without the key
+			found = fmt.Sprintf("%d files, %s as stored (encrypted: their plaintext size is checked with --decrypt)", v.rep.Files, humanBytes(v.rep.Bytes))
 		}
 	}
 	var problems []string
