@@ -79,7 +79,7 @@ func setUpToolchain() {
 	toolchain.dir = dir
 	toolchain.bin = filepath.Join(dir, "webnovel-backup")
 	statSources("..")
-	if out, err := exec.Command("go", "build", "-o", toolchain.bin, "../cmd/webnovel-backup").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", toolchain.bin, "../../cmd/webnovel-backup").CombinedOutput(); err != nil {
 		toolchain.err = fmt.Errorf("go build: %w\n%s", err, out)
 		return
 	}
@@ -115,7 +115,7 @@ func installPackage(system, dir string) (string, error) {
 	pip := exec.Command(python, "-m", "pip", "install", "-q", "--no-index", "--no-build-isolation", src)
 	pip.Env = append(os.Environ(), "PIP_DISABLE_PIP_VERSION_CHECK=1")
 	if out, err := pip.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("pip install ./django: %w\n%s", err, out)
+		return "", fmt.Errorf("pip install ./internal/django: %w\n%s", err, out)
 	}
 	return python, nil
 }

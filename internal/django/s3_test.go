@@ -45,7 +45,7 @@ func TestS3Storage(t *testing.T) {
 // sampleFiles are the platform sample's storage files: key -> SHA-256.
 func sampleFiles(t *testing.T) map[string]string {
 	t.Helper()
-	root := "../internal/platform/testdata/sample-fixtures/files"
+	root := "../platform/testdata/sample-fixtures/files"
 	files := map[string]string{}
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {

@@ -119,7 +119,7 @@ func postgresSettings(t *testing.T, raw string) map[string]any {
 // files/ and the old metadata, without checksums.
 func pythonBackup(t *testing.T, engine string) string {
 	t.Helper()
-	const sample = "../internal/platform/testdata/sample-fixtures"
+	const sample = "../platform/testdata/sample-fixtures"
 	dir := filepath.Join(t.TempDir(), "backup_20241201_143022")
 	fixtures, err := filepath.Glob(filepath.Join(sample, "db_*.json"))
 	if err != nil || len(fixtures) != 10 {
