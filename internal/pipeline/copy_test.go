@@ -340,7 +340,9 @@ func TestCopyThroughS3ObjectStore(t *testing.T) {
 
 	changed := strings.TrimPrefix(files[len(files)/2], layout.FilesDir+"/")
 	os.WriteFile(filepath.Join(p.storage, filepath.FromSlash(changed)), []byte("changed since the first backup"), 0o644)
-	second := backupInto(t, s, p, t.TempDir(), false)
+	// Into the first one's folder: a backup taken in the same second elsewhere would have the
+	// same name, which east already holds with another manifest (a refusal, not this test's).
+	second := backupInto(t, s, p, filepath.Dir(first), false)
 	count.reset()
 	rep, err = s.Coordinator.Copy(ctx, copyOptions(second, east))
 	if err != nil {
