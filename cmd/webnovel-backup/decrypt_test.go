@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/encryption/enctest"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
-	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // encryptedSiteBackup backs the site in dir up and encrypts the backup (with passphrase set, a
@@ -75,34 +73,6 @@ func TestRestoreEncryptedCommand(t *testing.T) {
 	}
 }
 
-// uploadDir copies a local folder to an S3 location.
-func uploadDir(t *testing.T, dir, url string) {
-	t.Helper()
-	ctx := context.Background()
-	src, err := storage.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := storage.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	err = src.Walk(ctx, "", func(o storage.Object) error {
-		r, obj, err := src.Open(ctx, o.Key)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		_, err = dst.Put(ctx, o.Key, r, obj)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // verify of an encrypted backup, local or an S3 prefix: without a key its stored bytes pass
 // (the fixtures said not checked); --decrypt without a key is a usage error (exit 2);
 // --decrypt --identity checks the plaintext; --decrypt with the passphrase in
@@ -113,7 +83,7 @@ func TestVerifyEncryptedCommand(t *testing.T) {
 	t.Setenv(envIdentityFile, "")
 	t.Setenv(envPassphrase, "")
 	s3 := s3test.Start(t, nil, "backups")
-	uploadDir(t, filepath.Dir(backup), s3.URL("backups", "nightly", ""))
+	s3test.UploadTree(t, filepath.Dir(backup), s3.URL("backups", "nightly", ""))
 	for _, src := range []string{backup, s3.URL("backups", "nightly/"+filepath.Base(backup), "")} {
 		code, out, errOut := runSplit(t, "verify", src)
 		if code != 0 || !strings.Contains(out, "not checked: the backup is encrypted") {

@@ -76,7 +76,7 @@ func TestRestoreEncryptedBackup(t *testing.T) {
 			switch tt.where {
 			case "s3":
 				s3 := s3test.Start(t, nil, "backups")
-				uploadTree(t, filepath.Dir(b.dir), s3.URL("backups", "nightly", ""))
+				s3test.UploadTree(t, filepath.Dir(b.dir), s3.URL("backups", "nightly", ""))
 				loc = s3.URL("backups", "nightly/"+filepath.Base(b.dir), "")
 			case "objects":
 				s3 := s3test.Start(t, nil, "backups")

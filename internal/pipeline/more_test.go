@@ -118,7 +118,7 @@ func TestBackupFromFlakyS3(t *testing.T) {
 	local := sqlitePlatform(t, demo.DefaultOptions())
 	n.Store(1) // let the bucket be filled first without failures in the way
 	mediaURL := s3.URL("media", "site", "")
-	uploadTree(t, local.storage, mediaURL)
+	s3test.UploadTree(t, local.storage, mediaURL)
 	p := platformFixture{dbURL: local.dbURL, storage: mediaURL}
 	s := startSession(t, p, 3, queue.Config{})
 	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{

@@ -19,40 +19,12 @@ import (
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
-// uploadTree copies a local storage folder into an S3 location, keeping modes and times.
-func uploadTree(t *testing.T, dir, url string) {
-	t.Helper()
-	ctx := context.Background()
-	src, err := storage.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := storage.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dst.Close()
-	err = src.Walk(ctx, "", func(o storage.Object) error {
-		r, obj, err := src.Open(ctx, o.Key)
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		_, err = dst.Put(ctx, o.Key, r, obj)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // A platform whose storage is on S3 backs up like a local one, and restores into S3 storage.
 func TestBackupAndRestoreWithS3Storage(t *testing.T) {
 	s3 := s3test.Start(t, nil, "media", "restored")
 	local := sqlitePlatform(t, demo.DefaultOptions())
 	mediaURL := s3.URL("media", "site", "")
-	uploadTree(t, local.storage, mediaURL)
+	s3test.UploadTree(t, local.storage, mediaURL)
 	p := platformFixture{dbURL: local.dbURL, storage: mediaURL}
 
 	s := startSession(t, p, 3, queue.Config{})
@@ -89,8 +61,8 @@ func TestRestoreFromS3(t *testing.T) {
 	src := sqlitePlatform(t, demo.DefaultOptions())
 	folder := backupOf(t, src, false)
 	archivePath := backupOf(t, src, true)
-	uploadTree(t, filepath.Dir(folder), s3.URL("backups", "nightly", ""))
-	uploadTree(t, filepath.Dir(archivePath), s3.URL("backups", "archives", ""))
+	s3test.UploadTree(t, filepath.Dir(folder), s3.URL("backups", "nightly", ""))
+	s3test.UploadTree(t, filepath.Dir(archivePath), s3.URL("backups", "archives", ""))
 	for _, loc := range []string{
 		s3.URL("backups", "nightly/"+filepath.Base(folder), ""),
 		s3.URL("backups", "archives/"+filepath.Base(archivePath), ""),
@@ -123,7 +95,7 @@ func TestBackupToS3(t *testing.T) {
 	s3 := s3test.Start(t, countCopies, "media", "backups")
 	local := sqlitePlatform(t, demo.DefaultOptions())
 	mediaURL := s3.URL("media", "site", "")
-	uploadTree(t, local.storage, mediaURL)
+	s3test.UploadTree(t, local.storage, mediaURL)
 	p := platformFixture{dbURL: local.dbURL, storage: mediaURL}
 	s := startSession(t, p, 3, queue.Config{})
 	dest := s3.URL("backups", "nightly", "")
