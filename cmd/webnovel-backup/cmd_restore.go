@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -18,19 +17,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
-	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/hooks"
-	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
 	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
 )
-
-// restoreGCPercent is the collector's GOGC during a restore, unless GOGC is set.
-const restoreGCPercent = 200
 
 // errNoTerminal refuses a restore nobody can confirm.
 var errNoTerminal = errors.New("refusing to restore without confirmation: standard input is not a terminal; add --force to restore anyway (nothing was changed)")
@@ -117,12 +111,7 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	if !o.force && !o.DryRun {
 		o.Confirm = o.confirm(con)
 	}
-	if os.Getenv("GOGC") == "" {
-		// A load allocates a few hundred bytes per value parsed and keeps ~20 MB live: at the
-		// default 100 the collector took a third of its CPU. The soft memory limit still
-		// bounds the heap (peak RSS on a 930k-row restore: ~70 MB with --jobs 2).
-		debug.SetGCPercent(restoreGCPercent)
-	}
+	coordinator.TuneRestoreGC()
 	cfg, err := g.pipelineConfig(g.workers)
 	if err != nil {
 		return err
@@ -135,7 +124,7 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 		return o.report(con, nil, err)
 	}
 	// A restore with no files to copy has no tasks: no queue, no workers.
-	cfg.NoQueue = !o.DryRun && (o.SkipFiles || databaseOnlyBackup(ctx, o.Source))
+	cfg.NoQueue = !coordinator.RestoreNeedsQueue(ctx, o.RestoreOptions)
 	if cfg.NoQueue {
 		cfg.NATSURL = ""
 	}
@@ -203,7 +192,7 @@ func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bo
 // anything.
 func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts []nats.Option) preflight.Config {
 	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts}
-	if !o.SkipDB && !filesOnlyBackup(ctx, o.Source) {
+	if c := coordinator.PeekBackup(ctx, o.Source); !o.SkipDB && (!c.Known || c.Database) {
 		pc.DatabaseURL = o.DatabaseURL
 		pc.Models, _ = platform.Default.Select(o.Models)
 	}
@@ -211,54 +200,6 @@ func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts
 		pc.StorageURL = storageForPreflight(o.StorageURL)
 	}
 	return pc
-}
-
-// filesOnlyBackup reports whether the local backup at src (a folder, or an archive whose
-// metadata comes first) is known to hold no database fixtures, so that its preflight does
-// not demand a database. Otherwise the restore itself finds out, and skips the database too.
-func filesOnlyBackup(ctx context.Context, src string) bool {
-	if storage.IsS3(src) {
-		return false
-	}
-	meta, err := layout.ReadMetadata(src)
-	if err != nil {
-		f, ferr := os.Open(src)
-		if ferr != nil {
-			return false
-		}
-		defer f.Close()
-		if meta, err = archive.LeadingMetadata(ctx, f); err != nil || meta == nil {
-			return false
-		}
-	}
-	return meta.BackupOptions.SkipDB || (meta.FormatVersion >= 1 && len(meta.Models) == 0)
-}
-
-// databaseOnlyBackup reports whether the local backup at src (a folder, or an archive whose
-// metadata comes first) is known to hold no storage files.
-func databaseOnlyBackup(ctx context.Context, src string) bool {
-	meta := localMetadata(ctx, src)
-	return meta != nil && meta.FormatVersion >= 1 && !meta.BackupOptions.IncludeFiles
-}
-
-// localMetadata reads a local backup's metadata without unpacking it; nil when it cannot.
-func localMetadata(ctx context.Context, src string) *layout.Metadata {
-	if storage.IsS3(src) {
-		return nil
-	}
-	meta, err := layout.ReadMetadata(src)
-	if err == nil {
-		return meta
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	if meta, err = archive.LeadingMetadata(ctx, f); err != nil {
-		return nil
-	}
-	return meta
 }
 
 // report prints the outcome (JSON, the dry run's plan, or the text report) and returns err,
