@@ -81,6 +81,13 @@ type exportPlan struct {
 	selec  string // SELECT ... FROM ... (no WHERE)
 	pk     string // quoted pk column, qualified
 
+	// bin is the format of each PostgreSQL result column (pk first), from setFormats;
+	// textOnly keeps every column in text format (the reference the binary decoders are
+	// tested against). pkBuf holds a binary pk's digits.
+	bin      []binCol
+	textOnly bool
+	pkBuf    []byte
+
 	// warnings name the values written changed (at most maxRowWarnings); unnamed counts
 	// the further ones.
 	warnings []string
@@ -196,66 +203,77 @@ func rowError(pk []byte, f *exportField, err error) error {
 	return fmt.Errorf("pk %s field %s: %w", pk, f.name, err)
 }
 
-// appendPGRow appends one object from a PostgreSQL row in text format: vals[0] is the pk, then
-// one value per field; nil is NULL.
+// appendPGRow appends one object from a PostgreSQL row: vals[0] is the pk, then one value
+// per field, each in the format setFormats chose for its column; nil is NULL.
 func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 	if len(vals) != len(p.fields)+1 {
 		return dst, fmt.Errorf("row has %d values, want %d", len(vals), len(p.fields)+1)
 	}
-	dst = fixture.BeginObject(dst, p.m.Label, vals[0])
+	pk, err := p.pkText(vals[0])
+	if err != nil {
+		return dst, err
+	}
+	dst = fixture.BeginObject(dst, p.m.Label, pk)
 	for i := range p.fields {
 		f := &p.fields[i]
 		dst = fixture.AppendKey(dst, f.name, i == 0)
 		v := vals[i+1]
-		var err error
-		if v == nil {
-			if f.kind == kindM2M {
-				dst = append(dst, "[]"...)
-			} else {
-				dst = append(dst, "null"...)
-			}
-			continue
-		}
-		switch f.kind {
-		case kindText:
-			p.checkText(vals[0], f, v)
-			dst = fixture.AppendString(dst, v)
-		case kindInt:
-			dst = append(dst, v...)
-		case kindBool:
-			dst = fixture.AppendBool(dst, len(v) > 0 && v[0] == 't')
-		case kindFloat:
-			var x float64
-			if x, err = strconv.ParseFloat(string(v), 64); err == nil {
-				dst = fixture.AppendFloat(dst, x)
-			}
-		case kindDateTime:
-			var t time.Time
-			if t, err = parseDateTime(v); err == nil {
-				dst = fixture.AppendDateTime(dst, t)
-			}
-		case kindDate:
-			dst, err = appendDateText(dst, v)
-		case kindDecimal:
-			dst, err = fixture.AppendDecimal(dst, v)
-		case kindUUID:
-			dst, err = fixture.AppendUUID(dst, v)
-		case kindDuration:
-			var us int64
-			if us, err = parseInterval(v); err == nil {
-				dst = fixture.AppendDuration(dst, us)
-			}
-		case kindJSON:
-			p.checkText(vals[0], f, v)
-			dst, err = fixture.AppendJSON(dst, v)
-		case kindM2M:
-			dst, err = appendPKList(dst, v)
+		switch {
+		case v == nil && f.kind == kindM2M:
+			dst = append(dst, "[]"...)
+		case v == nil:
+			dst = append(dst, "null"...)
+		case len(p.bin) > i+1 && p.bin[i+1] != binNone:
+			dst, err = appendBinary(dst, p.bin[i+1], v)
+		default:
+			dst, err = p.appendPGText(dst, pk, f, v)
 		}
 		if err != nil {
-			return dst, rowError(vals[0], f, err)
+			return dst, rowError(pk, f, err)
 		}
 	}
 	return fixture.EndObject(dst), nil
+}
+
+// appendPGText appends a value PostgreSQL wrote in text format.
+func (p *exportPlan) appendPGText(dst []byte, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	var err error
+	switch f.kind {
+	case kindText:
+		p.checkText(pk, f, v)
+		dst = fixture.AppendString(dst, v)
+	case kindInt:
+		dst = append(dst, v...)
+	case kindBool:
+		dst = fixture.AppendBool(dst, len(v) > 0 && v[0] == 't')
+	case kindFloat:
+		var x float64
+		if x, err = strconv.ParseFloat(string(v), 64); err == nil {
+			dst = fixture.AppendFloat(dst, x)
+		}
+	case kindDateTime:
+		var t time.Time
+		if t, err = parseDateTime(v); err == nil {
+			dst = fixture.AppendDateTime(dst, t)
+		}
+	case kindDate:
+		dst, err = appendDateText(dst, v)
+	case kindDecimal:
+		dst, err = fixture.AppendDecimal(dst, v)
+	case kindUUID:
+		dst, err = fixture.AppendUUID(dst, v)
+	case kindDuration:
+		var us int64
+		if us, err = parseInterval(v); err == nil {
+			dst = fixture.AppendDuration(dst, us)
+		}
+	case kindJSON:
+		p.checkText(pk, f, v)
+		dst, err = fixture.AppendJSON(dst, v)
+	case kindM2M:
+		dst, err = appendPKList(dst, v)
+	}
+	return dst, err
 }
 
 // appendSQLiteRow appends one object from a SQLite row: vals as modernc.org/sqlite returns

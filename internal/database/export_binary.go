@@ -1,0 +1,208 @@
+package database
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+)
+
+// binCol is how a PostgreSQL result column is read: binNone in text format, the others in
+// binary format. Binary spares the server its output functions, which for timestamps cost
+// more than the rest of the export on its side; each decoder writes exactly what the text
+// path writes for the same value (and refuses what it refuses).
+type binCol uint8
+
+const (
+	binNone      binCol = iota
+	binInt              // int2, int4, int8
+	binBool             // bool
+	binTimestamp        // timestamptz, timestamp: microseconds since 2000-01-01 UTC
+	binDate             // date: days since 2000-01-01
+	binUUID             // uuid: 16 bytes
+	binInterval         // interval: microseconds, days, months
+)
+
+// binaryColumn chooses the format of a column of kind k whose type is oid. Any pairing not
+// listed (a DecimalField in a float column, text, JSON, numeric, floats) stays in text format,
+// read as before.
+func binaryColumn(k kind, oid uint32) binCol {
+	switch {
+	case k == kindInt && (oid == pgtype.Int2OID || oid == pgtype.Int4OID || oid == pgtype.Int8OID):
+		return binInt
+	case k == kindBool && oid == pgtype.BoolOID:
+		return binBool
+	case k == kindDateTime && (oid == pgtype.TimestamptzOID || oid == pgtype.TimestampOID):
+		return binTimestamp
+	case k == kindDate && oid == pgtype.DateOID:
+		return binDate
+	case k == kindUUID && oid == pgtype.UUIDOID:
+		return binUUID
+	case k == kindDuration && oid == pgtype.IntervalOID:
+		return binInterval
+	}
+	return binNone
+}
+
+// setFormats decides the format of each result column from the statement's description and
+// returns the result format codes to bind with. Column 0 is the pk.
+func (p *exportPlan) setFormats(fields []pgconn.FieldDescription) ([]int16, error) {
+	if len(fields) != len(p.fields)+1 {
+		return nil, fmt.Errorf("query returns %d columns, want %d", len(fields), len(p.fields)+1)
+	}
+	p.bin = make([]binCol, len(fields))
+	formats := make([]int16, len(fields))
+	for i, fd := range fields {
+		k := kindInt // the pk
+		if i > 0 {
+			k = p.fields[i-1].kind
+		}
+		if p.textOnly {
+			continue
+		}
+		p.bin[i] = binaryColumn(k, fd.DataTypeOID)
+		if p.bin[i] != binNone {
+			formats[i] = pgtype.BinaryFormatCode
+		}
+	}
+	return formats, nil
+}
+
+// pkText returns the pk column's value as JSON digits, decoding it if it came in binary.
+func (p *exportPlan) pkText(v []byte) ([]byte, error) {
+	if v == nil {
+		return nil, fmt.Errorf("row without primary key")
+	}
+	if len(p.bin) == 0 || p.bin[0] == binNone {
+		return v, nil
+	}
+	n, err := decodeBinInt(v)
+	if err != nil {
+		return nil, fmt.Errorf("primary key: %w", err)
+	}
+	p.pkBuf = fixture.AppendInt(p.pkBuf[:0], n)
+	return p.pkBuf, nil
+}
+
+// appendBinary appends a value that came in binary format as column kind b.
+func appendBinary(dst []byte, b binCol, v []byte) ([]byte, error) {
+	switch b {
+	case binInt:
+		n, err := decodeBinInt(v)
+		return fixture.AppendInt(dst, n), err
+	case binBool:
+		if len(v) != 1 {
+			return dst, fmt.Errorf("bad binary boolean of %d bytes", len(v))
+		}
+		return fixture.AppendBool(dst, v[0] != 0), nil
+	case binTimestamp:
+		t, err := decodeTimestamp(v)
+		if err != nil {
+			return dst, err
+		}
+		return fixture.AppendDateTime(dst, t), nil
+	case binDate:
+		return appendBinaryDate(dst, v)
+	case binUUID:
+		return appendBinaryUUID(dst, v)
+	case binInterval:
+		us, err := decodeInterval(v)
+		return fixture.AppendDuration(dst, us), err
+	}
+	return dst, fmt.Errorf("no binary decoder for column kind %d", b)
+}
+
+func decodeBinInt(v []byte) (int64, error) {
+	switch len(v) {
+	case 2:
+		return int64(int16(binary.BigEndian.Uint16(v))), nil
+	case 4:
+		return int64(int32(binary.BigEndian.Uint32(v))), nil
+	case 8:
+		return int64(binary.BigEndian.Uint64(v)), nil
+	}
+	return 0, fmt.Errorf("bad binary integer of %d bytes", len(v))
+}
+
+// pgEpochSec is PostgreSQL's epoch for dates and timestamps, 2000-01-01, in Unix seconds.
+const pgEpochSec = 946684800
+
+// decodeTimestamp decodes a binary timestamp. Infinities and years outside 1-9999 are refused,
+// as the text path refuses their text ("infinity", "... BC", five-digit years): Django could
+// not hold them.
+func decodeTimestamp(v []byte) (time.Time, error) {
+	if len(v) != 8 {
+		return time.Time{}, fmt.Errorf("bad binary datetime of %d bytes", len(v))
+	}
+	us := int64(binary.BigEndian.Uint64(v))
+	switch us {
+	case math.MaxInt64:
+		return time.Time{}, fmt.Errorf("bad datetime %q", "infinity")
+	case math.MinInt64:
+		return time.Time{}, fmt.Errorf("bad datetime %q", "-infinity")
+	}
+	sec, frac := us/1e6, us%1e6
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e6
+	}
+	t := time.Unix(pgEpochSec+sec, frac*1000).UTC()
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, fmt.Errorf("bad datetime: year %d is outside 1-9999", y)
+	}
+	return t, nil
+}
+
+// appendBinaryDate appends a binary date as "YYYY-MM-DD", refusing what the text path refuses.
+func appendBinaryDate(dst []byte, v []byte) ([]byte, error) {
+	if len(v) != 4 {
+		return dst, fmt.Errorf("bad binary date of %d bytes", len(v))
+	}
+	days := int32(binary.BigEndian.Uint32(v))
+	switch days {
+	case math.MaxInt32:
+		return dst, fmt.Errorf("bad date %q", "infinity")
+	case math.MinInt32:
+		return dst, fmt.Errorf("bad date %q", "-infinity")
+	}
+	t := time.Unix(pgEpochSec+int64(days)*86400, 0).UTC()
+	y, m, d := t.Date()
+	if y < 1 || y > 9999 {
+		return dst, fmt.Errorf("bad date: year %d is outside 1-9999", y)
+	}
+	return fixture.AppendDate(dst, y, m, d), nil
+}
+
+// appendBinaryUUID appends 16 bytes as a lowercase hyphenated UUID string.
+func appendBinaryUUID(dst []byte, v []byte) ([]byte, error) {
+	if len(v) != 16 {
+		return dst, fmt.Errorf("bad binary UUID of %d bytes", len(v))
+	}
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i, c := range v {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hex[c>>4], hex[c&0xf])
+	}
+	return append(dst, '"'), nil
+}
+
+// decodeInterval decodes a binary interval into microseconds as parseInterval reads its text
+// in IntervalStyle postgres: the server writes months as years (12 months) and months, and a
+// year counts 365 days, a month 30.
+func decodeInterval(v []byte) (int64, error) {
+	if len(v) != 16 {
+		return 0, fmt.Errorf("bad binary interval of %d bytes", len(v))
+	}
+	const day = 86400 * 1000000
+	us := int64(binary.BigEndian.Uint64(v[0:8]))
+	days := int64(int32(binary.BigEndian.Uint32(v[8:12])))
+	months := int64(int32(binary.BigEndian.Uint32(v[12:16])))
+	return months/12*365*day + months%12*30*day + days*day + us, nil
+}
