@@ -69,7 +69,8 @@ var kinds = map[string]kind{
 type exportField struct {
 	name   string
 	kind   kind
-	places int // DecimalField decimal_places
+	places int    // DecimalField decimal_places
+	key    []byte // the field's key as AppendKey writes it, made once per export
 }
 
 // exportPlan is how one model is read and written: the query's columns are the pk then the
@@ -80,6 +81,8 @@ type exportPlan struct {
 	fields []exportField
 	selec  string // SELECT ... FROM ... (no WHERE)
 	pk     string // quoted pk column, qualified
+	// head is what BeginObject writes before the pk, made once per export.
+	head []byte
 
 	// bin is the format of each PostgreSQL result column (pk first), from setFormats;
 	// textOnly keeps every column in text format (the reference the binary decoders are
@@ -120,11 +123,24 @@ func (p *exportPlan) takeWarnings() []string {
 	return w
 }
 
+// objectAfterPK is what BeginObject writes after the pk.
+const objectAfterPK = `, "fields": {`
+
+// beginObject is fixture.BeginObject for the plan's model, from the head made once.
+func (p *exportPlan) beginObject(dst []byte, pk []byte) []byte {
+	dst = append(dst, p.head...)
+	dst = append(dst, pk...)
+	return append(dst, objectAfterPK...)
+}
+
 func newExportPlan(m platform.Model, engine string) (*exportPlan, error) {
 	if kinds[m.PK.Type] != kindInt {
 		return nil, fmt.Errorf("primary key %s of type %s: only integer primary keys are supported", m.PK.Name, m.PK.Type)
 	}
 	p := &exportPlan{m: m, engine: engine}
+	// BeginObject with an empty pk, its tail cut: the object's head up to the pk.
+	p.head = fixture.BeginObject(nil, m.Label, nil)
+	p.head = p.head[:len(p.head)-len(objectAfterPK)]
 	p.pk = "t." + quote(m.PK.Column)
 	cols := []string{p.pk}
 	for _, f := range m.Fields {
@@ -132,7 +148,8 @@ func newExportPlan(m platform.Model, engine string) (*exportPlan, error) {
 		if !ok {
 			return nil, fmt.Errorf("field %s: unsupported type %s", f.Name, f.Type)
 		}
-		p.fields = append(p.fields, exportField{name: f.Name, kind: k, places: f.DecimalPlaces})
+		key := fixture.AppendKey(nil, f.Name, len(p.fields) == 0)
+		p.fields = append(p.fields, exportField{name: f.Name, kind: k, places: f.DecimalPlaces, key: key})
 		switch {
 		case k == kindM2M:
 			q, err := m2mSubquery(m, f, engine)
@@ -213,10 +230,10 @@ func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	dst = fixture.BeginObject(dst, p.m.Label, pk)
+	dst = p.beginObject(dst, pk)
 	for i := range p.fields {
 		f := &p.fields[i]
-		dst = fixture.AppendKey(dst, f.name, i == 0)
+		dst = append(dst, f.key...)
 		v := vals[i+1]
 		switch {
 		case v == nil && f.kind == kindM2M:
@@ -286,10 +303,11 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 	if !ok {
 		return dst, fmt.Errorf("primary key %v is not an integer", vals[0])
 	}
-	dst = fixture.BeginObjectInt(dst, p.m.Label, pk)
+	var pkText [20]byte
+	dst = p.beginObject(dst, strconv.AppendInt(pkText[:0], pk, 10))
 	for i := range p.fields {
 		f := &p.fields[i]
-		dst = fixture.AppendKey(dst, f.name, i == 0)
+		dst = append(dst, f.key...)
 		var err error
 		switch v := vals[i+1].(type) {
 		case nil:

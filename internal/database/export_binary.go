@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -101,11 +100,11 @@ func appendBinary(dst []byte, b binCol, v []byte) ([]byte, error) {
 		}
 		return fixture.AppendBool(dst, v[0] != 0), nil
 	case binTimestamp:
-		t, err := decodeTimestamp(v)
+		us, err := decodeTimestamp(v)
 		if err != nil {
 			return dst, err
 		}
-		return fixture.AppendDateTime(dst, t), nil
+		return fixture.AppendDateTimeMicros(dst, us), nil
 	case binDate:
 		return appendBinaryDate(dst, v)
 	case binUUID:
@@ -129,32 +128,33 @@ func decodeBinInt(v []byte) (int64, error) {
 	return 0, fmt.Errorf("bad binary integer of %d bytes", len(v))
 }
 
-// pgEpochSec is PostgreSQL's epoch for dates and timestamps, 2000-01-01, in Unix seconds.
-const pgEpochSec = 946684800
+// Microseconds since 1970-01-01 of PostgreSQL's epoch, 2000-01-01, and of the first and
+// last microsecond of the years 1-9999 (what Django's datetime can hold).
+const (
+	pgEpochMicros = 946684800 * 1000000
+	minYearMicros = -62135596800 * 1000000 // 0001-01-01T00:00:00Z
+	endYearMicros = 253402300800 * 1000000 // 10000-01-01T00:00:00Z
+	minYearDays   = minYearMicros / 86400e6
+	endYearDays   = endYearMicros / 86400e6
+)
 
-// decodeTimestamp decodes a binary timestamp. Infinities and years outside 1-9999 are refused,
-// as the text path refuses their text ("infinity", "... BC", five-digit years): Django could
-// not hold them.
-func decodeTimestamp(v []byte) (time.Time, error) {
+// decodeTimestamp decodes a binary timestamp into microseconds since 1970-01-01 UTC.
+// Infinities and years outside 1-9999 are refused, as the text path refuses their text
+// ("infinity", "... BC", five-digit years): Django could not hold them.
+func decodeTimestamp(v []byte) (int64, error) {
 	if len(v) != 8 {
-		return time.Time{}, fmt.Errorf("bad binary datetime of %d bytes", len(v))
+		return 0, fmt.Errorf("bad binary datetime of %d bytes", len(v))
 	}
 	us := int64(binary.BigEndian.Uint64(v))
-	switch us {
-	case math.MaxInt64:
-		return time.Time{}, fmt.Errorf("bad datetime %q", "infinity")
-	case math.MinInt64:
-		return time.Time{}, fmt.Errorf("bad datetime %q", "-infinity")
+	switch {
+	case us == math.MaxInt64:
+		return 0, fmt.Errorf("bad datetime %q", "infinity")
+	case us == math.MinInt64:
+		return 0, fmt.Errorf("bad datetime %q", "-infinity")
+	case us < minYearMicros-pgEpochMicros || us >= endYearMicros-pgEpochMicros:
+		return 0, fmt.Errorf("bad datetime: %d microseconds from 2000-01-01 is outside the years 1-9999", us)
 	}
-	sec, frac := us/1e6, us%1e6
-	if frac < 0 {
-		sec, frac = sec-1, frac+1e6
-	}
-	t := time.Unix(pgEpochSec+sec, frac*1000).UTC()
-	if y := t.Year(); y < 1 || y > 9999 {
-		return time.Time{}, fmt.Errorf("bad datetime: year %d is outside 1-9999", y)
-	}
-	return t, nil
+	return us + pgEpochMicros, nil
 }
 
 // appendBinaryDate appends a binary date as "YYYY-MM-DD", refusing what the text path refuses.
@@ -162,18 +162,18 @@ func appendBinaryDate(dst []byte, v []byte) ([]byte, error) {
 	if len(v) != 4 {
 		return dst, fmt.Errorf("bad binary date of %d bytes", len(v))
 	}
-	days := int32(binary.BigEndian.Uint32(v))
-	switch days {
-	case math.MaxInt32:
+	days := int64(int32(binary.BigEndian.Uint32(v)))
+	switch {
+	case days == math.MaxInt32:
 		return dst, fmt.Errorf("bad date %q", "infinity")
-	case math.MinInt32:
+	case days == math.MinInt32:
 		return dst, fmt.Errorf("bad date %q", "-infinity")
 	}
-	t := time.Unix(pgEpochSec+int64(days)*86400, 0).UTC()
-	y, m, d := t.Date()
-	if y < 1 || y > 9999 {
-		return dst, fmt.Errorf("bad date: year %d is outside 1-9999", y)
+	days += pgEpochMicros / 86400e6
+	if days < minYearDays || days >= endYearDays {
+		return dst, fmt.Errorf("bad date: %d days from 1970-01-01 is outside the years 1-9999", days)
 	}
+	y, m, d := fixture.CivilDate(days)
 	return fixture.AppendDate(dst, y, m, d), nil
 }
 
