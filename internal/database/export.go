@@ -107,6 +107,11 @@ func (p *exportPlan) checkText(pk []byte, f *exportField, v []byte) {
 	if f.kind != kindText && f.kind != kindInt && f.kind != kindJSON || utf8.Valid(v) {
 		return
 	}
+	p.warnInvalid(pk, f)
+}
+
+// warnInvalid records that the value of field f of row pk was not valid UTF-8.
+func (p *exportPlan) warnInvalid(pk []byte, f *exportField) {
 	if len(p.warnings) >= maxRowWarnings {
 		p.unnamed++
 		return
@@ -257,8 +262,10 @@ func (p *exportPlan) appendPGText(dst []byte, pk []byte, f *exportField, v []byt
 	var err error
 	switch f.kind {
 	case kindText:
-		p.checkText(pk, f, v)
-		dst = fixture.AppendString(dst, v)
+		var valid bool
+		if dst, valid = fixture.AppendStringValid(dst, v); !valid {
+			p.warnInvalid(pk, f)
+		}
 	case kindInt:
 		dst = append(dst, v...)
 	case kindBool:
