@@ -323,3 +323,39 @@ func textReference(t *testing.T, c binCol, v []byte) (want []byte, ok bool) {
 	}
 	return want, true
 }
+
+// TestExportInvalidUTF8Postgres: a SQL_ASCII database can hold text that is not UTF-8; the
+// export writes each invalid byte as U+FFFD and warns naming the model, pk and field, on the
+// binary and the text path alike.
+func TestExportInvalidUTF8Postgres(t *testing.T) {
+	url := pgtest.URL(t)
+	execScript(t, url, "CREATE DATABASE edge_ascii ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+	asciiURL := url[:strings.LastIndex(url, "/")+1] + "edge_ascii"
+	if i := strings.Index(url, "?"); i >= 0 {
+		asciiURL = url[:strings.LastIndex(url[:i], "/")+1] + "edge_ascii" + url[i:]
+	}
+	t.Cleanup(func() { execScript(t, url, "DROP DATABASE IF EXISTS edge_ascii WITH (FORCE)") })
+	execScript(t, asciiURL, edgeSchema+`INSERT INTO edge (id, s, sint) VALUES (1, 'ok', 1), (2, E'A\xffB', 2), (3, E'\xe9t\xe9 caf\xc3\xa9', 3)`)
+	db := openT(t, asciiURL)
+	for _, textOnly := range []bool{false, true} {
+		p, err := newExportPlan(edgeModel(), Postgres)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.textOnly = textOnly
+		var out bytes.Buffer
+		_, warnings, err := db.exportPlanned(context.Background(), "", p, All, fixture.Format{Indent: -1}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"\"s\": \"A\uFFFDB\"", "\"s\": \"\uFFFDt\uFFFD café\"", `"s": "ok"`} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("text only %v: the export lacks %s:\n%s", textOnly, want, out.String())
+			}
+		}
+		if len(warnings) != 2 || !strings.Contains(warnings[0], "edge.edge pk 2 field s: the stored text is not valid UTF-8") ||
+			!strings.Contains(warnings[1], "edge.edge pk 3 field s:") {
+			t.Errorf("text only %v: warnings %q, want pk 2 and pk 3 field s", textOnly, warnings)
+		}
+	}
+}
