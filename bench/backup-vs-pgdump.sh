@@ -25,10 +25,22 @@ export PATH=/usr/lib/postgresql/15/bin:$PATH
 source "$(dirname "$0")/postgres.sh"
 RUNS=${RUNS:-3}
 MODES=(ours pg-j2 pg-z0-j2)
+BASECHILDREN=$(pgrep -c -P "$(head -1 "$WORK/pg/postmaster.pid")")
 TCK=$(getconf CLK_TCK)
 
 # servercpu: CPU seconds of the server's exited processes (backends are reaped by the postmaster).
 servercpu() { awk -v t="$TCK" '{printf "%.2f", ($16 + $17) / t}' "/proc/$(head -1 "$WORK/pg/postmaster.pid")/stat"; }
+
+# waitreaped: waits (5 s at most) until the command's backends have exited and been reaped,
+# so that their CPU is counted in this run and not the next one.
+waitreaped() {
+  local pm i
+  pm=$(head -1 "$WORK/pg/postmaster.pid")
+  for i in $(seq 50); do
+    [ "$(pgrep -c -P "$pm")" -le "$BASECHILDREN" ] && return
+    sleep 0.1
+  done
+}
 
 # timed NAME LOG CMD...: runs CMD under GNU time; appends "wall rss_kb cpu server_cpu" to $WORK/NAME.
 timed() {
@@ -36,7 +48,7 @@ timed() {
   shift 2
   s0=$(servercpu)
   /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.out" "$@" >"$log" 2>&1 || { echo "$name failed:"; tail -20 "$log"; exit 1; }
-  sleep 0.2 # let the postmaster reap the backends
+  waitreaped
   s1=$(servercpu)
   awk -v s="$(awk "BEGIN{print $s1 - $s0}")" '{print $1, $2, $3 + $4, s}' "$WORK/time.out" >>"$WORK/$name"
 }
