@@ -245,6 +245,8 @@ func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 			dst = append(dst, "[]"...)
 		case v == nil:
 			dst = append(dst, "null"...)
+		case len(p.bin) > i+1 && p.bin[i+1] == textJSONB:
+			dst, err = p.appendJSONB(dst, pk, f, v)
 		case len(p.bin) > i+1 && p.bin[i+1] != binNone:
 			dst, err = appendBinary(dst, p.bin[i+1], v)
 		default:

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -25,6 +26,7 @@ const (
 	binDate             // date: days since 2000-01-01
 	binUUID             // uuid: 16 bytes
 	binInterval         // interval: microseconds, days, months
+	textJSONB           // jsonb, in text format: its text is often already the fixture's
 )
 
 // binaryColumn chooses the format of a column of kind k whose type is oid. Any pairing not
@@ -44,6 +46,8 @@ func binaryColumn(k kind, oid uint32) binCol {
 		return binUUID
 	case k == kindDuration && oid == pgtype.IntervalOID:
 		return binInterval
+	case k == kindJSON && oid == pgtype.JSONBOID:
+		return textJSONB
 	}
 	return binNone
 }
@@ -65,7 +69,7 @@ func (p *exportPlan) setFormats(fields []pgconn.FieldDescription) ([]int16, erro
 			continue
 		}
 		p.bin[i] = binaryColumn(k, fd.DataTypeOID)
-		if p.bin[i] != binNone {
+		if p.bin[i] != binNone && p.bin[i] != textJSONB {
 			formats[i] = pgtype.BinaryFormatCode
 		}
 	}
@@ -205,4 +209,78 @@ func decodeInterval(v []byte) (int64, error) {
 	days := int64(int32(binary.BigEndian.Uint32(v[8:12])))
 	months := int64(int32(binary.BigEndian.Uint32(v[12:16])))
 	return months/12*365*day + months%12*30*day + days*day + us, nil
+}
+
+// appendJSONB appends a jsonb value in text format: as it is when jsonbPlain says the server's
+// text is already what AppendJSON would write, else through AppendJSON.
+func (p *exportPlan) appendJSONB(dst []byte, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	if jsonbPlain(v) {
+		return append(dst, v...), nil
+	}
+	return p.appendPGText(dst, pk, f, v)
+}
+
+// jsonbPlain reports whether v, jsonb's text output, is byte for byte what AppendJSON writes
+// for it. jsonb writes Python's separators (", " and ": "), each key once, strings escaped as
+// json.dumps escapes them (\" \\ \b \f \n \r \t, other control characters as lowercase
+// \u00XX, the rest raw) and integers as their digits. What differs, or might, is left to
+// AppendJSON: a number with a fraction or an exponent (Python makes it a float), any other
+// escape or byte outside strings, text that is not valid UTF-8.
+func jsonbPlain(v []byte) bool {
+	if !utf8.Valid(v) {
+		return false
+	}
+	in := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '"':
+			in = !in
+		case in && c == '\\':
+			n, ok := plainEscape(v[i+1:])
+			if !ok {
+				return false
+			}
+			i += n
+		case in && c < 0x20:
+			return false
+		case in:
+		case c >= '0' && c <= '9', c == '-', c == ',', c == ':', c == ' ', c == '{', c == '}', c == '[', c == ']':
+		case c == 'e':
+			if i > 0 && v[i-1] >= '0' && v[i-1] <= '9' { // an exponent, not true or false
+				return false
+			}
+		case c == 't' || c == 'r' || c == 'u' || c == 'f' || c == 'a' || c == 'l' || c == 's' || c == 'n':
+		default: // '.', 'E', NaN, Infinity, other whitespace, anything else
+			return false
+		}
+	}
+	return !in
+}
+
+// plainEscape checks the escape after a backslash in e, returning its length: one of json.dumps's
+// own short escapes, or \u00XX for a control character json.dumps writes that way.
+func plainEscape(e []byte) (int, bool) {
+	if len(e) == 0 {
+		return 0, false
+	}
+	switch e[0] {
+	case '"', '\\', 'b', 'f', 'n', 'r', 't':
+		return 1, true
+	case 'u':
+		if len(e) < 5 || e[1] != '0' || e[2] != '0' || (e[3] != '0' && e[3] != '1') {
+			return 0, false
+		}
+		x := e[4]
+		switch {
+		case x >= '0' && x <= '9', x >= 'a' && x <= 'f':
+		default:
+			return 0, false
+		}
+		if e[3] == '0' && (x == '8' || x == '9' || x == 'a' || x == 'c' || x == 'd') {
+			return 0, false // \b \t \n \f \r have short forms
+		}
+		return 5, true
+	}
+	return 0, false
 }

@@ -52,6 +52,11 @@ INSERT INTO edge VALUES
   'cafebabe-cafe-babe-cafe-babecafebabe', '00:00:00.5', '[{"a": "b"}]', '[]', 1e16, 1),
  (10, 'u', 5, 5, 5, true, '2024-12-01 14:30:22.123456+00', '2024-12-01 14:30:22.123456', '2024-12-01', 3.14,
   '11111111-2222-3333-4444-555555555555', '-00:00:00.000001', 'true', 'false', 1e-5, 2);
+INSERT INTO edge (id, j) VALUES
+ (11, '{"k\n": "\u0001 é \\ \" / \t \b \f \r \u001f \u007f \u2028 \ud83d\ude00", "": ""}'),
+ (12, '1e400'), (13, '[0.0, 1.5, -0.5e-3, 1.50, 1e-7, 1e17]'), (14, '{"a": {"b": [1, -2, 3e2, 1E2]}}'), (15, '"tab\tq"'),
+ (16, '[true, false, null, "e", 1, "1.5", "a\"b"]'), (17, '{"b": 1, "a": 2, "b": 3, "aa": [], "c": {}}'),
+ (18, '12345678901234567890123456789'), (19, '-0'), (20, '{"x": -1.0}');
 INSERT INTO edge_tags (edge_id, tag_id) SELECT 4, g FROM generate_series(40, 1, -1) g;
 INSERT INTO edge_tags (edge_id, tag_id) VALUES (5, 7), (6, 3), (6, 2), (6, 3);
 `
@@ -130,6 +135,27 @@ func TestExportBinaryMatchesText(t *testing.T) {
 	} {
 		if !bytes.Contains(bin, []byte(want)) {
 			t.Errorf("the export lacks %s", want)
+		}
+	}
+}
+
+// TestJSONBPlain: the jsonb texts written as they are, and those left to AppendJSON.
+func TestJSONBPlain(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		plain bool
+	}{
+		{`{"a": 1, "b": [true, false, null], "c": {}}`, true}, {`-12`, true}, {`"é \" \\ \n \u0001 \u001f"`, true},
+		{`[1.5]`, false}, {`[1e5]`, false}, {`[1E5]`, false}, {`NaN`, false}, {`"\u0008"`, false}, {`"\u00e9"`, false},
+		{`"\/"`, false}, {"\"a\x01\"", false}, {"\"\xff\"", false}, {"[1,\n2]", false}, {`"open`, false}, {`"a\`, false},
+	} {
+		if got := jsonbPlain([]byte(tc.in)); got != tc.plain {
+			t.Errorf("jsonbPlain(%s) = %v, want %v", tc.in, got, tc.plain)
+		}
+		if tc.plain {
+			if out, err := fixture.AppendJSON(nil, []byte(tc.in)); err != nil || string(out) != tc.in {
+				t.Errorf("AppendJSON(%s) = %s, %v: a plain text must be its own fixture value", tc.in, out, err)
+			}
 		}
 	}
 }
