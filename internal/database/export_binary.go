@@ -53,8 +53,10 @@ func binaryColumn(k kind, oid uint32) binCol {
 }
 
 // setFormats decides the format of each result column from the statement's description and
-// returns the result format codes to bind with. Column 0 is the pk.
-func (p *exportPlan) setFormats(fields []pgconn.FieldDescription) ([]int16, error) {
+// returns the result format codes to bind with. Column 0 is the pk. floatTimes is a server
+// that keeps timestamps and intervals as floats (integer_datetimes off, before PostgreSQL 10),
+// whose binary forms the decoders do not read: those columns stay text.
+func (p *exportPlan) setFormats(fields []pgconn.FieldDescription, floatTimes bool) ([]int16, error) {
 	if len(fields) != len(p.fields)+1 {
 		return nil, fmt.Errorf("query returns %d columns, want %d", len(fields), len(p.fields)+1)
 	}
@@ -69,6 +71,9 @@ func (p *exportPlan) setFormats(fields []pgconn.FieldDescription) ([]int16, erro
 			continue
 		}
 		p.bin[i] = binaryColumn(k, fd.DataTypeOID)
+		if floatTimes && (p.bin[i] == binTimestamp || p.bin[i] == binInterval) {
+			p.bin[i] = binNone
+		}
 		if p.bin[i] != binNone && p.bin[i] != textJSONB {
 			formats[i] = pgtype.BinaryFormatCode
 		}

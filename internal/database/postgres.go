@@ -336,7 +336,7 @@ func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPl
 	if err != nil {
 		return 0, err
 	}
-	formats, err := p.setFormats(sd.Fields)
+	formats, err := p.setFormats(sd.Fields, pc.ParameterStatus("integer_datetimes") == "off")
 	if err != nil {
 		return 0, err
 	}
