@@ -357,7 +357,14 @@ func (db *DB) ExportWithWarnings(ctx context.Context, snapshotID string, m platf
 	if err != nil {
 		return 0, nil, fmt.Errorf("export %s: %w", m.Label, err)
 	}
+	return db.exportPlanned(ctx, snapshotID, p, r, f, w)
+}
+
+// exportPlanned is ExportWithWarnings for a plan made already.
+func (db *DB) exportPlanned(ctx context.Context, snapshotID string, p *exportPlan, r Range, f fixture.Format, w io.Writer) (int64, []string, error) {
+	m := p.m
 	out := fixture.NewChunkWriter(w, f)
+	var err error
 	var n int64
 	if db.pool != nil {
 		n, err = db.exportPostgres(ctx, snapshotID, p, r, out)

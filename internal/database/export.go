@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 
@@ -69,7 +70,8 @@ var kinds = map[string]kind{
 type exportField struct {
 	name   string
 	kind   kind
-	places int // DecimalField decimal_places
+	places int    // DecimalField decimal_places
+	key    []byte // the field's key as AppendKey writes it, made once per export
 }
 
 // exportPlan is how one model is read and written: the query's columns are the pk then the
@@ -80,6 +82,15 @@ type exportPlan struct {
 	fields []exportField
 	selec  string // SELECT ... FROM ... (no WHERE)
 	pk     string // quoted pk column, qualified
+	// head is what BeginObject writes before the pk, made once per export.
+	head []byte
+
+	// bin is the format of each PostgreSQL result column (pk first), from setFormats;
+	// textOnly keeps every column in text format (the reference the binary decoders are
+	// tested against). pkBuf holds a binary pk's digits.
+	bin      []binCol
+	textOnly bool
+	pkBuf    []byte
 
 	// warnings name the values written changed (at most maxRowWarnings); unnamed counts
 	// the further ones.
@@ -97,6 +108,11 @@ func (p *exportPlan) checkText(pk []byte, f *exportField, v []byte) {
 	if f.kind != kindText && f.kind != kindInt && f.kind != kindJSON || utf8.Valid(v) {
 		return
 	}
+	p.warnInvalid(pk, f)
+}
+
+// warnInvalid records that the value of field f of row pk was not valid UTF-8.
+func (p *exportPlan) warnInvalid(pk []byte, f *exportField) {
 	if len(p.warnings) >= maxRowWarnings {
 		p.unnamed++
 		return
@@ -113,11 +129,24 @@ func (p *exportPlan) takeWarnings() []string {
 	return w
 }
 
+// objectAfterPK is what BeginObject writes after the pk.
+const objectAfterPK = `, "fields": {`
+
+// beginObject is fixture.BeginObject for the plan's model, from the head made once.
+func (p *exportPlan) beginObject(dst []byte, pk []byte) []byte {
+	dst = append(dst, p.head...)
+	dst = append(dst, pk...)
+	return append(dst, objectAfterPK...)
+}
+
 func newExportPlan(m platform.Model, engine string) (*exportPlan, error) {
 	if kinds[m.PK.Type] != kindInt {
 		return nil, fmt.Errorf("primary key %s of type %s: only integer primary keys are supported", m.PK.Name, m.PK.Type)
 	}
 	p := &exportPlan{m: m, engine: engine}
+	// BeginObject with an empty pk, its tail cut: the object's head up to the pk.
+	p.head = fixture.BeginObject(nil, m.Label, nil)
+	p.head = p.head[:len(p.head)-len(objectAfterPK)]
 	p.pk = "t." + quote(m.PK.Column)
 	cols := []string{p.pk}
 	for _, f := range m.Fields {
@@ -125,7 +154,8 @@ func newExportPlan(m platform.Model, engine string) (*exportPlan, error) {
 		if !ok {
 			return nil, fmt.Errorf("field %s: unsupported type %s", f.Name, f.Type)
 		}
-		p.fields = append(p.fields, exportField{name: f.Name, kind: k, places: f.DecimalPlaces})
+		key := fixture.AppendKey(nil, f.Name, len(p.fields) == 0)
+		p.fields = append(p.fields, exportField{name: f.Name, kind: k, places: f.DecimalPlaces, key: key})
 		switch {
 		case k == kindM2M:
 			q, err := m2mSubquery(m, f, engine)
@@ -196,66 +226,81 @@ func rowError(pk []byte, f *exportField, err error) error {
 	return fmt.Errorf("pk %s field %s: %w", pk, f.name, err)
 }
 
-// appendPGRow appends one object from a PostgreSQL row in text format: vals[0] is the pk, then
-// one value per field; nil is NULL.
+// appendPGRow appends one object from a PostgreSQL row: vals[0] is the pk, then one value
+// per field, each in the format setFormats chose for its column; nil is NULL.
 func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 	if len(vals) != len(p.fields)+1 {
 		return dst, fmt.Errorf("row has %d values, want %d", len(vals), len(p.fields)+1)
 	}
-	dst = fixture.BeginObject(dst, p.m.Label, vals[0])
+	pk, err := p.pkText(vals[0])
+	if err != nil {
+		return dst, err
+	}
+	dst = p.beginObject(dst, pk)
 	for i := range p.fields {
 		f := &p.fields[i]
-		dst = fixture.AppendKey(dst, f.name, i == 0)
+		dst = append(dst, f.key...)
 		v := vals[i+1]
-		var err error
-		if v == nil {
-			if f.kind == kindM2M {
-				dst = append(dst, "[]"...)
-			} else {
-				dst = append(dst, "null"...)
-			}
-			continue
-		}
-		switch f.kind {
-		case kindText:
-			p.checkText(vals[0], f, v)
-			dst = fixture.AppendString(dst, v)
-		case kindInt:
-			dst = append(dst, v...)
-		case kindBool:
-			dst = fixture.AppendBool(dst, len(v) > 0 && v[0] == 't')
-		case kindFloat:
-			var x float64
-			if x, err = strconv.ParseFloat(string(v), 64); err == nil {
-				dst = fixture.AppendFloat(dst, x)
-			}
-		case kindDateTime:
-			var t time.Time
-			if t, err = parseDateTime(v); err == nil {
-				dst = fixture.AppendDateTime(dst, t)
-			}
-		case kindDate:
-			dst, err = appendDateText(dst, v)
-		case kindDecimal:
-			dst, err = fixture.AppendDecimal(dst, v)
-		case kindUUID:
-			dst, err = fixture.AppendUUID(dst, v)
-		case kindDuration:
-			var us int64
-			if us, err = parseInterval(v); err == nil {
-				dst = fixture.AppendDuration(dst, us)
-			}
-		case kindJSON:
-			p.checkText(vals[0], f, v)
-			dst, err = fixture.AppendJSON(dst, v)
-		case kindM2M:
-			dst, err = appendPKList(dst, v)
+		switch {
+		case v == nil && f.kind == kindM2M:
+			dst = append(dst, "[]"...)
+		case v == nil:
+			dst = append(dst, "null"...)
+		case len(p.bin) > i+1 && p.bin[i+1] == textJSONB:
+			dst, err = p.appendJSONB(dst, pk, f, v)
+		case len(p.bin) > i+1 && p.bin[i+1] != binNone:
+			dst, err = appendBinary(dst, p.bin[i+1], v)
+		default:
+			dst, err = p.appendPGText(dst, pk, f, v)
 		}
 		if err != nil {
-			return dst, rowError(vals[0], f, err)
+			return dst, rowError(pk, f, err)
 		}
 	}
 	return fixture.EndObject(dst), nil
+}
+
+// appendPGText appends a value PostgreSQL wrote in text format.
+func (p *exportPlan) appendPGText(dst []byte, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	var err error
+	switch f.kind {
+	case kindText:
+		var valid bool
+		if dst, valid = fixture.AppendStringValid(dst, v); !valid {
+			p.warnInvalid(pk, f)
+		}
+	case kindInt:
+		dst = append(dst, v...)
+	case kindBool:
+		dst = fixture.AppendBool(dst, len(v) > 0 && v[0] == 't')
+	case kindFloat:
+		var x float64
+		if x, err = strconv.ParseFloat(string(v), 64); err == nil {
+			dst = fixture.AppendFloat(dst, x)
+		}
+	case kindDateTime:
+		var t time.Time
+		if t, err = parseDateTime(v); err == nil {
+			dst = fixture.AppendDateTime(dst, t)
+		}
+	case kindDate:
+		dst, err = appendDateText(dst, v)
+	case kindDecimal:
+		dst, err = fixture.AppendDecimal(dst, v)
+	case kindUUID:
+		dst, err = fixture.AppendUUID(dst, v)
+	case kindDuration:
+		var us int64
+		if us, err = parseInterval(v); err == nil {
+			dst = fixture.AppendDuration(dst, us)
+		}
+	case kindJSON:
+		p.checkText(pk, f, v)
+		dst, err = fixture.AppendJSON(dst, v)
+	case kindM2M:
+		dst, err = appendPKList(dst, v)
+	}
+	return dst, err
 }
 
 // appendSQLiteRow appends one object from a SQLite row: vals as modernc.org/sqlite returns
@@ -268,10 +313,12 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 	if !ok {
 		return dst, fmt.Errorf("primary key %v is not an integer", vals[0])
 	}
-	dst = fixture.BeginObjectInt(dst, p.m.Label, pk)
+	var pkBuf [20]byte
+	pkText := strconv.AppendInt(pkBuf[:0], pk, 10)
+	dst = p.beginObject(dst, pkText)
 	for i := range p.fields {
 		f := &p.fields[i]
-		dst = fixture.AppendKey(dst, f.name, i == 0)
+		dst = append(dst, f.key...)
 		var err error
 		switch v := vals[i+1].(type) {
 		case nil:
@@ -285,16 +332,18 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 		case float64:
 			dst, err = f.appendSQLiteFloat(dst, v)
 		case string:
-			p.checkText(strconv.AppendInt(nil, pk, 10), f, []byte(v))
-			dst, err = f.appendSQLiteText(dst, []byte(v))
+			// Read only: a view of the string's bytes spares a copy per value.
+			b := unsafe.Slice(unsafe.StringData(v), len(v))
+			p.checkText(pkText, f, b)
+			dst, err = f.appendSQLiteText(dst, b)
 		case []byte:
-			p.checkText(strconv.AppendInt(nil, pk, 10), f, v)
+			p.checkText(pkText, f, v)
 			dst, err = f.appendSQLiteText(dst, v)
 		default:
 			err = fmt.Errorf("unexpected value of type %T", v)
 		}
 		if err != nil {
-			return dst, rowError(strconv.AppendInt(nil, pk, 10), f, err)
+			return dst, rowError(pkText, f, err)
 		}
 	}
 	return fixture.EndObject(dst), nil

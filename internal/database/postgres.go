@@ -328,10 +328,21 @@ func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPl
 		params[i] = strconv.AppendInt(nil, a, 10)
 		oids[i] = pgtype.Int8OID
 	}
-	// Text results straight off the wire (no per-value allocation), formatted as they come.
+	// Results straight off the wire (no per-value allocation), formatted as they come. The
+	// statement is described first so that columns whose binary form is cheaper for the
+	// server to write come in binary.
+	pc := conn.Conn().PgConn()
+	sd, err := pc.Prepare(ctx, "", q, oids)
+	if err != nil {
+		return 0, err
+	}
+	formats, err := p.setFormats(sd.Fields, pc.ParameterStatus("integer_datetimes") == "off")
+	if err != nil {
+		return 0, err
+	}
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rr := conn.Conn().PgConn().ExecParams(qctx, q, params, oids, nil, nil)
+	rr := pc.ExecPrepared(qctx, "", params, nil, formats)
 	buf := make([]byte, 0, 4096)
 	for rr.NextRow() {
 		buf, err = p.appendPGRow(buf[:0], rr.Values())
