@@ -327,6 +327,7 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 		}
 	}
 	if !o.SkipFiles && len(chk.tasks) > 0 {
+		chk.dec.restoring()
 		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int64(chk.plan.Files))
 		err := c.restoreFiles(fctx, o, chk.tasks, rep)
 		filesSpan.SetAttributes(telemetry.KeyBytes.Int64(rep.Bytes), attribute.Int64("wnb.files_failed", rep.Failed))
@@ -646,6 +647,11 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 			return pl.tasks, err
 		}
 		pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
+		if dec != nil && !o.DryRun {
+			if dec.stage, err = newRestoreStage(ctx, o.StorageURL); err != nil {
+				return nil, err
+			}
+		}
 		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding, dec); err != nil {
 			return nil, err
 		}

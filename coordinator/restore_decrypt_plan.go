@@ -84,13 +84,30 @@ func planEncryptedFolderFiles(ctx context.Context, dir string, sums *layout.Sums
 	}
 	found := newAgeResults()
 	hash := func(ctx context.Context, rel string) (string, int64, error) {
-		return found.hashFile(ctx, filepath.Join(dir, filepath.FromSlash(rel)), rel, dec.ids, nil)
+		name := filepath.Join(dir, filepath.FromSlash(rel))
+		if dec.stage == nil {
+			return found.hashFile(ctx, name, rel, dec.ids, nil)
+		}
+		key, err := restoredName(rel, names)
+		if err != nil {
+			return "", 0, err
+		}
+		mode, _ := p.modeOf(layout.FilesDir + "/" + key)
+		return found.stageFile(ctx, name, rel, key, mode.Perm(), dec.ids, dec.stage)
+	}
+	if dec.stage != nil {
+		p.staged = dec.stage.dir
 	}
 	err = layout.HashEachWith(ctx, hash, p.o.HashWorkers, feed, func(rel string, w sumPair, _ string, _ int64, err error) error {
 		return found.check(rel, w.stored, w.plain, err)
 	})
 	if err != nil {
 		return err
+	}
+	if dec.stage != nil {
+		if err := dec.stage.sync(ctx); err != nil {
+			return err
+		}
 	}
 	if err := missing.err("backup"); err != nil {
 		return err
