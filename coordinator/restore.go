@@ -638,6 +638,11 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 	meta := plan.Metadata
 	if !o.SkipFiles {
 		var err error
+		if dec != nil && !o.DryRun {
+			if dec.stage, err = newRestoreStage(ctx, o.StorageURL); err != nil {
+				return nil, err
+			}
+		}
 		if meta.Files.Store == layout.StoreObjects {
 			if src.root == "" {
 				return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
@@ -647,11 +652,6 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 			return pl.tasks, err
 		}
 		pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
-		if dec != nil && !o.DryRun {
-			if dec.stage, err = newRestoreStage(ctx, o.StorageURL); err != nil {
-				return nil, err
-			}
-		}
 		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding, dec); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -112,8 +113,7 @@ func (st *restoreStage) close() {
 
 // stageFile reads the age file at name (rel in the backup), hashing it as hashFile does, and
 // writes its plaintext into the stage as the file restored to key, with mode (0: the backup
-// copy's) and the backup copy's modification time, as a worker would restore it. Only a file
-// that decrypted whole is committed there.
+// copy's) and the backup copy's modification time, as a worker would restore it.
 func (a *ageResults) stageFile(ctx context.Context, name, rel, key string, mode fs.FileMode, ids *encryption.Identities, st *restoreStage) (string, int64, error) {
 	f, err := os.Open(name)
 	if err != nil {
@@ -127,11 +127,18 @@ func (a *ageResults) stageFile(ctx context.Context, name, rel, key string, mode 
 	if mode == 0 {
 		mode = fi.Mode().Perm()
 	}
-	w, err := st.b.Create(ctx, messages.StagedName(key), storage.Object{Mode: mode, ModTime: fi.ModTime()})
+	return a.stage(ctx, rel, f, key, storage.Object{Mode: mode, ModTime: fi.ModTime()}, ids, st)
+}
+
+// stage is hash of the age file r, kept under id, that also writes its plaintext into the
+// stage as the file restored to key, with attrs' mode and modification time. Only a file that
+// decrypted whole is committed there.
+func (a *ageResults) stage(ctx context.Context, id string, r io.Reader, key string, attrs storage.Object, ids *encryption.Identities, st *restoreStage) (string, int64, error) {
+	w, err := st.b.Create(ctx, messages.StagedName(key), attrs)
 	if err != nil {
 		return "", 0, fmt.Errorf("stage %s: %w", storage.QuoteKey(key), err)
 	}
-	s, err := layout.HashAge(ctx, f, ids, w)
+	s, err := layout.HashAge(ctx, r, ids, w)
 	if err == nil && s.Decrypt == nil {
 		if err = w.Commit(); err != nil {
 			err = fmt.Errorf("stage %s: %w", storage.QuoteKey(key), err)
@@ -139,7 +146,7 @@ func (a *ageResults) stageFile(ctx context.Context, name, rel, key string, mode 
 	} else {
 		w.Abort()
 	}
-	a.put(rel, s)
+	a.put(id, s)
 	return s.Stored, s.PlainSize, err
 }
 

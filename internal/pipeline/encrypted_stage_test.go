@@ -13,7 +13,7 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
-	"github.com/webnovel/webnovel-backup/internal/encryption"
+	"github.com/webnovel/webnovel-backup/internal/encryption/enctest"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -40,14 +40,13 @@ func stagedLeftovers(t *testing.T, dir string) []string {
 	return found
 }
 
-// ageReads counts the backup's .age files the workers read while it is set.
-func ageReads(t *testing.T) *atomic.Int64 {
+// workerReads counts the files the workers read (in a restore: the backup's .age files or
+// objects) while it is set.
+func workerReads(t *testing.T) *atomic.Int64 {
 	t.Helper()
 	var n atomic.Int64
 	remove := workers.SetReadHook(func(key string, r io.Reader) io.Reader {
-		if strings.HasSuffix(key, encryption.Ext) {
-			n.Add(1)
-		}
+		n.Add(1)
 		return r
 	})
 	t.Cleanup(remove)
@@ -62,14 +61,25 @@ func ageReads(t *testing.T) *atomic.Int64 {
 func TestRestoreEncryptedDecryptsOnce(t *testing.T) {
 	src := sqlitePlatform(t, demo.DefaultOptions())
 	b := encryptedBackupOf(t, src, "")
-	for _, rootExists := range []bool{false, true} {
-		t.Run(map[bool]string{false: "new root", true: "existing root"}[rootExists], func(t *testing.T) {
+	s3 := s3test.Start(t, nil, "backups")
+	objects := s3.URL("backups", "nightly/"+enctest.ObjectStore(t, copyTree(t, b.dir), s3.URL("backups", "nightly", ""), b.sizes), "")
+	tests := []struct {
+		name       string
+		source     string
+		rootExists bool
+	}{
+		{"folder, new root", b.dir, false},
+		{"folder, existing root", b.dir, true},
+		{"S3 object store, new root", objects, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			target := emptyTarget(t, database.SQLite)
-			if rootExists {
+			if tt.rootExists {
 				os.MkdirAll(target.storage, 0o755)
 			}
-			reads := ageReads(t)
-			rep, err := restoreWithKeys(t, target, coordinator.RestoreOptions{Source: b.dir, Identities: b.key.Identities}, b.key.Identities)
+			reads := workerReads(t)
+			rep, err := restoreWithKeys(t, target, coordinator.RestoreOptions{Source: tt.source, Identities: b.key.Identities}, b.key.Identities)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +87,7 @@ func TestRestoreEncryptedDecryptsOnce(t *testing.T) {
 				t.Fatalf("%d files restored (want %d), %d failed", rep.Files, src.summary.Files, rep.Failed)
 			}
 			if n := reads.Load(); n != 0 {
-				t.Errorf("the workers read %d .age files of the backup: each file was decrypted twice", n)
+				t.Errorf("the workers read %d files of the backup: each file was decrypted twice", n)
 			}
 			compareWithBackup(t, b.plain, target)
 			if left := stagedLeftovers(t, target.storage); len(left) > 0 {
@@ -186,7 +196,7 @@ func TestRestoreEncryptedIntoS3ReadsEachFileOnce(t *testing.T) {
 	s3 := s3test.Start(t, nil, "restored")
 	target := emptyTarget(t, database.SQLite)
 	target.storage = s3.URL("restored", "site", "")
-	reads := ageReads(t)
+	reads := workerReads(t)
 	rep, err := restoreWithKeys(t, target, coordinator.RestoreOptions{Source: b.dir, Identities: b.key.Identities}, b.key.Identities)
 	if err != nil {
 		t.Fatal(err)
