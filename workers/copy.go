@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -588,8 +589,14 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	var sink io.Writer = w
 	var sealed io.WriteCloser
 	stored := sha256.New() // of the ciphertext, when sealing
+	var sealBuf *bufio.Writer
 	if fc.seal != nil {
-		if sealed, err = fc.seal.Encrypt(io.MultiWriter(w, stored)); err != nil {
+		// age writes its header in small pieces and its payload in 64 KiB chunks: gathered
+		// here, they reach the file (and the hash) in a few large writes.
+		sealBuf = sealBuffers.Get().(*bufio.Writer)
+		sealBuf.Reset(io.MultiWriter(w, stored))
+		defer func() { sealBuf.Reset(nil); sealBuffers.Put(sealBuf) }()
+		if sealed, err = fc.seal.Encrypt(sealBuf); err != nil {
 			return nil, c, fmt.Errorf("encrypt %s: %w", key, err)
 		}
 		sink = sealed
@@ -601,7 +608,9 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	}
 	c.n, err = io.CopyBuffer(io.MultiWriter(to...), in, fc.buf)
 	if err == nil && sealed != nil {
-		err = sealed.Close()
+		if err = sealed.Close(); err == nil {
+			err = sealBuf.Flush()
+		}
 	}
 	if err != nil {
 		return nil, c, fmt.Errorf("copy %s: %w", key, err)
@@ -620,6 +629,10 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	c.changed = before.changed(n, statSource(r))
 	return w, c, nil
 }
+
+// sealBuffers are the write buffers between age's writer and a sealed copy: two of its
+// chunks each.
+var sealBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
 
 // readCounter counts the bytes read through it.
 type readCounter struct {
