@@ -101,7 +101,13 @@ func planEncryptedFolderFiles(ctx context.Context, dir string, sums *layout.Sums
 		p.staged = dec.stage.dir
 	}
 	err = layout.HashEachWith(ctx, hash, p.o.HashWorkers, feed, func(rel string, w sumPair, _ string, _ int64, err error) error {
-		return found.check(rel, w.stored, w.plain, err)
+		if err := found.check(rel, w.stored, w.plain, err); err != nil {
+			return err
+		}
+		if dec.stage != nil {
+			halt(ctx, "stage")
+		}
+		return nil
 	})
 	if err != nil {
 		return err

@@ -1,18 +1,22 @@
 package pipeline_test
 
 import (
+	"context"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/encryption/enctest"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
@@ -208,4 +212,94 @@ func TestRestoreEncryptedIntoS3ReadsEachFileOnce(t *testing.T) {
 		t.Errorf("the workers read .age files %d times for %d files", n, rep.Files)
 	}
 	compareWithBackup(t, b.plain, target)
+}
+
+// TestHelperStagedRestore is the child of TestRestoreEncryptedKilledWhileStaging: a restore
+// that halts once a file is staged (WNB_TEST_HALT=stage), to be killed there.
+func TestHelperStagedRestore(t *testing.T) {
+	backup := os.Getenv("WNB_CHILD_STAGE_BACKUP")
+	if backup == "" {
+		t.Skip("only runs as the child of TestRestoreEncryptedKilledWhileStaging")
+	}
+	ids, err := encryption.ReadIdentityFile(os.Getenv("WNB_CHILD_STAGE_KEY"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := platformFixture{dbURL: os.Getenv("WNB_CHILD_STAGE_DB"), storage: os.Getenv("WNB_CHILD_STAGE_STORAGE")}
+	_, err = restoreWithKeys(t, target, coordinator.RestoreOptions{Source: backup, Identities: ids}, ids)
+	t.Fatalf("the restore was meant to be killed, but it finished: %v", err)
+}
+
+// A restore killed with SIGKILL while it stages decrypted files leaves them under temporary
+// names only, which a listing of the storage does not show; the next restore removes them
+// and restores exactly the backup.
+func TestRestoreEncryptedKilledWhileStaging(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	b := encryptedBackupOf(t, src, "")
+	target := emptyTarget(t, database.SQLite)
+	child := exec.Command(os.Args[0], "-test.run=^TestHelperStagedRestore$", "-test.v")
+	child.Env = append(os.Environ(), "WNB_TEST_HALT=stage", "WNB_CHILD_STAGE_BACKUP="+b.dir, "WNB_CHILD_STAGE_KEY="+b.key.File,
+		"WNB_CHILD_STAGE_DB="+target.dbURL, "WNB_CHILD_STAGE_STORAGE="+target.storage)
+	logFile := filepath.Join(t.TempDir(), "child.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	child.Stdout, child.Stderr = out, out
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, 10*time.Millisecond, "the child restore to halt while staging", func() bool {
+		log, _ := os.ReadFile(logFile)
+		if strings.Contains(string(log), "--- FAIL") {
+			t.Fatalf("the child restore ended before halting:\n%s", log)
+		}
+		return strings.Contains(string(log), "WNB_TEST_HALT reached stage")
+	})
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+
+	left := stagedLeftovers(t, target.storage)
+	if len(left) < 2 {
+		t.Fatalf("the killed restore left %v: no staged file to test with", left)
+	}
+	listed := storageKeys(t, target.storage)
+	if len(listed) > 0 {
+		t.Fatalf("the storage lists the killed restore's staged files as data: %v", listed)
+	}
+	rep, err := restoreWithKeys(t, target, coordinator.RestoreOptions{Source: b.dir, Identities: b.key.Identities}, b.key.Identities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Files != int64(src.summary.Files) {
+		t.Fatalf("%d files restored, want %d", rep.Files, src.summary.Files)
+	}
+	compareWithBackup(t, b.plain, target)
+	if left := stagedLeftovers(t, target.storage); len(left) > 0 {
+		t.Errorf("left after the next restore: %v", left)
+	}
+	if n := len(storageKeys(t, target.storage)); n != src.summary.Files {
+		t.Errorf("the storage lists %d files, want %d", n, src.summary.Files)
+	}
+}
+
+// storageKeys is what a listing of the local storage root shows (what a backup would copy).
+func storageKeys(t *testing.T, root string) []string {
+	t.Helper()
+	b, err := storage.Open(context.Background(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var keys []string
+	if err := b.Walk(context.Background(), "", func(o storage.Object) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
