@@ -639,7 +639,7 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 	if !o.SkipFiles {
 		var err error
 		if dec != nil && !o.DryRun {
-			if dec.stage, err = newRestoreStage(ctx, o.StorageURL); err != nil {
+			if dec.stage, err = newRestoreStage(ctx, o.StorageURL, meta.Files.Bytes); err != nil {
 				return nil, err
 			}
 		}

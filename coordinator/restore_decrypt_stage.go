@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,9 +41,10 @@ type restoreStage struct {
 	keepRoot bool
 }
 
-// newRestoreStage makes the staging folder in the local storage root storageURL; nil for an
-// S3 storage.
-func newRestoreStage(ctx context.Context, storageURL string) (*restoreStage, error) {
+// newRestoreStage makes the staging folder in the local storage root storageURL for files of
+// about need bytes; nil for an S3 storage, or when the storage's filesystem has not that much
+// free (the workers then decrypt each file as they restore it, as into S3).
+func newRestoreStage(ctx context.Context, storageURL string, need int64) (*restoreStage, error) {
 	root := strings.TrimPrefix(storageURL, "file://")
 	if strings.Contains(root, "://") {
 		return nil, nil
@@ -50,6 +52,11 @@ func newRestoreStage(ctx context.Context, storageURL string) (*restoreStage, err
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("storage root %s: %w", storageURL, err)
+	}
+	if free := diskFree(existingAncestor(root)); free >= 0 && free < need+need/16 {
+		slog.Info("not enough free space in the storage to stage the decrypted files: each is decrypted again as it is restored",
+			"storage", root, "free_bytes", free, "needed_bytes", need)
+		return nil, nil
 	}
 	created, err := mkdirAllNoted(root)
 	if err != nil {
@@ -65,6 +72,16 @@ func newRestoreStage(ctx context.Context, storageURL string) (*restoreStage, err
 		return nil, err
 	}
 	return st, nil
+}
+
+// existingAncestor is dir or its nearest parent that exists.
+func existingAncestor(dir string) string {
+	for {
+		if _, err := os.Stat(dir); err == nil || filepath.Dir(dir) == dir {
+			return dir
+		}
+		dir = filepath.Dir(dir)
+	}
 }
 
 // mkdirAllNoted is os.MkdirAll(dir, 0o755) that returns the topmost folder it made ("" when
