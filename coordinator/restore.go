@@ -327,6 +327,7 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 		}
 	}
 	if !o.SkipFiles && len(chk.tasks) > 0 {
+		chk.dec.restoring()
 		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int64(chk.plan.Files))
 		err := c.restoreFiles(fctx, o, chk.tasks, rep)
 		filesSpan.SetAttributes(telemetry.KeyBytes.Int64(rep.Bytes), attribute.Int64("wnb.files_failed", rep.Failed))
@@ -637,6 +638,11 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 	meta := plan.Metadata
 	if !o.SkipFiles {
 		var err error
+		if dec != nil && !o.DryRun {
+			if dec.stage, err = newRestoreStage(ctx, o.StorageURL, meta.Files.Bytes); err != nil {
+				return nil, err
+			}
+		}
 		if meta.Files.Store == layout.StoreObjects {
 			if src.root == "" {
 				return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)

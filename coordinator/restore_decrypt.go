@@ -24,8 +24,9 @@ import (
 // pass, before anything changes: each fixture into the restore's private work folder, from
 // which it is then loaded, and each file into nothing but its hash. Every one is checked twice:
 // its bytes as stored against SHA256SUMS, its plaintext against the backup's encrypted
-// manifest of plaintext sums. The workers then decrypt the files again as they restore them,
-// checking the plaintext sum once more.
+// manifest of plaintext sums. Into a local storage the check pass also writes each file's
+// plaintext where the workers link it from (restore_decrypt_stage.go); otherwise the workers
+// decrypt the files again as they restore them, checking the plaintext sum once more.
 
 // restoreDecrypt is an encrypted backup's keys and plaintext manifest, open for a restore.
 type restoreDecrypt struct {
@@ -33,11 +34,21 @@ type restoreDecrypt struct {
 	plain *layout.PlainSums
 	// fixtures is the folder of the decrypted fixtures, inside the restore's work folder.
 	fixtures string
+	// stage, if set, holds the files decrypted by the check pass for the workers to link.
+	stage *restoreStage
 }
 
 func (d *restoreDecrypt) close() {
 	if d != nil {
 		d.plain.Close()
+		d.stage.close()
+	}
+}
+
+// restoring says the files are being restored now: the storage root the stage made stays.
+func (d *restoreDecrypt) restoring() {
+	if d != nil && d.stage != nil {
+		d.stage.keepRoot = true
 	}
 }
 
@@ -221,10 +232,15 @@ func newAgeResults() *ageResults { return &ageResults{m: map[string]layout.AgeSu
 // hash reads the age file r, keeping its sums under id for check.
 func (a *ageResults) hash(ctx context.Context, id string, r io.Reader, ids *encryption.Identities, sink io.Writer) (string, int64, error) {
 	s, err := layout.HashAge(ctx, r, ids, sink)
+	a.put(id, s)
+	return s.Stored, s.PlainSize, err
+}
+
+// put keeps s under id for check.
+func (a *ageResults) put(id string, s layout.AgeSums) {
 	a.mu.Lock()
 	a.m[id] = s
 	a.mu.Unlock()
-	return s.Stored, s.PlainSize, err
 }
 
 // hashFile is hash of the file at name, kept under rel.

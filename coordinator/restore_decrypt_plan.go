@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
@@ -84,13 +86,36 @@ func planEncryptedFolderFiles(ctx context.Context, dir string, sums *layout.Sums
 	}
 	found := newAgeResults()
 	hash := func(ctx context.Context, rel string) (string, int64, error) {
-		return found.hashFile(ctx, filepath.Join(dir, filepath.FromSlash(rel)), rel, dec.ids, nil)
+		name := filepath.Join(dir, filepath.FromSlash(rel))
+		if dec.stage == nil {
+			return found.hashFile(ctx, name, rel, dec.ids, nil)
+		}
+		key, err := restoredName(rel, names)
+		if err != nil {
+			return "", 0, err
+		}
+		mode, _ := p.modeOf(layout.FilesDir + "/" + key)
+		return found.stageFile(ctx, name, rel, key, mode.Perm(), dec.ids, dec.stage)
+	}
+	if dec.stage != nil {
+		p.staged = dec.stage.dir
 	}
 	err = layout.HashEachWith(ctx, hash, p.o.HashWorkers, feed, func(rel string, w sumPair, _ string, _ int64, err error) error {
-		return found.check(rel, w.stored, w.plain, err)
+		if err := found.check(rel, w.stored, w.plain, err); err != nil {
+			return err
+		}
+		if dec.stage != nil {
+			halt(ctx, "stage")
+		}
+		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if dec.stage != nil {
+		if err := dec.stage.sync(ctx); err != nil {
+			return err
+		}
 	}
 	if err := missing.err("backup"); err != nil {
 		return err
@@ -110,6 +135,9 @@ type indexedFile struct {
 func planEncryptedObjects(ctx context.Context, name, index, root string, sums *layout.Sums, names string, p *restorePlanner, dec *restoreDecrypt) error {
 	needed := extsort.New(p.work.spill(), restoreSortBudget)
 	defer needed.Close()
+	if dec.stage != nil {
+		p.staged = dec.stage.dir
+	}
 	var missing missingFiles
 	indexed := func(fn func(rel string, f indexedFile) error) error {
 		return layout.Join(eachIndexEntry(name, index), eachFileSum(sums), func(rel string, e messages.FileEntry, inIndex bool, sum string, listed bool) error {
@@ -135,7 +163,12 @@ func planEncryptedObjects(ctx context.Context, name, index, root string, sums *l
 			return err
 		}
 		obj := layout.ObjectKey(f.sum)
-		if err := needed.Add(obj+objectNeeded+rel, append(binary.AppendVarint(nil, f.e.Size), plain...)); err != nil {
+		mode := f.e.Mode
+		if m, ok := p.modeOf(layout.FilesDir + "/" + key); ok {
+			mode = uint32(m)
+		}
+		val := binary.AppendUvarint(binary.AppendVarint(nil, f.e.Size), uint64(mode))
+		if err := needed.Add(obj+objectNeeded+rel, append(val, plain...)); err != nil {
 			return err
 		}
 		return p.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: f.e.Size, SHA256: plain, Mode: f.e.Mode})
@@ -146,50 +179,83 @@ func planEncryptedObjects(ctx context.Context, name, index, root string, sums *l
 	if err := missing.err("file index " + index); err != nil {
 		return err
 	}
-	if err := checkEncryptedObjects(ctx, root, needed, dec, p.o.HashWorkers); err != nil {
+	if err := checkEncryptedObjects(ctx, root, needed, dec, names, p.o.HashWorkers); err != nil {
 		return err
 	}
 	return p.flush(ctx)
 }
 
+// neededObject is a file's record in the object check: the object it needs, its stored
+// path, plaintext size, mode to restore (0: the object's) and plaintext sum.
+type neededObject struct {
+	obj, rel, plain string
+	size            int64
+	mode            fs.FileMode
+}
+
+// parseNeeded reads a file's record of the object check's sort.
+func parseNeeded(k string, val []byte) neededObject {
+	obj, rel, _ := strings.Cut(k, objectNeeded)
+	size, n := binary.Varint(val)
+	mode, m := binary.Uvarint(val[n:])
+	return neededObject{obj: obj, rel: rel, plain: string(val[n+m:]), size: size, mode: fs.FileMode(mode).Perm()}
+}
+
 // checkEncryptedObjects lists the object store under root into needed and reads it in object
 // order: each file needs the object listed just before it, larger than its plaintext, which is
 // then read, decrypted and checked.
-func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sorter, dec *restoreDecrypt, workers int) error {
+func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sorter, dec *restoreDecrypt, names string, workers int) error {
 	b, err := openObjects(ctx, root, needed)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	var missing missingFiles
+	var (
+		missing missingFiles
+		modes   sync.Map // each file's mode to restore, from the feed to its hash
+	)
 	feed := func(send func(string, sumPair) error) error {
 		cur, curSize := "", int64(0)
 		return needed.Each(func(k string, val []byte) error {
-			size, n := binary.Varint(val)
 			if obj, ok := strings.CutSuffix(k, objectListed); ok {
-				cur, curSize = obj, size
+				cur = obj
+				curSize, _ = binary.Varint(val)
 				return nil
 			}
-			obj, rel, _ := strings.Cut(k, objectNeeded)
+			f := parseNeeded(k, val)
 			switch {
-			case obj != cur:
-				missing.add(storage.QuoteKey(rel) + " (object " + obj + ")")
+			case f.obj != cur:
+				missing.add(storage.QuoteKey(f.rel) + " (object " + f.obj + ")")
 				return nil
-			case curSize <= size:
-				return fmt.Errorf("%s: its object %s has %d bytes, not more than its plaintext's %d: truncated", storage.QuoteKey(rel), obj, curSize, size)
+			case curSize <= f.size:
+				return fmt.Errorf("%s: its object %s has %d bytes, not more than its plaintext's %d: truncated", storage.QuoteKey(f.rel), f.obj, curSize, f.size)
 			}
-			return send(k, sumPair{obj[strings.LastIndexByte(obj, '/')+1:], string(val[n:])})
+			if dec.stage != nil {
+				modes.Store(k, f.mode)
+			}
+			return send(k, sumPair{f.obj[strings.LastIndexByte(f.obj, '/')+1:], f.plain})
 		})
 	}
 	found := newAgeResults()
 	hash := func(ctx context.Context, k string) (string, int64, error) {
-		obj, _, _ := strings.Cut(k, objectNeeded)
-		r, _, err := b.Open(ctx, obj)
+		obj, rel, _ := strings.Cut(k, objectNeeded)
+		r, o, err := b.Open(ctx, obj)
 		if err != nil {
 			return "", 0, err
 		}
 		defer r.Close()
-		return found.hash(ctx, k, r, dec.ids, nil)
+		if dec.stage == nil {
+			return found.hash(ctx, k, r, dec.ids, nil)
+		}
+		key, err := restoredName(rel, names)
+		if err != nil {
+			return "", 0, err
+		}
+		mode := o.Mode.Perm()
+		if m, ok := modes.LoadAndDelete(k); ok && m.(fs.FileMode) != 0 {
+			mode = m.(fs.FileMode)
+		}
+		return found.stage(ctx, k, r, key, storage.Object{Mode: mode, ModTime: o.ModTime}, dec.ids, dec.stage)
 	}
 	err = layout.HashEachWith(ctx, hash, workers, feed, func(k string, w sumPair, _ string, _ int64, err error) error {
 		_, rel, _ := strings.Cut(k, objectNeeded)
@@ -197,6 +263,11 @@ func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sor
 	})
 	if err != nil {
 		return err
+	}
+	if dec.stage != nil {
+		if err := dec.stage.sync(ctx); err != nil {
+			return err
+		}
 	}
 	if missing.n > 0 {
 		return fmt.Errorf("%d files of the backup have no object in the object store %s, e.g. %s", missing.n, b, missing.first)

@@ -71,7 +71,9 @@ type restorePlanner struct {
 	plan   *RestorePlan
 	// decrypt: the backup's files are age-encrypted (the tasks' Decrypt).
 	decrypt bool
-	tasks   []*messages.Task
+	// staged is the folder of the files the check pass decrypted (the tasks' Staged).
+	staged string
+	tasks  []*messages.Task
 
 	cur *messages.Task
 	buf bytes.Buffer
@@ -97,7 +99,7 @@ func (p *restorePlanner) add(ctx context.Context, e messages.FileEntry) error {
 			Version: messages.Version, Run: p.o.RunID, ID: id, Kind: messages.KindRestorePrefix, Dest: p.o.StorageURL,
 			Copy: &messages.CopyTask{
 				Source: p.source, SourcePrefix: p.prefix, Prefix: topPrefix(e.Key),
-				ListStore: p.work.dir, KeyList: path.Join("keys", id+".jsonl"), Decrypt: p.decrypt,
+				ListStore: p.work.dir, KeyList: path.Join("keys", id+".jsonl"), Decrypt: p.decrypt, Staged: p.staged,
 			},
 		}
 		p.buf.Reset()

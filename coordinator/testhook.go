@@ -14,8 +14,9 @@ import (
 var (
 	// haltAt names the point where the coordinator stops working until its context ends:
 	// plan, export, copy, assemble, publish, archive, sealed (an encrypted archive whole,
-	// its sidecar not yet written), or unstage (S3: published, the staging area not yet
-	// removed).
+	// its sidecar not yet written), unstage (S3: published, the staging area not yet
+	// removed), or stage (a restore of an encrypted backup: a file decrypted into the
+	// storage's staging folder and checked).
 	haltAt = os.Getenv("WNB_TEST_HALT")
 )
 

@@ -6,6 +6,8 @@
 package messages
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -172,6 +174,19 @@ type CopyTask struct {
 	// Decrypt, on a restore, says the backup's files are age-encrypted: the worker decrypts
 	// them with its own identities (its --identity), which never travel in a task.
 	Decrypt bool `json:"decrypt,omitempty"`
+	// Staged, on a restore of an encrypted backup into a local storage, is the folder on the
+	// storage's filesystem into which the restore's check pass decrypted (and checked) each
+	// file, named StagedName(key): the worker links it into place instead of decrypting the
+	// backup's copy again. A file not found there is decrypted from Source as without it.
+	Staged string `json:"staged,omitempty"`
+}
+
+// StagedName is the name, in a CopyTask's Staged folder, of the file restored to key: a
+// temporary file's name (storage.TempPrefix, which a storage listing never shows), so that a
+// restore killed while staging leaves nothing that is taken for data.
+func StagedName(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return ".wnb-tmp-" + hex.EncodeToString(sum[:16])
 }
 
 // ArchivePart is one part of an archive that a copy task writes: tar entries named

@@ -1,6 +1,7 @@
 package workers
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -260,6 +261,13 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 	if err != nil {
 		return nil, err
 	}
+	stage, err := openStage(ctx, c, restore)
+	if err != nil {
+		return nil, err
+	}
+	if stage != nil {
+		defer stage.Close()
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	slots, commits := w.copySlots()
@@ -318,11 +326,17 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 				fc.seal = seal
 			}
 			var out copied
-			if out, f.reused = ru.reuse(ctx, src, dst, e, srcKey, dstKey, buf); !f.reused {
-				if e.Reuse != "" {
-					fc.want = "" // the earlier copy's sum: the source may hold new content
+			staged := false
+			if stage != nil {
+				out, staged, f.err = linkStaged(ctx, stage, dst, fc, e)
+			}
+			if !staged {
+				if out, f.reused = ru.reuse(ctx, src, dst, e, srcKey, dstKey, buf); !f.reused {
+					if e.Reuse != "" {
+						fc.want = "" // the earlier copy's sum: the source may hold new content
+					}
+					out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
 				}
-				out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
 			}
 			f.n, f.sum, f.plain, f.mode, f.changed = out.n, out.sum, out.plain, out.mode, out.changed
 			if f.err == nil {
@@ -353,6 +367,39 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		return nil, cause
 	}
 	return files, nil
+}
+
+// openStage opens a restore task's Staged folder: nil without one.
+func openStage(ctx context.Context, c *messages.CopyTask, restore bool) (*storage.Bucket, error) {
+	if !restore || c.Staged == "" {
+		return nil, nil
+	}
+	b, err := storage.Open(ctx, c.Staged)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("copy %s: staged files: %w", c.Prefix, err))
+	}
+	return b, nil
+}
+
+// linkStaged puts in place the file the restore's check pass decrypted into stage, checked
+// against its plaintext sum (fc.want), with its permissions and modification time: a link on
+// the storage's filesystem, or a copy checked against fc.want again where a link cannot be
+// made (a mount under the storage's root). staged is false when there is no staged copy (a
+// worker on another host than the check pass): the caller then decrypts the backup's copy.
+func linkStaged(ctx context.Context, stage, dst *storage.Bucket, fc fileCopy, e messages.FileEntry) (c copied, staged bool, err error) {
+	name := messages.StagedName(e.Key)
+	obj, err := dst.LinkFrom(ctx, stage, name, fc.destKey)
+	switch {
+	case err == nil:
+		return copied{n: obj.Size, sum: fc.want, mode: obj.Mode}, true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return copied{}, false, nil
+	case errors.Is(err, storage.ErrNoLink):
+		fc.key, fc.open = name, nil
+		c, err = copyTraced(ctx, stage, dst, fc, e.Size)
+		return c, true, err
+	}
+	return copied{}, true, err
 }
 
 // sealOf parses a backup copy task's recipients, once per task: nil when its copies are
@@ -530,16 +577,26 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	if wrap := readHook.Load(); wrap != nil {
 		in = (*wrap)(key, in)
 	}
+	// read counts the source's bytes when they are not the plaintext's: the stamps taken
+	// before and after the read compare with them.
+	var read *readCounter
 	if fc.open != nil {
-		if in, err = fc.open.Decrypt(in); err != nil {
+		read = &readCounter{r: in}
+		if in, err = fc.open.Decrypt(read); err != nil {
 			return nil, c, fmt.Errorf("decrypt %s: %w", key, err)
 		}
 	}
 	var sink io.Writer = w
 	var sealed io.WriteCloser
 	stored := sha256.New() // of the ciphertext, when sealing
+	var sealBuf *bufio.Writer
 	if fc.seal != nil {
-		if sealed, err = fc.seal.Encrypt(io.MultiWriter(w, stored)); err != nil {
+		// age writes its header in small pieces and its payload in 64 KiB chunks: gathered
+		// here, they reach the file (and the hash) in a few large writes.
+		sealBuf = sealBuffers.Get().(*bufio.Writer)
+		sealBuf.Reset(io.MultiWriter(w, stored))
+		defer func() { sealBuf.Reset(nil); sealBuffers.Put(sealBuf) }()
+		if sealed, err = fc.seal.Encrypt(sealBuf); err != nil {
 			return nil, c, fmt.Errorf("encrypt %s: %w", key, err)
 		}
 		sink = sealed
@@ -551,7 +608,9 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	}
 	c.n, err = io.CopyBuffer(io.MultiWriter(to...), in, fc.buf)
 	if err == nil && sealed != nil {
-		err = sealed.Close()
+		if err = sealed.Close(); err == nil {
+			err = sealBuf.Flush()
+		}
 	}
 	if err != nil {
 		return nil, c, fmt.Errorf("copy %s: %w", key, err)
@@ -563,8 +622,28 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	if sealed != nil {
 		c.plain, c.sum = c.sum, hexSum(stored)
 	}
-	c.changed = before.changed(c.n, statSource(r))
+	n := c.n
+	if read != nil {
+		n = read.n
+	}
+	c.changed = before.changed(n, statSource(r))
 	return w, c, nil
+}
+
+// sealBuffers are the write buffers between age's writer and a sealed copy: two of its
+// chunks each.
+var sealBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
+
+// readCounter counts the bytes read through it.
+type readCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (rc *readCounter) Read(p []byte) (int, error) {
+	n, err := rc.r.Read(p)
+	rc.n += int64(n)
+	return n, err
 }
 
 // sourceStamp is what tells a file that changed while it was read: its size, modification
