@@ -307,6 +307,65 @@ func (s *Snapshot) Plan(ctx context.Context, m platform.Model, chunkRows int) ([
 	return splitRanges(total, bounds, int64(chunkRows)), nil
 }
 
+// PlanPieces is Plan with ranges of about pieceBytes of fixture each (at most maxRows rows,
+// at least one): the width of a row is estimated from a sample of the table's first rows, so
+// that tables of wide rows (chapters' texts) are cut finer than narrow ones.
+func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int, pieceBytes int64) ([]Range, error) {
+	width, err := s.rowBytes(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: estimate its row width: %w", m.Label, err)
+	}
+	return s.Plan(ctx, m, piecesOf(width, maxRows, pieceBytes))
+}
+
+// piecesOf is the number of rows of width bytes in a piece of pieceBytes, within [1, maxRows].
+func piecesOf(width int64, maxRows int, pieceBytes int64) int {
+	if width <= 0 || pieceBytes <= 0 {
+		return max(maxRows, 1)
+	}
+	return int(max(1, min(int64(maxRows), pieceBytes/width)))
+}
+
+// widthSample is how many rows the row width is estimated from.
+const widthSample = 1000
+
+// rowBytes estimates the bytes one of m's rows takes in a fixture: the text of its columns
+// (averaged over the first rows) plus each field's name and the object's frame.
+func (s *Snapshot) rowBytes(ctx context.Context, m platform.Model) (int64, error) {
+	frame := int64(len(m.Label) + 40)
+	for _, c := range m.Columns() {
+		frame += int64(len(c) + 6)
+	}
+	var (
+		avg sql.NullFloat64
+		err error
+	)
+	sample := fmt.Sprintf("(SELECT * FROM %s LIMIT %d) t", quote(m.Table), widthSample)
+	if s.pg != nil {
+		s.mu.Lock()
+		if s.pg.tx == nil {
+			err = errors.New("snapshot is closed")
+		} else {
+			err = s.pg.tx.QueryRow(ctx, "SELECT avg(octet_length(t::text)) FROM "+sample).Scan(&avg)
+		}
+		s.mu.Unlock()
+	} else {
+		var h *sql.DB
+		if h, err = s.db.snapshotHandle(s.id); err == nil {
+			lens := make([]string, 0, len(m.Columns()))
+			for _, c := range m.Columns() {
+				lens = append(lens, "ifnull(length("+quote(c)+"), 4)")
+			}
+			err = h.QueryRowContext(ctx, "SELECT avg("+strings.Join(lens, " + ")+") FROM "+sample).Scan(&avg)
+		}
+		err = s.db.lockError(err, "sample rows", 0)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return frame + int64(avg.Float64), nil
+}
+
 // splitRanges turns the pks at row numbers chunk, 2*chunk, ... (strictly before the last row)
 // into consecutive ranges, open at both ends of the table.
 func splitRanges(total int64, bounds []int64, chunk int64) []Range {
