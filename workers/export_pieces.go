@@ -13,10 +13,10 @@ import (
 // warnings of the values it had to change.
 type pieceExport func(ctx context.Context, i int, w io.Writer) (rows int64, warnings []string, err error)
 
-// orderedPieces reads the pieces of one model's export with several readers at once, each
-// into a buffer of its own, and writes the buffers in piece order into one output: every
-// byte of the fixture is written once, by one writer, which hashes it on the way. A model
-// in one piece is read straight into the output.
+// orderedPieces reads the pieces of one model's export with several readers at once and
+// writes them in piece order into one output, by one writer at a time, which hashes each byte
+// as it is written: the piece at the head of the order streams straight into the output, the
+// pieces after it are read into buffers of their own, written when their turn comes.
 type orderedPieces struct {
 	// n is the number of pieces; name(i) names piece i in errors.
 	n    int
@@ -25,26 +25,20 @@ type orderedPieces struct {
 	// sep is written between two non-empty pieces (fixture.Format.Sep).
 	sep string
 	// parallel readers; window bounds the pieces read or being read but not yet written
-	// (each holds a buffer), so memory is about window pieces whatever the model's size.
+	// (each but the head holds a buffer), so memory is about window pieces whatever the
+	// model's size.
 	parallel, window int
 }
 
 // pieceReaders is how many pieces of one export are read at once: every core, at least two
-// (one reads while the other's buffer is written).
+// (one streams into the output while the other fills a buffer).
 func pieceReaders() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // piece is the outcome of reading one piece.
 type piece struct {
 	rows     int64
 	warnings []string
-	buf      *bytes.Buffer
 	err      error
-}
-
-// pieceJob is a piece to read, with the buffer it is read into.
-type pieceJob struct {
-	i   int
-	buf *bytes.Buffer
 }
 
 // run reads every piece and writes them in order to out: the objects of the non-empty pieces
@@ -61,58 +55,63 @@ func (p *orderedPieces) run(ctx context.Context, out io.Writer) (rows int64, war
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
+	o := &orderedOut{w: out, sep: p.sep}
 	done := make([]chan piece, p.n)
+	writers := make([]*pieceWriter, p.n)
 	for i := range done {
 		done[i] = make(chan piece, 1)
+		writers[i] = &pieceWriter{out: o}
 	}
 	window := max(p.window, p.parallel, 1)
 	free := make(chan *bytes.Buffer, window)
 	for range window {
 		free <- new(bytes.Buffer)
 	}
-	jobs := make(chan pieceJob)
+	jobs := make(chan int)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		p.feed(ctx, free, jobs)
+		p.feed(ctx, free, writers, jobs)
 	}()
 	for range max(p.parallel, 1) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range jobs {
-				j.buf.Reset()
-				rows, warnings, err := p.read(ctx, j.i, j.buf)
-				done[j.i] <- piece{rows: rows, warnings: warnings, buf: j.buf, err: err}
+			for i := range jobs {
+				rows, warnings, err := p.read(ctx, i, writers[i])
+				done[i] <- piece{rows: rows, warnings: warnings, err: err}
 			}
 		}()
 	}
-	return p.write(ctx, out, done, free)
+	return p.write(ctx, writers, done, free)
 }
 
 // feed hands out the pieces in order, each with a free buffer: buffers go to pieces in piece
-// order, so the next piece to write always has one and the window always moves.
-func (p *orderedPieces) feed(ctx context.Context, free <-chan *bytes.Buffer, jobs chan<- pieceJob) {
+// order, so the head piece always has one and the window always moves.
+func (p *orderedPieces) feed(ctx context.Context, free <-chan *bytes.Buffer, writers []*pieceWriter, jobs chan<- int) {
 	defer close(jobs)
 	for i := range p.n {
-		var buf *bytes.Buffer
 		select {
-		case buf = <-free:
+		case buf := <-free:
+			writers[i].give(buf)
 		case <-ctx.Done():
 			return
 		}
 		select {
-		case jobs <- pieceJob{i: i, buf: buf}:
+		case jobs <- i:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// write waits for each piece in turn and writes it, then gives its buffer back.
-func (p *orderedPieces) write(ctx context.Context, out io.Writer, done []chan piece, free chan<- *bytes.Buffer) (rows int64, warnings []string, err error) {
-	wrote := false
+// write makes each piece in turn the head: what it buffered is written, then it streams
+// into the output until it is read whole; its buffer then goes back.
+func (p *orderedPieces) write(ctx context.Context, writers []*pieceWriter, done []chan piece, free chan<- *bytes.Buffer) (rows int64, warnings []string, err error) {
 	for i := range p.n {
+		if err := writers[i].promote(); err != nil {
+			return rows, nil, p.fail(i, err)
+		}
 		var pc piece
 		select {
 		case pc = <-done[i]:
@@ -124,18 +123,9 @@ func (p *orderedPieces) write(ctx context.Context, out io.Writer, done []chan pi
 		}
 		rows += pc.rows
 		warnings = append(warnings, pc.warnings...)
-		if pc.buf.Len() > 0 {
-			if wrote {
-				if _, err := io.WriteString(out, p.sep); err != nil {
-					return rows, nil, p.fail(i, err)
-				}
-			}
-			if _, err := out.Write(pc.buf.Bytes()); err != nil {
-				return rows, nil, p.fail(i, err)
-			}
-			wrote = true
-		}
-		free <- pc.buf // never blocks: there are as many buffers as room
+		buf := writers[i].buf // the reader is done with it
+		buf.Reset()
+		free <- buf // never blocks: there are as many buffers as room
 	}
 	return rows, warnings, nil
 }
@@ -146,4 +136,71 @@ func (p *orderedPieces) fail(i int, err error) error {
 		return err
 	}
 	return fmt.Errorf("piece %d of %d %s: %w", i+1, p.n, p.name(i), err)
+}
+
+// orderedOut is the output the pieces are written to in turn, each begun with sep when an
+// earlier piece wrote objects. Only the head piece writes to it, so it needs no lock: the
+// handover from one head to the next goes through the piece's done channel and the next
+// piece's lock.
+type orderedOut struct {
+	w   io.Writer
+	sep string
+	// wrote: an earlier piece wrote objects; begun: the head piece has written some.
+	wrote, begun bool
+}
+
+func (o *orderedOut) write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if !o.begun {
+		if o.wrote {
+			if _, err := io.WriteString(o.w, o.sep); err != nil {
+				return 0, err
+			}
+		}
+		o.begun, o.wrote = true, true
+	}
+	return o.w.Write(p)
+}
+
+// pieceWriter is what one piece is read into: its buffer until the piece becomes the head,
+// the output from then on.
+type pieceWriter struct {
+	out *orderedOut
+	mu  sync.Mutex
+	buf *bytes.Buffer
+	// head: the piece's bytes go straight to out.
+	head bool
+}
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.head {
+		return w.out.write(p)
+	}
+	return w.buf.Write(p)
+}
+
+// give hands the piece the buffer it is read into until it is the head.
+func (w *pieceWriter) give(buf *bytes.Buffer) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = buf
+}
+
+// promote makes the piece the head: it writes what the piece buffered so far, and the
+// piece's later writes go to the output.
+func (w *pieceWriter) promote() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.out.begun = false
+	w.head = true
+	if w.buf == nil || w.buf.Len() == 0 {
+		return nil
+	}
+	_, err := w.out.write(w.buf.Bytes())
+	w.buf.Reset()
+	return err
 }
