@@ -1,7 +1,6 @@
 package workers
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -63,9 +62,9 @@ func (p *orderedPieces) run(ctx context.Context, out io.Writer) (rows int64, war
 		writers[i] = &pieceWriter{out: o}
 	}
 	window := max(p.window, p.parallel, 1)
-	free := make(chan *bytes.Buffer, window)
+	free := make(chan *blockBuffer, window)
 	for range window {
-		free <- new(bytes.Buffer)
+		free <- new(blockBuffer)
 	}
 	jobs := make(chan int)
 	wg.Add(1)
@@ -88,7 +87,7 @@ func (p *orderedPieces) run(ctx context.Context, out io.Writer) (rows int64, war
 
 // feed hands out the pieces in order, each with a free buffer: buffers go to pieces in piece
 // order, so the head piece always has one and the window always moves.
-func (p *orderedPieces) feed(ctx context.Context, free <-chan *bytes.Buffer, writers []*pieceWriter, jobs chan<- int) {
+func (p *orderedPieces) feed(ctx context.Context, free <-chan *blockBuffer, writers []*pieceWriter, jobs chan<- int) {
 	defer close(jobs)
 	for i := range p.n {
 		select {
@@ -107,7 +106,7 @@ func (p *orderedPieces) feed(ctx context.Context, free <-chan *bytes.Buffer, wri
 
 // write makes each piece in turn the head: what it buffered is written, then it streams
 // into the output until it is read whole; its buffer then goes back.
-func (p *orderedPieces) write(ctx context.Context, writers []*pieceWriter, done []chan piece, free chan<- *bytes.Buffer) (rows int64, warnings []string, err error) {
+func (p *orderedPieces) write(ctx context.Context, writers []*pieceWriter, done []chan piece, free chan<- *blockBuffer) (rows int64, warnings []string, err error) {
 	for i := range p.n {
 		if err := writers[i].promote(); err != nil {
 			return rows, nil, p.fail(i, err)
@@ -169,7 +168,7 @@ func (o *orderedOut) write(p []byte) (int, error) {
 type pieceWriter struct {
 	out *orderedOut
 	mu  sync.Mutex
-	buf *bytes.Buffer
+	buf *blockBuffer
 	// head: the piece's bytes go straight to out.
 	head bool
 }
@@ -184,7 +183,7 @@ func (w *pieceWriter) Write(p []byte) (int, error) {
 }
 
 // give hands the piece the buffer it is read into until it is the head.
-func (w *pieceWriter) give(buf *bytes.Buffer) {
+func (w *pieceWriter) give(buf *blockBuffer) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.buf = buf
@@ -197,10 +196,51 @@ func (w *pieceWriter) promote() error {
 	defer w.mu.Unlock()
 	w.out.begun = false
 	w.head = true
-	if w.buf == nil || w.buf.Len() == 0 {
+	if w.buf == nil {
 		return nil
 	}
-	_, err := w.out.write(w.buf.Bytes())
-	w.buf.Reset()
-	return err
+	defer w.buf.Reset()
+	for _, b := range w.buf.blocks {
+		if _, err := w.out.write(*b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pieceBlock is the size of the blocks a piece is buffered in: what a fixture writer hands
+// over at once. Blocks go back to a pool shared by every export of the process, so buffering
+// allocates nothing once the first pieces are read, and holds only the bytes buffered.
+const pieceBlock = 64 << 10
+
+var pieceBlocks = sync.Pool{New: func() any { b := make([]byte, 0, pieceBlock); return &b }}
+
+// blockBuffer holds a piece's bytes in pooled blocks (a growing slice would copy them and
+// leave the smaller copies behind as garbage).
+type blockBuffer struct {
+	blocks []*[]byte
+}
+
+func (b *blockBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if len(b.blocks) == 0 || len(*b.blocks[len(b.blocks)-1]) == pieceBlock {
+			b.blocks = append(b.blocks, pieceBlocks.Get().(*[]byte))
+		}
+		last := b.blocks[len(b.blocks)-1]
+		k := copy((*last)[len(*last):pieceBlock], p)
+		*last = (*last)[:len(*last)+k]
+		p = p[k:]
+	}
+	return n, nil
+}
+
+// Reset gives the blocks back to the pool.
+func (b *blockBuffer) Reset() {
+	for i, blk := range b.blocks {
+		*blk = (*blk)[:0]
+		pieceBlocks.Put(blk)
+		b.blocks[i] = nil
+	}
+	b.blocks = b.blocks[:0]
 }
