@@ -112,7 +112,7 @@ func exportPieces(e *messages.ExportTask, db pieceReader, model platform.Model, 
 	}
 	n := pieceReaders()
 	return &orderedPieces{
-		n: len(ranges), sep: f.Sep(), parallel: n, window: 2 * n,
+		n: len(ranges), sep: f.Sep(), parallel: n, window: 2 * n, budget: pieceBudget,
 		name: func(i int) string { return ranges[i].String() },
 		read: func(ctx context.Context, i int, w io.Writer) (int64, []string, error) {
 			return db.ExportWithWarnings(ctx, e.Snapshot, model, ranges[i], f, w)

@@ -2,10 +2,12 @@ package workers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // pieceExport reads one piece of a model (a pk range) into w, returning its rows and the
@@ -27,7 +29,19 @@ type orderedPieces struct {
 	// (each but the head holds a buffer), so memory is about window pieces whatever the
 	// model's size.
 	parallel, window int
+	// budget bounds the bytes buffered at once (0: no bound). Pieces are planned from an
+	// estimated row width; a piece that would outgrow the budget (rows far wider than the
+	// estimate) is dropped and read again when it is the head, straight into the output, so
+	// memory stays bounded whatever the rows hold.
+	budget int64
 }
+
+// pieceBudget is the bytes an export buffers at most (orderedPieces.budget): several times
+// the planned pieces' size, so that it only bounds pieces far off their plan.
+var pieceBudget int64 = 16 << 20
+
+// errPieceDropped is what a piece's buffer answers once the piece outgrew the budget.
+var errPieceDropped = errors.New("piece dropped: it outgrew the export's buffer budget; it is read again when its turn comes")
 
 // pieceReaders is how many pieces of one export are read at once: every core, at least two
 // (one streams into the output while the other fills a buffer).
@@ -38,6 +52,8 @@ type piece struct {
 	rows     int64
 	warnings []string
 	err      error
+	// dropped: the piece outgrew the budget before its turn; it is to be read again.
+	dropped bool
 }
 
 // run reads every piece and writes them in order to out: the objects of the non-empty pieces
@@ -54,7 +70,7 @@ func (p *orderedPieces) run(ctx context.Context, out io.Writer) (rows int64, war
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	o := &orderedOut{w: out, sep: p.sep}
+	o := &orderedOut{w: out, sep: p.sep, budget: p.budget}
 	done := make([]chan piece, p.n)
 	writers := make([]*pieceWriter, p.n)
 	for i := range done {
@@ -78,7 +94,7 @@ func (p *orderedPieces) run(ctx context.Context, out io.Writer) (rows int64, war
 			defer wg.Done()
 			for i := range jobs {
 				rows, warnings, err := p.read(ctx, i, writers[i])
-				done[i] <- piece{rows: rows, warnings: warnings, err: err}
+				done[i] <- piece{rows: rows, warnings: warnings, err: err, dropped: errors.Is(err, errPieceDropped)}
 			}
 		}()
 	}
@@ -117,6 +133,10 @@ func (p *orderedPieces) write(ctx context.Context, writers []*pieceWriter, done 
 		case <-ctx.Done():
 			return rows, nil, p.fail(i, ctx.Err())
 		}
+		if pc.dropped {
+			// The piece is the head now: read again, it streams into the output.
+			pc.rows, pc.warnings, pc.err = p.read(ctx, i, writers[i])
+		}
 		if pc.err != nil {
 			return rows, nil, p.fail(i, pc.err)
 		}
@@ -144,6 +164,9 @@ func (p *orderedPieces) fail(i int, err error) error {
 type orderedOut struct {
 	w   io.Writer
 	sep string
+	// buffered counts the bytes the pieces after the head hold, against budget (0: none).
+	buffered atomic.Int64
+	budget   int64
 	// wrote: an earlier piece wrote objects; begun: the head piece has written some.
 	wrote, begun bool
 }
@@ -169,15 +192,25 @@ type pieceWriter struct {
 	out *orderedOut
 	mu  sync.Mutex
 	buf *blockBuffer
-	// head: the piece's bytes go straight to out.
-	head bool
+	// head: the piece's bytes go straight to out. dropped: it outgrew the budget, its
+	// buffer was emptied and it takes no more bytes until it is the head.
+	head, dropped bool
 }
 
 func (w *pieceWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.head {
+	switch {
+	case w.head:
 		return w.out.write(p)
+	case w.dropped:
+		return 0, errPieceDropped
+	}
+	if b := w.out.budget; b > 0 && w.out.buffered.Add(int64(len(p))) > b {
+		w.out.buffered.Add(-int64(len(p)) - w.buf.n)
+		w.buf.Reset()
+		w.dropped = true
+		return 0, errPieceDropped
 	}
 	return w.buf.Write(p)
 }
@@ -199,7 +232,10 @@ func (w *pieceWriter) promote() error {
 	if w.buf == nil {
 		return nil
 	}
-	defer w.buf.Reset()
+	defer func() {
+		w.out.buffered.Add(-w.buf.n)
+		w.buf.Reset()
+	}()
 	for _, b := range w.buf.blocks {
 		if _, err := w.out.write(*b); err != nil {
 			return err
@@ -219,10 +255,13 @@ var pieceBlocks = sync.Pool{New: func() any { b := make([]byte, 0, pieceBlock); 
 // leave the smaller copies behind as garbage).
 type blockBuffer struct {
 	blocks []*[]byte
+	// n is the number of bytes held.
+	n int64
 }
 
 func (b *blockBuffer) Write(p []byte) (int, error) {
 	n := len(p)
+	b.n += int64(n)
 	for len(p) > 0 {
 		if len(b.blocks) == 0 || len(*b.blocks[len(b.blocks)-1]) == pieceBlock {
 			b.blocks = append(b.blocks, pieceBlocks.Get().(*[]byte))
@@ -243,4 +282,5 @@ func (b *blockBuffer) Reset() {
 		b.blocks[i] = nil
 	}
 	b.blocks = b.blocks[:0]
+	b.n = 0
 }

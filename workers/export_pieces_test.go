@@ -110,6 +110,34 @@ func TestOrderedPiecesWriteInPieceOrder(t *testing.T) {
 	}
 }
 
+// TestOrderedPiecesOverBudget: pieces far larger than planned (here: than the whole
+// budget) are dropped before their turn and read again as the head, straight into the
+// output, which is still every piece once, in order.
+func TestOrderedPiecesOverBudget(t *testing.T) {
+	pieces := make([]string, 12)
+	for i := range pieces {
+		pieces[i] = strings.Repeat(fmt.Sprintf("{%d}", i%10), 20+i)
+	}
+	p := fakePieces(pieces, 3, 6)
+	p.budget = 50
+	var reads atomic.Int32
+	read := p.read
+	p.read = func(ctx context.Context, i int, w io.Writer) (int64, []string, error) {
+		reads.Add(1)
+		return read(ctx, i, w)
+	}
+	var out bytes.Buffer
+	if _, _, err := runPieces(t, context.Background(), p, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Join(pieces, ",\n"); out.String() != want {
+		t.Errorf("output %q, want %q", out.String(), want)
+	}
+	if reads.Load() <= int32(len(pieces)) {
+		t.Errorf("%d reads of %d pieces: none was dropped over the budget", reads.Load(), len(pieces))
+	}
+}
+
 // TestOrderedPiecesFailingPieceStopsTheRest: a piece that fails fails the run, named with
 // its number and range; the pieces still being read are stopped (one waits for its context
 // to end: the run would never end otherwise), and nothing after the failed piece is written.
