@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -28,7 +29,6 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
-	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -42,10 +42,14 @@ import (
 // ToolVersion is recorded in every backup's metadata.
 var ToolVersion = "0.1.0"
 
-// DefaultChunkRows is the size of one export task. Chunks are written (and synced) once more
-// when they are joined, so they pay off only for big tables: on the benchmark data (~100k rows,
-// 2 workers) 50k-row chunks took 0.47 s against 0.61 s for 10k-row ones.
+// DefaultChunkRows is the most rows of one piece of a model's export task (see PieceBytes).
 const DefaultChunkRows = 50000
+
+// PieceBytes is the fixture bytes a piece of an export task is planned to hold: a worker
+// reads the pieces of a model in parallel, each into memory, and writes them in order, so a
+// piece is small enough for several to be held at once and large enough that its query's
+// fixed cost does not count.
+const PieceBytes = 2 << 20
 
 // internalDir holds a run's working files inside its staging folder; it is removed before the
 // backup is published.
@@ -67,8 +71,8 @@ type BackupOptions struct {
 	Compression string
 	// Indent is the fixtures' --indent (0: one object per line).
 	Indent int
-	// ChunkRows splits larger tables into primary-key ranges of this many rows
-	// (DefaultChunkRows when 0).
+	// ChunkRows bounds the rows of one piece of a model's export (DefaultChunkRows when 0):
+	// larger tables are read in primary-key ranges, in parallel, into the one fixture.
 	ChunkRows int
 	// FilesPerTask and BytesPerTask bound one copy task (defaults 2000 files, 256 MiB).
 	FilesPerTask int
@@ -129,7 +133,10 @@ type ModelReport struct {
 	Rows   int64
 	Bytes  int64
 	SHA256 string
+	// Chunks is the number of export tasks of the model (1), Pieces the primary-key ranges
+	// its task read it in.
 	Chunks int
+	Pieces int
 }
 
 // BackupReport is a finished backup.
@@ -521,41 +528,68 @@ func (r *backupRun) snapshot(ctx context.Context) error {
 	return r.recordMigrations(ctx)
 }
 
-// planExports cuts every model into primary-key ranges, one export task each.
+// planExports plans one export task per model, a large model's cut into primary-key pieces
+// its worker reads in parallel. Tasks are ordered largest first, so that no big table is
+// left for the end.
 func (r *backupRun) planExports(ctx context.Context) error {
 	if r.db == nil {
 		return nil
 	}
+	var exports []plannedExport
 	for _, m := range r.models {
-		ranges, err := r.snap.Plan(ctx, m, r.o.ChunkRows)
+		ranges, err := r.snap.PlanPieces(ctx, m, r.o.ChunkRows, PieceBytes)
 		if err != nil {
 			return fmt.Errorf("backup: plan %s: %w", m.Label, err)
 		}
 		if len(ranges) == 0 {
 			ranges = []database.Range{{}}
 		}
-		for i, rg := range ranges {
-			r.rows += rg.Rows
-			id := taskID("export", m.Table, fmt.Sprintf("%04d", i)) + r.suffix()
-			t := &messages.Task{
-				Version: messages.Version, Run: r.o.RunID, Kind: messages.KindExportModel, Dest: r.stage.Location(), ID: id,
-				Generation: r.gen,
-				Export: &messages.ExportTask{
-					Database: r.db.Source().Redacted, Snapshot: r.snap.ID(), Model: m.Label,
-					Lo: rg.Lo, Hi: rg.Hi, HasLo: rg.HasLo, HasHi: rg.HasHi, Indent: r.o.Indent,
-					Whole: len(ranges) == 1, Recipients: r.exportRecipients(len(ranges) == 1),
-					// Outputs are named by task, so a late task of a dead coordinator can
-					// never overwrite what its successor exported.
-					Output:     path.Join(internalDir, "exports", id+".json"),
-					References: r.refsKey(m, id),
-				},
-			}
-			t.Export.ReferencesRecipients = r.refsRecipients(t.Export.References)
-			r.plans[m.Label] = append(r.plans[m.Label], t)
-			r.tasks = append(r.tasks, t)
+		t := r.exportTask(m, ranges)
+		r.plans[m.Label] = []*messages.Task{t}
+		var rows int64
+		for _, rg := range ranges {
+			rows += rg.Rows
 		}
+		r.rows += rows
+		exports = append(exports, plannedExport{t, len(ranges), rows})
+	}
+	slices.SortStableFunc(exports, func(a, b plannedExport) int {
+		return cmp.Or(cmp.Compare(b.pieces, a.pieces), cmp.Compare(b.rows, a.rows))
+	})
+	for _, e := range exports {
+		r.tasks = append(r.tasks, e.task)
 	}
 	return nil
+}
+
+// plannedExport is an export task with its planned size (pieces of about PieceBytes, rows).
+type plannedExport struct {
+	task   *messages.Task
+	pieces int
+	rows   int64
+}
+
+// exportTask is the task that exports model m in ranges.
+func (r *backupRun) exportTask(m platform.Model, ranges []database.Range) *messages.Task {
+	id := taskID("export", m.Table) + r.suffix()
+	e := &messages.ExportTask{
+		Database: r.db.Source().Redacted, Snapshot: r.snap.ID(), Model: m.Label,
+		Indent: r.o.Indent, Whole: true, Recipients: r.exportRecipients(),
+		// Outputs are named by task, so a late task of a dead coordinator can never
+		// overwrite what its successor exported.
+		Output:     path.Join(internalDir, "exports", id+".json"),
+		References: r.refsKey(m, id),
+	}
+	e.ReferencesRecipients = r.refsRecipients(e.References)
+	if len(ranges) > 1 {
+		for _, rg := range ranges {
+			e.Pieces = append(e.Pieces, messages.PKRange{Lo: rg.Lo, Hi: rg.Hi, HasLo: rg.HasLo, HasHi: rg.HasHi, Rows: rg.Rows})
+		}
+	}
+	return &messages.Task{
+		Version: messages.Version, Run: r.o.RunID, Kind: messages.KindExportModel, Dest: r.stage.Location(), ID: id,
+		Generation: r.gen, Export: e,
+	}
 }
 
 // suffix tells a resumed generation's task ids from its predecessors' ("-r2").
@@ -606,7 +640,7 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backup: plan files: %w", err)
 	}
-	r.tasks = append(r.tasks, copies...)
+	r.tasks = interleave(r.tasks, copies)
 	for _, sp := range r.files.Special {
 		r.log.Warn(sp.Warning)
 	}
@@ -669,12 +703,9 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	}
 	defer cleanupPlain()
 	meta := r.metadata(ctx)
-	seal, err := r.sealOfModels()
-	if err != nil {
-		return err
-	}
+	seal := r.sealOfModels()
 	for i, m := range r.models {
-		mr, plainSum, err := r.c.assembleModel(ctx, dest, m, r.o.Indent, r.plans[m.Label], r.results, seal)
+		mr, plainSum, err := r.c.assembleModel(ctx, dest, m, r.plans[m.Label], r.results, seal)
 		if err != nil {
 			return fmt.Errorf("backup: assemble %s: %w", m.Label, err)
 		}
@@ -1099,70 +1130,49 @@ func (c *Coordinator) resumeCopies(ctx context.Context, run string, dest *storag
 	return p.Tasks, p.Prefixes, p.filePlanInfo, done, nil
 }
 
-// assembleModel puts a model's fixture in place: a single-task model's output is renamed,
-// chunks are joined. With seal the fixture is stored encrypted (NAME.age): a single task
-// wrote it so; chunks, encrypted to the run key, are opened and joined into one age stream.
-// plain is then the fixture's plaintext sum ("" unencrypted). An encrypted archive's fixture
-// (seal.staged) stays encrypted to the run key under its plain name, and mr has its
+// assembleModel puts a model's fixture in place: its export task wrote it whole, hashed as it
+// was written; it is renamed. With seal the fixture is stored encrypted (NAME.age), as the task
+// wrote it; plain is then the fixture's plaintext sum ("" unencrypted). An encrypted archive's
+// fixture (seal.staged) stays encrypted to the run key under its plain name, and mr has its
 // plaintext's sum and size, as the archive will hold it.
-func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, indent int, tasks []*messages.Task, results map[string]*messages.Result, seal *modelSeal) (mr *ModelReport, plain string, err error) {
-	mr = &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: len(tasks)}
+func (c *Coordinator) assembleModel(ctx context.Context, dest *storage.Bucket, m platform.Model, tasks []*messages.Task, results map[string]*messages.Result, seal *modelSeal) (mr *ModelReport, plain string, err error) {
+	if len(tasks) != 1 {
+		return nil, "", fmt.Errorf("%d export tasks planned, want 1", len(tasks))
+	}
+	t, r := tasks[0], results[tasks[0].ID]
+	if r == nil {
+		return nil, "", fmt.Errorf("task %s has no result", t.ID)
+	}
+	mr = &ModelReport{Label: m.Label, File: m.FixtureName(), Chunks: 1, Pieces: max(len(t.Export.Pieces), 1), Rows: r.Rows}
 	if seal != nil && !seal.staged {
 		mr.File += encryption.Ext
 	}
-	for _, t := range tasks {
-		mr.Rows += results[t.ID].Rows
+	if seal != nil && (r.PlainSHA256 == "" || seal.staged && r.PlainBytes == 0) {
+		return nil, "", fmt.Errorf("task %s did not encrypt its output", t.ID)
 	}
-	if len(tasks) == 1 {
-		r := results[tasks[0].ID]
-		if seal != nil && (r.PlainSHA256 == "" || seal.staged && r.PlainBytes == 0) {
-			return nil, "", fmt.Errorf("task %s did not encrypt its output", tasks[0].ID)
-		}
-		mr.SHA256, mr.Bytes, plain = r.SHA256, r.Bytes, r.PlainSHA256
-		if seal != nil && seal.staged {
-			mr.SHA256, mr.Bytes, plain = r.PlainSHA256, r.PlainBytes, ""
-		}
-		if err := dest.Rename(ctx, tasks[0].Export.Output, mr.File); err != nil {
-			return nil, "", err
-		}
-		return mr, plain, nil
+	mr.SHA256, mr.Bytes, plain = r.SHA256, r.Bytes, r.PlainSHA256
+	if seal != nil && seal.staged {
+		mr.SHA256, mr.Bytes, plain = r.PlainSHA256, r.PlainBytes, ""
 	}
-	var readers []io.Reader
-	for _, t := range tasks {
-		rc, _, err := dest.Open(ctx, t.Export.Output)
-		if err != nil {
-			return nil, "", err
-		}
-		defer rc.Close()
-		readers = append(readers, rc)
-	}
-	w, err := dest.Create(ctx, mr.File, storage.Object{Mode: layout.FileMode})
-	if err != nil {
-		return nil, "", err
-	}
-	defer w.Abort()
-	join := func(out io.Writer, chunks []io.Reader) (int64, error) {
-		return fixture.Join(out, fixture.Format{Indent: indent}, chunks...)
-	}
-	if seal != nil {
-		var j joined
-		j, err = seal.join(w, join, readers)
-		plain, mr.SHA256, mr.Bytes = j.plain, j.stored, j.storedBytes
-		if seal.staged {
-			plain, mr.SHA256, mr.Bytes = "", j.plain, j.plainN
-		}
-	} else {
-		h := sha256.New()
-		mr.Bytes, err = join(io.MultiWriter(w, h), readers)
-		mr.SHA256 = hex.EncodeToString(h.Sum(nil))
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	if err := w.Commit(); err != nil {
+	if err := dest.Rename(ctx, t.Export.Output, mr.File); err != nil {
 		return nil, "", err
 	}
 	return mr, plain, nil
+}
+
+// interleave alternates exports and copies (each kept in its order), so that workers take
+// both kinds from the start and neither waits for the other to be done.
+func interleave(exports, copies []*messages.Task) []*messages.Task {
+	out := make([]*messages.Task, 0, len(exports)+len(copies))
+	for i := 0; i < max(len(exports), len(copies)); i++ {
+		if i < len(exports) {
+			out = append(out, exports[i])
+		}
+		if i < len(copies) {
+			out = append(out, copies[i])
+		}
+	}
+	return out
 }
 
 // planCopies lists the storage once and cuts it into copy tasks of similar size: one or more

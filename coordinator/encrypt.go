@@ -164,15 +164,14 @@ func readSmall(ctx context.Context, b *storage.Bucket, key string) ([]byte, erro
 	return data, nil
 }
 
-// exportRecipients are what one export task encrypts to: a whole model of a folder backup to
-// the backup's recipients, a chunk of a split model to the run key (joined and re-encrypted
-// here). An encrypted archive's fixtures are all encrypted to the run key: they stay so in the
-// staging area until the publish decrypts them into the archive's age stream.
-func (r *backupRun) exportRecipients(whole bool) []string {
+// exportRecipients are what an export task encrypts its model's fixture to: a folder
+// backup's recipients. An encrypted archive's fixtures are encrypted to the run key: they stay
+// so in the staging area until the publish decrypts them into the archive's age stream.
+func (r *backupRun) exportRecipients() []string {
 	switch {
 	case r.crypt == nil:
 		return nil
-	case whole && r.folderCrypt() != nil:
+	case r.folderCrypt() != nil:
 		return r.crypt.rc.Public()
 	}
 	return []string{r.runKey.Recipient()}
@@ -201,11 +200,9 @@ type errEncryptionMismatch string
 
 func (e errEncryptionMismatch) Error() string { return string(e) }
 
-// modelSeal is how an encrypted backup's fixture is assembled: chunks are opened with the run
-// key and joined into one age stream to the recipients.
+// modelSeal is how an encrypted backup's fixtures are stored: encrypted by their export
+// tasks, to the recipients (NAME.age) or, staged, to the run key.
 type modelSeal struct {
-	to  *encryption.Recipients
-	run *encryption.Identities
 	// staged: an encrypted archive's fixture, kept encrypted to the run key under its plain
 	// name, its plaintext's size and sum in the metadata and SHA256SUMS (the archive holds the
 	// plaintext; the publish decrypts it).
@@ -213,18 +210,14 @@ type modelSeal struct {
 }
 
 // sealOfModels is the fixtures' modelSeal (nil: not encrypted).
-func (r *backupRun) sealOfModels() (*modelSeal, error) {
+func (r *backupRun) sealOfModels() *modelSeal {
 	switch {
 	case r.crypt == nil:
-		return nil, nil
+		return nil
 	case r.folderCrypt() != nil:
-		return &modelSeal{to: r.crypt.rc, run: r.runKey.Identities()}, nil
+		return &modelSeal{}
 	}
-	to, err := encryption.RecipientsFromPublic([]string{r.runKey.Recipient()})
-	if err != nil {
-		return nil, fmt.Errorf("backup: the run key: %w", err)
-	}
-	return &modelSeal{to: to, run: r.runKey.Identities(), staged: true}, nil
+	return &modelSeal{staged: true}
 }
 
 // writeEncryption finishes an encrypted backup's assembly: its manifest of plaintext sums,
@@ -319,37 +312,6 @@ func putStreamed(ctx context.Context, b *storage.Bucket, key string, fill func(w
 		return "", fmt.Errorf("write %s: %w", key, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// joined is what modelSeal.join wrote: the plaintext's and the stored bytes' sum and size.
-type joined struct {
-	plain, stored       string
-	plainN, storedBytes int64
-}
-
-// join joins a split model's chunks, each encrypted to the run key, into w as one age
-// stream to the recipients.
-func (s *modelSeal) join(w io.Writer, join func(out io.Writer, chunks []io.Reader) (int64, error), chunks []io.Reader) (j joined, err error) {
-	opened := make([]io.Reader, len(chunks))
-	for i, c := range chunks {
-		if opened[i], err = s.run.Decrypt(c); err != nil {
-			return j, fmt.Errorf("chunk %d: %w", i, err)
-		}
-	}
-	hs, hp := sha256.New(), sha256.New()
-	cw := &countWriter{w: io.MultiWriter(w, hs)}
-	ew, err := s.to.Encrypt(cw)
-	if err != nil {
-		return j, err
-	}
-	if j.plainN, err = join(io.MultiWriter(ew, hp), opened); err != nil {
-		return j, err
-	}
-	if err := ew.Close(); err != nil {
-		return j, err
-	}
-	j.plain, j.stored, j.storedBytes = hex.EncodeToString(hp.Sum(nil)), hex.EncodeToString(hs.Sum(nil)), cw.n
-	return j, nil
 }
 
 // countWriter counts the bytes written through it.

@@ -97,7 +97,8 @@ type Task struct {
 	Copy   *CopyTask   `json:"copy,omitempty"`
 }
 
-// ExportTask exports the rows of one model in one primary-key range.
+// ExportTask exports the rows of one model: all of them as one fixture file (a coordinator of
+// this version plans nothing else), read in Pieces when the model is large.
 type ExportTask struct {
 	// Database is the redacted URL of the database the coordinator reads; a worker configured
 	// for another database refuses the task instead of exporting the wrong one.
@@ -105,20 +106,26 @@ type ExportTask struct {
 	// Snapshot is the PostgreSQL exported snapshot, or the path of the SQLite snapshot copy.
 	Snapshot string `json:"snapshot"`
 	Model    string `json:"model"`
-	// Lo and Hi bound the primary key, inclusive, when HasLo / HasHi.
+	// Lo and Hi bound the primary key, inclusive, when HasLo / HasHi. They are the whole
+	// range of the task; without Pieces it is read as one piece.
 	Lo    int64 `json:"lo,omitempty"`
 	Hi    int64 `json:"hi,omitempty"`
 	HasLo bool  `json:"has_lo,omitempty"`
 	HasHi bool  `json:"has_hi,omitempty"`
+	// Pieces, when set, are consecutive primary-key ranges covering the task's range in order:
+	// the worker reads them in parallel (same snapshot) and writes them in this order into
+	// the one output. A worker that does not know the field reads the whole range in one
+	// piece, which writes the same bytes.
+	Pieces []PKRange `json:"pieces,omitempty"`
 	// Indent is the fixture format (fixture.Format.Indent).
 	Indent int `json:"indent"`
 	// Output is the key, under Dest, of what the task writes.
 	Output string `json:"output"`
 	// Whole is true when this task writes the model's complete fixture file (brackets included);
-	// false when it writes a chunk that the coordinator joins with its neighbours.
+	// false (only from coordinators before Pieces) when it writes the objects alone.
 	Whole bool `json:"whole"`
-	// Recipients are the age public keys the output is encrypted to (a chunk of a model
-	// split in ranges: the run key's, which the coordinator joins and re-encrypts).
+	// Recipients are the age public keys the output is encrypted to: the backup's, or in an
+	// encrypted archive the run key's (the publish decrypts it into the archive's stream).
 	Recipients []string `json:"recipients,omitempty"`
 	// References, when set, is the key under Dest where the task writes the file paths its
 	// rows name in file fields (JSON lines: model, pk, field, path), for the coordinator's
@@ -127,6 +134,16 @@ type ExportTask struct {
 	// ReferencesRecipients, in an encrypted run, is the run key's public half: the reference
 	// list is encrypted to it, so the staging area holds no plaintext row of the platform.
 	ReferencesRecipients []string `json:"references_recipients,omitempty"`
+}
+
+// PKRange is one piece of an export: primary keys in [Lo, Hi], each bound only when HasLo /
+// HasHi. Rows is the number of rows the coordinator planned in it (for logs and spans).
+type PKRange struct {
+	Lo    int64 `json:"lo,omitempty"`
+	Hi    int64 `json:"hi,omitempty"`
+	HasLo bool  `json:"has_lo,omitempty"`
+	HasHi bool  `json:"has_hi,omitempty"`
+	Rows  int64 `json:"rows,omitempty"`
 }
 
 // CopyTask copies the storage keys listed in KeyList from Source to Dest: for a backup from

@@ -12,7 +12,8 @@ func exportTask() *Task {
 	return &Task{Version: Version, Run: "20260102T030405-abcd", ID: "export-books_book-0001", Kind: KindExportModel,
 		Generation: 3, Dest: "s3://bucket/.wnb-staging-x?region=eu",
 		Export: &ExportTask{Database: "postgres://u:xxxxx@db/app", Snapshot: "00000003-1", Model: "books.Book",
-			Lo: 1, Hi: 5000, HasLo: true, HasHi: true, Indent: 2, Output: "books_book.json.0001", Whole: false}}
+			Lo: 1, Hi: 5000, HasLo: true, HasHi: true, Indent: 2, Output: "books_book.json.0001", Whole: true,
+			Pieces: []PKRange{{Lo: 1, Hi: 2500, HasLo: true, HasHi: true, Rows: 2500}, {Lo: 2501, Hi: 5000, HasLo: true, HasHi: true, Rows: 2400}}}}
 }
 
 func copyTask() *Task {

@@ -19,7 +19,8 @@ import (
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
-// export writes one model's rows (or one pk range of them) to the destination.
+// export writes one model's rows to the destination: its pieces read in parallel and written
+// in order, hashed (and encrypted) as they are written.
 func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result, error) {
 	e := t.Export
 	model, ok := platform.Default.Model(e.Model)
@@ -62,10 +63,9 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 	}
 	defer refs.abort()
 	body = refs.writer(body)
-	r := database.Range{Lo: e.Lo, Hi: e.Hi, HasLo: e.HasLo, HasHi: e.HasHi}
-	ectx, span := telemetry.Start(ctx, "database.export", telemetry.KeyModel.String(e.Model), attribute.Int64("wnb.pk.lo", e.Lo), attribute.Int64("wnb.pk.hi", e.Hi))
+	ectx, span := telemetry.Start(ctx, "database.export", telemetry.KeyModel.String(e.Model), attribute.Int64("wnb.pk.lo", e.Lo), attribute.Int64("wnb.pk.hi", e.Hi), attribute.Int("wnb.pieces", max(len(e.Pieces), 1)))
 	// Values written changed (invalid UTF-8 text) are warnings of the run, naming each row.
-	rows, warnings, err := db.ExportWithWarnings(ectx, e.Snapshot, model, r, f, body)
+	rows, warnings, err := exportPieces(e, db, model, f).run(ectx, body)
 	span.SetAttributes(telemetry.KeyRows.Int64(rows), telemetry.KeyBytes.Int64(cw.n))
 	telemetry.End(span, err)
 	if err != nil {
@@ -94,6 +94,30 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 		res.PlainSHA256, res.PlainBytes = hexSum(sink.plainSum), sink.body.n
 	}
 	return res, nil
+}
+
+// pieceReader is what an export reads rows with: the database, in the run's snapshot.
+type pieceReader interface {
+	ExportWithWarnings(ctx context.Context, snapshotID string, m platform.Model, r database.Range, f fixture.Format, w io.Writer) (int64, []string, error)
+}
+
+// exportPieces is the ordered reading of e's pieces (its one range when it has none).
+func exportPieces(e *messages.ExportTask, db pieceReader, model platform.Model, f fixture.Format) *orderedPieces {
+	ranges := make([]database.Range, 0, max(len(e.Pieces), 1))
+	for _, p := range e.Pieces {
+		ranges = append(ranges, database.Range{Lo: p.Lo, Hi: p.Hi, HasLo: p.HasLo, HasHi: p.HasHi, Rows: p.Rows})
+	}
+	if len(ranges) == 0 {
+		ranges = append(ranges, database.Range{Lo: e.Lo, Hi: e.Hi, HasLo: e.HasLo, HasHi: e.HasHi})
+	}
+	n := pieceReaders()
+	return &orderedPieces{
+		n: len(ranges), sep: f.Sep(), parallel: n, window: 2 * n, budget: pieceBudget,
+		name: func(i int) string { return ranges[i].String() },
+		read: func(ctx context.Context, i int, w io.Writer) (int64, []string, error) {
+			return db.ExportWithWarnings(ctx, e.Snapshot, model, ranges[i], f, w)
+		},
+	}
 }
 
 // exportSink is where an export writes its fixture: body counts and hashes the plaintext;

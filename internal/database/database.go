@@ -307,6 +307,105 @@ func (s *Snapshot) Plan(ctx context.Context, m platform.Model, chunkRows int) ([
 	return splitRanges(total, bounds, int64(chunkRows)), nil
 }
 
+// PlanPieces is Plan with ranges of about pieceBytes of fixture each (at most maxRows rows,
+// at least one): the width of a row is estimated from a sample of the table's first rows, so
+// that tables of wide rows (chapters' texts) are cut finer than narrow ones. A table whose
+// pks are dense (their span at most twice the rows) is cut by pk value, which costs no scan
+// and still holds at most that many rows in a range (pks are distinct integers); a sparse
+// one by row number, as Plan does.
+func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int, pieceBytes int64) ([]Range, error) {
+	width, err := s.rowBytes(ctx, m)
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: estimate its row width: %w", m.Label, err)
+	}
+	rows := piecesOf(width, maxRows, pieceBytes)
+	var (
+		total  int64
+		lo, hi sql.NullInt64
+	)
+	pk := quote(m.PK.Column)
+	if err := s.queryRow(ctx, "SELECT count(*), min("+pk+"), max("+pk+") FROM "+quote(m.Table), &total, &lo, &hi); err != nil {
+		return nil, fmt.Errorf("plan %s: count rows: %w", m.Label, err)
+	}
+	if total <= int64(rows) || !lo.Valid || !hi.Valid {
+		return []Range{{Rows: total}}, nil
+	}
+	if span := uint64(hi.Int64) - uint64(lo.Int64); span < 2*uint64(total) {
+		return widthRanges(total, lo.Int64, span, int64(rows)), nil
+	}
+	return s.Plan(ctx, m, rows)
+}
+
+// widthRanges cuts the pks lo..lo+span into consecutive ranges of rows values each, open at
+// both ends of the table; each range's Rows is its share of total (the sum is total).
+func widthRanges(total, lo int64, span uint64, rows int64) []Range {
+	n := int64(span/uint64(rows)) + 1
+	out := make([]Range, n)
+	for i := range n {
+		r := Range{Lo: lo + i*rows, HasLo: i > 0, Rows: total / n}
+		r.Hi, r.HasHi = r.Lo+rows-1, i < n-1
+		if !r.HasLo {
+			r.Lo = 0
+		}
+		if !r.HasHi {
+			r.Hi, r.Rows = 0, total-(n-1)*(total/n)
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// piecesOf is the number of rows of width bytes in a piece of pieceBytes, within [1, maxRows].
+func piecesOf(width int64, maxRows int, pieceBytes int64) int {
+	if width <= 0 || pieceBytes <= 0 {
+		return max(maxRows, 1)
+	}
+	return int(max(1, min(int64(maxRows), pieceBytes/width)))
+}
+
+// widthSample is how many rows the row width is estimated from.
+const widthSample = 1000
+
+// rowBytes estimates the bytes one of m's rows takes in a fixture: the text of its columns
+// (averaged over the first rows) plus each field's name and the object's frame.
+func (s *Snapshot) rowBytes(ctx context.Context, m platform.Model) (int64, error) {
+	frame := int64(len(m.Label) + 40)
+	for _, c := range m.Columns() {
+		frame += int64(len(c) + 6)
+	}
+	var avg sql.NullFloat64
+	sample := fmt.Sprintf("(SELECT * FROM %s LIMIT %d) t", quote(m.Table), widthSample)
+	q := "SELECT avg(octet_length(t::text)) FROM " + sample
+	if s.pg == nil {
+		lens := make([]string, 0, len(m.Columns()))
+		for _, c := range m.Columns() {
+			lens = append(lens, "ifnull(length("+quote(c)+"), 4)")
+		}
+		q = "SELECT avg(" + strings.Join(lens, " + ") + ") FROM " + sample
+	}
+	if err := s.queryRow(ctx, q, &avg); err != nil {
+		return 0, err
+	}
+	return frame + int64(avg.Float64), nil
+}
+
+// queryRow runs a query of one row in the snapshot.
+func (s *Snapshot) queryRow(ctx context.Context, q string, dest ...any) error {
+	if s.pg != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.pg.tx == nil {
+			return errors.New("snapshot is closed")
+		}
+		return s.db.lockError(s.pg.tx.QueryRow(ctx, q).Scan(dest...), "read rows", s.pg.conn.PgConn().PID())
+	}
+	h, err := s.db.snapshotHandle(s.id)
+	if err != nil {
+		return err
+	}
+	return s.db.lockError(h.QueryRowContext(ctx, q).Scan(dest...), "read rows", 0)
+}
+
 // splitRanges turns the pks at row numbers chunk, 2*chunk, ... (strictly before the last row)
 // into consecutive ranges, open at both ends of the table.
 func splitRanges(total int64, bounds []int64, chunk int64) []Range {

@@ -198,10 +198,10 @@ func TestEncryptedBackupHoldsNoSecret(t *testing.T) {
 			plain := treeFiles(t, filepath.Join(plainDir, plainName))
 			chunked := false
 			for _, m := range rep.Models {
-				chunked = chunked || m.Chunks > 1
+				chunked = chunked || m.Pieces > 1
 			}
 			if !chunked {
-				t.Fatal("no model was exported in chunks: the run key's path is not tested")
+				t.Fatal("no model was read in pieces: a model's pieces encrypted on their way are not tested")
 			}
 			stored := backupBytes(t, dest, name)
 			at := func(rel string) []byte {

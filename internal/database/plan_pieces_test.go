@@ -1,0 +1,83 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+)
+
+// TestPlanPieces: pieces are consecutive pk ranges, open at both ends of the table, that
+// hold every row once and never more than the piece's row bound — cut by pk value when the
+// pks are dense, by row number when they are sparse — on PostgreSQL and SQLite.
+func TestPlanPieces(t *testing.T) {
+	dense, sparse := []int64{}, []int64{}
+	for id := int64(6); id <= 60; id++ {
+		dense = append(dense, id)
+	}
+	for id := int64(100); id <= 5000; id += 100 {
+		sparse = append(sparse, id)
+	}
+	for _, tc := range []struct {
+		name       string
+		ids        []int64
+		maxRows    int
+		pieceBytes int64
+		wantRows   int64 // the bound on each piece's rows
+	}{
+		{"dense pks", dense, 7, 1 << 30, 7},
+		{"sparse pks", sparse, 7, 1 << 30, 7},
+		{"one row a piece by bytes", dense, 1000, 1, 1},
+		{"small table in one piece", nil, 50, 1 << 30, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			engines(t, func(t *testing.T, db *DB) {
+				ctx := context.Background()
+				lang := model(t, "books.language")
+				if len(tc.ids) > 0 {
+					insertLanguages(t, db, tc.ids...)
+				}
+				total := int64(5 + len(tc.ids))
+				snap, err := db.BeginSnapshot(ctx, t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer snap.Close()
+				ranges, err := snap.PlanPieces(ctx, lang, tc.maxRows, tc.pieceBytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var planned, exported int64
+				for i, r := range ranges {
+					if r.HasLo != (i > 0) || r.HasHi != (i < len(ranges)-1) {
+						t.Errorf("range %d is %s: only the ends are open", i, r)
+					}
+					if i > 0 && r.Lo != ranges[i-1].Hi+1 {
+						t.Errorf("range %d %s does not follow %s", i, r, ranges[i-1])
+					}
+					_, n := exportRange(t, db, snap.ID(), lang, r, fixture.Format{})
+					if n > tc.wantRows {
+						t.Errorf("range %s holds %d rows, more than %d", r, n, tc.wantRows)
+					}
+					planned += r.Rows
+					exported += n
+				}
+				if planned != total || exported != total {
+					t.Errorf("%d ranges plan %d rows and hold %d, want %d", len(ranges), planned, exported, total)
+				}
+				if min := (total + tc.wantRows - 1) / tc.wantRows; int64(len(ranges)) < min {
+					t.Errorf("%d ranges, want at least %d", len(ranges), min)
+				}
+			})
+		})
+	}
+}
+
+func TestWidthRanges(t *testing.T) {
+	got := widthRanges(10, 1, 9, 4) // pks 1..10 in ranges of 4 values
+	want := []Range{{Hi: 4, HasHi: true, Rows: 3}, {Lo: 5, Hi: 8, HasLo: true, HasHi: true, Rows: 3}, {Lo: 9, HasLo: true, Rows: 4}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("widthRanges = %+v, want %+v", got, want)
+	}
+}
