@@ -89,6 +89,14 @@ func appendPlainValue(buf []byte, f *loadField, oid uint32, raw []byte) ([]byte,
 		if oid == oidTimestamptz {
 			return appendPlainDateTime(buf, raw)
 		}
+	case kindJSON:
+		if oid == oidJSONB || oid == oidJSON {
+			return appendPlainJSON(buf, oid, raw)
+		}
+	case kindUUID:
+		if oid == oidUUID {
+			return appendPlainUUID(buf, raw)
+		}
 	case kindBool:
 		if oid == oidBool && (string(raw) == "true" || string(raw) == "false") {
 			b := byte(0)
@@ -148,4 +156,55 @@ func appendPlainDateTime(buf []byte, raw []byte) ([]byte, bool) {
 	}
 	be := binary.BigEndian
 	return be.AppendUint64(be.AppendUint32(buf, 8), uint64(t.UnixMicro()-pgEpoch)), true
+}
+
+// appendPlainJSON re-encodes a JSON value as Django writes it (decodeValue's form) straight
+// into buf: jsonb's binary form is a version byte, then the text.
+func appendPlainJSON(buf []byte, oid uint32, raw []byte) ([]byte, bool) {
+	at := len(buf)
+	buf = binary.BigEndian.AppendUint32(buf, 0)
+	if oid == oidJSONB {
+		buf = append(buf, 1)
+	}
+	out, err := fixture.AppendJSON(buf, raw)
+	if err != nil {
+		return buf[:at], false
+	}
+	binary.BigEndian.PutUint32(out[at:], uint32(len(out)-at-4))
+	return out, true
+}
+
+// appendPlainUUID appends a UUID written in its 36-character form (either case) as its 16
+// bytes; other forms Django accepts take the general path.
+func appendPlainUUID(buf []byte, raw []byte) ([]byte, bool) {
+	b, ok := plainString(raw)
+	if !ok || len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
+		return buf, false
+	}
+	var u [16]byte
+	n := 0
+	for i := 0; i < len(b); i++ {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
+		}
+		d, ok := hexDigit(b[i])
+		if !ok {
+			return buf, false
+		}
+		u[n/2] |= d << (4 * (1 - n%2))
+		n++
+	}
+	return append(binary.BigEndian.AppendUint32(buf, 16), u[:]...), true
+}
+
+func hexDigit(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

@@ -19,6 +19,8 @@ func TestAppendPlainValueMatchesGeneralPath(t *testing.T) {
 	num := loadField{Field: platform.Field{Name: "n", Type: "IntegerField"}, kind: kindInt}
 	pos := loadField{Field: platform.Field{Name: "p", Type: "PositiveIntegerField"}, kind: kindInt}
 	when := loadField{Field: platform.Field{Name: "w", Type: "DateTimeField"}, kind: kindDateTime}
+	doc := loadField{Field: platform.Field{Name: "j", Type: "JSONField", Null: true}, kind: kindJSON}
+	id := loadField{Field: platform.Field{Name: "u", Type: "UUIDField"}, kind: kindUUID}
 	flag := loadField{Field: platform.Field{Name: "b", Type: "BooleanField"}, kind: kindBool}
 	tests := []struct {
 		f        loadField
@@ -49,6 +51,14 @@ func TestAppendPlainValueMatchesGeneralPath(t *testing.T) {
 		{when, oidTimestamptz, "timestamp with time zone", `"2024-05-06T07:08:09+02:00"`, true},
 		{when, oidTimestamptz, "timestamp with time zone", `"2024-05-06"`, false},
 		{when, oidTimestamptz, "timestamp with time zone", `" 2024-05-06T07:08:09Z"`, false},
+		{doc, oidJSONB, "jsonb", `{"b": [1, 2.50, "x\u00e9"], "a": null}`, true},
+		{doc, oidJSON, "json", `[true, {"k": "v"}]`, true},
+		{doc, oidJSONB, "jsonb", `null`, true},
+		{doc, oidJSONB, "jsonb", `{"unterminated": `, false},
+		{id, oidUUID, "uuid", `"0F8FAD5B-D9CB-469F-A165-70867728950E"`, true},
+		{id, oidUUID, "uuid", `"0f8fad5b-d9cb-469f-a165-70867728950e"`, true},
+		{id, oidUUID, "uuid", `"0f8fad5bd9cb469fa16570867728950e"`, false},
+		{id, oidUUID, "uuid", `"0f8fad5b-d9cb-469f-a165-70867728950g"`, false},
 		{flag, oidBool, "boolean", `true`, true},
 		{flag, oidBool, "boolean", `false`, true},
 		{flag, oidBool, "boolean", `"t"`, false},

@@ -259,6 +259,7 @@ const (
 	oidJSON        = 114
 	oidFloat8      = 701
 	oidVarchar     = 1043
+	oidUUID        = 2950
 	oidTimestamptz = 1184
 	oidJSONB       = 3802
 )
