@@ -8,11 +8,8 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -339,76 +336,12 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 	return n, nil
 }
 
-// finish adds the foreign keys back, once every table is loaded and indexed, and removes
-// the marker.
+// finish removes the marker: every table is loaded, indexed and its foreign keys checked.
 func (l *parallelLoad) finish(ctx context.Context) error {
-	start := time.Now()
-	if err := l.addForeignKeys(ctx); err != nil {
-		return err
-	}
-	slog.Debug("load phase", "phase", "foreign keys", "took", time.Since(start))
 	if _, err := l.db.pool.Exec(ctx, "DROP TABLE "+markerTable); err != nil {
 		return fmt.Errorf("load: drop %s: %w", markerTable, err)
 	}
 	return nil
-}
-
-// addForeignKeys adds the saved foreign keys NOT VALID (no scan, a short lock), then
-// validates them, grouped by referencing table so that no two validations wait for each
-// other; a validation only takes a share lock on the referenced table.
-func (l *parallelLoad) addForeignKeys(ctx context.Context) error {
-	groups := map[string][]foreignKey{}
-	var tables []string
-	for _, fk := range l.saved.fks {
-		if _, ok := groups[fk.table]; !ok {
-			tables = append(tables, fk.table)
-		}
-		groups[fk.table] = append(groups[fk.table], fk)
-		def := fk.def
-		if !strings.HasSuffix(def, "NOT VALID") {
-			def += " NOT VALID"
-		}
-		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
-		if _, err := l.db.pool.Exec(ctx, q); err != nil {
-			return l.names.wrap("", "add foreign key "+fk.name+" of "+fk.table, err)
-		}
-	}
-	return l.runGroups(ctx, l.bySize(tables), func(ctx context.Context, conn *pgxpool.Conn, t string) error {
-		for _, fk := range groups[t] {
-			if strings.HasSuffix(fk.def, "NOT VALID") {
-				continue // it was not validated before the restore either
-			}
-			q := fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", fk.table, quote(fk.name))
-			if _, err := conn.Exec(ctx, q); err != nil {
-				return l.names.wrap("", "check foreign key "+fk.name+" of "+fk.table, err)
-			}
-		}
-		return nil
-	})
-}
-
-// runGroups runs do for each key on a connection of its own, jobs at a time.
-func (l *parallelLoad) runGroups(ctx context.Context, keys []string, do func(context.Context, *pgxpool.Conn, string) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(l.jobs)
-	for _, k := range keys {
-		g.Go(func() error {
-			conn, err := l.db.pool.Acquire(gctx)
-			if err != nil {
-				return fmt.Errorf("load: %w", err)
-			}
-			defer conn.Release()
-			return do(gctx, conn, k)
-		})
-	}
-	return g.Wait()
-}
-
-// bySize orders tables (as regclass text or quoted) by the weight of the fixture that fills
-// them, largest first; tables the load does not fill come last.
-func (l *parallelLoad) bySize(tables []string) []string {
-	slices.SortStableFunc(tables, func(a, b string) int { return cmp.Compare(l.rank(a), l.rank(b)) })
-	return tables
 }
 
 // rank is a table's place in the load's order (largest fixture first); tables the load does

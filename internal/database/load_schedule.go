@@ -4,50 +4,69 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// A parallel load's copies and index builds share its connections, as pg_restore -j shares
-// its workers: a table's indexes are built as soon as its rows are committed, on whichever
-// connection is free, rather than after every copy. Without that, the connection that
-// finished its copies early sat idle while the other one copied the last table, and the
-// index builds of the largest tables all waited for the smallest copy.
+// A parallel load's steps share its connections, as pg_restore -j shares its workers: a
+// table's indexes are built as soon as its rows are committed, and a table's foreign keys are
+// added back as soon as it and the tables they point at are loaded and indexed, on whichever
+// connection is free. Without that, a connection that finished its copies early sat idle
+// while the other one copied the last table, the index builds of the largest tables waited
+// for the smallest copy, and every foreign key for the last index.
 
-// loadStep is one unit of a parallel load's work: a model's copy (plan >= 0) or the index
-// builds of one table (plan < 0).
+// Kinds of step.
+const (
+	stepCopy  = iota // copy one model's fixture
+	stepIndex        // build one table's indexes
+	stepFK           // add back the foreign keys of one (referencing) table
+)
+
+// loadStep is one unit of a parallel load's work.
 type loadStep struct {
-	plan  int
-	table string // the index builds' table (regclass text or quoted)
+	kind  int
+	plan  int    // stepCopy: the plan
+	table string // stepIndex, stepFK: the table, unqualified
 }
 
 // stepQueue hands out steps to the load's connections: copies largest first, then the index
-// builds of tables whose rows are committed, largest first. Its methods are safe for
-// concurrent use.
+// builds of tables whose rows are committed, then the foreign keys whose tables are loaded
+// and indexed. Its methods are safe for concurrent use.
 type stepQueue struct {
 	mu      sync.Mutex
 	wake    *sync.Cond
-	copies  []int            // plan indexes not started, largest first
-	waiting map[int][]string // plan index → tables whose index builds wait for its copy
-	ready   []string         // tables whose index builds can start, largest first
-	running int              // steps under way
-	err     error            // the first step that failed: no new step starts
-	rank    func(string) int // a table's place, largest first
+	copies  []int               // plan indexes not started, largest first
+	waiting map[int][]string    // plan index → tables whose index builds wait for its copy
+	ready   []string            // tables whose index builds can start, largest first
+	filled  map[int][]string    // plan index → the tables its copy fills
+	loading map[string]bool     // tables not yet loaded and indexed
+	fkWait  map[string][]string // referencing table → the tables its foreign keys need
+	fkReady []string            // tables whose foreign keys can be added
+	running int                 // steps under way
+	err     error               // the first step that failed: no new step starts
+	rank    func(string) int    // a table's place, largest first
 }
 
-// newStepQueue plans the load's steps: every copy, and the index builds of each table with
-// saved index definitions, held until the copy that fills the table is committed.
+// newStepQueue plans the load's steps: every copy; the index builds of each table with saved
+// index definitions, held until the copy that fills the table is committed; the foreign keys
+// of each table, held until it and the tables they point at are loaded and indexed.
 func (l *parallelLoad) newStepQueue() *stepQueue {
-	q := &stepQueue{copies: slices.Clone(l.order), waiting: map[int][]string{}, rank: l.rank}
+	q := &stepQueue{copies: slices.Clone(l.order), waiting: map[int][]string{}, filled: map[int][]string{},
+		loading: map[string]bool{}, fkWait: map[string][]string{}, rank: l.rank}
 	q.wake = sync.NewCond(&q.mu)
 	owner := map[string]int{}
 	for i, p := range l.plans {
-		owner[p.m.Table] = i
+		q.filled[i] = append(q.filled[i], p.m.Table)
 		for _, f := range p.m2m {
-			owner[f.ThroughTable] = i
+			q.filled[i] = append(q.filled[i], f.ThroughTable)
+		}
+		for _, t := range q.filled[i] {
+			owner[t], q.loading[t] = i, true
 		}
 	}
 	seen := map[string]bool{}
@@ -63,7 +82,18 @@ func (l *parallelLoad) newStepQueue() *stepQueue {
 			q.ready = append(q.ready, t) // a table this load does not fill
 		}
 	}
+	for _, fk := range l.saved.fks {
+		t := unqualified(fk.table)
+		needs := []string{t}
+		if r, ok := referencedTable(fk.def); ok {
+			needs = append(needs, r)
+		} else {
+			needs = slices.Collect(maps.Keys(q.loading)) // unknown: wait for every table
+		}
+		q.fkWait[t] = append(q.fkWait[t], needs...)
+	}
 	q.sortReady()
+	q.promote()
 	return q
 }
 
@@ -72,27 +102,33 @@ func (q *stepQueue) next() (loadStep, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
+		var s loadStep
 		switch {
 		case q.err != nil:
-			return loadStep{}, false
+			return s, false
 		case len(q.copies) > 0:
-			s := loadStep{plan: q.copies[0]}
-			q.copies = q.copies[1:]
-			q.running++
-			return s, true
+			s, q.copies = loadStep{kind: stepCopy, plan: q.copies[0]}, q.copies[1:]
 		case len(q.ready) > 0:
-			s := loadStep{plan: -1, table: q.ready[0]}
-			q.ready = q.ready[1:]
-			q.running++
-			return s, true
+			s, q.ready = loadStep{kind: stepIndex, table: q.ready[0]}, q.ready[1:]
+		case len(q.fkReady) > 0:
+			s, q.fkReady = loadStep{kind: stepFK, table: q.fkReady[0]}, q.fkReady[1:]
+		case q.running == 0 && len(q.fkWait) > 0:
+			q.err = fmt.Errorf("load: the foreign keys of %v wait for tables that are not loaded", slices.Collect(maps.Keys(q.fkWait)))
+			return s, false
 		case q.running == 0:
-			return loadStep{}, false // a copy still running could make index builds ready
+			return s, false
+		default:
+			q.wake.Wait() // a step under way can make others ready
+			continue
 		}
-		q.wake.Wait()
+		q.running++
+		return s, true
 	}
 }
 
-// done records a finished step: a committed copy makes its tables' index builds ready.
+// done records a finished step: a committed copy makes its tables' index builds ready (a
+// table without indexes is then loaded), a table's index builds make it loaded, and the
+// foreign keys whose tables are all loaded become ready.
 func (q *stepQueue) done(s loadStep, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -100,16 +136,57 @@ func (q *stepQueue) done(s loadStep, err error) {
 	if err != nil && q.err == nil {
 		q.err = err
 	}
-	if err == nil && s.plan >= 0 {
-		q.ready = append(q.ready, q.waiting[s.plan]...)
-		delete(q.waiting, s.plan)
-		q.sortReady()
+	if err == nil {
+		switch s.kind {
+		case stepCopy:
+			for _, t := range q.filled[s.plan] {
+				if !slices.Contains(q.waiting[s.plan], t) {
+					delete(q.loading, t)
+				}
+			}
+			q.ready = append(q.ready, q.waiting[s.plan]...)
+			delete(q.waiting, s.plan)
+			q.sortReady()
+		case stepIndex:
+			delete(q.loading, s.table)
+		}
+		q.promote()
 	}
 	q.wake.Broadcast()
 }
 
+// promote makes ready the foreign keys whose tables are all loaded and indexed.
+func (q *stepQueue) promote() {
+	for t, needs := range q.fkWait {
+		if !slices.ContainsFunc(needs, func(n string) bool { return q.loading[n] }) {
+			q.fkReady = append(q.fkReady, t)
+			delete(q.fkWait, t)
+		}
+	}
+	slices.SortStableFunc(q.fkReady, func(a, b string) int { return q.rank(a) - q.rank(b) })
+}
+
 func (q *stepQueue) sortReady() {
 	slices.SortStableFunc(q.ready, func(a, b string) int { return q.rank(a) - q.rank(b) })
+}
+
+// referencedTable is the table a foreign key definition points at, unqualified:
+// "FOREIGN KEY (a) REFERENCES t(id) ...".
+func referencedTable(def string) (string, bool) {
+	_, rest, ok := strings.Cut(def, " REFERENCES ")
+	if !ok {
+		return "", false
+	}
+	quoted := false
+	for i := 0; i < len(rest); i++ {
+		switch {
+		case rest[i] == '"':
+			quoted = !quoted
+		case rest[i] == '(' && !quoted:
+			return unqualified(rest[:i]), i > 0
+		}
+	}
+	return "", false
 }
 
 // copyAndIndex runs every copy and index build over jobs connections, and returns the
@@ -136,9 +213,14 @@ func (l *parallelLoad) copyAndIndex(ctx context.Context, fixtures []LoadFixture)
 // runStep runs one step, on a connection of its own.
 func (l *parallelLoad) runStep(ctx context.Context, s loadStep, fixtures []LoadFixture, out []LoadedModel) error {
 	start := time.Now()
-	if s.plan < 0 {
+	switch s.kind {
+	case stepIndex:
 		err := l.withConn(ctx, func(conn *pgxpool.Conn) error { return l.buildTableIndexes(ctx, conn, s.table) })
 		slog.Debug("load phase", "phase", "indexes of "+s.table, "took", time.Since(start))
+		return err
+	case stepFK:
+		err := l.withConn(ctx, func(conn *pgxpool.Conn) error { return l.addTableForeignKeys(ctx, conn, s.table) })
+		slog.Debug("load phase", "phase", "foreign keys of "+s.table, "took", time.Since(start))
 		return err
 	}
 	n, err := l.copyModel(ctx, fixtures[s.plan], s.plan)
@@ -184,4 +266,36 @@ func (l *parallelLoad) withConn(ctx context.Context, do func(*pgxpool.Conn) erro
 	}
 	defer conn.Release()
 	return do(conn)
+}
+
+// addTableForeignKeys adds back the saved foreign keys of one referencing table NOT VALID (no
+// scan, a short lock), then validates them (a scan under a lock that lets the referenced
+// table be read and the other tables' keys be validated).
+func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Conn, table string) error {
+	var fks []foreignKey
+	for _, fk := range l.saved.fks {
+		if unqualified(fk.table) == table {
+			fks = append(fks, fk)
+		}
+	}
+	for _, fk := range fks {
+		def := fk.def
+		if !strings.HasSuffix(def, "NOT VALID") {
+			def += " NOT VALID"
+		}
+		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return l.names.wrap("", "add foreign key "+fk.name+" of "+fk.table, err)
+		}
+	}
+	for _, fk := range fks {
+		if strings.HasSuffix(fk.def, "NOT VALID") {
+			continue // it was not validated before the restore either
+		}
+		q := fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", fk.table, quote(fk.name))
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return l.names.wrap("", "check foreign key "+fk.name+" of "+fk.table, err)
+		}
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ var errTest = errors.New("test failure")
 
 // A parallel load hands out every copy first, largest first; a table's index builds only
 // once the copy that fills it has committed, as one step whatever form its definitions take;
+// a table's foreign keys only once it and the tables they point at are loaded and indexed;
 // and a failed step stops the queue.
 func TestStepQueue(t *testing.T) {
 	var plans []*loadPlan
@@ -41,43 +42,73 @@ func TestStepQueue(t *testing.T) {
 		}
 		plans = append(plans, p)
 	}
-	l := &parallelLoad{plans: plans, order: []int{2, 1, 0}, saved: parallelMarker{indexes: []string{
-		"ALTER TABLE books_chapter ADD CONSTRAINT books_chapter_pkey PRIMARY KEY (id)",
-		"CREATE INDEX books_chapter_book_id ON public.books_chapter USING btree (book_id)",
-		"ALTER TABLE books_changelog ADD CONSTRAINT books_changelog_pkey PRIMARY KEY (id)",
-		"CREATE INDEX elsewhere_x ON public.elsewhere USING btree (x)",
-	}}}
+	l := &parallelLoad{plans: plans, order: []int{2, 1, 0}, saved: parallelMarker{
+		indexes: []string{
+			"ALTER TABLE books_chapter ADD CONSTRAINT books_chapter_pkey PRIMARY KEY (id)",
+			"CREATE INDEX books_chapter_book_id ON public.books_chapter USING btree (book_id)",
+			"ALTER TABLE books_changelog ADD CONSTRAINT books_changelog_pkey PRIMARY KEY (id)",
+			"CREATE INDEX elsewhere_x ON public.elsewhere USING btree (x)",
+		},
+		fks: []foreignKey{
+			{table: "books_chapter", name: "to_book", def: "FOREIGN KEY (book_id) REFERENCES books_book(id) DEFERRABLE INITIALLY DEFERRED"},
+			{table: "books_changelog", name: "to_chapter", def: "FOREIGN KEY (chapter_id) REFERENCES books_chapter(id)"},
+			{table: "public.books_changelog", name: "to_user", def: `FOREIGN KEY (user_id) REFERENCES public."accounts_user"(id)`},
+		},
+	}}
 	q := l.newStepQueue()
 	var got []loadStep
-	take := func() loadStep {
+	take := func(kind int, want string) loadStep {
 		t.Helper()
 		s, ok := q.next()
-		if !ok {
-			t.Fatalf("no step after %v", got)
+		if !ok || s.kind != kind || kind != stepCopy && s.table != want {
+			t.Fatalf("step %+v (ok %v) after %+v, want kind %d %s", s, ok, got, kind, want)
 		}
 		got = append(got, s)
 		return s
 	}
-	cl, ch, bk := take(), take(), take()
+	cl, ch, bk := take(stepCopy, ""), take(stepCopy, ""), take(stepCopy, "")
 	if cl.plan != 2 || ch.plan != 1 || bk.plan != 0 {
-		t.Fatalf("copies in order %v, want changelog, chapter, book", got)
+		t.Fatalf("copies in order %+v, want changelog, chapter, book", got)
 	}
 	// Only the index builds of a table no copy fills are ready: chapter's wait for its copy.
-	if s := take(); s.plan >= 0 || s.table != "elsewhere" {
-		t.Fatalf("step %+v, want the index builds of elsewhere", s)
-	}
-	q.done(got[3], nil)
+	q.done(take(stepIndex, "elsewhere"), nil)
 	q.done(ch, nil)
-	if s := take(); s.table != "books_chapter" || !slices.Equal(l.indexDefs(s.table), l.saved.indexes[:2]) {
-		t.Fatalf("step %+v (%v), want books_chapter's two definitions as one step", s, l.indexDefs(s.table))
+	chIdx := take(stepIndex, "books_chapter")
+	if defs := l.indexDefs(chIdx.table); !slices.Equal(defs, l.saved.indexes[:2]) {
+		t.Fatalf("books_chapter's index step runs %v, want its two definitions", defs)
 	}
-	q.done(got[4], nil)
-	q.done(bk, nil)
-	q.done(cl, errTest)
+	q.done(bk, nil) // book has no indexes: loaded once copied
+	q.done(chIdx, nil)
+	take(stepFK, "books_chapter") // chapter and book are loaded; changelog is not
+	q.done(cl, nil)
+	clIdx := take(stepIndex, "books_changelog")
+	q.done(clIdx, nil)
+	take(stepFK, "books_changelog") // both its keys, as one step
+	q.done(got[len(got)-2], nil)
+	q.done(got[len(got)-1], errTest)
 	if s, ok := q.next(); ok {
-		t.Fatalf("step %+v after a failed one", s)
+		t.Fatalf("step %+v after every step was handed out", s)
 	}
 	if q.err != errTest {
 		t.Fatalf("queue error %v, want the failed step's", q.err)
+	}
+}
+
+// A failed step stops the queue: the steps it still holds are not handed out.
+func TestStepQueueStopsAtFailure(t *testing.T) {
+	m, _ := platform.Default.Model("books.book")
+	p, err := newLoadPlan(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &parallelLoad{plans: []*loadPlan{p, p}, order: []int{0, 1}}
+	q := l.newStepQueue()
+	s, ok := q.next()
+	if !ok {
+		t.Fatal("no first step")
+	}
+	q.done(s, errTest)
+	if s, ok := q.next(); ok || q.err != errTest {
+		t.Fatalf("step %+v (ok %v, err %v) after a failure", s, ok, q.err)
 	}
 }
