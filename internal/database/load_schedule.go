@@ -30,8 +30,10 @@ const (
 // loadStep is one unit of a parallel load's work.
 type loadStep struct {
 	kind  int
-	plan  int    // stepCopy: the plan
-	table string // stepIndex, stepFK: the table, unqualified
+	plan  int      // stepCopy: the plan
+	table string   // stepIndex, stepFK: the table, unqualified
+	defs  []string // stepIndex: the definitions, run one after the other
+	then  []string // stepIndex: the definitions that wait for these (one step each)
 }
 
 // stepQueue hands out steps to the load's connections: copies largest first, then the index
@@ -41,8 +43,9 @@ type stepQueue struct {
 	mu      sync.Mutex
 	wake    *sync.Cond
 	copies  []int               // plan indexes not started, largest first
-	waiting map[int][]string    // plan index → tables whose index builds wait for its copy
-	ready   []string            // tables whose index builds can start, largest first
+	waiting map[int][]loadStep  // plan index → index builds that wait for its copy
+	ready   []loadStep          // index builds that can start, largest table first
+	indexes map[string]int      // table → its index builds not yet done
 	filled  map[int][]string    // plan index → the tables its copy fills
 	loading map[string]bool     // tables not yet loaded and indexed
 	fkWait  map[string][]string // referencing table → the tables its foreign keys need
@@ -56,8 +59,8 @@ type stepQueue struct {
 // index definitions, held until the copy that fills the table is committed; the foreign keys
 // of each table, held until it and the tables they point at are loaded and indexed.
 func (l *parallelLoad) newStepQueue() *stepQueue {
-	q := &stepQueue{copies: slices.Clone(l.order), waiting: map[int][]string{}, filled: map[int][]string{},
-		loading: map[string]bool{}, fkWait: map[string][]string{}, rank: l.rank}
+	q := &stepQueue{copies: slices.Clone(l.order), waiting: map[int][]loadStep{}, filled: map[int][]string{},
+		loading: map[string]bool{}, indexes: map[string]int{}, fkWait: map[string][]string{}, rank: l.rank}
 	q.wake = sync.NewCond(&q.mu)
 	owner := map[string]int{}
 	for i, p := range l.plans {
@@ -69,17 +72,16 @@ func (l *parallelLoad) newStepQueue() *stepQueue {
 			owner[t], q.loading[t] = i, true
 		}
 	}
-	seen := map[string]bool{}
-	for _, def := range l.saved.indexes {
-		t := indexTable(def)
-		if seen[t] {
-			continue
+	for _, t := range l.indexTables() {
+		steps := l.indexSteps(t)
+		q.indexes[t] = len(steps)
+		if len(steps) > 0 && len(steps[0].then) > 0 {
+			q.indexes[t] += len(steps[0].then)
 		}
-		seen[t] = true
 		if i, ok := owner[t]; ok {
-			q.waiting[i] = append(q.waiting[i], t)
+			q.waiting[i] = append(q.waiting[i], steps...)
 		} else {
-			q.ready = append(q.ready, t) // a table this load does not fill
+			q.ready = append(q.ready, steps...) // a table this load does not fill
 		}
 	}
 	for _, fk := range l.saved.fks {
@@ -109,7 +111,7 @@ func (q *stepQueue) next() (loadStep, bool) {
 		case len(q.copies) > 0:
 			s, q.copies = loadStep{kind: stepCopy, plan: q.copies[0]}, q.copies[1:]
 		case len(q.ready) > 0:
-			s, q.ready = loadStep{kind: stepIndex, table: q.ready[0]}, q.ready[1:]
+			s, q.ready = q.ready[0], q.ready[1:]
 		case len(q.fkReady) > 0:
 			s, q.fkReady = loadStep{kind: stepFK, table: q.fkReady[0]}, q.fkReady[1:]
 		case q.running == 0 && len(q.fkWait) > 0:
@@ -140,7 +142,7 @@ func (q *stepQueue) done(s loadStep, err error) {
 		switch s.kind {
 		case stepCopy:
 			for _, t := range q.filled[s.plan] {
-				if !slices.Contains(q.waiting[s.plan], t) {
+				if q.indexes[t] == 0 {
 					delete(q.loading, t)
 				}
 			}
@@ -148,7 +150,13 @@ func (q *stepQueue) done(s loadStep, err error) {
 			delete(q.waiting, s.plan)
 			q.sortReady()
 		case stepIndex:
-			delete(q.loading, s.table)
+			for _, def := range s.then {
+				q.ready = append(q.ready, loadStep{kind: stepIndex, table: s.table, defs: []string{def}})
+			}
+			q.sortReady()
+			if q.indexes[s.table]--; q.indexes[s.table] == 0 {
+				delete(q.loading, s.table)
+			}
 		}
 		q.promote()
 	}
@@ -167,7 +175,7 @@ func (q *stepQueue) promote() {
 }
 
 func (q *stepQueue) sortReady() {
-	slices.SortStableFunc(q.ready, func(a, b string) int { return q.rank(a) - q.rank(b) })
+	slices.SortStableFunc(q.ready, func(a, b loadStep) int { return q.rank(a.table) - q.rank(b.table) })
 }
 
 // referencedTable is the table a foreign key definition points at, unqualified:
@@ -215,7 +223,7 @@ func (l *parallelLoad) runStep(ctx context.Context, s loadStep, fixtures []LoadF
 	start := time.Now()
 	switch s.kind {
 	case stepIndex:
-		err := l.withConn(ctx, func(conn *pgxpool.Conn) error { return l.buildTableIndexes(ctx, conn, s.table) })
+		err := l.withConn(ctx, func(conn *pgxpool.Conn) error { return l.buildIndexes(ctx, conn, s.defs) })
 		slog.Debug("load phase", "phase", "indexes of "+s.table, "took", time.Since(start))
 		return err
 	case stepFK:
@@ -236,10 +244,9 @@ func (l *parallelLoad) runStep(ctx context.Context, s loadStep, fixtures []LoadF
 	return nil
 }
 
-// buildTableIndexes runs a table's saved index definitions one after the other: statements
-// on one table would wait for each other's locks.
-func (l *parallelLoad) buildTableIndexes(ctx context.Context, conn *pgxpool.Conn, table string) error {
-	for _, def := range l.indexDefs(table) {
+// buildIndexes runs index definitions one after the other.
+func (l *parallelLoad) buildIndexes(ctx context.Context, conn *pgxpool.Conn, defs []string) error {
+	for _, def := range defs {
 		if _, err := conn.Exec(ctx, def); err != nil {
 			return l.names.wrap("", "rebuild index ("+def+")", err)
 		}
@@ -247,13 +254,39 @@ func (l *parallelLoad) buildTableIndexes(ctx context.Context, conn *pgxpool.Conn
 	return nil
 }
 
-// indexDefs are the saved index definitions of table.
-func (l *parallelLoad) indexDefs(table string) []string {
+// indexTables are the tables with saved index definitions, in the order of the definitions.
+func (l *parallelLoad) indexTables() []string {
 	var out []string
 	for _, def := range l.saved.indexes {
-		if indexTable(def) == table {
-			out = append(out, def)
+		if t := indexTable(def); !slices.Contains(out, t) {
+			out = append(out, t)
 		}
+	}
+	return out
+}
+
+// indexSteps are the index builds of table as steps. Its primary-key and unique constraints
+// (ALTER TABLE ... ADD CONSTRAINT: a lock that excludes every other statement on the table)
+// are one step; its other indexes (CREATE INDEX: a lock that admits other index builds) wait
+// for that step and are then one step each, so a large table's indexes are built on several
+// connections at once, as pg_restore -j builds them.
+func (l *parallelLoad) indexSteps(table string) []loadStep {
+	var cons, plain []string
+	for _, def := range l.saved.indexes {
+		switch {
+		case indexTable(def) != table:
+		case strings.HasPrefix(def, "ALTER TABLE "):
+			cons = append(cons, def)
+		default:
+			plain = append(plain, def)
+		}
+	}
+	if len(cons) > 0 {
+		return []loadStep{{kind: stepIndex, table: table, defs: cons, then: plain}}
+	}
+	var out []loadStep
+	for _, def := range plain {
+		out = append(out, loadStep{kind: stepIndex, table: table, defs: []string{def}})
 	}
 	return out
 }
