@@ -17,8 +17,9 @@ import (
 
 // A parallel load (LoadOptions.Jobs > 1) fills empty tables over several connections, as
 // pg_restore -j does: the foreign keys and indexes are dropped first (committed), each table
-// is truncated and copied in a transaction of its own, largest first, then the indexes are
-// built table by table in parallel and the foreign keys added back. Between the first commit
+// is truncated and copied in a transaction of its own, largest first, and each table's indexes
+// are built once its rows are committed, and its foreign keys added back once it and the
+// tables they point at are indexed (see stepQueue). Between the first commit
 // and the last, the database is half-restored; the marker table records what was dropped and
 // which tables are being filled, so that a rerun empties those tables and finishes the job.
 const markerTable = "wnb_parallel_restore"

@@ -82,6 +82,7 @@ func (l *parallelLoad) newStepQueue() *stepQueue {
 			q.waiting[i] = append(q.waiting[i], steps...)
 		} else {
 			q.ready = append(q.ready, steps...) // a table this load does not fill
+			q.loading[t] = true                 // its foreign keys wait for its indexes
 		}
 	}
 	for _, fk := range l.saved.fks {
