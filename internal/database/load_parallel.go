@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -129,9 +130,11 @@ func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []
 	l := &parallelLoad{db: db, plans: plans, colTypes: colTypes, jobs: jobs}
 	l.setTables()
 	l.order = largestFirst(fixtures)
+	start := time.Now()
 	if err := l.prepare(ctx); err != nil {
 		return nil, db.lockError(err, "load", 0, loadTables(plans)...)
 	}
+	slog.Debug("load phase", "phase", "prepare", "took", time.Since(start))
 	out, err := l.copyAndIndex(ctx, fixtures)
 	if err == nil {
 		err = l.finish(ctx)
