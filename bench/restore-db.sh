@@ -14,9 +14,11 @@
 #   ours-j2     restore --force --jobs 2 (same target)
 #   pg-single   pg_restore --single-transaction (into an empty database: it creates the schema)
 #   pg-j2       pg_restore -j 2
-# and prints the median wall time and peak RSS (GNU time) of each, our medians over theirs, and
-# a CPU profile of one more run of each of our modes: the top functions and the share of the
-# wall time our process spent on a CPU (the rest is waiting for the server).
+# and prints, for each, the median wall time, peak RSS (GNU time), the client's CPU seconds and
+# the server's (the cluster's CPU time, read from its postmaster, which reaps the sessions'
+# processes); our medians over theirs; the load average (the machine may be shared: compare
+# only runs of one script run); and a CPU profile of one more run of each of our modes: the
+# top functions and the share of the wall time our process spent on a CPU.
 set -euo pipefail
 SETS=${1:-both}
 export PATH=/usr/lib/postgresql/15/bin:$PATH
@@ -26,12 +28,19 @@ RUNS=${RUNS:-3}
 "$BIN" demo --path "$WORK/empty" --postgres "$(pgurl migrated)" --no-backup --books 0 --users 0 --languages 0 \
   --authors 0 --file-bytes 0 >/dev/null
 
-# timed NAME LOG CMD...: runs CMD under GNU time; appends "seconds rss_kb" to $WORK/NAME.
+# servercpu: CPU seconds of the cluster so far: the postmaster's own and its reaped children's.
+servercpu() { awk '{print ($14 + $15 + $16 + $17) / 100}' "/proc/$(head -1 "$WORK/pg/postmaster.pid")/stat"; }
+
+# timed NAME LOG CMD...: runs CMD under GNU time; appends "seconds rss_kb client_cpu server_cpu"
+# to $WORK/NAME.
 timed() {
-  local name=$1 log=$2
+  local name=$1 log=$2 s0 s1
   shift 2
-  /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >"$log" 2>&1 || { echo "$name failed:"; tail -20 "$log"; exit 1; }
-  cat "$WORK/time.out" >>"$WORK/$name"
+  s0=$(servercpu)
+  /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.out" "$@" >"$log" 2>&1 || { echo "$name failed:"; tail -20 "$log"; exit 1; }
+  sleep 1 # the postmaster reaps the last sessions' processes
+  s1=$(servercpu)
+  awk -v s="$(awk -v a="$s0" -v b="$s1" 'BEGIN {print b - a}')" '{print $1, $2, $3 + $4, s}' "$WORK/time.out" >>"$WORK/$name"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="$2" '{print $c}' "$WORK/$1" | median; }
@@ -66,9 +75,11 @@ bench_set() {
       "${PSQL[@]}" -c "DROP DATABASE $t"
     done
   done
-  echo "   median wall s / peak RSS MB over $RUNS runs:"
+  echo "   load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "   medians over $RUNS runs: wall s / peak RSS MB / client CPU s / server CPU s:"
   for mode in ours ours-j2 pg-single pg-j2; do
-    printf '   %-10s %6.2f s  %5.0f MB   (runs: %s)\n' "$mode" "$(col "$mode" 1)" "$(awk "BEGIN{print $(col "$mode" 2)/1024}")" \
+    printf '   %-10s %6.2f s  %5.0f MB  %5.2f s  %5.2f s   (wall: %s)\n' "$mode" "$(col "$mode" 1)" \
+      "$(awk "BEGIN{print $(col "$mode" 2)/1024}")" "$(col "$mode" 3)" "$(col "$mode" 4)" \
       "$(awk '{printf "%s ", $1}' "$WORK/$mode")"
   done
   echo "   ours / pg_restore --single-transaction: $(awk "BEGIN{printf \"%.2f\", $(col ours 1) / $(col pg-single 1)}")x;" \
@@ -80,12 +91,12 @@ bench_set() {
     "$BIN" restore "$backup" --database "$(pgurl "$t")" --force --jobs "$jobs" --cpuprofile "$WORK/$set-$mode.prof" >/dev/null 2>&1
     "${PSQL[@]}" -c "DROP DATABASE $t"
     echo "   -- CPU profile, $mode ($set): cumulative CPU of Reader.Next (JSON parse, one goroutine a table)," \
-      "loadPlan.decode (checks and conversion, one goroutine a core), tupleEncoder.column (binary COPY)," \
-      "gcBgMarkWorker/mallocgc (memory), sha256 (the checksum checks), Syscall6 (I/O); wall time not" \
-      "on a CPU is waiting for the server"
+      "pgRowSource.decode (checks and binary COPY encoding, one goroutine a core; encodeFast: the" \
+      "objects in plain form, loadPlan.decode: the others), gcBgMarkWorker/mallocgc (memory), sha256" \
+      "(the checksum checks), Syscall6 (I/O); wall time not on a CPU is waiting for the server"
     go tool pprof -top -nodecount=1 "$BIN" "$WORK/$set-$mode.prof" 2>/dev/null | grep -E "^Duration" | sed 's/^/      /'
     go tool pprof -top -cum -nodecount=60 "$BIN" "$WORK/$set-$mode.prof" 2>/dev/null |
-      grep -E "fixture\.\(\*Reader\)\.Next$|\(\*loadPlan\)\.decode$|\(\*tupleEncoder\)\.column$|runtime\.gcBgMarkWorker$|sha256\.\(\*Digest\)\.Write$|runtime\.mallocgc$|Syscall6$" |
+      grep -E "fixture\.\(\*Reader\)\.Next$|\(\*pgRowSource\)\.(decode|encodeFast)$|\(\*loadPlan\)\.decode$|runtime\.gcBgMarkWorker$|sha256\.\(\*Digest\)\.Write$|runtime\.mallocgc$|Syscall6$" |
       awk '{printf "      %-8s %-7s %s\n", $4, $5, $6}'
     [ -n "${WNB_PROFILE_DIR:-}" ] && cp "$WORK/$set-$mode.prof" "$WNB_PROFILE_DIR/"
   done

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -20,8 +18,9 @@ import (
 
 // A parallel load (LoadOptions.Jobs > 1) fills empty tables over several connections, as
 // pg_restore -j does: the foreign keys and indexes are dropped first (committed), each table
-// is truncated and copied in a transaction of its own, largest first, then the indexes are
-// built table by table in parallel and the foreign keys added back. Between the first commit
+// is truncated and copied in a transaction of its own, largest first, and each table's indexes
+// are built once its rows are committed, and its foreign keys added back once it and the
+// tables they point at are indexed (see stepQueue). Between the first commit
 // and the last, the database is half-restored; the marker table records what was dropped and
 // which tables are being filled, so that a rerun empties those tables and finishes the job.
 const markerTable = "wnb_parallel_restore"
@@ -131,10 +130,12 @@ func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []
 	l := &parallelLoad{db: db, plans: plans, colTypes: colTypes, jobs: jobs}
 	l.setTables()
 	l.order = largestFirst(fixtures)
+	start := time.Now()
 	if err := l.prepare(ctx); err != nil {
 		return nil, db.lockError(err, "load", 0, loadTables(plans)...)
 	}
-	out, err := l.copyAll(ctx, fixtures)
+	slog.Debug("load phase", "phase", "prepare", "took", time.Since(start))
+	out, err := l.copyAndIndex(ctx, fixtures)
 	if err == nil {
 		err = l.finish(ctx)
 	}
@@ -301,29 +302,6 @@ func writeMarker(ctx context.Context, tx pgx.Tx, m parallelMarker) error {
 	return nil
 }
 
-// copyAll loads every model in a transaction of its own, jobs at a time, largest first.
-func (l *parallelLoad) copyAll(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel, error) {
-	out := make([]LoadedModel, len(l.plans))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(l.jobs)
-	for _, i := range l.order {
-		g.Go(func() error {
-			start := time.Now()
-			n, err := l.copyModel(gctx, fixtures[i], i)
-			if err != nil {
-				return err
-			}
-			out[i] = LoadedModel{Label: l.plans[i].m.Label, Rows: n}
-			slog.Debug("load phase", "phase", "copy "+l.plans[i].m.Label, "took", time.Since(start))
-			if parallelHook != nil {
-				return parallelHook(l.plans[i].m.Label)
-			}
-			return nil
-		})
-	}
-	return out, g.Wait()
-}
-
 // copyModel empties one model's tables and copies its fixture into them, in one transaction.
 func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (int64, error) {
 	p := l.plans[i]
@@ -362,126 +340,35 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 	return n, nil
 }
 
-// finish builds the indexes (each table's on one connection, the tables in parallel, largest
-// first), adds the foreign keys back, and removes the marker.
+// finish removes the marker: every table is loaded, indexed and its foreign keys checked.
 func (l *parallelLoad) finish(ctx context.Context) error {
-	start := time.Now()
-	if err := l.buildIndexes(ctx); err != nil {
-		return err
-	}
-	slog.Debug("load phase", "phase", "indexes", "took", time.Since(start))
-	start = time.Now()
-	if err := l.addForeignKeys(ctx); err != nil {
-		return err
-	}
-	slog.Debug("load phase", "phase", "foreign keys", "took", time.Since(start))
 	if _, err := l.db.pool.Exec(ctx, "DROP TABLE "+markerTable); err != nil {
 		return fmt.Errorf("load: drop %s: %w", markerTable, err)
 	}
 	return nil
 }
 
-// buildIndexes runs the saved index definitions, grouped by table: statements on one table
-// would wait for each other's locks, statements on different tables do not.
-func (l *parallelLoad) buildIndexes(ctx context.Context) error {
-	groups := map[string][]string{}
-	var tables []string
-	for _, def := range l.saved.indexes {
-		t := indexTable(def)
-		if _, ok := groups[t]; !ok {
-			tables = append(tables, t)
-		}
-		groups[t] = append(groups[t], def)
-	}
-	tables = l.bySize(tables)
-	return l.runGroups(ctx, tables, func(ctx context.Context, conn *pgxpool.Conn, t string) error {
-		for _, def := range groups[t] {
-			if _, err := conn.Exec(ctx, def); err != nil {
-				return l.names.wrap("", "rebuild index ("+def+")", err)
-			}
-		}
-		return nil
-	})
-}
-
-// addForeignKeys adds the saved foreign keys NOT VALID (no scan, a short lock), then
-// validates them, grouped by referencing table so that no two validations wait for each
-// other; a validation only takes a share lock on the referenced table.
-func (l *parallelLoad) addForeignKeys(ctx context.Context) error {
-	groups := map[string][]foreignKey{}
-	var tables []string
-	for _, fk := range l.saved.fks {
-		if _, ok := groups[fk.table]; !ok {
-			tables = append(tables, fk.table)
-		}
-		groups[fk.table] = append(groups[fk.table], fk)
-		def := fk.def
-		if !strings.HasSuffix(def, "NOT VALID") {
-			def += " NOT VALID"
-		}
-		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
-		if _, err := l.db.pool.Exec(ctx, q); err != nil {
-			return l.names.wrap("", "add foreign key "+fk.name+" of "+fk.table, err)
-		}
-	}
-	return l.runGroups(ctx, l.bySize(tables), func(ctx context.Context, conn *pgxpool.Conn, t string) error {
-		for _, fk := range groups[t] {
-			if strings.HasSuffix(fk.def, "NOT VALID") {
-				continue // it was not validated before the restore either
-			}
-			q := fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", fk.table, quote(fk.name))
-			if _, err := conn.Exec(ctx, q); err != nil {
-				return l.names.wrap("", "check foreign key "+fk.name+" of "+fk.table, err)
-			}
-		}
-		return nil
-	})
-}
-
-// runGroups runs do for each key on a connection of its own, jobs at a time.
-func (l *parallelLoad) runGroups(ctx context.Context, keys []string, do func(context.Context, *pgxpool.Conn, string) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(l.jobs)
-	for _, k := range keys {
-		g.Go(func() error {
-			conn, err := l.db.pool.Acquire(gctx)
-			if err != nil {
-				return fmt.Errorf("load: %w", err)
-			}
-			defer conn.Release()
-			return do(gctx, conn, k)
-		})
-	}
-	return g.Wait()
-}
-
-// bySize orders tables (as regclass text or quoted) by the weight of the fixture that fills
-// them, largest first; tables the load does not fill come last.
-func (l *parallelLoad) bySize(tables []string) []string {
-	rank := map[string]int{}
+// rank is a table's place in the load's order (largest fixture first); tables the load does
+// not fill come last.
+func (l *parallelLoad) rank(table string) int {
+	table = unqualified(table)
 	for r, i := range l.order {
 		p := l.plans[i]
-		rank[strings.Trim(p.m.Table, `"`)] = r
-		for _, f := range p.m2m {
-			rank[f.ThroughTable] = r
-		}
-	}
-	key := func(t string) int {
-		if r, ok := rank[strings.Trim(t, `"`)]; ok {
+		if strings.Trim(p.m.Table, `"`) == table || slices.ContainsFunc(p.m2m, func(f loadField) bool { return f.ThroughTable == table }) {
 			return r
 		}
-		return len(l.order)
 	}
-	slices.SortStableFunc(tables, func(a, b string) int { return cmp.Compare(key(a), key(b)) })
-	return tables
+	return len(l.order)
 }
 
-// indexTable is the table an index definition is on: "ALTER TABLE t ADD CONSTRAINT ..." or
-// "CREATE [UNIQUE] INDEX name ON [ONLY] t USING ...".
+// indexTable is the table an index definition is on, unqualified and unquoted:
+// "ALTER TABLE t ADD CONSTRAINT ..." (t as regclass text: qualified only when off the search
+// path) or "CREATE [UNIQUE] INDEX name ON [ONLY] schema.t USING ..." (always qualified). Both
+// forms of one table must give one name: the builds of one table's indexes are one step.
 func indexTable(def string) string {
 	if rest, ok := strings.CutPrefix(def, "ALTER TABLE "); ok {
 		t, _, _ := strings.Cut(rest, " ADD CONSTRAINT ")
-		return t
+		return unqualified(t)
 	}
 	_, rest, ok := strings.Cut(def, " ON ")
 	if !ok {
@@ -489,7 +376,25 @@ func indexTable(def string) string {
 	}
 	rest = strings.TrimPrefix(rest, "ONLY ")
 	t, _, _ := strings.Cut(rest, " USING ")
-	return t
+	return unqualified(t)
+}
+
+// unqualified is the last part of a possibly schema-qualified, possibly quoted name, unquoted.
+func unqualified(name string) string {
+	quoted, start := false, 0
+	for i := 0; i < len(name); i++ {
+		switch {
+		case name[i] == '"':
+			quoted = !quoted
+		case name[i] == '.' && !quoted:
+			start = i + 1
+		}
+	}
+	last := name[start:]
+	if len(last) >= 2 && last[0] == '"' && last[len(last)-1] == '"' {
+		last = strings.ReplaceAll(last[1:len(last)-1], `""`, `"`)
+	}
+	return last
 }
 
 // refuseUnfinishedParallel refuses a one-transaction load into a database that an unfinished

@@ -191,11 +191,17 @@ func (s *pgRowSource) decode(b *rowBatch, enc *tupleEncoder) {
 	b.enc = make([]byte, 0, int(b.size)+len(b.objs)*(2+8*len(s.p.cols)))
 	row := s.p.newRow()
 	for k := range b.objs {
+		start := len(b.enc)
+		if out, ok := s.encodeFast(&b.objs[k], row, b.enc); ok {
+			b.enc = out
+			b.rows = append(b.rows, s.batchRow(row))
+			continue
+		}
+		b.enc = b.enc[:start]
 		if err := s.p.decode(&b.objs[k], row); err != nil {
 			b.err = err
 			return
 		}
-		start := len(b.enc)
 		b.enc = binary.BigEndian.AppendUint16(b.enc, uint16(len(row.vals)))
 		var err error
 		for i, v := range row.vals {
@@ -214,18 +220,24 @@ func (s *pgRowSource) decode(b *rowBatch, enc *tupleEncoder) {
 				return
 			}
 		}
-		d := batchRow{pk: row.pk}
-		if len(s.p.m2m) > 0 {
-			d.m2m = make([][]int64, len(row.m2m))
-			for j, pks := range row.m2m {
-				if row.seen[j] {
-					d.m2m[j] = append(make([]int64, 0, len(pks)), pks...)
-				}
-			}
-		}
-		b.rows = append(b.rows, d)
+		b.rows = append(b.rows, s.batchRow(row))
 	}
 	b.objs = nil // the encoded rows hold all that is needed
+}
+
+// batchRow keeps what the COPY's reader needs of an encoded row: its pk and its many-to-many
+// lists (copied: row is reused).
+func (s *pgRowSource) batchRow(row *loadRow) batchRow {
+	d := batchRow{pk: row.pk}
+	if len(s.p.m2m) > 0 {
+		d.m2m = make([][]int64, len(row.m2m))
+		for j, pks := range row.m2m {
+			if row.seen[j] {
+				d.m2m[j] = append(make([]int64, 0, len(pks)), pks...)
+			}
+		}
+	}
+	return d
 }
 
 // copyHeader starts a binary COPY stream: the signature, flags and header extension length.
@@ -247,6 +259,7 @@ const (
 	oidJSON        = 114
 	oidFloat8      = 701
 	oidVarchar     = 1043
+	oidUUID        = 2950
 	oidTimestamptz = 1184
 	oidJSONB       = 3802
 )

@@ -18,6 +18,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/messages"
 )
@@ -25,7 +26,9 @@ import (
 func TestMain(m *testing.M) {
 	// Abandoned runs are noticed after three heartbeats: keep tests quick.
 	messages.RunHeartbeat = 100 * time.Millisecond
-	os.Exit(pgtest.Main(m))
+	code := pgtest.Main(m)
+	proctest.RemoveBinaries() // the binary the kill test runs
+	os.Exit(code)
 }
 
 // platformFixture is a generated platform on disk.

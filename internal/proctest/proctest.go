@@ -38,12 +38,19 @@ type build struct {
 // Main runs the tests and then removes the binaries they built; it returns the exit code.
 func Main(m *testing.M) int {
 	code := m.Run()
+	RemoveBinaries()
+	return code
+}
+
+// RemoveBinaries removes the binaries this test process built. Main calls it; a TestMain that
+// runs its tests through another helper's Main (pgtest.Main) calls it afterwards.
+func RemoveBinaries() {
 	builds.mu.Lock()
 	defer builds.mu.Unlock()
 	if builds.dir != "" {
 		os.RemoveAll(builds.dir)
+		builds.dir = ""
 	}
-	return code
 }
 
 // Binary returns the path of the webnovel-backup command built from this module's
