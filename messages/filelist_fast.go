@@ -165,20 +165,22 @@ func fastInt(b []byte, bits int, unsigned bool) (n int64, u uint64, rest []byte,
 // fastField reads the value of field name into j; bit is the field's bit in the set of
 // fields seen.
 func fastField(j *fileEntryJSON, name string, b []byte) (bit uint32, rest []byte, ok bool) {
-	strs := [...]struct {
-		name string
-		dst  *string
-	}{{"k", &j.Key}, {"p", &j.Path}, {"s", &j.Stored}, {"h", &j.SHA256}, {"e", &j.ETag}, {"r", &j.Reuse}, {"ph", &j.Plain}}
-	for i, f := range strs {
-		if f.name == name {
-			*f.dst, rest, ok = fastString(b)
-			if ok && len(rest) > 0 && rest[0] != ',' {
-				ok = false
-			}
-			return 1 << i, rest, ok
-		}
-	}
+	var dst *string
 	switch name {
+	case "k":
+		dst, bit = &j.Key, 1<<0
+	case "p":
+		dst, bit = &j.Path, 1<<1
+	case "s":
+		dst, bit = &j.Stored, 1<<2
+	case "h":
+		dst, bit = &j.SHA256, 1<<3
+	case "e":
+		dst, bit = &j.ETag, 1<<4
+	case "r":
+		dst, bit = &j.Reuse, 1<<5
+	case "ph":
+		dst, bit = &j.Plain, 1<<6
 	case "n":
 		j.Size, _, rest, ok = fastInt(b, 64, false)
 		return 1 << 8, rest, ok
@@ -197,6 +199,13 @@ func fastField(j *fileEntryJSON, name string, b []byte) (bit uint32, rest []byte
 				return 1 << 11, b[len(lit):], true
 			}
 		}
+		return 0, nil, false
+	default:
+		return 0, nil, false
 	}
-	return 0, nil, false
+	*dst, rest, ok = fastString(b)
+	if ok && len(rest) > 0 && rest[0] != ',' {
+		ok = false
+	}
+	return bit, rest, ok
 }
