@@ -71,7 +71,9 @@ func rawString(s string, str *string, raw *[]byte) {
 }
 
 // MarshalJSON writes the entry, keeping a name that is not UTF-8 byte for byte.
-func (e FileEntry) MarshalJSON() ([]byte, error) { return appendEntry(nil, e) }
+func (e FileEntry) MarshalJSON() ([]byte, error) {
+	return appendEntry(make([]byte, 0, entrySize(e)), e)
+}
 
 // UnmarshalJSON reads what MarshalJSON wrote.
 func (e *FileEntry) UnmarshalJSON(b []byte) error { return parseEntry(b, e) }
@@ -104,7 +106,7 @@ type FileListWriter struct {
 
 // NewFileListWriter writes to w; call Flush at the end.
 func NewFileListWriter(w io.Writer) *FileListWriter {
-	return &FileListWriter{bw: bufio.NewWriterSize(w, 64<<10)}
+	return &FileListWriter{bw: bufio.NewWriter(w)}
 }
 
 // Add writes one entry, a line of JSON.
@@ -122,7 +124,9 @@ func (w *FileListWriter) Add(e FileEntry) error {
 func (w *FileListWriter) Flush() error { return w.bw.Flush() }
 
 // MarshalFileEntry is e as one line of a list, without the newline.
-func MarshalFileEntry(e FileEntry) ([]byte, error) { return appendEntry(nil, e) }
+func MarshalFileEntry(e FileEntry) ([]byte, error) {
+	return appendEntry(make([]byte, 0, entrySize(e)), e)
+}
 
 // FileListReader reads FileEntry lines one at a time: one JSON object a line, blank lines
 // skipped.

@@ -44,6 +44,11 @@ func appendEntry(b []byte, e FileEntry) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// entrySize is about the length of e's wire form, so that it is built in one allocation.
+func entrySize(e FileEntry) int {
+	return len(e.Key) + len(e.Path) + len(e.Stored) + len(e.SHA256) + len(e.ETag) + len(e.Reuse) + len(e.Plain) + 96
+}
+
 // appendName appends `"name":`, after a comma unless it is the object's first field (the
 // object started at b[start]).
 func appendName(b []byte, start int, name string) []byte {
