@@ -296,14 +296,24 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 	return nil
 }
 
-// addBaseIndex adds the base's index entries (path → sum and stored name) to files.
+// addBaseIndex adds the base's index entries (path → sum and stored name) to files, their
+// sums from its SHA256SUMS where the index leaves them out; an entry without one is not added
+// (never linked).
 func addBaseIndex(dir, index string, files *extsort.Sorter) error {
 	f, err := os.Open(filepath.Join(dir, index))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
+	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) { return os.Open(filepath.Join(dir, layout.FileSums)) })
+	defer sums.Close()
+	return layout.ReadFileIndex(f, func(e messages.FileEntry) error {
+		if err := sums.Fill(&e); err != nil {
+			return err
+		}
+		if e.SHA256 == "" {
+			return nil
+		}
 		stored := e.Stored
 		if stored == "" {
 			stored = e.Path

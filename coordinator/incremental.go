@@ -200,21 +200,31 @@ func (p *copyPlanner) markReused(e *messages.FileEntry, b messages.FileEntry, in
 type baseIndex struct {
 	rc   interface{ Close() error }
 	r    *layout.FileIndexReader
+	sums *layout.SumsJoin
 	cur  messages.FileEntry
 	have bool
 	done bool
 	name string
 }
 
+// openBaseIndex opens the base's file index, and the join that fills in from its
+// SHA256SUMS the sums the index leaves out.
 func openBaseIndex(ctx context.Context, b *baseBackup) (*baseIndex, error) {
 	rc, _, err := b.root.Open(ctx, b.name+"/"+b.meta.Files.Index)
 	if err != nil {
 		return nil, fmt.Errorf("read the base backup's file index: %w", err)
 	}
-	return &baseIndex{rc: rc, r: layout.NewFileIndexReader(rc), name: b.name}, nil
+	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) {
+		rc, _, err := b.root.Open(ctx, b.name+"/"+layout.FileSums)
+		return rc, err
+	})
+	return &baseIndex{rc: rc, r: layout.NewFileIndexReader(rc), sums: sums, name: b.name}, nil
 }
 
-func (x *baseIndex) close() { x.rc.Close() }
+func (x *baseIndex) close() {
+	x.rc.Close()
+	x.sums.Close()
+}
 
 // find returns the index's entry for path, if it has one; paths must be asked for in
 // increasing order.
@@ -236,6 +246,9 @@ func (x *baseIndex) find(path string) (messages.FileEntry, bool, error) {
 			x.have = false
 		case x.cur.Path == path:
 			x.have = false
+			if err := x.sums.Fill(&x.cur); err != nil {
+				return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
+			}
 			return x.cur, true, nil
 		default:
 			return messages.FileEntry{}, false, nil
@@ -273,6 +286,9 @@ func (r *backupRun) newIndexWriter() (*layout.FileIndexWriter, func(), error) {
 		return nil, nil, fmt.Errorf("backup: %w", err)
 	}
 	w := layout.NewFileIndexWriter(dir, sumsBudget())
+	if !r.usesObjects() {
+		w.OmitSums() // SHA256SUMS has them; an object store's readers need them in the index
+	}
 	return w, func() { w.Close(); rmdir() }, nil
 }
 

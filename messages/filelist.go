@@ -2,7 +2,6 @@ package messages
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"unicode/utf8"
@@ -72,17 +71,12 @@ func rawString(s string, str *string, raw *[]byte) {
 }
 
 // MarshalJSON writes the entry, keeping a name that is not UTF-8 byte for byte.
-func (e FileEntry) MarshalJSON() ([]byte, error) { return json.Marshal(e.wire()) }
+func (e FileEntry) MarshalJSON() ([]byte, error) {
+	return appendEntry(make([]byte, 0, entrySize(e)), e)
+}
 
 // UnmarshalJSON reads what MarshalJSON wrote.
-func (e *FileEntry) UnmarshalJSON(b []byte) error {
-	var j fileEntryJSON
-	if err := json.Unmarshal(b, &j); err != nil {
-		return err
-	}
-	*e = j.entry()
-	return nil
-}
+func (e *FileEntry) UnmarshalJSON(b []byte) error { return parseEntry(b, e) }
 
 // wire is the entry as it is written.
 func (e FileEntry) wire() fileEntryJSON {
@@ -107,48 +101,94 @@ func (j fileEntryJSON) entry() FileEntry {
 // FileListWriter writes FileEntry lines.
 type FileListWriter struct {
 	bw  *bufio.Writer
-	enc *json.Encoder
+	buf []byte
 }
 
 // NewFileListWriter writes to w; call Flush at the end.
 func NewFileListWriter(w io.Writer) *FileListWriter {
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &FileListWriter{bw: bw, enc: enc}
+	return &FileListWriter{bw: bufio.NewWriter(w)}
 }
 
-// Add writes one entry. Lists are long (a line per file): the wire form is encoded directly,
-// not through MarshalJSON, whose output encoding/json would scan and compact again.
-func (w *FileListWriter) Add(e FileEntry) error { return w.enc.Encode(e.wire()) }
+// Add writes one entry, a line of JSON.
+func (w *FileListWriter) Add(e FileEntry) error {
+	var err error
+	if w.buf, err = appendEntry(w.buf[:0], e); err != nil {
+		return err
+	}
+	w.buf = append(w.buf, '\n')
+	_, err = w.bw.Write(w.buf)
+	return err
+}
 
 // Flush writes buffered entries.
 func (w *FileListWriter) Flush() error { return w.bw.Flush() }
 
 // MarshalFileEntry is e as one line of a list, without the newline.
-func MarshalFileEntry(e FileEntry) ([]byte, error) { return json.Marshal(e.wire()) }
+func MarshalFileEntry(e FileEntry) ([]byte, error) {
+	return appendEntry(make([]byte, 0, entrySize(e)), e)
+}
 
-// FileListReader reads FileEntry lines one at a time.
+// FileListReader reads FileEntry lines one at a time: one JSON object a line, blank lines
+// skipped.
 type FileListReader struct {
-	dec  *json.Decoder
+	br   *bufio.Reader
+	long []byte
 	line int
 }
 
 // NewFileListReader reads entries from r.
 func NewFileListReader(r io.Reader) *FileListReader {
-	return &FileListReader{dec: json.NewDecoder(bufio.NewReaderSize(r, 64<<10))}
+	return &FileListReader{br: bufio.NewReaderSize(r, 64<<10)}
 }
 
 // Next returns the next entry; ok is false at the end. An error names the entry's number.
 func (r *FileListReader) Next() (e FileEntry, ok bool, err error) {
-	var j fileEntryJSON // decoded directly: UnmarshalJSON would parse each line twice
-	if err := r.dec.Decode(&j); err == io.EOF {
-		return FileEntry{}, false, nil
-	} else if err != nil {
-		return FileEntry{}, false, fmt.Errorf("entry %d: %w", r.line+1, err)
+	for {
+		line, err := r.readLine()
+		if len(line) == 0 && err == io.EOF {
+			return FileEntry{}, false, nil
+		}
+		if err != nil && err != io.EOF {
+			return FileEntry{}, false, fmt.Errorf("entry %d: %w", r.line+1, err)
+		}
+		if line = trimJSONSpace(line); len(line) == 0 {
+			continue
+		}
+		if err := parseEntry(line, &e); err != nil {
+			return FileEntry{}, false, fmt.Errorf("entry %d: %w", r.line+1, err)
+		}
+		r.line++
+		return e, true, nil
 	}
-	r.line++
-	return j.entry(), true, nil
+}
+
+// readLine returns the next line without its newline; it is valid until the next call.
+func (r *FileListReader) readLine() ([]byte, error) {
+	line, err := r.br.ReadSlice('\n')
+	if err == bufio.ErrBufferFull {
+		r.long = append(r.long[:0], line...)
+		for err == bufio.ErrBufferFull {
+			line, err = r.br.ReadSlice('\n')
+			r.long = append(r.long, line...)
+		}
+		line = r.long
+	}
+	if n := len(line); n > 0 && line[n-1] == '\n' {
+		line = line[:n-1]
+	}
+	return line, err
+}
+
+// trimJSONSpace trims the whitespace JSON allows around a value.
+func trimJSONSpace(b []byte) []byte {
+	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
 }
 
 // Line is the number of entries read so far.

@@ -90,8 +90,16 @@ func ReadFileIndex(r io.Reader, fn func(messages.FileEntry) error) error {
 // index, sorted by Path, through an external sort: entries beyond the memory budget wait in
 // sorted runs on disk.
 type FileIndexWriter struct {
-	sorted *extsort.Sorter
+	sorted   *extsort.Sorter
+	omitSums bool
 }
+
+// OmitSums makes the writer leave each entry's sum out: a backup folder's SHA256SUMS lists
+// every file with its sum, in the same path order, and the sums (random hex) were most of
+// the compressed index's bytes. A reader fills them back in with a SumsJoin. An object-store
+// backup's index keeps them: its readers (restore, verify, prune, restore.sh) find each
+// object by the index alone.
+func (w *FileIndexWriter) OmitSums() { w.omitSums = true }
 
 // NewFileIndexWriter returns an empty writer that spills runs of about budget bytes under dir
 // (an existing folder; "" keeps everything in memory). Close removes them.
@@ -107,6 +115,9 @@ func (w *FileIndexWriter) Add(e messages.FileEntry) error {
 		return fmt.Errorf("file index: %w", err)
 	}
 	e.Changed, e.Reuse, e.Plain = false, "", ""
+	if w.omitSums {
+		e.SHA256 = ""
+	}
 	data, err := messages.MarshalFileEntry(e)
 	if err != nil {
 		return fmt.Errorf("file index: %s: %w", e.Path, err)
