@@ -3,7 +3,6 @@ package archive
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -88,9 +86,9 @@ type PartWriter struct {
 	enc io.WriteCloser
 	sw  switchWriter
 	tw  *tar.Writer
-	// stored is the gzip writer of stored members, kept for the next one.
-	stored *gzip.Writer
-	// pipe compresses a packed member's bytes on goroutines of their own.
+	gz  [3]*gzip.Writer
+	zs  *zstd.Encoder
+	// pipe compresses a packed member's bytes on a goroutine of its own.
 	pipe pipe
 	buf  []byte
 	// Stored and Packed count the file bytes written into stored and compressed members.
@@ -279,98 +277,61 @@ func (p *PartWriter) member(want class) error {
 	if err := p.closeMember(); err != nil {
 		return err
 	}
-	if want == classPacked {
-		// Stored members cost little CPU: only compression is worth goroutines.
-		if err := p.setupPackers(); err != nil {
-			return err
-		}
-		p.pipe.start(p.w)
-		p.sw.w, p.cur = &p.pipe, want
-		return nil
-	}
 	var err error
 	p.enc, err = p.open(want)
 	if err != nil {
 		return err
 	}
 	p.sw.w, p.cur = p.enc, want
-	return nil
-}
-
-// maxPackers bounds the goroutines one part compresses on.
-const maxPackers = 4
-
-// setupPackers makes the part's packers, once: as many as the cores (at most maxPackers),
-// each with its own gzip compressor, or sharing one zstd encoder.
-func (p *PartWriter) setupPackers() error {
-	if p.pipe.packers != nil {
-		return nil
-	}
-	n := min(max(runtime.GOMAXPROCS(0), 1), maxPackers)
-	if p.c == Zstd {
-		zs, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(n),
-			zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
-		if err != nil {
-			return err
-		}
-		for range n {
-			p.pipe.packers = append(p.pipe.packers, func(dst, src []byte) ([]byte, error) { return zs.EncodeAll(src, dst), nil })
-		}
-		return nil
-	}
-	for range n {
-		var gz *gzip.Writer
-		p.pipe.packers = append(p.pipe.packers, func(dst, src []byte) ([]byte, error) {
-			b := bytes.NewBuffer(dst)
-			if gz == nil {
-				var err error
-				if gz, err = gzip.NewWriterLevel(b, gzip.BestSpeed); err != nil {
-					return nil, err
-				}
-			} else {
-				gz.Reset(b)
-			}
-			if _, err := gz.Write(src); err != nil {
-				return nil, err
-			}
-			if err := gz.Close(); err != nil {
-				return nil, err
-			}
-			return b.Bytes(), nil
-		})
+	if want == classPacked {
+		// Stored members cost little CPU: only compression is worth a goroutine.
+		p.pipe.start(p.enc)
+		p.sw.w = &p.pipe
 	}
 	return nil
 }
 
-// open starts a stored member on p.w (packed ones are the pipe's).
+// open starts a member of class c on p.w.
 func (p *PartWriter) open(c class) (io.WriteCloser, error) {
-	if c != classStored {
-		return nil, fmt.Errorf("archive: no member of class %d", c)
-	}
 	if p.c == Zstd {
-		return newRawFrame(p.w), nil
+		if c == classStored {
+			return newRawFrame(p.w), nil
+		}
+		if p.zs == nil {
+			zs, err := zstd.NewWriter(p.w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+				zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
+			if err != nil {
+				return nil, err
+			}
+			p.zs = zs
+		} else {
+			p.zs.Reset(p.w)
+		}
+		return p.zs, nil
 	}
-	if p.stored != nil {
-		p.stored.Reset(p.w)
-		return p.stored, nil
+	level := gzip.BestSpeed
+	if c == classStored {
+		level = gzip.NoCompression
 	}
-	gz, err := gzip.NewWriterLevel(p.w, gzip.NoCompression)
+	if gz := p.gz[c]; gz != nil {
+		gz.Reset(p.w)
+		return gz, nil
+	}
+	gz, err := gzip.NewWriterLevel(p.w, level)
 	if err != nil {
 		return nil, err
 	}
-	p.stored = gz
+	p.gz[c] = gz
 	return gz, nil
 }
 
 func (p *PartWriter) closeMember() error {
-	if p.cur == classNone {
+	if p.enc == nil {
 		return nil
 	}
 	err := p.pipe.stop()
-	if p.enc != nil {
-		if cerr := p.enc.Close(); err == nil {
-			err = cerr
-		}
+	if cerr := p.enc.Close(); err == nil {
+		err = cerr
 	}
 	p.enc, p.sw.w, p.cur = nil, p.w, classNone
 	if err != nil {

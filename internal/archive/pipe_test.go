@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 )
 
 // textSource is size bytes of text (words drawn at random: it compresses to about a quarter,
@@ -187,85 +184,4 @@ func TestPartWriterWritesInLargePieces(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestPartWriterPacksOnEveryCore: a compressible file's chunks are compressed by several
-// packers at once (each waits, up to a deadline, until another is busy too), and the part
-// reads back whole, no more than a twentieth larger than one stream at the same level.
-func TestPartWriterPacksOnEveryCore(t *testing.T) {
-	if runtime.GOMAXPROCS(0) < 2 {
-		t.Skip("one core: one packer")
-	}
-	const size = 4 << 20
-	for _, c := range []Compression{Gzip, Zstd} {
-		t.Run(string(c), func(t *testing.T) {
-			var out bytes.Buffer
-			p, err := NewPartWriter(&out, c, "top", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Abort()
-			if err := p.setupPackers(); err != nil {
-				t.Fatal(err)
-			}
-			var active, most atomic.Int32
-			for i, pack := range p.pipe.packers {
-				p.pipe.packers[i] = func(dst, src []byte) ([]byte, error) {
-					n := active.Add(1)
-					defer active.Add(-1)
-					for deadline := time.Now().Add(time.Second); n < 2 && time.Now().Before(deadline); n = active.Load() {
-						time.Sleep(time.Millisecond)
-					}
-					if n > most.Load() {
-						most.Store(n)
-					}
-					return pack(dst, src)
-				}
-			}
-			f := File{Name: "files/content/1.json", Size: size, Mode: 0o600, ModTime: time.Unix(1e9, 0)}
-			if _, err := p.Add(context.Background(), f, &textSource{left: size}, nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if most.Load() < 2 {
-				t.Fatalf("at most %d chunk compressed at once", most.Load())
-			}
-			r, _, err := NewReader(bytes.NewReader(out.Bytes()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n, err := io.Copy(io.Discard, r); err != nil || n < size {
-				t.Fatalf("part reads back %d bytes, %v", n, err)
-			}
-			oneStream := streamSize(t, c, size)
-			if got := out.Len(); got > oneStream+oneStream/20 {
-				t.Fatalf("%d bytes compressed in chunks, %d as one stream", got, oneStream)
-			}
-		})
-	}
-}
-
-// streamSize is the size of size bytes of textSource compressed as one stream at the level
-// parts use.
-func streamSize(t *testing.T, c Compression, size int64) int {
-	t.Helper()
-	var out bytes.Buffer
-	var w io.WriteCloser
-	if c == Zstd {
-		zs, err := zstd.NewWriter(&out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w = zs
-	} else {
-		gz, _ := gzip.NewWriterLevel(&out, gzip.BestSpeed)
-		w = gz
-	}
-	if _, err := io.Copy(w, &textSource{left: size}); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	return out.Len()
 }
