@@ -177,3 +177,26 @@ func TestResumeArchiveKilledWhileBuilt(t *testing.T) {
 	sha256sumCheck(t, dir)
 	assertSameTree(t, treeFiles(t, filepath.Join(dir, layout.FilesDir)), treeFiles(t, p.storage))
 }
+
+// TestArchiveWhereBlocksCannotBeInserted: on a file system that cannot insert blocks into a
+// file (tmpfs), a local compressed backup is concatenated from its parts at the publish, and
+// is as whole: stock tar extracts exactly the source's files and SHA256SUMS checks.
+func TestArchiveWhereBlocksCannotBeInserted(t *testing.T) {
+	shm, err := os.MkdirTemp("/dev/shm", "wnb-archive-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(shm) })
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: shm, Compress: true, FilesPerTask: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _ := layout.TrimArchiveExt(filepath.Base(rep.Path))
+	dir := filepath.Join(stockTarExtract(t, rep.Path, archive.Gzip), top)
+	sha256sumCheck(t, dir)
+	assertSameTree(t, treeFiles(t, filepath.Join(dir, layout.FilesDir)), treeFiles(t, p.storage))
+}
