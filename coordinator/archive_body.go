@@ -39,6 +39,7 @@ type archiveBody struct {
 	queued   []string        // parts in the order they were added
 	seen     map[string]bool // queued, so that a part added twice goes in once
 	closed   bool
+	stopped  bool // discarded: append nothing more
 	wake     chan struct{}
 	done     chan struct{}
 	err      error
@@ -114,9 +115,15 @@ func (b *archiveBody) run(ctx context.Context) {
 	defer close(b.done)
 	for next := 0; ; {
 		b.mu.Lock()
-		pending, closed := b.queued[next:], b.closed
+		pending, closed, stopped := b.queued[next:], b.closed, b.stopped
 		b.mu.Unlock()
+		if stopped {
+			return
+		}
 		for _, key := range pending {
+			if b.isStopped() {
+				return
+			}
 			if err := b.append(key); err != nil {
 				b.fail(err)
 				return
@@ -136,6 +143,12 @@ func (b *archiveBody) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+func (b *archiveBody) isStopped() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stopped
 }
 
 func (b *archiveBody) fail(err error) {
@@ -208,6 +221,9 @@ func (b *archiveBody) discard() {
 	if b == nil {
 		return
 	}
+	b.mu.Lock()
+	b.stopped = true
+	b.mu.Unlock()
 	b.finish() //nolint:errcheck // the body is given up
 	b.f.Close()
 	os.Remove(b.f.Name())
