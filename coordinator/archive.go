@@ -168,6 +168,17 @@ func (r *backupRun) writeArchiveManifest(ctx context.Context) error {
 			m.Parts = append(m.Parts, t.Copy.Archive.Output)
 		}
 	}
+	if r.body != nil {
+		// The parts in the order they went into the body; a body that lacks one (a result
+		// that never came) is given up, and the publish concatenates in plan order.
+		if order := r.body.order(); sameParts(order, m.Parts) {
+			m.Parts = order
+		} else {
+			r.log.Debug("the archive built during the copies lacks parts; the publish concatenates them", "built", len(order), "parts", len(m.Parts))
+			r.body.discard()
+			r.body = nil
+		}
+	}
 	data, err := json.Marshal(m)
 	if err != nil {
 		return err
@@ -226,6 +237,12 @@ func (d *localDestination) publishArchive(ctx context.Context, p publishOptions)
 	name := m.Top + comp.Ext()
 	if done, err := d.publishedBefore(ctx, name); done || err != nil {
 		return filepath.Join(d.backupDir, name), err
+	}
+	if final, ok, err := d.publishBody(ctx, name, m, comp, p); ok || err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("the backup name %s was taken by another backup while this one ran: %w", name, err)
+		}
+		return final, err
 	}
 	final, err := d.stage.PublishFile(name, func(f *os.File) error {
 		return d.concatParts(ctx, f, m, comp, p)

@@ -219,6 +219,8 @@ type backupRun struct {
 	// archiveTop is a compressed backup's name, chosen when its files are planned: the top
 	// folder of the archive parts the copy tasks write.
 	archiveTop string
+	// body, in a local compressed run, is its archive built as the copies finish.
+	body *archiveBody
 	// runKey, in an encrypted run, is the key its intermediate outputs (chunks of split
 	// models, archive parts) are encrypted to: only this coordinator, in memory, reads them.
 	runKey *encryption.RunKey
@@ -652,6 +654,7 @@ func (r *backupRun) runTasks(ctx context.Context) error {
 	var exported, copied bool
 	files, stop := r.c.watchFiles(ctx, r.o.RunID, r.o.Progress)
 	defer stop()
+	r.startArchiveBody(ctx)
 	results, err := r.c.dispatch(ctx, r.o.RunID, r.tasks, r.done, func(res *messages.Result) {
 		r.log.Debug("task done", "task", res.Task, "rows", res.Rows, "files", res.Files, "bytes", res.Bytes, "worker", res.Worker)
 		if res.Kind == messages.KindExportModel {
@@ -665,6 +668,7 @@ func (r *backupRun) runTasks(ctx context.Context) error {
 			return
 		}
 		files.finish(res.Task, res.Bytes)
+		r.partDone(res.Task)
 		if !copied {
 			copied = true
 			halt(ctx, "copy")
@@ -920,6 +924,7 @@ func (r *backupRun) publish(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	p.body = r.body
 	r.rep.Path, err = r.stage.Publish(ctx, p)
 	if err != nil {
 		return fmt.Errorf("backup: publish: %w", err)
@@ -981,6 +986,7 @@ func (r *backupRun) closeSnapshot() {
 // close releases what the run opened.
 func (r *backupRun) close() {
 	r.closeSnapshot()
+	r.body.discard()
 	if r.stage != nil {
 		r.stage.Close()
 	}

@@ -48,6 +48,8 @@ type publishOptions struct {
 	archiveTotal func(n int64)
 	// seal, when set, encrypts the archive (age) and adds its sidecar.
 	seal *archiveSeal
+	// body, when set, is the archive built while the run copied (local destinations).
+	body *archiveBody
 }
 
 // stagingLocation is where run's staging area is in backupDir (what its tasks get as Dest).

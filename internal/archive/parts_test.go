@@ -46,6 +46,13 @@ func testFiles(t *testing.T) []partFile {
 // their concatenation, as a publish does.
 func writeParts(t *testing.T, c Compression, top string, files []partFile) []byte {
 	t.Helper()
+	return writePartsPadded(t, c, top, files, nil, nil)
+}
+
+// writePartsPadded is writeParts with the bytes before written first and after written
+// right after the head.
+func writePartsPadded(t *testing.T, c Compression, top string, files []partFile, before, after []byte) []byte {
+	t.Helper()
 	ctx := context.Background()
 	staged := t.TempDir()
 	var sums strings.Builder
@@ -58,9 +65,11 @@ func writeParts(t *testing.T, c Compression, top string, files []partFile) []byt
 	os.MkdirAll(filepath.Join(staged, ".wnb", "parts"), 0o700)
 	os.WriteFile(filepath.Join(staged, ".wnb", "parts", "x"), []byte("working file"), 0o600)
 	var out bytes.Buffer
+	out.Write(before)
 	if _, err := WriteHead(ctx, &out, c, staged, top, func(rel string) bool { return rel == ".wnb" }); err != nil {
 		t.Fatal(err)
 	}
+	out.Write(after)
 	for _, half := range [][]partFile{files[:3], files[3:]} {
 		var part bytes.Buffer
 		p, err := NewPartWriter(&part, c, top, nil)

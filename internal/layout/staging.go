@@ -365,6 +365,24 @@ func (s *Staging) PublishFile(name string, write func(f *os.File) error) (finalP
 	return final, s.linked(final, tmp)
 }
 
+// PublishBuilt publishes the backup as the file <backupDir>/<name> from file, an archive
+// already written in the staging folder (or beside it, on the same file system): the file is
+// synced, hard-linked to its name (which fails, wrapping fs.ErrExist, if the name exists),
+// and the staging folder removed with it.
+func (s *Staging) PublishBuilt(name, file string) (finalPath string, err error) {
+	if s.done {
+		return "", fmt.Errorf("publish %s: staging already published or aborted", s.path)
+	}
+	final := filepath.Join(s.backupDir, name)
+	if err := syncPath(file); err != nil {
+		return "", fmt.Errorf("publish %s: %w", final, err)
+	}
+	if err := os.Link(file, final); err != nil {
+		return "", fmt.Errorf("publish %s: %w", final, err)
+	}
+	return final, s.linked(final, file)
+}
+
 // linked finishes the publication of a file that has just been hard-linked from tmp to final:
 // the staging is done, the temporary name and the staging folder go, and the backup folder's
 // entry is made durable.

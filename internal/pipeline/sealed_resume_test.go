@@ -109,6 +109,13 @@ func TestResumeEncryptedArchivePublish(t *testing.T) {
 // point (WNB_TEST_HALT), kills it, and waits until its run shows as abandoned.
 func killChildAt(t *testing.T, s *pipeline.Session, point string, env ...string) {
 	t.Helper()
+	killChildWhen(t, s, point, nil, env...)
+}
+
+// killChildWhen is killChildAt that, once the child halted, waits until ready (if set) before
+// it kills it.
+func killChildWhen(t *testing.T, s *pipeline.Session, point string, ready func() bool, env ...string) {
+	t.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinator$", "-test.v")
 	child.Env = append(append(os.Environ(), env...), "WNB_TEST_HALT="+point, "WNB_TEST_RUN_HEARTBEAT="+messages.RunHeartbeat.String())
 	logFile := filepath.Join(t.TempDir(), "child.log")
@@ -128,6 +135,9 @@ func killChildAt(t *testing.T, s *pipeline.Session, point string, env ...string)
 		}
 		return strings.Contains(string(b), "WNB_TEST_HALT reached "+point)
 	})
+	if ready != nil {
+		waitUntil(t, 60*time.Second, 10*time.Millisecond, "the halted child coordinator to be ready to kill", ready)
+	}
 	child.Process.Kill()
 	child.Wait()
 	run := ""
