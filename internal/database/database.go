@@ -4,6 +4,7 @@
 package database
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -334,6 +335,91 @@ func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int
 		return widthRanges(total, lo.Int64, span, int64(rows)), nil
 	}
 	return s.Plan(ctx, m, rows)
+}
+
+// PlanAllPieces is PlanPieces for each of models (the ranges in models' order), with up to
+// planners of them planned at once: counting a table is the server's work, and a run counts
+// every table before its first export starts. On PostgreSQL each planner is a transaction of
+// its own in the snapshot, and the largest tables are taken first so that none is left to
+// count alone at the end; SQLite plans one model after another.
+func (s *Snapshot) PlanAllPieces(ctx context.Context, models []platform.Model, maxRows int, pieceBytes int64, planners int) ([][]Range, error) {
+	out := make([][]Range, len(models))
+	order, err := s.planOrder(ctx, models)
+	if err != nil {
+		return nil, fmt.Errorf("plan: order the tables by size: %w", err)
+	}
+	snaps, err := s.planners(ctx, min(planners, len(models)))
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	defer func() {
+		for _, f := range snaps[1:] {
+			f.Close() // read only: nothing to keep, nothing lost
+		}
+	}()
+	next := make(chan int, len(order))
+	for _, i := range order {
+		next <- i
+	}
+	close(next)
+	errs := make([]error, len(snaps))
+	var wg sync.WaitGroup
+	for k, snap := range snaps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if errs[k] != nil || ctx.Err() != nil {
+					continue
+				}
+				out[i], errs[k] = snap.PlanPieces(ctx, models[i], maxRows, pieceBytes)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, ctx.Err()
+}
+
+// planOrder is the order models are planned in: the largest tables first on PostgreSQL.
+func (s *Snapshot) planOrder(ctx context.Context, models []platform.Model) ([]int, error) {
+	order := make([]int, len(models))
+	for i := range order {
+		order[i] = i
+	}
+	if s.pg == nil || len(models) < 2 {
+		return order, nil
+	}
+	tables := make([]string, len(models))
+	for i, m := range models {
+		tables[i] = m.Table
+	}
+	s.mu.Lock()
+	sizes, err := s.pg.tableSizes(ctx, tables)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	return order, nil
+}
+
+// planners returns s and, on PostgreSQL, n-1 more transactions in its snapshot.
+func (s *Snapshot) planners(ctx context.Context, n int) ([]*Snapshot, error) {
+	snaps := []*Snapshot{s}
+	for s.pg != nil && len(snaps) < n {
+		f, err := s.forkPostgres(ctx)
+		if err != nil {
+			for _, f := range snaps[1:] {
+				f.Close()
+			}
+			return nil, err
+		}
+		snaps = append(snaps, f)
+	}
+	return snaps, nil
 }
 
 // widthRanges cuts the pks lo..lo+span into consecutive ranges of rows values each, open at

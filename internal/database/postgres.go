@@ -225,6 +225,51 @@ type pgSnapshot struct {
 	db   *DB
 	conn *pgx.Conn
 	tx   pgx.Tx
+	// release gives a forked planner's connection back to the pool (nil: the connection is
+	// the snapshot's own, closed with it).
+	release func()
+}
+
+// forkPostgres opens one more transaction in s's snapshot, on a pool connection: a planner
+// of its own, so that several tables are counted at once.
+func (s *Snapshot) forkPostgres(ctx context.Context) (*Snapshot, error) {
+	if !validSnapshotID(s.id) {
+		return nil, fmt.Errorf("invalid PostgreSQL snapshot id %q", s.id)
+	}
+	conn, err := s.db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err == nil {
+		// Must be the transaction's first statement.
+		if _, err = tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+s.id+"'"); err != nil {
+			tx.Rollback(context.Background())
+		}
+	}
+	if err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("import snapshot %s: %w", s.id, err)
+	}
+	return &Snapshot{db: s.db, id: s.id, pg: &pgSnapshot{db: s.db, conn: conn.Conn(), tx: tx, release: conn.Release}}, nil
+}
+
+// tableSizes returns the pages each of tables holds, as the server last estimated them (0
+// for one it has no estimate of): what the planners take the tables in the order of.
+func (s *pgSnapshot) tableSizes(ctx context.Context, tables []string) ([]int64, error) {
+	if s.tx == nil {
+		return nil, errors.New("snapshot is closed")
+	}
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = quote(t)
+	}
+	rows, err := s.tx.Query(ctx, `SELECT coalesce((SELECT relpages FROM pg_class WHERE oid = to_regclass(t)), 0)::bigint
+		FROM unnest($1::text[]) WITH ORDINALITY u(t, i) ORDER BY i`, quoted)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
 func (db *DB) beginSnapshotPostgres(ctx context.Context) (*Snapshot, error) {
@@ -275,6 +320,14 @@ func (s *pgSnapshot) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.tx.Rollback(ctx)
+	if s.release != nil {
+		if err != nil {
+			s.conn.Close(ctx) // a connection left in a transaction must not go back to the pool
+		}
+		s.release()
+		s.tx, s.conn = nil, nil
+		return err
+	}
 	if cerr := s.conn.Close(ctx); err == nil {
 		err = cerr
 	}
