@@ -339,48 +339,63 @@ func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int
 
 // PlanAllPieces is PlanPieces for each of models (the ranges in models' order), with up to
 // planners of them planned at once: counting a table is the server's work, and a run counts
-// every table before its first export starts. On PostgreSQL each planner is a transaction of
-// its own in the snapshot, and the largest tables are taken first so that none is left to
-// count alone at the end; SQLite plans one model after another.
+// every table before its first export starts. On PostgreSQL each planner but the first is a
+// transaction of its own in the snapshot, opened as it starts (opening a connection costs the
+// server a process), and the largest tables are taken first so that none is left to count
+// alone at the end; SQLite plans one model after another.
 func (s *Snapshot) PlanAllPieces(ctx context.Context, models []platform.Model, maxRows int, pieceBytes int64, planners int) ([][]Range, error) {
 	out := make([][]Range, len(models))
 	order, err := s.planOrder(ctx, models)
 	if err != nil {
 		return nil, fmt.Errorf("plan: order the tables by size: %w", err)
 	}
-	snaps, err := s.planners(ctx, min(planners, len(models)))
-	if err != nil {
-		return nil, fmt.Errorf("plan: %w", err)
+	if s.pg == nil {
+		planners = 1
 	}
-	defer func() {
-		for _, f := range snaps[1:] {
-			f.Close() // read only: nothing to keep, nothing lost
-		}
-	}()
+	planners = max(1, min(planners, len(models)))
 	next := make(chan int, len(order))
 	for _, i := range order {
 		next <- i
 	}
 	close(next)
-	errs := make([]error, len(snaps))
+	errs := make([]error, planners)
 	var wg sync.WaitGroup
-	for k, snap := range snaps {
+	for k := range planners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range next {
-				if errs[k] != nil || ctx.Err() != nil {
-					continue
-				}
-				out[i], errs[k] = snap.PlanPieces(ctx, models[i], maxRows, pieceBytes)
-			}
+			errs[k] = s.planEach(ctx, k > 0, models, next, out, maxRows, pieceBytes)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return out, ctx.Err()
+	return out, nil
+}
+
+// planEach plans the models whose indexes come from next into out, in s or, when fork is
+// set, in a transaction of its own in s's snapshot.
+func (s *Snapshot) planEach(ctx context.Context, fork bool, models []platform.Model, next <-chan int, out [][]Range, maxRows int, pieceBytes int64) error {
+	snap := s
+	if fork {
+		f, err := s.forkPostgres(ctx)
+		if err != nil {
+			return fmt.Errorf("plan: open a planner: %w", err)
+		}
+		defer f.Close() // read only: nothing to keep
+		snap = f
+	}
+	for i := range next {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if out[i], err = snap.PlanPieces(ctx, models[i], maxRows, pieceBytes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // planOrder is the order models are planned in: the largest tables first on PostgreSQL.
@@ -404,22 +419,6 @@ func (s *Snapshot) planOrder(ctx context.Context, models []platform.Model) ([]in
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
 	return order, nil
-}
-
-// planners returns s and, on PostgreSQL, n-1 more transactions in its snapshot.
-func (s *Snapshot) planners(ctx context.Context, n int) ([]*Snapshot, error) {
-	snaps := []*Snapshot{s}
-	for s.pg != nil && len(snaps) < n {
-		f, err := s.forkPostgres(ctx)
-		if err != nil {
-			for _, f := range snaps[1:] {
-				f.Close()
-			}
-			return nil, err
-		}
-		snaps = append(snaps, f)
-	}
-	return snaps, nil
 }
 
 // widthRanges cuts the pks lo..lo+span into consecutive ranges of rows values each, open at
