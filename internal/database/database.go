@@ -33,6 +33,10 @@ type DB struct {
 
 	mu        sync.Mutex
 	snapshots map[string]*sql.DB // SQLite snapshot copies opened read-only, by path
+
+	// described holds the result columns of each PostgreSQL export query (by its text), so
+	// that a model's pieces after the first cost no round trip to describe it.
+	described sync.Map
 }
 
 // Open connects to the database. A database that does not exist (a missing SQLite file, an
