@@ -17,6 +17,9 @@
 # medians over theirs, and a CPU profile of one more run of ours: the top functions and the
 # share of the wall time our process spent on a CPU.
 #
+# BASE=path/to/an/earlier/build adds it to the alternation (mode "base", same flags as ours), to
+# measure a change before and after on the same data and load.
+#
 # WNB_SKIP_1M unset also fills a 1M-row books_chapter table and reports the peak RSS of a
 # backup of that model alone.
 set -euo pipefail
@@ -25,6 +28,7 @@ export PATH=/usr/lib/postgresql/15/bin:$PATH
 source "$(dirname "$0")/postgres.sh"
 RUNS=${RUNS:-3}
 MODES=(ours pg-j2 pg-z0-j2)
+[ -n "${BASE:-}" ] && MODES=(ours base pg-j2 pg-z0-j2)
 BASECHILDREN=$(pgrep -c -P "$(head -1 "$WORK/pg/postmaster.pid")")
 TCK=$(getconf CLK_TCK)
 
@@ -71,6 +75,7 @@ bench_set() {
       rm -rf "$WORK/out" && mkdir -p "$WORK/out"
       case $mode in
       ours) timed ours "$WORK/log" "$BIN" backup --database "$url" --skip-files --workers 2 --backup-dir "$WORK/out" ;;
+      base) timed base "$WORK/log" "$BASE" backup --database "$url" --skip-files --workers 2 --backup-dir "$WORK/out" ;;
       pg-j2) timed pg-j2 "$WORK/log" "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U postgres -Fd -j 2 -f "$WORK/out/dump" "$db" ;;
       pg-z0-j2) timed pg-z0-j2 "$WORK/log" "$PGBIN/pg_dump" -h 127.0.0.1 -p "$PORT" -U postgres -Fd -Z0 -j 2 -f "$WORK/out/dump" "$db" ;;
       esac
@@ -84,6 +89,8 @@ bench_set() {
   done
   echo "   ours / pg_dump -j 2: $(awk "BEGIN{printf \"%.2f\", $(col ours 1) / $(col pg-j2 1)}")x;" \
     "ours / pg_dump -Z0 -j 2: $(awk "BEGIN{printf \"%.2f\", $(col ours 1) / $(col pg-z0-j2 1)}")x (medians)"
+  [ -n "${BASE:-}" ] && echo "   ours / base: $(awk "BEGIN{printf \"%.2f\", $(col ours 1) / $(col base 1)}")x wall," \
+    "$(awk "BEGIN{printf \"%.2f\", $(col ours 3) / $(col base 3)}")x cpu (medians)"
   rm -rf "$WORK/out" && mkdir -p "$WORK/out"
   /usr/bin/time -f "%e %U %S" -o "$WORK/time.out" "$BIN" backup --database "$url" --skip-files --workers 2 \
     --backup-dir "$WORK/out" --cpuprofile "$WORK/$set.prof" >/dev/null 2>&1

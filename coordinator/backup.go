@@ -538,11 +538,12 @@ func (r *backupRun) planExports(ctx context.Context) error {
 		return nil
 	}
 	var exports []plannedExport
-	for _, m := range r.models {
-		ranges, err := r.snap.PlanPieces(ctx, m, r.o.ChunkRows, PieceBytes)
-		if err != nil {
-			return fmt.Errorf("backup: plan %s: %w", m.Label, err)
-		}
+	planned, err := r.snap.PlanAllPieces(ctx, r.models, r.o.ChunkRows, PieceBytes, planners)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	for i, m := range r.models {
+		ranges := planned[i]
 		if len(ranges) == 0 {
 			ranges = []database.Range{{}}
 		}
@@ -563,6 +564,9 @@ func (r *backupRun) planExports(ctx context.Context) error {
 	}
 	return nil
 }
+
+// planners is how many tables are counted at once when the exports are planned.
+const planners = 4
 
 // plannedExport is an export task with its planned size (pieces of about PieceBytes, rows).
 type plannedExport struct {

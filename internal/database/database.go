@@ -4,6 +4,7 @@
 package database
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -32,6 +33,10 @@ type DB struct {
 
 	mu        sync.Mutex
 	snapshots map[string]*sql.DB // SQLite snapshot copies opened read-only, by path
+
+	// described holds the result columns of each PostgreSQL export query (by its text), so
+	// that a model's pieces after the first cost no round trip to describe it.
+	described sync.Map
 }
 
 // Open connects to the database. A database that does not exist (a missing SQLite file, an
@@ -334,6 +339,90 @@ func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int
 		return widthRanges(total, lo.Int64, span, int64(rows)), nil
 	}
 	return s.Plan(ctx, m, rows)
+}
+
+// PlanAllPieces is PlanPieces for each of models (the ranges in models' order), with up to
+// planners of them planned at once: counting a table is the server's work, and a run counts
+// every table before its first export starts. On PostgreSQL each planner but the first is a
+// transaction of its own in the snapshot, opened as it starts (opening a connection costs the
+// server a process), and the largest tables are taken first so that none is left to count
+// alone at the end; SQLite plans one model after another.
+func (s *Snapshot) PlanAllPieces(ctx context.Context, models []platform.Model, maxRows int, pieceBytes int64, planners int) ([][]Range, error) {
+	out := make([][]Range, len(models))
+	order, err := s.planOrder(ctx, models)
+	if err != nil {
+		return nil, fmt.Errorf("plan: order the tables by size: %w", err)
+	}
+	if s.pg == nil {
+		planners = 1
+	}
+	planners = max(1, min(planners, len(models)))
+	next := make(chan int, len(order))
+	for _, i := range order {
+		next <- i
+	}
+	close(next)
+	errs := make([]error, planners)
+	var wg sync.WaitGroup
+	for k := range planners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = s.planEach(ctx, k > 0, models, next, out, maxRows, pieceBytes)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// planEach plans the models whose indexes come from next into out, in s or, when fork is
+// set, in a transaction of its own in s's snapshot.
+func (s *Snapshot) planEach(ctx context.Context, fork bool, models []platform.Model, next <-chan int, out [][]Range, maxRows int, pieceBytes int64) error {
+	snap := s
+	if fork {
+		f, err := s.forkPostgres(ctx)
+		if err != nil {
+			return fmt.Errorf("plan: open a planner: %w", err)
+		}
+		defer f.Close() // read only: nothing to keep
+		snap = f
+	}
+	for i := range next {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var err error
+		if out[i], err = snap.PlanPieces(ctx, models[i], maxRows, pieceBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planOrder is the order models are planned in: the largest tables first on PostgreSQL.
+func (s *Snapshot) planOrder(ctx context.Context, models []platform.Model) ([]int, error) {
+	order := make([]int, len(models))
+	for i := range order {
+		order[i] = i
+	}
+	if s.pg == nil || len(models) < 2 {
+		return order, nil
+	}
+	tables := make([]string, len(models))
+	for i, m := range models {
+		tables[i] = m.Table
+	}
+	s.mu.Lock()
+	sizes, err := s.pg.tableSizes(ctx, tables)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(sizes[b], sizes[a]) })
+	return order, nil
 }
 
 // widthRanges cuts the pks lo..lo+span into consecutive ranges of rows values each, open at

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
 // TestPlanPieces: pieces are consecutive pk ranges, open at both ends of the table, that
@@ -80,4 +81,71 @@ func TestWidthRanges(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("widthRanges = %+v, want %+v", got, want)
 	}
+}
+
+// TestPlanAllPieces: planning every model at once gives each model the ranges PlanPieces
+// gives it, and every planner reads in the run's snapshot: rows written after it opened are
+// in no plan, on PostgreSQL (planners of their own) and SQLite.
+func TestPlanAllPieces(t *testing.T) {
+	engines(t, func(t *testing.T, db *DB) {
+		ctx := context.Background()
+		lang := model(t, "books.language")
+		var ids []int64
+		for id := int64(6); id <= 60; id++ {
+			ids = append(ids, id)
+		}
+		insertLanguages(t, db, ids...)
+		snap, err := db.BeginSnapshot(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer snap.Close()
+		insertLanguages(t, db, 61, 62, 63) // after the snapshot: in no plan
+		const total = 60
+
+		snaps := []*Snapshot{snap}
+		for snap.pg != nil && len(snaps) < 3 {
+			f, err := snap.forkPostgres(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			snaps = append(snaps, f)
+		}
+		for k, s := range snaps {
+			ranges, err := s.PlanPieces(ctx, lang, 7, 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := plannedRows(ranges); got != total {
+				t.Errorf("planner %d counts %d rows, want the snapshot's %d", k, got, total)
+			}
+		}
+
+		models := []platform.Model{model(t, "books.book"), lang, model(t, "accounts.user"), lang, lang}
+		all, err := snap.PlanAllPieces(ctx, models, 7, 1<<30, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range models {
+			want, err := snap.PlanPieces(ctx, m, 7, 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(all[i]) != fmt.Sprint(want) {
+				t.Errorf("model %d %s: PlanAllPieces gives %v, PlanPieces %v", i, m.Label, all[i], want)
+			}
+		}
+		if got := plannedRows(all[1]); got != total {
+			t.Errorf("books.language: %d rows planned, want the snapshot's %d", got, total)
+		}
+	})
+}
+
+func plannedRows(ranges []Range) int64 {
+	var n int64
+	for _, r := range ranges {
+		n += r.Rows
+	}
+	return n
 }

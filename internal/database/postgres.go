@@ -225,6 +225,51 @@ type pgSnapshot struct {
 	db   *DB
 	conn *pgx.Conn
 	tx   pgx.Tx
+	// release gives a forked planner's connection back to the pool (nil: the connection is
+	// the snapshot's own, closed with it).
+	release func()
+}
+
+// forkPostgres opens one more transaction in s's snapshot, on a pool connection: a planner
+// of its own, so that several tables are counted at once.
+func (s *Snapshot) forkPostgres(ctx context.Context) (*Snapshot, error) {
+	if !validSnapshotID(s.id) {
+		return nil, fmt.Errorf("invalid PostgreSQL snapshot id %q", s.id)
+	}
+	conn, err := s.db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err == nil {
+		// Must be the transaction's first statement.
+		if _, err = tx.Exec(ctx, "SET TRANSACTION SNAPSHOT '"+s.id+"'"); err != nil {
+			tx.Rollback(context.Background())
+		}
+	}
+	if err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("import snapshot %s: %w", s.id, err)
+	}
+	return &Snapshot{db: s.db, id: s.id, pg: &pgSnapshot{db: s.db, conn: conn.Conn(), tx: tx, release: conn.Release}}, nil
+}
+
+// tableSizes returns the pages each of tables holds, as the server last estimated them (0
+// for one it has no estimate of): what the planners take the tables in the order of.
+func (s *pgSnapshot) tableSizes(ctx context.Context, tables []string) ([]int64, error) {
+	if s.tx == nil {
+		return nil, errors.New("snapshot is closed")
+	}
+	quoted := make([]string, len(tables))
+	for i, t := range tables {
+		quoted[i] = quote(t)
+	}
+	rows, err := s.tx.Query(ctx, `SELECT coalesce((SELECT relpages FROM pg_class WHERE oid = to_regclass(t)), 0)::bigint
+		FROM unnest($1::text[]) WITH ORDINALITY u(t, i) ORDER BY i`, quoted)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
 func (db *DB) beginSnapshotPostgres(ctx context.Context) (*Snapshot, error) {
@@ -275,6 +320,14 @@ func (s *pgSnapshot) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.tx.Rollback(ctx)
+	if s.release != nil {
+		if err != nil {
+			s.conn.Close(ctx) // a connection left in a transaction must not go back to the pool
+		}
+		s.release()
+		s.tx, s.conn = nil, nil
+		return err
+	}
 	if cerr := s.conn.Close(ctx); err == nil {
 		err = cerr
 	}
@@ -296,53 +349,45 @@ func validSnapshotID(id string) bool {
 	return true
 }
 
-func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPlan, r Range, out *fixture.Writer) (n int64, err error) {
+// exportSetup is what begins an export's transaction, in one round trip: a read-only
+// REPEATABLE READ transaction in the run's snapshot, with the formats the text decoders rely on.
+func exportSetup(snapshotID string) (string, error) {
+	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; "
 	setup := "SET LOCAL TIME ZONE 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; SET LOCAL IntervalStyle = 'postgres'"
-	if snapshotID != "" {
-		if !validSnapshotID(snapshotID) {
-			return 0, fmt.Errorf("invalid PostgreSQL snapshot id %q", snapshotID)
-		}
-		// Must be the transaction's first statement.
-		setup = "SET TRANSACTION SNAPSHOT '" + snapshotID + "'; " + setup
+	if snapshotID == "" {
+		return begin + setup, nil
+	}
+	if !validSnapshotID(snapshotID) {
+		return "", fmt.Errorf("invalid PostgreSQL snapshot id %q", snapshotID)
+	}
+	// Must be the transaction's first statement.
+	return begin + "SET TRANSACTION SNAPSHOT '" + snapshotID + "'; " + setup, nil
+}
+
+func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPlan, r Range, out *fixture.Writer) (n int64, err error) {
+	setup, err := exportSetup(snapshotID)
+	if err != nil {
+		return 0, err
 	}
 	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return 0, err
 	}
+	// A connection released inside its transaction (after an error) is closed by the pool,
+	// never reused.
 	defer conn.Release()
-	self := conn.Conn().PgConn().PID()
-	defer func() { err = db.lockError(err, "read rows", self, modelTables(p.m)...) }()
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return 0, err
-	}
-	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, setup); err != nil {
-		return 0, fmt.Errorf("import snapshot %s: %w", snapshotID, err)
-	}
-
-	q, args := p.query(r, func(i int) string { return "$" + strconv.Itoa(i) })
-	params := make([][]byte, len(args))
-	oids := make([]uint32, len(args))
-	for i, a := range args {
-		params[i] = strconv.AppendInt(nil, a, 10)
-		oids[i] = pgtype.Int8OID
-	}
-	// Results straight off the wire (no per-value allocation), formatted as they come. The
-	// statement is described first so that columns whose binary form is cheaper for the
-	// server to write come in binary.
 	pc := conn.Conn().PgConn()
-	sd, err := pc.Prepare(ctx, "", q, oids)
-	if err != nil {
-		return 0, err
-	}
-	formats, err := p.setFormats(sd.Fields, pc.ParameterStatus("integer_datetimes") == "off")
-	if err != nil {
-		return 0, err
+	self := pc.PID()
+	defer func() { err = db.lockError(err, "read rows", self, modelTables(p.m)...) }()
+	if _, err := pc.Exec(ctx, setup).ReadAll(); err != nil {
+		return 0, fmt.Errorf("import snapshot %s: %w", snapshotID, err)
 	}
 	qctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rr := pc.ExecPrepared(qctx, "", params, nil, formats)
+	rr, err := db.queryRange(qctx, pc, p, r)
+	if err != nil {
+		return 0, err
+	}
 	buf := make([]byte, 0, 4096)
 	for rr.NextRow() {
 		buf, err = p.appendPGRow(buf[:0], rr.Values())
@@ -359,5 +404,60 @@ func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPl
 	if _, err := rr.Close(); err != nil {
 		return n, err
 	}
-	return n, tx.Commit(ctx)
+	_, err = pc.Exec(ctx, "COMMIT").ReadAll()
+	return n, err
+}
+
+// queryRange starts the query of p's rows in r, its results straight off the wire (no
+// per-value allocation), formatted as they come. Columns whose binary form is cheaper for the
+// server to write come in binary: the query is described once per shape and run, and each
+// result's columns are checked against that description.
+func (db *DB) queryRange(ctx context.Context, pc *pgconn.PgConn, p *exportPlan, r Range) (*pgconn.ResultReader, error) {
+	q, args := p.query(r, func(i int) string { return "$" + strconv.Itoa(i) })
+	params := make([][]byte, len(args))
+	oids := make([]uint32, len(args))
+	for i, a := range args {
+		params[i] = strconv.AppendInt(nil, a, 10)
+		oids[i] = pgtype.Int8OID
+	}
+	fields, _ := db.described.Load(q)
+	for range 2 {
+		if fields == nil {
+			sd, err := pc.Prepare(ctx, "", q, oids)
+			if err != nil {
+				return nil, err
+			}
+			fields = sd.Fields
+			db.described.Store(q, fields)
+		}
+		formats, err := p.setFormats(fields.([]pgconn.FieldDescription), pc.ParameterStatus("integer_datetimes") == "off")
+		if err != nil {
+			return nil, err
+		}
+		rr := pc.ExecParams(ctx, q, params, oids, nil, formats)
+		got := rr.FieldDescriptions()
+		if got == nil || sameTypes(got, fields.([]pgconn.FieldDescription)) {
+			return rr, nil
+		}
+		// A column changed type since the query was described: its values came in a
+		// format chosen for the old type, so the result is read again, described afresh.
+		if _, err := rr.Close(); err != nil {
+			return nil, err
+		}
+		fields = nil
+	}
+	return nil, fmt.Errorf("the columns of %s keep changing type", p.m.Table)
+}
+
+// sameTypes reports whether two descriptions of a result have the same column types.
+func sameTypes(a, b []pgconn.FieldDescription) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].DataTypeOID != b[i].DataTypeOID {
+			return false
+		}
+	}
+	return true
 }
