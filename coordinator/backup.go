@@ -1459,8 +1459,10 @@ func snapshotDir(d destination, encrypted bool) (string, error) {
 }
 
 // sumsMemory is about what the manifest's entries may hold in memory before they are sorted
-// into a run on disk: a backup of millions of files is merged from runs.
-const sumsMemory = 8 << 20
+// into a run on disk: a backup of millions of files is merged from runs. Up to three such
+// sorts are open at once (manifest, index, plain sums; planner and base index), so their
+// budgets add up in the peak heap; runs of 4 MiB keep a million files to a few dozen runs.
+const sumsMemory = 4 << 20
 
 // sumsBudget is sumsMemory, or the test hook WNB_TEST_SUMS_MEMORY (bytes), which makes a
 // small backup spill many runs.
