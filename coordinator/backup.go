@@ -102,6 +102,11 @@ type BackupOptions struct {
 	// base, sealed with the passphrase. At most one of the two.
 	Recipients *encryption.Recipients
 	Passphrase string
+	// CheckPlanned, when set, is called once a new run's files are planned and before any
+	// task runs, with the bytes of the files the plan holds: its error ends the run before
+	// anything is copied, and the staging area is removed (a free-space check sized by the
+	// plan, not by a second walk of the storage).
+	CheckPlanned func(ctx context.Context, fileBytes int64) error
 }
 
 // resumable are the options a resumed run takes from its record.
@@ -499,19 +504,29 @@ func (r *backupRun) prepare(ctx context.Context) (err error) {
 	if r.rec != nil {
 		r.c.purge(r.o.RunID) // what the dead coordinator left queued is re-published under new ids
 	}
-	if r.o.Progress != nil {
-		var bytes int64
-		for _, t := range r.tasks {
-			if t.Copy != nil && r.done[t.ID] == nil {
-				bytes += t.Copy.Bytes
-			}
+	if r.o.CheckPlanned != nil && r.rec == nil {
+		if err := r.o.CheckPlanned(ctx, r.plannedBytes()); err != nil {
+			return fmt.Errorf("backup: %w", err)
 		}
+	}
+	if r.o.Progress != nil {
 		r.o.Progress.Total(progress.Rows, r.rows)
-		r.o.Progress.Total(progress.Files, bytes)
+		r.o.Progress.Total(progress.Files, r.plannedBytes())
 	}
 	r.log.Info("backup planned", "models", len(r.models), "tasks", len(r.tasks), "already_done", len(r.done), "staging", r.stage.Location())
 	span.SetAttributes(telemetry.KeyTasks.Int(len(r.tasks)))
 	return nil
+}
+
+// plannedBytes is the file bytes of the copy tasks still to run.
+func (r *backupRun) plannedBytes() int64 {
+	var n int64
+	for _, t := range r.tasks {
+		if t.Copy != nil && r.done[t.ID] == nil {
+			n += t.Copy.Bytes
+		}
+	}
+	return n
 }
 
 // snapshot opens the database snapshot every export reads.
@@ -1454,8 +1469,10 @@ func snapshotDir(d destination, encrypted bool) (string, error) {
 }
 
 // sumsMemory is about what the manifest's entries may hold in memory before they are sorted
-// into a run on disk: a backup of millions of files is merged from runs.
-const sumsMemory = 8 << 20
+// into a run on disk: a backup of millions of files is merged from runs. Up to three such
+// sorts are open at once (manifest, index, plain sums; planner and base index), so their
+// budgets add up in the peak heap; runs of 4 MiB keep a million files to a few dozen runs.
+const sumsMemory = 4 << 20
 
 // sumsBudget is sumsMemory, or the test hook WNB_TEST_SUMS_MEMORY (bytes), which makes a
 // small backup spill many runs.

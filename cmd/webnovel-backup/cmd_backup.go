@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
@@ -109,9 +110,11 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 		return o.report(con, nil, nil, err)
 	}
 	if !o.skipPreflight && o.Resume == "" {
-		if err := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
+		rep := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions))
+		if err := rep.Err(); err != nil {
 			return o.report(con, nil, nil, outcome.AfterCancel(ctx, err))
 		}
+		o.CheckPlanned = o.spaceCheck(rep.Estimate)
 	}
 	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
 	if err != nil {
@@ -171,7 +174,7 @@ func (o *backupOptions) check(g *globals) error {
 // preflight is what to check before the backup: only the parts it will read.
 func (o *backupOptions) preflight(natsURL string, natsOpts []nats.Option) preflight.Config {
 	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts, BackupDir: o.BackupDir,
-		Compress: o.Compress, WalkBudget: 2 * time.Second}
+		Compress: o.Compress, WalkBudget: 2 * time.Second, SpaceAfterPlan: !o.SkipFiles}
 	if !o.SkipDB {
 		pc.DatabaseURL = o.DatabaseURL
 		pc.Models, _ = platform.Default.Select(o.Models)
@@ -180,6 +183,16 @@ func (o *backupOptions) preflight(natsURL string, natsOpts []nats.Option) prefli
 		pc.StorageURL = o.StorageURL
 	}
 	return pc
+}
+
+// spaceCheck is the free-space check made once the files are planned: the database's
+// estimate from the preflight plus the bytes the plan copies.
+func (o *backupOptions) spaceCheck(dbBytes int64) func(context.Context, int64) error {
+	dir, compress := o.BackupDir, o.Compress
+	return func(_ context.Context, fileBytes int64) error {
+		how := fmt.Sprintf("database about %s + files planned %s", humanize.IBytes(uint64(max(dbBytes, 0))), humanize.IBytes(uint64(fileBytes)))
+		return preflight.Space(dir, dbBytes+fileBytes, compress, how)
+	}
 }
 
 // writeMetricsFile writes the run's metrics for node_exporter's textfile collector: a cron

@@ -73,6 +73,11 @@ type Config struct {
 	WalkBudget time.Duration
 	// Timeout bounds each network check (default 10s).
 	Timeout time.Duration
+	// SpaceAfterPlan leaves the storage's share of the space check to the caller, who knows
+	// it after planning (see Space): the storage check then reads one file instead of summing
+	// every size, which at millions of files is a second walk of the whole storage. The
+	// space check here covers the database only.
+	SpaceAfterPlan bool
 	// References adds the database ↔ storage cross-check (doctor --references): every file
 	// path a row names must be in the storage. It reads every row with a file field and
 	// lists the whole storage, so it is not bounded by WalkBudget.
@@ -291,10 +296,16 @@ func checkStorage(ctx context.Context, c Config) (ch Check, size int64, cut, ok 
 		}
 		files++
 		size += o.Size
+		if c.SpaceAfterPlan {
+			return errStopWalk
+		}
 		return nil
 	})
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
 		cut, err = true, nil
+	}
+	if errors.Is(err, errStopWalk) {
+		err = nil
 	}
 	if err != nil {
 		return fail(CheckStorage, err.Error(), advice), size, false, false
@@ -322,8 +333,15 @@ func checkStorage(ctx context.Context, c Config) (ch Check, size int64, cut, ok 
 	if files == 0 && !cut {
 		detail = fmt.Sprintf("%s readable, but empty", b)
 	}
+	if c.SpaceAfterPlan && files > 0 {
+		detail = fmt.Sprintf("%s readable (sized after planning)", b)
+		size = 0
+	}
 	return Check{Name: CheckStorage, Status: StatusOK, Detail: detail}, size, cut, true
 }
+
+// errStopWalk ends a walk that has seen what it needs.
+var errStopWalk = errors.New("preflight: walk stopped")
 
 // checkDestination creates and removes a probe file in the destination. A local folder that
 // does not exist yet passes if it can be created: the backup creates it.
@@ -431,10 +449,41 @@ func checkNATS(ctx context.Context, c Config) Check {
 
 // checkSpace compares the destination's free space with the estimate.
 func checkSpace(c Config, estimate, dbBytes, stBytes int64, partial, known bool) Check {
-	if storage.IsS3(c.BackupDir) {
+	how := fmt.Sprintf("estimate: database %s + storage %s", humanBytes(dbBytes), humanBytes(stBytes))
+	if c.SpaceAfterPlan {
+		how = fmt.Sprintf("estimate: database %s; the files are checked once planned", humanBytes(dbBytes))
+	}
+	if c.EstimateBytes > 0 {
+		how = "estimate given"
+	}
+	if partial {
+		how += ", storage not fully counted: more is needed"
+	}
+	ch := spaceCheck(c.BackupDir, estimate, c.Compress, how)
+	if ch.Status == StatusOK && !known && c.EstimateBytes <= 0 {
+		ch.Detail += "; parts of the estimate are unknown"
+	}
+	return ch
+}
+
+// Space checks that the local destination backupDir has room for need bytes (twice with
+// compress: staging folder and archive); how says what need is made of. It is the space
+// check of a backup whose size is known once planned (Config.SpaceAfterPlan), made before
+// anything is copied. An S3 destination, or one whose free space cannot be read, passes.
+func Space(backupDir string, need int64, compress bool, how string) error {
+	ch := spaceCheck(backupDir, need, compress, how)
+	if ch.Status == StatusFail {
+		return fmt.Errorf("%s: %s (%s)", ch.Name, ch.Detail, ch.Advice)
+	}
+	return nil
+}
+
+// spaceCheck compares the free space at backupDir with need.
+func spaceCheck(backupDir string, need int64, compress bool, how string) Check {
+	if storage.IsS3(backupDir) {
 		return Check{Name: CheckSpace, Status: StatusSkipped, Detail: "S3 destination: no free space to check"}
 	}
-	existing, err := nearestExisting(strings.TrimPrefix(c.BackupDir, "file://"))
+	existing, err := nearestExisting(strings.TrimPrefix(backupDir, "file://"))
 	if err != nil {
 		return Check{Name: CheckSpace, Status: StatusSkipped, Detail: "destination unusable: see " + CheckDestination}
 	}
@@ -442,22 +491,11 @@ func checkSpace(c Config, estimate, dbBytes, stBytes int64, partial, known bool)
 	if err != nil {
 		return Check{Name: CheckSpace, Status: StatusSkipped, Detail: "free space unknown: " + err.Error()}
 	}
-	need := estimate
-	how := fmt.Sprintf("estimate: database %s + storage %s", humanBytes(dbBytes), humanBytes(stBytes))
-	if c.EstimateBytes > 0 {
-		how = "estimate given"
-	}
-	if partial {
-		how += ", storage not fully counted: more is needed"
-	}
-	if c.Compress {
+	if compress {
 		need *= 2
 		how += ", twice for --compress (staging folder and archive)"
 	}
-	detail := fmt.Sprintf("%s free at %s; the backup needs about %s (%s)", humanBytes(free), existing, humanBytes(need), how)
-	if !known && c.EstimateBytes <= 0 {
-		detail += "; parts of the estimate are unknown"
-	}
+	detail := fmt.Sprintf("%s free at %s; the backup needs about %s = %d bytes (%s)", humanBytes(free), existing, humanBytes(need), need, how)
 	if need > free {
 		return fail(CheckSpace, detail,
 			"free space at the destination (`df -h "+existing+"`): prune old backups (`webnovel-backup prune --keep-daily 7 --keep-weekly 4`), move them elsewhere, or choose another --backup-dir")

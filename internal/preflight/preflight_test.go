@@ -248,3 +248,37 @@ func TestPostgres(t *testing.T) {
 		t.Errorf("estimate %d: pg_database_size not counted", rep.Estimate)
 	}
 }
+
+// With SpaceAfterPlan the storage is not summed (the plan sizes it), and Space names the
+// destination and the bytes needed when they do not fit.
+func TestSpaceAfterPlan(t *testing.T) {
+	c := goodConfig(t)
+	full := Run(context.Background(), c)
+	c.SpaceAfterPlan = true
+	rep := Run(context.Background(), c)
+	if !rep.OK || check(t, rep, CheckStorage).Status != StatusOK {
+		t.Fatalf("report %+v", rep)
+	}
+	if rep.Estimate >= full.Estimate || rep.Estimate <= 0 {
+		t.Errorf("estimate %d with the storage left to the plan, %d with it summed", rep.Estimate, full.Estimate)
+	}
+	parent := filepath.Dir(c.BackupDir)
+	for _, tc := range []struct {
+		need     int64
+		compress bool
+		fails    bool
+		named    string
+	}{
+		{1 << 10, false, false, ""},
+		{1 << 62, false, true, "4611686018427387904 bytes"},
+		{1 << 61, true, true, "4611686018427387904 bytes"},
+	} {
+		err := Space(c.BackupDir, tc.need, tc.compress, "files planned")
+		if (err != nil) != tc.fails {
+			t.Fatalf("Space(%d, compress %v) = %v", tc.need, tc.compress, err)
+		}
+		if err != nil && (!strings.Contains(err.Error(), parent) || !strings.Contains(err.Error(), tc.named)) {
+			t.Errorf("error %q names neither %s nor %s", err, parent, tc.named)
+		}
+	}
+}
