@@ -70,16 +70,7 @@ func TestExportInPiecesIsByteIdentical(t *testing.T) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		t.Run(engine, func(t *testing.T) {
 			url := demoDatabase(t, engine)
-			w := &Worker{cfg: Config{DatabaseURL: url}}
-			t.Cleanup(func() {
-				if w.db != nil {
-					w.db.Close()
-				}
-			})
-			db, err := w.database(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
+			w, db := databaseWorker(t, url)
 			snap, err := db.BeginSnapshot(context.Background(), t.TempDir())
 			if err != nil {
 				t.Fatal(err)
@@ -133,22 +124,13 @@ func TestExportInPiecesIsByteIdentical(t *testing.T) {
 func TestExportFailingPieceNamesIt(t *testing.T) {
 	url := demoDatabase(t, "sqlite")
 	sqlitetest.Exec(t, strings.TrimPrefix(url, "sqlite:///"), `UPDATE books_book SET rating = 'not a number' WHERE id = 3`)
-	w := &Worker{cfg: Config{DatabaseURL: url}}
-	t.Cleanup(func() {
-		if w.db != nil {
-			w.db.Close()
-		}
-	})
-	db, err := w.database(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	w, db := databaseWorker(t, url)
 	e := messages.ExportTask{Database: db.Source().Redacted, Model: "books.Book", Indent: 2, Whole: true,
 		Pieces: []messages.PKRange{{Hi: 1, HasHi: true}, {Lo: 2, Hi: 3, HasLo: true, HasHi: true}, {Lo: 4, HasLo: true}}}
 	dest := t.TempDir()
 	e.Output = "out.json"
 	task := &messages.Task{Version: messages.Version, Run: "run1", ID: "export-x", Kind: messages.KindExportModel, Dest: dest, Export: &e}
-	_, err = w.export(context.Background(), task)
+	_, err := w.export(context.Background(), task)
 	if err == nil {
 		t.Fatal("the export of a row that cannot be written succeeded")
 	}
@@ -160,4 +142,20 @@ func TestExportFailingPieceNamesIt(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dest, "out.json")); err == nil {
 		t.Error("a failed export left its output")
 	}
+}
+
+// databaseWorker is a worker on the database at url, and its open database (closed with t).
+func databaseWorker(t *testing.T, url string) (*Worker, *database.DB) {
+	t.Helper()
+	w := &Worker{cfg: Config{DatabaseURL: url}}
+	t.Cleanup(func() {
+		if w.db != nil {
+			w.db.Close()
+		}
+	})
+	db, err := w.database(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, db
 }

@@ -15,10 +15,8 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/layout"
-	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
-	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/workers"
 )
 
@@ -147,15 +145,7 @@ func TestResumeArchiveKilledWhileBuilt(t *testing.T) {
 	opts := demo.DefaultOptions()
 	p := sqlitePlatform(t, opts)
 	embURL := queuetest.Server(t)
-	old := messages.RunHeartbeat
-	messages.RunHeartbeat = 200 * time.Millisecond
-	t.Cleanup(func() { messages.RunHeartbeat = old })
-	s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: embURL, Workers: 2,
-		DatabaseURL: p.dbURL, StorageURL: p.storage, Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := resumableSession(t, p, embURL)
 	dest := t.TempDir()
 	const run = "archive-body-resume"
 	body := filepath.Join(layout.StagingPath(dest, run), ".wnb", "archive.body")

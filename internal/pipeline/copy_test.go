@@ -269,7 +269,13 @@ func (c *s3Requests) reset() { c.gets.Store(0); c.puts.Store(0); c.copies.Store(
 // objectKeys lists the keys under prefix in a bucket of the fake S3.
 func objectKeys(t *testing.T, s3 *s3test.Server, bucket, prefix string) []string {
 	t.Helper()
-	b, err := storage.Open(context.Background(), s3.URL(bucket, prefix, ""))
+	return bucketKeys(t, s3.URL(bucket, prefix, ""))
+}
+
+// bucketKeys lists every key of the storage at url (a folder or an S3 URL).
+func bucketKeys(t *testing.T, url string) []string {
+	t.Helper()
+	b, err := storage.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,6 +124,12 @@ func targetState(t *testing.T, target platformFixture) map[string][32]byte {
 // firstFile is the first storage file (by name) of a backup folder.
 func firstFile(t *testing.T, dir string) string {
 	t.Helper()
+	return backupFiles(t, dir)[0]
+}
+
+// backupFiles lists a backup folder's storage files (at least two), sorted by name.
+func backupFiles(t *testing.T, dir string) []string {
+	t.Helper()
 	var files []string
 	filepath.WalkDir(filepath.Join(dir, layout.FilesDir), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -136,7 +142,7 @@ func firstFile(t *testing.T, dir string) string {
 		t.Fatalf("backup %s has %d files", dir, len(files))
 	}
 	sort.Strings(files)
-	return files[0]
+	return files
 }
 
 func editBytes(t *testing.T, p string, edit func([]byte) []byte) {

@@ -1,17 +1,13 @@
 package pipeline_test
 
 import (
-	"context"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
@@ -134,18 +130,7 @@ func checkRecordedModes(t *testing.T, plainBackup, root string) {
 // lastFile is the last storage file (by name) of a backup folder.
 func lastFile(t *testing.T, dir string) string {
 	t.Helper()
-	var files []string
-	filepath.WalkDir(filepath.Join(dir, layout.FilesDir), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(dir, p)
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return err
-	})
-	if len(files) < 2 {
-		t.Fatalf("backup %s has %d files", dir, len(files))
-	}
-	sort.Strings(files)
+	files := backupFiles(t, dir)
 	return files[len(files)-1]
 }
 
@@ -237,26 +222,8 @@ func TestRestoreEncryptedKilledWhileStaging(t *testing.T) {
 	src := sqlitePlatform(t, demo.DefaultOptions())
 	b := encryptedBackupOf(t, src, "")
 	target := emptyTarget(t, database.SQLite)
-	child := exec.Command(os.Args[0], "-test.run=^TestHelperStagedRestore$", "-test.v")
-	child.Env = append(os.Environ(), "WNB_TEST_HALT=stage", "WNB_CHILD_STAGE_BACKUP="+b.dir, "WNB_CHILD_STAGE_KEY="+b.key.File,
+	child := haltChild(t, "TestHelperStagedRestore", "stage", "WNB_CHILD_STAGE_BACKUP="+b.dir, "WNB_CHILD_STAGE_KEY="+b.key.File,
 		"WNB_CHILD_STAGE_DB="+target.dbURL, "WNB_CHILD_STAGE_STORAGE="+target.storage)
-	logFile := filepath.Join(t.TempDir(), "child.log")
-	out, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	child.Stdout, child.Stderr = out, out
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 60*time.Second, 10*time.Millisecond, "the child restore to halt while staging", func() bool {
-		log, _ := os.ReadFile(logFile)
-		if strings.Contains(string(log), "--- FAIL") {
-			t.Fatalf("the child restore ended before halting:\n%s", log)
-		}
-		return strings.Contains(string(log), "WNB_TEST_HALT reached stage")
-	})
 	if err := child.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -289,17 +256,5 @@ func TestRestoreEncryptedKilledWhileStaging(t *testing.T) {
 // storageKeys is what a listing of the local storage root shows (what a backup would copy).
 func storageKeys(t *testing.T, root string) []string {
 	t.Helper()
-	b, err := storage.Open(context.Background(), root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	var keys []string
-	if err := b.Walk(context.Background(), "", func(o storage.Object) error {
-		keys = append(keys, o.Key)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return keys
+	return bucketKeys(t, root)
 }

@@ -35,15 +35,7 @@ func TestResumeEncryptedArchivePublish(t *testing.T) {
 	embURL := queuetest.Server(t)
 	s3 := s3test.Start(t, nil, "backups")
 	key := newSealKey(t)
-	old := messages.RunHeartbeat
-	messages.RunHeartbeat = 200 * time.Millisecond
-	t.Cleanup(func() { messages.RunHeartbeat = old })
-	s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: embURL, Workers: 2,
-		DatabaseURL: p.dbURL, StorageURL: p.storage, Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
+	s := resumableSession(t, p, embURL)
 	for i, tc := range []struct {
 		halt    string
 		onS3    bool
@@ -105,6 +97,22 @@ func TestResumeEncryptedArchivePublish(t *testing.T) {
 	}
 }
 
+// resumableSession starts 2 in-process workers and a coordinator on p, with a run
+// heartbeat short enough that a killed coordinator's run shows as abandoned within a second.
+func resumableSession(t *testing.T, p platformFixture, natsURL string) *pipeline.Session {
+	t.Helper()
+	old := messages.RunHeartbeat
+	messages.RunHeartbeat = 200 * time.Millisecond
+	t.Cleanup(func() { messages.RunHeartbeat = old })
+	s, err := pipeline.Start(context.Background(), pipeline.Config{NATSURL: natsURL, Workers: 2,
+		DatabaseURL: p.dbURL, StorageURL: p.storage, Backoff: func(int) time.Duration { return 20 * time.Millisecond }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 // killChildAt runs a child coordinator (TestHelperCoordinator, with env) until it halts at
 // point (WNB_TEST_HALT), kills it, and waits until its run shows as abandoned.
 func killChildAt(t *testing.T, s *pipeline.Session, point string, env ...string) {
@@ -116,25 +124,7 @@ func killChildAt(t *testing.T, s *pipeline.Session, point string, env ...string)
 // it kills it.
 func killChildWhen(t *testing.T, s *pipeline.Session, point string, ready func() bool, env ...string) {
 	t.Helper()
-	child := exec.Command(os.Args[0], "-test.run=^TestHelperCoordinator$", "-test.v")
-	child.Env = append(append(os.Environ(), env...), "WNB_TEST_HALT="+point, "WNB_TEST_RUN_HEARTBEAT="+messages.RunHeartbeat.String())
-	logFile := filepath.Join(t.TempDir(), "child.log")
-	out, err := os.Create(logFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	child.Stdout, child.Stderr = out, out
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 60*time.Second, 10*time.Millisecond, "the child coordinator to halt at "+point, func() bool {
-		b, _ := os.ReadFile(logFile)
-		if strings.Contains(string(b), "--- FAIL") {
-			t.Fatalf("the child coordinator ended before halting at %s:\n%s", point, b)
-		}
-		return strings.Contains(string(b), "WNB_TEST_HALT reached "+point)
-	})
+	child := haltChild(t, "TestHelperCoordinator", point, append(env, "WNB_TEST_RUN_HEARTBEAT="+messages.RunHeartbeat.String())...)
 	if ready != nil {
 		waitUntil(t, 60*time.Second, 10*time.Millisecond, "the halted child coordinator to be ready to kill", ready)
 	}
@@ -153,6 +143,32 @@ func killChildWhen(t *testing.T, s *pipeline.Session, point string, ready func()
 		}
 		return rec.Shown(time.Now()) == messages.RunAbandoned
 	})
+}
+
+// haltChild starts this test binary's helper test name (with env) as a child process and
+// waits until it halts at point (WNB_TEST_HALT), for the caller to kill.
+func haltChild(t *testing.T, name, point string, env ...string) *exec.Cmd {
+	t.Helper()
+	child := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v")
+	child.Env = append(append(os.Environ(), env...), "WNB_TEST_HALT="+point)
+	logFile := filepath.Join(t.TempDir(), "child.log")
+	out, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { out.Close() })
+	child.Stdout, child.Stderr = out, out
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 60*time.Second, 10*time.Millisecond, name+" to halt at "+point, func() bool {
+		b, _ := os.ReadFile(logFile)
+		if strings.Contains(string(b), "--- FAIL") {
+			t.Fatalf("%s ended before halting at %s:\n%s", name, point, b)
+		}
+		return strings.Contains(string(b), "WNB_TEST_HALT reached "+point)
+	})
+	return child
 }
 
 // destKeys lists what a backup destination (a local folder or an S3 prefix) holds at its top,
