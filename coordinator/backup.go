@@ -103,9 +103,10 @@ type BackupOptions struct {
 	Recipients *encryption.Recipients
 	Passphrase string
 	// CheckPlanned, when set, is called once a new run's files are planned and before any
-	// task runs, with the bytes of the files the plan holds: its error ends the run before
-	// anything is copied, and the staging area is removed (a free-space check sized by the
-	// plan, not by a second walk of the storage).
+	// task runs, with the bytes of the files the plan stores anew (not those an incremental
+	// backup reuses from its base): its error ends the run before anything is copied, and the
+	// staging area is removed (a free-space check sized by the plan, not by a second walk of
+	// the storage).
 	CheckPlanned func(ctx context.Context, fileBytes int64) error
 }
 
@@ -505,7 +506,7 @@ func (r *backupRun) prepare(ctx context.Context) (err error) {
 		r.c.purge(r.o.RunID) // what the dead coordinator left queued is re-published under new ids
 	}
 	if r.o.CheckPlanned != nil && r.rec == nil {
-		if err := r.o.CheckPlanned(ctx, r.plannedBytes()); err != nil {
+		if err := r.o.CheckPlanned(ctx, r.files.NewBytes); err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
 	}
@@ -1085,6 +1086,10 @@ type filePlanInfo struct {
 	Base string `json:"base,omitempty"`
 	// Special lists the storage entries skipped because they are not regular files.
 	Special []skippedEntry `json:"special,omitempty"`
+	// NewBytes is the bytes of the planned files that are stored anew: the files an
+	// incremental backup reuses from its base take no space (local: hard links; S3: objects
+	// already stored), so the free-space check counts only these.
+	NewBytes int64 `json:"new_bytes,omitempty"`
 }
 
 // skippedEntry is a storage entry the plan skipped: its kind and the warning naming it
@@ -1266,6 +1271,9 @@ func (p *copyPlanner) add(ctx context.Context, e messages.FileEntry) error {
 	}
 	p.cur.Copy.Keys++
 	p.cur.Copy.Bytes += e.Size
+	if e.Reuse == "" {
+		p.info.NewBytes += e.Size
+	}
 	if e.Reuse != "" && !p.inc.checksum {
 		p.loadFiles += reuseFileWeight
 		p.loadBytes += min(e.Size, reuseByteCost)

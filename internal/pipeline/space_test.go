@@ -82,3 +82,33 @@ func TestBackupSpaceCheckedAfterPlan(t *testing.T) {
 		})
 	}
 }
+
+// A second backup's space check counts only the bytes it stores anew: the files it reuses
+// from its base are hard links, which take no room, so a nightly incremental backup of a
+// storage larger than the free space still runs.
+func TestIncrementalSpaceCountsOnlyNewBytes(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	backups := t.TempDir()
+	backup := func() int64 {
+		t.Helper()
+		var got int64 = -1
+		if _, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+			DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: backups, Workers: 2,
+			CheckPlanned: func(_ context.Context, n int64) error { got = n; return nil },
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got, want := backup(), storageBytes(t, p.storage); got != want {
+		t.Fatalf("first backup: planned new bytes %d, the storage holds %d", got, want)
+	}
+	changed := []byte("a file added between the two backups\n")
+	if err := os.WriteFile(filepath.Join(p.storage, "media", "added-between-backups.txt"), changed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := backup(); got != int64(len(changed)) {
+		t.Fatalf("second backup: planned new bytes %d, want only the added file's %d", got, len(changed))
+	}
+}
