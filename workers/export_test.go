@@ -17,17 +17,7 @@ import (
 // only Unicode, so the export writes U+FFFD and its result warns naming model, pk and field
 // (the coordinator puts result warnings into the report and the metadata).
 func TestExportInvalidUTF8IsAWarning(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db.sqlite3")
-	url := "sqlite:///" + path
-	db, err := database.Create(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.ApplySchema(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	redacted := db.Source().Redacted
-	db.Close()
+	path, url, redacted := emptySQLite(t)
 	sqlitetest.Exec(t, path, `INSERT INTO books_language (id, code, name) VALUES
 		(1, 'en', 'English'), (2, 'xx', CAST(X'41FF42' AS TEXT)), (3, 'fr', 'Français')`)
 
@@ -61,4 +51,20 @@ func TestExportInvalidUTF8IsAWarning(t *testing.T) {
 	if !bytes.Contains(out, []byte("\"A\uFFFDB\"")) || !bytes.Contains(out, []byte("Français")) {
 		t.Errorf("fixture:\n%s", out)
 	}
+}
+
+// emptySQLite creates a migrated, empty SQLite database: its file, URL and redacted name.
+func emptySQLite(t *testing.T) (path, url, redacted string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "db.sqlite3")
+	url = "sqlite:///" + path
+	db, err := database.Create(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.ApplySchema(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return path, url, db.Source().Redacted
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/encryption/enctest"
 	"github.com/webnovel/webnovel-backup/internal/references"
 	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
@@ -20,17 +19,7 @@ import (
 // path), whole or in a pk range; in an encrypted run the list is encrypted to the run key
 // and holds no plaintext.
 func TestExportListsReferences(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db.sqlite3")
-	url := "sqlite:///" + path
-	db, err := database.Create(context.Background(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.ApplySchema(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	redacted := db.Source().Redacted
-	db.Close()
+	path, url, redacted := emptySQLite(t)
 	sqlitetest.Exec(t, path, `INSERT INTO books_language (id, code, name) VALUES (1, 'en', 'English');
 		INSERT INTO books_author (id, name, bio, created_at) VALUES (1, 'a', '', '2024-01-01 00:00:00');
 		INSERT INTO books_book (id, title, slug, description, author_id, language_id, status, cover_image, word_count, is_published, metadata, created_at, updated_at) VALUES

@@ -29,13 +29,13 @@ import (
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 )
 
-// toolchain is what every test shares: the binary and a virtualenv with the package.
+// toolchain is what every test shares: a virtualenv with the package.
 var toolchain struct {
 	once   sync.Once
 	dir    string
-	bin    string // webnovel-backup
 	python string // the virtualenv's python, with webnovel_backup_django installed
 	skip   string // why the tests cannot run here
 	err    error
@@ -43,6 +43,7 @@ var toolchain struct {
 
 func TestMain(m *testing.M) {
 	code := pgtest.Main(m)
+	proctest.RemoveBinaries()
 	if toolchain.dir != "" {
 		os.RemoveAll(toolchain.dir)
 	}
@@ -62,7 +63,7 @@ func tools(t *testing.T) (bin, python string) {
 	case toolchain.err != nil:
 		t.Fatal(toolchain.err)
 	}
-	return toolchain.bin, toolchain.python
+	return proctest.Binary(t), toolchain.python
 }
 
 func setUpToolchain() {
@@ -77,12 +78,6 @@ func setUpToolchain() {
 		return
 	}
 	toolchain.dir = dir
-	toolchain.bin = filepath.Join(dir, "webnovel-backup")
-	statSources("..")
-	if out, err := exec.Command("go", "build", "-o", toolchain.bin, "../../cmd/webnovel-backup").CombinedOutput(); err != nil {
-		toolchain.err = fmt.Errorf("go build: %w\n%s", err, out)
-		return
-	}
 	toolchain.python, toolchain.err = installPackage(system, dir)
 }
 
@@ -118,22 +113,6 @@ func installPackage(system, dir string) (string, error) {
 		return "", fmt.Errorf("pip install ./internal/django: %w\n%s", err, out)
 	}
 	return python, nil
-}
-
-// statSources stats the module's Go files: the binary is built by another process, which go
-// test's result cache cannot see, and files this process looks at are part of its key.
-func statSources(root string) {
-	filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil:
-			return nil
-		case d.IsDir() && path != root && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".")):
-			return filepath.SkipDir
-		case !d.IsDir() && (strings.HasSuffix(d.Name(), ".go") || d.Name() == "go.mod" || d.Name() == "go.sum"):
-			os.Stat(path)
-		}
-		return nil
-	})
 }
 
 // copyTree copies a file or a folder (regular files only).
