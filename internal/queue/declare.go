@@ -225,7 +225,10 @@ func declare(ctx context.Context, what string, f func(context.Context) error) er
 			return nil
 		}
 		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
-		if !unanswered || ctx.Err() != nil || attempt == declareAttempts {
+		// A cluster still forming can create a stream and then not find it for a moment
+		// (seen at a cold start of three servers): asked again, it answers.
+		forming := errors.Is(err, jetstream.ErrStreamNotFound)
+		if !(unanswered || forming) || ctx.Err() != nil || attempt == declareAttempts {
 			return fmt.Errorf("declare %s: %w", what, err)
 		}
 		select {
