@@ -22,9 +22,11 @@ import (
 
 // A restore of an encrypted backup (metadata.encryption) decrypts everything in its check
 // pass, before anything changes: each fixture into the restore's private work folder, from
-// which it is then loaded, and each file into nothing but its hash. Every one is checked twice:
-// its bytes as stored against SHA256SUMS, its plaintext against the backup's encrypted
-// manifest of plaintext sums. Into a local storage the check pass also writes each file's
+// which it is then loaded, and each file into nothing but its hash. Every one is checked by
+// its plaintext, against the backup's encrypted manifest of plaintext sums (itself checked
+// against SHA256SUMS): age authenticates every stored byte as it decrypts, so a file changed,
+// cut or extended fails to decrypt and another file's ciphertext has another plaintext, and
+// the stored bytes are hashed again only to name the cause of a failure. Into a local storage the check pass also writes each file's
 // plaintext where the workers link it from (restore_decrypt_stage.go); otherwise the workers
 // decrypt the files again as they restore them, checking the plaintext sum once more.
 
@@ -212,8 +214,8 @@ func decryptFixtures(ctx context.Context, dir string, sums *layout.Sums, meta *l
 		if err := found.check(rel, sums.Top[rel], plainWant, err); err != nil {
 			return err
 		}
-		if want := modelSums[rel]; want != "" && found.last.Stored != want {
-			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", rel, found.last.Stored, layout.FileMetadata, want)
+		if want := modelSums[rel]; want != "" && sums.Top[rel] != want {
+			return fmt.Errorf("%s: %s says its SHA-256 is %s, %s says %s", rel, layout.FileSums, sums.Top[rel], layout.FileMetadata, want)
 		}
 		return nil
 	})
@@ -222,18 +224,31 @@ func decryptFixtures(ctx context.Context, dir string, sums *layout.Sums, meta *l
 // ageResults passes each file's two sums from the hashing goroutines to the serialized check
 // (which layout.HashEachWith calls with one sum only): it holds the files in flight.
 type ageResults struct {
-	mu   sync.Mutex
-	m    map[string]layout.AgeSums
-	last layout.AgeSums
+	mu sync.Mutex
+	m  map[string]layout.AgeSums
 }
 
 func newAgeResults() *ageResults { return &ageResults{m: map[string]layout.AgeSums{}} }
 
-// hash reads the age file r, keeping its sums under id for check.
-func (a *ageResults) hash(ctx context.Context, id string, r io.Reader, ids *encryption.Identities, sink io.Writer) (string, int64, error) {
-	s, err := layout.HashAge(ctx, r, ids, sink)
+// hash decrypts the age file r into sink (if set), keeping its sums under id for check. Only
+// the plaintext is hashed (layout.DecryptAge): a file that does not decrypt is hashed as stored
+// again by rehash, so that check tells a file changed since the backup (SHA256SUMS) from one
+// damaged with it.
+func (a *ageResults) hash(ctx context.Context, id string, r io.Reader, ids *encryption.Identities, sink io.Writer, rehash func(context.Context) (string, error)) (string, int64, error) {
+	s, err := layout.DecryptAge(ctx, r, ids, sink)
+	if err == nil && s.Decrypt != nil {
+		s.Stored, err = rehash(ctx)
+	}
 	a.put(id, s)
 	return s.Stored, s.PlainSize, err
+}
+
+// rehashFile is a rehash of the file at name.
+func rehashFile(name string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		sum, _, err := layout.HashFile(ctx, name)
+		return sum, err
+	}
 }
 
 // put keeps s under id for check.
@@ -250,7 +265,7 @@ func (a *ageResults) hashFile(ctx context.Context, name, rel string, ids *encryp
 		return "", 0, err
 	}
 	defer f.Close()
-	return a.hash(ctx, rel, f, ids, sink)
+	return a.hash(ctx, rel, f, ids, sink, rehashFile(name))
 }
 
 // check takes rel's sums and compares them with what SHA256SUMS (want) and the plaintext
@@ -265,11 +280,10 @@ func (a *ageResults) checkAs(id, rel, want, plainWant string, err error) error {
 	s := a.m[id]
 	delete(a.m, id)
 	a.mu.Unlock()
-	a.last = s
 	switch {
 	case err != nil:
 		return fmt.Errorf("check %s: %w", storage.QuoteKey(rel), err)
-	case s.Stored != want:
+	case s.Stored != "" && s.Stored != want:
 		return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", storage.QuoteKey(rel), s.Stored, layout.FileSums, want)
 	case s.Decrypt != nil:
 		return fmt.Errorf("%s cannot be decrypted: %w", storage.QuoteKey(rel), s.Decrypt)

@@ -244,8 +244,9 @@ func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sor
 			return "", 0, err
 		}
 		defer r.Close()
+		rehash := func(ctx context.Context) (string, error) { return b.SHA256(ctx, obj) }
 		if dec.stage == nil {
-			return found.hash(ctx, k, r, dec.ids, nil)
+			return found.hash(ctx, k, r, dec.ids, nil, rehash)
 		}
 		key, err := restoredName(rel, names)
 		if err != nil {
@@ -255,7 +256,7 @@ func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sor
 		if m, ok := modes.LoadAndDelete(k); ok && m.(fs.FileMode) != 0 {
 			mode = m.(fs.FileMode)
 		}
-		return found.stage(ctx, k, r, key, storage.Object{Mode: mode, ModTime: o.ModTime}, dec.ids, dec.stage)
+		return found.stage(ctx, k, r, key, storage.Object{Mode: mode, ModTime: o.ModTime}, dec.ids, dec.stage, rehash)
 	}
 	err = layout.HashEachWith(ctx, hash, workers, feed, func(k string, w sumPair, _ string, _ int64, err error) error {
 		_, rel, _ := strings.Cut(k, objectNeeded)

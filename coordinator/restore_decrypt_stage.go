@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -53,7 +54,7 @@ func newRestoreStage(ctx context.Context, storageURL string, need int64) (*resto
 	if err != nil {
 		return nil, fmt.Errorf("storage root %s: %w", storageURL, err)
 	}
-	if free := diskFree(existingAncestor(root)); free >= 0 && free < need+need/16 {
+	if free := freeSpace(existingAncestor(root)); free >= 0 && free < need+need/16 {
 		slog.Info("not enough free space in the storage to stage the decrypted files: each is decrypted again as it is restored",
 			"storage", root, "free_bytes", free, "needed_bytes", need)
 		return nil, nil
@@ -72,6 +73,25 @@ func newRestoreStage(ctx context.Context, storageURL string, need int64) (*resto
 		return nil, err
 	}
 	return st, nil
+}
+
+// diskFreeHook, when set (by tests), replaces diskFree for the staging's free-space check.
+var diskFreeHook atomic.Pointer[func(dir string) int64]
+
+// SetDiskFreeHook is for tests only: from now on the restore's staging takes fn(dir) as the
+// free bytes of the file system of the storage root dir (or its nearest existing parent), so
+// that a test can make it too small. The returned function removes the hook.
+func SetDiskFreeHook(fn func(dir string) int64) (remove func()) {
+	diskFreeHook.Store(&fn)
+	return func() { diskFreeHook.Store(nil) }
+}
+
+// freeSpace is diskFree, or what the test hook says.
+func freeSpace(dir string) int64 {
+	if fn := diskFreeHook.Load(); fn != nil {
+		return (*fn)(dir)
+	}
+	return diskFree(dir)
 }
 
 // existingAncestor is dir or its nearest parent that exists.
@@ -144,24 +164,27 @@ func (a *ageResults) stageFile(ctx context.Context, name, rel, key string, mode 
 	if mode == 0 {
 		mode = fi.Mode().Perm()
 	}
-	return a.stage(ctx, rel, f, key, storage.Object{Mode: mode, ModTime: fi.ModTime()}, ids, st)
+	return a.stage(ctx, rel, f, key, storage.Object{Mode: mode, ModTime: fi.ModTime()}, ids, st, rehashFile(name))
 }
 
 // stage is hash of the age file r, kept under id, that also writes its plaintext into the
 // stage as the file restored to key, with attrs' mode and modification time. Only a file that
 // decrypted whole is committed there.
-func (a *ageResults) stage(ctx context.Context, id string, r io.Reader, key string, attrs storage.Object, ids *encryption.Identities, st *restoreStage) (string, int64, error) {
+func (a *ageResults) stage(ctx context.Context, id string, r io.Reader, key string, attrs storage.Object, ids *encryption.Identities, st *restoreStage, rehash func(context.Context) (string, error)) (string, int64, error) {
 	w, err := st.b.Create(ctx, messages.StagedName(key), attrs)
 	if err != nil {
 		return "", 0, fmt.Errorf("stage %s: %w", storage.QuoteKey(key), err)
 	}
-	s, err := layout.HashAge(ctx, r, ids, w)
+	s, err := layout.DecryptAge(ctx, r, ids, w)
 	if err == nil && s.Decrypt == nil {
 		if err = w.Commit(); err != nil {
 			err = fmt.Errorf("stage %s: %w", storage.QuoteKey(key), err)
 		}
 	} else {
 		w.Abort()
+		if err == nil {
+			s.Stored, err = rehash(ctx)
+		}
 	}
 	a.put(id, s)
 	return s.Stored, s.PlainSize, err

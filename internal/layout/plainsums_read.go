@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
@@ -206,6 +207,50 @@ func HashAge(ctx context.Context, r io.Reader, ids *encryption.Identities, sink 
 	}
 	return out, nil
 }
+
+// DecryptAge reads the age file r, decrypted with ids, into sink if set, hashing its
+// plaintext only: AgeSums.Stored stays empty. It is HashAge for a reader that checks the
+// plaintext against a trusted sum (the backup's manifest of plaintext sums): age's STREAM
+// authenticates every byte of the payload, its end and that nothing follows, so a changed,
+// truncated or extended file fails to decrypt (AgeSums.Decrypt) and another file's ciphertext
+// has another plaintext sum, and hashing the stored bytes too would only double the work.
+// The plaintext goes through one large buffer: few, large writes into sink.
+func DecryptAge(ctx context.Context, r io.Reader, ids *encryption.Identities, sink io.Writer) (AgeSums, error) {
+	var out AgeSums
+	pr, err := ids.Decrypt(ctxReader{ctx, r})
+	if err != nil {
+		out.Decrypt = err
+		return out, ctx.Err()
+	}
+	plain := sha256.New()
+	buf := decryptBuffers.Get().(*[]byte)
+	defer decryptBuffers.Put(buf)
+	for {
+		n, rerr := io.ReadFull(pr, *buf)
+		plain.Write((*buf)[:n])
+		if sink != nil && n > 0 {
+			if _, err := sink.Write((*buf)[:n]); err != nil {
+				return out, err
+			}
+		}
+		out.PlainSize += int64(n)
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return out, cerr
+			}
+			out.Decrypt = rerr
+			return out, nil
+		}
+	}
+	out.Plain = hex.EncodeToString(plain.Sum(nil))
+	return out, nil
+}
+
+// decryptBuffers are DecryptAge's plaintext buffers: four of age's 64 KiB chunks each.
+var decryptBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // writeError marks an error of the sink, which is not the file's fault.
 type writeError struct{ err error }

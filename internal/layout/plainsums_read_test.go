@@ -1,11 +1,16 @@
 package layout_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -149,4 +154,62 @@ func FuzzReadPlainSegment(f *testing.F) {
 			t.Fatalf("error %q does not name the segment", err)
 		}
 	})
+}
+
+// sealBytes encrypts data to k.
+func sealBytes(t *testing.T, k enctest.Key, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := k.Recipients.Encrypt(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// DecryptAge writes and hashes the plaintext of an age file of several chunks, and leaves the
+// stored sum to age's authentication: a file flipped, cut at a chunk's end or inside one,
+// extended, or encrypted to another key does not decrypt (AgeSums.Decrypt), and none of it is
+// an error of reading.
+func TestDecryptAge(t *testing.T) {
+	k, other := enctest.NewKey(t), enctest.NewKey(t)
+	plain := make([]byte, 300<<10+123) // five chunks of 64 KiB, the last short
+	for i := range plain {
+		plain[i] = byte(i * 7)
+	}
+	good := sealBytes(t, k, plain)
+	var sink bytes.Buffer
+	s, err := layout.DecryptAge(context.Background(), bytes.NewReader(good), k.Identities, &sink)
+	if err != nil || s.Decrypt != nil {
+		t.Fatalf("decrypt: %v, %v", err, s.Decrypt)
+	}
+	want := sha256.Sum256(plain)
+	if s.Plain != hex.EncodeToString(want[:]) || s.PlainSize != int64(len(plain)) || s.Stored != "" {
+		t.Errorf("sums %+v, want plaintext %x (%d bytes) and no stored sum", s, want, len(plain))
+	}
+	if !bytes.Equal(sink.Bytes(), plain) {
+		t.Errorf("the sink got %d bytes that are not the plaintext", sink.Len())
+	}
+	damaged := map[string][]byte{
+		"flipped":            append(slices.Clone(good[:len(good)-100]), append([]byte{good[len(good)-100] ^ 1}, good[len(good)-99:]...)...),
+		"cut inside a chunk": good[:len(good)-10],
+		"cut at a chunk end": good[:len(good)-(123+16)],
+		"extended":           append(slices.Clone(good), 0),
+		"another key":        sealBytes(t, other, plain),
+	}
+	for name, data := range damaged {
+		t.Run(name, func(t *testing.T) {
+			s, err := layout.DecryptAge(context.Background(), bytes.NewReader(data), k.Identities, io.Discard)
+			if err != nil {
+				t.Fatalf("a damaged file is an error of reading: %v", err)
+			}
+			if s.Decrypt == nil || s.Plain != "" {
+				t.Fatalf("%s: decrypted (%+v)", name, s)
+			}
+		})
+	}
 }

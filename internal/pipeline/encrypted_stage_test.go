@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -173,6 +174,44 @@ func TestRestoreEncryptedLateDamageLeavesNoStage(t *testing.T) {
 				t.Errorf("left behind: %v", left)
 			}
 		})
+	}
+}
+
+// A restore of an encrypted backup into a local storage whose file system has not the space
+// to stage the decrypted files says so in its log and falls back to decrypting each file in
+// the workers, as into S3: every file is read by a worker once, the restore is exact, and no
+// staging folder is made.
+func TestRestoreEncryptedStagingFallsBackWithoutSpace(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	b := encryptedBackupOf(t, src, "")
+	target := emptyTarget(t, database.SQLite)
+	var asked atomic.Int64
+	t.Cleanup(coordinator.SetDiskFreeHook(func(string) int64 { asked.Add(1); return 1 << 10 }))
+	var logged syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	reads := workerReads(t)
+	rep, err := restoreWithKeys(t, target, coordinator.RestoreOptions{Source: b.dir, Identities: b.key.Identities}, b.key.Identities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asked.Load() == 0 {
+		t.Fatal("the restore never asked for the free space: the hook tests nothing")
+	}
+	if !strings.Contains(logged.String(), "not enough free space in the storage to stage the decrypted files") {
+		t.Errorf("the log does not say the files are not staged:\n%s", logged.String())
+	}
+	if rep.Files != int64(src.summary.Files) || rep.Failed != 0 {
+		t.Fatalf("%d files restored (want %d), %d failed", rep.Files, src.summary.Files, rep.Failed)
+	}
+	if n := reads.Load(); n != rep.Files {
+		t.Errorf("the workers read .age files %d times for %d files: want each decrypted by a worker once", n, rep.Files)
+	}
+	compareWithBackup(t, b.plain, target)
+	checkRecordedModes(t, b.plain, target.storage)
+	if left := stagedLeftovers(t, target.storage); len(left) > 0 {
+		t.Errorf("left in the storage: %v", left)
 	}
 }
 
