@@ -158,8 +158,8 @@ func editBytes(t *testing.T, p string, edit func([]byte) []byte) {
 
 // An encrypted backup is refused, and nothing changes in the target, without an identity
 // (exit 2, naming the backup), with the wrong key or passphrase, and when a file or fixture
-// was tampered with or truncated (naming it), SHA256SUMS re-signed or not, or holds another
-// file's ciphertext (its plaintext sum differs).
+// was tampered with, truncated or extended (naming it), SHA256SUMS re-signed or not, or holds
+// another file's ciphertext (its plaintext sum differs), SHA256SUMS re-signed or not.
 func TestRestoreEncryptedRefusedChangesNothing(t *testing.T) {
 	src := sqlitePlatform(t, demo.DefaultOptions())
 	other := enctest.NewKey(t)
@@ -191,6 +191,10 @@ func TestRestoreEncryptedRefusedChangesNothing(t *testing.T) {
 			editBytes(t, filepath.Join(b.dir, firstFile(t, b.dir)), func(b []byte) []byte { return b[:len(b)-10] })
 			resign(t, b.dir)
 		}, []string{"damaged"}, 1},
+		{"extended, re-signed", "", nil, func(t *testing.T, b encryptedBackup) {
+			editBytes(t, filepath.Join(b.dir, firstFile(t, b.dir)), func(b []byte) []byte { return append(b, 0) })
+			resign(t, b.dir)
+		}, []string{"damaged"}, 1},
 		{"fixture flipped, re-signed", "", nil, func(t *testing.T, b encryptedBackup) {
 			editBytes(t, filepath.Join(b.dir, fixture), payloadFlip)
 			resign(t, b.dir)
@@ -203,6 +207,13 @@ func TestRestoreEncryptedRefusedChangesNothing(t *testing.T) {
 			}
 			editBytes(t, filepath.Join(b.dir, first), func([]byte) []byte { return other })
 			resign(t, b.dir)
+		}, []string{"plaintext's SHA-256"}, 1},
+		{"another file's ciphertext, not re-signed", "", nil, func(t *testing.T, b encryptedBackup) {
+			other, err := os.ReadFile(filepath.Join(b.dir, fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			editBytes(t, filepath.Join(b.dir, firstFile(t, b.dir)), func([]byte) []byte { return other })
 		}, []string{"plaintext's SHA-256"}, 1},
 	}
 	for _, tt := range tests {
