@@ -26,9 +26,10 @@ import (
 // its plaintext, against the backup's encrypted manifest of plaintext sums (itself checked
 // against SHA256SUMS): age authenticates every stored byte as it decrypts, so a file changed,
 // cut or extended fails to decrypt and another file's ciphertext has another plaintext, and
-// the stored bytes are hashed again only to name the cause of a failure. Into a local storage the check pass also writes each file's
-// plaintext where the workers link it from (restore_decrypt_stage.go); otherwise the workers
-// decrypt the files again as they restore them, checking the plaintext sum once more.
+// the stored bytes are hashed again only to name the cause of a failure. Into a local storage
+// the check pass also writes each file's plaintext where the workers link it from
+// (restore_decrypt_stage.go); otherwise the workers decrypt the files again as they restore
+// them, checking the plaintext sum once more.
 
 // restoreDecrypt is an encrypted backup's keys and plaintext manifest, open for a restore.
 type restoreDecrypt struct {
