@@ -6,7 +6,7 @@
 #   BASE=<git revision> bench/archive.sh     also times that revision's binary, alternating
 #
 # Sizes come from the environment:
-#   BOOKS=40 CHAPTERS=50 MEDIA=2 FILE_BYTES=400000   demo platform (images, audio and book
+#   BOOKS=10 CHAPTERS=50 MEDIA=2 FILE_BYTES=400000   demo platform (images, audio and book
 #                                                    files are random bytes: incompressible)
 #   WORKERS=2 RUNS=3                                 --workers of the backups; runs of each
 #   PIGZ=1                                           0 leaves tar | pigz out (it is slow; pigz
@@ -20,7 +20,7 @@
 # and the ratios of the medians (1)/(3) (target <= 0.5) and (1)/(4) (target <= 1.2), with
 # the load average before and after (the machine may be shared).
 set -euo pipefail
-BOOKS=${BOOKS:-40} CHAPTERS=${CHAPTERS:-50} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-400000}
+BOOKS=${BOOKS:-10} CHAPTERS=${CHAPTERS:-50} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-400000}
 WORKERS=${WORKERS:-2} RUNS=${RUNS:-3} PIGZ=${PIGZ:-1} BASE=${BASE:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-archive.XXXXXX")
