@@ -6,12 +6,13 @@
 #   BASE=<git revision> bench/archive.sh     also times that revision's binary, alternating
 #
 # Sizes come from the environment:
-#   BOOKS=40 CHAPTERS=50 MEDIA=2 FILE_BYTES=400000   demo platform (images, audio and book
+#   BOOKS=10 CHAPTERS=50 MEDIA=2 FILE_BYTES=400000   demo platform (images, audio and book
 #                                                    files are random bytes: incompressible)
 #   WORKERS=2 RUNS=3                                 --workers of the backups; runs of each
-#   PIGZ=1                                           0 leaves tar | pigz out (it is slow)
+#   PIGZ=1                                           0 leaves tar | pigz out (it is slow; pigz
+#                                                    itself is run without it: it reads PIGZ)
 #
-# Times, median [min–max] of RUNS each, one of each per round:
+# Times (wall and CPU: user + system), median [min–max] of RUNS each, one of each per round:
 #   (1) webnovel-backup backup --compress                  (gzip, built from parts)
 #   (2) webnovel-backup backup --compression zstd
 #   (3) tar cf - db.sqlite3 media | pigz -p 2 > x.tar.gz   (the same platform, raw)
@@ -19,7 +20,7 @@
 # and the ratios of the medians (1)/(3) (target <= 0.5) and (1)/(4) (target <= 1.2), with
 # the load average before and after (the machine may be shared).
 set -euo pipefail
-BOOKS=${BOOKS:-40} CHAPTERS=${CHAPTERS:-50} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-400000}
+BOOKS=${BOOKS:-10} CHAPTERS=${CHAPTERS:-50} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-400000}
 WORKERS=${WORKERS:-2} RUNS=${RUNS:-3} PIGZ=${PIGZ:-1} BASE=${BASE:-}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-archive.XXXXXX")
@@ -43,53 +44,72 @@ sync
 DB="sqlite:///$WORK/demo/db.sqlite3"
 echo "   $(find "$WORK/demo/media" -type f | wc -l) files, $(du -sh --apparent-size "$WORK/demo/media" | cut -f1)"
 
+# childcpu: the user + system seconds of every child this shell has waited for so far
+# (times runs in this shell: a subshell's would count only its own children).
+childcpu() {
+  times >"$WORK/times"
+  awk 'NR==2{for(i=1;i<=2;i++){split($i,a,/[ms]/); t+=a[1]*60+a[2]} printf "%.3f", t}' "$WORK/times"
+}
 now() { date +%s.%N; }
-# timed CMD...: runs CMD (output into $WORK/out, emptied first), prints the seconds.
+# timed CMD...: runs CMD (output into $WORK/out, emptied first) and sets WALL and CPU to its
+# seconds (CPU: user + system of CMD's processes, steadier than wall on a shared machine).
 timed() {
   rm -rf "$WORK/out" && mkdir -p "$WORK/out" && sync
-  local t0 t1
-  t0=$(now); "$@" >/dev/null 2>&1; t1=$(now)
-  awk "BEGIN{printf \"%.3f\", $t1 - $t0}"
+  local t0 t1 c0 c1
+  childcpu >"$WORK/c0"; t0=$(now); "$@" >/dev/null 2>"$WORK/stderr" || { tail "$WORK/stderr" >&2; exit 1; }; t1=$(now); childcpu >"$WORK/c1"
+  c0=$(cat "$WORK/c0") c1=$(cat "$WORK/c1")
+  WALL=$(awk "BEGIN{printf \"%.3f\", $t1 - $t0}") CPU=$(awk "BEGIN{printf \"%.3f\", $c1 - $c0}")
 }
 backup() { "$BIN" backup --database "$DB" --storage "$WORK/demo/media" --workers "$WORKERS" --backup-dir "$WORK/out" --skip-preflight "$@"; }
 backup_base() { "$WORK/webnovel-backup-base" backup --database "$DB" --storage "$WORK/demo/media" --workers "$WORKERS" --backup-dir "$WORK/out" --skip-preflight "$@"; }
-tarpigz() { tar cf - -C "$WORK/demo" db.sqlite3 media | pigz -p 2 > "$WORK/out/x.tar.gz"; }
+tarpigz() { tar cf - -C "$WORK/demo" db.sqlite3 media | env -u PIGZ pigz -p 2 > "$WORK/out/x.tar.gz"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 range() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END{printf "%s-%s", lo, hi}'; }
 mb() { awk "BEGIN{printf \"%.1f MB\", $1 / 1e6}"; }
 size() { du -sb "$WORK/out" | cut -f1; }
 
 echo "== load before: $(uptime | sed 's/.*load average/load average/')"
-declare -a gz zst tp dir bgz bdir
+declare -a gz zst tp dir bgz bdir gzc zstc tpc dirc bgzc bdirc
 for i in $(seq "$RUNS"); do
-  gz+=("$(timed backup --compress)");            gzsize=$(size)
-  dir+=("$(timed backup)");                      dirsize=$(size)
+  timed backup --compress;                  gz+=("$WALL") gzc+=("$CPU") gzsize=$(size)
+  timed backup;                             dir+=("$WALL") dirc+=("$CPU") dirsize=$(size)
   if [ -n "$BASE" ]; then
-    bgz+=("$(timed backup_base --compress)")
-    bdir+=("$(timed backup_base)")
+    timed backup_base --compress;           bgz+=("$WALL") bgzc+=("$CPU")
+    timed backup_base;                      bdir+=("$WALL") bdirc+=("$CPU")
   fi
-  zst+=("$(timed backup --compression zstd)");   zstsize=$(size)
-  if [ "$PIGZ" = 1 ]; then tp+=("$(timed tarpigz)"); tpsize=$(size); fi
+  timed backup --compression zstd;          zst+=("$WALL") zstc+=("$CPU") zstsize=$(size)
+  if [ "$PIGZ" = 1 ]; then timed tarpigz;   tp+=("$WALL") tpc+=("$CPU") tpsize=$(size); fi
 done
 echo "== load after:  $(uptime | sed 's/.*load average/load average/')"
 G=$(median "${gz[@]}") Z=$(median "${zst[@]}") D=$(median "${dir[@]}")
-echo "== median [range] of $RUNS (seconds; output size)"
-echo "   backup --compress (gzip):     $G [$(range "${gz[@]}")]   ($(mb "$gzsize"))   runs: ${gz[*]}"
-echo "   backup --compression zstd:    $Z [$(range "${zst[@]}")]   ($(mb "$zstsize"))   runs: ${zst[*]}"
-echo "   backup (folder):              $D [$(range "${dir[@]}")]   ($(mb "$dirsize"))   runs: ${dir[*]}"
+GC=$(median "${gzc[@]}") ZC=$(median "${zstc[@]}") DC=$(median "${dirc[@]}")
+# line LABEL WALLS CPUS: the median [range] of the wall and of the CPU seconds.
+line() {
+  local label=$1; shift
+  local -a w=() c=()
+  read -ra w <<<"$1"; read -ra c <<<"$2"
+  printf '   %-30s wall %s [%s]  cpu %s [%s]\n' "$label" "$(median "${w[@]}")" "$(range "${w[@]}")" \
+    "$(median "${c[@]}")" "$(range "${c[@]}")"
+}
+echo "== median [range] of $RUNS (seconds)"
+line "backup --compress (gzip):" "${gz[*]}" "${gzc[*]}";   echo "      $(mb "$gzsize")"
+line "backup --compression zstd:" "${zst[*]}" "${zstc[*]}"; echo "      $(mb "$zstsize")"
+line "backup (folder):" "${dir[*]}" "${dirc[*]}";           echo "      $(mb "$dirsize")"
 if [ "$PIGZ" = 1 ]; then
-  T=$(median "${tp[@]}")
-  echo "   tar cf - | pigz -p 2:         $T [$(range "${tp[@]}")]   ($(mb "$tpsize"))   runs: ${tp[*]}"
+  T=$(median "${tp[@]}") TC=$(median "${tpc[@]}")
+  line "tar cf - | pigz -p 2:" "${tp[*]}" "${tpc[*]}";      echo "      $(mb "$tpsize")"
 fi
 if [ -n "$BASE" ]; then
-  BG=$(median "${bgz[@]}") BD=$(median "${bdir[@]}")
-  echo "   $BASE --compress:       $BG [$(range "${bgz[@]}")]   runs: ${bgz[*]}"
-  echo "   $BASE folder:           $BD [$(range "${bdir[@]}")]   runs: ${bdir[*]}"
+  BG=$(median "${bgz[@]}") BD=$(median "${bdir[@]}") BGC=$(median "${bgzc[@]}") BDC=$(median "${bdirc[@]}")
+  line "$BASE --compress:" "${bgz[*]}" "${bgzc[*]}"
+  line "$BASE folder:" "${bdir[*]}" "${bdirc[*]}"
 fi
-echo "== ratios (medians)"
-[ "$PIGZ" = 1 ] && echo "   --compress / tar|pigz:  $(awk "BEGIN{printf \"%.2f\", $G / $T}")   (target <= 0.5)"
-echo "   --compress / folder:    $(awk "BEGIN{printf \"%.2f\", $G / $D}")   (target <= 1.2)"
-echo "   zstd / folder:          $(awk "BEGIN{printf \"%.2f\", $Z / $D}")"
+ratio() { awk "BEGIN{printf \"%.2f\", $1 / $2}"; }
+echo "== ratios (medians: wall, cpu)"
+[ "$PIGZ" = 1 ] && echo "   --compress / tar|pigz:  $(ratio "$G" "$T"), $(ratio "$GC" "$TC")   (target <= 0.5)"
+echo "   --compress / folder:    $(ratio "$G" "$D"), $(ratio "$GC" "$DC")   (target <= 1.2)"
+echo "   zstd / folder:          $(ratio "$Z" "$D"), $(ratio "$ZC" "$DC")"
 if [ -n "$BASE" ]; then
-  echo "   $BASE --compress / folder: $(awk "BEGIN{printf \"%.2f\", $BG / $BD}")"
+  echo "   $BASE --compress / folder: $(ratio "$BG" "$BD"), $(ratio "$BGC" "$BDC")"
+  echo "   --compress / $BASE --compress: $(ratio "$G" "$BG"), $(ratio "$GC" "$BGC")"
 fi
