@@ -18,7 +18,6 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/hooks"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
-	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
 	"github.com/webnovel/webnovel-backup/internal/redact"
@@ -110,10 +109,14 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	if err := o.hooks.pre(ctx, hooks.Env{"BACKUP_DIR": redact.URL(o.BackupDir)}); err != nil {
 		return o.report(con, nil, nil, err)
 	}
-	s, stop, failed, err := o.checkAndStart(ctx, cfg)
-	if failed != nil {
-		return o.report(con, nil, nil, outcome.AfterCancel(ctx, failed))
+	if !o.skipPreflight && o.Resume == "" {
+		rep := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions))
+		if err := rep.Err(); err != nil {
+			return o.report(con, nil, nil, outcome.AfterCancel(ctx, err))
+		}
+		o.CheckPlanned = o.spaceCheck(rep.Estimate)
 	}
+	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
 	if err != nil {
 		return err
 	}
@@ -129,46 +132,6 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	o.writeMetricsFile()
 	o.hooks.done(func(e error) any { return withCopy(backupJSON(rep, e), copied) })
 	return o.report(con, rep, copied, outcome.AfterCancel(ctx, err))
-}
-
-// checkAndStart runs the preflight (unless skipped) and starts the session: failed is the
-// preflight's verdict, err the start's. The embedded server, which has nothing outside this
-// process to check, starts while the preflight runs: each is a fixed cost before the first
-// task. A server that started for a run the preflight refuses is stopped.
-func (o *backupOptions) checkAndStart(ctx context.Context, cfg pipeline.Config) (s *pipeline.Session, stop func(), failed, err error) {
-	if o.skipPreflight || o.Resume != "" {
-		s, stop, err = startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
-		return s, stop, nil, err
-	}
-	type started struct {
-		s    *pipeline.Session
-		stop func()
-		err  error
-	}
-	var early chan started
-	if cfg.NATSURL == "" {
-		early = make(chan started, 1)
-		go func() {
-			s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
-			early <- started{s, stop, err}
-		}()
-	}
-	rep := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions))
-	if failed = rep.Err(); failed != nil {
-		if early != nil {
-			if st := <-early; st.err == nil {
-				st.stop()
-			}
-		}
-		return nil, nil, failed, nil
-	}
-	o.CheckPlanned = o.spaceCheck(rep.Estimate)
-	if early == nil {
-		s, stop, err = startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
-		return s, stop, nil, err
-	}
-	st := <-early
-	return st.s, st.stop, nil, st.err
 }
 
 // check refuses option combinations that cannot work.
