@@ -328,8 +328,11 @@ func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int
 		total  int64
 		lo, hi sql.NullInt64
 	)
-	pk := quote(m.PK.Column)
-	if err := s.queryRow(ctx, "SELECT count(*), min("+pk+"), max("+pk+") FROM "+quote(m.Table), &total, &lo, &hi); err != nil {
+	// Three queries, not one aggregate: alone, the count may read the smallest index only
+	// (no row of a wide table) and min and max each one end of the pk's index.
+	pk, table := quote(m.PK.Column), quote(m.Table)
+	q := "SELECT (SELECT count(*) FROM " + table + "), (SELECT min(" + pk + ") FROM " + table + "), (SELECT max(" + pk + ") FROM " + table + ")"
+	if err := s.queryRow(ctx, q, &total, &lo, &hi); err != nil {
 		return nil, fmt.Errorf("plan %s: count rows: %w", m.Label, err)
 	}
 	if total <= int64(rows) || !lo.Valid || !hi.Valid {

@@ -185,8 +185,13 @@ func (e *Embedded) Connect(name string, opts ...nats.Option) (*nats.Conn, error)
 	return nc, nil
 }
 
-// Shutdown stops the server and removes its temporary store.
+// Shutdown stops the server and removes its temporary store. JetStream is stopped first, on
+// its own: a server shutting down with JetStream on tells the consumers' waiting pull
+// requests that it goes away and then sleeps 50ms for the news to get out, but an embedded
+// server's workers are stopped before it (Session.Close), and any other client loses its
+// connection, and so its pulls, with the server anyway.
 func (e *Embedded) Shutdown() {
+	e.srv.ShutdownJetStream() //nolint:errcheck // it fails only on a cluster; this server is not one
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 	if e.own {
