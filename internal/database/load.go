@@ -91,9 +91,27 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 	return out, nil
 }
 
-// CountRows returns each model's current row count (for a restore's plan).
+// CountRows returns each model's current row count (for a restore's plan). PostgreSQL counts
+// every table in one query: a round trip a table was a tenth of a small restore's checks.
 func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[string]int64, error) {
 	counts := make(map[string]int64, len(models))
+	if db.pool != nil && len(models) > 0 {
+		tables := make([]string, len(models))
+		for i, m := range models {
+			tables[i] = m.Table
+		}
+		n, err := countTables(ctx, db.pool, quoteAll(tables))
+		if isLockTimeout(err) {
+			return nil, db.lockError(err, "count rows", 0, tables...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("count rows: %w", err)
+		}
+		for i, m := range models {
+			counts[m.Label] = n[i]
+		}
+		return counts, nil
+	}
 	for _, m := range models {
 		n, err := db.TableRows(ctx, m.Table)
 		if isLockTimeout(err) {
@@ -105,6 +123,34 @@ func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[strin
 		counts[m.Label] = n
 	}
 	return counts, nil
+}
+
+// countTables counts the rows of each of tables (quoted) with one query, in their order.
+func countTables(ctx context.Context, q pgQuerier, tables []string) ([]int64, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	sub := make([]string, len(tables))
+	for i, t := range tables {
+		sub[i] = "(SELECT count(*) FROM " + t + ")"
+	}
+	var n []int64
+	if err := q.QueryRow(ctx, "SELECT ARRAY["+strings.Join(sub, ", ")+"]::int8[]").Scan(&n); err != nil {
+		return nil, err
+	}
+	if len(n) != len(tables) {
+		return nil, fmt.Errorf("counted %d tables, not %d", len(n), len(tables))
+	}
+	return n, nil
+}
+
+// quoteAll quotes each of names as an identifier.
+func quoteAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = quote(n)
+	}
+	return out
 }
 
 // TableRows returns the number of rows in a table.

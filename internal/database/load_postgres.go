@@ -247,11 +247,17 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 // that follow in the same subtransaction can write frozen rows, else with DELETE.
 func (l *pgLoad) countAndEmpty(ctx context.Context, fksDropped bool) ([]LoadedModel, error) {
 	out := make([]LoadedModel, len(l.plans))
+	tables := make([]string, len(l.plans))
 	for i, p := range l.plans {
 		out[i].Label = p.m.Label
-		if err := l.tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(p.m.Table)).Scan(&out[i].Before); err != nil {
-			return nil, fmt.Errorf("load %s: count rows: %w", p.m.Label, err)
-		}
+		tables[i] = quote(p.m.Table)
+	}
+	counts, err := countTables(ctx, l.tx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("load: count rows: %w", err)
+	}
+	for i, n := range counts {
+		out[i].Before = n
 	}
 	if l.merge || len(l.tables) == 0 {
 		return out, nil
