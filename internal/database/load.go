@@ -34,6 +34,12 @@ type LoadOptions struct {
 	// Jobs > 1 loads into empty tables over that many PostgreSQL connections, table by table
 	// (see loadParallel); it cannot merge, and a failure leaves the database half-restored.
 	Jobs int
+	// Verify, when set, is a check the load must pass before it changes anything (the
+	// fixtures' checksums). A one-transaction PostgreSQL load runs it alongside its COPYs and
+	// commits only once it returned nil; its error rolls the load back and is the load's
+	// error, whatever else failed. Other loads (SQLite, Jobs > 1: they commit as they go) run
+	// it first.
+	Verify func(context.Context) error
 }
 
 // LoadedModel is one model's outcome.
@@ -75,6 +81,9 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 	case o.Jobs > 1 && db.pool == nil:
 		return nil, outcome.NewUsage(errors.New("--jobs: a SQLite database is loaded on one connection; leave --jobs out"))
 	case o.Jobs > 1:
+		if err := verifyFirst(ctx, o); err != nil {
+			return nil, err
+		}
 		return db.loadParallel(ctx, fixtures, plans, o.Jobs)
 	case db.pool != nil:
 		if err := db.refuseUnfinishedParallel(ctx); err != nil {
@@ -82,6 +91,9 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 		}
 		out, err = db.loadPostgres(ctx, fixtures, plans, o)
 	default:
+		if err := verifyFirst(ctx, o); err != nil {
+			return nil, err
+		}
 		out, err = db.loadSQLite(ctx, fixtures, plans, o)
 		err = db.lockError(err, "load", 0)
 	}
@@ -89,6 +101,29 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 		return nil, err
 	}
 	return out, nil
+}
+
+// verifyFirst runs o.Verify, if any, before a load that cannot wait for it to commit.
+func verifyFirst(ctx context.Context, o LoadOptions) error {
+	if o.Verify == nil {
+		return nil
+	}
+	return o.Verify(ctx)
+}
+
+// startVerify runs o.Verify, if any, alongside the load; the function it returns waits for
+// its outcome (nil without Verify).
+func startVerify(ctx context.Context, o LoadOptions) func() error {
+	if o.Verify == nil {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- o.Verify(ctx) }()
+	return func() error {
+		err := <-done
+		done <- err // a second wait gets the same outcome
+		return err
+	}
 }
 
 // CountRows returns each model's current row count (for a restore's plan). PostgreSQL counts

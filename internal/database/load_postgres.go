@@ -27,6 +27,23 @@ import (
 // spooled to a temporary file while the model's COPY runs and copied into the through tables
 // after it.
 func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, o LoadOptions) ([]LoadedModel, error) {
+	// The check runs alongside; whatever fails, its error comes first (a corrupt fixture
+	// may fail the load too, less clearly), and nothing is committed before it passed.
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	verified := startVerify(vctx, o)
+	out, err := db.loadPostgresTx(ctx, fixtures, plans, o, verified)
+	if err != nil {
+		if verr := verified(); verr != nil {
+			return nil, verr
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// loadPostgresTx is loadPostgres's transaction; it commits only once verified returned nil.
+func (db *DB) loadPostgresTx(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, o LoadOptions, verified func() error) ([]LoadedModel, error) {
 	colTypes, err := db.planColumnTypes(ctx, plans)
 	if err != nil {
 		return nil, err
@@ -61,6 +78,10 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	out, err := l.run(ctx, fixtures)
+	if err == nil {
+		err = verified()
+		l.lap("wait for the check")
+	}
 	if err != nil {
 		if rerr := seqs.restore(ctx, tx); rerr != nil {
 			slog.Warn("load failed and its sequences could not be put back", "err", rerr)
