@@ -192,9 +192,9 @@ func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bo
 // anything. The storage check reads one file instead of summing every size (a restore has no
 // space to check, and the walk of a large storage, or of the working directory when ./media
 // does not exist yet, was most of a small restore's time), and is left out for a backup known
-// to hold no files.
+// to hold no files; nor is the database measured.
 func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts []nats.Option) preflight.Config {
-	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts, SpaceAfterPlan: true}
+	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts, SpaceAfterPlan: true, NoDatabaseSize: true}
 	c := coordinator.PeekBackup(ctx, o.Source)
 	if !o.SkipDB && (!c.Known || c.Database) {
 		pc.DatabaseURL = o.DatabaseURL
