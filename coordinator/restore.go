@@ -97,6 +97,8 @@ type RestorePlan struct {
 	// Migrations compares the backup's recorded Django migrations with the target's (nil
 	// when no database is restored).
 	Migrations *database.MigrationCheck
+	// verify is the fixtures' checksum check when the load runs it (see deferFixtureSums).
+	verify func(context.Context) error
 }
 
 // RestoreReport is a finished (or dry) restore.
@@ -473,7 +475,7 @@ func reportRestoreTotals(o RestoreOptions, plan *RestorePlan) {
 // connections, table by table.
 func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *restoreCheck, rep *RestoreReport) error {
 	lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(chk.fixtures)), attribute.Bool("wnb.merge", o.Merge), attribute.Int("wnb.jobs", o.Jobs))
-	loaded, err := chk.db.Load(lctx, weighFixtures(chk), database.LoadOptions{Merge: o.Merge, Jobs: o.Jobs})
+	loaded, err := chk.db.Load(lctx, weighFixtures(chk), database.LoadOptions{Merge: o.Merge, Jobs: o.Jobs, Verify: chk.plan.verify})
 	var rows int64
 	for _, m := range loaded {
 		rows += m.Rows
@@ -625,9 +627,15 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 	for _, m := range models {
 		fixtures = append(fixtures, storedFixture(plan.Metadata, m))
 	}
+	var err error
 	switch {
 	case dec != nil:
 		if err := decryptFixtures(ctx, src.dir, sums, plan.Metadata, fixtures, dec, o.HashWorkers); err != nil {
+			return nil, err
+		}
+	case sums != nil && deferFixtureSums(o):
+		// Listed now; hashed by the load, alongside its COPYs (see deferFixtureSums).
+		if plan.verify, err = sumsCheck(src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
 			return nil, err
 		}
 	case sums != nil:
@@ -637,7 +645,6 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 	}
 	meta := plan.Metadata
 	if !o.SkipFiles {
-		var err error
 		if dec != nil && !o.DryRun {
 			if dec.stage, err = newRestoreStage(ctx, o.StorageURL, meta.Files.Bytes); err != nil {
 				return nil, err
@@ -810,28 +817,11 @@ func restoredKey(rel, names string) (string, error) {
 // metadata's per-model checksums, stopping at the first that does not match.
 // Only paths outside files/ are looked up (sums.Top): the fixtures and the file index.
 func checkSums(ctx context.Context, dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) error {
-	modelSums := map[string]string{}
-	for _, e := range meta.Models {
-		if e.SHA256 != "" {
-			modelSums[e.File] = e.SHA256
-		}
+	check, err := sumsCheck(dir, sums, meta, paths, workers)
+	if err != nil {
+		return err
 	}
-	for _, p := range paths {
-		if _, ok := sums.Top[p]; !ok {
-			return fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
-		}
-	}
-	return layout.HashFiles(ctx, dir, paths, workers, func(p, got string, _ int64, err error) error {
-		switch {
-		case err != nil:
-			return fmt.Errorf("check %s: %w", p, err)
-		case got != sums.Top[p]:
-			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, sums.Top[p])
-		case modelSums[p] != "" && got != modelSums[p]:
-			return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", p, got, layout.FileMetadata, modelSums[p])
-		}
-		return nil
-	})
+	return check(ctx)
 }
 
 // countFixture reads a whole fixture, checking it parses and holds only its model's objects.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
@@ -45,4 +46,48 @@ func loadFailed(err error) error {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return fmt.Errorf("restore: database unchanged: %w", err)
+}
+
+// deferFixtureSums reports whether the fixtures' checksums are checked by the load, alongside
+// its COPYs, rather than before it: only for a one-transaction load (it commits once the check
+// passed, and a failed check rolls it back, so nothing changes before it passed) that nobody
+// is asked to confirm (the plan shown is the checked one). A dry run checks them itself, and a
+// parallel load (--jobs) commits table by table: both check first.
+func deferFixtureSums(o RestoreOptions) bool {
+	return !o.DryRun && o.Jobs <= 1 && o.Confirm == nil && !o.SkipDB
+}
+
+// sumsCheck checks now that each of paths is listed in SHA256SUMS, and returns the check that
+// hashes them in parallel and compares them with SHA256SUMS and the metadata's per-model
+// checksums, stopping at the first that does not match. Only paths outside files/ are looked
+// up (sums.Top): the fixtures and the file index. The check keeps what it compares with, so
+// it may run once sums is closed.
+func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) (func(context.Context) error, error) {
+	modelSums := map[string]string{}
+	for _, e := range meta.Models {
+		if e.SHA256 != "" {
+			modelSums[e.File] = e.SHA256
+		}
+	}
+	want := make(map[string]string, len(paths))
+	for _, p := range paths {
+		sum, ok := sums.Top[p]
+		if !ok {
+			return nil, fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
+		}
+		want[p] = sum
+	}
+	return func(ctx context.Context) error {
+		return layout.HashFiles(ctx, dir, paths, workers, func(p, got string, _ int64, err error) error {
+			switch {
+			case err != nil:
+				return fmt.Errorf("check %s: %w", p, err)
+			case got != want[p]:
+				return fmt.Errorf("%s is corrupt: its SHA-256 is %s, SHA256SUMS says %s", p, got, want[p])
+			case modelSums[p] != "" && got != modelSums[p]:
+				return fmt.Errorf("%s is corrupt: its SHA-256 is %s, %s says %s", p, got, layout.FileMetadata, modelSums[p])
+			}
+			return nil
+		})
+	}, nil
 }

@@ -189,14 +189,18 @@ func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bo
 
 // preflight is what to check before the restore: reachability of the target, its schema
 // (migrated?), storage and queue; the restore checks the backup itself before it changes
-// anything.
+// anything. The storage check reads one file instead of summing every size (a restore has no
+// space to check, and the walk of a large storage, or of the working directory when ./media
+// does not exist yet, was most of a small restore's time), and is left out for a backup known
+// to hold no files; nor is the database measured.
 func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts []nats.Option) preflight.Config {
-	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts}
-	if c := coordinator.PeekBackup(ctx, o.Source); !o.SkipDB && (!c.Known || c.Database) {
+	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts, SpaceAfterPlan: true, NoDatabaseSize: true}
+	c := coordinator.PeekBackup(ctx, o.Source)
+	if !o.SkipDB && (!c.Known || c.Database) {
 		pc.DatabaseURL = o.DatabaseURL
 		pc.Models, _ = platform.Default.Select(o.Models)
 	}
-	if !o.SkipFiles && !storage.IsS3(o.StorageURL) {
+	if !o.SkipFiles && !storage.IsS3(o.StorageURL) && (!c.Known || c.Files) {
 		pc.StorageURL = storageForPreflight(o.StorageURL)
 	}
 	return pc

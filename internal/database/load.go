@@ -34,6 +34,12 @@ type LoadOptions struct {
 	// Jobs > 1 loads into empty tables over that many PostgreSQL connections, table by table
 	// (see loadParallel); it cannot merge, and a failure leaves the database half-restored.
 	Jobs int
+	// Verify, when set, is a check the load must pass before it changes anything (the
+	// fixtures' checksums). A one-transaction PostgreSQL load runs it alongside its COPYs and
+	// commits only once it returned nil; its error rolls the load back and is the load's
+	// error, whatever else failed. Other loads (SQLite, Jobs > 1: they commit as they go) run
+	// it first.
+	Verify func(context.Context) error
 }
 
 // LoadedModel is one model's outcome.
@@ -75,6 +81,9 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 	case o.Jobs > 1 && db.pool == nil:
 		return nil, outcome.NewUsage(errors.New("--jobs: a SQLite database is loaded on one connection; leave --jobs out"))
 	case o.Jobs > 1:
+		if err := verifyFirst(ctx, o); err != nil {
+			return nil, err
+		}
 		return db.loadParallel(ctx, fixtures, plans, o.Jobs)
 	case db.pool != nil:
 		if err := db.refuseUnfinishedParallel(ctx); err != nil {
@@ -82,6 +91,9 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 		}
 		out, err = db.loadPostgres(ctx, fixtures, plans, o)
 	default:
+		if err := verifyFirst(ctx, o); err != nil {
+			return nil, err
+		}
 		out, err = db.loadSQLite(ctx, fixtures, plans, o)
 		err = db.lockError(err, "load", 0)
 	}
@@ -91,9 +103,50 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 	return out, nil
 }
 
-// CountRows returns each model's current row count (for a restore's plan).
+// verifyFirst runs o.Verify, if any, before a load that cannot wait for it to commit.
+func verifyFirst(ctx context.Context, o LoadOptions) error {
+	if o.Verify == nil {
+		return nil
+	}
+	return o.Verify(ctx)
+}
+
+// startVerify runs o.Verify, if any, alongside the load; the function it returns waits for
+// its outcome (nil without Verify).
+func startVerify(ctx context.Context, o LoadOptions) func() error {
+	if o.Verify == nil {
+		return func() error { return nil }
+	}
+	done := make(chan error, 1)
+	go func() { done <- o.Verify(ctx) }()
+	return func() error {
+		err := <-done
+		done <- err // a second wait gets the same outcome
+		return err
+	}
+}
+
+// CountRows returns each model's current row count (for a restore's plan). PostgreSQL counts
+// every table in one query: a round trip a table was a tenth of a small restore's checks.
 func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[string]int64, error) {
 	counts := make(map[string]int64, len(models))
+	if db.pool != nil && len(models) > 0 {
+		tables := make([]string, len(models))
+		for i, m := range models {
+			tables[i] = m.Table
+		}
+		n, err := countTables(ctx, db.pool, quoteAll(tables))
+		if isLockTimeout(err) {
+			return nil, db.lockError(err, "count rows", 0, tables...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("count rows: %w", err)
+		}
+		for i, m := range models {
+			counts[m.Label] = n[i]
+		}
+		return counts, nil
+	}
 	for _, m := range models {
 		n, err := db.TableRows(ctx, m.Table)
 		if isLockTimeout(err) {
@@ -105,6 +158,34 @@ func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[strin
 		counts[m.Label] = n
 	}
 	return counts, nil
+}
+
+// countTables counts the rows of each of tables (quoted) with one query, in their order.
+func countTables(ctx context.Context, q pgQuerier, tables []string) ([]int64, error) {
+	if len(tables) == 0 {
+		return nil, nil
+	}
+	sub := make([]string, len(tables))
+	for i, t := range tables {
+		sub[i] = "(SELECT count(*) FROM " + t + ")"
+	}
+	var n []int64
+	if err := q.QueryRow(ctx, "SELECT ARRAY["+strings.Join(sub, ", ")+"]::int8[]").Scan(&n); err != nil {
+		return nil, err
+	}
+	if len(n) != len(tables) {
+		return nil, fmt.Errorf("counted %d tables, not %d", len(n), len(tables))
+	}
+	return n, nil
+}
+
+// quoteAll quotes each of names as an identifier.
+func quoteAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = quote(n)
+	}
+	return out
 }
 
 // TableRows returns the number of rows in a table.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -131,6 +132,8 @@ func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []
 	l.setTables()
 	l.order = largestFirst(fixtures)
 	start := time.Now()
+	warmed := l.warmConns(ctx)
+	defer func() { <-warmed }()
 	if err := l.prepare(ctx); err != nil {
 		return nil, db.lockError(err, "load", 0, loadTables(plans)...)
 	}
@@ -143,6 +146,28 @@ func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []
 		return nil, &HalfRestoredError{Err: db.lockError(err, "load", 0, loadTables(plans)...)}
 	}
 	return out, nil
+}
+
+// warmConns opens, while the preparation runs on its own connection, the other connections
+// the jobs will copy on: the pool opens them lazily, and each one (a TLS attempt, then the
+// server's fork and authentication) was otherwise waited for before the second table's COPY.
+// A connection that fails to open here is left to the copy that needs it to report. The
+// channel is closed once every connection is back in the pool.
+func (l *parallelLoad) warmConns(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range l.jobs - 1 {
+		wg.Go(func() {
+			if conn, err := l.db.pool.Acquire(ctx); err == nil {
+				conn.Release()
+			}
+		})
+	}
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
 }
 
 // largestFirst orders the fixtures by weight, largest first, so that the longest copy starts
@@ -200,16 +225,19 @@ func (l *parallelLoad) checkEmpty(ctx context.Context, tx pgQuerier) error {
 			return fmt.Errorf("load: an unfinished parallel restore was filling table %s, which this restore does not load: rerun the same restore (same models) with --jobs; nothing was changed", t)
 		}
 	}
+	var check []string
 	for _, t := range l.tables {
-		if slices.Contains(l.saved.tables, t) {
-			continue
+		if !slices.Contains(l.saved.tables, t) {
+			check = append(check, t)
 		}
-		var n int64
-		if err := tx.QueryRow(ctx, "SELECT count(*) FROM "+t).Scan(&n); err != nil {
-			return fmt.Errorf("load: count rows of %s: %w", t, err)
-		}
+	}
+	counts, err := countTables(ctx, tx, check)
+	if err != nil {
+		return fmt.Errorf("load: count rows of %s: %w", strings.Join(check, ", "), err)
+	}
+	for i, n := range counts {
 		if n > 0 {
-			name := strings.Trim(t, `"`)
+			name := strings.Trim(check[i], `"`)
 			return &NotEmptyError{Table: name, What: l.names.describe(name), Rows: n}
 		}
 	}

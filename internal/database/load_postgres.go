@@ -27,6 +27,23 @@ import (
 // spooled to a temporary file while the model's COPY runs and copied into the through tables
 // after it.
 func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, o LoadOptions) ([]LoadedModel, error) {
+	// The check runs alongside; whatever fails, its error comes first (a corrupt fixture
+	// may fail the load too, less clearly), and nothing is committed before it passed.
+	vctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	verified := startVerify(vctx, o)
+	out, err := db.loadPostgresTx(ctx, fixtures, plans, o, verified)
+	if err != nil {
+		if verr := verified(); verr != nil {
+			return nil, verr
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// loadPostgresTx is loadPostgres's transaction; it commits only once verified returned nil.
+func (db *DB) loadPostgresTx(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, o LoadOptions, verified func() error) ([]LoadedModel, error) {
 	colTypes, err := db.planColumnTypes(ctx, plans)
 	if err != nil {
 		return nil, err
@@ -61,6 +78,10 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 		return nil, fmt.Errorf("load: %w", err)
 	}
 	out, err := l.run(ctx, fixtures)
+	if err == nil {
+		err = verified()
+		l.lap("wait for the check")
+	}
 	if err != nil {
 		if rerr := seqs.restore(ctx, tx); rerr != nil {
 			slog.Warn("load failed and its sequences could not be put back", "err", rerr)
@@ -224,10 +245,8 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 		out[i].Rows = n
 		l.lap("copy " + p.m.Label)
 	}
-	for _, def := range indexes {
-		if _, err := l.tx.Exec(ctx, def); err != nil {
-			return nil, l.names.wrap("", "rebuild index ("+def+")", err)
-		}
+	if i, err := execAll(ctx, l.tx, indexes, nil); err != nil {
+		return nil, l.names.wrap("", "rebuild index ("+indexes[i]+")", err)
 	}
 	l.lap("indexes")
 	if err := l.checkForeignKeys(ctx, fks); err != nil {
@@ -247,11 +266,17 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 // that follow in the same subtransaction can write frozen rows, else with DELETE.
 func (l *pgLoad) countAndEmpty(ctx context.Context, fksDropped bool) ([]LoadedModel, error) {
 	out := make([]LoadedModel, len(l.plans))
+	tables := make([]string, len(l.plans))
 	for i, p := range l.plans {
 		out[i].Label = p.m.Label
-		if err := l.tx.QueryRow(ctx, "SELECT count(*) FROM "+quote(p.m.Table)).Scan(&out[i].Before); err != nil {
-			return nil, fmt.Errorf("load %s: count rows: %w", p.m.Label, err)
-		}
+		tables[i] = quote(p.m.Table)
+	}
+	counts, err := countTables(ctx, l.tx, tables)
+	if err != nil {
+		return nil, fmt.Errorf("load: count rows: %w", err)
+	}
+	for i, n := range counts {
+		out[i].Before = n
 	}
 	if l.merge || len(l.tables) == 0 {
 		return out, nil
@@ -307,27 +332,59 @@ func (l *pgLoad) checkForeignKeys(ctx context.Context, fks []foreignKey) error {
 	if _, err := l.tx.Exec(ctx, "SAVEPOINT wnb_load_fk"); err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
+	stmts := make([]string, 0, len(fks)+1)
 	for _, fk := range fks {
-		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), fk.def)
-		if _, err := l.tx.Exec(ctx, q); err != nil {
-			return l.names.foreignKeyError(ctx, l.tx, err)
-		}
+		stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), fk.def))
 	}
-	if _, err := l.tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE"); err != nil {
+	stmts = append(stmts, "SET CONSTRAINTS ALL IMMEDIATE")
+	if _, err := execAll(ctx, l.tx, stmts, nil); err != nil {
 		return l.names.foreignKeyError(ctx, l.tx, err)
 	}
 	return nil
 }
 
+// execAll runs statements, each with its args (nil: none), in one round trip, stopping at
+// the first that fails: its index comes with its error. A load's dozens of index builds,
+// foreign keys and sequence resets each waited for a round trip of their own.
+func execAll(ctx context.Context, tx pgx.Tx, stmts []string, args [][]any) (int, error) {
+	if len(stmts) == 0 {
+		return -1, nil
+	}
+	b := &pgx.Batch{}
+	for i, q := range stmts {
+		var a []any
+		if args != nil {
+			a = args[i]
+		}
+		b.Queue(q, a...)
+	}
+	br := tx.SendBatch(ctx, b)
+	for i := range stmts {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return i, err
+		}
+	}
+	return -1, br.Close()
+}
+
 // resetSequences moves each loaded table's id sequence past its largest id.
 func (l *pgLoad) resetSequences(ctx context.Context) error {
+	var (
+		stmts  []string
+		args   [][]any
+		labels []string
+		tables []string
+	)
 	for _, p := range l.plans {
 		for _, s := range sequenceColumns(p) {
-			q := fmt.Sprintf(`SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(%[1]s), 1), max(%[1]s) IS NOT null) FROM %[2]s`, quote(s[1]), quote(s[0]))
-			if _, err := l.tx.Exec(ctx, q, quote(s[0]), s[1]); err != nil {
-				return l.names.wrap(p.m.Label, "reset sequence of "+s[0], err)
-			}
+			stmts = append(stmts, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(%[1]s), 1), max(%[1]s) IS NOT null) FROM %[2]s`, quote(s[1]), quote(s[0])))
+			args = append(args, []any{quote(s[0]), s[1]})
+			labels, tables = append(labels, p.m.Label), append(tables, s[0])
 		}
+	}
+	if i, err := execAll(ctx, l.tx, stmts, args); err != nil {
+		return l.names.wrap(labels[i], "reset sequence of "+tables[i], err)
 	}
 	return nil
 }

@@ -247,6 +247,11 @@ func TestPostgres(t *testing.T) {
 	if rep.Estimate < 1<<20 {
 		t.Errorf("estimate %d: pg_database_size not counted", rep.Estimate)
 	}
+	// A restore checks the database but does not measure it.
+	c.NoDatabaseSize = true
+	if rep = Run(context.Background(), c); !rep.OK || rep.Estimate >= 1<<20 {
+		t.Errorf("without the database's size: OK %v, estimate %d", rep.OK, rep.Estimate)
+	}
 }
 
 // With SpaceAfterPlan the storage is not summed (the plan sizes it), and Space names the

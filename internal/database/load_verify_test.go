@@ -1,0 +1,97 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"reflect"
+	"sync/atomic"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/internal/fixture"
+)
+
+// errTampered is the verdict of a check that found a fixture changed.
+var errTampered = errors.New("db_books_chapter.json is corrupt")
+
+// lastOpenedFixtures are fixtures whose last Open closes opened: a check that waits for it
+// fails after the load has copied every other table, whatever the scheduling.
+func lastOpenedFixtures(dir string, opened chan struct{}) []LoadFixture {
+	fixtures := fileFixtures(dir)
+	last := &fixtures[len(fixtures)-1]
+	open := last.Open
+	last.Open = func() (io.ReadCloser, error) {
+		close(opened)
+		return open()
+	}
+	return fixtures
+}
+
+// TestLoadVerify: a one-transaction load runs its Verify alongside the COPYs and commits only
+// once it passed; a check that fails once every table was copied rolls everything back (rows
+// and sequences) and is the load's error. A parallel load (it commits table by table) runs
+// the check first, so a failed check changes nothing there either; a check that passes lets
+// both loads finish.
+func TestLoadVerify(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	db := openT(t, samplePostgres(t))
+	before := exportAll(t, db, fixture.Format{Indent: 2})
+	seqs := sequenceStates(t, db)
+
+	t.Run("fails after the copies", func(t *testing.T) {
+		opened := make(chan struct{})
+		verify := func(ctx context.Context) error {
+			select {
+			case <-opened:
+				return errTampered
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		_, err := db.Load(context.Background(), lastOpenedFixtures(dir, opened), LoadOptions{Verify: verify})
+		if !errors.Is(err, errTampered) {
+			t.Fatalf("err = %v, want the check's", err)
+		}
+		compareExports(t, exportAll(t, db, fixture.Format{Indent: 2}), before)
+		if got := sequenceStates(t, db); !reflect.DeepEqual(got, seqs) {
+			t.Errorf("sequences %v after the failed check, want %v", got, seqs)
+		}
+	})
+
+	t.Run("its error comes first", func(t *testing.T) {
+		// The load fails on its own (a truncated fixture) as a corrupt file would make it.
+		chapter := model(t, "books.chapter")
+		data := readFile(t, filepath.Join(dir, chapter.FixtureName()))
+		bad := []LoadFixture{bytesFixture(chapter, data[:len(data)/2])}
+		_, err := db.Load(context.Background(), bad, LoadOptions{Verify: func(context.Context) error { return errTampered }})
+		if !errors.Is(err, errTampered) {
+			t.Fatalf("err = %v, want the check's", err)
+		}
+		compareExports(t, exportAll(t, db, fixture.Format{Indent: 2}), before)
+	})
+
+	t.Run("parallel load checks first", func(t *testing.T) {
+		emptyPlatform(t, db)
+		var opens atomic.Int32
+		fixtures := fileFixtures(dir)
+		for i := range fixtures {
+			open := fixtures[i].Open
+			fixtures[i].Open = func() (io.ReadCloser, error) { opens.Add(1); return open() }
+		}
+		_, err := db.Load(context.Background(), fixtures, LoadOptions{Jobs: 2, Verify: func(context.Context) error { return errTampered }})
+		if !errors.Is(err, errTampered) || opens.Load() != 0 || markerExists(t, db) {
+			t.Fatalf("err = %v, %d fixtures opened, marker %v: want the check's error before anything", err, opens.Load(), markerExists(t, db))
+		}
+	})
+
+	for _, jobs := range []int{1, 2} {
+		emptyPlatform(t, db)
+		var checked atomic.Bool
+		load(t, db, fileFixtures(dir), LoadOptions{Jobs: jobs, Verify: func(context.Context) error { checked.Store(true); return nil }})
+		if !checked.Load() {
+			t.Fatalf("jobs %d: the check did not run", jobs)
+		}
+		checkSampleLoaded(t, db)
+	}
+}
