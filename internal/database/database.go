@@ -28,8 +28,9 @@ type DB struct {
 	src  Source
 	opts Options
 
-	pool *pgxpool.Pool // PostgreSQL
-	sql  *sql.DB       // SQLite
+	pool  *pgxpool.Pool      // PostgreSQL
+	plain *plainAfterRefusal // PostgreSQL: skips a TLS attempt the server refused before
+	sql   *sql.DB            // SQLite
 
 	mu        sync.Mutex
 	snapshots map[string]*sql.DB // SQLite snapshot copies opened read-only, by path
@@ -64,7 +65,7 @@ func open(ctx context.Context, url string, create bool, o Options) (*DB, error) 
 	db := &DB{src: src, opts: o}
 	switch src.Engine {
 	case Postgres:
-		db.pool, err = openPostgres(ctx, src, o.lockTimeout())
+		db.pool, db.plain, err = openPostgres(ctx, src, o.lockTimeout())
 	case SQLite:
 		db.sql, err = openSQLite(ctx, src.DSN, create, o.lockTimeout())
 		err = db.lockError(err, "read the schema", 0)

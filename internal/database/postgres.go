@@ -22,10 +22,10 @@ const minPoolConns = 8
 // applicationName names this tool's sessions in pg_stat_activity unless the URL names them.
 const applicationName = "webnovel-backup"
 
-func openPostgres(ctx context.Context, src Source, lockTimeout time.Duration) (*pgxpool.Pool, error) {
+func openPostgres(ctx context.Context, src Source, lockTimeout time.Duration) (*pgxpool.Pool, *plainAfterRefusal, error) {
 	cfg, err := pgxpool.ParseConfig(src.DSN)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// Exports parse the server's text output: pin the formats they rely on.
 	rp := cfg.ConnConfig.RuntimeParams
@@ -41,19 +41,21 @@ func openPostgres(ctx context.Context, src Source, lockTimeout time.Duration) (*
 	if cfg.MaxConns < minPoolConns {
 		cfg.MaxConns = minPoolConns
 	}
+	memo := newPlainAfterRefusal(cfg.ConnConfig)
+	memo.install(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "3D000" { // invalid_catalog_name
-			return nil, fmt.Errorf("database %q does not exist", cfg.ConnConfig.Database)
+			return nil, nil, fmt.Errorf("database %q does not exist", cfg.ConnConfig.Database)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return pool, nil
+	return pool, memo, nil
 }
 
 func (db *DB) applySchemaPostgres(ctx context.Context) (created bool, err error) {
@@ -274,7 +276,7 @@ func (s *pgSnapshot) tableSizes(ctx context.Context, tables []string) ([]int64, 
 
 func (db *DB) beginSnapshotPostgres(ctx context.Context) (*Snapshot, error) {
 	// A connection of its own: held for the whole run, it must not take a pool slot.
-	conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig)
+	conn, err := db.plain.connect(ctx, db.pool.Config().ConnConfig)
 	if err != nil {
 		return nil, err
 	}

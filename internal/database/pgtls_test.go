@@ -1,0 +1,123 @@
+package database
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/webnovel/webnovel-backup/internal/pgtest"
+)
+
+func TestPlainAfterRefusalApplies(t *testing.T) {
+	for _, tc := range []struct {
+		dsn   string
+		skips bool
+	}{
+		{"postgres://u@127.0.0.1:5432/db", true}, // sslmode defaults to prefer
+		{"postgres://u@127.0.0.1:5432/db?sslmode=prefer", true},
+		{"postgres://u@127.0.0.1:5432/db?sslmode=allow", false}, // plain first already
+		{"postgres://u@127.0.0.1:5432/db?sslmode=disable", false},
+		{"postgres://u@127.0.0.1:5432/db?sslmode=require", false},
+		{"postgres://u@127.0.0.1:5432/db?sslmode=verify-full", false},
+		{"postgres://u@127.0.0.1:5432,127.0.0.2:5432/db?sslmode=prefer", false},
+	} {
+		cc, err := pgx.ParseConfig(tc.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := newPlainAfterRefusal(cc)
+		if got := m.plain != nil; got != tc.skips {
+			t.Errorf("%s: skips TLS after a refusal = %v, want %v", tc.dsn, got, tc.skips)
+		}
+		// Before any connection it never changes the config.
+		tlsBefore := cc.TLSConfig
+		m.trim(cc)
+		if cc.TLSConfig != tlsBefore {
+			t.Errorf("%s: trimmed before any refusal", tc.dsn)
+		}
+	}
+}
+
+// TestPlainAfterRefusalConnectsOnce counts the TCP connections a pool makes to a server
+// without TLS under the default sslmode: only the first pays for the refused TLS attempt.
+func TestPlainAfterRefusalConnectsOnce(t *testing.T) {
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, accepted := countingProxy(t, u.Host)
+	u.Host = proxy
+	q := u.Query()
+	q.Del("sslmode") // pgx's default: prefer
+	u.RawQuery = q.Encode()
+	db := openT(t, u.String())
+
+	ctx := context.Background()
+	conns := make([]*pgxpool.Conn, 4)
+	for i := range conns {
+		c, err := db.pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	snap, err := db.beginSnapshotPostgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Close()
+	opened := int64(db.pool.Stat().TotalConns()) + 1 // the pool's and the snapshot's
+	if got := accepted.Load(); got != opened+1 {
+		t.Errorf("%d TCP connections for %d server connections, want %d: only the first should try TLS", got, opened, opened+1)
+	}
+}
+
+// countingProxy forwards TCP connections from a loopback port to target and counts them.
+func countingProxy(t *testing.T, target string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			wg.Add(1)
+			go func() { defer wg.Done(); pipe(c, target) }()
+		}
+	}()
+	return ln.Addr().String(), &n
+}
+
+func pipe(c net.Conn, target string) {
+	defer c.Close()
+	s, err := net.Dial("tcp", target)
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	done := make(chan struct{})
+	go func() { io.Copy(s, c); s.Close(); close(done) }()
+	io.Copy(c, s)
+	c.Close()
+	<-done
+}
