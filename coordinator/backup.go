@@ -1449,7 +1449,7 @@ func writeSums(ctx context.Context, dest *storage.Bucket, sums *layout.SumsWrite
 		_, err := sums.WriteTo(io.MultiWriter(h, pw))
 		pw.CloseWithError(err)
 	}()
-	_, err := dest.Put(ctx, layout.FileSums, pr, storage.Object{Mode: layout.FileMode})
+	_, err := dest.PutLowMemory(ctx, layout.FileSums, pr, storage.Object{Mode: layout.FileMode})
 	pr.CloseWithError(errors.New("stopped")) // ends the writer, if Put failed before the end
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", layout.FileSums, err)

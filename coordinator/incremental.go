@@ -305,7 +305,7 @@ func (r *backupRun) writeFileIndex(ctx context.Context, meta *layout.Metadata, s
 		_, err := index.WriteGzipTo(io.MultiWriter(h, pw))
 		pw.CloseWithError(err)
 	}()
-	_, err := r.stage.Bucket().Put(ctx, layout.FileIndexGz, pr, storage.Object{Mode: layout.FileMode})
+	_, err := r.stage.Bucket().PutLowMemory(ctx, layout.FileIndexGz, pr, storage.Object{Mode: layout.FileMode})
 	pr.CloseWithError(errors.New("stopped")) // ends the writer, if Put failed before the end
 	if err != nil {
 		return fmt.Errorf("backup: write %s: %w", layout.FileIndexGz, err)

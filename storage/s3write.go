@@ -25,8 +25,13 @@ import (
 // upload; Abort aborts it, which discards the parts.
 func (d *s3Driver) create(ctx context.Context, key string, attrs Object) (Writer, error) {
 	pctx, cancel := context.WithCancel(ctx)
-	return &s3Writer{d: d, ctx: ctx, pctx: pctx, cancel: cancel, key: d.full(key), rel: key, meta: metadata(attrs)}, nil
+	return &s3Writer{d: d, ctx: ctx, pctx: pctx, cancel: cancel, key: d.full(key), rel: key, meta: metadata(attrs),
+		maxBufs: d.concurrency}, nil
 }
+
+// holdFewerParts limits the writer to two part buffers, one filling while the other uploads,
+// whatever the concurrency: Bucket.PutLowMemory's streams trade upload speed for memory.
+func (w *s3Writer) holdFewerParts() { w.maxBufs = min(w.maxBufs, 2) }
 
 type s3Writer struct {
 	d      *s3Driver
@@ -43,7 +48,8 @@ type s3Writer struct {
 	nparts   int32
 	size     int64       // bytes sent as parts
 	sum      hash.Hash   // SHA-256 of those bytes, to recognise the object if a complete's answer is lost
-	bufs     int         // part buffers made so far, at most concurrency
+	bufs     int         // part buffers made so far, at most maxBufs
+	maxBufs  int         // part buffers this writer may hold: concurrency, or fewer (holdFewerParts)
 	free     chan []byte // part buffers back from finished uploads
 	wg       sync.WaitGroup
 	mu       sync.Mutex
@@ -112,10 +118,10 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 }
 
 // take gets a buffer for the next part, waiting for an upload to finish when all
-// concurrency buffers are out.
+// maxBufs buffers are out.
 func (w *s3Writer) take(size int) error {
 	var b []byte
-	if w.bufs < w.d.concurrency {
+	if w.bufs < w.maxBufs {
 		select {
 		case b = <-w.free:
 		default:

@@ -249,9 +249,27 @@ func (b *Bucket) Create(ctx context.Context, key string, attrs Object) (Writer, 
 
 // Put writes a whole object from r.
 func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, attrs Object) (int64, error) {
+	return b.put(ctx, key, r, attrs, false)
+}
+
+// PutLowMemory is Put for a long stream whose upload speed matters less than the process's
+// peak memory, such as a backup's SHA256SUMS (hundreds of MB at millions of files) at the
+// end of a run: a driver that uploads in parts (S3) holds two part buffers, one filling
+// while the other uploads, rather than one for each of concurrency parts in flight.
+func (b *Bucket) PutLowMemory(ctx context.Context, key string, r io.Reader, attrs Object) (int64, error) {
+	return b.put(ctx, key, r, attrs, true)
+}
+
+// partBuffered is a Writer that buffers parts to upload and can hold fewer of them.
+type partBuffered interface{ holdFewerParts() }
+
+func (b *Bucket) put(ctx context.Context, key string, r io.Reader, attrs Object, lowMemory bool) (int64, error) {
 	w, err := b.Create(ctx, key, attrs)
 	if err != nil {
 		return 0, err
+	}
+	if pb, ok := w.(partBuffered); ok && lowMemory {
+		pb.holdFewerParts()
 	}
 	n, err := io.Copy(w, r)
 	if err != nil {
