@@ -25,7 +25,9 @@ import (
 // whose key, size and modification time (S3: ETag) are the base's is unchanged: its key-list
 // entry gets Reuse, where the base's copy is, and the base's sum, and the worker reuses that
 // copy instead of reading the file. With --checksum every file the base holds at the same
-// size is a candidate, and the worker hashes it to decide.
+// size is a candidate, and the worker hashes it to decide. A self-indexed base (no index: a
+// local folder backed up into a local folder) is read from its SHA256SUMS and its copies' own
+// sizes and modification times.
 
 // incremental is how a backup's plan reuses a base; the zero value (no base) plans a full
 // backup.
