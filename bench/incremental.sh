@@ -125,8 +125,10 @@ if part l; then
   echo "  second backup:           ${T_second}s  (peak RSS ${M_second} MB)  = $(ratio "$T_second" "$T_first")× the first"
   echo "  rsync -a / --link-dest:  ${T_rs1}s / ${T_rs2}s   second backup / rsync --link-dest = $(ratio "$T_second" "$T_rs2")×"
   echo "  changed bytes $CHANGED; second backup adds $ADDED bytes (fixtures $FIXTURES) = $(ratio "$ADDED" "$((CHANGED + FIXTURES))")× (changed + fixtures); rsync adds $RSADDED"
-  # Where the added space goes besides the changed files: the manifest, the index, folders.
-  echo "  second backup's own files: SHA256SUMS $(stat -c %s "$SECOND/SHA256SUMS"), index $(stat -c %s "$SECOND"/files_index.jsonl*), folders $(find "$SECOND" -type d -printf '%s\n' | awk '{s += $1} END {print s}') bytes"
+  # Where the added space goes besides the changed files: the manifest, the index (none in a
+  # self-indexed backup: local into local), folders.
+  INDEX=$(stat -c %s "$SECOND"/files_index.jsonl* 2>/dev/null || echo "none (self-indexed)")
+  echo "  second backup's own files: SHA256SUMS $(stat -c %s "$SECOND/SHA256SUMS"), index $INDEX, folders $(find "$SECOND" -type d -printf '%s\n' | awk '{s += $1} END {print s}') bytes"
   "$BIN" list --backup-dir "$OUT" | tail -3
   rm -rf "$OUT" "$WORK/rsync"
   restore_store

@@ -97,6 +97,10 @@ type BackupOptions struct {
 	Full     bool
 	Checksum bool
 	Base     string
+	// FileIndex writes the file index even where the copies stand for it (a local folder
+	// backed up into a local folder, layout.FilesSummary.SelfIndexed), as earlier versions
+	// did.
+	FileIndex bool
 	// Recipients, when set, encrypt the backup to these age public keys; Passphrase (never
 	// recorded anywhere) instead encrypts it to a key the run generates or takes over from its
 	// base, sealed with the passphrase. At most one of the two.
@@ -126,6 +130,7 @@ type resumable struct {
 	Full         bool     `json:"full,omitempty"`
 	Checksum     bool     `json:"checksum,omitempty"`
 	Base         string   `json:"base,omitempty"`
+	FileIndex    bool     `json:"file_index,omitempty"`
 	// Recipients are an encrypted run's public keys; Passphrase says it was encrypted in
 	// passphrase mode (the passphrase itself is never recorded: a resume needs it again).
 	Recipients []string `json:"recipients,omitempty"`
@@ -400,7 +405,7 @@ func recordedOptions(o BackupOptions) []byte {
 	opts, _ := json.Marshal(resumable{
 		BackupDir: o.BackupDir, SkipDB: o.SkipDB, SkipFiles: o.SkipFiles, Models: o.Models, Compress: o.Compress,
 		Compression: o.Compression, Indent: o.Indent, ChunkRows: o.ChunkRows, FilesPerTask: o.FilesPerTask, BytesPerTask: o.BytesPerTask, Workers: o.Workers,
-		Full: o.Full, Checksum: o.Checksum, Base: o.Base, Recipients: public, Passphrase: o.Passphrase != "",
+		Full: o.Full, Checksum: o.Checksum, Base: o.Base, FileIndex: o.FileIndex, Recipients: public, Passphrase: o.Passphrase != "",
 	})
 	return opts
 }
@@ -1048,7 +1053,7 @@ func (c *Coordinator) resumeRecord(ctx context.Context, o *BackupOptions) (*mess
 	o.BackupDir, o.SkipDB, o.SkipFiles, o.Models, o.Compress = r.BackupDir, r.SkipDB, r.SkipFiles, r.Models, r.Compress
 	o.Compression = r.Compression
 	o.Indent, o.ChunkRows, o.FilesPerTask, o.BytesPerTask = r.Indent, r.ChunkRows, r.FilesPerTask, r.BytesPerTask
-	o.Full, o.Checksum, o.Base = r.Full, r.Checksum, r.Base
+	o.Full, o.Checksum, o.Base, o.FileIndex = r.Full, r.Checksum, r.Base, r.FileIndex
 	if err := resumeEncryption(o, r); err != nil {
 		return nil, 0, fmt.Errorf("run %s: %w", rec.ID, err)
 	}

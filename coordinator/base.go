@@ -24,7 +24,8 @@ type baseBackup struct {
 }
 
 // findBase picks the base of an incremental backup: --base NAME, else the newest complete
-// backup folder of the destination that holds the same storage's files and a file index. Each
+// backup folder of the destination that holds the same storage's files and a file index (or
+// is self-indexed). Each
 // candidate's manifest is verified first; one that fails is named in a warning and the next
 // older one is tried. nil (no error) means a full backup. A --base that cannot be used is an
 // error: the user asked for that one.
@@ -139,6 +140,10 @@ func (r *backupRun) baseFits(meta *layout.Metadata, root *storage.Bucket) error 
 		return errNotBase("it is an archive")
 	case meta.Storage != r.src.String():
 		return errNotBase(fmt.Sprintf("it backs up storage %s, not %s", meta.Storage, r.src.String()))
+	case meta.Files.Index == "" && meta.Files.SelfIndexed:
+		if !root.IsLocal() || !r.src.IsLocal() {
+			return fmt.Errorf("its metadata says it is self-indexed, which only a local folder backed up from a local folder can be")
+		}
 	case meta.Files.Index == "":
 		return errNotBase("it has no " + layout.FileIndex + " (written by an older version)")
 	case !layout.IsFileIndexName(meta.Files.Index):
@@ -150,8 +155,8 @@ func (r *backupRun) baseFits(meta *layout.Metadata, root *storage.Bucket) error 
 }
 
 // verifyBase checks that name's SHA256SUMS is the one its metadata vouches for and that its
-// file index is the one SHA256SUMS lists, streaming both: a tampered or damaged base is
-// never trusted.
+// file index (a self-indexed base has none) is the one SHA256SUMS lists, streaming both: a
+// tampered or damaged base is never trusted.
 func verifyBase(ctx context.Context, root *storage.Bucket, name string, meta *layout.Metadata) error {
 	if meta.ManifestSHA256 == "" {
 		return fmt.Errorf("its metadata has no manifest_sha256")
@@ -162,6 +167,9 @@ func verifyBase(ctx context.Context, root *storage.Bucket, name string, meta *la
 	}
 	if manifest != meta.ManifestSHA256 {
 		return fmt.Errorf("%s has sha256 %s but its metadata says %s (damaged or tampered)", layout.FileSums, manifest, meta.ManifestSHA256)
+	}
+	if meta.Files.Index == "" && meta.Files.SelfIndexed {
+		return nil
 	}
 	if listed == "" {
 		return fmt.Errorf("%s does not list %s", layout.FileSums, meta.Files.Index)

@@ -271,6 +271,9 @@ func (r *copyRun) assemble(ctx context.Context) error {
 			files.Store, files.NameEncoding = "", ""
 		}
 	}
+	if err := r.indexForObjects(ctx, &meta); err != nil {
+		return err
+	}
 	files.Base = r.plan.base
 	files.New = layout.FileCount{Files: r.rep.Copied, Bytes: r.rep.Bytes}
 	files.Reused = layout.FileCount{Files: r.rep.Reused, Bytes: r.rep.ReusedBytes}

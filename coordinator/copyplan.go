@@ -247,14 +247,19 @@ func (r *copyRun) findLocalBase(ctx context.Context, files *extsort.Sorter) (str
 	for _, name := range names {
 		dir := filepath.Join(r.o.Dest, name)
 		meta, err := layout.ReadMetadata(dir)
-		if err != nil || meta.Status != layout.StatusComplete || meta.Files.Index == "" || meta.Files.Store != "" {
+		if err != nil || meta.Status != layout.StatusComplete || !hasIndex(meta) || meta.Files.Store != "" {
 			continue
 		}
 		if err := checkBaseIndex(ctx, dir, meta); err != nil {
 			r.log.Warn("copy: not using a backup of the destination as base", "base", dir, "reason", err)
 			continue
 		}
-		if err := addBaseIndex(dir, meta.Files.Index, files); err != nil {
+		if meta.Files.Index == "" {
+			err = addBaseCopies(dir, files)
+		} else {
+			err = addBaseIndex(dir, meta.Files.Index, files)
+		}
+		if err != nil {
 			return "", err
 		}
 		return name, nil
@@ -271,6 +276,9 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 	}
 	if sum != meta.ManifestSHA256 {
 		return fmt.Errorf("%s has sha256 %s, the metadata says %s", layout.FileSums, sum, meta.ManifestSHA256)
+	}
+	if meta.Files.Index == "" {
+		return nil // self-indexed: its manifest lists its copies, which are here
 	}
 	f, err := os.Open(filepath.Join(dir, layout.FileSums))
 	if err != nil {
@@ -319,6 +327,32 @@ func addBaseIndex(dir, index string, files *extsort.Sorter) error {
 			stored = e.Path
 		}
 		return files.Add(e.Path, []byte("B"+e.SHA256+"\x00"+strconv.FormatInt(e.Size, 10)+"\x00"+stored))
+	})
+}
+
+// hasIndex tells whether a backup can say what files it holds: a file index, or its copies
+// themselves (self-indexed).
+func hasIndex(meta *layout.Metadata) bool {
+	return meta.Files.Index != "" || meta.Files.SelfIndexed
+}
+
+// addBaseCopies is addBaseIndex for a self-indexed base: its SHA256SUMS lines under files/,
+// each with its copy's size (a copy gone is not added: never linked).
+func addBaseCopies(dir string, files *extsort.Sorter) error {
+	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return layout.EachSum(f, func(rel, sum string) error {
+		if !strings.HasPrefix(rel, layout.FilesDir+"/") {
+			return nil
+		}
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		return files.Add(rel, []byte("B"+sum+"\x00"+strconv.FormatInt(fi.Size(), 10)+"\x00"+rel))
 	})
 }
 

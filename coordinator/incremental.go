@@ -25,7 +25,9 @@ import (
 // whose key, size and modification time (S3: ETag) are the base's is unchanged: its key-list
 // entry gets Reuse, where the base's copy is, and the base's sum, and the worker reuses that
 // copy instead of reading the file. With --checksum every file the base holds at the same
-// size is a candidate, and the worker hashes it to decide.
+// size is a candidate, and the worker hashes it to decide. A self-indexed base (no index: a
+// local folder backed up into a local folder) is read from its SHA256SUMS and its copies' own
+// sizes and modification times.
 
 // incremental is how a backup's plan reuses a base; the zero value (no base) plans a full
 // backup.
@@ -144,7 +146,7 @@ func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc 
 	var idx *baseIndex
 	if inc.base != nil {
 		var err error
-		if idx, err = openBaseIndex(ctx, inc.base); err != nil {
+		if idx, err = openBaseIndex(ctx, inc.base, p.info.NameEncoding); err != nil {
 			return err
 		}
 		defer idx.close()
@@ -155,7 +157,7 @@ func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc 
 			return fmt.Errorf("sorted listing: %w", err)
 		}
 		if idx != nil {
-			b, ok, err := idx.find(e.Path)
+			b, ok, err := idx.find(e)
 			if err != nil {
 				return err
 			}
@@ -196,7 +198,9 @@ func (p *copyPlanner) markReused(e *messages.FileEntry, b messages.FileEntry, in
 	}
 }
 
-// baseIndex reads a base's file index forward, as the sorted listing asks for paths.
+// baseIndex reads a base's file index forward, as the sorted listing asks for paths. A
+// self-indexed base has no index: its SHA256SUMS names its files, and each copy's own size
+// and modification time are what the index would have recorded.
 type baseIndex struct {
 	rc   interface{ Close() error }
 	r    *layout.FileIndexReader
@@ -205,30 +209,61 @@ type baseIndex struct {
 	have bool
 	done bool
 	name string
+	// self is the self-indexed base's view of its copies, nil for a base with an index.
+	self *selfIndex
+}
+
+// selfIndex looks a self-indexed base's files up in the base folder itself.
+type selfIndex struct {
+	// dir is the base folder: its copies are lstat'ed by path, a third of the cost of a
+	// lookup confined to the root (which walks each path's folders).
+	dir string
+	// sameNames: the base's name encoding is the new backup's; a path stands for the same
+	// key only under the same.
+	sameNames bool
+	// changed are the files that changed while the base read them: their copies' times are
+	// not their content's, so they are never taken as unchanged.
+	changed map[string]bool
 }
 
 // openBaseIndex opens the base's file index, and the join that fills in from its
-// SHA256SUMS the sums the index leaves out.
-func openBaseIndex(ctx context.Context, b *baseBackup) (*baseIndex, error) {
-	rc, _, err := b.root.Open(ctx, b.name+"/"+b.meta.Files.Index)
-	if err != nil {
-		return nil, fmt.Errorf("read the base backup's file index: %w", err)
-	}
+// SHA256SUMS the sums the index leaves out. names is the new backup's name encoding.
+func openBaseIndex(ctx context.Context, b *baseBackup, names string) (*baseIndex, error) {
 	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) {
 		rc, _, err := b.root.Open(ctx, b.name+"/"+layout.FileSums)
 		return rc, err
 	})
+	if b.meta.Files.Index == "" && b.meta.Files.SelfIndexed {
+		// A local bucket's String is its folder (baseFits takes only a local base as
+		// self-indexed).
+		self := &selfIndex{dir: filepath.Join(b.root.String(), b.name), sameNames: b.meta.Files.NameEncoding == names, changed: map[string]bool{}}
+		for _, p := range b.meta.Files.ChangedDuringBackup {
+			self.changed[p] = true
+		}
+		return &baseIndex{sums: sums, name: b.name, self: self}, nil
+	}
+	rc, _, err := b.root.Open(ctx, b.name+"/"+b.meta.Files.Index)
+	if err != nil {
+		sums.Close()
+		return nil, fmt.Errorf("read the base backup's file index: %w", err)
+	}
 	return &baseIndex{rc: rc, r: layout.NewFileIndexReader(rc), sums: sums, name: b.name}, nil
 }
 
 func (x *baseIndex) close() {
-	x.rc.Close()
+	if x.rc != nil {
+		x.rc.Close()
+	}
 	x.sums.Close()
 }
 
-// find returns the index's entry for path, if it has one; paths must be asked for in
-// increasing order.
-func (x *baseIndex) find(path string) (messages.FileEntry, bool, error) {
+// find returns the base's entry for listed file s's path, if it has one; paths must be asked
+// for in increasing order.
+func (x *baseIndex) find(s messages.FileEntry) (messages.FileEntry, bool, error) {
+	if x.self != nil {
+		return x.findCopy(s)
+	}
+	path := s.Path
 	for !x.done {
 		if !x.have {
 			e, ok, err := x.r.Next()
@@ -255,6 +290,25 @@ func (x *baseIndex) find(path string) (messages.FileEntry, bool, error) {
 		}
 	}
 	return messages.FileEntry{}, false, nil
+}
+
+// findCopy is find on a self-indexed base: the entry is the base's SHA256SUMS line for s's
+// path and its copy's own size and modification time. A path the manifest does not list, a
+// copy gone, or a file that changed as the base read it is not found: the file is copied.
+func (x *baseIndex) findCopy(s messages.FileEntry) (messages.FileEntry, bool, error) {
+	b := messages.FileEntry{Path: s.Path}
+	if err := x.sums.Fill(&b); err != nil {
+		return b, false, fmt.Errorf("base backup %s: %w", x.name, err)
+	}
+	if b.SHA256 == "" || x.self.changed[s.Path] || !x.self.sameNames {
+		return b, false, nil
+	}
+	fi, err := os.Lstat(filepath.Join(x.self.dir, filepath.FromSlash(s.Path)))
+	if err != nil || !fi.Mode().IsRegular() {
+		return b, false, nil // the worker could not link it either: copied
+	}
+	b.Key, b.Stored, b.Size, b.ModTime = s.Key, s.Stored, fi.Size(), fi.ModTime().UnixNano()
+	return b, true, nil
 }
 
 // planCopiesIncremental plans the file copies against a base, if one is found (see
@@ -294,9 +348,13 @@ func (r *backupRun) newIndexWriter() (*layout.FileIndexWriter, func(), error) {
 
 // writeFileIndex writes the backup's file index, lists it in the manifest and names it in the
 // metadata: the next backup finds the unchanged files there. A backup without storage files
-// has none.
+// has none, and a self-indexed one needs none (its copies are the index).
 func (r *backupRun) writeFileIndex(ctx context.Context, meta *layout.Metadata, sums *layout.SumsWriter, index *layout.FileIndexWriter) error {
 	if r.src == nil {
+		return nil
+	}
+	if r.selfIndexed() {
+		meta.Files.SelfIndexed = true
 		return nil
 	}
 	h := sha256.New()
@@ -312,4 +370,13 @@ func (r *backupRun) writeFileIndex(ctx context.Context, meta *layout.Metadata, s
 	}
 	meta.Files.Index = layout.FileIndexGz
 	return sums.Add(layout.FileIndexGz, hex.EncodeToString(h.Sum(nil)))
+}
+
+// selfIndexed tells whether the backup's copies can stand for its file index: a local source
+// into a local, unencrypted folder (no archive), where each copy keeps its source's size and
+// modification time (the worker sets it, a link shares it). An S3 source's ETags, an object
+// store's keys and an encrypted copy's plaintext size are only in an index.
+func (r *backupRun) selfIndexed() bool {
+	_, local := r.stage.(*localDestination)
+	return local && !r.o.FileIndex && r.src.IsLocal() && !r.o.Compress && !r.usesObjects() && len(r.recipients()) == 0
 }

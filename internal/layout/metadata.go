@@ -208,8 +208,14 @@ type FilesSummary struct {
 	// Without DefaultMode (an older backup), each copy's own permissions are the record.
 	DefaultMode string              `json:"default_mode,omitempty"`
 	Modes       map[string][]string `json:"modes,omitempty"`
-	// Index is the name of the backup's file index (FileIndex), "" in older backups.
+	// Index is the name of the backup's file index (FileIndex), "" in older backups and in
+	// self-indexed ones.
 	Index string `json:"index,omitempty"`
+	// SelfIndexed says the backup has no file index by design: a local, unencrypted folder
+	// backed up from a local folder, whose copies kept their source's size and modification
+	// time. The next backup compares the source's with its copies' own, their sums being in
+	// SHA256SUMS and their keys their paths under files/ (NameEncoding).
+	SelfIndexed bool `json:"self_indexed,omitempty"`
 	// Store is where the files' content is: "" under files/ in the backup itself,
 	// StoreObjects in the destination's content-addressed object store (ObjectKey).
 	Store string `json:"store,omitempty"`

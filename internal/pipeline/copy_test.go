@@ -41,6 +41,18 @@ func backupInto(t *testing.T, s *pipeline.Session, p platformFixture, dir string
 	return rep.Path
 }
 
+// backupIndexedInto is backupInto a folder, writing the file index the copies would stand for.
+func backupIndexedInto(t *testing.T, s *pipeline.Session, p platformFixture, dir string) string {
+	t.Helper()
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dir, ChunkRows: 50, FileIndex: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep.Path
+}
+
 // storageFiles lists a backup folder's files/ (slash paths relative to the folder).
 func storageFiles(t *testing.T, dir string) []string {
 	t.Helper()
@@ -300,7 +312,9 @@ func TestCopyThroughS3ObjectStore(t *testing.T) {
 	p := sqlitePlatform(t, demo.DefaultOptions())
 	s := startSession(t, p, 2, queue.Config{})
 	ctx := context.Background()
-	first := backupInto(t, s, p, t.TempDir(), false)
+	// With a file index: the copies are then the backup byte for byte (a self-indexed one
+	// gains an index in an object store: TestCopySelfIndexedToS3).
+	first := backupIndexedInto(t, s, p, t.TempDir())
 	name := filepath.Base(first)
 	files := storageFiles(t, first)
 
@@ -348,7 +362,7 @@ func TestCopyThroughS3ObjectStore(t *testing.T) {
 	os.WriteFile(filepath.Join(p.storage, filepath.FromSlash(changed)), []byte("changed since the first backup"), 0o644)
 	// Into the first one's folder: a backup taken in the same second elsewhere would have the
 	// same name, which east already holds with another manifest (a refusal, not this test's).
-	second := backupInto(t, s, p, filepath.Dir(first), false)
+	second := backupIndexedInto(t, s, p, filepath.Dir(first))
 	count.reset()
 	rep, err = s.Coordinator.Copy(ctx, copyOptions(second, east))
 	if err != nil {

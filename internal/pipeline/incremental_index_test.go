@@ -34,7 +34,7 @@ func TestIncrementalIndexSumsFromManifest(t *testing.T) {
 			s.put("images/b.png", "bravo")
 			c := filesSession(t, s)
 			dir := t.TempDir()
-			first := filesBackup(t, c, s, dir, nil)
+			first := filesBackup(t, c, s, dir, withFileIndex)
 			for _, e := range readIndex(t, first.Path) {
 				if e.SHA256 != "" {
 					t.Fatalf("the index lists %s with its sum %s: SHA256SUMS has it", e.Path, e.SHA256)

@@ -161,8 +161,15 @@ type chainStep struct {
 // TestIncrementalChainOfFive takes five backups of a changing storage: each after the first
 // hard-links exactly the files unchanged since the one before, stores the rest, counts both,
 // and restores its own state byte for byte; removing backups by hand or by prune leaves the
-// others restorable and verified.
+// others restorable and verified. The chain is taken self-indexed (the copies stand for the
+// file index: a local folder into a local folder) and with a file index, as earlier versions
+// wrote.
 func TestIncrementalChainOfFive(t *testing.T) {
+	t.Run("self-indexed", func(t *testing.T) { chainOfFive(t, false) })
+	t.Run("file index", func(t *testing.T) { chainOfFive(t, true) })
+}
+
+func chainOfFive(t *testing.T, withIndex bool) {
 	s := newIncStorage(t)
 	steps := []chainStep{
 		{change: func(s *incStorage) {
@@ -200,8 +207,8 @@ func TestIncrementalChainOfFive(t *testing.T) {
 	for i, st := range steps {
 		st.change(s)
 		states = append(states, treeFiles(t, s.dir))
-		rep := filesBackup(t, c, s, dir, nil)
-		checkChainStep(t, i, rep, backups, st, states[i])
+		rep := filesBackup(t, c, s, dir, func(o *coordinator.BackupOptions) { o.FileIndex = withIndex })
+		checkChainStep(t, i, rep, backups, st, states[i], withIndex)
 		backups = append(backups, rep.Path)
 	}
 	for i, b := range backups {
@@ -236,12 +243,10 @@ func TestIncrementalChainOfFive(t *testing.T) {
 
 // checkChainStep checks backup i of the chain: its base is the backup before, the unchanged
 // files are links to that backup's copies and the others are not, and the counts agree.
-func checkChainStep(t *testing.T, i int, rep *coordinator.BackupReport, backups []string, st chainStep, state map[string][]byte) {
+func checkChainStep(t *testing.T, i int, rep *coordinator.BackupReport, backups []string, st chainStep, state map[string][]byte, withIndex bool) {
 	t.Helper()
 	meta := readMetadata(t, rep.Path)
-	if meta.Files.Index != layout.FileIndexGz {
-		t.Fatalf("backup %d: files.index is %q", i+1, meta.Files.Index)
-	}
+	checkIndexed(t, rep.Path, meta, withIndex)
 	wantBase := ""
 	if i > 0 {
 		wantBase = filepath.Base(backups[i-1])
@@ -268,6 +273,18 @@ func checkChainStep(t *testing.T, i int, rep *coordinator.BackupReport, backups 
 		if want := slices.Contains(st.unchanged, k); linked != want {
 			t.Errorf("backup %d: %s linked to the previous backup's copy: %v, want %v", i+1, k, linked, want)
 		}
+	}
+}
+
+// checkIndexed checks that a local backup has a file index, or is self-indexed and has none.
+func checkIndexed(t *testing.T, backup string, meta *layout.Metadata, withIndex bool) {
+	t.Helper()
+	_, err := os.Stat(filepath.Join(backup, layout.FileIndexGz))
+	if withIndex && (meta.Files.Index != layout.FileIndexGz || meta.Files.SelfIndexed || err != nil) {
+		t.Fatalf("%s: files.index %q, self_indexed %v (%v); want an index", filepath.Base(backup), meta.Files.Index, meta.Files.SelfIndexed, err)
+	}
+	if !withIndex && (meta.Files.Index != "" || !meta.Files.SelfIndexed || !os.IsNotExist(err)) {
+		t.Fatalf("%s: files.index %q, self_indexed %v (%v); want self-indexed", filepath.Base(backup), meta.Files.Index, meta.Files.SelfIndexed, err)
 	}
 }
 
@@ -325,7 +342,7 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 			s.put("images/b.png", "bravo")
 			c := filesSession(t, s)
 			dir := t.TempDir()
-			first := filesBackup(t, c, s, dir, nil)
+			first := filesBackup(t, c, s, dir, withFileIndex)
 			tc.damage(t, first.Path)
 			second := filesBackup(t, c, s, dir, nil)
 			if second.Base != "" || second.Reused.Files != 0 || second.New.Files != 2 {
@@ -339,6 +356,10 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 		})
 	}
 }
+
+// withFileIndex has a backup write its file index where its copies would stand for it, as
+// earlier versions did.
+func withFileIndex(o *coordinator.BackupOptions) { o.FileIndex = true }
 
 func wantWarning(t *testing.T, warnings []string, parts ...string) {
 	t.Helper()
@@ -503,7 +524,7 @@ func TestIncrementalUncompressedIndexBase(t *testing.T) {
 	s.put("images/b.png", "bravo")
 	c := filesSession(t, s)
 	dir := t.TempDir()
-	first := filesBackup(t, c, s, dir, nil)
+	first := filesBackup(t, c, s, dir, withFileIndex)
 	uncompressIndex(t, first.Path)
 	s.put("images/b.png", "bravo, changed")
 	second := filesBackup(t, c, s, dir, nil)
@@ -513,9 +534,7 @@ func TestIncrementalUncompressedIndexBase(t *testing.T) {
 	if !sameInode(t, first.Path, second.Path, "content/a.json") {
 		t.Fatal("content/a.json is not linked to the base's copy")
 	}
-	if meta := readMetadata(t, second.Path); meta.Files.Index != layout.FileIndexGz {
-		t.Fatalf("the new backup's files.index is %q", meta.Files.Index)
-	}
+	checkIndexed(t, second.Path, readMetadata(t, second.Path), false)
 	checkBackupIntact(t, second.Path)
 }
 
