@@ -67,6 +67,12 @@ func TestInterruptedBackup(t *testing.T) {
 			waitStaging(t, p, backups)
 			for i := 0; i < tt.signals; i++ {
 				if err := p.Signal(syscall.SIGINT); err != nil {
+					if i > 0 && p.Exited() {
+						// The first Ctrl-C's orderly stop was already done: nothing left to
+						// hurry. Its exit code and leftovers are still checked below.
+						t.Logf("the backup stopped before Ctrl-C %d", i+1)
+						break
+					}
 					t.Fatalf("the backup ended before Ctrl-C %d: %v\n%s", i+1, err, p.Stderr())
 				}
 				if i == 0 {
