@@ -156,21 +156,6 @@ func FuzzReadPlainSegment(f *testing.F) {
 	})
 }
 
-// sealBytes encrypts data to k.
-func sealBytes(t *testing.T, k enctest.Key, data []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w, err := k.Recipients.Encrypt(&buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(data)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // DecryptAge writes and hashes the plaintext of an age file of several chunks, and leaves the
 // stored sum to age's authentication: a file flipped, cut at a chunk's end or inside one,
 // extended, or encrypted to another key does not decrypt (AgeSums.Decrypt), and none of it is
@@ -181,7 +166,7 @@ func TestDecryptAge(t *testing.T) {
 	for i := range plain {
 		plain[i] = byte(i * 7)
 	}
-	good := sealBytes(t, k, plain)
+	good := enctest.Seal(t, plain, k)
 	var sink bytes.Buffer
 	s, err := layout.DecryptAge(context.Background(), bytes.NewReader(good), k.Identities, &sink)
 	if err != nil || s.Decrypt != nil {
@@ -199,7 +184,7 @@ func TestDecryptAge(t *testing.T) {
 		"cut inside a chunk": good[:len(good)-10],
 		"cut at a chunk end": good[:len(good)-(123+16)],
 		"extended":           append(slices.Clone(good), 0),
-		"another key":        sealBytes(t, other, plain),
+		"another key":        enctest.Seal(t, plain, other),
 	}
 	for name, data := range damaged {
 		t.Run(name, func(t *testing.T) {

@@ -109,7 +109,7 @@ func encryptFile(t testing.TB, p string, k Key) (string, int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, p+encryption.Ext, seal(t, data, k))
+	writeFile(t, p+encryption.Ext, Seal(t, data, k))
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,8 @@ func encryptFile(t testing.TB, p string, k Key) (string, int64) {
 	return hex.EncodeToString(sum[:]), int64(len(data))
 }
 
-func seal(t testing.TB, data []byte, k Key) []byte {
+// Seal encrypts data to k, as a backup stores a file.
+func Seal(t testing.TB, data []byte, k Key) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w, err := k.Recipients.Encrypt(&buf)
@@ -146,7 +147,7 @@ func writeSegment(t testing.TB, p string, plain map[string]string, k Key) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, p, seal(t, []byte(b.String()), k))
+	writeFile(t, p, Seal(t, []byte(b.String()), k))
 }
 
 // rewriteIndex applies edit to every entry of the (maybe gzipped) file index at p and writes
@@ -336,5 +337,5 @@ func Segment(t testing.TB, dir string, k Key, edit func(string) string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, p, seal(t, []byte(edit(string(data))), k))
+	writeFile(t, p, Seal(t, []byte(edit(string(data))), k))
 }
