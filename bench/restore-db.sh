@@ -98,7 +98,7 @@ bench_set() {
     go tool pprof -top -cum -nodecount=60 "$BIN" "$WORK/$set-$mode.prof" 2>/dev/null |
       grep -E "fixture\.\(\*Reader\)\.Next$|\(\*pgRowSource\)\.(decode|encodeFast)$|\(\*loadPlan\)\.decode$|runtime\.gcBgMarkWorker$|sha256\.\(\*Digest\)\.Write$|runtime\.mallocgc$|Syscall6$" |
       awk '{printf "      %-8s %-7s %s\n", $4, $5, $6}'
-    [ -n "${WNB_PROFILE_DIR:-}" ] && cp "$WORK/$set-$mode.prof" "$WNB_PROFILE_DIR/"
+    if [ -n "${WNB_PROFILE_DIR:-}" ]; then cp "$WORK/$set-$mode.prof" "$WNB_PROFILE_DIR/"; fi
   done
 }
 
