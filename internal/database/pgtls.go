@@ -18,11 +18,11 @@ import (
 // followed, which is what prefer allows; require and verify-* have no plain fallback and are
 // never changed.
 type plainAfterRefusal struct {
-	plain *pgconn.FallbackConfig // the single host's plain fallback; nil: nothing to skip
-	seen  atomic.Bool
+	applies bool // one host, TLS first with a plain fallback: there is an attempt to skip
+	seen    atomic.Bool
 }
 
-// newPlainAfterRefusal applies only to one host with sslmode=prefer or allow: a TLS first
+// newPlainAfterRefusal applies only to one host with sslmode=prefer: a TLS first
 // attempt and a plain fallback to the same address.
 func newPlainAfterRefusal(cc *pgx.ConnConfig) *plainAfterRefusal {
 	m := &plainAfterRefusal{}
@@ -31,14 +31,14 @@ func newPlainAfterRefusal(cc *pgx.ConnConfig) *plainAfterRefusal {
 	}
 	f := cc.Fallbacks[0]
 	if f.TLSConfig == nil && f.Host == cc.Host && f.Port == cc.Port {
-		m.plain = f
+		m.applies = true
 	}
 	return m
 }
 
 // trim makes cc skip the TLS attempt once the server is known to refuse it.
 func (m *plainAfterRefusal) trim(cc *pgx.ConnConfig) {
-	if m.plain != nil && m.seen.Load() {
+	if m.applies && m.seen.Load() {
 		cc.TLSConfig = nil
 		cc.Fallbacks = nil
 	}
@@ -46,7 +46,7 @@ func (m *plainAfterRefusal) trim(cc *pgx.ConnConfig) {
 
 // observe records whether conn ended up in the clear.
 func (m *plainAfterRefusal) observe(conn *pgconn.PgConn) {
-	if m.plain == nil {
+	if !m.applies {
 		return
 	}
 	if _, isTLS := conn.Conn().(*tls.Conn); !isTLS {

@@ -33,8 +33,8 @@ func TestPlainAfterRefusalApplies(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := newPlainAfterRefusal(cc)
-		if got := m.plain != nil; got != tc.skips {
-			t.Errorf("%s: skips TLS after a refusal = %v, want %v", tc.dsn, got, tc.skips)
+		if m.applies != tc.skips {
+			t.Errorf("%s: skips TLS after a refusal = %v, want %v", tc.dsn, m.applies, tc.skips)
 		}
 		// Before any connection it never changes the config.
 		tlsBefore := cc.TLSConfig
