@@ -392,8 +392,12 @@ func (db *DB) exportPostgres(ctx context.Context, snapshotID string, p *exportPl
 	}
 	buf := make([]byte, 0, 4096)
 	for rr.NextRow() {
-		buf, err = p.appendPGRow(buf[:0], rr.Values())
-		if err == nil {
+		// In place in the writer's buffer when the layout allows: one copy of each row less.
+		if dst, direct := out.ObjectBuffer(); direct {
+			if dst, err = p.appendPGRow(dst, rr.Values()); err == nil {
+				err = out.CommitObject(dst)
+			}
+		} else if buf, err = p.appendPGRow(buf[:0], rr.Values()); err == nil {
 			err = out.WriteObject(buf)
 		}
 		if err != nil {
