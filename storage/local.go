@@ -328,29 +328,11 @@ type localWriter struct {
 	attrs     Object
 	deferSync bool
 	done      bool
-	// unsent counts the bytes written since the kernel was last asked to start writing the
-	// file out (see Write).
-	unsent int64
 }
-
-// writebackStep is how many bytes a writer lets pile up in the page cache before it asks the
-// kernel to start writing them out: the sync at Commit then waits for the last few only, not
-// for the whole of a large file (an export's fixture), while the rest is still being written.
-const writebackStep = 8 << 20
-
-// writeback is startWriteback, a variable so that a test can count the calls.
-var writeback = startWriteback
 
 func (w *localWriter) setAttrs(attrs Object) { w.attrs = attrs }
 
-func (w *localWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	if w.unsent += int64(n); w.unsent >= writebackStep {
-		w.unsent = 0
-		writeback(w.f)
-	}
-	return n, err
-}
+func (w *localWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
 
 // ReadFrom lets io.Copy use copy_file_range/sendfile between files.
 func (w *localWriter) ReadFrom(r io.Reader) (int64, error) { return w.f.ReadFrom(r) }
