@@ -36,12 +36,13 @@ var bytesAhead int64 = 16 << 20
 // rowBatch is a run of consecutive fixture objects and, once done is closed, their rows
 // encoded as binary COPY tuples.
 type rowBatch struct {
-	objs []fixture.Object
-	enc  []byte     // the rows' tuples, ready for COPY
-	rows []batchRow // one per encoded tuple
-	err  error      // the first object that failed (rows holds those before it), or the read error
-	done chan struct{}
-	size int64 // its share of bytesAhead
+	objs   []fixture.Object
+	fields []fixture.FieldValue // the objs' Fields
+	enc    []byte               // the rows' tuples, ready for COPY
+	rows   []batchRow           // one per encoded tuple
+	err    error                // the first object that failed (rows holds those before it), or the read error
+	done   chan struct{}
+	size   int64 // its share of bytesAhead
 }
 
 // batchRow is what stays of a row once encoded: its pk and the many-to-many lists the
@@ -67,6 +68,7 @@ type pgRowSource struct {
 	ahead   *semaphore.Weighted // bytes of objects read and not yet handed to COPY
 	budget  int64               // ahead's size
 	free    chan []byte         // tuple buffers COPY is done with, for the decoders to reuse
+	decoded chan *rowBatch      // batches decoded, their objects' slices for the reader to reuse
 	wg      sync.WaitGroup
 	once    sync.Once
 
@@ -90,6 +92,7 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pg
 		stop:    make(chan struct{}),
 		ahead:   semaphore.NewWeighted(budget),
 		free:    make(chan []byte, workers*batchesAhead),
+		decoded: make(chan *rowBatch, workers*batchesAhead),
 	}
 	work := make(chan *rowBatch, workers*batchesAhead)
 	s.wg.Add(1 + workers)
@@ -106,7 +109,16 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pg
 			enc := &tupleEncoder{types: pgtype.NewMap(), oids: cols.oids}
 			for b := range work {
 				s.decode(b, enc)
+				objs, fields := b.objs[:0], b.fields[:0]
+				b.objs, b.fields = nil, nil
 				close(b.done)
+				// The tuples hold what is needed of the objects (errors copy what they
+				// name): their slices may be filled again. Their pointers keep at most
+				// a few batches' input alive.
+				select {
+				case s.decoded <- &rowBatch{objs: objs, fields: fields}:
+				default:
+				}
 			}
 		}()
 	}
@@ -154,10 +166,11 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		return false
 	}
 	for {
-		b := &rowBatch{done: make(chan struct{}), objs: make([]fixture.Object, 0, batchObjects)}
+		b := s.newBatch()
 		size := 0
 		for len(b.objs) < batchObjects && size < batchBytes {
-			obj, err := r.Next()
+			obj, fields, err := r.NextFields(b.fields)
+			b.fields = fields
 			if err == io.EOF {
 				break
 			}
@@ -180,6 +193,19 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 			return
 		}
 	}
+}
+
+// newBatch returns an empty batch, with the slices of one decoded already when there is one.
+func (s *pgRowSource) newBatch() *rowBatch {
+	b := &rowBatch{done: make(chan struct{})}
+	select {
+	case old := <-s.decoded:
+		b.objs, b.fields = old.objs, old.fields
+	default:
+		b.objs = make([]fixture.Object, 0, batchObjects)
+		b.fields = make([]fixture.FieldValue, 0, batchObjects*16)
+	}
+	return b
 }
 
 // decode turns a batch's objects into encoded tuples, stopping at the first that fails.
@@ -224,7 +250,6 @@ func (s *pgRowSource) decode(b *rowBatch, enc *tupleEncoder) {
 		}
 		b.rows = append(b.rows, s.batchRow(row))
 	}
-	b.objs = nil // the encoded rows hold all that is needed
 }
 
 // tupleBuffer returns an empty buffer of at least size bytes, one COPY is done with when
