@@ -134,14 +134,24 @@ func appendPlainInt(buf []byte, oid uint32, n int64) ([]byte, bool) {
 // appendPlainText unquotes a JSON string straight into buf, with the checks pgCheckValue makes
 // (no NUL, max_length in characters for varchar).
 func appendPlainText(buf []byte, f *loadField, oid uint32, raw []byte) ([]byte, bool) {
+	tooLong := func(body []byte) bool {
+		return oid == oidVarchar && f.MaxLength > 0 && len(body) > f.MaxLength && utf8.RuneCount(body) > f.MaxLength
+	}
+	// Most strings have no escape: their body is the text (and holds no NUL), copied as it
+	// is after one scan.
+	if body, ok := fixture.PlainBody(raw); ok {
+		if tooLong(body) {
+			return buf, false
+		}
+		return append(binary.BigEndian.AppendUint32(buf, uint32(len(body))), body...), true
+	}
 	at := len(buf)
 	out, ok := fixture.AppendUnquoted(binary.BigEndian.AppendUint32(buf, 0), raw)
 	if !ok {
 		return buf[:at], false
 	}
 	body := out[at+4:]
-	if bytes.IndexByte(body, 0) >= 0 ||
-		oid == oidVarchar && f.MaxLength > 0 && len(body) > f.MaxLength && utf8.RuneCount(body) > f.MaxLength {
+	if bytes.IndexByte(body, 0) >= 0 || tooLong(body) {
 		return out[:at], false
 	}
 	binary.BigEndian.PutUint32(out[at:], uint32(len(body)))
