@@ -36,13 +36,14 @@ var bytesAhead int64 = 16 << 20
 // rowBatch is a run of consecutive fixture objects and, once done is closed, their rows
 // encoded as binary COPY tuples.
 type rowBatch struct {
-	objs   []fixture.Object
-	fields []fixture.FieldValue // the objs' Fields
-	enc    []byte               // the rows' tuples, ready for COPY
-	rows   []batchRow           // one per encoded tuple
-	err    error                // the first object that failed (rows holds those before it), or the read error
-	done   chan struct{}
-	size   int64 // its share of bytesAhead
+	objs    []fixture.Object
+	fields  []fixture.FieldValue // the objs' Fields
+	retired [][]byte             // the Reader's buffers left while reading objs
+	enc     []byte               // the rows' tuples, ready for COPY
+	rows    []batchRow           // one per encoded tuple
+	err     error                // the first object that failed (rows holds those before it), or the read error
+	done    chan struct{}
+	size    int64 // its share of bytesAhead
 }
 
 // batchRow is what stays of a row once encoded: its pk and the many-to-many lists the
@@ -69,6 +70,7 @@ type pgRowSource struct {
 	budget  int64               // ahead's size
 	free    chan []byte         // tuple buffers COPY is done with, for the decoders to reuse
 	decoded chan *rowBatch      // batches decoded, their objects' slices for the reader to reuse
+	inputs  chan []byte         // the Reader's buffers no object in flight points into
 	wg      sync.WaitGroup
 	once    sync.Once
 
@@ -93,7 +95,9 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pg
 		ahead:   semaphore.NewWeighted(budget),
 		free:    make(chan []byte, workers*batchesAhead),
 		decoded: make(chan *rowBatch, workers*batchesAhead),
+		inputs:  make(chan []byte, 2*workers*batchesAhead),
 	}
+	r.RecycleBuffers(s.inputBuffer)
 	work := make(chan *rowBatch, workers*batchesAhead)
 	s.wg.Add(1 + workers)
 	go func() {
@@ -186,6 +190,7 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		if len(b.objs) == 0 && b.err == nil {
 			return
 		}
+		b.retired = r.Retired(nil)
 		b.size = min(int64(size), s.budget) // an object bigger than the budget goes alone
 		// Decided before send: from then on the batch is the decoder's.
 		last := b.err != nil || len(b.objs) < batchObjects && size < batchBytes
@@ -193,6 +198,19 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 			return
 		}
 	}
+}
+
+// inputBuffer gives the Reader a buffer of its earlier ones, when one is free and big enough
+// (see nextBatch): a new one is cleared by the allocator.
+func (s *pgRowSource) inputBuffer(size int) []byte {
+	select {
+	case buf := <-s.inputs:
+		if cap(buf) >= size {
+			return buf[:cap(buf)]
+		}
+	default:
+	}
+	return nil
 }
 
 // newBatch returns an empty batch, with the slices of one decoded already when there is one.
@@ -442,6 +460,14 @@ func (s *pgRowSource) nextBatch() bool {
 		select {
 		case s.free <- s.cur.enc:
 		default:
+		}
+		// Batches are done in order up to this one: no object left points into the input
+		// buffers the Reader left while reading it.
+		for _, buf := range s.cur.retired {
+			select {
+			case s.inputs <- buf:
+			default:
+			}
 		}
 		s.cur = nil
 	}
