@@ -198,25 +198,42 @@ func appendPlainJSON(buf []byte, oid uint32, raw []byte) ([]byte, bool) {
 // appendPlainUUID appends a UUID written in its 36-character form (either case) as its 16
 // bytes; other forms Django accepts take the general path.
 func appendPlainUUID(buf []byte, raw []byte) ([]byte, bool) {
-	b, ok := plainString(raw)
-	if !ok || len(b) != 36 || b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
+	// The literal itself, quotes included: 36 characters and no escape (a backslash is not
+	// a hex digit) need no unquoting.
+	if len(raw) != 38 || raw[0] != '"' || raw[37] != '"' {
+		return buf, false
+	}
+	b := raw[1:37]
+	if b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return buf, false
 	}
 	var u [16]byte
-	n := 0
-	for i := 0; i < len(b); i++ {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			continue
-		}
-		d, ok := hexDigit(b[i])
-		if !ok {
-			return buf, false
-		}
-		u[n/2] |= d << (4 * (1 - n%2))
-		n++
+	bad := byte(0)
+	for k, i := range uuidHexAt {
+		hi, lo := hexValue[b[i]], hexValue[b[i+1]]
+		bad |= hi | lo
+		u[k] = hi<<4 | lo&0x0f
+	}
+	if bad&0xf0 != 0 {
+		return buf, false
 	}
 	return append(binary.BigEndian.AppendUint32(buf, 16), u[:]...), true
 }
+
+// uuidHexAt is where each byte's two hex digits start in a UUID's 36-character form.
+var uuidHexAt = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// hexValue is a byte's value as a hex digit (either case), 0xff when it is not one.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		d, ok := hexDigit(byte(c))
+		if !ok {
+			d = 0xff
+		}
+		t[c] = d
+	}
+	return t
+}()
 
 func hexDigit(c byte) (byte, bool) {
 	switch {

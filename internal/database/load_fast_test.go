@@ -61,6 +61,11 @@ func TestAppendPlainValueMatchesGeneralPath(t *testing.T) {
 		{id, oidUUID, "uuid", `"0f8fad5b-d9cb-469f-a165-70867728950e"`, true},
 		{id, oidUUID, "uuid", `"0f8fad5bd9cb469fa16570867728950e"`, false},
 		{id, oidUUID, "uuid", `"0f8fad5b-d9cb-469f-a165-70867728950g"`, false},
+		{id, oidUUID, "uuid", `"g0f8fad5-d9cb-469f-a165-70867728950e"`, false},
+		{id, oidUUID, "uuid", `"0f8fAD5b-d9cb-469f-a165-7086772895\u0030"`, false},
+		{id, oidUUID, "uuid", `"0f8fad5b-d9cb-469f-a165-70867728950"`, false},
+		{id, oidUUID, "uuid", `"0f8fad5b+d9cb-469f-a165-70867728950e"`, false},
+		{id, oidUUID, "uuid", `"{0f8fad5b-d9cb-469f-a165-70867728950e}"`, false},
 		{flag, oidBool, "boolean", `true`, true},
 		{flag, oidBool, "boolean", `false`, true},
 		{flag, oidBool, "boolean", `"t"`, false},
@@ -129,11 +134,11 @@ func checkPlainValue(t *testing.T, f *loadField, oid uint32, dataType string, ra
 	return true
 }
 
-// FuzzAppendPlainValue: whatever the plain form takes of a datetime, date or duration, it
-// writes as the general path does.
+// FuzzAppendPlainValue: whatever the plain form takes of a datetime, date, duration or UUID,
+// it writes as the general path does.
 func FuzzAppendPlainValue(f *testing.F) {
 	for _, s := range []string{`"2024-05-06T07:08:09.123Z"`, `"2024-05-06 07:08:09.000"`, `"0000-02-29T00:00:00,5Z"`,
-		`"2024-02-29"`, `"1582-10-10"`, `"1 02:03:04.000500"`, `"-999999 00:00:00"`, `"23:59:59"`} {
+		`"2024-02-29"`, `"1582-10-10"`, `"1 02:03:04.000500"`, `"-999999 00:00:00"`, `"23:59:59"`, `"0F8FAD5B-d9cb-469f-a165-70867728950e"`} {
 		f.Add([]byte(s))
 	}
 	fields := []struct {
@@ -144,6 +149,7 @@ func FuzzAppendPlainValue(f *testing.F) {
 		{loadField{Field: platform.Field{Name: "w", Type: "DateTimeField"}, kind: kindDateTime}, oidTimestamptz, "timestamp with time zone"},
 		{loadField{Field: platform.Field{Name: "d", Type: "DateField"}, kind: kindDate}, oidDate, "date"},
 		{loadField{Field: platform.Field{Name: "i", Type: "DurationField"}, kind: kindDuration}, oidInterval, "interval"},
+		{loadField{Field: platform.Field{Name: "u", Type: "UUIDField"}, kind: kindUUID}, oidUUID, "uuid"},
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		for _, fd := range fields {
