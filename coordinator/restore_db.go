@@ -48,13 +48,13 @@ func loadFailed(err error) error {
 	return fmt.Errorf("restore: database unchanged: %w", err)
 }
 
-// deferFixtureSums reports whether the fixtures' checksums are checked by the load, alongside
-// its COPYs, rather than before it: only for a one-transaction load (it commits once the check
-// passed, and a failed check rolls it back, so nothing changes before it passed) that nobody
-// is asked to confirm (the plan shown is the checked one). A dry run checks them itself, and a
-// parallel load (--jobs) commits table by table: both check first.
+// deferFixtureSums reports whether the fixtures' checksums are checked by the load rather
+// than before it: a one-transaction load hashes them alongside its COPYs and commits once the
+// check passed, a parallel one (--jobs) alongside its preparation, whose commit (its first)
+// waits for the check; either way a failed check changes nothing. Only when nobody is asked to
+// confirm (the plan shown is the checked one); a dry run checks them itself.
 func deferFixtureSums(o RestoreOptions) bool {
-	return !o.DryRun && o.Jobs <= 1 && o.Confirm == nil && !o.SkipDB
+	return !o.DryRun && o.Confirm == nil && !o.SkipDB
 }
 
 // sumsCheck checks now that each of paths is listed in SHA256SUMS, and returns the check that

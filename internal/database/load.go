@@ -37,8 +37,8 @@ type LoadOptions struct {
 	// Verify, when set, is a check the load must pass before it changes anything (the
 	// fixtures' checksums). A one-transaction PostgreSQL load runs it alongside its COPYs and
 	// commits only once it returned nil; its error rolls the load back and is the load's
-	// error, whatever else failed. Other loads (SQLite, Jobs > 1: they commit as they go) run
-	// it first.
+	// error, whatever else failed. A parallel load (Jobs > 1) runs it alongside its
+	// preparation, whose commit (its first) waits for it; SQLite runs it first.
 	Verify func(context.Context) error
 }
 
@@ -81,10 +81,9 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 	case o.Jobs > 1 && db.pool == nil:
 		return nil, outcome.NewUsage(errors.New("--jobs: a SQLite database is loaded on one connection; leave --jobs out"))
 	case o.Jobs > 1:
-		if err := verifyFirst(ctx, o); err != nil {
-			return nil, err
-		}
-		return db.loadParallel(ctx, fixtures, plans, o.Jobs)
+		vctx, cancel := context.WithCancel(ctx) // the check stops when the load returns
+		defer cancel()
+		return db.loadParallel(ctx, fixtures, plans, o.Jobs, startVerify(vctx, o))
 	case db.pool != nil:
 		if err := db.refuseUnfinishedParallel(ctx); err != nil {
 			return nil, err

@@ -99,6 +99,10 @@ func (l *parallelLoad) setTables() {
 // the load there, as a crash would.
 var parallelHook func(label string) error
 
+// prepareHook, when set (tests), runs once the preparation is done, before it waits for the
+// check and commits.
+var prepareHook func()
+
 // parallelLoad is one parallel load in progress; its methods are the load's phases.
 type parallelLoad struct {
 	db       *DB
@@ -109,6 +113,15 @@ type parallelLoad struct {
 	tables   []string // quoted: the models' tables and their through tables
 	order    []int    // plan indexes, largest fixture first
 	saved    parallelMarker
+	verified func() error // waits for the load's Verify (nil: none)
+}
+
+// firstErr returns the check's error when it failed, else err.
+func firstErr(check, err error) error {
+	if check != nil {
+		return check
+	}
+	return err
 }
 
 // parallelMarker is what the marker table holds: the tables being filled (quoted), the
@@ -120,22 +133,24 @@ type parallelMarker struct {
 }
 
 // loadParallel is Load with Jobs > 1 (PostgreSQL only).
-func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, jobs int) ([]LoadedModel, error) {
+// verified waits for the load's Verify, which runs alongside everything before the
+// preparation's commit: its error, when it fails, is the load's.
+func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []*loadPlan, jobs int, verified func() error) ([]LoadedModel, error) {
 	if db.pool == nil {
 		return nil, errors.New("load: --jobs needs PostgreSQL")
 	}
 	colTypes, err := db.planColumnTypes(ctx, plans)
 	if err != nil {
-		return nil, err
+		return nil, firstErr(verified(), err)
 	}
-	l := &parallelLoad{db: db, plans: plans, colTypes: colTypes, jobs: jobs}
+	l := &parallelLoad{db: db, plans: plans, colTypes: colTypes, jobs: jobs, verified: verified}
 	l.setTables()
 	l.order = largestFirst(fixtures)
 	start := time.Now()
 	warmed := l.warmConns(ctx)
 	defer func() { <-warmed }()
 	if err := l.prepare(ctx); err != nil {
-		return nil, db.lockError(err, "load", 0, loadTables(plans)...)
+		return nil, firstErr(verified(), db.lockError(err, "load", 0, loadTables(plans)...))
 	}
 	slog.Debug("load phase", "phase", "prepare", "took", time.Since(start))
 	out, err := l.copyAndIndex(ctx, fixtures)
@@ -208,6 +223,13 @@ func (l *parallelLoad) prepare(ctx context.Context) error {
 		return err
 	}
 	if err := writeMarker(ctx, tx, l.saved); err != nil {
+		return err
+	}
+	// The first commit: nothing changes before the check passed.
+	if prepareHook != nil {
+		prepareHook()
+	}
+	if err := l.verified(); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

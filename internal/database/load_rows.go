@@ -36,12 +36,14 @@ var bytesAhead int64 = 16 << 20
 // rowBatch is a run of consecutive fixture objects and, once done is closed, their rows
 // encoded as binary COPY tuples.
 type rowBatch struct {
-	objs []fixture.Object
-	enc  []byte     // the rows' tuples, ready for COPY
-	rows []batchRow // one per encoded tuple
-	err  error      // the first object that failed (rows holds those before it), or the read error
-	done chan struct{}
-	size int64 // its share of bytesAhead
+	objs    []fixture.Object
+	fields  []fixture.FieldValue // the objs' Fields
+	retired [][]byte             // the Reader's buffers left while reading objs
+	enc     []byte               // the rows' tuples, ready for COPY
+	rows    []batchRow           // one per encoded tuple
+	err     error                // the first object that failed (rows holds those before it), or the read error
+	done    chan struct{}
+	size    int64 // its share of bytesAhead
 }
 
 // batchRow is what stays of a row once encoded: its pk and the many-to-many lists the
@@ -66,6 +68,9 @@ type pgRowSource struct {
 	stop    chan struct{}
 	ahead   *semaphore.Weighted // bytes of objects read and not yet handed to COPY
 	budget  int64               // ahead's size
+	free    chan []byte         // tuple buffers COPY is done with, for the decoders to reuse
+	decoded chan *rowBatch      // batches decoded, their objects' slices for the reader to reuse
+	inputs  chan []byte         // the Reader's buffers no object in flight points into
 	wg      sync.WaitGroup
 	once    sync.Once
 
@@ -88,7 +93,11 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pg
 		batches: make(chan *rowBatch, workers*batchesAhead),
 		stop:    make(chan struct{}),
 		ahead:   semaphore.NewWeighted(budget),
+		free:    make(chan []byte, workers*batchesAhead),
+		decoded: make(chan *rowBatch, workers*batchesAhead),
+		inputs:  make(chan []byte, 2*workers*batchesAhead),
 	}
+	r.RecycleBuffers(s.inputBuffer)
 	work := make(chan *rowBatch, workers*batchesAhead)
 	s.wg.Add(1 + workers)
 	go func() {
@@ -104,7 +113,16 @@ func newPGRowSource(ctx context.Context, r *fixture.Reader, p *loadPlan, cols pg
 			enc := &tupleEncoder{types: pgtype.NewMap(), oids: cols.oids}
 			for b := range work {
 				s.decode(b, enc)
+				objs, fields := b.objs[:0], b.fields[:0]
+				b.objs, b.fields = nil, nil
 				close(b.done)
+				// The tuples hold what is needed of the objects (errors copy what they
+				// name): their slices may be filled again. Their pointers keep at most
+				// a few batches' input alive.
+				select {
+				case s.decoded <- &rowBatch{objs: objs, fields: fields}:
+				default:
+				}
 			}
 		}()
 	}
@@ -152,10 +170,11 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		return false
 	}
 	for {
-		b := &rowBatch{done: make(chan struct{}), objs: make([]fixture.Object, 0, batchObjects)}
+		b := s.newBatch()
 		size := 0
 		for len(b.objs) < batchObjects && size < batchBytes {
-			obj, err := r.Next()
+			obj, fields, err := r.NextFields(b.fields)
+			b.fields = fields
 			if err == io.EOF {
 				break
 			}
@@ -171,6 +190,7 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 		if len(b.objs) == 0 && b.err == nil {
 			return
 		}
+		b.retired = r.Retired(nil)
 		b.size = min(int64(size), s.budget) // an object bigger than the budget goes alone
 		// Decided before send: from then on the batch is the decoder's.
 		last := b.err != nil || len(b.objs) < batchObjects && size < batchBytes
@@ -178,6 +198,32 @@ func (s *pgRowSource) read(ctx context.Context, r *fixture.Reader, work chan<- *
 			return
 		}
 	}
+}
+
+// inputBuffer gives the Reader a buffer of its earlier ones, when one is free and big enough
+// (see nextBatch): a new one is cleared by the allocator.
+func (s *pgRowSource) inputBuffer(size int) []byte {
+	select {
+	case buf := <-s.inputs:
+		if cap(buf) >= size {
+			return buf[:cap(buf)]
+		}
+	default:
+	}
+	return nil
+}
+
+// newBatch returns an empty batch, with the slices of one decoded already when there is one.
+func (s *pgRowSource) newBatch() *rowBatch {
+	b := &rowBatch{done: make(chan struct{})}
+	select {
+	case old := <-s.decoded:
+		b.objs, b.fields = old.objs, old.fields
+	default:
+		b.objs = make([]fixture.Object, 0, batchObjects)
+		b.fields = make([]fixture.FieldValue, 0, batchObjects*16)
+	}
+	return b
 }
 
 // decode turns a batch's objects into encoded tuples, stopping at the first that fails.
@@ -188,7 +234,7 @@ func (s *pgRowSource) decode(b *rowBatch, enc *tupleEncoder) {
 	b.rows = make([]batchRow, 0, len(b.objs))
 	// Binary tuples are about as long as the JSON values, plus 2 bytes a row and 4 a column:
 	// sized once, not grown value by value.
-	b.enc = make([]byte, 0, int(b.size)+len(b.objs)*(2+8*len(s.p.cols)))
+	b.enc = s.tupleBuffer(int(b.size) + len(b.objs)*(2+8*len(s.p.cols)))
 	row := s.p.newRow()
 	for k := range b.objs {
 		start := len(b.enc)
@@ -222,7 +268,19 @@ func (s *pgRowSource) decode(b *rowBatch, enc *tupleEncoder) {
 		}
 		b.rows = append(b.rows, s.batchRow(row))
 	}
-	b.objs = nil // the encoded rows hold all that is needed
+}
+
+// tupleBuffer returns an empty buffer of at least size bytes, one COPY is done with when
+// there is one: a new buffer is cleared by the allocator, a twentieth of a load's CPU.
+func (s *pgRowSource) tupleBuffer(size int) []byte {
+	select {
+	case buf := <-s.free:
+		if cap(buf) >= size {
+			return buf[:0]
+		}
+	default:
+	}
+	return make([]byte, 0, size)
 }
 
 // batchRow keeps what the COPY's reader needs of an encoded row: its pk and its many-to-many
@@ -260,6 +318,8 @@ const (
 	oidFloat8      = 701
 	oidVarchar     = 1043
 	oidUUID        = 2950
+	oidDate        = 1082
+	oidInterval    = 1186
 	oidTimestamptz = 1184
 	oidJSONB       = 3802
 )
@@ -395,6 +455,20 @@ func (s *pgRowSource) nextBatch() bool {
 			return false
 		}
 		s.ahead.Release(s.cur.size)
+		// Its tuples are written out (Read copied them; a pipe's Write returns once they are
+		// read): the buffer may be filled again.
+		select {
+		case s.free <- s.cur.enc:
+		default:
+		}
+		// Batches are done in order up to this one: no object left points into the input
+		// buffers the Reader left while reading it.
+		for _, buf := range s.cur.retired {
+			select {
+			case s.inputs <- buf:
+			default:
+			}
+		}
 		s.cur = nil
 	}
 	b, ok := <-s.batches

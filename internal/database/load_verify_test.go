@@ -31,8 +31,8 @@ func lastOpenedFixtures(dir string, opened chan struct{}) []LoadFixture {
 // TestLoadVerify: a one-transaction load runs its Verify alongside the COPYs and commits only
 // once it passed; a check that fails once every table was copied rolls everything back (rows
 // and sequences) and is the load's error. A parallel load (it commits table by table) runs
-// the check first, so a failed check changes nothing there either; a check that passes lets
-// both loads finish.
+// the check alongside its preparation and commits that only once it passed, so a failed
+// check changes nothing there either; a check that passes lets both loads finish.
 func TestLoadVerify(t *testing.T) {
 	dir := filepath.Join(testdata, "sample-fixtures")
 	db := openT(t, samplePostgres(t))
@@ -71,17 +71,34 @@ func TestLoadVerify(t *testing.T) {
 		compareExports(t, exportAll(t, db, fixture.Format{Indent: 2}), before)
 	})
 
-	t.Run("parallel load checks first", func(t *testing.T) {
+	t.Run("parallel load checks alongside its preparation", func(t *testing.T) {
 		emptyPlatform(t, db)
+		indexes := indexCount(t, db)
 		var opens atomic.Int32
 		fixtures := fileFixtures(dir)
 		for i := range fixtures {
 			open := fixtures[i].Open
 			fixtures[i].Open = func() (io.ReadCloser, error) { opens.Add(1); return open() }
 		}
-		_, err := db.Load(context.Background(), fixtures, LoadOptions{Jobs: 2, Verify: func(context.Context) error { return errTampered }})
+		// The check fails once the preparation (keys and indexes dropped, marker written) is
+		// done: a load that ran it first would wait here for ever.
+		prepared := make(chan struct{})
+		prepareHook = func() { close(prepared) }
+		defer func() { prepareHook = nil }()
+		verify := func(ctx context.Context) error {
+			select {
+			case <-prepared:
+				return errTampered
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		_, err := db.Load(context.Background(), fixtures, LoadOptions{Jobs: 2, Verify: verify})
 		if !errors.Is(err, errTampered) || opens.Load() != 0 || markerExists(t, db) {
 			t.Fatalf("err = %v, %d fixtures opened, marker %v: want the check's error before anything", err, opens.Load(), markerExists(t, db))
+		}
+		if got := indexCount(t, db); got != indexes {
+			t.Fatalf("%d indexes after the failed check, want %d", got, indexes)
 		}
 	})
 
@@ -94,4 +111,14 @@ func TestLoadVerify(t *testing.T) {
 		}
 		checkSampleLoaded(t, db)
 	}
+}
+
+// indexCount is the number of indexes of the current schema.
+func indexCount(t *testing.T, db *DB) int {
+	t.Helper()
+	var n int
+	if err := db.pool.QueryRow(context.Background(), "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
