@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
 )
@@ -24,6 +26,11 @@ type baseStats struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // set before done closes
+	// files and took are what the gathering read and how long it ran (set before done
+	// closes); waited is how long the join then waited for it: the part not overlapped.
+	files  int
+	took   time.Duration
+	waited time.Duration
 }
 
 // statRecord is one manifest line under files/: its path and sum, and its copy's size and
@@ -46,11 +53,20 @@ func startBaseStats(ctx context.Context, b *baseBackup, spill string) *baseStats
 	s := &baseStats{file: filepath.Join(spill, "base-stats"), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
+		start := time.Now()
+		defer func() { s.took = time.Since(start) }()
 		if err := s.gather(ctx, b); err != nil {
 			s.err = fmt.Errorf("base backup %s: %w", b.name, err)
 		}
 	}()
 	return s
+}
+
+// logTo logs, at debug level, what the gathering read and how much of it the walk hid.
+func (s *baseStats) logTo(log *slog.Logger) {
+	if s != nil {
+		log.Debug("base copies stat'ed", "files", s.files, "took", s.took.Round(time.Millisecond), "join_waited", s.waited.Round(time.Millisecond))
+	}
 }
 
 // stop ends the gathering, if it still runs, and waits for it (before the spill folder goes).
@@ -96,6 +112,7 @@ func (s *baseStats) gather(ctx context.Context, b *baseBackup) error {
 		if !strings.HasPrefix(p, layout.FilesDir+"/") {
 			return nil // fixtures and such: never a listed file
 		}
+		s.files++
 		rec := statRecord{path: p, sum: sum}
 		// A file that changed as the base read it has a copy whose time is not its
 		// content's: never taken as unchanged.
@@ -145,7 +162,9 @@ type statReader struct {
 
 // open waits for the gathering to end and opens its file.
 func (s *baseStats) open() (*statReader, error) {
+	start := time.Now()
 	<-s.done
+	s.waited = time.Since(start)
 	if s.err != nil {
 		return nil, s.err
 	}

@@ -328,7 +328,11 @@ func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task
 	// Started before the walk, which planCopies begins with: both run at once.
 	inc.stats = startBaseStats(ctx, base, spill)
 	defer inc.stats.stop()
-	return r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
+	tasks, prefixes, info, err := r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
+	if err == nil {
+		inc.stats.logTo(r.log)
+	}
+	return tasks, prefixes, info, err
 }
 
 // newIndexWriter returns the writer of the backup's file index, which sorts in runs on the
