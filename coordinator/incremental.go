@@ -40,6 +40,8 @@ type incremental struct {
 	// each file is stored as NAME.age, and a base's copies are reused only when they were
 	// encrypted to the same keys (findBase sees to it).
 	recipients []string
+	// stats, for a self-indexed base, gathers its copies' sizes and times (see baseStats).
+	stats *baseStats
 }
 
 // reuseFileWeight and reuseByteCost are what a reused file counts against a task's bounds, in
@@ -146,7 +148,7 @@ func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc 
 	var idx *baseIndex
 	if inc.base != nil {
 		var err error
-		if idx, err = openBaseIndex(ctx, inc.base, p.info.NameEncoding); err != nil {
+		if idx, err = openBaseIndex(ctx, inc.base, inc.stats, p.info.NameEncoding); err != nil {
 			return err
 		}
 		defer idx.close()
@@ -213,35 +215,30 @@ type baseIndex struct {
 	self *selfIndex
 }
 
-// selfIndex looks a self-indexed base's files up in the base folder itself.
+// selfIndex looks a self-indexed base's files up in what baseStats gathered from the base
+// folder itself.
 type selfIndex struct {
-	// dir is the base folder: its copies are lstat'ed by path, a third of the cost of a
-	// lookup confined to the root (which walks each path's folders).
-	dir string
+	stats *statReader
 	// sameNames: the base's name encoding is the new backup's; a path stands for the same
 	// key only under the same.
 	sameNames bool
-	// changed are the files that changed while the base read them: their copies' times are
-	// not their content's, so they are never taken as unchanged.
-	changed map[string]bool
 }
 
 // openBaseIndex opens the base's file index, and the join that fills in from its
-// SHA256SUMS the sums the index leaves out. names is the new backup's name encoding.
-func openBaseIndex(ctx context.Context, b *baseBackup, names string) (*baseIndex, error) {
+// SHA256SUMS the sums the index leaves out; a self-indexed base is read from what stats
+// gathered. names is the new backup's name encoding.
+func openBaseIndex(ctx context.Context, b *baseBackup, stats *baseStats, names string) (*baseIndex, error) {
+	if stats != nil {
+		r, err := stats.open()
+		if err != nil {
+			return nil, err
+		}
+		return &baseIndex{name: b.name, self: &selfIndex{stats: r, sameNames: b.meta.Files.NameEncoding == names}}, nil
+	}
 	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) {
 		rc, _, err := b.root.Open(ctx, b.name+"/"+layout.FileSums)
 		return rc, err
 	})
-	if b.meta.Files.Index == "" && b.meta.Files.SelfIndexed {
-		// A local bucket's String is its folder (baseFits takes only a local base as
-		// self-indexed).
-		self := &selfIndex{dir: filepath.Join(b.root.String(), b.name), sameNames: b.meta.Files.NameEncoding == names, changed: map[string]bool{}}
-		for _, p := range b.meta.Files.ChangedDuringBackup {
-			self.changed[p] = true
-		}
-		return &baseIndex{sums: sums, name: b.name, self: self}, nil
-	}
 	rc, _, err := b.root.Open(ctx, b.name+"/"+b.meta.Files.Index)
 	if err != nil {
 		sums.Close()
@@ -251,6 +248,10 @@ func openBaseIndex(ctx context.Context, b *baseBackup, names string) (*baseIndex
 }
 
 func (x *baseIndex) close() {
+	if x.self != nil {
+		x.self.stats.close()
+		return
+	}
 	if x.rc != nil {
 		x.rc.Close()
 	}
@@ -296,19 +297,14 @@ func (x *baseIndex) find(s messages.FileEntry) (messages.FileEntry, bool, error)
 // path and its copy's own size and modification time. A path the manifest does not list, a
 // copy gone, or a file that changed as the base read it is not found: the file is copied.
 func (x *baseIndex) findCopy(s messages.FileEntry) (messages.FileEntry, bool, error) {
-	b := messages.FileEntry{Path: s.Path}
-	if err := x.sums.Fill(&b); err != nil {
-		return b, false, fmt.Errorf("base backup %s: %w", x.name, err)
+	rec, ok, err := x.self.stats.find(s.Path)
+	if err != nil {
+		return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
 	}
-	if b.SHA256 == "" || x.self.changed[s.Path] || !x.self.sameNames {
-		return b, false, nil
+	if !ok || !rec.ok || !x.self.sameNames {
+		return messages.FileEntry{}, false, nil
 	}
-	fi, err := os.Lstat(filepath.Join(x.self.dir, filepath.FromSlash(s.Path)))
-	if err != nil || !fi.Mode().IsRegular() {
-		return b, false, nil // the worker could not link it either: copied
-	}
-	b.Key, b.Stored, b.Size, b.ModTime = s.Key, s.Stored, fi.Size(), fi.ModTime().UnixNano()
-	return b, true, nil
+	return messages.FileEntry{Path: s.Path, Key: s.Key, Stored: s.Stored, Size: rec.size, ModTime: rec.modTime, SHA256: rec.sum}, true, nil
 }
 
 // planCopiesIncremental plans the file copies against a base, if one is found (see
@@ -329,7 +325,14 @@ func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task
 	}
 	defer cleanup()
 	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir, recipients: r.recipients()}
-	return r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
+	// Started before the walk, which planCopies begins with: both run at once.
+	inc.stats = startBaseStats(ctx, base, spill)
+	defer inc.stats.stop()
+	tasks, prefixes, info, err := r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
+	if err == nil {
+		inc.stats.logTo(r.log)
+	}
+	return tasks, prefixes, info, err
 }
 
 // newIndexWriter returns the writer of the backup's file index, which sorts in runs on the

@@ -1,0 +1,110 @@
+package coordinator
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// selfIndexedBase writes a self-indexed base folder "b" under a new destination: the copies
+// of files (path → content), and SHA256SUMS with manifest (its lines, as given).
+func selfIndexedBase(t *testing.T, files map[string]string, manifest string, changed []string) *baseBackup {
+	t.Helper()
+	dir := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(dir, "b", filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b", layout.FileSums), []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root, err := storage.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	m := &layout.Metadata{Files: layout.FilesSummary{SelfIndexed: true, ChangedDuringBackup: changed}}
+	return &baseBackup{name: "b", meta: m, root: root}
+}
+
+// The base's copies are stat'ed from its manifest into a file read back in path order: a
+// listed regular copy gives its sum, size and time; a file that changed as the base read it, a
+// copy gone or one that is not a regular file is found unusable; a path the manifest does not
+// list, or that is not under files/, is not found.
+func TestBaseStats(t *testing.T) {
+	sumA, sumB, sumC, sumD, sumF := hexSum([]byte("a")), hexSum([]byte("bb")), hexSum([]byte("c")), hexSum([]byte("d")), hexSum([]byte("fixture"))
+	manifest := sumF + "  db_books.json\n" + sumA + "  files/a\n" + sumB + "  files/b/x\n" + sumC + "  files/c\n" + sumD + "  files/d\n" + hexSum(nil) + "  files/gone\n"
+	base := selfIndexedBase(t, map[string]string{"files/a": "a", "files/b/x": "bb", "files/c": "c", "db_books.json": "fixture"}, manifest, []string{"files/c"})
+	if err := os.Symlink("a", filepath.Join(base.root.String(), "b", "files", "d")); err != nil {
+		t.Fatal(err)
+	}
+	when := time.Unix(1700000000, 123456789)
+	if err := os.Chtimes(filepath.Join(base.root.String(), "b", "files", "b", "x"), when, when); err != nil {
+		t.Fatal(err)
+	}
+	s := startBaseStats(context.Background(), base, t.TempDir())
+	defer s.stop()
+	r, err := s.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	for _, c := range []struct {
+		path        string
+		found, ok   bool
+		sum         string
+		size, mtime int64
+	}{
+		{path: "db_books.json"},
+		{path: "files/a", found: true, ok: true, sum: sumA, size: 1},
+		{path: "files/aa"},
+		{path: "files/b/x", found: true, ok: true, sum: sumB, size: 2, mtime: when.UnixNano()},
+		{path: "files/c", found: true, sum: sumC},
+		{path: "files/d", found: true, sum: sumD},
+		{path: "files/gone", found: true, sum: hexSum(nil)},
+		{path: "files/z"},
+	} {
+		rec, found, err := r.find(c.path)
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		if found != c.found || rec.ok != c.ok || rec.sum != c.sum || rec.size != c.size || (c.mtime != 0 && rec.modTime != c.mtime) {
+			t.Errorf("%s: found %v, record %+v; want found %v, %+v", c.path, found, rec, c.found, c)
+		}
+	}
+	if _, _, err := r.find("files/a"); err == nil {
+		t.Error("a path asked for after a later one was accepted")
+	}
+}
+
+// A manifest out of order (which this tool never writes) is an error, not a base whose
+// files would be silently missed by the forward join.
+func TestBaseStatsUnsortedManifest(t *testing.T) {
+	manifest := hexSum([]byte("b")) + "  files/b\n" + hexSum([]byte("a")) + "  files/a\n"
+	base := selfIndexedBase(t, map[string]string{"files/a": "a", "files/b": "b"}, manifest, nil)
+	s := startBaseStats(context.Background(), base, t.TempDir())
+	defer s.stop()
+	if _, err := s.open(); err == nil || !strings.Contains(err.Error(), "is not after") {
+		t.Fatalf("unsorted manifest: %v, want an error naming the order", err)
+	}
+}
+
+// A base with a file index is read from it: nothing is gathered.
+func TestBaseStatsIndexedBase(t *testing.T) {
+	base := &baseBackup{name: "b", meta: &layout.Metadata{Files: layout.FilesSummary{Index: layout.FileIndexGz}}}
+	if s := startBaseStats(context.Background(), base, t.TempDir()); s != nil {
+		s.stop()
+		t.Fatal("a base with an index had its copies stat'ed")
+	}
+}
