@@ -88,9 +88,13 @@ func unpackSealed(ctx context.Context, src string, open func() (io.ReadCloser, e
 		return "", err
 	}
 	defer closer.Close()
-	top, err := archive.Extract(ctx, plain, tmp)
+	// Decrypted on a goroutine of its own, a few buffers ahead: age's work overlaps the
+	// unpacking's (decompression, files written) instead of taking turns with it.
+	ahead := newReadAhead(plain)
+	defer ahead.Close()
+	top, err := archive.Extract(ctx, ahead, tmp)
 	if err == nil {
-		_, err = io.Copy(io.Discard, plain)
+		_, err = io.Copy(io.Discard, ahead)
 	}
 	if errors.Is(err, archive.ErrNotArchive) {
 		return "", outcome.Usagef("%s decrypts to something that is not a backup archive: %w", redact.URL(src), err)

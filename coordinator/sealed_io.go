@@ -131,27 +131,56 @@ func (ra *readAhead) run(r io.Reader) {
 
 // Read returns what the goroutine read, in order, then its error (io.EOF at the end).
 func (ra *readAhead) Read(p []byte) (int, error) {
-	if ra.cur.off == len(ra.cur.b) {
-		if ra.cur.b != nil {
-			ra.free <- ra.cur.b[:cap(ra.cur.b)]
-			ra.cur = chunk{}
-		}
-		if ra.cur.err != nil {
-			return 0, ra.cur.err
-		}
-		c, ok := <-ra.full
-		if !ok {
-			return 0, io.EOF
-		}
-		if c.err != nil {
-			ra.cur.err = c.err
-			return 0, c.err
-		}
-		ra.cur = c
+	if err := ra.next(); err != nil {
+		return 0, err
 	}
 	n := copy(p, ra.cur.b[ra.cur.off:])
 	ra.cur.off += n
 	return n, nil
+}
+
+// WriteTo writes each buffer the goroutine read to w as it is, so that io.Copy does not copy
+// it through a buffer of its own first.
+func (ra *readAhead) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for {
+		if err := ra.next(); err == io.EOF {
+			return n, nil
+		} else if err != nil {
+			return n, err
+		}
+		k, err := w.Write(ra.cur.b[ra.cur.off:])
+		n += int64(k)
+		ra.cur.off += k
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+// next makes ra.cur hold unread bytes, handing the spent buffer back to the goroutine, or
+// returns the read's error (io.EOF at the end).
+func (ra *readAhead) next() error {
+	if ra.cur.off < len(ra.cur.b) {
+		return nil
+	}
+	if ra.cur.b != nil {
+		ra.free <- ra.cur.b[:cap(ra.cur.b)]
+		ra.cur = chunk{}
+	}
+	if ra.cur.err != nil {
+		return ra.cur.err
+	}
+	c, ok := <-ra.full
+	if !ok {
+		return io.EOF
+	}
+	if c.err != nil {
+		ra.cur.err = c.err
+		return c.err
+	}
+	ra.cur = c
+	return nil
 }
 
 // Close stops the goroutine and waits for it.

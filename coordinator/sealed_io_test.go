@@ -64,3 +64,53 @@ func TestSealedPipelineStages(t *testing.T) {
 	ra = newReadAhead(bytes.NewReader(data)) // closed before it is read: no goroutine left
 	ra.Close()
 }
+
+// sizeLog records the size of each write.
+type sizeLog struct {
+	bytes.Buffer
+	sizes []int
+}
+
+func (s *sizeLog) Write(p []byte) (int, error) {
+	s.sizes = append(s.sizes, len(p))
+	return s.Buffer.Write(p)
+}
+
+// io.Copy from the read-ahead hands its buffers on whole (no copy through io.Copy's 32 KiB
+// buffer), after what Read already returned, and ends with the reader's error or the
+// writer's.
+func TestReadAheadWriteTo(t *testing.T) {
+	data := make([]byte, 3*stageBufferSize+12345)
+	rand.Read(data)
+
+	ra := newReadAhead(bytes.NewReader(data))
+	head := make([]byte, 1000)
+	if _, err := io.ReadFull(ra, head); err != nil {
+		t.Fatal(err)
+	}
+	var out sizeLog
+	n, err := io.Copy(&out, ra)
+	ra.Close()
+	if err != nil || n != int64(len(data)-1000) || !bytes.Equal(append(head, out.Bytes()...), data) {
+		t.Fatalf("write to: %v, %d bytes of %d", err, n, len(data)-1000)
+	}
+	if len(out.sizes) != 4 || out.sizes[1] != stageBufferSize {
+		t.Fatalf("writes of %v bytes, want the rest of the first buffer then whole buffers", out.sizes)
+	}
+
+	errRead := errors.New("damaged")
+	ra = newReadAhead(io.MultiReader(bytes.NewReader(data[:5000]), iotest.ErrReader(errRead)))
+	out.Reset()
+	n, err = io.Copy(&out, ra)
+	ra.Close()
+	if !errors.Is(err, errRead) || n != 5000 || !bytes.Equal(out.Bytes(), data[:5000]) {
+		t.Fatalf("write to from a failing reader: %v after %d bytes", err, n)
+	}
+
+	ra = newReadAhead(bytes.NewReader(data))
+	_, err = io.Copy(&failAfter{n: stageBufferSize}, ra)
+	ra.Close()
+	if !errors.Is(err, errDisk) {
+		t.Fatalf("write to a failing writer: %v", err)
+	}
+}

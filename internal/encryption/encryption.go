@@ -127,13 +127,42 @@ func (r *Recipients) Same(public []string) bool {
 }
 
 // Encrypt returns a writer that encrypts into w; Close finishes the age stream (its last
-// chunk) but does not close w.
+// chunk) but does not close w. The header is in w when Encrypt returns.
 func (r *Recipients) Encrypt(w io.Writer) (io.WriteCloser, error) {
-	ew, err := age.Encrypt(w, r.list...)
+	hw := &headerWriter{w: w}
+	ew, err := age.Encrypt(hw, r.list...)
 	if err != nil {
 		return nil, fmt.Errorf("encrypt: %w", err)
 	}
+	if err := hw.flush(); err != nil {
+		return nil, fmt.Errorf("encrypt: write header: %w", err)
+	}
 	return ew, nil
+}
+
+// headerWriter gathers what age.Encrypt writes before it returns (the header, in a dozen
+// pieces of a few bytes, and the nonce) into one write: on an unbuffered file, a system call
+// instead of a dozen. What comes after (the payload's chunks) passes straight through.
+type headerWriter struct {
+	w       io.Writer
+	hdr     []byte
+	flushed bool
+}
+
+func (h *headerWriter) Write(p []byte) (int, error) {
+	if h.flushed {
+		return h.w.Write(p)
+	}
+	h.hdr = append(h.hdr, p...)
+	return len(p), nil
+}
+
+// flush writes the gathered header to w; from then on writes pass through.
+func (h *headerWriter) flush() error {
+	h.flushed = true
+	_, err := h.w.Write(h.hdr)
+	h.hdr = nil
+	return err
 }
 
 // Identities are the secret keys that read a backup. They are read by the process that uses

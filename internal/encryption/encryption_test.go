@@ -104,6 +104,68 @@ func TestRoundTripAndFailures(t *testing.T) {
 	}
 }
 
+// writeLog is a writer that keeps each write apart, as a file's system calls are.
+type writeLog struct{ writes [][]byte }
+
+func (l *writeLog) Write(p []byte) (int, error) {
+	l.writes = append(l.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// The header (a dozen small pieces in age) reaches the output in one write, before Encrypt
+// returns; the payload follows in age's chunks, and the whole decrypts.
+func TestEncryptWritesHeaderOnce(t *testing.T) {
+	keyFile, rc := newKey(t)
+	_, rc2 := newKey(t)
+	r, err := ParseRecipients([]string{rc, rc2}, "--recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log writeLog
+	w, err := r.Encrypt(&log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(log.writes) != 1 || !IsEncrypted(log.writes[0]) {
+		t.Fatalf("after Encrypt: %d writes, want the header in one", len(log.writes))
+	}
+	plain := bytes.Repeat([]byte("chapter text "), 20000) // several 64 KiB chunks
+	if _, err := w.Write(plain); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if want := 1 + (len(plain)+(64<<10)-1)/(64<<10); len(log.writes) != want {
+		t.Fatalf("%d writes, want the header and %d chunks", len(log.writes), want-1)
+	}
+	ids, err := ReadIdentityFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := open(ids, bytes.Join(log.writes, nil))
+	if err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("round trip: %v", err)
+	}
+}
+
+// A header that cannot be written fails Encrypt, naming it.
+func TestEncryptHeaderWriteError(t *testing.T) {
+	_, rc := newKey(t)
+	r, err := ParseRecipients([]string{rc}, "--recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("disk full")
+	if _, err := r.Encrypt(failWriter{boom}); !errors.Is(err, boom) {
+		t.Fatalf("got %v, want %v", err, boom)
+	}
+}
+
+type failWriter struct{ err error }
+
+func (f failWriter) Write([]byte) (int, error) { return 0, f.err }
+
 func TestParseRecipients(t *testing.T) {
 	_, a := newKey(t)
 	_, b := newKey(t)
