@@ -152,12 +152,9 @@ func writeStatRecord(w *bufio.Writer, rec statRecord) error {
 
 // statReader reads back, forward, what a baseStats wrote.
 type statReader struct {
-	f   *os.File
-	r   *bufio.Reader
-	cur statRecord
-	// have: cur is read and not yet passed; done: the file ended.
-	have, done bool
-	last       string // the last path asked for
+	f    *os.File
+	join forwardJoin[statRecord]
+	last string // the last path asked for
 }
 
 // open waits for the gathering to end and opens its file.
@@ -172,7 +169,18 @@ func (s *baseStats) open() (*statReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read back the base's copies: %w", err)
 	}
-	return &statReader{f: f, r: bufio.NewReaderSize(f, 256<<10)}, nil
+	r := bufio.NewReaderSize(f, 256<<10)
+	next := func() (statRecord, bool, error) {
+		rec, err := readStatRecord(r)
+		if errors.Is(err, io.EOF) {
+			return statRecord{}, false, nil
+		}
+		if err != nil {
+			return statRecord{}, false, fmt.Errorf("read back the base's copies: %w", err)
+		}
+		return rec, true, nil
+	}
+	return &statReader{f: f, join: forwardJoin[statRecord]{next: next, path: func(r *statRecord) string { return r.path }}}, nil
 }
 
 func (x *statReader) close() { x.f.Close() }
@@ -183,29 +191,7 @@ func (x *statReader) find(path string) (statRecord, bool, error) {
 		return statRecord{}, false, fmt.Errorf("%q asked for after %q (the listing must be sorted)", path, x.last)
 	}
 	x.last = path
-	for !x.done {
-		if !x.have {
-			rec, err := readStatRecord(x.r)
-			if errors.Is(err, io.EOF) {
-				x.done = true
-				break
-			}
-			if err != nil {
-				return statRecord{}, false, fmt.Errorf("read back the base's copies: %w", err)
-			}
-			x.cur, x.have = rec, true
-		}
-		switch {
-		case x.cur.path < path:
-			x.have = false
-		case x.cur.path == path:
-			x.have = false
-			return x.cur, true, nil
-		default:
-			return statRecord{}, false, nil
-		}
-	}
-	return statRecord{}, false, nil
+	return x.join.find(path)
 }
 
 // maxStatPath bounds a record's path: a manifest's path is at most PATH_MAX.

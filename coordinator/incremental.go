@@ -204,13 +204,11 @@ func (p *copyPlanner) markReused(e *messages.FileEntry, b messages.FileEntry, in
 // self-indexed base has no index: its SHA256SUMS names its files, and each copy's own size
 // and modification time are what the index would have recorded.
 type baseIndex struct {
-	rc   interface{ Close() error }
-	r    *layout.FileIndexReader
-	sums *layout.SumsJoin
-	cur  messages.FileEntry
-	have bool
-	done bool
-	name string
+	rc interface{ Close() error }
+	// index reads the base's file index forward.
+	index forwardJoin[messages.FileEntry]
+	sums  *layout.SumsJoin
+	name  string
 	// self is the self-indexed base's view of its copies, nil for a base with an index.
 	self *selfIndex
 }
@@ -244,7 +242,9 @@ func openBaseIndex(ctx context.Context, b *baseBackup, stats *baseStats, names s
 		sums.Close()
 		return nil, fmt.Errorf("read the base backup's file index: %w", err)
 	}
-	return &baseIndex{rc: rc, r: layout.NewFileIndexReader(rc), sums: sums, name: b.name}, nil
+	r := layout.NewFileIndexReader(rc)
+	index := forwardJoin[messages.FileEntry]{next: r.Next, path: func(e *messages.FileEntry) string { return e.Path }}
+	return &baseIndex{rc: rc, index: index, sums: sums, name: b.name}, nil
 }
 
 func (x *baseIndex) close() {
@@ -264,33 +264,14 @@ func (x *baseIndex) find(s messages.FileEntry) (messages.FileEntry, bool, error)
 	if x.self != nil {
 		return x.findCopy(s)
 	}
-	path := s.Path
-	for !x.done {
-		if !x.have {
-			e, ok, err := x.r.Next()
-			if err != nil {
-				return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
-			}
-			if !ok {
-				x.done = true
-				break
-			}
-			x.cur, x.have = e, true
-		}
-		switch {
-		case x.cur.Path < path:
-			x.have = false
-		case x.cur.Path == path:
-			x.have = false
-			if err := x.sums.Fill(&x.cur); err != nil {
-				return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
-			}
-			return x.cur, true, nil
-		default:
-			return messages.FileEntry{}, false, nil
-		}
+	e, ok, err := x.index.find(s.Path)
+	if err == nil && ok {
+		err = x.sums.Fill(&e)
 	}
-	return messages.FileEntry{}, false, nil
+	if err != nil {
+		return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
+	}
+	return e, ok, nil
 }
 
 // findCopy is find on a self-indexed base: the entry is the base's SHA256SUMS line for s's
