@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/encryption/enctest"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
@@ -245,4 +248,39 @@ func copyPlatform(t *testing.T, p platformFixture) platformFixture {
 	}
 	storage := copyTree(t, p.storage)
 	return platformFixture{dbURL: "sqlite:///" + filepath.Join(dir, "db.sqlite3"), storage: storage, summary: p.summary}
+}
+
+// A selective restore from an encrypted object-store backup reads, decrypts and checks the
+// objects of the selected rows' files before anything changes: a tampered one is refused,
+// naming the file, and the target is unchanged.
+func TestRestoreSelectEncryptedObjectTampered(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	b := encryptedBackupOf(t, p, "")
+	s3 := s3test.Start(t, nil, "backups")
+	name := enctest.ObjectStore(t, b.dir, s3.URL("backups", "nightly", ""), b.sizes)
+	chapterFile := "files/" + queryText(t, p.dbURL, "SELECT content_file FROM books_chapter WHERE book_id = 2 ORDER BY id")[0] + encryption.Ext
+	data, err := os.ReadFile(filepath.Join(b.dir, filepath.FromSlash(chapterFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	data[len(data)-20] ^= 1
+	s3.Put(t, "backups", "nightly/"+layout.ObjectKey(hex.EncodeToString(sum[:])), data)
+	deleteBookCascade(t, p.dbURL, 2)
+	before := targetState(t, p)
+	o := coordinator.RestoreOptions{Source: s3.URL("backups", "nightly/"+name, ""), Identities: b.key.Identities,
+		Select: &coordinator.SelectOptions{Books: []string{"2"}}}
+	_, err = restoreSelectedEncrypted(t, p, o, b.key.Identities, t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), chapterFile) || !strings.Contains(err.Error(), "damaged") || outcome.Of(err).Code != 1 {
+		t.Fatalf("exit %d, %v; want exit 1 naming %s as damaged", outcome.Of(err).Code, err, chapterFile)
+	}
+	after := targetState(t, p)
+	if len(after) != len(before) {
+		t.Fatalf("the target changed: %d entries, had %d", len(after), len(before))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Fatalf("the target changed: %s", k)
+		}
+	}
 }
