@@ -19,6 +19,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 )
 
@@ -282,5 +283,45 @@ func TestRestoreSelectEncryptedObjectTampered(t *testing.T) {
 		if after[k] != v {
 			t.Fatalf("the target changed: %s", k)
 		}
+	}
+}
+
+// An encrypted archive (one age file) restores a book with the key, like a plain archive: it is
+// decrypted and unpacked into the run's private temporary folder, removed at the end. Without
+// the key it is refused, with nothing changed.
+func TestRestoreBookFromEncryptedArchive(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	key := newSealKey(t)
+	s := startSession(t, p, 2, queue.Config{})
+	brep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Compress: true, Recipients: key.recipients,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, files := dumpAll(t, p.dbURL), treeFiles(t, p.storage)
+	for _, k := range queryText(t, p.dbURL, "SELECT content_file FROM books_chapter WHERE book_id = 2") {
+		removeStorageFile(t, p.storage, k)
+	}
+	deleteBookCascade(t, p.dbURL, 2)
+	deleted := targetState(t, p)
+	sel := &coordinator.SelectOptions{Books: []string{"2"}}
+
+	_, err = restoreSelectedEncrypted(t, p, coordinator.RestoreOptions{Source: brep.Path, Select: sel}, nil, t.TempDir())
+	if outcome.Of(err).Code != outcome.CodeUsage || !strings.Contains(fmt.Sprint(err), encryption.ErrNoIdentity.Error()) {
+		t.Fatalf("without a key: exit %d, %v", outcome.Of(err).Code, err)
+	}
+	if after := targetState(t, p); len(after) != len(deleted) || after["database"] != deleted["database"] {
+		t.Fatal("the refused restore changed the target")
+	}
+
+	tmp := t.TempDir()
+	if _, err := restoreSelectedEncrypted(t, p, coordinator.RestoreOptions{Source: brep.Path, Select: sel, Identities: key.identities}, key.identities, tmp); err != nil {
+		t.Fatal(err)
+	}
+	assertSameRows(t, before, dumpAll(t, p.dbURL))
+	assertSameTree(t, treeFiles(t, p.storage), files)
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Fatalf("the restore left %d entries in its temporary folder, e.g. %s", len(left), left[0].Name())
 	}
 }
