@@ -21,7 +21,8 @@ import (
 
 // checkSelected runs every check of a selective restore before anything changes: metadata,
 // the fixtures' checksums, the target's schema, the closure of the selection, its conflicts
-// and the files its rows name (checksums of those). The result is never nil.
+// and the files its rows name (checksums of those). An encrypted backup's are decrypted and
+// checked against its plaintext manifest too (restore_select_decrypt.go). The result is never nil.
 func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o RestoreOptions) (*restoreCheck, *selection, error) {
 	chk := &restoreCheck{}
 	meta, err := layout.ReadMetadata(src.dir)
