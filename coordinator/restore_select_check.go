@@ -9,9 +9,11 @@ import (
 	"slices"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/subset"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -19,7 +21,8 @@ import (
 
 // checkSelected runs every check of a selective restore before anything changes: metadata,
 // the fixtures' checksums, the target's schema, the closure of the selection, its conflicts
-// and the files its rows name (checksums of those). The result is never nil.
+// and the files its rows name (checksums of those). An encrypted backup's are decrypted and
+// checked against its plaintext manifest too (restore_select_decrypt.go). The result is never nil.
 func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o RestoreOptions) (*restoreCheck, *selection, error) {
 	chk := &restoreCheck{}
 	meta, err := layout.ReadMetadata(src.dir)
@@ -29,10 +32,12 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
 		return chk, nil, fmt.Errorf("backup %s has status %q, not %q", src.dir, meta.Status, layout.StatusComplete)
 	}
-	if meta.Encryption != nil {
-		return chk, nil, outcome.Usagef("--book/--select: %s is encrypted, and a restore of selected rows cannot read an encrypted backup yet; restore it whole, or decrypt a copy first (nothing was changed)", src.dir)
-	}
 	chk.plan = &RestorePlan{Metadata: meta, Merge: true}
+	// An encrypted backup without a key is refused before anything else is read.
+	ids, err := restoreIdentities(src.dir, redact.URL(o.Source), meta, o)
+	if err != nil {
+		return chk, nil, err
+	}
 	models, err := backupModels(src.dir, meta)
 	if err != nil {
 		return chk, nil, err
@@ -48,7 +53,7 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 		return chk, nil, err
 	}
 	defer sums.Close()
-	if err := checkSelectedFixtures(ctx, src.dir, meta, sums, models, o); err != nil {
+	if chk.dec, err = checkSelectedFixtures(ctx, src.dir, meta, sums, models, o, ids, chk.work); err != nil {
 		return chk, nil, err
 	}
 	if chk.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
@@ -61,7 +66,7 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 	if _, err := chk.db.CheckSchema(ctx, models); err != nil {
 		return chk, nil, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", chk.plan.Database, err)
 	}
-	sel, err := resolveSelection(ctx, chk.db, src.dir, models, o.Select)
+	sel, err := resolveSelection(ctx, chk.db, fixtureDir(src.dir, chk.dec), models, o.Select)
 	if err != nil {
 		return chk, nil, err
 	}
@@ -69,7 +74,7 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 		return chk, nil, err
 	}
 	if !o.SkipFiles {
-		if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan); err != nil {
+		if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec); err != nil {
 			return chk, nil, err
 		}
 		b, err := storage.Open(ctx, o.StorageURL)
@@ -82,19 +87,25 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 	return chk, sel, nil
 }
 
-// checkSelectedFixtures checks the backup's manifest and the sums of its fixtures.
-func checkSelectedFixtures(ctx context.Context, dir string, meta *layout.Metadata, sums *layout.Sums, models []platform.Model, o RestoreOptions) error {
+// checkSelectedFixtures checks the backup's manifest and the sums of its fixtures; an
+// encrypted backup's (ids set) are decrypted into the work folder and checked there, and the
+// returned keys and plaintext manifest then read them and check its files.
+func checkSelectedFixtures(ctx context.Context, dir string, meta *layout.Metadata, sums *layout.Sums, models []platform.Model, o RestoreOptions,
+	ids *encryption.Identities, work *restoreWork) (*restoreDecrypt, error) {
 	if err := checkManifest(meta, sums, o.RequireChecksums); err != nil {
-		return err
+		return nil, err
+	}
+	if ids != nil {
+		return decryptSelectedFixtures(ctx, dir, meta, sums, models, o, ids, work)
 	}
 	if sums == nil {
-		return nil
+		return nil, nil
 	}
 	var names []string
 	for _, m := range models {
 		names = append(names, m.FixtureName())
 	}
-	return checkSums(ctx, dir, sums, meta, names, o.HashWorkers)
+	return nil, checkSums(ctx, dir, sums, meta, names, o.HashWorkers)
 }
 
 // resolveSelection finds the closure of the selection and the rows it would change.
@@ -194,7 +205,7 @@ func (s *selection) planModels(ctx context.Context, db *database.DB, plan *Resto
 // planSelectedFiles plans the copy of the files the closure's rows name. A file the backup
 // does not hold is a warning naming it (the platform had lost it already); one whose sum
 // differs from SHA256SUMS is refused.
-func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sums, keys []string, o RestoreOptions, work *restoreWork, plan *RestorePlan) ([]*messages.Task, error) {
+func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sums, keys []string, o RestoreOptions, work *restoreWork, plan *RestorePlan, dec *restoreDecrypt) ([]*messages.Task, error) {
 	meta := plan.Metadata
 	wanted := map[string]string{} // path in the backup → storage key
 	for _, k := range keys {
@@ -207,6 +218,9 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 			rel = storage.EscapeKey(k)
 		}
 		wanted[layout.FilesDir+"/"+rel] = k
+	}
+	if dec != nil {
+		return planSelectedEncrypted(ctx, src, sums, wanted, o, work, plan, dec)
 	}
 	if meta.Files.Store == layout.StoreObjects {
 		return planSelectedObjects(ctx, src, wanted, o, work, plan, sums)
