@@ -514,18 +514,27 @@ func (k *restoreCheck) close() {
 	k.work.close()
 }
 
+// readCompleteMetadata reads the metadata of the backup in dir, which must be complete.
+func readCompleteMetadata(dir string) (*layout.Metadata, error) {
+	meta, err := layout.ReadMetadata(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a complete backup: %w", dir, err)
+	}
+	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
+		return nil, fmt.Errorf("backup %s has status %q, not %q", dir, meta.Status, layout.StatusComplete)
+	}
+	return meta, nil
+}
+
 // checkRestore runs every check of a restore before anything changes: metadata, checksums of
 // every file the restore will use, fixtures that parse, and the target's schema. The result
 // is never nil, so its database can be closed whatever failed.
 func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o RestoreOptions) (*restoreCheck, error) {
 	chk := &restoreCheck{}
 	dir := src.dir
-	meta, err := layout.ReadMetadata(dir)
+	meta, err := readCompleteMetadata(dir)
 	if err != nil {
-		return chk, fmt.Errorf("%s is not a complete backup: %w", dir, err)
-	}
-	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
-		return chk, fmt.Errorf("backup %s has status %q, not %q", dir, meta.Status, layout.StatusComplete)
+		return chk, err
 	}
 	chk.plan = &RestorePlan{Metadata: meta, Merge: o.Merge}
 	ids, err := restoreIdentities(dir, redact.URL(o.Source), meta, o)
@@ -726,6 +735,24 @@ func readFixtures(dir string, models []platform.Model, meta *layout.Metadata, ve
 // checkTargetDatabase opens the target and checks it has the platform's schema, recording
 // the rows it holds now in the plan. The database is returned open even when a check fails.
 func checkTargetDatabase(ctx context.Context, url string, dbo database.Options, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
+	db, err := openCheckedTarget(ctx, url, dbo, models, plan)
+	if err != nil {
+		return db, err
+	}
+	counts, err := db.CountRows(ctx, models)
+	if err != nil {
+		return db, err
+	}
+	for i := range plan.Models {
+		plan.Models[i].Current = counts[plan.Models[i].Label]
+	}
+	return db, nil
+}
+
+// openCheckedTarget opens the target database and checks that it is migrated as far as the
+// backup and has the platform's schema for models. The DB is returned with an error too,
+// when it was opened, for the caller to close.
+func openCheckedTarget(ctx context.Context, url string, dbo database.Options, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
 	db, err := database.OpenWith(ctx, url, dbo)
 	if err != nil {
 		return nil, err
@@ -736,13 +763,6 @@ func checkTargetDatabase(ctx context.Context, url string, dbo database.Options, 
 	}
 	if _, err := db.CheckSchema(ctx, models); err != nil {
 		return db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
-	}
-	counts, err := db.CountRows(ctx, models)
-	if err != nil {
-		return db, err
-	}
-	for i := range plan.Models {
-		plan.Models[i].Current = counts[plan.Models[i].Label]
 	}
 	return db, nil
 }

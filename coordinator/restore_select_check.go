@@ -25,12 +25,9 @@ import (
 // checked against its plaintext manifest too (restore_select_decrypt.go). The result is never nil.
 func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o RestoreOptions) (*restoreCheck, *selection, error) {
 	chk := &restoreCheck{}
-	meta, err := layout.ReadMetadata(src.dir)
+	meta, err := readCompleteMetadata(src.dir)
 	if err != nil {
-		return chk, nil, fmt.Errorf("%s is not a complete backup: %w", src.dir, err)
-	}
-	if meta.FormatVersion >= 1 && meta.Status != layout.StatusComplete {
-		return chk, nil, fmt.Errorf("backup %s has status %q, not %q", src.dir, meta.Status, layout.StatusComplete)
+		return chk, nil, err
 	}
 	chk.plan = &RestorePlan{Metadata: meta, Merge: true}
 	// An encrypted backup without a key is refused before anything else is read.
@@ -56,15 +53,8 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 	if chk.dec, err = checkSelectedFixtures(ctx, src.dir, meta, sums, models, o, ids, chk.work); err != nil {
 		return chk, nil, err
 	}
-	if chk.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
+	if chk.db, err = openCheckedTarget(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}, models, chk.plan); err != nil {
 		return chk, nil, err
-	}
-	chk.plan.Database = chk.db.Source().Redacted
-	if err := checkTargetMigrations(ctx, chk.db, chk.plan); err != nil {
-		return chk, nil, err
-	}
-	if _, err := chk.db.CheckSchema(ctx, models); err != nil {
-		return chk, nil, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", chk.plan.Database, err)
 	}
 	sel, err := resolveSelection(ctx, chk.db, fixtureDir(src.dir, chk.dec), models, o.Select)
 	if err != nil {
@@ -74,17 +64,27 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 		return chk, nil, err
 	}
 	if !o.SkipFiles {
-		if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec); err != nil {
+		if err := chk.planSelectedStorage(ctx, src, sums, sel, o); err != nil {
 			return chk, nil, err
 		}
-		b, err := storage.Open(ctx, o.StorageURL)
-		if err != nil {
-			return chk, nil, err
-		}
-		b.Close()
-		chk.plan.Storage = b.String()
 	}
 	return chk, sel, nil
+}
+
+// planSelectedStorage plans the copies of the files the selected rows name, and checks that
+// the target storage opens.
+func (chk *restoreCheck) planSelectedStorage(ctx context.Context, src *restoreSource, sums *layout.Sums, sel *selection, o RestoreOptions) error {
+	var err error
+	if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec); err != nil {
+		return err
+	}
+	b, err := storage.Open(ctx, o.StorageURL)
+	if err != nil {
+		return err
+	}
+	b.Close()
+	chk.plan.Storage = b.String()
+	return nil
 }
 
 // checkSelectedFixtures checks the backup's manifest and the sums of its fixtures; an
