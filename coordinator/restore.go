@@ -71,6 +71,10 @@ type RestoreOptions struct {
 	// Select, if set, restores only the selected rows and what belongs to them, merged into
 	// the live database (see SelectOptions).
 	Select *SelectOptions
+	// Target, if set, is the target database at DatabaseURL, opened with LockTimeout and
+	// its schema already checked for every model the restore may load (by the preflight):
+	// a whole restore loads over it instead of opening and checking its own, and closes it.
+	Target *database.DB
 }
 
 // PlanModel is one model a restore will replace.
@@ -565,7 +569,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 	}
 	// A files-only backup needs no database: the target's is neither opened nor checked.
 	if len(models) > 0 {
-		if chk.db, err = checkTargetDatabase(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}, models, chk.plan); err != nil {
+		if chk.db, err = checkTargetDatabase(ctx, o, models, chk.plan); err != nil {
 			return chk, err
 		}
 	}
@@ -723,19 +727,25 @@ func readFixtures(dir string, models []platform.Model, meta *layout.Metadata, ve
 	return fixtures, nil
 }
 
-// checkTargetDatabase opens the target and checks it has the platform's schema, recording
-// the rows it holds now in the plan. The database is returned open even when a check fails.
-func checkTargetDatabase(ctx context.Context, url string, dbo database.Options, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
-	db, err := database.OpenWith(ctx, url, dbo)
-	if err != nil {
-		return nil, err
+// checkTargetDatabase opens the target (or takes o.Target, whose schema was checked) and
+// checks it has the platform's schema, recording the rows it holds now in the plan. The
+// database is returned open even when a check fails.
+func checkTargetDatabase(ctx context.Context, o RestoreOptions, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
+	db := o.Target
+	if db == nil {
+		var err error
+		if db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
+			return nil, err
+		}
 	}
 	plan.Database = db.Source().Redacted
 	if err := checkTargetMigrations(ctx, db, plan); err != nil {
 		return db, err
 	}
-	if _, err := db.CheckSchema(ctx, models); err != nil {
-		return db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
+	if o.Target == nil {
+		if _, err := db.CheckSchema(ctx, models); err != nil {
+			return db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
+		}
 	}
 	counts, err := db.CountRows(ctx, models)
 	if err != nil {
