@@ -103,6 +103,8 @@ type RestorePlan struct {
 	Migrations *database.MigrationCheck
 	// verify is the fixtures' checksum check when the load runs it (see deferFixtureSums).
 	verify func(context.Context) error
+	// pass is the check's hashes of what the load reads (see loadOptions).
+	pass *fixturePass
 }
 
 // RestoreReport is a finished (or dry) restore.
@@ -479,7 +481,8 @@ func reportRestoreTotals(o RestoreOptions, plan *RestorePlan) {
 // connections, table by table.
 func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *restoreCheck, rep *RestoreReport) error {
 	lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(chk.fixtures)), attribute.Bool("wnb.merge", o.Merge), attribute.Int("wnb.jobs", o.Jobs))
-	loaded, err := chk.db.Load(lctx, weighFixtures(chk), database.LoadOptions{Merge: o.Merge, Jobs: o.Jobs, Verify: chk.plan.verify})
+	fixtures := weighFixtures(chk)
+	loaded, err := chk.db.Load(lctx, fixtures, loadOptions(o, chk, fixtures))
 	var rows int64
 	for _, m := range loaded {
 		rows += m.Rows
@@ -639,7 +642,7 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 		}
 	case sums != nil && deferFixtureSums(o):
 		// Listed now; hashed by the load, alongside its COPYs (see deferFixtureSums).
-		if plan.verify, err = sumsCheck(src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
+		if plan.verify, plan.pass, err = sumsCheck(src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
 			return nil, err
 		}
 	case sums != nil:
@@ -827,7 +830,7 @@ func restoredKey(rel, names string) (string, error) {
 // metadata's per-model checksums, stopping at the first that does not match.
 // Only paths outside files/ are looked up (sums.Top): the fixtures and the file index.
 func checkSums(ctx context.Context, dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) error {
-	check, err := sumsCheck(dir, sums, meta, paths, workers)
+	check, _, err := sumsCheck(dir, sums, meta, paths, workers)
 	if err != nil {
 		return err
 	}
