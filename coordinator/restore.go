@@ -71,6 +71,10 @@ type RestoreOptions struct {
 	// Select, if set, restores only the selected rows and what belongs to them, merged into
 	// the live database (see SelectOptions).
 	Select *SelectOptions
+	// Target, if set, is the target database at DatabaseURL, opened with LockTimeout and
+	// its schema already checked for every model the restore may load (by the preflight):
+	// a whole restore loads over it instead of opening and checking its own, and closes it.
+	Target *database.DB
 }
 
 // PlanModel is one model a restore will replace.
@@ -99,6 +103,8 @@ type RestorePlan struct {
 	Migrations *database.MigrationCheck
 	// verify is the fixtures' checksum check when the load runs it (see deferFixtureSums).
 	verify func(context.Context) error
+	// pass is the check's hashes of what the load reads (see loadOptions).
+	pass *fixturePass
 }
 
 // RestoreReport is a finished (or dry) restore.
@@ -475,7 +481,8 @@ func reportRestoreTotals(o RestoreOptions, plan *RestorePlan) {
 // connections, table by table.
 func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *restoreCheck, rep *RestoreReport) error {
 	lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(chk.fixtures)), attribute.Bool("wnb.merge", o.Merge), attribute.Int("wnb.jobs", o.Jobs))
-	loaded, err := chk.db.Load(lctx, weighFixtures(chk), database.LoadOptions{Merge: o.Merge, Jobs: o.Jobs, Verify: chk.plan.verify})
+	fixtures := weighFixtures(chk)
+	loaded, err := chk.db.Load(lctx, fixtures, loadOptions(o, chk, fixtures))
 	var rows int64
 	for _, m := range loaded {
 		rows += m.Rows
@@ -574,7 +581,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 	}
 	// A files-only backup needs no database: the target's is neither opened nor checked.
 	if len(models) > 0 {
-		if chk.db, err = checkTargetDatabase(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}, models, chk.plan); err != nil {
+		if chk.db, err = checkTargetDatabase(ctx, o, models, chk.plan); err != nil {
 			return chk, err
 		}
 	}
@@ -644,7 +651,7 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 		}
 	case sums != nil && deferFixtureSums(o):
 		// Listed now; hashed by the load, alongside its COPYs (see deferFixtureSums).
-		if plan.verify, err = sumsCheck(src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
+		if plan.verify, plan.pass, err = sumsCheck(src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
 			return nil, err
 		}
 	case sums != nil:
@@ -732,10 +739,11 @@ func readFixtures(dir string, models []platform.Model, meta *layout.Metadata, ve
 	return fixtures, nil
 }
 
-// checkTargetDatabase opens the target and checks it has the platform's schema, recording
-// the rows it holds now in the plan. The database is returned open even when a check fails.
-func checkTargetDatabase(ctx context.Context, url string, dbo database.Options, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
-	db, err := openCheckedTarget(ctx, url, dbo, models, plan)
+// checkTargetDatabase opens the target (or takes o.Target, whose schema was checked) and
+// checks it has the platform's schema, recording the rows it holds now in the plan. The
+// database is returned open even when a check fails.
+func checkTargetDatabase(ctx context.Context, o RestoreOptions, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
+	db, err := openCheckedTarget(ctx, o, models, plan)
 	if err != nil {
 		return db, err
 	}
@@ -749,20 +757,26 @@ func checkTargetDatabase(ctx context.Context, url string, dbo database.Options, 
 	return db, nil
 }
 
-// openCheckedTarget opens the target database and checks that it is migrated as far as the
-// backup and has the platform's schema for models. The DB is returned with an error too,
-// when it was opened, for the caller to close.
-func openCheckedTarget(ctx context.Context, url string, dbo database.Options, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
-	db, err := database.OpenWith(ctx, url, dbo)
-	if err != nil {
-		return nil, err
+// openCheckedTarget opens the target database (or takes o.Target, whose schema the
+// preflight checked) and checks that it is migrated as far as the backup and has the
+// platform's schema for models. The DB is returned with an error too, when it was opened,
+// for the caller to close.
+func openCheckedTarget(ctx context.Context, o RestoreOptions, models []platform.Model, plan *RestorePlan) (*database.DB, error) {
+	db := o.Target
+	if db == nil {
+		var err error
+		if db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
+			return nil, err
+		}
 	}
 	plan.Database = db.Source().Redacted
 	if err := checkTargetMigrations(ctx, db, plan); err != nil {
 		return db, err
 	}
-	if _, err := db.CheckSchema(ctx, models); err != nil {
-		return db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
+	if o.Target == nil {
+		if _, err := db.CheckSchema(ctx, models); err != nil {
+			return db, fmt.Errorf("target database %s does not have the platform's schema (run `manage.py migrate` first): %w", plan.Database, err)
+		}
 	}
 	return db, nil
 }
@@ -837,7 +851,7 @@ func restoredKey(rel, names string) (string, error) {
 // metadata's per-model checksums, stopping at the first that does not match.
 // Only paths outside files/ are looked up (sums.Top): the fixtures and the file index.
 func checkSums(ctx context.Context, dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) error {
-	check, err := sumsCheck(dir, sums, meta, paths, workers)
+	check, _, err := sumsCheck(dir, sums, meta, paths, workers)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,15 @@ package coordinator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -61,8 +68,9 @@ func deferFixtureSums(o RestoreOptions) bool {
 // hashes them in parallel and compares them with SHA256SUMS and the metadata's per-model
 // checksums, stopping at the first that does not match. Only paths outside files/ are looked
 // up (sums.Top): the fixtures and the file index. The check keeps what it compares with, so
-// it may run once sums is closed.
-func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) (func(context.Context) error, error) {
+// it may run once sums is closed. It hashes what a one-transaction load read of each as it
+// read it (the fixturePass, see loadOptions), and the rest from the files.
+func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) (func(context.Context) error, *fixturePass, error) {
 	modelSums := map[string]string{}
 	for _, e := range meta.Models {
 		if e.SHA256 != "" {
@@ -73,12 +81,21 @@ func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []str
 	for _, p := range paths {
 		sum, ok := sums.Top[p]
 		if !ok {
-			return nil, fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
+			return nil, nil, fmt.Errorf("%s is not listed in %s: it cannot be verified", p, layout.FileSums)
 		}
 		want[p] = sum
 	}
+	pass := newFixturePass(dir, paths)
+	feed := func(send func(string, struct{}) error) error {
+		for _, p := range paths {
+			if err := send(p, struct{}{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	return func(ctx context.Context) error {
-		return layout.HashFiles(ctx, dir, paths, workers, func(p, got string, _ int64, err error) error {
+		return layout.HashEachWith(ctx, pass.sum, min(workers, len(paths)), feed, func(p string, _ struct{}, got string, _ int64, err error) error {
 			switch {
 			case err != nil:
 				return fmt.Errorf("check %s: %w", p, err)
@@ -89,5 +106,123 @@ func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []str
 			}
 			return nil
 		})
-	}, nil
+	}, pass, nil
+}
+
+// fixturePass hashes the fixtures of a one-transaction load as the load reads them, so that
+// each is read once: the check (sumsCheck) takes each hash once the load is done with it and
+// hashes what the load did not read (all of a file it never opened, the tail after the last
+// object of one it did) from the file, so it still covers every byte of every file.
+type fixturePass struct {
+	dir   string
+	files map[string]*passHash // by path relative to dir, slash-separated
+}
+
+// passHash is one file's hash so far: of its first n bytes.
+type passHash struct {
+	mu    sync.Mutex
+	h     hash.Hash
+	n     int64
+	taken bool // the check has it: reads no longer feed it
+}
+
+func newFixturePass(dir string, paths []string) *fixturePass {
+	p := &fixturePass{dir: dir, files: make(map[string]*passHash, len(paths))}
+	for _, rel := range paths {
+		p.files[rel] = &passHash{h: sha256.New()}
+	}
+	return p
+}
+
+// wrap makes each fixture the check covers hash what the load reads of it.
+func (p *fixturePass) wrap(fixtures []database.LoadFixture) {
+	for i, f := range fixtures {
+		path, open := filepath.Join(p.dir, f.Model.FixtureName()), f.Open
+		rel, err := filepath.Rel(p.dir, path)
+		ph := p.files[filepath.ToSlash(rel)]
+		if err != nil || ph == nil {
+			continue
+		}
+		fixtures[i].Open = func() (io.ReadCloser, error) {
+			rc, err := open()
+			if err != nil {
+				return nil, err
+			}
+			return &passReader{ReadCloser: rc, ph: ph}, nil
+		}
+	}
+}
+
+// sum completes rel's hash from the file (past what the load read) and returns it and the
+// file's size.
+func (p *fixturePass) sum(ctx context.Context, rel string) (string, int64, error) {
+	name := filepath.Join(p.dir, filepath.FromSlash(rel))
+	ph := p.files[rel]
+	if ph == nil {
+		return layout.HashFile(ctx, name)
+	}
+	ph.mu.Lock()
+	ph.taken = true // from here on only this goroutine touches h and n
+	ph.mu.Unlock()
+	f, err := os.Open(name)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", name, err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(ph.n, io.SeekStart); err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", name, err)
+	}
+	rest, err := io.Copy(ph.h, ctxReader{ctx, f})
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", name, err)
+	}
+	return hex.EncodeToString(ph.h.Sum(nil)), ph.n + rest, nil
+}
+
+// passReader feeds its file's hash with what the load reads, while the reads continue where
+// the hash stopped (a second opening of the file, from its start, is not hashed twice).
+type passReader struct {
+	io.ReadCloser
+	ph  *passHash
+	off int64
+}
+
+// Read reads and hashes.
+func (r *passReader) Read(b []byte) (int, error) {
+	n, err := r.ReadCloser.Read(b)
+	if n > 0 {
+		r.ph.mu.Lock()
+		if !r.ph.taken && r.off == r.ph.n {
+			r.ph.h.Write(b[:n])
+			r.ph.n += int64(n)
+		}
+		r.ph.mu.Unlock()
+		r.off += int64(n)
+	}
+	return n, err
+}
+
+// ctxReader stops reading when ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(b []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(b)
+}
+
+// loadOptions are the load's options; a one-transaction PostgreSQL load with the fixtures'
+// check hashes them as it reads them (fixturePass) and runs the check once it has read them.
+func loadOptions(o RestoreOptions, chk *restoreCheck, fixtures []database.LoadFixture) database.LoadOptions {
+	lo := database.LoadOptions{Merge: o.Merge, Jobs: o.Jobs, Verify: chk.plan.verify}
+	// (An encrypted backup's fixtures are checked as they are decrypted, before the load.)
+	if lo.Verify != nil && chk.plan.pass != nil && chk.dec == nil && o.Jobs <= 1 && chk.db.Source().Engine == database.Postgres {
+		chk.plan.pass.wrap(fixtures)
+		lo.VerifyAfterRead = true
+	}
+	return lo
 }

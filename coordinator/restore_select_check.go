@@ -53,7 +53,7 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 	if chk.dec, err = checkSelectedFixtures(ctx, src.dir, meta, sums, models, o, ids, chk.work); err != nil {
 		return chk, nil, err
 	}
-	if chk.db, err = openCheckedTarget(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}, models, chk.plan); err != nil {
+	if chk.db, err = openCheckedTarget(ctx, o, models, chk.plan); err != nil {
 		return chk, nil, err
 	}
 	sel, err := resolveSelection(ctx, chk.db, fixtureDir(src.dir, chk.dec), models, o.Select)

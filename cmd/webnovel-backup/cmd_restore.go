@@ -129,9 +129,14 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 		cfg.NATSURL = ""
 	}
 	if !o.skipPreflight {
-		if err := preflight.Run(ctx, o.preflight(ctx, cfg.NATSURL, cfg.NATSOptions)).Err(); err != nil {
+		rep := preflight.Run(ctx, o.preflight(ctx, cfg.NATSURL, cfg.NATSOptions))
+		if rep.Database != nil {
+			defer rep.Database.Close()
+		}
+		if err := rep.Err(); err != nil {
 			return o.report(con, nil, outcome.AfterCancel(ctx, err))
 		}
+		o.Target = rep.Database
 	}
 	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
 	if err != nil {
@@ -199,6 +204,9 @@ func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts
 	if !o.SkipDB && (!c.Known || c.Database) {
 		pc.DatabaseURL = o.DatabaseURL
 		pc.Models, _ = platform.Default.Select(o.Models)
+		// The restore loads over the connection checked here (checked for every model it may
+		// load), not opening a second one and reading the schema again.
+		pc.KeepDatabase, pc.DatabaseOptions = true, database.Options{LockTimeout: o.LockTimeout}
 	}
 	if !o.SkipFiles && !storage.IsS3(o.StorageURL) && (!c.Known || c.Files) {
 		pc.StorageURL = storageForPreflight(o.StorageURL)

@@ -12,7 +12,8 @@ import (
 
 // TestRestorePreflightConfig: a restore's preflight checks the storage by one file, not by
 // summing it (nor the working directory when ./media does not exist yet), measures no
-// database, and leaves the storage out for a backup known to hold no files.
+// database (but keeps it open for the restore), and leaves the storage out for a backup known
+// to hold no files.
 func TestRestorePreflightConfig(t *testing.T) {
 	fixtures := []layout.ModelEntry{{Label: "books.Book", File: "db_books_book.json"}}
 	for _, tt := range []struct {
@@ -34,8 +35,8 @@ func TestRestorePreflightConfig(t *testing.T) {
 			var o restoreOptions
 			o.Source, o.DatabaseURL, o.StorageURL = dir, "sqlite:///db.sqlite3", filepath.Join(t.TempDir(), "media")
 			pc := o.preflight(context.Background(), "", nil)
-			if (pc.StorageURL != "") != tt.wantStorage || !pc.SpaceAfterPlan || !pc.NoDatabaseSize || pc.DatabaseURL == "" {
-				t.Errorf("preflight config %+v: want the storage checked %v, by one file, the database unmeasured", pc, tt.wantStorage)
+			if (pc.StorageURL != "") != tt.wantStorage || !pc.SpaceAfterPlan || !pc.NoDatabaseSize || pc.DatabaseURL == "" || !pc.KeepDatabase {
+				t.Errorf("preflight config %+v: want the storage checked %v, by one file, the database unmeasured and kept for the load", pc, tt.wantStorage)
 			}
 		})
 	}

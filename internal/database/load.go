@@ -10,6 +10,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -40,6 +41,10 @@ type LoadOptions struct {
 	// error, whatever else failed. A parallel load (Jobs > 1) runs it alongside its
 	// preparation, whose commit (its first) waits for it; SQLite runs it first.
 	Verify func(context.Context) error
+	// VerifyAfterRead says Verify hashes what the load reads of its fixtures (a
+	// one-transaction PostgreSQL load): the load runs it once it has read them all, before its
+	// commit, and after a failure (its error still comes first), instead of alongside.
+	VerifyAfterRead bool
 }
 
 // LoadedModel is one model's outcome.
@@ -83,6 +88,7 @@ func (db *DB) Load(ctx context.Context, fixtures []LoadFixture, o LoadOptions) (
 	case o.Jobs > 1:
 		vctx, cancel := context.WithCancel(ctx) // the check stops when the load returns
 		defer cancel()
+		o.VerifyAfterRead = false // its preparation's commit waits for the check; the copies come after
 		return db.loadParallel(ctx, fixtures, plans, o.Jobs, startVerify(vctx, o))
 	case db.pool != nil:
 		if err := db.refuseUnfinishedParallel(ctx); err != nil {
@@ -110,11 +116,19 @@ func verifyFirst(ctx context.Context, o LoadOptions) error {
 	return o.Verify(ctx)
 }
 
-// startVerify runs o.Verify, if any, alongside the load; the function it returns waits for
-// its outcome (nil without Verify).
+// startVerify runs o.Verify, if any, alongside the load (with VerifyAfterRead, at the first
+// call of) the function it returns, which waits for its outcome (nil without Verify).
 func startVerify(ctx context.Context, o LoadOptions) func() error {
 	if o.Verify == nil {
 		return func() error { return nil }
+	}
+	if o.VerifyAfterRead {
+		var once sync.Once
+		var err error
+		return func() error {
+			once.Do(func() { err = o.Verify(ctx) })
+			return err
+		}
 	}
 	done := make(chan error, 1)
 	go func() { done <- o.Verify(ctx) }()

@@ -122,3 +122,65 @@ func indexCount(t *testing.T, db *DB) int {
 	}
 	return n
 }
+
+// TestLoadVerifyAfterRead: with VerifyAfterRead a one-transaction load runs its check once it
+// has read every fixture (the check hashes what the load read), before the commit; a failed
+// check rolls everything back, and its error comes first even when the load failed as well.
+func TestLoadVerifyAfterRead(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	db := openT(t, samplePostgres(t))
+	before := exportAll(t, db, fixture.Format{Indent: 2})
+
+	t.Run("after every read, before the commit", func(t *testing.T) {
+		var opened, closed atomic.Int32
+		fixtures := fileFixtures(dir)
+		for i := range fixtures {
+			open := fixtures[i].Open
+			fixtures[i].Open = func() (io.ReadCloser, error) {
+				opened.Add(1)
+				rc, err := open()
+				return closeCounter{rc, &closed}, err
+			}
+		}
+		var early bool
+		verify := func(context.Context) error {
+			early = closed.Load() != int32(len(fixtures))
+			return errTampered
+		}
+		_, err := db.Load(context.Background(), fixtures, LoadOptions{Verify: verify, VerifyAfterRead: true})
+		if !errors.Is(err, errTampered) || early {
+			t.Fatalf("err = %v, check before every fixture was read and closed: %v", err, early)
+		}
+		compareExports(t, exportAll(t, db, fixture.Format{Indent: 2}), before)
+	})
+
+	t.Run("its error comes first", func(t *testing.T) {
+		chapter := model(t, "books.chapter")
+		data := readFile(t, filepath.Join(dir, chapter.FixtureName()))
+		bad := []LoadFixture{bytesFixture(chapter, data[:len(data)/2])}
+		_, err := db.Load(context.Background(), bad, LoadOptions{VerifyAfterRead: true, Verify: func(context.Context) error { return errTampered }})
+		if !errors.Is(err, errTampered) {
+			t.Fatalf("err = %v, want the check's", err)
+		}
+		compareExports(t, exportAll(t, db, fixture.Format{Indent: 2}), before)
+	})
+
+	emptyPlatform(t, db)
+	var checked atomic.Int32
+	load(t, db, fileFixtures(dir), LoadOptions{VerifyAfterRead: true, Verify: func(context.Context) error { checked.Add(1); return nil }})
+	if checked.Load() != 1 {
+		t.Fatalf("the check ran %d times, want once", checked.Load())
+	}
+	checkSampleLoaded(t, db)
+}
+
+// closeCounter counts its Close calls.
+type closeCounter struct {
+	io.ReadCloser
+	n *atomic.Int32
+}
+
+func (c closeCounter) Close() error {
+	c.n.Add(1)
+	return c.ReadCloser.Close()
+}

@@ -85,6 +85,11 @@ type Config struct {
 	// path a row names must be in the storage. It reads every row with a file field and
 	// lists the whole storage, so it is not bounded by WalkBudget.
 	References bool
+	// KeepDatabase opens the database with DatabaseOptions and, when its checks pass, hands
+	// it to the caller in Report.Database instead of closing it: a restore loads over it
+	// rather than opening the database and reading its schema a second time.
+	KeepDatabase    bool
+	DatabaseOptions database.Options
 }
 
 // Check is the outcome of one check.
@@ -109,6 +114,9 @@ type Report struct {
 	EstimatePartial bool  `json:"estimate_partial"`
 	// References is the cross-check's outcome, with References only.
 	References *layout.References `json:"references,omitempty"`
+	// Database is, with KeepDatabase, the database the checks opened when both its checks
+	// passed (its schema holds Config.Models); the caller uses and closes it.
+	Database *database.DB `json:"-"`
 }
 
 // Failed returns the checks that failed.
@@ -160,7 +168,7 @@ func Run(ctx context.Context, c Config) Report {
 	if c.DatabaseURL == "" {
 		add(Check{Name: CheckDatabase, Status: StatusSkipped, Detail: "no database to check"})
 	} else {
-		dbCheck, schemaCheck, size, ok := checkDatabase(ctx, c)
+		dbCheck, schemaCheck, size, ok := checkDatabase(ctx, c, &rep.Database)
 		add(dbCheck)
 		add(schemaCheck)
 		dbBytes, estKnown = size, ok
@@ -200,8 +208,9 @@ func fail(name, detail, advice string) Check {
 }
 
 // checkDatabase opens the database, checks its schema and measures it. ok is false when the
-// size could not be measured.
-func checkDatabase(ctx context.Context, c Config) (dbCheck, schemaCheck Check, size int64, ok bool) {
+// size could not be measured. With c.KeepDatabase, a database whose checks passed is left
+// open in *keep.
+func checkDatabase(ctx context.Context, c Config, keep **database.DB) (dbCheck, schemaCheck Check, size int64, ok bool) {
 	skippedSchema := Check{Name: CheckSchema, Status: StatusSkipped, Detail: "the database cannot be opened"}
 	src, err := database.ParseURL(c.DatabaseURL)
 	if err != nil {
@@ -210,8 +219,13 @@ func checkDatabase(ctx context.Context, c Config) (dbCheck, schemaCheck Check, s
 	}
 	tctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	// A lock held by another process fails, naming it, before the check's own deadline.
-	db, err := database.OpenWith(tctx, c.DatabaseURL, database.Options{LockTimeout: c.Timeout / 2})
+	// A lock held by another process fails, naming it, before the check's own deadline. A
+	// database kept for the caller has the caller's options (its lock timeout is the load's).
+	dbo := database.Options{LockTimeout: c.Timeout / 2}
+	if c.KeepDatabase {
+		dbo = c.DatabaseOptions
+	}
+	db, err := database.OpenWith(tctx, c.DatabaseURL, dbo)
 	if err != nil {
 		advice := "check the host, port, user and password in --database / DATABASE_URL, that the server accepts connections from this host (pg_hba.conf, firewall), and that the database exists; `psql URL` should connect"
 		if src.Engine == database.SQLite {
@@ -219,10 +233,13 @@ func checkDatabase(ctx context.Context, c Config) (dbCheck, schemaCheck Check, s
 		}
 		return fail(CheckDatabase, err.Error(), advice), skippedSchema, 0, false
 	}
-	defer db.Close()
 	dbCheck = Check{Name: CheckDatabase, Status: StatusOK, Detail: src.Redacted + " answers"}
-
 	warnings, err := db.CheckSchema(tctx, c.Models)
+	if c.KeepDatabase && err == nil {
+		*keep = db
+	} else {
+		defer db.Close()
+	}
 	if err != nil {
 		schemaCheck = fail(CheckSchema, err.Error(),
 			"the database is not at the schema this tool backs up: run the platform's migrations (`python manage.py migrate`), or use the webnovel-backup release that matches the platform's version")

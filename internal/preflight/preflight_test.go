@@ -287,3 +287,27 @@ func TestSpaceAfterPlan(t *testing.T) {
 		}
 	}
 }
+
+// TestKeepDatabase: with KeepDatabase a database whose checks passed is handed over open (a
+// restore loads over it), and one whose schema check failed is closed, not handed over.
+func TestKeepDatabase(t *testing.T) {
+	c := goodConfig(t)
+	c.KeepDatabase, c.DatabaseOptions = true, database.Options{LockTimeout: time.Second}
+	rep := Run(context.Background(), c)
+	if !rep.OK || rep.Database == nil {
+		t.Fatalf("report OK %v, database %v: want the checked database kept", rep.OK, rep.Database)
+	}
+	defer rep.Database.Close()
+	if _, err := rep.Database.CountRows(context.Background(), c.Models); err != nil {
+		t.Errorf("kept database: %v", err)
+	}
+	if rep := Run(context.Background(), Config{DatabaseURL: c.DatabaseURL}); rep.Database != nil {
+		t.Error("a database kept without KeepDatabase")
+	}
+	url, path := sampleDB(t)
+	sqlitetest.Exec(t, path, "ALTER TABLE books_book DROP COLUMN description")
+	c.DatabaseURL = url
+	if rep := Run(context.Background(), c); rep.OK || rep.Database != nil {
+		t.Errorf("schema check failed: report OK %v, database %v: want none kept", rep.OK, rep.Database)
+	}
+}
