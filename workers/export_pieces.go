@@ -8,8 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"github.com/webnovel/webnovel-backup/internal/fixture"
 )
 
 // pieceExport reads one piece of a model (a pk range) into w, returning its rows and the
@@ -208,39 +206,13 @@ func (w *pieceWriter) Write(p []byte) (int, error) {
 	case w.dropped:
 		return 0, errPieceDropped
 	}
-	if err := w.reserve(len(p)); err != nil {
-		return 0, err
-	}
-	return w.buf.Write(p)
-}
-
-// KeepBuffer is Write without a copy (fixture.BufferKeeper): a piece not yet the head keeps
-// p itself as a block of its buffer and hands the fixture writer a fresh one.
-func (w *pieceWriter) KeepBuffer(p []byte) ([]byte, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	switch {
-	case w.head:
-		_, err := w.out.write(p)
-		return nil, err
-	case w.dropped:
-		return nil, errPieceDropped
-	}
-	if err := w.reserve(len(p)); err != nil {
-		return nil, err
-	}
-	return w.buf.keep(p), nil
-}
-
-// reserve counts n more buffered bytes against the budget; past it, the piece is dropped.
-func (w *pieceWriter) reserve(n int) error {
-	if b := w.out.budget; b > 0 && w.out.buffered.Add(int64(n)) > b {
-		w.out.buffered.Add(-int64(n) - w.buf.n)
+	if b := w.out.budget; b > 0 && w.out.buffered.Add(int64(len(p))) > b {
+		w.out.buffered.Add(-int64(len(p)) - w.buf.n)
 		w.buf.Reset()
 		w.dropped = true
-		return errPieceDropped
+		return 0, errPieceDropped
 	}
-	return nil
+	return w.buf.Write(p)
 }
 
 // give hands the piece the buffer it is read into until it is the head.
@@ -272,17 +244,12 @@ func (w *pieceWriter) promote() error {
 	return nil
 }
 
-// pieceBlock is the size of the blocks a piece's writes are copied into: what a fixture
-// writer hands over at once. A fixture writer's own buffers are kept as blocks as they are
-// (blockBuffer.keep), a little larger. Blocks go back to a pool shared by every export of the
-// process, so buffering allocates nothing once the first pieces are read, and holds only the
-// bytes buffered.
+// pieceBlock is the size of the blocks a piece is buffered in: what a fixture writer hands
+// over at once. Blocks go back to a pool shared by every export of the process, so buffering
+// allocates nothing once the first pieces are read, and holds only the bytes buffered.
 const pieceBlock = 64 << 10
 
-var pieceBlocks = sync.Pool{New: func() any {
-	b := make([]byte, 0, max(pieceBlock, fixture.WriterBufferSize))
-	return &b
-}}
+var pieceBlocks = sync.Pool{New: func() any { b := make([]byte, 0, pieceBlock); return &b }}
 
 // blockBuffer holds a piece's bytes in pooled blocks (a growing slice would copy them and
 // leave the smaller copies behind as garbage).
@@ -296,27 +263,15 @@ func (b *blockBuffer) Write(p []byte) (int, error) {
 	n := len(p)
 	b.n += int64(n)
 	for len(p) > 0 {
-		// A kept block may hold more than pieceBlock, or have less room: it is full then.
-		if len(b.blocks) == 0 || len(*b.blocks[len(b.blocks)-1]) >= blockRoom(b.blocks[len(b.blocks)-1]) {
+		if len(b.blocks) == 0 || len(*b.blocks[len(b.blocks)-1]) == pieceBlock {
 			b.blocks = append(b.blocks, pieceBlocks.Get().(*[]byte))
 		}
 		last := b.blocks[len(b.blocks)-1]
-		k := copy((*last)[len(*last):blockRoom(last)], p)
+		k := copy((*last)[len(*last):pieceBlock], p)
 		*last = (*last)[:len(*last)+k]
 		p = p[k:]
 	}
 	return n, nil
-}
-
-// blockRoom is how much of a block copied writes fill.
-func blockRoom(blk *[]byte) int { return min(pieceBlock, cap(*blk)) }
-
-// keep adds p to the buffer as a block of its own, without a copy, and returns an empty
-// block from the pool for the writer to go on with.
-func (b *blockBuffer) keep(p []byte) []byte {
-	b.n += int64(len(p))
-	b.blocks = append(b.blocks, &p)
-	return (*pieceBlocks.Get().(*[]byte))[:0]
 }
 
 // Reset gives the blocks back to the pool.

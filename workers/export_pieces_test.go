@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/webnovel/webnovel-backup/internal/fixture"
 )
 
 // piecesBound is how long a pieces run that must end may take.
@@ -231,79 +229,4 @@ func (f *failAfter) Write(p []byte) (int, error) {
 	}
 	f.n -= len(p)
 	return len(p), nil
-}
-
-// fixturePieces reads piece i as rows objects through a fixture chunk writer, as an export
-// does: its flushes hand the writer's buffers to the piece (fixture.BufferKeeper).
-func fixturePieces(n, rows, parallel, window int) (*orderedPieces, string) {
-	object := func(i, r int) []byte {
-		pk := fmt.Appendf(nil, "%d", i*rows+r)
-		return fixture.EndObject(fixture.AppendString(append(fixture.BeginObject(nil, "books.book", pk), `"t": `...), bytes.Repeat([]byte{'a' + byte(r%26)}, r%300)))
-	}
-	var want bytes.Buffer
-	all := fixture.NewChunkWriter(&want, fixture.Format{})
-	for i := range n {
-		for r := range rows {
-			all.WriteObject(object(i, r))
-		}
-	}
-	all.Flush()
-	return &orderedPieces{
-		n: n, sep: fixture.Format{}.Sep(), parallel: parallel, window: window,
-		name: func(i int) string { return fmt.Sprintf("[%d]", i) },
-		read: func(ctx context.Context, i int, w io.Writer) (int64, []string, error) {
-			time.Sleep(time.Duration(n-i) * time.Millisecond)
-			fw := fixture.NewChunkWriter(w, fixture.Format{})
-			for r := range rows {
-				if err := fw.WriteObject(object(i, r)); err != nil {
-					return 0, nil, err
-				}
-			}
-			return int64(rows), nil, fw.Flush()
-		},
-	}, want.String()
-}
-
-// TestOrderedPiecesKeepFixtureBuffers: pieces written by fixture writers, whose buffers the
-// pieces after the head keep as they are, come out as one writer of every row writes them,
-// with a budget that drops some of them too.
-func TestOrderedPiecesKeepFixtureBuffers(t *testing.T) {
-	for _, budget := range []int64{0, 300 << 10} {
-		p, want := fixturePieces(12, 2000, 3, 6)
-		p.budget = budget
-		var out bytes.Buffer
-		rows, _, err := runPieces(t, context.Background(), p, &out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if rows != 12*2000 || out.String() != want {
-			t.Errorf("budget %d: %d rows, %d bytes; want %d rows, %d bytes (identical)", budget, rows, out.Len(), 12*2000, len(want))
-		}
-	}
-}
-
-// A piece not yet the head keeps a fixture writer's buffer itself (no copy) and hands back an
-// empty one; the head writes it through and hands back none.
-func TestPieceWriterKeepsBuffer(t *testing.T) {
-	var out bytes.Buffer
-	w := &pieceWriter{out: &orderedOut{w: &out, sep: ","}}
-	w.give(new(blockBuffer))
-	p := append(make([]byte, 0, fixture.WriterBufferSize), "abc"...)
-	next, err := w.KeepBuffer(p)
-	if err != nil || len(next) != 0 || cap(next) < fixture.WriterBufferSize {
-		t.Fatalf("KeepBuffer: next len %d cap %d, %v", len(next), cap(next), err)
-	}
-	if len(w.buf.blocks) != 1 || &(*w.buf.blocks[0])[0] != &p[0] || w.buf.n != 3 {
-		t.Fatalf("the piece did not keep the buffer itself: %d blocks, %d bytes", len(w.buf.blocks), w.buf.n)
-	}
-	w.Write([]byte("de")) // copied writes go on after the kept block
-	if err := w.promote(); err != nil {
-		t.Fatal(err)
-	}
-	if next, err := w.KeepBuffer([]byte("f")); next != nil || err != nil {
-		t.Fatalf("the head kept a buffer: %v, %v", next, err)
-	}
-	if out.String() != "abcdef" {
-		t.Errorf("output %q, want %q", out.String(), "abcdef")
-	}
 }
