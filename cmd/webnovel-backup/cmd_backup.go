@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/hooks"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/preflight"
 	"github.com/webnovel/webnovel-backup/internal/redact"
@@ -109,14 +111,10 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	if err := o.hooks.pre(ctx, hooks.Env{"BACKUP_DIR": redact.URL(o.BackupDir)}); err != nil {
 		return o.report(con, nil, nil, err)
 	}
-	if !o.skipPreflight && o.Resume == "" {
-		rep := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions))
-		if err := rep.Err(); err != nil {
-			return o.report(con, nil, nil, outcome.AfterCancel(ctx, err))
-		}
-		o.CheckPlanned = o.spaceCheck(rep.Estimate)
+	s, stop, err := o.preflightAndStart(ctx, cfg)
+	if pe := (preflightError{}); errors.As(err, &pe) {
+		return o.report(con, nil, nil, outcome.AfterCancel(ctx, pe.error))
 	}
-	s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
 	if err != nil {
 		return err
 	}
@@ -135,6 +133,49 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 }
 
 // check refuses option combinations that cannot work.
+// preflightError is a failed preflight, reported like the backup's own errors (the other
+// errors of starting a run are returned as they are).
+type preflightError struct{ error }
+
+func (e preflightError) Unwrap() error { return e.error }
+
+// preflightAndStart runs the preflight (unless skipped) and starts the run's queue and
+// workers. With the embedded queue the two overlap, since starting it touches nothing outside
+// this process (a failed preflight stops it again, unused); a cluster is joined only once the
+// preflight has passed, so that a failed one leaves it untouched.
+func (o *backupOptions) preflightAndStart(ctx context.Context, cfg pipeline.Config) (*pipeline.Session, func(), error) {
+	if o.skipPreflight || o.Resume != "" {
+		return startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
+	}
+	type started struct {
+		s    *pipeline.Session
+		stop func()
+		err  error
+	}
+	early := make(chan started, 1)
+	if cfg.NATSURL == "" {
+		go func() {
+			s, stop, err := startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
+			early <- started{s, stop, err}
+		}()
+	}
+	rep := preflight.Run(ctx, o.preflight(cfg.NATSURL, cfg.NATSOptions))
+	if err := rep.Err(); err != nil {
+		if cfg.NATSURL == "" {
+			if st := <-early; st.err == nil {
+				st.stop()
+			}
+		}
+		return nil, nil, preflightError{err}
+	}
+	o.CheckPlanned = o.spaceCheck(rep.Estimate)
+	if cfg.NATSURL != "" {
+		return startRun(ctx, cfg, o.metricsAddr, o.stallTimeout)
+	}
+	st := <-early
+	return st.s, st.stop, st.err
+}
+
 func (o *backupOptions) check(g *globals) error {
 	if o.Compression != "" {
 		if _, err := archive.ParseCompression(o.Compression); err != nil {

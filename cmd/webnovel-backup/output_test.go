@@ -138,3 +138,19 @@ func TestStallTimeoutFlag(t *testing.T) {
 		t.Errorf("a stalled backup left %v", entries)
 	}
 }
+
+// The embedded queue starts while the preflight runs; a failed preflight still reports its own
+// error and stops the queue it started, leaving no store behind.
+func TestFailedPreflightStopsEarlyQueue(t *testing.T) {
+	dir := sitePlatform(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	os.WriteFile(dir+"/afile", []byte("x"), 0o644)
+	code, out := cli(t, dir, "backup", "--quiet", "--skip-files", "--workers", "2", "--backup-dir", dir+"/afile/backups")
+	if code != 1 || !strings.Contains(out, "preflight") || !strings.Contains(out, "destination") {
+		t.Fatalf("unwritable destination: exit %d\n%s", code, out)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) > 0 {
+		t.Fatalf("a failed preflight left %v in the temporary directory", entries)
+	}
+}
