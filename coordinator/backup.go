@@ -222,6 +222,8 @@ type backupRun struct {
 	files   filePlanInfo
 	done    map[string]*messages.Result
 	results map[string]*messages.Result
+	// sums reads the copy tasks' lists of sums as they finish (tasksums.go).
+	sums *taskSums
 
 	rep       *BackupReport
 	published bool
@@ -675,11 +677,25 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 }
 
 // runTasks publishes the tasks and waits for all of them.
-func (r *backupRun) runTasks(ctx context.Context) error {
+func (r *backupRun) runTasks(ctx context.Context) (err error) {
 	var exported, copied bool
 	files, stop := r.c.watchFiles(ctx, r.o.RunID, r.o.Progress)
 	defer stop()
 	r.startArchiveBody(ctx)
+	ts, err := r.startTaskSums(ctx)
+	if err != nil {
+		return err
+	}
+	r.sums = ts
+	defer func() {
+		if err != nil {
+			ts.close() // assemble, which would remove the writers' runs, does not follow
+		}
+	}()
+	byID := make(map[string]*messages.Task, len(r.tasks))
+	for _, t := range r.tasks {
+		byID[t.ID] = t
+	}
 	results, err := r.c.dispatch(ctx, r.o.RunID, r.tasks, r.done, func(res *messages.Result) {
 		r.log.Debug("task done", "task", res.Task, "rows", res.Rows, "files", res.Files, "bytes", res.Bytes, "worker", res.Worker)
 		if res.Kind == messages.KindExportModel {
@@ -694,13 +710,18 @@ func (r *backupRun) runTasks(ctx context.Context) error {
 		}
 		files.finish(res.Task, res.Bytes)
 		r.partDone(res.Task)
+		ts.arrived(byID[res.Task])
 		if !copied {
 			copied = true
 			halt(ctx, "copy")
 		}
 	})
 	if err != nil {
+		ts.stop()
 		return fmt.Errorf("backup: %w", err)
+	}
+	if err := ts.wait(); err != nil {
+		return err
 	}
 	r.results = results
 	if r.snap != nil {
@@ -721,16 +742,8 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	defer telemetry.EndErr(span, &err)
 	dest := r.stage.Bucket()
 	r.rep = &BackupReport{RunID: r.o.RunID}
-	sums, cleanup, err := newSumsWriter(r.stage)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	defer cleanup()
-	plain, cleanupPlain, err := r.newPlainSumsWriter()
-	if err != nil {
-		return err
-	}
-	defer cleanupPlain()
+	defer r.sums.close()
+	sums, plain, index := r.sums.sums, r.sums.plain, r.sums.index
 	meta := r.metadata(ctx)
 	seal := r.sealOfModels()
 	for i, m := range r.models {
@@ -752,12 +765,7 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 			halt(ctx, "assemble")
 		}
 	}
-	index, cleanupIndex, err := r.newIndexWriter()
-	if err != nil {
-		return err
-	}
-	defer cleanupIndex()
-	if err := r.collectFiles(ctx, sums, index, plain); err != nil {
+	if err := r.collectFiles(ctx); err != nil {
 		return err
 	}
 	if meta.References, err = r.checkReferences(ctx, index); err != nil {
@@ -813,9 +821,9 @@ func (r *backupRun) metadata(ctx context.Context) *layout.Metadata {
 	return meta
 }
 
-// collectFiles counts the copied files and adds their hashes to the manifest and the file
-// index.
-func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter, index *layout.FileIndexWriter, plain *layout.PlainSumsWriter) error {
+// collectFiles counts the copied files and records what their lists of sums say of them (the
+// lists were read into the manifest and the file index as the tasks finished).
+func (r *backupRun) collectFiles(ctx context.Context) error {
 	for _, sp := range r.files.Special {
 		r.warnings = append(r.warnings, sp.Warning)
 		r.countSkipped(sp.Kind, 1)
@@ -838,9 +846,7 @@ func (r *backupRun) collectFiles(ctx context.Context, sums *layout.SumsWriter, i
 	if r.src == nil {
 		return nil
 	}
-	if err := r.c.collectSums(ctx, r.stage.Bucket(), r.tasks, sums, index, plain, &r.fileMeta); err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
+	r.sums.mergeFiles(r.tasks, &r.fileMeta)
 	return nil
 }
 

@@ -65,11 +65,7 @@ func (r *backupRun) checkReferences(ctx context.Context, index *layout.FileIndex
 	if err != nil {
 		return nil, err
 	}
-	names := r.files.NameEncoding
-	if err := index.Each(func(e messages.FileEntry) error { return chk.AddFile(references.KeyOf(e, names)) }); err != nil {
-		return nil, fmt.Errorf("backup: check references: %w", err)
-	}
-	rep, err := chk.Check(ctx, nil)
+	rep, err := r.joinReferences(ctx, chk, index)
 	if err != nil {
 		return nil, fmt.Errorf("backup: check references: %w", err)
 	}
@@ -83,6 +79,23 @@ func (r *backupRun) checkReferences(ctx context.Context, index *layout.FileIndex
 		r.log.Warn("rows name files the storage does not hold", "missing", rep.Missing, "refs", rep.Refs)
 	}
 	return rep, nil
+}
+
+// joinReferences joins the references in chk with the backed-up files. The index yields
+// them by path, which is their keys' order unless names were escaped: then they are joined
+// as they come, without a sort of their own; else they are sorted first.
+func (r *backupRun) joinReferences(ctx context.Context, chk *references.Checker, index *layout.FileIndexWriter) (*layout.References, error) {
+	names := r.files.NameEncoding
+	rep, err := chk.CheckSorted(ctx, func(fn func(string) error) error {
+		return index.Each(func(e messages.FileEntry) error { return fn(references.KeyOf(e, names)) })
+	})
+	if !errors.Is(err, references.ErrUnsorted) {
+		return rep, err
+	}
+	if err := index.Each(func(e messages.FileEntry) error { return chk.AddFile(references.KeyOf(e, names)) }); err != nil {
+		return nil, err
+	}
+	return chk.Check(ctx, nil)
 }
 
 // refsSpillDir is where the references' sort spills: the staging area's working folder, but

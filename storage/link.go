@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -42,40 +42,49 @@ func (b *Bucket) LinkFrom(ctx context.Context, src *Bucket, srcKey, dstKey strin
 	return obj, nil
 }
 
-// linkFrom links under a temporary name in the destination's folder, then renames it into
-// place, as a writer commits.
+// linkFrom links srcKey's folder entry, through the two buckets' open folders (one linkat of
+// a single name to another, no walk down either path), then checks what was linked by the new
+// name: a regular file, whose size and time the caller compares with what the plan expected.
+// Checking the link rather than the source before it leaves no gap between check and link.
 func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
-	srcPath := filepath.Join(src.dir, filepath.FromSlash(srcKey))
-	fi, err := os.Lstat(srcPath)
+	sroot, err := src.open_()
 	if err != nil {
 		return Object{}, err
 	}
-	if !fi.Mode().IsRegular() {
-		return Object{}, &SpecialError{Special{Key: srcKey, Kind: KindOf(fi.Mode())}}
+	sdir, sname := splitKey(srcKey)
+	for attempt := 0; ; attempt++ {
+		sd, cached, err := src.dirs.acquire(sroot, sdir, false, src.dirMode)
+		if err != nil {
+			return Object{}, err
+		}
+		obj, err := l.linkInto(sd, sname, srcKey, dstKey)
+		if errors.Is(err, fs.ErrNotExist) && cached && attempt == 0 {
+			// The source's folder kept open may have been removed and made again since.
+			src.dirs.forget(sd)
+			src.dirs.release(sd)
+			continue
+		}
+		src.dirs.release(sd)
+		return obj, err
 	}
-	// The destination's folder is made, and kept open, as for a written file. A link appears
-	// whole, so it takes its name at once; only a name already taken (a task redone) is
-	// replaced through a temporary name.
-	d, err := l.inDir(dstKey, true, func(d *openDir, name string) error {
-		dir := filepath.Join(l.dir, filepath.FromSlash(d.path))
-		err := os.Link(srcPath, filepath.Join(dir, name))
+}
+
+// linkInto links sname of the open folder sd as dstKey. The destination's folder is made, and
+// kept open, as for a written file. A link appears whole, so it takes its name at once; only a
+// name already taken (a task redone) is replaced through a temporary name.
+func (l *local) linkInto(sd *openDir, sname, srcKey, dstKey string) (Object, error) {
+	var fi fs.FileInfo
+	d, err := l.inDir(dstKey, true, func(d *openDir, name string) (err error) {
+		err = linkAt(sd, sname, d, name)
+		if err == nil {
+			fi, err = linkedFile(d, name, srcKey)
+			return err
+		}
 		if !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-		if cur, err := d.root.Lstat(name); err == nil && os.SameFile(cur, fi) {
-			return nil // linked already (rename would keep both names of one file)
-		}
-		var b [8]byte
-		rand.Read(b[:])
-		tmp := TempPrefix + hex.EncodeToString(b[:])
-		if err := os.Link(srcPath, filepath.Join(dir, tmp)); err != nil {
-			return err
-		}
-		if err := d.root.Rename(tmp, name); err != nil {
-			d.root.Remove(tmp)
-			return err
-		}
-		return nil
+		fi, err = relink(sd, sname, srcKey, d, name)
+		return err
 	})
 	if err != nil {
 		return Object{}, err
@@ -85,6 +94,52 @@ func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
 		l.dirty.Store(true)
 	}
 	return objectOf(dstKey, fi), nil
+}
+
+// linkedFile returns what the new link name in d is, and removes it when that is no regular
+// file (a base's copy replaced by a FIFO or a symbolic link is not linked into a backup).
+func linkedFile(d *openDir, name, srcKey string) (fs.FileInfo, error) {
+	fi, err := d.root.Lstat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		d.root.Remove(name)
+		return nil, &SpecialError{Special{Key: srcKey, Kind: KindOf(fi.Mode())}}
+	}
+	return fi, nil
+}
+
+// relink puts sname of sd in place of name in d, which is taken: by the link already (a task
+// redone), or by something else, replaced through a temporary name.
+func relink(sd *openDir, sname, srcKey string, d *openDir, name string) (fs.FileInfo, error) {
+	if cur, err := d.root.Lstat(name); err == nil {
+		if src, err := sd.root.Lstat(sname); err == nil && os.SameFile(cur, src) && cur.Mode().IsRegular() {
+			return cur, nil // linked already (rename would keep both names of one file)
+		}
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	tmp := TempPrefix + hex.EncodeToString(b[:])
+	if err := linkAt(sd, sname, d, tmp); err != nil {
+		return nil, err
+	}
+	fi, err := linkedFile(d, tmp, srcKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.root.Rename(tmp, name); err != nil {
+		d.root.Remove(tmp)
+		return nil, err
+	}
+	return fi, nil
+}
+
+// splitKey returns key's folder (without a trailing slash, "" for the bucket's root) and last
+// element.
+func splitKey(key string) (dir, name string) {
+	dir, name = path.Split(key)
+	return strings.TrimSuffix(dir, "/"), name
 }
 
 // Folders lists the names of the folders at the bucket's top level (on S3, the common

@@ -88,6 +88,9 @@ func (l *local) open_() (*os.Root, error) {
 
 func (l *local) close() error {
 	l.dirs.closeAll()
+	if top := l.dirs.top; top != nil && top.handle != nil {
+		top.handle.Close()
+	}
 	if l.syncFile != nil {
 		l.syncFile.Close()
 	}
@@ -407,11 +410,16 @@ const maxOpenDirs = 32
 // openDir is a folder of a local bucket, open as a root of its own: operations on a name in
 // it are single *at system calls, and cannot leave it any more than the bucket's root.
 type openDir struct {
-	root    *os.Root
-	path    string // in the bucket; "" for the bucket's root
-	refs    int
-	used    uint64
-	evicted bool // out of the cache: closed when the last user releases it
+	root *os.Root
+	path string // in the bucket; "" for the bucket's root
+	// handle is the folder opened as a file, on first need (linkAt on Linux, which takes
+	// descriptors of two folders where a Root offers only names within itself).
+	handleOnce sync.Once
+	handle     *os.File
+	handleErr  error
+	refs       int
+	used       uint64
+	evicted    bool // out of the cache: closed when the last user releases it
 }
 
 // dirCache keeps the most recently used folders of a bucket open.
@@ -487,7 +495,7 @@ func (c *dirCache) release(d *openDir) {
 	defer c.mu.Unlock()
 	d.refs--
 	if d.evicted && d.refs == 0 {
-		d.root.Close()
+		d.close()
 	}
 }
 
@@ -518,8 +526,22 @@ func (c *dirCache) evictLocked(d *openDir) {
 	delete(c.m, d.path)
 	d.evicted = true
 	if d.refs == 0 {
-		d.root.Close()
+		d.close()
 	}
+}
+
+// file returns d opened as a file, opening it the first time.
+func (d *openDir) file() (*os.File, error) {
+	d.handleOnce.Do(func() { d.handle, d.handleErr = d.root.Open(".") })
+	return d.handle, d.handleErr
+}
+
+// close closes d's root and handle.
+func (d *openDir) close() {
+	if d.handle != nil {
+		d.handle.Close()
+	}
+	d.root.Close()
 }
 
 func (c *dirCache) closeAll() {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"os"
+	"path"
 	"time"
 	"unsafe"
 
@@ -46,4 +47,32 @@ func control(f *os.File, fn func(fd int) error) error {
 		return err
 	}
 	return ferr
+}
+
+// linkAt makes dname in folder d a hard link to sname in folder s: one linkat(2) between the
+// two folders' descriptors, names without a slash, so no path is walked and a symbolic link
+// named sname is linked itself, never followed.
+func linkAt(s *openDir, sname string, d *openDir, dname string) error {
+	sf, err := s.file()
+	if err != nil {
+		return err
+	}
+	df, err := d.file()
+	if err != nil {
+		return err
+	}
+	return control(sf, func(sfd int) error {
+		return control(df, func(dfd int) error {
+			for {
+				err := unix.Linkat(sfd, sname, dfd, dname, 0)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					return &os.LinkError{Op: "linkat", Old: path.Join(s.path, sname), New: path.Join(d.path, dname), Err: err}
+				}
+				return nil
+			}
+		})
+	})
 }

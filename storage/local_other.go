@@ -5,6 +5,7 @@ package storage
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -17,4 +18,9 @@ func startWriteback(*os.File) {}
 
 func setModTime(_ *os.File, dir *os.Root, name string, mtime time.Time) error {
 	return dir.Chtimes(name, time.Time{}, mtime) // by name: no portable futimens
+}
+
+// linkAt makes dname in folder d a hard link to sname in folder s, by their paths.
+func linkAt(s *openDir, sname string, d *openDir, dname string) error {
+	return os.Link(filepath.Join(s.root.Name(), sname), filepath.Join(d.root.Name(), dname))
 }

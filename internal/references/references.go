@@ -184,6 +184,27 @@ func (c *Checker) Check(ctx context.Context, missing func(Ref) error) (*layout.R
 	}, missing)
 }
 
+// ErrUnsorted is CheckSorted's failure when the files it is given are not in key order.
+var ErrUnsorted = errors.New("files not in key order")
+
+// CheckSorted is Check for files that come in key order already (byte order, duplicates
+// allowed), as a sorted file index yields them: they are joined as they come, with no sort of
+// their own, and read only as far as the last reference. Files out of order fail it with
+// ErrUnsorted (then add them with AddFile and Check). It reports no missing reference one by
+// one: a join cut short by ErrUnsorted would have reported some before the retry.
+func (c *Checker) CheckSorted(ctx context.Context, files func(fn func(key string) error) error) (*layout.References, error) {
+	return Join(ctx, c.refs.Each, func(fn func(string) error) error {
+		prev, first := "", true
+		return files(func(k string) error {
+			if !first && k < prev {
+				return fmt.Errorf("%w: %q after %q", ErrUnsorted, k, prev)
+			}
+			prev, first = k, false
+			return fn(k)
+		})
+	}, nil)
+}
+
 // Join merge-joins references (sorted by path, as a Checker's sorter yields them: key the
 // path, value the JSON of the Ref) with file keys in byte order (duplicates allowed).
 func Join(ctx context.Context, refs func(fn func(path string, value []byte) error) error, files func(fn func(key string) error) error, missing func(Ref) error) (*layout.References, error) {

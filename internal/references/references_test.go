@@ -3,6 +3,7 @@ package references
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -91,5 +92,37 @@ func TestCheckerFindsMissing(t *testing.T) {
 				t.Fatalf("warnings = %q", w)
 			}
 		})
+	}
+}
+
+// TestCheckSorted joins files given in key order without sorting them, with the report
+// Check gives, and refuses files out of order with ErrUnsorted.
+func TestCheckSorted(t *testing.T) {
+	c := NewChecker(t.TempDir(), 200)
+	defer c.Close()
+	for i := 0; i < 60; i++ {
+		if err := c.Add(Ref{Model: "books.chapter", PK: fmt.Sprint(i), Field: "content_file", Path: fmt.Sprintf("content/%03d.txt", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := func(order func(i int) int) func(fn func(string) error) error {
+		return func(fn func(string) error) error {
+			for i := 0; i < 50; i++ {
+				if err := fn(fmt.Sprintf("content/%03d.txt", order(i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	rep, err := c.CheckSorted(context.Background(), files(func(i int) int { return i }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Refs != 60 || rep.Missing != 10 || rep.MissingList[0].Path != "content/050.txt" {
+		t.Fatalf("refs %d missing %d (%+v), want 60 10 from content/050.txt", rep.Refs, rep.Missing, rep.MissingList)
+	}
+	if _, err := c.CheckSorted(context.Background(), files(func(i int) int { return 49 - i })); !errors.Is(err, ErrUnsorted) {
+		t.Fatalf("files out of order: %v, want ErrUnsorted", err)
 	}
 }
