@@ -227,14 +227,9 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 	}
 	listed := map[string]string{}
 	if sums != nil {
-		err := sums.Each(func(p, sum string) error {
-			if _, ok := wanted[p]; ok {
-				listed[p] = sum
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", layout.FileSums, err)
+		var err error
+		if listed, err = listedSums(sums, wanted); err != nil {
+			return nil, err
 		}
 	}
 	pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)

@@ -52,37 +52,48 @@ func restoreWithKeys(t *testing.T, target platformFixture, o coordinator.Restore
 	return s.Coordinator.Restore(context.Background(), o)
 }
 
+// encryptedPlacements are the places and keys an encrypted backup is restored from: a
+// folder, an S3 prefix and an S3 object store, on SQLite and PostgreSQL, with an identity or
+// a passphrase.
+var encryptedPlacements = []struct {
+	name       string
+	engine     string
+	where      string // folder, s3, objects
+	passphrase string
+}{
+	{"sqlite folder", database.SQLite, "folder", ""},
+	{"postgres folder", database.Postgres, "folder", ""},
+	{"sqlite s3 prefix", database.SQLite, "s3", ""},
+	{"sqlite s3 object store", database.SQLite, "objects", ""},
+	{"sqlite folder passphrase", database.SQLite, "folder", "correct horse battery staple"},
+}
+
+// placeEncryptedBackup puts backup b where (folder: where it is; s3: uploaded under an S3
+// prefix; objects: copied into an S3 object store) and returns its location.
+func placeEncryptedBackup(t *testing.T, b encryptedBackup, where string) string {
+	t.Helper()
+	switch where {
+	case "s3":
+		s3 := s3test.Start(t, nil, "backups")
+		s3test.UploadTree(t, filepath.Dir(b.dir), s3.URL("backups", "nightly", ""))
+		return s3.URL("backups", "nightly/"+filepath.Base(b.dir), "")
+	case "objects":
+		s3 := s3test.Start(t, nil, "backups")
+		name := enctest.ObjectStore(t, b.dir, s3.URL("backups", "nightly", ""), b.sizes)
+		return s3.URL("backups", "nightly/"+name, "")
+	}
+	return b.dir
+}
+
 // An encrypted backup restores exactly what its plaintext held, from a folder, an S3 prefix
 // and an S3 object store, on SQLite and PostgreSQL, with an identity or (a passphrase backup)
 // the passphrase; no .age name reaches the storage.
 func TestRestoreEncryptedBackup(t *testing.T) {
-	tests := []struct {
-		name       string
-		engine     string
-		where      string // folder, s3, objects
-		passphrase string
-	}{
-		{"sqlite folder", database.SQLite, "folder", ""},
-		{"postgres folder", database.Postgres, "folder", ""},
-		{"sqlite s3 prefix", database.SQLite, "s3", ""},
-		{"sqlite s3 object store", database.SQLite, "objects", ""},
-		{"sqlite folder passphrase", database.SQLite, "folder", "correct horse battery staple"},
-	}
-	for _, tt := range tests {
+	for _, tt := range encryptedPlacements {
 		t.Run(tt.name, func(t *testing.T) {
 			src := filledPlatform(t, tt.engine, demo.DefaultOptions())
 			b := encryptedBackupOf(t, src, tt.passphrase)
-			loc := b.dir
-			switch tt.where {
-			case "s3":
-				s3 := s3test.Start(t, nil, "backups")
-				s3test.UploadTree(t, filepath.Dir(b.dir), s3.URL("backups", "nightly", ""))
-				loc = s3.URL("backups", "nightly/"+filepath.Base(b.dir), "")
-			case "objects":
-				s3 := s3test.Start(t, nil, "backups")
-				name := enctest.ObjectStore(t, b.dir, s3.URL("backups", "nightly", ""), b.sizes)
-				loc = s3.URL("backups", "nightly/"+name, "")
-			}
+			loc := placeEncryptedBackup(t, b, tt.where)
 			o := coordinator.RestoreOptions{Source: loc, Identities: b.key.Identities}
 			workerIDs := b.key.Identities
 			if tt.passphrase != "" {

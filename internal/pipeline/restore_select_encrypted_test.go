@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
-	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/encryption/enctest"
@@ -70,33 +69,11 @@ func checkPrivateWork(t *testing.T, tmp string, seen *bool) func(*coordinator.Re
 // a passphrase. The decrypted fixtures are only in the run's private work folder, removed at
 // the end, and nothing but the book's files reaches the storage.
 func TestRestoreBookFromEncryptedBackup(t *testing.T) {
-	tests := []struct {
-		name       string
-		engine     string
-		where      string // folder, s3, objects
-		passphrase string
-	}{
-		{"sqlite folder", database.SQLite, "folder", ""},
-		{"postgres folder", database.Postgres, "folder", ""},
-		{"sqlite s3 prefix", database.SQLite, "s3", ""},
-		{"sqlite s3 object store", database.SQLite, "objects", ""},
-		{"sqlite folder passphrase", database.SQLite, "folder", "correct horse battery staple"},
-	}
-	for _, tt := range tests {
+	for _, tt := range encryptedPlacements {
 		t.Run(tt.name, func(t *testing.T) {
 			p := filledPlatform(t, tt.engine, demo.DefaultOptions())
 			b := encryptedBackupOf(t, p, tt.passphrase)
-			loc := b.dir
-			switch tt.where {
-			case "s3":
-				s3 := s3test.Start(t, nil, "backups")
-				s3test.UploadTree(t, filepath.Dir(b.dir), s3.URL("backups", "nightly", ""))
-				loc = s3.URL("backups", "nightly/"+filepath.Base(b.dir), "")
-			case "objects":
-				s3 := s3test.Start(t, nil, "backups")
-				name := enctest.ObjectStore(t, b.dir, s3.URL("backups", "nightly", ""), b.sizes)
-				loc = s3.URL("backups", "nightly/"+name, "")
-			}
+			loc := placeEncryptedBackup(t, b, tt.where)
 			execSQL(t, p.dbURL, "UPDATE books_book SET title = 'edited after the backup' WHERE id = 1")
 			before, files := dumpAll(t, p.dbURL), treeFiles(t, p.storage)
 			slug := queryText(t, p.dbURL, "SELECT slug FROM books_book WHERE id = 2")[0]
