@@ -235,16 +235,12 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 	pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
 	var rels []string
 	for _, rel := range slices.Sorted(maps.Keys(wanted)) {
-		fi, err := os.Stat(filepath.Join(src.dir, filepath.FromSlash(rel)))
-		if _, ok := listed[rel]; (err != nil || !fi.Mode().IsRegular()) && ok {
-			return nil, fmt.Errorf("%s is listed in %s but missing from the backup", storage.QuoteKey(rel), layout.FileSums)
+		fi, err := selectedFolderFile(src.dir, rel, wanted[rel], listed, sums != nil, plan)
+		if err != nil {
+			return nil, err
 		}
-		if err != nil || !fi.Mode().IsRegular() {
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not in the backup: not restored", storage.QuoteKey(wanted[rel])))
+		if fi == nil {
 			continue
-		}
-		if _, ok := listed[rel]; !ok && sums != nil {
-			return nil, fmt.Errorf("%s is not listed in %s: it cannot be verified", storage.QuoteKey(rel), layout.FileSums)
 		}
 		e := messages.FileEntry{Key: wanted[rel], Size: fi.Size(), SHA256: listed[rel]}
 		if rel != layout.FilesDir+"/"+e.Key {
@@ -264,6 +260,26 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 		return nil, err
 	}
 	return pl.tasks, nil
+}
+
+// selectedFolderFile stats the file a selected row names (rel in backup folder dir, restored
+// to key): nil, with a warning in the plan, when the backup does not hold it (the platform had
+// lost it already); an error when SHA256SUMS (listed) lists it but the folder lacks it, or,
+// with requireListed, when SHA256SUMS does not list it.
+func selectedFolderFile(dir, rel, key string, listed map[string]string, requireListed bool, plan *RestorePlan) (os.FileInfo, error) {
+	fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel)))
+	present := err == nil && fi.Mode().IsRegular()
+	_, isListed := listed[rel]
+	switch {
+	case !present && isListed:
+		return nil, fmt.Errorf("%s is listed in %s but missing from the backup", storage.QuoteKey(rel), layout.FileSums)
+	case !present:
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not in the backup: not restored", storage.QuoteKey(key)))
+		return nil, nil
+	case !isListed && requireListed:
+		return nil, fmt.Errorf("%s is not listed in %s: it cannot be verified", storage.QuoteKey(rel), layout.FileSums)
+	}
+	return fi, nil
 }
 
 // hashSelectedFiles checks the files to restore against their SHA256SUMS lines (listed).

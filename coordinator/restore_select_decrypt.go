@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 
@@ -106,17 +105,12 @@ func planSelectedEncryptedFolder(ctx context.Context, dir string, sums *layout.S
 	pl := newRestorePlanner(o, work, dir, layout.FilesDir+"/", plan.Metadata, plan)
 	var rels []string
 	for _, rel := range slices.Sorted(maps.Keys(wanted)) {
-		fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel)))
-		present := err == nil && fi.Mode().IsRegular()
-		_, isListed := listed[rel]
-		switch {
-		case !present && isListed:
-			return nil, fmt.Errorf("%s is listed in %s but missing from the backup", storage.QuoteKey(rel), layout.FileSums)
-		case !present:
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not in the backup: not restored", storage.QuoteKey(wanted[rel])))
+		fi, err := selectedFolderFile(dir, rel, wanted[rel], listed, true, plan)
+		if err != nil {
+			return nil, err
+		}
+		if fi == nil {
 			continue
-		case !isListed:
-			return nil, fmt.Errorf("%s is not listed in %s: it cannot be verified", storage.QuoteKey(rel), layout.FileSums)
 		}
 		if err := pl.add(ctx, messages.FileEntry{Key: wanted[rel], Size: fi.Size(), SHA256: plains[rel], Stored: rel}); err != nil {
 			return nil, err

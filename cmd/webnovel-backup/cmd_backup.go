@@ -132,7 +132,6 @@ func runBackup(ctx context.Context, o backupOptions, g *globals, con console, ar
 	return o.report(con, rep, copied, outcome.AfterCancel(ctx, err))
 }
 
-// check refuses option combinations that cannot work.
 // preflightError is a failed preflight, reported like the backup's own errors (the other
 // errors of starting a run are returned as they are).
 type preflightError struct{ error }
@@ -176,6 +175,7 @@ func (o *backupOptions) preflightAndStart(ctx context.Context, cfg pipeline.Conf
 	return st.s, st.stop, st.err
 }
 
+// check refuses option combinations that cannot work.
 func (o *backupOptions) check(g *globals) error {
 	if o.Compression != "" {
 		if _, err := archive.ParseCompression(o.Compression); err != nil {

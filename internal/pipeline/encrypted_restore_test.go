@@ -132,6 +132,37 @@ func targetState(t *testing.T, target platformFixture) map[string][32]byte {
 	return out
 }
 
+// assertTargetUnchanged fails the test when target's state differs from before (targetState).
+func assertTargetUnchanged(t *testing.T, target platformFixture, before map[string][32]byte) {
+	t.Helper()
+	after := targetState(t, target)
+	if len(after) != len(before) {
+		t.Fatalf("the target changed: %d entries, had %d", len(after), len(before))
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Fatalf("the target changed: %s", k)
+		}
+	}
+}
+
+// assertRefused fails the test unless err is a refusal with exit code code whose message says
+// each of want.
+func assertRefused(t *testing.T, err error, code int, want ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("the restore succeeded")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	if got := outcome.Of(err).Code; got != code {
+		t.Errorf("exit code %d, want %d (%v)", got, code, err)
+	}
+}
+
 // firstFile is the first storage file (by name) of a backup folder.
 func firstFile(t *testing.T, dir string) string {
 	t.Helper()
@@ -249,26 +280,8 @@ func TestRestoreEncryptedRefusedChangesNothing(t *testing.T) {
 			os.WriteFile(filepath.Join(target.storage, "kept.txt"), []byte("kept"), 0o644)
 			before := targetState(t, target)
 			_, err := restoreWithKeys(t, target, o, b.key.Identities)
-			if err == nil {
-				t.Fatal("the restore succeeded")
-			}
-			for _, w := range want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
-				}
-			}
-			if code := outcome.Of(err).Code; code != tt.code {
-				t.Errorf("exit code %d, want %d (%v)", code, tt.code, err)
-			}
-			after := targetState(t, target)
-			if len(after) != len(before) {
-				t.Fatalf("the target changed: %d entries, had %d", len(after), len(before))
-			}
-			for k, v := range before {
-				if after[k] != v {
-					t.Fatalf("the target changed: %s", k)
-				}
-			}
+			assertRefused(t, err, tt.code, want...)
+			assertTargetUnchanged(t, target, before)
 		})
 	}
 }

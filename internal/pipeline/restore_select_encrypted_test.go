@@ -184,26 +184,8 @@ func TestRestoreSelectEncryptedRefused(t *testing.T) {
 			before := targetState(t, p)
 			tmp := t.TempDir()
 			_, err := restoreSelectedEncrypted(t, p, o, b.key.Identities, tmp)
-			if err == nil {
-				t.Fatal("the restore succeeded")
-			}
-			for _, w := range want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not say %q", err, w)
-				}
-			}
-			if code := outcome.Of(err).Code; code != tt.code {
-				t.Errorf("exit code %d, want %d (%v)", code, tt.code, err)
-			}
-			after := targetState(t, p)
-			if len(after) != len(before) {
-				t.Fatalf("the target changed: %d entries, had %d", len(after), len(before))
-			}
-			for k, v := range before {
-				if after[k] != v {
-					t.Fatalf("the target changed: %s", k)
-				}
-			}
+			assertRefused(t, err, tt.code, want...)
+			assertTargetUnchanged(t, p, before)
 			if left, _ := os.ReadDir(tmp); len(left) != 0 {
 				t.Fatalf("the refused restore left %d entries in its temporary folder, e.g. %s", len(left), left[0].Name())
 			}
@@ -252,15 +234,7 @@ func TestRestoreSelectEncryptedObjectTampered(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), chapterFile) || !strings.Contains(err.Error(), "damaged") || outcome.Of(err).Code != 1 {
 		t.Fatalf("exit %d, %v; want exit 1 naming %s as damaged", outcome.Of(err).Code, err, chapterFile)
 	}
-	after := targetState(t, p)
-	if len(after) != len(before) {
-		t.Fatalf("the target changed: %d entries, had %d", len(after), len(before))
-	}
-	for k, v := range before {
-		if after[k] != v {
-			t.Fatalf("the target changed: %s", k)
-		}
-	}
+	assertTargetUnchanged(t, p, before)
 }
 
 // An encrypted archive (one age file) restores a book with the key, like a plain archive: it is
