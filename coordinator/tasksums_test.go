@@ -61,3 +61,31 @@ func TestTaskSums(t *testing.T) {
 		t.Fatalf("changed %v, modes %v: want a and c changed, a b c in 0600, in task order", files.ChangedDuringBackup, files.Modes)
 	}
 }
+
+// A task whose list cannot be read fails the reading, naming the task; the lists that arrive
+// after it are drained, not read, so nothing blocks the tasks still reporting.
+func TestTaskSumsFailure(t *testing.T) {
+	ctx := context.Background()
+	stage, err := openDestination(ctx, t.TempDir(), "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stage.Close()
+	var tasks []*messages.Task
+	for _, name := range []string{"lost", "b", "c"} {
+		tasks = append(tasks, &messages.Task{ID: "copy-" + name, Copy: &messages.CopyTask{Sums: ".wnb/sums/" + name + ".jsonl"}})
+	}
+	r := &backupRun{stage: stage, c: &Coordinator{}, tasks: tasks, done: map[string]*messages.Result{}}
+	ts, err := r.startTaskSums(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.close()
+	for _, task := range tasks { // none of the lists exists; the first failure is the error
+		ts.arrived(task)
+	}
+	err = ts.wait()
+	if err == nil || !strings.Contains(err.Error(), "copy-lost") {
+		t.Fatalf("wait: %v, want the failure of task copy-lost", err)
+	}
+}
