@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/storage"
@@ -84,5 +85,57 @@ func TestFolders(t *testing.T) {
 		if err != nil || !slices.Equal(got, []string{"backup_1", "backup_2"}) {
 			t.Errorf("%s: folders %q, %v", b, got, err)
 		}
+	}
+}
+
+// A base's copy replaced by a symbolic link or a FIFO is not linked: the new name is removed
+// again (fresh, or taking the place of a name already there, which stays as it was), and the
+// error says why; a source folder removed and made again after it was kept open is found
+// again.
+func TestLinkFromRefusesSpecial(t *testing.T) {
+	ctx := context.Background()
+	baseDir, stageDir := t.TempDir(), t.TempDir()
+	base := openBucket(t, baseDir)
+	stage := openBucket(t, stageDir, storage.DeferSync())
+	if _, err := base.Put(ctx, "old/files/real.txt", strings.NewReader("content"), storage.Object{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real.txt", filepath.Join(baseDir, "old/files/link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(baseDir, "old/files/fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stage.Put(ctx, "files/taken", strings.NewReader("kept"), storage.Object{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{"old/files/link.txt", "old/files/fifo"} {
+		for _, dst := range []string{"files/fresh", "files/taken"} {
+			_, err := stage.LinkFrom(ctx, base, src, dst)
+			var special *storage.SpecialError
+			if !errors.Is(err, storage.ErrNoLink) || !errors.As(err, &special) {
+				t.Errorf("link %s to %s: %v, want ErrNoLink and a SpecialError", src, dst, err)
+			}
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(stageDir, "files/fresh")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("files/fresh: %v, want nothing left", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(stageDir, "files/taken")); err != nil || string(b) != "kept" {
+		t.Errorf("files/taken: %q %v, want it kept", b, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(stageDir, "files")); len(entries) != 1 {
+		t.Errorf("files/ holds %d entries, want files/taken alone (no temporary name left)", len(entries))
+	}
+
+	// The folder old/files is kept open by now; remove it and make it again.
+	if err := os.RemoveAll(filepath.Join(baseDir, "old/files")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := base.Put(ctx, "old/files/real.txt", strings.NewReader("again"), storage.Object{}); err != nil {
+		t.Fatal(err)
+	}
+	if obj, err := stage.LinkFrom(ctx, base, "old/files/real.txt", "files/again"); err != nil || obj.Size != int64(len("again")) {
+		t.Fatalf("link from a folder made again: %+v %v", obj, err)
 	}
 }
