@@ -28,7 +28,6 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
-	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -728,11 +727,27 @@ func (r *backupRun) runTasks(ctx context.Context) (err error) {
 		r.snap.Close() // every export has read it
 	}
 	// A worker killed while writing leaves a temporary file; another worker redid its task,
-	// so the leftover is garbage that must not be published.
+	// so the leftover is garbage that must not be published. Only a task that ran more than
+	// once, or a run resumed, can have left one: otherwise the staging area (a walk of every
+	// file) is not searched.
+	if r.gen == 0 && !redone(results) {
+		return nil
+	}
 	if err := r.stage.Sweep(); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return nil
+}
+
+// redone tells whether any task's final result is from a second attempt or later: its first
+// attempt may have died halfway.
+func redone(results map[string]*messages.Result) bool {
+	for _, res := range results {
+		if res.Attempt != 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // assemble puts the fixtures in place and writes the manifest, the restore script and, last,
@@ -1231,12 +1246,7 @@ func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.B
 	if inc.base != nil {
 		p.info.Base = inc.base.name
 	}
-	sorted := extsort.New(spill, sumsBudget())
-	defer sorted.Close()
-	err := p.sortListing(ctx, src, sorted)
-	if err == nil {
-		err = p.joinBase(ctx, sorted, inc)
-	}
+	err := p.joinBase(ctx, p.listing(ctx, src, spill), inc)
 	if err == nil {
 		err = p.flush(ctx)
 	}

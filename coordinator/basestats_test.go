@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,7 @@ func selfIndexedBase(t *testing.T, files map[string]string, manifest string, cha
 	return &baseBackup{name: "b", meta: m, root: root}
 }
 
-// The base's copies are stat'ed from its manifest into a file read back in path order: a
+// The base's copies are stat'ed from its manifest and read in path order: a
 // listed regular copy gives its sum, size and time; a file that changed as the base read it, a
 // copy gone or one that is not a regular file is found unusable; a path the manifest does not
 // list, or that is not under files/, is not found.
@@ -53,13 +54,9 @@ func TestBaseStats(t *testing.T) {
 	if err := os.Chtimes(filepath.Join(base.root.String(), "b", "files", "b", "x"), when, when); err != nil {
 		t.Fatal(err)
 	}
-	s := startBaseStats(context.Background(), base, t.TempDir())
+	s := startBaseStats(context.Background(), base)
 	defer s.stop()
-	r, err := s.open()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.close()
+	r := s.open()
 	for _, c := range []struct {
 		path        string
 		found, ok   bool
@@ -93,9 +90,9 @@ func TestBaseStats(t *testing.T) {
 func TestBaseStatsUnsortedManifest(t *testing.T) {
 	manifest := hexSum([]byte("b")) + "  files/b\n" + hexSum([]byte("a")) + "  files/a\n"
 	base := selfIndexedBase(t, map[string]string{"files/a": "a", "files/b": "b"}, manifest, nil)
-	s := startBaseStats(context.Background(), base, t.TempDir())
+	s := startBaseStats(context.Background(), base)
 	defer s.stop()
-	if _, err := s.open(); err == nil || !strings.Contains(err.Error(), "is not after") {
+	if _, _, err := s.open().find("files/c"); err == nil || !strings.Contains(err.Error(), "is not after") {
 		t.Fatalf("unsorted manifest: %v, want an error naming the order", err)
 	}
 }
@@ -103,8 +100,48 @@ func TestBaseStatsUnsortedManifest(t *testing.T) {
 // A base with a file index is read from it: nothing is gathered.
 func TestBaseStatsIndexedBase(t *testing.T) {
 	base := &baseBackup{name: "b", meta: &layout.Metadata{Files: layout.FilesSummary{Index: layout.FileIndexGz}}}
-	if s := startBaseStats(context.Background(), base, t.TempDir()); s != nil {
+	if s := startBaseStats(context.Background(), base); s != nil {
 		s.stop()
 		t.Fatal("a base with an index had its copies stat'ed")
+	}
+}
+
+// A base of more copies than one batch holds is read whole, in order, across batches; and a
+// join that stops reading early does not leave the gathering blocked: stop returns.
+func TestBaseStatsBatches(t *testing.T) {
+	n := 3*statBatch + 7
+	files := map[string]string{}
+	var manifest strings.Builder
+	for i := range n {
+		p := fmt.Sprintf("files/%04d/f", i)
+		files[p] = fmt.Sprint(i)
+		manifest.WriteString(hexSum([]byte(fmt.Sprint(i))) + "  " + p + "\n")
+	}
+	base := selfIndexedBase(t, files, manifest.String(), nil)
+
+	s := startBaseStats(context.Background(), base)
+	r := s.open()
+	for i := range n {
+		p := fmt.Sprintf("files/%04d/f", i)
+		rec, found, err := r.find(p)
+		if err != nil || !found || !rec.ok || rec.size != int64(len(fmt.Sprint(i))) {
+			t.Fatalf("%s: found %v, %+v, %v", p, found, rec, err)
+		}
+	}
+	s.stop()
+	if s.files != n {
+		t.Errorf("gathered %d files, want %d", s.files, n)
+	}
+
+	s = startBaseStats(context.Background(), base)
+	if _, _, err := s.open().find("files/0000/f"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	go func() { s.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not return while the gathering waited for the join to read")
 	}
 }

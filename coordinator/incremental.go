@@ -19,9 +19,10 @@ import (
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
-// Incremental backups. The storage's listing is sorted by each file's path in the backup
-// (through an external sort: the listing of a local folder is not in byte order, and may not
-// fit in memory) and merged, as two sorted streams, with the base backup's file index. A file
+// Incremental backups. The storage's listing, in the order of each file's path in the backup
+// (a local folder's walk is in that order when the paths are its keys under files/; other
+// listings go through an external sort, as they may not fit in memory), is merged, as two
+// sorted streams, with the base backup's file index. A file
 // whose key, size and modification time (S3: ETag) are the base's is unchanged: its key-list
 // entry gets Reuse, where the base's copy is, and the base's sum, and the worker reuses that
 // copy instead of reading the file. With --checksum every file the base holds at the same
@@ -70,12 +71,105 @@ func spillDir(d destination, name string) (dir string, cleanup func(), err error
 	return dir, func() { os.RemoveAll(dir) }, nil
 }
 
-// sortListing walks the storage into an external sorter, keyed by each file's path in the
-// backup; entries that are not regular files go to the plan's warnings.
-func (p *copyPlanner) sortListing(ctx context.Context, src *storage.Bucket, sorted *extsort.Sorter) error {
+// listed is a storage's listing in the order of each file's path in the backup: each
+// listed entry is passed to yield, whose error ends the listing.
+type listed func(yield func(e messages.FileEntry) error) error
+
+// listing returns src's listing in path order. A local folder is walked in the order of its
+// keys (storage.Bucket.Walk), which is the order of the paths when they are the keys under
+// files/ unchanged: the entries are passed on as the walk finds them. Otherwise (escaped
+// names, encrypted copies' ".age", an object store's listing) the entries go through an
+// external sort first, in spill.
+func (p *copyPlanner) listing(ctx context.Context, src *storage.Bucket, spill string) listed {
+	if src.IsLocal() && p.info.NameEncoding != layout.NamesEscaped && len(p.inc.recipients) == 0 {
+		return func(yield func(messages.FileEntry) error) error {
+			var last string
+			return p.walkAhead(ctx, src, func(e messages.FileEntry) error {
+				if last != "" && e.Path <= last {
+					return fmt.Errorf("list the storage: %q came after %q (a local folder is walked in key order)", e.Path, last)
+				}
+				last = e.Path
+				return yield(e)
+			})
+		}
+	}
+	return func(yield func(messages.FileEntry) error) error {
+		sorted := extsort.New(spill, sumsBudget())
+		defer sorted.Close()
+		err := p.walk(ctx, src, func(e messages.FileEntry) error { return sorted.Add(e.Path, encodeListed(e)) })
+		if err != nil {
+			return err
+		}
+		return sorted.Each(func(path string, value []byte) error {
+			e, err := decodeListed(path, value)
+			if err != nil {
+				return fmt.Errorf("sorted listing: %w", err)
+			}
+			return yield(e)
+		})
+	}
+}
+
+// walkBatch is how many entries the walk hands over at once, and walkBatches how many
+// batches it may be ahead.
+const (
+	walkBatch   = 512
+	walkBatches = 8
+)
+
+// walkAhead is walk on a goroutine of its own, a few batches ahead of fn: the listing (system
+// calls) and the planning (the join with the base, the key lists) take two cores at once. It
+// returns once the walk has ended.
+func (p *copyPlanner) walkAhead(ctx context.Context, src *storage.Bucket, fn func(messages.FileEntry) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []messages.FileEntry, walkBatches)
+	var werr error // set before batches closes
+	go func() {
+		defer close(batches)
+		send := func(b []messages.FileEntry) error {
+			select {
+			case batches <- b:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		batch := make([]messages.FileEntry, 0, walkBatch)
+		werr = p.walk(ctx, src, func(e messages.FileEntry) error {
+			if batch = append(batch, e); len(batch) < walkBatch {
+				return nil
+			}
+			err := send(batch)
+			batch = make([]messages.FileEntry, 0, walkBatch)
+			return err
+		})
+		if werr == nil && len(batch) > 0 {
+			werr = send(batch)
+		}
+	}()
+	var err error
+	for batch := range batches {
+		for _, e := range batch {
+			if err = fn(e); err != nil {
+				break
+			}
+		}
+		if err != nil {
+			cancel()
+			for range batches { // until the walk has seen the cancellation
+			}
+			return err
+		}
+	}
+	return werr
+}
+
+// walk lists the storage, passing each regular file's entry to fn; entries that are not
+// regular files go to the plan's warnings.
+func (p *copyPlanner) walk(ctx context.Context, src *storage.Bucket, fn func(messages.FileEntry) error) error {
 	return src.WalkSpecial(ctx, "", func(obj storage.Object) error {
-		e := p.entryOf(obj)
-		return sorted.Add(e.Path, encodeListed(e))
+		return fn(p.entryOf(obj))
 	}, func(sp storage.Special) error {
 		p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
 		return nil
@@ -142,9 +236,8 @@ func decodeListed(path string, b []byte) (messages.FileEntry, error) {
 	return e, nil
 }
 
-// joinBase feeds the sorted listing to the planner, marking the files the base holds
-// unchanged.
-func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc incremental) error {
+// joinBase feeds the listing to the planner, marking the files the base holds unchanged.
+func (p *copyPlanner) joinBase(ctx context.Context, list listed, inc incremental) error {
 	var idx *baseIndex
 	if inc.base != nil {
 		var err error
@@ -153,11 +246,7 @@ func (p *copyPlanner) joinBase(ctx context.Context, sorted *extsort.Sorter, inc 
 		}
 		defer idx.close()
 	}
-	return sorted.Each(func(path string, value []byte) error {
-		e, err := decodeListed(path, value)
-		if err != nil {
-			return fmt.Errorf("sorted listing: %w", err)
-		}
+	return list(func(e messages.FileEntry) error {
 		if idx != nil {
 			b, ok, err := idx.find(e)
 			if err != nil {
@@ -227,11 +316,7 @@ type selfIndex struct {
 // gathered. names is the new backup's name encoding.
 func openBaseIndex(ctx context.Context, b *baseBackup, stats *baseStats, names string) (*baseIndex, error) {
 	if stats != nil {
-		r, err := stats.open()
-		if err != nil {
-			return nil, err
-		}
-		return &baseIndex{name: b.name, self: &selfIndex{stats: r, sameNames: b.meta.Files.NameEncoding == names}}, nil
+		return &baseIndex{name: b.name, self: &selfIndex{stats: stats.open(), sameNames: b.meta.Files.NameEncoding == names}}, nil
 	}
 	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) {
 		rc, _, err := b.root.Open(ctx, b.name+"/"+layout.FileSums)
@@ -249,7 +334,6 @@ func openBaseIndex(ctx context.Context, b *baseBackup, stats *baseStats, names s
 
 func (x *baseIndex) close() {
 	if x.self != nil {
-		x.self.stats.close()
 		return
 	}
 	if x.rc != nil {
@@ -307,7 +391,7 @@ func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task
 	defer cleanup()
 	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir, recipients: r.recipients()}
 	// Started before the walk, which planCopies begins with: both run at once.
-	inc.stats = startBaseStats(ctx, base, spill)
+	inc.stats = startBaseStats(ctx, base)
 	defer inc.stats.stop()
 	tasks, prefixes, info, err := r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
 	if err == nil {

@@ -104,7 +104,7 @@ func objectOf(key string, fi fs.FileInfo) Object {
 	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), Mode: fi.Mode().Perm(), LastModified: fi.ModTime()}
 }
 
-// walk lists regular files in lexical order of each folder's entries; symlinks are not
+// walk lists regular files in byte order of their keys; symlinks are not
 // followed (a link in MEDIA_ROOT could point anywhere on the host).
 func (l *local) walk(ctx context.Context, prefix string, fn func(Object) error) error {
 	return l.walkSpecial(ctx, prefix, fn, nil)
@@ -151,9 +151,9 @@ func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) 
 	})
 }
 
-// walkFolder calls visit for every entry under dir but folders, depth first, each folder's
-// entries in byte order of their names. It reads folders through the root itself, not
-// through io/fs, which refuses names that are not UTF-8: a local name is any bytes.
+// walkFolder calls visit for every entry under dir but folders, depth first, in byte order of
+// their keys (see compareWalked). It reads folders through the root itself, not through
+// io/fs, which refuses names that are not UTF-8: a local name is any bytes.
 func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit func(key string, d fs.DirEntry) error) error {
 	f, err := root.Open(dir)
 	if err != nil {
@@ -164,7 +164,7 @@ func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit
 	if err != nil {
 		return err
 	}
-	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	slices.SortFunc(entries, compareWalked)
 	for _, d := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -183,6 +183,34 @@ func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit
 		}
 	}
 	return nil
+}
+
+// compareWalked orders a folder's entries so that a depth-first walk visits keys in byte
+// order: a folder sorts as its name and a slash, which is where its keys fall ("a.txt" <
+// "a/b" because '.' < '/'). A listing in key order is what the backup's manifest and index
+// are sorted by, so the planner joins it with a base as it comes, with no sort.
+func compareWalked(a, b fs.DirEntry) int {
+	an, bn := a.Name(), b.Name()
+	n := min(len(an), len(bn))
+	if c := strings.Compare(an[:n], bn[:n]); c != 0 {
+		return c
+	}
+	// One name is the other's start: what follows it in the shorter entry's key is "/" for a
+	// folder and nothing for a file.
+	return cmpTail(an[n:], a.IsDir()) - cmpTail(bn[n:], b.IsDir())
+}
+
+// cmpTail ranks what follows a common start in a walked key: the end of a file's key (0), a
+// folder's slash (1), or a longer name's next byte (its value plus 2, '/' never being one).
+func cmpTail(rest string, dir bool) int {
+	switch {
+	case rest != "":
+		return int(rest[0]) + 2
+	case dir:
+		return int('/') + 2
+	default:
+		return 0
+	}
 }
 
 // reportSpecial tells special about an entry that is not a regular file.

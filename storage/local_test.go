@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,34 @@ func TestLocalSymlinkDoesNotEscape(t *testing.T) {
 		if entries, _ := os.ReadDir(outside); len(entries) != 1 {
 			t.Errorf("the outside folder holds %v, want only its own file", entries)
 		}
+	}
+}
+
+// A local folder is walked in byte order of its keys, which is not the order of each folder's
+// names: "a.txt" comes before "a/b" ('.' < '/'), "a/b" before "a0". The backup's planner joins
+// the listing with a base's sorted manifest as it comes, relying on it.
+func TestLocalWalkKeyOrder(t *testing.T) {
+	dir := t.TempDir()
+	// "a" and "a/b" are folders; each name sorts differently among its folder's names.
+	keys := []string{"a b", "a-b", "a.txt", "a/b.c", "a/b/c", "a/b0", "a0", "ab/x", "b/.hidden", "b/c/d/e", "b/c.d", "b/c0", "caf\xe9/x", "z\xff"}
+	for _, k := range keys {
+		p := filepath.Join(dir, filepath.FromSlash(k))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := openLocal(t, dir).Walk(context.Background(), "", func(o storage.Object) error {
+		got = append(got, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Sorted(slices.Values(keys))
+	if !slices.Equal(got, want) {
+		t.Errorf("walked\n%q\nwant, in byte order,\n%q", got, want)
 	}
 }

@@ -98,15 +98,31 @@ func QuoteKey(key string) string {
 // segments, or holding a NUL byte. Any other byte is a valid part of a name, on a local file
 // system at least (see EscapeKey for S3).
 func CheckKey(key string) error {
-	if key == "" || strings.HasPrefix(key, "/") || strings.IndexByte(key, 0) >= 0 || path.Clean(key) != key {
+	if !cleanKey(key) {
 		return withCode(CodeInvalid, fmt.Errorf("bad storage key %s", QuoteKey(key)))
 	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == ".." || seg == "." {
-			return withCode(CodeInvalid, fmt.Errorf("bad storage key %s", QuoteKey(key)))
-		}
-	}
 	return nil
+}
+
+// cleanKey tells whether key is a path that path.Clean leaves as it is, relative, without NUL
+// bytes and without "." or ".." elements: one pass, no allocation (every file of a task is
+// checked, twice).
+func cleanKey(key string) bool {
+	start := 0
+	for i := 0; i <= len(key); i++ {
+		if i < len(key) {
+			if c := key[i]; c == 0 {
+				return false
+			} else if c != '/' {
+				continue
+			}
+		}
+		if seg := key[start:i]; seg == "" || seg == "." || seg == ".." {
+			return false // also a leading, trailing or doubled slash, and an empty key
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // ErrNotRegular is returned (wrapped, in a *SpecialError) when a key names something that is

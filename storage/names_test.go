@@ -1,6 +1,9 @@
 package storage
 
 import (
+	"path"
+	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -46,4 +49,19 @@ func TestCheckKeyAcceptsAnyLocalName(t *testing.T) {
 			t.Errorf("CheckKey(%q) = nil, want an error", bad)
 		}
 	}
+}
+
+// cleanKey, one pass without allocation, accepts exactly the keys the definition accepts: what
+// path.Clean leaves as it is, relative, no NUL byte, no "." or ".." element.
+func FuzzCleanKey(f *testing.F) {
+	for _, s := range []string{"", "a", "a/b", "/a", "a/", "a//b", ".", "..", "a/./b", "a/../b", "../a", "a/..", ".a", "a..", "...", "a\x00b", "ä/ö"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		want := key != "" && !strings.HasPrefix(key, "/") && strings.IndexByte(key, 0) < 0 && path.Clean(key) == key &&
+			!slices.ContainsFunc(strings.Split(key, "/"), func(seg string) bool { return seg == "." || seg == ".." })
+		if got := cleanKey(key); got != want {
+			t.Fatalf("cleanKey(%q) = %v, want %v", key, got, want)
+		}
+	})
 }
