@@ -783,10 +783,6 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	if err := r.collectFiles(ctx); err != nil {
 		return err
 	}
-	if meta.References, err = r.checkReferences(ctx, index); err != nil {
-		return err
-	}
-	r.rep.References = meta.References
 	meta.Files = r.fileMeta
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
@@ -803,7 +799,12 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	if err := r.writeEncryption(ctx, meta, sums, plain); err != nil {
 		return err
 	}
-	if err := r.writeIndex(ctx, meta, sums); err != nil {
+	// The references are checked while the manifest is written: each reads sorted runs of
+	// its own (the file index, the sums), and only the metadata needs both.
+	refs := r.startReferences(ctx, index)
+	err = r.writeIndex(ctx, meta, sums, refs.wait)
+	refs.wait() // before the runs go
+	if err != nil {
 		return err
 	}
 	span.SetAttributes(telemetry.KeyFiles.Int64(r.rep.Files), telemetry.KeyBytes.Int64(r.rep.Bytes))
@@ -873,8 +874,9 @@ func (r *backupRun) countSkipped(kind string, n int64) {
 	r.skipped[kind] += n
 }
 
-// writeIndex writes the restore script, SHA256SUMS and, last, the metadata.
-func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums *layout.SumsWriter) error {
+// writeIndex writes the restore script, SHA256SUMS and, last, the metadata, with what refs
+// returns of the references' check.
+func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums *layout.SumsWriter, refs func() (*layout.References, []string, error)) error {
 	dest := r.stage.Bucket()
 	script := layout.RestoreScript(meta)
 	if err := writeObject(ctx, dest, layout.FileRestore, script, layout.ScriptMode); err != nil {
@@ -887,6 +889,12 @@ func (r *backupRun) writeIndex(ctx context.Context, meta *layout.Metadata, sums 
 	if meta.ManifestSHA256, err = writeSums(ctx, dest, sums); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
+	refsRep, refsWarnings, err := refs()
+	if err != nil {
+		return err
+	}
+	meta.References, r.rep.References = refsRep, refsRep
+	r.warnings = append(r.warnings, refsWarnings...)
 	meta.Warnings = r.warnings
 	r.rep.Warnings = r.warnings
 	meta.DurationSeconds = time.Since(r.start).Seconds()

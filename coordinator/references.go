@@ -44,41 +44,65 @@ func (r *backupRun) refsRecipients(key string) []string {
 	return []string{r.runKey.Recipient()}
 }
 
+// pendingReferences is a check of the references running on a goroutine of its own.
+type pendingReferences struct {
+	done     chan struct{}
+	rep      *layout.References
+	warnings []string
+	err      error
+}
+
+// startReferences starts checkReferences; its outcome is wait's.
+func (r *backupRun) startReferences(ctx context.Context, index *layout.FileIndexWriter) *pendingReferences {
+	p := &pendingReferences{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.rep, p.warnings, p.err = r.checkReferences(ctx, index)
+	}()
+	return p
+}
+
+// wait returns the check's outcome once it has ended; it may be called again.
+func (p *pendingReferences) wait() (*layout.References, []string, error) {
+	<-p.done
+	return p.rep, p.warnings, p.err
+}
+
 // checkReferences is the database ↔ storage cross-check: the paths the export tasks listed
 // are joined with the files backed up in the same run (index holds them). A row naming a
 // file the backup lacks is a warning naming it (the platform is broken, the backup is not).
-func (r *backupRun) checkReferences(ctx context.Context, index *layout.FileIndexWriter) (*layout.References, error) {
+func (r *backupRun) checkReferences(ctx context.Context, index *layout.FileIndexWriter) (_ *layout.References, warnings []string, err error) {
 	switch {
 	case r.o.SkipFiles:
-		return &layout.References{Reason: refsSkipFiles}, nil
+		return &layout.References{Reason: refsSkipFiles}, nil, nil
 	case r.o.SkipDB:
-		return &layout.References{Reason: refsSkipDB}, nil
+		return &layout.References{Reason: refsSkipDB}, nil, nil
 	}
 	dir, rmdir, err := r.refsSpillDir()
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return nil, nil, fmt.Errorf("backup: %w", err)
 	}
 	defer rmdir()
 	chk := references.NewChecker(dir, sumsBudget())
 	defer chk.Close()
 	unchecked, err := r.gatherReferences(ctx, chk)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rep, err := r.joinReferences(ctx, chk, index)
 	if err != nil {
-		return nil, fmt.Errorf("backup: check references: %w", err)
+		return nil, nil, fmt.Errorf("backup: check references: %w", err)
 	}
 	if len(unchecked) > 0 {
 		rep.Checked = false
 		rep.Reason = fmt.Sprintf("the rows of %v were not checked: their export wrote no list of file paths", unchecked)
-		r.warnings = append(r.warnings, "references: "+rep.Reason+" (a worker of an older version?)")
+		warnings = append(warnings, "references: "+rep.Reason+" (a worker of an older version?)")
 	}
-	r.warnings = append(r.warnings, references.Warnings(rep, maxReferenceWarnings)...)
+	warnings = append(warnings, references.Warnings(rep, maxReferenceWarnings)...)
 	if rep.Missing > 0 {
 		r.log.Warn("rows name files the storage does not hold", "missing", rep.Missing, "refs", rep.Refs)
 	}
-	return rep, nil
+	return rep, warnings, nil
 }
 
 // joinReferences joins the references in chk with the backed-up files. The index yields
