@@ -17,15 +17,11 @@ import (
 // order, in batches through a channel of a few: the join reads them forward as the walk asks
 // for paths, and memory does not grow with the number of files.
 type baseStats struct {
-	batches chan []statRecord
-	cancel  context.CancelFunc
-	done    chan struct{}
-	err     error // set before done and batches close
-	// files and took are what the gathering read and how long it ran (set before done
-	// closes); waited is how long the join waited for it: the part not overlapped.
-	files  int
-	took   time.Duration
-	waited time.Duration
+	*ahead[statRecord]
+	// files and took are what the gathering read and how long it ran (set before the
+	// producer ends).
+	files int
+	took  time.Duration
 }
 
 // statBatch is how many records go through the channel at once, and statBatches how many
@@ -51,17 +47,15 @@ func startBaseStats(ctx context.Context, b *baseBackup) *baseStats {
 	if b == nil || b.meta.Files.Index != "" || !b.meta.Files.SelfIndexed {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s := &baseStats{batches: make(chan []statRecord, statBatches), cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		defer close(s.batches)
+	s := &baseStats{}
+	s.ahead = startAhead(ctx, statBatch, statBatches, func(ctx context.Context, emit func(statRecord) error) error {
 		start := time.Now()
 		defer func() { s.took = time.Since(start) }()
-		if err := s.gather(ctx, b); err != nil {
-			s.err = fmt.Errorf("base backup %s: %w", b.name, err)
+		if err := s.gather(ctx, b, emit); err != nil {
+			return fmt.Errorf("base backup %s: %w", b.name, err)
 		}
-	}()
+		return nil
+	})
 	return s
 }
 
@@ -72,17 +66,16 @@ func (s *baseStats) logTo(log *slog.Logger) {
 	}
 }
 
-// stop ends the gathering, if it still runs, and waits for it (before the spill folder goes).
+// stop ends the gathering, if it still runs, and waits for it.
 func (s *baseStats) stop() {
 	if s != nil {
-		s.cancel()
-		<-s.done
+		s.ahead.stop()
 	}
 }
 
 // gather sends a statRecord for each files/ line of the manifest, which must be sorted (each
 // path once) as this tool writes it: the join relies on that order.
-func (s *baseStats) gather(ctx context.Context, b *baseBackup) error {
+func (s *baseStats) gather(ctx context.Context, b *baseBackup, emit func(statRecord) error) error {
 	rc, _, err := b.root.Open(ctx, b.name+"/"+layout.FileSums)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", layout.FileSums, err)
@@ -97,12 +90,12 @@ func (s *baseStats) gather(ctx context.Context, b *baseBackup) error {
 		changed[p] = true
 	}
 	var last string
-	batch := make([]statRecord, 0, statBatch)
-	err = layout.EachSum(rc, func(p, sum string) error {
-		if len(batch) > 0 && p <= last {
+	first := true
+	return layout.EachSum(rc, func(p, sum string) error {
+		if !first && p <= last {
 			return fmt.Errorf("%s: %q is not after %q (a manifest this tool wrote is sorted, each path once)", layout.FileSums, p, last)
 		}
-		last = p
+		first, last = false, p
 		if !strings.HasPrefix(p, layout.FilesDir+"/") {
 			return nil // fixtures and such: never a listed file
 		}
@@ -113,59 +106,19 @@ func (s *baseStats) gather(ctx context.Context, b *baseBackup) error {
 		if !changed[p] {
 			rec.ok, rec.size, rec.modTime = copies.regular(p)
 		}
-		if batch = append(batch, rec); len(batch) == statBatch {
-			if err := s.send(ctx, batch); err != nil {
-				return err
-			}
-			batch = make([]statRecord, 0, statBatch)
-		}
-		return nil
+		return emit(rec)
 	})
-	if err == nil && len(batch) > 0 {
-		err = s.send(ctx, batch)
-	}
-	return err
-}
-
-// send hands a batch to the join, unless the run ends first.
-func (s *baseStats) send(ctx context.Context, batch []statRecord) error {
-	select {
-	case s.batches <- batch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // statReader reads, forward, what a baseStats gathers.
 type statReader struct {
-	s     *baseStats
-	batch []statRecord
-	join  forwardJoin[statRecord]
-	last  string // the last path asked for
+	join forwardJoin[statRecord]
+	last string // the last path asked for
 }
 
 // open returns the reader of what the gathering finds.
 func (s *baseStats) open() *statReader {
-	r := &statReader{s: s}
-	r.join = forwardJoin[statRecord]{next: r.next, path: func(rec *statRecord) string { return rec.path }}
-	return r
-}
-
-// next returns the gathering's next record, waiting for it.
-func (x *statReader) next() (statRecord, bool, error) {
-	if len(x.batch) == 0 {
-		start := time.Now()
-		b, ok := <-x.s.batches
-		x.s.waited += time.Since(start)
-		if !ok {
-			return statRecord{}, false, x.s.err
-		}
-		x.batch = b
-	}
-	rec := x.batch[0]
-	x.batch = x.batch[1:]
-	return rec, true, nil
+	return &statReader{join: forwardJoin[statRecord]{next: s.next, path: func(rec *statRecord) string { return rec.path }}}
 }
 
 // find returns the record of path; paths must be asked for in increasing order.

@@ -121,48 +121,19 @@ const (
 // calls) and the planning (the join with the base, the key lists) take two cores at once. It
 // returns once the walk has ended.
 func (p *copyPlanner) walkAhead(ctx context.Context, src *storage.Bucket, fn func(messages.FileEntry) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan []messages.FileEntry, walkBatches)
-	var werr error // set before batches closes
-	go func() {
-		defer close(batches)
-		send := func(b []messages.FileEntry) error {
-			select {
-			case batches <- b:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		batch := make([]messages.FileEntry, 0, walkBatch)
-		werr = p.walk(ctx, src, func(e messages.FileEntry) error {
-			if batch = append(batch, e); len(batch) < walkBatch {
-				return nil
-			}
-			err := send(batch)
-			batch = make([]messages.FileEntry, 0, walkBatch)
+	a := startAhead(ctx, walkBatch, walkBatches, func(ctx context.Context, emit func(messages.FileEntry) error) error {
+		return p.walk(ctx, src, emit)
+	})
+	defer a.stop()
+	for {
+		e, ok, err := a.next()
+		if !ok || err != nil {
 			return err
-		})
-		if werr == nil && len(batch) > 0 {
-			werr = send(batch)
 		}
-	}()
-	var err error
-	for batch := range batches {
-		for _, e := range batch {
-			if err = fn(e); err != nil {
-				break
-			}
-		}
-		if err != nil {
-			cancel()
-			for range batches { // until the walk has seen the cancellation
-			}
+		if err := fn(e); err != nil {
 			return err
 		}
 	}
-	return werr
 }
 
 // walk lists the storage, passing each regular file's entry to fn; entries that are not
@@ -392,8 +363,8 @@ func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task
 	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir, recipients: r.recipients()}
 	// Started before the walk, which planCopies begins with: both run at once.
 	inc.stats = startBaseStats(ctx, base)
-	defer inc.stats.stop()
 	tasks, prefixes, info, err := r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
+	inc.stats.stop() // the join may end before the manifest does
 	if err == nil {
 		inc.stats.logTo(r.log)
 	}
