@@ -48,10 +48,12 @@ type incremental struct {
 // reuseFileWeight and reuseByteCost are what a reused file counts against a task's bounds, in
 // eighths of a new file and in bytes: a link costs a fraction of a copy, so a task of
 // unchanged files holds many more of them, while a task is never tiny in bytes and huge in
-// count. A file hashed for --checksum costs what a copy does.
+// count. A file hashed for --checksum costs what a copy does. A quarter rather than an
+// eighth: tasks of 16,000 links left two workers linking alone at the end (second backups of
+// 100k files ran 6% slower).
 const (
 	newFileWeight   = 8
-	reuseFileWeight = 1
+	reuseFileWeight = 2
 	reuseByteCost   = 4 << 10
 )
 
