@@ -122,7 +122,7 @@ func (db *DB) planColumnTypes(ctx context.Context, plans []*loadPlan) ([]pgColum
 	for i, p := range plans {
 		tables[i] = p.m.Table
 	}
-	found, err := db.tablesColumns(ctx, tables)
+	found, err := tablesColumns(ctx, db.pool, tables)
 	if err != nil {
 		return nil, fmt.Errorf("load: read the column types: %w", err)
 	}
@@ -151,17 +151,18 @@ type pgColumn struct {
 	oid      uint32
 }
 
-// tablesColumns reads the columns of tables in the current schema (table → column → type),
-// from the catalog: it takes no lock on the tables.
-func (db *DB) tablesColumns(ctx context.Context, tables []string) (map[string]map[string]pgColumn, error) {
-	rows, err := db.pool.Query(ctx, `SELECT c.table_name::text, c.column_name::text, c.data_type::text,
-			CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END
-		FROM information_schema.columns c
-		JOIN pg_namespace n ON n.nspname = c.table_schema
-		JOIN pg_class r ON r.relnamespace = n.oid AND r.relname = c.table_name
-		JOIN pg_attribute a ON a.attrelid = r.oid AND a.attname = c.column_name
-		JOIN pg_type t ON t.oid = a.atttypid
-		WHERE c.table_schema = current_schema() AND c.table_name = ANY($1)`, tables)
+// tablesColumns reads the columns of tables in the current schema (table → column → type;
+// nil tables: every table), from the catalog: it takes no lock on the tables. It reads pg_catalog with
+// information_schema.columns' own definitions of what it lists (tables, views, foreign and
+// partitioned tables; columns the user owns or holds a privilege on) and of data_type: the
+// same answer, planned in a millisecond instead of the view's five on every restore.
+func tablesColumns(ctx context.Context, q pgQuerier, tables []string) (map[string]map[string]pgColumn, error) {
+	return queryColumns(ctx, q, tablesColumnsQuery, tables)
+}
+
+// queryColumns runs a query of columns (table, column, data type, type OID) of tables.
+func queryColumns(ctx context.Context, q pgQuerier, query string, tables []string) (map[string]map[string]pgColumn, error) {
+	rows, err := q.Query(ctx, query, tables)
 	if err != nil {
 		return nil, err
 	}
@@ -177,6 +178,31 @@ func (db *DB) tablesColumns(ctx context.Context, tables []string) (map[string]ma
 	})
 	return out, err
 }
+
+// tablesColumnsQuery is what tablesColumns asks: data_type as information_schema.columns
+// computes it (PostgreSQL's information_schema.sql), and the type OID a binary COPY encodes (a
+// domain's base type).
+const tablesColumnsQuery = `SELECT r.relname::text, a.attname::text,
+		CASE WHEN t.typtype = 'd' THEN
+			CASE WHEN bt.typelem <> 0 AND bt.typlen = -1 THEN 'ARRAY'
+				WHEN nbt.nspname = 'pg_catalog' THEN format_type(t.typbasetype, NULL)
+				ELSE 'USER-DEFINED' END
+		ELSE
+			CASE WHEN t.typelem <> 0 AND t.typlen = -1 THEN 'ARRAY'
+				WHEN nt.nspname = 'pg_catalog' THEN format_type(a.atttypid, NULL)
+				ELSE 'USER-DEFINED' END
+		END,
+		CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END
+	FROM pg_class r
+	JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+	JOIN pg_type t ON t.oid = a.atttypid
+	JOIN pg_namespace nt ON nt.oid = t.typnamespace
+	LEFT JOIN (pg_type bt JOIN pg_namespace nbt ON nbt.oid = bt.typnamespace)
+		ON t.typtype = 'd' AND t.typbasetype = bt.oid
+	WHERE r.relnamespace = to_regnamespace(current_schema())
+		AND r.relkind IN ('r', 'v', 'f', 'p')
+		AND ($1::text[] IS NULL OR r.relname = ANY($1))
+		AND (pg_has_role(r.relowner, 'USAGE') OR has_column_privilege(r.oid, a.attnum, 'SELECT, INSERT, UPDATE, REFERENCES'))`
 
 // pgLoad is one PostgreSQL load in progress; its methods are the load's phases.
 type pgLoad struct {

@@ -205,21 +205,18 @@ func pgValue(dataType string, v any) (any, error) {
 }
 
 func (db *DB) liveColumnsPostgres(ctx context.Context) (map[string]map[string]bool, error) {
-	rows, err := db.pool.Query(ctx, `SELECT table_name, column_name FROM information_schema.columns
-		WHERE table_schema = current_schema()`)
+	cols, err := tablesColumns(ctx, db.pool, nil)
 	if err != nil {
 		return nil, err
 	}
-	live := map[string]map[string]bool{}
-	var table, col string
-	_, err = pgx.ForEachRow(rows, []any{&table, &col}, func() error {
-		if live[table] == nil {
-			live[table] = map[string]bool{}
+	live := make(map[string]map[string]bool, len(cols))
+	for table, byName := range cols {
+		live[table] = make(map[string]bool, len(byName))
+		for name := range byName {
+			live[table][name] = true
 		}
-		live[table][col] = true
-		return nil
-	})
-	return live, err
+	}
+	return live, nil
 }
 
 // pgSnapshot is the coordinator's transaction whose snapshot the exports import.
