@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -174,6 +175,12 @@ func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[strin
 }
 
 // countTables counts the rows of each of tables (quoted) with one query, in their order.
+// oneRoundTrip runs a query a run makes once or twice in one round trip (parse, bind and
+// execute sent together, text results) rather than preparing it first: on a busy machine each
+// round trip is one more wait for the client to be scheduled, and a restore's preparation is
+// a chain of them before its first COPY.
+const oneRoundTrip = pgx.QueryExecModeExec
+
 func countTables(ctx context.Context, q pgQuerier, tables []string) ([]int64, error) {
 	if len(tables) == 0 {
 		return nil, nil
@@ -183,7 +190,7 @@ func countTables(ctx context.Context, q pgQuerier, tables []string) ([]int64, er
 		sub[i] = "(SELECT count(*) FROM " + t + ")"
 	}
 	var n []int64
-	if err := q.QueryRow(ctx, "SELECT ARRAY["+strings.Join(sub, ", ")+"]::int8[]").Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, "SELECT ARRAY["+strings.Join(sub, ", ")+"]::int8[]", oneRoundTrip).Scan(&n); err != nil {
 		return nil, err
 	}
 	if len(n) != len(tables) {

@@ -303,10 +303,10 @@ func (l *parallelLoad) dropConstraints(ctx context.Context, tx pgx.Tx) error {
 func readMarker(ctx context.Context, tx pgQuerier) (parallelMarker, error) {
 	var m parallelMarker
 	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", markerTable).Scan(&exists); err != nil || !exists {
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", oneRoundTrip, markerTable).Scan(&exists); err != nil || !exists {
 		return m, err
 	}
-	rows, err := tx.Query(ctx, "SELECT kind, tbl, name, def FROM "+markerTable+" ORDER BY ord")
+	rows, err := tx.Query(ctx, "SELECT kind, tbl, name, def FROM "+markerTable+" ORDER BY ord", oneRoundTrip)
 	if err != nil {
 		return m, fmt.Errorf("load: read %s: %w", markerTable, err)
 	}

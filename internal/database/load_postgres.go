@@ -162,7 +162,7 @@ func tablesColumns(ctx context.Context, q pgQuerier, tables []string) (map[strin
 
 // queryColumns runs a query of columns (table, column, data type, type OID) of tables.
 func queryColumns(ctx context.Context, q pgQuerier, query string, tables []string) (map[string]map[string]pgColumn, error) {
-	rows, err := q.Query(ctx, query, tables)
+	rows, err := q.Query(ctx, query, oneRoundTrip, tables)
 	if err != nil {
 		return nil, err
 	}
@@ -488,7 +488,7 @@ func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, err
 		SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
 		FROM pg_index i
 		WHERE i.indrelid = ANY($1::regclass[])
-		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`, tables)
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`, oneRoundTrip, tables)
 	if err != nil {
 		return nil, fmt.Errorf("list indexes: %w", err)
 	}
@@ -560,7 +560,7 @@ func listForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreign
 	rows, err := tx.Query(ctx, `SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
 		FROM pg_constraint c
 		WHERE c.contype = 'f' AND (c.conrelid = ANY($1::regclass[]) OR c.confrelid = ANY($1::regclass[]))
-		ORDER BY 1, 2`, tables)
+		ORDER BY 1, 2`, oneRoundTrip, tables)
 	if err != nil {
 		return nil, fmt.Errorf("list foreign keys: %w", err)
 	}

@@ -55,13 +55,13 @@ func (db *DB) Migrations(ctx context.Context, apps []string) (m AppliedMigration
 
 func migrationsPostgres(ctx context.Context, q pgQuerier, apps []string) (AppliedMigrations, bool, error) {
 	var exists bool
-	if err := q.QueryRow(ctx, "SELECT to_regclass('django_migrations') IS NOT NULL").Scan(&exists); err != nil {
+	if err := q.QueryRow(ctx, "SELECT to_regclass('django_migrations') IS NOT NULL", oneRoundTrip).Scan(&exists); err != nil {
 		return nil, false, err
 	}
 	if !exists {
 		return nil, false, nil
 	}
-	rows, err := q.Query(ctx, "SELECT app, name FROM django_migrations WHERE app = ANY($1) ORDER BY id", apps)
+	rows, err := q.Query(ctx, "SELECT app, name FROM django_migrations WHERE app = ANY($1) ORDER BY id", oneRoundTrip, apps)
 	if err != nil {
 		return nil, false, err
 	}
