@@ -726,10 +726,14 @@ func (r *backupRun) runTasks(ctx context.Context) (err error) {
 	if r.snap != nil {
 		r.snap.Close() // every export has read it
 	}
-	// A worker killed while writing leaves a temporary file; another worker redid its task,
-	// so the leftover is garbage that must not be published. Only a task that ran more than
-	// once, or a run resumed, can have left one: otherwise the staging area (a walk of every
-	// file) is not searched.
+	return r.sweepLeftovers(results)
+}
+
+// sweepLeftovers removes what a worker killed while writing left in the staging area: a
+// temporary file of a task another worker redid, garbage that must not be published. Only a
+// task that ran more than once, or a run resumed, can have left one: otherwise the staging
+// area (a walk of every file) is not searched.
+func (r *backupRun) sweepLeftovers(results map[string]*messages.Result) error {
 	if r.gen == 0 && !redone(results) {
 		return nil
 	}

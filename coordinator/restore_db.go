@@ -172,7 +172,7 @@ func (p *fixturePass) sum(ctx context.Context, rel string) (string, int64, error
 	if _, err := f.Seek(ph.n, io.SeekStart); err != nil {
 		return "", 0, fmt.Errorf("hash %s: %w", name, err)
 	}
-	rest, err := io.Copy(ph.h, ctxReader{ctx, f})
+	rest, err := layout.HashInto(ctx, ph.h, f)
 	if err != nil {
 		return "", 0, fmt.Errorf("hash %s: %w", name, err)
 	}
@@ -200,19 +200,6 @@ func (r *passReader) Read(b []byte) (int, error) {
 		r.off += int64(n)
 	}
 	return n, err
-}
-
-// ctxReader stops reading when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }
 
 // loadOptions are the load's options; a one-transaction PostgreSQL load with the fixtures'

@@ -295,22 +295,32 @@ func hashSelectedFiles(ctx context.Context, dir string, rels []string, listed ma
 	})
 }
 
-// planSelectedObjects plans the wanted files of an object-store backup from its file index
-// (checked against SHA256SUMS first): each is read from its object, whose sum the worker
-// checks as it copies.
-func planSelectedObjects(ctx context.Context, src *restoreSource, wanted map[string]string, o RestoreOptions, work *restoreWork, plan *RestorePlan, sums *layout.Sums) ([]*messages.Task, error) {
-	meta := plan.Metadata
+// checkedObjectIndex returns the name of an object-store backup's file index, once it is
+// checked against SHA256SUMS: a selective restore finds each wanted file's object there.
+func checkedObjectIndex(ctx context.Context, src *restoreSource, sums *layout.Sums, meta *layout.Metadata) (string, error) {
 	if src.root == "" {
-		return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
+		return "", fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
 	}
 	if sums == nil {
-		return nil, fmt.Errorf("%s is missing: the files of this object-store backup cannot be verified", layout.FileSums)
+		return "", fmt.Errorf("%s is missing: the files of this object-store backup cannot be verified", layout.FileSums)
 	}
 	index := meta.Files.Index
 	if index == "" {
 		index = layout.FileIndex
 	}
 	if err := checkSums(ctx, src.dir, sums, meta, []string{index}, 1); err != nil {
+		return "", err
+	}
+	return index, nil
+}
+
+// planSelectedObjects plans the wanted files of an object-store backup from its file index
+// (checked against SHA256SUMS first): each is read from its object, whose sum the worker
+// checks as it copies.
+func planSelectedObjects(ctx context.Context, src *restoreSource, wanted map[string]string, o RestoreOptions, work *restoreWork, plan *RestorePlan, sums *layout.Sums) ([]*messages.Task, error) {
+	meta := plan.Metadata
+	index, err := checkedObjectIndex(ctx, src, sums, meta)
+	if err != nil {
 		return nil, err
 	}
 	f, err := os.Open(filepath.Join(src.dir, filepath.FromSlash(index)))

@@ -64,32 +64,28 @@ func planSelectedEncrypted(ctx context.Context, src *restoreSource, sums *layout
 
 // selectedPlainSums picks the plaintext manifest's sums of the stored paths wanted.
 func selectedPlainSums(dec *restoreDecrypt, wanted map[string]string) (map[string]string, error) {
-	plains := map[string]string{}
-	err := dec.eachFile(func(p, sum string) error {
-		if _, ok := wanted[p]; ok {
-			plains[p] = sum
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", layout.PlainSumsDir, err)
-	}
-	return plains, nil
+	return pickSums(dec.eachFile, wanted, layout.PlainSumsDir)
 }
 
 // listedSums picks SHA256SUMS's sums of the stored paths wanted.
 func listedSums(sums *layout.Sums, wanted map[string]string) (map[string]string, error) {
-	listed := map[string]string{}
-	err := sums.Each(func(p, sum string) error {
+	return pickSums(sums.Each, wanted, layout.FileSums)
+}
+
+// pickSums picks, from the (path, sum) pairs each passes, the sums of the paths wanted; what
+// names the manifest in an error.
+func pickSums(each func(func(p, sum string) error) error, wanted map[string]string, what string) (map[string]string, error) {
+	picked := map[string]string{}
+	err := each(func(p, sum string) error {
 		if _, ok := wanted[p]; ok {
-			listed[p] = sum
+			picked[p] = sum
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", layout.FileSums, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return listed, nil
+	return picked, nil
 }
 
 // planSelectedEncryptedFolder plans the wanted files of an encrypted backup folder (stored
@@ -152,14 +148,8 @@ func decryptSelectedFiles(ctx context.Context, dir string, rels []string, listed
 func planSelectedEncryptedObjects(ctx context.Context, src *restoreSource, sums *layout.Sums, wanted, plains map[string]string, o RestoreOptions,
 	work *restoreWork, plan *RestorePlan, dec *restoreDecrypt) ([]*messages.Task, error) {
 	meta := plan.Metadata
-	if src.root == "" {
-		return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
-	}
-	index := meta.Files.Index
-	if index == "" {
-		index = layout.FileIndex
-	}
-	if err := checkSums(ctx, src.dir, sums, meta, []string{index}, 1); err != nil {
+	index, err := checkedObjectIndex(ctx, src, sums, meta)
+	if err != nil {
 		return nil, err
 	}
 	listed, err := listedSums(sums, wanted)

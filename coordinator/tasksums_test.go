@@ -16,11 +16,7 @@ import (
 // summary comes out in task order whatever the order the tasks finished in.
 func TestTaskSums(t *testing.T) {
 	ctx := context.Background()
-	stage, err := openDestination(ctx, t.TempDir(), "run")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stage.Close()
+	stage := testStage(t)
 	sum := strings.Repeat("cd", 32)
 	var tasks []*messages.Task
 	for i, name := range []string{"a", "b", "c"} {
@@ -66,11 +62,7 @@ func TestTaskSums(t *testing.T) {
 // after it are drained, not read, so nothing blocks the tasks still reporting.
 func TestTaskSumsFailure(t *testing.T) {
 	ctx := context.Background()
-	stage, err := openDestination(ctx, t.TempDir(), "run")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stage.Close()
+	stage := testStage(t)
 	var tasks []*messages.Task
 	for _, name := range []string{"lost", "b", "c"} {
 		tasks = append(tasks, &messages.Task{ID: "copy-" + name, Copy: &messages.CopyTask{Sums: ".wnb/sums/" + name + ".jsonl"}})

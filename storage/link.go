@@ -52,21 +52,17 @@ func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
 		return Object{}, err
 	}
 	sdir, sname := splitKey(srcKey)
-	for attempt := 0; ; attempt++ {
-		sd, cached, err := src.dirs.acquire(sroot, sdir, false, src.dirMode)
-		if err != nil {
-			return Object{}, err
-		}
-		obj, err := l.linkInto(sd, sname, srcKey, dstKey)
-		if errors.Is(err, fs.ErrNotExist) && cached && attempt == 0 {
-			// The source's folder kept open may have been removed and made again since.
-			src.dirs.forget(sd)
-			src.dirs.release(sd)
-			continue
-		}
-		src.dirs.release(sd)
-		return obj, err
+	var obj Object
+	// The source's folder kept open may have been removed and made again since: use retries.
+	sd, err := src.dirs.use(sroot, sdir, false, src.dirMode, func(sd *openDir) (err error) {
+		obj, err = l.linkInto(sd, sname, srcKey, dstKey)
+		return err
+	})
+	if err != nil {
+		return Object{}, err
 	}
+	src.dirs.release(sd)
+	return obj, nil
 }
 
 // linkInto links sname of the open folder sd as dstKey. The destination's folder is made, and

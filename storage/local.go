@@ -200,8 +200,8 @@ func compareWalked(a, b fs.DirEntry) int {
 	return cmpTail(an[n:], a.IsDir()) - cmpTail(bn[n:], b.IsDir())
 }
 
-// cmpTail ranks what follows a common start in a walked key: the end of a file's key (0), a
-// folder's slash (1), or a longer name's next byte (its value plus 2, '/' never being one).
+// cmpTail ranks what follows a common start in a walked key: nothing (a file's key ends
+// there: 0), else the key's next byte plus 2, which for a folder is its slash.
 func cmpTail(rest string, dir bool) int {
 	switch {
 	case rest != "":
@@ -230,33 +230,14 @@ func (l *local) reportSpecial(root *os.Root, key string, mode fs.FileMode, speci
 
 // inDir runs fn on the open folder of key and the key's last element, and on success returns
 // the folder still held (the caller releases it). The folder is made first when mkdir is set
-// and it is missing. A folder kept open may have been removed since (by RemoveAll, or by
-// anyone on the host): when fn finds its name missing in a folder that was open already, the
-// folder is opened afresh by its path and fn is tried once more.
+// and it is missing; a folder removed since it was opened is opened afresh (dirCache.use).
 func (l *local) inDir(key string, mkdir bool, fn func(d *openDir, name string) error) (*openDir, error) {
 	root, err := l.open_()
 	if err != nil {
 		return nil, err
 	}
-	dir, name := path.Split(key)
-	dir = strings.TrimSuffix(dir, "/")
-	for attempt := 0; ; attempt++ {
-		d, cached, err := l.dirs.acquire(root, dir, mkdir, l.dirMode)
-		if err != nil {
-			return nil, err
-		}
-		err = fn(d, name)
-		if err == nil {
-			return d, nil
-		}
-		if errors.Is(err, fs.ErrNotExist) && cached && attempt == 0 {
-			l.dirs.forget(d)
-			l.dirs.release(d)
-			continue
-		}
-		l.dirs.release(d)
-		return nil, err
-	}
+	dir, name := splitKey(key)
+	return l.dirs.use(root, dir, mkdir, l.dirMode, func(d *openDir) error { return fn(d, name) })
 }
 
 func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
@@ -512,6 +493,30 @@ func (c *dirCache) acquire(root *os.Root, dir string, mkdir bool, mode fs.FileMo
 		c.evictLocked(old)
 	}
 	return d, false, nil
+}
+
+// use runs fn on dir's open folder, acquired as acquire does, and on success returns the folder
+// still held (the caller releases it). A folder kept open may have been removed since (by
+// RemoveAll, or by anyone on the host): when fn finds a name missing in a folder that was open
+// already, the folder is opened afresh by its path and fn is tried once more.
+func (c *dirCache) use(root *os.Root, dir string, mkdir bool, mode fs.FileMode, fn func(d *openDir) error) (*openDir, error) {
+	for attempt := 0; ; attempt++ {
+		d, cached, err := c.acquire(root, dir, mkdir, mode)
+		if err != nil {
+			return nil, err
+		}
+		err = fn(d)
+		if err == nil {
+			return d, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) && cached && attempt == 0 {
+			c.forget(d)
+			c.release(d)
+			continue
+		}
+		c.release(d)
+		return nil, err
+	}
 }
 
 // release ends a use of d.

@@ -41,14 +41,7 @@ func TestLoadVerify(t *testing.T) {
 
 	t.Run("fails after the copies", func(t *testing.T) {
 		opened := make(chan struct{})
-		verify := func(ctx context.Context) error {
-			select {
-			case <-opened:
-				return errTampered
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		verify := tamperedOnceClosed(opened)
 		_, err := db.Load(context.Background(), lastOpenedFixtures(dir, opened), LoadOptions{Verify: verify})
 		if !errors.Is(err, errTampered) {
 			t.Fatalf("err = %v, want the check's", err)
@@ -85,14 +78,7 @@ func TestLoadVerify(t *testing.T) {
 		prepared := make(chan struct{})
 		prepareHook = func() { close(prepared) }
 		defer func() { prepareHook = nil }()
-		verify := func(ctx context.Context) error {
-			select {
-			case <-prepared:
-				return errTampered
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
+		verify := tamperedOnceClosed(prepared)
 		_, err := db.Load(context.Background(), fixtures, LoadOptions{Jobs: 2, Verify: verify})
 		if !errors.Is(err, errTampered) || opens.Load() != 0 || markerExists(t, db) {
 			t.Fatalf("err = %v, %d fixtures opened, marker %v: want the check's error before anything", err, opens.Load(), markerExists(t, db))
@@ -183,4 +169,17 @@ type closeCounter struct {
 func (c closeCounter) Close() error {
 	c.n.Add(1)
 	return c.ReadCloser.Close()
+}
+
+// tamperedOnceClosed is a check that fails as a tampered fixture would, once ch is closed
+// (until then it waits, so a load that ran it first would wait for ever).
+func tamperedOnceClosed(ch <-chan struct{}) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-ch:
+			return errTampered
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }

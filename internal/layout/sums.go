@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -263,15 +264,20 @@ func HashFile(ctx context.Context, name string) (sum string, size int64, err err
 // HashReader returns the hex SHA-256 and length of what r holds, stopping when ctx ends.
 func HashReader(ctx context.Context, r io.Reader) (sum string, size int64, err error) {
 	h := sha256.New()
+	if size, err = HashInto(ctx, h, r); err != nil {
+		return "", size, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
+}
+
+// HashInto writes what r holds into h (a hash under way), stopping when ctx ends, and
+// returns how many bytes it wrote.
+func HashInto(ctx context.Context, h hash.Hash, r io.Reader) (int64, error) {
 	// A pooled buffer: io.Copy would allocate 32 KB per file, and a verify or restore of
 	// millions of small files then spends its memory on garbage.
 	buf := copyBuffers.Get().(*[]byte)
 	defer copyBuffers.Put(buf)
-	size, err = io.CopyBuffer(h, ctxReader{ctx, r}, *buf)
-	if err != nil {
-		return "", size, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), size, nil
+	return io.CopyBuffer(h, ctxReader{ctx, r}, *buf)
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}

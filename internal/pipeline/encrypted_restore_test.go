@@ -40,6 +40,12 @@ func encryptedBackupOf(t *testing.T, p platformFixture, passphrase string) encry
 // restoreWithKeys restores into target through in-process workers holding workerIDs.
 func restoreWithKeys(t *testing.T, target platformFixture, o coordinator.RestoreOptions, workerIDs *encryption.Identities) (*coordinator.RestoreReport, error) {
 	t.Helper()
+	return restoreWithKeysIn(t, target, o, workerIDs, t.TempDir())
+}
+
+// restoreWithKeysIn is restoreWithKeys with tmp as the restore's temporary folder.
+func restoreWithKeysIn(t *testing.T, target platformFixture, o coordinator.RestoreOptions, workerIDs *encryption.Identities, tmp string) (*coordinator.RestoreReport, error) {
+	t.Helper()
 	s, err := pipeline.Start(context.Background(), pipeline.Config{
 		Workers: 2, DatabaseURL: target.dbURL, StorageURL: target.storage, Identities: workerIDs,
 		Backoff: func(int) time.Duration { return 20 * time.Millisecond },
@@ -48,7 +54,7 @@ func restoreWithKeys(t *testing.T, target platformFixture, o coordinator.Restore
 		t.Fatal(err)
 	}
 	defer s.Close()
-	o.DatabaseURL, o.StorageURL, o.TempDir = target.dbURL, target.storage, t.TempDir()
+	o.DatabaseURL, o.StorageURL, o.TempDir = target.dbURL, target.storage, tmp
 	return s.Coordinator.Restore(context.Background(), o)
 }
 

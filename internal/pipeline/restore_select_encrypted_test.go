@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
@@ -17,26 +16,9 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/encryption/enctest"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
-	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 )
-
-// restoreSelectedEncrypted restores o (a selective restore) into target through in-process
-// workers holding workerIDs, with tmp as the restore's temporary folder.
-func restoreSelectedEncrypted(t *testing.T, target platformFixture, o coordinator.RestoreOptions, workerIDs *encryption.Identities, tmp string) (*coordinator.RestoreReport, error) {
-	t.Helper()
-	s, err := pipeline.Start(context.Background(), pipeline.Config{
-		Workers: 2, DatabaseURL: target.dbURL, StorageURL: target.storage, Identities: workerIDs,
-		Backoff: func(int) time.Duration { return 20 * time.Millisecond },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	o.DatabaseURL, o.StorageURL, o.TempDir = target.dbURL, target.storage, tmp
-	return s.Coordinator.Restore(context.Background(), o)
-}
 
 // checkPrivateWork is a Confirm that, once every check has passed, finds the decrypted
 // fixtures in one private work folder (0700) of tmp, files 0600.
@@ -96,7 +78,7 @@ func TestRestoreBookFromEncryptedBackup(t *testing.T) {
 				}
 				workerIDs = ids
 			}
-			rep, err := restoreSelectedEncrypted(t, p, o, workerIDs, tmp)
+			rep, err := restoreWithKeysIn(t, p, o, workerIDs, tmp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -183,7 +165,7 @@ func TestRestoreSelectEncryptedRefused(t *testing.T) {
 			}
 			before := targetState(t, p)
 			tmp := t.TempDir()
-			_, err := restoreSelectedEncrypted(t, p, o, b.key.Identities, tmp)
+			_, err := restoreWithKeysIn(t, p, o, b.key.Identities, tmp)
 			assertRefused(t, err, tt.code, want...)
 			assertTargetUnchanged(t, p, before)
 			if left, _ := os.ReadDir(tmp); len(left) != 0 {
@@ -230,7 +212,7 @@ func TestRestoreSelectEncryptedObjectTampered(t *testing.T) {
 	before := targetState(t, p)
 	o := coordinator.RestoreOptions{Source: s3.URL("backups", "nightly/"+name, ""), Identities: b.key.Identities,
 		Select: &coordinator.SelectOptions{Books: []string{"2"}}}
-	_, err = restoreSelectedEncrypted(t, p, o, b.key.Identities, t.TempDir())
+	_, err = restoreWithKeysIn(t, p, o, b.key.Identities, t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), chapterFile) || !strings.Contains(err.Error(), "damaged") || outcome.Of(err).Code != 1 {
 		t.Fatalf("exit %d, %v; want exit 1 naming %s as damaged", outcome.Of(err).Code, err, chapterFile)
 	}
@@ -258,7 +240,7 @@ func TestRestoreBookFromEncryptedArchive(t *testing.T) {
 	deleted := targetState(t, p)
 	sel := &coordinator.SelectOptions{Books: []string{"2"}}
 
-	_, err = restoreSelectedEncrypted(t, p, coordinator.RestoreOptions{Source: brep.Path, Select: sel}, nil, t.TempDir())
+	_, err = restoreWithKeysIn(t, p, coordinator.RestoreOptions{Source: brep.Path, Select: sel}, nil, t.TempDir())
 	if outcome.Of(err).Code != outcome.CodeUsage || !strings.Contains(fmt.Sprint(err), encryption.ErrNoIdentity.Error()) {
 		t.Fatalf("without a key: exit %d, %v", outcome.Of(err).Code, err)
 	}
@@ -267,7 +249,7 @@ func TestRestoreBookFromEncryptedArchive(t *testing.T) {
 	}
 
 	tmp := t.TempDir()
-	if _, err := restoreSelectedEncrypted(t, p, coordinator.RestoreOptions{Source: brep.Path, Select: sel, Identities: key.identities}, key.identities, tmp); err != nil {
+	if _, err := restoreWithKeysIn(t, p, coordinator.RestoreOptions{Source: brep.Path, Select: sel, Identities: key.identities}, key.identities, tmp); err != nil {
 		t.Fatal(err)
 	}
 	assertSameRows(t, before, dumpAll(t, p.dbURL))
