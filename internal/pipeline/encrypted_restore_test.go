@@ -58,6 +58,21 @@ func restoreWithKeysIn(t *testing.T, target platformFixture, o coordinator.Resto
 	return s.Coordinator.Restore(context.Background(), o)
 }
 
+// restoreKeys returns the identities the workers of a restore from loc hold: key, or with a
+// passphrase, the backup key it seals, which o then opens by the passphrase instead of key.
+func restoreKeys(t *testing.T, o *coordinator.RestoreOptions, loc, passphrase string, key *encryption.Identities) *encryption.Identities {
+	t.Helper()
+	if passphrase == "" {
+		return key
+	}
+	o.Identities, o.Passphrase = nil, passphrase
+	ids, err := coordinator.OpenBackupKey(context.Background(), loc, passphrase)
+	if err != nil || ids == nil {
+		t.Fatalf("open the backup key: %v", err)
+	}
+	return ids
+}
+
 // encryptedPlacements are the places and keys an encrypted backup is restored from: a
 // folder, an S3 prefix and an S3 object store, on SQLite and PostgreSQL, with an identity or
 // a passphrase.
@@ -101,15 +116,7 @@ func TestRestoreEncryptedBackup(t *testing.T) {
 			b := encryptedBackupOf(t, src, tt.passphrase)
 			loc := placeEncryptedBackup(t, b, tt.where)
 			o := coordinator.RestoreOptions{Source: loc, Identities: b.key.Identities}
-			workerIDs := b.key.Identities
-			if tt.passphrase != "" {
-				o.Identities, o.Passphrase = nil, tt.passphrase
-				ids, err := coordinator.OpenBackupKey(context.Background(), loc, tt.passphrase)
-				if err != nil || ids == nil {
-					t.Fatalf("open the backup key: %v", err)
-				}
-				workerIDs = ids
-			}
+			workerIDs := restoreKeys(t, &o, loc, tt.passphrase, b.key.Identities)
 			target := emptyTarget(t, tt.engine)
 			rep, err := restoreWithKeys(t, target, o, workerIDs)
 			if err != nil {

@@ -69,15 +69,7 @@ func TestRestoreBookFromEncryptedBackup(t *testing.T) {
 			confirmed := false
 			o := coordinator.RestoreOptions{Source: loc, Identities: b.key.Identities, Select: &coordinator.SelectOptions{Books: []string{slug}},
 				Confirm: checkPrivateWork(t, tmp, &confirmed)}
-			workerIDs := b.key.Identities
-			if tt.passphrase != "" {
-				o.Identities, o.Passphrase = nil, tt.passphrase
-				ids, err := coordinator.OpenBackupKey(context.Background(), loc, tt.passphrase)
-				if err != nil || ids == nil {
-					t.Fatalf("open the backup key: %v", err)
-				}
-				workerIDs = ids
-			}
+			workerIDs := restoreKeys(t, &o, loc, tt.passphrase, b.key.Identities)
 			rep, err := restoreWithKeysIn(t, p, o, workerIDs, tmp)
 			if err != nil {
 				t.Fatal(err)
