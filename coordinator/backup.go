@@ -48,7 +48,7 @@ const DefaultChunkRows = 50000
 // reads the pieces of a model in parallel, each into memory, and writes them in order, so a
 // piece is small enough for several to be held at once and large enough that its query's
 // fixed cost does not count.
-const PieceBytes = 2 << 20
+const PieceBytes = 4 << 20
 
 // internalDir holds a run's working files inside its staging folder; it is removed before the
 // backup is published.
@@ -587,8 +587,10 @@ func (r *backupRun) planExports(ctx context.Context) error {
 	return nil
 }
 
-// planners is how many tables are counted at once when the exports are planned.
-const planners = 4
+// planners is how many tables are planned at once when the exports are planned. Each is a
+// query or two now that the server's estimates spare most counts: a third planner's
+// connection costs more than it saves.
+const planners = 2
 
 // plannedExport is an export task with its planned size (pieces of about PieceBytes, rows).
 type plannedExport struct {

@@ -53,7 +53,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.Base, "base", "", "reuse the unchanged files of this earlier backup (`NAME` in the destination, e.g. backup_20241201_143022) instead of the newest complete one")
 	f.StringVar(&o.Compression, "compression", "", "the archive's `kind`: gzip (.tar.gz, the default), zstd (.tar.zst) or none (.tar); implies --compress")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")
-	f.IntVar(&o.ChunkRows, "chunk-rows", coordinator.DefaultChunkRows, "most rows of one piece: a table is read in primary-key pieces of about 2 MB (at most this many rows), in parallel, into its one fixture")
+	f.IntVar(&o.ChunkRows, "chunk-rows", coordinator.DefaultChunkRows, "most rows of one piece: a table is read in primary-key pieces of about 4 MB (at most this many rows), in parallel, into its one fixture")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	f.StringVar(&o.metricsFile, "metrics-file", "", "write the run's metrics to this `file` for node_exporter's textfile collector (the last successful backup's time, for stale-backup alerts)")
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "skip the checks that run before the backup (those of webnovel-backup doctor)")

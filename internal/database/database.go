@@ -320,22 +320,12 @@ func (s *Snapshot) Plan(ctx context.Context, m platform.Model, chunkRows int) ([
 // and still holds at most that many rows in a range (pks are distinct integers); a sparse
 // one by row number, as Plan does.
 func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int, pieceBytes int64) ([]Range, error) {
-	width, err := s.rowBytes(ctx, m)
+	st, err := s.tableStats(ctx, m)
 	if err != nil {
-		return nil, fmt.Errorf("plan %s: estimate its row width: %w", m.Label, err)
+		return nil, fmt.Errorf("plan %s: %w", m.Label, err)
 	}
-	rows := piecesOf(width, maxRows, pieceBytes)
-	var (
-		total  int64
-		lo, hi sql.NullInt64
-	)
-	// Three queries, not one aggregate: alone, the count may read the smallest index only
-	// (no row of a wide table) and min and max each one end of the pk's index.
-	pk, table := quote(m.PK.Column), quote(m.Table)
-	q := "SELECT (SELECT count(*) FROM " + table + "), (SELECT min(" + pk + ") FROM " + table + "), (SELECT max(" + pk + ") FROM " + table + ")"
-	if err := s.queryRow(ctx, q, &total, &lo, &hi); err != nil {
-		return nil, fmt.Errorf("plan %s: count rows: %w", m.Label, err)
-	}
+	rows := piecesOf(st.width, maxRows, pieceBytes)
+	total, lo, hi := st.rows, st.lo, st.hi
 	if total <= int64(rows) || !lo.Valid || !hi.Valid {
 		return []Range{{Rows: total}}, nil
 	}
@@ -345,12 +335,84 @@ func (s *Snapshot) PlanPieces(ctx context.Context, m platform.Model, maxRows int
 	return s.Plan(ctx, m, rows)
 }
 
+// tableStats is what a table's pieces are planned from.
+type tableStats struct {
+	// width estimates the bytes one row takes in a fixture: the text of its columns
+	// (averaged over the first widthSample rows) plus each field's name and the object's
+	// frame.
+	width int64
+	// rows is the table's rows in the snapshot: on PostgreSQL the server's estimate when it
+	// has one (its rows a page, from the last VACUUM or ANALYZE, times the pages the table
+	// holds now, as its query planner reckons), counted otherwise. Counting is a scan of the
+	// table, the largest cost of planning a run, and the rows only size the pieces: a piece
+	// by pk value holds at most as many rows as values whatever the estimate, and the pieces
+	// are open at both ends of the table.
+	rows int64
+	// lo and hi are the smallest and largest pk (NULL: no row).
+	lo, hi sql.NullInt64
+}
+
+// widthSample is how many rows the row width is estimated from.
+const widthSample = 250
+
+// tableStats reads m's stats in the snapshot, in one query (two when the rows are counted on
+// PostgreSQL).
+func (s *Snapshot) tableStats(ctx context.Context, m platform.Model) (tableStats, error) {
+	frame := int64(len(m.Label) + 40)
+	for _, c := range m.Columns() {
+		frame += int64(len(c) + 6)
+	}
+	pk, table := quote(m.PK.Column), quote(m.Table)
+	sample := fmt.Sprintf("(SELECT * FROM %s LIMIT %d) t", table, widthSample)
+	width := "(SELECT avg(octet_length(t::text)) FROM " + sample + ")"
+	rows := rowEstimate(table)
+	count := "(SELECT count(*) FROM " + table + ")"
+	if s.pg == nil {
+		lens := make([]string, 0, len(m.Columns()))
+		for _, c := range m.Columns() {
+			lens = append(lens, "ifnull(length("+quote(c)+"), 4)")
+		}
+		width = "(SELECT avg(" + strings.Join(lens, " + ") + ") FROM " + sample + ")"
+		rows = count
+	}
+	// Separate subqueries, not one aggregate: alone, the count may read the smallest index
+	// only (no row of a wide table) and min and max each one end of the pk's index.
+	q := "SELECT " + width + ", " + rows + ", (SELECT min(" + pk + ") FROM " + table + "), (SELECT max(" + pk + ") FROM " + table + ")"
+	var (
+		st  tableStats
+		avg sql.NullFloat64
+		n   sql.NullInt64
+	)
+	if err := s.queryRow(ctx, q, &avg, &n, &st.lo, &st.hi); err != nil {
+		return st, fmt.Errorf("estimate its rows and their width: %w", err)
+	}
+	st.width, st.rows = frame+int64(avg.Float64), n.Int64
+	if !n.Valid {
+		if err := s.queryRow(ctx, "SELECT "+count, &st.rows); err != nil {
+			return st, fmt.Errorf("count rows: %w", err)
+		}
+	}
+	return st, nil
+}
+
+// rowEstimate is the SQL of PostgreSQL's estimate of the rows of table (a quoted name): NULL
+// when the server has none (the table never vacuumed or analyzed, or nothing in it then).
+func rowEstimate(table string) string {
+	return "(SELECT CASE WHEN c.reltuples > 0 AND c.relpages > 0 THEN " +
+		"round(c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::int))::bigint END " +
+		"FROM pg_class c WHERE c.oid = " + literal(table) + "::regclass)"
+}
+
+// literal quotes s as an SQL string literal.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // PlanAllPieces is PlanPieces for each of models (the ranges in models' order), with up to
-// planners of them planned at once: counting a table is the server's work, and a run counts
-// every table before its first export starts. On PostgreSQL each planner but the first is a
-// transaction of its own in the snapshot, opened as it starts (opening a connection costs the
-// server a process), and the largest tables are taken first so that none is left to count
-// alone at the end; SQLite plans one model after another.
+// planners of them planned at once: planning is the server's work (a sample of rows, and a
+// count where it has no estimate), and a run plans every table before its first export
+// starts. On PostgreSQL each planner but the first is a transaction of its own in the
+// snapshot, opened as it starts (opening a connection costs the server a process), and the
+// largest tables are taken first so that none is left to count alone at the end; SQLite
+// plans one model after another.
 func (s *Snapshot) PlanAllPieces(ctx context.Context, models []platform.Model, maxRows int, pieceBytes int64, planners int) ([][]Range, error) {
 	out := make([][]Range, len(models))
 	order, err := s.planOrder(ctx, models)
@@ -456,32 +518,6 @@ func piecesOf(width int64, maxRows int, pieceBytes int64) int {
 	return int(max(1, min(int64(maxRows), pieceBytes/width)))
 }
 
-// widthSample is how many rows the row width is estimated from.
-const widthSample = 1000
-
-// rowBytes estimates the bytes one of m's rows takes in a fixture: the text of its columns
-// (averaged over the first rows) plus each field's name and the object's frame.
-func (s *Snapshot) rowBytes(ctx context.Context, m platform.Model) (int64, error) {
-	frame := int64(len(m.Label) + 40)
-	for _, c := range m.Columns() {
-		frame += int64(len(c) + 6)
-	}
-	var avg sql.NullFloat64
-	sample := fmt.Sprintf("(SELECT * FROM %s LIMIT %d) t", quote(m.Table), widthSample)
-	q := "SELECT avg(octet_length(t::text)) FROM " + sample
-	if s.pg == nil {
-		lens := make([]string, 0, len(m.Columns()))
-		for _, c := range m.Columns() {
-			lens = append(lens, "ifnull(length("+quote(c)+"), 4)")
-		}
-		q = "SELECT avg(" + strings.Join(lens, " + ") + ") FROM " + sample
-	}
-	if err := s.queryRow(ctx, q, &avg); err != nil {
-		return 0, err
-	}
-	return frame + int64(avg.Float64), nil
-}
-
 // queryRow runs a query of one row in the snapshot.
 func (s *Snapshot) queryRow(ctx context.Context, q string, dest ...any) error {
 	if s.pg != nil {
@@ -490,7 +526,7 @@ func (s *Snapshot) queryRow(ctx context.Context, q string, dest ...any) error {
 		if s.pg.tx == nil {
 			return errors.New("snapshot is closed")
 		}
-		return s.db.lockError(s.pg.tx.QueryRow(ctx, q).Scan(dest...), "read rows", s.pg.conn.PgConn().PID())
+		return s.db.lockError(s.pg.tx.QueryRow(ctx, q, oneRoundTrip).Scan(dest...), "read rows", s.pg.conn.PgConn().PID())
 	}
 	h, err := s.db.snapshotHandle(s.id)
 	if err != nil {

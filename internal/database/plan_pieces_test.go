@@ -49,21 +49,7 @@ func TestPlanPieces(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var planned, exported int64
-				for i, r := range ranges {
-					if r.HasLo != (i > 0) || r.HasHi != (i < len(ranges)-1) {
-						t.Errorf("range %d is %s: only the ends are open", i, r)
-					}
-					if i > 0 && r.Lo != ranges[i-1].Hi+1 {
-						t.Errorf("range %d %s does not follow %s", i, r, ranges[i-1])
-					}
-					_, n := exportRange(t, db, snap.ID(), lang, r, fixture.Format{})
-					if n > tc.wantRows {
-						t.Errorf("range %s holds %d rows, more than %d", r, n, tc.wantRows)
-					}
-					planned += r.Rows
-					exported += n
-				}
+				planned, exported := checkPieces(t, db, snap.ID(), lang, ranges, tc.wantRows)
 				if planned != total || exported != total {
 					t.Errorf("%d ranges plan %d rows and hold %d, want %d", len(ranges), planned, exported, total)
 				}
@@ -73,6 +59,81 @@ func TestPlanPieces(t *testing.T) {
 			})
 		})
 	}
+}
+
+// checkPieces checks that ranges are consecutive, open at both ends of the table only, and
+// hold at most bound rows each, and returns the rows they plan and the rows they export.
+func checkPieces(t *testing.T, db *DB, snapshot string, m platform.Model, ranges []Range, bound int64) (planned, exported int64) {
+	t.Helper()
+	for i, r := range ranges {
+		if r.HasLo != (i > 0) || r.HasHi != (i < len(ranges)-1) {
+			t.Errorf("range %d is %s: only the ends are open", i, r)
+		}
+		if i > 0 && r.Lo != ranges[i-1].Hi+1 {
+			t.Errorf("range %d %s does not follow %s", i, r, ranges[i-1])
+		}
+		_, n := exportRange(t, db, snapshot, m, r, fixture.Format{})
+		if n > bound {
+			t.Errorf("range %s holds %d rows, more than %d", r, n, bound)
+		}
+		planned += r.Rows
+		exported += n
+	}
+	return planned, exported
+}
+
+// TestPlanPiecesFromEstimate: on PostgreSQL a table the server has statistics of is planned
+// from its estimate of the rows, with no count: rows deleted since the last ANALYZE are still
+// in the plan's rows, pages added since are in it too (the estimate is the rows a page times
+// the pages now), and whatever the estimate every row is exported once, in pieces that hold
+// at most their bound.
+func TestPlanPiecesFromEstimate(t *testing.T) {
+	ctx := context.Background()
+	db := openT(t, samplePostgres(t))
+	lang := model(t, "books.language")
+	ids := make([]int64, 0, 1995)
+	for id := int64(6); id <= 2000; id++ {
+		ids = append(ids, id)
+	}
+	insertLanguages(t, db, ids...) // 2000 rows with the sample's 5
+	// No autovacuum: the statistics stay those of the ANALYZE below.
+	for _, q := range []string{"ALTER TABLE books_language SET (autovacuum_enabled = off)", "VACUUM ANALYZE books_language", "DELETE FROM books_language WHERE id BETWEEN 1000 AND 1499"} {
+		if _, err := db.pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := func(t *testing.T) (planned, exported int64) {
+		snap, err := db.BeginSnapshot(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer snap.Close()
+		ranges, err := snap.PlanPieces(ctx, lang, 100, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return checkPieces(t, db, snap.ID(), lang, ranges, 100)
+	}
+	t.Run("rows deleted since", func(t *testing.T) {
+		planned, exported := plan(t)
+		if planned != 2000 || exported != 1500 {
+			t.Errorf("planned %d rows and exported %d, want the estimate's 2000 and the 1500 there are", planned, exported)
+		}
+	})
+	t.Run("pages added since", func(t *testing.T) {
+		more := make([]int64, 0, 6000)
+		for id := int64(2001); id <= 8000; id++ {
+			more = append(more, id)
+		}
+		insertLanguages(t, db, more...)
+		planned, exported := plan(t)
+		if exported != 7500 {
+			t.Errorf("exported %d rows, want 7500", exported)
+		}
+		if planned < 6000 || planned > 10000 {
+			t.Errorf("planned %d rows: the estimate did not follow the table's pages (8000 rows in them)", planned)
+		}
+	})
 }
 
 func TestWidthRanges(t *testing.T) {

@@ -161,7 +161,7 @@ func (r *Reporter) logPhases(msg string, now time.Time) {
 		ph := r.phases[name]
 		ph.mu.Lock()
 		attrs = append(attrs, slog.Group(phaseKey(name), "done", ph.done, "total", ph.total,
-			"percent", ph.done*100/ph.total, "rate", formatRate(ph.rate(now), name != Rows),
+			"percent", percent(ph.done, ph.total), "rate", formatRate(ph.rate(now), name != Rows),
 			"eta", formatETA(ph.eta(now))))
 		ph.mu.Unlock()
 	}
@@ -170,13 +170,16 @@ func (r *Reporter) logPhases(msg string, now time.Time) {
 
 // Close finishes the display: bars end exactly at what was done (or are aborted when the
 // run failed) and are drawn once more; in Lines mode one last line says where each phase
-// ended.
+// ended, its total what was done when the run succeeded.
 func (r *Reporter) Close(failed bool) {
 	if r == nil || r.mode == Quiet {
 		return
 	}
 	r.mu.Lock()
 	if r.mode == Lines {
+		if !failed {
+			r.settle()
+		}
 		if len(r.order) > 0 {
 			r.logPhases("progress at the end", r.now())
 		}
@@ -202,6 +205,16 @@ func (r *Reporter) Close(failed bool) {
 		}
 	}
 	r.p.Wait()
+}
+
+// settle makes each phase's total what was done: a run that succeeded did all its work,
+// whatever was announced (a database's rows are the server's estimate).
+func (r *Reporter) settle() {
+	for _, ph := range r.phases {
+		ph.mu.Lock()
+		ph.total = ph.done
+		ph.mu.Unlock()
+	}
 }
 
 // phase is one phase's counts and the samples its rate is measured over.
@@ -304,4 +317,12 @@ func phaseKey(name string) string {
 		return "archive_bytes"
 	}
 	return name
+}
+
+// percent is done of total in percent; nothing to do is all of it done.
+func percent(done, total int64) int64 {
+	if total <= 0 {
+		return 100
+	}
+	return done * 100 / total
 }

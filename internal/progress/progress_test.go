@@ -110,6 +110,27 @@ func TestLinesAtMostEveryTenSeconds(t *testing.T) {
 	}
 }
 
+// A total announced from an estimate (a database's rows) is settled at what was done when the
+// run succeeds, and left as it was when it fails.
+func TestLinesEndAtWhatWasDone(t *testing.T) {
+	for _, tc := range []struct {
+		failed bool
+		want   string
+	}{
+		{false, `msg="progress at the end" rows.done=90 rows.total=90 rows.percent=100`},
+		{true, `msg="progress at the end" rows.done=90 rows.total=100 rows.percent=90`},
+	} {
+		var buf bytes.Buffer
+		r := withClock(New(nil, Lines, slog.New(slog.NewTextHandler(&buf, nil))), newClock())
+		r.Total(Rows, 100)
+		r.Add(Rows, 90)
+		r.Close(tc.failed)
+		if !strings.Contains(buf.String(), tc.want) {
+			t.Errorf("failed=%v: no %q in:\n%s", tc.failed, tc.want, buf.String())
+		}
+	}
+}
+
 func TestQuietAndNilCostNothing(t *testing.T) {
 	var r *Reporter
 	r.Total(Rows, 1)
