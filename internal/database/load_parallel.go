@@ -376,18 +376,17 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 	}
 	// The jobs share the read-ahead budget: memory does not grow with --jobs.
 	mode := copyMode{freeze: true, ahead: max(bytesAhead/int64(l.jobs), 4<<20)}
-	n, err := loadModelPostgres(ctx, tx, lf, p, l.colTypes[i], mode, l.names)
+	c, err := loadModelPostgres(ctx, tx, lf, p, l.colTypes[i], mode, l.names)
 	if err != nil {
 		return 0, err
 	}
-	seq := &pgLoad{tx: tx, plans: []*loadPlan{p}, names: l.names}
-	if err := seq.resetSequences(ctx); err != nil {
+	if err := resetSequencesAfter(ctx, tx, p, c, l.names); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, l.names.wrap(p.m.Label, "commit", err)
 	}
-	return n, nil
+	return c.rows, nil
 }
 
 // finish removes the marker: every table is loaded, indexed and its foreign keys checked.

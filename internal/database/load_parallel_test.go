@@ -127,6 +127,40 @@ func TestLoadParallel(t *testing.T) {
 	}
 }
 
+// TestLoadParallelSequences: a parallel load moves each model's id sequence where a
+// one-transaction load does, past the largest pk loaded (back to its start for an empty
+// fixture), wherever the sequences were before.
+func TestLoadParallelSequences(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	ta := model(t, "accounts.translationassignment") // no other model refers to it
+	withEmpty := func(fixtures []LoadFixture) []LoadFixture {
+		for i := range fixtures {
+			if fixtures[i].Model.Label == ta.Label {
+				fixtures[i] = bytesFixture(ta, []byte("[]"))
+			}
+		}
+		return fixtures
+	}
+	db := openT(t, samplePostgres(t))
+	emptyPlatform(t, db)
+	load(t, db, withEmpty(fileFixtures(dir)), LoadOptions{})
+	want := modelSequences(t, db)
+	if got := want[ta.Table+"_id_seq"]; got != "unused" {
+		t.Fatalf("the empty table's sequence is at %s after a one-transaction load, want unused", got)
+	}
+	emptyPlatform(t, db)
+	for _, m := range platform.Default.Models {
+		q := "SELECT setval(pg_get_serial_sequence($1, $2), 424242)"
+		if _, err := db.pool.Exec(context.Background(), q, quote(m.Table), m.PK.Column); err != nil {
+			t.Fatal(err)
+		}
+	}
+	load(t, db, withEmpty(weighedFixtures(t, dir)), LoadOptions{Jobs: 2})
+	if got := modelSequences(t, db); !reflect.DeepEqual(got, want) {
+		t.Errorf("sequences %v, want %v", got, want)
+	}
+}
+
 // TestLoadParallelRefusesRows refuses (exit 2) a parallel load into a table that has rows,
 // naming the table and its count, and changes nothing; the early check says the same.
 func TestLoadParallelRefusesRows(t *testing.T) {

@@ -264,11 +264,11 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 	}
 	l.lap("prepare")
 	for i, p := range l.plans {
-		n, err := loadModelPostgres(ctx, l.tx, fixtures[i], p, l.colTypes[i], copyMode{merge: l.merge, freeze: l.freeze}, l.names)
+		c, err := loadModelPostgres(ctx, l.tx, fixtures[i], p, l.colTypes[i], copyMode{merge: l.merge, freeze: l.freeze}, l.names)
 		if err != nil {
 			return nil, err
 		}
-		out[i].Rows = n
+		out[i].Rows = c.rows
 		l.lap("copy " + p.m.Label)
 	}
 	if i, err := execAll(ctx, l.tx, indexes, nil); err != nil {
@@ -404,7 +404,7 @@ func (l *pgLoad) resetSequences(ctx context.Context) error {
 	)
 	for _, p := range l.plans {
 		for _, s := range sequenceColumns(p) {
-			stmts = append(stmts, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence($1, $2), coalesce(max(%[1]s), 1), max(%[1]s) IS NOT null) FROM %[2]s`, quote(s[1]), quote(s[0])))
+			stmts = append(stmts, setvalMax("pg_get_serial_sequence($1, $2)", s[0], s[1]))
 			args = append(args, []any{quote(s[0]), s[1]})
 			labels, tables = append(labels, p.m.Label), append(tables, s[0])
 		}
@@ -413,6 +413,42 @@ func (l *pgLoad) resetSequences(ctx context.Context) error {
 		return l.names.wrap(labels[i], "reset sequence of "+tables[i], err)
 	}
 	return nil
+}
+
+// resetSequencesAfter is resetSequences for one model whose tables tx truncated and filled
+// (c is what it wrote), in one round trip: the model's own sequence is moved past the
+// largest pk the load wrote, which is its table's (a parallel load drops the pk's index, so
+// max() would read the whole table again); its through tables' past their max().
+func resetSequencesAfter(ctx context.Context, tx pgx.Tx, p *loadPlan, c copied, names *tableNames) error {
+	cols := sequenceColumns(p)
+	set := make([]string, len(cols))
+	args := []any{oneRoundTrip}
+	tables := make([]string, len(cols))
+	for i, s := range cols {
+		args = append(args, quote(s[0]), s[1])
+		seq := fmt.Sprintf("pg_get_serial_sequence($%d, $%d)", len(args)-2, len(args)-1)
+		if i == 0 {
+			last := int64(1) // what coalesce(max(id), 1) gives an empty table
+			if c.rows > 0 {
+				last = c.maxPK
+			}
+			args = append(args, last, c.rows > 0)
+			set[i] = fmt.Sprintf("setval(%s, $%d, $%d)", seq, len(args)-2, len(args)-1)
+		} else {
+			set[i] = "(" + setvalMax(seq, s[0], s[1]) + ")"
+		}
+		tables[i] = s[0]
+	}
+	if _, err := tx.Exec(ctx, "SELECT "+strings.Join(set, ", "), args...); err != nil {
+		return names.wrap(p.m.Label, "reset the sequences of "+strings.Join(tables, ", "), err)
+	}
+	return nil
+}
+
+// setvalMax is the query that moves sequence seq (an SQL expression) past the largest value
+// of table's column, or back to its start when the table is empty.
+func setvalMax(seq, table, column string) string {
+	return fmt.Sprintf("SELECT setval(%[1]s, coalesce(max(%[2]s), 1), max(%[2]s) IS NOT null) FROM %[3]s", seq, quote(column), quote(table))
 }
 
 // sequenceColumns lists the (table, column) pairs of a plan whose ids come from a sequence:
@@ -503,10 +539,9 @@ func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, err
 	if len(drops) == 0 {
 		return nil, nil
 	}
-	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_index"); err != nil {
-		return nil, err
-	}
-	if _, err := tx.Exec(ctx, strings.Join(drops, "; ")); err != nil {
+	// The savepoint and the drops in one round trip: a drop that fails leaves the savepoint
+	// made, to roll back to.
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_index; "+strings.Join(drops, "; ")); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "2BP01") { // not the owner, or a view depends on a key
 			slog.Warn("load: keeping the tables' indexes during the load", "reason", pgErr.Message)
@@ -533,15 +568,13 @@ func dropForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) (fks []for
 	if err != nil || len(fks) == 0 {
 		return nil, err == nil, err
 	}
-	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_fk"); err != nil {
-		return nil, false, err
-	}
-	// One round trip for all of them: a statement each was a good part of a small restore.
+	// One round trip for the savepoint and all the drops: a statement each was a good part of
+	// a small restore. A drop that fails leaves the savepoint made, to roll back to.
 	drops := make([]string, len(fks))
 	for i, fk := range fks {
 		drops[i] = fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", fk.table, quote(fk.name))
 	}
-	if _, err := tx.Exec(ctx, strings.Join(drops, "; ")); err != nil {
+	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_fk; "+strings.Join(drops, "; ")); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
 			if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_fk"); err != nil {
@@ -576,19 +609,19 @@ func listForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreign
 }
 
 // loadModelPostgres copies one fixture into its table and its M2M pairs into the through
-// tables, and returns the number of objects loaded.
-func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPlan, cols pgColumns, mode copyMode, names *tableNames) (int64, error) {
+// tables, and returns the number of objects loaded and their largest pk.
+func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPlan, cols pgColumns, mode copyMode, names *tableNames) (copied, error) {
 	merge := mode.merge
 	r, closer, err := openFixture(lf)
 	if err != nil {
-		return 0, err
+		return copied{}, err
 	}
 	defer closer.Close()
 	src := newPGRowSource(ctx, r, p, cols, merge, mode.ahead)
 	defer src.Close()
 	if len(p.m2m) > 0 {
 		if src.spool, err = newPairSpool(); err != nil {
-			return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
+			return copied{}, fmt.Errorf("load %s: %w", p.m.Label, err)
 		}
 		defer src.spool.Close()
 	}
@@ -599,7 +632,7 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 		q := fmt.Sprintf("CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
 			quote(target), quoteList(p.cols), quote(p.m.Table))
 		if _, err := tx.Exec(ctx, q); err != nil {
-			return 0, names.wrap(p.m.Label, "create temporary table", err)
+			return copied{}, names.wrap(p.m.Label, "create temporary table", err)
 		}
 	}
 	opts := "FORMAT binary"
@@ -611,13 +644,13 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 	q := fmt.Sprintf("COPY %s (%s) FROM STDIN (%s)", quote(target), quoteList(p.cols), opts)
 	tag, err := copyFrom(ctx, tx, src, q)
 	if src.err != nil { // the fixture's fault, whatever the driver made of it
-		return 0, src.err
+		return copied{}, src.err
 	}
 	if err != nil && ctx.Err() != nil {
-		return 0, fmt.Errorf("load %s: copy into %s: %w", p.m.Label, p.m.Table, context.Cause(ctx))
+		return copied{}, fmt.Errorf("load %s: copy into %s: %w", p.m.Label, p.m.Table, context.Cause(ctx))
 	}
 	if err != nil {
-		return 0, names.wrap(p.m.Label, "copy into "+p.m.Table, err)
+		return copied{}, names.wrap(p.m.Label, "copy into "+p.m.Table, err)
 	}
 	n := tag.RowsAffected()
 	if merge {
@@ -632,17 +665,17 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 		q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s ON CONFLICT (%s) %s",
 			quote(p.m.Table), quoteList(p.cols), quoteList(p.cols), quote(target), quote(p.m.PK.Column), action)
 		if _, err := tx.Exec(ctx, q); err != nil {
-			return 0, names.wrap(p.m.Label, "upsert into "+p.m.Table, err)
+			return copied{}, names.wrap(p.m.Label, "upsert into "+p.m.Table, err)
 		}
 		if _, err := tx.Exec(ctx, "DROP TABLE "+quote(target)); err != nil {
-			return 0, names.wrap(p.m.Label, "drop temporary table", err)
+			return copied{}, names.wrap(p.m.Label, "drop temporary table", err)
 		}
 	}
 	if src.spool == nil {
-		return n, nil
+		return copied{rows: n, maxPK: src.maxPK}, nil
 	}
 	if err := src.spool.Flush(); err != nil {
-		return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
+		return copied{}, fmt.Errorf("load %s: %w", p.m.Label, err)
 	}
 	for j, f := range p.m2m {
 		if merge {
@@ -650,21 +683,21 @@ func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPl
 			// objects that leave the field out keep theirs.
 			owners := "wnb_load_owners"
 			if _, err := tx.Exec(ctx, "CREATE TEMP TABLE "+owners+" (owner bigint) ON COMMIT DROP"); err != nil {
-				return 0, names.wrap(p.m.Label, "create temporary table", err)
+				return copied{}, names.wrap(p.m.Label, "create temporary table", err)
 			}
 			if _, err := tx.CopyFrom(ctx, pgx.Identifier{owners}, []string{"owner"}, src.spool.source(spoolOwner, j)); err != nil {
-				return 0, names.wrap(p.m.Label, "copy many-to-many owners", err)
+				return copied{}, names.wrap(p.m.Label, "copy many-to-many owners", err)
 			}
 			q := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT owner FROM %s)", quote(f.ThroughTable), quote(f.ThroughColumns[0]), owners)
 			if _, err := tx.Exec(ctx, q+"; DROP TABLE "+owners); err != nil {
-				return 0, names.wrap(p.m.Label, "replace many-to-many "+f.Name, err)
+				return copied{}, names.wrap(p.m.Label, "replace many-to-many "+f.Name, err)
 			}
 		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{f.ThroughTable}, f.ThroughColumns, src.spool.source(spoolPair, j)); err != nil {
-			return 0, names.wrap(p.m.Label, "copy many-to-many "+f.Name+" into "+f.ThroughTable, err)
+			return copied{}, names.wrap(p.m.Label, "copy many-to-many "+f.Name+" into "+f.ThroughTable, err)
 		}
 	}
-	return n, nil
+	return copied{rows: n, maxPK: src.maxPK}, nil
 }
 
 // copyFrom runs a COPY ... FROM STDIN statement fed by src. The driver reads its source on a
@@ -683,6 +716,12 @@ func copyFrom(ctx context.Context, tx pgx.Tx, src *pgRowSource, q string) (pgcon
 	src.Close() // a read waiting for a batch ends
 	<-done
 	return tag, err
+}
+
+// copied is what loadModelPostgres wrote: the model's rows, and the largest pk among them
+// (when there are any).
+type copied struct {
+	rows, maxPK int64
 }
 
 // copyMode says how loadModelPostgres writes: Merge upserts through a temporary table;

@@ -78,6 +78,7 @@ type pgRowSource struct {
 	pending []byte // what Read hands out next
 	started bool   // the header is out
 	rows    int64
+	maxPK   int64 // the largest pk of the rows handed out (when rows > 0)
 	err     error
 }
 
@@ -478,7 +479,12 @@ func (s *pgRowSource) nextBatch() bool {
 	}
 	<-b.done
 	s.cur, s.pending = b, b.enc
-	s.rows += int64(len(b.rows))
+	for _, r := range b.rows {
+		if s.rows == 0 || r.pk > s.maxPK {
+			s.maxPK = r.pk
+		}
+		s.rows++
+	}
 	if s.spool != nil {
 		s.spoolPairs(b.rows)
 		if s.spool.err != nil {
