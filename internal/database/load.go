@@ -308,6 +308,15 @@ func (r *loadRow) lookup(p *loadPlan, k int, name string) (int, bool) {
 	return i, ok
 }
 
+// tables are the tables a load of p writes, quoted: the model's and its through tables.
+func (p *loadPlan) tables() []string {
+	out := []string{quote(p.m.Table)}
+	for _, f := range p.m2m {
+		out = append(out, quote(f.ThroughTable))
+	}
+	return out
+}
+
 func (p *loadPlan) newRow() *loadRow {
 	return &loadRow{
 		vals: make([]any, len(p.cols)),

@@ -88,10 +88,7 @@ func (db *DB) CheckParallelTarget(ctx context.Context, models []platform.Model) 
 func (l *parallelLoad) setTables() {
 	l.names = newTableNames(l.plans)
 	for _, p := range l.plans {
-		l.tables = append(l.tables, quote(p.m.Table))
-		for _, f := range p.m2m {
-			l.tables = append(l.tables, quote(f.ThroughTable))
-		}
+		l.tables = append(l.tables, p.tables()...)
 	}
 }
 
@@ -365,10 +362,7 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 		return 0, fmt.Errorf("load %s: begin: %w", p.m.Label, err)
 	}
 	defer tx.Rollback(context.Background())
-	tables := []string{quote(p.m.Table)}
-	for _, f := range p.m2m {
-		tables = append(tables, quote(f.ThroughTable))
-	}
+	tables := p.tables()
 	// Truncated in this transaction: the COPY writes frozen rows, and a rerun's rows replace
 	// whatever a failed run left.
 	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")); err != nil {

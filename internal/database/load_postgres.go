@@ -225,10 +225,7 @@ func (l *pgLoad) lap(what string) {
 // lock defers the constraints and locks every table the load writes.
 func (l *pgLoad) lock(ctx context.Context) error {
 	for _, p := range l.plans {
-		l.tables = append(l.tables, quote(p.m.Table))
-		for _, f := range p.m2m {
-			l.tables = append(l.tables, quote(f.ThroughTable))
-		}
+		l.tables = append(l.tables, p.tables()...)
 	}
 	// Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: checked at commit, so rows load
 	// in any order and a replace may empty tables other tables point at. Writers wait for the
