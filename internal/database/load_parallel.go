@@ -111,6 +111,9 @@ type parallelLoad struct {
 	order    []int    // plan indexes, largest fixture first
 	saved    parallelMarker
 	verified func() error // waits for the load's Verify (nil: none)
+	// ahead holds the sources of the first copies, decoding while the preparation runs.
+	ahead   map[int]*copySource
+	aheadMu sync.Mutex
 }
 
 // firstErr returns the check's error when it failed, else err.
@@ -146,6 +149,8 @@ func (db *DB) loadParallel(ctx context.Context, fixtures []LoadFixture, plans []
 	start := time.Now()
 	warmed := l.warmConns(ctx)
 	defer func() { <-warmed }()
+	l.decodeAhead(ctx, fixtures)
+	defer l.closeAhead()
 	if err := l.prepare(ctx); err != nil {
 		return nil, firstErr(verified(), db.lockError(err, "load", 0, loadTables(plans)...))
 	}
@@ -368,9 +373,14 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 	if _, err := tx.Exec(ctx, "TRUNCATE "+strings.Join(tables, ", ")); err != nil {
 		return 0, l.names.wrap(p.m.Label, "empty "+strings.Join(tables, ", "), err)
 	}
-	// The jobs share the read-ahead budget: memory does not grow with --jobs.
-	mode := copyMode{freeze: true, ahead: max(bytesAhead/int64(l.jobs), 4<<20)}
-	c, err := loadModelPostgres(ctx, tx, lf, p, l.colTypes[i], mode, l.names)
+	cs := l.takeAhead(i)
+	if cs == nil {
+		if cs, err = openCopySource(ctx, lf, p, l.colTypes[i], l.copyMode()); err != nil {
+			return 0, err
+		}
+	}
+	defer cs.Close()
+	c, err := copyInto(ctx, tx, cs.src, p, l.copyMode(), l.names)
 	if err != nil {
 		return 0, err
 	}
@@ -381,6 +391,45 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 		return 0, l.names.wrap(p.m.Label, "commit", err)
 	}
 	return c.rows, nil
+}
+
+// copyMode is how the copies write: frozen rows, into tables truncated in their transaction.
+// The jobs share the read-ahead budget: memory does not grow with --jobs.
+func (l *parallelLoad) copyMode() copyMode {
+	return copyMode{freeze: true, ahead: max(bytesAhead/int64(l.jobs), 4<<20)}
+}
+
+// decodeAhead starts decoding the fixtures of the first copies (one a job, largest first)
+// while the preparation runs: its round trips and the server's work leave the client's cores
+// idle, and the copies then start with tuples ready. Nothing is written before the
+// preparation commits, and a fixture that fails to open here is opened again, and its error
+// reported, by its copy.
+func (l *parallelLoad) decodeAhead(ctx context.Context, fixtures []LoadFixture) {
+	l.ahead = map[int]*copySource{}
+	for _, i := range l.order[:min(l.jobs, len(l.order))] {
+		if cs, err := openCopySource(ctx, fixtures[i], l.plans[i], l.colTypes[i], l.copyMode()); err == nil {
+			l.ahead[i] = cs
+		}
+	}
+}
+
+// takeAhead returns the source decodeAhead opened for plan i, if any, which the caller closes.
+func (l *parallelLoad) takeAhead(i int) *copySource {
+	l.aheadMu.Lock()
+	defer l.aheadMu.Unlock()
+	cs := l.ahead[i]
+	delete(l.ahead, i)
+	return cs
+}
+
+// closeAhead closes the sources no copy took (the load failed before their copies).
+func (l *parallelLoad) closeAhead() {
+	l.aheadMu.Lock()
+	defer l.aheadMu.Unlock()
+	for i, cs := range l.ahead {
+		cs.Close()
+		delete(l.ahead, i)
+	}
 }
 
 // finish removes the marker: every table is loaded, indexed and its foreign keys checked.

@@ -605,24 +605,52 @@ func listForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreign
 	return fks, nil
 }
 
+// copySource is a fixture being read and decoded into COPY tuples, ahead of the COPY that
+// takes them (at most its read-ahead budget ahead).
+type copySource struct {
+	src    *pgRowSource
+	closer io.Closer
+}
+
+// openCopySource opens lf and starts decoding it for p's COPY.
+func openCopySource(ctx context.Context, lf LoadFixture, p *loadPlan, cols pgColumns, mode copyMode) (*copySource, error) {
+	r, closer, err := openFixture(lf)
+	if err != nil {
+		return nil, err
+	}
+	cs := &copySource{src: newPGRowSource(ctx, r, p, cols, mode.merge, mode.ahead), closer: closer}
+	if len(p.m2m) > 0 {
+		if cs.src.spool, err = newPairSpool(); err != nil {
+			cs.Close()
+			return nil, fmt.Errorf("load %s: %w", p.m.Label, err)
+		}
+	}
+	return cs, nil
+}
+
+// Close stops the decoding and closes the fixture.
+func (cs *copySource) Close() {
+	cs.src.Close()
+	if cs.src.spool != nil {
+		cs.src.spool.Close()
+	}
+	cs.closer.Close()
+}
+
 // loadModelPostgres copies one fixture into its table and its M2M pairs into the through
 // tables, and returns the number of objects loaded and their largest pk.
 func loadModelPostgres(ctx context.Context, tx pgx.Tx, lf LoadFixture, p *loadPlan, cols pgColumns, mode copyMode, names *tableNames) (copied, error) {
-	merge := mode.merge
-	r, closer, err := openFixture(lf)
+	cs, err := openCopySource(ctx, lf, p, cols, mode)
 	if err != nil {
 		return copied{}, err
 	}
-	defer closer.Close()
-	src := newPGRowSource(ctx, r, p, cols, merge, mode.ahead)
-	defer src.Close()
-	if len(p.m2m) > 0 {
-		if src.spool, err = newPairSpool(); err != nil {
-			return copied{}, fmt.Errorf("load %s: %w", p.m.Label, err)
-		}
-		defer src.spool.Close()
-	}
+	defer cs.Close()
+	return copyInto(ctx, tx, cs.src, p, mode, names)
+}
 
+// copyInto copies what src decodes into p's table and its M2M pairs into the through tables.
+func copyInto(ctx context.Context, tx pgx.Tx, src *pgRowSource, p *loadPlan, mode copyMode, names *tableNames) (copied, error) {
+	merge := mode.merge
 	target := p.m.Table
 	if merge {
 		target = "wnb_load_" + p.m.Table
