@@ -47,14 +47,18 @@ waitreaped() {
 }
 
 # timed NAME LOG CMD...: runs CMD under GNU time; appends "wall rss_kb cpu server_cpu" to $WORK/NAME.
+# The wall time comes from the nanosecond clock around it: GNU time's has centiseconds.
 timed() {
-  local name=$1 log=$2 s0 s1
+  local name=$1 log=$2 s0 s1 t0 t1
   shift 2
   s0=$(servercpu)
+  t0=$(date +%s%N)
   /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.out" "$@" >"$log" 2>&1 || { echo "$name failed:"; tail -20 "$log"; exit 1; }
+  t1=$(date +%s%N)
   waitreaped
   s1=$(servercpu)
-  awk -v s="$(awk "BEGIN{print $s1 - $s0}")" '{print $1, $2, $3 + $4, s}' "$WORK/time.out" >>"$WORK/$name"
+  awk -v s="$(awk "BEGIN{print $s1 - $s0}")" -v w="$(((t1 - t0) / 1000))" \
+    '{printf "%.3f %s %s %s\n", w / 1e6, $2, $3 + $4, s}' "$WORK/time.out" >>"$WORK/$name"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="$2" '{print $c}' "$WORK/$1" | median; }
@@ -84,7 +88,7 @@ bench_set() {
   done
   echo "   medians over $RUNS runs (load average: $(cut -d' ' -f1-3 /proc/loadavg)):"
   for mode in "${MODES[@]}"; do
-    printf '   %-9s %6.2f s  %4.0f MB  cpu %5.2f s  server cpu %5.2f s   (runs: %s)\n' "$mode" "$(col "$mode" 1)" \
+    printf '   %-9s %6.3f s  %4.0f MB  cpu %5.2f s  server cpu %5.2f s   (runs: %s)\n' "$mode" "$(col "$mode" 1)" \
       "$(awk "BEGIN{print $(col "$mode" 2)/1024}")" "$(col "$mode" 3)" "$(col "$mode" 4)" "$(awk '{printf "%s ", $1}' "$WORK/$mode")"
   done
   echo "   ours / pg_dump -j 2: $(awk "BEGIN{printf \"%.2f\", $(col ours 1) / $(col pg-j2 1)}")x;" \
