@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -174,13 +175,13 @@ func (db *DB) CountRows(ctx context.Context, models []platform.Model) (map[strin
 	return counts, nil
 }
 
-// countTables counts the rows of each of tables (quoted) with one query, in their order.
 // oneRoundTrip runs a query a run makes once or twice in one round trip (parse, bind and
 // execute sent together, text results) rather than preparing it first: on a busy machine each
 // round trip is one more wait for the client to be scheduled, and a restore's preparation is
 // a chain of them before its first COPY.
 const oneRoundTrip = pgx.QueryExecModeExec
 
+// countTables counts the rows of each of tables (quoted) with one query, in their order.
 func countTables(ctx context.Context, q pgQuerier, tables []string) ([]int64, error) {
 	if len(tables) == 0 {
 		return nil, nil

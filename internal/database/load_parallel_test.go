@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -159,6 +161,58 @@ func TestLoadParallelSequences(t *testing.T) {
 	if got := modelSequences(t, db); !reflect.DeepEqual(got, want) {
 		t.Errorf("sequences %v, want %v", got, want)
 	}
+}
+
+// TestLoadParallelDecodesAhead: the first copies' fixtures, opened while the preparation
+// runs, are all closed again, whether their copies took them or the check failed first; and
+// a fixture that cannot be opened then is opened again by its copy, which loads it.
+func TestLoadParallelDecodesAhead(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	db := openT(t, samplePostgres(t))
+	// counted wraps the fixtures: the first open of each of the two largest (those a load of
+	// two jobs decodes ahead) fails; every open that succeeds counts itself and its close.
+	counted := func(fixtures []LoadFixture) (opened, closed, refused *atomic.Int32) {
+		opened, closed, refused = new(atomic.Int32), new(atomic.Int32), new(atomic.Int32)
+		first := largestFirst(fixtures)[:2]
+		for i := range fixtures {
+			open := fixtures[i].Open
+			var tried atomic.Bool
+			tried.Store(!slices.Contains(first, i))
+			fixtures[i].Open = func() (io.ReadCloser, error) {
+				if tried.CompareAndSwap(false, true) {
+					refused.Add(1)
+					return nil, errors.New("not yet")
+				}
+				opened.Add(1)
+				rc, err := open()
+				return closeCounter{rc, closed}, err
+			}
+		}
+		return opened, closed, refused
+	}
+
+	t.Run("refused ahead, opened by the copies", func(t *testing.T) {
+		emptyPlatform(t, db)
+		fixtures := weighedFixtures(t, dir)
+		opened, closed, refused := counted(fixtures)
+		load(t, db, fixtures, LoadOptions{Jobs: 2})
+		checkSampleLoaded(t, db)
+		if refused.Load() != 2 || opened.Load() != int32(len(fixtures)) || closed.Load() != opened.Load() {
+			t.Errorf("%d opens refused, %d opened, %d closed: want 2 refused, then every fixture opened and closed once", refused.Load(), opened.Load(), closed.Load())
+		}
+	})
+	t.Run("opened ahead, the check fails", func(t *testing.T) {
+		emptyPlatform(t, db)
+		fixtures := weighedFixtures(t, dir)
+		opened, closed, _ := counted(fixtures)
+		for _, i := range largestFirst(fixtures)[:2] {
+			fixtures[i].Open() // spends the refusal: decoding ahead opens these two
+		}
+		_, err := db.Load(context.Background(), fixtures, LoadOptions{Jobs: 2, Verify: func(context.Context) error { return errTampered }})
+		if !errors.Is(err, errTampered) || opened.Load() != 2 || closed.Load() != 2 {
+			t.Fatalf("err = %v, %d opened, %d closed: want the check's error, the two largest fixtures opened and closed", err, opened.Load(), closed.Load())
+		}
+	})
 }
 
 // TestLoadParallelRefusesRows refuses (exit 2) a parallel load into a table that has rows,

@@ -152,10 +152,11 @@ type pgColumn struct {
 }
 
 // tablesColumns reads the columns of tables in the current schema (table → column → type;
-// nil tables: every table), from the catalog: it takes no lock on the tables. It reads pg_catalog with
-// information_schema.columns' own definitions of what it lists (tables, views, foreign and
-// partitioned tables; columns the user owns or holds a privilege on) and of data_type: the
-// same answer, planned in a millisecond instead of the view's five on every restore.
+// nil tables: every table), from the catalog: it takes no lock on the tables. It reads
+// pg_catalog with information_schema.columns' own definitions of what it lists (tables,
+// views, foreign and partitioned tables; columns the user owns or holds a privilege on) and
+// of data_type: the same answer, planned in a millisecond instead of the view's five on
+// every restore.
 func tablesColumns(ctx context.Context, q pgQuerier, tables []string) (map[string]map[string]pgColumn, error) {
 	return queryColumns(ctx, q, tablesColumnsQuery, tables)
 }
