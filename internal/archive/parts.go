@@ -18,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -39,7 +40,7 @@ const (
 // sampleSize is how much of a file decides whether it is compressible.
 const sampleSize = 64 << 10
 
-// estimateSize is how much of the sample the compressibility estimate reads.
+// estimateSize is how much of the sample the compressibility measures read.
 const estimateSize = 16 << 10
 
 // smallFile is the size below which a file goes into whatever member is open: switching
@@ -56,12 +57,17 @@ var incompressibleExts = map[string]bool{
 	".xlsx": true, ".pptx": true, ".odt": true,
 }
 
-// incompressibleEstimate is the compressibility estimate (klauspost/compress.Estimate: 0 is
-// random, 0.1 and above usually compresses) under which a sample is taken as incompressible.
-const incompressibleEstimate = 0.04
+// minSaving is the share of a sample a compressor must be able to save for its file to be
+// compressed. Random bytes fall far short of it (4 KiB of them: 0.6% by entropy coding, nothing
+// by matches).
+const minSaving = 0.02
 
 // Incompressible reports whether a file is not worth compressing: by its name's extension, or
-// because the first bytes of it (sample) look random.
+// because neither way a compressor saves works on the first bytes of it (sample). It codes
+// frequent bytes short (the sample's order-0 entropy says how much that saves) and replaces
+// repeats with references (a fast LZ pass, s2's estimate, finds them). Both measures are
+// exact counts with little noise; a statistical score (compress.Estimate) called one random
+// sample in fifty compressible.
 func Incompressible(name string, sample []byte) bool {
 	if incompressibleExts[strings.ToLower(path.Ext(name))] {
 		return true
@@ -69,8 +75,13 @@ func Incompressible(name string, sample []byte) bool {
 	if len(sample) < smallFile {
 		return false
 	}
-	// The estimate costs about what compressing would: 16 KiB tell random bytes well enough.
-	return compress.Estimate(sample[:min(len(sample), estimateSize)]) < incompressibleEstimate
+	s := sample[:min(len(sample), estimateSize)]
+	keep := (1 - minSaving) * float64(len(s))
+	if float64(compress.ShannonEntropyBits(s))/8 < keep {
+		return false
+	}
+	d := s2.EstimateBlockSize(s) // -1: matches save nothing
+	return d < 0 || float64(d) >= keep
 }
 
 // PartWriter writes one part of an archive: tar entries under the top folder top, each
