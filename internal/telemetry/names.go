@@ -18,7 +18,7 @@ var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
 // so dashboards and alert rules can be checked against the list.
 func MetricNames() ([]string, error) {
 	seen := map[string]bool{}
-	mfs, err := registry.Gather()
+	mfs, err := registry().Gather()
 	if err != nil {
 		return nil, fmt.Errorf("metric names: gather: %w", err)
 	}

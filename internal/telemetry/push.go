@@ -66,7 +66,7 @@ func Push(ctx context.Context, gateway, command string) error {
 
 // exposition is the registry's metrics in the text format.
 func exposition() ([]byte, error) {
-	mfs, err := registry.Gather()
+	mfs, err := registry().Gather()
 	if err != nil {
 		return nil, fmt.Errorf("push metrics: gather: %w", err)
 	}
