@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -38,6 +39,10 @@ type DB struct {
 	// described holds the result columns of each PostgreSQL export query (by its text), so
 	// that a model's pieces after the first cost no round trip to describe it.
 	described sync.Map
+
+	// checked holds the columns the last schema check read (PostgreSQL), for the load that
+	// follows it (see takeCheckedColumns).
+	checked atomic.Pointer[checkedColumns]
 }
 
 // Open connects to the database. A database that does not exist (a missing SQLite file, an

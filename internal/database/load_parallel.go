@@ -212,19 +212,14 @@ func (l *parallelLoad) prepare(ctx context.Context) error {
 		return fmt.Errorf("load: begin: %w", err)
 	}
 	defer tx.Rollback(context.Background())
-	if _, err := tx.Exec(ctx, "LOCK TABLE "+strings.Join(l.tables, ", ")+" IN EXCLUSIVE MODE"); err != nil {
-		return fmt.Errorf("load: lock tables: %w", err)
-	}
-	if l.saved, err = readMarker(ctx, tx); err != nil {
+	s, err := l.survey(ctx, tx)
+	if err != nil {
 		return err
 	}
-	if err := l.checkEmpty(ctx, tx); err != nil {
+	if err := l.checkSurveyed(ctx, tx, s); err != nil {
 		return err
 	}
-	if err := l.dropConstraints(ctx, tx); err != nil {
-		return err
-	}
-	if err := writeMarker(ctx, tx, l.saved); err != nil {
+	if err := l.dropAndMark(ctx, tx, s); err != nil {
 		return err
 	}
 	// The first commit: nothing changes before the check passed.
@@ -240,14 +235,25 @@ func (l *parallelLoad) prepare(ctx context.Context) error {
 	return nil
 }
 
+// checkSurveyed is checkEmpty on what survey counted; a rerun reads the marker and counts the
+// tables it does not list.
+func (l *parallelLoad) checkSurveyed(ctx context.Context, tx pgx.Tx, s survey) error {
+	if s.marked {
+		var err error
+		if l.saved, err = readMarker(ctx, tx); err != nil {
+			return err
+		}
+		return l.checkEmpty(ctx, tx)
+	}
+	return l.refuseRows(l.tables, s.counts)
+}
+
 // checkEmpty refuses a table with rows, unless the marker lists it (a parallel load that did
 // not finish was filling it, and this one empties it again). A marker listing tables this
 // load does not fill is refused too: they would stay half-loaded.
 func (l *parallelLoad) checkEmpty(ctx context.Context, tx pgQuerier) error {
-	for _, t := range l.saved.tables {
-		if !slices.Contains(l.tables, t) {
-			return fmt.Errorf("load: an unfinished parallel restore was filling table %s, which this restore does not load: rerun the same restore (same models) with --jobs; nothing was changed", t)
-		}
+	if err := l.refuseForeignMarker(); err != nil {
+		return err
 	}
 	var check []string
 	for _, t := range l.tables {
@@ -259,9 +265,25 @@ func (l *parallelLoad) checkEmpty(ctx context.Context, tx pgQuerier) error {
 	if err != nil {
 		return fmt.Errorf("load: count rows of %s: %w", strings.Join(check, ", "), err)
 	}
+	return l.refuseRows(check, counts)
+}
+
+// refuseForeignMarker refuses a marker that lists tables this load does not fill.
+func (l *parallelLoad) refuseForeignMarker() error {
+	for _, t := range l.saved.tables {
+		if !slices.Contains(l.tables, t) {
+			return fmt.Errorf("load: an unfinished parallel restore was filling table %s, which this restore does not load: rerun the same restore (same models) with --jobs; nothing was changed", t)
+		}
+	}
+	return nil
+}
+
+// refuseRows refuses the first of tables with rows (counts, in their order) that the marker
+// does not list, then takes the load's tables as the marker's.
+func (l *parallelLoad) refuseRows(tables []string, counts []int64) error {
 	for i, n := range counts {
-		if n > 0 {
-			name := strings.Trim(check[i], `"`)
+		if n > 0 && !slices.Contains(l.saved.tables, tables[i]) {
+			name := strings.Trim(tables[i], `"`)
 			return &NotEmptyError{Table: name, What: l.names.describe(name), Rows: n}
 		}
 	}
@@ -287,8 +309,14 @@ func (l *parallelLoad) dropConstraints(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
+	l.remember(fks, indexes)
+	return nil
+}
+
+// remember adds the dropped foreign keys and index definitions to the saved ones, which a
+// rerun already holds (one an unfinished load added back, maybe NOT VALID, is the saved one).
+func (l *parallelLoad) remember(fks []foreignKey, indexes []string) {
 	for _, fk := range fks {
-		// One an unfinished load added back (maybe NOT VALID) is the saved one.
 		if !slices.ContainsFunc(l.saved.fks, func(s foreignKey) bool { return s.table == fk.table && s.name == fk.name }) {
 			l.saved.fks = append(l.saved.fks, fk)
 		}
@@ -298,7 +326,6 @@ func (l *parallelLoad) dropConstraints(ctx context.Context, tx pgx.Tx) error {
 			l.saved.indexes = append(l.saved.indexes, def)
 		}
 	}
-	return nil
 }
 
 // readMarker reads what an unfinished parallel load recorded; none is an empty marker.
@@ -308,21 +335,13 @@ func readMarker(ctx context.Context, tx pgQuerier) (parallelMarker, error) {
 	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", oneRoundTrip, markerTable).Scan(&exists); err != nil || !exists {
 		return m, err
 	}
-	rows, err := tx.Query(ctx, "SELECT kind, tbl, name, def FROM "+markerTable+" ORDER BY ord", oneRoundTrip)
+	rows, err := tx.Query(ctx, readMarkerSQL, oneRoundTrip)
 	if err != nil {
 		return m, fmt.Errorf("load: read %s: %w", markerTable, err)
 	}
-	var kind string
-	var fk foreignKey
-	_, err = pgx.ForEachRow(rows, []any{&kind, &fk.table, &fk.name, &fk.def}, func() error {
-		switch kind {
-		case "table":
-			m.tables = append(m.tables, fk.table)
-		case "index":
-			m.indexes = append(m.indexes, fk.def)
-		case "fk":
-			m.fks = append(m.fks, fk)
-		}
+	var kind, table, name, def string
+	_, err = pgx.ForEachRow(rows, []any{&kind, &table, &name, &def}, func() error {
+		m.add(kind, table, name, def)
 		return nil
 	})
 	if err != nil {
@@ -331,21 +350,53 @@ func readMarker(ctx context.Context, tx pgQuerier) (parallelMarker, error) {
 	return m, nil
 }
 
+// createMarkerSQL creates the marker table if it does not exist; readMarkerSQL reads it.
+const (
+	createMarkerSQL = "CREATE TABLE IF NOT EXISTS " + markerTable + " (ord int, kind text, tbl text, name text, def text)"
+	readMarkerSQL   = "SELECT kind, tbl, name, def FROM " + markerTable + " ORDER BY ord"
+)
+
+// add adds one row of the marker table to m.
+func (m *parallelMarker) add(kind, table, name, def string) {
+	switch kind {
+	case "table":
+		m.tables = append(m.tables, table)
+	case "index":
+		m.indexes = append(m.indexes, def)
+	case "fk":
+		m.fks = append(m.fks, foreignKey{table: table, name: name, def: def})
+	}
+}
+
+// markerRow is a row of the marker table.
+type markerRow struct {
+	ord                    int
+	kind, table, name, def string
+}
+
+// rows are m as the marker table's rows: the tables, then the indexes, then the foreign keys.
+func (m parallelMarker) rows() []markerRow {
+	var rows []markerRow
+	for _, t := range m.tables {
+		rows = append(rows, markerRow{ord: len(rows), kind: "table", table: t})
+	}
+	for _, def := range m.indexes {
+		rows = append(rows, markerRow{ord: len(rows), kind: "index", def: def})
+	}
+	for _, fk := range m.fks {
+		rows = append(rows, markerRow{ord: len(rows), kind: "fk", table: fk.table, name: fk.name, def: fk.def})
+	}
+	return rows
+}
+
 // writeMarker (re)writes the marker table.
 func writeMarker(ctx context.Context, tx pgx.Tx, m parallelMarker) error {
-	q := "CREATE TABLE IF NOT EXISTS " + markerTable + " (ord int, kind text, tbl text, name text, def text); DELETE FROM " + markerTable
-	if _, err := tx.Exec(ctx, q); err != nil {
+	if _, err := tx.Exec(ctx, createMarkerSQL+"; DELETE FROM "+markerTable); err != nil {
 		return fmt.Errorf("load: create %s: %w", markerTable, err)
 	}
 	var rows [][]any
-	for _, t := range m.tables {
-		rows = append(rows, []any{len(rows), "table", t, "", ""})
-	}
-	for _, def := range m.indexes {
-		rows = append(rows, []any{len(rows), "index", "", "", def})
-	}
-	for _, fk := range m.fks {
-		rows = append(rows, []any{len(rows), "fk", fk.table, fk.name, fk.def})
+	for _, r := range m.rows() {
+		rows = append(rows, []any{r.ord, r.kind, r.table, r.name, r.def})
 	}
 	cols := []string{"ord", "kind", "tbl", "name", "def"}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{markerTable}, cols, pgx.CopyFromRows(rows)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -301,6 +302,58 @@ func TestLoadParallelFailsMidwayAndReruns(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLoadParallelWhereDropsAreRefused: the preparation's drops are sent together; where
+// the server refuses one, the load takes the statement-by-statement path: indexes a view
+// depends on are kept (the load completes, the schema as it was), and without the tables'
+// ownership --jobs is refused, nothing changed.
+func TestLoadParallelWhereDropsAreRefused(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	t.Run("a view depends on a primary key", func(t *testing.T) {
+		url := samplePostgres(t)
+		// GROUP BY the pk makes the view depend on books_chapter_pkey.
+		execScript(t, url, "CREATE VIEW chapter_titles AS SELECT c.id, c.title FROM books_chapter c GROUP BY c.id")
+		db := openT(t, url)
+		schema := schemaObjects(t, db)
+		emptyPlatform(t, db)
+		load(t, db, weighedFixtures(t, dir), LoadOptions{Jobs: 2})
+		checkSampleLoaded(t, db)
+		if got := schemaObjects(t, db); !reflect.DeepEqual(got, schema) {
+			t.Errorf("indexes and constraints after the load:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(schema, "\n"))
+		}
+		var titles int
+		if err := db.pool.QueryRow(context.Background(), "SELECT count(*) FROM chapter_titles").Scan(&titles); err != nil || titles == 0 {
+			t.Errorf("the view: %d rows, %v", titles, err)
+		}
+		if markerExists(t, db) {
+			t.Errorf("table %s left behind", markerTable)
+		}
+	})
+	t.Run("not the tables' owner", func(t *testing.T) {
+		url := samplePostgres(t)
+		owner := openT(t, url)
+		emptyPlatform(t, owner)
+		role := fmt.Sprintf("wnb_loader_%d", time.Now().UnixNano())
+		execScript(t, url, fmt.Sprintf(`CREATE ROLE %[1]s LOGIN;
+			GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO %[1]s;
+			GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO %[1]s;
+			GRANT CREATE ON SCHEMA public TO %[1]s`, role))
+		t.Cleanup(func() { execScript(t, url, fmt.Sprintf("DROP OWNED BY %[1]s; DROP ROLE %[1]s", role)) })
+		schema := schemaObjects(t, owner)
+		db := openT(t, strings.Replace(url, "postgres://postgres@", "postgres://"+role+"@", 1))
+		_, err := db.Load(context.Background(), weighedFixtures(t, dir), LoadOptions{Jobs: 2})
+		if err == nil || !strings.Contains(err.Error(), "needs their owner") || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("got %v, want a refusal saying --jobs needs the tables' owner", err)
+		}
+		if got := schemaObjects(t, owner); !reflect.DeepEqual(got, schema) || markerExists(t, owner) {
+			t.Error("the refused load changed the schema")
+		}
+		var rows int64
+		if err := owner.pool.QueryRow(context.Background(), "SELECT count(*) FROM books_chapter").Scan(&rows); err != nil || rows != 0 {
+			t.Errorf("books_chapter holds %d rows after the refusal (%v)", rows, err)
+		}
+	})
 }
 
 // TestLoadParallelSQLite: --jobs > 1 on SQLite is a usage error (exit 2), before any change.

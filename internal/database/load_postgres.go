@@ -116,15 +116,19 @@ type pgColumns struct {
 }
 
 // planColumnTypes reads each planned table's column types, in the plans' column order, with
-// one catalog query for every table (a query a table was a tenth of a small restore).
+// one catalog query for every table (a query a table was a tenth of a small restore), or
+// takes those a schema check just read.
 func (db *DB) planColumnTypes(ctx context.Context, plans []*loadPlan) ([]pgColumns, error) {
 	tables := make([]string, len(plans))
 	for i, p := range plans {
 		tables[i] = p.m.Table
 	}
-	found, err := tablesColumns(ctx, db.pool, tables)
-	if err != nil {
-		return nil, fmt.Errorf("load: read the column types: %w", err)
+	found := db.takeCheckedColumns()
+	if found == nil {
+		var err error
+		if found, err = tablesColumns(ctx, db.pool, tables); err != nil {
+			return nil, fmt.Errorf("load: read the column types: %w", err)
+		}
 	}
 	cols := make([]pgColumns, len(plans))
 	for i, p := range plans {
@@ -142,6 +146,28 @@ func (db *DB) planColumnTypes(ctx context.Context, plans []*loadPlan) ([]pgColum
 		}
 	}
 	return cols, nil
+}
+
+// checkedColumns are the columns of every table a schema check read, and when.
+type checkedColumns struct {
+	cols map[string]map[string]pgColumn
+	at   time.Time
+}
+
+// checkedFresh is how long the columns a schema check read serve a load's plan: a restore
+// checks the schema and starts loading within milliseconds (the catalog query is a few
+// milliseconds of the server's time, before the first COPY); one that waited for an
+// operator's confirmation reads them again.
+const checkedFresh = 5 * time.Second
+
+// takeCheckedColumns returns the columns the last schema check read if it was recent, once
+// (nil: read them).
+func (db *DB) takeCheckedColumns() map[string]map[string]pgColumn {
+	c := db.checked.Swap(nil)
+	if c == nil || time.Since(c.at) > checkedFresh {
+		return nil
+	}
+	return c.cols
 }
 
 // pgColumn is a column's data type, as information_schema names it (for the checks), and its
@@ -514,15 +540,7 @@ func (ss savedSequences) restore(ctx context.Context, tx pgx.Tx) error {
 // than maintaining the indexes row by row. Where they cannot be dropped (another object
 // depends on a constraint, or the user does not own the table) they stay and are maintained.
 func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, error) {
-	rows, err := tx.Query(ctx, `SELECT 'ALTER TABLE ' || c.conrelid::regclass::text || ' DROP CONSTRAINT ' || quote_ident(c.conname),
-			'ALTER TABLE ' || c.conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid)
-		FROM pg_constraint c
-		WHERE c.conrelid = ANY($1::regclass[]) AND c.contype IN ('p', 'u')
-		UNION ALL
-		SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
-		FROM pg_index i
-		WHERE i.indrelid = ANY($1::regclass[])
-		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`, oneRoundTrip, tables)
+	rows, err := tx.Query(ctx, indexesSQL("$1"), oneRoundTrip, tables)
 	if err != nil {
 		return nil, fmt.Errorf("list indexes: %w", err)
 	}
@@ -551,6 +569,21 @@ func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, err
 	return defs, nil
 }
 
+// indexesSQL lists the indexes of the tables in the text array tables (a parameter or a
+// literal), as pairs of statements: the one that drops an index and the one that creates it
+// again. Primary-key and unique constraints come as constraints, other indexes as indexes.
+func indexesSQL(tables string) string {
+	return `SELECT 'ALTER TABLE ' || c.conrelid::regclass::text || ' DROP CONSTRAINT ' || quote_ident(c.conname),
+			'ALTER TABLE ' || c.conrelid::regclass::text || ' ADD CONSTRAINT ' || quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid)
+		FROM pg_constraint c
+		WHERE c.conrelid = ANY(` + tables + `::regclass[]) AND c.contype IN ('p', 'u')
+		UNION ALL
+		SELECT 'DROP INDEX ' || i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+		FROM pg_index i
+		WHERE i.indrelid = ANY(` + tables + `::regclass[])
+		  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`
+}
+
 // foreignKey is a constraint dropped for the load and added back before commit.
 type foreignKey struct {
 	table, name, def string // table as regclass text (quoted as needed)
@@ -570,7 +603,7 @@ func dropForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) (fks []for
 	// a small restore. A drop that fails leaves the savepoint made, to roll back to.
 	drops := make([]string, len(fks))
 	for i, fk := range fks {
-		drops[i] = fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", fk.table, quote(fk.name))
+		drops[i] = fk.dropSQL()
 	}
 	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_fk; "+strings.Join(drops, "; ")); err != nil {
 		var pgErr *pgconn.PgError
@@ -586,12 +619,23 @@ func dropForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) (fks []for
 	return fks, true, nil
 }
 
+// foreignKeysSQL lists the foreign keys from and to the tables in the text array tables (a
+// parameter or a literal): table, name, definition.
+func foreignKeysSQL(tables string) string {
+	return `SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+		FROM pg_constraint c
+		WHERE c.contype = 'f' AND (c.conrelid = ANY(` + tables + `::regclass[]) OR c.confrelid = ANY(` + tables + `::regclass[]))
+		ORDER BY 1, 2`
+}
+
+// dropSQL is the statement that drops fk.
+func (fk foreignKey) dropSQL() string {
+	return fmt.Sprintf("ALTER TABLE %s DROP CONSTRAINT %s", fk.table, quote(fk.name))
+}
+
 // listForeignKeys lists the foreign keys from and to tables.
 func listForeignKeys(ctx context.Context, tx pgx.Tx, tables []string) ([]foreignKey, error) {
-	rows, err := tx.Query(ctx, `SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
-		FROM pg_constraint c
-		WHERE c.contype = 'f' AND (c.conrelid = ANY($1::regclass[]) OR c.confrelid = ANY($1::regclass[]))
-		ORDER BY 1, 2`, oneRoundTrip, tables)
+	rows, err := tx.Query(ctx, foreignKeysSQL("$1"), oneRoundTrip, tables)
 	if err != nil {
 		return nil, fmt.Errorf("list foreign keys: %w", err)
 	}

@@ -844,3 +844,31 @@ func TestLoadErrorsNameNoValues(t *testing.T) {
 		}
 	})
 }
+
+// TestLoadTakesCheckedColumns: a load that follows a schema check within checkedFresh takes
+// the column types the check read (a type changed in between shows: the COPY refuses the
+// tuples), once; an older check's are read again.
+func TestLoadTakesCheckedColumns(t *testing.T) {
+	url := samplePostgres(t)
+	db := openT(t, url)
+	ctx := context.Background()
+	dir := filepath.Join(testdata, "sample-fixtures")
+	chapter := model(t, "books.chapter")
+	check := func() {
+		t.Helper()
+		if _, err := db.CheckSchema(ctx, platform.Default.Models); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check()
+	execScript(t, url, "ALTER TABLE books_chapter ALTER word_count TYPE bigint")
+	if _, err := db.Load(ctx, fileFixtures(dir, chapter), LoadOptions{}); err == nil || !strings.Contains(err.Error(), "copy into books_chapter") {
+		t.Fatalf("load: %v; want the COPY to refuse tuples of the types the check read before the change", err)
+	}
+	load(t, db, fileFixtures(dir, chapter), LoadOptions{}) // taken once: read again
+
+	check()
+	db.checked.Load().at = time.Now().Add(-checkedFresh - time.Second)
+	execScript(t, url, "ALTER TABLE books_chapter ALTER word_count TYPE integer")
+	load(t, db, fileFixtures(dir, chapter), LoadOptions{})
+}

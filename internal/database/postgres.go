@@ -222,6 +222,7 @@ func (db *DB) liveColumnsPostgres(ctx context.Context) (map[string]map[string]bo
 	if err != nil {
 		return nil, err
 	}
+	db.checked.Store(&checkedColumns{cols: cols, at: time.Now()})
 	live := make(map[string]map[string]bool, len(cols))
 	for table, byName := range cols {
 		live[table] = make(map[string]bool, len(byName))

@@ -51,17 +51,24 @@ func TestRestoreJobsPostgres(t *testing.T) {
 	})
 
 	t.Run("target with rows", func(t *testing.T) {
-		for _, dry := range []bool{true, false} {
+		for _, c := range []struct {
+			name       string
+			dry, asked bool
+		}{{"dry run", true, true}, {"asked", false, true}, {"forced", false, false}} {
 			asked := false
-			_, err := restoreNoQueue(t, src, coordinator.RestoreOptions{Source: backup, Jobs: 2, DryRun: dry,
-				Confirm: func(*coordinator.RestorePlan) (bool, error) { asked = true; return true, nil }})
+			o := coordinator.RestoreOptions{Source: backup, Jobs: 2, DryRun: c.dry}
+			if c.asked {
+				o.Confirm = func(*coordinator.RestorePlan) (bool, error) { asked = true; return true, nil }
+			}
+			_, err := restoreNoQueue(t, src, o)
 			var ne *database.NotEmptyError
 			if !errors.As(err, &ne) || ne.Rows == 0 || !strings.Contains(err.Error(), ne.Table) || outcome.Of(err).Code != 2 {
-				t.Fatalf("dry run %v: got %v, want a refusal (exit 2) naming a table and its rows", dry, err)
+				t.Fatalf("%s: got %v, want a refusal (exit 2) naming a table and its rows", c.name, err)
 			}
 			if asked {
-				t.Error("asked for confirmation before refusing")
+				t.Errorf("%s: asked for confirmation before refusing", c.name)
 			}
+			compareWithBackup(t, backup, src) // the refused restore changed nothing
 		}
 	})
 
