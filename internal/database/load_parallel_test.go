@@ -1,6 +1,7 @@
 package database
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -354,6 +355,46 @@ func TestLoadParallelWhereDropsAreRefused(t *testing.T) {
 			t.Errorf("books_chapter holds %d rows after the refusal (%v)", rows, err)
 		}
 	})
+}
+
+// TestLoadParallelNamesTheFailingStatement: a table's keys and constraints go back in one
+// round trip each; when one fails, the error names that one, not the whole batch, and the
+// load is half-restored.
+func TestLoadParallelNamesTheFailingStatement(t *testing.T) {
+	dir := filepath.Join(testdata, "sample-fixtures")
+	chapter := model(t, "books.chapter")
+	chapters := readFile(t, filepath.Join(dir, chapter.FixtureName()))
+	tests := []struct {
+		name      string
+		from, to  string // the edit of the chapters' fixture
+		want, not string // in the error; the batch's other statements, never
+	}{
+		{"a dangling foreign key", `"book": 1,`, `"book": 999,`,
+			"check foreign key books_chapter_book_id_", "translated_from_id"},
+		{"a duplicate primary key", `"pk": 2,`, `"pk": 1,`,
+			"(ALTER TABLE books_chapter ADD CONSTRAINT books_chapter_pkey PRIMARY KEY (id))", "UNIQUE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := bytes.Replace(chapters, []byte(tt.from), []byte(tt.to), 1)
+			if bytes.Equal(bad, chapters) {
+				t.Fatal("the sample chapters changed: edit the test")
+			}
+			db := openT(t, samplePostgres(t))
+			emptyPlatform(t, db)
+			fixtures := weighedFixtures(t, dir)
+			for i, f := range fixtures {
+				if f.Model.Label == chapter.Label {
+					fixtures[i].Open = bytesFixture(chapter, bad).Open
+				}
+			}
+			_, err := db.Load(context.Background(), fixtures, LoadOptions{Jobs: 2})
+			var half *HalfRestoredError
+			if !errors.As(err, &half) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), tt.not) {
+				t.Fatalf("got %v, want a half-restored error naming %q (and not %q)", err, tt.want, tt.not)
+			}
+		})
+	}
 }
 
 // TestLoadParallelSQLite: --jobs > 1 on SQLite is a usage error (exit 2), before any change.

@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -245,14 +247,41 @@ func (l *parallelLoad) runStep(ctx context.Context, s loadStep, fixtures []LoadF
 	return nil
 }
 
-// buildIndexes runs index definitions one after the other.
+// buildIndexes runs index definitions, in one round trip.
 func (l *parallelLoad) buildIndexes(ctx context.Context, conn *pgxpool.Conn, defs []string) error {
-	for _, def := range defs {
-		if _, err := conn.Exec(ctx, def); err != nil {
-			return l.names.wrap("", "rebuild index ("+def+")", err)
-		}
+	if i, err := execEach(ctx, conn, defs); err != nil {
+		return l.names.wrap("", "rebuild index ("+statementOf(defs, i)+")", err)
 	}
 	return nil
+}
+
+// execEach runs stmts in one round trip, as one implicit transaction: the tail of a load is
+// dozens of short statements, and each round trip waits for a busy client. When the server
+// refuses one, they run again one at a time, so that the error returned, with the index of
+// its statement, is that statement's own, and those before it are done, as they would have
+// been one at a time (index -1: the error is not one statement's).
+func execEach(ctx context.Context, conn *pgxpool.Conn, stmts []string) (int, error) {
+	if len(stmts) > 1 {
+		_, err := conn.Conn().PgConn().Exec(ctx, strings.Join(stmts, ";\n")).ReadAll()
+		var pgErr *pgconn.PgError
+		if err == nil || !errors.As(err, &pgErr) {
+			return -1, err
+		}
+	}
+	for i, stmt := range stmts {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return i, err
+		}
+	}
+	return -1, nil
+}
+
+// statementOf is stmts[i], or all of them when i is -1.
+func statementOf(stmts []string, i int) string {
+	if i < 0 {
+		return strings.Join(stmts, "; ")
+	}
+	return stmts[i]
 }
 
 // indexTables are the tables with saved index definitions, in the order of the definitions.
@@ -304,7 +333,7 @@ func (l *parallelLoad) withConn(ctx context.Context, do func(*pgxpool.Conn) erro
 
 // addTableForeignKeys adds back the saved foreign keys of one referencing table NOT VALID (no
 // scan, a short lock), then validates them (a scan under a lock that lets the referenced
-// table be read and the other tables' keys be validated).
+// table be read and the other tables' keys be validated): a round trip each.
 func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Conn, table string) error {
 	var fks []foreignKey
 	for _, fk := range l.saved.fks {
@@ -312,24 +341,36 @@ func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Co
 			fks = append(fks, fk)
 		}
 	}
-	for _, fk := range fks {
+	adds := make([]string, len(fks))
+	var checks []string
+	var checked []foreignKey
+	for i, fk := range fks {
 		def := fk.def
 		if !strings.HasSuffix(def, "NOT VALID") {
 			def += " NOT VALID"
+			// (One that was NOT VALID was not validated before the restore either.)
+			checks = append(checks, fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", fk.table, quote(fk.name)))
+			checked = append(checked, fk)
 		}
-		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return l.names.wrap("", "add foreign key "+fk.name+" of "+fk.table, err)
-		}
+		adds[i] = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
 	}
-	for _, fk := range fks {
-		if strings.HasSuffix(fk.def, "NOT VALID") {
-			continue // it was not validated before the restore either
-		}
-		q := fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", fk.table, quote(fk.name))
-		if _, err := conn.Exec(ctx, q); err != nil {
-			return l.names.wrap("", "check foreign key "+fk.name+" of "+fk.table, err)
-		}
+	if i, err := execEach(ctx, conn, adds); err != nil {
+		return l.names.wrap("", "add foreign key "+keyNames(fks, i)+" of "+table, err)
+	}
+	if i, err := execEach(ctx, conn, checks); err != nil {
+		return l.names.wrap("", "check foreign key "+keyNames(checked, i)+" of "+table, err)
 	}
 	return nil
+}
+
+// keyNames is the name of fks[i], or all of them when i is -1.
+func keyNames(fks []foreignKey, i int) string {
+	if i >= 0 {
+		return fks[i].name
+	}
+	names := make([]string, len(fks))
+	for k, fk := range fks {
+		names[k] = fk.name
+	}
+	return strings.Join(names, ", ")
 }
