@@ -408,8 +408,16 @@ func rowEstimate(table string) string {
 		"FROM pg_class c WHERE c.oid = " + literal(table) + "::regclass)"
 }
 
-// literal quotes s as an SQL string literal.
-func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// literal quotes s as an SQL string literal. One with a backslash (an index's predicate, a
+// check's pattern) is written E'...' with the backslashes doubled: it then means s whatever
+// the server's standard_conforming_strings says.
+func literal(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		return "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
+}
 
 // PlanAllPieces is PlanPieces for each of models (the ranges in models' order), with up to
 // planners of them planned at once: planning is the server's work (a sample of rows, and a

@@ -443,3 +443,41 @@ func TestLoadFreezesRows(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadParallelKeepsOddDefinitions: an index whose definition holds quotes and
+// backslashes goes through the marker (written as SQL literals) unchanged, also where the
+// server reads backslashes in plain literals as escapes (standard_conforming_strings off): a
+// rerun after a failure builds it again as it was.
+func TestLoadParallelKeepsOddDefinitions(t *testing.T) {
+	url := samplePostgres(t)
+	execScript(t, url, `CREATE INDEX chapter_odd ON books_chapter (title) WHERE title ~ E'\\d\\\\' AND title <> 'it''s';
+		DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET standard_conforming_strings = off', current_database()); END $$`)
+	db := openT(t, url)
+	var scs string
+	if err := db.pool.QueryRow(context.Background(), "SHOW standard_conforming_strings").Scan(&scs); err != nil || scs != "off" {
+		t.Fatalf("standard_conforming_strings %q (%v), want off", scs, err)
+	}
+	schema := schemaObjects(t, db)
+	if !slices.ContainsFunc(schema, func(s string) bool { return strings.Contains(s, "chapter_odd") && strings.Contains(s, `\`) }) {
+		t.Fatalf("no odd index among %v", schema)
+	}
+	emptyPlatform(t, db)
+	// Failed after the first table: the rerun finds what to build again in the marker only.
+	setParallelHook(t, func(label string) error { return fmt.Errorf("killed after loading %s", label) })
+	fixtures := weighedFixtures(t, filepath.Join(testdata, "sample-fixtures"))
+	if _, err := db.Load(context.Background(), fixtures, LoadOptions{Jobs: 2}); err == nil {
+		t.Fatal("the load did not fail midway")
+	}
+	setParallelHook(t, nil)
+	other := openT(t, url) // a process of its own: what the first one had in memory is gone
+	load(t, other, fixtures, LoadOptions{Jobs: 2})
+	if got := schemaObjects(t, other); !reflect.DeepEqual(got, schema) {
+		t.Errorf("indexes and constraints after the rerun:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(schema, "\n"))
+	}
+	for _, s := range []string{"plain", "it's", `a\b`, `\'`, `'\\'`, "ünï"} {
+		var got string
+		if err := db.pool.QueryRow(context.Background(), "SELECT "+literal(s)).Scan(&got); err != nil || got != s {
+			t.Errorf("literal(%q) reads back as %q (%v)", s, got, err)
+		}
+	}
+}
