@@ -2,7 +2,6 @@ package database
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,8 +14,8 @@ import (
 // A parallel load's preparation is a chain of statements before its first COPY, and each
 // round trip waits for the client to be scheduled again, while the fixtures' check hashes on
 // every core: statement by statement it was a dozen waits. It is sent as two multi-statement
-// queries instead (simple protocol: each statement is analysed as it runs, so one may read
-// the table an earlier one created): survey (lock, row counts, foreign keys, indexes) and
+// queries instead (simple protocol, values written as literals: each statement is analysed
+// as it runs, so one may write to the table an earlier one created): survey (lock, row counts, foreign keys, indexes) and
 // dropAndMark (the drops and the marker). A rerun after an unfinished load reads its marker
 // first, and a drop the server refuses goes back to the statement-by-statement path, which
 // says what it does about it.
@@ -109,10 +108,10 @@ func (l *parallelLoad) dropAndMark(ctx context.Context, tx pgx.Tx, s survey) err
 	l.remember(s.fks, defs)
 	stmts = append(stmts, createMarkerSQL, "DELETE FROM "+markerTable, insertMarkerSQL(l.saved))
 	_, err := tx.Conn().PgConn().Exec(ctx, strings.Join(stmts, ";\n")).ReadAll()
-	var pgErr *pgconn.PgError
 	if err == nil {
 		return nil
-	} else if !errors.As(err, &pgErr) {
+	}
+	if !statementError(err) {
 		return fmt.Errorf("load: drop the keys and indexes: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_prepare"); err != nil {

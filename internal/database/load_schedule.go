@@ -263,8 +263,7 @@ func (l *parallelLoad) buildIndexes(ctx context.Context, conn *pgxpool.Conn, def
 func execEach(ctx context.Context, conn *pgxpool.Conn, stmts []string) (int, error) {
 	if len(stmts) > 1 {
 		_, err := conn.Conn().PgConn().Exec(ctx, strings.Join(stmts, ";\n")).ReadAll()
-		var pgErr *pgconn.PgError
-		if err == nil || !errors.As(err, &pgErr) {
+		if err == nil || !statementError(err) {
 			return -1, err
 		}
 	}
@@ -274,6 +273,21 @@ func execEach(ctx context.Context, conn *pgxpool.Conn, stmts []string) (int, err
 		}
 	}
 	return -1, nil
+}
+
+// statementError reports whether err is the server's refusal of a statement, which running it
+// again alone would name: not a lock wait that timed out, a cancellation, a lost connection
+// or a server out of resources (running again would wait or fail the same way).
+func statementError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code[:min(2, len(pgErr.Code))] {
+	case "08", "53", "55", "57", "58":
+		return false
+	}
+	return true
 }
 
 // statementOf is stmts[i], or all of them when i is -1.

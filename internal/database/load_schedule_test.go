@@ -1,9 +1,14 @@
 package database
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/webnovel/webnovel-backup/internal/platform"
 )
@@ -116,5 +121,31 @@ func TestStepQueueStopsAtFailure(t *testing.T) {
 	q.done(s, errTest)
 	if s, ok := q.next(); ok || q.err != errTest {
 		t.Fatalf("step %+v (ok %v, err %v) after a failure", s, ok, q.err)
+	}
+}
+
+// TestStatementError: a statement the server refuses is run again alone to be named; a lock
+// wait that timed out, a cancellation or a lost connection is not (it would wait or fail
+// again the same way).
+func TestStatementError(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{&pgconn.PgError{Code: "23503"}, true},  // foreign_key_violation
+		{&pgconn.PgError{Code: "23505"}, true},  // unique_violation
+		{&pgconn.PgError{Code: "42501"}, true},  // insufficient_privilege
+		{&pgconn.PgError{Code: "2BP01"}, true},  // dependent_objects_still_exist
+		{&pgconn.PgError{Code: "55P03"}, false}, // lock_not_available
+		{&pgconn.PgError{Code: "57014"}, false}, // query_canceled
+		{&pgconn.PgError{Code: "08006"}, false}, // connection_failure
+		{&pgconn.PgError{Code: "53100"}, false}, // disk_full
+		{fmt.Errorf("load: %w", &pgconn.PgError{Code: "23503"}), true},
+		{context.Canceled, false},
+		{io.ErrUnexpectedEOF, false},
+	} {
+		if got := statementError(tt.err); got != tt.want {
+			t.Errorf("statementError(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }
