@@ -347,7 +347,7 @@ func (l *parallelLoad) withConn(ctx context.Context, do func(*pgxpool.Conn) erro
 
 // addTableForeignKeys adds back the saved foreign keys of one referencing table NOT VALID (no
 // scan, a short lock), then validates them (a scan under a lock that lets the referenced
-// table be read and the other tables' keys be validated): a round trip each.
+// table be read and the other tables' keys be validated), all in one round trip.
 func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Conn, table string) error {
 	var fks []foreignKey
 	for _, fk := range l.saved.fks {
@@ -355,10 +355,9 @@ func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Co
 			fks = append(fks, fk)
 		}
 	}
-	adds := make([]string, len(fks))
 	var checks []string
 	var checked []foreignKey
-	for i, fk := range fks {
+	for _, fk := range fks {
 		def := fk.def
 		if !strings.HasSuffix(def, "NOT VALID") {
 			def += " NOT VALID"
@@ -366,11 +365,16 @@ func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Co
 			checks = append(checks, fmt.Sprintf("ALTER TABLE %s VALIDATE CONSTRAINT %s", fk.table, quote(fk.name)))
 			checked = append(checked, fk)
 		}
-		adds[i] = fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
+		// A statement, and a transaction, each: adding a key locks the table it points at
+		// against other additions, and two tables' additions batched in one transaction
+		// each could take their referenced tables in opposite orders and deadlock.
+		q := fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), def)
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return l.names.wrap("", "add foreign key "+fk.name+" of "+fk.table, err)
+		}
 	}
-	if i, err := execEach(ctx, conn, adds); err != nil {
-		return l.names.wrap("", "add foreign key "+keyNames(fks, i)+" of "+table, err)
-	}
+	// The validations go in one round trip: they lock this table against one another (it is
+	// this step's alone) and the referenced tables only against their rewriting.
 	if i, err := execEach(ctx, conn, checks); err != nil {
 		return l.names.wrap("", "check foreign key "+keyNames(checked, i)+" of "+table, err)
 	}
