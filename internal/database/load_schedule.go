@@ -346,8 +346,8 @@ func (l *parallelLoad) withConn(ctx context.Context, do func(*pgxpool.Conn) erro
 }
 
 // addTableForeignKeys adds back the saved foreign keys of one referencing table NOT VALID (no
-// scan, a short lock), then validates them (a scan under a lock that lets the referenced
-// table be read and the other tables' keys be validated), all in one round trip.
+// scan, a short lock), a statement each, then validates them (a scan under a lock that lets
+// the referenced table be read and the other tables' keys be validated) in one round trip.
 func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Conn, table string) error {
 	var fks []foreignKey
 	for _, fk := range l.saved.fks {
