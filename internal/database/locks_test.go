@@ -30,6 +30,17 @@ func callCtx(t *testing.T) context.Context {
 	return ctx
 }
 
+// openLockTimeout opens url with testLockTimeout, closed with the test.
+func openLockTimeout(t *testing.T, url string) *DB {
+	t.Helper()
+	db, err := OpenWith(context.Background(), url, Options{LockTimeout: testLockTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
 // pgBlocker opens a session named "blocker-app" that runs stmts in a transaction it leaves
 // open, and returns its pid; the transaction ends with the test (or with release).
 func pgBlocker(t *testing.T, url string, stmts ...string) (pid uint32, release func()) {
@@ -114,14 +125,10 @@ func TestLockTimeoutPostgres(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := samplePostgres(t)
-			db, err := OpenWith(context.Background(), url, Options{LockTimeout: testLockTimeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			db := openLockTimeout(t, url)
 			before, seqBefore := exportAll(t, db, fixture.Format{}), sequenceStates(t, db)
 			pid, release := pgBlocker(t, url, tt.blocker)
-			err = tt.run(callCtx(t), db)
+			err := tt.run(callCtx(t), db)
 			wantLockError(t, err, "books_chapter", fmt.Sprintf("pid %d", pid), `"blocker-app"`, tt.state)
 			release()
 			compareExports(t, exportAll(t, db, fixture.Format{}), before)
@@ -140,16 +147,12 @@ func TestLockTimeoutPostgres(t *testing.T) {
 // once the blocker is gone the same load succeeds.
 func TestLockTimeoutParallelLoad(t *testing.T) {
 	url := samplePostgres(t)
-	db, err := OpenWith(context.Background(), url, Options{LockTimeout: testLockTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openLockTimeout(t, url)
 	emptyPlatform(t, db)
 	schema := schemaObjects(t, db)
 	fixtures := weighedFixtures(t, filepath.Join(testdata, "sample-fixtures"))
 	pid, release := pgBlocker(t, url, "SELECT count(*) FROM books_chapter")
-	_, err = db.Load(callCtx(t), fixtures, LoadOptions{Jobs: 2})
+	_, err := db.Load(callCtx(t), fixtures, LoadOptions{Jobs: 2})
 	wantLockError(t, err, "books_chapter", fmt.Sprintf("pid %d", pid), `"blocker-app"`, "idle in transaction")
 	release()
 	if !reflect.DeepEqual(schemaObjects(t, db), schema) || markerExists(t, db) {
@@ -175,11 +178,7 @@ func TestLockTimeoutDefault(t *testing.T) {
 // fail after the lock timeout naming the file, with nothing changed.
 func TestLockTimeoutSQLite(t *testing.T) {
 	url := sampleSQLite(t)
-	db, err := OpenWith(context.Background(), url, Options{LockTimeout: testLockTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openLockTimeout(t, url)
 	before := exportAll(t, db, fixture.Format{})
 	path := db.Source().DSN
 	other, err := sql.Open("sqlite", path)
