@@ -278,11 +278,11 @@ func (l *parallelLoad) refuseForeignMarker() error {
 	return nil
 }
 
-// refuseRows refuses the first of tables with rows (counts, in their order) that the marker
-// does not list, then takes the load's tables as the marker's.
+// refuseRows refuses the first of tables (none the marker lists) with rows (counts, in their
+// order), then takes the load's tables as the marker's.
 func (l *parallelLoad) refuseRows(tables []string, counts []int64) error {
 	for i, n := range counts {
-		if n > 0 && !slices.Contains(l.saved.tables, tables[i]) {
+		if n > 0 {
 			name := strings.Trim(tables[i], `"`)
 			return &NotEmptyError{Table: name, What: l.names.describe(name), Rows: n}
 		}
@@ -391,15 +391,7 @@ func (m parallelMarker) rows() []markerRow {
 
 // writeMarker (re)writes the marker table.
 func writeMarker(ctx context.Context, tx pgx.Tx, m parallelMarker) error {
-	if _, err := tx.Exec(ctx, createMarkerSQL+"; DELETE FROM "+markerTable); err != nil {
-		return fmt.Errorf("load: create %s: %w", markerTable, err)
-	}
-	var rows [][]any
-	for _, r := range m.rows() {
-		rows = append(rows, []any{r.ord, r.kind, r.table, r.name, r.def})
-	}
-	cols := []string{"ord", "kind", "tbl", "name", "def"}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{markerTable}, cols, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := execAll(ctx, tx.Conn().PgConn(), markerSQL(m)); err != nil {
 		return fmt.Errorf("load: write %s: %w", markerTable, err)
 	}
 	return nil

@@ -295,8 +295,8 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 		out[i].Rows = c.rows
 		l.lap("copy " + p.m.Label)
 	}
-	if i, err := execAll(ctx, l.tx, indexes, nil); err != nil {
-		return nil, l.names.wrap("", "rebuild index ("+indexes[i]+")", err)
+	if i, err := execAll(ctx, l.tx.Conn().PgConn(), indexes); err != nil {
+		return nil, l.names.wrap("", "rebuild index ("+statementOf(indexes, i)+")", err)
 	}
 	l.lap("indexes")
 	if err := l.checkForeignKeys(ctx, fks); err != nil {
@@ -387,53 +387,66 @@ func (l *pgLoad) checkForeignKeys(ctx context.Context, fks []foreignKey) error {
 		stmts = append(stmts, fmt.Sprintf("ALTER TABLE %s ADD CONSTRAINT %s %s", fk.table, quote(fk.name), fk.def))
 	}
 	stmts = append(stmts, "SET CONSTRAINTS ALL IMMEDIATE")
-	if _, err := execAll(ctx, l.tx, stmts, nil); err != nil {
+	if _, err := execAll(ctx, l.tx.Conn().PgConn(), stmts); err != nil {
 		return l.names.foreignKeyError(ctx, l.tx, err)
 	}
 	return nil
 }
 
-// execAll runs statements, each with its args (nil: none), in one round trip, stopping at
-// the first that fails: its index comes with its error. A load's dozens of index builds,
-// foreign keys and sequence resets each waited for a round trip of their own.
-func execAll(ctx context.Context, tx pgx.Tx, stmts []string, args [][]any) (int, error) {
+// execAll runs statements (values written in them as literals) in one round trip, as one
+// query of the simple protocol: one implicit transaction, or part of the one conn is in. It
+// stops at the first that fails, whose index comes with its error (-1: the error is no one
+// statement's). A load's dozens of index builds, foreign keys and sequence resets each waited
+// for a round trip of their own; a batch of prepared statements waits for two.
+func execAll(ctx context.Context, conn *pgconn.PgConn, stmts []string) (int, error) {
 	if len(stmts) == 0 {
 		return -1, nil
 	}
-	b := &pgx.Batch{}
-	for i, q := range stmts {
-		var a []any
-		if args != nil {
-			a = args[i]
-		}
-		b.Queue(q, a...)
+	results, err := conn.Exec(ctx, strings.Join(stmts, ";\n")).ReadAll()
+	if err == nil {
+		return -1, nil
 	}
-	br := tx.SendBatch(ctx, b)
-	for i := range stmts {
-		if _, err := br.Exec(); err != nil {
-			br.Close()
-			return i, err
+	// Each statement that completed has its result; the one that failed has none, or one
+	// that holds its error.
+	i := len(results)
+	for k, r := range results {
+		if r.Err != nil {
+			i = k
+			break
 		}
 	}
-	return -1, br.Close()
+	if i >= len(stmts) {
+		i = -1
+	}
+	return i, err
+}
+
+// statementOf is stmts[i], or all of them when i is -1.
+func statementOf(stmts []string, i int) string {
+	if i < 0 {
+		return strings.Join(stmts, "; ")
+	}
+	return stmts[i]
 }
 
 // resetSequences moves each loaded table's id sequence past its largest id.
 func (l *pgLoad) resetSequences(ctx context.Context) error {
 	var (
 		stmts  []string
-		args   [][]any
 		labels []string
 		tables []string
 	)
 	for _, p := range l.plans {
 		for _, s := range sequenceColumns(p) {
-			stmts = append(stmts, setvalMax("pg_get_serial_sequence($1, $2)", s[0], s[1]))
-			args = append(args, []any{quote(s[0]), s[1]})
+			seq := "pg_get_serial_sequence(" + literal(quote(s[0])) + ", " + literal(s[1]) + ")"
+			stmts = append(stmts, setvalMax(seq, s[0], s[1]))
 			labels, tables = append(labels, p.m.Label), append(tables, s[0])
 		}
 	}
-	if i, err := execAll(ctx, l.tx, stmts, args); err != nil {
+	if i, err := execAll(ctx, l.tx.Conn().PgConn(), stmts); err != nil {
+		if i < 0 {
+			return l.names.wrap("", "reset the sequences", err)
+		}
 		return l.names.wrap(labels[i], "reset sequence of "+tables[i], err)
 	}
 	return nil
@@ -559,7 +572,7 @@ func dropIndexes(ctx context.Context, tx pgx.Tx, tables []string) ([]string, err
 	// made, to roll back to.
 	if _, err := tx.Exec(ctx, "SAVEPOINT wnb_load_drop_index; "+strings.Join(drops, "; ")); err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "2BP01") { // not the owner, or a view depends on a key
+		if dropRefused(err) && errors.As(err, &pgErr) {
 			slog.Warn("load: keeping the tables' indexes during the load", "reason", pgErr.Message)
 			_, err = tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_drop_index")
 			return nil, err

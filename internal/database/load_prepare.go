@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -91,9 +92,9 @@ func (l *parallelLoad) readSurvey(results []*pgconn.Result) (survey, error) {
 func oneValue(r *pgconn.Result) bool { return len(r.Rows) == 1 && len(r.Rows[0]) == 1 }
 
 // dropAndMark drops what survey found and writes the marker, in one round trip. When the
-// server refuses a statement it rolls back to before them and takes the statement-by-statement
-// path (dropConstraints, writeMarker), which refuses --jobs without the right to drop the
-// foreign keys and keeps indexes it may not drop.
+// server refuses a drop (not the tables' owner; an object depends on a key) it rolls back to
+// before them and takes the statement-by-statement path (dropConstraints, writeMarker), which
+// refuses --jobs without the right to drop the foreign keys and keeps indexes it may not drop.
 func (l *parallelLoad) dropAndMark(ctx context.Context, tx pgx.Tx, s survey) error {
 	saved := l.saved // remember only appends: this keeps what was saved before
 	defs := make([]string, len(s.indexes))
@@ -106,12 +107,12 @@ func (l *parallelLoad) dropAndMark(ctx context.Context, tx pgx.Tx, s survey) err
 		defs[i] = ix.def
 	}
 	l.remember(s.fks, defs)
-	stmts = append(stmts, createMarkerSQL, "DELETE FROM "+markerTable, insertMarkerSQL(l.saved))
-	_, err := tx.Conn().PgConn().Exec(ctx, strings.Join(stmts, ";\n")).ReadAll()
+	stmts = append(stmts, markerSQL(l.saved)...)
+	_, err := execAll(ctx, tx.Conn().PgConn(), stmts)
 	if err == nil {
 		return nil
 	}
-	if !statementError(err) {
+	if !dropRefused(err) {
 		return fmt.Errorf("load: drop the keys and indexes: %w", err)
 	}
 	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load_prepare"); err != nil {
@@ -124,12 +125,23 @@ func (l *parallelLoad) dropAndMark(ctx context.Context, tx pgx.Tx, s survey) err
 	return writeMarker(ctx, tx, l.saved)
 }
 
-// insertMarkerSQL is the statement that writes m into the (empty) marker table.
-func insertMarkerSQL(m parallelMarker) string {
+// dropRefused reports whether err is the server refusing a drop: the user does not own the
+// table, or another object (a view) depends on a key.
+func dropRefused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "42501" || pgErr.Code == "2BP01")
+}
+
+// markerSQL are the statements that (re)write the marker table with m.
+func markerSQL(m parallelMarker) []string {
 	rows := m.rows()
 	values := make([]string, len(rows))
 	for i, r := range rows {
 		values[i] = "(" + strconv.Itoa(r.ord) + ", " + literal(r.kind) + ", " + literal(r.table) + ", " + literal(r.name) + ", " + literal(r.def) + ")"
 	}
-	return "INSERT INTO " + markerTable + " (ord, kind, tbl, name, def) VALUES " + strings.Join(values, ", ")
+	stmts := []string{createMarkerSQL, "DELETE FROM " + markerTable}
+	if len(values) > 0 {
+		stmts = append(stmts, "INSERT INTO "+markerTable+" (ord, kind, tbl, name, def) VALUES "+strings.Join(values, ", "))
+	}
+	return stmts
 }

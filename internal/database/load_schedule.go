@@ -2,7 +2,6 @@ package database
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -11,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -249,53 +247,10 @@ func (l *parallelLoad) runStep(ctx context.Context, s loadStep, fixtures []LoadF
 
 // buildIndexes runs index definitions, in one round trip.
 func (l *parallelLoad) buildIndexes(ctx context.Context, conn *pgxpool.Conn, defs []string) error {
-	if i, err := execEach(ctx, conn, defs); err != nil {
+	if i, err := execAll(ctx, conn.Conn().PgConn(), defs); err != nil {
 		return l.names.wrap("", "rebuild index ("+statementOf(defs, i)+")", err)
 	}
 	return nil
-}
-
-// execEach runs stmts in one round trip, as one implicit transaction: the tail of a load is
-// dozens of short statements, and each round trip waits for a busy client. When the server
-// refuses one, they run again one at a time, so that the error returned, with the index of
-// its statement, is that statement's own, and those before it are done, as they would have
-// been one at a time (index -1: the error is not one statement's).
-func execEach(ctx context.Context, conn *pgxpool.Conn, stmts []string) (int, error) {
-	if len(stmts) > 1 {
-		_, err := conn.Conn().PgConn().Exec(ctx, strings.Join(stmts, ";\n")).ReadAll()
-		if err == nil || !statementError(err) {
-			return -1, err
-		}
-	}
-	for i, stmt := range stmts {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
-			return i, err
-		}
-	}
-	return -1, nil
-}
-
-// statementError reports whether err is the server's refusal of a statement, which running it
-// again alone would name: not a lock wait that timed out, a cancellation, a lost connection
-// or a server out of resources (running again would wait or fail the same way).
-func statementError(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code[:min(2, len(pgErr.Code))] {
-	case "08", "53", "55", "57", "58":
-		return false
-	}
-	return true
-}
-
-// statementOf is stmts[i], or all of them when i is -1.
-func statementOf(stmts []string, i int) string {
-	if i < 0 {
-		return strings.Join(stmts, "; ")
-	}
-	return stmts[i]
 }
 
 // indexTables are the tables with saved index definitions, in the order of the definitions.
@@ -375,7 +330,7 @@ func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Co
 	}
 	// The validations go in one round trip: they lock this table against one another (it is
 	// this step's alone) and the referenced tables only against their rewriting.
-	if i, err := execEach(ctx, conn, checks); err != nil {
+	if i, err := execAll(ctx, conn.Conn().PgConn(), checks); err != nil {
 		return l.names.wrap("", "check foreign key "+keyNames(checked, i)+" of "+table, err)
 	}
 	return nil

@@ -3,12 +3,8 @@ package database
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"slices"
 	"testing"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/webnovel/webnovel-backup/internal/platform"
 )
@@ -124,28 +120,38 @@ func TestStepQueueStopsAtFailure(t *testing.T) {
 	}
 }
 
-// TestStatementError: a statement the server refuses is run again alone to be named; a lock
-// wait that timed out, a cancellation or a lost connection is not (it would wait or fail
-// again the same way).
-func TestStatementError(t *testing.T) {
+// TestExecAll: statements run in one query; the index of the one that failed comes with its
+// error, whether it failed before any result (DDL) or while sending rows; those before it are
+// undone with it.
+func TestExecAll(t *testing.T) {
+	db := openT(t, samplePostgres(t))
+	ctx := context.Background()
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	pg := conn.Conn().PgConn()
+	ok := []string{"CREATE TABLE exec_a (x int)", "INSERT INTO exec_a VALUES (1), (0)"}
+	if i, err := execAll(ctx, pg, ok); i != -1 || err != nil {
+		t.Fatalf("execAll: %d, %v", i, err)
+	}
 	for _, tt := range []struct {
-		err  error
-		want bool
+		name  string
+		stmts []string
+		want  int
 	}{
-		{&pgconn.PgError{Code: "23503"}, true},  // foreign_key_violation
-		{&pgconn.PgError{Code: "23505"}, true},  // unique_violation
-		{&pgconn.PgError{Code: "42501"}, true},  // insufficient_privilege
-		{&pgconn.PgError{Code: "2BP01"}, true},  // dependent_objects_still_exist
-		{&pgconn.PgError{Code: "55P03"}, false}, // lock_not_available
-		{&pgconn.PgError{Code: "57014"}, false}, // query_canceled
-		{&pgconn.PgError{Code: "08006"}, false}, // connection_failure
-		{&pgconn.PgError{Code: "53100"}, false}, // disk_full
-		{fmt.Errorf("load: %w", &pgconn.PgError{Code: "23503"}), true},
-		{context.Canceled, false},
-		{io.ErrUnexpectedEOF, false},
+		{"DDL", []string{"CREATE TABLE exec_b (x int)", "CREATE TABLE exec_a (x int)", "CREATE TABLE exec_c (x int)"}, 1},
+		{"while sending rows", []string{"CREATE TABLE exec_b (x int)", "SELECT 1 / x FROM exec_a", "CREATE TABLE exec_c (x int)"}, 1},
+		{"the first", []string{"SELECT * FROM exec_missing", "CREATE TABLE exec_b (x int)"}, 0},
 	} {
-		if got := statementError(tt.err); got != tt.want {
-			t.Errorf("statementError(%v) = %v, want %v", tt.err, got, tt.want)
+		i, err := execAll(ctx, pg, tt.stmts)
+		if err == nil || i != tt.want {
+			t.Errorf("%s: statement %d, %v; want %d and its error", tt.name, i, err, tt.want)
+		}
+		var exists bool
+		if err := db.pool.QueryRow(ctx, "SELECT to_regclass('exec_b') IS NOT NULL").Scan(&exists); err != nil || exists {
+			t.Errorf("%s: exec_b exists %v (%v): the statements before the failure were not undone", tt.name, exists, err)
 		}
 	}
 }
