@@ -1342,6 +1342,7 @@ func (p *copyPlanner) start(prefix string) {
 	}
 	if p.inc.base != nil {
 		p.cur.Copy.Base, p.cur.Copy.Checksum = p.inc.location, p.inc.checksum
+		p.cur.Copy.SelfIndexedBase = p.inc.sums != nil
 	}
 	p.cur.Copy.Recipients = p.inc.recipients
 	p.loadFiles, p.loadBytes = 0, 0

@@ -27,8 +27,9 @@ import (
 // entry gets Reuse, where the base's copy is, and the base's sum, and the worker reuses that
 // copy instead of reading the file. With --checksum every file the base holds at the same
 // size is a candidate, and the worker hashes it to decide. A self-indexed base (no index: a
-// local folder backed up into a local folder) is read from its SHA256SUMS and its copies' own
-// sizes and modification times.
+// local folder backed up into a local folder) is read from its SHA256SUMS alone: its copies'
+// own sizes and modification times are its index, which the worker reads as it links each
+// copy, and a file modified since the base started is copied without trying.
 
 // incremental is how a backup's plan reuses a base; the zero value (no base) plans a full
 // backup.
@@ -41,8 +42,8 @@ type incremental struct {
 	// each file is stored as NAME.age, and a base's copies are reused only when they were
 	// encrypted to the same keys (findBase sees to it).
 	recipients []string
-	// stats, for a self-indexed base, gathers its copies' sizes and times (see baseStats).
-	stats *baseStats
+	// sums, for a self-indexed base, reads its manifest (see baseSums).
+	sums *baseSums
 }
 
 // reuseFileWeight and reuseByteCost are what a reused file counts against a task's bounds, in
@@ -214,7 +215,7 @@ func (p *copyPlanner) joinBase(ctx context.Context, list listed, inc incremental
 	var idx *baseIndex
 	if inc.base != nil {
 		var err error
-		if idx, err = openBaseIndex(ctx, inc.base, inc.stats, p.info.NameEncoding); err != nil {
+		if idx, err = openBaseIndex(ctx, inc, p.info.NameEncoding); err != nil {
 			return err
 		}
 		defer idx.close()
@@ -275,21 +276,28 @@ type baseIndex struct {
 	self *selfIndex
 }
 
-// selfIndex looks a self-indexed base's files up in what baseStats gathered from the base
-// folder itself.
+// selfIndex looks a self-indexed base's files up in its manifest, as baseSums reads it.
 type selfIndex struct {
-	stats *statReader
+	sums *sumReader
 	// sameNames: the base's name encoding is the new backup's; a path stands for the same
 	// key only under the same.
 	sameNames bool
+	// since, unless 0 (--checksum), is when the base started (Unix nanoseconds): a file
+	// modified since then is copied without trying the base's copy.
+	since int64
 }
 
 // openBaseIndex opens the base's file index, and the join that fills in from its
-// SHA256SUMS the sums the index leaves out; a self-indexed base is read from what stats
-// gathered. names is the new backup's name encoding.
-func openBaseIndex(ctx context.Context, b *baseBackup, stats *baseStats, names string) (*baseIndex, error) {
-	if stats != nil {
-		return &baseIndex{name: b.name, self: &selfIndex{stats: stats.open(), sameNames: b.meta.Files.NameEncoding == names}}, nil
+// SHA256SUMS the sums the index leaves out; a self-indexed base is read from its manifest as
+// inc.sums reads it. names is the new backup's name encoding.
+func openBaseIndex(ctx context.Context, inc incremental, names string) (*baseIndex, error) {
+	b := inc.base
+	if inc.sums != nil {
+		self := &selfIndex{sums: inc.sums.open(), sameNames: b.meta.Files.NameEncoding == names}
+		if !inc.checksum && !b.meta.BackupTimestamp.IsZero() {
+			self.since = b.meta.BackupTimestamp.UnixNano()
+		}
+		return &baseIndex{name: b.name, self: self}, nil
 	}
 	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) {
 		rc, _, err := b.root.Open(ctx, b.name+"/"+layout.FileSums)
@@ -332,17 +340,19 @@ func (x *baseIndex) find(s messages.FileEntry) (messages.FileEntry, bool, error)
 }
 
 // findCopy is find on a self-indexed base: the entry is the base's SHA256SUMS line for s's
-// path and its copy's own size and modification time. A path the manifest does not list, a
-// copy gone, or a file that changed as the base read it is not found: the file is copied.
+// path, taken to have s's size and modification time, which the worker checks on the copy as
+// it links it (CopyTask.SelfIndexedBase). A path the manifest does not list, a file that
+// changed as the base read it, or one modified since the base started (or of no known time)
+// is not found: the file is copied.
 func (x *baseIndex) findCopy(s messages.FileEntry) (messages.FileEntry, bool, error) {
-	rec, ok, err := x.self.stats.find(s.Path)
+	rec, ok, err := x.self.sums.find(s.Path)
 	if err != nil {
 		return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
 	}
-	if !ok || !rec.ok || !x.self.sameNames {
+	if !ok || !rec.ok || !x.self.sameNames || (x.self.since != 0 && (s.ModTime == 0 || s.ModTime >= x.self.since)) {
 		return messages.FileEntry{}, false, nil
 	}
-	return messages.FileEntry{Path: s.Path, Key: s.Key, Stored: s.Stored, Size: rec.size, ModTime: rec.modTime, SHA256: rec.sum}, true, nil
+	return messages.FileEntry{Path: s.Path, Key: s.Key, Stored: s.Stored, Size: s.Size, ModTime: s.ModTime, SHA256: rec.sum}, true, nil
 }
 
 // planCopiesIncremental plans the file copies against a base, if one is found (see
@@ -364,11 +374,11 @@ func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task
 	defer cleanup()
 	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir, recipients: r.recipients()}
 	// Started before the walk, which planCopies begins with: both run at once.
-	inc.stats = startBaseStats(ctx, base)
+	inc.sums = startBaseSums(ctx, base)
 	tasks, prefixes, info, err := r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
-	inc.stats.stop() // the join may end before the manifest does
+	inc.sums.stop() // the join may end before the manifest does
 	if err == nil {
-		inc.stats.logTo(r.log)
+		inc.sums.logTo(r.log)
 	}
 	return tasks, prefixes, info, err
 }

@@ -177,6 +177,12 @@ type CopyTask struct {
 	// copy only when the sums are equal (backup --checksum), instead of trusting size and
 	// modification time.
 	Checksum bool `json:"checksum,omitempty"`
+	// SelfIndexedBase says the Reuse copies are a self-indexed base's (a local folder whose
+	// copies keep their sources' sizes and modification times), which the coordinator did
+	// not stat: a linked copy stands for the file only when the link has the entry's Size
+	// and, without Checksum, its ModTime; otherwise the file changed, and the worker copies
+	// it over the link.
+	SelfIndexedBase bool `json:"self_indexed_base,omitempty"`
 	// Objects, when set, is the location of a content-addressed object store (an S3
 	// destination's objects/): each file is stored once, under layout.ObjectKey(sum) there,
 	// instead of under Dest/DestPrefix+key.

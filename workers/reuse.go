@@ -19,7 +19,10 @@ type reuser struct {
 	// sealed: the copies are encrypted (NAME.age), so an earlier copy is larger than the
 	// plaintext size its index records.
 	sealed bool
-	log    *slog.Logger
+	// timed: the copies are a self-indexed base's, which the coordinator did not stat
+	// (CopyTask.SelfIndexedBase): a copy is the file's only with its size and time.
+	timed bool
+	log   *slog.Logger
 }
 
 // openReuser returns the task's reuser, or nil when the task reuses nothing this way: a
@@ -33,7 +36,7 @@ func openReuser(ctx context.Context, c *messages.CopyTask, dst *storage.Bucket, 
 	if err != nil {
 		return nil, fmt.Errorf("open the earlier backups in %s: %w", c.Base, err)
 	}
-	return &reuser{base: base, checksum: c.Checksum, sealed: len(c.Recipients) > 0, log: log}, nil
+	return &reuser{base: base, checksum: c.Checksum, sealed: len(c.Recipients) > 0, timed: c.SelfIndexedBase && !c.Checksum, log: log}, nil
 }
 
 // close releases the base.
@@ -77,6 +80,11 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 	obj, err := dst.LinkFrom(ctx, r.base, e.Reuse, dstKey)
 	if err != nil {
 		r.log.Debug("earlier copy not linked; copying the file", "key", e.Key, "err", err)
+		return copied{}, false
+	}
+	if r.timed && (obj.Size != e.Size || obj.ModTime.UnixNano() != e.ModTime) {
+		// A self-indexed base's copy is its own index entry: the file changed since.
+		r.log.Debug("file changed since the earlier backup; copying it over the link", "key", e.Key, "reuse", e.Reuse)
 		return copied{}, false
 	}
 	if !r.sizeFits(obj.Size, e.Size) {

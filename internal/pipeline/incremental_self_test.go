@@ -17,8 +17,10 @@ import (
 
 // TestIncrementalSelfIndexedBase: a local backup of a local folder has no file index; the
 // next one takes a file as unchanged only when its base copy still has the source's size and
-// modification time. A base copy rewritten or removed since, or one the base lists as changed
-// while it was read, is copied again, and every backup restores its own state.
+// modification time. A base copy rewritten or removed since, one the base lists as changed
+// while it was read, or a source file rewritten with an earlier time (which the plan, comparing
+// times with the base's start, cannot tell from an unchanged one: the worker's check of the
+// linked copy does) is copied again, and every backup restores its own state.
 func TestIncrementalSelfIndexedBase(t *testing.T) {
 	s := newIncStorage(t)
 	s.put("content/a.json", "alpha")
@@ -26,6 +28,7 @@ func TestIncrementalSelfIndexedBase(t *testing.T) {
 	s.put("content/c.json", "charlie")
 	s.put("content/d.json", "delta")
 	s.put("images/e.png", "echo")
+	s.put("images/f.png", "foxtrot")
 	c := filesSession(t, s)
 	dir := t.TempDir()
 	first := filesBackup(t, c, s, dir, nil)
@@ -53,16 +56,21 @@ func TestIncrementalSelfIndexedBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.put("images/e.png", "echo, changed")
+	s.put("images/f.png", "FOXTROT")
+	backdated := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(s.dir, "images", "f.png"), backdated, backdated); err != nil {
+		t.Fatal(err)
+	}
 	want := treeFiles(t, s.dir)
 
 	second := filesBackup(t, c, s, dir, nil)
-	if second.Base != filepath.Base(first.Path) || second.Reused.Files != 1 || second.New.Files != 4 {
+	if second.Base != filepath.Base(first.Path) || second.Reused.Files != 1 || second.New.Files != 5 {
 		t.Fatalf("base %q new %+v reused %+v; want the first as base, only content/a.json reused", second.Base, second.New, second.Reused)
 	}
 	if !sameInode(t, first.Path, second.Path, "content/a.json") {
 		t.Fatal("content/a.json is not linked to the base's copy")
 	}
-	for _, k := range []string{"content/b.json", "content/d.json", "images/e.png"} {
+	for _, k := range []string{"content/b.json", "content/d.json", "images/e.png", "images/f.png"} {
 		if sameInode(t, first.Path, second.Path, k) {
 			t.Fatalf("%s is linked to the base's copy", k)
 		}
@@ -73,7 +81,7 @@ func TestIncrementalSelfIndexedBase(t *testing.T) {
 
 	// Nothing changed: the third links every file to the second's copies.
 	third := filesBackup(t, c, s, dir, nil)
-	if third.Base != filepath.Base(second.Path) || third.Reused.Files != 5 || third.New.Files != 0 {
+	if third.Base != filepath.Base(second.Path) || third.Reused.Files != 6 || third.New.Files != 0 {
 		t.Fatalf("third: base %q new %+v reused %+v; want everything reused", third.Base, third.New, third.Reused)
 	}
 }

@@ -150,7 +150,10 @@ func killChildWhen(t *testing.T, s *pipeline.Session, point string, ready func()
 func haltChild(t *testing.T, name, point string, env ...string) *exec.Cmd {
 	t.Helper()
 	child := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.v")
-	child.Env = append(append(os.Environ(), env...), "WNB_TEST_HALT="+point)
+	// The child is killed, so its own t.TempDir folders are never removed: they go under
+	// the parent's, which is.
+	childTmp := t.TempDir()
+	child.Env = append(append(os.Environ(), env...), "WNB_TEST_HALT="+point, "TMPDIR="+childTmp)
 	logFile := filepath.Join(t.TempDir(), "child.log")
 	out, err := os.Create(logFile)
 	if err != nil {
