@@ -282,8 +282,10 @@ type selfIndex struct {
 	// sameNames: the base's name encoding is the new backup's; a path stands for the same
 	// key only under the same.
 	sameNames bool
-	// since, unless 0 (--checksum), is when the base started (Unix nanoseconds): a file
-	// modified since then is copied without trying the base's copy.
+	// since, unless 0 (--checksum, or no start recorded), is when the base started (Unix
+	// nanoseconds; its backup_timestamp, read in local time): a file modified since then is
+	// copied without trying the base's copy. Only which files are tried depends on it: the
+	// worker's check of each linked copy decides.
 	since int64
 }
 
