@@ -17,7 +17,10 @@ import (
 // Version is the wire format version of Task and Result. A worker refuses a task of another
 // version rather than guessing at its meaning: it publishes a final failure result that names
 // both versions (see PeekTask), then terminates the message.
-const Version = 1
+//
+// Version 2: a copy task's SelfIndexedBase makes the worker check each linked copy's time,
+// which the coordinator no longer checks itself; a version 1 worker would link without it.
+const Version = 2
 
 // Stream and consumer names.
 const (

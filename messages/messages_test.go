@@ -123,7 +123,7 @@ func TestDecodeTaskRefuses(t *testing.T) {
 }
 
 func TestDecodeResultRefusesOtherVersions(t *testing.T) {
-	for _, data := range []string{`{"v":2,"task":"t"}`, `{"task":"t"}`, `nope`} {
+	for _, data := range []string{`{"v":3,"task":"t"}`, `{"task":"t"}`, `nope`} {
 		if r, err := DecodeResult([]byte(data)); err == nil {
 			t.Errorf("DecodeResult(%s) = %+v, want an error", data, r)
 		}
@@ -222,10 +222,10 @@ func FuzzDecodeTask(f *testing.F) {
 		f.Add(data)
 	}
 	for _, s := range []string{
-		"", "{}", "null", "[]", `{"v":1}`, `{"v":2,"run":"r","id":"t","kind":"copy-prefix","copy":{}}`,
-		`{"v":1,"run":"r","id":"t","kind":"copy-prefix","copy":{}}`, `{"v":1,"run":"r.x","id":"t","kind":"export-model","export":{}}`,
-		`{"v":1,"run":"r","id":"t","kind":"export-model","export":{"lo":-9223372036854775808,"has_lo":true}}`,
-		`{"v":1,"run":"r","id":"t","kind":"copy-prefix","copy":null}`, `{"v":1e400}`, "\xff\xfe",
+		"", "{}", "null", "[]", `{"v":2}`, `{"v":3,"run":"r","id":"t","kind":"copy-prefix","copy":{}}`,
+		`{"v":2,"run":"r","id":"t","kind":"copy-prefix","copy":{}}`, `{"v":2,"run":"r.x","id":"t","kind":"export-model","export":{}}`,
+		`{"v":2,"run":"r","id":"t","kind":"export-model","export":{"lo":-9223372036854775808,"has_lo":true}}`,
+		`{"v":2,"run":"r","id":"t","kind":"copy-prefix","copy":null}`, `{"v":1e400}`, "\xff\xfe",
 	} {
 		f.Add([]byte(s))
 	}

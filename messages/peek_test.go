@@ -7,12 +7,12 @@ func TestPeekTask(t *testing.T) {
 		name, data, run, id string
 		version             int
 	}{
-		{"future version", `{"v":2,"run":"r1","id":"t1","kind":"new-kind"}`, "r1", "t1", 2},
+		{"future version", `{"v":3,"run":"r1","id":"t1","kind":"new-kind"}`, "r1", "t1", 3},
 		{"no version", `{"run":"r1","id":"t1"}`, "r1", "t1", 0},
 		{"version of another type", `{"v":"2","run":"r1","id":"t1"}`, "r1", "t1", 0},
-		{"id that is no subject token", `{"v":1,"run":"r1","id":"a.b"}`, "r1", "", 1},
-		{"run that is no subject token", `{"v":1,"run":"r 1","id":"t1"}`, "", "t1", 1},
-		{"id of another type", `{"v":1,"run":"r1","id":7}`, "r1", "", 1},
+		{"id that is no subject token", `{"v":2,"run":"r1","id":"a.b"}`, "r1", "", 2},
+		{"run that is no subject token", `{"v":2,"run":"r 1","id":"t1"}`, "", "t1", 2},
+		{"id of another type", `{"v":2,"run":"r1","id":7}`, "r1", "", 2},
 		{"not JSON", `<task/>`, "", "", 0},
 		{"JSON but no object", `[1,2]`, "", "", 0},
 	} {

@@ -23,9 +23,9 @@ func TestDecodeProgressRefusesBadMessages(t *testing.T) {
 	cases := []struct{ name, msg, want string }{
 		{"not json", "{", "decode progress"},
 		{"other version", `{"v":99,"run":"r","task":"t","bytes":1}`, "wire version 99"},
-		{"bad run", `{"v":1,"run":"a.b","task":"t","bytes":1}`, `bad run "a.b"`},
-		{"no task", `{"v":1,"run":"r","bytes":1}`, `task ""`},
-		{"negative bytes", `{"v":1,"run":"r","task":"t","bytes":-1}`, "bytes -1"},
+		{"bad run", `{"v":2,"run":"a.b","task":"t","bytes":1}`, `bad run "a.b"`},
+		{"no task", `{"v":2,"run":"r","bytes":1}`, `task ""`},
+		{"negative bytes", `{"v":2,"run":"r","task":"t","bytes":-1}`, "bytes -1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -120,16 +120,16 @@ func TestUndecodableTask(t *testing.T) {
 		name, data, task string
 		want             []string
 	}{
-		{"future wire version", `{"v":2,"run":"run1","id":"export-x-0001","kind":"export-model","export":{"shiny":true}}`,
-			"export-x-0001", []string{"task of wire version 2; this worker speaks 1"}},
+		{"future wire version", `{"v":3,"run":"run1","id":"export-x-0001","kind":"export-model","export":{"shiny":true}}`,
+			"export-x-0001", []string{"task of wire version 3; this worker speaks 2"}},
 		{"no version", `{"run":"run1","id":"copy-0002","kind":"copy-prefix"}`,
-			"copy-0002", []string{"task of wire version 0; this worker speaks 1"}},
-		{"current version without its body", `{"v":1,"run":"run1","id":"export-y","kind":"export-model"}`,
+			"copy-0002", []string{"task of wire version 0; this worker speaks 2"}},
+		{"current version without its body", `{"v":2,"run":"run1","id":"export-y","kind":"export-model"}`,
 			"export-y", []string{"cannot run task", "without its body"}},
-		{"fields of the wrong type", `{"v":1,"run":"run1","id":"copy-3","kind":"copy-prefix","copy":[1,2]}`,
+		{"fields of the wrong type", `{"v":2,"run":"run1","id":"copy-3","kind":"copy-prefix","copy":[1,2]}`,
 			"copy-3", []string{"cannot run task", "decode task"}},
 		{"not JSON at all", `<task id="x"/>`, "", nil},
-		{"an id that is no subject token", `{"v":2,"run":"run1","id":"a.b"}`, "", nil},
+		{"an id that is no subject token", `{"v":3,"run":"run1","id":"a.b"}`, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			js, cons := startQueue(t, queue.Config{MaxDeliver: 5})
