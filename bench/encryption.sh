@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark (by hand, not in CI): encrypted backups and restores against plain ones, as one-off
+# runs of the command on a demo platform, alternating.
+#
+#   bench/encryption.sh
+#
+# Sizes come from the environment:
+#   BOOKS=20 CHAPTERS=25 MEDIA=2 FILE_BYTES=60000   demo platform (~1,550 files, ~90 MB)
+#   RUNS=2                                          runs of each
+#   QUIET=65                                        seconds of quiet before each restore
+#
+# For each mode (a full folder backup, a --compress .tar.gz) it times RUNS backups, plain and
+# encrypted to one age recipient, alternating; then RUNS restores of each into a fresh target.
+# It prints the medians and encrypted ÷ plain. Why the quiet: right after a folder of thousands
+# of files is deleted, ext4 makes every new file cost more for about a minute
+# (recently_deleted), and an encrypted archive's restore creates each file twice (it unpacks the
+# decrypted archive once, checked, before it changes anything). A loop that deletes as it goes
+# (go test -bench Encryption) measures that, not the encryption.
+set -euo pipefail
+BOOKS=${BOOKS:-20} CHAPTERS=${CHAPTERS:-25} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-60000}
+RUNS=${RUNS:-2} QUIET=${QUIET:-65}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-enc.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+command -v age-keygen >/dev/null || { echo "age-keygen is missing: apt-get install -y age" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "GNU time is missing: apt-get install -y time" >&2; exit 1; }
+
+echo "== building"
+(cd "$ROOT" && go build -o "$WORK/webnovel-backup" ./cmd/webnovel-backup)
+BIN="$WORK/webnovel-backup"
+"$BIN" demo --path "$WORK/src" --books "$BOOKS" --chapters "$CHAPTERS" --media-per-chapter "$MEDIA" \
+  --file-bytes "$FILE_BYTES" --no-backup >/dev/null
+age-keygen -o "$WORK/key.txt" 2>/dev/null
+RECIPIENT=$(grep -o 'age1[0-9a-z]*' "$WORK/key.txt" | head -1)
+SRC=(--database "sqlite:///$WORK/src/db.sqlite3" --storage "$WORK/src/media")
+echo "   $(find "$WORK/src/media" -type f | wc -l) files, $(du -sm "$WORK/src/media" | cut -f1) MB"
+
+# timed FILE CMD...: appends CMD's wall seconds to FILE.
+timed() {
+  local out=$1; shift
+  /usr/bin/time -f "%e" -o "$WORK/t" "$@" >"$WORK/cmd.log" 2>&1 || { cat "$WORK/cmd.log" >&2; exit 1; }
+  cat "$WORK/t" >>"$out"
+}
+median() { sort -n "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+report() { # report WHAT MODE
+  local p e
+  p=$(median "$WORK/$1-$2-plain") e=$(median "$WORK/$1-$2-enc")
+  printf "  %-8s %-7s plain %6.3fs  encrypted %6.3fs  = %.2f×\n" "$1" "$2" "$p" "$e" "$(awk -v a="$e" -v b="$p" 'BEGIN{print a / b}')"
+}
+
+for mode in folder archive; do
+  flags=(--full)
+  [ $mode = archive ] && flags=(--compress)
+  echo "== $mode: $RUNS backups of each, alternating"
+  for i in $(seq "$RUNS"); do
+    sleep 1.1 # backup names are per second
+    timed "$WORK/backup-$mode-plain" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-plain/$i" "${flags[@]}"
+    timed "$WORK/backup-$mode-enc" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-enc/$i" "${flags[@]}" --recipient "$RECIPIENT"
+  done
+  echo "== $mode: $RUNS restores of each, alternating, ${QUIET}s of quiet before each"
+  for i in $(seq "$RUNS"); do
+    for kind in plain enc; do
+      backup=$(find "$WORK/out/$mode-$kind/$i" -maxdepth 1 -name 'backup_*' ! -name '*.json' | head -1)
+      target="$WORK/target-$mode-$kind-$i"
+      "$BIN" demo --path "$target" --books 1 --chapters 1 --no-backup >/dev/null
+      key=()
+      [ $kind = enc ] && key=(--identity "$WORK/key.txt")
+      sleep "$QUIET"
+      timed "$WORK/restore-$mode-$kind" "$BIN" restore -q "$backup" --force "${key[@]}" \
+        --database "sqlite:///$target/db.sqlite3" --storage "$target/media"
+    done
+  done
+done
+echo
+echo "== medians (target: encrypted ≤ 1.2× plain)"
+for what in backup restore; do
+  for mode in folder archive; do report $what $mode; done
+done
+echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"
