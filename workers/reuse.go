@@ -82,12 +82,13 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 		r.log.Debug("earlier copy not linked; copying the file", "key", e.Key, "err", err)
 		return copied{}, false
 	}
-	if r.timed && (obj.Size != e.Size || obj.ModTime.UnixNano() != e.ModTime) {
-		// A self-indexed base's copy is its own index entry: the file changed since.
-		r.log.Debug("file changed since the earlier backup; copying it over the link", "key", e.Key, "reuse", e.Reuse)
-		return copied{}, false
-	}
-	if !r.sizeFits(obj.Size, e.Size) {
+	if r.timed {
+		if obj.Size != e.Size || obj.ModTime.UnixNano() != e.ModTime {
+			// A self-indexed base's copy is its own index entry: the file changed since.
+			r.log.Debug("file changed since the earlier backup; copying it over the link", "key", e.Key, "reuse", e.Reuse)
+			return copied{}, false
+		}
+	} else if !r.sizeFits(obj.Size, e.Size) {
 		// The earlier copy is not what its index says: copy over the link.
 		r.log.Warn("earlier copy differs in size from its index; copying the file", "key", e.Key, "reuse", e.Reuse, "size", obj.Size, "index_size", e.Size)
 		return copied{}, false

@@ -421,12 +421,15 @@ func execAll(ctx context.Context, conn *pgconn.PgConn, stmts []string) (int, err
 	return i, err
 }
 
-// statementOf is stmts[i], or all of them when i is -1.
-func statementOf(stmts []string, i int) string {
+// statementOf is stmts[i], or all of them when i is -1 (execAll's failure of no one statement).
+func statementOf(stmts []string, i int) string { return oneOrAll(stmts, i, "; ") }
+
+// oneOrAll is items[i], or all of them joined with sep when i is -1.
+func oneOrAll(items []string, i int, sep string) string {
 	if i < 0 {
-		return strings.Join(stmts, "; ")
+		return strings.Join(items, sep)
 	}
-	return stmts[i]
+	return items[i]
 }
 
 // resetSequences moves each loaded table's id sequence past its largest id.

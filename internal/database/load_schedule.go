@@ -338,12 +338,9 @@ func (l *parallelLoad) addTableForeignKeys(ctx context.Context, conn *pgxpool.Co
 
 // keyNames is the name of fks[i], or all of them when i is -1.
 func keyNames(fks []foreignKey, i int) string {
-	if i >= 0 {
-		return fks[i].name
-	}
 	names := make([]string, len(fks))
 	for k, fk := range fks {
 		names[k] = fk.name
 	}
-	return strings.Join(names, ", ")
+	return oneOrAll(names, i, ", ")
 }
