@@ -71,6 +71,9 @@ type RestoreOptions struct {
 	// Select, if set, restores only the selected rows and what belongs to them, merged into
 	// the live database (see SelectOptions).
 	Select *SelectOptions
+	// EarlySums, if set, are the fixtures' hashes that StartEarlySums began before the
+	// restore: the check before the load takes them instead of hashing those files again.
+	EarlySums *EarlySums
 	// Target, if set, is the target database at DatabaseURL, opened with LockTimeout and
 	// its schema already checked for every model the restore may load (by the preflight):
 	// a whole restore loads over it instead of opening and checking its own, and closes it.
@@ -369,13 +372,19 @@ func (o *RestoreOptions) withDefaults(start time.Time) error {
 	if o.FilesPerTask <= 0 {
 		o.FilesPerTask = 2000
 	}
-	if o.HashWorkers <= 0 {
-		o.HashWorkers = 4
-	}
+	o.HashWorkers = hashWorkers(*o)
 	if o.RunID == "" {
 		o.RunID = NewRunID(start)
 	}
 	return nil
+}
+
+// hashWorkers is o.HashWorkers, or its default.
+func hashWorkers(o RestoreOptions) int {
+	if o.HashWorkers <= 0 {
+		return 4
+	}
+	return o.HashWorkers
 }
 
 // RefuseTargetInsideBackup refuses a restore whose SQLite file or storage folder lies inside
@@ -651,7 +660,7 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 		}
 	case sums != nil && deferFixtureSums(o):
 		// Listed now; hashed by the load, alongside its COPYs (see deferFixtureSums).
-		if plan.verify, plan.pass, err = sumsCheck(src.dir, sums, plan.Metadata, fixtures, o.HashWorkers); err != nil {
+		if plan.verify, plan.pass, err = sumsCheck(src.dir, sums, plan.Metadata, fixtures, o.HashWorkers, o.EarlySums); err != nil {
 			return nil, err
 		}
 	case sums != nil:
@@ -851,7 +860,7 @@ func restoredKey(rel, names string) (string, error) {
 // metadata's per-model checksums, stopping at the first that does not match.
 // Only paths outside files/ are looked up (sums.Top): the fixtures and the file index.
 func checkSums(ctx context.Context, dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) error {
-	check, _, err := sumsCheck(dir, sums, meta, paths, workers)
+	check, _, err := sumsCheck(dir, sums, meta, paths, workers, nil)
 	if err != nil {
 		return err
 	}

@@ -71,8 +71,9 @@ func deferFixtureSums(o RestoreOptions) bool {
 // checksums, stopping at the first that does not match. Only paths outside files/ are looked
 // up (sums.Top): the fixtures and the file index. The check keeps what it compares with, so
 // it may run once sums is closed. It hashes what a one-transaction load read of each as it
-// read it (the fixturePass, see loadOptions), and the rest from the files.
-func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int) (func(context.Context) error, *fixturePass, error) {
+// read it (the fixturePass, see loadOptions), or takes what early hashed before the restore,
+// and the rest from the files.
+func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []string, workers int, early *EarlySums) (func(context.Context) error, *fixturePass, error) {
 	modelSums := map[string]string{}
 	for _, e := range meta.Models {
 		if e.SHA256 != "" {
@@ -88,6 +89,12 @@ func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []str
 		want[p] = sum
 	}
 	pass := newFixturePass(dir, paths)
+	hash := func(ctx context.Context, rel string) (string, int64, error) {
+		if sum, size, ok, err := early.sum(ctx, dir, rel); ok || err != nil {
+			return sum, size, err
+		}
+		return pass.sum(ctx, rel)
+	}
 	feed := func(send func(string, struct{}) error) error {
 		for _, p := range paths {
 			if err := send(p, struct{}{}); err != nil {
@@ -97,7 +104,7 @@ func sumsCheck(dir string, sums *layout.Sums, meta *layout.Metadata, paths []str
 		return nil
 	}
 	return func(ctx context.Context) error {
-		return layout.HashEachWith(ctx, pass.sum, min(workers, len(paths)), feed, func(p string, _ struct{}, got string, _ int64, err error) error {
+		return layout.HashEachWith(ctx, hash, min(workers, len(paths)), feed, func(p string, _ struct{}, got string, _ int64, err error) error {
 			switch {
 			case err != nil:
 				return fmt.Errorf("check %s: %w", p, err)

@@ -123,6 +123,9 @@ func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, 
 	if err := o.hooks.pre(ctx, hooks.Env{"BACKUP_PATH": redact.URL(o.Source)}); err != nil {
 		return o.report(con, nil, err)
 	}
+	// A parallel restore's fixtures are hashed while the preflight connects.
+	o.EarlySums = coordinator.StartEarlySums(ctx, o.RestoreOptions)
+	defer o.EarlySums.Stop()
 	// A restore with no files to copy has no tasks: no queue, no workers.
 	cfg.NoQueue = !coordinator.RestoreNeedsQueue(ctx, o.RestoreOptions)
 	if cfg.NoQueue {

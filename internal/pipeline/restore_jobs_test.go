@@ -40,7 +40,10 @@ func TestRestoreJobsPostgres(t *testing.T) {
 	t.Run("empty target", func(t *testing.T) {
 		target := emptyTarget(t, database.Postgres)
 		os.MkdirAll(target.storage, 0o755)
-		rep, err := restoreNoQueue(t, target, coordinator.RestoreOptions{Source: backup, Jobs: 2})
+		o := coordinator.RestoreOptions{Source: backup, Jobs: 2}
+		o.EarlySums = coordinator.StartEarlySums(context.Background(), o) // as the command does
+		defer o.EarlySums.Stop()
+		rep, err := restoreNoQueue(t, target, o)
 		if err != nil {
 			t.Fatal(err)
 		}

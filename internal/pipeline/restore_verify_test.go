@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,12 +45,20 @@ func TestRestoreTamperedFixturePostgres(t *testing.T) {
 		name   string
 		target platformFixture
 		o      coordinator.RestoreOptions
+		early  bool
 	}{
-		{"one transaction", filled, coordinator.RestoreOptions{Source: backup}},
-		{"one transaction, confirmed", filled, coordinator.RestoreOptions{Source: backup, Confirm: yes}},
-		{"jobs", empty, coordinator.RestoreOptions{Source: backup, Jobs: 2}},
+		{"one transaction", filled, coordinator.RestoreOptions{Source: backup}, false},
+		{"one transaction, confirmed", filled, coordinator.RestoreOptions{Source: backup, Confirm: yes}, false},
+		{"jobs", empty, coordinator.RestoreOptions{Source: backup, Jobs: 2}, false},
+		{"jobs, hashed early", empty, coordinator.RestoreOptions{Source: backup, Jobs: 2}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.early {
+				if tt.o.EarlySums = coordinator.StartEarlySums(context.Background(), tt.o); tt.o.EarlySums == nil {
+					t.Fatal("no early hashing for a parallel restore")
+				}
+				defer tt.o.EarlySums.Stop()
+			}
 			before := state(t, tt.target)
 			_, err := restoreNoQueue(t, tt.target, tt.o)
 			if err == nil || !strings.Contains(err.Error(), "db_books_chapter.json is corrupt") {
