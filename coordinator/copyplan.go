@@ -280,7 +280,7 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 	if meta.Files.Index == "" {
 		return nil // self-indexed: its manifest lists its copies, which are here
 	}
-	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+	f, err := storage.OpenRegular(filepath.Join(dir, layout.FileSums))
 	if err != nil {
 		return err
 	}
@@ -308,12 +308,12 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 // sums from its SHA256SUMS where the index leaves them out; an entry without one is not added
 // (never linked).
 func addBaseIndex(dir, index string, files *extsort.Sorter) error {
-	f, err := os.Open(filepath.Join(dir, index))
+	f, err := storage.OpenRegular(filepath.Join(dir, index))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) { return os.Open(filepath.Join(dir, layout.FileSums)) })
+	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) { return storage.OpenRegular(filepath.Join(dir, layout.FileSums)) })
 	defer sums.Close()
 	return layout.ReadFileIndex(f, func(e messages.FileEntry) error {
 		if err := sums.Fill(&e); err != nil {
@@ -339,7 +339,7 @@ func hasIndex(meta *layout.Metadata) bool {
 // addBaseCopies is addBaseIndex for a self-indexed base: its SHA256SUMS lines under files/,
 // each with its copy's size (a copy gone is not added: never linked).
 func addBaseCopies(dir string, files *extsort.Sorter) error {
-	f, err := os.Open(filepath.Join(dir, layout.FileSums))
+	f, err := storage.OpenRegular(filepath.Join(dir, layout.FileSums))
 	if err != nil {
 		return err
 	}

@@ -174,7 +174,7 @@ func openRestoreSource(ctx context.Context, src, tempDir string, keys archiveKey
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
 	cleanup := func() { os.RemoveAll(tmp) }
-	f, err := os.Open(src)
+	f, err := storage.OpenRegular(src)
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
@@ -743,7 +743,7 @@ func readFixtures(dir string, models []platform.Model, meta *layout.Metadata, ve
 			}
 		}
 		plan.Models = append(plan.Models, PlanModel{Label: m.Label, File: m.FixtureName(), Rows: n})
-		fixtures = append(fixtures, database.LoadFixture{Model: m, Open: func() (io.ReadCloser, error) { return os.Open(p) }})
+		fixtures = append(fixtures, database.LoadFixture{Model: m, Open: func() (io.ReadCloser, error) { return storage.OpenRegular(p) }})
 	}
 	return fixtures, nil
 }
@@ -869,7 +869,7 @@ func checkSums(ctx context.Context, dir string, sums *layout.Sums, meta *layout.
 
 // countFixture reads a whole fixture, checking it parses and holds only its model's objects.
 func countFixture(p, label string) (int64, error) {
-	f, err := os.Open(p)
+	f, err := storage.OpenRegular(p)
 	if err != nil {
 		return 0, err
 	}

@@ -55,7 +55,7 @@ func openSealedLocal(ctx context.Context, src, tempDir string, keys archiveKeys)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
-	open := func() (io.ReadCloser, error) { return os.Open(src) }
+	open := func() (io.ReadCloser, error) { return storage.OpenRegular(src) }
 	top, err := unpackSealed(ctx, src, open, tmp, keys)
 	if err != nil {
 		os.RemoveAll(tmp)

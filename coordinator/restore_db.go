@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // checkJobsTarget refuses a parallel restore (--jobs) into tables that hold rows, before the
@@ -173,7 +173,7 @@ func (p *fixturePass) sum(ctx context.Context, rel string) (string, int64, error
 	ph.mu.Lock()
 	ph.taken = true // from here on only this goroutine touches h and n
 	ph.mu.Unlock()
-	f, err := os.Open(name)
+	f, err := storage.OpenRegular(name)
 	if err != nil {
 		return "", 0, fmt.Errorf("hash %s: %w", name, err)
 	}

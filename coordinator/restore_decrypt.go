@@ -261,7 +261,7 @@ func (a *ageResults) put(id string, s layout.AgeSums) {
 
 // hashFile is hash of the file at name, kept under rel.
 func (a *ageResults) hashFile(ctx context.Context, name, rel string, ids *encryption.Identities, sink io.Writer) (string, int64, error) {
-	f, err := os.Open(name)
+	f, err := storage.OpenRegular(name)
 	if err != nil {
 		return "", 0, err
 	}

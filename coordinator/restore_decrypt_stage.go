@@ -152,7 +152,7 @@ func (st *restoreStage) close() {
 // writes its plaintext into the stage as the file restored to key, with mode (0: the backup
 // copy's) and the backup copy's modification time, as a worker would restore it.
 func (a *ageResults) stageFile(ctx context.Context, name, rel, key string, mode fs.FileMode, ids *encryption.Identities, st *restoreStage) (string, int64, error) {
-	f, err := os.Open(name)
+	f, err := storage.OpenRegular(name)
 	if err != nil {
 		return "", 0, err
 	}

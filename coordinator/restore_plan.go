@@ -317,7 +317,7 @@ func joinObjectIndex(ctx context.Context, name, index string, sums *layout.Sums,
 // out of order or listed twice.
 func eachIndexEntry(name, index string) func(fn func(p string, e messages.FileEntry) error) error {
 	return func(fn func(p string, e messages.FileEntry) error) error {
-		f, err := os.Open(name)
+		f, err := storage.OpenRegular(name)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/subset"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // How a selective restore treats a row the target holds with other values.
@@ -233,7 +233,7 @@ type fixtureSource struct {
 
 func (f *fixtureSource) opener(m platform.Model) func() (io.ReadCloser, error) {
 	p := filepath.Join(f.dir, m.FixtureName())
-	return func() (io.ReadCloser, error) { return os.Open(p) }
+	return func() (io.ReadCloser, error) { return storage.OpenRegular(p) }
 }
 
 // Each streams the model's objects; a model the backup does not hold has none.

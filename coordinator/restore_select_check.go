@@ -323,7 +323,7 @@ func planSelectedObjects(ctx context.Context, src *restoreSource, wanted map[str
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(filepath.Join(src.dir, filepath.FromSlash(index)))
+	f, err := storage.OpenRegular(filepath.Join(src.dir, filepath.FromSlash(index)))
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,7 @@ func localMetadata(ctx context.Context, src string) *layout.Metadata {
 	if err == nil {
 		return meta
 	}
-	f, err := os.Open(src)
+	f, err := storage.OpenRegular(src)
 	if err != nil {
 		return nil
 	}

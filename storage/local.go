@@ -243,24 +243,52 @@ func (l *local) inDir(key string, mkdir bool, fn func(d *openDir, name string) e
 func (l *local) open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
 	var f *os.File
 	d, err := l.inDir(key, false, func(d *openDir, name string) (err error) {
-		// O_NONBLOCK: a FIFO put where a file was listed must not block the reader forever.
-		f, err = d.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		f, err = d.root.OpenFile(name, openRegularFlags, 0)
 		return err
 	})
 	if err != nil {
 		return nil, Object{}, err
 	}
 	l.dirs.release(d)
+	fi, err := regularOnly(f, key)
+	if err != nil {
+		return nil, Object{}, err
+	}
+	return f, objectOf(key, fi), nil
+}
+
+// openRegularFlags open a file for reading without blocking on a FIFO put where a file was
+// listed, which regularOnly then refuses: opened as usual, it would block the reader for ever.
+const openRegularFlags = os.O_RDONLY | syscall.O_NONBLOCK
+
+// regularOnly returns the opened f's information if it is a regular file; otherwise it closes
+// f and returns a *SpecialError naming key.
+func regularOnly(f *os.File, key string) (fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, Object{}, err
+		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, Object{}, &SpecialError{Special{Key: key, Kind: KindOf(fi.Mode())}}
+		return nil, &SpecialError{Special{Key: key, Kind: KindOf(fi.Mode())}}
 	}
-	return f, objectOf(key, fi), nil
+	return fi, nil
+}
+
+// OpenRegular opens the local file name for reading, and refuses without blocking anything
+// but a regular file (a *SpecialError naming name, matching ErrNotRegular): what a backup
+// folder holds is read with it, since a FIFO put there in place of a file would block its
+// reader for ever.
+func OpenRegular(name string) (*os.File, error) {
+	f, err := os.OpenFile(name, openRegularFlags, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := regularOnly(f, name); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 func (l *local) stat(ctx context.Context, key string) (Object, error) {

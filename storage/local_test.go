@@ -2,10 +2,13 @@ package storage_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -166,5 +169,59 @@ func TestLocalWalkKeyOrder(t *testing.T) {
 	want := slices.Sorted(slices.Values(keys))
 	if !slices.Equal(got, want) {
 		t.Errorf("walked\n%q\nwant, in byte order,\n%q", got, want)
+	}
+}
+
+// TestOpenRegular: a regular file opens; a FIFO (which a plain open would wait on for ever,
+// with no writer) and a folder are refused at once with a SpecialError naming them.
+func TestOpenRegular(t *testing.T) {
+	dir := t.TempDir()
+	file, fifo := filepath.Join(dir, "SHA256SUMS"), filepath.Join(dir, "db_books_book.json")
+	if err := os.WriteFile(file, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, kind string
+		missing          bool
+	}{
+		{"regular file", file, "", false},
+		{"FIFO", fifo, "fifo", false},
+		{"folder", dir, "folder", false},
+		{"missing", filepath.Join(dir, "gone"), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan struct{})
+			var (
+				f   *os.File
+				err error
+			)
+			go func() {
+				defer close(done)
+				f, err = storage.OpenRegular(tt.path)
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("OpenRegular(%s) still waits after 10s", tt.path)
+			}
+			var special *storage.SpecialError
+			switch {
+			case tt.missing:
+				if !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("err = %v, want not exist", err)
+				}
+			case tt.kind == "":
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			case !errors.As(err, &special) || !errors.Is(err, storage.ErrNotRegular) || special.Kind != tt.kind || !strings.Contains(err.Error(), tt.path):
+				t.Fatalf("err = %v, want a %s refused by name", err, tt.kind)
+			}
+		})
 	}
 }

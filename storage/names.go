@@ -168,6 +168,8 @@ func KindOf(m fs.FileMode) string {
 		return "char device"
 	case m&fs.ModeDevice != 0:
 		return "block device"
+	case m.IsDir():
+		return "folder"
 	}
 	return "irregular"
 }

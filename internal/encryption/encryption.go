@@ -16,6 +16,7 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
+	"github.com/webnovel/webnovel-backup/storage"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -325,7 +326,7 @@ func IsEncryptedFile(file string) bool {
 	if strings.HasSuffix(file, Ext) {
 		return true
 	}
-	f, err := os.Open(file)
+	f, err := storage.OpenRegular(file)
 	if err != nil {
 		return false
 	}

@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // PlainSums is an encrypted backup's plaintext manifest, merged from its segments
@@ -54,7 +54,7 @@ func (ps *PlainSums) addSegment(ctx context.Context, dir, name string, seq uint3
 	if err := checkSumPath(name); err != nil || !strings.HasSuffix(name, encryption.Ext) {
 		return fmt.Errorf("%s: plain_sums segment %q: not a path of an .age file inside the backup", FileMetadata, name)
 	}
-	f, err := os.Open(filepath.Join(dir, filepath.FromSlash(name)))
+	f, err := storage.OpenRegular(filepath.Join(dir, filepath.FromSlash(name)))
 	if err != nil {
 		return fmt.Errorf("plain sums segment %s: %w", name, err)
 	}
@@ -269,7 +269,7 @@ func (s sinkWriter) Write(p []byte) (int, error) {
 
 // HashAgeFile is HashAge of the file at name.
 func HashAgeFile(ctx context.Context, name string, ids *encryption.Identities, sink io.Writer) (AgeSums, error) {
-	f, err := os.Open(name)
+	f, err := storage.OpenRegular(name)
 	if err != nil {
 		return AgeSums{}, fmt.Errorf("hash %s: %w", name, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // StagingPrefix starts the name of a staging folder. The name is hidden and
@@ -275,7 +277,7 @@ func WriteMetadata(dir string, m *Metadata) error {
 // ReadMetadata reads and parses dir/backup_metadata.json.
 func ReadMetadata(dir string) (*Metadata, error) {
 	name := filepath.Join(dir, FileMetadata)
-	f, err := os.Open(name)
+	f, err := storage.OpenRegular(name)
 	if err != nil {
 		return nil, fmt.Errorf("read metadata: %w", err)
 	}

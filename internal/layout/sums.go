@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/webnovel/webnovel-backup/internal/extsort"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // SHA256SUMS is written in GNU coreutils' sha256sum format, so that
@@ -249,7 +250,7 @@ func unescapeSumPath(s string) (string, error) {
 
 // HashFile returns the hex sha256 and the size of the file at name.
 func HashFile(ctx context.Context, name string) (sum string, size int64, err error) {
-	f, err := os.Open(name)
+	f, err := storage.OpenRegular(name)
 	if err != nil {
 		return "", 0, fmt.Errorf("hash %s: %w", name, err)
 	}

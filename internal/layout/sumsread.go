@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/extsort"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // Sums is a SHA256SUMS file opened for streaming: its lines are read from the file in path
@@ -35,7 +35,7 @@ type Sums struct {
 // in path order ("" keeps them in memory). A path listed twice is an error naming it.
 // Close removes the runs.
 func OpenSums(name, spillDir string) (*Sums, error) {
-	f, err := os.Open(name)
+	f, err := storage.OpenRegular(name)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +78,7 @@ func OpenSums(name, spillDir string) (*Sums, error) {
 
 // sortLines reads the file again into an external sort.
 func (s *Sums) sortLines(spillDir string) error {
-	f, err := os.Open(s.name)
+	f, err := storage.OpenRegular(s.name)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (s *Sums) Each(fn func(p, sum string) error) error {
 			return fn(p, string(sum))
 		})
 	}
-	f, err := os.Open(s.name)
+	f, err := storage.OpenRegular(s.name)
 	if err != nil {
 		return err
 	}

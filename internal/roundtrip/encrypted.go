@@ -11,6 +11,7 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // backupKeys are the keys that open the round trip's backup: the identities, and a
@@ -78,7 +79,7 @@ func decryptTo(ctx context.Context, src, dst string, ids *encryption.Identities,
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	in, err := os.Open(src)
+	in, err := storage.OpenRegular(src)
 	if err != nil {
 		return err
 	}

@@ -276,7 +276,7 @@ func CompareDatabase(ctx context.Context, rep *Report, dir, dbURL, what string) 
 			buf.Reset()
 			buf.WriteString(f.Empty())
 		}
-		want, err := os.Open(filepath.Join(dir, e.File))
+		want, err := storage.OpenRegular(filepath.Join(dir, e.File))
 		if err != nil {
 			return err
 		}

@@ -2,11 +2,12 @@ package roundtrip
 
 import (
 	"context"
-	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 
 	"github.com/jackc/pgx/v5"
 

@@ -181,7 +181,7 @@ func (v *verifier) decryptOne(ctx context.Context, rel, sum string, ids *encrypt
 	if objects != nil && strings.HasPrefix(rel, layout.FilesDir+"/") {
 		r, _, err = objects.Open(ctx, layout.ObjectKey(sum))
 	} else {
-		r, err = os.Open(filepath.Join(v.dir, filepath.FromSlash(rel)))
+		r, err = storage.OpenRegular(filepath.Join(v.dir, filepath.FromSlash(rel)))
 	}
 	if err != nil {
 		return layout.AgeSums{}, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // maxListed bounds how many objects of one kind of problem are listed per fixture file: a
@@ -154,7 +154,7 @@ feed:
 func readFixture(ctx context.Context, dir string, t fixtureTarget) fixtureResult {
 	res := fixtureResult{fixtureTarget: t}
 	name := t.name()
-	f, err := os.Open(filepath.Join(dir, t.file))
+	f, err := storage.OpenRegular(filepath.Join(dir, t.file))
 	if err != nil {
 		res.problems = append(res.problems, fmt.Sprintf("%s: cannot read: %v", name, pathless(err)))
 		return res

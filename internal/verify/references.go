@@ -86,7 +86,7 @@ func (v *verifier) gatherReferences(ctx context.Context, chk *references.Checker
 		if !ok || len(m.FileFields()) == 0 || !e.readable {
 			continue
 		}
-		f, err := os.Open(filepath.Join(dir, strings.TrimSuffix(e.file, encryption.Ext)))
+		f, err := storage.OpenRegular(filepath.Join(dir, strings.TrimSuffix(e.file, encryption.Ext)))
 		if err != nil {
 			continue
 		}
