@@ -16,8 +16,9 @@ import (
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
-	"github.com/webnovel/webnovel-backup/storage"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 const (

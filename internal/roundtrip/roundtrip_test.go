@@ -7,14 +7,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
-
 	"github.com/jackc/pgx/v5"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
+	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
