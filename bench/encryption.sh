@@ -6,11 +6,14 @@
 #
 # Sizes come from the environment:
 #   BOOKS=20 CHAPTERS=25 MEDIA=2 FILE_BYTES=60000   demo platform (~1,550 files, ~90 MB)
-#   RUNS=2                                          runs of each
+#   BACKUPS=7                                       backups of each (after one untimed of each)
+#   RUNS=2                                          restores of each
 #   QUIET=65                                        seconds of quiet before each restore
 #
-# For each mode (a full folder backup, a --compress .tar.gz) it times RUNS backups, plain and
-# encrypted to one age recipient, alternating; then RUNS restores of each into a fresh target.
+# For each mode (a full folder backup, a --compress .tar.gz) it times BACKUPS backups, plain and
+# encrypted to one age recipient, alternating, after one untimed backup of each (the first run
+# of a mode reads a cold cache: with two runs, its median flattered the encrypted one); then RUNS
+# restores of each into a fresh target.
 # It prints the medians and encrypted ÷ plain. Why the quiet: right after a folder of thousands
 # of files is deleted, ext4 makes every new file cost more for about a minute
 # (recently_deleted), and an encrypted archive's restore creates each file twice (it unpacks the
@@ -18,7 +21,8 @@
 # (go test -bench Encryption) measures that, not the encryption.
 set -euo pipefail
 BOOKS=${BOOKS:-20} CHAPTERS=${CHAPTERS:-25} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-60000}
-RUNS=${RUNS:-2} QUIET=${QUIET:-65}
+BACKUPS=${BACKUPS:-7} RUNS=${RUNS:-2} QUIET=${QUIET:-65}
+[ "$RUNS" -le "$BACKUPS" ] || { echo "RUNS ($RUNS) must not exceed BACKUPS ($BACKUPS): each restore restores a timed backup" >&2; exit 2; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-enc.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -51,9 +55,15 @@ report() { # report WHAT MODE
 for mode in folder archive; do
   flags=(--full)
   [ $mode = archive ] && flags=(--compress)
-  echo "== $mode: $RUNS backups of each, alternating"
-  for i in $(seq "$RUNS"); do
+  echo "== $mode: one untimed backup of each, then $BACKUPS of each, alternating"
+  for kind in plain enc; do
     sleep 1.1 # backup names are per second
+    key=()
+    [ $kind = enc ] && key=(--recipient "$RECIPIENT")
+    "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/warm-$mode-$kind" "${flags[@]}" "${key[@]}" >/dev/null 2>&1
+  done
+  for i in $(seq "$BACKUPS"); do
+    sleep 1.1
     timed "$WORK/backup-$mode-plain" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-plain/$i" "${flags[@]}"
     timed "$WORK/backup-$mode-enc" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-enc/$i" "${flags[@]}" --recipient "$RECIPIENT"
   done
