@@ -328,5 +328,31 @@ func DecodeResult(data []byte) (*Result, error) {
 	if r.Version != Version {
 		return nil, fmt.Errorf("decode result %q: wire version %d, this build speaks %d", r.Task, r.Version, Version)
 	}
+	if !ValidToken(r.Run) || !ValidToken(r.Task) {
+		return nil, fmt.Errorf("decode result: bad run %q or task id %q", r.Run, r.Task)
+	}
+	if field, n := r.negativeCount(); field != "" {
+		return nil, fmt.Errorf("decode result %q: %s is %d", r.Task, field, n)
+	}
 	return &r, nil
+}
+
+// negativeCount names a count of r that is below zero (none: ""): the coordinator adds the
+// counts into the backup's metadata, where a negative one would hide others.
+func (r *Result) negativeCount() (string, int64) {
+	for _, c := range []struct {
+		name string
+		n    int64
+	}{{"rows", r.Rows}, {"files", r.Files}, {"bytes", r.Bytes}, {"plain_bytes", r.PlainBytes},
+		{"failed", r.Failed}, {"reused", r.Reused}, {"reused_bytes", r.ReusedBytes}} {
+		if c.n < 0 {
+			return c.name, c.n
+		}
+	}
+	for kind, n := range r.Skipped {
+		if n < 0 {
+			return "skipped " + kind, n
+		}
+	}
+	return "", 0
 }

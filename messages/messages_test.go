@@ -1,6 +1,8 @@
 package messages
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -122,12 +124,120 @@ func TestDecodeTaskRefuses(t *testing.T) {
 	}
 }
 
-func TestDecodeResultRefusesOtherVersions(t *testing.T) {
-	for _, data := range []string{`{"v":3,"task":"t"}`, `{"task":"t"}`, `nope`} {
-		if r, err := DecodeResult([]byte(data)); err == nil {
-			t.Errorf("DecodeResult(%s) = %+v, want an error", data, r)
+// DecodeResult is the gate for result messages: another wire version, ids that are not
+// subject tokens and negative counts are refused, naming what is wrong.
+func TestDecodeResultRefuses(t *testing.T) {
+	tests := []struct{ data, want string }{
+		{`{"v":3,"run":"r","task":"t"}`, "wire version 3"},
+		{`{"run":"r","task":"t"}`, "wire version 0"},
+		{`nope`, "decode result"},
+		{`{"v":2,"run":"r.x","task":"t"}`, "bad run"},
+		{`{"v":2,"run":"r","task":""}`, "task id"},
+		{`{"v":2,"run":"r","task":"t","bytes":-1}`, "bytes is -1"},
+		{`{"v":2,"run":"r","task":"t","files":-3}`, "files is -3"},
+		{`{"v":2,"run":"r","task":"t","skipped":{"fifo":-1}}`, "skipped fifo is -1"},
+	}
+	for _, tt := range tests {
+		if r, err := DecodeResult([]byte(tt.data)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("DecodeResult(%s) = %+v, %v; want an error with %q", tt.data, r, err, tt.want)
 		}
 	}
+}
+
+// FuzzDecodeResult: results come from the network. DecodeResult never panics, and what it
+// accepts has this wire version, ids that are subject tokens, no negative count, and an
+// encoding that decodes and encodes to the same bytes.
+func FuzzDecodeResult(f *testing.F) {
+	r := &Result{Version: Version, Run: "run1", Task: "copy-0001", Kind: KindCopyPrefix, Final: true, Files: 3, Bytes: 9,
+		Warnings: []string{"w"}, Skipped: map[string]int64{"fifo": 1}, Duration: time.Second}
+	data, _ := Marshal(r)
+	f.Add(data)
+	for _, s := range []string{"", "{}", "null", `{"v":2,"run":"r","task":"t","rows":-1}`, `{"v":2,"run":"r","task":"t","skipped":{"":0}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := DecodeResult(data)
+		if err != nil {
+			if r != nil {
+				t.Fatalf("an error with a result: %v", err)
+			}
+			return
+		}
+		if field, n := r.negativeCount(); r.Version != Version || !ValidToken(r.Run) || !ValidToken(r.Task) || field != "" {
+			t.Fatalf("accepted %+v (%s %d)", r, field, n)
+		}
+		// Compared as written: an empty list or map is left out, and comes back as nil.
+		once, err := Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := DecodeResult(once)
+		if err != nil {
+			t.Fatalf("decode what it wrote: %v\n%s", err, once)
+		}
+		if twice, err := Marshal(back); err != nil || !bytes.Equal(once, twice) {
+			t.Fatalf("round trip:\n%s\n%s (%v)", once, twice, err)
+		}
+	})
+}
+
+// FuzzDecodeProgress: progress messages come from the network. DecodeProgress never panics,
+// and what it accepts names its run and task by subject tokens, counts no negative bytes, and
+// encodes back to itself.
+func FuzzDecodeProgress(f *testing.F) {
+	for _, s := range []string{`{"v":2,"run":"r","task":"t","bytes":5}`, `{"v":2,"run":"r","task":"t","bytes":-5}`, "{}", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := DecodeProgress(data)
+		if err != nil {
+			return
+		}
+		if p.Version != Version || !ValidToken(p.Run) || !ValidToken(p.Task) || p.Bytes < 0 {
+			t.Fatalf("accepted %+v", p)
+		}
+		again, err := Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back, err := DecodeProgress(again); err != nil || *back != *p {
+			t.Fatalf("round trip: %+v, %v; want %+v", back, err, p)
+		}
+	})
+}
+
+// FuzzDecodeRun: run records are read from the key-value bucket any coordinator writes to.
+// DecodeRun never panics, accepts only this version, and what it accepts encodes to a record
+// that decodes and encodes to the same bytes.
+func FuzzDecodeRun(f *testing.F) {
+	rec := &RunRecord{Version: Version, ID: "20240101T000000-abcd", Kind: "backup", State: RunRunning,
+		Started: time.Unix(1700000000, 5).UTC(), Options: json.RawMessage(`{"compress": true}`), Generation: 2}
+	data, _ := json.Marshal(rec)
+	f.Add(data)
+	for _, s := range []string{"", "{}", `{"v":2,"started":"not a time"}`, `{"v":2,"options":[1, 2]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rec, err := DecodeRun(data)
+		if err != nil {
+			return
+		}
+		if rec.Version != Version {
+			t.Fatalf("accepted version %d", rec.Version)
+		}
+		once, err := json.Marshal(rec)
+		if err != nil {
+			return // a time json cannot write back (a year past 9999): nothing this tool writes
+		}
+		back, err := DecodeRun(once)
+		if err != nil {
+			t.Fatalf("decode what it wrote: %v\n%s", err, once)
+		}
+		twice, err := json.Marshal(back)
+		if err != nil || !bytes.Equal(once, twice) {
+			t.Fatalf("round trip:\n%s\n%s (%v)", once, twice, err)
+		}
+	})
 }
 
 // Every subject a run uses falls inside its stream's filter and its own run-wide filter, and

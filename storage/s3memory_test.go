@@ -3,7 +3,6 @@ package storage_test
 import (
 	"context"
 	"fmt"
-	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 

@@ -25,12 +25,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/webnovel/webnovel-backup/internal/encryption"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 )

@@ -5,9 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"github.com/webnovel/webnovel-backup/internal/platform"
 	"hash/fnv"
 	"time"
+
+	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
 // chapterGap leaves one unused chapter id after every chapterGap chapters, as deleted chapters

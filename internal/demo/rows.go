@@ -2,8 +2,9 @@ package demo
 
 import (
 	"fmt"
-	"github.com/webnovel/webnovel-backup/internal/platform"
 	"time"
+
+	"github.com/webnovel/webnovel-backup/internal/platform"
 )
 
 // table is one table to fill: its columns and a row source producing values in columns order.

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -100,4 +101,36 @@ func TestNextSeq(t *testing.T) {
 			t.Errorf("NextSeq(%q) = %d, want %d", tc.names, got, tc.want)
 		}
 	}
+}
+
+// Backup names come from listings of a destination anyone may have written to: whatever the
+// name, ParseName never panics, and a name it accepts is exactly the name this tool would give
+// the backup it describes (time, collision suffix, archive and encryption extensions).
+func FuzzParseName(f *testing.F) {
+	for _, s := range []string{"backup_20240131_235959", "backup_20240131_235959-2.tar.gz.age", "backup_20241301_000000",
+		"backup_20240131_235959-1", "backup_20240131_235959.tar.zst", "backup_20240229_120000-999999999.tar", "backup_2024"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, ok := ParseName(s, time.UTC)
+		if !ok {
+			return
+		}
+		if p.Seq < 1 || p.Seq == 1 && strings.Contains(s, "-") {
+			t.Fatalf("%q: collision suffix %d", s, p.Seq)
+		}
+		base, archived := TrimArchiveExt(s)
+		if archived != p.Compressed {
+			t.Fatalf("%q: compressed %v, but its extension says %v", s, p.Compressed, archived)
+		}
+		if p.Encrypted != strings.HasSuffix(s, EncryptedExt) {
+			t.Fatalf("%q: encrypted %v", s, p.Encrypted)
+		}
+		if again := nameWithSeq(p.Time, p.Seq); again != base {
+			t.Fatalf("%q: the name of its time and suffix is %q", s, again)
+		}
+		if !IsBackupName(s) {
+			t.Fatalf("%q parses but is not a backup name", s)
+		}
+	})
 }

@@ -13,12 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
-
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 )
 
 var fixtureLines = fixture.Format{}

@@ -3,7 +3,6 @@ package preflight
 import (
 	"context"
 	"fmt"
-	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 	"net"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
+	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }

@@ -2,9 +2,11 @@ package subset
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -170,4 +172,34 @@ func TestResolveMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "shop.line pk 11 references shop.product pk 6, which neither the target database nor the backup holds") {
 		t.Fatalf("missing reference: %v", err)
 	}
+}
+
+// Primary and foreign keys come from a backup's fixtures, which may be damaged or crafted:
+// whatever the value, intValue never panics; an integer it reads is the value's own (a JSON
+// number, or a string holding one, as Django writes either), and null is no key.
+func FuzzIntValue(f *testing.F) {
+	for _, s := range []string{`7`, ` -12 `, `"42"`, `" 5 "`, `null`, `[1, "a"]`, `"x"`, `1e3`, `9223372036854775808`, `"\u0031"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		v, ok, err := intValue(raw)
+		switch {
+		case err != nil && ok:
+			t.Fatalf("%q: an error and a value %d", raw, v)
+		case err != nil:
+			return
+		case !ok:
+			if strings.TrimSpace(string(raw)) != "null" {
+				t.Fatalf("%q read as null", raw)
+			}
+			return
+		}
+		var text string
+		if err := json.Unmarshal(raw, &text); err != nil {
+			text = string(raw) // a number, not a string
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64); err != nil || n != v {
+			t.Fatalf("%q read as %d (its text %q)", raw, v, text)
+		}
+	})
 }
