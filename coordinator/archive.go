@@ -256,7 +256,7 @@ func (d *localDestination) publishArchive(ctx context.Context, p publishOptions)
 // publishedBefore reports whether the archive name exists and is this run's (its leading
 // metadata names the run), in which case the staging area is removed.
 func (d *localDestination) publishedBefore(ctx context.Context, name string) (bool, error) {
-	f, err := os.Open(filepath.Join(d.backupDir, name))
+	f, err := storage.OpenRegular(filepath.Join(d.backupDir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

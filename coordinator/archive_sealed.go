@@ -521,7 +521,7 @@ type sealedFinisher interface {
 
 // readSidecarFile reads a local sidecar.
 func readSidecarFile(file string) (*layout.Metadata, error) {
-	data, err := os.ReadFile(file)
+	data, err := storage.ReadRegular(file, layout.MaxMetadataSize)
 	if err != nil {
 		return nil, err
 	}

@@ -926,10 +926,10 @@ func readMetadata(ctx context.Context, b *storage.Bucket, key string) (*layout.M
 	if err != nil {
 		return nil, fmt.Errorf("read the metadata: %w", err)
 	}
-	data, err := io.ReadAll(rc)
+	data, err := storage.ReadLimited(rc, layout.MaxMetadataSize)
 	rc.Close()
 	if err != nil {
-		return nil, fmt.Errorf("read the metadata: %w", err)
+		return nil, fmt.Errorf("read the metadata %s: %w", key, err)
 	}
 	return layout.ParseMetadata(data)
 }

@@ -511,7 +511,7 @@ func (a *archiveCheck) read(ctx context.Context, tr *tar.Reader) error {
 		_, rel, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
 		switch rel {
 		case layout.FileMetadata:
-			data, err := io.ReadAll(io.LimitReader(tr, 64<<20))
+			data, err := storage.ReadLimited(tr, layout.MaxMetadataSize)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", rel, err)
 			}

@@ -89,7 +89,7 @@ func (r *backupRun) stagedKey(ctx context.Context) (*age.X25519Identity, []byte,
 	if r.rec == nil {
 		return nil, nil, nil
 	}
-	sealed, err := readSmall(ctx, r.stage.Bucket(), encryption.KeyFile)
+	sealed, err := readSealedKey(ctx, r.stage.Bucket(), encryption.KeyFile)
 	if errors.Is(err, storage.ErrNotExist) {
 		return nil, nil, nil
 	} else if err != nil {
@@ -130,7 +130,7 @@ func (r *backupRun) baseKey(ctx context.Context) (*age.X25519Identity, []byte, e
 		if enc == nil || enc.Mode != encryption.ModePassphrase || enc.Key == "" {
 			return nil, nil, nil
 		}
-		sealed, err := readSmall(ctx, root, name+"/"+enc.Key)
+		sealed, err := readSealedKey(ctx, root, name+"/"+enc.Key)
 		var key *age.X25519Identity
 		if err == nil {
 			key, err = encryption.OpenKey(sealed, r.o.Passphrase)
@@ -150,14 +150,14 @@ func (r *backupRun) warn(w string) {
 	r.warnings = append(r.warnings, w)
 }
 
-// readSmall reads a small object (a sealed key, metadata) whole.
-func readSmall(ctx context.Context, b *storage.Bucket, key string) ([]byte, error) {
+// readSealedKey reads a sealed key object (encryption.KeyFile) whole.
+func readSealedKey(ctx context.Context, b *storage.Bucket, key string) ([]byte, error) {
 	rc, _, err := b.Open(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, 1<<20))
+	data, err := storage.ReadLimited(rc, encryption.MaxSealedKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}

@@ -85,7 +85,7 @@ func keyFileOf(enc *layout.Encryption) string {
 
 // openKeyFile opens a passphrase backup's sealed key; a wrong passphrase is a refusal.
 func openKeyFile(name, backup, passphrase string) (*encryption.Identities, error) {
-	sealed, err := os.ReadFile(name)
+	sealed, err := storage.ReadRegular(name, encryption.MaxSealedKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %w", backup, err)
 	}
@@ -109,7 +109,7 @@ func openSealed(sealed []byte, backup, passphrase string) (*encryption.Identitie
 // backup encrypted to recipients, or not at all).
 func OpenBackupKey(ctx context.Context, src, passphrase string) (*encryption.Identities, error) {
 	if !storage.IsS3(src) {
-		sealed, err := os.ReadFile(filepath.Join(src, encryption.KeyFile))
+		sealed, err := storage.ReadRegular(filepath.Join(src, encryption.KeyFile), encryption.MaxSealedKeySize)
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, nil
 		} else if err != nil {
@@ -133,7 +133,7 @@ func OpenBackupKey(ctx context.Context, src, passphrase string) (*encryption.Ide
 		return nil, fmt.Errorf("backup %s: %s: %w", redact.URL(src), encryption.KeyFile, err)
 	}
 	defer r.Close()
-	sealed, err := io.ReadAll(io.LimitReader(r, 1<<16))
+	sealed, err := storage.ReadLimited(r, encryption.MaxSealedKeySize)
 	if err != nil {
 		return nil, fmt.Errorf("backup %s: %s: %w", redact.URL(src), encryption.KeyFile, err)
 	}

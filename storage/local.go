@@ -291,6 +291,36 @@ func OpenRegular(name string) (*os.File, error) {
 	return f, nil
 }
 
+// ReadRegular reads the local regular file name whole, refusing as OpenRegular does anything
+// but a regular file, and a file of more than limit bytes with an error naming it: the small
+// files of a backup (its metadata, a sidecar, a sealed key, a staging owner record) are read
+// whole into memory, and a huge one put in their place must not take the memory with it.
+func ReadRegular(name string, limit int64) ([]byte, error) {
+	f, err := OpenRegular(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := ReadLimited(f, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return data, nil
+}
+
+// ReadLimited reads r to its end, or refuses it (CodeInvalid) once it holds more than limit
+// bytes: for small files, read whole, from wherever they come.
+func ReadLimited(r io.Reader, limit int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, withCode(CodeInvalid, fmt.Errorf("larger than %d bytes, more than such a file holds", limit))
+	}
+	return data, nil
+}
+
 func (l *local) stat(ctx context.Context, key string) (Object, error) {
 	root, err := l.open_()
 	if err != nil {

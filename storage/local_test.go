@@ -225,3 +225,58 @@ func TestOpenRegular(t *testing.T) {
 		})
 	}
 }
+
+// ReadRegular reads a small file whole: up to its limit exactly; one byte more, a FIFO or a
+// folder is refused at once, naming the file; a missing file is fs.ErrNotExist.
+func TestReadRegular(t *testing.T) {
+	dir := t.TempDir()
+	full, over, fifo := filepath.Join(dir, "backup_key.age"), filepath.Join(dir, "backup_metadata.json"), filepath.Join(dir, "sidecar.json")
+	if err := os.WriteFile(full, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(over, []byte("0123456789x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, want string
+	}{
+		{"at the limit", full, ""},
+		{"over the limit", over, "larger than 10 bytes"},
+		{"FIFO", fifo, "is a fifo"},
+		{"folder", dir, "is a folder"},
+		{"missing", filepath.Join(dir, "gone"), "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			done := make(chan struct{})
+			var (
+				data []byte
+				err  error
+			)
+			go func() {
+				defer close(done)
+				data, err = storage.ReadRegular(tt.path, 10)
+			}()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("ReadRegular(%s) still waits after 10s", tt.path)
+			}
+			switch {
+			case tt.want == "":
+				if err != nil || string(data) != "0123456789" {
+					t.Fatalf("ReadRegular = %q, %v", data, err)
+				}
+			case err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.path):
+				t.Fatalf("err = %v, want %q naming %s", err, tt.want, tt.path)
+			case tt.name == "missing" && !errors.Is(err, fs.ErrNotExist):
+				t.Fatalf("err = %v, want fs.ErrNotExist", err)
+			case tt.name == "over the limit" && storage.ErrorCode(err) != storage.CodeInvalid:
+				t.Fatalf("err = %v: code %v, want CodeInvalid", err, storage.ErrorCode(err))
+			}
+		})
+	}
+}

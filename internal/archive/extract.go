@@ -215,8 +215,8 @@ func (e *extractor) admit(hdr *tar.Header) (string, error) {
 func (e *extractor) checkListed(rel string, size int64) error {
 	leading := !nestedPath(rel) && (rel == layout.FileMetadata || rel == layout.FileSums)
 	switch {
-	case leading && rel == layout.FileMetadata && size > maxMetadataSize:
-		return fmt.Errorf("%d bytes: metadata is at most %d", size, maxMetadataSize)
+	case leading && rel == layout.FileMetadata && size > layout.MaxMetadataSize:
+		return fmt.Errorf("%d bytes: metadata is at most %d", size, layout.MaxMetadataSize)
 	case leading:
 		return nil
 	}
@@ -289,9 +289,6 @@ func (e *extractor) readLeading(rel, target string) error {
 }
 
 func nestedPath(rel string) bool { return strings.Contains(rel, "/") }
-
-// maxMetadataSize bounds a leading metadata entry (real metadata is a few KiB).
-const maxMetadataSize = 16 << 20
 
 // finishDirs sets folder modes and times last: adding entries changes a folder's mtime.
 // Deepest first, so that a read-only parent does not block a child.
@@ -380,7 +377,7 @@ func LeadingMetadata(ctx context.Context, r io.Reader) (*layout.Metadata, error)
 		}
 		clean, err := cleanName(hdr.Name)
 		_, rel, _ := strings.Cut(clean, "/")
-		if err != nil || rel != layout.FileMetadata || hdr.Size > maxMetadataSize {
+		if err != nil || rel != layout.FileMetadata || hdr.Size > layout.MaxMetadataSize {
 			return nil, nil
 		}
 		data, err := io.ReadAll(tr)

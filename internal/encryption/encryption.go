@@ -33,6 +33,11 @@ const (
 	// the tool generated and sealed with a passphrase (KeyFile).
 	ModeRecipients = "recipients"
 	ModePassphrase = "passphrase"
+	// MaxSealedKeySize bounds KeyFile as it is read (it holds a few hundred bytes).
+	MaxSealedKeySize = 1 << 16
+	// maxKeyFileSize bounds the key files the operator names (recipients, identities, a
+	// passphrase), which may be pipes: a few KiB each, even with many keys.
+	maxKeyFileSize = 1 << 20
 )
 
 var (
@@ -105,7 +110,7 @@ func parseRecipient(s string) (age.Recipient, string, error) {
 
 // ReadRecipientsFile reads an age recipients file (one recipient per line).
 func ReadRecipientsFile(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("recipients file: %w", err)
 	}
@@ -177,7 +182,7 @@ type Identities struct {
 // writes) or an unencrypted SSH private key (ed25519 or RSA). Errors name the file, never
 // its content.
 func ReadIdentityFile(path string) (*Identities, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("identity file: %w", err)
 	}
@@ -288,7 +293,7 @@ func ReadPassphrase(file, env string) (string, error) {
 	if file == "" {
 		return os.Getenv(env), nil
 	}
-	data, err := os.ReadFile(file)
+	data, err := readKeyFile(file)
 	if err != nil {
 		return "", fmt.Errorf("passphrase file: %w", err)
 	}
@@ -335,4 +340,19 @@ func IsEncryptedFile(file string) bool {
 	head := make([]byte, 64)
 	n, _ := io.ReadFull(f, head)
 	return IsEncrypted(head[:n])
+}
+
+// readKeyFile reads a key file the operator named: a file or a pipe (--identity
+// <(pass show key)), but not an endless stream (/dev/zero) that would take the memory.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := storage.ReadLimited(f, maxKeyFileSize)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return data, nil
 }

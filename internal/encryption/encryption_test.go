@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"filippo.io/age"
@@ -321,4 +322,47 @@ func FuzzIdentityFile(f *testing.F) {
 			t.Fatalf("error repeats the file's content: %v", err)
 		}
 	})
+}
+
+// The key files the operator names may be pipes (--identity <(pass show key)), which are
+// read whole; an endless or huge one (/dev/zero, a wrong file) is refused by name instead of
+// taking the memory.
+func TestKeyFilesBounded(t *testing.T) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "key.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // the writer of a pipe, as process substitution would be
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString(id.String() + "\n")
+			f.Close()
+		}
+	}()
+	ids, err := ReadIdentityFile(fifo)
+	if err != nil || len(ids.list) != 1 {
+		t.Fatalf("identity from a pipe: %v", err)
+	}
+	huge := filepath.Join(dir, "huge")
+	if err := os.WriteFile(huge, bytes.Repeat([]byte("age1\n"), maxKeyFileSize/5+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		read func(string) error
+	}{
+		{"identity", func(p string) error { _, err := ReadIdentityFile(p); return err }},
+		{"recipients", func(p string) error { _, err := ReadRecipientsFile(p); return err }},
+		{"passphrase", func(p string) error { _, err := ReadPassphrase(p, ""); return err }},
+	} {
+		for _, p := range []string{"/dev/zero", huge} {
+			if err := tt.read(p); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "larger than") {
+				t.Errorf("%s file %s: err = %v, want it refused as too large, by name", tt.name, p, err)
+			}
+		}
+	}
 }

@@ -364,9 +364,9 @@ func (m *Metadata) Marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// maxMetadataSize bounds what ParseMetadata accepts: real metadata is a few
-// KiB, even with thousands of warnings.
-const maxMetadataSize = 16 << 20
+// MaxMetadataSize bounds what ParseMetadata accepts, and what a reader of a backup's metadata
+// or sidecar reads: real metadata is a few KiB, even with thousands of warnings.
+const MaxMetadataSize = 16 << 20
 
 // ParseMetadata parses backup_metadata.json, written by this tool or by the
 // Python command (FormatVersion 0). Unknown keys are ignored, so that newer
@@ -374,7 +374,7 @@ const maxMetadataSize = 16 << 20
 // an error. The data is untrusted: fixture file names are checked to be
 // plain names inside the backup folder.
 func ParseMetadata(data []byte) (*Metadata, error) {
-	if len(data) > maxMetadataSize {
+	if len(data) > MaxMetadataSize {
 		return nil, fmt.Errorf("parse metadata: %d bytes is too large", len(data))
 	}
 	trimmed := bytes.TrimSpace(data)

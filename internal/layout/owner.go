@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/scratch"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // OwnerSuffix ends the name of a staging folder's owner record, written beside the folder
@@ -66,10 +67,13 @@ func WriteOwner(stagingPath string, o Owner) error {
 	return nil
 }
 
+// maxOwnerSize bounds an owner record (a few hundred bytes) as it is read.
+const maxOwnerSize = 1 << 20
+
 // ReadOwner reads the owner record of stagingPath; fs.ErrNotExist when there is none.
 func ReadOwner(stagingPath string) (Owner, error) {
 	var o Owner
-	data, err := os.ReadFile(OwnerPath(stagingPath))
+	data, err := storage.ReadRegular(OwnerPath(stagingPath), maxOwnerSize)
 	if err != nil {
 		return o, fmt.Errorf("read owner of %s: %w", stagingPath, err)
 	}

@@ -282,7 +282,7 @@ func ReadMetadata(dir string) (*Metadata, error) {
 		return nil, fmt.Errorf("read metadata: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxMetadataSize+1))
+	data, err := storage.ReadLimited(f, MaxMetadataSize)
 	if err != nil {
 		return nil, fmt.Errorf("read metadata %s: %w", name, err)
 	}

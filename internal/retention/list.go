@@ -274,7 +274,7 @@ func (d *Destination) readFolderMetadata(ctx context.Context, b *Backup) {
 		return
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	data, err := storage.ReadLimited(r, layout.MaxMetadataSize)
 	if err != nil {
 		b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
 		return
@@ -342,7 +342,7 @@ func archiveMetadata(ctx context.Context, r io.Reader) ([]byte, error) {
 		}
 		clean := path.Clean(hdr.Name)
 		if hdr.Typeflag == tar.TypeReg && path.Base(clean) == layout.FileMetadata && strings.Count(clean, "/") == 1 {
-			data, err := io.ReadAll(io.LimitReader(tr, 16<<20))
+			data, err := storage.ReadLimited(tr, layout.MaxMetadataSize)
 			if err != nil {
 				return nil, fmt.Errorf("read archive: %s: %w", layout.FileMetadata, err)
 			}
@@ -479,7 +479,7 @@ func (d *Destination) readSidecar(ctx context.Context, b *Backup, sidecars map[s
 		return
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	data, err := storage.ReadLimited(r, layout.MaxMetadataSize)
 	if err != nil {
 		b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("read %s: %v", layout.SidecarName(b.Name), err)
 		return

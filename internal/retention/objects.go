@@ -159,7 +159,7 @@ func (d *Destination) folderMetadata(ctx context.Context, name string) (*layout.
 		return nil, err
 	}
 	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	data, err := storage.ReadLimited(r, layout.MaxMetadataSize)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", layout.FileMetadata, err)
 	}

@@ -32,7 +32,7 @@ func (v *verifier) decrypting() bool { return v.encrypted() && v.o.Decrypt }
 func (v *verifier) keys() (*encryption.Identities, error) {
 	enc := v.meta.Encryption
 	if v.o.Passphrase != "" && enc.Mode == encryption.ModePassphrase {
-		sealed, err := os.ReadFile(filepath.Join(v.dir, encryption.KeyFile))
+		sealed, err := storage.ReadRegular(filepath.Join(v.dir, encryption.KeyFile), encryption.MaxSealedKeySize)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", encryption.KeyFile, pathless(err))
 		}

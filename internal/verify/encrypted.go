@@ -142,11 +142,11 @@ func checkSidecar(rep *Report, path string, stored *hashCounter, sidecar func() 
 // its sidecar.
 func openSealed(ctx context.Context, path string) (io.ReadCloser, func() ([]byte, error), error) {
 	if !storage.IsS3(path) {
-		f, err := os.Open(path)
+		f, err := storage.OpenRegular(path)
 		if err != nil {
 			return nil, nil, err
 		}
-		return f, func() ([]byte, error) { return os.ReadFile(layout.SidecarName(path)) }, nil
+		return f, func() ([]byte, error) { return storage.ReadRegular(layout.SidecarName(path), layout.MaxMetadataSize) }, nil
 	}
 	u, err := url.Parse(path)
 	if err != nil {
@@ -169,7 +169,7 @@ func openSealed(ctx context.Context, path string) (io.ReadCloser, func() ([]byte
 			return nil, err
 		}
 		defer rc.Close()
-		return io.ReadAll(io.LimitReader(rc, 16<<20))
+		return storage.ReadLimited(rc, layout.MaxMetadataSize)
 	}
 	return bucketReader{r, b}, sidecar, nil
 }

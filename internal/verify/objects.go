@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -94,7 +93,7 @@ func (v *verifier) checkObjects(ctx context.Context) error {
 func (v *verifier) joinIndex(name, index string, needed *extsort.Sorter) ([]problem, error) {
 	var problems []problem
 	eachIndex := func(fn func(p string, e messages.FileEntry) error) error {
-		f, err := os.Open(name)
+		f, err := storage.OpenRegular(name)
 		if err != nil {
 			return pathless(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -106,7 +105,7 @@ func (v *verifier) gatherReferences(ctx context.Context, chk *references.Checker
 // index, else from a walk of files/ (names unescaped, .age taken off).
 func (v *verifier) backedUpKeys(fn func(key string) error) error {
 	if idx := v.meta.Files.Index; idx != "" {
-		f, err := os.Open(filepath.Join(v.dir, idx))
+		f, err := storage.OpenRegular(filepath.Join(v.dir, idx))
 		if err != nil {
 			return fmt.Errorf("%s: %w", idx, pathless(err))
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // Names of the checks, in the order a Report lists them. CheckArchive comes first, and only
@@ -167,7 +168,7 @@ func Verify(ctx context.Context, path string, o Options) (*Report, error) {
 }
 
 func verifyArchive(ctx context.Context, path string, o Options) (rep *Report, err error) {
-	f, err := os.Open(path)
+	f, err := storage.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
