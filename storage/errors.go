@@ -35,6 +35,10 @@ const (
 	CodeTransient
 	// CodeCanceled is an operation stopped by its caller's context.
 	CodeCanceled
+	// CodeConflict is a name a file system cannot give: a file where a folder is needed, or a
+	// folder where a file should go, as when an S3 source holds both "a" and "a/b". Retrying
+	// does not help.
+	CodeConflict
 )
 
 // String names the code for logs.
@@ -54,6 +58,8 @@ func (c Code) String() string {
 		return "transient"
 	case CodeCanceled:
 		return "canceled"
+	case CodeConflict:
+		return "name conflict"
 	}
 	return "unknown"
 }

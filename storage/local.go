@@ -337,7 +337,7 @@ func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, e
 	if _, err := l.open_(); err != nil {
 		return nil, fmt.Errorf("destination root: %w", err)
 	}
-	w := &localWriter{l: l, attrs: attrs, deferSync: l.deferSync}
+	w := &localWriter{l: l, key: key, attrs: attrs, deferSync: l.deferSync}
 	// The writer keeps its folder open (and in the cache) until it is committed or aborted.
 	d, err := l.inDir(key, true, func(d *openDir, name string) (err error) {
 		w.final = name
@@ -348,10 +348,40 @@ func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, e
 		return err
 	})
 	if err != nil {
+		if file, ok := l.fileOnPath(key); ok {
+			return nil, withCode(CodeConflict, fmt.Errorf("create %s: the file %s stands where its folder should be (its source holds a file and files under it of one name, as S3 allows and no file system does): %w", QuoteKey(key), QuoteKey(file), err))
+		}
 		return nil, err
 	}
 	w.d = d
 	return w, nil
+}
+
+// fileOnPath names the first of key's folders that is something else than a folder.
+func (l *local) fileOnPath(key string) (string, bool) {
+	root, err := l.open_()
+	if err != nil {
+		return "", false
+	}
+	for i := strings.IndexByte(key, '/'); i >= 0; i = nextSlash(key, i) {
+		fi, err := root.Lstat(key[:i])
+		if err != nil {
+			return "", false
+		}
+		if !fi.IsDir() {
+			return key[:i], true
+		}
+	}
+	return "", false
+}
+
+// nextSlash is the index of the first '/' of key after i, or -1.
+func nextSlash(key string, i int) int {
+	j := strings.IndexByte(key[i+1:], '/')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
 }
 
 func (l *local) remove(ctx context.Context, key string) error {
@@ -395,6 +425,7 @@ type localWriter struct {
 	f         *os.File
 	tmp       string // the file's temporary name in d
 	final     string // the object's name in d
+	key       string // the object's key in the bucket
 	attrs     Object
 	deferSync bool
 	done      bool
@@ -436,6 +467,9 @@ func (w *localWriter) Commit() error {
 	}
 	if err == nil {
 		err = w.d.root.Rename(w.tmp, w.final)
+		if errors.Is(err, syscall.EISDIR) || errors.Is(err, syscall.EEXIST) || errors.Is(err, syscall.ENOTEMPTY) {
+			err = withCode(CodeConflict, fmt.Errorf("commit %s: a folder stands where the file should be (its source holds files under this key's name, as S3 allows and no file system does): %w", QuoteKey(w.key), err))
+		}
 	}
 	if err != nil {
 		w.d.root.Remove(w.tmp)

@@ -280,3 +280,38 @@ func TestReadRegular(t *testing.T) {
 		})
 	}
 }
+
+// A name a file system cannot give (a file and a folder of one name, as an S3 source may hold
+// "a" and "a/b") is CodeConflict, naming the key, whichever of the two is written first.
+func TestLocalNameConflict(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(key string) error {
+		w, err := b.Create(ctx, key, storage.Object{})
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write([]byte(key)); err != nil {
+			w.Abort()
+			return err
+		}
+		return w.Commit()
+	}
+	for _, pair := range [][2]string{{"a", "a/b"}, {"c/d", "c"}} {
+		if err := put(pair[0]); err != nil {
+			t.Fatal(err)
+		}
+		err := put(pair[1])
+		if storage.ErrorCode(err) != storage.CodeConflict || !strings.Contains(err.Error(), pair[1]) {
+			t.Errorf("%s after %s: err = %v (code %v), want a name conflict naming it", pair[1], pair[0], err, storage.ErrorCode(err))
+		}
+	}
+	if got, _, err := b.Open(ctx, "a"); err != nil {
+		t.Errorf("the file written first is gone: %v", err)
+	} else {
+		got.Close()
+	}
+}

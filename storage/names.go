@@ -129,14 +129,19 @@ func cleanKey(key string) bool {
 // not a regular file: a symlink, FIFO, socket or device.
 var ErrNotRegular = errors.New("not a regular file")
 
-// Special is an entry of a local folder that is not a regular file or a folder: Walk skips
-// it, WalkSpecial reports it. A link is never followed (it could point anywhere on the host).
+// Special is an entry that is not a regular file or a folder: of a local folder, a symlink,
+// FIFO, socket or device; of S3, a key no file can stand for. Walk skips it, WalkSpecial
+// reports it. A link is never followed (it could point anywhere on the host).
 type Special struct {
 	Key string
-	// Kind is "symlink", "fifo", "socket", "block device", "char device" or "irregular".
+	// Kind is "symlink", "fifo", "socket", "block device", "char device" or "irregular" (a
+	// local folder's entries), "folder marker" or "unaddressable key" (S3's).
 	Kind string
 	// Target is a symlink's target, as it is written in the link.
 	Target string
+	// Why says why the entry is not backed up, when it is not for being other than a regular
+	// file (an S3 key).
+	Why string
 }
 
 // Warning describes the skipped entry: "skipped symlink media/x -> ../y".
@@ -152,7 +157,11 @@ func (s Special) Warning() string {
 			msg += " (outside the storage)"
 		}
 	}
-	return msg + ": not a regular file, not backed up"
+	why := "not a regular file"
+	if s.Why != "" {
+		why = s.Why
+	}
+	return msg + ": " + why + ", not backed up"
 }
 
 // KindOf names the kind of a non-regular file mode.

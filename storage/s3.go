@@ -346,6 +346,17 @@ func (d *s3Driver) full(key string) string { return d.root + key }
 // no user metadata, so Walk's ModTime is S3's LastModified and Mode is 0; Stat and Open read
 // the kept values.
 func (d *s3Driver) walk(ctx context.Context, prefix string, fn func(Object) error) error {
+	return d.walkSpecial(ctx, prefix, fn, func(sp Special) error {
+		slog.WarnContext(ctx, sp.Warning(), "bucket", d.bucket)
+		return nil
+	})
+}
+
+// walkSpecial is walk that calls special for each key it skips because no file can stand for
+// it: a key with an empty, "." or ".." segment, and a folder marker (a key ending in "/") that
+// holds bytes. An empty folder marker, which some tools create, is a folder, as a local one
+// is, and is passed over in silence.
+func (d *s3Driver) walkSpecial(ctx context.Context, prefix string, fn func(Object) error, special func(Special) error) error {
 	p := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(d.bucket),
 		Prefix: aws.String(d.full(prefix)),
@@ -358,12 +369,20 @@ func (d *s3Driver) walk(ctx context.Context, prefix string, fn func(Object) erro
 		for _, o := range page.Contents {
 			full := aws.ToString(o.Key)
 			key := strings.TrimPrefix(full, d.root)
-			if strings.HasSuffix(key, "/") {
-				continue // a "folder" marker some tools create
-			}
-			if CheckKey(key) != nil {
+			var sp *Special
+			switch size := aws.ToInt64(o.Size); {
+			case strings.HasSuffix(key, "/") && size == 0:
+				continue
+			case strings.HasSuffix(key, "/"):
+				sp = &Special{Key: full, Kind: "folder marker", Why: fmt.Sprintf("%d bytes under a folder's name (an S3 key ending in /), which no file can hold", size)}
+			case CheckKey(key) != nil:
 				// Such keys cannot be opened through a Bucket; say so rather than fail the run.
-				slog.WarnContext(ctx, "skipping an S3 key this tool cannot address", "bucket", d.bucket, "key", full)
+				sp = &Special{Key: full, Kind: "unaddressable key", Why: `an S3 key with an empty, "." or ".." segment, which this tool cannot address`}
+			}
+			if sp != nil {
+				if err := special(*sp); err != nil {
+					return err
+				}
 				continue
 			}
 			obj := Object{Key: key, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified), LastModified: aws.ToTime(o.LastModified), ETag: etag(o.ETag)}

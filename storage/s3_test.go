@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -531,5 +532,47 @@ func TestS3CABundle(t *testing.T) {
 	}
 	if got, _ := storagetest.Get(t, trusted, "hello"); string(got) != "hi" {
 		t.Errorf("Get over TLS = %q", got)
+	}
+}
+
+// An S3 source may hold keys no file can stand for: WalkSpecial reports each (a folder marker
+// that holds bytes, a key with an empty or ".." segment) so the backup can warn, naming it,
+// and passes over an empty folder marker, a folder as a local one is.
+func TestS3WalkSpecial(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeS3(t, nil, "b")
+	for key, data := range map[string]string{"p/ok.txt": "ok", "p/empty/": "", "p/marker/": "bytes", "p/x//y": "z", "p/x/../y": "w"} {
+		f.put(t, "b", key, []byte(data))
+	}
+	b, err := storage.Open(ctx, f.url("b", "p", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	specials := map[string]string{}
+	err = b.WalkSpecial(ctx, "", func(o storage.Object) error {
+		keys = append(keys, o.Key)
+		return nil
+	}, func(sp storage.Special) error {
+		specials[sp.Key] = sp.Kind + ": " + sp.Warning()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keys, []string{"ok.txt"}) {
+		t.Errorf("walked %q, want only ok.txt", keys)
+	}
+	want := map[string]string{"p/marker/": "folder marker", "p/x//y": "unaddressable key", "p/x/../y": "unaddressable key"}
+	if len(specials) != len(want) {
+		t.Errorf("reported %q, want %v", specials, want)
+	}
+	for key, kind := range want {
+		if got := specials[key]; !strings.HasPrefix(got, kind+": skipped "+kind+" "+key+": ") || !strings.HasSuffix(got, "not backed up") {
+			t.Errorf("%s reported as %q, want a %s warning naming it", key, got, kind)
+		}
+	}
+	if w := specials["p/marker/"]; !strings.Contains(w, "5 bytes") {
+		t.Errorf("folder marker warning %q does not say what it holds", w)
 	}
 }

@@ -21,15 +21,16 @@ func Permanent(err error) error {
 }
 
 // IsPermanent reports whether err cannot be fixed by retrying: marked Permanent, or a storage
-// error of a class no redelivery cures — refused access (a local EACCES or EROFS, an S3 403)
-// or a full disk — whichever driver gave it.
+// error of a class no redelivery cures — refused access (a local EACCES or EROFS, an S3 403),
+// a full disk, or a name the file system cannot give (a file and a folder of one name) —
+// whichever driver gave it.
 func IsPermanent(err error) bool {
 	var p permanentError
 	if errors.As(err, &p) {
 		return true
 	}
 	switch storage.ErrorCode(err) {
-	case storage.CodePermission, storage.CodeNoSpace:
+	case storage.CodePermission, storage.CodeNoSpace, storage.CodeConflict:
 		return true
 	}
 	return false

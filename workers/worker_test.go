@@ -16,6 +16,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/queue"
 	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // startQueue starts an embedded JetStream server and declares the streams.
@@ -186,6 +187,19 @@ func TestDefaultBackoff(t *testing.T) {
 func TestIsPermanent(t *testing.T) {
 	if !IsPermanent(Permanent(os.ErrInvalid)) || !IsPermanent(&os.PathError{Op: "write", Err: syscall.ENOSPC}) || IsPermanent(os.ErrDeadlineExceeded) {
 		t.Fatal("error classes are wrong")
+	}
+	// A file and a folder of one name (an S3 source's "a" and "a/b"): no retry can write both.
+	ctx := context.Background()
+	b, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := b.Create(ctx, "a", storage.Object{})
+	if err != nil || w.Commit() != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Create(ctx, "a/b", storage.Object{}); !IsPermanent(err) {
+		t.Fatalf("a name conflict (%v) is retried", err)
 	}
 }
 

@@ -135,3 +135,43 @@ func TestBackupToS3(t *testing.T) {
 		compareWithBackup(t, backupOf(t, local, false), target)
 	}
 }
+
+// An S3 source's keys no file can stand for are skipped, each named in the run's warnings and
+// counted by kind in files.skipped, and the rest is backed up; a file with files under its
+// name ("a" and "a/b") fails the backup into a local folder at once (no retry can write both),
+// naming the file, and leaves no backup.
+func TestBackupS3KeysNoFileCanHold(t *testing.T) {
+	s3 := s3test.Start(t, nil, "media")
+	p := sqlitePlatform(t, demo.Options{Books: 1, ChaptersPerBook: 1, Users: 1, Authors: 1, Languages: 1, Seed: 4, NoFiles: true})
+	p.storage = s3.URL("media", "site", "")
+	for key, data := range map[string]string{"site/ok.txt": "kept", "site/empty/": "", "site/marker/": "bytes", "site/x//y": "lost"} {
+		s3.Put(t, "media", key, []byte(data))
+	}
+	s := startSession(t, p, 2, queue.Config{})
+	backup := func(dest string) (*coordinator.BackupReport, error) {
+		return s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dest})
+	}
+	rep, err := backup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := readMetadata(t, rep.Path)
+	if meta.Files.Count != 1 || meta.Files.Skipped["folder marker"] != 1 || meta.Files.Skipped["unaddressable key"] != 1 {
+		t.Fatalf("files %d, skipped %v: want ok.txt backed up, a folder marker and an unaddressable key skipped", meta.Files.Count, meta.Files.Skipped)
+	}
+	for _, key := range []string{"site/marker/", "site/x//y"} {
+		if !hasWarning(rep.Warnings, "skipped", key) {
+			t.Errorf("no warning names %s: %q", key, rep.Warnings)
+		}
+	}
+
+	s3.Put(t, "media", "site/ok.txt/inner", []byte("under a file's name"))
+	dest := t.TempDir()
+	_, err = backup(dest)
+	if err == nil || !strings.Contains(err.Error(), "ok.txt") || !strings.Contains(err.Error(), "attempt 1 ") {
+		t.Fatalf("backup of a and a/b: %v, want it failed at the first attempt naming ok.txt", err)
+	}
+	if names := backupNames(t, dest); len(names) != 0 {
+		t.Fatalf("the failed backup left %v", names)
+	}
+}
