@@ -194,20 +194,11 @@ func TestOpenRegular(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			done := make(chan struct{})
 			var (
 				f   *os.File
 				err error
 			)
-			go func() {
-				defer close(done)
-				f, err = storage.OpenRegular(tt.path)
-			}()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("OpenRegular(%s) still waits after 10s", tt.path)
-			}
+			returnsWithin(t, 10*time.Second, "OpenRegular("+tt.path+")", func() { f, err = storage.OpenRegular(tt.path) })
 			var special *storage.SpecialError
 			switch {
 			case tt.missing:
@@ -251,20 +242,11 @@ func TestReadRegular(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			done := make(chan struct{})
 			var (
 				data []byte
 				err  error
 			)
-			go func() {
-				defer close(done)
-				data, err = storage.ReadRegular(tt.path, 10)
-			}()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatalf("ReadRegular(%s) still waits after 10s", tt.path)
-			}
+			returnsWithin(t, 10*time.Second, "ReadRegular("+tt.path+")", func() { data, err = storage.ReadRegular(tt.path, 10) })
 			switch {
 			case tt.want == "":
 				if err != nil || string(data) != "0123456789" {
@@ -313,5 +295,21 @@ func TestLocalNameConflict(t *testing.T) {
 		t.Errorf("the file written first is gone: %v", err)
 	} else {
 		got.Close()
+	}
+}
+
+// returnsWithin runs fn and fails the test if it has not returned after limit: opening a FIFO
+// as a file would wait for ever.
+func returnsWithin(t *testing.T, limit time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		t.Fatalf("%s still waits after %s", what, limit)
 	}
 }

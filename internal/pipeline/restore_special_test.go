@@ -83,16 +83,8 @@ func restoreWithin(t *testing.T, target platformFixture, o coordinator.RestoreOp
 	}
 	defer s.Close()
 	o.DatabaseURL, o.StorageURL, o.TempDir, o.SkipFiles = target.dbURL, target.storage, t.TempDir(), true
-	done := make(chan error, 1)
-	go func() {
+	return within(t, limit, "the restore of "+o.Source, func() error {
 		_, err := s.Coordinator.Restore(context.Background(), o)
-		done <- err
-	}()
-	select {
-	case err := <-done:
 		return err
-	case <-time.After(limit):
-		t.Fatalf("the restore of %s still runs after %s", o.Source, limit)
-		return nil
-	}
+	})
 }
