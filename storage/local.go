@@ -348,8 +348,10 @@ func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, e
 		return err
 	})
 	if err != nil {
-		if file, ok := l.fileOnPath(key); ok {
-			return nil, withCode(CodeConflict, fmt.Errorf("create %s: the file %s stands where its folder should be (its source holds a file and files under it of one name, as S3 allows and no file system does): %w", QuoteKey(key), QuoteKey(file), err))
+		// os.Root says "not a directory" and "path escapes from parent" with errors of its own:
+		// the folders on the key's path say which it was.
+		if name, mode, ok := l.notFolderOnPath(key); ok && localCode(err) == CodeUnknown {
+			return nil, withCode(CodeConflict, notFolderError(key, name, mode, err))
 		}
 		return nil, err
 	}
@@ -357,22 +359,36 @@ func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, e
 	return w, nil
 }
 
-// fileOnPath names the first of key's folders that is something else than a folder.
-func (l *local) fileOnPath(key string) (string, bool) {
+// notFolderOnPath names the first of key's folders that is something else than a folder, and
+// its mode.
+func (l *local) notFolderOnPath(key string) (string, fs.FileMode, bool) {
 	root, err := l.open_()
 	if err != nil {
-		return "", false
+		return "", 0, false
 	}
 	for i := strings.IndexByte(key, '/'); i >= 0; i = nextSlash(key, i) {
 		fi, err := root.Lstat(key[:i])
 		if err != nil {
-			return "", false
+			return "", 0, false
 		}
 		if !fi.IsDir() {
-			return key[:i], true
+			return key[:i], fi.Mode(), true
 		}
 	}
-	return "", false
+	return "", 0, false
+}
+
+// notFolderError says why key cannot be created: its folder name is a file (its source holds
+// a file and files under its name) or a link (never written through).
+func notFolderError(key, name string, mode fs.FileMode, err error) error {
+	if mode&fs.ModeSymlink != 0 {
+		return fmt.Errorf("create %s: %s is a symbolic link, and nothing is written through a link: make it a folder, or give the folder it points to as the storage: %w", QuoteKey(key), QuoteKey(name), err)
+	}
+	kind := "file"
+	if !mode.IsRegular() {
+		kind = KindOf(mode)
+	}
+	return fmt.Errorf("create %s: the %s %s stands where its folder should be (its source holds a file and files under it of one name, as S3 allows and no file system does): %w", QuoteKey(key), kind, QuoteKey(name), err)
 }
 
 // nextSlash is the index of the first '/' of key after i, or -1.

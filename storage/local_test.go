@@ -267,7 +267,8 @@ func TestReadRegular(t *testing.T) {
 // "a" and "a/b") is CodeConflict, naming the key, whichever of the two is written first.
 func TestLocalNameConflict(t *testing.T) {
 	ctx := context.Background()
-	b, err := storage.Open(ctx, t.TempDir())
+	dir := t.TempDir()
+	b, err := storage.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,6 +296,13 @@ func TestLocalNameConflict(t *testing.T) {
 		t.Errorf("the file written first is gone: %v", err)
 	} else {
 		got.Close()
+	}
+	// A folder that is a link (to anywhere) is never written through, and the error says so.
+	if err := os.Symlink(t.TempDir(), filepath.Join(dir, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("linked/x"); storage.ErrorCode(err) != storage.CodeConflict || !strings.Contains(err.Error(), "linked is a symbolic link") {
+		t.Errorf("linked/x: err = %v, want it refused as written through a link", err)
 	}
 }
 
