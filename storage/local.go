@@ -366,7 +366,10 @@ func (l *local) notFolderOnPath(key string) (string, fs.FileMode, bool) {
 	if err != nil {
 		return "", 0, false
 	}
-	for i := strings.IndexByte(key, '/'); i >= 0; i = nextSlash(key, i) {
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
 		fi, err := root.Lstat(key[:i])
 		if err != nil {
 			return "", 0, false
@@ -389,15 +392,6 @@ func notFolderError(key, name string, mode fs.FileMode, err error) error {
 		kind = KindOf(mode)
 	}
 	return fmt.Errorf("create %s: the %s %s stands where its folder should be (its source holds a file and files under it of one name, as S3 allows and no file system does): %w", QuoteKey(key), kind, QuoteKey(name), err)
-}
-
-// nextSlash is the index of the first '/' of key after i, or -1.
-func nextSlash(key string, i int) int {
-	j := strings.IndexByte(key[i+1:], '/')
-	if j < 0 {
-		return -1
-	}
-	return i + 1 + j
 }
 
 func (l *local) remove(ctx context.Context, key string) error {

@@ -277,14 +277,9 @@ func WriteMetadata(dir string, m *Metadata) error {
 // ReadMetadata reads and parses dir/backup_metadata.json.
 func ReadMetadata(dir string) (*Metadata, error) {
 	name := filepath.Join(dir, FileMetadata)
-	f, err := storage.OpenRegular(name)
+	data, err := storage.ReadRegular(name, MaxMetadataSize)
 	if err != nil {
 		return nil, fmt.Errorf("read metadata: %w", err)
-	}
-	defer f.Close()
-	data, err := storage.ReadLimited(f, MaxMetadataSize)
-	if err != nil {
-		return nil, fmt.Errorf("read metadata %s: %w", name, err)
 	}
 	m, err := ParseMetadata(data)
 	if err != nil {

@@ -35,7 +35,7 @@ func within(t *testing.T, limit time.Duration, what string, fn func() error) err
 }
 
 // verifyText is everything a verification says: its error and its problems.
-func verifyText(rep *verify.Report, err error) string {
+func said(rep *verify.Report, err error) string {
 	text := ""
 	if err != nil {
 		text = err.Error()
@@ -80,7 +80,7 @@ func TestEncryptedRefusesSpecialFiles(t *testing.T) {
 			rep, err = verify.Verify(context.Background(), keyFIFO, verify.Options{Decrypt: true, Passphrase: pass, TempDir: t.TempDir()})
 			return err
 		})
-		if text := verifyText(rep, err); !strings.Contains(text, encryption.KeyFile+" is a fifo") {
+		if text := said(rep, err); !strings.Contains(text, encryption.KeyFile+" is a fifo") {
 			t.Fatalf("verify says %q, want the FIFO refused by name", text)
 		}
 	})
@@ -103,7 +103,7 @@ func TestEncryptedRefusesSpecialFiles(t *testing.T) {
 				rep, err = verify.Verify(context.Background(), archive, o)
 				return err
 			})
-			if text := verifyText(rep, err); !strings.Contains(text, filepath.Base(sidecar)+" is a fifo") {
+			if text := said(rep, err); !strings.Contains(text, filepath.Base(sidecar)+" is a fifo") {
 				t.Fatalf("verify says %q, want the FIFO refused by name", text)
 			}
 		})
@@ -154,7 +154,7 @@ func TestOversizedMetadataRefused(t *testing.T) {
 			_, err := s.Coordinator.Copy(context.Background(), copyOptions(backup, t.TempDir()))
 			return err
 		})
-		check(t, verifyText(nil, err))
+		check(t, said(nil, err))
 	})
 	t.Run("verify", func(t *testing.T) {
 		var rep *verify.Report
@@ -162,11 +162,11 @@ func TestOversizedMetadataRefused(t *testing.T) {
 			rep, err = verify.Verify(context.Background(), backup, verify.Options{TempDir: t.TempDir()})
 			return err
 		})
-		check(t, verifyText(rep, err))
+		check(t, said(rep, err))
 	})
 	t.Run("restore", func(t *testing.T) {
 		target := emptyTarget(t, database.SQLite)
 		os.MkdirAll(target.storage, 0o755)
-		check(t, verifyText(nil, restoreWithin(t, target, coordinator.RestoreOptions{Source: backup}, 30*time.Second)))
+		check(t, said(nil, restoreWithin(t, target, coordinator.RestoreOptions{Source: backup}, 30*time.Second)))
 	})
 }
