@@ -34,7 +34,7 @@ func within(t *testing.T, limit time.Duration, what string, fn func() error) err
 	}
 }
 
-// verifyText is everything a verification says: its error and its problems.
+// said is everything a command said: its error and, for a verification, its problems.
 func said(rep *verify.Report, err error) string {
 	text := ""
 	if err != nil {
