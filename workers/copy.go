@@ -44,49 +44,12 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		telemetry.End(span, err)
 	}()
 	restore := t.Kind == messages.KindRestorePrefix
-	if w.cfg.StorageURL == "" {
-		return nil, Mismatch(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", c.Prefix))
-	}
-	// The platform storage is always the worker's own configured one; the task names it only
-	// so that a worker configured for another storage refuses instead of mixing platforms.
-	platformLoc, otherLoc := c.Source, t.Dest
-	if restore {
-		platformLoc, otherLoc = t.Dest, c.Source
-	}
-	if !sameLocation(w.cfg.StorageURL, platformLoc) {
-		return nil, Mismatch(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", c.Prefix, w.cfg.StorageURL, platformLoc))
-	}
-	if restore && c.Decrypt && w.cfg.Identities == nil {
-		return nil, Mismatch(fmt.Errorf("copy %s: the backup is encrypted and this worker has no age identity (--identity or WNB_AGE_IDENTITY_FILE)", c.Prefix))
-	}
-	plat, err := storage.Open(ctx, w.cfg.StorageURL)
+	b, err := w.openCopyBuckets(ctx, t, restore)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+		return nil, err
 	}
-	defer plat.Close()
-	// A backup's staging folder is published whole, once every task is done: its files are
-	// made durable together at the end of each task (Sync below), not one by one. A restore
-	// writes into live storage, where each file is on disk before it takes its name.
-	var opts []storage.Option
-	if !restore {
-		opts = append(opts, storage.DeferSync())
-	}
-	other, err := storage.Open(ctx, otherLoc, opts...)
-	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
-	}
-	defer other.Close()
-	src, dst := plat, other
-	if restore {
-		src, dst = other, plat
-	}
-	lists := dst
-	if c.ListStore != "" {
-		if lists, err = storage.Open(ctx, c.ListStore); err != nil {
-			return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
-		}
-		defer lists.Close()
-	}
+	defer b.close()
+	src, dst, lists := b.src, b.dst, b.lists
 	list, _, err := lists.Open(ctx, c.KeyList)
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: read key list: %w", c.Prefix, err)
@@ -128,6 +91,80 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
 	}
 	return res, nil
+}
+
+// copyBuckets are what a copy task reads from and writes to: the source, the destination,
+// and where its key list and sums are (the destination unless the task names another).
+type copyBuckets struct {
+	src, dst, lists *storage.Bucket
+	opened          []*storage.Bucket
+}
+
+// close closes the buckets, the last opened first.
+func (b *copyBuckets) close() {
+	for i := len(b.opened) - 1; i >= 0; i-- {
+		b.opened[i].Close()
+	}
+}
+
+// openCopyBuckets opens task t's buckets. The platform storage is always the worker's own
+// configured one; the task names it only so that a worker configured for another storage
+// hands the task back instead of mixing platforms.
+func (w *Worker) openCopyBuckets(ctx context.Context, t *messages.Task, restore bool) (b *copyBuckets, err error) {
+	c := t.Copy
+	if w.cfg.StorageURL == "" {
+		return nil, Mismatch(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", c.Prefix))
+	}
+	platformLoc, otherLoc := c.Source, t.Dest
+	if restore {
+		platformLoc, otherLoc = t.Dest, c.Source
+	}
+	if !sameLocation(w.cfg.StorageURL, platformLoc) {
+		return nil, Mismatch(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", c.Prefix, w.cfg.StorageURL, platformLoc))
+	}
+	if restore && c.Decrypt && w.cfg.Identities == nil {
+		return nil, Mismatch(fmt.Errorf("copy %s: the backup is encrypted and this worker has no age identity (--identity or WNB_AGE_IDENTITY_FILE)", c.Prefix))
+	}
+	b = &copyBuckets{}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	open := func(loc string, opts ...storage.Option) (*storage.Bucket, error) {
+		o, err := storage.Open(ctx, loc, opts...)
+		if err != nil {
+			return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+		}
+		b.opened = append(b.opened, o)
+		return o, nil
+	}
+	plat, err := open(w.cfg.StorageURL)
+	if err != nil {
+		return nil, err
+	}
+	// A backup's staging folder is published whole, once every task is done: its files are
+	// made durable together at the end of each task (Sync), not one by one. A restore writes
+	// into live storage, where each file is on disk before it takes its name.
+	var opts []storage.Option
+	if !restore {
+		opts = append(opts, storage.DeferSync())
+	}
+	other, err := open(otherLoc, opts...)
+	if err != nil {
+		return nil, err
+	}
+	b.src, b.dst = plat, other
+	if restore {
+		b.src, b.dst = other, plat
+	}
+	b.lists = b.dst
+	if c.ListStore != "" {
+		if b.lists, err = open(c.ListStore); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // gatherOutcomes counts the files' outcomes into res and returns the task's sums. Outcomes
@@ -270,7 +307,8 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	slots, commits := w.copySlots()
+	tc := &taskCopy{w: w, src: src, dst: dst, c: c, restore: restore, seal: seal, stage: stage, ru: ru, written: written, cancel: cancel}
+	tc.slots, tc.commits = w.copySlots()
 	var (
 		files []*copiedFile
 		wg    sync.WaitGroup
@@ -286,77 +324,14 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		}
 		var buf []byte
 		select {
-		case buf = <-slots:
+		case buf = <-tc.slots:
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
 		srcKey, dstKey := copyKeys(c, restore, e)
 		f := &copiedFile{key: e.Key, dest: dstKey, entry: e}
 		files = append(files, f)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer w.recoverFile(e.Key, &f.err, cancel)
-			if buf == nil {
-				buf = make([]byte, copyBufferSize)
-			}
-			release := sync.OnceFunc(func() { slots <- buf })
-			defer release()
-			// Once its bytes are written a file hands its slot on to the next transfer and
-			// is committed beside it: a commit waits on the disk, not on the source.
-			committing := false
-			handoff := func() {
-				commits <- struct{}{}
-				committing = true
-				release()
-			}
-			defer func() {
-				if committing {
-					<-commits
-				}
-			}()
-			fc := fileCopy{key: srcKey, destKey: dstKey, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff, count: &fileCounter{task: written}}
-			if restore && c.Decrypt {
-				fc.open = w.cfg.Identities // want is the plaintext's sum
-			}
-			if !restore {
-				// A backup holds password hashes and e-mail addresses: its copies are the
-				// owner's alone, and the file's own permissions go into its sums entry.
-				fc.mode = backupFileMode
-				fc.seal = seal
-			}
-			var out copied
-			staged := false
-			if stage != nil {
-				out, staged, f.err = linkStaged(ctx, stage, dst, fc, e)
-			}
-			if !staged {
-				if out, f.reused = ru.reuse(ctx, src, dst, e, srcKey, dstKey, buf); !f.reused {
-					if e.Reuse != "" {
-						fc.want = "" // the earlier copy's sum: the source may hold new content
-					}
-					out, f.err = copyTraced(ctx, src, dst, fc, e.Size)
-				}
-			}
-			f.n, f.sum, f.plain, f.mode, f.changed = out.n, out.sum, out.plain, out.mode, out.changed
-			if f.err == nil {
-				fc.count.settle(f.n)
-			} else {
-				fc.count.settle(0)
-			}
-			switch {
-			case f.err == nil:
-			case restore && ctx.Err() == nil && !taskLevel(f.err, dst):
-				// A restore goes on past a bad file (one it cannot read, check or replace),
-				// so every other file is restored; the run lists the failures and ends
-				// partial.
-			case !restore && (errors.Is(f.err, storage.ErrNotExist) || errors.Is(f.err, storage.ErrNotRegular)):
-				// Deleted, or replaced by a FIFO, link or such, between listing and copying:
-				// the platform moved on; a warning, not a failure.
-			default:
-				cancel(f.err) // the first cause wins; later ones are its consequences
-			}
-		}()
+		wg.Go(func() { tc.copyFile(ctx, f, srcKey, buf) })
 		return nil
 	})
 	if err != nil {
@@ -367,6 +342,107 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 		return nil, cause
 	}
 	return files, nil
+}
+
+// taskCopy is what the file copies of one task share.
+type taskCopy struct {
+	w        *Worker
+	src, dst *storage.Bucket
+	c        *messages.CopyTask
+	restore  bool
+	seal     *encryption.Recipients // a backup's copies are encrypted to (nil: not)
+	stage    *storage.Bucket        // a restore's decrypted files, checked (nil: none)
+	ru       *reuser
+	written  *atomic.Int64
+	// slots and commits are the worker's transfers and commits in flight (copySlots).
+	slots   chan []byte
+	commits chan struct{}
+	// cancel stops the task, with the first error that must stop it.
+	cancel context.CancelCauseFunc
+}
+
+// copyFile copies f (its source key srcKey) holding the transfer slot buf, and records its
+// outcome in f. Once its bytes are written a file hands its slot on to the next transfer and
+// is committed beside it: a commit waits on the disk, not on the source.
+func (tc *taskCopy) copyFile(ctx context.Context, f *copiedFile, srcKey string, buf []byte) {
+	defer tc.w.recoverFile(f.key, &f.err, tc.cancel)
+	if buf == nil {
+		buf = make([]byte, copyBufferSize)
+	}
+	release := sync.OnceFunc(func() { tc.slots <- buf })
+	defer release()
+	committing := false
+	handoff := func() {
+		tc.commits <- struct{}{}
+		committing = true
+		release()
+	}
+	defer func() {
+		if committing {
+			<-tc.commits
+		}
+	}()
+	fc := tc.fileCopy(f, srcKey, buf, handoff)
+	out, err := tc.transfer(ctx, f, fc, srcKey, buf)
+	f.n, f.sum, f.plain, f.mode, f.changed, f.err = out.n, out.sum, out.plain, out.mode, out.changed, err
+	if err == nil {
+		fc.count.settle(f.n)
+	} else {
+		fc.count.settle(0)
+	}
+	if tc.stopsTask(ctx, err) {
+		tc.cancel(err) // the first cause wins; later ones are its consequences
+	}
+}
+
+// fileCopy is how f is copied from srcKey.
+func (tc *taskCopy) fileCopy(f *copiedFile, srcKey string, buf []byte, handoff func()) fileCopy {
+	e := f.entry
+	fc := fileCopy{key: srcKey, destKey: f.dest, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff, count: &fileCounter{task: tc.written}}
+	if tc.restore && tc.c.Decrypt {
+		fc.open = tc.w.cfg.Identities // want is the plaintext's sum
+	}
+	if !tc.restore {
+		// A backup holds password hashes and e-mail addresses: its copies are the owner's
+		// alone, and the file's own permissions go into its sums entry.
+		fc.mode = backupFileMode
+		fc.seal = tc.seal
+	}
+	return fc
+}
+
+// transfer puts f in place: from the restore's checked stage, else as a reused earlier copy,
+// else copied from the source.
+func (tc *taskCopy) transfer(ctx context.Context, f *copiedFile, fc fileCopy, srcKey string, buf []byte) (copied, error) {
+	e := f.entry
+	if tc.stage != nil {
+		if out, staged, err := linkStaged(ctx, tc.stage, tc.dst, fc, e); staged {
+			return out, err
+		}
+	}
+	out, reused := tc.ru.reuse(ctx, tc.src, tc.dst, e, srcKey, f.dest, buf)
+	if f.reused = reused; reused {
+		return out, nil
+	}
+	if e.Reuse != "" {
+		fc.want = "" // the earlier copy's sum: the source may hold new content
+	}
+	return copyTraced(ctx, tc.src, tc.dst, fc, e.Size)
+}
+
+// stopsTask tells whether a file's error stops the whole task. A restore goes on past a bad
+// file (one it cannot read, check or replace), so every other file is restored; the run lists
+// the failures and ends partial. A backup goes on past a file deleted, or replaced by a FIFO,
+// link or such, between listing and copying: the platform moved on; a warning, not a failure.
+func (tc *taskCopy) stopsTask(ctx context.Context, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case tc.restore:
+		return ctx.Err() != nil || taskLevel(err, tc.dst)
+	default:
+		return !errors.Is(err, storage.ErrNotExist) && !errors.Is(err, storage.ErrNotRegular)
+	}
 }
 
 // openStage opens a restore task's Staged folder: nil without one.

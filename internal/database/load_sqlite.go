@@ -100,95 +100,128 @@ func loadModelSQLite(ctx context.Context, conn *sql.Conn, lf LoadFixture, p *loa
 		return 0, err
 	}
 	defer closer.Close()
-	label := p.m.Label
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(p.m.Table), quoteList(p.cols),
-		strings.TrimSuffix(strings.Repeat("?, ", len(p.cols)), ", "))
-	if merge {
-		set := make([]string, 0, len(p.cols)-1)
-		for _, c := range p.cols[1:] {
-			set = append(set, quote(c)+" = excluded."+quote(c))
-		}
-		if len(set) == 0 {
-			q += fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", quote(p.m.PK.Column))
-		} else {
-			q += fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", quote(p.m.PK.Column), strings.Join(set, ", "))
-		}
-	}
-	insert, err := conn.PrepareContext(ctx, q)
+	st, err := prepareSQLite(ctx, conn, p, merge)
 	if err != nil {
-		return 0, fmt.Errorf("load %s: %w", label, err)
+		return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
 	}
-	defer insert.Close()
-	m2mInsert := make([]*sql.Stmt, len(p.m2m))
-	m2mDelete := make([]*sql.Stmt, len(p.m2m))
-	for j, f := range p.m2m {
-		q := fmt.Sprintf("INSERT INTO %s (%s, %s) VALUES (?, ?)", quote(f.ThroughTable), quote(f.ThroughColumns[0]), quote(f.ThroughColumns[1]))
-		if m2mInsert[j], err = conn.PrepareContext(ctx, q); err != nil {
-			return 0, fmt.Errorf("load %s: %w", label, err)
-		}
-		defer m2mInsert[j].Close()
-		if merge {
-			q := fmt.Sprintf("DELETE FROM %s WHERE %s = ?", quote(f.ThroughTable), quote(f.ThroughColumns[0]))
-			if m2mDelete[j], err = conn.PrepareContext(ctx, q); err != nil {
-				return 0, fmt.Errorf("load %s: %w", label, err)
-			}
-			defer m2mDelete[j].Close()
-		}
-	}
-
+	defer st.close()
 	// Rows run without ctx, which costs a goroutine per statement in the driver; ctx is
 	// polled instead.
 	rowCtx := context.WithoutCancel(ctx)
 	row := p.newRow()
 	args := make([]any, len(p.cols))
 	var n int64
-	for {
+	for ; ; n++ {
 		if n%256 == 0 {
 			if err := ctx.Err(); err != nil {
-				return 0, fmt.Errorf("load %s: %w", label, err)
+				return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
 			}
 		}
 		obj, err := r.Next()
 		if err == io.EOF {
-			break
+			return n, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("load %s: %w", label, err)
+			return 0, fmt.Errorf("load %s: %w", p.m.Label, err)
 		}
 		if err := p.decode(&obj, row); err != nil {
 			return 0, err
 		}
-		rowErr := func(err error) error {
-			return &RowError{Model: label, PK: strconv.FormatInt(row.pk, 10), Err: err}
+		if err := st.insertRow(rowCtx, p, row, args, merge); err != nil {
+			return 0, &RowError{Model: p.m.Label, PK: strconv.FormatInt(row.pk, 10), Err: err}
 		}
-		for i, v := range row.vals {
-			k := kindInt
-			if i > 0 {
-				k = p.fields[i-1].kind
-			}
-			args[i] = sqliteLoadValue(k, v)
-		}
-		if _, err := insert.ExecContext(rowCtx, args...); err != nil {
-			return 0, rowErr(err)
-		}
-		for j, pks := range row.m2m {
-			if !row.seen[j] {
-				continue
-			}
-			if merge {
-				if _, err := m2mDelete[j].ExecContext(rowCtx, row.pk); err != nil {
-					return 0, rowErr(fmt.Errorf("field %q: %w", p.m2m[j].Name, err))
-				}
-			}
-			for _, t := range pks {
-				if _, err := m2mInsert[j].ExecContext(rowCtx, row.pk, t); err != nil {
-					return 0, rowErr(fmt.Errorf("field %q: %d: %w", p.m2m[j].Name, t, err))
-				}
-			}
-		}
-		n++
 	}
-	return n, nil
+}
+
+// sqliteStmts are one model's prepared statements: its insert (an upsert when merging), and
+// per M2M field the insert of a pair and, when merging, the delete of an object's pairs.
+type sqliteStmts struct {
+	insert    *sql.Stmt
+	m2mInsert []*sql.Stmt
+	m2mDelete []*sql.Stmt
+}
+
+// prepareSQLite prepares p's statements.
+func prepareSQLite(ctx context.Context, conn *sql.Conn, p *loadPlan, merge bool) (st *sqliteStmts, err error) {
+	st = &sqliteStmts{m2mInsert: make([]*sql.Stmt, len(p.m2m)), m2mDelete: make([]*sql.Stmt, len(p.m2m))}
+	defer func() {
+		if err != nil {
+			st.close()
+		}
+	}()
+	if st.insert, err = conn.PrepareContext(ctx, sqliteInsertSQL(p, merge)); err != nil {
+		return nil, err
+	}
+	for j, f := range p.m2m {
+		q := fmt.Sprintf("INSERT INTO %s (%s, %s) VALUES (?, ?)", quote(f.ThroughTable), quote(f.ThroughColumns[0]), quote(f.ThroughColumns[1]))
+		if st.m2mInsert[j], err = conn.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+		if merge {
+			q := fmt.Sprintf("DELETE FROM %s WHERE %s = ?", quote(f.ThroughTable), quote(f.ThroughColumns[0]))
+			if st.m2mDelete[j], err = conn.PrepareContext(ctx, q); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return st, nil
+}
+
+// sqliteInsertSQL is p's insert: an upsert by primary key when merging, as loaddata does.
+func sqliteInsertSQL(p *loadPlan, merge bool) string {
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", quote(p.m.Table), quoteList(p.cols),
+		strings.TrimSuffix(strings.Repeat("?, ", len(p.cols)), ", "))
+	if !merge {
+		return q
+	}
+	set := make([]string, 0, len(p.cols)-1)
+	for _, c := range p.cols[1:] {
+		set = append(set, quote(c)+" = excluded."+quote(c))
+	}
+	if len(set) == 0 {
+		return q + fmt.Sprintf(" ON CONFLICT (%s) DO NOTHING", quote(p.m.PK.Column))
+	}
+	return q + fmt.Sprintf(" ON CONFLICT (%s) DO UPDATE SET %s", quote(p.m.PK.Column), strings.Join(set, ", "))
+}
+
+// close closes the statements prepared.
+func (st *sqliteStmts) close() {
+	for _, s := range append(append([]*sql.Stmt{st.insert}, st.m2mInsert...), st.m2mDelete...) {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// insertRow inserts one decoded row and the M2M pairs its fixture object lists (replacing the
+// object's pairs when merging); args is scratch space of one value per column.
+func (st *sqliteStmts) insertRow(ctx context.Context, p *loadPlan, row *loadRow, args []any, merge bool) error {
+	for i, v := range row.vals {
+		k := kindInt
+		if i > 0 {
+			k = p.fields[i-1].kind
+		}
+		args[i] = sqliteLoadValue(k, v)
+	}
+	if _, err := st.insert.ExecContext(ctx, args...); err != nil {
+		return err
+	}
+	for j, pks := range row.m2m {
+		if !row.seen[j] {
+			continue
+		}
+		if merge {
+			if _, err := st.m2mDelete[j].ExecContext(ctx, row.pk); err != nil {
+				return fmt.Errorf("field %q: %w", p.m2m[j].Name, err)
+			}
+		}
+		for _, t := range pks {
+			if _, err := st.m2mInsert[j].ExecContext(ctx, row.pk, t); err != nil {
+				return fmt.Errorf("field %q: %d: %w", p.m2m[j].Name, t, err)
+			}
+		}
+	}
+	return nil
 }
 
 // sqliteLoadValue converts a decoded value to what Django stores in SQLite: bools as 0/1,
