@@ -1404,13 +1404,14 @@ func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tas
 	return nil
 }
 
-// removeTempFiles removes the storage package's temporary files under dir.
+// removeTempFiles removes the storage package's temporary files under dir: only names it
+// gives (storage.IsTempName), never a platform's file that merely begins like one.
 func removeTempFiles(dir string) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && strings.HasPrefix(d.Name(), storage.TempPrefix) {
+		if !d.IsDir() && storage.IsTempName(d.Name()) {
 			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("remove abandoned %s: %w", p, err)
 			}

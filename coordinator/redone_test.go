@@ -43,8 +43,10 @@ func TestSweepLeftovers(t *testing.T) {
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			leftover, kept := filepath.Join(dir, storage.TempPrefix+"dead-worker"), filepath.Join(dir, "a.json")
-			for _, p := range []string{leftover, kept} {
+			leftover, kept := filepath.Join(dir, storage.TempPrefix+"0123456789abcdef"), filepath.Join(dir, "a.json")
+			// A platform's file that only begins like a temporary name is data, copied.
+			lookalike := filepath.Join(dir, storage.TempPrefix+"draft.txt")
+			for _, p := range []string{leftover, kept, lookalike} {
 				if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
 					t.Fatal(err)
 				}
@@ -60,8 +62,10 @@ func TestSweepLeftovers(t *testing.T) {
 			if _, err := os.Stat(leftover); os.IsNotExist(err) != c.swept {
 				t.Errorf("leftover removed: %v, want %v", os.IsNotExist(err), c.swept)
 			}
-			if _, err := os.Stat(kept); err != nil {
-				t.Errorf("a task's file: %v", err)
+			for _, p := range []string{kept, lookalike} {
+				if _, err := os.Stat(p); err != nil {
+					t.Errorf("a task's file: %v", err)
+				}
 			}
 		})
 	}

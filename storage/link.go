@@ -2,8 +2,6 @@ package storage
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -114,9 +112,7 @@ func relink(sd *openDir, sname, srcKey string, d *openDir, name string) (fs.File
 			return cur, nil // linked already (rename would keep both names of one file)
 		}
 	}
-	var b [8]byte
-	rand.Read(b[:])
-	tmp := TempPrefix + hex.EncodeToString(b[:])
+	tmp := newTempName()
 	if err := linkAt(sd, sname, d, tmp); err != nil {
 		return nil, err
 	}

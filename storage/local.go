@@ -54,9 +54,34 @@ type local struct {
 	dirMode fs.FileMode
 }
 
-// TempPrefix starts the names of files being written; Walk does not show them. A writer
-// killed mid-write leaves such a file behind.
+// TempPrefix starts the names this tool gives files it is writing: TempPrefix and 16 hex
+// digits (newTempName), or 32 (a restore's staged copy, messages.StagedName). A writer killed
+// mid-write leaves such a file behind.
 const TempPrefix = ".wnb-tmp-"
+
+// IsTempName reports whether name, a file's last element, is a temporary name this tool
+// gives: TempPrefix and then 16 or 32 lowercase hex digits, nothing else. Only such a file is
+// left out of a listing (WalkSpecial reports it) and removed by a sweep: a platform's file
+// that merely begins with TempPrefix is data like any other.
+func IsTempName(name string) bool {
+	rest, ok := strings.CutPrefix(name, TempPrefix)
+	if !ok || (len(rest) != 16 && len(rest) != 32) {
+		return false
+	}
+	for i := range len(rest) {
+		if c := rest[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// newTempName returns a fresh temporary name (IsTempName).
+func newTempName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return TempPrefix + hex.EncodeToString(b[:])
+}
 
 func newLocal(dir string, o openOptions) *local {
 	// Without a way to sync a whole filesystem, each commit syncs its own file.
@@ -135,8 +160,11 @@ func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) 
 		return nil
 	}
 	return l.walkFolder(ctx, root, start, func(key string, d fs.DirEntry) error {
-		if !strings.HasPrefix(key, prefix) || strings.HasPrefix(d.Name(), TempPrefix) {
-			return nil // not asked for, or a file not committed yet
+		if !strings.HasPrefix(key, prefix) {
+			return nil // not asked for
+		}
+		if IsTempName(d.Name()) {
+			return reportTemp(key, special) // not committed yet
 		}
 		if !d.Type().IsRegular() {
 			return l.reportSpecial(root, key, d.Type(), special)
@@ -226,6 +254,14 @@ func (l *local) reportSpecial(root *os.Root, key string, mode fs.FileMode, speci
 		}
 	}
 	return special(s)
+}
+
+// reportTemp tells special (when not nil) about a file under a temporary name.
+func reportTemp(key string, special func(Special) error) error {
+	if special == nil {
+		return nil
+	}
+	return special(Special{Key: key, Kind: "temporary file", Why: "a file this tool is still writing, or one a killed write left behind (a temporary name: " + TempPrefix + " and hex digits)"})
 }
 
 // inDir runs fn on the open folder of key and the key's last element, and on success returns
@@ -341,9 +377,7 @@ func (l *local) create(ctx context.Context, key string, attrs Object) (Writer, e
 	// The writer keeps its folder open (and in the cache) until it is committed or aborted.
 	d, err := l.inDir(key, true, func(d *openDir, name string) (err error) {
 		w.final = name
-		var b [8]byte
-		rand.Read(b[:])
-		w.tmp = TempPrefix + hex.EncodeToString(b[:])
+		w.tmp = newTempName()
 		w.f, err = d.root.OpenFile(w.tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 		return err
 	})

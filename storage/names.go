@@ -134,8 +134,9 @@ var ErrNotRegular = errors.New("not a regular file")
 // reports it. A link is never followed (it could point anywhere on the host).
 type Special struct {
 	Key string
-	// Kind is "symlink", "fifo", "socket", "block device", "char device" or "irregular" (a
-	// local folder's entries), "folder marker" or "unaddressable key" (S3's).
+	// Kind is "symlink", "fifo", "socket", "block device", "char device", "irregular" or
+	// "temporary file" (a local folder's entries), "folder marker" or "unaddressable key"
+	// (S3's).
 	Kind string
 	// Target is a symlink's target, as it is written in the link.
 	Target string

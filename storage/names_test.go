@@ -65,3 +65,26 @@ func FuzzCleanKey(f *testing.F) {
 		}
 	})
 }
+
+// Only the names this tool gives files it writes are temporary: a platform's file that merely
+// begins like one is data.
+func TestIsTempName(t *testing.T) {
+	for name, want := range map[string]bool{
+		newTempName():                               true,
+		".wnb-tmp-0123456789abcdef":                 true,
+		".wnb-tmp-0123456789abcdef0123456789abcdef": true, // a restore's staged copy
+		".wnb-tmp-":                                 false,
+		".wnb-tmp-draft.txt":                        false,
+		".wnb-tmp-0123456789ABCDEF":                 false,
+		".wnb-tmp-0123456789abcdef.txt":             false,
+		".wnb-tmp-0123456789abcde":                  false,
+		".wnb-tmp-0123456789abcdef0":                false,
+		"x.wnb-tmp-0123456789abcdef":                false,
+		".wnb-tmp-0123456789abcdef0123456789abcdeg": false,
+		".wnb-tmp-restore-0123456789abcdef":         false,
+	} {
+		if got := IsTempName(name); got != want {
+			t.Errorf("IsTempName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

@@ -202,3 +202,69 @@ func mapsEqual(a, b map[string]int64) bool {
 	}
 	return true
 }
+
+// A platform's file whose name only begins like the temporary names this tool gives
+// (".wnb-tmp-") is data: backed up, restored, and never swept from the target storage. A file
+// under a real temporary name (a write in progress, or one a killed write left) is left out of
+// the backup with a warning naming it, and a restore sweeps such leftovers from the storage.
+func TestTempNameLookalikesAreData(t *testing.T) {
+	p := sqlitePlatform(t, demo.Options{Books: 1, ChaptersPerBook: 1, Users: 1, Authors: 1, Languages: 1, Seed: 5, NoFiles: true})
+	files := map[string]string{
+		"notes/.wnb-tmp-draft.txt":            "the operator's draft",
+		"notes/a.txt":                         "plain",
+		"notes/.wnb-tmp-0123456789abcdef0123": "not hex-only of the right length",
+	}
+	inFlight := "notes/.wnb-tmp-0123456789abcdef"
+	files[inFlight] = "half written"
+	for name, content := range files {
+		full := filepath.Join(p.storage, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startSession(t, p, 2, queue.Config{})
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := readMetadata(t, rep.Path)
+	if meta.Files.Count != 3 || meta.Files.Skipped["temporary file"] != 1 {
+		t.Fatalf("files %d, skipped %v: want the 3 data files backed up and the one in flight skipped", meta.Files.Count, meta.Files.Skipped)
+	}
+	if !hasWarning(rep.Warnings, "skipped temporary file", inFlight) {
+		t.Errorf("no warning names %s: %q", inFlight, rep.Warnings)
+	}
+
+	target := emptyTarget(t, database.SQLite)
+	theirs := filepath.Join(target.storage, "other", ".wnb-tmp-2024-notes.txt")
+	leftover := filepath.Join(target.storage, "other", ".wnb-tmp-fedcba9876543210")
+	for _, f := range []string{theirs, leftover} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join(target.storage, filepath.FromSlash(name)))
+		switch {
+		case name == inFlight && !os.IsNotExist(err):
+			t.Errorf("%s was restored (%v): it was not backed up", name, err)
+		case name != inFlight && string(got) != want:
+			t.Errorf("restored %s: %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if _, err := os.Stat(theirs); err != nil {
+		t.Errorf("the restore removed the storage's own %s: %v", theirs, err)
+	}
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Errorf("a killed write's leftover %s was not swept: %v", leftover, err)
+	}
+}

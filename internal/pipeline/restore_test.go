@@ -109,7 +109,7 @@ func TestRestoreRoundTrips(t *testing.T) {
 			backup := backupOf(t, src, tt.compress)
 			target := emptyTarget(t, tt.to)
 			// What a worker killed mid-file leaves behind is swept after the files are restored.
-			leftover := filepath.Join(target.storage, "content", storage.TempPrefix+"dead-worker")
+			leftover := filepath.Join(target.storage, "content", storage.TempPrefix+"0123456789abcdef")
 			os.MkdirAll(filepath.Dir(leftover), 0o755)
 			os.WriteFile(leftover, []byte("partial"), 0o600)
 			rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
