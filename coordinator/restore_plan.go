@@ -30,6 +30,8 @@ const restoreSortBudget = 8 << 20
 type restoreWork struct {
 	dir   string
 	lists *storage.Bucket
+	// live, in a selective restore, compares each planned file with the storage's copy.
+	live *liveFiles
 }
 
 func newRestoreWork(ctx context.Context, tempDir string) (*restoreWork, error) {
@@ -90,6 +92,11 @@ func newRestorePlanner(o RestoreOptions, work *restoreWork, source, prefix strin
 
 // add plans one file; e.Mode, if set, is the mode to restore when the metadata records none.
 func (p *restorePlanner) add(ctx context.Context, e messages.FileEntry) error {
+	if p.work.live != nil {
+		if ok, err := p.work.live.restores(ctx, e); err != nil || !ok {
+			return err
+		}
+	}
 	if m, ok := p.modeOf(layout.FilesDir + "/" + e.Key); ok {
 		e.Mode = uint32(m)
 	}

@@ -105,6 +105,9 @@ type SubsetPlan struct {
 	Conflicts  []database.Conflict `json:"conflicts"`
 	// FileKeys is the number of storage files the rows name.
 	FileKeys int `json:"file_keys"`
+	// FileConflicts are the keys of the files the storage holds with other content than the
+	// backup's (settled by OnConflict, as the rows are).
+	FileConflicts []string `json:"file_conflicts,omitempty"`
 }
 
 // restoreSelected is the restore of selected rows: every check, then one transaction that
@@ -132,8 +135,8 @@ func (c *Coordinator) restoreSelected(ctx context.Context, o RestoreOptions, src
 		rep.Duration = time.Since(start)
 		return rep, nil
 	}
-	if len(sel.plan.Conflicts) > 0 && sel.plan.OnConflict == ConflictRefuse {
-		return rep, refuseConflicts(sel.plan.Conflicts)
+	if (len(sel.plan.Conflicts) > 0 || len(sel.plan.FileConflicts) > 0) && sel.plan.OnConflict == ConflictRefuse {
+		return rep, refuseConflicts(sel.plan)
 	}
 	if err := confirmRestore(o, chk.plan); err != nil {
 		return nil, err
@@ -163,18 +166,41 @@ func (c *Coordinator) restoreSelected(ctx context.Context, o RestoreOptions, src
 // maxListedConflicts bounds the conflicts an error message names.
 const maxListedConflicts = 20
 
-// refuseConflicts is --on-conflict refuse's answer: the conflicts, and what to do.
-func refuseConflicts(cs []database.Conflict) error {
+// refuseConflicts is --on-conflict refuse's answer: the conflicts, rows then files, and what
+// to do.
+func refuseConflicts(p *SubsetPlan) error {
 	var b strings.Builder
-	for i, c := range cs {
-		if i == maxListedConflicts {
-			fmt.Fprintf(&b, "\n  … and %d more", len(cs)-i)
+	listed := 0
+	list := func(what string) bool {
+		if listed == maxListedConflicts {
+			return false
+		}
+		listed++
+		fmt.Fprintf(&b, "\n  %s", what)
+		return true
+	}
+	for _, c := range p.Conflicts {
+		if !list(c.String()) {
 			break
 		}
-		fmt.Fprintf(&b, "\n  %s", c)
 	}
-	return outcome.Errorf(outcome.Refused, "restore refused: %d selected rows exist in the target database with other values:%s\nnothing was changed; --on-conflict keep leaves them as they are, --on-conflict replace writes the backup's values",
-		len(cs), b.String())
+	for _, k := range p.FileConflicts {
+		if !list("file " + storage.QuoteKey(k)) {
+			break
+		}
+	}
+	if n := len(p.Conflicts) + len(p.FileConflicts); n > listed {
+		fmt.Fprintf(&b, "\n  … and %d more", n-listed)
+	}
+	var what []string
+	if n := len(p.Conflicts); n > 0 {
+		what = append(what, fmt.Sprintf("%d selected rows exist in the target database with other values", n))
+	}
+	if n := len(p.FileConflicts); n > 0 {
+		what = append(what, fmt.Sprintf("the storage holds %d of the files they name with other content", n))
+	}
+	return outcome.Errorf(outcome.Refused, "restore refused: %s:%s\nnothing was changed; --on-conflict keep leaves them as they are, --on-conflict replace writes the backup's",
+		strings.Join(what, ", and "), b.String())
 }
 
 // selection is a checked selective restore: the closure, its conflicts and its fixtures.

@@ -74,17 +74,16 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 // planSelectedStorage plans the copies of the files the selected rows name, and checks that
 // the target storage opens.
 func (chk *restoreCheck) planSelectedStorage(ctx context.Context, src *restoreSource, sums *layout.Sums, sel *selection, o RestoreOptions) error {
-	var err error
-	if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec); err != nil {
-		return err
-	}
 	b, err := storage.Open(ctx, o.StorageURL)
 	if err != nil {
 		return err
 	}
-	b.Close()
+	defer b.Close()
 	chk.plan.Storage = b.String()
-	return nil
+	chk.work.live = &liveFiles{b: b, policy: sel.plan.OnConflict, plan: sel.plan, warn: func(w string) { chk.plan.Warnings = append(chk.plan.Warnings, w) }}
+	defer func() { chk.work.live = nil }()
+	chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec)
+	return err
 }
 
 // checkSelectedFixtures checks the backup's manifest and the sums of its fixtures; an

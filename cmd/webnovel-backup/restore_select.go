@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // addSelectFlags adds the flags of a restore of selected rows.
@@ -59,6 +60,15 @@ func printSubsetPlan(w io.Writer, p *coordinator.RestorePlan) {
 	}
 	if p.Storage != "" {
 		fmt.Fprintf(w, "  storage %s: write %d of the %d files the rows name (%d bytes), overwriting files with the same names\n", p.Storage, p.Files, s.FileKeys, p.Bytes)
+	}
+	if len(s.FileConflicts) > 0 {
+		fmt.Fprintf(w, "  %d files are in the storage with other content than the backup's (--on-conflict %s):\n", len(s.FileConflicts), s.OnConflict)
+		for _, k := range s.FileConflicts {
+			fmt.Fprintf(w, "    %s\n", storage.QuoteKey(k))
+		}
+		if s.OnConflict == coordinator.ConflictRefuse && len(s.Conflicts) == 0 {
+			fmt.Fprintln(w, "  the restore would be refused: add --on-conflict keep or --on-conflict replace")
+		}
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)

@@ -345,10 +345,23 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			if err := os.WriteFile(content, []byte("edited live"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			fileIs := func(want string) {
+			// Another chapter's row is as in the backup, but its file was edited since: a
+			// conflict of the storage, settled as the rows' are.
+			otherKey := queryText(t, p.dbURL, "SELECT content_file FROM books_chapter WHERE book_id = 1 AND id <> "+chapter+" ORDER BY id LIMIT 1")[0]
+			other := filepath.Join(p.storage, filepath.FromSlash(otherKey))
+			otherOriginal, err := os.ReadFile(other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(other, []byte("other edited live"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			fileIs := func(want, wantOther string) {
 				t.Helper()
-				if got, _ := os.ReadFile(content); string(got) != want {
-					t.Fatalf("%s holds %.40q, want %.40q", content, got, want)
+				for f, w := range map[string]string{content: want, other: wantOther} {
+					if got, _ := os.ReadFile(f); string(got) != w {
+						t.Fatalf("%s holds %.40q, want %.40q", f, got, w)
+					}
 				}
 			}
 			edited := dumpAll(t, p.dbURL)
@@ -364,20 +377,28 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			if len(cs) != 1 || cs[0].Model != "books.chapter" || fmt.Sprint(cs[0].PK) != chapter || !slices.Equal(cs[0].Fields, []string{"title"}) {
 				t.Fatalf("dry run conflicts: %+v", cs)
 			}
+			if fc := rep.Plan.Subset.FileConflicts; !slices.Contains(fc, otherKey) || len(fc) != 2 {
+				t.Fatalf("dry run file conflicts %q: want %s and the conflicting row's file", fc, otherKey)
+			}
 			_, err = restoreSelected(t, p, backup, sel(coordinator.ConflictRefuse), false)
-			if outcome.Of(err).Code != 2 || !strings.Contains(fmt.Sprint(err), "books.chapter pk "+chapter+" (title)") {
+			if outcome.Of(err).Code != 2 || !strings.Contains(fmt.Sprint(err), "books.chapter pk "+chapter+" (title)") || !strings.Contains(fmt.Sprint(err), "file "+otherKey) {
 				t.Fatalf("refuse: exit %d, %v", outcome.Of(err).Code, err)
 			}
 			assertSameRows(t, edited, dumpAll(t, p.dbURL))
-			fileIs("edited live")
+			fileIs("edited live", "other edited live")
 
-			if _, err := restoreSelected(t, p, backup, sel(coordinator.ConflictKeep), false); err != nil {
+			rep, err = restoreSelected(t, p, backup, sel(coordinator.ConflictKeep), false)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if got := queryText(t, p.dbURL, "SELECT title FROM books_chapter WHERE id = "+chapter)[0]; got != "edited live" {
 				t.Fatalf("keep: title %q", got)
 			}
-			fileIs("edited live") // the kept row's file keeps its live content
+			// The kept row's file and the file edited since the backup keep their live content.
+			fileIs("edited live", "other edited live")
+			if !hasWarning(rep.Plan.Warnings, otherKey, "kept") {
+				t.Errorf("keep: no warning names %s: %q", otherKey, rep.Plan.Warnings)
+			}
 			if n := queryText(t, p.dbURL, "SELECT count(*) FROM books_changelog WHERE id = "+log)[0]; n != "1" {
 				t.Fatal("keep: the deleted change log was not restored")
 			}
@@ -387,7 +408,7 @@ func TestRestoreSelectConflicts(t *testing.T) {
 			if got := queryText(t, p.dbURL, "SELECT title FROM books_chapter WHERE id = "+chapter)[0]; got != title {
 				t.Fatalf("replace: title %q, want %q", got, title)
 			}
-			fileIs(string(original))
+			fileIs(string(original), string(otherOriginal))
 			if got := queryText(t, p.dbURL, unlinked)[0]; got != nulls {
 				t.Fatalf("references cleared by an edit were set back: %s NULL, want %s", got, nulls)
 			}
