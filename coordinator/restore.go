@@ -585,6 +585,10 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 	if err := refuseNothingToRestore(o, models, chk.plan.Files); err != nil {
 		return chk, err
 	}
+	if len(o.Models) > 0 && chk.plan.Files > 0 {
+		// --models narrows the database only: say that the whole storage is written too.
+		chk.plan.Warnings = append(chk.plan.Warnings, fmt.Sprintf("--models restores only those tables, but all %d storage files of the backup are restored too, over the storage's copies: add --skip-files to leave the storage as it is", chk.plan.Files))
+	}
 	if chk.fixtures, err = readFixtures(fixtureDir(dir, chk.dec), models, meta, sums != nil && !o.DryRun, chk.plan); err != nil {
 		return chk, err
 	}

@@ -48,7 +48,7 @@ func (o *restoreOptions) AddFlags(f *pflag.FlagSet) {
 	f.BoolVar(&o.force, "force", false, "restore without asking for confirmation")
 	f.BoolVar(&o.SkipFiles, "skip-files", false, "restore only the database")
 	f.BoolVar(&o.SkipDB, "skip-db", false, "restore only the files")
-	f.StringSliceVar(&o.Models, "models", nil, "restore only these `labels` (e.g. books.Book books.Chapter)")
+	f.StringSliceVar(&o.Models, "models", nil, "restore only these `labels` (e.g. books.Book books.Chapter); the storage files are all restored too unless --skip-files")
 	f.BoolVar(&o.Merge, "merge", false, "upsert rows by primary key (like loaddata) instead of replacing the models' tables")
 	f.IntVar(&o.Jobs, "jobs", 1, "load a PostgreSQL database over `N` connections in parallel, as pg_restore -j does: only into empty tables (refused otherwise), and a failure leaves the database half-restored until a rerun with --jobs")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)

@@ -361,3 +361,25 @@ func TestRestoreUnreplaceableFileIsPartial(t *testing.T) {
 		t.Fatal("the database was not restored")
 	}
 }
+
+// --models narrows the database only: a restore that would write the whole storage as well
+// says so in its plan, and with --skip-files it does not touch the storage.
+func TestRestoreModelsSaysFilesAreRestored(t *testing.T) {
+	src := filledPlatform(t, database.SQLite, demo.DefaultOptions())
+	backup := backupOf(t, src, false)
+	target := emptyTarget(t, database.SQLite)
+	rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup, Models: []string{"books.language"}, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(rep.Plan.Warnings, "--models", "storage files", "--skip-files") {
+		t.Fatalf("plan warnings %q: want one saying every storage file is restored too", rep.Plan.Warnings)
+	}
+	rep, err = restoreInto(t, target, coordinator.RestoreOptions{Source: backup, Models: []string{"books.language"}, SkipFiles: true, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hasWarning(rep.Plan.Warnings, "--models") {
+		t.Fatalf("plan warnings %q: --skip-files writes no file", rep.Plan.Warnings)
+	}
+}
