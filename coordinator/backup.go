@@ -674,6 +674,9 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 	for _, sp := range r.files.Special {
 		r.log.Warn(sp.Warning)
 	}
+	for _, w := range r.files.Modes {
+		r.log.Warn(w)
+	}
 	return nil
 }
 
@@ -850,6 +853,7 @@ func (r *backupRun) collectFiles(ctx context.Context) error {
 		r.warnings = append(r.warnings, sp.Warning)
 		r.countSkipped(sp.Kind, 1)
 	}
+	r.warnings = append(r.warnings, r.files.Modes...)
 	for _, id := range slices.Sorted(maps.Keys(r.results)) {
 		res := r.results[id]
 		r.warnings = append(r.warnings, res.Warnings...)
@@ -1126,6 +1130,9 @@ type filePlanInfo struct {
 	Base string `json:"base,omitempty"`
 	// Special lists the storage entries skipped because they are not regular files.
 	Special []skippedEntry `json:"special,omitempty"`
+	// Modes are warnings naming the files whose mode the backup does not keep as it is (no
+	// permissions at all; setuid, setgid or sticky bits), at most maxModeWarnings and a count.
+	Modes []string `json:"modes,omitempty"`
 	// NewBytes is the bytes of the planned files that are stored anew: the files an
 	// incremental backup reuses from its base take no space (local: hard links; S3: objects
 	// already stored), so the free-space check counts only these.
@@ -1290,6 +1297,8 @@ type copyPlanner struct {
 	// reused file counting for less than a copied one.
 	loadFiles int
 	loadBytes int64
+	// modeNotes counts the files whose mode the backup does not keep as it is (noteMode).
+	modeNotes int
 }
 
 // add puts one file (e: its key-list entry, Path where the backup stores it) in the current

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
@@ -152,6 +154,7 @@ func (p *copyPlanner) walk(ctx context.Context, src *storage.Bucket, fn func(mes
 
 // entryOf is a listed object's key-list entry, Path being where the backup stores it.
 func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
+	p.noteMode(obj)
 	e := messages.FileEntry{Key: obj.Key, Size: obj.Size, Mode: uint32(obj.Mode.Perm()), ETag: obj.ETag}
 	if obj.ETag == "" && !obj.ModTime.IsZero() {
 		e.ModTime = obj.ModTime.UnixNano()
@@ -169,6 +172,51 @@ func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
 		e.Path += encryption.Ext
 	}
 	return e
+}
+
+// maxModeWarnings bounds the files named by mode warnings; the rest are counted.
+const maxModeWarnings = 100
+
+// noteMode warns about a local file whose mode the backup cannot keep as it is: one without
+// any permission (a mode of 0 stands for "not recorded", which a restore gives the default
+// permissions), and one with setuid, setgid or sticky bits, which a restore never sets.
+func (p *copyPlanner) noteMode(obj storage.Object) {
+	var why string
+	switch {
+	case storage.IsS3(p.o.StorageURL):
+		return
+	case obj.Mode == 0:
+		why = "has no permissions (mode 0000), which the backup cannot record: a restore gives it the default permissions (0644)"
+	case obj.Unkept != 0:
+		why = fmt.Sprintf("has mode bits a restore never sets (%s): it is restored as %s", unkeptBits(obj.Unkept), layout.FormatMode(obj.Mode))
+	default:
+		return
+	}
+	p.modeNotes++
+	if p.modeNotes <= maxModeWarnings {
+		p.info.Modes = append(p.info.Modes, fmt.Sprintf("file %s %s", storage.QuoteKey(obj.Key), why))
+		return
+	}
+	more := fmt.Sprintf("%d more files have a mode the backup does not keep as it is (no permissions, or setuid, setgid or sticky bits)", p.modeNotes-maxModeWarnings)
+	if len(p.info.Modes) == maxModeWarnings {
+		p.info.Modes = append(p.info.Modes, more)
+	} else {
+		p.info.Modes[maxModeWarnings] = more
+	}
+}
+
+// unkeptBits names the setuid, setgid and sticky bits of m.
+func unkeptBits(m fs.FileMode) string {
+	var names []string
+	for _, b := range []struct {
+		bit  fs.FileMode
+		name string
+	}{{fs.ModeSetuid, "setuid"}, {fs.ModeSetgid, "setgid"}, {fs.ModeSticky, "sticky"}} {
+		if m&b.bit != 0 {
+			names = append(names, b.name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // encodeListed packs a listed file's entry for the sorter (its Path is the record's key):

@@ -126,7 +126,8 @@ func (l *local) close() error {
 }
 
 func objectOf(key string, fi fs.FileInfo) Object {
-	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), Mode: fi.Mode().Perm(), LastModified: fi.ModTime()}
+	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime(), Mode: fi.Mode().Perm(), LastModified: fi.ModTime(),
+		Unkept: fi.Mode() & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)}
 }
 
 // walk lists regular files in byte order of their keys; symlinks are not

@@ -36,6 +36,9 @@ type Object struct {
 	ModTime time.Time
 	// Mode holds the permission bits where the driver keeps them (0 otherwise).
 	Mode fs.FileMode
+	// Unkept, for a local file, holds the mode bits this tool does not keep beside the
+	// permissions: setuid, setgid, sticky (a restore never sets them).
+	Unkept fs.FileMode
 	// LastModified is when the object was last written in the bucket (S3's LastModified; a
 	// local file's modification time), whatever ModTime the object carries as metadata.
 	LastModified time.Time

@@ -268,3 +268,45 @@ func TestTempNameLookalikesAreData(t *testing.T) {
 		t.Errorf("a killed write's leftover %s was not swept: %v", leftover, err)
 	}
 }
+
+// A file whose mode the backup cannot keep as it is (no permissions at all, which a mode of 0
+// cannot say apart from "not recorded"; a setuid or sticky bit, which a restore never sets)
+// is backed up, and a warning names it and what a restore gives it.
+func TestModesNotKeptAreNamed(t *testing.T) {
+	p := sqlitePlatform(t, demo.Options{Books: 1, ChaptersPerBook: 1, Users: 1, Authors: 1, Languages: 1, Seed: 6, NoFiles: true})
+	modes := map[string]os.FileMode{"bin/none": 0, "bin/suid": 0o755 | os.ModeSetuid, "bin/plain": 0o640}
+	for name, mode := range modes {
+		full := filepath.Join(p.storage, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(full, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f, err := os.Open(filepath.Join(p.storage, "bin", "none")); err != nil {
+		t.Skip("this user cannot read a file without permissions:", err)
+	} else {
+		f.Close()
+	}
+	s := startSession(t, p, 2, queue.Config{})
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta := readMetadata(t, rep.Path); meta.Files.Count != 3 {
+		t.Fatalf("%d files backed up, want all 3", meta.Files.Count)
+	}
+	if !hasWarning(rep.Warnings, "bin/none", "no permissions", "0644") {
+		t.Errorf("no warning names bin/none: %q", rep.Warnings)
+	}
+	if !hasWarning(rep.Warnings, "bin/suid", "setuid", "0755") {
+		t.Errorf("no warning names bin/suid: %q", rep.Warnings)
+	}
+	if hasWarning(rep.Warnings, "bin/plain") {
+		t.Errorf("a warning names bin/plain, whose mode is kept: %q", rep.Warnings)
+	}
+}
