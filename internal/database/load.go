@@ -509,10 +509,15 @@ func decodePKList(raw []byte, dst []int64) ([]int64, error) {
 func decodeValue(f *loadField, raw []byte) (any, error) {
 	raw = bytes.TrimSpace(raw)
 	if isNull(raw) {
-		if !f.Null {
-			return nil, errors.New("null, but the field is not nullable")
+		switch {
+		case f.Null:
+			return nil, nil
+		case f.kind == kindJSON:
+			// A JSONField that cannot be NULL held JSON's null, which dumpdata writes as null
+			// too: the only value it can stand for.
+			return []byte("null"), nil
 		}
-		return nil, nil
+		return nil, errors.New("null, but the field is not nullable")
 	}
 	show := func() string { return shorten(string(raw)) }
 	switch f.kind {

@@ -383,3 +383,28 @@ func TestRestoreModelsSaysFilesAreRestored(t *testing.T) {
 		t.Fatalf("plan warnings %q: --skip-files writes no file", rep.Plan.Warnings)
 	}
 }
+
+// A JSONField that cannot be NULL may hold JSON's null, which the fixture writes as null, as
+// dumpdata does: a restore puts JSON's null back (it was refused as "not nullable"), on both
+// engines, from either.
+func TestRestoreJSONNullInNotNullField(t *testing.T) {
+	for _, tt := range []struct{ from, to string }{{database.SQLite, database.Postgres}, {database.Postgres, database.SQLite}} {
+		t.Run(tt.from+" to "+tt.to, func(t *testing.T) {
+			src := filledPlatform(t, tt.from, demo.DefaultOptions())
+			null := "'null'"
+			if tt.from == database.Postgres {
+				null = "'null'::jsonb"
+			}
+			execSQL(t, src.dbURL, "UPDATE books_book SET metadata = "+null+" WHERE id = 1")
+			backup := backupOf(t, src, false)
+			target := emptyTarget(t, tt.to)
+			if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup}); err != nil {
+				t.Fatal(err)
+			}
+			got := queryText(t, target.dbURL, "SELECT CASE WHEN metadata IS NULL THEN 'SQL NULL' ELSE CAST(metadata AS text) END FROM books_book WHERE id = 1")
+			if len(got) != 1 || got[0] != "null" {
+				t.Fatalf("restored metadata: %q, want JSON null (not SQL NULL)", got)
+			}
+		})
+	}
+}
