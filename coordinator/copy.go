@@ -267,8 +267,9 @@ func (r *copyRun) assemble(ctx context.Context) error {
 		case !r.destLocal:
 			files.Store = layout.StoreObjects
 		case files.Store == layout.StoreObjects:
-			// The files come out of the object store under their own names.
-			files.Store, files.NameEncoding = "", ""
+			// The files come out of the object store under the paths the manifest lists,
+			// escaped as the source stored them (NameEncoding stays: a restore unescapes).
+			files.Store = ""
 		}
 	}
 	if err := r.indexForObjects(ctx, &meta); err != nil {

@@ -12,8 +12,8 @@ import (
 //
 // A key is the raw bytes of a file name, which need not be UTF-8. JSON strings are, and
 // encoding/json would replace each invalid byte with U+FFFD (and the copy would then look for
-// a file that does not exist), so a Key or Path that is not valid UTF-8 is written as its
-// bytes in base64 under "kb" or "pb" instead.
+// a file that does not exist), so a Key, Path, Stored or Reuse that is not valid UTF-8 is
+// written as its bytes in base64 under "kb", "pb", "sb" or "rb" instead.
 type FileEntry struct {
 	Key  string
 	Path string
@@ -51,6 +51,7 @@ type fileEntryJSON struct {
 	Path    string `json:"p,omitempty"`
 	PathB   []byte `json:"pb,omitempty"`
 	Stored  string `json:"s,omitempty"`
+	StoredB []byte `json:"sb,omitempty"`
 	Size    int64  `json:"n"`
 	SHA256  string `json:"h,omitempty"`
 	Mode    uint32 `json:"m,omitempty"`
@@ -58,6 +59,7 @@ type fileEntryJSON struct {
 	ModTime int64  `json:"t,omitempty"`
 	ETag    string `json:"e,omitempty"`
 	Reuse   string `json:"r,omitempty"`
+	ReuseB  []byte `json:"rb,omitempty"`
 	Plain   string `json:"ph,omitempty"`
 }
 
@@ -80,9 +82,11 @@ func (e *FileEntry) UnmarshalJSON(b []byte) error { return parseEntry(b, e) }
 
 // wire is the entry as it is written.
 func (e FileEntry) wire() fileEntryJSON {
-	j := fileEntryJSON{Stored: e.Stored, Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed, ModTime: e.ModTime, ETag: e.ETag, Reuse: e.Reuse, Plain: e.Plain}
+	j := fileEntryJSON{Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, Changed: e.Changed, ModTime: e.ModTime, ETag: e.ETag, Plain: e.Plain}
 	rawString(e.Key, &j.Key, &j.KeyB)
 	rawString(e.Path, &j.Path, &j.PathB)
+	rawString(e.Stored, &j.Stored, &j.StoredB)
+	rawString(e.Reuse, &j.Reuse, &j.ReuseB)
 	return j
 }
 
@@ -94,6 +98,12 @@ func (j fileEntryJSON) entry() FileEntry {
 	}
 	if j.PathB != nil {
 		e.Path = string(j.PathB)
+	}
+	if j.StoredB != nil {
+		e.Stored = string(j.StoredB)
+	}
+	if j.ReuseB != nil {
+		e.Reuse = string(j.ReuseB)
 	}
 	return e
 }

@@ -299,6 +299,9 @@ func TestFileListRoundTrip(t *testing.T) {
 		// Names are bytes, not text: one that is not UTF-8 must come back unchanged.
 		{Key: "media/caf\xe9\xff.png", Stored: "files/media/caf%E9%FF.png", Size: 2},
 		{Path: "files/media/\x80\\x", Size: 5, SHA256: strings.Repeat("1", 64)},
+		// A copy of a backup reads such a name where the backup stores it, and links it from
+		// where an earlier backup does.
+		{Key: "d/inv\xffutf8.txt", Path: "files/d/inv\xffutf8.txt", Stored: "files/d/inv\xffutf8.txt", Reuse: "backup_1/files/d/inv\xffutf8.txt", Size: 1},
 	}
 	var b strings.Builder
 	w := NewFileListWriter(&b)
@@ -318,8 +321,8 @@ func TestFileListRoundTrip(t *testing.T) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, entries)
 	}
 	err := ReadFileList(strings.NewReader(b.String()+"{broken\n"), func(FileEntry) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "entry 6") {
-		t.Fatalf("a broken line: err = %v, want it to name entry 6", err)
+	if err == nil || !strings.Contains(err.Error(), "entry 7") {
+		t.Fatalf("a broken line: err = %v, want it to name entry 7", err)
 	}
 }
 

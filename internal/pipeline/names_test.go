@@ -101,13 +101,21 @@ func TestOddFileNamesRoundTrip(t *testing.T) {
 					}
 				}
 			}
-			target := emptyTarget(t, database.SQLite)
-			if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: rep.Path}); err != nil {
-				t.Fatalf("restore: %v", err)
+			// A copy into a local folder keeps every name too (its key lists carry where the
+			// backup stores each file, which need not be UTF-8).
+			cp, err := s.Coordinator.Copy(context.Background(), coordinator.CopyOptions{Backup: rep.Path, Dest: t.TempDir()})
+			if err != nil {
+				t.Fatalf("copy: %v", err)
 			}
-			checkOddNamesRestored(t, target.storage)
-			if got, want := len(treeFiles(t, target.storage)), p.summary.Files+len(oddNames); got != want {
-				t.Fatalf("restored %d files, want %d", got, want)
+			for _, from := range []string{rep.Path, cp.Path} {
+				target := emptyTarget(t, database.SQLite)
+				if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: from}); err != nil {
+					t.Fatalf("restore %s: %v", from, err)
+				}
+				checkOddNamesRestored(t, target.storage)
+				if got, want := len(treeFiles(t, target.storage)), p.summary.Files+len(oddNames); got != want {
+					t.Fatalf("restored %d files from %s, want %d", got, from, want)
+				}
 			}
 		})
 	}
