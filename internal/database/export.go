@@ -105,7 +105,7 @@ const maxRowWarnings = 100
 // checkText warns when a text value is not valid UTF-8: the fixture can only hold Unicode
 // text, so each invalid byte is written as U+FFFD, as Django's dumpdata would.
 func (p *exportPlan) checkText(pk []byte, f *exportField, v []byte) {
-	if f.kind != kindText && f.kind != kindInt && f.kind != kindJSON || utf8.Valid(v) {
+	if f.kind != kindText && f.kind != kindInt || utf8.Valid(v) {
 		return
 	}
 	p.warnInvalid(pk, f)
@@ -113,11 +113,29 @@ func (p *exportPlan) checkText(pk []byte, f *exportField, v []byte) {
 
 // warnInvalid records that the value of field f of row pk was not valid UTF-8.
 func (p *exportPlan) warnInvalid(pk []byte, f *exportField) {
+	p.warnRow(pk, f, "the stored text is not valid UTF-8; the backup holds it with each invalid byte replaced by U+FFFD")
+}
+
+// warnRow records that the value of field f of row pk was written changed, and how.
+func (p *exportPlan) warnRow(pk []byte, f *exportField, how string) {
 	if len(p.warnings) >= maxRowWarnings {
 		p.unnamed++
 		return
 	}
-	p.warnings = append(p.warnings, fmt.Sprintf("%s pk %s field %s: the stored text is not valid UTF-8; the backup holds it with each invalid byte replaced by U+FFFD", p.m.Label, pk, f.name))
+	p.warnings = append(p.warnings, fmt.Sprintf("%s pk %s field %s: %s", p.m.Label, pk, f.name, how))
+}
+
+// appendJSON appends a JSONField's stored text v as its fixture value, warning about what
+// the fixture cannot hold as it was.
+func (p *exportPlan) appendJSON(dst []byte, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	dst, notes, err := fixture.AppendJSONNoted(dst, v)
+	if notes&fixture.NoteReplaced != 0 {
+		p.warnRow(pk, f, "the stored JSON holds text that is not Unicode (invalid UTF-8, or an unpaired surrogate escape such as \\ud800); the backup holds it with U+FFFD in its place")
+	}
+	if notes&fixture.NoteNonFinite != 0 {
+		p.warnRow(pk, f, "the stored JSON holds a number JSON has no form for (NaN, Infinity, or one too large for a float such as 1e400); the fixture writes it as dumpdata does (NaN, Infinity), which a restore refuses: fix the value")
+	}
+	return dst, err
 }
 
 // takeWarnings returns the export's warnings, the further ones counted in a last one.
@@ -295,8 +313,7 @@ func (p *exportPlan) appendPGText(dst []byte, pk []byte, f *exportField, v []byt
 			dst = fixture.AppendDuration(dst, us)
 		}
 	case kindJSON:
-		p.checkText(pk, f, v)
-		dst, err = fixture.AppendJSON(dst, v)
+		dst, err = p.appendJSON(dst, pk, f, v)
 	case kindM2M:
 		dst, err = appendPKList(dst, v)
 	}
@@ -333,12 +350,9 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 			dst, err = f.appendSQLiteFloat(dst, v)
 		case string:
 			// Read only: a view of the string's bytes spares a copy per value.
-			b := unsafe.Slice(unsafe.StringData(v), len(v))
-			p.checkText(pkText, f, b)
-			dst, err = f.appendSQLiteText(dst, b)
+			dst, err = p.appendSQLiteText(dst, pkText, f, unsafe.Slice(unsafe.StringData(v), len(v)))
 		case []byte:
-			p.checkText(pkText, f, v)
-			dst, err = f.appendSQLiteText(dst, v)
+			dst, err = p.appendSQLiteText(dst, pkText, f, v)
 		default:
 			err = fmt.Errorf("unexpected value of type %T", v)
 		}
@@ -382,6 +396,16 @@ func (f *exportField) appendSQLiteFloat(dst []byte, v float64) ([]byte, error) {
 		return fixture.AppendDuration(dst, int64(math.RoundToEven(v))), nil
 	}
 	return dst, fmt.Errorf("real %v where a %s is expected", v, kindName(f.kind))
+}
+
+// appendSQLiteText appends a SQLite text value of field f of row pk, warning about what the
+// fixture cannot hold as it was.
+func (p *exportPlan) appendSQLiteText(dst, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	if f.kind == kindJSON {
+		return p.appendJSON(dst, pk, f, v)
+	}
+	p.checkText(pk, f, v)
+	return f.appendSQLiteText(dst, v)
 }
 
 func (f *exportField) appendSQLiteText(dst []byte, v []byte) ([]byte, error) {

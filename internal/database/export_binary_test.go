@@ -385,3 +385,35 @@ func TestExportInvalidUTF8Postgres(t *testing.T) {
 		}
 	}
 }
+
+// TestExportJSONNotes: a JSONField value the fixture cannot hold as it was is written as
+// dumpdata writes it, and a warning names the model, pk and field and says what changed: an
+// unpaired surrogate escape becomes U+FFFD; a number too large for a float becomes Infinity,
+// which a restore refuses (a json column keeps its text as given; jsonb refuses the one and
+// turns the other into an integer).
+func TestExportJSONNotes(t *testing.T) {
+	url := pgtest.URL(t)
+	execScript(t, url, edgeSchema+`INSERT INTO edge (id, j, jt) VALUES (1, '{"ok": 1}', '{"s": "\ud800x"}'), (2, '[]', '{"n": 1e400}'), (3, '{"fine": 2.5}', '{"t": "\ud83d\ude00"}')`)
+	db := openT(t, url)
+	for _, textOnly := range []bool{false, true} {
+		p, err := newExportPlan(edgeModel(), Postgres)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.textOnly = textOnly
+		var out bytes.Buffer
+		_, warnings, err := db.exportPlanned(context.Background(), "", p, All, fixture.Format{Indent: -1}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"jt": {"s": "` + "\uFFFD" + `x"}`, `"jt": {"n": Infinity}`, `"jt": {"t": "😀"}`} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("text only %v: the export lacks %s:\n%s", textOnly, want, out.String())
+			}
+		}
+		if len(warnings) != 2 || !strings.Contains(warnings[0], "edge.edge pk 1 field jt: the stored JSON holds text that is not Unicode") ||
+			!strings.Contains(warnings[1], "edge.edge pk 2 field jt: the stored JSON holds a number JSON has no form for") {
+			t.Errorf("text only %v: warnings %q, want pk 1 field jt and pk 2 field jt", textOnly, warnings)
+		}
+	}
+}
