@@ -3,6 +3,7 @@ package workers
 import (
 	"errors"
 
+	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -20,13 +21,18 @@ func Permanent(err error) error {
 	return permanentError{err}
 }
 
-// IsPermanent reports whether err cannot be fixed by retrying: marked Permanent, or a storage
-// error of a class no redelivery cures — refused access (a local EACCES or EROFS, an S3 403),
-// a full disk, or a name the file system cannot give (a file and a folder of one name) —
-// whichever driver gave it.
+// IsPermanent reports whether err cannot be fixed by retrying: marked Permanent, a stored
+// value the export cannot write (database.ValueError: the snapshot holds it at every
+// attempt), or a storage error of a class no redelivery cures — refused access (a local
+// EACCES or EROFS, an S3 403), a full disk, or a name the file system cannot give (a file and
+// a folder of one name) — whichever driver gave it.
 func IsPermanent(err error) bool {
 	var p permanentError
 	if errors.As(err, &p) {
+		return true
+	}
+	var v *database.ValueError
+	if errors.As(err, &v) {
 		return true
 	}
 	switch storage.ErrorCode(err) {

@@ -241,8 +241,22 @@ func quote(ident string) string { return pgx.Identifier{ident}.Sanitize() }
 
 // rowError says which row and field a value could not be written for.
 func rowError(pk []byte, f *exportField, err error) error {
-	return fmt.Errorf("pk %s field %s: %w", pk, f.name, err)
+	return &ValueError{PK: string(pk), Field: f.name, Err: err}
 }
+
+// ValueError is a stored value the export cannot write as a fixture value (a date of
+// 'infinity', a text where a number belongs): every attempt meets it again, so a worker
+// fails the task at once instead of retrying it.
+type ValueError struct {
+	PK, Field string
+	Err       error
+}
+
+// Error names the row and the field.
+func (e *ValueError) Error() string { return fmt.Sprintf("pk %s field %s: %v", e.PK, e.Field, e.Err) }
+
+// Unwrap returns the cause.
+func (e *ValueError) Unwrap() error { return e.Err }
 
 // appendPGRow appends one object from a PostgreSQL row: vals[0] is the pk, then one value
 // per field, each in the format setFormats chose for its column; nil is NULL.

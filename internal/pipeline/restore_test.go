@@ -408,3 +408,30 @@ func TestRestoreJSONNullInNotNullField(t *testing.T) {
 		})
 	}
 }
+
+// A stored value the export cannot write fails the backup at its first attempt, naming the
+// row and the field (the snapshot holds it at every attempt: retrying only delays the
+// failure); a JSONField number JSON has no form for is written as dumpdata writes it, with a
+// warning naming it, with or without the storage's files.
+func TestBackupUnwritableValues(t *testing.T) {
+	p := filledPlatform(t, database.SQLite, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	backup := func(skipFiles bool) (*coordinator.BackupReport, error) {
+		return s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), SkipFiles: skipFiles})
+	}
+	execSQL(t, p.dbURL, `UPDATE books_book SET metadata = '{"n": 1e400}' WHERE id = 1`)
+	for _, skipFiles := range []bool{false, true} {
+		rep, err := backup(skipFiles)
+		if err != nil {
+			t.Fatalf("skip files %v: %v", skipFiles, err)
+		}
+		if !hasWarning(rep.Warnings, "books.book pk 1 field metadata", "Infinity") {
+			t.Errorf("skip files %v: no warning names books.book pk 1 field metadata: %q", skipFiles, rep.Warnings)
+		}
+	}
+	execSQL(t, p.dbURL, `UPDATE books_book SET metadata = '{}', created_at = 'not a date' WHERE id = 1`)
+	_, err := backup(false)
+	if err == nil || !strings.Contains(err.Error(), "pk 1 field created_at") || !strings.Contains(err.Error(), "attempt 1 ") {
+		t.Fatalf("backup of an unwritable date: %v; want it failed at attempt 1 naming pk 1 field created_at", err)
+	}
+}

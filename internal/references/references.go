@@ -81,6 +81,7 @@ func Scan(ctx context.Context, m platform.Model, r io.Reader, chunk bool, fn fun
 		r = io.MultiReader(strings.NewReader("["), r, strings.NewReader("]"))
 	}
 	fr := fixture.NewReader(r)
+	fr.AcceptNonFinite() // the export warns about such a value; it names no file
 	for n := 0; ; n++ {
 		if n%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
