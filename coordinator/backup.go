@@ -549,6 +549,9 @@ func (r *backupRun) snapshot(ctx context.Context) error {
 	if r.snap, err = r.db.BeginSnapshot(ctx, dir); err != nil {
 		return fmt.Errorf("backup: open snapshot: %w", err)
 	}
+	if err := r.warnUnheldReferences(ctx); err != nil {
+		return err
+	}
 	return r.recordMigrations(ctx)
 }
 

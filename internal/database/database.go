@@ -531,6 +531,20 @@ func piecesOf(width int64, maxRows int, pieceBytes int64) int {
 	return int(max(1, min(int64(maxRows), pieceBytes/width)))
 }
 
+// CountReferences counts, in the snapshot, the references field f of model m holds: the
+// rows of its through table for a many-to-many field, else the rows whose column is set.
+func (s *Snapshot) CountReferences(ctx context.Context, m platform.Model, f platform.Field) (int64, error) {
+	q := "SELECT count(*) FROM " + quote(m.Table) + " WHERE " + quote(f.Column) + " IS NOT NULL"
+	if f.IsManyToMany() {
+		q = "SELECT count(*) FROM " + quote(f.ThroughTable)
+	}
+	var n int64
+	if err := s.queryRow(ctx, q, &n); err != nil {
+		return 0, fmt.Errorf("count the references of %s field %s: %w", m.Label, f.Name, err)
+	}
+	return n, nil
+}
+
 // queryRow runs a query of one row in the snapshot.
 func (s *Snapshot) queryRow(ctx context.Context, q string, dest ...any) error {
 	if s.pg != nil {

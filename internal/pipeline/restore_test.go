@@ -435,3 +435,27 @@ func TestBackupUnwritableValues(t *testing.T) {
 		t.Fatalf("backup of an unwritable date: %v; want it failed at attempt 1 naming pk 1 field created_at", err)
 	}
 }
+
+// Users' memberships of Django's auth groups name rows no backup holds (only the platform's
+// own models are backed up, as its commands did): a backup of users in groups says so, with
+// the count; one without memberships says nothing.
+func TestBackupNamesUnheldGroups(t *testing.T) {
+	p := filledPlatform(t, database.SQLite, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	backup := func() *coordinator.BackupReport {
+		t.Helper()
+		rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), SkipFiles: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := backup(); hasWarning(rep.Warnings, "auth.group") {
+		t.Fatalf("no user is in a group, yet: %q", rep.Warnings)
+	}
+	execSQL(t, p.dbURL, "INSERT INTO auth_group (id, name) VALUES (1, 'editors')",
+		"INSERT INTO accounts_user_groups (user_id, group_id) SELECT id, 1 FROM accounts_user ORDER BY id LIMIT 2")
+	if rep := backup(); !hasWarning(rep.Warnings, "accounts.user field groups holds 2 references to auth.group") {
+		t.Fatalf("warnings %q: want one naming the 2 memberships of auth.group", rep.Warnings)
+	}
+}
