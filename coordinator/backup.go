@@ -241,6 +241,8 @@ type backupRun struct {
 
 	// migrations are the applied Django migrations read in the snapshot (nil: none recorded).
 	migrations database.AppliedMigrations
+	// permissions are the auth permissions the backed-up rows name: id → app.model.codename.
+	permissions map[string]string
 }
 
 func (c *Coordinator) backup(ctx context.Context, o BackupOptions) (rep *BackupReport, err error) {
@@ -841,6 +843,7 @@ func (r *backupRun) metadata(ctx context.Context) *layout.Metadata {
 		meta.DatabaseEngine = r.db.Source().DjangoEngine()
 		meta.Database = r.db.Source().Redacted
 		meta.Migrations = r.migrations
+		meta.Permissions = r.permissions
 	}
 	if r.src != nil {
 		meta.StorageBackend = r.src.Backend()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -39,7 +40,13 @@ func (r *backupRun) recordMigrations(ctx context.Context) error {
 func (r *backupRun) warnUnheldReferences(ctx context.Context) error {
 	for _, m := range r.models {
 		for _, f := range m.Fields {
-			if f.To == "" || f.To == "auth.permission" {
+			if f.To == permissionModel && f.IsManyToMany() {
+				if err := r.recordPermissions(ctx, m, f); err != nil {
+					return err
+				}
+				continue
+			}
+			if f.To == "" {
 				continue
 			}
 			if _, known := platform.Default.Model(f.To); known {
@@ -58,6 +65,25 @@ func (r *backupRun) warnUnheldReferences(ctx context.Context) error {
 				r.log.Warn(w)
 			}
 		}
+	}
+	return nil
+}
+
+// permissionModel is Django's auth permission, which users' user_permissions name by id.
+const permissionModel = "auth.permission"
+
+// recordPermissions reads, in the snapshot, which permission each id field f of m names is,
+// for the metadata: a restore checks that its target gives each id the same one.
+func (r *backupRun) recordPermissions(ctx context.Context, m platform.Model, f platform.Field) error {
+	names, err := r.snap.ReferencedPermissions(ctx, m, f)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	for id, name := range names {
+		if r.permissions == nil {
+			r.permissions = map[string]string{}
+		}
+		r.permissions[strconv.FormatInt(id, 10)] = name
 	}
 	return nil
 }

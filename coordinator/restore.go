@@ -760,6 +760,9 @@ func checkTargetDatabase(ctx context.Context, o RestoreOptions, models []platfor
 	if err != nil {
 		return db, err
 	}
+	if err := checkTargetPermissions(ctx, db, plan.Metadata, models); err != nil {
+		return db, err
+	}
 	counts, err := db.CountRows(ctx, models)
 	if err != nil {
 		return db, err

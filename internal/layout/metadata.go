@@ -77,6 +77,11 @@ type Metadata struct {
 	// backup's snapshot. Nil when not recorded (a Python backup, an older one, or a database
 	// without django_migrations): a restore then checks the target's columns only.
 	Migrations map[string][]string `json:"migrations,omitempty"`
+	// Permissions are the Django auth permissions the backed-up rows name by id (users'
+	// user_permissions): id → "app_label.model.codename". A restore checks that its target
+	// gives each id the same permission: ids follow the order migrations ran in, and another
+	// order would grant other permissions. Nil when not recorded.
+	Permissions map[string]string `json:"permissions,omitempty"`
 }
 
 // ArchiveInfo describes the bytes of an encrypted archive, as its sidecar records them.

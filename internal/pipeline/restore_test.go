@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -457,5 +458,36 @@ func TestBackupNamesUnheldGroups(t *testing.T) {
 		"INSERT INTO accounts_user_groups (user_id, group_id) SELECT id, 1 FROM accounts_user ORDER BY id LIMIT 2")
 	if rep := backup(); !hasWarning(rep.Warnings, "accounts.user field groups holds 2 references to auth.group") {
 		t.Fatalf("warnings %q: want one naming the 2 memberships of auth.group", rep.Warnings)
+	}
+}
+
+// Users' permissions are auth permission ids, which follow the order migrations ran in: the
+// backup records which permission each id was, and a restore into a target that gives an id
+// another permission is refused before anything changes, naming it; into one that agrees, it
+// restores.
+func TestRestoreChecksPermissionIDs(t *testing.T) {
+	src := filledPlatform(t, database.SQLite, demo.DefaultOptions())
+	backup := backupOf(t, src, false)
+	meta := readMetadata(t, backup)
+	if len(meta.Permissions) < 2 {
+		t.Fatalf("metadata permissions %v: the demo's users should name at least two", meta.Permissions)
+	}
+	ids := slices.Sorted(maps.Keys(meta.Permissions))
+	target := emptyTarget(t, database.SQLite)
+	// Another migration order: two of the ids name each other's permission.
+	execSQL(t, target.dbURL,
+		"UPDATE auth_permission SET id = -1 WHERE id = "+ids[0],
+		"UPDATE auth_permission SET id = "+ids[0]+" WHERE id = "+ids[1],
+		"UPDATE auth_permission SET id = "+ids[1]+" WHERE id = -1")
+	before := dumpAll(t, target.dbURL)
+	_, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
+	if outcome.Of(err).Code != 2 || !strings.Contains(fmt.Sprint(err), "id "+ids[0]+" is ") || !strings.Contains(fmt.Sprint(err), meta.Permissions[ids[0]]+" in the backup") {
+		t.Fatalf("restore into a target with other permission ids: exit %d, %v; want refused naming id %s", outcome.Of(err).Code, err, ids[0])
+	}
+	assertSameRows(t, before, dumpAll(t, target.dbURL))
+
+	agreeing := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, agreeing, coordinator.RestoreOptions{Source: backup}); err != nil {
+		t.Fatalf("restore into a target with the same permission ids: %v", err)
 	}
 }
