@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/redact"
@@ -84,11 +86,25 @@ func parsePostgres(raw string) (Source, error) {
 	if u.Fragment != "" {
 		return Source{}, errors.New("parse database URL: unexpected #fragment")
 	}
-	if _, err := url.ParseQuery(u.RawQuery); err != nil {
+	q, err := url.ParseQuery(u.RawQuery)
+	if err != nil {
 		return Source{}, fmt.Errorf("parse database URL: query: %w", err)
 	}
-	return Source{Engine: Postgres, DSN: u.String(), Redacted: redact.URL(u.String())}, nil
+	redacted := redact.URL(u.String())
+	if !q.Has("connect_timeout") && os.Getenv("PGCONNECT_TIMEOUT") == "" {
+		// Without one, pgx waits for ever on a server that accepts the connection and never
+		// answers; libpq's users set one the same way.
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
+		}
+		u.RawQuery += "connect_timeout=" + strconv.Itoa(DefaultConnectTimeout)
+	}
+	return Source{Engine: Postgres, DSN: u.String(), Redacted: redacted}, nil
 }
+
+// DefaultConnectTimeout is the seconds a PostgreSQL connection may take to be established
+// when the URL (connect_timeout) or PGCONNECT_TIMEOUT sets no limit.
+const DefaultConnectTimeout = 10
 
 func parseSQLite(raw string) (Source, error) {
 	u, err := url.Parse(raw)

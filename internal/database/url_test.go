@@ -1,13 +1,17 @@
 package database
 
 import (
+	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseURL(t *testing.T) {
+	t.Setenv("PGCONNECT_TIMEOUT", "")
 	cwd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
@@ -20,14 +24,16 @@ func TestParseURL(t *testing.T) {
 		err      string // substring of the error; "" for success
 	}{
 		{url: "postgres://app:s3cret@db.example:5433/webnovel", engine: Postgres,
-			dsn: "postgres://app:s3cret@db.example:5433/webnovel", redacted: "postgres://app:xxxxx@db.example:5433/webnovel"},
+			dsn: "postgres://app:s3cret@db.example:5433/webnovel?connect_timeout=10", redacted: "postgres://app:xxxxx@db.example:5433/webnovel"},
 		{url: "postgresql://app@localhost/webnovel?sslmode=disable", engine: Postgres,
-			dsn: "postgres://app@localhost/webnovel?sslmode=disable", redacted: "postgres://app@localhost/webnovel?sslmode=disable"},
+			dsn: "postgres://app@localhost/webnovel?sslmode=disable&connect_timeout=10", redacted: "postgres://app@localhost/webnovel?sslmode=disable"},
 		{url: "postgres://h/webnovel?user=app&password=s3cret", engine: Postgres,
-			dsn: "postgres://h/webnovel?user=app&password=s3cret", redacted: "postgres://h/webnovel?user=app&password=xxxxx"},
+			dsn: "postgres://h/webnovel?user=app&password=s3cret&connect_timeout=10", redacted: "postgres://h/webnovel?user=app&password=xxxxx"},
 		{url: "postgres://app@h/webnovel?sslmode=verify-full&sslpassword=s3cret", engine: Postgres,
-			dsn: "postgres://app@h/webnovel?sslmode=verify-full&sslpassword=s3cret", redacted: "postgres://app@h/webnovel?sslmode=verify-full&sslpassword=xxxxx"},
-		{url: "pgsql://u:p%40ss@h/d", engine: Postgres, dsn: "postgres://u:p%40ss@h/d", redacted: "postgres://u:xxxxx@h/d"},
+			dsn: "postgres://app@h/webnovel?sslmode=verify-full&sslpassword=s3cret&connect_timeout=10", redacted: "postgres://app@h/webnovel?sslmode=verify-full&sslpassword=xxxxx"},
+		{url: "pgsql://u:p%40ss@h/d", engine: Postgres, dsn: "postgres://u:p%40ss@h/d?connect_timeout=10", redacted: "postgres://u:xxxxx@h/d"},
+		// A connection attempt is bounded (DefaultConnectTimeout) unless the URL says otherwise.
+		{url: "postgres://h/d?connect_timeout=0", engine: Postgres, dsn: "postgres://h/d?connect_timeout=0", redacted: "postgres://h/d?connect_timeout=0"},
 		{url: "sqlite:////var/lib/app/db.sqlite3", engine: SQLite, dsn: "/var/lib/app/db.sqlite3", redacted: "sqlite:////var/lib/app/db.sqlite3"},
 		{url: "sqlite:///db.sqlite3", engine: SQLite, dsn: filepath.Join(cwd, "db.sqlite3"), redacted: "sqlite:///db.sqlite3"},
 		{url: "sqlite:///data/db.sqlite3", engine: SQLite, dsn: filepath.Join(cwd, "data/db.sqlite3"), redacted: "sqlite:///data/db.sqlite3"},
@@ -123,4 +129,46 @@ func userinfo(u string) string {
 		return host[:i]
 	}
 	return ""
+}
+
+// A PostgreSQL server that accepts the connection and never answers does not hold the caller
+// for ever: the connection attempt ends after DefaultConnectTimeout, naming the database.
+func TestOpenSilentServerTimesOut(t *testing.T) {
+	t.Setenv("PGCONNECT_TIMEOUT", "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		var held []net.Conn // accepted, never answered
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range held {
+					c.Close()
+				}
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	defer func() { ln.Close(); <-accepted }()
+	done := make(chan error, 1)
+	go func() {
+		db, err := Open(context.Background(), "postgres://app@"+ln.Addr().String()+"/silent")
+		if err == nil {
+			db.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "silent") {
+			t.Fatalf("open a silent server: %v; want an error naming the database", err)
+		}
+	case <-time.After(3 * DefaultConnectTimeout * time.Second):
+		t.Fatal("open still waiting on a silent server")
+	}
 }
