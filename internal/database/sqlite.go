@@ -19,6 +19,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/fixture"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // sqliteDSN is a modernc.org/sqlite file: URI for path with SQLite's open mode (ro, rw, rwc),
@@ -36,6 +37,9 @@ func openSQLite(ctx context.Context, path string, create bool, busy time.Duratio
 	} else if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("database %s does not exist", path)
 	}
+	if err := checkSideFiles(path); err != nil {
+		return nil, err
+	}
 	// Django turns foreign keys on for every connection.
 	db, err := sql.Open("sqlite", sqliteDSN(path, mode, busy, "foreign_keys(1)"))
 	if err != nil {
@@ -48,6 +52,19 @@ func openSQLite(ctx context.Context, path string, create bool, busy time.Duratio
 		return nil, err
 	}
 	return db, nil
+}
+
+// checkSideFiles refuses a database whose journal or write-ahead log, where one exists, is not
+// a regular file: SQLite opens them as it opens the database, and a FIFO would hold it (and
+// every command) for ever, whatever the busy timeout.
+func checkSideFiles(path string) error {
+	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
+		fi, err := os.Stat(path + suffix)
+		if err == nil && !fi.Mode().IsRegular() {
+			return fmt.Errorf("database %s: %s is a %s, not a regular file: SQLite would wait on it; remove it", path, path+suffix, storage.KindOf(fi.Mode()))
+		}
+	}
+	return nil
 }
 
 // sqliteSequenceDDL is in `.schema` output but cannot be executed: SQLite creates the table

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -170,5 +171,36 @@ func TestOpenSilentServerTimesOut(t *testing.T) {
 		}
 	case <-time.After(3 * DefaultConnectTimeout * time.Second):
 		t.Fatal("open still waiting on a silent server")
+	}
+}
+
+// A SQLite database whose journal is a FIFO (SQLite opens a hot journal as it opens the
+// database, and would wait on it for ever) is refused at once, naming it.
+func TestOpenSQLiteSpecialJournal(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db.sqlite3")
+	db, err := Create(context.Background(), "sqlite:///"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := syscall.Mkfifo(path+"-journal", 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		db, err := Open(context.Background(), "sqlite:///"+path)
+		if err == nil {
+			db.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), path+"-journal") || !strings.Contains(err.Error(), "fifo") {
+			t.Fatalf("open with a FIFO journal: %v; want it refused naming the journal", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("open still waiting on the FIFO journal")
 	}
 }
