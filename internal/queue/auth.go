@@ -3,8 +3,11 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // Auth is how a process authenticates to NATS and secures the connection. Every field is
@@ -24,10 +27,43 @@ type Auth struct {
 	KeyFile  string
 }
 
+// maxAuthFileSize bounds a credentials, key or certificate file: a few kilobytes each.
+const maxAuthFileSize = 1 << 20
+
+// checkFiles refuses, by name, a file setting that is not a regular file of at most
+// maxAuthFileSize bytes: the NATS client reads each whole, and a FIFO would hold it for ever,
+// /dev/zero until memory runs out.
+func (a Auth) checkFiles() error {
+	for _, f := range []struct{ flag, path string }{
+		{"--nats-creds", a.CredsFile}, {"--nats-nkey", a.NkeyFile}, {"--nats-ca", a.CAFile},
+		{"--nats-cert", a.CertFile}, {"--nats-key", a.KeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		fi, err := os.Stat(f.path)
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: %w", f.flag, err)
+		case !fi.Mode().IsRegular():
+			return fmt.Errorf("%s %s: not a regular file (%s)", f.flag, f.path, storage.KindOf(fi.Mode()))
+		case fi.Size() > maxAuthFileSize:
+			return fmt.Errorf("%s %s: %d bytes, larger than such a file holds (%d)", f.flag, f.path, fi.Size(), maxAuthFileSize)
+		}
+	}
+	return nil
+}
+
 // Options turns the settings into connection options, checking that they make sense together.
 func (a Auth) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	n := 0
+	if (a.CertFile == "") != (a.KeyFile == "") {
+		return nil, errors.New("nats: a client certificate needs both --nats-cert and --nats-key")
+	}
+	if err := a.checkFiles(); err != nil {
+		return nil, err
+	}
 	if a.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(a.CredsFile))
 		n++
@@ -56,9 +92,6 @@ func (a Auth) Options() ([]nats.Option, error) {
 	}
 	if a.CAFile != "" {
 		opts = append(opts, nats.RootCAs(a.CAFile))
-	}
-	if (a.CertFile == "") != (a.KeyFile == "") {
-		return nil, errors.New("nats: a client certificate needs both --nats-cert and --nats-key")
 	}
 	if a.CertFile != "" {
 		opts = append(opts, nats.ClientCert(a.CertFile, a.KeyFile))

@@ -3,7 +3,10 @@ package queue
 import (
 	"context"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,8 +36,47 @@ func TestAuthOptionsRefuseContradictions(t *testing.T) {
 			}
 		})
 	}
-	if opts, err := (Auth{Token: "t", CAFile: "ca.pem"}).Options(); err != nil || len(opts) != 2 {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if opts, err := (Auth{Token: "t", CAFile: ca}).Options(); err != nil || len(opts) != 2 {
 		t.Fatalf("token + CA: %d options, %v", len(opts), err)
+	}
+}
+
+// A credentials, key or certificate file that is a FIFO (the NATS client would wait on it for
+// ever), a device (read until memory runs out) or larger than such a file is refused at once,
+// naming its flag and path.
+func TestAuthFilesMustBeSmallRegularFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "creds")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	big := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(big, nil, 0o600); err != nil || os.Truncate(big, maxAuthFileSize+1) != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		auth Auth
+		want string
+	}{
+		{Auth{CredsFile: fifo}, "--nats-creds " + fifo + ": not a regular file"},
+		{Auth{NkeyFile: "/dev/zero"}, "--nats-nkey /dev/zero: not a regular file"},
+		{Auth{Token: "t", CAFile: big}, "--nats-ca " + big + ": 1048577 bytes"},
+		{Auth{CertFile: fifo, KeyFile: big}, "--nats-cert " + fifo},
+	} {
+		done := make(chan error, 1)
+		go func() { _, err := tt.auth.Options(); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("%+v: %v, want %q", tt.auth, err, tt.want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%+v: still reading after 10s", tt.auth)
+		}
 	}
 }
 
