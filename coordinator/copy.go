@@ -198,9 +198,13 @@ func (r *copyRun) checkDestName(ctx context.Context) error {
 	}
 	if _, err := r.destRoot.Stat(ctx, name+layout.ArchiveExt); err == nil {
 		return outcome.Errorf(outcome.Refused, "copy refused: %s already holds an archive named %s%s", redact.URL(r.o.Dest), name, layout.ArchiveExt)
+	} else if unreachable(err) {
+		return fmt.Errorf("copy: look at %s in %s: %w; nothing was copied", name+layout.ArchiveExt, redact.URL(r.o.Dest), err)
 	}
 	meta, err := readMetadata(ctx, r.destRoot, name+"/"+layout.FileMetadata)
 	switch {
+	case unreachable(err):
+		return fmt.Errorf("copy: look at %s in %s: %w; nothing was copied", name, redact.URL(r.o.Dest), err)
 	case err == nil && meta.ManifestSHA256 == r.src.meta.ManifestSHA256:
 		r.rep.AlreadyThere, r.rep.Path = true, where
 		return nil
@@ -215,6 +219,17 @@ func (r *copyRun) checkDestName(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// unreachable tells whether err is the destination failing to answer (or refusing access),
+// rather than an answer about what it holds: a copy then fails as any run whose storage is
+// down does, instead of being refused as if a backup of the name stood in its way.
+func unreachable(err error) bool {
+	switch storage.ErrorCode(err) {
+	case storage.CodeTransient, storage.CodePermission, storage.CodeCanceled:
+		return true
+	}
+	return false
 }
 
 // claim records the run (kind "copy"), so workers refuse its late tasks once it is over.

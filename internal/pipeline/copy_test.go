@@ -375,3 +375,26 @@ func TestCopyThroughS3ObjectStore(t *testing.T) {
 
 // storageJoin is the location of name under an s3:// location with parameters.
 func storageJoin(loc, name string) string { return storage.Join(loc, name) }
+
+// A destination that cannot be read where the copy looks for a backup of the same name (here
+// it refuses access) fails the copy as a storage that is down does, naming the destination,
+// instead of refusing it as if another backup of that name stood in the way.
+func TestCopyDestinationUnreadable(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	backup := backupInto(t, s, p, t.TempDir(), false)
+	name := filepath.Base(backup)
+	s3 := s3test.Start(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.URL.Path, "/"+name) {
+				w.WriteHeader(http.StatusForbidden)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}, "offsite")
+	_, err := s.Coordinator.Copy(context.Background(), copyOptions(backup, s3.URL("offsite", "nightly", "")))
+	if err == nil || outcome.Of(err).Status == outcome.Refused || strings.Contains(err.Error(), "already holds") || !strings.Contains(err.Error(), "nothing was copied") {
+		t.Fatalf("copy into an unreadable destination: %v (%s); want a failure saying nothing was copied, not a refusal", err, outcome.Of(err).Status)
+	}
+}
