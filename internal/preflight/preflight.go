@@ -325,6 +325,11 @@ func checkStorage(ctx context.Context, c Config) (ch Check, size int64, cut, ok 
 		return nil
 	})
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		if files == 0 && storage.IsS3(c.StorageURL) {
+			// Not one page of the listing in the whole budget: the service is not answering
+			// (a listing page holds up to 1,000 keys, or says the prefix is empty).
+			return fail(CheckStorage, fmt.Sprintf("%s did not answer a listing within %s: %v", b, c.WalkBudget, err), advice), 0, false, false
+		}
 		cut, err = true, nil
 	}
 	if errors.Is(err, errStopWalk) {
