@@ -2,13 +2,14 @@ package database
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 )
 
 func TestParseURL(t *testing.T) {
@@ -136,29 +137,10 @@ func userinfo(u string) string {
 // for ever: the connection attempt ends after DefaultConnectTimeout, naming the database.
 func TestOpenSilentServerTimesOut(t *testing.T) {
 	t.Setenv("PGCONNECT_TIMEOUT", "")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		var held []net.Conn // accepted, never answered
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				for _, c := range held {
-					c.Close()
-				}
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	defer func() { ln.Close(); <-accepted }()
+	addr := proctest.SilentListener(t)
 	done := make(chan error, 1)
 	go func() {
-		db, err := Open(context.Background(), "postgres://app@"+ln.Addr().String()+"/silent")
+		db, err := Open(context.Background(), "postgres://app@"+addr+"/silent")
 		if err == nil {
 			db.Close()
 		}

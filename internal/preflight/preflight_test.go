@@ -14,6 +14,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 	"github.com/webnovel/webnovel-backup/internal/queue/queuetest"
 	"github.com/webnovel/webnovel-backup/internal/sqlitetest"
 )
@@ -316,33 +317,14 @@ func TestKeepDatabase(t *testing.T) {
 // at the end of the walk's budget, naming it; it was taken for readable with "at least 0
 // files", and the backup then waited on it for about twenty minutes.
 func TestStorageSilentS3Fails(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted := make(chan struct{})
-	go func() {
-		defer close(accepted)
-		var held []net.Conn // accepted, never answered
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				for _, c := range held {
-					c.Close()
-				}
-				return
-			}
-			held = append(held, c)
-		}
-	}()
-	defer func() { ln.Close(); <-accepted }()
+	addr := proctest.SilentListener(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIATEST")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_CONFIG_FILE", os.DevNull)
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", os.DevNull)
 	c := goodConfig(t)
-	c.StorageURL = "s3://media/site?endpoint=http://" + ln.Addr().String() + "&path_style=true&region=us-east-1"
+	c.StorageURL = "s3://media/site?endpoint=http://" + addr + "&path_style=true&region=us-east-1"
 	c.WalkBudget = time.Second
 	rep := Run(context.Background(), c)
 	if ch := check(t, rep, CheckStorage); ch.Status != StatusFail || !strings.Contains(ch.Detail, "did not answer") {

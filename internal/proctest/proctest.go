@@ -1,5 +1,6 @@
 // Package proctest starts real processes for tests: the webnovel-backup binary (coordinators
-// and workers) and nats-server, alone or as a three-node JetStream cluster. Everything
+// and workers) and nats-server, alone or as a three-node JetStream cluster; and a peer that
+// accepts connections and never answers (SilentListener). Everything
 // listens on 127.0.0.1 only, every process runs in its own process group, and each is killed
 // with its group when its test ends, so no test leaves a stray process behind.
 //
