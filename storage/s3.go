@@ -265,13 +265,13 @@ func (d *s3Driver) newClient(ctx context.Context) error {
 		config.WithRetryer(func() aws.Retryer {
 			// No client-side retry quota: a backup run would rather wait out a bad minute
 			// than fail; back-off still spaces the attempts.
-			return retry.NewStandard(func(o *retry.StandardOptions) {
+			return loggedRetryer{RetryerV2: retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts = maxAttempts
 				o.MaxBackoff = 20 * time.Second
 				o.RateLimiter = ratelimit.None
 				// A certificate nobody vouches for will not be vouched for on the next try.
 				o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(certError)}, o.Retryables...)
-			})
+			}), where: d.describe()}
 		}),
 	}
 	opts = append(opts, config.WithLogger(logging.LoggerFunc(sdkLog)))
@@ -317,6 +317,22 @@ func certError(err error) aws.Ternary {
 
 // sdkLog sends the SDK's messages to slog: warnings as warnings, the rest (such as "response
 // has no supported checksum" from S3-compatible servers) at debug level.
+// loggedRetryer warns at each retry of a request: a service that stops answering takes up to
+// maxAttempts timeouts and back-offs, minutes in which the run would otherwise say nothing.
+type loggedRetryer struct {
+	aws.RetryerV2
+	where string
+}
+
+// RetryDelay is the retryer's, said as a warning naming the storage, the attempt and the error.
+func (r loggedRetryer) RetryDelay(attempt int, err error) (time.Duration, error) {
+	d, derr := r.RetryerV2.RetryDelay(attempt, err)
+	if derr == nil {
+		slog.Warn("S3 request failed; retrying", "storage", r.where, "attempt", attempt, "of", maxAttempts, "after", d.Round(time.Millisecond), "err", err)
+	}
+	return d, derr
+}
+
 func sdkLog(c logging.Classification, format string, v ...any) {
 	level := slog.LevelDebug
 	if c == logging.Warn {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -576,3 +577,52 @@ func TestS3WalkSpecial(t *testing.T) {
 		t.Errorf("folder marker warning %q does not say what it holds", w)
 	}
 }
+
+// Each retry of an S3 request is a warning naming the storage, the attempt and the error: a
+// service that stops answering is not minutes of silence.
+func TestS3RetriesAreSaid(t *testing.T) {
+	var failures atomic.Int64
+	f := newFakeS3(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/flaky.txt") && failures.Add(1) <= 2 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}, "bkt")
+	f.put(t, "bkt", "p/flaky.txt", []byte("fine at last"))
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelWarn})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	b, err := storage.Open(context.Background(), f.url("bkt", "p", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rc, _, err := b.Open(context.Background(), "flaky.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || string(data) != "fine at last" {
+		t.Fatalf("read after two failures: %q, %v", data, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if n := strings.Count(logged.String(), "S3 request failed; retrying"); n != 2 || !strings.Contains(logged.String(), "attempt=1") || !strings.Contains(logged.String(), "s3://bkt/p") {
+		t.Fatalf("%d retry warnings, want 2 naming the storage and the attempt:\n%s", n, logged.String())
+	}
+}
+
+// writerFunc is an io.Writer of a function.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
