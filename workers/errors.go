@@ -23,7 +23,9 @@ func Permanent(err error) error {
 
 // IsPermanent reports whether err cannot be fixed by retrying: marked Permanent, a stored
 // value the export cannot write (database.ValueError: the snapshot holds it at every
-// attempt), or a storage error of a class no redelivery cures — refused access (a local
+// attempt), a file that is not a regular one where a task must read one (a FIFO in a backup
+// being copied or restored: a backup's copy task skips such a source file with a warning
+// instead, before its error reaches here), or a storage error of a class no redelivery cures — refused access (a local
 // EACCES or EROFS, an S3 403), a full disk, or a name the file system cannot give (a file and
 // a folder of one name) — whichever driver gave it.
 func IsPermanent(err error) bool {
@@ -32,7 +34,7 @@ func IsPermanent(err error) bool {
 		return true
 	}
 	var v *database.ValueError
-	if errors.As(err, &v) {
+	if errors.As(err, &v) || errors.Is(err, storage.ErrNotRegular) {
 		return true
 	}
 	switch storage.ErrorCode(err) {

@@ -2,6 +2,7 @@ package workers
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -185,7 +186,8 @@ func TestDefaultBackoff(t *testing.T) {
 }
 
 func TestIsPermanent(t *testing.T) {
-	if !IsPermanent(Permanent(os.ErrInvalid)) || !IsPermanent(&os.PathError{Op: "write", Err: syscall.ENOSPC}) || IsPermanent(os.ErrDeadlineExceeded) {
+	if !IsPermanent(Permanent(os.ErrInvalid)) || !IsPermanent(&os.PathError{Op: "write", Err: syscall.ENOSPC}) || IsPermanent(os.ErrDeadlineExceeded) ||
+		!IsPermanent(fmt.Errorf("copy: %w", &storage.SpecialError{Special: storage.Special{Key: "files/x", Kind: "fifo"}})) {
 		t.Fatal("error classes are wrong")
 	}
 	// A file and a folder of one name (an S3 source's "a" and "a/b"): no retry can write both.
