@@ -551,7 +551,7 @@ func (r *backupRun) snapshot(ctx context.Context) error {
 	if r.snap, err = r.db.BeginSnapshot(ctx, dir); err != nil {
 		return fmt.Errorf("backup: open snapshot: %w", err)
 	}
-	if err := r.warnUnheldReferences(ctx); err != nil {
+	if err := r.noteOutsideReferences(ctx); err != nil {
 		return err
 	}
 	return r.recordMigrations(ctx)

@@ -32,12 +32,13 @@ func (r *backupRun) recordMigrations(ctx context.Context) error {
 	return nil
 }
 
-// warnUnheldReferences warns about each backed-up field that references rows of a model
-// outside the platform's description that migrations do not create (Django's auth groups):
-// no backup holds those rows, as the platform's own backups never did, so the references
-// point at whatever the target holds under those ids. Said, with the count, only when the
-// field holds any. Permissions are left out: every migrated database holds them.
-func (r *backupRun) warnUnheldReferences(ctx context.Context) error {
+// noteOutsideReferences deals, in the snapshot, with each backed-up field that references rows
+// of a model outside the platform's description, which no backup holds (the platform's own
+// backups never did), so the references point at whatever the target holds under those ids.
+// Permissions, which every migrated database holds, are recorded by id for the restore to
+// check (recordPermissions); any other such field (Django's auth groups) is a warning with
+// its count, when it holds any.
+func (r *backupRun) noteOutsideReferences(ctx context.Context) error {
 	for _, m := range r.models {
 		for _, f := range m.Fields {
 			if f.To == permissionModel && f.IsManyToMany() {
@@ -79,10 +80,10 @@ func (r *backupRun) recordPermissions(ctx context.Context, m platform.Model, f p
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
+	if len(names) > 0 && r.permissions == nil {
+		r.permissions = make(map[string]string, len(names))
+	}
 	for id, name := range names {
-		if r.permissions == nil {
-			r.permissions = map[string]string{}
-		}
 		r.permissions[strconv.FormatInt(id, 10)] = name
 	}
 	return nil

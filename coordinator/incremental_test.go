@@ -1,9 +1,13 @@
 package coordinator
 
 import (
+	"fmt"
+	"io/fs"
+	"strings"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/messages"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // A listed file's packed record comes back whole, names that are not UTF-8 included; a
@@ -54,5 +58,31 @@ func TestUnchanged(t *testing.T) {
 		if got := unchanged(tc.s, tc.b, tc.checksum); got != tc.want {
 			t.Errorf("%s: unchanged = %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A local file whose mode the backup cannot keep as it is gets a warning naming it and what a
+// restore gives it; past maxModeWarnings the rest are one count, kept up to date; a file whose
+// mode is kept, and any S3 object (no modes at all), get none.
+func TestNoteModeBound(t *testing.T) {
+	p := &copyPlanner{o: BackupOptions{StorageURL: "/srv/media"}}
+	p.noteMode(storage.Object{Key: "plain.txt", Mode: 0o640})
+	p.noteMode(storage.Object{Key: "suid", Mode: 0o755, Unkept: fs.ModeSetuid | fs.ModeSticky})
+	if len(p.info.Modes) != 1 || !strings.Contains(p.info.Modes[0], "suid") || !strings.Contains(p.info.Modes[0], "setuid, sticky") || !strings.Contains(p.info.Modes[0], "0755") {
+		t.Fatalf("modes %q: want one warning naming suid, its bits and 0755", p.info.Modes)
+	}
+	for i := range maxModeWarnings + 5 {
+		p.noteMode(storage.Object{Key: fmt.Sprintf("none/%d", i)})
+	}
+	if n := len(p.info.Modes); n != maxModeWarnings+1 {
+		t.Fatalf("%d warnings, want %d named and one count", n, maxModeWarnings)
+	}
+	if last := p.info.Modes[maxModeWarnings]; !strings.HasPrefix(last, "6 more files") {
+		t.Fatalf("last warning %q, want the count of the 6 not named", last)
+	}
+	s3 := &copyPlanner{o: BackupOptions{StorageURL: "s3://bucket/media"}}
+	s3.noteMode(storage.Object{Key: "object", ETag: "x"})
+	if len(s3.info.Modes) != 0 {
+		t.Fatalf("an S3 object (no modes) warned: %q", s3.info.Modes)
 	}
 }

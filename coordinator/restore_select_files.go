@@ -2,11 +2,8 @@ package coordinator
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -44,19 +41,11 @@ func (l *liveFiles) restores(ctx context.Context, e messages.FileEntry) (bool, e
 	return false, nil
 }
 
-// sum hashes the storage's copy of key; held is false when it has none.
+// sum is the SHA-256 of the storage's copy of key; held is false when it has none.
 func (l *liveFiles) sum(ctx context.Context, key string) (sum string, held bool, err error) {
-	rc, _, err := l.b.Open(ctx, key)
+	sum, err = l.b.SHA256(ctx, key)
 	if errors.Is(err, storage.ErrNotExist) {
 		return "", false, nil
 	}
-	if err != nil {
-		return "", false, err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, rc); err != nil {
-		return "", false, err
-	}
-	return hex.EncodeToString(h.Sum(nil)), true, nil
+	return sum, err == nil, err
 }

@@ -486,6 +486,14 @@ func TestRestoreChecksPermissionIDs(t *testing.T) {
 	}
 	assertSameRows(t, before, dumpAll(t, target.dbURL))
 
+	// A target that lacks one of the ids is refused the same way.
+	lacking := emptyTarget(t, database.SQLite)
+	execSQL(t, lacking.dbURL, "DELETE FROM auth_permission WHERE id = "+ids[1])
+	_, err = restoreInto(t, lacking, coordinator.RestoreOptions{Source: backup})
+	if outcome.Of(err).Code != 2 || !strings.Contains(fmt.Sprint(err), "id "+ids[1]+" ("+meta.Permissions[ids[1]]+") is not in the target") {
+		t.Fatalf("restore into a target lacking permission %s: exit %d, %v", ids[1], outcome.Of(err).Code, err)
+	}
+
 	agreeing := emptyTarget(t, database.SQLite)
 	if _, err := restoreInto(t, agreeing, coordinator.RestoreOptions{Source: backup}); err != nil {
 		t.Fatalf("restore into a target with the same permission ids: %v", err)
