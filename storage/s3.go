@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
 )
 
 // Defaults of the S3 driver; each can be changed per bucket by a query parameter of the URL.
@@ -84,8 +86,8 @@ var s3Params = []string{"region", "endpoint", "path_style", "part_size", "concur
 //     stream is at most concurrency × part_size
 //   - parallel_above: objects larger than this many bytes are read by parallel ranged
 //     requests (default 64 MiB)
-//   - timeout: how long a request may wait for the server's next byte (default 2m), after
-//     which it is retried
+//   - timeout: how long a request may wait on the network while moving fewer than
+//     transferFloor bytes (default 2m), after which it is retried, at most three times in a row
 //   - checksum: sha256 (default) asks S3 to verify and keep SHA-256 checksums; none leaves
 //     checksums to the SDK's "when required" mode, for services that refuse them
 func openS3(ctx context.Context, rawURL string) (*s3Driver, error) {
@@ -251,15 +253,19 @@ func (d *s3Driver) connect(ctx context.Context) error {
 func (d *s3Driver) newClient(ctx context.Context) error {
 
 	// A BuildableClient lets config.LoadDefaultConfig add AWS_CA_BUNDLE's certificates.
-	// The read timeout is a rolling inactivity window: a stalled response (headers or
-	// mid-body) fails after d.timeout and is retried, while a slow but moving one lives on.
+	// The transfer guard (guardedClient) gives up a request that moves fewer than
+	// transferFloor bytes in d.timeout of waiting on the network: silent, trickling, or not
+	// reading an upload. The connection's rolling read deadline and the header timeout are
+	// its backstop (half as long again), for what it does not watch: the body of an answer
+	// to a request other than a GET, which S3 may rightly trickle.
+	backstop := d.timeout + d.timeout/2
 	httpClient := awshttp.NewBuildableClient().
 		WithDialerOptions(func(dl *net.Dialer) { dl.Timeout = 10 * time.Second }).
 		WithTransportOptions(func(tr *http.Transport) {
-			tr.ResponseHeaderTimeout = d.timeout
+			tr.ResponseHeaderTimeout = backstop
 			tr.MaxIdleConnsPerHost = 4 * d.concurrency
 		}).
-		WithReadTimeout(d.timeout)
+		WithReadTimeout(backstop)
 	opts := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
@@ -291,7 +297,9 @@ func (d *s3Driver) newClient(ctx context.Context) error {
 		cfg.Region = "us-east-1"
 	}
 	d.region = cfg.Region
+	cfg.HTTPClient = guardedClient{next: cfg.HTTPClient, window: d.timeout}
 	d.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.APIOptions = append(o.APIOptions, countTimeouts)
 		o.UsePathStyle = d.pathStyle
 		if d.endpoint != "" {
 			o.BaseEndpoint = aws.String(d.endpoint)
@@ -331,6 +339,30 @@ func (r loggedRetryer) RetryDelay(attempt int, err error) (time.Duration, error)
 		slog.Warn("S3 request failed; retrying", "storage", r.where, "attempt", attempt, "of", maxAttempts, "after", d.Round(time.Millisecond), "err", err)
 	}
 	return d, derr
+}
+
+// GetRetryToken ends an operation whose last maxStalledAttempts attempts each timed out or
+// stalled (counted by countTimeouts), before the retryer's own decision.
+func (r loggedRetryer) GetRetryToken(ctx context.Context, err error) (func(error) error, error) {
+	if c, ok := ctx.Value(timeoutsKey{}).(*atomic.Int32); ok {
+		if !isTimeout(err) {
+			c.Store(0)
+		} else if n := c.Add(1); n >= maxStalledAttempts {
+			return nil, fmt.Errorf("%s: giving up after %d attempts in a row without an answer", r.where, n)
+		}
+	}
+	return r.RetryerV2.GetRetryToken(ctx, err)
+}
+
+// timeoutsKey holds, in an operation's context, how many of its attempts in a row timed out.
+type timeoutsKey struct{}
+
+// countTimeouts gives each operation a counter of its attempts that timed out in a row.
+func countTimeouts(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("wnbCountTimeouts",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			return next.HandleInitialize(context.WithValue(ctx, timeoutsKey{}, new(atomic.Int32)), in)
+		}), middleware.Before)
 }
 
 func sdkLog(c logging.Classification, format string, v ...any) {

@@ -84,13 +84,21 @@ type streamReader struct {
 	size     int64
 	off      int64
 	body     io.ReadCloser
+	got      int64 // bytes the current response gave
 	failures int
+	pending  error // the failure of a response that ended with bytes, counted on the next call
 	err      error
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
 	if r.err != nil {
 		return 0, r.err
+	}
+	if err := r.pending; err != nil {
+		r.pending = nil
+		if r.err = r.fail(err); r.err != nil {
+			return 0, r.err
+		}
 	}
 	for {
 		if r.body == nil {
@@ -112,8 +120,8 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		}
 		n, err := r.body.Read(p)
 		r.off += int64(n)
-		if n > 0 {
-			r.failures = 0
+		if r.got += int64(n); r.got >= transferFloor {
+			r.failures = 0 // progress: a trickle's few bytes are not
 		}
 		switch {
 		case err == nil:
@@ -129,8 +137,9 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		r.body.Close()
-		r.body = nil
+		r.body, r.got = nil, 0
 		if n > 0 {
+			r.pending = err
 			return n, nil // resume on the next call
 		}
 		if r.ctx.Err() != nil {
@@ -143,10 +152,16 @@ func (r *streamReader) Read(p []byte) (int, error) {
 	}
 }
 
+// giveUp tells whether a read that failed attempts times in a row, the last with err, ends:
+// after maxAttempts, or maxStalledAttempts when err is a timeout.
+func giveUp(attempts int, err error) bool {
+	return attempts >= maxAttempts || (isTimeout(err) && attempts >= maxStalledAttempts)
+}
+
 // fail counts a failure without progress and waits before the next attempt.
 func (r *streamReader) fail(err error) error {
 	r.failures++
-	if r.failures >= maxAttempts {
+	if giveUp(r.failures, err) {
 		return fmt.Errorf("read %s at byte %d: giving up after %d attempts: %w", r.key, r.off, r.failures, err)
 	}
 	return backoff(r.ctx, r.failures)
@@ -244,7 +259,7 @@ func (r *rangedReader) fetch(p *part, body io.ReadCloser) {
 			return
 		}
 		if attempt > 0 {
-			if attempt >= maxAttempts {
+			if giveUp(attempt, last) {
 				p.err = fmt.Errorf("read %s bytes %d-%d: giving up after %d attempts: %w", r.key, p.off, p.off+int64(len(p.buf))-1, attempt, last)
 				return
 			}
@@ -266,8 +281,8 @@ func (r *rangedReader) fetch(p *part, body io.ReadCloser) {
 		m, err := io.ReadFull(rc, p.buf[n:])
 		rc.Close()
 		n += m
-		if m > 0 {
-			attempt = 1 // progress: start counting failures afresh
+		if m >= transferFloor {
+			attempt = 1 // progress: start counting failures afresh (a trickle's bytes are not)
 		}
 		last = err
 	}
