@@ -45,7 +45,11 @@ func (w *Worker) export(ctx context.Context, t *messages.Task) (*messages.Result
 	}
 	defer out.Abort()
 
-	sink, err := newExportSink(out, e.Recipients)
+	// The rows read and the bytes written are the export's progress: a database that stops
+	// answering mid-query stops both.
+	meter := meterOf(ctx)
+	meter.arm()
+	sink, err := newExportSink(metered(out, meter), e.Recipients)
 	if err != nil {
 		return nil, Permanent(fmt.Errorf("export %s: %w", e.Model, err))
 	}
@@ -115,7 +119,7 @@ func exportPieces(e *messages.ExportTask, db pieceReader, model platform.Model, 
 		n: len(ranges), sep: f.Sep(), parallel: n, window: 2 * n, budget: pieceBudget,
 		name: func(i int) string { return ranges[i].String() },
 		read: func(ctx context.Context, i int, w io.Writer) (int64, []string, error) {
-			return db.ExportWithWarnings(ctx, e.Snapshot, model, ranges[i], f, w)
+			return db.ExportWithWarnings(ctx, e.Snapshot, model, ranges[i], f, metered(w, meterOf(ctx)))
 		},
 	}
 }

@@ -60,6 +60,11 @@ type Config struct {
 	// (--identity): read by this process, never sent in a task. Without them a restore task
 	// of an encrypted backup is handed back for a worker that has them.
 	Identities *encryption.Identities
+	// StallTimeout cancels an attempt that moved nothing for this long (rows read, bytes
+	// written), as a failed attempt naming the stall; 0 never does. Only the task kinds that
+	// count all their progress are watched (exports: the stall of a database that holds its
+	// connection open without answering); copies rely on the storage's own timeouts.
+	StallTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -281,7 +286,7 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) time.Duration {
 	defer stop()
 	go w.heartbeat(hctx, msg)
 	start := time.Now()
-	res, err := w.attempt(ctx, d.task)
+	res, err := w.watched(ctx, d.task, w.attempt)
 	if res == nil {
 		res = &messages.Result{}
 	}
@@ -289,6 +294,20 @@ func (w *Worker) process(ctx context.Context, msg jetstream.Msg) time.Duration {
 	pause := w.settle(ctx, d, log, res, err, stop)
 	telemetry.EndTask(span, res, err)
 	return pause
+}
+
+// watched runs one attempt of t (run) with its progress meter, cancelled once its armed
+// meter stands still for Config.StallTimeout.
+func (w *Worker) watched(ctx context.Context, t *messages.Task, run func(context.Context, *messages.Task) (*messages.Result, error)) (*messages.Result, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	actx, meter := withMeter(actx)
+	if w.cfg.StallTimeout > 0 {
+		go watchProgress(actx, meter, w.cfg.StallTimeout, cancel)
+	}
+	res, err := run(actx, t)
+	err = stallOf(actx, err)
+	cancel(nil)
+	return res, err
 }
 
 // attempt runs the task's handler, turning a panic into a failed attempt so that one bad task

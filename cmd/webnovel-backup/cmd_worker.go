@@ -29,6 +29,7 @@ type workerOptions struct {
 	grace       time.Duration
 	name        string
 	metricsAddr string
+	stall       time.Duration
 	keys        decryptOptions
 }
 
@@ -38,6 +39,8 @@ func (o *workerOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.healthAddr, "health-addr", defaultHealthAddr, "`address` of the /healthz and /readyz endpoint (empty: none; an address in use is a warning)")
 	f.DurationVar(&o.grace, "shutdown-grace", 25*time.Second, "on SIGTERM, how long tasks in flight may finish before they are handed back")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
+	f.DurationVar(&o.stall, "stall-timeout", workers.DefaultStallTimeout,
+		"cancel an export attempt that moved nothing (rows read, bytes written) for this long, as a failed attempt naming the stall (0: never)")
 	f.StringVar(&o.name, "name", "", "worker `name` in results and logs (default: host name and pid)")
 	// A worker does not know which backup a task restores, so it cannot open a passphrase
 	// backup's sealed key: it takes the key itself (age -d backup_key.age > key.txt).
@@ -78,6 +81,9 @@ func runWorker(ctx context.Context, o workerOptions, g *globals) error {
 	if o.concurrency < 1 {
 		return usageErrorf("--concurrency must be 1 or more")
 	}
+	if o.stall < 0 {
+		return usageErrorf("--stall-timeout must not be negative (0: never)")
+	}
 	if o.grace < 0 {
 		return usageErrorf("--shutdown-grace must not be negative")
 	}
@@ -107,7 +113,7 @@ func runWorker(ctx context.Context, o workerOptions, g *globals) error {
 	}
 	w, err := workers.New(ctx, js, cons, workers.Config{
 		Name: o.name, Concurrency: o.concurrency, DatabaseURL: g.database, StorageURL: g.storage,
-		ShutdownGrace: o.grace, Identities: ids,
+		ShutdownGrace: o.grace, Identities: ids, StallTimeout: o.stall,
 	})
 	if err != nil {
 		return err

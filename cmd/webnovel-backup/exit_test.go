@@ -33,6 +33,7 @@ func TestUsageExitCodes(t *testing.T) {
 		{"too many arguments", []string{"probe", "http://127.0.0.1:1/a", "http://127.0.0.1:1/b"}, "accepts at most 1 arg"},
 		{"unknown command", []string{"bakcup"}, "unknown command"},
 		{"negative stall timeout", []string{"backup", "--stall-timeout", "-1s"}, "--stall-timeout"},
+		{"negative worker stall timeout", []string{"worker", "--nats", "nats://127.0.0.1:1", "--stall-timeout", "-1s"}, "--stall-timeout"},
 		{"negative lock timeout", []string{"restore", "x", "--lock-timeout", "-1s"}, "--lock-timeout"},
 		{"negative lock timeout, round trip", []string{"test-backup-restore", "--lock-timeout", "-1s"}, "--lock-timeout"},
 	}

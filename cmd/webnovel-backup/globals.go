@@ -15,6 +15,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/workers"
 )
 
 // globals are the flags every command shares.
@@ -100,8 +101,9 @@ func (g *globals) resolve() {
 	}
 }
 
-// pipelineConfig is the queue set-up every command that runs tasks shares.
-func (g *globals) pipelineConfig(workers int) (pipeline.Config, error) {
+// pipelineConfig is the queue set-up every command that runs tasks shares, with inProcess
+// workers in this process.
+func (g *globals) pipelineConfig(inProcess int) (pipeline.Config, error) {
 	opts, err := g.natsAuth.Options()
 	if err != nil {
 		return pipeline.Config{}, usageErrorf("%w", err)
@@ -110,9 +112,9 @@ func (g *globals) pipelineConfig(workers int) (pipeline.Config, error) {
 		return pipeline.Config{}, usageErrorf("--replicas, --ack-wait and --max-deliver must not be negative")
 	}
 	return pipeline.Config{
-		NATSURL: g.nats, NATSOptions: opts, Workers: workers,
+		NATSURL: g.nats, NATSOptions: opts, Workers: inProcess,
 		DatabaseURL: g.database, StorageURL: g.storage,
-		Queue: g.queueConfig(),
+		Queue: g.queueConfig(), StallTimeout: workers.DefaultStallTimeout,
 	}, nil
 }
 

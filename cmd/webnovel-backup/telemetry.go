@@ -61,7 +61,7 @@ const metricsFlagUsage = "serve Prometheus metrics on this `address`, e.g. :9090
 // addStallFlag adds --stall-timeout to a command that runs tasks.
 func addStallFlag(f *pflag.FlagSet, d *time.Duration) {
 	f.DurationVar(d, "stall-timeout", coordinator.DefaultStallTimeout,
-		"fail the run when no task has made progress for this long, naming the pending tasks and the workers subscribed (0 waits for ever)")
+		"fail the run when no task has made progress for this long, naming the pending tasks and the workers subscribed; in-process workers cancel an export attempt that moved nothing for as long (0 waits for ever)")
 }
 
 // checkTimeouts refuses negative --stall-timeout and --lock-timeout values: a negative wait
@@ -77,12 +77,14 @@ func checkTimeouts(stall, lock time.Duration) error {
 }
 
 // startRun serves metrics (when asked) and starts the pipeline for a backup or a restore,
-// whose coordinator gives up after stall without task progress; stop undoes both.
+// whose coordinator gives up after stall without task progress, and whose in-process workers
+// cancel an attempt that moved nothing for as long; stop undoes both.
 func startRun(ctx context.Context, cfg pipeline.Config, metricsAddr string, stall time.Duration) (*pipeline.Session, func(), error) {
 	stopMetrics, err := serveMetrics(metricsAddr)
 	if err != nil {
 		return nil, nil, err
 	}
+	cfg.StallTimeout = stall
 	s, err := pipeline.Start(ctx, cfg)
 	if err != nil {
 		stopMetrics()

@@ -41,6 +41,8 @@ type Config struct {
 	// Identities are the age keys in-process workers decrypt an encrypted backup's files
 	// with in a restore (the command's --identity, or a passphrase backup's opened key).
 	Identities *encryption.Identities
+	// StallTimeout is the in-process workers' workers.Config.StallTimeout (0: never).
+	StallTimeout time.Duration
 	// NoQueue starts neither NATS nor workers: the coordinator runs without a queue, which
 	// serves a run that has no tasks (a database-only restore). Starting an embedded server
 	// and declaring its streams is a fixed cost such a run has no use for.
@@ -102,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 			Backoff:      cfg.Backoff,
 			Logger:       log,
 			Identities:   cfg.Identities,
+			StallTimeout: cfg.StallTimeout,
 		})
 		if err != nil {
 			s.Close()

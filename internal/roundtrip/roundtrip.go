@@ -32,6 +32,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/storage"
+	"github.com/webnovel/webnovel-backup/workers"
 )
 
 // maxDifferences bounds the differences a report lists.
@@ -58,6 +59,14 @@ type Options struct {
 	// restore and the comparison; Passphrase instead makes it a passphrase backup.
 	Identities *encryption.Identities
 	Passphrase string
+}
+
+// workerStall is the in-process workers' stall timeout: the coordinators' when set.
+func (o Options) workerStall() time.Duration {
+	if o.StallTimeout != nil {
+		return *o.StallTimeout
+	}
+	return workers.DefaultStallTimeout
 }
 
 // configure applies the options' coordinator settings to a session's coordinator.
@@ -186,7 +195,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 func runBackup(ctx context.Context, o Options, log *slog.Logger, dir string) (*coordinator.BackupReport, error) {
-	s, err := pipeline.Start(ctx, pipeline.Config{Workers: o.Workers, DatabaseURL: o.DatabaseURL, StorageURL: o.StorageURL, Logger: log})
+	s, err := pipeline.Start(ctx, pipeline.Config{Workers: o.Workers, DatabaseURL: o.DatabaseURL, StorageURL: o.StorageURL, Logger: log, StallTimeout: o.workerStall()})
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +218,7 @@ func runRestore(ctx context.Context, o Options, log *slog.Logger, backup, dbURL,
 	if err != nil {
 		return err
 	}
-	s, err := pipeline.Start(ctx, pipeline.Config{Workers: o.Workers, DatabaseURL: dbURL, StorageURL: media, Logger: log, Identities: ids})
+	s, err := pipeline.Start(ctx, pipeline.Config{Workers: o.Workers, DatabaseURL: dbURL, StorageURL: media, Logger: log, Identities: ids, StallTimeout: o.workerStall()})
 	if err != nil {
 		return err
 	}
