@@ -33,7 +33,23 @@ func checkTargetPermissions(ctx context.Context, db *database.DB, meta *layout.M
 		}
 		ids = append(ids, id)
 	}
+	return checkPermissionIDs(ctx, db, meta, ids, "or leave accounts.user out (--models)")
+}
+
+// checkPermissionIDs refuses a restore that writes links to the auth permissions ids when the
+// target gives one of them another permission than the backup recorded, or none; an id the
+// backup did not record (an older backup) is not checked. remedy is what else the operator
+// may do, beside migrating the target as the source was.
+func checkPermissionIDs(ctx context.Context, db *database.DB, meta *layout.Metadata, ids []int64, remedy string) error {
+	ids = slices.DeleteFunc(slices.Clone(ids), func(id int64) bool {
+		_, ok := meta.Permissions[strconv.FormatInt(id, 10)]
+		return !ok
+	})
+	if len(ids) == 0 {
+		return nil
+	}
 	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	live, err := db.PermissionNames(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("check the target's auth permissions: %w", err)
@@ -56,8 +72,25 @@ func checkTargetPermissions(ctx context.Context, db *database.DB, meta *layout.M
 		more = fmt.Sprintf("; … and %d more", len(bad)-maxListedPermissions)
 		bad = bad[:maxListedPermissions]
 	}
-	return outcome.Errorf(outcome.Refused, "restore refused: users' permissions name auth permissions by id, and the target's ids are not the source's (they follow the order migrations ran in): %s%s; loading them would grant other permissions. Nothing was changed: migrate the target as the source was, or leave accounts.user out (--models)",
-		strings.Join(bad, "; "), more)
+	return outcome.Errorf(outcome.Refused, "restore refused: users' permissions name auth permissions by id, and the target's ids are not the source's (they follow the order migrations ran in): %s%s; loading them would grant other permissions. Nothing was changed: migrate the target as the source was, %s",
+		strings.Join(bad, "; "), more, remedy)
+}
+
+// permissionIDs are the auth permission ids the selection's links name (users'
+// user_permissions): the ids a selective restore writes.
+func (s *selection) permissionIDs() []int64 {
+	var ids []int64
+	for _, r := range s.closure.Models() {
+		for _, f := range r.Model.Fields {
+			if f.To != permissionModel || !f.IsManyToMany() {
+				continue
+			}
+			for l := range r.Links[f.Name] {
+				ids = append(ids, l.Target)
+			}
+		}
+	}
+	return ids
 }
 
 // namesPermissions tells whether any of models names auth permissions by id.

@@ -60,6 +60,9 @@ func (c *Coordinator) checkSelected(ctx context.Context, src *restoreSource, o R
 	if err != nil {
 		return chk, nil, err
 	}
+	if err := checkPermissionIDs(ctx, chk.db, meta, sel.permissionIDs(), "or leave out the users whose permissions these are"); err != nil {
+		return chk, nil, err
+	}
 	if err := sel.planModels(ctx, chk.db, chk.plan); err != nil {
 		return chk, nil, err
 	}

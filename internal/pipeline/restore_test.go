@@ -486,6 +486,22 @@ func TestRestoreChecksPermissionIDs(t *testing.T) {
 	}
 	assertSameRows(t, before, dumpAll(t, target.dbURL))
 
+	// A selective restore of a user who holds one of those permissions is refused the same
+	// way; into a target that agrees, it goes through.
+	users := queryText(t, src.dbURL, "SELECT user_id FROM accounts_user_user_permissions WHERE permission_id = "+ids[0]+" ORDER BY user_id")
+	if len(users) == 0 {
+		t.Fatalf("no user of the demo holds permission %s", ids[0])
+	}
+	selectUser := &coordinator.SelectOptions{Rows: []string{"accounts.user=" + users[0]}}
+	_, err = restoreInto(t, target, coordinator.RestoreOptions{Source: backup, Select: selectUser})
+	if outcome.Of(err).Code != 2 || !strings.Contains(fmt.Sprint(err), "id "+ids[0]+" is ") {
+		t.Fatalf("selective restore of user %s into a target with other permission ids: exit %d, %v; want refused naming id %s", users[0], outcome.Of(err).Code, err, ids[0])
+	}
+	assertSameRows(t, before, dumpAll(t, target.dbURL))
+	if _, err := restoreInto(t, emptyTarget(t, database.SQLite), coordinator.RestoreOptions{Source: backup, Select: selectUser}); err != nil {
+		t.Fatalf("selective restore of user %s into a target with the same permission ids: %v", users[0], err)
+	}
+
 	// A target that lacks one of the ids is refused the same way.
 	lacking := emptyTarget(t, database.SQLite)
 	execSQL(t, lacking.dbURL, "DELETE FROM auth_permission WHERE id = "+ids[1])
