@@ -1277,6 +1277,9 @@ func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.B
 	if err == nil {
 		err = p.flush(ctx)
 	}
+	if err == nil {
+		err = p.sealedNamesError()
+	}
 	if err != nil {
 		return nil, nil, filePlanInfo{}, err
 	}
@@ -1305,6 +1308,10 @@ type copyPlanner struct {
 	loadBytes int64
 	// modeNotes counts the files whose mode the backup does not keep as it is (noteMode).
 	modeNotes int
+	// tooLong counts the files an encrypted backup folder cannot hold, the first of them
+	// named in tooLongNames (noteSealedName).
+	tooLong      int
+	tooLongNames []string
 }
 
 // add puts one file (e: its key-list entry, Path where the backup stores it) in the current

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -155,6 +156,7 @@ func (p *copyPlanner) walk(ctx context.Context, src *storage.Bucket, fn func(mes
 // entryOf is a listed object's key-list entry, Path being where the backup stores it.
 func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
 	p.noteMode(obj)
+	p.noteSealedName(obj.Key)
 	e := messages.FileEntry{Key: obj.Key, Size: obj.Size, Mode: uint32(obj.Mode.Perm()), ETag: obj.ETag}
 	if obj.ETag == "" && !obj.ModTime.IsZero() {
 		e.ModTime = obj.ModTime.UnixNano()
@@ -172,6 +174,37 @@ func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
 		e.Path += encryption.Ext
 	}
 	return e
+}
+
+// maxNameBytes is the longest name (one path segment) a local filesystem gives a file.
+const maxNameBytes = 255
+
+// noteSealedName counts a file that an encrypted backup folder cannot hold: its copy's name,
+// NAME.age, is longer than a file name may be. The plan fails on them, naming them, before
+// anything is copied (each copy would fail only after its task's every attempt).
+func (p *copyPlanner) noteSealedName(key string) {
+	if len(p.inc.recipients) == 0 || !p.dest.IsLocal() || len(path.Base(key))+len(encryption.Ext) <= maxNameBytes {
+		return
+	}
+	if p.tooLong++; p.tooLong <= maxListedNames {
+		p.tooLongNames = append(p.tooLongNames, storage.QuoteKey(key))
+	}
+}
+
+// maxListedNames bounds the files an error names.
+const maxListedNames = 20
+
+// sealedNamesError is the plan's failure on the files noteSealedName counted, if any.
+func (p *copyPlanner) sealedNamesError() error {
+	if p.tooLong == 0 {
+		return nil
+	}
+	more := ""
+	if p.tooLong > len(p.tooLongNames) {
+		more = fmt.Sprintf(" and %d more", p.tooLong-len(p.tooLongNames))
+	}
+	return fmt.Errorf("%d files have names too long for an encrypted backup folder, whose copies are named NAME%s (at most %d bytes a name): %s%s; nothing was backed up: back up with --compress (an encrypted archive holds any name), or shorten the names",
+		p.tooLong, encryption.Ext, maxNameBytes, strings.Join(p.tooLongNames, ", "), more)
 }
 
 // maxModeWarnings bounds the files named by mode warnings; the rest are counted.

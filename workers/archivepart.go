@@ -21,7 +21,7 @@ import (
 func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket, c *messages.CopyTask, list io.Reader, written *atomic.Int64) (*messages.Result, error) {
 	comp, err := archive.ParseCompression(c.Archive.Compression)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+		return nil, Permanent(fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err))
 	}
 	slots, _ := w.copySlots()
 	var buf []byte
@@ -36,16 +36,16 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 	}
 	out, err := dst.Create(ctx, c.Archive.Output, storage.Object{Mode: backupFileMode})
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: create archive part %s: %w", c.Prefix, c.Archive.Output, err)
+		return nil, fmt.Errorf("copy %s: create archive part %s: %w", copyScope(c.Prefix), c.Archive.Output, err)
 	}
 	defer out.Abort() // after Commit, a no-op
 	sealed, err := sealPart(out, c.Recipients)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: archive part %s: %w", c.Prefix, c.Archive.Output, err))
+		return nil, Permanent(fmt.Errorf("copy %s: archive part %s: %w", copyScope(c.Prefix), c.Archive.Output, err))
 	}
 	pw, err := archive.NewPartWriter(sealed, comp, c.Archive.Top, buf)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+		return nil, Permanent(fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err))
 	}
 	defer pw.Abort() // after Close, a no-op
 	res := &messages.Result{}
@@ -64,16 +64,16 @@ func (w *Worker) copyToPart(ctx context.Context, src, dst, lists *storage.Bucket
 		err = out.Commit()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: archive part %s: %w", c.Prefix, c.Archive.Output, err)
+		return nil, fmt.Errorf("copy %s: archive part %s: %w", copyScope(c.Prefix), c.Archive.Output, err)
 	}
 	if err := sw.Flush(); err != nil {
 		return nil, err
 	}
 	if _, err := lists.Put(ctx, c.Sums, &sums, storage.Object{Mode: backupFileMode}); err != nil {
-		return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: write sums: %w", copyScope(c.Prefix), err)
 	}
 	if err := dst.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
 	}
 	return res, nil
 }

@@ -52,7 +52,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	src, dst, lists := b.src, b.dst, b.lists
 	list, _, err := lists.Open(ctx, c.KeyList)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: read key list: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: read key list: %w", copyScope(c.Prefix), err)
 	}
 	defer list.Close()
 	if !restore && c.Objects != "" {
@@ -61,7 +61,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 
 	ru, err := openReuser(ctx, c, dst, restore, w.log)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+		return nil, Permanent(fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err))
 	}
 	defer ru.close()
 
@@ -74,7 +74,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	}
 	files, err := w.copyFiles(ctx, src, dst, c, restore, list, &written, ru)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
 	}
 	sums, err := gatherOutcomes(res, files, restore)
 	if err != nil {
@@ -82,13 +82,13 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	}
 	if c.Sums != "" {
 		if _, err := lists.Put(ctx, c.Sums, sums, storage.Object{Mode: backupFileMode}); err != nil {
-			return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
+			return nil, fmt.Errorf("copy %s: write sums: %w", copyScope(c.Prefix), err)
 		}
 	}
 	// Files and sums on disk before the task is reported done: a resumed run keeps what done
 	// tasks copied.
 	if err := dst.Sync(ctx); err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
 	}
 	return res, nil
 }
@@ -113,17 +113,17 @@ func (b *copyBuckets) close() {
 func (w *Worker) openCopyBuckets(ctx context.Context, t *messages.Task, restore bool) (b *copyBuckets, err error) {
 	c := t.Copy
 	if w.cfg.StorageURL == "" {
-		return nil, Mismatch(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", c.Prefix))
+		return nil, Mismatch(fmt.Errorf("copy %s: this worker has no storage configured (--storage / STORAGE_URL)", copyScope(c.Prefix)))
 	}
 	platformLoc, otherLoc := c.Source, t.Dest
 	if restore {
 		platformLoc, otherLoc = t.Dest, c.Source
 	}
 	if !sameLocation(w.cfg.StorageURL, platformLoc) {
-		return nil, Mismatch(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", c.Prefix, w.cfg.StorageURL, platformLoc))
+		return nil, Mismatch(fmt.Errorf("copy %s: this worker's storage is %s but the run uses %s", copyScope(c.Prefix), w.cfg.StorageURL, platformLoc))
 	}
 	if restore && c.Decrypt && w.cfg.Identities == nil {
-		return nil, Mismatch(fmt.Errorf("copy %s: the backup is encrypted and this worker has no age identity (--identity or WNB_AGE_IDENTITY_FILE)", c.Prefix))
+		return nil, Mismatch(fmt.Errorf("copy %s: the backup is encrypted and this worker has no age identity (--identity or WNB_AGE_IDENTITY_FILE)", copyScope(c.Prefix)))
 	}
 	b = &copyBuckets{}
 	defer func() {
@@ -134,7 +134,7 @@ func (w *Worker) openCopyBuckets(ctx context.Context, t *messages.Task, restore 
 	open := func(loc string, opts ...storage.Option) (*storage.Bucket, error) {
 		o, err := storage.Open(ctx, loc, opts...)
 		if err != nil {
-			return nil, Permanent(fmt.Errorf("copy %s: %w", c.Prefix, err))
+			return nil, Permanent(fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err))
 		}
 		b.opened = append(b.opened, o)
 		return o, nil
@@ -452,7 +452,7 @@ func openStage(ctx context.Context, c *messages.CopyTask, restore bool) (*storag
 	}
 	b, err := storage.Open(ctx, c.Staged)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: staged files: %w", c.Prefix, err))
+		return nil, Permanent(fmt.Errorf("copy %s: staged files: %w", copyScope(c.Prefix), err))
 	}
 	return b, nil
 }
@@ -617,6 +617,15 @@ func streamOne(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (cop
 		}
 		return c, nil
 	}
+}
+
+// copyScope names a copy task's prefix in its errors; the files at the storage's top level
+// have none.
+func copyScope(prefix string) string {
+	if prefix == "" {
+		return "(top level)"
+	}
+	return prefix
 }
 
 // readHook, when set (by tests), wraps each source as it is read.

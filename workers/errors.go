@@ -2,6 +2,7 @@ package workers
 
 import (
 	"errors"
+	"syscall"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -27,14 +28,14 @@ func Permanent(err error) error {
 // being copied or restored: a backup's copy task skips such a source file with a warning
 // instead, before its error reaches here), or a storage error of a class no redelivery cures — refused access (a local
 // EACCES or EROFS, an S3 403), a full disk, or a name the file system cannot give (a file and
-// a folder of one name) — whichever driver gave it.
+// a folder of one name, or a name longer than it allows) — whichever driver gave it.
 func IsPermanent(err error) bool {
 	var p permanentError
 	if errors.As(err, &p) {
 		return true
 	}
 	var v *database.ValueError
-	if errors.As(err, &v) || errors.Is(err, storage.ErrNotRegular) {
+	if errors.As(err, &v) || errors.Is(err, storage.ErrNotRegular) || errors.Is(err, syscall.ENAMETOOLONG) {
 		return true
 	}
 	switch storage.ErrorCode(err) {

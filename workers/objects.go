@@ -106,7 +106,7 @@ func (w *Worker) storeObjects(ctx context.Context, t *messages.Task, src, stage,
 	c := t.Copy
 	store, err := storage.Open(ctx, c.Objects)
 	if err != nil {
-		return nil, Permanent(fmt.Errorf("copy %s: object store: %w", c.Prefix, err))
+		return nil, Permanent(fmt.Errorf("copy %s: object store: %w", copyScope(c.Prefix), err))
 	}
 	defer store.Close()
 	var written atomic.Int64
@@ -116,19 +116,19 @@ func (w *Worker) storeObjects(ctx context.Context, t *messages.Task, src, stage,
 	// attempt, and neither may copy the other's bytes under its own sum.
 	seal, err := sealOf(c, false)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
 	}
 	o := &objectStore{src: src, stage: stage, store: store, task: t.ID + "/" + rand.Text(), checksum: c.Checksum, seal: seal}
 	files, err := w.storeFiles(ctx, o, c, list, &written)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
 	}
 	res, sums, err := objectResult(files)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
 	}
 	if _, err := lists.Put(ctx, c.Sums, sums, storage.Object{Mode: backupFileMode}); err != nil {
-		return nil, fmt.Errorf("copy %s: write sums: %w", c.Prefix, err)
+		return nil, fmt.Errorf("copy %s: write sums: %w", copyScope(c.Prefix), err)
 	}
 	return res, nil
 }

@@ -203,6 +203,14 @@ func TestIsPermanent(t *testing.T) {
 	if _, err := b.Create(ctx, "a/b", storage.Object{}); !IsPermanent(err) {
 		t.Fatalf("a name conflict (%v) is retried", err)
 	}
+	// A name longer than the file system gives (an encrypted copy's NAME.age of a long name).
+	long, err := b.Create(ctx, strings.Repeat("n", 256), storage.Object{})
+	if err == nil {
+		err = long.Commit() // the name is taken as the copy is committed
+	}
+	if err == nil || !IsPermanent(err) {
+		t.Fatalf("a name too long (%v) is retried", err)
+	}
 }
 
 // A worker on a private queue (the embedded server of an in-process run) ends its pending

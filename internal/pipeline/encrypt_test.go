@@ -598,3 +598,47 @@ func TestResumePassphraseRun(t *testing.T) {
 	}
 	sha256sumCheck(t, rep.Path)
 }
+
+// A file whose encrypted copy's name (NAME.age) is longer than a file name may be fails an
+// encrypted folder backup at its plan, naming the file and what to do, before any task runs
+// (each copy failed only after its task's every attempt); a name that just fits (251 bytes,
+// 255 with .age) is backed up, and an encrypted archive holds the longer one.
+func TestEncryptedFolderRefusesNamesTooLong(t *testing.T) {
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	fits, long := strings.Repeat("f", 251), strings.Repeat("l", 252)
+	for _, name := range []string{fits, long} {
+		if err := os.WriteFile(filepath.Join(p.storage, name), []byte(name[:1]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := newAgeKey(t)
+	s := startSession(t, p, 2, queue.Config{})
+	dir := t.TempDir()
+	start := time.Now()
+	_, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dir, Recipients: key.recipients(t)})
+	if err == nil || !strings.Contains(err.Error(), long) || strings.Contains(err.Error(), fits) || !strings.Contains(err.Error(), "--compress") {
+		t.Fatalf("encrypted folder backup of a 252-byte name: %v, want a failure naming it (only) and --compress", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the failure took %s: it should come from the plan, not from retried copies", took)
+	}
+	if backups, _ := filepath.Glob(filepath.Join(dir, "backup_*")); len(backups) > 0 {
+		t.Fatalf("a failed backup was published: %v", backups)
+	}
+
+	if _, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Recipients: key.recipients(t), Compress: true}); err != nil {
+		t.Fatalf("encrypted archive of a 252-byte name: %v", err)
+	}
+
+	os.Remove(filepath.Join(p.storage, long))
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+		DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Recipients: key.recipients(t)})
+	if err != nil {
+		t.Fatalf("encrypted folder backup of a 251-byte name: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(rep.Path, layout.FilesDir, fits+encryption.Ext)); err != nil {
+		t.Fatalf("the 251-byte name's copy: %v", err)
+	}
+}
