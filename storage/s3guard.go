@@ -71,6 +71,16 @@ func (g guardedClient) Do(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		w.what = "upload"
 		req.Body = &sentBody{ReadCloser: req.Body, w: w}
+		if getBody := req.GetBody; getBody != nil {
+			// The transport sends a rewound body on a fresh connection: watched the same.
+			req.GetBody = func() (io.ReadCloser, error) {
+				b, err := getBody()
+				if err != nil {
+					return nil, err
+				}
+				return &sentBody{ReadCloser: b, w: w}, nil
+			}
+		}
 	}
 	w.begin() // sending the request, then awaiting the response's headers
 	w.arm()
@@ -91,7 +101,7 @@ func (g guardedClient) Do(req *http.Request) (*http.Response, error) {
 		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 		return resp, nil
 	}
-	w.what = "download"
+	w.watching("download")
 	resp.Body = &receivedBody{body: resp.Body, w: w, cancel: cancel}
 	return resp, nil
 }
@@ -137,6 +147,13 @@ func (w *transferWatch) end(n int) {
 
 // checksPerWindow is how often a window is checked: a stall is cut within 1/8 window of it.
 const checksPerWindow = 8
+
+// watching names what the watch now watches, for its stall's message.
+func (w *transferWatch) watching(what string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.what = what
+}
 
 // arm checks the watch checksPerWindow times a window until stop.
 func (w *transferWatch) arm() {
