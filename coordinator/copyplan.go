@@ -122,8 +122,14 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 		return err
 	}
 	plan.base = base
+	if err := r.addSourceTimes(ctx, files); err != nil {
+		return err
+	}
 	return eachGroup(files, func(rel string, vals [][]byte) error {
-		var sum string
+		var (
+			sum   string
+			mtime int64
+		)
 		type baseCopy struct {
 			name string
 			size int64
@@ -133,6 +139,8 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 			switch v[0] {
 			case 'S':
 				sum = string(v[1:])
+			case 'T':
+				mtime, _ = strconv.ParseInt(string(v[1:]), 10, 64)
 			case 'B':
 				bsum, rest, _ := strings.Cut(string(v[1:]), "\x00")
 				size, name, _ := strings.Cut(rest, "\x00")
@@ -146,7 +154,10 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 		if sum == "" {
 			return nil // in the base only
 		}
-		e := messages.FileEntry{Path: rel, SHA256: sum}
+		// The recorded time goes with the file: its copy gets it (an object store's object
+		// has one of the times of the files that share it), and a link is used only if
+		// the earlier copy has it.
+		e := messages.FileEntry{Path: rel, SHA256: sum, ModTime: mtime}
 		if c, ok := stored[sum]; ok {
 			// The size lets the worker check the base's copy is what its index says.
 			e.Reuse, e.Size = base+"/"+c.name, c.size
@@ -155,6 +166,30 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 		e.Stored = key
 		return p.add(ctx, groupFiles+locTag(loc, r.src), loc, r.o.Dest, "", e)
 	})
+}
+
+// addSourceTimes adds the modification time the source's index records for each of its
+// files (none for a backup that has no index: its copies' own times are the files').
+func (r *copyRun) addSourceTimes(ctx context.Context, files *extsort.Sorter) error {
+	index := r.src.meta.Files.Index
+	if index == "" {
+		return nil
+	}
+	rc, _, err := r.src.bucket.Open(ctx, index)
+	if err != nil {
+		return fmt.Errorf("read the source's %s: %w", index, err)
+	}
+	defer rc.Close()
+	err = layout.ReadFileIndex(rc, func(e messages.FileEntry) error {
+		if e.ModTime == 0 {
+			return nil
+		}
+		return files.Add(e.Path, []byte("T"+strconv.FormatInt(e.ModTime, 10)))
+	})
+	if err != nil {
+		return fmt.Errorf("read the source's %s: %w", index, err)
+	}
+	return nil
 }
 
 // locTag tells the task groups of the two places a source's files can be apart.

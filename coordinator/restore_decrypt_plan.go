@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
@@ -167,11 +168,10 @@ func planEncryptedObjects(ctx context.Context, name, index, root string, sums *l
 		if m, ok := p.modeOf(layout.FilesDir + "/" + key); ok {
 			mode = uint32(m)
 		}
-		val := binary.AppendUvarint(binary.AppendVarint(nil, f.e.Size), uint64(mode))
-		if err := needed.Add(obj+objectNeeded+rel, append(val, plain...)); err != nil {
+		if err := needed.Add(obj+objectNeeded+rel, neededRecord(f.e.Size, mode, f.e.ModTime, plain)); err != nil {
 			return err
 		}
-		return p.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: f.e.Size, SHA256: plain, Mode: f.e.Mode})
+		return p.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: f.e.Size, SHA256: plain, Mode: f.e.Mode, ModTime: f.e.ModTime})
 	})
 	if err != nil {
 		return err
@@ -191,6 +191,15 @@ type neededObject struct {
 	obj, rel, plain string
 	size            int64
 	mode            fs.FileMode
+	// mtime is the file's recorded modification time (0: none): an object holds the content
+	// of every file that has it, and its own time is one of theirs.
+	mtime int64
+}
+
+// neededRecord is a file's record of the object check's sort, which parseNeeded reads.
+func neededRecord(size int64, mode uint32, mtime int64, plain string) []byte {
+	val := binary.AppendUvarint(binary.AppendVarint(nil, size), uint64(mode))
+	return append(binary.AppendVarint(val, mtime), plain...)
 }
 
 // parseNeeded reads a file's record of the object check's sort.
@@ -198,7 +207,8 @@ func parseNeeded(k string, val []byte) neededObject {
 	obj, rel, _ := strings.Cut(k, objectNeeded)
 	size, n := binary.Varint(val)
 	mode, m := binary.Uvarint(val[n:])
-	return neededObject{obj: obj, rel: rel, plain: string(val[n+m:]), size: size, mode: fs.FileMode(mode).Perm()}
+	mtime, t := binary.Varint(val[n+m:])
+	return neededObject{obj: obj, rel: rel, plain: string(val[n+m+t:]), size: size, mode: fs.FileMode(mode).Perm(), mtime: mtime}
 }
 
 // checkEncryptedObjects lists the object store under root into needed and reads it in object
@@ -212,7 +222,7 @@ func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sor
 	defer b.Close()
 	var (
 		missing missingFiles
-		modes   sync.Map // each file's mode to restore, from the feed to its hash
+		attrs   sync.Map // each file's mode and time to restore (neededObject), from the feed to its hash
 	)
 	feed := func(send func(string, sumPair) error) error {
 		cur, curSize := "", int64(0)
@@ -231,7 +241,7 @@ func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sor
 				return fmt.Errorf("%s: its object %s has %d bytes, not more than its plaintext's %d: truncated", storage.QuoteKey(f.rel), f.obj, curSize, f.size)
 			}
 			if dec.stage != nil {
-				modes.Store(k, f.mode)
+				attrs.Store(k, f)
 			}
 			return send(k, sumPair{f.obj[strings.LastIndexByte(f.obj, '/')+1:], f.plain})
 		})
@@ -252,11 +262,17 @@ func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sor
 		if err != nil {
 			return "", 0, err
 		}
-		mode := o.Mode.Perm()
-		if m, ok := modes.LoadAndDelete(k); ok && m.(fs.FileMode) != 0 {
-			mode = m.(fs.FileMode)
+		staged := storage.Object{Mode: o.Mode.Perm(), ModTime: o.ModTime}
+		if v, ok := attrs.LoadAndDelete(k); ok {
+			f := v.(neededObject)
+			if f.mode != 0 {
+				staged.Mode = f.mode
+			}
+			if f.mtime != 0 {
+				staged.ModTime = time.Unix(0, f.mtime)
+			}
 		}
-		return found.stage(ctx, k, r, key, storage.Object{Mode: mode, ModTime: o.ModTime}, dec.ids, dec.stage, rehash)
+		return found.stage(ctx, k, r, key, staged, dec.ids, dec.stage, rehash)
 	}
 	err = layout.HashEachWith(ctx, hash, workers, feed, func(k string, w sumPair, _ string, _ int64, err error) error {
 		_, rel, _ := strings.Cut(k, objectNeeded)

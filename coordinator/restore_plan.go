@@ -312,7 +312,7 @@ func joinObjectIndex(ctx context.Context, name, index string, sums *layout.Sums,
 		if err := needed.Add(obj+objectNeeded+rel, binary.AppendVarint(nil, e.Size)); err != nil {
 			return err
 		}
-		return p.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: e.Size, SHA256: sum, Mode: e.Mode})
+		return p.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: e.Size, SHA256: sum, Mode: e.Mode, ModTime: e.ModTime})
 	})
 	if err != nil {
 		return err

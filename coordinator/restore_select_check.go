@@ -338,7 +338,7 @@ func planSelectedObjects(ctx context.Context, src *restoreSource, wanted map[str
 			return nil
 		}
 		found[e.Path] = true
-		return pl.add(ctx, messages.FileEntry{Key: key, Stored: layout.ObjectKey(e.SHA256), Size: e.Size, SHA256: e.SHA256, Mode: e.Mode})
+		return pl.add(ctx, messages.FileEntry{Key: key, Stored: layout.ObjectKey(e.SHA256), Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, ModTime: e.ModTime})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", index, err)

@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -203,9 +202,8 @@ func planSelectedObject(ctx context.Context, pl *restorePlanner, needed *extsort
 	if m, ok := pl.modeOf(layout.FilesDir + "/" + key); ok {
 		mode = uint32(m)
 	}
-	val := binary.AppendUvarint(binary.AppendVarint(nil, e.Size), uint64(mode))
-	if err := needed.Add(obj+objectNeeded+rel, append(val, plains[rel]...)); err != nil {
+	if err := needed.Add(obj+objectNeeded+rel, neededRecord(e.Size, mode, e.ModTime, plains[rel])); err != nil {
 		return err
 	}
-	return pl.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: e.Size, SHA256: plains[rel], Mode: e.Mode})
+	return pl.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: e.Size, SHA256: plains[rel], Mode: e.Mode, ModTime: e.ModTime})
 }

@@ -399,6 +399,9 @@ func (tc *taskCopy) copyFile(ctx context.Context, f *copiedFile, srcKey string, 
 func (tc *taskCopy) fileCopy(f *copiedFile, srcKey string, buf []byte, handoff func()) fileCopy {
 	e := f.entry
 	fc := fileCopy{key: srcKey, destKey: f.dest, want: e.SHA256, mode: fs.FileMode(e.Mode).Perm(), buf: buf, handoff: handoff, count: &fileCounter{task: tc.written}}
+	if tc.restore {
+		fc.mtime = recordedTime(e)
+	}
 	if tc.restore && tc.c.Decrypt {
 		fc.open = tc.w.cfg.Identities // want is the plaintext's sum
 	}
@@ -545,11 +548,14 @@ func copyTraced(ctx context.Context, src, dest *storage.Bucket, fc fileCopy, siz
 type fileCopy struct {
 	key, destKey, want string
 	mode               fs.FileMode
-	buf                []byte
-	handoff            func()
-	count              *fileCounter
-	seal               *encryption.Recipients
-	open               *encryption.Identities
+	// mtime, if set, is the copy's modification time (else the source's): the file's recorded
+	// time, where the source is a shared copy of its content (an object store's object).
+	mtime   time.Time
+	buf     []byte
+	handoff func()
+	count   *fileCounter
+	seal    *encryption.Recipients
+	open    *encryption.Identities
 }
 
 // copied is a file's copy: its size and SHA-256, the source's permissions, and whether the
@@ -644,7 +650,7 @@ func SetReadHook(wrap func(key string, r io.Reader) io.Reader) (remove func()) {
 // held through the commit); on error the object is aborted.
 func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (out storage.Writer, c copied, err error) {
 	key := fc.key
-	r, w, mode, err := openBoth(ctx, src, dest, key, fc.destKey, fc.mode)
+	r, w, mode, err := openBoth(ctx, src, dest, key, fc.destKey, fc.mode, fc.mtime)
 	if err != nil {
 		return nil, c, err
 	}
@@ -715,6 +721,14 @@ func streamBytes(ctx context.Context, src, dest *storage.Bucket, fc fileCopy) (o
 	return w, c, nil
 }
 
+// recordedTime is e's recorded modification time, zero when it has none.
+func recordedTime(e messages.FileEntry) time.Time {
+	if e.ModTime == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, e.ModTime)
+}
+
 // sealBuffers are the write buffers between age's writer and a sealed copy: two of its
 // chunks each.
 var sealBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 128<<10) }}
@@ -767,12 +781,15 @@ func (b sourceStamp) changed(n int64, a sourceStamp) bool {
 // folder, the file is created while the source's first response is awaited: making a file
 // costs the filesystem some work (on ext4 without a journal, a scan past the inodes freed
 // lately), which then hides behind the network's latency instead of adding to it.
-func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey string, mode fs.FileMode) (io.ReadCloser, storage.Writer, fs.FileMode, error) {
+func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey string, mode fs.FileMode, mtime time.Time) (io.ReadCloser, storage.Writer, fs.FileMode, error) {
 	attrs := func(obj storage.Object) storage.Object {
 		if mode == 0 {
 			mode = obj.Mode
 		}
-		return storage.Object{Mode: mode, ModTime: obj.ModTime}
+		if mtime.IsZero() {
+			mtime = obj.ModTime
+		}
+		return storage.Object{Mode: mode, ModTime: mtime}
 	}
 	if src.IsLocal() || !dest.IsLocal() {
 		r, obj, err := src.Open(ctx, key)

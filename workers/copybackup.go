@@ -81,6 +81,9 @@ func (w *Worker) copyEntries(ctx context.Context, src, dst *storage.Bucket, t *m
 		return nil, err
 	}
 	defer reuse.close()
+	if reuse != nil {
+		reuse.sameTime = true // the plan matched the sums, not the times
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	slots, _ := w.copySlots()
@@ -134,10 +137,16 @@ func (w *Worker) copyEntries(ctx context.Context, src, dst *storage.Bucket, t *m
 
 // copyEntry links or copies one entry and checks what arrived. reused is true for a link.
 func (w *Worker) copyEntry(ctx context.Context, src, dst *storage.Bucket, reuse *reuser, e messages.FileEntry, buf []byte, written *atomic.Int64) (reused bool, n int64, err error) {
+	if reuse != nil && e.Reuse != "" && e.ModTime == 0 && src.IsLocal() {
+		// A self-indexed source records no times: its copy's own is the file's.
+		if obj, err := src.Stat(ctx, e.Stored); err == nil {
+			e.ModTime = obj.ModTime.UnixNano()
+		}
+	}
 	if out, ok := reuse.reuse(ctx, src, dst, e, e.Stored, e.Path, buf); ok {
 		return true, out.n, nil
 	}
-	fc := fileCopy{key: e.Stored, destKey: e.Path, want: e.SHA256, mode: backupFileMode, buf: buf, count: &fileCounter{task: written}}
+	fc := fileCopy{key: e.Stored, destKey: e.Path, want: e.SHA256, mode: backupFileMode, mtime: recordedTime(e), buf: buf, count: &fileCounter{task: written}}
 	out, err := copyOne(ctx, src, dst, fc)
 	switch {
 	case errors.Is(err, errChecksum):

@@ -22,7 +22,12 @@ type reuser struct {
 	// timed: the copies are a self-indexed base's, which the coordinator did not stat
 	// (CopyTask.SelfIndexedBase): a copy is the file's only with its size and time.
 	timed bool
-	log   *slog.Logger
+	// sameTime: the plan found the content unchanged but not the time (--checksum, a copy's
+	// sums), so a link, which shares its copy's time, is used only when that time is the
+	// file's recorded one. (An incremental backup's plan compared the times already: on a
+	// filesystem that keeps coarser times than the source's, its copies' would never match.)
+	sameTime bool
+	log      *slog.Logger
 }
 
 // openReuser returns the task's reuser, or nil when the task reuses nothing this way: a
@@ -36,7 +41,7 @@ func openReuser(ctx context.Context, c *messages.CopyTask, dst *storage.Bucket, 
 	if err != nil {
 		return nil, fmt.Errorf("open the earlier backups in %s: %w", c.Base, err)
 	}
-	return &reuser{base: base, checksum: c.Checksum, sealed: len(c.Recipients) > 0, timed: c.SelfIndexedBase && !c.Checksum, log: log}, nil
+	return &reuser{base: base, checksum: c.Checksum, sealed: len(c.Recipients) > 0, timed: c.SelfIndexedBase && !c.Checksum, sameTime: c.Checksum, log: log}, nil
 }
 
 // close releases the base.
@@ -91,6 +96,12 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 	} else if !r.sizeFits(obj.Size, e.Size) {
 		// The earlier copy is not what its index says: copy over the link.
 		r.log.Warn("earlier copy differs in size from its index; copying the file", "key", e.Key, "reuse", e.Reuse, "size", obj.Size, "index_size", e.Size)
+		return copied{}, false
+	} else if r.sameTime && e.ModTime != 0 && obj.ModTime.UnixNano() != e.ModTime {
+		// A link shares its copy's modification time, which is not the file's (its content
+		// is the same, as --checksum or a copy's sums found): a copy of its own gets the
+		// file's time.
+		r.log.Debug("earlier copy has another modification time; copying the file", "key", e.Key, "reuse", e.Reuse)
 		return copied{}, false
 	}
 	return copied{n: e.Size, sum: e.SHA256, mode: fs.FileMode(e.Mode).Perm()}, true
