@@ -482,6 +482,9 @@ func appendDateText(dst []byte, v []byte) ([]byte, error) {
 	if len(v) != 10 || v[4] != '-' || v[7] != '-' || !digits(v[0:4]) || !digits(v[5:7]) || !digits(v[8:10]) {
 		return dst, fmt.Errorf("bad date %q", v)
 	}
+	if _, err := parseDate(string(v)); err != nil { // a day the month does not have
+		return dst, err
+	}
 	dst = append(dst, '"')
 	dst = append(dst, v...)
 	return append(dst, '"'), nil

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"sync"
@@ -852,7 +853,22 @@ func parseStandardDuration(s string) (int64, bool) {
 	if neg {
 		t = -t
 	}
-	return addMul(t, days, usDay)
+	return addDays(t, days)
+}
+
+// addDays returns t + days whole days in microseconds, false when the sum does not fit in an
+// int64. The product alone may not fit where the sum does: timedelta(microseconds=-2**63) is
+// "-106751992 19:59:05.224192".
+func addDays(t, days int64) (int64, bool) {
+	if r, ok := addMul(t, days, usDay); ok {
+		return r, true
+	}
+	z := new(big.Int).Mul(big.NewInt(days), big.NewInt(usDay))
+	z.Add(z, big.NewInt(t))
+	if !z.IsInt64() {
+		return 0, false
+	}
+	return z.Int64(), true
 }
 
 // addMul returns a + n*unit for n >= 0 or < 0 and unit > 0, and false on int64 overflow.

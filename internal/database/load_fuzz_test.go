@@ -2,6 +2,7 @@ package database
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/internal/fixture"
@@ -66,6 +67,10 @@ func TestParseDuration(t *testing.T) {
 		{"PT1.5H", 90 * usMinute},
 		{"P0.5D", 12 * usHour},
 		{"3 days 04:05:06", 3*usDay + 4*usHour + 5*usMinute + 6*usSecond},
+		// The ends of an int64 of microseconds, as the export writes them: the days alone
+		// overflow where the sum does not.
+		{"-106751992 19:59:05.224192", math.MinInt64},
+		{"106751991 04:00:54.775807", math.MaxInt64},
 	}
 	for _, tt := range tests {
 		got, err := parseDuration(tt.in)
@@ -73,7 +78,7 @@ func TestParseDuration(t *testing.T) {
 			t.Errorf("parseDuration(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
 		}
 	}
-	for _, bad := range []string{"", "abc", "1:2:3:4", "P1X", "PT", "99999999999 00:00:00", "1 -", "P1DT2", "00:00:01.1234567890123"} {
+	for _, bad := range []string{"", "abc", "1:2:3:4", "P1X", "PT", "99999999999 00:00:00", "1 -", "P1DT2", "00:00:01.1234567890123", "-106751992 19:59:05.224191", "106751991 04:00:54.775808"} {
 		if got, err := parseDuration(bad); err == nil && bad != "PT" {
 			t.Errorf("parseDuration(%q) = %d, want an error", bad, got)
 		}

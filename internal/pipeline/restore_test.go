@@ -435,6 +435,14 @@ func TestBackupUnwritableValues(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pk 1 field created_at") || !strings.Contains(err.Error(), "attempt 1 ") {
 		t.Fatalf("backup of an unwritable date: %v; want it failed at attempt 1 naming pk 1 field created_at", err)
 	}
+	// A date of a day its month does not have is no date either (a restore refuses it).
+	pk := queryText(t, p.dbURL, "SELECT min(id) FROM accounts_translationassignment")[0]
+	execSQL(t, p.dbURL, `UPDATE books_book SET created_at = '2024-01-01 00:00:00' WHERE id = 1`,
+		`UPDATE accounts_translationassignment SET due_date = '2024-02-30' WHERE id = `+pk)
+	_, err = backup(true)
+	if err == nil || !strings.Contains(err.Error(), "pk "+pk+" field due_date") || !strings.Contains(err.Error(), "2024-02-30") {
+		t.Fatalf("backup of February 30: %v; want it failed naming pk %s field due_date", err, pk)
+	}
 }
 
 // Users' memberships of Django's auth groups name rows no backup holds (only the platform's
