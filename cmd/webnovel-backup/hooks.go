@@ -123,7 +123,7 @@ func (h *runHooks) check() error {
 	if h.notifyURL != "" {
 		u, err := url.Parse(h.notifyURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usageErrorf("--notify %s: want an http:// or https:// URL", redact.URL(h.notifyURL))
+			return usageErrorf("--notify %s: want an http:// or https:// URL", redact.Webhook(h.notifyURL))
 		}
 	}
 	return nil

@@ -218,7 +218,7 @@ func TestHookFlagErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"backup", "--notify-on", "sometimes"}, `--notify-on "sometimes": want failure or always`},
-		{[]string{"backup", "--notify", "ftp://example.org/x"}, "--notify ftp://example.org/x: want an http:// or https:// URL"},
+		{[]string{"backup", "--notify", "ftp://example.org/x"}, "--notify ftp://example.org/…: want an http:// or https:// URL"},
 		{[]string{"restore", "x", "--hook-timeout", "0s"}, "--hook-timeout must be positive"},
 	}
 	for _, tt := range tests {

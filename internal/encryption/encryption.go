@@ -105,7 +105,8 @@ func parseRecipient(s string) (age.Recipient, string, error) {
 		}
 		return rcs[0], s, nil
 	}
-	return nil, "", fmt.Errorf("unknown recipient type %.8q…: want age1… or an SSH public key", s)
+	// Not echoed, not even its start: a wrong file given here may hold a passphrase.
+	return nil, "", errors.New("not a recipient: want age1… (age), age1pq1… (post-quantum) or an SSH public key (ssh-ed25519 …, ssh-rsa …)")
 }
 
 // ReadRecipientsFile reads an age recipients file (one recipient per line).

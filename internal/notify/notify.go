@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/redact"
@@ -92,15 +93,25 @@ func (s *Sender) Send(ctx context.Context, report any) error {
 			return nil
 		}
 		if !retry || try == Tries {
-			return fmt.Errorf("notify %s: %w (after %d tries)", redact.URL(s.URL), err, try)
+			return fmt.Errorf("notify %s: %w (after %d tries)", redact.Webhook(s.URL), err, try)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("notify %s: %w", redact.URL(s.URL), ctx.Err())
+			return fmt.Errorf("notify %s: %w", redact.Webhook(s.URL), ctx.Err())
 		case <-time.After(wait):
 		}
 		wait *= 2
 	}
+}
+
+// hideURL is err's text with the webhook's URL shown as redact.Webhook shows it: the client's
+// errors quote it whole, path (a chat webhook's secret) and query included.
+func (s *Sender) hideURL(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redact.Webhook(s.URL)
+	}
+	return redact.URL(err.Error())
 }
 
 // errRejected is a final answer from the webhook: trying again would get the same.
@@ -114,14 +125,13 @@ func (s *Sender) post(ctx context.Context, body []byte) (retry bool, err error) 
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(body))
 	if err != nil {
-		return false, fmt.Errorf("request: %s", redact.URL(err.Error()))
+		return false, fmt.Errorf("request: %s", s.hideURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "webnovel-backup")
 	resp, err := client.Do(req)
 	if err != nil {
-		// The client's error quotes the URL with its password masked; redact the query too.
-		return true, errors.New(redact.URL(err.Error()))
+		return true, errors.New(s.hideURL(err))
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

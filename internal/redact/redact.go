@@ -11,23 +11,40 @@ import (
 // Mask stands in for a hidden secret.
 const Mask = "xxxxx"
 
-// secretParams are query parameters whose values are secrets, lower case: libpq's and pgx's
-// password options, NATS tokens, S3 credentials and pre-signed URL signatures.
+// secretParams are query parameters whose values are secrets whatever else they are called,
+// lower case: S3 credentials, pre-signed URL signatures, keys and OAuth codes. Any parameter
+// whose name holds one of secretWords is a secret too (access_token, private_token, apitoken,
+// sslpassword, x-amz-credential, client_secret, …): a list of exact names misses the next one.
 var secretParams = map[string]bool{
-	"password": true, "passwd": true, "pass": true, "pwd": true, "sslpassword": true,
-	"token": true, "auth_token": true, "secret": true, "client_secret": true,
-	"access_key": true, "secret_key": true, "secret_access_key": true, "aws_secret_access_key": true,
-	"session_token": true, "aws_session_token": true, "security_token": true,
-	"x-amz-signature": true, "x-amz-credential": true, "x-amz-security-token": true,
-	"signature": true, "sig": true, "key": true, "apikey": true, "api_key": true,
+	"pass": true, "pwd": true, "access_key": true, "secret_key": true, "sig": true, "key": true,
+	"code": true, "sas": true, "jwt": true, "bearer": true,
 }
 
-// unparsable matches what could be credentials in a location url.Parse refuses: anything
-// between "://" and the last "@" of the authority, and secret-looking key=value pairs.
+// secretWords are the parts of a parameter's name that make its value a secret.
+var secretWords = []string{"password", "passwd", "secret", "token", "signature", "credential", "apikey", "api_key", "api-key", "auth", "session"}
+
+// isSecretParam tells whether a query parameter of that name holds a secret.
+func isSecretParam(name string) bool {
+	name = strings.ToLower(name)
+	if secretParams[name] {
+		return true
+	}
+	for _, w := range secretWords {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// unparsable matches what could be credentials in a location url.Parse refuses, or parses
+// into something else than the writer meant (a password holding "/", "?" or "#" ends the
+// authority early): anything between "://" and the last "@" before a space, and
+// secret-looking key=value pairs. Masking too much is the safe side.
 var (
-	unparsableUser  = regexp.MustCompile(`://[^/?#]*@`)
-	unparsableAuth  = regexp.MustCompile(`(^|[/\s])([^:/\s]*):[^/\s]*@`)
-	unparsableParam = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:password|passwd|secret|token|signature|credential)[a-z0-9_.-]*=)[^&;\s]*`)
+	unparsableUser  = regexp.MustCompile(`://\S*@`)
+	unparsableAuth  = regexp.MustCompile(`(^|[/\s])([^:/\s]*):(?:[^/\s]\S*)?@`)
+	unparsableParam = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:password|passwd|secret|token|signature|credential|apikey|api_key|api-key|auth|session)[a-z0-9_.-]*=)[^&;\s]*`)
 )
 
 // URL returns location with every secret replaced by Mask: the password of its userinfo and
@@ -35,8 +52,7 @@ var (
 // lists) is redacted part by part; something that does not parse as a URL is still masked
 // where it looks like credentials. Locations without secrets come back unchanged.
 func URL(location string) string {
-	if strings.Contains(location, ",") && strings.Contains(location, "://") {
-		parts := strings.Split(location, ",")
+	if parts := strings.Split(location, ","); len(parts) > 1 && allLocations(parts) {
 		for i, p := range parts {
 			parts[i] = one(p)
 		}
@@ -45,10 +61,22 @@ func URL(location string) string {
 	return one(location)
 }
 
+// allLocations tells whether every part of a comma-separated list is a location of its own
+// (a NATS server list); a comma inside one location's password is not a list.
+func allLocations(parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(p, "://") {
+			return false
+		}
+	}
+	return true
+}
+
 func one(location string) string {
 	u, err := url.Parse(location)
-	if err != nil || u.Scheme == "" || u.Opaque != "" {
-		// Not a URL (a libpq key=value string, a path, a typo): mask what looks like secrets.
+	if err != nil || u.Scheme == "" || u.Opaque != "" || strings.Contains(u.Host+u.Path+u.Fragment, "@") || unparsableParam.MatchString(u.Host) {
+		// Not a URL (a libpq key=value string, a path, a typo), or an "@" past where the
+		// parser ended the authority (nats://user:12/ab@host): mask what looks like secrets.
 		s := unparsableUser.ReplaceAllString(location, "://"+Mask+"@")
 		s = unparsableAuth.ReplaceAllString(s, "${1}${2}:"+Mask+"@")
 		return unparsableParam.ReplaceAllString(s, "${1}"+Mask)
@@ -85,6 +113,24 @@ func one(location string) string {
 	return u.String()
 }
 
+// Webhook returns location as it may be shown: its scheme and host only, "…" for the rest.
+// A chat webhook's secret is its path (Slack's /services/T…/B…/secret), which no pattern
+// tells from an ordinary path.
+func Webhook(location string) string {
+	u, err := url.Parse(location)
+	if err != nil || u.Scheme == "" || u.Host == "" || (u.User == nil && strings.Contains(u.Host, "@")) {
+		return Mask
+	}
+	host := u.Host
+	if i := strings.LastIndexByte(host, '@'); i >= 0 {
+		host = host[i+1:]
+	}
+	if u.Path == "" && u.RawQuery == "" {
+		return u.Scheme + "://" + host
+	}
+	return u.Scheme + "://" + host + "/…"
+}
+
 // redactQuery masks the secret parameters of a raw query, keeping the others as written.
 func redactQuery(raw string) (string, bool) {
 	parts := strings.Split(raw, "&")
@@ -97,7 +143,7 @@ func redactQuery(raw string) (string, bool) {
 		if !hasValue {
 			continue
 		}
-		if secretParams[strings.ToLower(name)] {
+		if isSecretParam(name) {
 			parts[i] = url.QueryEscape(name) + "=" + Mask
 			changed = true
 		} else if v, ok := nestedLocation(p); ok {

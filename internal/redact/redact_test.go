@@ -23,6 +23,18 @@ func TestURL(t *testing.T) {
 		{"s3://b/p?endpoint=http://u:" + secret + "@127.0.0.1:9&region=x", "s3://b/p?endpoint=http://u:xxxxx@127.0.0.1:9&region=x"},
 		{"s3://b/p?endpoint=http%3A%2F%2Fu%3A" + secret + "%40h%3A9&region=x", "s3://b/p?endpoint=http%3A%2F%2Fu%3Axxxxx%40h%3A9&region=x"},
 		{"s3://b/p?endpoint=https://h/?token=" + secret, "s3://b/p?endpoint=https://h/?token=xxxxx"},
+		// a password holding "/", "#" or "?" (base64) ends the authority where url.Parse
+		// sees it: it parses wrong, or not at all, and is masked whole all the same
+		{"nats://nu:Nats/" + secret + "@127.0.0.1:1", "nats://xxxxx@127.0.0.1:1"},
+		{"nats://nu:12/" + secret + "@127.0.0.1:1", "nats://xxxxx@127.0.0.1:1"},
+		{"http://hu:Hook#" + secret + "@127.0.0.1:1/x", "http://xxxxx@127.0.0.1:1/x"},
+		{"http://hu:Ho?k" + secret + "@127.0.0.1:1/x", "http://xxxxx@127.0.0.1:1/x"},
+		{`connect to nats nats://nu:N/` + secret + `@127.0.0.1:1: dial tcp: refused`, `connect to nats nats://xxxxx@127.0.0.1:1: dial tcp: refused`},
+		{"postgres://u:p@ss/" + secret + "@db/app", "postgres://xxxxx@db/app"},
+		// secret parameters by any name that says so
+		{"http://h/x?code=" + secret + "&access_token=" + secret + "&private_token=" + secret + "&apitoken=" + secret + "&n=1",
+			"http://h/x?code=xxxxx&access_token=xxxxx&private_token=xxxxx&apitoken=xxxxx&n=1"},
+		{"http://h/x?X-Api-Key=" + secret, "http://h/x?X-Api-Key=xxxxx"},
 		// nothing to hide: unchanged, byte for byte
 		{"s3://b/p?endpoint=http://127.0.0.1:9&path_style=true", "s3://b/p?endpoint=http://127.0.0.1:9&path_style=true"},
 		{"sqlite:///db.sqlite3", "sqlite:///db.sqlite3"},
@@ -40,7 +52,7 @@ func TestURL(t *testing.T) {
 // FuzzURL: whatever the input, a secret given as a password or a password parameter never
 // comes back.
 func FuzzURL(f *testing.F) {
-	for _, s := range []string{"postgres://u:%s@h/d", "postgres://h/d?password=%s", "nats://%s@h", "x://u:%s@h/%%zz", "a=b password=%s"} {
+	for _, s := range []string{"postgres://u:%s@h/d", "postgres://h/d?password=%s", "nats://%s@h", "x://u:%s@h/%%zz", "a=b password=%s", "nats://u:a/%s@h", "x://u:1#%s@h/p"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, pattern string) {
@@ -52,9 +64,39 @@ func FuzzURL(f *testing.F) {
 			return
 		}
 		got := URL(in)
-		leaky := strings.Contains(pattern, ":%s@") || strings.Contains(pattern, "password=%s")
+		leaky := strings.Contains(pattern, ":%s@") || strings.Contains(pattern, "password=%s") || userinfoPassword(pattern)
 		if leaky && strings.Contains(got, secret) {
 			t.Errorf("URL(%q) = %q keeps the secret", in, got)
 		}
 	})
+}
+
+// userinfoPassword tells whether pattern puts the secret inside the password of a URL's
+// userinfo: after "://user:" and before the last "@" of the same word.
+func userinfoPassword(pattern string) bool {
+	i := strings.Index(pattern, "%s")
+	before, after := pattern[:i], pattern[i+2:]
+	start := strings.LastIndex(before, "://")
+	if start < 0 || strings.ContainsAny(before[start:], " \t\n") || !strings.Contains(before[start+3:], ":") {
+		return false
+	}
+	end := strings.IndexAny(after, " \t\n")
+	if end < 0 {
+		end = len(after)
+	}
+	return strings.Contains(after[:end], "@")
+}
+
+func TestWebhook(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"https://hooks.slack.com/services/T0/B0/" + secret, "https://hooks.slack.com/…"},
+		{"https://u:" + secret + "@h.example:8443/x?token=" + secret, "https://h.example:8443/…"},
+		{"http://127.0.0.1:9", "http://127.0.0.1:9"},
+		{"http://hu:Hook/" + secret + "@127.0.0.1:1/x", "xxxxx"},
+		{"not a url", "xxxxx"},
+	} {
+		if got := Webhook(tt.in); got != tt.want {
+			t.Errorf("Webhook(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }
