@@ -1,7 +1,6 @@
 package coordinator
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -192,22 +190,16 @@ func hashSums(ctx context.Context, root *storage.Bucket, key, file string) (sum,
 		return "", "", fmt.Errorf("read %s: %w", layout.FileSums, err)
 	}
 	defer rc.Close()
-	h := sha256.New()
-	br := bufio.NewReaderSize(io.TeeReader(rc, h), 64<<10)
-	suffix := "  " + file
-	for {
-		line, err := br.ReadString('\n')
-		if l := strings.TrimSuffix(line, "\n"); listed == "" && strings.HasSuffix(l, suffix) && len(l) == 64+len(suffix) {
-			listed = l[:64]
+	sum, err = layout.HashSums(rc, func(p, s string) error {
+		if p == file && listed == "" {
+			listed = s
 		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return "", "", fmt.Errorf("read %s: %w", layout.FileSums, err)
-		}
+		return nil
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("read %s: %w", layout.FileSums, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), listed, nil
+	return sum, listed, nil
 }
 
 // hashObject returns the hex SHA-256 of an object, streaming it.

@@ -2,11 +2,8 @@ package coordinator
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -492,11 +489,11 @@ func verifyFolderSource(ctx context.Context, b *storage.Bucket) (*layout.Metadat
 		return nil, outcome.Errorf(outcome.Refused, "refused: read %s: %w", layout.FileSums, err)
 	}
 	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, rc); err != nil {
-		return nil, fmt.Errorf("read %s: %w", layout.FileSums, err)
+	got, err := layout.HashSums(rc, func(string, string) error { return nil })
+	if err != nil {
+		return nil, outcome.Errorf(outcome.Refused, "refused: %w", err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != meta.ManifestSHA256 {
+	if got != meta.ManifestSHA256 {
 		return nil, outcome.Errorf(outcome.Refused, "refused: %s has sha256 %s but the metadata's manifest_sha256 is %s (corrupt or tampered)", layout.FileSums, got, meta.ManifestSHA256)
 	}
 	return meta, nil

@@ -305,7 +305,18 @@ func (r *copyRun) findLocalBase(ctx context.Context, files *extsort.Sorter) (str
 // checkBaseIndex checks a base's manifest against its metadata and its index against the
 // manifest.
 func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) error {
-	sum, _, err := layout.HashFile(ctx, filepath.Join(dir, layout.FileSums))
+	f, err := storage.OpenRegular(filepath.Join(dir, layout.FileSums))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	want := ""
+	sum, err := layout.HashSums(f, func(p, s string) error {
+		if p == meta.Files.Index && meta.Files.Index != "" {
+			want = s
+		}
+		return ctx.Err()
+	})
 	if err != nil {
 		return err
 	}
@@ -314,20 +325,6 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 	}
 	if meta.Files.Index == "" {
 		return nil // self-indexed: its manifest lists its copies, which are here
-	}
-	f, err := storage.OpenRegular(filepath.Join(dir, layout.FileSums))
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	want := ""
-	if err := layout.EachSum(f, func(p, s string) error {
-		if p == meta.Files.Index {
-			want = s
-		}
-		return nil
-	}); err != nil {
-		return err
 	}
 	got, _, err := layout.HashFile(ctx, filepath.Join(dir, meta.Files.Index))
 	if err != nil {

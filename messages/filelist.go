@@ -146,6 +146,10 @@ type FileListReader struct {
 	line int
 }
 
+// MaxEntryLine bounds one entry's line, far above any real one (names of a few KiB, each
+// escaped at most six times over).
+const MaxEntryLine = 1 << 20
+
 // NewFileListReader reads entries from r.
 func NewFileListReader(r io.Reader) *FileListReader {
 	return &FileListReader{br: bufio.NewReaderSize(r, 64<<10)}
@@ -179,7 +183,10 @@ func (r *FileListReader) readLine() ([]byte, error) {
 		r.long = append(r.long[:0], line...)
 		for err == bufio.ErrBufferFull {
 			line, err = r.br.ReadSlice('\n')
-			r.long = append(r.long, line...)
+			if r.long = append(r.long, line...); len(r.long) > MaxEntryLine {
+				// A list is untrusted input (a base's index may be a gzip bomb of one line).
+				return nil, fmt.Errorf("line longer than %d bytes", MaxEntryLine)
+			}
 		}
 		line = r.long
 	}

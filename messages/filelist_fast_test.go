@@ -52,6 +52,8 @@ func TestFileListReaderLines(t *testing.T) {
 		{"long line", "{\"k\":\"" + strings.Repeat("x", 200<<10) + "\",\"n\":1}\n", []string{strings.Repeat("x", 200<<10)}, ""},
 		{"bad second", "{\"k\":\"a\",\"n\":1}\n{\"k\":\"b\",\"n\":1.5}\n", nil, "entry 2"},
 		{"truncated", "{\"k\":\"a\",\"n\":1}\n{\"k\":\"b\"", nil, "entry 2"},
+		// a line no entry needs (a gzip bomb of one line): refused, not held
+		{"too long", "{\"k\":\"a\",\"n\":1}\n" + strings.Repeat(" ", MaxEntryLine+1), nil, "entry 2: line longer than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

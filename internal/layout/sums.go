@@ -177,6 +177,18 @@ func EachSum(r io.Reader, fn func(p, sum string) error) error {
 	return scanSums(r, func(_ int, p, sum string) error { return fn(p, sum) })
 }
 
+// HashSums reads a SHA256SUMS file as EachSum does, passing each line to fn, and returns the
+// hex SHA-256 of its bytes: one pass checks a manifest against its metadata and reads what it
+// lists. A line longer than any a manifest holds ends it at once (a file of one huge line
+// would otherwise be hashed whole, or held, before anything is said).
+func HashSums(r io.Reader, fn func(p, sum string) error) (string, error) {
+	h := sha256.New()
+	if err := EachSum(io.TeeReader(r, h), fn); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 // ParseSums reads a SHA256SUMS file in coreutils format (text "  " or binary
 // " *" mode, escaped lines) and returns hex sha256 (lower case) by path.
 // The input is untrusted: absolute paths, ".." components, duplicates and

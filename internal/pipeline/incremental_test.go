@@ -20,6 +20,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/retention"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/messages"
 )
 
 // incStorage is a small platform storage whose state the test sets file by file, each file
@@ -329,6 +330,13 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 			f.WriteString(strings.Repeat("0", 64) + "  files/extra\n")
 			f.Close()
 		}, "SHA256SUMS has sha256"},
+		// Untrusted sizes: read as a stream, refused at the first line no manifest or index
+		// holds, not held in memory (a sparse 64 GiB manifest; an index of one line).
+		{"SHA256SUMS of one huge line", func(t *testing.T, b string) {
+			if err := os.Truncate(filepath.Join(b, layout.FileSums), 64<<30); err != nil {
+				t.Fatal(err)
+			}
+		}, "line longer than"},
 		{"index missing", func(t *testing.T, b string) {
 			if err := os.Remove(filepath.Join(b, layout.FileIndexGz)); err != nil {
 				t.Fatal(err)
@@ -354,6 +362,38 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 			}
 			checkBackupIntact(t, second.Path)
 		})
+	}
+}
+
+// A base whose index passes its manifest (re-signed) but is a gzip bomb of one line fails the
+// backup at the first line, naming the base, instead of reading it into memory.
+func TestIncrementalIndexBombRefused(t *testing.T) {
+	s := newIncStorage(t)
+	s.put("content/a.json", "alpha")
+	c := filesSession(t, s)
+	dir := t.TempDir()
+	first := filesBackup(t, c, s, dir, withFileIndex)
+	b := first.Path
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(bytes.Repeat([]byte(" "), 64*messages.MaxEntryLine))
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(b, layout.FileIndexGz), gz.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum, _, err := layout.HashFile(context.Background(), filepath.Join(b, layout.FileIndexGz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewriteSumsLine(t, b, layout.FileIndexGz, sum)
+	manifest, _, err := layout.HashFile(context.Background(), filepath.Join(b, layout.FileSums))
+	if err != nil {
+		t.Fatal(err)
+	}
+	editFile(t, filepath.Join(b, layout.FileMetadata), readMetadata(t, b).ManifestSHA256, manifest)
+	_, err = c.Backup(context.Background(), coordinator.BackupOptions{StorageURL: s.dir, BackupDir: dir, SkipDB: true})
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(b)) || !strings.Contains(err.Error(), "line longer than") {
+		t.Fatalf("backup on a base whose index is one 64 MiB line: %v", err)
 	}
 }
 
