@@ -191,14 +191,15 @@ func TestParseRecipients(t *testing.T) {
 		{secret, "secret key"},
 		{"age1notakey", "malformed age recipient"},
 		{"ssh-ed25519 AAAA", "SSH public key"},
-		{"pgp:ABCDEF", "unknown recipient type"},
+		{"pgp:ABCDEF", "not a recipient"},
+		{"MyPassPhraseSecret", "not a recipient"}, // a passphrase file given by mistake
 	}
 	for _, c := range bad {
 		_, err := ParseRecipients([]string{c.line}, "--recipient")
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--recipient") {
 			t.Errorf("%q: got %v, want an error naming --recipient and %q", c.line, err, c.want)
 		}
-		if err != nil && strings.Contains(err.Error(), "QQQQQQQQ") {
+		if err != nil && (strings.Contains(err.Error(), "QQQQQQQQ") || strings.Contains(err.Error(), "MyPass") || strings.Contains(err.Error(), "ABCDEF")) {
 			t.Errorf("the error echoes a secret key: %v", err)
 		}
 	}
