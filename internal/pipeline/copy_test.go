@@ -1,8 +1,12 @@
 package pipeline_test
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -253,6 +257,51 @@ func TestCopyArchive(t *testing.T) {
 	if _, err := s.Coordinator.Copy(context.Background(), copyOptions(bad, t.TempDir())); outcome.Of(err).Status != outcome.Refused {
 		t.Fatalf("a damaged archive: %v", err)
 	}
+	// An entry the manifest does not list is refused at its header, not read to its stated
+	// end first (here 8 GiB, of which the archive holds a few bytes).
+	os.WriteFile(bad, withUnlistedEntry(t, want, 8<<30), 0o600)
+	_, err = s.Coordinator.Copy(context.Background(), copyOptions(bad, t.TempDir()))
+	if outcome.Of(err).Status != outcome.Refused || !strings.Contains(fmt.Sprint(err), "files/unlisted is in the archive but not in SHA256SUMS") {
+		t.Fatalf("an archive with an unlisted entry: %v", err)
+	}
+}
+
+// withUnlistedEntry returns the .tar.gz archive with one more entry, files/unlisted, whose
+// header states size bytes and which holds a few.
+func withUnlistedEntry(t *testing.T, archive []byte, size int64) []byte {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	tw := tar.NewWriter(zw)
+	tr := tar.NewReader(zr)
+	top := ""
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		top, _, _ = strings.Cut(hdr.Name, "/")
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: top + "/files/unlisted", Mode: 0o600, Size: size, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	tw.Write([]byte("a few bytes"))
+	tw.Flush()
+	zw.Close() // the entry is cut short: its stated size is never read
+	return out.Bytes()
 }
 
 // s3Requests counts the requests on object-store keys (objects/…) by kind.
