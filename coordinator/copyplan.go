@@ -312,7 +312,7 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 	defer f.Close()
 	want := ""
 	sum, err := layout.HashSums(f, func(p, s string) error {
-		if p == meta.Files.Index && meta.Files.Index != "" {
+		if p == meta.Files.Index {
 			want = s
 		}
 		return ctx.Err()

@@ -186,25 +186,18 @@ func (p *copyPlanner) noteSealedName(key string) {
 	if len(p.inc.recipients) == 0 || !p.dest.IsLocal() || len(path.Base(key))+len(encryption.Ext) <= maxNameBytes {
 		return
 	}
-	if p.tooLong++; p.tooLong <= maxListedNames {
+	if p.tooLong++; p.tooLong <= maxNamed {
 		p.tooLongNames = append(p.tooLongNames, storage.QuoteKey(key))
 	}
 }
-
-// maxListedNames bounds the files an error names.
-const maxListedNames = 20
 
 // sealedNamesError is the plan's failure on the files noteSealedName counted, if any.
 func (p *copyPlanner) sealedNamesError() error {
 	if p.tooLong == 0 {
 		return nil
 	}
-	more := ""
-	if p.tooLong > len(p.tooLongNames) {
-		more = fmt.Sprintf(" and %d more", p.tooLong-len(p.tooLongNames))
-	}
-	return fmt.Errorf("%d files have names too long for an encrypted backup folder, whose copies are named NAME%s (at most %d bytes a name): %s%s; nothing was backed up: back up with --compress (an encrypted archive holds any name), or shorten the names",
-		p.tooLong, encryption.Ext, maxNameBytes, strings.Join(p.tooLongNames, ", "), more)
+	return fmt.Errorf("%d files have names too long for an encrypted backup folder, whose copies are named NAME%s (at most %d bytes a name): %s; nothing was backed up: back up with --compress (an encrypted archive holds any name), or shorten the names",
+		p.tooLong, encryption.Ext, maxNameBytes, nameSome(p.tooLongNames, p.tooLong, ", "))
 }
 
 // maxModeWarnings bounds the files named by mode warnings; the rest are counted.

@@ -5,16 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 )
-
-// maxListedPermissions bounds the permissions a refusal names.
-const maxListedPermissions = 20
 
 // checkTargetPermissions refuses, before anything changes, a restore of rows that name auth
 // permissions by id (users' user_permissions) into a target that gives one of those ids to
@@ -67,13 +63,8 @@ func checkPermissionIDs(ctx context.Context, db *database.DB, meta *layout.Metad
 	if len(bad) == 0 {
 		return nil
 	}
-	more := ""
-	if len(bad) > maxListedPermissions {
-		more = fmt.Sprintf("; … and %d more", len(bad)-maxListedPermissions)
-		bad = bad[:maxListedPermissions]
-	}
-	return outcome.Errorf(outcome.Refused, "restore refused: users' permissions name auth permissions by id, and the target's ids are not the source's (they follow the order migrations ran in): %s%s; loading them would grant other permissions. Nothing was changed: migrate the target as the source was, %s",
-		strings.Join(bad, "; "), more, remedy)
+	return outcome.Errorf(outcome.Refused, "restore refused: users' permissions name auth permissions by id, and the target's ids are not the source's (they follow the order migrations ran in): %s; loading them would grant other permissions. Nothing was changed: migrate the target as the source was, %s",
+		nameSome(bad, len(bad), "; "), remedy)
 }
 
 // permissionIDs are the auth permission ids the selection's links name (users'

@@ -163,35 +163,17 @@ func (c *Coordinator) restoreSelected(ctx context.Context, o RestoreOptions, src
 	return finished(rep, start)
 }
 
-// maxListedConflicts bounds the conflicts an error message names.
-const maxListedConflicts = 20
-
 // refuseConflicts is --on-conflict refuse's answer: the conflicts, rows then files, and what
 // to do.
 func refuseConflicts(p *SubsetPlan) error {
-	var b strings.Builder
-	listed := 0
-	list := func(what string) bool {
-		if listed == maxListedConflicts {
-			return false
-		}
-		listed++
-		fmt.Fprintf(&b, "\n  %s", what)
-		return true
+	var named []string
+	for _, c := range p.Conflicts[:min(len(p.Conflicts), maxNamed)] {
+		named = append(named, c.String())
 	}
-	for _, c := range p.Conflicts {
-		if !list(c.String()) {
-			break
-		}
+	for _, k := range p.FileConflicts[:min(len(p.FileConflicts), maxNamed)] {
+		named = append(named, "file "+storage.QuoteKey(k))
 	}
-	for _, k := range p.FileConflicts {
-		if !list("file " + storage.QuoteKey(k)) {
-			break
-		}
-	}
-	if n := len(p.Conflicts) + len(p.FileConflicts); n > listed {
-		fmt.Fprintf(&b, "\n  … and %d more", n-listed)
-	}
+	list := nameSome(named, len(p.Conflicts)+len(p.FileConflicts), "\n  ")
 	var what []string
 	if n := len(p.Conflicts); n > 0 {
 		what = append(what, fmt.Sprintf("%d selected rows exist in the target database with other values", n))
@@ -199,8 +181,8 @@ func refuseConflicts(p *SubsetPlan) error {
 	if n := len(p.FileConflicts); n > 0 {
 		what = append(what, fmt.Sprintf("the storage holds %d of the files they name with other content", n))
 	}
-	return outcome.Errorf(outcome.Refused, "restore refused: %s:%s\nnothing was changed; --on-conflict keep leaves them as they are, --on-conflict replace writes the backup's",
-		strings.Join(what, ", and "), b.String())
+	return outcome.Errorf(outcome.Refused, "restore refused: %s:\n  %s\nnothing was changed; --on-conflict keep leaves them as they are, --on-conflict replace writes the backup's",
+		strings.Join(what, ", and "), list)
 }
 
 // selection is a checked selective restore: the closure, its conflicts and its fixtures.

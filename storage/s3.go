@@ -323,8 +323,6 @@ func certError(err error) aws.Ternary {
 	return aws.UnknownTernary
 }
 
-// sdkLog sends the SDK's messages to slog: warnings as warnings, the rest (such as "response
-// has no supported checksum" from S3-compatible servers) at debug level.
 // loggedRetryer warns at each retry of a request: a service that stops answering takes up to
 // maxAttempts timeouts and back-offs, minutes in which the run would otherwise say nothing.
 type loggedRetryer struct {
@@ -365,6 +363,8 @@ func countTimeouts(stack *middleware.Stack) error {
 		}), middleware.Before)
 }
 
+// sdkLog sends the SDK's messages to slog: warnings as warnings, the rest (such as "response
+// has no supported checksum" from S3-compatible servers) at debug level.
 func sdkLog(c logging.Classification, format string, v ...any) {
 	level := slog.LevelDebug
 	if c == logging.Warn {
