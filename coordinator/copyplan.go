@@ -503,7 +503,11 @@ func verifyArchiveSource(ctx context.Context, root *storage.Bucket, name string)
 	if err != nil {
 		return nil, "", outcome.Errorf(outcome.Refused, "refused: %s is not a gzip stream: %w", name, err)
 	}
-	a := &archiveCheck{seen: map[string]string{}}
+	a, err := newArchiveCheck()
+	if err != nil {
+		return nil, "", err
+	}
+	defer a.close()
 	if err := a.read(ctx, tar.NewReader(gz)); err != nil {
 		return nil, "", outcome.Errorf(outcome.Refused, "refused: %s: %w", name, err)
 	}
@@ -516,12 +520,33 @@ func verifyArchiveSource(ctx context.Context, root *storage.Bucket, name string)
 	return a.meta, hex.EncodeToString(whole.Sum(nil)), nil
 }
 
-// archiveCheck gathers what an archive holds as it streams past.
+// archiveCheck gathers what an archive holds as it streams past. The manifest's lines and
+// the entries' sums meet in one external sort, so that neither is held in memory (an archive
+// may hold millions of files); a set of 8 bytes a path answers, at each header, whether the
+// manifest lists it.
 type archiveCheck struct {
-	meta     *layout.Metadata
-	sums     map[string]string
-	manifest string
-	seen     map[string]string
+	meta        *layout.Metadata
+	manifest    string          // the hex SHA-256 of SHA256SUMS, once read
+	listedPaths *layout.PathSet // the paths SHA256SUMS lists; nil until it is read
+	// sums holds, by path, "L"+sum for a line of SHA256SUMS and "A"+sum for an entry of the
+	// archive: a path's records come out together, to be compared.
+	sums  *extsort.Sorter
+	spill string
+}
+
+// newArchiveCheck returns a check whose sort spills into a temporary folder of its own.
+func newArchiveCheck() (*archiveCheck, error) {
+	dir, err := scratch.MkdirTemp("", "wnb-archive-check-")
+	if err != nil {
+		return nil, fmt.Errorf("archive check: %w", err)
+	}
+	return &archiveCheck{sums: extsort.New(dir, sumsBudget()), spill: dir}, nil
+}
+
+// close removes the sort's runs.
+func (a *archiveCheck) close() {
+	a.sums.Close()
+	os.RemoveAll(a.spill)
 }
 
 // read hashes every regular entry of the archive.
@@ -541,35 +566,42 @@ func (a *archiveCheck) read(ctx context.Context, tr *tar.Reader) error {
 			continue
 		}
 		_, rel, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
-		switch rel {
-		case layout.FileMetadata:
-			data, err := storage.ReadLimited(tr, layout.MaxMetadataSize)
-			if err != nil {
-				return fmt.Errorf("read %s: %w", rel, err)
-			}
-			if a.meta, err = layout.ParseMetadata(data); err != nil {
-				return err
-			}
-		case layout.FileSums:
-			h := sha256.New()
-			if a.sums, err = layout.ParseSums(io.TeeReader(tr, h)); err != nil {
-				return err
-			}
-			if _, err := io.Copy(h, tr); err != nil {
-				return err
-			}
-			a.manifest = hex.EncodeToString(h.Sum(nil))
-		default:
-			if err := a.listed(rel); err != nil {
-				return err
-			}
-			h := sha256.New()
-			if _, err := io.Copy(h, tr); err != nil {
-				return fmt.Errorf("read %s: %w", rel, err)
-			}
-			a.seen[rel] = hex.EncodeToString(h.Sum(nil))
+		if err := a.entry(rel, tr); err != nil {
+			return err
 		}
 	}
+}
+
+// entry reads one regular entry: the metadata, the manifest, or a file to hash.
+func (a *archiveCheck) entry(rel string, r io.Reader) error {
+	switch rel {
+	case layout.FileMetadata:
+		data, err := storage.ReadLimited(r, layout.MaxMetadataSize)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", rel, err)
+		}
+		a.meta, err = layout.ParseMetadata(data)
+		return err
+	case layout.FileSums:
+		set := layout.NewPathSet()
+		manifest, err := layout.HashSums(r, func(p, sum string) error {
+			set.Add(p)
+			return a.sums.Add(p, []byte("L"+sum))
+		})
+		if err != nil {
+			return err
+		}
+		a.manifest, a.listedPaths = manifest, set
+		return nil
+	}
+	if err := a.listed(rel); err != nil {
+		return err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return fmt.Errorf("read %s: %w", rel, err)
+	}
+	return a.sums.Add(rel, []byte("A"+hex.EncodeToString(h.Sum(nil))))
 }
 
 // listed refuses, at its header, an entry the manifest does not list, once the metadata and
@@ -577,13 +609,13 @@ func (a *archiveCheck) read(ctx context.Context, tr *tar.Reader) error {
 // it to its end first could take as long as its stated size (a 40 GB entry in a 41 MB
 // archive), as a restore's or a verify's check would not.
 func (a *archiveCheck) listed(rel string) error {
-	if a.meta == nil || a.sums == nil {
+	if a.meta == nil || a.listedPaths == nil {
 		return nil // an older layout: check decides at the end
 	}
 	if a.meta.ManifestSHA256 == "" || a.manifest != a.meta.ManifestSHA256 {
 		return fmt.Errorf("%s has sha256 %s but the metadata's manifest_sha256 is %q (corrupt or tampered)", layout.FileSums, a.manifest, a.meta.ManifestSHA256)
 	}
-	if _, ok := a.sums[rel]; !ok {
+	if !a.listedPaths.Has(rel) {
 		return fmt.Errorf("%s is in the archive but not in %s", rel, layout.FileSums)
 	}
 	return nil
@@ -594,24 +626,59 @@ func (a *archiveCheck) check() error {
 	switch {
 	case a.meta == nil:
 		return fmt.Errorf("no %s: an incomplete backup", layout.FileMetadata)
-	case a.sums == nil:
+	case a.listedPaths == nil:
 		return fmt.Errorf("no %s", layout.FileSums)
 	case a.meta.ManifestSHA256 == "" || a.manifest != a.meta.ManifestSHA256:
 		return fmt.Errorf("%s has sha256 %s but the metadata's manifest_sha256 is %q (corrupt or tampered)", layout.FileSums, a.manifest, a.meta.ManifestSHA256)
 	}
-	for p, want := range a.sums {
-		got, ok := a.seen[p]
-		if !ok {
-			return fmt.Errorf("%s is listed in %s but not in the archive", p, layout.FileSums)
+	var g pathSums
+	err := a.sums.Each(func(p string, v []byte) error {
+		if p != g.path || !g.any() {
+			if err := g.check(); err != nil {
+				return err
+			}
+			g = pathSums{path: p}
 		}
-		if got != want {
-			return fmt.Errorf("%s has sha256 %s, %s says %s", p, got, layout.FileSums, want)
-		}
+		g.add(v)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	for p := range a.seen {
-		if _, ok := a.sums[p]; !ok {
-			return fmt.Errorf("%s is in the archive but not in %s", p, layout.FileSums)
-		}
+	return g.check()
+}
+
+// pathSums is what the manifest and the archive say of one path.
+type pathSums struct {
+	path             string
+	listed, archived []string
+}
+
+func (g *pathSums) add(v []byte) {
+	if v[0] == 'L' {
+		g.listed = append(g.listed, string(v[1:]))
+	} else {
+		g.archived = append(g.archived, string(v[1:]))
+	}
+}
+
+func (g *pathSums) any() bool { return len(g.listed)+len(g.archived) > 0 }
+
+// check says what is wrong with the path, if anything (nothing before its first record).
+func (g *pathSums) check() error {
+	switch {
+	case !g.any():
+		return nil
+	case len(g.listed) > 1:
+		return fmt.Errorf("%s is listed twice in %s", g.path, layout.FileSums)
+	case len(g.archived) > 1:
+		return fmt.Errorf("%s is in the archive twice", g.path)
+	case len(g.listed) == 0:
+		return fmt.Errorf("%s is in the archive but not in %s", g.path, layout.FileSums)
+	case len(g.archived) == 0:
+		return fmt.Errorf("%s is listed in %s but not in the archive", g.path, layout.FileSums)
+	case g.archived[0] != g.listed[0]:
+		return fmt.Errorf("%s has sha256 %s, %s says %s", g.path, g.archived[0], layout.FileSums, g.listed[0])
 	}
 	return nil
 }

@@ -362,6 +362,9 @@ func TestExtractRefusesHostile(t *testing.T) {
 		// A duplicate is named by whichever of the two comes second.
 		{"duplicate file", file(top + "/files/f0001"), "/files/f0001"},
 		{"duplicate via dot", file(top + "/./files/f0001"), "/files/f0001"},
+		{"duplicate folder", dir(top + "/files/"), "/files/"},
+		// A file after a folder of its name (after0), a folder after a file (after200).
+		{"folder named as a file", dir(top + "/files/f0001"), top + "/files/f0001"},
 		{"dot", dir("./"), "./"},
 	}
 	for _, tt := range tests {

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -89,14 +90,18 @@ type extractor struct {
 	buf   []byte
 	top   string
 	total int64
-	seen  map[string]bool
-	dirs  []dirMeta
+	// entries counts the entries admitted; dirSeen holds the folders' names (a second
+	// entry of a file's name is refused when its creation finds the name taken: a set of
+	// every name would grow with the archive).
+	entries int
+	dirSeen map[string]bool
+	dirs    []dirMeta
 	// others counts regular files other than the leading metadata and SHA256SUMS.
 	others int
 	// meta is the metadata, when it came before every other file; man the checksums of
 	// SHA256SUMS, when it came before every file but the metadata.
 	meta       *layout.Metadata
-	man        map[string]string
+	man        *layout.PathSet
 	filesBytes int64 // bytes of files/ entries so far, checked against meta.Files.Bytes
 }
 
@@ -112,7 +117,7 @@ func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (st
 	defer gz.Close()
 	tr := tar.NewReader(ctxReader{ctx, gz})
 	e := &extractor{ctx: ctx, tmp: tmp, maxBytes: maxBytes, free: freeSpace(tmp),
-		buf: make([]byte, 256<<10), seen: make(map[string]bool)}
+		buf: make([]byte, 256<<10), dirSeen: make(map[string]bool)}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -120,7 +125,7 @@ func extractTo(ctx context.Context, r io.Reader, tmp string, maxBytes int64) (st
 		}
 		// No first header at all: what the gzip stream holds is not a tar (plain text, a
 		// database), which is not a damaged archive but no archive.
-		if err != nil && len(e.seen) == 0 && (errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		if err != nil && e.entries == 0 && (errors.Is(err, tar.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF)) {
 			return "", fmt.Errorf("extract: the stream holds no tar (%v): %w", err, ErrNotArchive)
 		}
 		if err != nil {
@@ -152,13 +157,17 @@ func (e *extractor) entry(tr *tar.Reader, hdr *tar.Header) error {
 	}
 	target := filepath.Join(e.tmp, filepath.FromSlash(clean))
 	if hdr.Typeflag == tar.TypeDir {
-		if err := os.MkdirAll(target, 0o700); err != nil {
+		if err := os.MkdirAll(target, 0o700); errors.Is(err, syscall.ENOTDIR) {
+			return fmt.Errorf("extract: refusing archive: entry %q: a file has that name: %w", hdr.Name, ErrUnsafe)
+		} else if err != nil {
 			return fmt.Errorf("extract %s: %w", hdr.Name, err)
 		}
 		e.dirs = append(e.dirs, dirMeta{target, fs.FileMode(hdr.Mode).Perm() | 0o700, hdr.ModTime})
 		return nil
 	}
-	if err := extractFile(tr, hdr, target, e.buf); err != nil {
+	if err := extractFile(tr, hdr, target, e.buf); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("extract: refusing archive: entry %q: duplicate entry: %w", hdr.Name, ErrUnsafe)
+	} else if err != nil {
 		return fmt.Errorf("extract %s: %w", hdr.Name, err)
 	}
 	return e.readLeading(strings.TrimPrefix(clean, e.top+"/"), target)
@@ -187,10 +196,13 @@ func (e *extractor) admit(hdr *tar.Header) (string, error) {
 	case first != e.top:
 		return "", refuse("outside the top folder %q", e.top)
 	}
-	if e.seen[clean] {
-		return "", refuse("duplicate entry")
+	e.entries++
+	if hdr.Typeflag == tar.TypeDir {
+		if e.dirSeen[clean] {
+			return "", refuse("duplicate entry")
+		}
+		e.dirSeen[clean] = true
 	}
-	e.seen[clean] = true
 	if hdr.Size < 0 {
 		return "", refuse("negative size %d", hdr.Size)
 	}
@@ -227,7 +239,7 @@ func (e *extractor) checkListed(rel string, size int64) error {
 		}
 		return nil // an older or Python archive: only the free space bounds it
 	}
-	if _, ok := e.man[rel]; !ok {
+	if !e.man.Has(rel) {
 		return fmt.Errorf("not listed in %s", layout.FileSums)
 	}
 	if e.meta == nil || e.meta.FormatVersion < 1 {
@@ -281,9 +293,11 @@ func (e *extractor) readLeading(rel, target string) error {
 			return fmt.Errorf("extract: read %s: %w", rel, err)
 		}
 		defer f.Close()
-		if e.man, err = layout.ParseSums(f); err != nil {
+		man := layout.NewPathSet() // 8 bytes a path: an archive may hold millions of files
+		if err := layout.EachSum(f, func(p, _ string) error { man.Add(p); return nil }); err != nil {
 			return fmt.Errorf("extract: refusing archive: its leading %s: %v: %w", rel, err, ErrUnsafe)
 		}
+		e.man = man
 	}
 	return nil
 }
