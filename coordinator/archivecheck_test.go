@@ -35,13 +35,15 @@ func TestArchiveCheck(t *testing.T) {
 		listed   string
 		archived []entry
 		want     string // in the error; "" for none
+		count    int64  // files the metadata records beyond those listed
 	}{
-		{"good", manifest(good), good, ""},
-		{"missing entry", manifest(good), good[1:], "files/f00000 is listed in SHA256SUMS but not in the archive"},
-		{"entry twice", manifest(good), append(good[:len(good):len(good)], good[7]), "files/f00007 is in the archive twice"},
-		{"listed twice", manifest(append(good[:len(good):len(good)], good[9])), good, "files/f00009 is listed twice"},
-		{"changed content", manifest(good), append([]entry{{"files/f00000", "other"}}, good[1:]...), "files/f00000 has sha256 " + sum("other")},
-		{"empty name", manifest(good), append(good[:len(good):len(good)], entry{"", "x"}), " is in the archive but not in SHA256SUMS"},
+		{"good", manifest(good), good, "", 0},
+		{"missing entry", manifest(good), good[1:], "files/f00000 is listed in SHA256SUMS but not in the archive", 0},
+		{"entry twice", manifest(good), append(good[:len(good):len(good)], good[7]), "files/f00007 is in the archive twice", 0},
+		{"listed twice", manifest(append(good[:len(good):len(good)], good[9])), good, "files/f00009 is listed twice", 0},
+		{"changed content", manifest(good), append([]entry{{"files/f00000", "other"}}, good[1:]...), "files/f00000 has sha256 " + sum("other"), 0},
+		{"empty name", manifest(good), append(good[:len(good):len(good)], entry{"", "x"}), " is in the archive but not in SHA256SUMS", 0},
+		{"manifest cut short", manifest(good[1:]), good[1:], "lists 299 files under files/ but backup_metadata.json says 300", 1},
 	}
 	for _, spill := range []bool{false, true} {
 		for _, tt := range tests {
@@ -54,7 +56,9 @@ func TestArchiveCheck(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer a.close()
-				a.meta = &layout.Metadata{ManifestSHA256: sum(tt.listed)}
+				meta := &layout.Metadata{ManifestSHA256: sum(tt.listed)}
+				meta.Files.Count = int64(strings.Count(tt.listed, "\n")) + tt.count
+				a.meta = meta
 				if err := a.entry(layout.FileSums, strings.NewReader(tt.listed)); err != nil {
 					t.Fatal(err)
 				}
@@ -63,7 +67,7 @@ func TestArchiveCheck(t *testing.T) {
 					if e.rel == "" {
 						a.meta = nil // an older layout: the entry is not refused at its header
 						err = a.entry(e.rel, strings.NewReader(e.content))
-						a.meta = &layout.Metadata{ManifestSHA256: sum(tt.listed)}
+						a.meta = meta
 					} else {
 						err = a.entry(e.rel, strings.NewReader(e.content))
 					}

@@ -489,12 +489,39 @@ func verifyFolderSource(ctx context.Context, b *storage.Bucket) (*layout.Metadat
 		return nil, outcome.Errorf(outcome.Refused, "refused: read %s: %w", layout.FileSums, err)
 	}
 	defer rc.Close()
-	got, err := layout.HashSums(rc, func(string, string) error { return nil })
+	var files int64
+	top := map[string]bool{} // the few paths outside files/: fixtures, the index, restore.sh
+	got, err := layout.HashSums(rc, func(p, _ string) error {
+		if strings.HasPrefix(p, layout.FilesDir+"/") {
+			files++
+		} else {
+			top[p] = true
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, outcome.Errorf(outcome.Refused, "refused: %w", err)
 	}
 	if got != meta.ManifestSHA256 {
 		return nil, outcome.Errorf(outcome.Refused, "refused: %s has sha256 %s but the metadata's manifest_sha256 is %s (corrupt or tampered)", layout.FileSums, got, meta.ManifestSHA256)
 	}
+	if err := manifestCovers(meta, top, files); err != nil {
+		return nil, outcome.Errorf(outcome.Refused, "refused: %w", err)
+	}
 	return meta, nil
+}
+
+// manifestCovers checks that SHA256SUMS lists what the metadata says the backup holds: every
+// fixture (as stored: NAME or, encrypted, NAME.age) and as many files. A manifest cut short
+// with its sum updated in the metadata would otherwise be copied, and published, as complete.
+func manifestCovers(meta *layout.Metadata, top map[string]bool, files int64) error {
+	for _, m := range meta.Models {
+		if !top[m.File] && !top[m.File+layout.EncryptedExt] {
+			return fmt.Errorf("%s holds %s (%s) but %s does not list it: an incomplete backup", layout.FileMetadata, m.File, m.Label, layout.FileSums)
+		}
+	}
+	if files != meta.Files.Count {
+		return fmt.Errorf("%s lists %d files under %s/ but %s says %d: an incomplete backup", layout.FileSums, files, layout.FilesDir, layout.FileMetadata, meta.Files.Count)
+	}
+	return nil
 }

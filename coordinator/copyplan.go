@@ -532,6 +532,9 @@ type archiveCheck struct {
 	// archive: a path's records come out together, to be compared.
 	sums  *extsort.Sorter
 	spill string
+	// top and files are what SHA256SUMS lists outside files/, and how many files under it.
+	top   map[string]bool
+	files int64
 }
 
 // newArchiveCheck returns a check whose sort spills into a temporary folder of its own.
@@ -540,7 +543,7 @@ func newArchiveCheck() (*archiveCheck, error) {
 	if err != nil {
 		return nil, fmt.Errorf("archive check: %w", err)
 	}
-	return &archiveCheck{sums: extsort.New(dir, sumsBudget()), spill: dir}, nil
+	return &archiveCheck{sums: extsort.New(dir, sumsBudget()), spill: dir, top: map[string]bool{}}, nil
 }
 
 // close removes the sort's runs.
@@ -586,6 +589,11 @@ func (a *archiveCheck) entry(rel string, r io.Reader) error {
 		set := layout.NewPathSet()
 		manifest, err := layout.HashSums(r, func(p, sum string) error {
 			set.Add(p)
+			if strings.HasPrefix(p, layout.FilesDir+"/") {
+				a.files++
+			} else {
+				a.top[p] = true
+			}
 			return a.sums.Add(p, []byte("L"+sum))
 		})
 		if err != nil {
@@ -630,6 +638,9 @@ func (a *archiveCheck) check() error {
 		return fmt.Errorf("no %s", layout.FileSums)
 	case a.meta.ManifestSHA256 == "" || a.manifest != a.meta.ManifestSHA256:
 		return fmt.Errorf("%s has sha256 %s but the metadata's manifest_sha256 is %q (corrupt or tampered)", layout.FileSums, a.manifest, a.meta.ManifestSHA256)
+	}
+	if err := manifestCovers(a.meta, a.top, a.files); err != nil {
+		return err
 	}
 	var g pathSums
 	err := a.sums.Each(func(p string, v []byte) error {

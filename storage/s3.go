@@ -31,6 +31,8 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // Defaults of the S3 driver; each can be changed per bucket by a query parameter of the URL.
@@ -176,12 +178,8 @@ func parseS3URL(rawURL string) (*s3Driver, error) {
 		return nil, fmt.Errorf("checksum=%q: want sha256 or none", v)
 	}
 	if v := q.Get("endpoint"); v != "" {
-		eu, err := url.Parse(v)
-		if err != nil || (eu.Scheme != "http" && eu.Scheme != "https") || eu.Host == "" {
-			return nil, fmt.Errorf("endpoint=%q: want an http:// or https:// URL", v)
-		}
-		if eu.User != nil {
-			return nil, errors.New("endpoint: credentials do not belong in the URL")
+		if err := checkEndpoint(v); err != nil {
+			return nil, fmt.Errorf("endpoint: %w", err)
 		}
 		d.endpoint = strings.TrimSuffix(v, "/")
 	}
@@ -251,6 +249,15 @@ func (d *s3Driver) connect(ctx context.Context) error {
 // newClient makes the S3 client: the standard credential chain, AWS_CA_BUNDLE, retries and
 // timeouts.
 func (d *s3Driver) newClient(ctx context.Context) error {
+	if d.endpoint == "" {
+		for _, name := range endpointVars {
+			if v := os.Getenv(name); v != "" {
+				if err := checkEndpoint(v); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+			}
+		}
+	}
 
 	// A BuildableClient lets config.LoadDefaultConfig add AWS_CA_BUNDLE's certificates.
 	// The transfer guard (guardedClient) gives up a request that moves fewer than
@@ -291,7 +298,7 @@ func (d *s3Driver) newClient(ctx context.Context) error {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return fmt.Errorf("load AWS configuration: %w", err)
+		return fmt.Errorf("load AWS configuration: %s", redact.URL(err.Error())) // it may quote a location
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -376,9 +383,27 @@ func sdkLog(c logging.Classification, format string, v ...any) {
 func (d *s3Driver) describe() string {
 	s := "s3://" + d.bucket + "/" + strings.TrimSuffix(d.root, "/")
 	if d.endpoint != "" {
-		s += " at " + d.endpoint
+		s += " at " + redact.URL(d.endpoint)
 	}
 	return s
+}
+
+// endpointVars are the environment variables the AWS SDK takes an S3 endpoint from.
+var endpointVars = []string{"AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"}
+
+// checkEndpoint refuses an endpoint that is not an http:// or https:// URL, or that holds
+// credentials, without quoting it: the SDK's own refusal prints it whole.
+func checkEndpoint(v string) error {
+	u, err := redact.ParseURL(v)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		return fmt.Errorf("%s: want an http:// or https:// URL", redact.URL(v))
+	case u.User != nil:
+		return errors.New("credentials do not belong in the URL")
+	}
+	return nil
 }
 
 func (d *s3Driver) backend() string { return "S3Boto3Storage" }

@@ -459,6 +459,9 @@ func TestS3Open(t *testing.T) {
 		{"s3://b/p?timeout=soon", "timeout"},
 		{"s3://b/p?checksum=md5", "checksum"},
 		{"s3://b/p?endpoint=ftp://x", "endpoint"},
+		{"s3://b/p?endpoint=ftp://u:secret@127.0.0.1:9", "endpoint"},
+		{"s3://b/p?endpoint=http%3A%2F%2Fu%3Asecret%40127.0.0.1%3A9%25zz", "endpoint"},
+		{"s3://b/p?endpoint=http://u:1/secret@127.0.0.1:9", "endpoint"},
 		{"s3://AKIAX:secret@b/p", "credentials"},
 		{"s3:///p", "bucket"},
 		{"s3://b/../p", "prefix"},
@@ -471,6 +474,17 @@ func TestS3Open(t *testing.T) {
 			t.Errorf("Open(%q) error shows the secret: %v", tc.url, err)
 		}
 	}
+	// The SDK's own refusal of an endpoint from the environment would print it whole.
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://minio:secret@127.0.0.1:9/ bad?X-Amz-Security-Token=secret")
+	if eb, err := storage.Open(ctx, "s3://b/p"); err == nil {
+		_, err = eb.Stat(ctx, "x")
+		if err == nil || strings.Contains(err.Error(), "secret") || !strings.Contains(err.Error(), "AWS_ENDPOINT_URL_S3") {
+			t.Errorf("an endpoint in the environment with credentials: %v", err)
+		}
+	} else if strings.Contains(err.Error(), "secret") {
+		t.Errorf("an endpoint in the environment with credentials: %v", err)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_S3", "")
 	b, err := storage.Open(ctx, f.url("b", "some/prefix", ""))
 	if err != nil {
 		t.Fatal(err)

@@ -33,17 +33,17 @@ func (d *decryptOptions) AddFlags(f *pflag.FlagSet, passphrase bool) {
 // identities reads the --identity files, else the one WNB_AGE_IDENTITY_FILE names; nil when
 // neither is given. A file that cannot be read is a usage error naming it (not its content).
 func (d *decryptOptions) identities() (*encryption.Identities, error) {
-	files := d.identityFiles
+	files, from := d.identityFiles, "--identity"
 	if len(files) == 0 {
 		if env := os.Getenv(envIdentityFile); env != "" {
-			files = []string{env}
+			files, from = []string{env}, envIdentityFile
 		}
 	}
 	var sets []*encryption.Identities
 	for _, f := range files {
 		ids, err := encryption.ReadIdentityFile(f)
 		if err != nil {
-			return nil, usageErrorf("--identity %s: %w", f, err)
+			return nil, usageErrorf("%s: %w", from, err) // the error names the file once it opened
 		}
 		sets = append(sets, ids)
 	}

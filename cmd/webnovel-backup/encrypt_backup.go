@@ -37,7 +37,7 @@ func (e *encryptFlags) parse(checksum bool) (*encryption.Recipients, string, err
 	for _, file := range e.recipientsFiles {
 		more, err := encryption.ReadRecipientsFile(file)
 		if err != nil {
-			return nil, "", usageErrorf("--recipients-file %s: %v", file, err)
+			return nil, "", usageErrorf("--recipients-file: %v", err) // the error names the file once it opened
 		}
 		lines = append(lines, more...)
 		from = "--recipient/--recipients-file"

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -121,7 +120,7 @@ func (h *runHooks) check() error {
 		return usageErrorf("--notify-on %q: want %s or %s", h.notifyOn, notifyOnFailure, notifyOnAlways)
 	}
 	if h.notifyURL != "" {
-		u, err := url.Parse(h.notifyURL)
+		u, err := redact.ParseURL(h.notifyURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return usageErrorf("--notify %s: want an http:// or https:// URL", redact.Webhook(h.notifyURL))
 		}

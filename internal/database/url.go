@@ -57,19 +57,10 @@ func ParseURL(raw string) (Source, error) {
 	return Source{}, fmt.Errorf("parse database URL: unsupported scheme %q (want postgres, postgresql, pgsql or sqlite)", scheme)
 }
 
-// urlError drops the URL from a net/url error: it may hold a password.
-func urlError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
 func parsePostgres(raw string) (Source, error) {
-	u, err := url.Parse(raw)
+	u, err := redact.ParseURL(raw)
 	if err != nil {
-		return Source{}, fmt.Errorf("parse database URL: %w", urlError(err))
+		return Source{}, fmt.Errorf("parse database URL: %w", err)
 	}
 	// pgx knows postgres:// and postgresql:// only; dj-database-url also accepts pgsql://.
 	u.Scheme = "postgres"
@@ -107,9 +98,9 @@ func parsePostgres(raw string) (Source, error) {
 const DefaultConnectTimeout = 10
 
 func parseSQLite(raw string) (Source, error) {
-	u, err := url.Parse(raw)
+	u, err := redact.ParseURL(raw)
 	if err != nil {
-		return Source{}, fmt.Errorf("parse database URL: %w", urlError(err))
+		return Source{}, fmt.Errorf("parse database URL: %w", err)
 	}
 	if u.Host == ":memory:" || u.Path == ":memory:" || (u.Host == "" && (u.Path == "" || u.Path == "/")) {
 		return Source{}, errors.New("parse database URL: in-memory SQLite databases cannot be backed up or restored; give a file, sqlite:////absolute/path.sqlite3")

@@ -49,6 +49,11 @@ func TestParseURL(t *testing.T) {
 		{url: "postgres://u:p@h:port/d", err: "invalid port"},
 		{url: "", err: "empty"},
 		{url: "/var/db.sqlite3", err: "no scheme"},
+		// A password holding "/", "?" or "#" unencoded: refused without quoting a piece of it.
+		{url: "postgres://u:ab#tail@h/d", err: "percent-encoded"},
+		{url: "postgres://u:1/tail@h/d", err: "percent-encoded"},
+		{url: "postgres://u:1?tail@h/d", err: "percent-encoded"},
+		{url: "postgres://u:ab/tail@h/d", err: "percent-encoded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
@@ -57,7 +62,7 @@ func TestParseURL(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("ParseURL(%q) = %+v, %v; want error containing %q", tt.url, src, err, tt.err)
 				}
-				if strings.Contains(err.Error(), "p@h") || strings.Contains(err.Error(), ":p@") {
+				if strings.Contains(err.Error(), "p@h") || strings.Contains(err.Error(), ":p@") || strings.Contains(err.Error(), "tail") {
 					t.Errorf("error %q leaks the password", err)
 				}
 				return

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -344,11 +345,17 @@ func IsEncryptedFile(file string) bool {
 }
 
 // readKeyFile reads a key file the operator named: a file or a pipe (--identity
-// <(pass show key)), but not an endless stream (/dev/zero) that would take the memory.
+// <(pass show key)), but not an endless stream (/dev/zero) that would take the memory. A name
+// that does not open is not repeated: it may be the key or the passphrase itself, given where
+// a file name belongs (WNB_AGE_IDENTITY_FILE=AGE-SECRET-KEY-1…).
 func readKeyFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("the file named does not open (%w); its name is not shown, in case it is a key or a passphrase given by mistake", err)
 	}
 	defer f.Close()
 	data, err := storage.ReadLimited(f, maxKeyFileSize)

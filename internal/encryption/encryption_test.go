@@ -367,3 +367,16 @@ func TestKeyFilesBounded(t *testing.T) {
 		}
 	}
 }
+
+// A key or passphrase given where a file name belongs is not repeated in the error.
+func TestKeyFileNameNotRepeated(t *testing.T) {
+	const secret = "AGE-SECRET-KEY-1QQQSECRETSECRET"
+	_, err1 := ReadIdentityFile(secret)
+	_, err2 := ReadPassphrase("hunter2 my passphrase", "")
+	_, err3 := ReadRecipientsFile(secret)
+	for _, err := range []error{err1, err2, err3} {
+		if err == nil || strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "not shown") {
+			t.Errorf("error %v", err)
+		}
+	}
+}

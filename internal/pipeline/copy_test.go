@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -191,6 +194,16 @@ func TestCopyBadSource(t *testing.T) {
 			f.Close()
 		}, outcome.Refused, "manifest_sha256"},
 		{"incomplete", func(dir string) { os.Remove(filepath.Join(dir, layout.FileMetadata)) }, outcome.Refused, "incomplete"},
+		// A manifest cut short, its sum put right in the metadata: what the metadata says the
+		// backup holds is not all listed.
+		{"fixture unlisted", func(dir string) {
+			fixture := readMetadata(t, dir).Models[0].File
+			rewriteSums(t, dir, func(l string) bool { return !strings.HasSuffix(l, "  "+fixture) })
+		}, outcome.Refused, readMetadata(t, backup).Models[0].File + " (" + readMetadata(t, backup).Models[0].Label + ")"},
+		{"file unlisted", func(dir string) {
+			rewriteSums(t, dir, func(l string) bool { return !strings.HasSuffix(l, "  "+victim) })
+		}, outcome.Refused, "an incomplete backup"},
+		{"manifest emptied", func(dir string) { rewriteSums(t, dir, func(string) bool { return false }) }, outcome.Refused, "an incomplete backup"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -445,5 +458,35 @@ func TestCopyDestinationUnreadable(t *testing.T) {
 	_, err := s.Coordinator.Copy(context.Background(), copyOptions(backup, s3.URL("offsite", "nightly", "")))
 	if err == nil || outcome.Of(err).Status == outcome.Refused || strings.Contains(err.Error(), "already holds") || !strings.Contains(err.Error(), "nothing was copied") {
 		t.Fatalf("copy into an unreadable destination: %v (%s); want a failure saying nothing was copied, not a refusal", err, outcome.Of(err).Status)
+	}
+}
+
+// rewriteSums keeps the lines of dir's SHA256SUMS that keep says to, and puts the new sum in
+// its metadata's manifest_sha256, as someone covering their tracks would.
+func rewriteSums(t *testing.T, dir string, keep func(line string) bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, layout.FileSums))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if l != "" && keep(strings.TrimSuffix(l, "\n")) {
+			out.WriteString(l)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, layout.FileSums), []byte(out.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var meta map[string]any
+	raw, err := os.ReadFile(filepath.Join(dir, layout.FileMetadata))
+	if err != nil || json.Unmarshal(raw, &meta) != nil {
+		t.Fatalf("read metadata: %v", err)
+	}
+	sum := sha256.Sum256([]byte(out.String()))
+	meta["manifest_sha256"] = hex.EncodeToString(sum[:])
+	raw, _ = json.Marshal(meta)
+	if err := os.WriteFile(filepath.Join(dir, layout.FileMetadata), raw, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	neturl "net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -207,6 +208,13 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.Timeout(5 * time.Second),
 	}
+	for _, one := range strings.Split(url, ",") {
+		// nats.go parses each server itself, and would look a password's head up as a host
+		// when the password holds "/" (nats://user:12/tail@host).
+		if _, err := redact.ParseURL(strings.TrimSpace(one)); err != nil && strings.Contains(one, "://") {
+			return nil, fmt.Errorf("connect to nats %s: %w", redact.URL(url), err)
+		}
+	}
 	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats %s: %w", redact.URL(url), withoutURL(err))
@@ -214,9 +222,12 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// withoutURL drops the location from a net/url error (a URL that does not parse): it is
-// printed raw, password included; the caller names the location redacted.
+// withoutURL drops the location from a net/url error: it is printed raw, password included;
+// the caller names the location redacted. A parse error's own words quote no piece of it.
 func withoutURL(err error) error {
+	if perr := redact.ParseError(err); perr != err {
+		return perr
+	}
 	var ue *neturl.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s URL: %w", ue.Op, ue.Err)

@@ -161,6 +161,8 @@ func TestConnectErrorHidesCredentials(t *testing.T) {
 		"nats://" + secret + "@127.0.0.1:bad",
 		"nats://127.0.0.1:1,nats://u:" + secret + "@127.0.0.1:x",
 		"nats://u:" + secret + "@127.0.0.1:1",
+		"nats://u:12/" + secret + "@127.0.0.1:4222", // "/" in a password: not a host to look up
+		"nats://u:ab/" + secret + "@127.0.0.1:4222",
 	} {
 		nc, err := Connect(u, "test", nats.MaxReconnects(0), nats.Timeout(time.Second))
 		if err == nil {

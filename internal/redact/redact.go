@@ -3,6 +3,8 @@
 package redact
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -175,4 +177,39 @@ func nestedLocation(param string) (string, bool) {
 		return rawName + "=" + r, true
 	}
 	return rawName + "=" + url.QueryEscape(r), true
+}
+
+// encodeHint says what usually makes a location with credentials fail to parse.
+const encodeHint = "a user name or password holding / ? # @ : %, or a space, must be percent-encoded"
+
+// quoted matches a Go-quoted string in an error's text.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// ParseError returns err, unless it is (or wraps) net/url's refusal to parse a location: that
+// names the piece it refused, quoted ("invalid port \":Hd8\" after host"), and when a password
+// holds a reserved character the piece is part of the password. The error returned then says
+// why without quoting anything.
+func ParseError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.Op != "parse" {
+		return err
+	}
+	return fmt.Errorf("not a valid URL (%s): %s", quoted.ReplaceAllString(ue.Err.Error(), "…"), encodeHint)
+}
+
+// ParseURL parses a location that may hold credentials as url.Parse does, but no error quotes
+// a part of it (see ParseError). A location with no user name and an "@" in its path,
+// fragment, or query before any "=" is refused the same way: a password holding "/", "?" or
+// "#" ended the authority early (postgres://u:12/tail@host/db parses as host "u", port 12),
+// and its tail would be taken for a path, or its head for a host to look up.
+func ParseURL(location string) (*url.URL, error) {
+	u, err := url.Parse(location)
+	if err != nil {
+		return nil, ParseError(err)
+	}
+	query, _, _ := strings.Cut(u.RawQuery, "=")
+	if u.User == nil && strings.Contains(u.Path+u.Fragment+query, "@") {
+		return nil, fmt.Errorf("not a valid URL (an \"@\" after the host): %s", encodeHint)
+	}
+	return u, nil
 }

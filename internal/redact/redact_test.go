@@ -100,3 +100,37 @@ func TestWebhook(t *testing.T) {
 		}
 	}
 }
+
+// A password holding a reserved character makes net/url refuse the location, or take part of
+// it for a host or a path; no piece of the password may reach the error.
+func TestParseURLQuotesNothing(t *testing.T) {
+	for _, tt := range []struct{ url, secret string }{
+		{"postgres://wn:Hd8#kq2/Ld@db.internal:5432/webnovel", "Hd8"},
+		{"postgres://wn:Hd8?kq2@db.internal:5432/webnovel", "Hd8"},
+		{"postgres://wn:123/TailOfPassword@127.0.0.1:5432/webnovel", "TailOfPassword"},
+		{"postgres://wn:123?TailOfPassword@127.0.0.1:5432/webnovel", "TailOfPassword"},
+		{"postgres://wn:123#TailOfPassword@127.0.0.1:5432/webnovel", "TailOfPassword"},
+		{"nats://u:Xy7/Qz9SECRET@127.0.0.1:4222", "Xy7"},
+		{"nats://tok/enSECRET@127.0.0.1:4222", "enSECRET"},
+		{"http://u:Xy7/QzSECRET@127.0.0.1:9", "Xy7"},
+		{"http://u:p%zzSECRET@127.0.0.1:9", "SECRET"},
+		{"http://u:p ass SECRET@127.0.0.1:9", "SECRET"},
+	} {
+		_, err := ParseURL(tt.url)
+		if err == nil {
+			t.Errorf("%s parsed", URL(tt.url))
+			continue
+		}
+		if strings.Contains(err.Error(), tt.secret) || !strings.Contains(err.Error(), "percent-encoded") {
+			t.Errorf("ParseURL: %v (want no %q and the hint)", err, tt.secret)
+		}
+	}
+	for _, ok := range []string{
+		"postgres://u:p%2Fw@h/d", "postgres://h/d?user=me@example.com&sslmode=disable",
+		"nats://127.0.0.1:4222", "https://hooks.example/services/T/B/x", "s3://bucket/prefix",
+	} {
+		if _, err := ParseURL(ok); err != nil {
+			t.Errorf("ParseURL(%s): %v", ok, err)
+		}
+	}
+}

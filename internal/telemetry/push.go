@@ -47,14 +47,17 @@ func Push(ctx context.Context, gateway, command string) error {
 	target := PushURL(gateway, host, command)
 	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
+	if _, err := redact.ParseURL(gateway); err != nil {
+		return fmt.Errorf("push metrics to %s: %w", redact.URL(gateway), err)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("push metrics to %s: %s", redact.URL(gateway), redact.URL(err.Error()))
+		return fmt.Errorf("push metrics to %s: %s", redact.URL(gateway), redact.URL(redact.ParseError(err).Error()))
 	}
 	req.Header.Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("push metrics to %s: %s", redact.URL(gateway), redact.URL(err.Error()))
+		return fmt.Errorf("push metrics to %s: %s", redact.URL(gateway), redact.URL(redact.ParseError(err).Error()))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
