@@ -679,7 +679,7 @@ func (r *backupRun) planFiles(ctx context.Context) error {
 	for _, sp := range r.files.Special {
 		r.log.Warn(sp.Warning)
 	}
-	for _, w := range r.files.Modes {
+	for _, w := range append(r.files.Modes, r.files.Times...) {
 		r.log.Warn(w)
 	}
 	return nil
@@ -860,6 +860,7 @@ func (r *backupRun) collectFiles(ctx context.Context) error {
 		r.countSkipped(sp.Kind, 1)
 	}
 	r.warnings = append(r.warnings, r.files.Modes...)
+	r.warnings = append(r.warnings, r.files.Times...)
 	for _, id := range slices.Sorted(maps.Keys(r.results)) {
 		res := r.results[id]
 		r.warnings = append(r.warnings, res.Warnings...)
@@ -1139,6 +1140,9 @@ type filePlanInfo struct {
 	// Modes are warnings naming the files whose mode the backup does not keep as it is (no
 	// permissions at all; setuid, setgid or sticky bits), at most maxModeWarnings and a count.
 	Modes []string `json:"modes,omitempty"`
+	// Times are warnings naming the files whose modification time the backup cannot record
+	// (noteTime), at most maxModeWarnings and a count.
+	Times []string `json:"times,omitempty"`
 	// NewBytes is the bytes of the planned files that are stored anew: the files an
 	// incremental backup reuses from its base take no space (local: hard links; S3: objects
 	// already stored), so the free-space check counts only these.
@@ -1306,8 +1310,9 @@ type copyPlanner struct {
 	// reused file counting for less than a copied one.
 	loadFiles int
 	loadBytes int64
-	// modeNotes counts the files whose mode the backup does not keep as it is (noteMode).
-	modeNotes int
+	// modeNotes counts the files whose mode the backup does not keep as it is (noteMode);
+	// timeNotes those whose time it cannot record (noteTime).
+	modeNotes, timeNotes int
 	// tooLong counts the files an encrypted backup folder cannot hold, the first of them
 	// named in tooLongNames (noteSealedName).
 	tooLong      int

@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
@@ -158,7 +160,7 @@ func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
 	p.noteMode(obj)
 	p.noteSealedName(obj.Key)
 	e := messages.FileEntry{Key: obj.Key, Size: obj.Size, Mode: uint32(obj.Mode.Perm()), ETag: obj.ETag}
-	if obj.ETag == "" && !obj.ModTime.IsZero() {
+	if obj.ETag == "" && !obj.ModTime.IsZero() && p.noteTime(obj) {
 		e.ModTime = obj.ModTime.UnixNano()
 	}
 	e.Path = layout.FilesDir + "/" + obj.Key
@@ -229,6 +231,34 @@ func (p *copyPlanner) noteMode(obj storage.Object) {
 	} else {
 		p.info.Modes[maxModeWarnings] = more
 	}
+}
+
+// Modification times are recorded in nanoseconds since 1970 in an int64: 1677 to 2262.
+var (
+	minRecordedTime = time.Unix(0, math.MinInt64+1)
+	maxRecordedTime = time.Unix(0, math.MaxInt64)
+)
+
+// noteTime tells whether obj's modification time can be recorded, and warns by name (at most
+// maxModeWarnings, then a count) about a file whose time cannot: it is taken as unknown, so
+// that it is never deemed unchanged by its time (every backup copies it again) rather than
+// compared by a wrapped-around value.
+func (p *copyPlanner) noteTime(obj storage.Object) bool {
+	if !obj.ModTime.Before(minRecordedTime) && !obj.ModTime.After(maxRecordedTime) {
+		return true
+	}
+	p.timeNotes++
+	switch {
+	case p.timeNotes <= maxModeWarnings:
+		p.info.Times = append(p.info.Times, fmt.Sprintf("file %s has a modification time (%s) outside the years 1678 to 2262 that a backup records: every backup copies it again, and a restore from an archive or an S3 copy may not give its time back",
+			storage.QuoteKey(obj.Key), obj.ModTime.UTC().Format(time.RFC3339)))
+	case p.timeNotes == maxModeWarnings+1:
+		p.info.Times = append(p.info.Times, "")
+		fallthrough
+	default:
+		p.info.Times[maxModeWarnings] = fmt.Sprintf("%d more files have a modification time outside the years 1678 to 2262", p.timeNotes-maxModeWarnings)
+	}
+	return false
 }
 
 // unkeptBits names the setuid, setgid and sticky bits of m.

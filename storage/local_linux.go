@@ -25,7 +25,12 @@ func startWriteback(f *os.File) {
 // setModTime sets f's modification time through its descriptor (futimens), leaving its access
 // time as it is.
 func setModTime(f *os.File, _ *os.Root, _ string, mtime time.Time) error {
-	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(mtime.UnixNano())}
+	// Not through UnixNano, which covers only 1678 to 2262.
+	m, err := unix.TimeToTimespec(mtime)
+	if err != nil {
+		return err
+	}
+	ts := [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, m}
 	return control(f, func(fd int) error {
 		// utimensat(fd, NULL, ...) is futimens(3): the descriptor's file itself.
 		_, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)

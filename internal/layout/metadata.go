@@ -288,6 +288,24 @@ func (f *FilesSummary) RecordMode(p string, mode fs.FileMode) {
 // FormatMode writes permissions as metadata records them: "0640".
 func FormatMode(m fs.FileMode) string { return fmt.Sprintf("%04o", uint32(m.Perm())) }
 
+// checkModes refuses recorded permissions a restore could not give back: a default or a key
+// of modes that is no octal mode of at most 0777 would otherwise leave each file it covers
+// with its copy's 0600, silently.
+func (f *FilesSummary) checkModes() error {
+	if _, ok := parseMode(f.DefaultMode); f.DefaultMode != "" && !ok {
+		return fmt.Errorf("files.default_mode %q: want an octal mode from 0000 to 0777", f.DefaultMode)
+	}
+	for k, paths := range f.Modes {
+		if _, ok := parseMode(k); !ok {
+			return fmt.Errorf("files.modes: key %q: want an octal mode from 0000 to 0777", k)
+		}
+		if f.DefaultMode == "" && len(paths) > 0 {
+			return fmt.Errorf("files.modes: %s lists files but files.default_mode is missing", k)
+		}
+	}
+	return nil
+}
+
 func parseMode(s string) (fs.FileMode, bool) {
 	v, err := strconv.ParseUint(s, 8, 32)
 	if err != nil || v > 0o777 {
@@ -467,6 +485,9 @@ func (m *Metadata) check() error {
 	}
 	if e := m.Files.NameEncoding; e != "" && e != NamesEscaped {
 		return fmt.Errorf("files.name_encoding %q: this tool knows only %q", e, NamesEscaped)
+	}
+	if err := m.Files.checkModes(); err != nil {
+		return err
 	}
 	if m.ManifestSHA256 != "" && !isHexSHA256(m.ManifestSHA256) {
 		return fmt.Errorf("manifest_sha256 %q is not 64 hex digits", m.ManifestSHA256)

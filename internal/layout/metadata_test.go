@@ -180,6 +180,10 @@ func TestParseMetadataErrors(t *testing.T) {
 		{"negative rows", `{"backup_timestamp": "2024-12-01T14:30:22", "models": [{"label": "a.b", "file": "x.json", "rows": -1}]}`, "negative rows"},
 		{"negative files", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"count": -1}}`, "negative count"},
 		{"trailing", `{"backup_timestamp": "2024-12-01T14:30:22"} {}`, "invalid character"},
+		{"default mode not octal", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "abc"}}`, `files.default_mode "abc"`},
+		{"default mode too wide", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "4777"}}`, `files.default_mode "4777"`},
+		{"mode key not octal", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "0644", "modes": {"rw-": ["files/a"]}}}`, `key "rw-"`},
+		{"modes without default", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"modes": {"0600": ["files/a"]}}}`, "default_mode is missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

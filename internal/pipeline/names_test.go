@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
@@ -316,5 +319,56 @@ func TestModesNotKeptAreNamed(t *testing.T) {
 	}
 	if hasWarning(rep.Warnings, "bin/plain") {
 		t.Errorf("a warning names bin/plain, whose mode is kept: %q", rep.Warnings)
+	}
+}
+
+// A file dated past 2262 (or before 1678), which a backup cannot record in nanoseconds, is
+// named by a warning; a folder backup's copy and the restore still keep its time, and a second
+// backup copies it again rather than trust a time it could not compare.
+func TestTimesNotRecordedAreNamed(t *testing.T) {
+	p := sqlitePlatform(t, demo.Options{Books: 1, ChaptersPerBook: 1, Users: 1, Authors: 1, Languages: 1, Seed: 6, NoFiles: true})
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	full := filepath.Join(p.storage, "far", "future.txt")
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte("far"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := unix.TimeToTimespec(far) // not os.Chtimes: it goes through UnixNano too
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.UtimesNano(full, []unix.Timespec{ts, ts}); err != nil {
+		t.Fatal(err)
+	}
+	s := startSession(t, p, 2, queue.Config{})
+	dir := t.TempDir()
+	rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(rep.Warnings, "far/future.txt", "2300-01-01", "1678 to 2262") {
+		t.Errorf("no warning names far/future.txt: %q", rep.Warnings)
+	}
+	if fi, err := os.Stat(filepath.Join(rep.Path, "files", "far", "future.txt")); err != nil || !fi.ModTime().Equal(far) {
+		t.Errorf("the backup's copy: %v, %v; want dated %v", fi.ModTime(), err, far)
+	}
+	if err := os.Remove(full); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Coordinator.Restore(context.Background(), coordinator.RestoreOptions{Source: rep.Path, StorageURL: p.storage, SkipDB: true}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(full); err != nil || !fi.ModTime().Equal(far) {
+		t.Errorf("the restored file: %v, %v; want dated %v", fi.ModTime(), err, far)
+	}
+	time.Sleep(1100 * time.Millisecond) // backup names are per second
+	again, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta := readMetadata(t, again.Path); meta.Files.New.Files != 1 {
+		t.Errorf("the second backup stored %d files anew, want the far-dated one", meta.Files.New.Files)
 	}
 }
