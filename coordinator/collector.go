@@ -144,7 +144,7 @@ func (c *collector) result(r *messages.Result, now time.Time) error {
 		return nil
 	}
 	if r.Error != "" {
-		return &TaskError{Task: r.Task, Cause: fmt.Sprintf("%s (attempt %d on worker %s)", r.Error, r.Attempt, r.Worker)}
+		return &TaskError{Task: r.Task, Cause: fmt.Sprintf("%s (attempt %d on worker %s)", r.Error, r.Attempt, r.Worker), Result: r}
 	}
 	delete(c.pending, r.Task)
 	delete(c.bySeq, p.seq)

@@ -104,6 +104,11 @@ type RestorePlan struct {
 	// Migrations compares the backup's recorded Django migrations with the target's (nil
 	// when no database is restored).
 	Migrations *database.MigrationCheck
+	// Space is the free-space check of a local storage folder (nil: S3, no files, or files
+	// staged in the storage already).
+	Space *SpaceCheck
+	// space is what the planned files take in a local storage folder (see checkRestoreSpace).
+	space *spaceTally
 	// verify is the fixtures' checksum check when the load runs it (see deferFixtureSums).
 	verify func(context.Context) error
 	// pass is the check's hashes of what the load reads (see loadOptions).
@@ -120,7 +125,17 @@ type RestoreReport struct {
 	Bytes    int64
 	Failed   int64
 	Failures []string
-	Duration time.Duration
+	// Stopped is why the file copies ended before every task finished (a task failed for
+	// good: a full disk, say; the run stalled or was interrupted), empty when they all
+	// finished. Files and Bytes then count the files known to be in place: the finished
+	// tasks', and those the failed task put in place before it failed. Unfinished is the
+	// planned files not counted as restored or failed. FilesAtLeast: more may be in place
+	// than counted (tasks still running then, or an earlier attempt of the failed task), and
+	// Unfinished is at most that many.
+	Stopped      string
+	Unfinished   int64
+	FilesAtLeast bool
+	Duration     time.Duration
 	// TraceID is the run's trace (hex), empty when tracing is off.
 	TraceID string
 }
@@ -585,6 +600,9 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 	if err := refuseNothingToRestore(o, models, chk.plan.Files); err != nil {
 		return chk, err
 	}
+	if err := checkRestoreSpace(chk.plan, chk.dec != nil && chk.dec.stage != nil); err != nil {
+		return chk, err
+	}
 	if len(o.Models) > 0 && chk.plan.Files > 0 {
 		// --models narrows the database only: say that the whole storage is written too.
 		chk.plan.Warnings = append(chk.plan.Warnings, fmt.Sprintf("--models restores only those tables, but all %d storage files of the backup are restored too, over the storage's copies: add --skip-files to leave the storage as it is", chk.plan.Files))
@@ -910,6 +928,7 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, tasks 
 		meter.finish(r.Task, r.Bytes)
 	})
 	if err != nil {
+		countStopped(rep, tasks, results, err)
 		return err
 	}
 	// A worker killed while writing leaves its temporary file in the storage; the task was
@@ -919,6 +938,12 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, tasks 
 			c.log.Warn("remove leftover temporary files from the storage", "err", err)
 		}
 	}
+	countRestored(rep, results)
+	return nil
+}
+
+// countRestored adds the finished tasks' results to the report.
+func countRestored(rep *RestoreReport, results map[string]*messages.Result) {
 	for _, id := range slices.Sorted(maps.Keys(results)) {
 		r := results[id]
 		rep.Files += r.Files
@@ -926,7 +951,33 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, tasks 
 		rep.Failed += r.Failed
 		rep.Failures = append(rep.Failures, r.Failures...)
 	}
-	return nil
+}
+
+// countStopped counts, when the file copies stopped (err) before every task finished, what is
+// known to be in the storage: the finished tasks' files, and those the failed task's last
+// attempt put in place before it failed (its final result says). The counts are exact only
+// when that task was the last one unfinished and failed at its first attempt: a task still
+// running, or an earlier attempt that got further, may have written more.
+func countStopped(rep *RestoreReport, tasks []*messages.Task, results map[string]*messages.Result, err error) {
+	countRestored(rep, results)
+	rep.Stopped = err.Error()
+	var failed *messages.Result
+	if te := (*TaskError)(nil); errors.As(err, &te) {
+		failed = te.Result
+	}
+	open := 0
+	for _, t := range tasks {
+		if results[t.ID] == nil {
+			open++
+			rep.Unfinished += int64(t.Copy.Keys)
+		}
+	}
+	if failed != nil {
+		rep.Files += failed.Files
+		rep.Bytes += failed.Bytes
+		rep.Unfinished -= failed.Files
+	}
+	rep.FilesAtLeast = failed == nil || failed.Attempt > 1 || open > 1
 }
 
 func topName(key string) string {

@@ -87,6 +87,9 @@ func newRestorePlanner(o RestoreOptions, work *restoreWork, source, prefix strin
 	if meta.Encryption != nil {
 		files = files.PlainNames()
 	}
+	if plan.space == nil {
+		plan.space = newSpaceTally(o.StorageURL)
+	}
 	return &restorePlanner{o: o, work: work, source: source, prefix: prefix, modeOf: files.RecordedModes(), plan: plan, decrypt: meta.Encryption != nil}
 }
 
@@ -119,6 +122,7 @@ func (p *restorePlanner) add(ctx context.Context, e messages.FileEntry) error {
 	p.cur.Copy.Bytes += e.Size
 	p.plan.Files++
 	p.plan.Bytes += e.Size
+	p.plan.space.file(e.Key, e.Size)
 	if p.cur.Copy.Keys >= p.o.FilesPerTask {
 		return p.flush(ctx)
 	}

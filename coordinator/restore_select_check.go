@@ -85,8 +85,10 @@ func (chk *restoreCheck) planSelectedStorage(ctx context.Context, src *restoreSo
 	chk.plan.Storage = b.String()
 	chk.work.live = &liveFiles{b: b, policy: sel.plan.OnConflict, plan: sel.plan, warn: func(w string) { chk.plan.Warnings = append(chk.plan.Warnings, w) }}
 	defer func() { chk.work.live = nil }()
-	chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec)
-	return err
+	if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec); err != nil {
+		return err
+	}
+	return checkRestoreSpace(chk.plan, false) // a selective restore stages nothing in the storage
 }
 
 // checkSelectedFixtures checks the backup's manifest and the sums of its fixtures; an

@@ -68,13 +68,17 @@ func NewRunID(t time.Time) string {
 type TaskError struct {
 	Task  string
 	Cause string
+	// Result is the task's final failed result, when a worker sent one: what the attempt did
+	// before it failed (a restore task's files put in place). Nil when the queue let the
+	// task go, or the run stalled.
+	Result *messages.Result
 }
 
 func (e *TaskError) Error() string { return fmt.Sprintf("task %s failed: %s", e.Task, e.Cause) }
 
 // dispatch publishes tasks and waits for a final result of every one. It returns the results
 // by task id, or the first task failure / stall / ctx error, after purging the run's leftover
-// tasks. Tasks in done (a resumed run's finished work) are not published again; their results
+// tasks, with the results of the tasks that had finished by then. Tasks in done (a resumed run's finished work) are not published again; their results
 // count. The decisions are the collector's; dispatch only feeds it.
 func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*messages.Task, done map[string]*messages.Result, progress func(*messages.Result)) (map[string]*messages.Result, error) {
 	col := newCollector(run, tasks, done, progress, c.collectTimings(), time.Now())
@@ -97,7 +101,7 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 	}
 	if err := c.collect(ctx, run, l, col); err != nil {
 		c.purge(run)
-		return nil, err
+		return col.results, err
 	}
 	return col.results, nil
 }

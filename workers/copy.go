@@ -74,7 +74,7 @@ func (w *Worker) copy(ctx context.Context, t *messages.Task) (res *messages.Resu
 	}
 	files, err := w.copyFiles(ctx, src, dst, c, restore, list, &written, ru)
 	if err != nil {
-		return nil, fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
+		return writtenBefore(files, restore), fmt.Errorf("copy %s: %w", copyScope(c.Prefix), err)
 	}
 	sums, err := gatherOutcomes(res, files, restore)
 	if err != nil {
@@ -200,6 +200,23 @@ func gatherOutcomes(res *messages.Result, files []*copiedFile, restore bool) (*b
 	return &sums, sw.Flush()
 }
 
+// writtenBefore is the result of a restore task that stopped midway (a full disk, say): the
+// files it put in place before, which stay there, so that the restore's report counts them
+// instead of nothing. A backup's stopped task has none: its staging is not the platform's.
+func writtenBefore(files []*copiedFile, restore bool) *messages.Result {
+	if !restore {
+		return nil
+	}
+	res := &messages.Result{}
+	for _, f := range files {
+		if f.err == nil {
+			res.Files++
+			res.Bytes += f.n
+		}
+	}
+	return res
+}
+
 // sumsEntry is a copied file's entry in the task's sums: what the backup's manifest and file
 // index record of it. Its modification time or ETag are the listing's, which the next
 // backup compares with the source's; a file that changed while it was read has none, so it is
@@ -289,9 +306,9 @@ func copyKeys(c *messages.CopyTask, restore bool, e messages.FileEntry) (srcKey,
 }
 
 // copyFiles copies every file of the key list, up to the worker's concurrency at once. A file
-// that cannot be copied stops the task (its first such error is returned) unless the task
-// goes on past it: a vanished file in a backup, any non-permanent failure in a restore. The
-// outcomes come back in list order. written counts the bytes of the files copied and being
+// that cannot be copied stops the task (its first such error is returned, with the outcomes of
+// the files begun before it) unless the task goes on past it: a vanished file in a backup, any
+// non-permanent failure in a restore. The outcomes come back in list order. written counts the bytes of the files copied and being
 // copied, as they are written (for progress).
 func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader, written *atomic.Int64, ru *reuser) ([]*copiedFile, error) {
 	seal, err := sealOf(c, restore)
@@ -339,7 +356,7 @@ func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *mes
 	}
 	wg.Wait()
 	if cause := context.Cause(ctx); cause != nil {
-		return nil, cause
+		return files, cause
 	}
 	return files, nil
 }

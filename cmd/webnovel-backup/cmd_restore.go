@@ -197,10 +197,11 @@ func (o *restoreOptions) confirm(con console) func(*coordinator.RestorePlan) (bo
 
 // preflight is what to check before the restore: reachability of the target, its schema
 // (migrated?), storage and queue; the restore checks the backup itself before it changes
-// anything. The storage check reads one file instead of summing every size (a restore has no
-// space to check, and the walk of a large storage, or of the working directory when ./media
-// does not exist yet, was most of a small restore's time), and is left out for a backup known
-// to hold no files; nor is the database measured.
+// anything. The storage check reads one file instead of summing every size (the restore
+// measures the free space itself, once its files are planned, and the walk of a large
+// storage, or of the working directory when ./media does not exist yet, was most of a small
+// restore's time), and is left out for a backup known to hold no files; nor is the database
+// measured.
 func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts []nats.Option) preflight.Config {
 	pc := preflight.Config{NATSURL: natsURL, NATSOptions: natsOpts, SpaceAfterPlan: true, NoDatabaseSize: true}
 	c := coordinator.PeekBackup(ctx, o.Source)
@@ -261,6 +262,9 @@ func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
 	}
 	if p.Storage != "" {
 		fmt.Fprintf(w, "  storage %s: write %d files (%d bytes), overwriting files with the same names\n", p.Storage, p.Files, p.Bytes)
+		if p.Space != nil {
+			fmt.Fprintf(w, "    free space: %s\n", p.Space)
+		}
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
@@ -268,11 +272,15 @@ func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
 }
 
 func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
-	fmt.Fprintln(w, "Restore finished:")
+	if r.Stopped != "" {
+		fmt.Fprintln(w, "Restore stopped:")
+	} else {
+		fmt.Fprintln(w, "Restore finished:")
+	}
 	for _, m := range r.Loaded {
 		fmt.Fprintf(w, "  %-32s %8d rows (had %d)\n", m.Label, m.Rows, m.Before)
 	}
-	fmt.Fprintf(w, "  files: %d restored (%d bytes), %d failed\n", r.Files, r.Bytes, r.Failed)
+	printRestoredFiles(w, r)
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "  failed: %s\n", f)
 	}
@@ -280,6 +288,25 @@ func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
 	if r.TraceID != "" {
 		fmt.Fprintf(w, "  trace %s\n", r.TraceID)
 	}
+}
+
+// printRestoredFiles prints the files' counts; when the copies stopped midway, as what is
+// known to be in the storage, what is not, and why they stopped.
+func printRestoredFiles(w io.Writer, r *coordinator.RestoreReport) {
+	if r.Stopped == "" {
+		fmt.Fprintf(w, "  files: %d restored (%d bytes), %d failed\n", r.Files, r.Bytes, r.Failed)
+		return
+	}
+	least, most := "", ""
+	if r.FilesAtLeast {
+		least, most = "at least ", "at most "
+	}
+	fmt.Fprintf(w, "  files: %s%d restored (%d bytes) before the copies stopped, %d failed, %s%d not restored\n",
+		least, r.Files, r.Bytes, r.Failed, most, r.Unfinished)
+	if r.FilesAtLeast {
+		fmt.Fprintln(w, "  (copies still running when they stopped may have written more)")
+	}
+	fmt.Fprintf(w, "  stopped: %s\n", r.Stopped)
 }
 
 // stdinIsTerminal reports whether a person can answer the confirmation prompt (/dev/null is a
@@ -305,19 +332,27 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 		Before int64  `json:"rows_before"`
 	}
 	out := struct {
-		Status          outcome.Status `json:"status"`
-		Error           string         `json:"error,omitempty"`
-		DryRun          bool           `json:"dry_run"`
-		RunID           string         `json:"run_id,omitempty"`
-		Backup          string         `json:"backup,omitempty"`
-		TraceID         string         `json:"trace_id,omitempty"`
-		Models          []model        `json:"models"`
-		Files           int64          `json:"files"`
-		Bytes           int64          `json:"bytes"`
-		Failed          int64          `json:"failed"`
-		Failures        []string       `json:"failures"`
-		Warnings        []string       `json:"warnings"`
-		DurationSeconds float64        `json:"duration_seconds"`
+		Status   outcome.Status `json:"status"`
+		Error    string         `json:"error,omitempty"`
+		DryRun   bool           `json:"dry_run"`
+		RunID    string         `json:"run_id,omitempty"`
+		Backup   string         `json:"backup,omitempty"`
+		TraceID  string         `json:"trace_id,omitempty"`
+		Models   []model        `json:"models"`
+		Files    int64          `json:"files"`
+		Bytes    int64          `json:"bytes"`
+		Failed   int64          `json:"failed"`
+		Failures []string       `json:"failures"`
+		// Stopped is why the file copies ended before every task finished; Files and Bytes
+		// then count what is known to be restored (at least, with FilesAtLeast), and
+		// Unfinished the files not counted.
+		Stopped      string `json:"files_stopped,omitempty"`
+		Unfinished   int64  `json:"files_not_restored,omitempty"`
+		FilesAtLeast bool   `json:"files_at_least,omitempty"`
+		// Space is the free-space check of a local storage folder.
+		Space           *coordinator.SpaceCheck `json:"space,omitempty"`
+		Warnings        []string                `json:"warnings"`
+		DurationSeconds float64                 `json:"duration_seconds"`
 		// Selection is the graph of a restore of selected rows (--book, --select).
 		Selection *coordinator.SubsetPlan `json:"selection,omitempty"`
 		// Migrations compares the backup's recorded Django migrations with the target's.
@@ -330,8 +365,9 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 	out.DryRun, out.RunID, out.TraceID = rep.DryRun, rep.RunID, rep.TraceID
 	out.Files, out.Bytes, out.Failed, out.DurationSeconds = rep.Files, rep.Bytes, rep.Failed, rep.Duration.Seconds()
 	out.Failures = append(out.Failures, rep.Failures...)
+	out.Stopped, out.Unfinished, out.FilesAtLeast = rep.Stopped, rep.Unfinished, rep.FilesAtLeast
 	if rep.Plan != nil {
-		out.Backup, out.Selection, out.Migrations = rep.Plan.Backup, rep.Plan.Subset, rep.Plan.Migrations
+		out.Backup, out.Selection, out.Migrations, out.Space = rep.Plan.Backup, rep.Plan.Subset, rep.Plan.Migrations, rep.Plan.Space
 		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
 		if rep.DryRun {
 			if err == nil {
