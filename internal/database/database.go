@@ -606,7 +606,10 @@ func (db *DB) Export(ctx context.Context, snapshotID string, m platform.Model, r
 
 // ExportWithWarnings is Export that also returns a warning for each value it had to write
 // changed, naming the model, pk and field: text stored as invalid UTF-8 (SQLite keeps any
-// bytes) is written with U+FFFD for each invalid byte, as a fixture can hold only Unicode.
+// bytes) is written with U+FFFD for each invalid byte, as a fixture can hold only Unicode. A
+// value written as dumpdata writes it that a restore refuses (a boolean of 2, an integer with
+// a fraction, a duration beyond an int64 of microseconds) is warned about too, so that the
+// operator learns of it at backup time.
 func (db *DB) ExportWithWarnings(ctx context.Context, snapshotID string, m platform.Model, r Range, f fixture.Format, w io.Writer) (int64, []string, error) {
 	p, err := newExportPlan(m, db.src.Engine)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -142,9 +143,100 @@ func (p *exportPlan) appendJSON(dst []byte, pk []byte, f *exportField, v []byte)
 func (p *exportPlan) takeWarnings() []string {
 	w := p.warnings
 	if p.unnamed > 0 {
-		w = append(w, fmt.Sprintf("%s: %d more values of invalid UTF-8 text were written with U+FFFD in place of the invalid bytes", p.m.Label, p.unnamed))
+		w = append(w, fmt.Sprintf("%s: %d more values were written changed or as a restore refuses them, as the warnings before say", p.m.Label, p.unnamed))
 	}
 	return w
+}
+
+// warnNotBool records that a BooleanField of row pk holds v, neither 0 nor 1: Django's
+// dumpdata writes such a value as it is, but a restore (like Django's BooleanField) takes
+// only a boolean, 0 or 1, so the row could not come back.
+func (p *exportPlan) warnNotBool(pk []byte, f *exportField, v []byte) {
+	p.warnRow(pk, f, fmt.Sprintf("the stored value %s is not a boolean (0 or 1); the backup holds it as dumpdata writes it, which a restore refuses: fix the value", v))
+}
+
+// appendDuration appends a duration of days whole days and 0 <= us < one day more as Django
+// writes the timedelta. One beyond what a timedelta holds is refused: Django could not read
+// it. One whose microseconds do not fit in an int64 is written exactly, with a warning: a
+// restore holds durations as int64 microseconds (SQLite's bigint, what Django stores there)
+// and refuses it.
+func (p *exportPlan) appendDuration(dst, pk []byte, f *exportField, days, us int64) ([]byte, error) {
+	if days > maxDurationDays || days < -maxDurationDays {
+		return dst, fmt.Errorf("duration of %d days is beyond what a Python timedelta holds (±%d days)", days, maxDurationDays)
+	}
+	if _, ok := addDays(us, days); !ok {
+		p.warnRow(pk, f, fmt.Sprintf("the duration of %d days is beyond the ±106751991 days a restore holds (int64 microseconds); the backup holds it exactly, but a restore refuses it", days))
+	}
+	return fixture.AppendDurationDays(dst, days, us), nil
+}
+
+// inInt64 reports whether x is in the range of an int64 (NaN is not).
+func inInt64(x float64) bool { return x >= -(1<<63) && x < 1<<63 }
+
+// appendIntReal appends a real number x stored in an integer field f of row pk, as Django
+// writes the float it reads. One beyond an int64 is refused: no restore can write it back
+// into the column. One with a fraction is written with a warning: a restore refuses it.
+func (p *exportPlan) appendIntReal(dst, pk []byte, f *exportField, x float64) ([]byte, error) {
+	if !inInt64(x) {
+		return dst, fmt.Errorf("integer field holds %v, which no 64-bit integer holds; fix the value", x)
+	}
+	if x != math.Trunc(x) {
+		p.warnRow(pk, f, fmt.Sprintf("the stored value %s has a fraction; the backup holds it as dumpdata writes it, which a restore refuses in an integer field: fix the value", fixture.AppendFloat(nil, x)))
+	}
+	return fixture.AppendFloat(dst, x), nil
+}
+
+// appendPGInt appends an IntegerField's text. An integer column's is its digits; a numeric or
+// float column's is read exactly, not through a float: a whole number is written as its
+// digits when it fits an int64 (what a restore can write back) and refused when not, one
+// with a fraction written as it is with a warning, as a restore refuses it.
+func (p *exportPlan) appendPGInt(dst, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	if _, ok := plainInt(v); ok {
+		return append(dst, v...), nil
+	}
+	if _, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+		return append(dst, v...), nil
+	}
+	r, ok := new(big.Rat).SetString(string(v))
+	if !ok || !numberText(v) {
+		return dst, fmt.Errorf("integer field holds %q, not a number", v)
+	}
+	if r.IsInt() {
+		if !r.Num().IsInt64() {
+			return dst, fmt.Errorf("integer field holds %q, which no 64-bit integer holds; fix the value", v)
+		}
+		return fixture.AppendInt(dst, r.Num().Int64()), nil
+	}
+	p.warnRow(pk, f, fmt.Sprintf("the stored value %s has a fraction; the backup holds it as it is, which a restore refuses in an integer field: fix the value", v))
+	return append(dst, v...), nil
+}
+
+// numberText reports whether v holds only what a JSON number holds: digits, signs, a point
+// and an exponent (PostgreSQL writes numeric and float values so; big.Rat takes more).
+func numberText(v []byte) bool {
+	for _, c := range v {
+		if (c < '0' || c > '9') && c != '-' && c != '+' && c != '.' && c != 'e' && c != 'E' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendPGBool appends a BooleanField's text: a boolean column's t or f, or an integer
+// column's digits, which Django writes as the integer (a restore takes 0 and 1 as booleans
+// and refuses the rest).
+func (p *exportPlan) appendPGBool(dst, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	switch string(v) {
+	case "t", "f":
+		return fixture.AppendBool(dst, v[0] == 't'), nil
+	case "0", "1":
+		return append(dst, v...), nil
+	}
+	if _, err := strconv.ParseInt(string(v), 10, 64); err != nil {
+		return dst, fmt.Errorf("boolean field holds %q, neither a boolean nor an integer", v)
+	}
+	p.warnNotBool(pk, f, v)
+	return append(dst, v...), nil
 }
 
 // objectAfterPK is what BeginObject writes after the pk.
@@ -281,7 +373,7 @@ func (p *exportPlan) appendPGRow(dst []byte, vals [][]byte) ([]byte, error) {
 		case len(p.bin) > i+1 && p.bin[i+1] == textJSONB:
 			dst, err = p.appendJSONB(dst, pk, f, v)
 		case len(p.bin) > i+1 && p.bin[i+1] != binNone:
-			dst, err = appendBinary(dst, p.bin[i+1], v)
+			dst, err = p.appendBinary(dst, pk, f, p.bin[i+1], v)
 		default:
 			dst, err = p.appendPGText(dst, pk, f, v)
 		}
@@ -302,9 +394,9 @@ func (p *exportPlan) appendPGText(dst []byte, pk []byte, f *exportField, v []byt
 			p.warnInvalid(pk, f)
 		}
 	case kindInt:
-		dst = append(dst, v...)
+		dst, err = p.appendPGInt(dst, pk, f, v)
 	case kindBool:
-		dst = fixture.AppendBool(dst, len(v) > 0 && v[0] == 't')
+		dst, err = p.appendPGBool(dst, pk, f, v)
 	case kindFloat:
 		var x float64
 		if x, err = strconv.ParseFloat(string(v), 64); err == nil {
@@ -322,9 +414,9 @@ func (p *exportPlan) appendPGText(dst []byte, pk []byte, f *exportField, v []byt
 	case kindUUID:
 		dst, err = fixture.AppendUUID(dst, v)
 	case kindDuration:
-		var us int64
-		if us, err = parseInterval(v); err == nil {
-			dst = fixture.AppendDuration(dst, us)
+		var days, us int64
+		if days, us, err = parseIntervalDays(v); err == nil {
+			dst, err = p.appendDuration(dst, pk, f, days, us)
 		}
 	case kindJSON:
 		dst, err = p.appendJSON(dst, pk, f, v)
@@ -359,9 +451,9 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 				dst = append(dst, "null"...)
 			}
 		case int64:
-			dst, err = f.appendSQLiteInt(dst, v)
+			dst, err = p.appendSQLiteInt(dst, pkText, f, v)
 		case float64:
-			dst, err = f.appendSQLiteFloat(dst, v)
+			dst, err = p.appendSQLiteFloat(dst, pkText, f, v)
 		case string:
 			// Read only: a view of the string's bytes spares a copy per value.
 			dst, err = p.appendSQLiteText(dst, pkText, f, unsafe.Slice(unsafe.StringData(v), len(v)))
@@ -377,13 +469,15 @@ func (p *exportPlan) appendSQLiteRow(dst []byte, vals []any) ([]byte, error) {
 	return fixture.EndObject(dst), nil
 }
 
-func (f *exportField) appendSQLiteInt(dst []byte, v int64) ([]byte, error) {
+// appendSQLiteInt appends an INTEGER value of field f of row pk.
+func (p *exportPlan) appendSQLiteInt(dst, pk []byte, f *exportField, v int64) ([]byte, error) {
 	switch f.kind {
 	case kindBool:
 		// Django: bool(value) if value in (1, 0) else value.
 		if v == 0 || v == 1 {
 			return fixture.AppendBool(dst, v == 1), nil
 		}
+		p.warnNotBool(pk, f, fixture.AppendInt(nil, v))
 		return fixture.AppendInt(dst, v), nil
 	case kindDuration:
 		return fixture.AppendDuration(dst, v), nil
@@ -399,13 +493,28 @@ func (f *exportField) appendSQLiteInt(dst []byte, v int64) ([]byte, error) {
 	return dst, fmt.Errorf("integer %d where a %s is expected", v, kindName(f.kind))
 }
 
-func (f *exportField) appendSQLiteFloat(dst []byte, v float64) ([]byte, error) {
+// appendSQLiteFloat appends a REAL value of field f of row pk.
+func (p *exportPlan) appendSQLiteFloat(dst, pk []byte, f *exportField, v float64) ([]byte, error) {
 	switch f.kind {
 	case kindDecimal:
 		return fixture.AppendDecimalFloat(dst, v, f.places), nil
-	case kindInt, kindText, kindFloat:
+	case kindText, kindFloat:
+		return fixture.AppendFloat(dst, v), nil
+	case kindInt:
+		return p.appendIntReal(dst, pk, f, v)
+	case kindBool:
+		// Django: bool(value) if value in (1, 0) else value; 1.0 == 1 in Python.
+		if v == 0 || v == 1 {
+			return fixture.AppendBool(dst, v == 1), nil
+		}
+		p.warnNotBool(pk, f, fixture.AppendFloat(nil, v))
 		return fixture.AppendFloat(dst, v), nil
 	case kindDuration:
+		// A restore holds a duration as an int64 of microseconds: one beyond it would come
+		// back as another value or not at all.
+		if !inInt64(v) {
+			return dst, fmt.Errorf("duration of %v microseconds is beyond the 64-bit integer a DurationField is stored in; fix the value", v)
+		}
 		// Django: timedelta(0, 0, value) rounds a float to whole microseconds.
 		return fixture.AppendDuration(dst, int64(math.RoundToEven(v))), nil
 	}
@@ -419,13 +528,22 @@ func (p *exportPlan) appendSQLiteText(dst, pk []byte, f *exportField, v []byte) 
 		return p.appendJSON(dst, pk, f, v)
 	}
 	p.checkText(pk, f, v)
-	return f.appendSQLiteText(dst, v)
+	return p.appendSQLiteTextAs(dst, pk, f, v)
 }
 
-func (f *exportField) appendSQLiteText(dst []byte, v []byte) ([]byte, error) {
+// appendSQLiteTextAs appends a TEXT value of field f of row pk as the field's kind.
+func (p *exportPlan) appendSQLiteTextAs(dst, pk []byte, f *exportField, v []byte) ([]byte, error) {
 	switch f.kind {
-	case kindText, kindInt:
+	case kindText:
 		return fixture.AppendString(dst, v), nil
+	case kindInt:
+		// Django writes the text as it is; a restore takes only text holding an integer.
+		start := len(dst)
+		dst = fixture.AppendString(dst, v)
+		if _, err := decodeInt(dst[start:]); err != nil {
+			p.warnRow(pk, f, fmt.Sprintf("the stored text %s is not an integer; the backup holds it as dumpdata writes it, which a restore refuses: fix the value", shorten(string(dst[start:]))))
+		}
+		return dst, nil
 	case kindDateTime:
 		t, err := parseDateTime(v)
 		if err != nil {
@@ -606,45 +724,36 @@ func parseDateTime(v []byte) (time.Time, error) {
 
 // parseInterval parses a PostgreSQL interval in IntervalStyle postgres ("1 year 2 mons -3 days
 // +04:05:06.5") into microseconds the way psycopg2 makes a timedelta of it: a year is 365 days
-// and a month 30.
+// and a month 30. An interval whose microseconds do not fit in an int64 is refused.
 func parseInterval(v []byte) (int64, error) {
-	const day = 86400 * 1000000
-	bad := func() (int64, error) { return 0, fmt.Errorf("bad interval %q", v) }
-	var total int64
+	days, us, err := parseIntervalDays(v)
+	if err != nil {
+		return 0, err
+	}
+	t, ok := addDays(us, days)
+	if !ok {
+		return 0, fmt.Errorf("interval %q does not fit in an int64 of microseconds", v)
+	}
+	return t, nil
+}
+
+// parseIntervalDays is parseInterval giving whole days and 0 <= us < one day more, as a
+// timedelta holds them: apart, they hold every interval PostgreSQL writes exactly (its
+// months and days alone reach some 65 billion days), and what overflows even so is refused.
+func parseIntervalDays(v []byte) (days, us int64, err error) {
+	bad := func() (int64, int64, error) { return 0, 0, fmt.Errorf("bad interval %q", v) }
 	fields := strings.Fields(string(v))
-	for i := 0; i < len(fields); i++ {
+	if len(fields) == 0 {
+		return bad()
+	}
+	ok := true
+	for i := 0; i < len(fields) && ok; i++ {
 		f := fields[i]
 		if strings.Contains(f, ":") {
-			neg := false
-			switch f[0] {
-			case '-':
-				neg, f = true, f[1:]
-			case '+':
-				f = f[1:]
+			var d, t int64
+			if d, t, ok = parseIntervalTime(f); ok {
+				days, us, ok = carryDays(days, d, us+t)
 			}
-			hms := strings.Split(f, ":")
-			if len(hms) != 3 {
-				return bad()
-			}
-			h, err1 := strconv.ParseInt(hms[0], 10, 64)
-			m, err2 := strconv.ParseInt(hms[1], 10, 64)
-			secText, fracText, _ := strings.Cut(hms[2], ".")
-			s, err3 := strconv.ParseInt(secText, 10, 64)
-			if err1 != nil || err2 != nil || err3 != nil || h < 0 || m < 0 || s < 0 {
-				return bad()
-			}
-			var us int64
-			if fracText != "" {
-				if len(fracText) > 6 || !digits([]byte(fracText)) {
-					return bad()
-				}
-				us, _ = strconv.ParseInt((fracText + "000000")[:6], 10, 64)
-			}
-			t := ((h*60+m)*60+s)*1000000 + us
-			if neg {
-				t = -t
-			}
-			total += t
 			continue
 		}
 		if i+1 >= len(fields) {
@@ -655,19 +764,78 @@ func parseInterval(v []byte) (int64, error) {
 			return bad()
 		}
 		i++
+		var unit int64
 		switch strings.TrimSuffix(fields[i], "s") {
 		case "year":
-			total += n * 365 * day
+			unit = 365
 		case "mon":
-			total += n * 30 * day
+			unit = 30
 		case "day":
-			total += n * day
+			unit = 1
 		default:
 			return bad()
 		}
+		days, ok = addMul(days, n, unit)
 	}
-	if len(fields) == 0 {
+	if !ok {
 		return bad()
 	}
-	return total, nil
+	return days, us, nil
+}
+
+// parseIntervalTime parses an interval's "[±]H:MM:SS[.ffffff]" into whole days and the
+// microseconds of less than a day left, both of its sign.
+func parseIntervalTime(f string) (days, us int64, ok bool) {
+	neg := false
+	switch f[0] {
+	case '-':
+		neg, f = true, f[1:]
+	case '+':
+		f = f[1:]
+	}
+	hms := strings.Split(f, ":")
+	if len(hms) != 3 {
+		return 0, 0, false
+	}
+	h, err1 := strconv.ParseInt(hms[0], 10, 64)
+	m, err2 := strconv.ParseInt(hms[1], 10, 64)
+	secText, fracText, _ := strings.Cut(hms[2], ".")
+	s, err3 := strconv.ParseInt(secText, 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || h < 0 || m < 0 || s < 0 {
+		return 0, 0, false
+	}
+	if fracText != "" {
+		if len(fracText) > 6 || !digits([]byte(fracText)) {
+			return 0, 0, false
+		}
+		us, _ = strconv.ParseInt((fracText + "000000")[:6], 10, 64)
+	}
+	// The hours as days and hours, so that no sum PostgreSQL writes overflows.
+	days = h / 24
+	var ok1, ok2, ok3 bool
+	us, ok1 = addMul(us, s, usSecond)
+	us, ok2 = addMul(us, m, usMinute)
+	us, ok3 = addMul(us, h%24, usHour)
+	if !ok1 || !ok2 || !ok3 {
+		return 0, 0, false
+	}
+	days += us / usDay
+	us %= usDay
+	if neg {
+		days, us = -days, -us
+	}
+	return days, us, true
+}
+
+// carryDays returns days + more whole days and us as whole days and 0 <= us < one day more,
+// false when the days overflow. us is more than -2 and less than 2 days.
+func carryDays(days, more, us int64) (int64, int64, bool) {
+	more += us / usDay
+	us %= usDay
+	if us < 0 {
+		more--
+		us += usDay
+	}
+	days, ok := addMul(days, more, 1)
+	return days, us, ok
 }

@@ -97,8 +97,9 @@ func (p *exportPlan) pkText(v []byte) ([]byte, error) {
 	return p.pkBuf, nil
 }
 
-// appendBinary appends a value that came in binary format as column kind b.
-func appendBinary(dst []byte, b binCol, v []byte) ([]byte, error) {
+// appendBinary appends a value of field f of row pk that came in binary format as column
+// kind b.
+func (p *exportPlan) appendBinary(dst, pk []byte, f *exportField, b binCol, v []byte) ([]byte, error) {
 	switch b {
 	case binInt:
 		n, err := decodeBinInt(v)
@@ -119,8 +120,11 @@ func appendBinary(dst []byte, b binCol, v []byte) ([]byte, error) {
 	case binUUID:
 		return appendBinaryUUID(dst, v)
 	case binInterval:
-		us, err := decodeInterval(v)
-		return fixture.AppendDuration(dst, us), err
+		days, us, err := decodeInterval(v)
+		if err != nil {
+			return dst, err
+		}
+		return p.appendDuration(dst, pk, f, days, us)
 	}
 	return dst, fmt.Errorf("no binary decoder for column kind %d", b)
 }
@@ -202,18 +206,25 @@ func appendBinaryUUID(dst []byte, v []byte) ([]byte, error) {
 	return append(dst, '"'), nil
 }
 
-// decodeInterval decodes a binary interval into microseconds as parseInterval reads its text
-// in IntervalStyle postgres: the server writes months as years (12 months) and months, and a
-// year counts 365 days, a month 30.
-func decodeInterval(v []byte) (int64, error) {
+// decodeInterval decodes a binary interval into whole days and 0 <= us < one day more, as
+// parseIntervalDays reads its text in IntervalStyle postgres: the server writes months as
+// years (12 months) and months, and a year counts 365 days, a month 30 (psycopg's rule, the
+// same for negative months: -13 months is -395 days). The days cannot overflow: months and
+// days are int32s, and the microseconds add at most 106,751,992 days.
+func decodeInterval(v []byte) (days, us int64, err error) {
 	if len(v) != 16 {
-		return 0, fmt.Errorf("bad binary interval of %d bytes", len(v))
+		return 0, 0, fmt.Errorf("bad binary interval of %d bytes", len(v))
 	}
-	const day = 86400 * 1000000
-	us := int64(binary.BigEndian.Uint64(v[0:8]))
-	days := int64(int32(binary.BigEndian.Uint32(v[8:12])))
+	micros := int64(binary.BigEndian.Uint64(v[0:8]))
+	days = int64(int32(binary.BigEndian.Uint32(v[8:12])))
 	months := int64(int32(binary.BigEndian.Uint32(v[12:16])))
-	return months/12*365*day + months%12*30*day + days*day + us, nil
+	days += months/12*365 + months%12*30 + micros/usDay
+	us = micros % usDay
+	if us < 0 {
+		days--
+		us += usDay
+	}
+	return days, us, nil
 }
 
 // appendJSONB appends a jsonb value in text format: as it is when jsonbPlain says the server's

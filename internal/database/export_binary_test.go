@@ -278,7 +278,8 @@ func FuzzBinaryDecoders(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, col byte, v []byte) {
 		c := binCol(col%byte(binInterval)) + 1
-		got, err := appendBinary(nil, c, v)
+		p := &exportPlan{m: platform.Model{Label: "fuzz.fuzz"}}
+		got, err := p.appendBinary(nil, []byte("1"), &exportField{name: "v"}, c, v)
 		want, ok := textReference(t, c, v)
 		if !ok {
 			if err == nil {
@@ -323,10 +324,11 @@ func textReference(t *testing.T, c binCol, v []byte) (want []byte, ok bool) {
 		if us == -1<<63 {
 			t.Skip("no text form: its absolute value overflows")
 		}
-		var total int64
+		var days, rest int64
 		text := pgIntervalText(us, int32(binary.BigEndian.Uint32(v[8:])), int32(binary.BigEndian.Uint32(v[12:])))
-		if total, err = parseInterval([]byte(text)); err == nil {
-			want = fixture.AppendDuration(nil, total)
+		if days, rest, err = parseIntervalDays([]byte(text)); err == nil {
+			p := &exportPlan{m: platform.Model{Label: "fuzz.fuzz"}}
+			want, err = p.appendDuration(nil, []byte("1"), &exportField{name: "v"}, days, rest)
 		}
 	case c == binUUID && len(v) == 16:
 		want, err = fixture.AppendUUID(nil, []byte(fmt.Sprintf("%x-%x-%x-%x-%x", v[0:4], v[4:6], v[6:8], v[8:10], v[10:16])))

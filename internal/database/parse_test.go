@@ -68,6 +68,12 @@ func TestParseInterval(t *testing.T) {
 		{in: "1 day 02:03", bad: true},
 		{in: "3", bad: true},
 		{in: "00:00:00.1234567", bad: true},
+		// Beyond an int64 of microseconds: refused, not wrapped around.
+		{in: "200000000 days", bad: true},
+		{in: "292472 years", bad: true},
+		{in: "2562047789:00:00", bad: true},
+		{in: "9223372036854775807 years", bad: true},
+		{in: "1 day 9223372036854775807:00:00", bad: true},
 	}
 	for _, tt := range tests {
 		got, err := parseInterval([]byte(tt.in))
@@ -79,6 +85,40 @@ func TestParseInterval(t *testing.T) {
 		}
 		if err != nil || got != tt.want {
 			t.Errorf("parseInterval(%q) = %d, %v; want %d", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestParseIntervalDays: an interval is read exactly as whole days and the microseconds of
+// less than a day left, however many days it holds; only what overflows an int64 of days
+// is refused.
+func TestParseIntervalDays(t *testing.T) {
+	tests := []struct {
+		in       string
+		days, us int64
+		bad      bool
+	}{
+		{in: "200000000 days", days: 200000000},
+		{in: "-200000000 days -00:00:00.000001", days: -200000001, us: usDay - 1},
+		{in: "2739725 years 11 mons", days: 999999955},
+		{in: "-1 years -1 mons", days: -395},
+		{in: "1 day -01:00:00", days: 0, us: 23 * usHour},
+		{in: "-2562047788:00:54.775808", days: -106751992, us: 71945224192},
+		{in: "178956970 years 7 mons 2147483647 days 2562047788:00:54.775807", days: 67573529898, us: 4*usHour + 54775807},
+		{in: "-178956970 years -8 mons -2147483648 days -2562047788:00:54.775808", days: -67573529930, us: 71945224192},
+		{in: "00:00:00", days: 0},
+		{in: "9223372036854775807 years", bad: true},
+		{in: "9223372036854775807 days 24:00:00", bad: true},
+		{in: "1 day 02:03", bad: true},
+		{in: "", bad: true},
+	}
+	for _, tt := range tests {
+		days, us, err := parseIntervalDays([]byte(tt.in))
+		switch {
+		case tt.bad && err == nil:
+			t.Errorf("parseIntervalDays(%q) = %d, %d; want error", tt.in, days, us)
+		case !tt.bad && (err != nil || days != tt.days || us != tt.us):
+			t.Errorf("parseIntervalDays(%q) = %d, %d, %v; want %d, %d", tt.in, days, us, err, tt.days, tt.us)
 		}
 	}
 }
