@@ -160,6 +160,10 @@ func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) 
 	if _, err := root.Stat(start); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	var folder func(key string, empty bool) error
+	if special != nil {
+		folder = l.folderNotes(root, prefix, special)
+	}
 	return l.walkFolder(ctx, root, start, func(key string, d fs.DirEntry) error {
 		if !strings.HasPrefix(key, prefix) {
 			return nil // not asked for
@@ -177,13 +181,45 @@ func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) 
 			return err
 		}
 		return fn(objectOf(key, fi))
-	})
+	}, folder)
+}
+
+// Kinds of Special a folder is reported as: a backup holds files, so an empty folder is not
+// in it, and it records no folder's permissions (a restore makes folders with its storage
+// folder's own).
+const (
+	KindEmptyFolder       = "empty folder"
+	KindFolderPermissions = "folder permissions"
+)
+
+// folderNotes returns what walkSpecial tells special of each folder under prefix: that it is
+// empty, or that its permissions differ from the storage folder's (a private folder a restore
+// would make readable).
+func (l *local) folderNotes(root *os.Root, prefix string, special func(Special) error) func(key string, empty bool) error {
+	rootMode := fs.FileMode(0o755)
+	if fi, err := root.Stat("."); err == nil {
+		rootMode = fi.Mode().Perm()
+	}
+	return func(key string, empty bool) error {
+		if !strings.HasPrefix(key+"/", prefix) {
+			return nil // not asked for, or above the prefix
+		}
+		if empty {
+			return special(Special{Key: key + "/", Kind: KindEmptyFolder, Why: "it holds no file"})
+		}
+		fi, err := root.Lstat(key)
+		if err != nil || fi.Mode().Perm() == rootMode {
+			return nil
+		}
+		return special(Special{Key: key + "/", Kind: KindFolderPermissions,
+			Why: fmt.Sprintf("the folder's mode is %04o: a restore makes its folders with the storage folder's mode (%04o here)", fi.Mode().Perm(), rootMode)})
+	}
 }
 
 // walkFolder calls visit for every entry under dir but folders, depth first, in byte order of
 // their keys (see compareWalked). It reads folders through the root itself, not through
 // io/fs, which refuses names that are not UTF-8: a local name is any bytes.
-func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit func(key string, d fs.DirEntry) error) error {
+func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit func(key string, d fs.DirEntry) error, folder func(key string, empty bool) error) error {
 	f, err := root.Open(dir)
 	if err != nil {
 		return err
@@ -192,6 +228,11 @@ func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit
 	f.Close()
 	if err != nil {
 		return err
+	}
+	if folder != nil && dir != "." {
+		if err := folder(dir, len(entries) == 0); err != nil {
+			return err
+		}
 	}
 	slices.SortFunc(entries, compareWalked)
 	for _, d := range entries {
@@ -204,7 +245,7 @@ func (l *local) walkFolder(ctx context.Context, root *os.Root, dir string, visit
 		}
 		if !d.IsDir() {
 			err = visit(key, d)
-		} else if err = l.walkFolder(ctx, root, key, visit); errors.Is(err, fs.ErrNotExist) {
+		} else if err = l.walkFolder(ctx, root, key, visit, folder); errors.Is(err, fs.ErrNotExist) {
 			err = nil // removed while listing
 		}
 		if err != nil {

@@ -321,3 +321,59 @@ func returnsWithin(t *testing.T, limit time.Duration, what string, fn func()) {
 		t.Fatalf("%s still waits after %s", what, limit)
 	}
 }
+
+// A local walk tells of the folders a backup does not keep as they are: an empty one, and one
+// whose permissions differ from the storage folder's; the files are listed as ever.
+func TestLocalWalkSpecialFolders(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"media/private", "media/empty", "media/public", "uploads/2025/01", "content/a"} {
+		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"media/private/contract.pdf", "media/public/a.png", "content/a/1.json"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "media/private"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := storage.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		prefix      string
+		files, said []string
+	}{
+		{"", []string{"content/a/1.json", "media/private/contract.pdf", "media/public/a.png"},
+			[]string{"folder permissions media/private/", "empty folder media/empty/", "empty folder uploads/2025/01/"}},
+		{"media/", []string{"media/private/contract.pdf", "media/public/a.png"},
+			[]string{"folder permissions media/private/", "empty folder media/empty/"}},
+		{"content/", []string{"content/a/1.json"}, nil},
+	} {
+		var files, said []string
+		err := b.WalkSpecial(context.Background(), tt.prefix, func(o storage.Object) error {
+			files = append(files, o.Key)
+			return nil
+		}, func(sp storage.Special) error {
+			said = append(said, sp.Kind+" "+sp.Key)
+			if !strings.Contains(sp.Warning(), sp.Key) {
+				t.Errorf("warning %q does not name %s", sp.Warning(), sp.Key)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(said)
+		want := slices.Sorted(slices.Values(tt.said))
+		if !slices.Equal(files, tt.files) || !slices.Equal(said, want) {
+			t.Errorf("prefix %q: files %q, told %q; want %q and %q", tt.prefix, files, said, tt.files, want)
+		}
+	}
+}

@@ -147,6 +147,9 @@ type Special struct {
 
 // Warning describes the skipped entry: "skipped symlink media/x -> ../y".
 func (s Special) Warning() string {
+	if s.Kind == KindFolderPermissions {
+		return "permissions of folder " + QuoteKey(s.Key) + " not backed up: " + s.Why
+	}
 	kind := s.Kind
 	if kind == "fifo" {
 		kind = "FIFO"
