@@ -201,6 +201,8 @@ type backupRun struct {
 	db       *database.DB
 	src      *storage.Bucket
 	warnings []string
+	// damagedBases are the base backups a plan found damaged as it read them, passed over.
+	damagedBases []string
 	// fileMeta gathers, from the copy tasks' sums, the files that changed while they were
 	// copied and the files' permissions.
 	fileMeta layout.FilesSummary

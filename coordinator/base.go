@@ -48,6 +48,9 @@ func (r *backupRun) findBase(ctx context.Context, root *storage.Bucket) (*baseBa
 		return nil, fmt.Errorf("backup: look for a base backup: %w", err)
 	}
 	for _, name := range names {
+		if slices.Contains(r.damagedBases, name) {
+			continue
+		}
 		b, err := r.usableBase(ctx, root, name)
 		var skip errNotBase
 		switch {

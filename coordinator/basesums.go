@@ -53,7 +53,7 @@ func startBaseSums(ctx context.Context, b *baseBackup) *baseSums {
 		start := time.Now()
 		defer func() { s.took = time.Since(start) }()
 		if err := s.gather(ctx, b, emit); err != nil {
-			return fmt.Errorf("base backup %s: %w", b.name, err)
+			return baseReadFailed(b.name, err)
 		}
 		return nil
 	})

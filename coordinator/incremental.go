@@ -440,7 +440,7 @@ func (x *baseIndex) find(s messages.FileEntry) (messages.FileEntry, bool, error)
 		err = x.sums.Fill(&e)
 	}
 	if err != nil {
-		return messages.FileEntry{}, false, fmt.Errorf("base backup %s: %w", x.name, err)
+		return messages.FileEntry{}, false, baseReadFailed(x.name, err)
 	}
 	return e, ok, nil
 }
@@ -469,24 +469,55 @@ func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task
 		return nil, nil, filePlanInfo{}, fmt.Errorf("open the destination %s: %w", r.o.BackupDir, err)
 	}
 	defer root.Close()
-	base, err := r.findBase(ctx, root)
-	if err != nil {
-		return nil, nil, filePlanInfo{}, err
-	}
 	spill, cleanup, err := spillDir(r.stage, "plan-runs")
 	if err != nil {
 		return nil, nil, filePlanInfo{}, err
 	}
 	defer cleanup()
-	inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir, recipients: r.recipients()}
-	// Started before the walk, which planCopies begins with: both run at once.
-	inc.sums = startBaseSums(ctx, base)
-	tasks, prefixes, info, err := r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
-	inc.sums.stop() // the join may end before the manifest does
-	if err == nil {
-		inc.sums.logTo(r.log)
+	for {
+		base, err := r.findBase(ctx, root)
+		if err != nil {
+			return nil, nil, filePlanInfo{}, err
+		}
+		inc := incremental{base: base, checksum: r.o.Checksum, location: r.o.BackupDir, recipients: r.recipients()}
+		// Started before the walk, which planCopies begins with: both run at once.
+		inc.sums = startBaseSums(ctx, base)
+		tasks, prefixes, info, err := r.c.planCopies(ctx, r.o.RunID, r.src, r.o, r.stage.Bucket(), r.stage.Location(), spill, inc)
+		inc.sums.stop() // the join may end before the manifest does
+		var bad *baseReadError
+		if base != nil && r.o.Base == "" && errors.As(err, &bad) && ctx.Err() == nil {
+			// Its manifest's sum matched the metadata, yet its lines do not hold: a damaged
+			// base is passed over, as one whose sum does not match is, and the plan made again.
+			w := fmt.Sprintf("base backup %s not used: %v", base.name, bad.err)
+			r.log.Warn(w)
+			r.warnings = append(r.warnings, w)
+			r.damagedBases = append(r.damagedBases, base.name)
+			continue
+		}
+		if err == nil {
+			inc.sums.logTo(r.log)
+		}
+		return tasks, prefixes, info, err
 	}
-	return tasks, prefixes, info, err
+}
+
+// baseReadError is a failure to read a base backup's manifest or file index as the plan joins
+// the storage's listing with it.
+type baseReadError struct {
+	name string
+	err  error
+}
+
+func (e *baseReadError) Error() string { return fmt.Sprintf("base backup %s: %v", e.name, e.err) }
+func (e *baseReadError) Unwrap() error { return e.err }
+
+// baseReadFailed wraps err, met reading base name, as a baseReadError; a cancellation stays
+// what it is.
+func baseReadFailed(name string, err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("base backup %s: %w", name, err)
+	}
+	return &baseReadError{name: name, err: err}
 }
 
 // newIndexWriter returns the writer of the backup's file index, which sorts in runs on the

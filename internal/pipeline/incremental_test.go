@@ -622,3 +622,48 @@ func uncompressIndex(t *testing.T, backup string) {
 		t.Fatal(err)
 	}
 }
+
+// A base whose manifest's sum matches its metadata (both edited together), but whose lines
+// break what a manifest this tool writes holds (a path out of order), is found damaged as the
+// plan reads it: the newest such base is passed over with a warning naming it, and the plan is
+// made again against the next older one, instead of every later backup failing.
+func TestIncrementalDamagedBaseFoundWhileReadIsPassedOver(t *testing.T) {
+	// With a file index, the sums of the files the index lists are read from the manifest as
+	// the join asks for them: a stray line of a file no index entry names is never read, and
+	// that base's copies are sound. Either way the third backup must succeed, whole.
+	for _, tc := range []struct {
+		name     string
+		adjust   func(*coordinator.BackupOptions)
+		detected bool
+	}{{"self-indexed", nil, true}, {"with a file index", withFileIndex, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newIncStorage(t)
+			s.put("content/a.json", "alpha")
+			s.put("images/b.png", "bravo")
+			c := filesSession(t, s)
+			dir := t.TempDir()
+			older := filesBackup(t, c, s, dir, tc.adjust)
+			time.Sleep(1100 * time.Millisecond) // backup names are per second
+			newer := filesBackup(t, c, s, dir, tc.adjust)
+			f, err := os.OpenFile(filepath.Join(newer.Path, layout.FileSums), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(strings.Repeat("0", 64) + "  files/aaa\n")
+			f.Close()
+			rewriteSums(t, newer.Path, func(string) bool { return true }) // the metadata re-signed
+			time.Sleep(1100 * time.Millisecond)
+			third := filesBackup(t, c, s, dir, tc.adjust)
+			if third.Reused.Files != 2 {
+				t.Fatalf("third backup: base %q, reused %+v; want all reused", third.Base, third.Reused)
+			}
+			if tc.detected {
+				if third.Base != filepath.Base(older.Path) {
+					t.Fatalf("third backup: base %q, want the older %s", third.Base, filepath.Base(older.Path))
+				}
+				wantWarning(t, third.Warnings, "base backup "+filepath.Base(newer.Path)+" not used", "files/aaa")
+			}
+			checkBackupIntact(t, third.Path)
+		})
+	}
+}
