@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/verify"
 )
@@ -70,8 +72,34 @@ Exit status: 0 when the backup is good, 1 when a problem is found or the check c
 	return cmd
 }
 
+// verifyFailure is what verify --json prints when the backup could not be checked at all (no
+// such backup, no key): a report, as backup and restore print one when they fail.
+type verifyFailure struct {
+	Path   string         `json:"path"`
+	OK     bool           `json:"ok"`
+	Status outcome.Status `json:"status"`
+	Error  string         `json:"error"`
+}
+
 // runVerify checks the backup at path and reports it; a backup with problems is an error.
 func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool, con console, path string) error {
+	err := verifyAndReport(ctx, o, g, workersSet, con, path)
+	var checked verifyChecked
+	if err != nil && o.asJSON && !errors.As(err, &checked) {
+		if perr := printJSON(con.out, verifyFailure{Path: redact.URL(path), Status: outcome.Of(err).Status, Error: errText(err)}); perr != nil {
+			return fmt.Errorf("verify: %w", perr)
+		}
+	}
+	return err
+}
+
+// verifyChecked is the error of a backup checked and reported, with problems.
+type verifyChecked struct{ error }
+
+func (v verifyChecked) Unwrap() error { return v.error }
+
+// verifyAndReport checks the backup at path and prints its report.
+func verifyAndReport(ctx context.Context, o verifyOptions, g *globals, workersSet bool, con console, path string) error {
 	// --workers means in-process pipeline workers elsewhere; here it is hashing
 	// parallelism, taken only when given (else one per CPU).
 	if workersSet {
@@ -106,7 +134,7 @@ func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool
 		printVerifyReport(con.out, rep)
 	}
 	if !rep.OK {
-		return fmt.Errorf("verify %s: %d problems found", redact.URL(path), len(rep.Problems))
+		return verifyChecked{fmt.Errorf("verify %s: %d problems found", redact.URL(path), len(rep.Problems))}
 	}
 	return nil
 }

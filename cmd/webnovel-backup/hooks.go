@@ -46,6 +46,9 @@ func (p *pushOptions) AddFlags(f *pflag.FlagSet) {
 // counts its run and pushes its metrics. A push that fails is a warning: the backup is not
 // worse for it.
 func (p *pushOptions) wrap(cmd *cobra.Command, run func() error) error {
+	if err := p.check(); err != nil {
+		return err
+	}
 	p.record = true
 	if p.gateway != "" {
 		extendStopGrace(cmd.Context(), reportGrace)
@@ -54,6 +57,19 @@ func (p *pushOptions) wrap(cmd *cobra.Command, run func() error) error {
 	err := run()
 	p.finish(cmd.Context(), cmd.Name(), time.Since(start), err)
 	return err
+}
+
+// check refuses a --metrics-push that is no http:// or https:// URL before the run, rather
+// than warn after it.
+func (p *pushOptions) check() error {
+	if p.gateway == "" {
+		return nil
+	}
+	u, err := redact.ParseURL(p.gateway)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageErrorf("--metrics-push %s: want an http:// or https:// URL", redact.URL(p.gateway))
+	}
+	return nil
 }
 
 // finish counts the run (when record says so) and pushes the metrics, if asked.
@@ -125,7 +141,7 @@ func (h *runHooks) check() error {
 			return usageErrorf("--notify %s: want an http:// or https:// URL", redact.Webhook(h.notifyURL))
 		}
 	}
-	return nil
+	return h.push.check()
 }
 
 // wrap runs the command between its hooks: the command calls pre once its options are
@@ -140,10 +156,10 @@ func (h *runHooks) wrap(cmd *cobra.Command, run func() error) error {
 		extendStopGrace(cmd.Context(), reportGrace)
 	}
 	start := time.Now()
-	err := h.check()
-	if err == nil {
-		err = run()
+	if err := h.check(); err != nil {
+		return err // nothing ran, and where to report it is what is wrong
 	}
+	err := run()
 	ctx := context.WithoutCancel(cmd.Context()) // an interrupted run is reported too
 	if h.started && h.postHook != "" {
 		err = h.runPost(ctx, cmd.Name(), err)

@@ -220,10 +220,13 @@ func TestHookFlagErrors(t *testing.T) {
 		{[]string{"backup", "--notify-on", "sometimes"}, `--notify-on "sometimes": want failure or always`},
 		{[]string{"backup", "--notify", "ftp://example.org/x"}, "--notify ftp://example.org/…: want an http:// or https:// URL"},
 		{[]string{"restore", "x", "--hook-timeout", "0s"}, "--hook-timeout must be positive"},
+		// Checked before the run, not a warning after it; a password in it never shown.
+		{[]string{"backup", "--metrics-push", "http://u:Xy7/QzSECRET@127.0.0.1:9"}, "--metrics-push http://xxxxx@127.0.0.1:9: want an http:// or https:// URL"},
+		{[]string{"verify", "x", "--metrics-push", "gateway:9091"}, "--metrics-push gateway:9091: want an http:// or https:// URL"},
 	}
 	for _, tt := range tests {
 		code, out := cli(t, dir, tt.args...)
-		if code != 2 || !strings.Contains(out, tt.want) {
+		if code != 2 || !strings.Contains(out, tt.want) || strings.Contains(out, "SECRET") || strings.Contains(out, "Xy7") {
 			t.Errorf("%v: exit %d, want 2 and %q\n%s", tt.args, code, tt.want, out)
 		}
 	}

@@ -121,4 +121,14 @@ func TestVerifyCommandErrors(t *testing.T) {
 			t.Errorf("%q: exit %d, want %d with %q\n%s%s", tt.args, code, tt.code, tt.want, out, errOut)
 		}
 	}
+	// With --json, a backup that cannot be checked at all is still a report on standard output.
+	code, out, _ := runSplit(t, "verify", "--json", filepath.Join(dir, "missing"))
+	var rep struct {
+		OK     bool   `json:"ok"`
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != outcome.CodeFailure || rep.OK || rep.Status != "failed" || !strings.Contains(rep.Error, "no such file") {
+		t.Errorf("verify --json of a missing backup: exit %d, %v, %+v\n%s", code, err, rep, out)
+	}
 }
