@@ -360,11 +360,32 @@ func (r *backupRun) check(ctx context.Context) error {
 		if err := checkReadableRoot(o.StorageURL); err != nil {
 			return fmt.Errorf("backup: storage: %w", err)
 		}
+		if err := refuseBackupsInStorage(o.BackupDir, o.StorageURL); err != nil {
+			return err
+		}
 	}
 	if r.rec != nil {
 		if err := sameSources(r.rec, r.db, r.src); err != nil {
 			return fmt.Errorf("backup --resume %s: %w", o.RunID, err)
 		}
+	}
+	return nil
+}
+
+// refuseBackupsInStorage refuses a local backup folder that lies inside the local storage it
+// backs up (symlinks resolved): each backup would hold its own staging area and every backup
+// before it, growing each night.
+func refuseBackupsInStorage(backupDir, storageURL string) error {
+	if storage.IsS3(backupDir) || storage.IsS3(storageURL) {
+		return nil
+	}
+	dir := strings.TrimPrefix(backupDir, "file://")
+	root, err := resolvePath(strings.TrimPrefix(storageURL, "file://"))
+	if err != nil {
+		return nil // the storage's own checks speak of it
+	}
+	if in, err := inside(root, dir); err == nil && in {
+		return outcome.Usagef("--backup-dir %s lies inside the storage %s: each backup would hold the backups before it and its own staging area; keep backups outside the storage (nothing was changed)", dir, storageURL)
 	}
 	return nil
 }

@@ -110,7 +110,7 @@ func checkRestoreSpace(plan *RestorePlan, staged bool) error {
 	if plan.Space.Fits() {
 		return nil
 	}
-	return outcome.Errorf(outcome.Refused, "restore refused: the storage folder %s has not the space for the backup's files: %s (%d files of %d bytes, less the %s of the storage's files they replace, plus a margin); nothing was changed: free space there (`df -h %s`) or restore into another --storage",
+	return outcome.Errorf(outcome.Refused, "restore refused: the storage folder %s lacks the space for the backup's files: %s (%d files of %d bytes, less the %s of the storage's files they replace, plus a margin); nothing was changed: free space there (`df -h %s`) or restore into another --storage",
 		t.root, plan.Space, plan.Files, plan.Bytes, humanBytes(t.replaced), at)
 }
 
