@@ -51,7 +51,7 @@ func TestBackupEncryptionUsageErrors(t *testing.T) {
 		{"env recipients and env passphrase", map[string]string{envRecipients: rc, envPassphrase: "x"}, nil, []string{envRecipients, envPassphrase}},
 		{"bad recipient", nil, []string{"--recipient", "age1nope"}, []string{"--recipient", "malformed"}},
 		{"secret key as recipient", nil, []string{"--recipients-file", secret}, []string{"secret key", "age-keygen -y"}},
-		{"missing recipients file", nil, []string{"--recipients-file", filepath.Join(dir, "none")}, []string{"--recipients-file", "none"}},
+		{"missing recipients file", nil, []string{"--recipients-file", filepath.Join(dir, "none")}, []string{"--recipients-file", "does not open"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

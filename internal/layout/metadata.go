@@ -458,6 +458,11 @@ func (m *Metadata) WrittenByTool() bool {
 
 // check validates what a reader of the backup relies on.
 func (m *Metadata) check() error {
+	if m.FormatVersion >= 1 && m.Models == nil {
+		// This tool always writes the list ([] for none): without it a restore would take
+		// every fixture it finds, as for a Python backup, where verify finds none listed.
+		return errors.New("models: missing or null (a backup this tool wrote lists its fixtures, [] for none)")
+	}
 	seen := make(map[string]bool, len(m.Models))
 	for i, e := range m.Models {
 		if e.Label == "" {

@@ -180,6 +180,8 @@ func TestParseMetadataErrors(t *testing.T) {
 		{"negative rows", `{"backup_timestamp": "2024-12-01T14:30:22", "models": [{"label": "a.b", "file": "x.json", "rows": -1}]}`, "negative rows"},
 		{"negative files", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"count": -1}}`, "negative count"},
 		{"trailing", `{"backup_timestamp": "2024-12-01T14:30:22"} {}`, "invalid character"},
+		{"models null", `{"format_version": 1, "backup_timestamp": "2024-12-01T14:30:22", "models": null}`, "models: missing or null"},
+		{"models missing", `{"format_version": 1, "backup_timestamp": "2024-12-01T14:30:22"}`, "models: missing or null"},
 		{"default mode not octal", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "abc"}}`, `files.default_mode "abc"`},
 		{"default mode too wide", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "4777"}}`, `files.default_mode "4777"`},
 		{"mode key not octal", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "0644", "modes": {"rw-": ["files/a"]}}}`, `key "rw-"`},
