@@ -54,7 +54,7 @@ func newRestoreStage(ctx context.Context, storageURL string, need int64) (*resto
 	if err != nil {
 		return nil, fmt.Errorf("storage root %s: %w", storageURL, err)
 	}
-	if free := freeSpace(existingAncestor(root)); free >= 0 && free < need+need/16 {
+	if free := stagingFree.free(existingAncestor(root)); free >= 0 && free < need+need/16 {
 		slog.Info("not enough free space in the storage to stage the decrypted files: each is decrypted again as it is restored",
 			"storage", root, "free_bytes", free, "needed_bytes", need)
 		return nil, nil
@@ -75,24 +75,33 @@ func newRestoreStage(ctx context.Context, storageURL string, need int64) (*resto
 	return st, nil
 }
 
-// diskFreeHook, when set (by tests), replaces diskFree for the staging's free-space check.
-var diskFreeHook atomic.Pointer[func(dir string) int64]
-
-// SetDiskFreeHook is for tests only: from now on the restore's staging takes fn(dir) as the
-// free bytes of the file system of the storage root dir (or its nearest existing parent), so
-// that a test can make it too small. The returned function removes the hook.
-func SetDiskFreeHook(fn func(dir string) int64) (remove func()) {
-	diskFreeHook.Store(&fn)
-	return func() { diskFreeHook.Store(nil) }
+// freeHook is a free-space measure a test may replace: diskFree unless set.
+type freeHook struct {
+	fn atomic.Pointer[func(dir string) int64]
 }
 
-// freeSpace is diskFree, or what the test hook says.
-func freeSpace(dir string) int64 {
-	if fn := diskFreeHook.Load(); fn != nil {
+// set makes fn the measure; the returned function puts diskFree back.
+func (h *freeHook) set(fn func(dir string) int64) (remove func()) {
+	h.fn.Store(&fn)
+	return func() { h.fn.Store(nil) }
+}
+
+// free is the free bytes of dir's file system, as diskFree or the test says.
+func (h *freeHook) free(dir string) int64 {
+	if fn := h.fn.Load(); fn != nil {
 		return (*fn)(dir)
 	}
 	return diskFree(dir)
 }
+
+// stagingFree measures the encrypted staging's room, storageFree a restore's storage folder's:
+// apart, so that a test can make the staging fall back while the files still fit.
+var stagingFree, storageFree freeHook
+
+// SetDiskFreeHook is for tests only: from now on the restore's staging takes fn(dir) as the
+// free bytes of the file system of the storage root dir (or its nearest existing parent), so
+// that a test can make it too small. The returned function removes the hook.
+func SetDiskFreeHook(fn func(dir string) int64) (remove func()) { return stagingFree.set(fn) }
 
 // existingAncestor is dir or its nearest parent that exists.
 func existingAncestor(dir string) string {

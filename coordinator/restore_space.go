@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	"github.com/dustin/go-humanize"
 
@@ -106,7 +105,7 @@ func checkRestoreSpace(plan *RestorePlan, staged bool) error {
 		return nil
 	}
 	at := existingAncestor(t.root)
-	plan.Space = &SpaceCheck{Folder: t.root, Measured: at, Need: t.need(), Free: storageFree(at), Replaced: t.replaced}
+	plan.Space = &SpaceCheck{Folder: t.root, Measured: at, Need: t.need(), Free: storageFree.free(at), Replaced: t.replaced}
 	if plan.Space.Fits() {
 		return nil
 	}
@@ -114,25 +113,10 @@ func checkRestoreSpace(plan *RestorePlan, staged bool) error {
 		t.root, plan.Space, plan.Files, plan.Bytes, humanBytes(t.replaced), at)
 }
 
-// storageFreeHook, when set (by tests), replaces diskFree for the restore's space check.
-var storageFreeHook atomic.Pointer[func(dir string) int64]
-
 // SetStorageFreeHook is for tests only: from now on the restore's space check takes fn(dir) as
 // the free bytes of the file system of the storage folder dir (or its nearest existing
-// parent). It is apart from SetDiskFreeHook (the encrypted staging's choice), so that a test
-// can make the staging fall back while the files still fit. The returned function removes it.
-func SetStorageFreeHook(fn func(dir string) int64) (remove func()) {
-	storageFreeHook.Store(&fn)
-	return func() { storageFreeHook.Store(nil) }
-}
-
-// storageFree is diskFree, or what the test hook says.
-func storageFree(dir string) int64 {
-	if fn := storageFreeHook.Load(); fn != nil {
-		return (*fn)(dir)
-	}
-	return diskFree(dir)
-}
+// parent). The returned function removes it.
+func SetStorageFreeHook(fn func(dir string) int64) (remove func()) { return storageFree.set(fn) }
 
 // humanBytes prints a size in binary units for people ("1.5 MiB").
 func humanBytes(n int64) string { return humanize.IBytes(uint64(max(n, 0))) }

@@ -345,11 +345,7 @@ func TestIncrementalTamperedBaseNotUsed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newIncStorage(t)
-			s.put("content/a.json", "alpha")
-			s.put("images/b.png", "bravo")
-			c := filesSession(t, s)
-			dir := t.TempDir()
+			s, c, dir := filesPlatform(t, "content/a.json", "alpha", "images/b.png", "bravo")
 			first := filesBackup(t, c, s, dir, withFileIndex)
 			tc.damage(t, first.Path)
 			second := filesBackup(t, c, s, dir, nil)
@@ -559,11 +555,7 @@ func TestIncrementalLinkFailureCopies(t *testing.T) {
 // A base written by an earlier version, whose index is files_index.jsonl uncompressed, is
 // still used: its unchanged files are linked, and the new backup's index is gzipped.
 func TestIncrementalUncompressedIndexBase(t *testing.T) {
-	s := newIncStorage(t)
-	s.put("content/a.json", "alpha")
-	s.put("images/b.png", "bravo")
-	c := filesSession(t, s)
-	dir := t.TempDir()
+	s, c, dir := filesPlatform(t, "content/a.json", "alpha", "images/b.png", "bravo")
 	first := filesBackup(t, c, s, dir, withFileIndex)
 	uncompressIndex(t, first.Path)
 	s.put("images/b.png", "bravo, changed")
@@ -637,11 +629,7 @@ func TestIncrementalDamagedBaseFoundWhileReadIsPassedOver(t *testing.T) {
 		detected bool
 	}{{"self-indexed", nil, true}, {"with a file index", withFileIndex, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newIncStorage(t)
-			s.put("content/a.json", "alpha")
-			s.put("images/b.png", "bravo")
-			c := filesSession(t, s)
-			dir := t.TempDir()
+			s, c, dir := filesPlatform(t, "content/a.json", "alpha", "images/b.png", "bravo")
 			older := filesBackup(t, c, s, dir, tc.adjust)
 			time.Sleep(1100 * time.Millisecond) // backup names are per second
 			newer := filesBackup(t, c, s, dir, tc.adjust)
@@ -666,4 +654,15 @@ func TestIncrementalDamagedBaseFoundWhileReadIsPassedOver(t *testing.T) {
 			checkBackupIntact(t, third.Path)
 		})
 	}
+}
+
+// filesPlatform is a storage holding the given files (key, content, key, content, …), a session
+// backing it up, and an empty backup folder.
+func filesPlatform(t *testing.T, files ...string) (*incStorage, *coordinator.Coordinator, string) {
+	t.Helper()
+	s := newIncStorage(t)
+	for i := 0; i+1 < len(files); i += 2 {
+		s.put(files[i], files[i+1])
+	}
+	return s, filesSession(t, s), t.TempDir()
 }

@@ -22,12 +22,7 @@ import (
 // before anything changes, naming the storage folder, the bytes needed and the bytes free, as
 // a refusal (exit 2); its dry run says the same. With room, the dry run shows the check.
 func TestRestoreRefusedWithoutSpace(t *testing.T) {
-	src := sqlitePlatform(t, demo.DefaultOptions())
-	backup := backupOf(t, src, false)
-	other := demo.DefaultOptions()
-	other.Seed = 99
-	target := sqlitePlatform(t, other)
-	before := state(t, target)
+	backup, target, before := backupAndOtherTarget(t)
 	var free atomic.Int64
 	var asked atomic.Value
 	t.Cleanup(coordinator.SetStorageFreeHook(func(dir string) int64 { asked.Store(dir); return free.Load() }))

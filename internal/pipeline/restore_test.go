@@ -182,14 +182,20 @@ func state(t *testing.T, p platformFixture) string {
 	return b.String()
 }
 
-// TestRestoreRefusalsChangeNothing: every check happens before anything changes.
-func TestRestoreRefusalsChangeNothing(t *testing.T) {
-	src := sqlitePlatform(t, demo.DefaultOptions())
-	clean := backupOf(t, src, false)
+// backupAndOtherTarget is a backup of a demo platform, another platform (other rows, other
+// files) to restore it into, and that target's state before.
+func backupAndOtherTarget(t *testing.T) (backup string, target platformFixture, before string) {
+	t.Helper()
+	backup = backupOf(t, sqlitePlatform(t, demo.DefaultOptions()), false)
 	other := demo.DefaultOptions()
 	other.Seed = 99
-	target := sqlitePlatform(t, other)
-	before := state(t, target)
+	target = sqlitePlatform(t, other)
+	return backup, target, state(t, target)
+}
+
+// TestRestoreRefusalsChangeNothing: every check happens before anything changes.
+func TestRestoreRefusalsChangeNothing(t *testing.T) {
+	clean, target, before := backupAndOtherTarget(t)
 
 	tests := []struct {
 		name   string
