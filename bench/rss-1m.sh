@@ -7,7 +7,8 @@
 #
 #   SIZE=16          bytes per file
 #   WORKERS=2        --workers
-#   PARTS="local s3" which halves to run
+#   PARTS="local s3" which parts to run: local, s3, archive (a --compress backup: its verify,
+#                    copy and restore, each reading the archive through)
 #   BIN=path         the binary to measure (default: built from this tree); run once with
 #                    the binary of an earlier commit to compare
 #   TMPDIR=/path     where the files, the backups and the restores go (default /tmp)
@@ -129,6 +130,17 @@ for part in $PARTS; do
     wait "$FAKE_PID" 2>/dev/null || true
     FAKE_PID=
     rm -rf "$WORK/restored"
+    ;;
+  archive)
+    mkdir -p "$WORK/out" "$WORK/copy"
+    measure "backup (.tar.gz)" backup --skip-db --compress --storage "$WORK/data" --workers "$WORKERS" --backup-dir "$WORK/out"
+    A=$(ls "$WORK"/out/backup_*.tar.gz)
+    measure "verify (.tar.gz)" verify --workers "$WORKERS" "$A"
+    measure "copy (.tar.gz)" copy "$A" "$WORK/copy"
+    measure "restore (.tar.gz)" restore --skip-db --force --workers "$WORKERS" --storage "$WORK/restored" "$A"
+    got=$(count_files "$WORK/restored")
+    [ "$got" -eq "$N" ] || { echo "restored $got files, want $N" >&2; exit 1; }
+    rm -rf "$WORK/out" "$WORK/copy" "$WORK/restored"
     ;;
   esac
 done

@@ -83,16 +83,52 @@ func (db *DB) loadPostgresTx(ctx context.Context, fixtures []LoadFixture, plans 
 		l.lap("wait for the check")
 	}
 	if err != nil {
-		if rerr := seqs.restore(ctx, tx); rerr != nil {
-			slog.Warn("load failed and its sequences could not be put back", "err", rerr)
-		}
+		db.putBack(ctx, seqs, tx)
 		return nil, db.lockError(err, "load", self, loadTables(plans)...)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, l.names.wrap("", "commit", err)
+	if err := l.finish(ctx); err != nil {
+		db.putBack(ctx, seqs, tx)
+		return nil, err
 	}
 	l.lap("commit")
 	return out, nil
+}
+
+// finish resets the sequences and commits, last, once everything else passed, and not
+// cancelled by an interrupt: setval is not undone by a rollback, so an interrupt between it
+// and the commit would leave the old rows with the backup's sequences (the next insert
+// colliding with a row). Both take milliseconds; a time limit stands for a lost server.
+func (l *pgLoad) finish(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	// What loaddata does (sequence_reset_sql), so that the next insert gets max(id)+1.
+	if err := l.resetSequences(ctx); err != nil {
+		return err
+	}
+	if err := l.tx.Commit(ctx); err != nil {
+		return l.names.wrap("", "commit", err)
+	}
+	return nil
+}
+
+// putBack sets the sequences of a failed load back as they were, through its transaction, or
+// through a connection of its own when that one is gone (a cancelled query closes it): the
+// server rolls the load back, but not what setval did.
+func (db *DB) putBack(ctx context.Context, seqs savedSequences, tx pgx.Tx) {
+	err := seqs.restore(ctx, tx)
+	if err == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	conn, cerr := db.pool.Acquire(ctx)
+	if cerr == nil {
+		defer conn.Release()
+		if err = seqs.set(ctx, conn.Conn()); err == nil {
+			return
+		}
+	}
+	slog.Warn("load failed and its sequences could not be put back", "err", errors.Join(err, cerr))
 }
 
 // loadTables names the tables a load writes, and every platform table: dropping and adding
@@ -303,12 +339,7 @@ func (l *pgLoad) run(ctx context.Context, fixtures []LoadFixture) ([]LoadedModel
 		return nil, err
 	}
 	l.lap("foreign keys")
-	// Last, so that nothing after it can fail: what loaddata does (sequence_reset_sql), so
-	// the next insert gets max(id)+1.
-	if err := l.resetSequences(ctx); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, nil // the sequences are reset by finish, with the commit
 }
 
 // countAndEmpty counts each table's rows before the load and, for a replace, empties them:
@@ -541,8 +572,13 @@ func (ss savedSequences) restore(ctx context.Context, tx pgx.Tx) error {
 	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT wnb_load"); err != nil {
 		return err
 	}
+	return ss.set(ctx, tx.Conn())
+}
+
+// set sets every sequence to its saved state on conn.
+func (ss savedSequences) set(ctx context.Context, conn *pgx.Conn) error {
 	for _, s := range ss {
-		if _, err := tx.Exec(ctx, "SELECT setval($1::regclass, $2, $3)", s.name, s.lastValue, s.isCalled); err != nil {
+		if _, err := conn.Exec(ctx, "SELECT setval($1::regclass, $2, $3)", s.name, s.lastValue, s.isCalled); err != nil {
 			return fmt.Errorf("put back sequence %s: %w", s.name, err)
 		}
 	}

@@ -872,3 +872,58 @@ func TestLoadTakesCheckedColumns(t *testing.T) {
 	execScript(t, url, "ALTER TABLE books_chapter ALTER word_count TYPE integer")
 	load(t, db, fileFixtures(dir, chapter), LoadOptions{})
 }
+
+// An interrupt while the load resets its sequences (here held up by another session's lock on
+// one of them) does not leave the old rows with the backup's sequences: the reset and the
+// commit finish together, so rows and sequences are both the backup's, and the next insert
+// gets a fresh id.
+func TestLoadInterruptedAtSequenceReset(t *testing.T) {
+	db := openT(t, samplePostgres(t))
+	ctx := context.Background()
+	lang := model(t, "books.language")
+	fixtures := []LoadFixture{bytesFixture(lang, []byte(`[{"model": "books.language", "pk": 100, "fields": {"code": "a", "name": "A"}},
+		{"model": "books.language", "pk": 250, "fields": {"code": "b", "name": "B"}}]`))}
+	// The authors' sequence is reset after the languages': its lock holds the reset up
+	// between the two.
+	fixtures = append(fixtures, fileFixtures(filepath.Join(testdata, "sample-fixtures"), model(t, "books.author"))...)
+	locker, err := db.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Rollback(ctx)
+	if _, err := locker.Exec(ctx, "ALTER SEQUENCE books_author_id_seq CACHE 1"); err != nil { // holds its lock
+		t.Fatal(err)
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { _, err := db.Load(lctx, fixtures, LoadOptions{Merge: true}); done <- err }()
+	deadline := time.Now().Add(30 * time.Second)
+	for waiting := false; !waiting; {
+		if time.Now().After(deadline) {
+			t.Fatal("the load never waited for the sequence's lock")
+		}
+		if err := db.pool.QueryRow(ctx, `SELECT count(*) > 0 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%setval%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel() // the operator's Ctrl-C, while the reset waits
+	time.Sleep(200 * time.Millisecond)
+	locker.Rollback(ctx)
+	err = <-done
+	var rows, last int64
+	if qerr := db.pool.QueryRow(ctx, "SELECT count(*) FILTER (WHERE id IN (100, 250)), (SELECT last_value FROM books_language_id_seq) FROM books_language").Scan(&rows, &last); qerr != nil {
+		t.Fatal(qerr)
+	}
+	switch {
+	case err == nil && (rows != 2 || last < 250):
+		t.Fatalf("the load succeeded, yet rows 100 and 250: %d, sequence at %d", rows, last)
+	case err != nil && rows == 0 && last >= 250:
+		t.Fatalf("the load failed (%v) and left the old rows with the backup's sequence (%d)", err, last)
+	}
+	var id int64
+	if err := db.pool.QueryRow(ctx, "INSERT INTO books_language (code, name) VALUES ('new', 'New') RETURNING id").Scan(&id); err != nil {
+		t.Fatalf("the next insert: %v", err)
+	}
+}
