@@ -48,6 +48,10 @@ const (
 	// gone (same host: its pid no longer runs, or runs a later process; another host: no
 	// heartbeat for a while). Nothing writes it any more; prune --prune-incomplete removes it.
 	StatusAbandoned Status = "abandoned"
+	// StatusUnreadable: a backup folder whose metadata is there but could not be read (a
+	// network or permission error): whether it is complete, and which objects it uses, is not
+	// known, so it is never removed and the object store is not swept.
+	StatusUnreadable Status = "unreadable"
 )
 
 // Kind is how a backup is stored.
@@ -269,14 +273,17 @@ func classify(name string, dir bool, loc *time.Location) *Backup {
 // readFolderMetadata fills b from its backup_metadata.json and sets its status.
 func (d *Destination) readFolderMetadata(ctx context.Context, b *Backup) {
 	r, _, err := d.bucket.Open(ctx, b.Name+"/"+layout.FileMetadata)
-	if err != nil {
+	if errors.Is(err, storage.ErrNotExist) {
 		b.Status, b.Problem = StatusIncomplete, err.Error()
+		return
+	} else if err != nil {
+		b.Status, b.Problem = StatusUnreadable, fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
 		return
 	}
 	defer r.Close()
 	data, err := storage.ReadLimited(r, layout.MaxMetadataSize)
 	if err != nil {
-		b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
+		b.Status, b.Problem = StatusUnreadable, fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
 		return
 	}
 	fillFromMetadata(b, data)

@@ -129,16 +129,19 @@ func (d *Destination) markBackups(ctx context.Context, marks *extsort.Sorter, dr
 		return err
 	}
 	for _, b := range backups {
-		if b.Kind != KindFolder || b.Status != StatusComplete || dropped[b.Name] {
+		if b.Kind != KindFolder || dropped[b.Name] {
 			continue
 		}
+		// Every folder's metadata is read again, whatever the listing made of it: one that
+		// does not read or parse (a 503, a 403, a damaged file) may be a complete backup
+		// whose objects are in use, and is not taken for an incomplete one.
 		meta, err := d.folderMetadata(ctx, b.Name)
 		if errors.Is(err, storage.ErrNotExist) {
-			continue // pruned since it was listed
+			continue // pruned since it was listed, or never published
 		} else if err != nil {
-			return fmt.Errorf("backup %s: %w", b.Name, err)
+			return fmt.Errorf("backup %s: cannot tell which objects it uses (%w); nothing is swept", b.Name, err)
 		}
-		if meta.Files.Store != layout.StoreObjects {
+		if meta.Status != layout.StatusComplete || meta.Files.Store != layout.StoreObjects {
 			continue
 		}
 		index := meta.Files.Index

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +30,9 @@ func hexSum(s string) string {
 type objectDest struct {
 	mem *s3mem.Backend
 	url string
+	// denied is a key whose GET the server refuses (403), as a bucket policy or an expired
+	// credential would.
+	denied atomic.Value
 }
 
 func newObjectDest(t *testing.T) *objectDest {
@@ -37,9 +42,19 @@ func newObjectDest(t *testing.T) *objectDest {
 	if err := mem.CreateBucket("backups"); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gofakes3.New(mem, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
+	d := &objectDest{mem: mem}
+	d.denied.Store("")
+	s3 := gofakes3.New(mem, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if key := d.denied.Load().(string); key != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/nightly/"+key) {
+			http.Error(w, "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>", http.StatusForbidden)
+			return
+		}
+		s3.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
-	return &objectDest{mem: mem, url: "s3://backups/nightly?endpoint=" + url.QueryEscape(srv.URL) + "&path_style=true&region=us-east-1"}
+	d.url = "s3://backups/nightly?endpoint=" + url.QueryEscape(srv.URL) + "&path_style=true&region=us-east-1"
+	return d
 }
 
 func (d *objectDest) put(t *testing.T, key string, data []byte) {
@@ -117,6 +132,26 @@ func TestSweepObjects(t *testing.T) {
 				d.objectBackup(t, "backup_20240629_020000", nil)
 			},
 			wantErr: "backup_20240629_020000", wantKept: []string{a, b, c, dd, e},
+		},
+		// A complete backup whose metadata does not read (a 403, a 503 after its retries) or
+		// does not parse may still use its objects: it is no incomplete backup to pass over.
+		{
+			name: "a backup's metadata cannot be read",
+			setup: func(t *testing.T, d *objectDest) {
+				d.objectBackup(t, "backup_20240630_020000", []string{a})
+				d.objectBackup(t, "backup_20240629_020000", []string{b, c, dd, e})
+				d.denied.Store("backup_20240629_020000/" + layout.FileMetadata)
+			},
+			wantErr: "backup_20240629_020000: cannot tell which objects it uses", wantKept: []string{a, b, c, dd, e},
+		},
+		{
+			name: "a backup's metadata does not parse",
+			setup: func(t *testing.T, d *objectDest) {
+				d.objectBackup(t, "backup_20240630_020000", []string{a})
+				d.objectBackup(t, "backup_20240629_020000", []string{b, c, dd, e})
+				d.put(t, "backup_20240629_020000/"+layout.FileMetadata, []byte(`{"format_version": 1, "status": "comp`))
+			},
+			wantErr: "backup_20240629_020000: cannot tell which objects it uses", wantKept: []string{a, b, c, dd, e},
 		},
 		{
 			name:     "dry run",
@@ -214,5 +249,32 @@ func TestSweepChecksAgeBeforeDeleting(t *testing.T) {
 	deleted, err = dest.deleteIfOld(context.Background(), key, time.Now().Add(time.Hour))
 	if err != nil || !deleted || d.has(key) {
 		t.Fatalf("an old object: deleted %v, %v", deleted, err)
+	}
+}
+
+// A backup whose metadata is there but does not read is listed as unreadable, not
+// incomplete, and prune keeps it even with --prune-incomplete.
+func TestUnreadableBackupIsKept(t *testing.T) {
+	d := newObjectDest(t)
+	d.objectBackup(t, "backup_20240630_020000", []string{hexSum("a")})
+	d.objectBackup(t, "backup_20240101_020000", []string{hexSum("b")})
+	d.denied.Store("backup_20240101_020000/" + layout.FileMetadata)
+	dest, err := OpenDestination(context.Background(), d.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	backups, err := dest.List(context.Background(), ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decisions, err := Decide(backups, Policy{Last: 1}, DecideOptions{Now: time.Now(), PruneIncomplete: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dec := range decisions {
+		if dec.Backup.Name == "backup_20240101_020000" && (dec.Backup.Status != StatusUnreadable || !dec.Keep) {
+			t.Errorf("backup with unreadable metadata: status %s, keep %v (%v)", dec.Backup.Status, dec.Keep, dec.Reasons)
+		}
 	}
 }

@@ -62,6 +62,9 @@ func Decide(backups []Backup, p Policy, o DecideOptions) ([]Decision, error) {
 		case StatusInProgress:
 			d.Keep = true
 			d.Reasons = append(d.Reasons, "run in progress (its owner still runs): never pruned; see `webnovel-backup runs`")
+		case StatusUnreadable:
+			d.Keep = true
+			d.Reasons = append(d.Reasons, fmt.Sprintf("unreadable (%s): never pruned until its metadata reads", b.Problem))
 		case StatusIncomplete, StatusAbandoned:
 			decideIncomplete(&d, o)
 		default:
