@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -204,7 +205,12 @@ func locTag(loc string, src *copySource) string {
 // its objects/ is merged with the source's sums; content already there costs nothing, and
 // content listed under several paths is copied once.
 func (r *copyRun) planObjects(ctx context.Context, p *copyCutter, plan *copyPlan, files *extsort.Sorter) error {
-	err := r.destRoot.Walk(ctx, layout.ObjectsDir+"/", func(o storage.Object) error {
+	present, err := newPresentList(p.dest)
+	if err != nil {
+		return err
+	}
+	defer present.discard()
+	err = r.destRoot.Walk(ctx, layout.ObjectsDir+"/", func(o storage.Object) error {
 		sum := path.Base(o.Key)
 		if layout.ObjectKey(sum) != o.Key {
 			return nil // not an object of the store
@@ -214,7 +220,7 @@ func (r *copyRun) planObjects(ctx context.Context, p *copyCutter, plan *copyPlan
 	if err != nil {
 		return fmt.Errorf("list the destination's object store: %w", err)
 	}
-	return eachGroup(files, func(sum string, vals [][]byte) error {
+	err = eachGroup(files, func(sum string, vals [][]byte) error {
 		var rels []string
 		size := int64(-1)
 		for _, v := range vals {
@@ -231,12 +237,64 @@ func (r *copyRun) planObjects(ctx context.Context, p *copyCutter, plan *copyPlan
 		case size >= 0:
 			plan.present += int64(len(rels))
 			plan.presentBytes += int64(len(rels)) * size
-			return nil
+			return present.add(sum)
 		}
 		loc, key := r.sourceOf(rels[0], sum)
 		e := messages.FileEntry{Path: layout.ObjectKey(sum), Stored: key, SHA256: sum}
 		return p.add(ctx, groupFiles+locTag(loc, r.src), loc, "", r.o.Dest, e)
 	})
+	if err != nil {
+		return err
+	}
+	return present.save(ctx, p.dest)
+}
+
+// presentList is the key list of the objects a copy finds in the destination's store and
+// does not copy again: saved in its staging area, where prune's mark finds a run's key lists,
+// so that a prune meanwhile keeps them for the copy as it keeps a backup's reuses.
+type presentList struct {
+	f *os.File
+	w *bufio.Writer
+	l *messages.FileListWriter
+}
+
+// presentListKey is where the list goes in the staging area.
+var presentListKey = path.Join(internalDir, "keys", "present-objects.jsonl")
+
+// newPresentList starts the list in a temporary file (it has a line per object).
+func newPresentList(dest *storage.Bucket) (*presentList, error) {
+	f, err := scratch.CreateTemp("", "wnb-present-")
+	if err != nil {
+		return nil, fmt.Errorf("list the objects present: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	return &presentList{f: f, w: w, l: messages.NewFileListWriter(w)}, nil
+}
+
+func (pl *presentList) add(sum string) error {
+	return pl.l.Add(messages.FileEntry{Path: layout.ObjectKey(sum), Stored: layout.ObjectKey(sum), SHA256: sum})
+}
+
+// save writes the list into the staging area.
+func (pl *presentList) save(ctx context.Context, dest *storage.Bucket) error {
+	if err := pl.l.Flush(); err != nil {
+		return err
+	}
+	if err := pl.w.Flush(); err != nil {
+		return err
+	}
+	if _, err := pl.f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	if _, err := dest.PutLowMemory(ctx, presentListKey, pl.f, storage.Object{Mode: 0o600}); err != nil {
+		return fmt.Errorf("write the list of the objects present: %w", err)
+	}
+	return nil
+}
+
+func (pl *presentList) discard() {
+	pl.f.Close()
+	os.Remove(pl.f.Name())
 }
 
 // eachGroup calls fn once per key of s with every value of that key.

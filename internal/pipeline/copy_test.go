@@ -320,10 +320,17 @@ func withUnlistedEntry(t *testing.T, archive []byte, size int64) []byte {
 // s3Requests counts the requests on object-store keys (objects/…) by kind.
 type s3Requests struct {
 	gets, puts, copies atomic.Int64
+	// present is the last list of objects present a copy wrote into its staging area.
+	present atomic.Value
 }
 
 func (c *s3Requests) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/present-objects.jsonl") {
+			body, _ := io.ReadAll(r.Body)
+			c.present.Store(string(body))
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		if strings.Contains(r.URL.Path, "/"+layout.ObjectsDir+"/") {
 			switch {
 			case r.Header.Get("X-Amz-Copy-Source") != "":
@@ -432,6 +439,21 @@ func TestCopyThroughS3ObjectStore(t *testing.T) {
 	}
 	if count.puts.Load() != 1 || rep.Reused != int64(len(files)-1) {
 		t.Fatalf("second copy to S3: %d PUTs of objects, %d files reused of %d", count.puts.Load(), rep.Reused, len(files))
+	}
+	// What it found stored was named in its staging area while it ran, where a prune's mark
+	// finds the runs in progress: every object but the changed file's.
+	present, _ := count.present.Load().(string)
+	if n := strings.Count(present, "\n"); n == 0 || n > len(objects) {
+		t.Fatalf("the second copy named %d objects present, of %d stored:\n%.300s", n, len(objects), present)
+	}
+	var missing []string
+	for _, k := range objects {
+		if !strings.Contains(present, k) {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 1 { // the changed file's old content, which the second backup does not hold
+		t.Errorf("objects stored before the second copy and not named present: %q", missing)
 	}
 }
 
