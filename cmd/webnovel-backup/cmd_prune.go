@@ -145,4 +145,7 @@ func printSweep(out io.Writer, s *retention.SweepResult) {
 	}
 	fmt.Fprintf(out, "Object store: %d objects, %d in use, %d unused but younger than --grace; %s %d (%s)\n",
 		s.Objects, s.Live, s.Young, verb, s.Swept, humanBytes(s.SweptBytes))
+	for _, w := range s.Warnings {
+		fmt.Fprintf(out, "  warning: %s\n", w)
+	}
 }

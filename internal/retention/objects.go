@@ -31,6 +31,12 @@ import (
 // stored its first object.
 const DefaultGrace = 24 * time.Hour
 
+// MinGraceWithRuns is the shortest grace a sweep keeps while a run is in progress: a run's
+// worker takes an object stored less than an hour ago as stored, without writing it again,
+// and names it in the run's sums only when its task ends; a shorter grace could delete it
+// meanwhile.
+const MinGraceWithRuns = time.Hour
+
 // SweepOptions tune SweepObjects.
 type SweepOptions struct {
 	// Grace keeps unnamed objects last written less than this before the sweep began.
@@ -49,6 +55,8 @@ type SweepResult struct {
 	Swept      int64 `json:"swept"`       // deleted (or, on a dry run, that would be)
 	SweptBytes int64 `json:"swept_bytes"` // their size
 	DryRun     bool  `json:"dry_run"`
+	// Warnings say what the sweep did otherwise than asked (a grace raised for a run).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // objectsPrefix is where the store keeps content by SHA-256.
@@ -81,24 +89,34 @@ func (d *Destination) SweepObjects(ctx context.Context, o SweepOptions) (*SweepR
 	defer marks.Close()
 	// Runs first, then backups: a run that publishes in between is then seen at least once
 	// (its staging area is removed only after its metadata is written).
-	if err := d.markRuns(ctx, marks); err != nil {
+	runs, err := d.markRuns(ctx, marks)
+	if err != nil {
 		return nil, fmt.Errorf("sweep the object store: %w", err)
 	}
 	if err := d.markBackups(ctx, marks, o.Dropped); err != nil {
 		return nil, fmt.Errorf("sweep the object store: %w", err)
 	}
 	res := &SweepResult{DryRun: o.DryRun}
+	if runs > 0 && o.Grace < MinGraceWithRuns {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("--grace %s raised to %s for this sweep: %d runs are in progress, and a run takes an object stored less than %s ago as stored before it names it", o.Grace, MinGraceWithRuns, runs, MinGraceWithRuns))
+		o.Grace = MinGraceWithRuns
+	}
 	if err := d.sweep(ctx, marks, start.Add(-o.Grace), res); err != nil {
 		return res, fmt.Errorf("sweep the object store: %w", err)
 	}
 	return res, nil
 }
 
-// markRuns marks the sums that every staging area's key lists and sums name.
-func (d *Destination) markRuns(ctx context.Context, marks *extsort.Sorter) error {
+// markRuns marks the sums that every staging area's key lists and sums name, and returns how
+// many staging areas (runs in progress, or abandoned) there are.
+func (d *Destination) markRuns(ctx context.Context, marks *extsort.Sorter) (int, error) {
 	var lists []string
+	areas := map[string]bool{}
 	err := d.bucket.Walk(ctx, layout.StagingPrefix, func(obj storage.Object) error {
 		top, rest, _ := strings.Cut(obj.Key, "/")
+		if layout.IsStagingName(top) {
+			areas[top] = true
+		}
 		if layout.IsStagingName(top) && strings.HasSuffix(rest, ".jsonl") &&
 			(strings.HasPrefix(rest, ".wnb/keys/") || strings.HasPrefix(rest, ".wnb/sums/")) {
 			lists = append(lists, obj.Key)
@@ -106,7 +124,7 @@ func (d *Destination) markRuns(ctx context.Context, marks *extsort.Sorter) error
 		return nil
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, key := range lists {
 		err := d.markList(ctx, key, marks)
@@ -114,10 +132,10 @@ func (d *Destination) markRuns(ctx context.Context, marks *extsort.Sorter) error
 			continue // the run published and removed its staging area meanwhile: its index is a mark
 		}
 		if err != nil {
-			return fmt.Errorf("run in progress: %w", err)
+			return 0, fmt.Errorf("run in progress: %w", err)
 		}
 	}
-	return nil
+	return len(areas), nil
 }
 
 // markBackups marks the sums that every complete backup's file index names. A complete

@@ -111,6 +111,7 @@ func TestSweepObjects(t *testing.T) {
 		wantGone  []string // sums deleted
 		wantKept  []string
 		wantSwept int64
+		wantLive  int64 // 0: not checked
 		noStore   bool
 	}{
 		{
@@ -123,7 +124,17 @@ func TestSweepObjects(t *testing.T) {
 				d.put(t, layout.StagingPrefix+"run1/.wnb/keys/copy-0000.jsonl", fileList(c))
 				d.put(t, layout.StagingPrefix+"run2/.wnb/sums/copy-0000.jsonl", fileList(dd))
 			},
-			wantKept: []string{a, b, c, dd}, wantGone: []string{e}, wantSwept: 1,
+			// With runs in progress the grace is an hour at least: e, unnamed, is young.
+			wantKept: []string{a, b, c, dd, e}, wantLive: 4,
+		},
+		{
+			name: "named by backups",
+			setup: func(t *testing.T, d *objectDest) {
+				d.objectBackup(t, "backup_20240630_020000", []string{a})
+				d.objectBackup(t, "backup_20240629_020000", []string{a, b})
+				d.put(t, "backup_20240628_020000/"+layout.FileIndex, fileList(e))
+			},
+			wantKept: []string{a, b}, wantGone: []string{c, dd, e}, wantSwept: 3, wantLive: 2,
 		},
 		{
 			name: "a complete backup's index cannot be read",
@@ -209,8 +220,8 @@ func TestSweepObjects(t *testing.T) {
 				if res != nil {
 					t.Fatalf("a destination without objects/sha256 was swept: %+v", res)
 				}
-			} else if tt.wantErr == "" && res.Swept != tt.wantSwept {
-				t.Fatalf("swept %d, want %d (%+v)", res.Swept, tt.wantSwept, res)
+			} else if tt.wantErr == "" && (res.Swept != tt.wantSwept || tt.wantLive != 0 && res.Live != tt.wantLive) {
+				t.Fatalf("swept %d, want %d; live %d, want %d (%+v)", res.Swept, tt.wantSwept, res.Live, tt.wantLive, res)
 			}
 			for _, s := range tt.wantKept {
 				if !d.has(layout.ObjectKey(s)) {
