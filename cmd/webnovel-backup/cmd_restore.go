@@ -237,7 +237,8 @@ func (o *restoreOptions) report(con console, rep *coordinator.RestoreReport, err
 	case rep != nil && rep.DryRun && err == nil:
 		printRestorePlan(con.out, rep.Plan)
 		fmt.Fprintln(con.out, "Dry run: every check passed; nothing was changed.")
-	case rep != nil && !rep.DryRun:
+	case rep != nil && !rep.DryRun && outcome.Of(err).Status != outcome.Refused && outcome.Of(err).Status != outcome.Usage:
+		// A refusal changed nothing: the error says why, and no "finished" report follows it.
 		printRestoreReport(con.out, rep)
 	}
 	return err

@@ -61,8 +61,8 @@ func TestRestoreSelectFlags(t *testing.T) {
 		t.Fatalf("dry run --json: exit %d, %v\n%s", code, err, out)
 	}
 	code, out = cli(t, dir, "restore", backup, "--book", "1", "--force")
-	if code != 2 || !strings.Contains(out, "books.chapter pk 1 (title)") {
-		t.Fatalf("conflict: exit %d\n%s", code, out)
+	if code != 2 || !strings.Contains(out, "books.chapter pk 1 (title)") || strings.Contains(out, "Restore finished") {
+		t.Fatalf("conflict: exit %d (a refusal, with no report of a restore)\n%s", code, out)
 	}
 	code, out = cli(t, dir, "restore", backup, "--book", "1", "--force", "--on-conflict", "replace")
 	if code != 0 {
