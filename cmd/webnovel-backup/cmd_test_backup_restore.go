@@ -99,9 +99,15 @@ func printRoundTrip(out io.Writer, rep *roundtrip.Report) {
 	for _, d := range rep.Differences {
 		fmt.Fprintf(out, "  difference: %s\n", d)
 	}
-	if rep.Pass {
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(out, "  backup warning: %s\n", w)
+	}
+	switch {
+	case rep.Pass && len(rep.Warnings) > 0:
+		fmt.Fprintf(out, "PASS, with %d backup warnings above: what the backup did not keep, no restore brings back\n", len(rep.Warnings))
+	case rep.Pass:
 		fmt.Fprintln(out, "PASS")
-	} else {
+	default:
 		fmt.Fprintln(out, "FAIL")
 	}
 }

@@ -91,7 +91,12 @@ type Report struct {
 	Rows        int64
 	Files       int64
 	Differences []string
-	Timings     []Timing
+	// Warnings are the backup's: what it did not keep as it is (a column it does not know,
+	// a symlink, an empty folder, a broken reference). The restore cannot bring back what
+	// the backup did not hold, so the comparison does not see them: they are shown with the
+	// verdict.
+	Warnings []string
+	Timings  []Timing
 }
 
 func (r *Report) differ(format string, args ...any) {
@@ -137,6 +142,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	rep.Warnings = backup.Warnings
 	phase("backup", start)
 
 	// Restore into scratch targets.
