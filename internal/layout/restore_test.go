@@ -104,3 +104,41 @@ func TestRestoreScriptNoModels(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// Without the tool, restore.sh prints steps that work on what the backup holds: an encrypted
+// backup's NAME.age decrypted with age first (its key unsealed first in passphrase mode), and
+// the platform's permissions given back (the backup's own copies are private).
+func TestRestoreScriptManualSteps(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		enc       *Encryption
+		want, not []string
+	}{
+		{"plain", nil, []string{"loaddata", "cp -a", "chmod 0644"}, []string{"age -d"}},
+		{"recipients", &Encryption{Format: "age", Mode: "recipients"},
+			[]string{"age -d -i key.txt", ".json.age' > 'db_books_book.json' && python manage.py loaddata", "age -d -i \"$OLDPWD/key.txt\"", "chmod 0644"},
+			[]string{"cp -a", "backup_key.age"}},
+		{"passphrase", &Encryption{Format: "age", Mode: "passphrase", Key: "backup_key.age"},
+			[]string{"/backup_key.age' > key.txt", "age -d -i key.txt"}, []string{"cp -a"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := sampleMetadata()
+			m.Encryption = tt.enc
+			m.Files.DefaultMode = "0644"
+			dir := writeBackupWithScript(t, m)
+			cmd := exec.Command("sh", filepath.Join(dir, FileRestore))
+			cmd.Env = []string{"PATH=/usr/bin:/bin"} // no webnovel-backup
+			out, _ := cmd.CombinedOutput()
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("the steps do not say %q:\n%s", w, out)
+				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(string(out), w) {
+					t.Errorf("the steps say %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
