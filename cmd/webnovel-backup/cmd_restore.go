@@ -278,8 +278,13 @@ func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
 	} else {
 		fmt.Fprintln(w, "Restore finished:")
 	}
+	// A merge upserts the backup's rows among the table's: it does not say how many it holds.
+	format := "  %-32s %8d rows (had %d)\n"
+	if r.Plan != nil && r.Plan.Merge {
+		format = "  %-32s %8d rows merged (it had %d; other rows kept)\n"
+	}
 	for _, m := range r.Loaded {
-		fmt.Fprintf(w, "  %-32s %8d rows (had %d)\n", m.Label, m.Rows, m.Before)
+		fmt.Fprintf(w, format, m.Label, m.Rows, m.Before)
 	}
 	printRestoredFiles(w, r)
 	for _, f := range r.Failures {

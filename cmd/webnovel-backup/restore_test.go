@@ -156,3 +156,17 @@ func TestTestBackupRestoreCommand(t *testing.T) {
 		t.Fatalf("a round trip whose backup warned: exit %d\n%s", code, out)
 	}
 }
+
+// A merge's report does not read as a replace: the rows it upserted, and that the table's
+// others stay.
+func TestRestoreMergeReport(t *testing.T) {
+	dir := sitePlatform(t)
+	if code, out := cli(t, dir, "backup", "--backup-dir", "b"); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, out)
+	}
+	b := onlyBackup(t, filepath.Join(dir, "b"))
+	code, out := cli(t, dir, "restore", b, "--merge", "--models", "books.Author", "--skip-files", "--force")
+	if code != 0 || !strings.Contains(out, "rows merged (it had") {
+		t.Fatalf("restore --merge: exit %d\n%s", code, out)
+	}
+}
