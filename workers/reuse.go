@@ -97,10 +97,11 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 		// The earlier copy is not what its index says: copy over the link.
 		r.log.Warn("earlier copy differs in size from its index; copying the file", "key", e.Key, "reuse", e.Reuse, "size", obj.Size, "index_size", e.Size)
 		return copied{}, false
-	} else if r.sameTime && e.ModTime != 0 && obj.ModTime.UnixNano() != e.ModTime {
+	} else if (r.sameTime || r.sealed) && e.ModTime != 0 && obj.ModTime.UnixNano() != e.ModTime {
 		// A link shares its copy's modification time, which is not the file's (its content
 		// is the same, as --checksum or a copy's sums found): a copy of its own gets the
-		// file's time.
+		// file's time. An encrypted copy carries its file's time, and its size cannot tell
+		// an edit in place: another time is a copy changed since, not linked again.
 		r.log.Debug("earlier copy has another modification time; copying the file", "key", e.Key, "reuse", e.Reuse)
 		return copied{}, false
 	}

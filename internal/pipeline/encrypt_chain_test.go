@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
@@ -143,4 +144,42 @@ func (k ageKey) identities(t *testing.T) *encryption.Identities {
 		t.Fatal(err)
 	}
 	return ids
+}
+
+// An encrypted copy changed in place in the base (same size, so only its time says so) is not
+// linked into the next backup: the file is encrypted again, and the new backup verifies.
+func TestEncryptedCopyChangedInPlaceIsNotReused(t *testing.T) {
+	p := filledPlatform(t, database.SQLite, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	key := newAgeKey(t)
+	dest := t.TempDir()
+	backup := func() *coordinator.BackupReport {
+		t.Helper()
+		rep, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: dest, Recipients: key.recipients(t)})
+		if err != nil {
+			t.Fatalf("backup: %v", err)
+		}
+		return rep
+	}
+	first := backup()
+	copies, err := filepath.Glob(filepath.Join(first.Path, layout.FilesDir, "*", "*.age"))
+	if err != nil || len(copies) == 0 {
+		t.Fatalf("no encrypted copies in %s: %v", first.Path, err)
+	}
+	f, err := os.OpenFile(copies[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	f.WriteAt([]byte{0xff}, fi.Size()-5) // the size stays; the time is now
+	f.Close()
+	time.Sleep(1100 * time.Millisecond) // backup names are per second
+	second := backup()
+	if meta := readMetadata(t, second.Path); meta.Files.New.Files != 1 {
+		t.Errorf("the second backup stored %d files anew, want the one changed in the base", meta.Files.New.Files)
+	}
+	rep, err := verify.At(context.Background(), second.Path, verify.Options{})
+	if err != nil || !rep.OK {
+		t.Fatalf("the second backup: %v %+v", err, rep)
+	}
 }
