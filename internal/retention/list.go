@@ -273,20 +273,30 @@ func classify(name string, dir bool, loc *time.Location) *Backup {
 // readFolderMetadata fills b from its backup_metadata.json and sets its status.
 func (d *Destination) readFolderMetadata(ctx context.Context, b *Backup) {
 	r, _, err := d.bucket.Open(ctx, b.Name+"/"+layout.FileMetadata)
-	if errors.Is(err, storage.ErrNotExist) {
-		b.Status, b.Problem = StatusIncomplete, err.Error()
-		return
-	} else if err != nil {
-		b.Status, b.Problem = StatusUnreadable, fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
-		return
+	if err == nil {
+		defer r.Close()
+		var data []byte
+		if data, err = storage.ReadLimited(r, layout.MaxMetadataSize); err == nil {
+			fillFromMetadata(b, data)
+			return
+		}
 	}
-	defer r.Close()
-	data, err := storage.ReadLimited(r, layout.MaxMetadataSize)
-	if err != nil {
-		b.Status, b.Problem = StatusUnreadable, fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
-		return
+	b.Status, b.Problem = metadataFailure(err), fmt.Sprintf("read %s: %v", layout.FileMetadata, err)
+}
+
+// metadataFailure is the status of a folder whose metadata could not be read for err: a
+// failure that says nothing of the file (a network error, a refused access) leaves it
+// unreadable; a file that is missing, too large, or no regular file makes it incomplete.
+func metadataFailure(err error) Status {
+	switch storage.ErrorCode(err) {
+	case storage.CodeTransient, storage.CodePermission, storage.CodeUnknown, storage.CodeCanceled:
+		var special *storage.SpecialError
+		if errors.As(err, &special) {
+			return StatusIncomplete
+		}
+		return StatusUnreadable
 	}
-	fillFromMetadata(b, data)
+	return StatusIncomplete
 }
 
 // fillFromMetadata parses metadata into b and sets its status.
