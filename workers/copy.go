@@ -308,8 +308,8 @@ func copyKeys(c *messages.CopyTask, restore bool, e messages.FileEntry) (srcKey,
 // copyFiles copies every file of the key list, up to the worker's concurrency at once. A file
 // that cannot be copied stops the task (its first such error is returned, with the outcomes of
 // the files begun before it) unless the task goes on past it: a vanished file in a backup, any
-// non-permanent failure in a restore. The outcomes come back in list order. written counts the bytes of the files copied and being
-// copied, as they are written (for progress).
+// non-permanent failure in a restore. The outcomes come back in list order. written counts the
+// bytes of the files copied and being copied, as they are written (for progress).
 func (w *Worker) copyFiles(ctx context.Context, src, dst *storage.Bucket, c *messages.CopyTask, restore bool, list io.Reader, written *atomic.Int64, ru *reuser) ([]*copiedFile, error) {
 	seal, err := sealOf(c, restore)
 	if err != nil {

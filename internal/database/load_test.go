@@ -927,3 +927,35 @@ func TestLoadInterruptedAtSequenceReset(t *testing.T) {
 		t.Fatalf("the next insert: %v", err)
 	}
 }
+
+// A load cancelled in the middle of a COPY loses its connection with it; the sequences its
+// earlier COPYs moved (a through table's ids) are put back through a connection of their own,
+// as the rollback does not undo them.
+func TestLoadCancelledPutsSequencesBack(t *testing.T) {
+	db := openT(t, samplePostgres(t))
+	ctx := context.Background()
+	seqs := func() string {
+		t.Helper()
+		var s string
+		if err := db.pool.QueryRow(ctx, `SELECT string_agg(sequencename || '=' || coalesce(last_value, 0), ',' ORDER BY sequencename) FROM pg_sequences`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := seqs()
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	big := chaptersFixture(t, 20_000, 1)
+	dir := filepath.Join(testdata, "sample-fixtures")
+	// The books' related_books pairs draw ids from their through table's sequence.
+	fixtures := fileFixtures(dir, model(t, "books.language"), model(t, "books.author"), model(t, "books.book"))
+	fixtures = append(fixtures, LoadFixture{Model: model(t, "books.chapter"), Open: func() (io.ReadCloser, error) {
+		return &cancelAfter{r: bytes.NewReader(big), n: len(big) / 2, cancel: cancel}, nil
+	}})
+	if _, err := db.Load(lctx, fixtures, LoadOptions{}); err == nil {
+		t.Fatal("cancelled load succeeded")
+	}
+	if after := seqs(); after != before {
+		t.Fatalf("sequences moved by a cancelled load:\nbefore %s\nafter  %s", before, after)
+	}
+}

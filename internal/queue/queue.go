@@ -209,9 +209,12 @@ func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
 		nats.Timeout(5 * time.Second),
 	}
 	for _, one := range strings.Split(url, ",") {
+		if !strings.Contains(one, "://") {
+			continue // host:port, which nats.go takes as it is
+		}
 		// nats.go parses each server itself, and would look a password's head up as a host
 		// when the password holds "/" (nats://user:12/tail@host).
-		if _, err := redact.ParseURL(strings.TrimSpace(one)); err != nil && strings.Contains(one, "://") {
+		if _, err := redact.ParseURL(strings.TrimSpace(one)); err != nil {
 			return nil, fmt.Errorf("connect to nats %s: %w", redact.URL(url), err)
 		}
 	}

@@ -288,12 +288,12 @@ func (d *Destination) readFolderMetadata(ctx context.Context, b *Backup) {
 // failure that says nothing of the file (a network error, a refused access) leaves it
 // unreadable; a file that is missing, too large, or no regular file makes it incomplete.
 func metadataFailure(err error) Status {
+	var special *storage.SpecialError
+	if errors.As(err, &special) {
+		return StatusIncomplete
+	}
 	switch storage.ErrorCode(err) {
 	case storage.CodeTransient, storage.CodePermission, storage.CodeUnknown, storage.CodeCanceled:
-		var special *storage.SpecialError
-		if errors.As(err, &special) {
-			return StatusIncomplete
-		}
 		return StatusUnreadable
 	}
 	return StatusIncomplete
