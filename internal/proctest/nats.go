@@ -86,12 +86,30 @@ func (n *NATS) start() {
 }
 
 // StartCluster starts a cluster of size JetStream servers on loopback routes and waits until
-// every server answers JetStream requests (the cluster has a meta leader).
+// every server answers JetStream requests (the cluster has a meta leader). A server that
+// exits while the cluster starts (another process took its port in the moment between
+// picking and binding it) makes it start the whole cluster again on new ports, up to three
+// times.
 func StartCluster(t testing.TB, size int) []*NATS {
 	t.Helper()
 	if size < 1 {
 		t.Fatalf("proctest: cluster of %d servers", size)
 	}
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		var ns []*NATS
+		if ns, err = tryCluster(t, size); err == nil {
+			return ns
+		}
+		t.Logf("proctest: cluster start %d: %v", attempt, err)
+	}
+	t.Fatalf("proctest: cluster: %v", err)
+	return nil
+}
+
+// tryCluster starts one cluster on new ports; on failure it kills what it started.
+func tryCluster(t testing.TB, size int) ([]*NATS, error) {
+	t.Helper()
 	ports := make([]int, size)
 	routes := make([]string, size)
 	for i := range ports {
@@ -107,9 +125,14 @@ func StartCluster(t testing.TB, size int) []*NATS {
 		ns[i].start()
 	}
 	for _, n := range ns {
-		n.WaitReady()
+		if err := n.waitReady(); err != nil {
+			for _, n := range ns {
+				n.proc.Kill()
+			}
+			return nil, fmt.Errorf("nats-server %s: %w", n.opts.Name, err)
+		}
 	}
-	return ns
+	return ns, nil
 }
 
 // URLs joins the client URLs of servers with commas, the form nats.Connect and --nats take.
@@ -155,14 +178,31 @@ func (n *NATS) Restart() {
 }
 
 // WaitReady waits until the server accepts connections and answers a JetStream account info
-// request, which needs a meta leader in a cluster. It fails the test after opts.Ready.
+// request, which needs a meta leader in a cluster. It fails the test after opts.Ready, or
+// when the server exits first.
 func (n *NATS) WaitReady() {
 	n.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Ready)
-	defer cancel()
-	if err := WaitJetStream(ctx, n.URL()); err != nil {
+	if err := n.waitReady(); err != nil {
 		n.t.Fatalf("proctest: nats-server %s: %v", n.opts.Name, err)
 	}
+}
+
+// waitReady is WaitReady returning its failure; a server that exited fails it at once.
+func (n *NATS) waitReady() error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Ready)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.proc.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := WaitJetStream(ctx, n.URL())
+	if err != nil && n.proc.Exited() {
+		return fmt.Errorf("exited with code %d before JetStream answered", n.proc.ExitCode())
+	}
+	return err
 }
 
 // WaitJetStream polls url until JetStream answers an account info request or ctx ends.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -150,15 +151,41 @@ func statSources(root string) {
 	})
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Ports are picked below Linux's ephemeral range (32768 and up by default), where the kernel
+// never hands a port to an outgoing connection or a listen on port 0, and never twice in one
+// test process: a port picked by asking the kernel for one and closing it came back twice in
+// one cluster once, and the second server could not bind.
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago and that no earlier
+// call in this process returned.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("proctest: free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 200 {
+		port := portLow + rand.IntN(portHigh-portLow)
+		if portsGiven[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsGiven[port] = true
+		return port
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatalf("proctest: no free port in %d-%d after 200 tries", portLow, portHigh)
+	return 0
 }
 
 // tail returns at most the last n bytes of the file, for failure reports.

@@ -5,6 +5,7 @@ package proctest
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -145,4 +146,38 @@ func connect(t *testing.T, url string) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+func TestFreePortNeverRepeatsAndAvoidsEphemeralRange(t *testing.T) {
+	seen := map[int]bool{}
+	for range 300 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d returned twice", p)
+		}
+		if p < portLow || p >= portHigh {
+			t.Fatalf("port %d outside %d-%d", p, portLow, portHigh)
+		}
+		seen[p] = true
+	}
+}
+
+// A server whose port is taken exits; waiting for it must say so at once rather than wait out
+// its whole readiness bound (which is what let a cluster start fail instead of retrying).
+func TestNATSWaitFailsFastWhenServerExits(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	n := newNATS(t, NATSOptions{Port: ln.Addr().(*net.TCPAddr).Port, Ready: time.Minute})
+	n.start()
+	start := time.Now()
+	err = n.waitReady()
+	if err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("waitReady = %v, want an exit", err)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("waitReady took %v after the server exited", d)
+	}
 }
