@@ -36,10 +36,16 @@ type CopyReport struct {
 	RunID string
 	// Source is the copied backup (redacted), Path the copy.
 	Source, Path string
-	// Copied files were transferred (Bytes of them); Reused ones were hard links to an earlier
-	// backup of the destination or already in its object store (ReusedBytes).
+	// Copied and Reused count the backup's storage files (and their bytes), as its metadata's
+	// files.new and files.reused do: a reused file is a hard link to an earlier backup of the
+	// destination or already in its object store, every other one is new there. An archive
+	// is one file, copied.
 	Copied, Bytes       int64
 	Reused, ReusedBytes int64
+	// Written counts what the copy wrote (WrittenBytes): the new files' content, once per
+	// content in an object store, and the backup's own files (fixtures, manifest, index,
+	// script), which are always copied.
+	Written, WrittenBytes int64
 	// AlreadyThere: the destination held this backup, complete and with the same manifest,
 	// already; nothing was copied.
 	AlreadyThere bool
@@ -254,14 +260,29 @@ func (r *copyRun) runTasks(ctx context.Context) error {
 		return fmt.Errorf("copy: %w", err)
 	}
 	for _, res := range results {
-		r.rep.Copied += res.Files - res.Reused
-		r.rep.Bytes += res.Bytes - res.ReusedBytes
+		r.rep.Written += res.Files - res.Reused
+		r.rep.WrittenBytes += res.Bytes - res.ReusedBytes
 		r.rep.Reused += res.Reused
 		r.rep.ReusedBytes += res.ReusedBytes
 	}
 	r.rep.Reused += r.plan.present
 	r.rep.ReusedBytes += r.plan.presentBytes
+	r.countNew()
 	return r.stage.Sweep()
+}
+
+// countNew counts the storage files the copy did not reuse, as a backup counts its own:
+// every file its manifest lists was either reused or copied (the run fails otherwise), so
+// what was written less the backup's own files would undercount a content several files
+// share, which an object store receives once, and overcount by the fixtures and manifest.
+func (r *copyRun) countNew() {
+	if r.src.archive {
+		r.rep.Copied, r.rep.Bytes = r.rep.Written, r.rep.WrittenBytes
+		return
+	}
+	files := r.src.meta.Files
+	r.rep.Copied = max(files.Count-r.rep.Reused, 0)
+	r.rep.Bytes = max(files.Bytes-r.rep.ReusedBytes, 0)
 }
 
 // assemble writes the copy's metadata, last: the source's, with where it was copied from,

@@ -394,9 +394,11 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 	return nil
 }
 
-// addBaseIndex adds the base's index entries (path → sum and stored name) to files, their
-// sums from its SHA256SUMS where the index leaves them out; an entry without one is not added
-// (never linked).
+// addBaseIndex adds the base's index entries (path → sum and copy) to files, their sums from
+// its SHA256SUMS where the index leaves them out; an entry without one is not added (never
+// linked). The base is a local folder, whose copies are at the paths its index and
+// SHA256SUMS list: its entries' stored names are where the files were in the backup it was
+// copied from (an object store's objects/sha256/…), not here.
 func addBaseIndex(dir, index string, files *extsort.Sorter) error {
 	f, err := storage.OpenRegular(filepath.Join(dir, index))
 	if err != nil {
@@ -412,11 +414,7 @@ func addBaseIndex(dir, index string, files *extsort.Sorter) error {
 		if e.SHA256 == "" {
 			return nil
 		}
-		stored := e.Stored
-		if stored == "" {
-			stored = e.Path
-		}
-		return files.Add(e.Path, []byte("B"+e.SHA256+"\x00"+strconv.FormatInt(e.Size, 10)+"\x00"+stored))
+		return files.Add(e.Path, []byte("B"+e.SHA256+"\x00"+strconv.FormatInt(e.Size, 10)+"\x00"+e.Path))
 	})
 }
 

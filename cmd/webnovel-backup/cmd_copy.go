@@ -24,7 +24,7 @@ type copyOptions struct {
 
 // AddFlags adds copy's flags to f.
 func (o *copyOptions) AddFlags(f *pflag.FlagSet) {
-	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, source, path, files copied and reused, duration) on standard output")
+	f.BoolVar(&o.asJSON, "json", false, "print a machine-readable report (status, source, path, storage files copied and reused, files and bytes written, duration) on standard output")
 	f.IntVar(&o.filesPerTask, "files-per-task", 2000, "files in one copy task")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metricsFlagUsage)
 	addStallFlag(f, &o.stallTimeout)
@@ -103,6 +103,7 @@ func printCopyReport(con console, rep *coordinator.CopyReport) {
 	fmt.Fprintf(con.out, "Copy complete: %s\n", redact.URL(rep.Path))
 	fmt.Fprintf(con.out, "  from %s\n", rep.Source)
 	fmt.Fprintf(con.out, "  files copied %d (%d bytes); reused %d (%d bytes)\n", rep.Copied, rep.Bytes, rep.Reused, rep.ReusedBytes)
+	fmt.Fprintf(con.out, "  written %d files (%d bytes), fixtures and manifest included\n", rep.Written, rep.WrittenBytes)
 	fmt.Fprintf(con.out, "  run %s in %s\n", rep.RunID, rep.Duration.Round(time.Millisecond))
 }
 
@@ -119,6 +120,8 @@ type copyStatus struct {
 	Bytes           int64          `json:"bytes"`
 	Reused          int64          `json:"reused"`
 	ReusedBytes     int64          `json:"reused_bytes"`
+	Written         int64          `json:"written"`
+	WrittenBytes    int64          `json:"written_bytes"`
 	DurationSeconds float64        `json:"duration_seconds"`
 	TraceID         string         `json:"trace_id,omitempty"`
 }
@@ -129,6 +132,7 @@ func copyJSON(rep *coordinator.CopyReport, dest string, err error) *copyStatus {
 	if rep != nil {
 		out.RunID, out.Source, out.Path, out.AlreadyThere = rep.RunID, rep.Source, redact.URL(rep.Path), rep.AlreadyThere
 		out.Copied, out.Bytes, out.Reused, out.ReusedBytes = rep.Copied, rep.Bytes, rep.Reused, rep.ReusedBytes
+		out.Written, out.WrittenBytes = rep.Written, rep.WrittenBytes
 		out.DurationSeconds, out.TraceID = rep.Duration.Seconds(), rep.TraceID
 	}
 	return out

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -437,8 +438,8 @@ func TestCopyThroughS3ObjectStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if count.puts.Load() != 1 || rep.Reused != int64(len(files)-1) {
-		t.Fatalf("second copy to S3: %d PUTs of objects, %d files reused of %d", count.puts.Load(), rep.Reused, len(files))
+	if count.puts.Load() != 1 || rep.Reused != int64(len(files)-1) || rep.Copied != 1 {
+		t.Fatalf("second copy to S3: %d PUTs of objects, %d files reused and %d copied of %d", count.puts.Load(), rep.Reused, rep.Copied, len(files))
 	}
 	// What it found stored was named in its staging area while it ran, where a prune's mark
 	// finds the runs in progress: every object but the changed file's.
@@ -511,4 +512,71 @@ func rewriteSums(t *testing.T, dir string, keep func(line string) bool) {
 	if err := os.WriteFile(filepath.Join(dir, layout.FileMetadata), raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Nightly copies of an S3 object-store backup chain into a folder: the second copy reads from
+// the object store only the file that changed and the one added, hard-links the others to
+// the first copy, and its report and metadata count the storage files as the backup does
+// (new + reused = the backup's files; its fixtures and manifest are written, not counted).
+func TestCopyObjectStoreToLocalIncremental(t *testing.T) {
+	var count s3Requests
+	s3 := s3test.Start(t, count.wrap, "east")
+	p := sqlitePlatform(t, demo.DefaultOptions())
+	s := startSession(t, p, 2, queue.Config{})
+	ctx := context.Background()
+	east, dest := s3.URL("east", "nightly", ""), t.TempDir()
+
+	first := backupInto(t, s, p, east, false)
+	if _, err := s.Coordinator.Copy(ctx, copyOptions(first, dest)); err != nil {
+		t.Fatal(err)
+	}
+	copy1 := filepath.Join(dest, path.Base(strings.Split(first, "?")[0]))
+	files := storageFiles(t, copy1)
+	changed, gone := files[len(files)/2], files[len(files)/3]
+	for rel, data := range map[string]string{changed: "changed since the first backup", "files/added-after-the-first.txt": "added since the first backup"} {
+		if err := os.WriteFile(filepath.Join(p.storage, filepath.FromSlash(strings.TrimPrefix(rel, layout.FilesDir+"/"))), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(p.storage, filepath.FromSlash(strings.TrimPrefix(gone, layout.FilesDir+"/")))); err != nil {
+		t.Fatal(err)
+	}
+
+	second := backupInto(t, s, p, east, false)
+	count.reset()
+	rep, err := s.Coordinator.Copy(ctx, copyOptions(second, dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy2 := rep.Path
+	unchanged := int64(len(files) - 2) // neither changed nor gone
+	if count.gets.Load() != 2 || rep.Reused != unchanged || rep.Copied != 2 || rep.Written <= rep.Copied {
+		t.Fatalf("second copy: %d GETs of objects; copied %d, reused %d, written %d; want 2 GETs, 2 copied, %d reused, more written (fixtures, manifest)",
+			count.gets.Load(), rep.Copied, rep.Reused, rep.Written, unchanged)
+	}
+	m := readMetadata(t, copy2)
+	if m.Files.Base != filepath.Base(copy1) || m.Files.Reused.Files != unchanged || m.Files.New.Files != 2 ||
+		m.Files.New.Bytes+m.Files.Reused.Bytes != m.Files.Bytes || m.Files.New != (layout.FileCount{Files: rep.Copied, Bytes: rep.Bytes}) {
+		t.Fatalf("metadata files: count %d (%d bytes), base %q, new %+v, reused %+v", m.Files.Count, m.Files.Bytes, m.Files.Base, m.Files.New, m.Files.Reused)
+	}
+	linked := 0
+	for _, f := range storageFiles(t, copy2) {
+		a, errA := os.Stat(filepath.Join(copy1, f))
+		b, err := os.Stat(filepath.Join(copy2, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if errA == nil && os.SameFile(a, b) {
+			linked++
+		}
+	}
+	if linked != int(unchanged) {
+		t.Fatalf("%d files of the second copy are links to the first, want %d", linked, unchanged)
+	}
+	checkCopyOf(t, copy2, copy2, second)
+	target := emptyTarget(t, database.SQLite)
+	if _, err := restoreInto(t, target, coordinator.RestoreOptions{Source: copy2}); err != nil {
+		t.Fatal(err)
+	}
+	compareWithBackup(t, copy2, target)
 }
