@@ -1,0 +1,104 @@
+//go:build linux
+
+package pipeline_test
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/layout"
+)
+
+// A restore from an archive links each file from its own unpacked, checked copy into a local
+// storage on the same filesystem: no worker reads a file to copy it, the files are the
+// backup's with the permissions its metadata records, and once the unpacked copy is removed
+// each restored file is the only name of its data. A restore from a backup folder copies every
+// file: a restored file is never the backup's own, which the platform could then change.
+func TestRestoreLinksOnlyUnpackedFiles(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	t.Run("archive", func(t *testing.T) {
+		archive := backupOf(t, src, true)
+		target := emptyTarget(t, database.SQLite)
+		reads := workerReads(t)
+		rep := restoreAll(t, target, archive, src.summary.Files)
+		if n := reads.Load(); n != 0 {
+			t.Errorf("the workers read %d of %d files to copy them: want each linked from the unpacked archive", n, rep.Files)
+		}
+		plain := unpacked(t, archive)
+		compareWithBackup(t, plain, target)
+		checkRecordedModes(t, plain, target.storage)
+		for rel := range treeFiles(t, target.storage) {
+			if n := links(t, filepath.Join(target.storage, rel)); n != 1 {
+				t.Errorf("%s has %d names after the restore: the unpacked copy is left", rel, n)
+			}
+		}
+	})
+	t.Run("folder", func(t *testing.T) {
+		folder := backupOf(t, src, false)
+		target := emptyTarget(t, database.SQLite)
+		reads := workerReads(t)
+		rep := restoreAll(t, target, folder, src.summary.Files)
+		if n := reads.Load(); n != rep.Files {
+			t.Errorf("the workers read %d of %d files: want every file of a backup folder copied", n, rep.Files)
+		}
+		compareWithBackup(t, folder, target)
+		for _, rel := range backupFiles(t, folder) {
+			in, err := os.Stat(filepath.Join(folder, rel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := os.Stat(filepath.Join(target.storage, rel[len(layout.FilesDir)+1:]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if os.SameFile(in, out) {
+				t.Errorf("%s is the backup's own file (inode %d): the storage may change the backup", rel, in.Sys().(*syscall.Stat_t).Ino)
+			}
+		}
+	})
+}
+
+// restoreAll restores the whole backup at src into target and checks that every one of the
+// files it holds was restored.
+func restoreAll(t *testing.T, target platformFixture, src string, files int) *coordinator.RestoreReport {
+	t.Helper()
+	rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Files != int64(files) || rep.Failed != 0 || files == 0 {
+		t.Fatalf("%d files restored (want %d), %d failed", rep.Files, files, rep.Failed)
+	}
+	return rep
+}
+
+// unpacked unpacks the archive into a folder of the test's, returning the backup folder.
+func unpacked(t *testing.T, archive string) string {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := t.TempDir()
+	top, err := extract(f, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, top)
+}
+
+// links is the number of names of the file at p.
+func links(t *testing.T, p string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint64(fi.Sys().(*syscall.Stat_t).Nlink)
+}
