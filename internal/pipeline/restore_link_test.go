@@ -3,6 +3,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,6 +13,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/queue"
 )
 
 // A restore from an archive links each file from its own unpacked, checked copy into a local
@@ -21,28 +23,34 @@ import (
 // file: a restored file is never the backup's own, which the platform could then change.
 func TestRestoreLinksOnlyUnpackedFiles(t *testing.T) {
 	src := sqlitePlatform(t, demo.DefaultOptions())
-	t.Run("archive", func(t *testing.T) {
-		archive := backupOf(t, src, true)
-		target := emptyTarget(t, database.SQLite)
-		reads := workerReads(t)
-		rep := restoreAll(t, target, archive, src.summary.Files)
-		if n := reads.Load(); n != 0 {
-			t.Errorf("the workers read %d of %d files to copy them: want each linked from the unpacked archive", n, rep.Files)
-		}
-		plain := unpacked(t, archive)
-		compareWithBackup(t, plain, target)
-		checkRecordedModes(t, plain, target.storage)
-		for rel := range treeFiles(t, target.storage) {
-			if n := links(t, filepath.Join(target.storage, rel)); n != 1 {
-				t.Errorf("%s has %d names after the restore: the unpacked copy is left", rel, n)
+	key := newSealKey(t)
+	for _, sealed := range []bool{false, true} {
+		t.Run(map[bool]string{false: "archive", true: "encrypted archive"}[sealed], func(t *testing.T) {
+			o := coordinator.RestoreOptions{Source: archiveOf(t, src, sealed, key)}
+			if sealed {
+				o.Identities = key.identities
 			}
-		}
-	})
+			target := emptyTarget(t, database.SQLite)
+			reads := workerReads(t)
+			rep := restoreAll(t, target, o, src.summary.Files)
+			if n := reads.Load(); n != 0 {
+				t.Errorf("the workers read %d of %d files to copy them: want each linked from the unpacked archive", n, rep.Files)
+			}
+			plain := unpacked(t, o.Source, key)
+			compareWithBackup(t, plain, target)
+			checkRecordedModes(t, plain, target.storage)
+			for rel := range treeFiles(t, target.storage) {
+				if n := links(t, filepath.Join(target.storage, rel)); n != 1 {
+					t.Errorf("%s has %d names after the restore: the unpacked copy is left", rel, n)
+				}
+			}
+		})
+	}
 	t.Run("folder", func(t *testing.T) {
 		folder := backupOf(t, src, false)
 		target := emptyTarget(t, database.SQLite)
 		reads := workerReads(t)
-		rep := restoreAll(t, target, folder, src.summary.Files)
+		rep := restoreAll(t, target, coordinator.RestoreOptions{Source: folder}, src.summary.Files)
 		if n := reads.Load(); n != rep.Files {
 			t.Errorf("the workers read %d of %d files: want every file of a backup folder copied", n, rep.Files)
 		}
@@ -63,11 +71,11 @@ func TestRestoreLinksOnlyUnpackedFiles(t *testing.T) {
 	})
 }
 
-// restoreAll restores the whole backup at src into target and checks that every one of the
+// restoreAll restores the whole backup o.Source into target and checks that every one of the
 // files it holds was restored.
-func restoreAll(t *testing.T, target platformFixture, src string, files int) *coordinator.RestoreReport {
+func restoreAll(t *testing.T, target platformFixture, o coordinator.RestoreOptions, files int) *coordinator.RestoreReport {
 	t.Helper()
-	rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: src})
+	rep, err := restoreInto(t, target, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,20 +85,30 @@ func restoreAll(t *testing.T, target platformFixture, src string, files int) *co
 	return rep
 }
 
-// unpacked unpacks the archive into a folder of the test's, returning the backup folder.
-func unpacked(t *testing.T, archive string) string {
+// archiveOf backs p up into a .tar.gz, or with sealed a .tar.gz.age encrypted to key.
+func archiveOf(t *testing.T, p platformFixture, sealed bool, key sealKey) string {
 	t.Helper()
-	f, err := os.Open(archive)
+	o := coordinator.BackupOptions{DatabaseURL: p.dbURL, StorageURL: p.storage, BackupDir: t.TempDir(), Compress: true, ChunkRows: 50}
+	if sealed {
+		o.Recipients = key.recipients
+	}
+	rep, err := startSession(t, p, 2, queue.Config{}).Coordinator.Backup(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	dir := t.TempDir()
-	top, err := extract(f, dir)
+	return rep.Path
+}
+
+// unpacked unpacks (and decrypts with key) the archive into a folder of the test's, returning
+// the backup folder.
+func unpacked(t *testing.T, archive string, key sealKey) string {
+	t.Helper()
+	b, err := coordinator.OpenBackupDecrypting(context.Background(), archive, t.TempDir(), key.identities, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return filepath.Join(dir, top)
+	t.Cleanup(b.Close)
+	return b.Dir
 }
 
 // links is the number of names of the file at p.
