@@ -165,8 +165,11 @@ func (e *PartialError) OutcomeStatus() outcome.Status { return outcome.Partial }
 // location of the destination root holding it (empty for an archive), whose object store
 // holds an object-store backup's files.
 type restoreSource struct {
-	dir     string
-	root    string
+	dir  string
+	root string
+	// private: dir is a folder this run unpacked or downloaded the backup into, which
+	// nothing else reads and cleanup removes (never a backup folder itself).
+	private bool
 	cleanup func()
 }
 
@@ -204,7 +207,7 @@ func openRestoreSource(ctx context.Context, src, tempDir string, keys archiveKey
 		cleanup()
 		return nil, fmt.Errorf("unpack %s: %w", src, err)
 	}
-	return &restoreSource{dir: filepath.Join(tmp, top), cleanup: cleanup}, nil
+	return &restoreSource{dir: filepath.Join(tmp, top), private: true, cleanup: cleanup}, nil
 }
 
 // fetchS3Backup brings a backup stored on S3 into a private temporary folder: an archive is
@@ -245,7 +248,7 @@ func fetchS3Backup(ctx context.Context, src, tempDir string, keys archiveKeys) (
 			cleanup()
 			return nil, fmt.Errorf("unpack %s: %w", src, err)
 		}
-		return &restoreSource{dir: filepath.Join(tmp, top), cleanup: cleanup}, nil
+		return &restoreSource{dir: filepath.Join(tmp, top), private: true, cleanup: cleanup}, nil
 	}
 	dir := filepath.Join(tmp, name)
 	local, err := storage.Open(ctx, tmp)
@@ -270,7 +273,7 @@ func fetchS3Backup(ctx context.Context, src, tempDir string, keys archiveKeys) (
 		cleanup()
 		return nil, fmt.Errorf("download %s: %w", src, err)
 	}
-	return &restoreSource{dir: dir, root: parent, cleanup: cleanup}, nil
+	return &restoreSource{dir: dir, root: parent, private: true, cleanup: cleanup}, nil
 }
 
 // splitLocation splits "s3://bucket/prefix/backup_x?q" into "s3://bucket/prefix?q" and "backup_x".
@@ -706,8 +709,14 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 			return pl.tasks, err
 		}
 		pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
+		pl.link = linksUnpacked(src, o.StorageURL, dec)
 		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding, dec); err != nil {
 			return nil, err
+		}
+		if pl.link && !o.DryRun && len(pl.tasks) > 0 {
+			if err := syncUnpacked(src.dir); err != nil {
+				return nil, err
+			}
 		}
 		if sums == nil {
 			plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")

@@ -61,7 +61,7 @@ func openSealedLocal(ctx context.Context, src, tempDir string, keys archiveKeys)
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &restoreSource{dir: filepath.Join(tmp, top), cleanup: func() { os.RemoveAll(tmp) }}, nil
+	return &restoreSource{dir: filepath.Join(tmp, top), private: true, cleanup: func() { os.RemoveAll(tmp) }}, nil
 }
 
 // fetchSealedS3 unpacks an encrypted archive object into tmp as it streams.
@@ -75,7 +75,7 @@ func fetchSealedS3(ctx context.Context, b *storage.Bucket, src, name, tmp string
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	return &restoreSource{dir: filepath.Join(tmp, top), cleanup: func() { os.RemoveAll(tmp) }}, nil
+	return &restoreSource{dir: filepath.Join(tmp, top), private: true, cleanup: func() { os.RemoveAll(tmp) }}, nil
 }
 
 // unpackSealed decrypts the archive src (open reads it from its start) and unpacks it into

@@ -75,7 +75,10 @@ type restorePlanner struct {
 	decrypt bool
 	// staged is the folder of the files the check pass decrypted (the tasks' Staged).
 	staged string
-	tasks  []*messages.Task
+	// link: the source is the run's own unpacked copy, checked as planned, whose files the
+	// workers may link into the storage (the tasks' LinkSource, see linksUnpacked).
+	link  bool
+	tasks []*messages.Task
 
 	cur *messages.Task
 	buf bytes.Buffer
@@ -110,6 +113,7 @@ func (p *restorePlanner) add(ctx context.Context, e messages.FileEntry) error {
 			Copy: &messages.CopyTask{
 				Source: p.source, SourcePrefix: p.prefix, Prefix: topPrefix(e.Key),
 				ListStore: p.work.dir, KeyList: path.Join("keys", id+".jsonl"), Decrypt: p.decrypt, Staged: p.staged,
+				LinkSource: p.link,
 			},
 		}
 		p.buf.Reset()

@@ -205,6 +205,13 @@ type CopyTask struct {
 	// file, named StagedName(key): the worker links it into place instead of decrypting the
 	// backup's copy again. A file not found there is decrypted from Source as without it.
 	Staged string `json:"staged,omitempty"`
+	// LinkSource, on a restore, says Source is the restore's own unpacked copy of an archive:
+	// private to the run, checked against SHA256SUMS before the task was planned, and
+	// removed after it. A worker may then hard-link each file into a local storage instead
+	// of copying it (the copy's permissions and time are given to that copy first, which the
+	// link shares). Never set for a backup folder, whose files a link would let the platform
+	// change in place, nor for an object store or an encrypted backup's files.
+	LinkSource bool `json:"link_source,omitempty"`
 }
 
 // StagedName is the name, in a CopyTask's Staged folder, of the file restored to key: a

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -22,6 +23,14 @@ var ErrNoLink = errors.New("cannot hard-link between these buckets")
 // buckets must be local folders on one filesystem. The link appears whole or not at all, and
 // in a DeferSync bucket it is made durable by Sync like a written file.
 func (b *Bucket) LinkFrom(ctx context.Context, src *Bucket, srcKey, dstKey string) (Object, error) {
+	return b.LinkFromAs(ctx, src, srcKey, dstKey, Object{})
+}
+
+// LinkFromAs is LinkFrom that first gives srcKey attrs' permissions and modification time
+// (each when set), so that the link takes its name with them: src must be a private copy that
+// nothing else reads, since the source is changed (the two names are one file). The source
+// is a file checked already, so no symbolic link: its permissions are set through its name.
+func (b *Bucket) LinkFromAs(ctx context.Context, src *Bucket, srcKey, dstKey string, attrs Object) (Object, error) {
 	if err := src.checkKey(srcKey); err != nil {
 		return Object{}, err
 	}
@@ -33,7 +42,7 @@ func (b *Bucket) LinkFrom(ctx context.Context, src *Bucket, srcKey, dstKey strin
 	if !ok1 || !ok2 {
 		return Object{}, fmt.Errorf("link %s from %s into %s: %w", srcKey, src, b, ErrNoLink)
 	}
-	obj, err := dl.linkFrom(sl, srcKey, dstKey)
+	obj, err := dl.linkFrom(sl, srcKey, dstKey, attrs)
 	if err != nil {
 		return Object{}, fmt.Errorf("link %s from %s to %s in %s: %w: %w", srcKey, src, dstKey, b, ErrNoLink, err)
 	}
@@ -44,7 +53,7 @@ func (b *Bucket) LinkFrom(ctx context.Context, src *Bucket, srcKey, dstKey strin
 // a single name to another, no walk down either path), then checks what was linked by the new
 // name: a regular file, whose size and time the caller compares with what the plan expected.
 // Checking the link rather than the source before it leaves no gap between check and link.
-func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
+func (l *local) linkFrom(src *local, srcKey, dstKey string, attrs Object) (Object, error) {
 	sroot, err := src.open_()
 	if err != nil {
 		return Object{}, err
@@ -53,6 +62,9 @@ func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
 	var obj Object
 	// The source's folder kept open may have been removed and made again since: use retries.
 	sd, err := src.dirs.use(sroot, sdir, false, src.dirMode, func(sd *openDir) (err error) {
+		if err := setAttrsAt(sd, sname, attrs); err != nil {
+			return err
+		}
 		obj, err = l.linkInto(sd, sname, srcKey, dstKey)
 		return err
 	})
@@ -61,6 +73,20 @@ func (l *local) linkFrom(src *local, srcKey, dstKey string) (Object, error) {
 	}
 	src.dirs.release(sd)
 	return obj, nil
+}
+
+// setAttrsAt gives sname in the open folder sd attrs' permissions and modification time (its
+// access time is left as it is), each when set.
+func setAttrsAt(sd *openDir, sname string, attrs Object) error {
+	if attrs.Mode != 0 {
+		if err := sd.root.Chmod(sname, attrs.Mode.Perm()); err != nil {
+			return err
+		}
+	}
+	if !attrs.ModTime.IsZero() {
+		return sd.root.Chtimes(sname, time.Time{}, attrs.ModTime)
+	}
+	return nil
 }
 
 // linkInto links sname of the open folder sd as dstKey. The destination's folder is made, and

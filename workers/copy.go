@@ -440,6 +440,11 @@ func (tc *taskCopy) transfer(ctx context.Context, f *copiedFile, fc fileCopy, sr
 			return out, err
 		}
 	}
+	if tc.restore && tc.c.LinkSource && !tc.c.Decrypt {
+		if out, linked := tc.linkUnpacked(ctx, fc, e); linked {
+			return out, nil
+		}
+	}
 	out, reused := tc.ru.reuse(ctx, tc.src, tc.dst, e, srcKey, f.dest, buf)
 	if f.reused = reused; reused {
 		return out, nil
@@ -496,6 +501,29 @@ func linkStaged(ctx context.Context, stage, dst *storage.Bucket, fc fileCopy, e 
 		return c, true, err
 	}
 	return copied{}, true, err
+}
+
+// linkUnpacked puts a restored file in place as a hard link to the restore's own unpacked,
+// checked copy of it (CopyTask.LinkSource): one link instead of the file written again. The
+// copy is given the permissions and time the restored file gets first (the link shares
+// them; nothing reads the copy's attributes after, and it is removed with the run), so the
+// file takes its name as a copy would, whole. linked is false when the file is to be copied
+// instead. Any failed link falls back to the copy: the failures a copy does not meet are what
+// it is for (EXDEV: another filesystem or mount; EMLINK: too many links; EPERM, EOPNOTSUPP:
+// a filesystem without hard links), and one it does meet (a full disk, a folder in the way or
+// read-only, the source gone) the copy meets again and reports as it always does.
+func (tc *taskCopy) linkUnpacked(ctx context.Context, fc fileCopy, e messages.FileEntry) (out copied, linked bool) {
+	obj, err := tc.dst.LinkFromAs(ctx, tc.src, fc.key, fc.destKey, storage.Object{Mode: fc.mode, ModTime: fc.mtime})
+	if err != nil {
+		tc.w.log.Debug("unpacked copy not linked; copying the file", "key", e.Key, "err", err)
+		return copied{}, false
+	}
+	if obj.Size != e.Size {
+		// Not the file the check hashed: the copy, checked against its sum, replaces the link.
+		tc.w.log.Warn("unpacked copy differs in size from the plan; copying the file", "key", e.Key, "size", obj.Size, "planned_size", e.Size)
+		return copied{}, false
+	}
+	return copied{n: obj.Size, sum: e.SHA256, mode: obj.Mode}, true
 }
 
 // sealOf parses a backup copy task's recipients, once per task: nil when its copies are
