@@ -281,8 +281,24 @@ func (r *copyRun) countNew() {
 		return
 	}
 	files := r.src.meta.Files
+	if r.src.meta.Encryption != nil && r.plan.reusePlanned > 0 {
+		r.rep.ReusedBytes = r.reusedPlain()
+	}
 	r.rep.Copied = max(files.Count-r.rep.Reused, 0)
 	r.rep.Bytes = max(files.Bytes-r.rep.ReusedBytes, 0)
+}
+
+// reusedPlain is the bytes before encryption of the files an encrypted backup's copy
+// reused, which its metadata's counts are in (the workers count the encrypted bytes). When
+// the reuse was not as planned (a link that fell back to a copy) the reused files' own sizes
+// are not known: the planned ones' average stands for them, with a warning.
+func (r *copyRun) reusedPlain() int64 {
+	if r.rep.Reused == r.plan.reusePlanned {
+		return r.plan.reusePlain
+	}
+	r.log.Warn("copy: the files reused were not the ones planned; the reused bytes before encryption are estimated",
+		"planned", r.plan.reusePlanned, "reused", r.rep.Reused)
+	return r.plan.reusePlain / r.plan.reusePlanned * r.rep.Reused
 }
 
 // assemble writes the copy's metadata, last: the source's, with where it was copied from,

@@ -34,6 +34,11 @@ type copyPlan struct {
 	// present and presentBytes count the files already in the destination's object store:
 	// no task touches them.
 	present, presentBytes int64
+	// reusePlanned counts the files planned as reused (hard links into a local destination,
+	// content already in an object store) and, for a source whose files are encrypted,
+	// reusePlain their size before encryption: what its metadata's byte counts are in (the
+	// workers and the store count the bytes stored).
+	reusePlanned, reusePlain int64
 }
 
 // Task groups of a copy: the backup's own objects (fixtures, manifest, index, script) and
@@ -123,13 +128,13 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 		return err
 	}
 	plan.base = base
-	if err := r.addSourceTimes(ctx, files); err != nil {
+	if err := r.addSourceIndex(ctx, files); err != nil {
 		return err
 	}
 	return eachGroup(files, func(rel string, vals [][]byte) error {
 		var (
-			sum   string
-			mtime int64
+			sum          string
+			mtime, plain int64
 		)
 		type baseCopy struct {
 			name string
@@ -142,6 +147,8 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 				sum = string(v[1:])
 			case 'T':
 				mtime, _ = strconv.ParseInt(string(v[1:]), 10, 64)
+			case 'P':
+				plain, _ = strconv.ParseInt(string(v[1:]), 10, 64)
 			case 'B':
 				bsum, rest, _ := strings.Cut(string(v[1:]), "\x00")
 				size, name, _ := strings.Cut(rest, "\x00")
@@ -162,6 +169,8 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 		if c, ok := stored[sum]; ok {
 			// The size lets the worker check the base's copy is what its index says.
 			e.Reuse, e.Size = base+"/"+c.name, c.size
+			plan.reusePlanned++
+			plan.reusePlain += plain
 		}
 		loc, key := r.sourceOf(rel, sum)
 		e.Stored = key
@@ -169,11 +178,13 @@ func (r *copyRun) planLinks(ctx context.Context, p *copyCutter, plan *copyPlan, 
 	})
 }
 
-// addSourceTimes adds the modification time the source's index records for each of its
-// files (none for a backup that has no index: its copies' own times are the files').
-func (r *copyRun) addSourceTimes(ctx context.Context, files *extsort.Sorter) error {
-	index := r.src.meta.Files.Index
-	if index == "" {
+// addSourceIndex adds what the source's index records of each file that the join needs:
+// into a local destination (files keyed by path) its modification time, and the size before
+// encryption of an encrypted backup's file; into an object store (keyed by sum) only that
+// size. A backup without an index adds nothing (its copies' own times are the files').
+func (r *copyRun) addSourceIndex(ctx context.Context, files *extsort.Sorter) error {
+	index, sealed := r.src.meta.Files.Index, r.src.meta.Encryption != nil
+	if index == "" || (!r.destLocal && !sealed) {
 		return nil
 	}
 	rc, _, err := r.src.bucket.Open(ctx, index)
@@ -181,11 +192,28 @@ func (r *copyRun) addSourceTimes(ctx context.Context, files *extsort.Sorter) err
 		return fmt.Errorf("read the source's %s: %w", index, err)
 	}
 	defer rc.Close()
+	sums := layout.NewSumsJoin(func() (io.ReadCloser, error) {
+		rc, _, err := r.src.bucket.Open(ctx, layout.FileSums)
+		return rc, err
+	})
+	defer sums.Close()
 	err = layout.ReadFileIndex(rc, func(e messages.FileEntry) error {
-		if e.ModTime == 0 {
+		key := e.Path
+		if !r.destLocal {
+			if err := sums.Fill(&e); err != nil || e.SHA256 == "" {
+				return err
+			}
+			key = e.SHA256
+		}
+		if sealed {
+			if err := files.Add(key, []byte("P"+strconv.FormatInt(e.Size, 10))); err != nil {
+				return err
+			}
+		}
+		if e.ModTime == 0 || !r.destLocal {
 			return nil
 		}
-		return files.Add(e.Path, []byte("T"+strconv.FormatInt(e.ModTime, 10)))
+		return files.Add(key, []byte("T"+strconv.FormatInt(e.ModTime, 10)))
 	})
 	if err != nil {
 		return fmt.Errorf("read the source's %s: %w", index, err)
@@ -205,6 +233,9 @@ func locTag(loc string, src *copySource) string {
 // its objects/ is merged with the source's sums; content already there costs nothing, and
 // content listed under several paths is copied once.
 func (r *copyRun) planObjects(ctx context.Context, p *copyCutter, plan *copyPlan, files *extsort.Sorter) error {
+	if err := r.addSourceIndex(ctx, files); err != nil {
+		return err
+	}
 	present, err := newPresentList(p.dest)
 	if err != nil {
 		return err
@@ -222,13 +253,16 @@ func (r *copyRun) planObjects(ctx context.Context, p *copyCutter, plan *copyPlan
 	}
 	err = eachGroup(files, func(sum string, vals [][]byte) error {
 		var rels []string
-		size := int64(-1)
+		size, plain := int64(-1), int64(0)
 		for _, v := range vals {
 			switch v[0] {
 			case 'F':
 				rels = append(rels, string(v[1:]))
 			case 'O':
 				size, _ = strconv.ParseInt(string(v[1:]), 10, 64)
+			case 'P':
+				n, _ := strconv.ParseInt(string(v[1:]), 10, 64)
+				plain += n
 			}
 		}
 		switch {
@@ -237,6 +271,8 @@ func (r *copyRun) planObjects(ctx context.Context, p *copyCutter, plan *copyPlan
 		case size >= 0:
 			plan.present += int64(len(rels))
 			plan.presentBytes += int64(len(rels)) * size
+			plan.reusePlanned += int64(len(rels))
+			plan.reusePlain += plain
 			return present.add(sum)
 		}
 		loc, key := r.sourceOf(rels[0], sum)
@@ -350,7 +386,7 @@ func (r *copyRun) findLocalBase(ctx context.Context, files *extsort.Sorter) (str
 		if meta.Files.Index == "" {
 			err = addBaseCopies(dir, files)
 		} else {
-			err = addBaseIndex(dir, meta.Files.Index, files)
+			err = addBaseIndex(dir, meta.Files.Index, meta.Encryption != nil, files)
 		}
 		if err != nil {
 			return "", err
@@ -398,8 +434,10 @@ func checkBaseIndex(ctx context.Context, dir string, meta *layout.Metadata) erro
 // its SHA256SUMS where the index leaves them out; an entry without one is not added (never
 // linked). The base is a local folder, whose copies are at the paths its index and
 // SHA256SUMS list: its entries' stored names are where the files were in the backup it was
-// copied from (an object store's objects/sha256/…), not here.
-func addBaseIndex(dir, index string, files *extsort.Sorter) error {
+// copied from (an object store's objects/sha256/…), not here. The index records a file's
+// size before encryption: the copies of a base whose files are encrypted (sealed) are taken
+// at their size on disk, which the worker checks as it links them.
+func addBaseIndex(dir, index string, sealed bool, files *extsort.Sorter) error {
 	f, err := storage.OpenRegular(filepath.Join(dir, index))
 	if err != nil {
 		return err
@@ -413,6 +451,9 @@ func addBaseIndex(dir, index string, files *extsort.Sorter) error {
 		}
 		if e.SHA256 == "" {
 			return nil
+		}
+		if sealed {
+			return addBaseCopy(dir, e.Path, e.SHA256, files)
 		}
 		return files.Add(e.Path, []byte("B"+e.SHA256+"\x00"+strconv.FormatInt(e.Size, 10)+"\x00"+e.Path))
 	})
@@ -436,12 +477,18 @@ func addBaseCopies(dir string, files *extsort.Sorter) error {
 		if !strings.HasPrefix(rel, layout.FilesDir+"/") {
 			return nil
 		}
-		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
-		if err != nil || !fi.Mode().IsRegular() {
-			return nil
-		}
-		return files.Add(rel, []byte("B"+sum+"\x00"+strconv.FormatInt(fi.Size(), 10)+"\x00"+rel))
+		return addBaseCopy(dir, rel, sum, files)
 	})
+}
+
+// addBaseCopy adds the base's copy at rel, with its size on disk (a copy gone or not a
+// regular file is not added: never linked).
+func addBaseCopy(dir, rel, sum string, files *extsort.Sorter) error {
+	fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(rel)))
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	return files.Add(rel, []byte("B"+sum+"\x00"+strconv.FormatInt(fi.Size(), 10)+"\x00"+rel))
 }
 
 // newCopySorter returns the sorter a copy joins its files through, spilling into the local

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -62,4 +63,65 @@ func TestCopyEncryptedBackup(t *testing.T) {
 
 func containsDir(key, dir string) bool {
 	return filepath.Base(filepath.Dir(key)) == dir
+}
+
+// A nightly copy of an encrypted backup is incremental like any other: into a folder it
+// hard-links the earlier copy's files (the base's index records sizes before encryption,
+// which the copies on disk are not), into an object store it skips the objects there; and
+// its counts are in the metadata's unit, bytes before encryption: new plus reused is the
+// backup's bytes, the new ones the changed file's.
+func TestCopyEncryptedIncremental(t *testing.T) {
+	for _, toS3 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "folder", true: "s3"}[toS3], func(t *testing.T) {
+			st := newIncStorage(t)
+			for _, k := range []string{"media/a.txt", "media/b.txt", "media/c.txt", "media/d.txt"} {
+				st.put(k, "nightly secret of "+k)
+			}
+			c := filesSession(t, st)
+			src, dest, key := t.TempDir(), t.TempDir(), newAgeKey(t)
+			if toS3 {
+				dest = s3test.Start(t, nil, "backups").URL("backups", "copy", "")
+			}
+			backupAndCopy := func() (*coordinator.BackupReport, *coordinator.CopyReport) {
+				rep := filesBackup(t, c, st, src, func(o *coordinator.BackupOptions) { o.Recipients = key.recipients(t) })
+				cp, err := c.Copy(context.Background(), coordinator.CopyOptions{Backup: filepath.Join(src, backupName(rep)), Dest: dest})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return rep, cp
+			}
+			first, _ := backupAndCopy()
+			const changed = "changed since the first night"
+			st.put("media/b.txt", changed)
+			second, cp := backupAndCopy()
+			if cp.Copied != 1 || cp.Reused != 3 || cp.Bytes != int64(len(changed)) {
+				t.Fatalf("second copy: copied %d (%d bytes), reused %d (%d bytes); want 1 (%d bytes), 3",
+					cp.Copied, cp.Bytes, cp.Reused, cp.ReusedBytes, len(changed))
+			}
+			meta, err := layout.ParseMetadata(readKey(t, dest, backupName(second)+"/"+layout.FileMetadata))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f := meta.Files; f.New.Bytes+f.Reused.Bytes != f.Bytes || f.Reused.Files != 3 {
+				t.Fatalf("copied metadata: %d bytes, new %+v, reused %+v", f.Bytes, f.New, f.Reused)
+			}
+			if toS3 {
+				return
+			}
+			linked := 0
+			for _, f := range storageFiles(t, filepath.Join(dest, backupName(second))) {
+				a, errA := os.Stat(filepath.Join(dest, backupName(first), f))
+				b, err := os.Stat(filepath.Join(dest, backupName(second), f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if errA == nil && os.SameFile(a, b) {
+					linked++
+				}
+			}
+			if linked != 3 {
+				t.Fatalf("%d files of the second copy are links to the first, want 3", linked)
+			}
+		})
+	}
 }
