@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
 // A restore from an archive unpacks it into a private folder of its own and checks every file
@@ -34,10 +36,9 @@ func linksUnpacked(src *restoreSource, storageURL string, dec *restoreDecrypt) b
 }
 
 // syncUnpacked makes the unpacked files of dir durable before any is linked into the storage:
-// a copy is on disk before it takes its name there, and so is a link. One sync of the
-// filesystem, where a copy syncs each file.
+// a copy is on disk before it takes its name there, and so is a link.
 func syncUnpacked(dir string) error {
-	if err := syncFilesystem(dir); err != nil {
+	if err := layout.SyncTree(dir); err != nil {
 		return fmt.Errorf("sync the unpacked backup %s: %w", dir, err)
 	}
 	return nil

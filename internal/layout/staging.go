@@ -147,7 +147,7 @@ func (s *Staging) PublishDir(t time.Time) (finalPath string, err error) {
 	if _, err := os.Stat(filepath.Join(s.path, FileMetadata)); err != nil {
 		return "", fmt.Errorf("publish %s: refusing an incomplete backup: %w", s.path, err)
 	}
-	if err := syncTree(s.path); err != nil {
+	if err := SyncTree(s.path); err != nil {
 		return "", fmt.Errorf("publish %s: %w", s.path, err)
 	}
 	for seq := s.firstSeq(t); seq <= maxSeq; seq++ {
@@ -189,7 +189,7 @@ func (s *Staging) PublishDirNamed(name string) (finalPath string, err error) {
 	if _, err := os.Stat(filepath.Join(s.path, FileMetadata)); err != nil {
 		return "", fmt.Errorf("publish %s: refusing an incomplete backup: %w", s.path, err)
 	}
-	if err := syncTree(s.path); err != nil {
+	if err := SyncTree(s.path); err != nil {
 		return "", fmt.Errorf("publish %s: %w", s.path, err)
 	}
 	final := filepath.Join(s.backupDir, name)
