@@ -44,7 +44,7 @@ type globals struct {
 // AddFlags adds the shared flags (persistent: every command has them).
 func (g *globals) AddFlags(pf *pflag.FlagSet) {
 	pf.StringVar(&g.database, "database", "", "database `URL`, dj-database-url form (env DATABASE_URL; default sqlite:///db.sqlite3)")
-	pf.StringVar(&g.storage, "storage", "", "platform storage: a `folder` or file:// URL (env STORAGE_URL; default ./media)")
+	pf.StringVar(&g.storage, "storage", "", "platform storage: a `folder`, file:// URL or s3://bucket/prefix (env STORAGE_URL; default ./media)")
 	pf.StringVar(&g.nats, "nats", "", "NATS `URL` of a JetStream cluster (env NATS_URL; default: an embedded server)")
 	pf.IntVar(&g.workers, "workers", 4, "in-process workers (0 leaves all work to worker processes: webnovel-backup worker)")
 	// Zero is "not asked": streams and the consumer are created with the defaults, and existing
