@@ -710,6 +710,9 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 		}
 		pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
 		pl.link = linksUnpacked(src, o.StorageURL, dec)
+		if plan.space != nil {
+			plan.space.linked = pl.link
+		}
 		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding, dec); err != nil {
 			return nil, err
 		}

@@ -19,7 +19,9 @@ import (
 // what it adds, and the largest one once more, for the moment both copies exist. An archive's
 // unpacked copy is on disk when the space is measured (its extraction checks its own room,
 // internal/archive), and an encrypted backup's files staged in the storage have had their room
-// checked by the staging (newRestoreStage): once staged, the copies only link them.
+// checked by the staging (newRestoreStage): once staged, the copies only link them. So are an
+// unpacked archive's files when the workers link them into the storage (linksUnpacked): they
+// take no new blocks, and only the folders they go into are counted.
 
 // fsBlock is the allocation unit a file's size is rounded up to: a file of 1 byte takes a
 // block of the file system.
@@ -38,6 +40,9 @@ type SpaceCheck struct {
 	// Replaced is the bytes of the storage's files the restore writes over (given back as each
 	// is replaced, so not needed twice).
 	Replaced int64 `json:"replaced_bytes"`
+	// Linked: the files are on the storage's file system already (an unpacked archive) and are
+	// linked into place, so Need is only the margin for their folders.
+	Linked bool `json:"linked,omitempty"`
 }
 
 // Fits reports whether the files fit (or the free space is unknown).
@@ -46,15 +51,24 @@ func (s *SpaceCheck) Fits() bool { return s.Free < 0 || s.Need <= s.Free }
 // String is the check for people.
 func (s *SpaceCheck) String() string {
 	if s.Free < 0 {
-		return fmt.Sprintf("the files need about %s; the free space at %s is unknown", humanBytes(s.Need), s.Measured)
+		return fmt.Sprintf("the files need about %s%s; the free space at %s is unknown", humanBytes(s.Need), s.linkedNote(), s.Measured)
 	}
-	return fmt.Sprintf("the files need about %s (%d bytes), %s (%d bytes) free at %s", humanBytes(s.Need), s.Need, humanBytes(s.Free), s.Free, s.Measured)
+	return fmt.Sprintf("the files need about %s (%d bytes)%s, %s (%d bytes) free at %s", humanBytes(s.Need), s.Need, s.linkedNote(), humanBytes(s.Free), s.Free, s.Measured)
+}
+
+func (s *SpaceCheck) linkedNote() string {
+	if s.Linked {
+		return " for their folders (each is linked from the unpacked archive, already on that file system)"
+	}
+	return ""
 }
 
 // spaceTally adds up, as the planner plans each file, what the files will take in a local
 // storage folder.
 type spaceTally struct {
 	root string // the storage folder, absolute
+	// linked: the files are linked into the storage from a folder on its file system.
+	linked bool
 	// adds is the blocks each file takes beyond those of the file it replaces; replaced the
 	// blocks of the files replaced; largest the largest file's blocks.
 	adds, replaced, largest int64
@@ -93,7 +107,13 @@ func (t *spaceTally) file(key string, size int64) {
 // need is what the files take, with a margin: a sixteenth for the folders and the file
 // system's own records, and the largest file, written beside its old copy before the rename
 // gives that back (copies in flight at once are of files of every size).
-func (t *spaceTally) need() int64 { return t.adds + t.adds/16 + t.largest }
+// Linked files take no new blocks: their folders' margin only.
+func (t *spaceTally) need() int64 {
+	if t.linked {
+		return t.adds / 16
+	}
+	return t.adds + t.adds/16 + t.largest
+}
 
 // checkRestoreSpace measures the free space of a local storage's file system against what the
 // planned files take (plan.space), records the check in the plan, and refuses the restore when
@@ -105,7 +125,7 @@ func checkRestoreSpace(plan *RestorePlan, staged bool) error {
 		return nil
 	}
 	at := existingAncestor(t.root)
-	plan.Space = &SpaceCheck{Folder: t.root, Measured: at, Need: t.need(), Free: storageFree.free(at), Replaced: t.replaced}
+	plan.Space = &SpaceCheck{Folder: t.root, Measured: at, Need: t.need(), Free: storageFree.free(at), Replaced: t.replaced, Linked: t.linked}
 	if plan.Space.Fits() {
 		return nil
 	}

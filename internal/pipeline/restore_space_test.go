@@ -146,3 +146,35 @@ func TestRestoreStoppedMidwayCountsWhatWasWritten(t *testing.T) {
 		t.Errorf("report says the copies stopped for %q, want the task %s and its cause", rep.Stopped, te.Task)
 	}
 }
+
+// An archive's files, unpacked on the storage's file system and linked into place, take no
+// new room there: a restore of one needs room for their folders only, and goes ahead with less
+// free space than the files' bytes, where the restore of a backup folder, which copies every
+// file, is refused.
+func TestRestoreSpaceOfLinkedFiles(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	archive := archiveOf(t, src, false, sealKey{})
+	folder := backupOf(t, src, false)
+	var free atomic.Int64
+	t.Cleanup(coordinator.SetStorageFreeHook(func(string) int64 { return free.Load() }))
+	free.Store(1 << 40)
+	rep, err := restoreInto(t, emptyTarget(t, database.SQLite), coordinator.RestoreOptions{Source: folder, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bytes := rep.Plan.Bytes
+	half := bytes / 2
+	free.Store(half)
+
+	rep, err = restoreInto(t, emptyTarget(t, database.SQLite), coordinator.RestoreOptions{Source: archive})
+	if err != nil {
+		t.Fatalf("archive restore with %d bytes free for %d bytes of linked files: %v", half, bytes, err)
+	}
+	if sp := rep.Plan.Space; sp == nil || !sp.Linked || sp.Need >= half || rep.Files != int64(src.summary.Files) {
+		t.Fatalf("archive restore: space check %+v, %d files restored: want the files linked, needing less than %d bytes", sp, rep.Files, half)
+	}
+	_, err = restoreInto(t, emptyTarget(t, database.SQLite), coordinator.RestoreOptions{Source: folder})
+	if got := outcome.Of(err); got.Status != outcome.Refused {
+		t.Fatalf("folder restore with %d bytes free: outcome %+v (err %v), want refused: its files are copied", half, got, err)
+	}
+}
