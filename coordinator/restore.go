@@ -709,17 +709,12 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 			return pl.tasks, err
 		}
 		pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
-		pl.link = linksUnpacked(src, o.StorageURL, dec)
-		if plan.space != nil {
-			plan.space.linked = pl.link
-		}
+		pl.linkFrom(src, dec)
 		if err = planFolderFiles(ctx, src.dir, sums, pl, meta.Files.NameEncoding, dec); err != nil {
 			return nil, err
 		}
-		if pl.link && !o.DryRun && len(pl.tasks) > 0 {
-			if err := syncUnpacked(src.dir); err != nil {
-				return nil, err
-			}
+		if err := pl.syncLinked(src.dir); err != nil {
+			return nil, err
 		}
 		if sums == nil {
 			plan.Warnings = append(plan.Warnings, "backup has no SHA256SUMS (written by the Python command?): its integrity cannot be verified")

@@ -35,9 +35,22 @@ func linksUnpacked(src *restoreSource, storageURL string, dec *restoreDecrypt) b
 	return sameFilesystem(src.dir, existingAncestor(root))
 }
 
-// syncUnpacked makes the unpacked files of dir durable before any is linked into the storage:
-// a copy is on disk before it takes its name there, and so is a link.
-func syncUnpacked(dir string) error {
+// linkFrom has the planner's tasks link src's files into the storage when they may
+// (linksUnpacked), and the free-space check count them as linked.
+func (p *restorePlanner) linkFrom(src *restoreSource, dec *restoreDecrypt) {
+	p.link = linksUnpacked(src, p.o.StorageURL, dec)
+	if p.plan.space != nil {
+		p.plan.space.linked = p.link
+	}
+}
+
+// syncLinked makes the unpacked files of dir durable before any is linked into the storage
+// (a copy is on disk before it takes its name there, and so is a link): when the planned tasks
+// link, and the restore is not a dry run.
+func (p *restorePlanner) syncLinked(dir string) error {
+	if !p.link || p.o.DryRun || len(p.tasks) == 0 {
+		return nil
+	}
 	if err := layout.SyncTree(dir); err != nil {
 		return fmt.Errorf("sync the unpacked backup %s: %w", dir, err)
 	}

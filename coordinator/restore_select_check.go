@@ -237,6 +237,7 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 		}
 	}
 	pl := newRestorePlanner(o, work, src.dir, layout.FilesDir+"/", meta, plan)
+	pl.linkFrom(src, nil)
 	var rels []string
 	for _, rel := range slices.Sorted(maps.Keys(wanted)) {
 		fi, err := selectedFolderFile(src.dir, rel, wanted[rel], listed, sums != nil, plan)
@@ -263,7 +264,7 @@ func planSelectedFiles(ctx context.Context, src *restoreSource, sums *layout.Sum
 	if err := pl.flush(ctx); err != nil {
 		return nil, err
 	}
-	return pl.tasks, nil
+	return pl.tasks, pl.syncLinked(src.dir)
 }
 
 // selectedFolderFile stats the file a selected row names (rel in backup folder dir, restored

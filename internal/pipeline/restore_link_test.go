@@ -19,7 +19,8 @@ import (
 // A restore from an archive links each file from its own unpacked, checked copy into a local
 // storage on the same filesystem: no worker reads a file to copy it, the files are the
 // backup's with the permissions its metadata records, and once the unpacked copy is removed
-// each restored file is the only name of its data. A restore from a backup folder copies every
+// each restored file is the only name of its data; so does a restore of one book from an
+// archive. A restore from a backup folder copies every
 // file: a restored file is never the backup's own, which the platform could then change.
 func TestRestoreLinksOnlyUnpackedFiles(t *testing.T) {
 	src := sqlitePlatform(t, demo.DefaultOptions())
@@ -46,6 +47,35 @@ func TestRestoreLinksOnlyUnpackedFiles(t *testing.T) {
 			}
 		})
 	}
+	t.Run("book from an archive", func(t *testing.T) {
+		archive := archiveOf(t, src, false, sealKey{})
+		target := emptyTarget(t, database.SQLite)
+		reads := workerReads(t)
+		rep, err := restoreSelected(t, target, archive, coordinator.SelectOptions{Books: []string{"2"}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Files == 0 || rep.Files >= int64(src.summary.Files) {
+			t.Fatalf("%d files restored for one book of %d files", rep.Files, src.summary.Files)
+		}
+		if n := reads.Load(); n != 0 {
+			t.Errorf("the workers read %d of %d files to copy them: want each linked from the unpacked archive", n, rep.Files)
+		}
+		plain := unpacked(t, archive, sealKey{})
+		restored := treeFiles(t, target.storage)
+		if int64(len(restored)) != rep.Files {
+			t.Fatalf("the storage holds %d files, the report says %d restored", len(restored), rep.Files)
+		}
+		for rel, data := range restored {
+			want, err := os.ReadFile(filepath.Join(plain, layout.FilesDir, rel))
+			if err != nil || string(want) != string(data) {
+				t.Errorf("%s differs from the backup's copy (%v)", rel, err)
+			}
+			if n := links(t, filepath.Join(target.storage, rel)); n != 1 {
+				t.Errorf("%s has %d names after the restore: the unpacked copy is left", rel, n)
+			}
+		}
+	})
 	t.Run("folder", func(t *testing.T) {
 		folder := backupOf(t, src, false)
 		target := emptyTarget(t, database.SQLite)
