@@ -823,6 +823,9 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	meta.Files = r.fileMeta
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
+	if r.files.Folders.Len() > 0 {
+		meta.Files.Folders = r.files.Folders
+	}
 	if err := r.writeArchiveManifest(ctx); err != nil {
 		return err
 	}
@@ -1160,6 +1163,9 @@ type filePlanInfo struct {
 	Base string `json:"base,omitempty"`
 	// Special lists the storage entries skipped because they are not regular files.
 	Special []skippedEntry `json:"special,omitempty"`
+	// Folders records the storage's empty folders and those with permissions of their own,
+	// which the files do not bring back (the metadata's files.folders).
+	Folders *layout.FolderSummary `json:"folders,omitempty"`
 	// Modes are warnings naming the files whose mode the backup does not keep as it is (no
 	// permissions at all; setuid, setgid or sticky bits), at most maxModeWarnings and a count.
 	Modes []string `json:"modes,omitempty"`

@@ -150,9 +150,24 @@ func (p *copyPlanner) walk(ctx context.Context, src *storage.Bucket, fn func(mes
 	return src.WalkSpecial(ctx, "", func(obj storage.Object) error {
 		return fn(p.entryOf(obj))
 	}, func(sp storage.Special) error {
-		p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
+		if !p.recordFolder(sp) {
+			p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
+		}
 		return nil
 	})
+}
+
+// recordFolder records an empty folder, or one with permissions of its own, in the plan for
+// the restore to bring back (layout.FolderSummary). It returns false for any other entry, and
+// for a folder that cannot be recorded, which is warned of instead.
+func (p *copyPlanner) recordFolder(sp storage.Special) bool {
+	if sp.Kind != storage.KindEmptyFolder && sp.Kind != storage.KindFolderPermissions {
+		return false
+	}
+	if p.info.Folders == nil {
+		p.info.Folders = &layout.FolderSummary{}
+	}
+	return p.info.Folders.Record(sp.Key, sp.Kind == storage.KindEmptyFolder, sp.Mode, sp.OwnMode)
 }
 
 // entryOf is a listed object's key-list entry, Path being where the backup stores it.

@@ -98,6 +98,9 @@ type RestorePlan struct {
 	Storage  string
 	Files    int64
 	Bytes    int64
+	// Folders is the recorded folders (empty, or with permissions of their own) a whole
+	// restore into a local storage makes or gives their permissions (see planFolders).
+	Folders  int
 	Warnings []string
 	// Subset is the graph of a restore of selected rows (nil otherwise).
 	Subset *SubsetPlan
@@ -365,6 +368,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 			return rep, fmt.Errorf("restore: files: %w", err)
 		}
 	}
+	if err := restoreFolders(o, chk.plan); err != nil {
+		return rep, fmt.Errorf("restore: folders: %w", err)
+	}
 	return finished(rep, start)
 }
 
@@ -606,6 +612,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 	if err := checkRestoreSpace(chk.plan, chk.dec != nil && chk.dec.stage != nil); err != nil {
 		return chk, err
 	}
+	planFolders(o, chk.plan)
 	if len(o.Models) > 0 && chk.plan.Files > 0 {
 		// --models narrows the database only: say that the whole storage is written too.
 		chk.plan.Warnings = append(chk.plan.Warnings, fmt.Sprintf("--models restores only those tables, but all %d storage files of the backup are restored too, over the storage's copies: add --skip-files to leave the storage as it is", chk.plan.Files))

@@ -184,9 +184,9 @@ func (l *local) walkSpecial(ctx context.Context, prefix string, fn func(Object) 
 	}, folder)
 }
 
-// Kinds of Special a folder is reported as: a backup holds files, so an empty folder is not
-// in it, and it records no folder's permissions (a restore makes folders with its storage
-// folder's own).
+// Kinds of Special a folder is reported as: the files a backup holds do not bring back an
+// empty folder, nor a folder's permissions (a restore makes folders with its storage folder's
+// own), so the backup records them apart (layout.FolderSummary).
 const (
 	KindEmptyFolder       = "empty folder"
 	KindFolderPermissions = "folder permissions"
@@ -194,7 +194,7 @@ const (
 
 // folderNotes returns what walkSpecial tells special of each folder under prefix: that it is
 // empty, or that its permissions differ from the storage folder's (a private folder a restore
-// would make readable).
+// would make readable), with its mode.
 func (l *local) folderNotes(root *os.Root, prefix string, special func(Special) error) func(key string, empty bool) error {
 	rootMode := fs.FileMode(0o755)
 	if fi, err := root.Stat("."); err == nil {
@@ -204,15 +204,21 @@ func (l *local) folderNotes(root *os.Root, prefix string, special func(Special) 
 		if !strings.HasPrefix(key+"/", prefix) {
 			return nil // not asked for, or above the prefix
 		}
-		if empty {
-			return special(Special{Key: key + "/", Kind: KindEmptyFolder, Why: "it holds no file"})
-		}
 		fi, err := root.Lstat(key)
-		if err != nil || fi.Mode().Perm() == rootMode {
+		own := err == nil && fi.Mode().Perm() != rootMode
+		sp := Special{Key: key + "/", Kind: KindEmptyFolder, Why: "it holds no file", OwnMode: own}
+		if err == nil {
+			sp.Mode = fi.Mode().Perm()
+		}
+		switch {
+		case empty:
+			return special(sp)
+		case !own:
 			return nil
 		}
-		return special(Special{Key: key + "/", Kind: KindFolderPermissions,
-			Why: fmt.Sprintf("the folder's mode is %04o: a restore makes its folders with the storage folder's mode (%04o here)", fi.Mode().Perm(), rootMode)})
+		sp.Kind = KindFolderPermissions
+		sp.Why = fmt.Sprintf("the folder's mode is %04o: a restore makes its folders with the storage folder's mode (%04o here)", sp.Mode, rootMode)
+		return special(sp)
 	}
 }
 

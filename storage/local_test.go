@@ -3,6 +3,7 @@ package storage_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -322,8 +323,9 @@ func returnsWithin(t *testing.T, limit time.Duration, what string, fn func()) {
 	}
 }
 
-// A local walk tells of the folders a backup does not keep as they are: an empty one, and one
-// whose permissions differ from the storage folder's; the files are listed as ever.
+// A local walk tells of the folders a backup's files do not bring back: an empty one, and one
+// whose permissions differ from the storage folder's, each with its mode; the files are listed
+// as ever.
 func TestLocalWalkSpecialFolders(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
@@ -351,9 +353,9 @@ func TestLocalWalkSpecialFolders(t *testing.T) {
 		files, said []string
 	}{
 		{"", []string{"content/a/1.json", "media/private/contract.pdf", "media/public/a.png"},
-			[]string{"folder permissions media/private/", "empty folder media/empty/", "empty folder uploads/2025/01/"}},
+			[]string{"folder permissions media/private/ 0700 own", "empty folder media/empty/ 0755", "empty folder uploads/2025/01/ 0755"}},
 		{"media/", []string{"media/private/contract.pdf", "media/public/a.png"},
-			[]string{"folder permissions media/private/", "empty folder media/empty/"}},
+			[]string{"folder permissions media/private/ 0700 own", "empty folder media/empty/ 0755"}},
 		{"content/", []string{"content/a/1.json"}, nil},
 	} {
 		var files, said []string
@@ -361,7 +363,11 @@ func TestLocalWalkSpecialFolders(t *testing.T) {
 			files = append(files, o.Key)
 			return nil
 		}, func(sp storage.Special) error {
-			said = append(said, sp.Kind+" "+sp.Key)
+			told := fmt.Sprintf("%s %s %04o", sp.Kind, sp.Key, sp.Mode)
+			if sp.OwnMode {
+				told += " own"
+			}
+			said = append(said, told)
 			if !strings.Contains(sp.Warning(), sp.Key) {
 				t.Errorf("warning %q does not name %s", sp.Warning(), sp.Key)
 			}

@@ -143,6 +143,10 @@ type Special struct {
 	// Why says why the entry is not backed up, when it is not for being other than a regular
 	// file (an S3 key).
 	Why string
+	// Mode is a folder's permissions (KindEmptyFolder, KindFolderPermissions), and OwnMode
+	// says they differ from the storage folder's, with which a restore makes folders.
+	Mode    fs.FileMode
+	OwnMode bool
 }
 
 // Warning describes the skipped entry: "skipped symlink media/x -> ../y".

@@ -266,6 +266,9 @@ func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
 		if p.Space != nil {
 			fmt.Fprintf(w, "    free space: %s\n", p.Space)
 		}
+		if p.Folders > 0 {
+			fmt.Fprintf(w, "    folders: %d recorded (empty, or with permissions of their own), made or given their permissions after the files\n", p.Folders)
+		}
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
@@ -301,6 +304,9 @@ func printRestoreReport(w io.Writer, r *coordinator.RestoreReport) {
 func printRestoredFiles(w io.Writer, r *coordinator.RestoreReport) {
 	if r.Stopped == "" {
 		fmt.Fprintf(w, "  files: %d restored (%d bytes), %d failed\n", r.Files, r.Bytes, r.Failed)
+		if r.Plan != nil && r.Plan.Folders > 0 {
+			fmt.Fprintf(w, "  folders: %d recorded, made or given their permissions\n", r.Plan.Folders)
+		}
 		return
 	}
 	least, most := "", ""
@@ -355,6 +361,9 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 		Stopped      string `json:"files_stopped,omitempty"`
 		Unfinished   int64  `json:"files_not_restored,omitempty"`
 		FilesAtLeast bool   `json:"files_at_least,omitempty"`
+		// Folders is the recorded folders (empty, or with permissions of their own) the
+		// restore makes or gives their permissions.
+		Folders int `json:"folders,omitempty"`
 		// Space is the free-space check of a local storage folder.
 		Space           *coordinator.SpaceCheck `json:"space,omitempty"`
 		Warnings        []string                `json:"warnings"`
@@ -374,6 +383,7 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 	out.Stopped, out.Unfinished, out.FilesAtLeast = rep.Stopped, rep.Unfinished, rep.FilesAtLeast
 	if rep.Plan != nil {
 		out.Backup, out.Selection, out.Migrations, out.Space = rep.Plan.Backup, rep.Plan.Subset, rep.Plan.Migrations, rep.Plan.Space
+		out.Folders = rep.Plan.Folders
 		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
 		if rep.DryRun {
 			if err == nil {

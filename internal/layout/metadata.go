@@ -213,6 +213,9 @@ type FilesSummary struct {
 	// Without DefaultMode (an older backup), each copy's own permissions are the record.
 	DefaultMode string              `json:"default_mode,omitempty"`
 	Modes       map[string][]string `json:"modes,omitempty"`
+	// Folders records the local storage's empty folders and those with permissions of their
+	// own, which its files do not bring back (nil: none, or an older backup).
+	Folders *FolderSummary `json:"folders,omitempty"`
 	// Index is the name of the backup's file index (FileIndex), "" in older backups and in
 	// self-indexed ones.
 	Index string `json:"index,omitempty"`
@@ -492,6 +495,9 @@ func (m *Metadata) check() error {
 		return fmt.Errorf("files.name_encoding %q: this tool knows only %q", e, NamesEscaped)
 	}
 	if err := m.Files.checkModes(); err != nil {
+		return err
+	}
+	if err := m.Files.Folders.checkFolders(); err != nil {
 		return err
 	}
 	if m.ManifestSHA256 != "" && !isHexSHA256(m.ManifestSHA256) {

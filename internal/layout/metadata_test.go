@@ -186,6 +186,11 @@ func TestParseMetadataErrors(t *testing.T) {
 		{"default mode too wide", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "4777"}}`, `files.default_mode "4777"`},
 		{"mode key not octal", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"default_mode": "0644", "modes": {"rw-": ["files/a"]}}}`, `key "rw-"`},
 		{"modes without default", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"modes": {"0600": ["files/a"]}}}`, "default_mode is missing"},
+		{"folder escapes", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"folders": {"empty": ["../etc/"]}}}`, `files.folders.empty[0]: path "../etc"`},
+		{"folder absolute", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"folders": {"modes": {"0700": ["/root/"]}}}}`, `files.folders.modes["0700"][0]: path "/root" is absolute`},
+		{"folder not a folder", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"folders": {"empty": ["a/b"]}}}`, `folder "a/b" does not end in /`},
+		{"folder root", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"folders": {"empty": ["/"]}}}`, `files.folders.empty[0]: empty path`},
+		{"folder mode not octal", `{"backup_timestamp": "2024-12-01T14:30:22", "files": {"folders": {"modes": {"4755": ["a/"]}}}}`, `files.folders.modes: key "4755"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

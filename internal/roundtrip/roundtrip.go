@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
@@ -92,7 +93,7 @@ type Report struct {
 	Files       int64
 	Differences []string
 	// Warnings are the backup's: what it did not keep as it is (a column it does not know,
-	// a symlink, an empty folder, a broken reference). The restore cannot bring back what
+	// a symlink, a broken reference). The restore cannot bring back what
 	// the backup did not hold, so the comparison does not see them: they are shown with the
 	// verdict.
 	Warnings []string
@@ -380,8 +381,9 @@ func CompareFiles(ctx context.Context, rep *Report, wantDir, gotURL, what string
 	defer got.Close()
 	// A backup's copies are all 0600; the files' own permissions are in its metadata.
 	modeOf := func(string) (fs.FileMode, bool) { return 0, false }
+	var folders *layout.FolderSummary
 	if meta, err := layout.ReadMetadata(filepath.Dir(wantDir)); err == nil {
-		modeOf = meta.Files.RecordedModes()
+		modeOf, folders = meta.Files.RecordedModes(), meta.Files.Folders
 	}
 	err = want.Walk(ctx, "", func(o storage.Object) error {
 		if m, ok := modeOf(layout.FilesDir + "/" + o.Key); ok {
@@ -414,13 +416,43 @@ func CompareFiles(ctx context.Context, rep *Report, wantDir, gotURL, what string
 	if err != nil {
 		return err
 	}
-	return got.Walk(ctx, "", func(o storage.Object) error {
+	err = got.Walk(ctx, "", func(o storage.Object) error {
 		_, err := want.Stat(ctx, o.Key)
 		if errors.Is(err, storage.ErrNotExist) {
 			rep.differ("%s: file %s is not in the backup", what, o.Key)
 			return nil
 		}
 		return err
+	})
+	if err == nil {
+		compareFolders(rep, folders, gotURL, what)
+	}
+	return err
+}
+
+// compareFolders checks that a local storage has the folders the backup records: each empty
+// folder, and each folder with its recorded permissions.
+func compareFolders(rep *Report, f *layout.FolderSummary, gotURL, what string) {
+	dir := strings.TrimPrefix(gotURL, "file://")
+	if strings.Contains(dir, "://") {
+		return // S3: no folders to compare
+	}
+	folder := func(key string) fs.FileInfo {
+		fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(key)))
+		if err != nil || !fi.IsDir() {
+			rep.differ("%s: folder %s is missing", what, key)
+			return nil
+		}
+		return fi
+	}
+	_ = f.Each(func(key string) error {
+		folder(key)
+		return nil
+	}, func(key string, mode fs.FileMode) error {
+		if fi := folder(key); fi != nil && fi.Mode().Perm() != mode {
+			rep.differ("%s: folder %s: backup mode %v, found mode %v", what, key, mode, fi.Mode().Perm())
+		}
+		return nil
 	})
 }
 

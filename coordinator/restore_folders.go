@@ -1,0 +1,68 @@
+package coordinator
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/storage"
+)
+
+// A backup records the local storage's empty folders and the folders with permissions of
+// their own (layout.FolderSummary): its files bring back neither. A whole restore into a
+// local storage makes the empty folders, and gives the recorded folders their permissions,
+// once every file is in place: a folder its files are written into is made private (or
+// read-only) last. A restore of selected rows (--book, --select) writes only their files and
+// leaves the folders as they are; an S3 storage has no folders, so each is a warning.
+
+// planFolders notes in the plan the folders a whole restore brings back.
+func planFolders(o RestoreOptions, plan *RestorePlan) {
+	f := plan.Metadata.Files.Folders
+	if o.SkipFiles || f.Len() == 0 {
+		return
+	}
+	if storage.IsS3(o.StorageURL) {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("the backup records %d folders of its storage (empty, or with permissions of their own), which an S3 storage cannot hold: none is made", f.Len()))
+		return
+	}
+	plan.Folders = f.Len()
+}
+
+// restoreFolders makes the recorded empty folders in the local storage and gives the recorded
+// folders their permissions (plan.Folders of them).
+func restoreFolders(o RestoreOptions, plan *RestorePlan) error {
+	if plan.Folders == 0 {
+		return nil
+	}
+	dir := strings.TrimPrefix(o.StorageURL, "file://")
+	if err := ensureLocalRoot(dir); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	made := fs.FileMode(0o755) // a restore's folders take the storage folder's permissions
+	if fi, err := root.Stat("."); err == nil {
+		made = fi.Mode().Perm()
+	}
+	return plan.Metadata.Files.Folders.Each(func(key string) error {
+		if err := root.MkdirAll(strings.TrimSuffix(key, "/"), made); err != nil {
+			return fmt.Errorf("make empty folder %s: %w", storage.QuoteKey(key), err)
+		}
+		return nil
+	}, func(key string, mode fs.FileMode) error {
+		name := strings.TrimSuffix(key, "/")
+		err := root.MkdirAll(name, made) // in place already, unless its files were not restored
+		if err == nil {
+			err = root.Chmod(name, mode)
+		}
+		if err != nil {
+			return fmt.Errorf("give folder %s its permissions %s: %w", storage.QuoteKey(key), layout.FormatMode(mode), err)
+		}
+		return nil
+	})
+}

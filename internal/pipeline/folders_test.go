@@ -1,0 +1,64 @@
+package pipeline_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+)
+
+// A backup records the storage's empty folders and the folders with permissions of their own,
+// which its files do not bring back, and a whole restore makes them again, from a backup
+// folder and from an archive: a nested empty folder is there, a private folder is 0700 again,
+// a read-only folder 0555 with its file inside.
+func TestRestoreBringsBackFolders(t *testing.T) {
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	folders := map[string]fs.FileMode{"uploads/2025/01": 0o755, "private": 0o700, "frozen": 0o555}
+	for dir, mode := range folders {
+		p := filepath.Join(src.storage, dir)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if dir != "uploads/2025/01" {
+			if err := os.WriteFile(filepath.Join(p, "kept.txt"), []byte(dir), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(src.storage, "frozen"), 0o755) })
+	for _, compress := range []bool{false, true} {
+		t.Run(map[bool]string{false: "folder", true: "archive"}[compress], func(t *testing.T) {
+			backup := backupOf(t, src, compress)
+			target := emptyTarget(t, database.SQLite)
+			t.Cleanup(func() { os.Chmod(filepath.Join(target.storage, "frozen"), 0o755) })
+			rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Plan.Folders != len(folders) {
+				t.Errorf("the plan brings back %d folders, want %d", rep.Plan.Folders, len(folders))
+			}
+			for dir, mode := range folders {
+				fi, err := os.Stat(filepath.Join(target.storage, dir))
+				if err != nil || !fi.IsDir() || fi.Mode().Perm() != mode {
+					t.Errorf("folder %s after the restore: %v (%v), want a folder of mode %04o", dir, fi, err, mode)
+				}
+			}
+			for _, f := range []string{"private/kept.txt", "frozen/kept.txt"} {
+				if _, err := os.Stat(filepath.Join(target.storage, f)); err != nil {
+					t.Errorf("%s not restored: %v", f, err)
+				}
+			}
+			for _, w := range rep.Plan.Warnings {
+				t.Errorf("restore warning: %s", w)
+			}
+		})
+	}
+}
