@@ -158,9 +158,12 @@ type BackupReport struct {
 	Bytes  int64
 	// Base is the backup whose unchanged files this one reused ("" for a full backup); New
 	// and Reused split Files and Bytes between files stored and files reused.
-	Base     string
-	New      layout.FileCount
-	Reused   layout.FileCount
+	Base   string
+	New    layout.FileCount
+	Reused layout.FileCount
+	// Folders is the storage's folders recorded apart from its files (empty, or with
+	// permissions of their own: layout.FolderSummary).
+	Folders  int
 	Warnings []string
 	// References is the database ↔ storage cross-check (see layout.References).
 	References *layout.References
@@ -823,7 +826,7 @@ func (r *backupRun) assemble(ctx context.Context) (err error) {
 	meta.Files = r.fileMeta
 	meta.Files.Count, meta.Files.Bytes, meta.Files.Prefixes = r.rep.Files, r.rep.Bytes, r.prefixes
 	meta.Files.NameEncoding, meta.Files.Skipped = r.files.NameEncoding, r.skipped
-	if r.files.Folders.Len() > 0 {
+	if r.rep.Folders = r.files.Folders.Len(); r.rep.Folders > 0 {
 		meta.Files.Folders = r.files.Folders
 	}
 	if err := r.writeArchiveManifest(ctx); err != nil {

@@ -274,6 +274,9 @@ func printBackupReport(con console, rep *coordinator.BackupReport) {
 	} else {
 		fmt.Fprintf(out, "  files: %d (%d bytes)\n", rep.Files, rep.Bytes)
 	}
+	if rep.Folders > 0 {
+		fmt.Fprintf(out, "  folders: %d recorded (empty, or with permissions of their own)\n", rep.Folders)
+	}
 	if line := referencesLine(rep.References); line != "" {
 		fmt.Fprintf(out, "  references: %s\n", line)
 	}
@@ -308,6 +311,7 @@ func backupJSON(rep *coordinator.BackupReport, err error) any {
 		Base            string         `json:"base,omitempty"`
 		New             filesCount     `json:"new"`
 		Reused          filesCount     `json:"reused"`
+		Folders         int            `json:"folders,omitempty"`
 		Warnings        []string       `json:"warnings"`
 		References      any            `json:"references,omitempty"`
 		DurationSeconds float64        `json:"duration_seconds"`
@@ -315,7 +319,7 @@ func backupJSON(rep *coordinator.BackupReport, err error) any {
 	if rep != nil {
 		out.RunID, out.Path, out.TraceID = rep.RunID, rep.Path, rep.TraceID
 		out.Files, out.Bytes, out.DurationSeconds = rep.Files, rep.Bytes, rep.Duration.Seconds()
-		out.Base = rep.Base
+		out.Base, out.Folders = rep.Base, rep.Folders
 		out.New, out.Reused = filesCount(rep.New), filesCount(rep.Reused)
 		out.Warnings = append(out.Warnings, rep.Warnings...)
 		if rep.References != nil {

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -9,10 +10,11 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/queue"
 )
 
 // A backup records the storage's empty folders and the folders with permissions of their own,
-// which its files do not bring back, and a whole restore makes them again, from a backup
+// which its files do not bring back, without a warning, and a whole restore makes them again, from a backup
 // folder and from an archive: a nested empty folder is there, a private folder is 0700 again,
 // a read-only folder 0555 with its file inside.
 func TestRestoreBringsBackFolders(t *testing.T) {
@@ -35,7 +37,16 @@ func TestRestoreBringsBackFolders(t *testing.T) {
 	t.Cleanup(func() { os.Chmod(filepath.Join(src.storage, "frozen"), 0o755) })
 	for _, compress := range []bool{false, true} {
 		t.Run(map[bool]string{false: "folder", true: "archive"}[compress], func(t *testing.T) {
-			backup := backupOf(t, src, compress)
+			brep, err := startSession(t, src, 2, queue.Config{}).Coordinator.Backup(context.Background(), coordinator.BackupOptions{
+				DatabaseURL: src.dbURL, StorageURL: src.storage, BackupDir: t.TempDir(), Compress: compress,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if brep.Folders != len(folders) || len(brep.Warnings) != 0 {
+				t.Errorf("the backup recorded %d folders (want %d), warned %q", brep.Folders, len(folders), brep.Warnings)
+			}
+			backup := brep.Path
 			target := emptyTarget(t, database.SQLite)
 			t.Cleanup(func() { os.Chmod(filepath.Join(target.storage, "frozen"), 0o755) })
 			rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: backup})
