@@ -360,6 +360,7 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	}
 	if !o.SkipFiles && len(chk.tasks) > 0 {
 		chk.dec.restoring()
+		chk.work.restoring()
 		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int64(chk.plan.Files))
 		err := c.restoreFiles(fctx, o, chk.tasks, rep)
 		filesSpan.SetAttributes(telemetry.KeyBytes.Int64(rep.Bytes), attribute.Int64("wnb.files_failed", rep.Failed))
@@ -609,7 +610,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 	if err := refuseNothingToRestore(o, models, chk.plan.Files); err != nil {
 		return chk, err
 	}
-	if err := checkRestoreSpace(chk.plan, chk.dec != nil && chk.dec.stage != nil); err != nil {
+	if err := checkRestoreSpace(chk.plan, (chk.dec != nil && chk.dec.stage != nil) || chk.work.stage != nil); err != nil {
 		return chk, err
 	}
 	planFolders(o, chk.plan)
@@ -710,6 +711,11 @@ func checkBackupFiles(ctx context.Context, src *restoreSource, sums *layout.Sums
 		if meta.Files.Store == layout.StoreObjects {
 			if src.root == "" {
 				return nil, fmt.Errorf("%s says the files are in the object store of the backup's destination, which is unknown here", layout.FileMetadata)
+			}
+			if dec == nil && !o.DryRun {
+				if work.stage, err = newRestoreStage(ctx, o.StorageURL, meta.Files.Bytes); err != nil {
+					return nil, err
+				}
 			}
 			pl := newRestorePlanner(o, work, src.root, "", meta, plan)
 			err = planObjectFiles(ctx, src.dir, src.root, sums, meta, pl, dec)

@@ -188,6 +188,8 @@ func planEncryptedObjects(ctx context.Context, name, index, root string, sums *l
 // neededObject is a file's record in the object check: the object it needs, its stored
 // path, plaintext size, mode to restore (0: the object's) and plaintext sum.
 type neededObject struct {
+	// plain is an encrypted file's plaintext sum; in a plain backup's restore, the file's key
+	// (joinObjectIndex), which its object's name already checks.
 	obj, rel, plain string
 	size            int64
 	mode            fs.FileMode

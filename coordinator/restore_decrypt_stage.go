@@ -55,7 +55,7 @@ func newRestoreStage(ctx context.Context, storageURL string, need int64) (*resto
 		return nil, fmt.Errorf("storage root %s: %w", storageURL, err)
 	}
 	if free := stagingFree.free(existingAncestor(root)); free >= 0 && free < need+need/16 {
-		slog.Info("not enough free space in the storage to stage the decrypted files: each is decrypted again as it is restored",
+		slog.Info("not enough free space in the storage to stage the checked files: the workers read each from the backup again as they restore it",
 			"storage", root, "free_bytes", free, "needed_bytes", need)
 		return nil, nil
 	}

@@ -32,6 +32,9 @@ type restoreWork struct {
 	lists *storage.Bucket
 	// live, in a selective restore, compares each planned file with the storage's copy.
 	live *liveFiles
+	// stage, if set, holds a plain object-store backup's files, read and checked by the check
+	// pass, for the workers to link (restore_objects_stage.go).
+	stage *restoreStage
 }
 
 func newRestoreWork(ctx context.Context, tempDir string) (*restoreWork, error) {
@@ -58,8 +61,16 @@ func (w *restoreWork) close() {
 	if w == nil {
 		return
 	}
+	w.stage.close()
 	w.lists.Close()
 	os.RemoveAll(w.dir)
+}
+
+// restoring says the files are being restored now: the storage root the stage made stays.
+func (w *restoreWork) restoring() {
+	if w != nil && w.stage != nil {
+		w.stage.keepRoot = true
+	}
 }
 
 // restorePlanner cuts the files to restore into tasks of o.FilesPerTask as they come, writing
@@ -271,8 +282,10 @@ const (
 // planObjectFiles plans the files of an object-store backup: its file index, checked against
 // its SHA256SUMS line first, is joined with SHA256SUMS's files/ lines (the same files with the
 // same sums), and each file is restored from its object under root (the destination's root).
-// Before anything changes every object must exist with its size; the workers check each
-// one's sum as they copy it, and never write a file whose sum differs.
+// Before anything changes every object must exist with its size. Into a local storage, the
+// check pass also reads each one into the storage's staging folder, checked against its sum
+// (stageObjects); otherwise the workers check each one's sum as they copy it, and never write
+// a file whose sum differs.
 func planObjectFiles(ctx context.Context, dir, root string, sums *layout.Sums, meta *layout.Metadata, p *restorePlanner, dec *restoreDecrypt) error {
 	index := meta.Files.Index
 	if index == "" {
@@ -289,10 +302,13 @@ func planObjectFiles(ctx context.Context, dir, root string, sums *layout.Sums, m
 	}
 	needed := extsort.New(p.work.spill(), restoreSortBudget)
 	defer needed.Close()
+	if st := p.work.stage; st != nil {
+		p.staged = st.dir
+	}
 	if err := joinObjectIndex(ctx, filepath.Join(dir, filepath.FromSlash(index)), index, sums, meta.Files.NameEncoding, p, needed); err != nil {
 		return err
 	}
-	if err := checkObjectsExist(ctx, root, needed); err != nil {
+	if err := checkObjects(ctx, root, needed, p.work.stage, p.o.HashWorkers); err != nil {
 		return err
 	}
 	return p.flush(ctx)
@@ -317,7 +333,12 @@ func joinObjectIndex(ctx context.Context, name, index string, sums *layout.Sums,
 			return err
 		}
 		obj := layout.ObjectKey(sum)
-		if err := needed.Add(obj+objectNeeded+rel, binary.AppendVarint(nil, e.Size)); err != nil {
+		mode := e.Mode
+		if m, ok := p.modeOf(layout.FilesDir + "/" + key); ok {
+			mode = uint32(m)
+		}
+		// The record's last field, an encrypted backup's plaintext sum, is the key here.
+		if err := needed.Add(obj+objectNeeded+rel, neededRecord(e.Size, mode, e.ModTime, key)); err != nil {
 			return err
 		}
 		return p.add(ctx, messages.FileEntry{Key: key, Stored: obj, Size: e.Size, SHA256: sum, Mode: e.Mode, ModTime: e.ModTime})
@@ -366,32 +387,38 @@ func openObjects(ctx context.Context, root string, needed *extsort.Sorter) (*sto
 	return b, nil
 }
 
-// checkObjectsExist lists the object store under root into needed and reads it in object
-// order: each file needs the object listed just before it, with its size.
-func checkObjectsExist(ctx context.Context, root string, needed *extsort.Sorter) error {
+// checkObjects lists the object store under root into needed and reads it in object order:
+// each file needs the object listed just before it, with its size. With a stage, each file's
+// object is then read into it and checked against its sum (stageObjects).
+func checkObjects(ctx context.Context, root string, needed *extsort.Sorter, st *restoreStage, workers int) error {
 	b, err := openObjects(ctx, root, needed)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
 	var missing missingFiles
-	cur, curSize := "", int64(0)
-	err = needed.Each(func(k string, val []byte) error {
-		size, _ := binary.Varint(val)
-		if obj, ok := strings.CutSuffix(k, objectListed); ok {
-			cur, curSize = obj, size
-			return nil
-		}
-		obj, rel, _ := strings.Cut(k, objectNeeded)
-		switch {
-		case obj != cur:
-			missing.add(storage.QuoteKey(rel) + " (object " + obj + ")")
-		case curSize != size:
-			return fmt.Errorf("%s: its object %s has %d bytes, the file index says %d", storage.QuoteKey(rel), obj, curSize, size)
-		}
-		return nil
-	})
-	if err != nil {
+	feed := func(send func(string, neededObject) error) error {
+		cur, curSize := "", int64(0)
+		return needed.Each(func(k string, val []byte) error {
+			size, _ := binary.Varint(val)
+			if obj, ok := strings.CutSuffix(k, objectListed); ok {
+				cur, curSize = obj, size
+				return nil
+			}
+			f := parseNeeded(k, val)
+			switch {
+			case f.obj != cur:
+				missing.add(storage.QuoteKey(f.rel) + " (object " + f.obj + ")")
+				return nil
+			case curSize != size:
+				return fmt.Errorf("%s: its object %s has %d bytes, the file index says %d", storage.QuoteKey(f.rel), f.obj, curSize, size)
+			case st == nil:
+				return nil
+			}
+			return send(k, f)
+		})
+	}
+	if err := stageObjects(ctx, b, st, workers, feed); err != nil {
 		return err
 	}
 	if missing.n > 0 {

@@ -199,7 +199,7 @@ func TestRestoreEncryptedStagingFallsBackWithoutSpace(t *testing.T) {
 	if asked.Load() == 0 {
 		t.Fatal("the restore never asked for the free space: the hook tests nothing")
 	}
-	if !strings.Contains(logged.String(), "not enough free space in the storage to stage the decrypted files") {
+	if !strings.Contains(logged.String(), "not enough free space in the storage to stage the checked files") {
 		t.Errorf("the log does not say the files are not staged:\n%s", logged.String())
 	}
 	if rep.Files != int64(src.summary.Files) || rep.Failed != 0 {

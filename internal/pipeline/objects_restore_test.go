@@ -64,8 +64,10 @@ func objectStoreDests(t *testing.T) map[string]func(t *testing.T) objectStoreDes
 }
 
 // An object-store backup (files in the destination's objects/, an index in the backup) is
-// restored exactly, from S3 or a folder; a missing object is refused before anything
-// changes, naming the file; a corrupt object fails that file alone, naming it.
+// restored exactly, from S3 or a folder, each object read once (into the storage's stage,
+// then linked); a missing object, and a corrupt one, is refused before anything changes,
+// naming the file. Without the room to stage the files, the workers check each object as
+// they copy it: a corrupt object fails that file alone, naming it.
 func TestRestoreObjectStoreBackup(t *testing.T) {
 	src := sqlitePlatform(t, demo.DefaultOptions())
 	folder := backupOf(t, src, false)
@@ -74,6 +76,7 @@ func TestRestoreObjectStoreBackup(t *testing.T) {
 			d := dest(t)
 			backup, index := objtest.Convert(t, folder, d.root)
 			target := emptyTarget(t, "sqlite")
+			reads := workerReads(t)
 			rep, err := restoreInto(t, target, coordinator.RestoreOptions{Source: d.at(backup)})
 			if err != nil {
 				t.Fatal(err)
@@ -81,9 +84,12 @@ func TestRestoreObjectStoreBackup(t *testing.T) {
 			if rep.Files != int64(len(index)) || rep.Failed != 0 {
 				t.Fatalf("restored %d files (%d failed), the index lists %d", rep.Files, rep.Failed, len(index))
 			}
+			if n := reads.Load(); n != 0 {
+				t.Errorf("the workers read %d objects: want each file linked from the check pass's stage", n)
+			}
 			compareWithBackup(t, folder, target)
 
-			// Corrupt: same size, other bytes. The file fails alone, named by its key.
+			// Corrupt: same size, other bytes. Refused before anything changes, naming the file.
 			victim := index[len(index)/2]
 			obj := layout.ObjectKey(victim.SHA256)
 			good := readObject(t, d.root, obj)
@@ -91,7 +97,23 @@ func TestRestoreObjectStoreBackup(t *testing.T) {
 			bad[0] ^= 0xff
 			d.put(t, obj, bad)
 			target = emptyTarget(t, "sqlite")
+			if err := os.Mkdir(target.storage, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			before := state(t, target)
+			_, err = restoreInto(t, target, coordinator.RestoreOptions{Source: d.at(backup)})
+			if err == nil || !strings.Contains(err.Error(), victim.Path) || !strings.Contains(err.Error(), obj) {
+				t.Fatalf("restore with a corrupt object: %v, want a refusal naming %s", err, victim.Path)
+			}
+			if state(t, target) != before {
+				t.Fatal("a restore refused for a corrupt object changed the target")
+			}
+
+			// Without room for the stage, the workers check as they copy: the file fails alone.
+			remove := coordinator.SetDiskFreeHook(func(string) int64 { return 0 })
+			target = emptyTarget(t, "sqlite")
 			rep, err = restoreInto(t, target, coordinator.RestoreOptions{Source: d.at(backup)})
+			remove()
 			var pe *coordinator.PartialError
 			if !errors.As(err, &pe) || rep.Failed != 1 || !strings.Contains(pe.Error(), victim.Key) {
 				t.Fatalf("restore with a corrupt object: %v (report %+v), want a partial restore naming %s", err, rep, victim.Key)
@@ -106,7 +128,7 @@ func TestRestoreObjectStoreBackup(t *testing.T) {
 			if err := os.Mkdir(target.storage, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			before := state(t, target)
+			before = state(t, target)
 			_, err = restoreInto(t, target, coordinator.RestoreOptions{Source: d.at(backup)})
 			if err == nil || !strings.Contains(err.Error(), victim.Path) || !strings.Contains(err.Error(), "no object") {
 				t.Fatalf("restore with a missing object: %v, want a refusal naming %s", err, victim.Path)
