@@ -10,6 +10,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
+	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
@@ -319,37 +320,73 @@ func checkedObjectIndex(ctx context.Context, src *restoreSource, sums *layout.Su
 	return index, nil
 }
 
-// planSelectedObjects plans the wanted files of an object-store backup from its file index
-// (checked against SHA256SUMS first): each is read from its object, whose sum the worker
-// checks as it copies.
+// planSelectedObjects plans the selected files of an object-store backup (wanted: path in the
+// backup → storage key). Before anything changes each one's object must exist at its size;
+// into a local storage, the objects are read into the storage's stage and checked there, as a
+// whole restore's are (stageObjects).
 func planSelectedObjects(ctx context.Context, src *restoreSource, wanted map[string]string, o RestoreOptions, work *restoreWork, plan *RestorePlan, sums *layout.Sums) ([]*messages.Task, error) {
 	meta := plan.Metadata
 	index, err := checkedObjectIndex(ctx, src, sums, meta)
 	if err != nil {
 		return nil, err
 	}
-	f, err := storage.OpenRegular(filepath.Join(src.dir, filepath.FromSlash(index)))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	pl := newRestorePlanner(o, work, src.root, "", meta, plan)
-	found := map[string]bool{}
-	err = messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
-		key, ok := wanted[e.Path]
-		if !ok || found[e.Path] {
-			return nil
+	selected := func(fn func(e messages.FileEntry, key string) error) (map[string]bool, error) {
+		f, err := storage.OpenRegular(filepath.Join(src.dir, filepath.FromSlash(index)))
+		if err != nil {
+			return nil, err
 		}
-		found[e.Path] = true
-		return pl.add(ctx, messages.FileEntry{Key: key, Stored: layout.ObjectKey(e.SHA256), Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, ModTime: e.ModTime})
+		defer f.Close()
+		found := map[string]bool{}
+		err = messages.ReadFileList(layout.DecompressIndex(f), func(e messages.FileEntry) error {
+			key, ok := wanted[e.Path]
+			if !ok || found[e.Path] {
+				return nil
+			}
+			found[e.Path] = true
+			return fn(e, key)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", index, err)
+		}
+		return found, nil
+	}
+	needed := extsort.New(work.spill(), restoreSortBudget)
+	defer needed.Close()
+	var bytes int64
+	modeOf := meta.Files.RecordedModes()
+	found, err := selected(func(e messages.FileEntry, key string) error {
+		bytes += e.Size
+		mode := e.Mode
+		if m, ok := modeOf(layout.FilesDir + "/" + key); ok {
+			mode = uint32(m)
+		}
+		return needed.Add(layout.ObjectKey(e.SHA256)+objectNeeded+e.Path, neededRecord(e.Size, mode, e.ModTime, key))
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", index, err)
+		return nil, err
 	}
 	for _, rel := range slices.Sorted(maps.Keys(wanted)) {
 		if !found[rel] {
 			plan.Warnings = append(plan.Warnings, fmt.Sprintf("file %s named by a restored row is not in the backup: not restored", storage.QuoteKey(wanted[rel])))
 		}
+	}
+	if !o.DryRun && len(found) > 0 {
+		if work.stage, err = newRestoreStage(ctx, o.StorageURL, bytes); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkObjects(ctx, src.root, needed, work.stage, o.HashWorkers); err != nil {
+		return nil, err
+	}
+	pl := newRestorePlanner(o, work, src.root, "", meta, plan)
+	if work.stage != nil {
+		pl.staged = work.stage.dir
+	}
+	_, err = selected(func(e messages.FileEntry, key string) error {
+		return pl.add(ctx, messages.FileEntry{Key: key, Stored: layout.ObjectKey(e.SHA256), Size: e.Size, SHA256: e.SHA256, Mode: e.Mode, ModTime: e.ModTime})
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := pl.flush(ctx); err != nil {
 		return nil, err

@@ -3,7 +3,9 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/fixture"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/s3test"
@@ -454,6 +457,7 @@ func TestRestoreBookFromObjectStore(t *testing.T) {
 		removeStorageFile(t, c.p.storage, key)
 	}
 	deleteBookCascade(t, c.p.dbURL, 3)
+	reads := workerReads(t)
 	rep, err := restoreSelected(t, c.p, s3.URL("backups", "nightly/"+name, ""), coordinator.SelectOptions{Books: []string{"3"}}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -461,8 +465,29 @@ func TestRestoreBookFromObjectStore(t *testing.T) {
 	if rep.Files == 0 {
 		t.Fatal("no file restored")
 	}
+	if n := reads.Load(); n != 0 {
+		t.Errorf("the workers read %d objects: want each file linked from the check pass's stage", n)
+	}
 	assertSameRows(t, before, dumpAll(t, c.p.dbURL))
 	assertSameTree(t, treeFiles(t, c.p.storage), files)
+
+	// A corrupt object of the book refuses the restore before anything changes.
+	key := queryText(t, c.p.dbURL, "SELECT content_file FROM books_chapter WHERE book_id = 3")[0]
+	content := files[key]
+	sum := sha256.Sum256(content)
+	obj := layout.ObjectKey(hex.EncodeToString(sum[:]))
+	s3.Put(t, "backups", "nightly/"+obj, append([]byte{content[0] ^ 0xff}, content[1:]...))
+	for _, k := range queryText(t, c.p.dbURL, "SELECT content_file FROM books_chapter WHERE book_id = 3") {
+		removeStorageFile(t, c.p.storage, k)
+	}
+	deleteBookCascade(t, c.p.dbURL, 3)
+	rows, tree := dumpAll(t, c.p.dbURL), treeFiles(t, c.p.storage)
+	_, err = restoreSelected(t, c.p, s3.URL("backups", "nightly/"+name, ""), coordinator.SelectOptions{Books: []string{"3"}}, false)
+	if err == nil || !strings.Contains(err.Error(), obj) {
+		t.Fatalf("restore of a book with a corrupt object: %v, want a refusal naming %s", err, obj)
+	}
+	assertSameRows(t, rows, dumpAll(t, c.p.dbURL))
+	assertSameTree(t, treeFiles(t, c.p.storage), tree)
 }
 
 // The files a selective restore uses are checked before anything changes: a corrupt one is
