@@ -227,20 +227,9 @@ func checkEncryptedObjects(ctx context.Context, root string, needed *extsort.Sor
 		attrs   sync.Map // each file's mode and time to restore (neededObject), from the feed to its hash
 	)
 	feed := func(send func(string, sumPair) error) error {
-		cur, curSize := "", int64(0)
-		return needed.Each(func(k string, val []byte) error {
-			if obj, ok := strings.CutSuffix(k, objectListed); ok {
-				cur = obj
-				curSize, _ = binary.Varint(val)
-				return nil
-			}
-			f := parseNeeded(k, val)
-			switch {
-			case f.obj != cur:
-				missing.add(storage.QuoteKey(f.rel) + " (object " + f.obj + ")")
-				return nil
-			case curSize <= f.size:
-				return fmt.Errorf("%s: its object %s has %d bytes, not more than its plaintext's %d: truncated", storage.QuoteKey(f.rel), f.obj, curSize, f.size)
+		return eachNeeded(needed, &missing, func(k string, f neededObject, objSize int64) error {
+			if objSize <= f.size {
+				return fmt.Errorf("%s: its object %s has %d bytes, not more than its plaintext's %d: truncated", storage.QuoteKey(f.rel), f.obj, objSize, f.size)
 			}
 			if dec.stage != nil {
 				attrs.Store(k, f)

@@ -398,20 +398,10 @@ func checkObjects(ctx context.Context, root string, needed *extsort.Sorter, st *
 	defer b.Close()
 	var missing missingFiles
 	feed := func(send func(string, neededObject) error) error {
-		cur, curSize := "", int64(0)
-		return needed.Each(func(k string, val []byte) error {
-			size, _ := binary.Varint(val)
-			if obj, ok := strings.CutSuffix(k, objectListed); ok {
-				cur, curSize = obj, size
-				return nil
-			}
-			f := parseNeeded(k, val)
+		return eachNeeded(needed, &missing, func(k string, f neededObject, objSize int64) error {
 			switch {
-			case f.obj != cur:
-				missing.add(storage.QuoteKey(f.rel) + " (object " + f.obj + ")")
-				return nil
-			case curSize != size:
-				return fmt.Errorf("%s: its object %s has %d bytes, the file index says %d", storage.QuoteKey(f.rel), f.obj, curSize, size)
+			case objSize != f.size:
+				return fmt.Errorf("%s: its object %s has %d bytes, the file index says %d", storage.QuoteKey(f.rel), f.obj, objSize, f.size)
 			case st == nil:
 				return nil
 			}
@@ -425,4 +415,24 @@ func checkObjects(ctx context.Context, root string, needed *extsort.Sorter, st *
 		return fmt.Errorf("%d files of the backup have no object in the object store %s, e.g. %s", missing.n, b, missing.first)
 	}
 	return nil
+}
+
+// eachNeeded reads needed in object order (see openObjects) and calls fn with each file's
+// record and the size of the object listed just before it, its own; a file whose object is
+// not listed goes to missing instead.
+func eachNeeded(needed *extsort.Sorter, missing *missingFiles, fn func(k string, f neededObject, objSize int64) error) error {
+	cur, curSize := "", int64(0)
+	return needed.Each(func(k string, val []byte) error {
+		if obj, ok := strings.CutSuffix(k, objectListed); ok {
+			cur = obj
+			curSize, _ = binary.Varint(val)
+			return nil
+		}
+		f := parseNeeded(k, val)
+		if f.obj != cur {
+			missing.add(storage.QuoteKey(f.rel) + " (object " + f.obj + ")")
+			return nil
+		}
+		return fn(k, f, curSize)
+	})
 }
