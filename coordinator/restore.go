@@ -361,6 +361,9 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	if !o.SkipFiles && len(chk.tasks) > 0 {
 		chk.dec.restoring()
 		chk.work.restoring()
+		if err := openFolders(o, chk.plan); err != nil {
+			return rep, fmt.Errorf("restore: folders: %w", err)
+		}
 		fctx, filesSpan := telemetry.Start(ctx, "restore.files", telemetry.KeyFiles.Int64(chk.plan.Files))
 		err := c.restoreFiles(fctx, o, chk.tasks, rep)
 		filesSpan.SetAttributes(telemetry.KeyBytes.Int64(rep.Bytes), attribute.Int64("wnb.files_failed", rep.Failed))

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -28,6 +29,34 @@ func planFolders(o RestoreOptions, plan *RestorePlan) {
 		return
 	}
 	plan.Folders = f.Len()
+}
+
+// openFolders lets the workers write into the recorded folders the storage already has with
+// permissions that keep their owner out (a read-only 0555 folder an earlier restore made, as
+// the backup recorded it): each gets its owner's write and search permission while the files
+// are written, and restoreFolders gives the recorded permissions back after them.
+func openFolders(o RestoreOptions, plan *RestorePlan) error {
+	if plan.Folders == 0 {
+		return nil
+	}
+	root, err := os.OpenRoot(strings.TrimPrefix(o.StorageURL, "file://"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // a new storage: no folder to open
+	} else if err != nil {
+		return err
+	}
+	defer root.Close()
+	return plan.Metadata.Files.Folders.Each(func(string) error { return nil }, func(key string, mode fs.FileMode) error {
+		name := strings.TrimSuffix(key, "/")
+		fi, err := root.Lstat(name)
+		if mode&0o300 == 0o300 || err != nil || !fi.IsDir() || fi.Mode().Perm()&0o300 == 0o300 {
+			return nil
+		}
+		if err := root.Chmod(name, fi.Mode().Perm()|0o300); err != nil {
+			return fmt.Errorf("let the restore write into folder %s: %w", storage.QuoteKey(key), err)
+		}
+		return nil
+	})
 }
 
 // restoreFolders makes the recorded empty folders in the local storage and gives the recorded

@@ -1,6 +1,10 @@
 package coordinator
 
 import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -32,5 +36,53 @@ func TestPlanFolders(t *testing.T) {
 				t.Fatalf("planned %d folders, warnings %q; want %d and %q", plan.Folders, warned, tt.planned, tt.warning)
 			}
 		})
+	}
+}
+
+// A second restore into a storage whose recorded folders are read-only (as the first one made
+// them) opens them to their owner while the files are written, and gives the recorded
+// permissions back after; a folder its owner may write into is left as it is, and a storage
+// that does not exist yet is no error.
+func TestOpenFoldersThenRestore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "media")
+	plan := &RestorePlan{Metadata: &layout.Metadata{}, Folders: 2}
+	plan.Metadata.Files.Folders = &layout.FolderSummary{}
+	plan.Metadata.Files.Folders.Record("frozen/", false, 0o555, true)
+	plan.Metadata.Files.Folders.Record("private/", false, 0o700, true)
+	o := RestoreOptions{StorageURL: dir}
+	if err := openFolders(o, plan); err != nil {
+		t.Fatalf("open the folders of a storage that does not exist: %v", err)
+	}
+	for name, mode := range map[string]fs.FileMode{"frozen": 0o555, "private": 0o700} {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, name), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { os.Chmod(filepath.Join(dir, "frozen"), 0o755) })
+	modes := func() string {
+		var out []string
+		for _, name := range []string{"frozen", "private"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintf("%s %04o", name, fi.Mode().Perm()))
+		}
+		return strings.Join(out, ", ")
+	}
+	if err := openFolders(o, plan); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := modes(), "frozen 0755, private 0700"; got != want {
+		t.Fatalf("while the files are written: %s, want %s", got, want)
+	}
+	if err := restoreFolders(o, plan); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := modes(), "frozen 0555, private 0700"; got != want {
+		t.Fatalf("after the restore: %s, want %s", got, want)
 	}
 }
