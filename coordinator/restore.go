@@ -100,7 +100,11 @@ type RestorePlan struct {
 	Bytes    int64
 	// Folders is the recorded folders (empty, or with permissions of their own) a whole
 	// restore into a local storage makes or gives their permissions (see planFolders).
-	Folders  int
+	Folders int
+	// Owner is the user and group ("uid:gid") the files and folders a restore makes in a
+	// local storage are given: the storage folder's, when the restore runs as root and that
+	// folder is another user's (see storage.Owner); empty otherwise.
+	Owner    string
 	Warnings []string
 	// Subset is the graph of a restore of selected rows (nil otherwise).
 	Subset *SubsetPlan
@@ -617,6 +621,7 @@ func (c *Coordinator) checkRestore(ctx context.Context, src *restoreSource, o Re
 		return chk, err
 	}
 	planFolders(o, chk.plan)
+	planOwner(o, chk.plan)
 	if len(o.Models) > 0 && chk.plan.Files > 0 {
 		// --models narrows the database only: say that the whole storage is written too.
 		chk.plan.Warnings = append(chk.plan.Warnings, fmt.Sprintf("--models restores only those tables, but all %d storage files of the backup are restored too, over the storage's copies: add --skip-files to leave the storage as it is", chk.plan.Files))

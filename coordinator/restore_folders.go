@@ -31,6 +31,22 @@ func planFolders(o RestoreOptions, plan *RestorePlan) {
 	plan.Folders = f.Len()
 }
 
+// planOwner notes in the plan who the files and folders the restore makes in a local storage
+// are given (storage.OwnerOf): the workers and restoreFolders give them.
+func planOwner(o RestoreOptions, plan *RestorePlan) {
+	if o.SkipFiles || storage.IsS3(o.StorageURL) {
+		return
+	}
+	root, err := os.OpenRoot(strings.TrimPrefix(o.StorageURL, "file://"))
+	if err != nil {
+		return // a new storage, made by the restore: its own
+	}
+	defer root.Close()
+	if owner := storage.OwnerOf(root); owner != nil {
+		plan.Owner = fmt.Sprintf("%d:%d", owner.UID, owner.GID)
+	}
+}
+
 // openFolders lets the workers write into the recorded folders the storage already has with
 // permissions that keep their owner out (a read-only 0555 folder an earlier restore made, as
 // the backup recorded it): each gets its owner's write and search permission while the files
@@ -78,14 +94,15 @@ func restoreFolders(o RestoreOptions, plan *RestorePlan) error {
 	if fi, err := root.Stat("."); err == nil {
 		made = fi.Mode().Perm()
 	}
+	owner := storage.OwnerOf(root) // and its owner, as the workers' files do
 	return plan.Metadata.Files.Folders.Each(func(key string) error {
-		if err := root.MkdirAll(strings.TrimSuffix(key, "/"), made); err != nil {
+		if err := owner.MkdirAll(root, key, made); err != nil {
 			return fmt.Errorf("make empty folder %s: %w", storage.QuoteKey(key), err)
 		}
 		return nil
 	}, func(key string, mode fs.FileMode) error {
 		name := strings.TrimSuffix(key, "/")
-		err := root.MkdirAll(name, made) // in place already, unless its files were not restored
+		err := owner.MkdirAll(root, name, made) // in place already, unless its files were not restored
 		if err == nil {
 			err = root.Chmod(name, mode)
 		}

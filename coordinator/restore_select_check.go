@@ -84,6 +84,7 @@ func (chk *restoreCheck) planSelectedStorage(ctx context.Context, src *restoreSo
 	}
 	defer b.Close()
 	chk.plan.Storage = b.String()
+	planOwner(o, chk.plan)
 	chk.work.live = &liveFiles{b: b, policy: sel.plan.OnConflict, plan: sel.plan, warn: func(w string) { chk.plan.Warnings = append(chk.plan.Warnings, w) }}
 	defer func() { chk.work.live = nil }()
 	if chk.tasks, err = planSelectedFiles(ctx, src, sums, sel.files(), o, chk.work, chk.plan, chk.dec); err != nil {

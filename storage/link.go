@@ -98,12 +98,14 @@ func (l *local) linkInto(sd *openDir, sname, srcKey, dstKey string) (Object, err
 		err = linkAt(sd, sname, d, name)
 		if err == nil {
 			fi, err = linkedFile(d, name, srcKey)
-			return err
+		} else if errors.Is(err, fs.ErrExist) {
+			fi, err = relink(sd, sname, srcKey, d, name)
 		}
-		if !errors.Is(err, fs.ErrExist) {
-			return err
+		if err == nil {
+			// A private copy linked into a storage given to its owner (no backup's file is
+			// ever linked into one): one more call only when the copy is another's.
+			err = l.owner.give(d.root, name, fi)
 		}
-		fi, err = relink(sd, sname, srcKey, d, name)
 		return err
 	})
 	if err != nil {

@@ -52,6 +52,10 @@ type local struct {
 	// access always), so a backup's private folder (0700) stays private all the way down
 	// while a media folder's are as open as it.
 	dirMode fs.FileMode
+	// giveToOwner: what the bucket makes is given to owner, its root folder's owner when this
+	// process runs as root (GiveToFolderOwner); owner is nil otherwise.
+	giveToOwner bool
+	owner       *Owner
 }
 
 // TempPrefix starts the names this tool gives files it is writing: TempPrefix and 16 hex
@@ -85,7 +89,7 @@ func newTempName() string {
 
 func newLocal(dir string, o openOptions) *local {
 	// Without a way to sync a whole filesystem, each commit syncs its own file.
-	return &local{dir: filepath.Clean(dir), deferSync: o.deferSync && canSyncFS}
+	return &local{dir: filepath.Clean(dir), deferSync: o.deferSync && canSyncFS, giveToOwner: o.giveToOwner}
 }
 
 func (l *local) describe() string { return l.dir }
@@ -98,6 +102,10 @@ func (l *local) open_() (*os.Root, error) {
 		if l.err == nil {
 			if fi, err := l.root.Stat("."); err == nil {
 				l.dirMode = fi.Mode().Perm() | 0o700
+			}
+			if l.giveToOwner {
+				l.owner = OwnerOf(l.root)
+				l.dirs.owner = l.owner
 			}
 		}
 		if l.err == nil && l.deferSync {
@@ -540,7 +548,10 @@ func (w *localWriter) Commit() error {
 	if mode == 0 {
 		mode = 0o644 & (w.l.dirMode | 0o600) // readable by whom its folders are
 	}
-	err := w.f.Chmod(mode)
+	err := w.l.owner.giveFile(w.f) // first: a change of owner clears the setuid and setgid bits
+	if err == nil {
+		err = w.f.Chmod(mode)
+	}
 	if err == nil && !w.attrs.ModTime.IsZero() {
 		err = setModTime(w.f, w.d.root, w.tmp, w.attrs.ModTime)
 	}
@@ -589,7 +600,7 @@ func (l *local) rename(ctx context.Context, from, to string) error {
 		return err
 	}
 	if dir := path.Dir(to); dir != "." {
-		if err := root.MkdirAll(dir, l.dirMode); err != nil {
+		if err := l.owner.MkdirAll(root, dir, l.dirMode); err != nil {
 			return err
 		}
 	}
@@ -621,6 +632,8 @@ type dirCache struct {
 	m    map[string]*openDir
 	tick uint64
 	top  *openDir // the bucket's root, never closed here
+	// owner is who the folders made are given (local.owner).
+	owner *Owner
 }
 
 // acquire returns the open folder dir (a slash path, "" for the root), opening (and with
@@ -645,7 +658,7 @@ func (c *dirCache) acquire(root *os.Root, dir string, mkdir bool, mode fs.FileMo
 
 	sub, err := root.OpenRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) && mkdir {
-		if err = root.MkdirAll(dir, mode); err == nil {
+		if err = c.owner.MkdirAll(root, dir, mode); err == nil {
 			sub, err = root.OpenRoot(dir)
 		}
 	}

@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"io/fs"
 	"os"
 	"path"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -80,4 +82,13 @@ func linkAt(s *openDir, sname string, d *openDir, dname string) error {
 			}
 		})
 	})
+}
+
+// ownerIDs returns the user and group that own the file fi describes.
+func ownerIDs(fi fs.FileInfo) (uid, gid int, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return int(st.Uid), int(st.Gid), true
 }

@@ -105,7 +105,8 @@ type Bucket struct {
 type Option func(*openOptions)
 
 type openOptions struct {
-	deferSync bool
+	deferSync   bool
+	giveToOwner bool
 }
 
 // DeferSync opens a local folder as a staging area that is made durable as a whole before it

@@ -139,7 +139,9 @@ func (w *Worker) openCopyBuckets(ctx context.Context, t *messages.Task, restore 
 		b.opened = append(b.opened, o)
 		return o, nil
 	}
-	plat, err := open(w.cfg.StorageURL)
+	// What a restore makes in the platform's storage stays the platform's (a backup only
+	// reads it).
+	plat, err := open(w.cfg.StorageURL, storage.GiveToFolderOwner())
 	if err != nil {
 		return nil, err
 	}

@@ -269,6 +269,9 @@ func printRestorePlan(w io.Writer, p *coordinator.RestorePlan) {
 		if p.Folders > 0 {
 			fmt.Fprintf(w, "    folders: %d recorded (empty, or with permissions of their own), made or given their permissions after the files\n", p.Folders)
 		}
+		if p.Owner != "" {
+			fmt.Fprintf(w, "    owner: what is written is given %s, the storage folder's owner and group (this restore runs as root)\n", p.Owner)
+		}
 	}
 	for _, warn := range p.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", warn)
@@ -364,6 +367,9 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 		// Folders is the recorded folders (empty, or with permissions of their own) the
 		// restore makes or gives their permissions.
 		Folders int `json:"folders,omitempty"`
+		// Owner is the "uid:gid" the restored files and folders are given: the storage
+		// folder's, when the restore runs as root.
+		Owner string `json:"owner,omitempty"`
 		// Space is the free-space check of a local storage folder.
 		Space           *coordinator.SpaceCheck `json:"space,omitempty"`
 		Warnings        []string                `json:"warnings"`
@@ -383,7 +389,7 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 	out.Stopped, out.Unfinished, out.FilesAtLeast = rep.Stopped, rep.Unfinished, rep.FilesAtLeast
 	if rep.Plan != nil {
 		out.Backup, out.Selection, out.Migrations, out.Space = rep.Plan.Backup, rep.Plan.Subset, rep.Plan.Migrations, rep.Plan.Space
-		out.Folders = rep.Plan.Folders
+		out.Folders, out.Owner = rep.Plan.Folders, rep.Plan.Owner
 		out.Warnings = append(out.Warnings, rep.Plan.Warnings...)
 		if rep.DryRun {
 			if err == nil {

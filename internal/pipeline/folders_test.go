@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
@@ -72,4 +73,87 @@ func TestRestoreBringsBackFolders(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A restore run as root into a storage folder of another user's gives that user and group
+// every file and folder it makes, as the platform's own would be, whichever way the file is
+// put in place: copied from a folder backup, linked from an archive's unpacked copy, or from
+// an encrypted backup's decrypted one; a recorded empty folder too. (Made by root, they would
+// be out of the platform's reach: no upload into a restored folder, no file replaced.)
+func TestRestoreGivesFilesToStorageOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root gives files to another owner")
+	}
+	const uid, gid = 4242, 4343
+	src := sqlitePlatform(t, demo.DefaultOptions())
+	if err := os.MkdirAll(filepath.Join(src.storage, "uploads/empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	key := newAgeKey(t)
+	for _, tc := range []struct {
+		name      string
+		compress  bool
+		encrypted bool
+	}{{"folder", false, false}, {"archive", true, false}, {"encrypted", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startSession(t, src, 2, queue.Config{})
+			bo := coordinator.BackupOptions{DatabaseURL: src.dbURL, StorageURL: src.storage, BackupDir: t.TempDir(), Compress: tc.compress}
+			ro := coordinator.RestoreOptions{}
+			if tc.encrypted {
+				bo.Recipients, ro.Identities = key.recipients(t), key.identities(t)
+			}
+			brep, err := s.Coordinator.Backup(context.Background(), bo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			target := emptyTarget(t, database.SQLite)
+			if err := os.Mkdir(target.storage, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(target.storage, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+			ro.Source = brep.Path
+			rep, err := restoreWithKeys(t, target, ro, ro.Identities)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "4242:4343"; rep.Plan.Owner != want {
+				t.Errorf("the plan gives the files to %q, want %q", rep.Plan.Owner, want)
+			}
+			var files int
+			err = filepath.WalkDir(target.storage, func(p string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if !d.IsDir() {
+					files++
+				}
+				if u, g := ownerOf(t, p); u != uid || g != gid {
+					t.Errorf("%s belongs to %d:%d, want the storage's owner %d:%d", p, u, g, uid, gid)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if files == 0 {
+				t.Fatal("nothing restored")
+			}
+			if fi, err := os.Stat(filepath.Join(target.storage, "uploads/empty")); err != nil || !fi.IsDir() {
+				t.Errorf("the empty folder is not restored: %v", err)
+			}
+		})
+	}
+}
+
+// ownerOf returns who owns name.
+func ownerOf(t *testing.T, name string) (uid, gid int) {
+	t.Helper()
+	fi, err := os.Lstat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
 }
