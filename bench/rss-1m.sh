@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmark (by hand, not in CI): peak RSS of backup, verify and restore of many tiny files,
+# Benchmark (by hand, not in CI): peak RSS of backup, a second (incremental) backup on a local
+# folder, verify and restore of many tiny files,
 # on a local folder and on S3 (bench/fakes3 on a loopback port), to show that none of them
 # grows with the number of files (target: 100 MB at 1M files).
 #
@@ -105,6 +106,11 @@ for part in $PARTS; do
     mkdir -p "$WORK/out"
     measure "backup (local)" backup --skip-db --storage "$WORK/data" --workers "$WORKERS" --backup-dir "$WORK/out"
     B=$(ls -d "$WORK"/out/backup_*)
+    # The nightly case: a second backup, incremental on the first (every file unchanged,
+    # hard-linked), which joins the whole listing with the first's SHA256SUMS.
+    sleep 1.1 # backup names are per second
+    measure "second backup (local, incremental)" backup --skip-db --storage "$WORK/data" --workers "$WORKERS" --backup-dir "$WORK/out"
+    rm -rf "$(ls -d "$WORK"/out/backup_* | sort | tail -1)"
     measure "verify (local)" verify --workers "$WORKERS" "$B"
     measure "restore (local)" restore --skip-db --force --workers "$WORKERS" --storage "$WORK/restored" "$B"
     got=$(count_files "$WORK/restored")

@@ -84,8 +84,9 @@ func linkAt(s *openDir, sname string, d *openDir, dname string) error {
 	})
 }
 
-// ownerIDs returns the user and group that own the file fi describes.
-func ownerIDs(fi fs.FileInfo) (uid, gid int, ok bool) {
+// FileOwner returns the user and group that own the file fi describes (ok false where they
+// are not known).
+func FileOwner(fi fs.FileInfo) (uid, gid int, ok bool) {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return 0, 0, false

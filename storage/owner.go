@@ -36,7 +36,7 @@ func OwnerOf(root *os.Root) *Owner {
 	if err != nil {
 		return nil
 	}
-	uid, gid, ok := ownerIDs(fi)
+	uid, gid, ok := FileOwner(fi)
 	if !ok || (uid == 0 && gid == 0) {
 		return nil
 	}
@@ -50,7 +50,7 @@ func (o *Owner) give(root *os.Root, name string, fi fs.FileInfo) error {
 		return nil
 	}
 	if fi != nil {
-		if uid, gid, ok := ownerIDs(fi); ok && uid == o.UID && gid == o.GID {
+		if uid, gid, ok := FileOwner(fi); ok && uid == o.UID && gid == o.GID {
 			return nil
 		}
 	}

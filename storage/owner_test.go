@@ -5,22 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/storage"
+	"github.com/webnovel/webnovel-backup/storage/storagetest"
 )
-
-// ownerOf returns who owns name, failing the test when it cannot be read.
-func ownerOf(t *testing.T, name string) (uid, gid int) {
-	t.Helper()
-	fi, err := os.Lstat(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	return int(st.Uid), int(st.Gid)
-}
 
 // requireRoot skips a test of giving files away, which only root may do (CI runs as root).
 func requireRoot(t *testing.T) {
@@ -70,7 +59,7 @@ func TestGiveToFolderOwner(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, name := range []string{"a", "a/b", "a/b/written.txt", "c", "c/linked.txt"} {
-				if u, g := ownerOf(t, filepath.Join(dir, name)); u != tc.wantUID || g != tc.wantGID {
+				if u, g := storagetest.OwnerOf(t, filepath.Join(dir, name)); u != tc.wantUID || g != tc.wantGID {
 					t.Errorf("%s belongs to %d:%d, want %d:%d", name, u, g, tc.wantUID, tc.wantGID)
 				}
 			}
@@ -97,7 +86,7 @@ func TestGiveToFolderOwner(t *testing.T) {
 				if tc.folderUID != 0 {
 					wantUID = uid
 				}
-				if u, _ := ownerOf(t, filepath.Join(dir, name)); u != wantUID {
+				if u, _ := storagetest.OwnerOf(t, filepath.Join(dir, name)); u != wantUID {
 					t.Errorf("MkdirAll: %s belongs to %d, want %d", name, u, wantUID)
 				}
 			}

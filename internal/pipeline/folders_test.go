@@ -5,13 +5,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/storage/storagetest"
 )
 
 // A backup records the storage's empty folders and the folders with permissions of their own,
@@ -129,7 +129,7 @@ func TestRestoreGivesFilesToStorageOwner(t *testing.T) {
 				if !d.IsDir() {
 					files++
 				}
-				if u, g := ownerOf(t, p); u != uid || g != gid {
+				if u, g := storagetest.OwnerOf(t, p); u != uid || g != gid {
 					t.Errorf("%s belongs to %d:%d, want the storage's owner %d:%d", p, u, g, uid, gid)
 				}
 				return nil
@@ -145,15 +145,4 @@ func TestRestoreGivesFilesToStorageOwner(t *testing.T) {
 			}
 		})
 	}
-}
-
-// ownerOf returns who owns name.
-func ownerOf(t *testing.T, name string) (uid, gid int) {
-	t.Helper()
-	fi, err := os.Lstat(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := fi.Sys().(*syscall.Stat_t)
-	return int(st.Uid), int(st.Gid)
 }
