@@ -3,8 +3,11 @@ package storage
 import (
 	"errors"
 	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 // A restore run as root writes files the platform must go on changing: an upload into a
@@ -23,6 +26,8 @@ func GiveToFolderOwner() Option { return func(o *openOptions) { o.giveToOwner = 
 // this process runs as root and they are not root's. A nil *Owner gives nothing away.
 type Owner struct {
 	UID, GID int
+
+	warnOnce sync.Once
 }
 
 // OwnerOf returns who what is made under root is given: nil when this process does not run
@@ -54,7 +59,7 @@ func (o *Owner) give(root *os.Root, name string, fi fs.FileInfo) error {
 			return nil
 		}
 	}
-	return root.Lchown(name, o.UID, o.GID)
+	return o.tolerate(root.Lchown(name, o.UID, o.GID))
 }
 
 // giveFile gives an open file to o.
@@ -62,7 +67,21 @@ func (o *Owner) giveFile(f *os.File) error {
 	if o == nil {
 		return nil
 	}
-	return f.Chown(o.UID, o.GID)
+	return o.tolerate(f.Chown(o.UID, o.GID))
+}
+
+// tolerate lets a refusal to give a file away pass, with one warning: root without the
+// right to (a root-squashed NFS mount, a user namespace without the owner's id) writes the
+// files as before, as the system makes them, rather than failing a restore over their owner.
+// Any other error is returned.
+func (o *Owner) tolerate(err error) error {
+	if !errors.Is(err, fs.ErrPermission) && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	o.warnOnce.Do(func() {
+		slog.Warn("restored files and folders cannot be given to the storage folder's owner; they stay as the system makes them", "owner", o.UID, "group", o.GID, "err", err)
+	})
+	return nil
 }
 
 // MkdirAll makes dir and any folder above it that is missing under root, with mode, and gives
@@ -84,7 +103,7 @@ func (o *Owner) MkdirAll(root *os.Root, dir string, mode fs.FileMode) error {
 			continue // a file in the way fails the next Mkdir, or the caller's use of dir
 		}
 		if err == nil {
-			err = root.Lchown(dir[:i], o.UID, o.GID)
+			err = o.tolerate(root.Lchown(dir[:i], o.UID, o.GID))
 		}
 		if err != nil {
 			return err
