@@ -1021,5 +1021,30 @@ func ensureLocalRoot(u string) error {
 	if strings.Contains(p, "://") {
 		return nil
 	}
-	return os.MkdirAll(p, 0o755)
+	above, rel := nearestFolder(p)
+	if rel == "" {
+		return nil
+	}
+	root, err := os.OpenRoot(above)
+	if err != nil {
+		return os.MkdirAll(p, 0o755) // which meets, and reports, the same trouble
+	}
+	defer root.Close()
+	// Made as the folder above it is owned (restored files take the storage folder's owner).
+	return storage.OwnerOf(root).MkdirAll(root, rel, 0o755)
+}
+
+// nearestFolder returns the nearest folder at or above the local path p that exists, and p
+// relative to it ("" when p exists).
+func nearestFolder(p string) (above, rel string) {
+	p = filepath.Clean(p)
+	for above = p; ; above = filepath.Dir(above) {
+		if _, err := os.Stat(above); err == nil || filepath.Dir(above) == above {
+			break
+		}
+	}
+	if rel, _ = filepath.Rel(above, p); rel == "." {
+		rel = ""
+	}
+	return above, rel
 }

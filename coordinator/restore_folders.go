@@ -37,9 +37,11 @@ func planOwner(o RestoreOptions, plan *RestorePlan) {
 	if o.SkipFiles || storage.IsS3(o.StorageURL) {
 		return
 	}
-	root, err := os.OpenRoot(strings.TrimPrefix(o.StorageURL, "file://"))
+	// A storage folder still to be made is given the owner of the folder it is made in.
+	above, _ := nearestFolder(strings.TrimPrefix(o.StorageURL, "file://"))
+	root, err := os.OpenRoot(above)
 	if err != nil {
-		return // a new storage, made by the restore: its own
+		return
 	}
 	defer root.Close()
 	if owner := storage.OwnerOf(root); owner != nil {

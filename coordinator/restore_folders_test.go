@@ -86,3 +86,23 @@ func TestOpenFoldersThenRestore(t *testing.T) {
 		t.Fatalf("after the restore: %s, want %s", got, want)
 	}
 }
+
+// nearestFolder finds the folder a missing storage folder is made in, and the path to make.
+func TestNearestFolder(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "file"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ p, above, rel string }{
+		{dir, dir, ""},
+		{dir + "/", dir, ""},
+		{filepath.Join(dir, "media"), dir, "media"},
+		{filepath.Join(dir, "srv/app/media"), dir, "srv/app/media"},
+		{filepath.Join(dir, "file"), filepath.Join(dir, "file"), ""}, // exists: the restore reports it is no folder
+	} {
+		above, rel := nearestFolder(tt.p)
+		if above != tt.above || rel != tt.rel {
+			t.Errorf("nearestFolder(%q) = %q, %q; want %q, %q", tt.p, above, rel, tt.above, tt.rel)
+		}
+	}
+}

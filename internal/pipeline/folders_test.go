@@ -94,7 +94,9 @@ func TestRestoreGivesFilesToStorageOwner(t *testing.T) {
 		name      string
 		compress  bool
 		encrypted bool
-	}{{"folder", false, false}, {"archive", true, false}, {"encrypted", false, true}} {
+		// toMake: the storage folder does not exist; the folder it is made in is the user's.
+		toMake bool
+	}{{"folder", false, false, false}, {"archive", true, false, false}, {"encrypted", false, true, false}, {"storage folder to make", false, false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startSession(t, src, 2, queue.Config{})
 			bo := coordinator.BackupOptions{DatabaseURL: src.dbURL, StorageURL: src.storage, BackupDir: t.TempDir(), Compress: tc.compress}
@@ -107,10 +109,14 @@ func TestRestoreGivesFilesToStorageOwner(t *testing.T) {
 				t.Fatal(err)
 			}
 			target := emptyTarget(t, database.SQLite)
-			if err := os.Mkdir(target.storage, 0o755); err != nil {
+			owned := target.storage
+			if tc.toMake {
+				target.storage = filepath.Join(owned, "srv", "media")
+			}
+			if err := os.Mkdir(owned, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Chown(target.storage, uid, gid); err != nil {
+			if err := os.Chown(owned, uid, gid); err != nil {
 				t.Fatal(err)
 			}
 			ro.Source = brep.Path
@@ -139,6 +145,9 @@ func TestRestoreGivesFilesToStorageOwner(t *testing.T) {
 			}
 			if files == 0 {
 				t.Fatal("nothing restored")
+			}
+			if u, g := storagetest.OwnerOf(t, filepath.Dir(target.storage)); tc.toMake && (u != uid || g != gid) {
+				t.Errorf("the folder made above the storage belongs to %d:%d, want %d:%d", u, g, uid, gid)
 			}
 			if fi, err := os.Stat(filepath.Join(target.storage, "uploads/empty")); err != nil || !fi.IsDir() {
 				t.Errorf("the empty folder is not restored: %v", err)
