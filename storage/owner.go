@@ -91,7 +91,7 @@ func (o *Owner) MkdirAll(root *os.Root, dir string, mode fs.FileMode) error {
 	if o == nil {
 		return root.MkdirAll(dir, mode)
 	}
-	if _, err := root.Stat(dir); err == nil {
+	if fi, err := root.Stat(dir); err == nil && fi.IsDir() {
 		return nil // made already: the common case, one call
 	}
 	for i := 1; i <= len(dir); i++ {
@@ -100,7 +100,10 @@ func (o *Owner) MkdirAll(root *os.Root, dir string, mode fs.FileMode) error {
 		}
 		err := root.Mkdir(dir[:i], mode)
 		if errors.Is(err, fs.ErrExist) {
-			continue // a file in the way fails the next Mkdir, or the caller's use of dir
+			if fi, serr := root.Stat(dir[:i]); serr != nil || !fi.IsDir() {
+				return &fs.PathError{Op: "mkdir", Path: dir[:i], Err: syscall.ENOTDIR}
+			}
+			continue
 		}
 		if err == nil {
 			err = o.tolerate(root.Lchown(dir[:i], o.UID, o.GID))

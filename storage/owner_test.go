@@ -110,6 +110,9 @@ func TestOwnerMkdirAllFileInTheWay(t *testing.T) {
 	if err := o.MkdirAll(root, "f/g", 0o755); err == nil {
 		t.Fatal("made a folder under a file")
 	}
+	if err := o.MkdirAll(root, "f", 0o755); err == nil {
+		t.Fatal("a file stands where the folder should be, and MkdirAll said it was made")
+	}
 	if fi, err := os.Lstat(filepath.Join(dir, "f")); err != nil || !fi.Mode().IsRegular() {
 		t.Fatalf("the file in the way changed: %v %v", fi, err)
 	}
