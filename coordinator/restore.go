@@ -1021,17 +1021,25 @@ func ensureLocalRoot(u string) error {
 	if strings.Contains(p, "://") {
 		return nil
 	}
-	above, rel := nearestFolder(p)
-	if rel == "" {
-		return nil
-	}
-	root, err := os.OpenRoot(above)
+	root, rel, err := openNearestFolder(p)
 	if err != nil {
 		return os.MkdirAll(p, 0o755) // which meets, and reports, the same trouble
 	}
 	defer root.Close()
+	if rel == "" {
+		return nil
+	}
 	// Made as the folder above it is owned (restored files take the storage folder's owner).
 	return storage.OwnerOf(root).MkdirAll(root, rel, 0o755)
+}
+
+// openNearestFolder opens the nearest folder at or above the local path p that exists (p
+// itself, or the folder a missing p is made in), and returns p relative to it ("" when p
+// exists).
+func openNearestFolder(p string) (root *os.Root, rel string, err error) {
+	above, rel := nearestFolder(p)
+	root, err = os.OpenRoot(above)
+	return root, rel, err
 }
 
 // nearestFolder returns the nearest folder at or above the local path p that exists, and p

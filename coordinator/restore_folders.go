@@ -38,8 +38,7 @@ func planOwner(o RestoreOptions, plan *RestorePlan) {
 		return
 	}
 	// A storage folder still to be made is given the owner of the folder it is made in.
-	above, _ := nearestFolder(strings.TrimPrefix(o.StorageURL, "file://"))
-	root, err := os.OpenRoot(above)
+	root, _, err := openNearestFolder(strings.TrimPrefix(o.StorageURL, "file://"))
 	if err != nil {
 		return
 	}

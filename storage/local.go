@@ -102,10 +102,10 @@ func (l *local) open_() (*os.Root, error) {
 		if l.err == nil {
 			if fi, err := l.root.Stat("."); err == nil {
 				l.dirMode = fi.Mode().Perm() | 0o700
-			}
-			if l.giveToOwner {
-				l.owner = OwnerOf(l.root)
-				l.dirs.owner = l.owner
+				if l.giveToOwner {
+					l.owner = ownerOfFolder(fi)
+					l.dirs.owner = l.owner
+				}
 			}
 		}
 		if l.err == nil && l.deferSync {

@@ -34,11 +34,16 @@ type Owner struct {
 // as root (what it makes is its own, as the platform's would be) or when root belongs to
 // root.
 func OwnerOf(root *os.Root) *Owner {
-	if os.Geteuid() != 0 {
-		return nil
-	}
 	fi, err := root.Stat(".")
 	if err != nil {
+		return nil
+	}
+	return ownerOfFolder(fi)
+}
+
+// ownerOfFolder is OwnerOf for the folder fi describes.
+func ownerOfFolder(fi fs.FileInfo) *Owner {
+	if os.Geteuid() != 0 {
 		return nil
 	}
 	uid, gid, ok := FileOwner(fi)

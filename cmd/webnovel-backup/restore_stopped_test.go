@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
 // A restore whose copies stopped midway says how many files are in place, how many are not,
@@ -44,5 +45,28 @@ func TestRestoreReportStoppedMidway(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &j); err != nil || j.Files != 15 || j.NotRestored != 385 || !j.FilesAtLeast || j.Stopped != rep.Stopped {
 		t.Fatalf("JSON %s (%v)", b, err)
+	}
+}
+
+// The plan names the owner the restored files are given (a root restore into a storage of
+// another user's), in text and JSON; without one, neither says a word of it.
+func TestRestorePlanNamesOwner(t *testing.T) {
+	for _, owner := range []string{"4242:4343", ""} {
+		rep := &coordinator.RestoreReport{RunID: "r", DryRun: true, Plan: &coordinator.RestorePlan{Metadata: &layout.Metadata{}, Storage: "/srv/media", Files: 3, Owner: owner}}
+		var out bytes.Buffer
+		printRestorePlan(&out, rep.Plan)
+		if said := strings.Contains(out.String(), "owner: what is written is given "+owner); said != (owner != "") {
+			t.Errorf("owner %q: plan says %q", owner, out.String())
+		}
+		b, err := json.Marshal(restoreJSON(rep, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var j struct {
+			Owner *string `json:"owner"`
+		}
+		if err := json.Unmarshal(b, &j); err != nil || (owner == "") != (j.Owner == nil) || (j.Owner != nil && *j.Owner != owner) {
+			t.Errorf("owner %q: JSON %s (%v)", owner, b, err)
+		}
 	}
 }
