@@ -32,6 +32,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/progress"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
@@ -446,7 +447,7 @@ func recordedOptions(o BackupOptions) []byte {
 func (r *backupRun) openStage(ctx context.Context) error {
 	stage, err := openDestination(ctx, r.o.BackupDir, r.o.RunID)
 	if err != nil {
-		return fmt.Errorf("backup: destination %s: %w", r.o.BackupDir, err)
+		return fmt.Errorf("backup: destination %s: %w", redact.URL(r.o.BackupDir), err)
 	}
 	r.stage = stage
 	if r.rec == nil {

@@ -152,7 +152,7 @@ func (c *Coordinator) newCopyRun(ctx context.Context, o CopyOptions) (_ *copyRun
 	r.destLocal = !storage.IsS3(o.Dest)
 	if r.destLocal {
 		if err := os.MkdirAll(o.Dest, layout.DirMode); err != nil {
-			return nil, fmt.Errorf("copy: destination %s: %w", o.Dest, err)
+			return nil, fmt.Errorf("copy: destination %s: %w", redact.URL(o.Dest), err)
 		}
 	}
 	if r.destRoot, err = storage.Open(ctx, o.Dest); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/layout"
 	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -364,7 +365,7 @@ func eachGroup(s *extsort.Sorter, fn func(key string, vals [][]byte) error) erro
 func (r *copyRun) findLocalBase(ctx context.Context, files *extsort.Sorter) (string, error) {
 	entries, err := os.ReadDir(r.o.Dest)
 	if err != nil {
-		return "", fmt.Errorf("list %s: %w", r.o.Dest, err)
+		return "", fmt.Errorf("list %s: %w", redact.URL(r.o.Dest), err)
 	}
 	var names []string
 	for _, e := range entries {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/archive"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -67,7 +68,7 @@ func openDestination(ctx context.Context, backupDir, run string) (destination, e
 		return openS3Destination(ctx, backupDir, run)
 	}
 	if err := os.MkdirAll(backupDir, layout.DirMode); err != nil {
-		return nil, fmt.Errorf("destination %s: %w", backupDir, err)
+		return nil, fmt.Errorf("destination %s: %w", redact.URL(backupDir), err)
 	}
 	stage, err := layout.NewStaging(backupDir, run)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -112,7 +113,7 @@ func (r *backupRun) baseKey(ctx context.Context) (*age.X25519Identity, []byte, e
 	}
 	root, err := storage.Open(ctx, r.o.BackupDir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open the destination %s: %w", r.o.BackupDir, err)
+		return nil, nil, fmt.Errorf("open the destination %s: %w", redact.URL(r.o.BackupDir), err)
 	}
 	defer root.Close()
 	names := []string{r.o.Base}
@@ -267,7 +268,7 @@ func (r *backupRun) carryPlainSums(ctx context.Context, sums *layout.SumsWriter)
 	}
 	root, err := storage.Open(ctx, r.o.BackupDir)
 	if err != nil {
-		return nil, fmt.Errorf("open the destination %s: %w", r.o.BackupDir, err)
+		return nil, fmt.Errorf("open the destination %s: %w", redact.URL(r.o.BackupDir), err)
 	}
 	defer root.Close()
 	base := r.files.Base

@@ -19,6 +19,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/encryption"
 	"github.com/webnovel/webnovel-backup/internal/extsort"
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/scratch"
 	"github.com/webnovel/webnovel-backup/messages"
 	"github.com/webnovel/webnovel-backup/storage"
@@ -481,7 +482,7 @@ func (x *baseIndex) findCopy(s messages.FileEntry) (messages.FileEntry, bool, er
 func (r *backupRun) planCopiesIncremental(ctx context.Context) ([]*messages.Task, []string, filePlanInfo, error) {
 	root, err := storage.Open(ctx, r.o.BackupDir)
 	if err != nil {
-		return nil, nil, filePlanInfo{}, fmt.Errorf("open the destination %s: %w", r.o.BackupDir, err)
+		return nil, nil, filePlanInfo{}, fmt.Errorf("open the destination %s: %w", redact.URL(r.o.BackupDir), err)
 	}
 	defer root.Close()
 	spill, cleanup, err := spillDir(r.stage, "plan-runs")

@@ -287,13 +287,13 @@ func fetchS3Backup(ctx context.Context, src, tempDir string, keys archiveKeys) (
 func splitLocation(loc string) (parent, name string, err error) {
 	u, err := url.Parse(loc)
 	if err != nil {
-		return "", "", fmt.Errorf("backup location %s: %w", loc, err)
+		return "", "", fmt.Errorf("backup location %s: %w", redact.URL(loc), err)
 	}
 	p := strings.Trim(u.Path, "/")
 	i := strings.LastIndexByte(p, '/')
 	name = p[i+1:]
 	if name == "" {
-		return "", "", fmt.Errorf("backup location %s names no backup", loc)
+		return "", "", fmt.Errorf("backup location %s names no backup", redact.URL(loc))
 	}
 	u.Path = "/" + p[:max(i, 0)]
 	return u.String(), name, nil
@@ -988,7 +988,7 @@ func countRestored(rep *RestoreReport, results map[string]*messages.Result) {
 // running, or an earlier attempt that got further, may have written more.
 func countStopped(rep *RestoreReport, tasks []*messages.Task, results map[string]*messages.Result, err error) {
 	countRestored(rep, results)
-	rep.Stopped = err.Error()
+	rep.Stopped = redact.Text(err.Error())
 	var failed *messages.Result
 	if te := (*TaskError)(nil); errors.As(err, &te) {
 		failed = te.Result

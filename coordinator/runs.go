@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -215,7 +216,7 @@ func (t *tracker) finish(path string, runErr error) {
 		r.Finished = time.Now().UTC()
 		r.Heartbeat = r.Finished
 		if runErr != nil {
-			r.State, r.Error = messages.RunFailed, runErr.Error()
+			r.State, r.Error = messages.RunFailed, redact.Text(runErr.Error())
 		} else {
 			r.State, r.Path, r.Publishing = messages.RunComplete, path, ""
 		}

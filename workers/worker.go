@@ -30,6 +30,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/encryption"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/telemetry"
 	"github.com/webnovel/webnovel-backup/messages"
 )
@@ -345,7 +346,7 @@ func (w *Worker) settle(ctx context.Context, d *delivery, log *slog.Logger, res 
 		res.Attempt, res.Worker = d.attempt, w.cfg.Name
 		res.Final, res.Mismatch = dec.Final, dec.Mismatch
 		if err != nil {
-			res.Error = err.Error()
+			res.Error = redact.Text(err.Error()) // a queue message is an output too
 		}
 		if perr := w.publishResult(ctx, log, res); perr != nil {
 			log.Warn("publish result", "final", res.Final, "err", perr)
@@ -382,7 +383,7 @@ func (w *Worker) act(ctx context.Context, msg jetstream.Msg, log *slog.Logger, d
 		log.Error("task failed", "err", err)
 		reason := dec.Reason
 		if err != nil {
-			reason = err.Error()
+			reason = redact.Text(err.Error())
 		}
 		serr = msg.TermWithReason(truncate(reason, 200))
 	}

@@ -339,10 +339,10 @@ type filesCount struct {
 	Bytes int64 `json:"bytes"`
 }
 
-// errText is err's message, "" for nil.
+// errText is err's message with its secrets masked, "" for nil.
 func errText(err error) string {
 	if err == nil {
 		return ""
 	}
-	return err.Error()
+	return redact.Text(err.Error())
 }

@@ -150,7 +150,7 @@ func copyAfterBackup(ctx context.Context, c *coordinator.Coordinator, rep *coord
 		return st, err
 	}
 	err = outcome.Errorf(outcome.Partial, "backup complete at %s, but its copy to %s failed: %w", redact.URL(rep.Path), redact.URL(dest), err)
-	st.Status, st.Error = outcome.Partial, err.Error()
+	st.Status, st.Error = outcome.Partial, errText(err)
 	return st, err
 }
 

@@ -26,7 +26,7 @@ type decryptOptions struct {
 func (d *decryptOptions) AddFlags(f *pflag.FlagSet, passphrase bool) {
 	f.StringArrayVar(&d.identityFiles, "identity", nil, "age identity `FILE` (age-keygen's key file, or an SSH private key) that decrypts an encrypted backup; repeatable (env "+envIdentityFile+")")
 	if passphrase {
-		f.StringVar(&d.passphraseFile, "passphrase-file", "", "`FILE` whose first line is a passphrase backup's passphrase (env "+envPassphrase+")")
+		f.StringVar(&d.passphraseFile, "passphrase-file", "", "`FILE` whose first line is the passphrase of a backup encrypted with --passphrase-file (env "+envPassphrase+")")
 	}
 }
 

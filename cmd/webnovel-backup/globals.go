@@ -15,6 +15,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/pipeline"
 	"github.com/webnovel/webnovel-backup/internal/progress"
 	"github.com/webnovel/webnovel-backup/internal/queue"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/workers"
 )
 
@@ -142,14 +143,17 @@ func (g *globals) setUpOutput(cmd *cobra.Command) error {
 		level = slog.LevelWarn // informational lines would tear the bars apart
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
 	switch g.logFormat {
 	case "text":
-		slog.SetDefault(slog.New(slog.NewTextHandler(errOut, opts)))
+		h = slog.NewTextHandler(errOut, opts)
 	case "json":
-		slog.SetDefault(slog.New(slog.NewJSONHandler(errOut, opts)))
+		h = slog.NewJSONHandler(errOut, opts)
 	default:
 		return usageErrorf("--log-format %q: want text or json", g.logFormat)
 	}
+	// The last guard: an error from deep down may quote a location as it was given.
+	slog.SetDefault(slog.New(redact.NewHandler(h)))
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 func main() {
@@ -33,7 +34,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	pprof.StopCPUProfile() // a no-op unless --cpuprofile started one
 	stopMemProfile(stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, "error:", err)
+		fmt.Fprintln(stderr, "error:", redact.Text(err.Error()))
 	}
 	return outcome.Of(err).Code
 }

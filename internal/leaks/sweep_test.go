@@ -198,6 +198,10 @@ func (sc *scene) failures(t *testing.T) {
 		{nil, []string{"backup", "--backup-dir", "f", "--nats", wrong, "--json"}, 1},
 		{nil, []string{"runs", "--nats", wrong}, 1},
 		{nil, []string{"backup", "--backup-dir", s3creds}, 1},
+		// past the preflight, which names no location: the run's own errors must not either
+		{nil, []string{"backup", "--skip-preflight", "--backup-dir", s3creds, "-v"}, 1},
+		{nil, []string{"backup", "--skip-preflight", "--compress", "--backup-dir", s3creds, "--json", "--log-format", "json"}, 1},
+		{nil, []string{"restore", "--force", "--skip-preflight", s3creds + "&x=/backup_20240101_000000", "--json"}, 1},
 		{nil, []string{"list", "--backup-dir", s3creds, "--json"}, 1},
 		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--copy-to", s3creds, "--json"}, 3},
 		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--copy-to", endpoint, "-v"}, 3},

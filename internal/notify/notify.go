@@ -111,7 +111,7 @@ func (s *Sender) hideURL(err error) string {
 	if errors.As(err, &ue) {
 		ue.URL = redact.Webhook(s.URL)
 	}
-	return redact.URL(redact.ParseError(err).Error())
+	return redact.Text(redact.ParseError(err).Error())
 }
 
 // errRejected is a final answer from the webhook: trying again would get the same.

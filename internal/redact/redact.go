@@ -79,9 +79,7 @@ func one(location string) string {
 	if err != nil || u.Scheme == "" || u.Opaque != "" || strings.Contains(u.Host+u.Path+u.Fragment, "@") || unparsableParam.MatchString(u.Host) {
 		// Not a URL (a libpq key=value string, a path, a typo), or an "@" past where the
 		// parser ended the authority (nats://user:12/ab@host): mask what looks like secrets.
-		s := unparsableUser.ReplaceAllString(location, "://"+Mask+"@")
-		s = unparsableAuth.ReplaceAllString(s, "${1}${2}:"+Mask+"@")
-		return unparsableParam.ReplaceAllString(s, "${1}"+Mask)
+		return between(location)
 	}
 	changed := false
 	if u.User != nil {
@@ -212,4 +210,34 @@ func ParseURL(location string) (*url.URL, error) {
 		return nil, fmt.Errorf("not a valid URL (an \"@\" after the host): %s", encodeHint)
 	}
 	return u, nil
+}
+
+// location matches a location written inside a longer text: a scheme, "://" and everything
+// up to a space.
+var location = regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.-]*://[^\s<>]+`)
+
+// Text returns s with every secret of every location in it masked, as URL masks one, and what
+// looks like credentials between them (user:password@host, a libpq connection string's
+// password=…): for whole messages (an error, a log line) that may quote a location given
+// anywhere, as the last guard before an output. The punctuation that ends a phrase (":"
+// before a wrapped error, a closing quote) stays outside the location.
+func Text(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range location.FindAllStringIndex(s, -1) {
+		b.WriteString(between(s[last:m[0]]))
+		loc := s[m[0]:m[1]]
+		end := len(strings.TrimRight(loc, ":,;.)]}\"'"))
+		b.WriteString(URL(loc[:end]) + loc[end:])
+		last = m[1]
+	}
+	b.WriteString(between(s[last:]))
+	return b.String()
+}
+
+// between masks what looks like credentials in text that is not a location url.Parse reads.
+func between(s string) string {
+	s = unparsableUser.ReplaceAllString(s, "://"+Mask+"@")
+	s = unparsableAuth.ReplaceAllString(s, "${1}${2}:"+Mask+"@")
+	return unparsableParam.ReplaceAllString(s, "${1}"+Mask)
 }

@@ -68,6 +68,12 @@ func FuzzURL(f *testing.F) {
 		if leaky && strings.Contains(got, secret) {
 			t.Errorf("URL(%q) = %q keeps the secret", in, got)
 		}
+		// The same location quoted in an error hides it as well.
+		if leaky && !strings.ContainsAny(in, " \t\n\r\v\f\u0085\u00a0<>") {
+			if text := Text("open " + in + ": refused"); strings.Contains(text, secret) {
+				t.Errorf("Text(%q) = %q keeps the secret", "open "+in+": refused", text)
+			}
+		}
 	})
 }
 
@@ -131,6 +137,31 @@ func TestParseURLQuotesNothing(t *testing.T) {
 	} {
 		if _, err := ParseURL(ok); err != nil {
 			t.Errorf("ParseURL(%s): %v", ok, err)
+		}
+	}
+}
+
+func TestText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		// a location wrapped in an error: the ":" that follows it stays
+		{"backup: destination s3://b/p?endpoint=http://127.0.0.1:1&secret_key=" + secret + ": open storage: refused",
+			"backup: destination s3://b/p?endpoint=http://127.0.0.1:1&secret_key=xxxxx: open storage: refused"},
+		{"connect postgres://u:" + secret + "@db:5432/app: dial tcp: refused", "connect postgres://u:xxxxx@db:5432/app: dial tcp: refused"},
+		{"copy to nats://" + secret + "@n1:4222, then stop", "copy to nats://xxxxx@n1:4222, then stop"},
+		{`open "s3://b/p?access_key=` + secret + `"`, `open "s3://b/p?access_key=xxxxx"`},
+		// two locations, and a libpq string between them
+		{"from postgres://u:" + secret + "@a/x to host=db password=" + secret + " via s3://b/p?key=" + secret,
+			"from postgres://u:xxxxx@a/x to host=db password=xxxxx via s3://b/p?key=xxxxx"},
+		// nothing to hide: unchanged
+		{"backup: destination s3://b/p?region=eu-west-1: open storage: refused", "backup: destination s3://b/p?region=eu-west-1: open storage: refused"},
+		{"restore /srv/backups/backup_20240101_000000: 3 files", "restore /srv/backups/backup_20240101_000000: 3 files"},
+		{"at 10:30:00 user a@b.example: ok", "at 10:30:00 user a@b.example: ok"},
+		// credentials without a scheme are masked all the same
+		{"server u:" + secret + "@n1:4222 refused", "server u:xxxxx@n1:4222 refused"},
+	}
+	for _, tt := range tests {
+		if got := Text(tt.in); got != tt.want {
+			t.Errorf("Text(%q)\n = %q\nwant %q", tt.in, got, tt.want)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/messages"
 )
 
@@ -71,8 +73,9 @@ func recordError(span trace.Span, err error) {
 	if err == nil {
 		return
 	}
-	span.RecordError(err)
-	span.SetStatus(codes.Error, err.Error())
+	msg := redact.Text(err.Error()) // a trace is an output like any other
+	span.RecordError(errors.New(msg))
+	span.SetStatus(codes.Error, msg)
 }
 
 // Annotate sets attributes on the span of ctx.
