@@ -32,36 +32,49 @@ func (e *encryptFlags) AddFlags(f *pflag.FlagSet) {
 
 // parse reads the recipients or the passphrase the flags and the environment give; neither
 // (nil, "") means an unencrypted backup. Both kinds together are a usage error naming them.
+// Each source is read on its own, so an error names the flag or the file and its line, and
+// a recipients file that lists nobody is refused rather than passed over.
 func (e *encryptFlags) parse(checksum bool) (*encryption.Recipients, string, error) {
-	lines, from := e.recipients, "--recipient"
+	var sources []recipientSource
+	if len(e.recipients) > 0 {
+		sources = append(sources, recipientSource{e.recipients, "--recipient"})
+	}
 	for _, file := range e.recipientsFiles {
-		more, err := encryption.ReadRecipientsFile(file)
+		lines, err := encryption.ReadRecipientsFile(file)
 		if err != nil {
 			return nil, "", usageErrorf("--recipients-file: %v", err) // the error names the file once it opened
 		}
-		lines = append(lines, more...)
-		from = "--recipient/--recipients-file"
+		sources = append(sources, recipientSource{lines, "--recipients-file " + file})
 	}
-	if len(lines) == 0 {
-		if env := os.Getenv(envRecipients); env != "" {
-			lines, from = strings.FieldsFunc(env, func(r rune) bool { return r == ',' || r == '\n' }), envRecipients
-		}
+	if env := os.Getenv(envRecipients); env != "" && len(sources) == 0 {
+		sources = append(sources, recipientSource{strings.FieldsFunc(env, func(r rune) bool { return r == ',' || r == '\n' }), envRecipients})
 	}
 	passphrase, err := encryption.ReadPassphrase(e.passphraseFile, envPassphrase)
 	if err != nil {
 		return nil, "", usageErrorf("--passphrase-file: %v", err)
 	}
 	switch {
-	case len(lines) > 0 && passphrase != "":
-		return nil, "", usageErrorf("%s and a passphrase (--passphrase-file or %s) contradict each other: give one of the two", from, envPassphrase)
-	case (len(lines) > 0 || passphrase != "") && checksum:
+	case len(sources) > 0 && passphrase != "":
+		return nil, "", usageErrorf("%s and a passphrase (--passphrase-file or %s) contradict each other: give one of the two", sources[0].from, envPassphrase)
+	case (len(sources) > 0 || passphrase != "") && checksum:
 		return nil, "", usageErrorf("--checksum cannot be used with encryption (--recipient, --recipients-file, %s, --passphrase-file, %s): the base's plaintext sums are encrypted", envRecipients, envPassphrase)
-	case len(lines) == 0:
+	case len(sources) == 0:
 		return nil, passphrase, nil
 	}
-	rc, err := encryption.ParseRecipients(lines, from)
-	if err != nil {
-		return nil, "", usageErrorf("%v", err)
+	var all []*encryption.Recipients
+	for _, src := range sources {
+		rc, err := encryption.ParseRecipients(src.lines, src.from)
+		if err != nil {
+			return nil, "", usageErrorf("%v", err)
+		}
+		all = append(all, rc)
 	}
-	return rc, "", nil
+	return encryption.JoinRecipients(all...), "", nil
+}
+
+// recipientSource is one place recipients were given: the --recipient flags, a recipients
+// file, or the environment.
+type recipientSource struct {
+	lines []string
+	from  string
 }

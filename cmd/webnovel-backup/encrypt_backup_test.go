@@ -39,6 +39,10 @@ func TestBackupEncryptionUsageErrors(t *testing.T) {
 	os.WriteFile(pass, []byte("a passphrase\n"), 0o600)
 	secret := filepath.Join(dir, "secret.txt")
 	os.WriteFile(secret, []byte("AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQSWHF0H\n"), 0o600)
+	empty := filepath.Join(dir, "team.txt")
+	os.WriteFile(empty, []byte("# the ops team, to be filled in\n"), 0o600)
+	badLine := filepath.Join(dir, "bad.txt")
+	os.WriteFile(badLine, []byte("# ops\n"+rc+"\nage1typo\n"), 0o600)
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -52,6 +56,9 @@ func TestBackupEncryptionUsageErrors(t *testing.T) {
 		{"bad recipient", nil, []string{"--recipient", "age1nope"}, []string{"--recipient", "malformed"}},
 		{"secret key as recipient", nil, []string{"--recipients-file", secret}, []string{"secret key", "age-keygen -y"}},
 		{"missing recipients file", nil, []string{"--recipients-file", filepath.Join(dir, "none")}, []string{"--recipients-file", "does not open"}},
+		// a file is read on its own: its name and the line, even beside good recipients
+		{"empty recipients file", nil, []string{"--recipient", rc, "--recipients-file", empty}, []string{"--recipients-file " + empty, "no recipients"}},
+		{"bad line in a recipients file", nil, []string{"--recipient", rc, "--recipients-file", badLine}, []string{"--recipients-file " + badLine, "recipient 3", "malformed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

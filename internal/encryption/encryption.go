@@ -80,8 +80,22 @@ func ParseRecipients(lines []string, from string) (*Recipients, error) {
 	if len(r.list) == 0 {
 		return nil, fmt.Errorf("%s: no recipients", from)
 	}
-	slices.Sort(r.public)
+	r.sort()
 	return r, nil
+}
+
+// sort orders the keys by their canonical public form, each recipient with its key.
+func (r *Recipients) sort() {
+	order := make([]int, len(r.public))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(r.public[a], r.public[b]) })
+	list, public := make([]age.Recipient, len(order)), make([]string, len(order))
+	for i, j := range order {
+		list[i], public[i] = r.list[j], r.public[j]
+	}
+	r.list, r.public = list, public
 }
 
 func parseRecipient(s string) (age.Recipient, string, error) {
@@ -108,6 +122,21 @@ func parseRecipient(s string) (age.Recipient, string, error) {
 	}
 	// Not echoed, not even its start: a wrong file given here may hold a passphrase.
 	return nil, "", errors.New("not a recipient: want age1… (age), age1pq1… (post-quantum) or an SSH public key (ssh-ed25519 …, ssh-rsa …)")
+}
+
+// JoinRecipients is the recipients of all rs, each key once.
+func JoinRecipients(rs ...*Recipients) *Recipients {
+	all := &Recipients{}
+	for _, r := range rs {
+		for i, public := range r.public {
+			if !slices.Contains(all.public, public) {
+				all.list = append(all.list, r.list[i])
+				all.public = append(all.public, public)
+			}
+		}
+	}
+	all.sort()
+	return all
 }
 
 // ReadRecipientsFile reads an age recipients file (one recipient per line).

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -377,6 +378,50 @@ func TestKeyFileNameNotRepeated(t *testing.T) {
 	for _, err := range []error{err1, err2, err3} {
 		if err == nil || strings.Contains(err.Error(), "SECRET") || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "not shown") {
 			t.Errorf("error %v", err)
+		}
+	}
+}
+
+// TestJoinRecipients: recipients joined from several sources are each key once, sorted, and
+// each still the recipient of its own key: a file encrypted to the join opens with any one.
+func TestJoinRecipients(t *testing.T) {
+	keyA, a := newKey(t)
+	keyB, b := newKey(t)
+	_, c := newKey(t)
+	first, err := ParseRecipients([]string{c, a}, "--recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := ParseRecipients([]string{b, a}, "--recipients-file f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := JoinRecipients(first, second)
+	want := []string{a, b, c}
+	slices.Sort(want)
+	if got := all.Public(); !slices.Equal(got, want) {
+		t.Fatalf("joined %v, want %v", got, want)
+	}
+	var sealed bytes.Buffer
+	w, err := all.Encrypt(&sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "chapter one")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{keyA, keyB} {
+		ids, err := ReadIdentityFile(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ids.Decrypt(bytes.NewReader(sealed.Bytes()))
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		if got, _ := io.ReadAll(r); string(got) != "chapter one" {
+			t.Fatalf("%s: decrypted %q", key, got)
 		}
 	}
 }
