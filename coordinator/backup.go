@@ -316,6 +316,9 @@ func (c *Coordinator) newBackupRun(ctx context.Context, o BackupOptions) (*backu
 	if o.BackupDir == "" {
 		o.BackupDir = "backups"
 	}
+	if err := RefuseDestinationInBackup("--backup-dir", o.BackupDir); err != nil {
+		return nil, err
+	}
 	if !storage.IsS3(o.BackupDir) {
 		// Reports, the run registry and a resume from another folder need the full path.
 		if abs, err := filepath.Abs(o.BackupDir); err == nil {

@@ -149,6 +149,9 @@ func (c *Coordinator) newCopyRun(ctx context.Context, o CopyOptions) (_ *copyRun
 			r.close()
 		}
 	}()
+	if err := RefuseDestinationInBackup("copy: destination", o.Dest); err != nil {
+		return nil, err
+	}
 	r.destLocal = !storage.IsS3(o.Dest)
 	if r.destLocal {
 		if err := os.MkdirAll(o.Dest, layout.DirMode); err != nil {

@@ -209,6 +209,15 @@ func (o *backupOptions) check(g *globals) error {
 	if _, err := platform.Default.Select(o.Models); err != nil {
 		return usageErrorf("--models: %w", err)
 	}
+	// Before the backup: a copy refused at the end would leave exit 3 for a mistyped flag.
+	for _, d := range []struct{ flag, dest string }{{"--backup-dir", o.BackupDir}, {"--copy-to", o.copyTo}} {
+		if d.dest == "" {
+			continue
+		}
+		if err := coordinator.RefuseDestinationInBackup(d.flag, d.dest); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

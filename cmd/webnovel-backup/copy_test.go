@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,4 +93,37 @@ func TestCopyCommand(t *testing.T) {
 	if code, _ := cli(t, dir, "copy", backup); code != outcome.CodeUsage {
 		t.Fatalf("copy with one argument: exit %d", code)
 	}
+	// Into the backup itself, or its files: refused, the backup as it was.
+	before := treeOf(t, backup)
+	for _, args := range [][]string{
+		{"copy", backup, backup},
+		{"copy", backup, filepath.Join(backup, "files")},
+		{"backup", "--backup-dir", filepath.Join(backup, "files")},
+		{"backup", "--backup-dir", filepath.Join(dir, "backups2"), "--copy-to", backup},
+	} {
+		code, out := cli(t, dir, append(args, "--quiet")...)
+		if code != outcome.CodeUsage || !strings.Contains(out, "lies inside the backup "+backup) {
+			t.Errorf("%v: exit %d, want %d and the backup named:\n%s", args, code, outcome.CodeUsage, out)
+		}
+	}
+	if after := treeOf(t, backup); !slices.Equal(before, after) {
+		t.Fatalf("a refused copy changed the backup:\nbefore %v\nafter  %v", before, after)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "backups2")); !os.IsNotExist(err) {
+		t.Fatalf("a refused --copy-to made its backup first (%v)", err)
+	}
+}
+
+// treeOf lists every path under root.
+func treeOf(t *testing.T, root string) []string {
+	t.Helper()
+	var paths []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		paths = append(paths, p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
 }
