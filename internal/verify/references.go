@@ -66,7 +66,7 @@ func (v *verifier) referencesUnchecked() string {
 	case o.SkipDB:
 		return "the backup holds no rows (--skip-db) whose file fields name files"
 	case v.encrypted() && !v.decrypting():
-		return "the backup is encrypted: not checked without the key (verify --decrypt)"
+		return "the backup is encrypted (verify --decrypt with its key checks them)"
 	case v.decrypting() && v.plainDir == "":
 		return "the backup's fixtures could not be decrypted"
 	}
