@@ -127,13 +127,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	if o.DatabaseURL == "" {
-		rep.Generated = true
-		o.DatabaseURL = "sqlite:///" + filepath.Join(tmp, "platform.sqlite3")
-		o.StorageURL = filepath.Join(tmp, "platform-media")
 		start := time.Now()
-		if _, err := demo.Fill(ctx, o.DatabaseURL, o.StorageURL, o.Sample); err != nil {
-			return nil, fmt.Errorf("generate sample platform: %w", err)
+		if err := generate(ctx, &o, tmp); err != nil {
+			return nil, err
 		}
+		rep.Generated = true
 		phase("generate", start)
 	}
 
@@ -146,51 +144,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Warnings = backup.Warnings
 	phase("backup", start)
 
-	// Restore into scratch targets.
-	var b [4]byte
-	rand.Read(b[:])
-	name := "wnb_scratch_" + hex.EncodeToString(b[:])
-	scratchURL := o.ScratchDatabase
-	if scratchURL == "" {
-		s, err := database.CreateScratch(ctx, o.DatabaseURL, name, tmp)
-		if err != nil {
-			return nil, err
-		}
-		defer s.Drop(context.WithoutCancel(ctx))
-		scratchURL = s.URL
-	} else if err := applySchema(ctx, scratchURL); err != nil {
-		return nil, err
-	}
-	if err := markScratchMigrated(ctx, scratchURL, backup.Path); err != nil {
-		return nil, err
-	}
-	scratchMedia := filepath.Join(tmp, "scratch-media")
 	start = time.Now()
-	if err := runRestore(ctx, o, log, backup.Path, scratchURL, scratchMedia); err != nil {
+	scratchURL, dropScratch, err := restoreIntoScratch(ctx, o, log, backup.Path, tmp)
+	if dropScratch != nil {
+		defer dropScratch()
+	}
+	if err != nil {
 		return nil, err
 	}
 	phase("restore", start)
 
-	// Compare: the restored rows and files against the backup, and, for a generated platform
-	// (which nothing changes meanwhile), the backup against the platform itself.
 	start = time.Now()
-	dir, err := plainBackup(ctx, o, backup.Path, filepath.Join(tmp, "plain"), rep)
-	if err != nil {
+	if err := compare(ctx, o, rep, backup.Path, scratchURL, tmp); err != nil {
 		return nil, err
-	}
-	if err := CompareDatabase(ctx, rep, dir, scratchURL, "restored database"); err != nil {
-		return nil, err
-	}
-	if err := CompareFiles(ctx, rep, filepath.Join(dir, layout.FilesDir), scratchMedia, "restored storage"); err != nil {
-		return nil, err
-	}
-	if rep.Generated {
-		if err := CompareDatabase(ctx, rep, dir, o.DatabaseURL, "platform database"); err != nil {
-			return nil, err
-		}
-		if err := CompareFiles(ctx, rep, filepath.Join(dir, layout.FilesDir), o.StorageURL, "platform storage"); err != nil {
-			return nil, err
-		}
 	}
 	phase("compare", start)
 	for _, m := range backup.Models {
@@ -199,6 +165,64 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Files = backup.Files
 	rep.Pass = len(rep.Differences) == 0
 	return rep, nil
+}
+
+// generate fills a sample platform in tmp and points o at it.
+func generate(ctx context.Context, o *Options, tmp string) error {
+	o.DatabaseURL = "sqlite:///" + filepath.Join(tmp, "platform.sqlite3")
+	o.StorageURL = filepath.Join(tmp, "platform-media")
+	if _, err := demo.Fill(ctx, o.DatabaseURL, o.StorageURL, o.Sample); err != nil {
+		return fmt.Errorf("generate sample platform: %w", err)
+	}
+	return nil
+}
+
+// restoreIntoScratch restores the backup into a scratch database (o.ScratchDatabase, or one
+// made beside the platform's, which drop removes) and a scratch storage folder in tmp
+// (scratchMedia).
+func restoreIntoScratch(ctx context.Context, o Options, log *slog.Logger, backupPath, tmp string) (scratchURL string, drop func(), err error) {
+	scratchURL = o.ScratchDatabase
+	if scratchURL == "" {
+		var b [4]byte
+		rand.Read(b[:])
+		s, err := database.CreateScratch(ctx, o.DatabaseURL, "wnb_scratch_"+hex.EncodeToString(b[:]), tmp)
+		if err != nil {
+			return "", nil, err
+		}
+		drop = func() { s.Drop(context.WithoutCancel(ctx)) }
+		scratchURL = s.URL
+	} else if err := applySchema(ctx, scratchURL); err != nil {
+		return "", nil, err
+	}
+	if err := markScratchMigrated(ctx, scratchURL, backupPath); err != nil {
+		return "", drop, err
+	}
+	return scratchURL, drop, runRestore(ctx, o, log, backupPath, scratchURL, scratchMedia(tmp))
+}
+
+// scratchMedia is the scratch storage folder in tmp.
+func scratchMedia(tmp string) string { return filepath.Join(tmp, "scratch-media") }
+
+// compare checks the restored rows and files against the backup, and, for a generated
+// platform (which nothing changes meanwhile), the backup against the platform itself.
+func compare(ctx context.Context, o Options, rep *Report, backupPath, scratchURL, tmp string) error {
+	dir, err := plainBackup(ctx, o, backupPath, filepath.Join(tmp, "plain"), rep)
+	if err != nil {
+		return err
+	}
+	if err := CompareDatabase(ctx, rep, dir, scratchURL, "restored database"); err != nil {
+		return err
+	}
+	if err := CompareFiles(ctx, rep, filepath.Join(dir, layout.FilesDir), scratchMedia(tmp), "restored storage"); err != nil {
+		return err
+	}
+	if !rep.Generated {
+		return nil
+	}
+	if err := CompareDatabase(ctx, rep, dir, o.DatabaseURL, "platform database"); err != nil {
+		return err
+	}
+	return CompareFiles(ctx, rep, filepath.Join(dir, layout.FilesDir), o.StorageURL, "platform storage")
 }
 
 func runBackup(ctx context.Context, o Options, log *slog.Logger, dir string) (*coordinator.BackupReport, error) {
