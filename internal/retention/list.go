@@ -169,22 +169,49 @@ func (d *Destination) List(ctx context.Context, o ListOptions) ([]Backup, error)
 	if loc == nil {
 		loc = time.Local
 	}
-	byName := map[string]*Backup{}
-	hasMeta := map[string]bool{}
-	sidecars := map[string]storage.Object{}
+	found, err := d.walkBackups(ctx, loc)
+	if err != nil {
+		return nil, fmt.Errorf("list backups in %s: %w", d, err)
+	}
+	if d.local {
+		if err := d.addEmptyFolders(found.byName, loc); err != nil {
+			return nil, fmt.Errorf("list backups in %s: %w", d, err)
+		}
+	}
+	orphanSidecars(found.byName, found.sidecars, loc)
+	out := make([]Backup, 0, len(found.byName))
+	for name, b := range found.byName {
+		d.settle(ctx, b, found.hasMeta[name], found.sidecars, o)
+		out = append(out, *b)
+	}
+	Sort(out)
+	return out, nil
+}
+
+// walked is what one walk of a destination finds: its backups by name (sizes, object
+// counts, newest times), which folders hold metadata, and the encrypted archives' sidecars.
+type walked struct {
+	byName   map[string]*Backup
+	hasMeta  map[string]bool
+	sidecars map[string]storage.Object
+}
+
+// walkBackups walks the destination once and classifies each object by its top name.
+func (d *Destination) walkBackups(ctx context.Context, loc *time.Location) (walked, error) {
+	w := walked{byName: map[string]*Backup{}, hasMeta: map[string]bool{}, sidecars: map[string]storage.Object{}}
 	err := d.bucket.Walk(ctx, "", func(obj storage.Object) error {
 		top, rest, nested := strings.Cut(obj.Key, "/")
 		if a, ok := layout.ArchiveOfSidecar(top); ok && !nested {
-			sidecars[a] = obj
+			w.sidecars[a] = obj
 			return nil
 		}
-		b := byName[top]
+		b := w.byName[top]
 		if b == nil {
 			b = classify(top, nested, loc)
 			if b == nil {
 				return nil
 			}
-			byName[top] = b
+			w.byName[top] = b
 		}
 		b.Size += obj.Size
 		b.Objects++
@@ -192,60 +219,58 @@ func (d *Destination) List(ctx context.Context, o ListOptions) ([]Backup, error)
 			b.ModTime = obj.ModTime
 		}
 		if rest == layout.FileMetadata {
-			hasMeta[top] = true
+			w.hasMeta[top] = true
 		}
 		return nil
 	})
+	return w, err
+}
+
+// addEmptyFolders lists a local destination's empty folders named like a backup: they hold no
+// object, yet each is an incomplete backup (a publication that crashed after claiming its name).
+func (d *Destination) addEmptyFolders(byName map[string]*Backup, loc *time.Location) error {
+	entries, err := os.ReadDir(localPath(d.location))
 	if err != nil {
-		return nil, fmt.Errorf("list backups in %s: %w", d, err)
+		return err
 	}
-	if d.local {
-		// Empty folders hold no object, yet one named like a backup is an incomplete backup
-		// (a publication that crashed after claiming its name) and should be listed.
-		entries, err := os.ReadDir(localPath(d.location))
-		if err != nil {
-			return nil, fmt.Errorf("list backups in %s: %w", d, err)
+	for _, e := range entries {
+		if _, ok := byName[e.Name()]; ok || !e.IsDir() {
+			continue
 		}
-		for _, e := range entries {
-			if _, ok := byName[e.Name()]; ok || !e.IsDir() {
-				continue
+		if b := classify(e.Name(), true, loc); b != nil {
+			if fi, err := e.Info(); err == nil {
+				b.ModTime = fi.ModTime()
 			}
-			if b := classify(e.Name(), true, loc); b != nil {
-				if fi, err := e.Info(); err == nil {
-					b.ModTime = fi.ModTime()
-				}
-				byName[e.Name()] = b
-			}
+			byName[e.Name()] = b
 		}
 	}
-	orphanSidecars(byName, sidecars, loc)
-	out := make([]Backup, 0, len(byName))
-	for name, b := range byName {
-		switch b.Kind {
-		case KindFolder:
-			if !hasMeta[name] {
-				b.Status, b.Problem = StatusIncomplete, "no "+layout.FileMetadata
-			} else {
-				d.readFolderMetadata(ctx, b)
-			}
-		case KindArchive:
-			b.Status = StatusComplete
-			if b.Encrypted {
-				d.readSidecar(ctx, b, sidecars)
-			} else if o.ReadArchives {
-				d.readArchiveMetadata(ctx, b)
-			}
-		case KindStaging:
-			b.Time = b.ModTime
-			b.Status = StatusInProgress
-			if dead, why := d.stagingAbandoned(b, time.Now()); dead {
-				b.Status, b.Problem = StatusAbandoned, why
-			}
+	return nil
+}
+
+// settle gives one backup its status, reading its metadata (a folder's, an encrypted
+// archive's sidecar, a plain archive's with ReadArchives) or judging a staging area.
+func (d *Destination) settle(ctx context.Context, b *Backup, hasMeta bool, sidecars map[string]storage.Object, o ListOptions) {
+	switch b.Kind {
+	case KindFolder:
+		if !hasMeta {
+			b.Status, b.Problem = StatusIncomplete, "no "+layout.FileMetadata
+		} else {
+			d.readFolderMetadata(ctx, b)
 		}
-		out = append(out, *b)
+	case KindArchive:
+		b.Status = StatusComplete
+		if b.Encrypted {
+			d.readSidecar(ctx, b, sidecars)
+		} else if o.ReadArchives {
+			d.readArchiveMetadata(ctx, b)
+		}
+	case KindStaging:
+		b.Time = b.ModTime
+		b.Status = StatusInProgress
+		if dead, why := d.stagingAbandoned(b, time.Now()); dead {
+			b.Status, b.Problem = StatusAbandoned, why
+		}
 	}
-	Sort(out)
-	return out, nil
 }
 
 // classify returns the entry a top-level name stands for, or nil if it is not one this
