@@ -402,6 +402,9 @@ func checkEndpoint(v string) error {
 		return fmt.Errorf("%s: want an http:// or https:// URL", redact.URL(v))
 	case u.User != nil:
 		return errors.New("credentials do not belong in the URL")
+	case u.RawQuery != "" || u.Fragment != "":
+		// An S3 endpoint has none; a token there would travel in every task and run record.
+		return errors.New("an endpoint takes no query (?…) or fragment (#…)")
 	}
 	return nil
 }

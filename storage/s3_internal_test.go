@@ -2,6 +2,7 @@ package storage
 
 import (
 	"io/fs"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -113,4 +114,24 @@ func FuzzJoin(f *testing.F) {
 			t.Fatalf("Join(%q, %q) = %q lost the scheme", base, key, got)
 		}
 	})
+}
+
+// TestEndpointRefusals: an endpoint that could carry a secret (userinfo, a query, a fragment)
+// or is not HTTP is refused without quoting the secret: the location travels in every task.
+func TestEndpointRefusals(t *testing.T) {
+	const secret = "Tk9secret"
+	for _, endpoint := range []string{
+		"http://u:" + secret + "@127.0.0.1:9",
+		"http://127.0.0.1:9/?token=" + secret,
+		"https://s3.example/?X-Amz-Security-Token=" + secret,
+		"http://127.0.0.1:9/#" + secret,
+		"ftp://127.0.0.1:9",
+	} {
+		_, err := parseS3URL("s3://b/p?endpoint=" + url.QueryEscape(endpoint))
+		if err == nil {
+			t.Errorf("endpoint %q accepted", endpoint)
+		} else if strings.Contains(err.Error(), secret) {
+			t.Errorf("endpoint %q: the error quotes the secret: %v", endpoint, err)
+		}
+	}
 }
