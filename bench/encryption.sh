@@ -13,7 +13,8 @@
 # For each mode (a full folder backup, a --compress .tar.gz) it times BACKUPS backups, plain and
 # encrypted to one age recipient, alternating, after one untimed backup of each (the first run
 # of a mode reads a cold cache: with two runs, its median flattered the encrypted one); then RUNS
-# restores of each into a fresh target.
+# restores of each into a fresh target. Last, the nightly case: BACKUPS rounds of 1% of the files
+# changed, then an incremental folder backup of each.
 # It prints the medians and encrypted ÷ plain. Why the quiet: right after a folder of thousands
 # of files is deleted, ext4 makes every new file cost more for about a minute
 # (recently_deleted), and an encrypted archive's restore creates each file twice (it unpacks the
@@ -49,7 +50,7 @@ median() { sort -n "$1" | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2
 report() { # report WHAT MODE
   local p e
   p=$(median "$WORK/$1-$2-plain") e=$(median "$WORK/$1-$2-enc")
-  printf "  %-8s %-7s plain %6.3fs  encrypted %6.3fs  = %.2f×\n" "$1" "$2" "$p" "$e" "$(awk -v a="$e" -v b="$p" 'BEGIN{print a / b}')"
+  printf "  %-8s %-11s plain %6.3fs  encrypted %6.3fs  = %.2f×\n" "$1" "$2" "$p" "$e" "$(awk -v a="$e" -v b="$p" 'BEGIN{print a / b}')"
 }
 
 for mode in folder archive; do
@@ -81,9 +82,33 @@ for mode in folder archive; do
     done
   done
 done
+
+# The nightly case: an incremental folder backup after 1% of the files changed. Only the changed
+# files are read and encrypted; the others are linked from the base (an encrypted backup's from
+# its encrypted base).
+change_some() { # rewrites 1% of the storage's files (at least one) with new bytes of their size
+  local n
+  n=$(( $(find "$WORK/src/media" -type f | wc -l) / 100 + 1 ))
+  find "$WORK/src/media" -type f | shuf -n "$n" | while IFS= read -r f; do
+    head -c "$(stat -c %s "$f")" /dev/urandom >"$f.new" && mv "$f.new" "$f"
+  done
+}
+echo "== incremental: a base of each, then $BACKUPS rounds of (1% changed, one backup of each)"
+for kind in plain enc; do
+  key=()
+  [ $kind = enc ] && key=(--recipient "$RECIPIENT")
+  "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/incremental-$kind" "${key[@]}" >/dev/null 2>&1
+done
+for i in $(seq "$BACKUPS"); do
+  change_some
+  sleep 1.1
+  timed "$WORK/backup-incremental-plain" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/incremental-plain"
+  timed "$WORK/backup-incremental-enc" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/incremental-enc" --recipient "$RECIPIENT"
+done
 echo
 echo "== medians (target: encrypted ≤ 1.2× plain)"
 for what in backup restore; do
   for mode in folder archive; do report $what $mode; done
 done
+report backup incremental
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"
