@@ -1468,19 +1468,42 @@ func (c *Coordinator) collectSums(ctx context.Context, dest *storage.Bucket, tas
 }
 
 // removeTempFiles removes the storage package's temporary files under dir: only names it
-// gives (storage.IsTempName), never a platform's file that merely begins like one.
-func removeTempFiles(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+// gives (storage.IsTempName), never a platform file that merely starts like one. A zero since
+// takes every such file (a staging area is the run's own); otherwise only those made or
+// changed since then (their inode change time, which nothing sets back; the modification time
+// where the system gives none), so that a restore removes what its own killed workers left
+// and never a file of that name the platform held before it. It returns the files removed.
+func removeTempFiles(dir string, since time.Time) ([]string, error) {
+	var removed []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() && storage.IsTempName(d.Name()) {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("remove abandoned %s: %w", p, err)
+		if d.IsDir() || !storage.IsTempName(d.Name()) {
+			return nil
+		}
+		if !since.IsZero() {
+			fi, err := d.Info()
+			if err != nil || madeBefore(fi, since) {
+				return nil
 			}
 		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove abandoned %s: %w", p, err)
+		}
+		removed = append(removed, p)
 		return nil
 	})
+	return removed, err
+}
+
+// madeBefore tells whether the file fi describes was last made or changed before t.
+func madeBefore(fi fs.FileInfo, t time.Time) bool {
+	changed := storage.ChangeTime(fi)
+	if changed.IsZero() {
+		changed = fi.ModTime()
+	}
+	return changed.Before(t)
 }
 
 func topPrefix(key string) string {

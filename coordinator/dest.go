@@ -90,9 +90,12 @@ type localDestination struct {
 
 func (d *localDestination) Location() string        { return d.stage.Path() }
 func (d *localDestination) Bucket() *storage.Bucket { return d.bucket }
-func (d *localDestination) Sweep() error            { return removeTempFiles(d.stage.Path()) }
-func (d *localDestination) Abort() error            { return d.stage.Abort() }
-func (d *localDestination) Close()                  { d.bucket.Close() }
+func (d *localDestination) Sweep() error {
+	_, err := removeTempFiles(d.stage.Path(), time.Time{})
+	return err
+}
+func (d *localDestination) Abort() error { return d.stage.Abort() }
+func (d *localDestination) Close()       { d.bucket.Close() }
 
 // Publish renames the staging folder (or archives it) after removing the run's working
 // files. A crash before the rename leaves a staging folder a resume publishes again.

@@ -947,6 +947,8 @@ func countFixture(p, label string) (int64, error) {
 // restoreFiles copies the backup's files into the platform storage through the queue: the
 // tasks the checks planned, whose key lists are written already.
 func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, tasks []*messages.Task, rep *RestoreReport) error {
+	// A second of slack: a file system may keep coarser change times than the clock.
+	started := time.Now().Add(-time.Second)
 	if err := ensureLocalRoot(o.StorageURL); err != nil {
 		return err
 	}
@@ -961,8 +963,14 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, tasks 
 	}
 	// A worker killed while writing leaves its temporary file in the storage; the task was
 	// redone by another, so the leftover is garbage (local folders: S3 uploads are atomic).
+	// Only what this restore made is taken: a file of that name older than the run is the
+	// platform's, and stays.
 	if !storage.IsS3(o.StorageURL) {
-		if err := removeTempFiles(strings.TrimPrefix(o.StorageURL, "file://")); err != nil {
+		removed, err := removeTempFiles(strings.TrimPrefix(o.StorageURL, "file://"), started)
+		for _, p := range removed {
+			c.log.Info("removed a temporary file a stopped worker of this restore left", "file", p)
+		}
+		if err != nil {
 			c.log.Warn("remove leftover temporary files from the storage", "err", err)
 		}
 	}

@@ -29,3 +29,6 @@ func linkAt(s *openDir, sname string, d *openDir, dname string) error {
 // FileOwner returns the user and group that own the file fi describes: never known here, so
 // owners are left as they are.
 func FileOwner(fs.FileInfo) (uid, gid int, ok bool) { return 0, 0, false }
+
+// ChangeTime is fi's inode change time: not given here (zero).
+func ChangeTime(fs.FileInfo) time.Time { return time.Time{} }

@@ -812,7 +812,7 @@ func statSource(r io.Reader) sourceStamp {
 	if err != nil {
 		return sourceStamp{}
 	}
-	return sourceStamp{ok: true, size: fi.Size(), mtime: fi.ModTime(), ctime: changeTime(fi)}
+	return sourceStamp{ok: true, size: fi.Size(), mtime: fi.ModTime(), ctime: storage.ChangeTime(fi)}
 }
 
 // changed compares the stamps taken before and after reading n bytes.
