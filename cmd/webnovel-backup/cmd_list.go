@@ -25,7 +25,7 @@ type listOptions struct {
 func (o *listOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.backupDir, "backup-dir", "./backups", "the `destination`: a folder or s3://bucket/prefix?…")
 	f.BoolVar(&o.asJSON, "json", false, "print the list as JSON")
-	f.BoolVar(&o.ReadArchives, "read-archives", false, "read every .tar.gz up to its metadata (decompresses it whole)")
+	f.BoolVar(&o.ReadArchives, "read-archives", false, "read every archive up to its metadata, which is its first entry, for its rows, files and scope")
 }
 
 func newListCommand(g *globals) *cobra.Command {
@@ -39,8 +39,11 @@ and .tar.gz archives, incomplete ones (no complete backup_metadata.json) and run
 scope (full, database only, files only, or the model subset), size, age and, for complete
 folders, the rows and files their metadata records.
 
-An archive is complete by its name (archives are published atomically); --read-archives reads
-each one up to its metadata, decompressing it whole, to find truncated ones and their counts.
+An archive is published atomically; a local one whose end is missing (cut short by a copy
+that stopped, or a full disk) is listed incomplete, found by reading its last few KiB (an
+encrypted one by the size its sidecar records), so that prune never keeps it in place of a
+whole one. --read-archives also reads each archive up to its metadata, its first entry, for
+its rows, files and scope. verify reads an archive whole.
 
 Exit status: 0 listed, 1 the destination cannot be read.`,
 		Example: `  webnovel-backup list --backup-dir /backups/daily

@@ -167,3 +167,68 @@ func TestPruneCLIPerScope(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneKeepsWholeArchivesBeforeACutOne: real archives of every compression, the newest cut
+// short (a copy that stopped): list calls it incomplete, and prune --keep-last 1 keeps the
+// newest whole archive rather than counting the cut one as the backup to keep.
+func TestPruneKeepsWholeArchivesBeforeACutOne(t *testing.T) {
+	t.Setenv(envRecipients, "")
+	for _, tt := range []struct {
+		name string
+		args []string
+	}{
+		{"gzip", []string{"--compression", "gzip"}},
+		{"zstd", []string{"--compression", "zstd"}},
+		{"none", []string{"--compression", "none"}},
+		{"encrypted", []string{"--compress", "--recipient", newRecipient(t)}}, // its sidecar records its size
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := sitePlatform(t)
+			backups := filepath.Join(dir, "backups")
+			var names []string
+			for i := 0; i < 2; i++ {
+				args := append([]string{"backup", "--quiet", "--skip-preflight", "--backup-dir", backups}, tt.args...)
+				if code, out := cli(t, dir, args...); code != 0 {
+					t.Fatalf("backup: exit %d\n%s", code, out)
+				}
+				names = append(names, newestArchive(t, backups))
+				time.Sleep(1100 * time.Millisecond) // backup names are per second
+			}
+			cut := filepath.Join(backups, names[1])
+			fi, err := os.Stat(cut)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(cut, fi.Size()*2/3); err != nil {
+				t.Fatal(err)
+			}
+			code, out := cli(t, dir, "list", "--backup-dir", backups)
+			if code != 0 || !strings.Contains(out, "incomplete") || !strings.Contains(out, "cut short") {
+				t.Fatalf("list: exit %d, want the cut archive named incomplete:\n%s", code, out)
+			}
+			code, out = cli(t, dir, "prune", "--backup-dir", backups, "--keep-last", "1")
+			if code != 0 {
+				t.Fatalf("prune: exit %d\n%s", code, out)
+			}
+			if _, err := os.Stat(filepath.Join(backups, names[0])); err != nil {
+				t.Fatalf("prune removed the whole archive %s, keeping only the cut one:\n%s", names[0], out)
+			}
+		})
+	}
+}
+
+// newestArchive is the name of the newest archive in dir (its sidecar left out).
+func newestArchive(t *testing.T, dir string) string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		if name := entries[i].Name(); !strings.HasSuffix(name, layout.SidecarExt) {
+			return name
+		}
+	}
+	t.Fatalf("no archive in %s", dir)
+	return ""
+}

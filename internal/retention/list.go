@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -261,8 +262,13 @@ func (d *Destination) settle(ctx context.Context, b *Backup, hasMeta bool, sidec
 		b.Status = StatusComplete
 		if b.Encrypted {
 			d.readSidecar(ctx, b, sidecars)
-		} else if o.ReadArchives {
+			return
+		}
+		if o.ReadArchives {
 			d.readArchiveMetadata(ctx, b)
+		}
+		if b.Status == StatusComplete {
+			d.checkArchiveEnd(ctx, b)
 		}
 	case KindStaging:
 		b.Time = b.ModTime
@@ -325,11 +331,11 @@ func metadataFailure(err error) Status {
 }
 
 // fillFromMetadata parses metadata into b and sets its status.
-func fillFromMetadata(b *Backup, data []byte) {
+func fillFromMetadata(b *Backup, data []byte) *layout.Metadata {
 	m, err := layout.ParseMetadata(data)
 	if err != nil {
 		b.Status, b.Problem = StatusIncomplete, err.Error()
-		return
+		return nil
 	}
 	b.RunID, b.Models, b.Files, b.MetadataTime = m.RunID, len(m.Models), m.Files.Count, m.BackupTimestamp
 	b.Base, b.New, b.Reused = m.Files.Base, m.Files.New, m.Files.Reused
@@ -341,9 +347,60 @@ func fillFromMetadata(b *Backup, data []byte) {
 	// The Python command's metadata has no status key; it was written when the backup was done.
 	if m.Status == layout.StatusComplete || (m.FormatVersion == 0 && m.Status == "") {
 		b.Status, b.Problem = StatusComplete, ""
-		return
+		return m
 	}
 	b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("metadata status %q", m.Status)
+	return m
+}
+
+// checkArchiveEnd makes an archive whose end is missing (cut short by a copy that stopped, or
+// a full disk) incomplete, so that prune never counts it as the newest full backup and
+// deletes the whole ones before it. It reads the archive's last few KiB (archive.EndsWhole). A
+// .tar.zst that does not end as this tool ends one is read up to its metadata, which tells a
+// cut archive of this tool from another tool's (whose end is not known: it stays complete).
+// Local archives only: an S3 upload is whole or absent.
+func (d *Destination) checkArchiveEnd(ctx context.Context, b *Backup) {
+	c, ok := archive.CompressionOf(b.Name)
+	if !d.local || !ok {
+		return
+	}
+	tail, size, err := readTail(filepath.Join(localPath(d.location), b.Name), archive.EndSize)
+	if err != nil {
+		b.Status, b.Problem = StatusUnreadable, err.Error()
+		return
+	}
+	if archive.EndsWhole(tail, size, c) {
+		return
+	}
+	if c == archive.Zstd {
+		// Only this tool's .tar.zst ending is known: another tool's stays complete.
+		if b.RunID == "" {
+			d.readArchiveMetadata(ctx, b)
+		}
+		if b.Status != StatusComplete || b.RunID == "" {
+			return
+		}
+	}
+	b.Status, b.Problem = StatusIncomplete, "its end is missing (cut short: a copy that stopped, a full disk?); verify says what is wrong"
+}
+
+// readTail reads the last n bytes of the file at p (all of a shorter one) and its size.
+func readTail(p string, n int64) ([]byte, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	off := max(0, fi.Size()-n)
+	tail := make([]byte, fi.Size()-off)
+	if _, err := f.ReadAt(tail, off); err != nil {
+		return nil, 0, fmt.Errorf("read the end of %s: %w", filepath.Base(p), err)
+	}
+	return tail, fi.Size(), nil
 }
 
 // readArchiveMetadata reads the archive up to its backup_metadata.json.
@@ -510,6 +567,7 @@ func (d *Destination) readSidecar(ctx context.Context, b *Backup, sidecars map[s
 		b.Status, b.Problem = StatusIncomplete, "a sidecar "+layout.SidecarName(b.Name)+" without its archive"
 		return
 	}
+	archiveSize := b.Size
 	b.Size += side.Size
 	b.Objects++
 	if side.ModTime.After(b.ModTime) {
@@ -526,7 +584,11 @@ func (d *Destination) readSidecar(ctx context.Context, b *Backup, sidecars map[s
 		b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("read %s: %v", layout.SidecarName(b.Name), err)
 		return
 	}
-	fillFromMetadata(b, data)
+	m := fillFromMetadata(b, data)
+	if m != nil && m.Archive != nil && m.Archive.Bytes != archiveSize && b.Status == StatusComplete {
+		// Cut short or replaced: prune must not count it as the backup to keep.
+		b.Status, b.Problem = StatusIncomplete, fmt.Sprintf("the archive holds %d bytes, its sidecar records %d (cut short or replaced); verify says what is wrong", archiveSize, m.Archive.Bytes)
+	}
 }
 
 // removeArchive removes an archive; an encrypted one's sidecar first, so that a removal cut
