@@ -190,6 +190,9 @@ func gatherOutcomes(res *messages.Result, files []*copiedFile, restore bool) (*b
 			if f.changed && len(res.Warnings) < maxWarnings {
 				res.Warnings = append(res.Warnings, "file changed as we read it, twice; kept as read the second time: "+f.key)
 			}
+			if f.note != "" && len(res.Warnings) < maxWarnings {
+				res.Warnings = append(res.Warnings, f.note)
+			}
 		case restore:
 			res.Failed++
 			if len(res.Failures) < maxWarnings {
@@ -264,7 +267,9 @@ type copiedFile struct {
 	mode fs.FileMode
 	// changed: the source changed while it was read, on the retry too; the copy is kept.
 	changed bool
-	err     error
+	// note is a warning about the file for the run (copied.note).
+	note string
+	err  error
 	// entry is the file's key-list entry; reused, that it is a link to an earlier copy.
 	entry  messages.FileEntry
 	reused bool
@@ -448,7 +453,7 @@ func (tc *taskCopy) transfer(ctx context.Context, f *copiedFile, fc fileCopy, sr
 		}
 	}
 	out, reused := tc.ru.reuse(ctx, tc.src, tc.dst, e, srcKey, f.dest, buf)
-	if f.reused = reused; reused {
+	if f.reused, f.note = reused, out.note; reused {
 		return out, nil
 	}
 	if e.Reuse != "" {
@@ -616,6 +621,8 @@ type copied struct {
 	plain   string
 	mode    fs.FileMode
 	changed bool
+	// note, on a file not reused, is a warning of why (an earlier copy found damaged).
+	note string
 }
 
 // copyOne copies one file with its modification time, and its permissions unless fc.mode

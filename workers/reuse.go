@@ -81,6 +81,14 @@ func (r *reuser) reuse(ctx context.Context, src, dst *storage.Bucket, e messages
 		if err != nil || h.changed || h.sum != e.SHA256 {
 			return copied{}, false // the copy meets (and reports) the same error, or stores the new content
 		}
+		// The earlier copy is read too, as rsync -c reads its --link-dest copy: one damaged
+		// since it was written (bit rot, an edit that kept its size and time) is not linked
+		// into another backup, where it would be damaged as well.
+		if b, err := hashSource(ctx, r.base, e.Reuse, buf); err != nil || b.sum != e.SHA256 {
+			note := fmt.Sprintf("earlier copy %s is not what its backup's sums say (damaged since it was written?): copied %s afresh; verify that backup", e.Reuse, storage.QuoteKey(e.Key))
+			r.log.Warn(note)
+			return copied{note: note}, false
+		}
 	}
 	obj, err := dst.LinkFrom(ctx, r.base, e.Reuse, dstKey)
 	if err != nil {

@@ -49,7 +49,7 @@ func (o *backupOptions) AddFlags(f *pflag.FlagSet) {
 	f.StringSliceVar(&o.Models, "models", nil, "back up only these `labels` (e.g. books.Book books.Chapter accounts.User)")
 	f.BoolVar(&o.Compress, "compress", false, "write backup_YYYYMMDD_HHMMSS.tar.gz instead of a folder (always a full backup: an archive reuses nothing)")
 	f.BoolVar(&o.Full, "full", false, "copy every file, even those unchanged since an earlier backup (by default a folder backup hard-links, or on S3 shares, the files unchanged since the newest complete backup of the same storage)")
-	f.BoolVar(&o.Checksum, "checksum", false, "tell unchanged files by the hash of their content (each file is read) instead of their size and modification time (S3: ETag)")
+	f.BoolVar(&o.Checksum, "checksum", false, "tell unchanged files by the hash of their content (each file is read, and each earlier copy it would reuse: a damaged one is copied afresh) instead of their size and modification time (S3: ETag)")
 	f.StringVar(&o.Base, "base", "", "reuse the unchanged files of this earlier backup (`NAME` in the destination, e.g. backup_20241201_143022) instead of the newest complete one")
 	f.StringVar(&o.Compression, "compression", "", "the archive's `kind`: gzip (.tar.gz, the default), zstd (.tar.zst) or none (.tar); implies --compress")
 	f.IntVar(&o.Indent, "indent", 0, "indent fixtures like dumpdata --indent N (0: one object per line)")

@@ -500,6 +500,41 @@ func TestIncrementalChecksumAndFull(t *testing.T) {
 	}
 }
 
+// TestIncrementalChecksumReadsTheBaseCopy: a base copy damaged since it was written, with its
+// size and time kept (bit rot), is linked by a plain incremental backup (only verify finds it),
+// but --checksum reads it as rsync -c does: the file is copied afresh from the intact source,
+// with a warning naming the damaged copy, and the new backup verifies.
+func TestIncrementalChecksumReadsTheBaseCopy(t *testing.T) {
+	s := newIncStorage(t)
+	s.put("content/a.json", "chapter one, as written")
+	s.put("images/b.png", "an image")
+	c := filesSession(t, s)
+	dir := t.TempDir()
+	first := filesBackup(t, c, s, dir, nil)
+	copyPath := filepath.Join(first.Path, layout.FilesDir, "content", "a.json")
+	fi, err := os.Stat(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copyPath, []byte("chapter one, as rotted!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(copyPath, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	rep := filesBackup(t, c, s, dir, func(o *coordinator.BackupOptions) { o.Checksum = true })
+	if rep.Reused.Files != 1 || rep.New.Files != 1 {
+		t.Fatalf("reused %d, new %d; want the image reused and the damaged copy's file copied anew", rep.Reused.Files, rep.New.Files)
+	}
+	if got, err := os.ReadFile(filepath.Join(rep.Path, layout.FilesDir, "content", "a.json")); err != nil || string(got) != "chapter one, as written" {
+		t.Fatalf("content/a.json in the new backup: %q (%v)", got, err)
+	}
+	if !slices.ContainsFunc(rep.Warnings, func(w string) bool { return strings.Contains(w, "content/a.json") && strings.Contains(w, "afresh") }) {
+		t.Errorf("no warning names the damaged earlier copy: %q", rep.Warnings)
+	}
+	checkBackupIntact(t, rep.Path)
+}
+
 // From an S3 storage, an unchanged object is told by its ETag and size, not its time: a second
 // backup links the objects untouched and the one uploaded again with the same content, and
 // stores anew the one rewritten (same size, new content).
