@@ -1,6 +1,7 @@
 package database
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -72,6 +73,8 @@ type exportField struct {
 	name   string
 	kind   kind
 	places int    // DecimalField decimal_places
+	digits int    // DecimalField max_digits (0: not bounded)
+	maxLen int    // CharField max_length, in characters (0: not bounded)
 	key    []byte // the field's key as AppendKey writes it, made once per export
 }
 
@@ -112,6 +115,44 @@ func (p *exportPlan) checkText(pk []byte, f *exportField, v []byte) {
 	p.warnInvalid(pk, f)
 }
 
+// appendDecimal appends a DecimalField's value v of a SQLite row (stored as written, for the
+// warnings) by appendQ, which quantizes it to decimal_places as Django reads it, and warns
+// when that changed the value, or when it has more digits before the point than max_digits
+// leaves (dumpdata refuses to write it; a PostgreSQL numeric column refuses it).
+func (p *exportPlan) appendDecimal(dst, pk []byte, f *exportField, v float64, stored []byte, appendQ func([]byte) []byte) []byte {
+	start := len(dst)
+	dst = appendQ(dst)
+	written := strings.Trim(string(dst[start:]), `"`)
+	if q, err := strconv.ParseFloat(written, 64); err == nil && q != v && !math.IsNaN(v) {
+		p.warnRow(pk, f, fmt.Sprintf("the stored value %s has more than its %d decimal places; the backup holds it rounded to %s, as Django reads it", shorten(string(stored)), f.places, written))
+	}
+	if whole := wholeDigits(written); f.digits > 0 && whole > f.digits-f.places {
+		p.warnRow(pk, f, fmt.Sprintf("the value %s has %d digits before the point, more than max_digits %d with %d decimal places allows; dumpdata refuses it and a restore into PostgreSQL refuses it: fix the value", written, whole, f.digits, f.places))
+	}
+	return dst
+}
+
+// wholeDigits counts the digits of a decimal's integer part, leading zeros left out.
+func wholeDigits(s string) int {
+	s = strings.TrimLeft(s, "-+")
+	if i := strings.IndexAny(s, ".eE"); i >= 0 {
+		s = s[:i]
+	}
+	return len(strings.TrimLeft(s, "0"))
+}
+
+// checkStoredText warns about a SQLite text value that PostgreSQL, where a restore may load
+// it, refuses: a NUL character, or more characters than the field's max_length (SQLite
+// enforces neither; a PostgreSQL varchar does).
+func (p *exportPlan) checkStoredText(pk []byte, f *exportField, v []byte) {
+	if bytes.IndexByte(v, 0) >= 0 {
+		p.warnRow(pk, f, "the stored text holds a NUL character, which PostgreSQL text cannot hold: a restore into PostgreSQL refuses it; fix the value")
+	}
+	if n := utf8.RuneCount(v); f.maxLen > 0 && n > f.maxLen {
+		p.warnRow(pk, f, fmt.Sprintf("the stored text has %d characters, more than max_length %d: a restore into PostgreSQL refuses it; fix the value", n, f.maxLen))
+	}
+}
+
 // warnInvalid records that the value of field f of row pk was not valid UTF-8.
 func (p *exportPlan) warnInvalid(pk []byte, f *exportField) {
 	p.warnRow(pk, f, "the stored text is not valid UTF-8; the backup holds it with each invalid byte replaced by U+FFFD")
@@ -129,6 +170,9 @@ func (p *exportPlan) warnRow(pk []byte, f *exportField, how string) {
 // appendJSON appends a JSONField's stored text v as its fixture value, warning about what
 // the fixture cannot hold as it was.
 func (p *exportPlan) appendJSON(dst []byte, pk []byte, f *exportField, v []byte) ([]byte, error) {
+	if bytes.Contains(v, []byte(`\u0000`)) {
+		p.warnRow(pk, f, `the stored JSON holds a NUL character (\u0000), which PostgreSQL's jsonb cannot hold: a restore into PostgreSQL refuses it; fix the value`)
+	}
 	dst, notes, err := fixture.AppendJSONNoted(dst, v)
 	if notes&fixture.NoteReplaced != 0 {
 		p.warnRow(pk, f, "the stored JSON holds text that is not Unicode (invalid UTF-8, or an unpaired surrogate escape such as \\ud800); the backup holds it with U+FFFD in its place")
@@ -265,7 +309,7 @@ func newExportPlan(m platform.Model, engine string) (*exportPlan, error) {
 			return nil, fmt.Errorf("field %s: unsupported type %s", f.Name, f.Type)
 		}
 		key := fixture.AppendKey(nil, f.Name, len(p.fields) == 0)
-		p.fields = append(p.fields, exportField{name: f.Name, kind: k, places: f.DecimalPlaces, key: key})
+		p.fields = append(p.fields, exportField{name: f.Name, kind: k, places: f.DecimalPlaces, digits: f.MaxDigits, maxLen: f.MaxLength, key: key})
 		switch {
 		case k == kindM2M:
 			q, err := m2mSubquery(m, f, engine)
@@ -482,7 +526,7 @@ func (p *exportPlan) appendSQLiteInt(dst, pk []byte, f *exportField, v int64) ([
 	case kindDuration:
 		return fixture.AppendDuration(dst, v), nil
 	case kindDecimal:
-		return fixture.AppendDecimalInt(dst, v, f.places), nil
+		return p.appendDecimal(dst, pk, f, float64(v), fixture.AppendInt(nil, v), func(b []byte) []byte { return fixture.AppendDecimalInt(b, v, f.places) }), nil
 	case kindFloat:
 		return fixture.AppendFloat(dst, float64(v)), nil
 	case kindInt, kindText:
@@ -497,7 +541,7 @@ func (p *exportPlan) appendSQLiteInt(dst, pk []byte, f *exportField, v int64) ([
 func (p *exportPlan) appendSQLiteFloat(dst, pk []byte, f *exportField, v float64) ([]byte, error) {
 	switch f.kind {
 	case kindDecimal:
-		return fixture.AppendDecimalFloat(dst, v, f.places), nil
+		return p.appendDecimal(dst, pk, f, v, fixture.AppendFloat(nil, v), func(b []byte) []byte { return fixture.AppendDecimalFloat(b, v, f.places) }), nil
 	case kindText, kindFloat:
 		return fixture.AppendFloat(dst, v), nil
 	case kindInt:
@@ -528,6 +572,9 @@ func (p *exportPlan) appendSQLiteText(dst, pk []byte, f *exportField, v []byte) 
 		return p.appendJSON(dst, pk, f, v)
 	}
 	p.checkText(pk, f, v)
+	if f.kind == kindText {
+		p.checkStoredText(pk, f, v)
+	}
 	return p.appendSQLiteTextAs(dst, pk, f, v)
 }
 
@@ -563,7 +610,7 @@ func (p *exportPlan) appendSQLiteTextAs(dst, pk []byte, f *exportField, v []byte
 		if err != nil {
 			return dst, fmt.Errorf("decimal stored as text %q", v)
 		}
-		return fixture.AppendDecimalFloat(dst, x, f.places), nil
+		return p.appendDecimal(dst, pk, f, x, v, func(b []byte) []byte { return fixture.AppendDecimalFloat(b, x, f.places) }), nil
 	}
 	return dst, fmt.Errorf("text %q where a %s is expected", v, kindName(f.kind))
 }

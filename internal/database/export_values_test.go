@@ -186,3 +186,71 @@ func TestExportOddValuesPostgres(t *testing.T) {
 		})
 	}
 }
+
+// TestExportWarnsWhatPostgresRefuses: SQLite enforces no length, precision or character set,
+// so a SQLite platform can hold values PostgreSQL refuses (a restore may move a platform from
+// one to the other). Each is written with a warning naming the model, pk and field: a decimal
+// rounded to its decimal_places (a change), one with more digits than max_digits allows, text
+// longer than max_length or holding NUL, JSON holding \u0000. Ordinary values warn of nothing.
+func TestExportWarnsWhatPostgresRefuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "strict.sqlite3")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = raw.Exec(`CREATE TABLE strict (id integer PRIMARY KEY, rating decimal, code varchar(10), title text, meta text)`)
+	if cerr := raw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(name, typ string) platform.Field {
+		return platform.Field{Name: name, Column: name, Type: typ, Null: true}
+	}
+	rating := f("rating", platform.DecimalField)
+	rating.MaxDigits, rating.DecimalPlaces = 3, 2
+	code := f("code", "CharField")
+	code.MaxLength = 10
+	m := platform.Model{Label: "strict.strict", Table: "strict", PK: platform.PK{Name: "id", Column: "id", Type: platform.BigAutoField},
+		Fields: []platform.Field{rating, code, f("title", "TextField"), f("meta", "JSONField")}}
+	db := openT(t, "sqlite:///"+path)
+	for _, c := range []struct {
+		name, field, value, want, warn string
+	}{
+		{"decimal that fits", "rating", "9.99", `"rating": "9.99"`, ""},
+		{"decimal as integer", "rating", "7", `"rating": "7.00"`, ""},
+		{"decimal rounded", "rating", "1.234", `"rating": "1.23"`, "rounded to 1.23"},
+		{"decimal too wide", "rating", "123.45", `"rating": "123.45"`, "more than max_digits 3"},
+		{"decimal text too wide", "rating", "'99.5'", `"rating": "99.50"`, "more than max_digits 3"},
+		{"text that fits", "code", "'abcdefghij'", `"code": "abcdefghij"`, ""},
+		{"text of 10 characters, more bytes", "code", "'éééééééééé'", `"code": "éééééééééé"`, ""},
+		{"text too long", "code", "'abcdefghijk'", `"code": "abcdefghijk"`, "11 characters, more than max_length 10"},
+		{"text with NUL", "title", "'a' || char(0) || 'b'", `"title": "a\u0000b"`, "NUL character"},
+		{"JSON with NUL", "meta", `'{"k": "a\u0000b"}'`, `"meta": {"k": "a\u0000b"}`, `NUL character (\u0000)`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := db.sql.Exec(`DELETE FROM strict; INSERT INTO strict (id, ` + c.field + `) VALUES (7, ` + c.value + `)`); err != nil {
+				t.Fatal(err)
+			}
+			p, err := newExportPlan(m, SQLite)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			_, warnings, err := db.exportPlanned(context.Background(), "", p, All, fixture.Format{Indent: -1}, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), c.want) {
+				t.Errorf("the export lacks %s:\n%s", c.want, out.String())
+			}
+			switch {
+			case c.warn == "" && len(warnings) != 0:
+				t.Errorf("warnings %q, want none", warnings)
+			case c.warn != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], "strict.strict pk 7 field "+c.field+": ") || !strings.Contains(warnings[0], c.warn)):
+				t.Errorf("warnings %q, want one naming pk 7 field %s and saying %q", warnings, c.field, c.warn)
+			}
+		})
+	}
+}
