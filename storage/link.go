@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // ErrNoLink is returned (wrapped) by LinkFrom when the file cannot be linked: the buckets are
@@ -200,6 +201,7 @@ func (l *local) folders() ([]string, error) {
 func (d *s3Driver) folders(ctx context.Context) ([]string, error) {
 	p := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(d.bucket), Prefix: aws.String(d.root), Delimiter: aws.String("/"),
+		EncodingType: types.EncodingTypeUrl,
 	})
 	var names []string
 	for p.HasMorePages() {
@@ -208,7 +210,11 @@ func (d *s3Driver) folders(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		for _, cp := range page.CommonPrefixes {
-			name := strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), d.root), "/")
+			prefix, err := listedKey(page.EncodingType, aws.ToString(cp.Prefix))
+			if err != nil {
+				return nil, err
+			}
+			name := strings.TrimSuffix(strings.TrimPrefix(prefix, d.root), "/")
 			if name != "" {
 				names = append(names, name)
 			}

@@ -428,6 +428,20 @@ func (d *s3Driver) walk(ctx context.Context, prefix string, fn func(Object) erro
 	})
 }
 
+// listedKey is a key as a listing gives it: percent-encoded (as a query is: "+" for a space)
+// when the service says it encoded its keys, as asked; as it is from a service that ignores
+// the request and says nothing.
+func listedKey(encoding types.EncodingType, key string) (string, error) {
+	if encoding != types.EncodingTypeUrl {
+		return key, nil
+	}
+	k, err := url.QueryUnescape(key)
+	if err != nil {
+		return "", fmt.Errorf("list: a key the service encoded is not percent-encoding (%q): %w", key, err)
+	}
+	return k, nil
+}
+
 // walkSpecial is walk that calls special for each key it skips because no file can stand for
 // it: a key with an empty, "." or ".." segment, and a folder marker (a key ending in "/") that
 // holds bytes. An empty folder marker, which some tools create, is a folder, as a local one
@@ -436,6 +450,8 @@ func (d *s3Driver) walkSpecial(ctx context.Context, prefix string, fn func(Objec
 	p := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{
 		Bucket: aws.String(d.bucket),
 		Prefix: aws.String(d.full(prefix)),
+		// XML cannot carry a control character in a key: asked for, S3 percent-encodes keys.
+		EncodingType: types.EncodingTypeUrl,
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -443,7 +459,10 @@ func (d *s3Driver) walkSpecial(ctx context.Context, prefix string, fn func(Objec
 			return err
 		}
 		for _, o := range page.Contents {
-			full := aws.ToString(o.Key)
+			full, err := listedKey(page.EncodingType, aws.ToString(o.Key))
+			if err != nil {
+				return err
+			}
 			key := strings.TrimPrefix(full, d.root)
 			var sp *Special
 			switch size := aws.ToInt64(o.Size); {
@@ -512,8 +531,9 @@ func (d *s3Driver) removeAll(ctx context.Context, prefix string) error {
 		return nil
 	}
 	p := s3.NewListObjectsV2Paginator(d.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(d.bucket),
-		Prefix: aws.String(d.full(dir)),
+		Bucket:       aws.String(d.bucket),
+		Prefix:       aws.String(d.full(dir)),
+		EncodingType: types.EncodingTypeUrl,
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -521,11 +541,15 @@ func (d *s3Driver) removeAll(ctx context.Context, prefix string) error {
 			return err
 		}
 		for _, o := range page.Contents {
-			key := strings.TrimPrefix(aws.ToString(o.Key), d.root)
+			full, err := listedKey(page.EncodingType, aws.ToString(o.Key))
+			if err != nil {
+				return err
+			}
+			key := strings.TrimPrefix(full, d.root)
 			if key != dir && !strings.HasPrefix(key, dir+"/") {
 				continue
 			}
-			batch = append(batch, types.ObjectIdentifier{Key: o.Key})
+			batch = append(batch, types.ObjectIdentifier{Key: aws.String(full)})
 			if len(batch) == 1000 { // DeleteObjects' limit
 				if err := flush(); err != nil {
 					return err

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 func TestParseS3URL(t *testing.T) {
@@ -132,6 +134,31 @@ func TestEndpointRefusals(t *testing.T) {
 			t.Errorf("endpoint %q accepted", endpoint)
 		} else if strings.Contains(err.Error(), secret) {
 			t.Errorf("endpoint %q: the error quotes the secret: %v", endpoint, err)
+		}
+	}
+}
+
+// TestListedKey: a key a service percent-encoded, as asked (encoding-type=url: "+" for a space,
+// "%2B" for "+", control characters that XML cannot carry), comes back as stored; from a
+// service that ignored the request (no EncodingType in its answer) a key is taken as it is.
+func TestListedKey(t *testing.T) {
+	for _, tc := range []struct {
+		enc       types.EncodingType
+		in, want  string
+		wantError bool
+	}{
+		{types.EncodingTypeUrl, "a+b.txt", "a b.txt", false},
+		{types.EncodingTypeUrl, "a%2Bb.txt", "a+b.txt", false},
+		{types.EncodingTypeUrl, "100%25.csv", "100%.csv", false},
+		{types.EncodingTypeUrl, "%01ctrl.txt", "\x01ctrl.txt", false},
+		{types.EncodingTypeUrl, "%ED%95%9C%EA%B8%80/x.txt", "한글/x.txt", false},
+		{types.EncodingTypeUrl, "100%.csv", "", true},
+		{"", "100%.csv", "100%.csv", false},
+		{"", "a+b.txt", "a+b.txt", false},
+	} {
+		got, err := listedKey(tc.enc, tc.in)
+		if (err != nil) != tc.wantError || got != tc.want {
+			t.Errorf("listedKey(%q, %q) = %q, %v; want %q (error %v)", tc.enc, tc.in, got, err, tc.want, tc.wantError)
 		}
 	}
 }
