@@ -10,8 +10,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/url"
 	"os"
 	"runtime/pprof"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -21,11 +24,16 @@ import (
 
 func main() {
 	setMemoryLimit(os.Getenv)
+	// Before anything logs (tracing's set-up may): the secrets to mask, and a log that masks
+	// them until the command picks its format.
+	registerSecrets(os.Args[1:], os.Getenv)
+	slog.SetDefault(slog.New(redact.NewHandler(slog.NewTextHandler(os.Stderr, nil))))
 	os.Exit(runInterruptible(os.Args[1:], os.Stdout, os.Stderr, os.Exit, setupTracing))
 }
 
 // run executes one command line and returns its exit code, which outcome.Of decides.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	registerSecrets(args, os.Getenv)
 	root := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -93,4 +101,33 @@ func startCPUProfile(file string) error {
 		return fmt.Errorf("cpu profile: %w", err)
 	}
 	return nil
+}
+
+// locationEnv are the environment variables that hold locations, which may carry secrets.
+var locationEnv = []string{"DATABASE_URL", "STORAGE_URL", "NATS_URL", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}
+
+// registerSecrets gives the redaction the secrets of every location on the command line and
+// in the environment that their shape alone would not mask (a password holding a space), so
+// that no output holds them, whoever quotes them.
+func registerSecrets(args []string, getenv func(string) string) {
+	for _, a := range args {
+		if _, value, ok := strings.Cut(a, "="); ok && strings.HasPrefix(a, "--") {
+			a = value
+		}
+		redact.SecretsOf(a)
+	}
+	for _, name := range locationEnv {
+		redact.SecretsOf(getenv(name))
+	}
+	// OTLP headers are "key=value,…" pairs whose values are credentials (a bearer token).
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
+		for _, pair := range strings.Split(getenv(name), ",") {
+			if _, value, ok := strings.Cut(pair, "="); ok {
+				redact.Secret(value)
+				if v, err := url.QueryUnescape(value); err == nil {
+					redact.Secret(v)
+				}
+			}
+		}
+	}
 }

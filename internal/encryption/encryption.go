@@ -113,6 +113,9 @@ func parseRecipient(s string) (age.Recipient, string, error) {
 		}
 		// Canonical without the comment, which says nothing about the key.
 		return rc, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))), nil
+	case strings.HasPrefix(s, "age1") && strings.ContainsAny(s, " \t,;"):
+		// Not quoted: what follows the key may be its secret key, pasted on the same line.
+		return nil, "", fmt.Errorf("malformed age recipient %.12s…: a recipient is one word, this holds more (what follows it is not shown, in case it is a secret key): give one recipient each", s)
 	case strings.HasPrefix(s, "age1"):
 		rcs, err := age.ParseRecipients(strings.NewReader(s))
 		if err != nil {

@@ -194,6 +194,8 @@ func TestParseRecipients(t *testing.T) {
 		{"ssh-ed25519 AAAA", "SSH public key"},
 		{"pgp:ABCDEF", "not a recipient"},
 		{"MyPassPhraseSecret", "not a recipient"}, // a passphrase file given by mistake
+		{a + " " + secret, "one word"},            // a key pair pasted on one line
+		{a + "," + secret, "one word"},
 	}
 	for _, c := range bad {
 		_, err := ParseRecipients([]string{c.line}, "--recipient")

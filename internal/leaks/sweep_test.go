@@ -37,6 +37,7 @@ var secrets = map[string]string{
 	"wrong NATS password":            marker + "NatsWrong",
 	"malformed NATS URL":             marker + "NatsBadURL",
 	"S3 endpoint userinfo":           marker + "S3Endpoint",
+	"password with a space":          marker + "Spaced",
 }
 
 // withSecrets gives a postgres URL (of a trust-auth test server, which ignores passwords) the
@@ -176,6 +177,8 @@ func (sc *scene) failures(t *testing.T) {
 	badNATS := "nats://wnb:" + secrets["malformed NATS URL"] + "@127.0.0.1:notaport"
 	endpoint := "s3://backups/x?path_style=true&region=us-east-1&endpoint=http://u:" + secrets["S3 endpoint userinfo"] + "@" + strings.TrimPrefix(sc.s3.Endpoint(), "http://")
 	badTLS := closed + "&sslmode=bogus"
+	// A password with a space ends a location where its shape says: masked by its value.
+	spaced := "a b" + secrets["password with a space"]
 	for _, s := range []step{
 		{[]string{"DATABASE_URL=" + badTLS}, []string{"backup", "--skip-files", "--skip-preflight", "--backup-dir", "f"}, 1},
 		{[]string{"DATABASE_URL=" + badTLS}, []string{"doctor", "--log-format", "json", "-v"}, 1},
@@ -206,6 +209,10 @@ func (sc *scene) failures(t *testing.T) {
 		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--copy-to", s3creds, "--json"}, 3},
 		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--copy-to", endpoint, "-v"}, 3},
 		{nil, []string{"copy", s3creds + "&x=/backup_20240101_000000", "f", "--json"}, 2},
+		{nil, []string{"runs", "--nats", "nats://u:" + spaced + "@127.0.0.1:1"}, 1},
+		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--json", "--nats", "nats://u:" + spaced + "@127.0.0.1:1"}, 1},
+		{nil, []string{"backup", "--skip-files", "--backup-dir", "f", "--metrics-push", "http://u:" + spaced + "@127.0.0.1:1"}, 2},
+		{nil, []string{"list", "--backup-dir", "s3://backups/x?endpoint=http://u:" + spaced + "@127.0.0.1:1&region=us-east-1", "--json"}, 1},
 	} {
 		env := append(append([]string{}, sc.env...), s.env...)
 		if code, out := run(t, sc.outs, sc.dir, env, s.args...); code == 0 {

@@ -23,7 +23,7 @@ var secretParams = map[string]bool{
 }
 
 // secretWords are the parts of a parameter's name that make its value a secret.
-var secretWords = []string{"password", "passwd", "secret", "token", "signature", "credential", "apikey", "api_key", "api-key", "auth", "session"}
+var secretWords = []string{"password", "passwd", "passphrase", "secret", "token", "signature", "credential", "apikey", "api_key", "api-key", "auth", "session"}
 
 // isSecretParam tells whether a query parameter of that name holds a secret.
 func isSecretParam(name string) bool {
@@ -46,14 +46,17 @@ func isSecretParam(name string) bool {
 var (
 	unparsableUser  = regexp.MustCompile(`://\S*@`)
 	unparsableAuth  = regexp.MustCompile(`(^|[/\s])([^:/\s]*):(?:[^/\s]\S*)?@`)
-	unparsableParam = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:password|passwd|secret|token|signature|credential|apikey|api_key|api-key|auth|session)[a-z0-9_.-]*=)[^&;\s]*`)
+	unparsableParam = regexp.MustCompile(`(?i)([a-z0-9_.-]*(?:password|passwd|passphrase|secret|token|signature|credential|apikey|api_key|api-key|auth|session)[a-z0-9_.-]*=)[^&;\s]*`)
 )
 
 // URL returns location with every secret replaced by Mask: the password of its userinfo and
 // the values of query parameters that hold secrets. A comma-separated list (NATS server
 // lists) is redacted part by part; something that does not parse as a URL is still masked
 // where it looks like credentials. Locations without secrets come back unchanged.
-func URL(location string) string {
+func URL(location string) string { return maskKnown(structural(location)) }
+
+// structural is URL by the location's shape alone.
+func structural(location string) string {
 	if parts := strings.Split(location, ","); len(parts) > 1 && allLocations(parts) {
 		for i, p := range parts {
 			parts[i] = one(p)
@@ -220,8 +223,10 @@ var location = regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9+.-]*://[^\s<>]+`)
 // looks like credentials between them (user:password@host, a libpq connection string's
 // password=…): for whole messages (an error, a log line) that may quote a location given
 // anywhere, as the last guard before an output. The punctuation that ends a phrase (":"
-// before a wrapped error, a closing quote) stays outside the location.
+// before a wrapped error, a closing quote) stays outside the location. The secrets
+// registered by SecretsOf, and age secret keys, are masked wherever they are.
 func Text(s string) string {
+	s = maskKnown(s)
 	var b strings.Builder
 	last := 0
 	for _, m := range location.FindAllStringIndex(s, -1) {

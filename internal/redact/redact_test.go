@@ -165,3 +165,34 @@ func TestText(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsOf: a secret that a location's shape hides from URL and Text (a password with a
+// space, a parameter value with one) is masked by its value once registered, wherever it is
+// quoted; one they mask already is not registered (it would mask ordinary text); an age secret
+// key is masked wherever it is.
+func TestSecretsOf(t *testing.T) {
+	const spaced = "a b" + secret
+	if got := Text("open nats://u:" + spaced + "@127.0.0.1:1: refused"); !strings.Contains(got, secret) {
+		t.Fatalf("masked before it was registered (%q): the test shows nothing", got)
+	}
+	for _, loc := range []string{
+		"nats://u:" + spaced + "@127.0.0.1:1",
+		"s3://b/p?endpoint=http://u:" + spaced + "@127.0.0.1:1&region=x",
+		"postgres://db/app?passphrase=" + spaced,
+	} {
+		SecretsOf(loc)
+		for _, got := range []string{Text("open " + loc + ": refused"), URL(loc), Text(`parse "` + loc + `": invalid userinfo`)} {
+			if strings.Contains(got, secret) {
+				t.Errorf("%s: %q keeps the secret", loc, got)
+			}
+		}
+	}
+	SecretsOf("postgres://u:plain@db/app")
+	if got := Text("plain text"); got != "plain text" {
+		t.Errorf("a password URL masks registered it: %q", got)
+	}
+	key := "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQSWHF0H"
+	if got := Text(`malformed recipient "age1abc ` + key + `": mixed case`); strings.Contains(got, "QQQQ") {
+		t.Errorf("an age secret key kept: %q", got)
+	}
+}

@@ -10,9 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -78,6 +80,10 @@ func Setup(ctx context.Context, service string) (shutdown func(context.Context) 
 	if err != nil || !cfg.Enabled {
 		return noop, err
 	}
+	// The SDK's own messages go through the command's log, in its format and redacted: the
+	// SDK quotes the headers and endpoint it refuses, which may hold credentials.
+	otel.SetLogger(logr.FromSlogHandler(currentHandler{}))
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { slog.Warn("tracing", "err", err) }))
 	var exp sdktrace.SpanExporter
 	switch cfg.Protocol {
 	case ProtocolGRPC:
@@ -104,4 +110,24 @@ func Setup(ctx context.Context, service string) (shutdown func(context.Context) 
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp.Shutdown, nil
+}
+
+// currentHandler hands each record to the slog default of the moment: tracing is set up before
+// the command line picks the log format and level.
+type currentHandler struct{}
+
+func (currentHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return slog.Default().Handler().Enabled(ctx, l)
+}
+
+func (currentHandler) Handle(ctx context.Context, r slog.Record) error {
+	return slog.Default().Handler().Handle(ctx, r)
+}
+
+func (currentHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return slog.Default().Handler().WithAttrs(as)
+}
+
+func (currentHandler) WithGroup(name string) slog.Handler {
+	return slog.Default().Handler().WithGroup(name)
 }
