@@ -204,9 +204,13 @@ func (d *s3Driver) folders(ctx context.Context) ([]string, error) {
 		EncodingType: types.EncodingTypeUrl,
 	})
 	var names []string
+	var guard listingGuard
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
+			return nil, err
+		}
+		if err := guard.check(len(page.CommonPrefixes)+len(page.Contents), aws.ToBool(page.IsTruncated)); err != nil {
 			return nil, err
 		}
 		for _, cp := range page.CommonPrefixes {

@@ -428,6 +428,25 @@ func (d *s3Driver) walk(ctx context.Context, prefix string, fn func(Object) erro
 	})
 }
 
+// maxEmptyPages is how many listing pages in a row may hold no key while saying more follow.
+// S3 itself sends some (a versioned bucket's runs of delete markers); a service that never
+// stops sending them would keep a listing going for ever.
+const maxEmptyPages = 1000
+
+// listingGuard ends a listing whose service keeps answering empty pages that say more follow.
+type listingGuard struct{ empty int }
+
+func (g *listingGuard) check(keys int, truncated bool) error {
+	if keys > 0 || !truncated {
+		g.empty = 0
+		return nil
+	}
+	if g.empty++; g.empty >= maxEmptyPages {
+		return fmt.Errorf("list: the service answered %d pages in a row with no key, each saying more follow; stopped (a bucket with that many delete markers in a row wants them expired)", g.empty)
+	}
+	return nil
+}
+
 // listedKey is a key as a listing gives it: percent-encoded (as a query is: "+" for a space)
 // when the service says it encoded its keys, as asked; as it is from a service that ignores
 // the request and says nothing.
@@ -453,9 +472,13 @@ func (d *s3Driver) walkSpecial(ctx context.Context, prefix string, fn func(Objec
 		// XML cannot carry a control character in a key: asked for, S3 percent-encodes keys.
 		EncodingType: types.EncodingTypeUrl,
 	})
+	var guard listingGuard
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
+			return err
+		}
+		if err := guard.check(len(page.Contents), aws.ToBool(page.IsTruncated)); err != nil {
 			return err
 		}
 		for _, o := range page.Contents {
@@ -535,9 +558,13 @@ func (d *s3Driver) removeAll(ctx context.Context, prefix string) error {
 		Prefix:       aws.String(d.full(dir)),
 		EncodingType: types.EncodingTypeUrl,
 	})
+	var guard listingGuard
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
+			return err
+		}
+		if err := guard.check(len(page.Contents), aws.ToBool(page.IsTruncated)); err != nil {
 			return err
 		}
 		for _, o := range page.Contents {

@@ -1,9 +1,13 @@
 package storage
 
 import (
+	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,5 +164,48 @@ func TestListedKey(t *testing.T) {
 		if (err != nil) != tc.wantError || got != tc.want {
 			t.Errorf("listedKey(%q, %q) = %q, %v; want %q (error %v)", tc.enc, tc.in, got, err, tc.want, tc.wantError)
 		}
+	}
+}
+
+// TestListingGuard: empty pages that say more follow are taken, up to maxEmptyPages in a row;
+// a page with a key, or the last page, starts the count again.
+func TestListingGuard(t *testing.T) {
+	var g listingGuard
+	for i := 0; i < maxEmptyPages-1; i++ {
+		if err := g.check(0, true); err != nil {
+			t.Fatalf("empty page %d: %v", i+1, err)
+		}
+	}
+	if err := g.check(3, true); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < maxEmptyPages-1; i++ {
+		g.check(0, true)
+	}
+	if err := g.check(0, true); err == nil || !strings.Contains(err.Error(), "no key") {
+		t.Fatalf("page %d empty in a row: %v", maxEmptyPages, err)
+	}
+}
+
+// TestEndlessListingStops: a service that answers every listing page with no key and a new
+// token saying more follow is given up on after maxEmptyPages, naming why, not followed for ever.
+func TestEndlessListingStops(t *testing.T) {
+	var pages atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := pages.Add(1)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>bkt</Name><Prefix>x/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>t%d</NextContinuationToken></ListBucketResult>`, n)
+	}))
+	defer srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIATEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	b, err := Open(t.Context(), "s3://bkt/x?path_style=true&region=us-east-1&endpoint="+url.QueryEscape(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	err = b.Walk(t.Context(), "", func(Object) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "no key") || pages.Load() != maxEmptyPages {
+		t.Fatalf("after %d pages: %v", pages.Load(), err)
 	}
 }
