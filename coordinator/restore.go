@@ -522,8 +522,12 @@ func reportRestoreTotals(o RestoreOptions, plan *RestorePlan) {
 // connections, table by table.
 func (c *Coordinator) loadDatabase(ctx context.Context, o RestoreOptions, chk *restoreCheck, rep *RestoreReport) error {
 	lctx, loadSpan := telemetry.Start(ctx, "database.load", attribute.Int("wnb.models", len(chk.fixtures)), attribute.Bool("wnb.merge", o.Merge), attribute.Int("wnb.jobs", o.Jobs))
-	fixtures := weighFixtures(chk)
-	loaded, err := chk.db.Load(lctx, fixtures, loadOptions(o, chk, fixtures))
+	wctx, fixtures, stopWatch := watchLoad(lctx, weighFixtures(chk), c.StallTimeout)
+	loaded, err := chk.db.Load(wctx, fixtures, loadOptions(o, chk, fixtures))
+	if cause := context.Cause(wctx); errors.Is(cause, ErrLoadStalled) {
+		err = cause
+	}
+	stopWatch()
 	var rows int64
 	for _, m := range loaded {
 		rows += m.Rows
