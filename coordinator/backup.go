@@ -354,7 +354,11 @@ func (r *backupRun) check(ctx context.Context) error {
 		if r.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
-		w, err := r.db.CheckSchema(ctx, r.models)
+		var w []string
+		err := r.boundQuery(ctx, "check the schema", func(ctx context.Context) (err error) {
+			w, err = r.db.CheckSchema(ctx, r.models)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("backup: database schema: %w", err)
 		}
@@ -595,7 +599,11 @@ func (r *backupRun) planExports(ctx context.Context) error {
 		return nil
 	}
 	var exports []plannedExport
-	planned, err := r.snap.PlanAllPieces(ctx, r.models, r.o.ChunkRows, PieceBytes, planners)
+	var planned [][]database.Range
+	err := r.boundQuery(ctx, "plan the exports", func(ctx context.Context) (err error) {
+		planned, err = r.snap.PlanAllPieces(ctx, r.models, r.o.ChunkRows, PieceBytes, planners)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -621,6 +629,25 @@ func (r *backupRun) planExports(ctx context.Context) error {
 	}
 	return nil
 }
+
+// boundQuery runs one of the backup's planning queries on the database within the stall
+// timeout: a server that stopped answering after the preflight would otherwise hold the run
+// for ever, before any task's progress is watched. A planning query runs seconds, not minutes.
+func (r *backupRun) boundQuery(ctx context.Context, what string, query func(context.Context) error) error {
+	if r.c.StallTimeout <= 0 {
+		return query(ctx)
+	}
+	qctx, cancel := context.WithTimeoutCause(ctx, r.c.StallTimeout, errDatabaseSilent)
+	defer cancel()
+	err := query(qctx)
+	if errors.Is(context.Cause(qctx), errDatabaseSilent) && ctx.Err() == nil {
+		return fmt.Errorf("%s: %w for %s (--stall-timeout)", what, errDatabaseSilent, r.c.StallTimeout)
+	}
+	return err
+}
+
+// errDatabaseSilent is a planning query the database did not answer within the stall timeout.
+var errDatabaseSilent = errors.New("the database answered nothing")
 
 // planners is how many tables are planned at once when the exports are planned. Each is a
 // query or two now that the server's estimates spare most counts: a third planner's

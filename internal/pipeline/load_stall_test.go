@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -123,5 +124,21 @@ func stallAfter(c net.Conn, server string, after int64) {
 			stalled = true
 			mu.Unlock()
 		}
+	}
+}
+
+// TestBackupPlanStallFails: a PostgreSQL connection that stops carrying data while the backup
+// checks the schema and plans fails the backup once the stall timeout passes, naming it; the
+// tasks' own stall watch starts only once they are published.
+func TestBackupPlanStallFails(t *testing.T) {
+	src := filledPlatform(t, database.Postgres, demo.DefaultOptions())
+	src.dbURL = throughStallingProxy(t, src.dbURL, 600)
+	s := startSession(t, src, 2, queue.Config{})
+	s.Coordinator.StallTimeout = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := s.Coordinator.Backup(ctx, coordinator.BackupOptions{DatabaseURL: src.dbURL, StorageURL: src.storage, BackupDir: t.TempDir(), SkipFiles: true})
+	if err == nil || !strings.Contains(err.Error(), "answered nothing") || !strings.Contains(err.Error(), "--stall-timeout") {
+		t.Fatalf("backup: %v; want the planning stall named", err)
 	}
 }
