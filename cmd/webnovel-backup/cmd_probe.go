@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/webnovel/webnovel-backup/internal/redact"
 )
 
 // probeOptions are the flags of probe.
@@ -45,23 +47,24 @@ func runProbe(ctx context.Context, o probeOptions, con console, args []string) e
 	if len(args) == 1 {
 		url = args[0]
 	}
+	shown := redact.Webhook(url) // a health URL may carry a token: its scheme and host only
 	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return usageErrorf("probe: %q is not an http:// or https:// URL", url)
+		return usageErrorf("probe: %s is not an http:// or https:// URL", shown)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return usageErrorf("probe: %w", err)
+		return usageErrorf("probe %s: %v", shown, redact.ParseError(err))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("probe %s: %w", url, err)
+		return fmt.Errorf("probe %s: %s", shown, redact.Text(redact.ParseError(err).Error()))
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("probe %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("probe %s: %s: %s", shown, resp.Status, strings.TrimSpace(string(body)))
 	}
 	fmt.Fprint(con.out, string(body))
 	return nil

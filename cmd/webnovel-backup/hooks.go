@@ -81,7 +81,7 @@ func (p *pushOptions) finish(ctx context.Context, command string, took time.Dura
 		return
 	}
 	if perr := telemetry.Push(context.WithoutCancel(ctx), p.gateway, command); perr != nil {
-		slog.Warn("metrics were not pushed", "gateway", redact.URL(p.gateway), "err", perr)
+		slog.Warn("metrics were not pushed", "gateway", redact.Webhook(p.gateway), "err", perr)
 	}
 }
 

@@ -110,8 +110,8 @@ func TestBackupPreHookFailureStopsTheRun(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{"fails", []string{"--pre-hook", "echo checking; exit 7"}, []string{`pre-hook "echo checking; exit 7" failed: exit status 7`, "nothing was changed", "checking"}},
-		{"times out", []string{"--pre-hook", "sleep 30", "--hook-timeout", "200ms"}, []string{`pre-hook "sleep 30": killed after running for 200ms (--hook-timeout)`}},
+		{"fails", []string{"--pre-hook", "echo checking; exit 7"}, []string{`pre-hook "echo …" failed: exit status 7`, "nothing was changed", "checking"}},
+		{"times out", []string{"--pre-hook", "sleep 30", "--hook-timeout", "200ms"}, []string{`pre-hook "sleep …": killed after running for 200ms (--hook-timeout)`}},
 		{"cannot run", []string{"--pre-hook", "/no/such/hook.sh"}, []string{`pre-hook "/no/such/hook.sh" failed: exit status 127`}},
 	}
 	for _, tt := range tests {
@@ -143,7 +143,7 @@ func TestBackupPreHookFailureStopsTheRun(t *testing.T) {
 func TestBackupPostHook(t *testing.T) {
 	dir := sitePlatform(t)
 	code, out := cli(t, dir, "backup", "--backup-dir", "b", "--post-hook", "exit 4")
-	if code != 3 || !strings.Contains(out, `warning: post-hook "exit 4" failed: exit status 4`) {
+	if code != 3 || !strings.Contains(out, `warning: post-hook "exit …" failed: exit status 4`) {
 		t.Fatalf("exit %d, want 3 and a warning naming the hook\n%s", code, out)
 	}
 	onlyBackup(t, filepath.Join(dir, "b"))

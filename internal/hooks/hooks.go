@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -49,8 +51,9 @@ func (e Env) list() []string {
 }
 
 // Run runs the hook with the process's environment plus env, and waits for it. An error
-// names the hook and its command: its exit status, the timeout that killed it, or why it
-// could not start.
+// names the hook and its program (the command's first word: its arguments may hold a
+// password, as curl -u does): its exit status, the timeout that killed it, or why it could not
+// start.
 func (h Hook) Run(ctx context.Context, env Env) error {
 	timeout := h.Timeout
 	if timeout <= 0 {
@@ -67,17 +70,30 @@ func (h Hook) Run(ctx context.Context, env Env) error {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = waitDelay
 	err := cmd.Run()
+	name := h.Name + " " + strconv.Quote(program(h.Command))
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return fmt.Errorf("%s %q: killed after running for %s (--hook-timeout)", h.Name, h.Command, timeout)
+		return fmt.Errorf("%s: killed after running for %s (--hook-timeout)", name, timeout)
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s %q: interrupted: %w", h.Name, h.Command, ctx.Err())
+		return fmt.Errorf("%s: interrupted: %w", name, ctx.Err())
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return fmt.Errorf("%s %q failed: %s", h.Name, h.Command, exit)
+		return fmt.Errorf("%s failed: %s", name, exit)
 	}
-	return fmt.Errorf("%s %q: start: %w", h.Name, h.Command, err)
+	return fmt.Errorf("%s: start: %w", name, err)
+}
+
+// program is a command's first word, with " …" when more follows.
+func program(command string) string {
+	words := strings.Fields(command)
+	switch len(words) {
+	case 0:
+		return ""
+	case 1:
+		return words[0]
+	}
+	return words[0] + " …"
 }

@@ -31,16 +31,17 @@ func TestRunPassesEnvironment(t *testing.T) {
 	}
 }
 
-// A failing hook's error names the hook, its command and its exit status; a command that
-// cannot run is an error too.
+// A failing hook's error names the hook, its program and its exit status, never the rest of
+// its command (a password given to curl -u); a command that cannot run is an error too.
 func TestRunFailures(t *testing.T) {
 	tests := []struct {
 		command string
 		want    []string
 	}{
-		{"exit 7", []string{`pre-hook "exit 7" failed`, "exit status 7"}},
+		{"exit 7", []string{`pre-hook "exit …" failed`, "exit status 7"}},
 		{"no-such-command-wnb", []string{`pre-hook "no-such-command-wnb" failed`, "exit status 127"}},
-		{"kill -TERM $$", []string{`pre-hook "kill -TERM $$" failed`, "terminated"}},
+		{"kill -TERM $$", []string{`pre-hook "kill …" failed`, "terminated"}},
+		{"curl -fsS -u ops:Hk5secret http://127.0.0.1:1/x", []string{`pre-hook "curl …" failed`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.command, func(t *testing.T) {
@@ -53,6 +54,9 @@ func TestRunFailures(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
 			}
+			if strings.Contains(err.Error(), "Hk5secret") {
+				t.Errorf("error %q quotes the command's password", err)
+			}
 		})
 	}
 }
@@ -63,7 +67,7 @@ func TestRunTimeoutKillsTheHookAndItsChildren(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	h := Hook{Name: "post-hook", Command: `sleep 60 & echo $! > "` + pidFile + `"; wait`, Timeout: 300 * time.Millisecond}
 	err := h.Run(context.Background(), Env{})
-	if err == nil || !strings.Contains(err.Error(), `post-hook "sleep 60`) || !strings.Contains(err.Error(), "killed after running for 300ms") {
+	if err == nil || !strings.Contains(err.Error(), `post-hook "sleep …"`) || !strings.Contains(err.Error(), "killed after running for 300ms") {
 		t.Fatalf("err = %v", err)
 	}
 	raw, rerr := os.ReadFile(pidFile)

@@ -48,21 +48,21 @@ func Push(ctx context.Context, gateway, command string) error {
 	ctx, cancel := context.WithTimeout(ctx, pushTimeout)
 	defer cancel()
 	if _, err := redact.ParseURL(gateway); err != nil {
-		return fmt.Errorf("push metrics to %s: %w", redact.URL(gateway), err)
+		return fmt.Errorf("push metrics to %s: %w", redact.Webhook(gateway), err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("push metrics to %s: %s", redact.URL(gateway), redact.URL(redact.ParseError(err).Error()))
+		return fmt.Errorf("push metrics to %s: %s", redact.Webhook(gateway), redact.URL(redact.ParseError(err).Error()))
 	}
 	req.Header.Set("Content-Type", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("push metrics to %s: %s", redact.URL(gateway), redact.URL(redact.ParseError(err).Error()))
+		return fmt.Errorf("push metrics to %s: %s", redact.Webhook(gateway), redact.URL(redact.ParseError(err).Error()))
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("push metrics to %s: the gateway answered %s: %s", redact.URL(gateway), resp.Status, bytes.TrimSpace(msg))
+		return fmt.Errorf("push metrics to %s: the gateway answered %s: %s", redact.Webhook(gateway), resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
 }
