@@ -320,6 +320,9 @@ func (c *Coordinator) newBackupRun(ctx context.Context, o BackupOptions) (*backu
 		return nil, err
 	}
 	if !storage.IsS3(o.BackupDir) {
+		// file:///srv/backups is the folder /srv/backups, as --storage takes it (filepath.Abs
+		// would make it ./file:/srv/backups).
+		o.BackupDir = storage.LocalPath(o.BackupDir)
 		// Reports, the run registry and a resume from another folder need the full path.
 		if abs, err := filepath.Abs(o.BackupDir); err == nil {
 			o.BackupDir = abs
@@ -390,8 +393,8 @@ func refuseBackupsInStorage(backupDir, storageURL string) error {
 	if storage.IsS3(backupDir) || storage.IsS3(storageURL) {
 		return nil
 	}
-	dir := strings.TrimPrefix(backupDir, "file://")
-	root, err := resolvePath(strings.TrimPrefix(storageURL, "file://"))
+	dir := storage.LocalPath(backupDir)
+	root, err := resolvePath(storage.LocalPath(storageURL))
 	if err != nil {
 		return nil // the storage's own checks speak of it
 	}
@@ -1557,7 +1560,7 @@ func selectedLabels(labels []string) []string {
 
 // checkReadableRoot fails early, naming the folder, when a local storage root is missing.
 func checkReadableRoot(u string) error {
-	p := strings.TrimPrefix(u, "file://")
+	p := storage.LocalPath(u)
 	if strings.Contains(p, "://") {
 		return nil
 	}

@@ -172,7 +172,7 @@ func absLocation(loc string) string {
 	if storage.IsS3(loc) {
 		return loc
 	}
-	loc = strings.TrimPrefix(loc, "file://")
+	loc = storage.LocalPath(loc)
 	if abs, err := filepath.Abs(loc); err == nil {
 		return abs
 	}

@@ -34,7 +34,7 @@ func enclosingBackup(dest string) (string, bool) {
 	if storage.IsS3(dest) {
 		return s3EnclosingBackup(dest)
 	}
-	p, err := resolvePath(strings.TrimPrefix(dest, "file://"))
+	p, err := resolvePath(storage.LocalPath(dest))
 	if err != nil {
 		return "", false // the destination's own checks speak of it
 	}

@@ -437,7 +437,7 @@ func RefuseTargetInsideBackup(backup string, o RestoreOptions) error {
 		}
 	}
 	if !o.SkipFiles && !storage.IsS3(o.StorageURL) {
-		p := strings.TrimPrefix(o.StorageURL, "file://")
+		p := storage.LocalPath(o.StorageURL)
 		if in, err := inside(root, p); err != nil || in {
 			return targetInBackup("--storage", p, backup, err)
 		}
@@ -970,7 +970,7 @@ func (c *Coordinator) restoreFiles(ctx context.Context, o RestoreOptions, tasks 
 	// Only what this restore made is taken: a file of that name older than the run is the
 	// platform's, and stays.
 	if !storage.IsS3(o.StorageURL) {
-		removed, err := removeTempFiles(strings.TrimPrefix(o.StorageURL, "file://"), started)
+		removed, err := removeTempFiles(storage.LocalPath(o.StorageURL), started)
 		for _, p := range removed {
 			c.log.Info("removed a temporary file a stopped worker of this restore left", "file", p)
 		}
@@ -1029,7 +1029,7 @@ func topName(key string) string {
 
 // ensureLocalRoot creates a local storage root that does not exist yet (a fresh MEDIA_ROOT).
 func ensureLocalRoot(u string) error {
-	p := strings.TrimPrefix(u, "file://")
+	p := storage.LocalPath(u)
 	if strings.Contains(p, "://") {
 		return nil
 	}

@@ -46,7 +46,7 @@ type restoreStage struct {
 // about need bytes; nil for an S3 storage, or when the storage's filesystem has not that much
 // free (the workers then decrypt each file as they restore it, as into S3).
 func newRestoreStage(ctx context.Context, storageURL string, need int64) (*restoreStage, error) {
-	root := strings.TrimPrefix(storageURL, "file://")
+	root := storage.LocalPath(storageURL)
 	if strings.Contains(root, "://") {
 		return nil, nil
 	}

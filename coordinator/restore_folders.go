@@ -38,7 +38,7 @@ func planOwner(o RestoreOptions, plan *RestorePlan) {
 		return
 	}
 	// A storage folder still to be made is given the owner of the folder it is made in.
-	root, _, err := openNearestFolder(strings.TrimPrefix(o.StorageURL, "file://"))
+	root, _, err := openNearestFolder(storage.LocalPath(o.StorageURL))
 	if err != nil {
 		return
 	}
@@ -56,7 +56,7 @@ func openFolders(o RestoreOptions, plan *RestorePlan) error {
 	if plan.Folders == 0 {
 		return nil
 	}
-	root, err := os.OpenRoot(strings.TrimPrefix(o.StorageURL, "file://"))
+	root, err := os.OpenRoot(storage.LocalPath(o.StorageURL))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // a new storage: no folder to open
 	} else if err != nil {
@@ -82,7 +82,7 @@ func restoreFolders(o RestoreOptions, plan *RestorePlan) error {
 	if plan.Folders == 0 {
 		return nil
 	}
-	dir := strings.TrimPrefix(o.StorageURL, "file://")
+	dir := storage.LocalPath(o.StorageURL)
 	if err := ensureLocalRoot(dir); err != nil {
 		return err
 	}

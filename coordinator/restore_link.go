@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // A restore from an archive unpacks it into a private folder of its own and checks every file
@@ -24,7 +25,7 @@ func linksUnpacked(src *restoreSource, storageURL string, dec *restoreDecrypt) b
 	if !src.private || dec != nil {
 		return false
 	}
-	root := strings.TrimPrefix(storageURL, "file://")
+	root := storage.LocalPath(storageURL)
 	if strings.Contains(root, "://") {
 		return false
 	}

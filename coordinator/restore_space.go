@@ -9,6 +9,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/webnovel/webnovel-backup/internal/outcome"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // A restore into a local storage that runs out of space midway has already replaced the
@@ -77,7 +78,7 @@ type spaceTally struct {
 // newSpaceTally is the tally for the storage at storageURL: nil for S3, which has no file
 // system to fill, or a folder whose path cannot be made absolute (the restore fails on it).
 func newSpaceTally(storageURL string) *spaceTally {
-	root := strings.TrimPrefix(storageURL, "file://")
+	root := storage.LocalPath(storageURL)
 	if root == "" || strings.Contains(root, "://") {
 		return nil
 	}

@@ -133,6 +133,15 @@ func (b *Bucket) Sync(ctx context.Context) error {
 	return nil
 }
 
+// LocalPath is the folder a local location names: file:///srv/media is /srv/media, a plain
+// path is itself. (An s3:// location comes back as it is.)
+func LocalPath(location string) string {
+	if p, ok := strings.CutPrefix(location, "file://"); ok {
+		return p
+	}
+	return location
+}
+
 // Open opens a bucket from a URL: a plain path or file:// URL for a local folder, or
 // "s3://bucket/prefix?region=…&endpoint=…&path_style=true" for a prefix of an S3 bucket
 // (see openS3 for every parameter; credentials come from the standard AWS chain).

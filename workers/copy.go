@@ -885,7 +885,7 @@ func openBoth(ctx context.Context, src, dest *storage.Bucket, key, destKey strin
 // sameLocation compares two storage locations as the user may have spelled them.
 func sameLocation(a, b string) bool {
 	norm := func(s string) string {
-		s = strings.TrimPrefix(s, "file://")
+		s = storage.LocalPath(s)
 		if !strings.Contains(s, "://") {
 			if abs, err := filepath.Abs(s); err == nil {
 				return abs

@@ -97,7 +97,7 @@ func newRestoreCommand(g *globals) *cobra.Command {
 // and reports it.
 func runRestore(ctx context.Context, o restoreOptions, g *globals, con console, args []string) error {
 	g.resolve()
-	o.Source = args[0]
+	o.Source = storage.LocalPath(args[0]) // file:///srv/backups/backup_x is that folder
 	o.Models = append(o.Models, args[1:]...)
 	o.DatabaseURL, o.StorageURL = g.database, g.storage
 	if err := o.check(); err != nil {
@@ -410,7 +410,7 @@ func restoreJSON(rep *coordinator.RestoreReport, err error) any {
 // storageForPreflight is the storage to check before a restore: a folder that does not exist
 // yet is fine (the restore creates it), so its nearest existing parent is checked instead.
 func storageForPreflight(u string) string {
-	p := strings.TrimPrefix(u, "file://")
+	p := storage.LocalPath(u)
 	for {
 		if _, err := os.Stat(p); err == nil || p == filepath.Dir(p) {
 			return p

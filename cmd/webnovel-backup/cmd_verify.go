@@ -13,6 +13,7 @@ import (
 	"github.com/webnovel/webnovel-backup/internal/outcome"
 	"github.com/webnovel/webnovel-backup/internal/redact"
 	"github.com/webnovel/webnovel-backup/internal/verify"
+	"github.com/webnovel/webnovel-backup/storage"
 )
 
 // verifyOptions are the flags of verify.
@@ -83,6 +84,7 @@ type verifyFailure struct {
 
 // runVerify checks the backup at path and reports it; a backup with problems is an error.
 func runVerify(ctx context.Context, o verifyOptions, g *globals, workersSet bool, con console, path string) error {
+	path = storage.LocalPath(path) // file:///srv/backups/backup_x is that folder
 	err := verifyAndReport(ctx, o, g, workersSet, con, path)
 	var checked verifyChecked
 	if err != nil && o.asJSON && !errors.As(err, &checked) {

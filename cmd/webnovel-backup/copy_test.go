@@ -127,3 +127,23 @@ func treeOf(t *testing.T, root string) []string {
 	}
 	return paths
 }
+
+// TestFileURLLocations: a file:// URL names the same folder as its path, for backup's
+// --backup-dir (it made ./file:/… before), verify and restore, as for --storage.
+func TestFileURLLocations(t *testing.T) {
+	dir := sitePlatform(t)
+	out := filepath.Join(t.TempDir(), "out")
+	if code, o := cli(t, dir, "backup", "--quiet", "--skip-preflight", "--backup-dir", "file://"+out); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, o)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "file:")); !os.IsNotExist(err) {
+		t.Fatalf("the backup went into ./file:/… (%v)", err)
+	}
+	backup := onlyBackup(t, out)
+	if code, o := cli(t, dir, "verify", "file://"+backup); code != 0 {
+		t.Fatalf("verify file://: exit %d\n%s", code, o)
+	}
+	if code, o := cli(t, dir, "restore", "file://"+backup, "--dry-run"); code != 0 {
+		t.Fatalf("restore file:// --dry-run: exit %d\n%s", code, o)
+	}
+}

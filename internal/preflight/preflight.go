@@ -291,7 +291,7 @@ func databaseSize(ctx context.Context, src database.Source) (int64, error) {
 func checkStorage(ctx context.Context, c Config) (ch Check, size int64, cut, ok bool) {
 	const advice = "check --storage / STORAGE_URL (the platform's MEDIA_ROOT, or s3://bucket/prefix with AWS credentials), that it exists, and that the user running webnovel-backup can read it"
 	if !storage.IsS3(c.StorageURL) {
-		dir := strings.TrimPrefix(c.StorageURL, "file://")
+		dir := storage.LocalPath(c.StorageURL)
 		fi, err := os.Stat(dir)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -387,7 +387,7 @@ func checkDestination(ctx context.Context, c Config) Check {
 		}
 		return Check{Name: CheckDestination, Status: StatusOK, Detail: "wrote and removed a probe object in " + storage.Join(c.BackupDir, "")}
 	}
-	dir := strings.TrimPrefix(c.BackupDir, "file://")
+	dir := storage.LocalPath(c.BackupDir)
 	existing, err := nearestExisting(dir)
 	if err != nil {
 		return fail(CheckDestination, err.Error(), advice)
@@ -511,7 +511,7 @@ func spaceCheck(backupDir string, need int64, compress bool, how string) Check {
 	if storage.IsS3(backupDir) {
 		return Check{Name: CheckSpace, Status: StatusSkipped, Detail: "S3 destination: no free space to check"}
 	}
-	existing, err := nearestExisting(strings.TrimPrefix(backupDir, "file://"))
+	existing, err := nearestExisting(storage.LocalPath(backupDir))
 	if err != nil {
 		return Check{Name: CheckSpace, Status: StatusSkipped, Detail: "destination unusable: see " + CheckDestination}
 	}

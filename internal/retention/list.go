@@ -132,7 +132,7 @@ type Destination struct {
 func OpenDestination(ctx context.Context, location string) (*Destination, error) {
 	d := &Destination{location: location, local: !storage.IsS3(location)}
 	if d.local {
-		dir := localPath(location)
+		dir := storage.LocalPath(location)
 		fi, err := os.Stat(dir)
 		if err != nil {
 			return nil, fmt.Errorf("open backup destination: %w", err)
@@ -147,14 +147,6 @@ func OpenDestination(ctx context.Context, location string) (*Destination, error)
 	}
 	d.bucket = b
 	return d, nil
-}
-
-// localPath is the folder a local location names.
-func localPath(location string) string {
-	if p, ok := strings.CutPrefix(location, "file://"); ok {
-		return p
-	}
-	return location
 }
 
 // Close releases the destination.
@@ -230,7 +222,7 @@ func (d *Destination) walkBackups(ctx context.Context, loc *time.Location) (walk
 // addEmptyFolders lists a local destination's empty folders named like a backup: they hold no
 // object, yet each is an incomplete backup (a publication that crashed after claiming its name).
 func (d *Destination) addEmptyFolders(byName map[string]*Backup, loc *time.Location) error {
-	entries, err := os.ReadDir(localPath(d.location))
+	entries, err := os.ReadDir(storage.LocalPath(d.location))
 	if err != nil {
 		return err
 	}
@@ -364,7 +356,7 @@ func (d *Destination) checkArchiveEnd(ctx context.Context, b *Backup) {
 	if !d.local || !ok {
 		return
 	}
-	tail, size, err := readTail(filepath.Join(localPath(d.location), b.Name), archive.EndSize)
+	tail, size, err := readTail(filepath.Join(storage.LocalPath(d.location), b.Name), archive.EndSize)
 	if err != nil {
 		b.Status, b.Problem = StatusUnreadable, err.Error()
 		return
@@ -479,7 +471,7 @@ func (d *Destination) Remove(ctx context.Context, b Backup) error {
 		}
 		if err == nil && d.local {
 			// An empty folder holds no object for RemoveAll to find on some drivers.
-			if rerr := os.Remove(localPath(d.location) + "/" + b.Name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			if rerr := os.Remove(storage.LocalPath(d.location) + "/" + b.Name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 				err = rerr
 			}
 		}
@@ -512,7 +504,7 @@ func (d *Destination) stagingAbandoned(b *Backup, now time.Time) (bool, string) 
 // stagingOf returns the staging folder a staging entry belongs to: itself, or for a
 // temporary archive (.wnb-archive-<run>-<random>.tmp) its run's staging folder.
 func (d *Destination) stagingOf(b *Backup) string {
-	dir := localPath(d.location)
+	dir := storage.LocalPath(d.location)
 	if b.Kind == KindStaging && strings.HasPrefix(b.Name, archiveTmpPrefix) {
 		rest := strings.TrimSuffix(strings.TrimPrefix(b.Name, archiveTmpPrefix), ".tmp")
 		if i := strings.LastIndexByte(rest, '-'); i > 0 {
@@ -534,7 +526,7 @@ func (d *Destination) removeAbandoned(ctx context.Context, b Backup) error {
 		return d.bucket.RemoveAll(ctx, b.Name)
 	}
 	if strings.HasPrefix(b.Name, archiveTmpPrefix) {
-		return os.Remove(localPath(d.location) + "/" + b.Name)
+		return os.Remove(storage.LocalPath(d.location) + "/" + b.Name)
 	}
 	return layout.RemoveAbandoned(d.stagingOf(&b), b.ModTime, now)
 }

@@ -457,7 +457,7 @@ func CompareFiles(ctx context.Context, rep *Report, wantDir, gotURL, what string
 // compareFolders checks that a local storage has the folders the backup records: each empty
 // folder, and each folder with its recorded permissions.
 func compareFolders(rep *Report, f *layout.FolderSummary, gotURL, what string) {
-	dir := strings.TrimPrefix(gotURL, "file://")
+	dir := storage.LocalPath(gotURL)
 	if strings.Contains(dir, "://") {
 		return // S3: no folders to compare
 	}
