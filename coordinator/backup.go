@@ -1348,7 +1348,7 @@ func (c *Coordinator) planCopies(ctx context.Context, run string, src *storage.B
 		err = p.flush(ctx)
 	}
 	if err == nil {
-		err = p.sealedNamesError()
+		err = p.unholdableError()
 	}
 	if err != nil {
 		return nil, nil, filePlanInfo{}, err
@@ -1383,6 +1383,10 @@ type copyPlanner struct {
 	// named in tooLongNames (noteSealedName).
 	tooLong      int
 	tooLongNames []string
+	// longPaths counts the files too long for an archive, the first of them (cut) named in
+	// longPathNames (noteArchivePath).
+	longPaths     int
+	longPathNames []string
 }
 
 // add puts one file (e: its key-list entry, Path where the backup stores it) in the current

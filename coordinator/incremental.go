@@ -175,6 +175,7 @@ func (p *copyPlanner) recordFolder(sp storage.Special) bool {
 func (p *copyPlanner) entryOf(obj storage.Object) messages.FileEntry {
 	p.noteMode(obj)
 	p.noteSealedName(obj.Key)
+	p.noteArchivePath(obj.Key)
 	e := messages.FileEntry{Key: obj.Key, Size: obj.Size, Mode: uint32(obj.Mode.Perm()), ETag: obj.ETag}
 	if obj.ETag == "" && !obj.ModTime.IsZero() && p.noteTime(obj) {
 		e.ModTime = obj.ModTime.UnixNano()
@@ -209,8 +210,29 @@ func (p *copyPlanner) noteSealedName(key string) {
 	}
 }
 
-// sealedNamesError is the plan's failure on the files noteSealedName counted, if any.
-func (p *copyPlanner) sealedNamesError() error {
+// maxArchiveKey is the longest storage key an archive holds. A restore unpacks an archive
+// under its temporary folder (/tmp/wnb-restore-…/.extract-…/backup_…/files/KEY), and a path
+// may be at most 4,096 bytes long (PATH_MAX): 512 are left for the folders above the key.
+// Past it, the whole archive could not be unpacked, its database and every file with it.
+const maxArchiveKey = 4096 - 512
+
+// noteArchivePath counts a file whose key is too long for an archive to be unpacked.
+func (p *copyPlanner) noteArchivePath(key string) {
+	if !p.o.Compress || len(key) <= maxArchiveKey {
+		return
+	}
+	if p.longPaths++; p.longPaths <= maxNamed {
+		p.longPathNames = append(p.longPathNames, storage.QuoteKey(key[:64])+"…")
+	}
+}
+
+// unholdableError is the plan's failure on the files noteSealedName and noteArchivePath
+// counted, if any.
+func (p *copyPlanner) unholdableError() error {
+	if p.longPaths > 0 {
+		return fmt.Errorf("%d files have paths too long for an archive, which a restore unpacks under a temporary folder within the system's limit of 4,096 bytes a path (at most %d bytes a storage path): %s; nothing was backed up: back up to a folder (without --compress), which holds them, or shorten the paths",
+			p.longPaths, maxArchiveKey, nameSome(p.longPathNames, p.longPaths, ", "))
+	}
 	if p.tooLong == 0 {
 		return nil
 	}

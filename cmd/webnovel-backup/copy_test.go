@@ -147,3 +147,31 @@ func TestFileURLLocations(t *testing.T) {
 		t.Fatalf("restore file:// --dry-run: exit %d\n%s", code, o)
 	}
 }
+
+// TestArchiveRefusesPathsItCannotUnpack: a storage path longer than an archive can be unpacked
+// with (under a restore's temporary folder, within 4,096 bytes a path) fails a --compress
+// backup before anything is written, naming the file and the way out; a folder backup holds it.
+func TestArchiveRefusesPathsItCannotUnpack(t *testing.T) {
+	dir := sitePlatform(t)
+	deep := filepath.Join(dir, "media", "deep")
+	for range 19 {
+		deep = filepath.Join(deep, strings.Repeat("d", 200))
+	}
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(deep, "f.txt"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	archives := filepath.Join(dir, "archives")
+	code, out := cli(t, dir, "backup", "--quiet", "--skip-preflight", "--compress", "--backup-dir", archives)
+	if code == 0 || !strings.Contains(out, "paths too long for an archive") || !strings.Contains(out, "deep/ddd") || !strings.Contains(out, "without --compress") {
+		t.Fatalf("backup --compress: exit %d, want a refusal naming the file:\n%s", code, out)
+	}
+	if entries, _ := os.ReadDir(archives); slices.ContainsFunc(entries, func(e os.DirEntry) bool { return layout.IsBackupName(e.Name()) }) {
+		t.Fatalf("a refused backup wrote %v", entries)
+	}
+	if code, out := cli(t, dir, "backup", "--quiet", "--skip-preflight", "--backup-dir", filepath.Join(dir, "folders")); code != 0 {
+		t.Fatalf("folder backup: exit %d\n%s", code, out)
+	}
+}
