@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -19,13 +20,12 @@ import (
 // long without reading anything.
 
 // ErrLoadStalled is a load cancelled because it read nothing for the stall timeout.
-var ErrLoadStalled = fmt.Errorf("the database stopped taking rows")
+var ErrLoadStalled = errors.New("the database stopped taking rows")
 
 // loadWatch is one load's watch.
 type loadWatch struct {
-	last    atomic.Int64 // unix nanoseconds of the last fixture read
-	pending sync.WaitGroup
-	read    chan struct{} // closed once every fixture was read to its end
+	last atomic.Int64 // unix nanoseconds of the last fixture read
+	left atomic.Int64 // fixtures not yet read to their end (or closed)
 }
 
 // watchLoad wraps fixtures' readers to time their reads, and returns a context cancelled when
@@ -35,11 +35,11 @@ func watchLoad(ctx context.Context, fixtures []database.LoadFixture, stall time.
 	if stall <= 0 {
 		return ctx, fixtures, func() {}
 	}
-	w := &loadWatch{read: make(chan struct{})}
+	w := &loadWatch{}
 	w.last.Store(time.Now().UnixNano())
+	w.left.Store(int64(len(fixtures)))
 	wrapped := make([]database.LoadFixture, len(fixtures))
 	for i, f := range fixtures {
-		w.pending.Add(1)
 		open, once := f.Open, new(sync.Once)
 		f.Open = func() (io.ReadCloser, error) {
 			rc, err := open()
@@ -50,10 +50,6 @@ func watchLoad(ctx context.Context, fixtures []database.LoadFixture, stall time.
 		}
 		wrapped[i] = f
 	}
-	go func() {
-		w.pending.Wait()
-		close(w.read)
-	}()
 	ctx, cancel := context.WithCancelCause(ctx)
 	stopped := make(chan struct{})
 	go w.run(ctx, cancel, stall, stopped)
@@ -71,9 +67,10 @@ func (w *loadWatch) run(ctx context.Context, cancel context.CancelCauseFunc, sta
 			return
 		case <-ctx.Done():
 			return
-		case <-w.read:
-			return
 		case now := <-tick.C:
+			if w.left.Load() <= 0 {
+				return
+			}
 			if idle := now.Sub(time.Unix(0, w.last.Load())); idle >= stall {
 				cancel(fmt.Errorf("%w: nothing of the fixtures was sent for %s (--stall-timeout); the load is rolled back", ErrLoadStalled, idle.Round(time.Second)))
 				return
@@ -81,6 +78,9 @@ func (w *loadWatch) run(ctx context.Context, cancel context.CancelCauseFunc, sta
 		}
 	}
 }
+
+// finish counts one fixture read to its end.
+func (w *loadWatch) finish() { w.left.Add(-1) }
 
 // watchedReader times the reads of one fixture and says when it was read to its end (or
 // closed).
@@ -92,7 +92,7 @@ type watchedReader struct {
 
 // Close ends the fixture's reading: a decoder may stop at the end of its JSON, short of EOF.
 func (r *watchedReader) Close() error {
-	r.done.Do(r.w.pending.Done)
+	r.done.Do(r.w.finish)
 	return r.ReadCloser.Close()
 }
 
@@ -102,7 +102,7 @@ func (r *watchedReader) Read(b []byte) (int, error) {
 		r.w.last.Store(time.Now().UnixNano())
 	}
 	if err == io.EOF {
-		r.done.Do(r.w.pending.Done)
+		r.done.Do(r.w.finish)
 	}
 	return n, err
 }

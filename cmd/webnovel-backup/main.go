@@ -33,7 +33,6 @@ func main() {
 
 // run executes one command line and returns its exit code, which outcome.Of decides.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	registerSecrets(args, os.Getenv)
 	root := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -115,16 +115,16 @@ func (p *exportPlan) checkText(pk []byte, f *exportField, v []byte) {
 	p.warnInvalid(pk, f)
 }
 
-// appendDecimal appends a DecimalField's value v of a SQLite row (stored as written, for the
-// warnings) by appendQ, which quantizes it to decimal_places as Django reads it, and warns
-// when that changed the value, or when it has more digits before the point than max_digits
-// leaves (dumpdata refuses to write it; a PostgreSQL numeric column refuses it).
-func (p *exportPlan) appendDecimal(dst, pk []byte, f *exportField, v float64, stored []byte, appendQ func([]byte) []byte) []byte {
+// appendDecimal appends a DecimalField's value v of a SQLite row by appendQ, which quantizes it
+// to decimal_places as Django reads it, and warns when that changed the value, or when it has
+// more digits before the point than max_digits leaves (dumpdata refuses to write it; a
+// PostgreSQL numeric column refuses it).
+func (p *exportPlan) appendDecimal(dst, pk []byte, f *exportField, v float64, appendQ func([]byte) []byte) []byte {
 	start := len(dst)
 	dst = appendQ(dst)
 	written := strings.Trim(string(dst[start:]), `"`)
 	if q, err := strconv.ParseFloat(written, 64); err == nil && q != v && !math.IsNaN(v) {
-		p.warnRow(pk, f, fmt.Sprintf("the stored value %s has more than its %d decimal places; the backup holds it rounded to %s, as Django reads it", shorten(string(stored)), f.places, written))
+		p.warnRow(pk, f, fmt.Sprintf("the stored value %s has more than its %d decimal places; the backup holds it rounded to %s, as Django reads it", strconv.FormatFloat(v, 'g', -1, 64), f.places, written))
 	}
 	if whole := wholeDigits(written); f.digits > 0 && whole > f.digits-f.places {
 		p.warnRow(pk, f, fmt.Sprintf("the value %s has %d digits before the point, more than max_digits %d with %d decimal places allows; dumpdata refuses it and a restore into PostgreSQL refuses it: fix the value", written, whole, f.digits, f.places))
@@ -526,7 +526,7 @@ func (p *exportPlan) appendSQLiteInt(dst, pk []byte, f *exportField, v int64) ([
 	case kindDuration:
 		return fixture.AppendDuration(dst, v), nil
 	case kindDecimal:
-		return p.appendDecimal(dst, pk, f, float64(v), fixture.AppendInt(nil, v), func(b []byte) []byte { return fixture.AppendDecimalInt(b, v, f.places) }), nil
+		return p.appendDecimal(dst, pk, f, float64(v), func(b []byte) []byte { return fixture.AppendDecimalInt(b, v, f.places) }), nil
 	case kindFloat:
 		return fixture.AppendFloat(dst, float64(v)), nil
 	case kindInt, kindText:
@@ -541,7 +541,7 @@ func (p *exportPlan) appendSQLiteInt(dst, pk []byte, f *exportField, v int64) ([
 func (p *exportPlan) appendSQLiteFloat(dst, pk []byte, f *exportField, v float64) ([]byte, error) {
 	switch f.kind {
 	case kindDecimal:
-		return p.appendDecimal(dst, pk, f, v, fixture.AppendFloat(nil, v), func(b []byte) []byte { return fixture.AppendDecimalFloat(b, v, f.places) }), nil
+		return p.appendDecimal(dst, pk, f, v, func(b []byte) []byte { return fixture.AppendDecimalFloat(b, v, f.places) }), nil
 	case kindText, kindFloat:
 		return fixture.AppendFloat(dst, v), nil
 	case kindInt:
@@ -610,7 +610,7 @@ func (p *exportPlan) appendSQLiteTextAs(dst, pk []byte, f *exportField, v []byte
 		if err != nil {
 			return dst, fmt.Errorf("decimal stored as text %q", v)
 		}
-		return p.appendDecimal(dst, pk, f, x, v, func(b []byte) []byte { return fixture.AppendDecimalFloat(b, x, f.places) }), nil
+		return p.appendDecimal(dst, pk, f, x, func(b []byte) []byte { return fixture.AppendDecimalFloat(b, x, f.places) }), nil
 	}
 	return dst, fmt.Errorf("text %q where a %s is expected", v, kindName(f.kind))
 }

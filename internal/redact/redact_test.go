@@ -35,6 +35,7 @@ func TestURL(t *testing.T) {
 		{"http://h/x?code=" + secret + "&access_token=" + secret + "&private_token=" + secret + "&apitoken=" + secret + "&n=1",
 			"http://h/x?code=xxxxx&access_token=xxxxx&private_token=xxxxx&apitoken=xxxxx&n=1"},
 		{"http://h/x?X-Api-Key=" + secret, "http://h/x?X-Api-Key=xxxxx"},
+		{"postgres://db/app?passphrase=" + secret + "&sslmode=require", "postgres://db/app?passphrase=xxxxx&sslmode=require"},
 		// nothing to hide: unchanged, byte for byte
 		{"s3://b/p?endpoint=http://127.0.0.1:9&path_style=true", "s3://b/p?endpoint=http://127.0.0.1:9&path_style=true"},
 		{"sqlite:///db.sqlite3", "sqlite:///db.sqlite3"},

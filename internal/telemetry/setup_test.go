@@ -1,13 +1,17 @@
 package telemetry_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -229,5 +233,30 @@ func TestSetupExportsOTLPGRPC(t *testing.T) {
 	traceOne(t)
 	if names := got.get()["from-attributes"]; len(names) != 1 || names[0] != "backup" {
 		t.Fatalf("exported spans by service: %v; want from-attributes: [backup]", got.get())
+	}
+}
+
+// TestSetupSendsSDKMessagesToTheLog: the OpenTelemetry SDK's own messages (here, about an OTLP
+// header it cannot read, which it quotes whole) go to the slog default of the moment, the
+// command's log, which is redacted and in the command's format, not to the SDK's own stderr
+// logger.
+func TestSetupSendsSDKMessagesToTheLog(t *testing.T) {
+	clearOtelEnv(t)
+	keepGlobals(t)
+	var logged bytes.Buffer
+	before := slog.Default()
+	t.Cleanup(func() { slog.SetDefault(before) })
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&logged, nil)))
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%zz")
+	shutdown, err := telemetry.Setup(context.Background(), "webnovel-backup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	shutdown(ctx)
+	if !strings.Contains(logged.String(), `"msg":"escape header value"`) {
+		t.Fatalf("the SDK's message did not reach the command's log:\n%s", logged.String())
 	}
 }
