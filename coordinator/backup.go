@@ -354,7 +354,7 @@ func (r *backupRun) check(ctx context.Context) error {
 		if r.models, err = platform.Default.Select(o.Models); err != nil {
 			return fmt.Errorf("backup: --models: %w", err)
 		}
-		if r.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
+		if r.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout, Silence: database.SilenceFor(r.c.StallTimeout)}); err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
 		var w []string
@@ -640,17 +640,14 @@ func (r *backupRun) boundQuery(ctx context.Context, what string, query func(cont
 	if r.c.StallTimeout <= 0 {
 		return query(ctx)
 	}
-	qctx, cancel := context.WithTimeoutCause(ctx, r.c.StallTimeout, errDatabaseSilent)
+	qctx, cancel := context.WithTimeoutCause(ctx, r.c.StallTimeout, database.ErrDatabaseSilent)
 	defer cancel()
 	err := query(qctx)
-	if errors.Is(context.Cause(qctx), errDatabaseSilent) && ctx.Err() == nil {
-		return fmt.Errorf("%s: %w for %s (--stall-timeout)", what, errDatabaseSilent, r.c.StallTimeout)
+	if errors.Is(context.Cause(qctx), database.ErrDatabaseSilent) && ctx.Err() == nil {
+		return fmt.Errorf("%s: %w: no answer within %s (--stall-timeout)", what, database.ErrDatabaseSilent, r.c.StallTimeout)
 	}
 	return err
 }
-
-// errDatabaseSilent is a planning query the database did not answer within the stall timeout.
-var errDatabaseSilent = errors.New("the database answered nothing")
 
 // planners is how many tables are planned at once when the exports are planned. Each is a
 // query or two now that the server's estimates spare most counts: a third planner's

@@ -78,6 +78,9 @@ type RestoreOptions struct {
 	// its schema already checked for every model the restore may load (by the preflight):
 	// a whole restore loads over it instead of opening and checking its own, and closes it.
 	Target *database.DB
+
+	// silence is the coordinator's stall timeout, for the target's connections.
+	silence time.Duration
 }
 
 // PlanModel is one model a restore will replace.
@@ -323,6 +326,7 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	if err := o.withDefaults(start); err != nil {
 		return nil, err
 	}
+	o.silence = c.StallTimeout
 	rep := &RestoreReport{RunID: o.RunID, DryRun: o.DryRun}
 	telemetry.Annotate(ctx, telemetry.KeyRun.String(o.RunID), attribute.Bool("wnb.dry_run", o.DryRun))
 	src, err := openRestoreSource(ctx, o.Source, o.TempDir, archiveKeys{ids: o.Identities, passphrase: o.Passphrase})
@@ -831,7 +835,7 @@ func openCheckedTarget(ctx context.Context, o RestoreOptions, models []platform.
 	db := o.Target
 	if db == nil {
 		var err error
-		if db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout}); err != nil {
+		if db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout, Silence: database.SilenceFor(o.silence)}); err != nil {
 			return nil, err
 		}
 	}

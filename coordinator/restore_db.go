@@ -54,6 +54,9 @@ func loadFailed(err error) error {
 	if errors.As(err, &half) {
 		return fmt.Errorf("restore: %w", err)
 	}
+	if errors.Is(err, database.ErrCommitUnknown) {
+		return fmt.Errorf("restore: the database may hold the backup's rows or the old ones: check it (its row counts against `webnovel-backup list`) before using it: %w", err)
+	}
 	return fmt.Errorf("restore: database unchanged: %w", err)
 }
 

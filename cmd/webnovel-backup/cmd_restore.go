@@ -210,7 +210,7 @@ func (o *restoreOptions) preflight(ctx context.Context, natsURL string, natsOpts
 		pc.Models, _ = platform.Default.Select(o.Models)
 		// The restore loads over the connection checked here (checked for every model it may
 		// load), not opening a second one and reading the schema again.
-		pc.KeepDatabase, pc.DatabaseOptions = true, database.Options{LockTimeout: o.LockTimeout}
+		pc.KeepDatabase, pc.DatabaseOptions = true, database.Options{LockTimeout: o.LockTimeout, Silence: database.SilenceFor(o.stallTimeout)}
 	}
 	if !o.SkipFiles && !storage.IsS3(o.StorageURL) && (!c.Known || c.Files) {
 		pc.StorageURL = storageForPreflight(o.StorageURL)

@@ -61,7 +61,7 @@ const metricsFlagUsage = "serve Prometheus metrics on this `address`, e.g. :9090
 // addStallFlag adds --stall-timeout to a command that runs tasks.
 func addStallFlag(f *pflag.FlagSet, d *time.Duration) {
 	f.DurationVar(d, "stall-timeout", coordinator.DefaultStallTimeout,
-		"fail the run when no task has made progress for this long, naming the pending tasks and the workers subscribed; in-process workers cancel an export attempt that moved nothing for as long, and a restore's database load that sent nothing for as long is rolled back (0 waits for ever)")
+		"fail the run when no task has made progress for this long, naming the pending tasks and the workers subscribed; in-process workers cancel an export attempt that moved nothing for as long, a restore's database load that sent nothing for as long is rolled back, and any other wait on a PostgreSQL connection that moved nothing for as long fails unless the server shows it is still working on the statement (0 waits for ever)")
 }
 
 // checkTimeouts refuses negative --stall-timeout and --lock-timeout values: a negative wait

@@ -43,6 +43,9 @@ type DB struct {
 	// checked holds the columns the last schema check read (PostgreSQL), for the load that
 	// follows it (see takeCheckedColumns).
 	checked atomic.Pointer[checkedColumns]
+
+	// silent is set once a connection gave up on a database that stopped answering.
+	silent atomic.Bool
 }
 
 // Open connects to the database. A database that does not exist (a missing SQLite file, an
@@ -70,7 +73,7 @@ func open(ctx context.Context, url string, create bool, o Options) (*DB, error) 
 	db := &DB{src: src, opts: o}
 	switch src.Engine {
 	case Postgres:
-		db.pool, db.plain, err = openPostgres(ctx, src, o.lockTimeout())
+		db.pool, db.plain, err = openPostgres(ctx, src, o, func() { db.silent.Store(true) })
 	case SQLite:
 		db.sql, err = openSQLite(ctx, src.DSN, create, o.lockTimeout())
 		err = db.lockError(err, "read the schema", 0)
@@ -81,6 +84,25 @@ func open(ctx context.Context, url string, create bool, o Options) (*DB, error) 
 	return db, nil
 }
 
+// poolCloseWait bounds how long Close waits for the pool's connections to say goodbye.
+const poolCloseWait = 2 * time.Second
+
+// closePool closes pool, waiting at most poolCloseWait: the driver's goodbye to a connection
+// whose statement was cancelled sends a cancel request and waits up to 15 s for it, which a
+// server that stopped answering never answers. The rest finishes in the background; the server
+// drops the sessions, and rolls back their transactions, when they close.
+func closePool(pool *pgxpool.Pool) {
+	done := make(chan struct{})
+	go func() {
+		pool.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(poolCloseWait):
+	}
+}
+
 // Source returns what the DB was opened from.
 func (db *DB) Source() Source { return db.src }
 
@@ -88,7 +110,7 @@ func (db *DB) Source() Source { return db.src }
 func (db *DB) Close() error {
 	var errs []error
 	if db.pool != nil {
-		db.pool.Close()
+		closePool(db.pool)
 	}
 	if db.sql != nil {
 		errs = append(errs, db.sql.Close())
@@ -188,6 +210,10 @@ func (db *DB) BulkInsert(ctx context.Context, table string, columns []string, ne
 	return n, nil
 }
 
+// ErrSchemaMismatch is a schema check that read the database and found tables or columns
+// missing (other errors are the check failing to read it).
+var ErrSchemaMismatch = errors.New("the database does not match the platform models")
+
 // CheckSchema compares the live schema with the models: a missing table or column is an error
 // naming it; a column the description does not know is returned as a warning (it is not
 // exported; a restore leaves it to its default).
@@ -230,7 +256,7 @@ func (db *DB) CheckSchema(ctx context.Context, models []platform.Model) (warning
 		}
 	}
 	if len(problems) > 0 {
-		return warnings, fmt.Errorf("check schema: the database does not match the platform models: %s", strings.Join(problems, "; "))
+		return warnings, fmt.Errorf("check schema: %w: %s", ErrSchemaMismatch, strings.Join(problems, "; "))
 	}
 	return warnings, nil
 }

@@ -230,7 +230,7 @@ func (l *parallelLoad) prepare(ctx context.Context) error {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("load: commit the preparation: %w", err)
+		return fmt.Errorf("load: commit the preparation: %w", commitOutcome(err))
 	}
 	return nil
 }
@@ -431,7 +431,7 @@ func (l *parallelLoad) copyModel(ctx context.Context, lf LoadFixture, i int) (in
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, l.names.wrap(p.m.Label, "commit", err)
+		return 0, l.names.wrap(p.m.Label, "commit", commitOutcome(err))
 	}
 	return c.rows, nil
 }

@@ -37,7 +37,7 @@ func (db *DB) loadPostgres(ctx context.Context, fixtures []LoadFixture, plans []
 		if verr := verified(); verr != nil {
 			return nil, verr
 		}
-		return nil, err
+		return nil, db.silenceBehind(err)
 	}
 	return out, nil
 }
@@ -106,7 +106,7 @@ func (l *pgLoad) finish(ctx context.Context) error {
 		return err
 	}
 	if err := l.tx.Commit(ctx); err != nil {
-		return l.names.wrap("", "commit", err)
+		return l.names.wrap("", "commit", commitOutcome(err))
 	}
 	return nil
 }

@@ -26,6 +26,10 @@ type Options struct {
 	// Without it a restore would wait without a word behind an open transaction, and the
 	// application's own queries on those tables would queue behind the restore.
 	LockTimeout time.Duration
+	// Silence fails a statement whose connection moved nothing either way for this long while
+	// the server was not working on it (see ErrDatabaseSilent). 0 means DefaultSilence; a
+	// negative value waits for ever.
+	Silence time.Duration
 }
 
 func (o Options) lockTimeout() time.Duration {

@@ -30,7 +30,7 @@ const readBuffer = 64 << 10
 // applicationName names this tool's sessions in pg_stat_activity unless the URL names them.
 const applicationName = "webnovel-backup"
 
-func openPostgres(ctx context.Context, src Source, lockTimeout time.Duration) (*pgxpool.Pool, *plainAfterRefusal, error) {
+func openPostgres(ctx context.Context, src Source, o Options, fell func()) (*pgxpool.Pool, *plainAfterRefusal, error) {
 	cfg, err := pgxpool.ParseConfig(src.DSN)
 	if err != nil {
 		return nil, nil, err
@@ -42,7 +42,7 @@ func openPostgres(ctx context.Context, src Source, lockTimeout time.Duration) (*
 	rp["intervalstyle"] = "postgres"
 	// Every lock any statement waits for (the load's, the snapshot's, the plan's, the
 	// exports') fails after lockTimeout instead of queueing the application behind it.
-	rp["lock_timeout"] = strconv.FormatInt(max(lockTimeout.Milliseconds(), 1), 10)
+	rp["lock_timeout"] = strconv.FormatInt(max(o.lockTimeout().Milliseconds(), 1), 10)
 	if rp["application_name"] == "" {
 		rp["application_name"] = applicationName
 	}
@@ -54,6 +54,7 @@ func openPostgres(ctx context.Context, src Source, lockTimeout time.Duration) (*
 	cfg.ConnConfig.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
 		return pgproto3.NewFrontend(bufio.NewReaderSize(r, readBuffer), w)
 	}
+	guardSilence(cfg.ConnConfig, o.silence(), fell)
 	memo := newPlainAfterRefusal(cfg.ConnConfig)
 	memo.install(cfg)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

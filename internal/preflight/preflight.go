@@ -207,6 +207,19 @@ func fail(name, detail, advice string) Check {
 	return Check{Name: name, Status: StatusFail, Detail: detail, Advice: advice}
 }
 
+// schemaAdvice is what to do about a failed schema check: migrate a database whose tables
+// differ; look at the server when the check could not read them.
+func schemaAdvice(err error) string {
+	var locked *database.LockError
+	switch {
+	case errors.As(err, &locked):
+		return "another session holds a lock on the platform's tables: retry when it is done (the error names it)"
+	case errors.Is(err, database.ErrSchemaMismatch):
+		return "the database is not at the schema this tool backs up: run the platform's migrations (`python manage.py migrate`), or use the webnovel-backup release that matches the platform's version"
+	}
+	return "the database answered the connection but not the schema check: check that the server is running and not overloaded, and that no proxy or firewall between here and it stopped forwarding"
+}
+
 // checkDatabase opens the database, checks its schema and measures it. ok is false when the
 // size could not be measured. With c.KeepDatabase, a database whose checks passed is left
 // open in *keep.
@@ -241,8 +254,7 @@ func checkDatabase(ctx context.Context, c Config, keep **database.DB) (dbCheck, 
 		defer db.Close()
 	}
 	if err != nil {
-		schemaCheck = fail(CheckSchema, err.Error(),
-			"the database is not at the schema this tool backs up: run the platform's migrations (`python manage.py migrate`), or use the webnovel-backup release that matches the platform's version")
+		schemaCheck = fail(CheckSchema, err.Error(), schemaAdvice(err))
 		schemaCheck.Warnings = warnings
 	} else {
 		schemaCheck = Check{Name: CheckSchema, Status: StatusOK, Detail: fmt.Sprintf("%d models match the platform's description", len(c.Models)), Warnings: warnings}

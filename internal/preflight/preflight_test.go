@@ -2,6 +2,7 @@ package preflight
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -329,5 +330,23 @@ func TestStorageSilentS3Fails(t *testing.T) {
 	rep := Run(context.Background(), c)
 	if ch := check(t, rep, CheckStorage); ch.Status != StatusFail || !strings.Contains(ch.Detail, "did not answer") {
 		t.Errorf("storage check %+v: want a failure saying it did not answer", ch)
+	}
+}
+
+// TestSchemaAdvice: a failed schema check advises migrations only when it read tables that
+// differ; a check that could not read them (a server that stopped answering, a lock) says so.
+func TestSchemaAdvice(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("check schema: %w: table books_book is missing", database.ErrSchemaMismatch), "migrate"},
+		{fmt.Errorf("check schema: %w", database.ErrDatabaseSilent), "not overloaded"},
+		{fmt.Errorf("check schema: %w", &database.LockError{Doing: "read the table list", Err: errors.New("lock timeout")}), "holds a lock"},
+	}
+	for _, tt := range tests {
+		if got := schemaAdvice(tt.err); !strings.Contains(got, tt.want) {
+			t.Errorf("schemaAdvice(%v) = %q; want it to say %q", tt.err, got, tt.want)
+		}
 	}
 }
