@@ -2,11 +2,7 @@ package database
 
 import (
 	"context"
-	"io"
-	"net"
 	"net/url"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -52,8 +48,8 @@ func TestPlainAfterRefusalConnectsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy, accepted := countingProxy(t, u.Host)
-	u.Host = proxy
+	proxy := pgtest.NewProxy(t, u.String())
+	u.Host = proxy.Addr
 	q := u.Query()
 	q.Del("sslmode") // pgx's default: prefer
 	u.RawQuery = q.Encode()
@@ -77,47 +73,7 @@ func TestPlainAfterRefusalConnectsOnce(t *testing.T) {
 	}
 	snap.Close()
 	opened := int64(db.pool.Stat().TotalConns()) + 1 // the pool's and the snapshot's
-	if got := accepted.Load(); got != opened+1 {
+	if got := proxy.Accepted(); got != opened+1 {
 		t.Errorf("%d TCP connections for %d server connections, want %d: only the first should try TLS", got, opened, opened+1)
 	}
-}
-
-// countingProxy forwards TCP connections from a loopback port to target and counts them.
-func countingProxy(t *testing.T, target string) (string, *atomic.Int64) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			n.Add(1)
-			wg.Add(1)
-			go func() { defer wg.Done(); pipe(c, target) }()
-		}
-	}()
-	return ln.Addr().String(), &n
-}
-
-func pipe(c net.Conn, target string) {
-	defer c.Close()
-	s, err := net.Dial("tcp", target)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	done := make(chan struct{})
-	go func() { io.Copy(s, c); s.Close(); close(done) }()
-	io.Copy(c, s)
-	c.Close()
-	<-done
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +18,10 @@ import (
 // the silence limit passes, with ErrDatabaseSilent, instead of holding them for ever; so does
 // the next statement, on a new connection.
 func TestSilenceFailsAFrozenServer(t *testing.T) {
-	dbURL, p := throughFreezer(t, pgtest.URL(t))
+	p := pgtest.NewProxy(t, pgtest.URL(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := OpenWith(ctx, dbURL, Options{Silence: 300 * time.Millisecond})
+	db, err := OpenWith(ctx, p.URL, Options{Silence: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +29,7 @@ func TestSilenceFailsAFrozenServer(t *testing.T) {
 	if _, err := db.pool.Exec(ctx, "SELECT 1"); err != nil {
 		t.Fatalf("before the freeze: %v", err)
 	}
-	p.freeze()
+	p.Freeze()
 	if _, err = db.CheckSchema(ctx, platform.Default.Models); !errors.Is(err, ErrDatabaseSilent) {
 		t.Fatalf("schema check on a frozen server: %v; want ErrDatabaseSilent", err)
 	}
@@ -111,90 +108,3 @@ type errSafe struct{ error }
 func (errSafe) SafeToRetry() bool { return true }
 
 func (e errSafe) Unwrap() error { return e.error }
-
-// freezer is a loopback proxy that can stop forwarding, as a frozen server does: every
-// connection, open or new, carries nothing more either way while both ends stay open.
-type freezer struct {
-	mu     sync.Mutex
-	frozen bool
-	thaw   chan struct{} // closed at cleanup: the forwarding ends
-}
-
-func (f *freezer) freeze() {
-	f.mu.Lock()
-	f.frozen = true
-	f.mu.Unlock()
-}
-
-// hold blocks while frozen, until cleanup.
-func (f *freezer) hold() {
-	f.mu.Lock()
-	frozen := f.frozen
-	f.mu.Unlock()
-	if frozen {
-		<-f.thaw
-	}
-}
-
-// throughFreezer returns dbURL through a freezer on loopback.
-func throughFreezer(t *testing.T, dbURL string) (string, *freezer) {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := u.Host
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &freezer{thaw: make(chan struct{})}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { close(f.thaw); l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f.forward(c, server) }()
-		}
-	}()
-	u.Host = l.Addr().String()
-	return u.String(), f
-}
-
-// forward carries c to server and back until either end closes or the freezer thaws at
-// cleanup.
-func (f *freezer) forward(c net.Conn, server string) {
-	defer c.Close()
-	s, err := net.Dial("tcp", server)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	go func() { <-f.thaw; c.Close(); s.Close() }()
-	go f.copy(s, c)
-	f.copy(c, s)
-}
-
-func (f *freezer) copy(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		f.hold()
-		n, err := src.Read(buf)
-		if n > 0 {
-			f.hold()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			dst.Close()
-			return
-		}
-	}
-}

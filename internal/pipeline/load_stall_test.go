@@ -3,16 +3,14 @@ package pipeline_test
 import (
 	"context"
 	"errors"
-	"net"
-	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/platform"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 )
@@ -25,7 +23,7 @@ func TestRestoreLoadStallsAndRollsBack(t *testing.T) {
 	backup := backupOf(t, filledPlatform(t, database.SQLite, demo.DefaultOptions()), false)
 	target := emptyTarget(t, database.Postgres)
 	direct := target.dbURL
-	target.dbURL = throughStallingProxy(t, direct, 24<<10)
+	target.dbURL = pgtest.NewProxy(t, direct, pgtest.StallAfter(24<<10)).URL
 	s := startSession(t, target, 2, queue.Config{})
 	s.Coordinator.StallTimeout = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -46,7 +44,7 @@ func TestRestoreCheckStallFails(t *testing.T) {
 	backup := backupOf(t, filledPlatform(t, database.SQLite, demo.DefaultOptions()), false)
 	target := emptyTarget(t, database.Postgres)
 	direct := target.dbURL
-	target.dbURL = throughStallingProxy(t, direct, 600)
+	target.dbURL = pgtest.NewProxy(t, direct, pgtest.StallAfter(600)).URL
 	s := startSession(t, target, 2, queue.Config{})
 	s.Coordinator.StallTimeout = time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -74,92 +72,12 @@ func requireNoBooks(t *testing.T, dbURL string) {
 	}
 }
 
-// throughStallingProxy returns dbURL through a proxy on loopback that forwards each
-// connection until its client has sent after bytes, then forwards nothing more either way
-// while keeping both ends open; the server's end is closed when the client's is.
-func throughStallingProxy(t *testing.T, dbURL string, after int64) string {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := u.Host
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				stallAfter(c, server, after)
-			}()
-		}
-	}()
-	u.Host = l.Addr().String()
-	return u.String()
-}
-
-// stallAfter forwards between client c and server until the client has sent after bytes.
-func stallAfter(c net.Conn, server string, after int64) {
-	defer c.Close()
-	s, err := net.Dial("tcp", server)
-	if err != nil {
-		return
-	}
-	defer s.Close()
-	var mu sync.Mutex
-	stalled := false
-	go func() { // server to client, until the stall
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := s.Read(buf)
-			mu.Lock()
-			quiet := stalled
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-			if !quiet {
-				c.Write(buf[:n])
-			}
-		}
-	}()
-	var sent int64
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return // the client is gone: closing the server's end makes it roll back
-		}
-		if sent < after {
-			k := min(int64(n), after-sent)
-			s.Write(buf[:k])
-			sent += k
-		}
-		if sent >= after {
-			mu.Lock()
-			stalled = true
-			mu.Unlock()
-		}
-	}
-}
-
 // TestBackupPlanStallFails: a PostgreSQL connection that stops carrying data while the backup
 // checks the schema and plans fails the backup once the stall timeout passes, naming it; the
 // tasks' own stall watch starts only once they are published.
 func TestBackupPlanStallFails(t *testing.T) {
 	src := filledPlatform(t, database.Postgres, demo.DefaultOptions())
-	src.dbURL = throughStallingProxy(t, src.dbURL, 600)
+	src.dbURL = pgtest.NewProxy(t, src.dbURL, pgtest.StallAfter(600)).URL
 	s := startSession(t, src, 2, queue.Config{})
 	s.Coordinator.StallTimeout = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
