@@ -228,7 +228,7 @@ func unwrapSilent(c net.Conn) *silentConn {
 
 // sessionWorking reports whether the server answers, within limit, that backend pid is running
 // a statement and not waiting for its client (a server waiting to read from or write to a
-// connection that moves nothing has lost it).
+// connection that moves nothing has lost it), or does not know the pid.
 func sessionWorking(cfg *pgx.ConnConfig, pid uint32, limit time.Duration) bool {
 	if pid == 0 {
 		return false
@@ -243,5 +243,10 @@ func sessionWorking(cfg *pgx.ConnConfig, pid uint32, limit time.Duration) bool {
 	var state, wait string
 	err = conn.QueryRow(ctx, `SELECT coalesce(state, ''), coalesce(wait_event_type, '')
 		FROM pg_stat_activity WHERE pid = $1`, int32(pid)).Scan(&state, &wait)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// The server answers but knows no session by that pid: a pooler (PgBouncer) gives its
+		// clients pids of its own. It is not frozen, and a long statement is not a stall.
+		return true
+	}
 	return err == nil && state == "active" && wait != "Client"
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
@@ -108,3 +109,41 @@ type errSafe struct{ error }
 func (errSafe) SafeToRetry() bool { return true }
 
 func (e errSafe) Unwrap() error { return e.error }
+
+// TestSessionWorking: the probe tells a session running a statement from an idle one, and
+// takes a pid the server does not know (a pooler's) as no sign of a frozen server.
+func TestSessionWorking(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close(ctx)
+	if sessionWorking(cfg, idle.PgConn().PID(), 10*time.Second) {
+		t.Error("an idle session is taken as working")
+	}
+	busy, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close(ctx)
+	done := make(chan error, 1)
+	go func() { _, err := busy.Exec(ctx, "SELECT pg_sleep(2)"); done <- err }()
+	working := false
+	for deadline := time.Now().Add(time.Second); !working && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		working = sessionWorking(cfg, busy.PgConn().PID(), 10*time.Second)
+	}
+	if !working {
+		t.Error("a session running pg_sleep is not taken as working")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !sessionWorking(cfg, 1<<31-1, 10*time.Second) {
+		t.Error("a pid the server does not know (a pooler's) is taken as a frozen server")
+	}
+}
