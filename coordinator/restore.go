@@ -337,6 +337,13 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	if err := RefuseTargetInsideBackup(src.dir, o); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	if !o.DryRun {
+		unlock, err := lockRestoreTarget(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("restore: %w", err)
+		}
+		defer unlock()
+	}
 	if o.Select != nil {
 		return c.restoreSelected(ctx, o, src, rep, start)
 	}

@@ -88,7 +88,7 @@ func (p *Proxy) forward(c net.Conn, server string) {
 	}
 	defer s.Close()
 	go func() { <-p.closed; c.Close(); s.Close() }()
-	var sent atomic.Int64 // what the client sent through
+	var sent atomic.Int64            // what the client sent through
 	go carry(c, s, func(n int) int { // server to client
 		if p.held(sent.Load()) {
 			return 0

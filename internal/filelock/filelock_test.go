@@ -1,0 +1,38 @@
+//go:build unix
+
+package filelock
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestTry: a second lock on a folder or a file is refused while the first is held, and
+// taken once it is released.
+func TestTry(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "db.sqlite3")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{dir, file} {
+		release, err := Try(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Try(path); !errors.Is(err, ErrLocked) {
+			t.Fatalf("second lock on %s while the first is held: %v; want ErrLocked", path, err)
+		}
+		release()
+		again, err := Try(path)
+		if err != nil {
+			t.Fatalf("lock on %s after release: %v", path, err)
+		}
+		again()
+	}
+	if _, err := Try(filepath.Join(dir, "missing")); err == nil || errors.Is(err, ErrLocked) {
+		t.Fatalf("lock on a missing path: %v; want the open error", err)
+	}
+}

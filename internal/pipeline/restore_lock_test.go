@@ -1,0 +1,57 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/webnovel/webnovel-backup/coordinator"
+	"github.com/webnovel/webnovel-backup/internal/database"
+	"github.com/webnovel/webnovel-backup/internal/demo"
+	"github.com/webnovel/webnovel-backup/internal/filelock"
+	"github.com/webnovel/webnovel-backup/internal/queue"
+)
+
+// TestRestoreRefusesABusyTarget: while another restore holds the target database's lock, or
+// the storage folder's, a restore into it is refused before it changes anything, naming the
+// target; once the lock is let go the same restore runs.
+func TestRestoreRefusesABusyTarget(t *testing.T) {
+	backup := backupOf(t, filledPlatform(t, database.SQLite, demo.DefaultOptions()), false)
+	for _, engine := range []string{database.SQLite, database.Postgres} {
+		t.Run(engine, func(t *testing.T) {
+			target := emptyTarget(t, engine)
+			if err := os.MkdirAll(target.storage, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			s := startSession(t, target, 2, queue.Config{})
+			restore := func() error {
+				_, err := s.Coordinator.Restore(context.Background(), coordinator.RestoreOptions{Source: backup,
+					DatabaseURL: target.dbURL, StorageURL: target.storage, TempDir: t.TempDir()})
+				return err
+			}
+			locks := map[string]func() (func(), error){
+				"database": func() (func(), error) { return database.LockRestore(context.Background(), target.dbURL) },
+				"storage":  func() (func(), error) { return filelock.Try(target.storage) },
+			}
+			for name, lock := range locks {
+				release, err := lock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := restore(); !errors.Is(err, coordinator.ErrTargetBusy) {
+					release()
+					t.Fatalf("restore while another holds the %s lock: %v; want ErrTargetBusy", name, err)
+				}
+				release()
+				requireNoBooks(t, target.dbURL)
+				if entries, _ := os.ReadDir(target.storage); len(entries) > 0 {
+					t.Fatalf("a refused restore wrote %d entries into the storage", len(entries))
+				}
+			}
+			if err := restore(); err != nil {
+				t.Fatalf("restore once the locks are let go: %v", err)
+			}
+		})
+	}
+}
