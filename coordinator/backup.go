@@ -349,6 +349,9 @@ func (c *Coordinator) newBackupRun(ctx context.Context, o BackupOptions) (*backu
 // resume, that they are the run's).
 func (r *backupRun) check(ctx context.Context) error {
 	o := &r.o
+	if err := refuseDuringRestore(ctx, *o); err != nil {
+		return err
+	}
 	var err error
 	if !o.SkipDB {
 		if r.models, err = platform.Default.Select(o.Models); err != nil {

@@ -61,3 +61,34 @@ func lockRestoreTarget(ctx context.Context, o RestoreOptions) (release func(), e
 	}
 	return release, nil
 }
+
+// ErrRestoreRunning is a backup refused because a restore is writing to its source: it would
+// hold a half-restored platform.
+var ErrRestoreRunning = errors.New("a restore is writing to it; back up once it has ended")
+
+// refuseDuringRestore refuses a backup whose database or local storage folder a restore holds
+// locked (lockRestoreTarget). It holds no lock itself: backups run side by side, and a restore
+// that starts later is not held up.
+func refuseDuringRestore(ctx context.Context, o BackupOptions) error {
+	if !o.SkipDB {
+		err := database.CheckNoRestore(ctx, o.DatabaseURL)
+		if errors.Is(err, database.ErrRestoreRunning) {
+			src, _ := database.ParseURL(o.DatabaseURL)
+			return fmt.Errorf("backup: database %s: %w", src.Redacted, ErrRestoreRunning)
+		}
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+	}
+	if !o.SkipFiles && !storage.IsS3(o.StorageURL) {
+		dir := storage.LocalPath(o.StorageURL)
+		release, err := filelock.TryShared(dir)
+		if errors.Is(err, filelock.ErrLocked) {
+			return fmt.Errorf("backup: storage %s: %w", dir, ErrRestoreRunning)
+		}
+		if err == nil {
+			release()
+		}
+	}
+	return nil
+}

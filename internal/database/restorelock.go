@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -40,7 +41,7 @@ func LockRestore(ctx context.Context, url string) (release func(), err error) {
 		}
 		return release, err
 	}
-	conn, err := pgx.Connect(ctx, src.DSN)
+	conn, err := lockSession(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s for the restore: %w", src.Redacted, err)
 	}
@@ -50,9 +51,85 @@ func LockRestore(ctx context.Context, url string) (release func(), err error) {
 		return nil, fmt.Errorf("lock %s for the restore: %w", src.Redacted, err)
 	}
 	if !taken {
+		holder := restoreLockHolder(ctx, conn)
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("%s: %w", src.Redacted, ErrRestoreRunning)
+		return nil, fmt.Errorf("%s: %w (%s)", src.Redacted, ErrRestoreRunning, holder)
 	}
-	// Closing the session lets go of its advisory lock.
-	return func() { conn.Close(context.Background()) }, nil
+	return func() {
+		// Unlocked by name: through a pooler (PgBouncer) the server session outlives this
+		// connection, and closing it would not let go.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", int64(restoreLockKey)) //nolint:errcheck // closing lets go too
+		conn.Close(ctx)
+	}, nil
+}
+
+// lockSession opens the connection a restore lock is taken on, named in pg_stat_activity as
+// this tool's unless the URL names it.
+func lockSession(ctx context.Context, src Source) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(src.DSN)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = applicationName
+	}
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// restoreLockHolder names the session that holds the restore lock, for the operator to judge
+// (a session a crashed restore left behind a pooler can be ended with pg_terminate_backend).
+func restoreLockHolder(ctx context.Context, conn *pgx.Conn) string {
+	var pid int32
+	var app, client string
+	var since time.Time
+	err := conn.QueryRow(ctx, `SELECT l.pid, coalesce(a.application_name, ''),
+			coalesce(host(a.client_addr), 'local'), coalesce(a.backend_start, now())
+		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.classid = $1 AND l.objid = $2 AND l.objsubid = 1
+		AND l.granted LIMIT 1`,
+		uint32(restoreLockKey>>32), uint32(restoreLockKey&0xffffffff)).Scan(&pid, &app, &client, &since)
+	if err != nil {
+		return "its holder is not visible to this user"
+	}
+	return fmt.Sprintf("held by session pid %d, %q from %s, connected since %s", pid, app, client, since.UTC().Format(time.RFC3339))
+}
+
+// CheckNoRestore returns ErrRestoreRunning when a restore holds the restore lock of the database
+// at url (a backup taken then would hold a half-restored database); it holds nothing itself.
+// A SQLite file without flock support is not checked.
+func CheckNoRestore(ctx context.Context, url string) error {
+	src, err := ParseURL(url)
+	if err != nil {
+		return err
+	}
+	if src.Engine == SQLite {
+		release, err := filelock.TryShared(src.DSN)
+		if errors.Is(err, filelock.ErrLocked) {
+			return fmt.Errorf("%s: %w", src.Redacted, ErrRestoreRunning)
+		}
+		if err == nil {
+			release()
+		}
+		return nil
+	}
+	conn, err := lockSession(ctx, src)
+	if err != nil {
+		return fmt.Errorf("check %s for a restore: %w", src.Redacted, err)
+	}
+	defer conn.Close(context.Background())
+	// A transaction's lock, let go at its end: nothing is held after the check, even through a
+	// pooler.
+	var free bool
+	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock_shared($1)", int64(restoreLockKey)).Scan(&free)
+	})
+	if err != nil {
+		return fmt.Errorf("check %s for a restore: %w", src.Redacted, err)
+	}
+	if !free {
+		return fmt.Errorf("%s: %w (%s)", src.Redacted, ErrRestoreRunning, restoreLockHolder(ctx, conn))
+	}
+	return nil
 }

@@ -11,5 +11,11 @@ var ErrLocked = errors.New("locked by another process")
 // Try takes an exclusive lock on path (a file or a folder) without waiting. It returns
 // ErrLocked when another process holds one; release lets go of it.
 func Try(path string) (release func(), err error) {
-	return try(path)
+	return try(path, false)
+}
+
+// TryShared takes a shared lock on path without waiting: ErrLocked when another process holds
+// an exclusive one.
+func TryShared(path string) (release func(), err error) {
+	return try(path, true)
 }

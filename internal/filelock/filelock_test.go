@@ -25,7 +25,23 @@ func TestTry(t *testing.T) {
 		if _, err := Try(path); !errors.Is(err, ErrLocked) {
 			t.Fatalf("second lock on %s while the first is held: %v; want ErrLocked", path, err)
 		}
+		if _, err := TryShared(path); !errors.Is(err, ErrLocked) {
+			t.Fatalf("shared lock on %s while an exclusive one is held: %v; want ErrLocked", path, err)
+		}
 		release()
+		shared, err := TryShared(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := TryShared(path)
+		if err != nil {
+			t.Fatalf("second shared lock on %s: %v", path, err)
+		}
+		if _, err := Try(path); !errors.Is(err, ErrLocked) {
+			t.Fatalf("exclusive lock on %s while shared ones are held: %v; want ErrLocked", path, err)
+		}
+		shared()
+		other()
 		again, err := Try(path)
 		if err != nil {
 			t.Fatalf("lock on %s after release: %v", path, err)

@@ -55,3 +55,38 @@ func TestRestoreRefusesABusyTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestBackupRefusedDuringARestore: a backup of a database or storage folder that a restore
+// holds locked is refused, naming it (it would hold a half-restored platform); once the
+// restore has ended the backup runs.
+func TestBackupRefusedDuringARestore(t *testing.T) {
+	for _, engine := range []string{database.SQLite, database.Postgres} {
+		t.Run(engine, func(t *testing.T) {
+			src := filledPlatform(t, engine, demo.Options{Books: 1, ChaptersPerBook: 1, Users: 1, Authors: 1, Languages: 1, MediaPerChapter: 1, FileBytes: 100, Seed: 7})
+			s := startSession(t, src, 2, queue.Config{})
+			backup := func() error {
+				_, err := s.Coordinator.Backup(context.Background(), coordinator.BackupOptions{DatabaseURL: src.dbURL,
+					StorageURL: src.storage, BackupDir: t.TempDir()})
+				return err
+			}
+			locks := map[string]func() (func(), error){
+				"database": func() (func(), error) { return database.LockRestore(context.Background(), src.dbURL) },
+				"storage":  func() (func(), error) { return filelock.Try(src.storage) },
+			}
+			for name, lock := range locks {
+				release, err := lock()
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = backup()
+				release()
+				if !errors.Is(err, coordinator.ErrRestoreRunning) {
+					t.Fatalf("backup while a restore holds the %s lock: %v; want ErrRestoreRunning", name, err)
+				}
+			}
+			if err := backup(); err != nil {
+				t.Fatalf("backup once the restore has ended: %v", err)
+			}
+		})
+	}
+}
