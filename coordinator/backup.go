@@ -207,6 +207,8 @@ type backupRun struct {
 	warnings []string
 	// damagedBases are the base backups a plan found damaged as it read them, passed over.
 	damagedBases []string
+	// holds keep the bases considered from being pruned until the run ends (holdBase).
+	holds []func()
 	// fileMeta gathers, from the copy tasks' sums, the files that changed while they were
 	// copied and the files' permissions.
 	fileMeta layout.FilesSummary
@@ -1119,6 +1121,9 @@ func (r *backupRun) closeSnapshot() {
 
 // close releases what the run opened.
 func (r *backupRun) close() {
+	for _, release := range r.holds {
+		release()
+	}
 	r.closeSnapshot()
 	r.body.discard()
 	if r.stage != nil {

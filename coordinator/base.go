@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 
 	"github.com/webnovel/webnovel-backup/internal/layout"
@@ -120,10 +121,27 @@ func (r *backupRun) usableBase(ctx context.Context, root *storage.Bucket, name s
 	if why := r.encryptionFit(meta); why != "" {
 		return nil, errEncryptionMismatch(why)
 	}
+	if err := r.holdBase(name); err != nil {
+		return nil, err
+	}
 	if err := verifyBase(ctx, root, name, meta); err != nil {
 		return nil, err
 	}
 	return &baseBackup{name: name, meta: meta, root: root}, nil
+}
+
+// holdBase keeps a local base from being pruned until the run ends (its copies are linked
+// into the new backup as the tasks run); a base a prune is deleting is no base.
+func (r *backupRun) holdBase(name string) error {
+	if storage.IsS3(r.o.BackupDir) {
+		return nil // an S3 destination's prune spares what a run in progress needs
+	}
+	release, err := layout.Hold(filepath.Join(storage.LocalPath(r.o.BackupDir), name))
+	if err != nil {
+		return err // being pruned: the next one is tried, with a warning
+	}
+	r.holds = append(r.holds, release)
+	return nil
 }
 
 // baseFits says why a backup cannot be this one's base, if it cannot.

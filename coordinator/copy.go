@@ -87,6 +87,11 @@ type copyRun struct {
 }
 
 func (c *Coordinator) copyBackup(ctx context.Context, o CopyOptions) (rep *CopyReport, err error) {
+	release, err := layout.Hold(o.Backup)
+	if err != nil {
+		return nil, fmt.Errorf("copy: %w", err)
+	}
+	defer release()
 	r, err := c.newCopyRun(ctx, o)
 	if err != nil {
 		return nil, err

@@ -329,6 +329,11 @@ func (c *Coordinator) restore(ctx context.Context, o RestoreOptions) (*RestoreRe
 	o.silence = c.StallTimeout
 	rep := &RestoreReport{RunID: o.RunID, DryRun: o.DryRun}
 	telemetry.Annotate(ctx, telemetry.KeyRun.String(o.RunID), attribute.Bool("wnb.dry_run", o.DryRun))
+	release, err := layout.Hold(o.Source)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	defer release()
 	src, err := openRestoreSource(ctx, o.Source, o.TempDir, archiveKeys{ids: o.Identities, passphrase: o.Passphrase})
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)

@@ -131,6 +131,9 @@ func printPrune(out io.Writer, res *retention.PruneResult) {
 	} else {
 		fmt.Fprintf(out, "Removed %d of %d\n", len(res.Removed), len(res.Decisions))
 	}
+	for _, name := range res.InUse {
+		fmt.Fprintf(out, "  warning: kept %s: a restore, copy or verify is reading it; a later prune removes it\n", name)
+	}
 	printSweep(out, res.Sweep)
 }
 

@@ -175,3 +175,29 @@ func TestArchiveRefusesPathsItCannotUnpack(t *testing.T) {
 		t.Fatalf("folder backup: exit %d\n%s", code, out)
 	}
 }
+
+// TestReadersOfABackupBeingPruned: while a prune deletes a backup, a restore, a verify or a
+// copy of it is refused, saying so, instead of reading it half-deleted.
+func TestReadersOfABackupBeingPruned(t *testing.T) {
+	dir := sitePlatform(t)
+	out := filepath.Join(t.TempDir(), "out")
+	if code, o := cli(t, dir, "backup", "--quiet", "--skip-preflight", "--backup-dir", out); code != 0 {
+		t.Fatalf("backup: exit %d\n%s", code, o)
+	}
+	backup := onlyBackup(t, out)
+	release, err := layout.Claim(backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	for _, args := range [][]string{
+		{"restore", backup, "--dry-run"},
+		{"verify", backup},
+		{"copy", backup, filepath.Join(t.TempDir(), "second")},
+	} {
+		code, o := cli(t, dir, args...)
+		if code == 0 || !strings.Contains(o, "prune is deleting it") {
+			t.Errorf("%s of a backup being pruned: exit %d\n%s", args[0], code, o)
+		}
+	}
+}

@@ -461,8 +461,16 @@ func newer(a, b Backup) bool {
 	return a.Name > b.Name
 }
 
-// Remove deletes a backup: every object under a folder's prefix, or the archive.
+// Remove deletes a backup: every object under a folder's prefix, or the archive. A local
+// backup a reader holds (layout.Hold) is left as it is: layout.ErrInUse.
 func (d *Destination) Remove(ctx context.Context, b Backup) error {
+	if d.local && (b.Kind == KindFolder || b.Kind == KindArchive) {
+		release, err := layout.Claim(storage.LocalPath(d.location) + "/" + b.Name)
+		if err != nil {
+			return fmt.Errorf("remove %s: %w", b.Name, err)
+		}
+		defer release()
+	}
 	var err error
 	switch b.Kind {
 	case KindFolder:

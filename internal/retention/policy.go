@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/webnovel/webnovel-backup/internal/layout"
 )
 
 // Policy says which complete backups to keep; a backup is kept if any rule keeps it, as
@@ -193,7 +195,10 @@ type PruneResult struct {
 	Decisions []Decision `json:"decisions"`
 	// Removed names the backups deleted (none on a dry run).
 	Removed []string `json:"removed"`
-	DryRun  bool     `json:"dry_run"`
+	// InUse is the backups the policy does not keep that a restore, copy or verify was
+	// reading: kept, for a later prune to delete.
+	InUse  []string `json:"in_use,omitempty"`
+	DryRun bool     `json:"dry_run"`
 	// Sweep is what the object store's garbage collection did (nil: the destination has no
 	// object store).
 	Sweep *SweepResult `json:"sweep,omitempty"`
@@ -231,7 +236,10 @@ func Prune(ctx context.Context, d *Destination, p Policy, o PruneOptions) (*Prun
 			errs = append(errs, err)
 			break
 		}
-		if err := d.Remove(ctx, dec.Backup); err != nil {
+		if err := d.Remove(ctx, dec.Backup); errors.Is(err, layout.ErrInUse) {
+			res.InUse = append(res.InUse, dec.Backup.Name)
+			continue
+		} else if err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -3,6 +3,7 @@ package retention
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -396,4 +397,55 @@ func FuzzArchiveMetadata(f *testing.F) {
 			t.Error("no error and no metadata")
 		}
 	})
+}
+
+// TestPruneKeepsWhatAReaderHolds: a backup folder or archive the policy does not keep, held by
+// a reader (a restore, a copy, a verify), is kept and named, not half-deleted under it, and
+// goes in the next prune once let go; a reader that comes while a prune deletes one is told.
+func TestPruneKeepsWhatAReaderHolds(t *testing.T) {
+	ctx := context.Background()
+	dir := destination(t)
+	d, err := OpenDestination(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	o := PruneOptions{DecideOptions: DecideOptions{Now: now}, ListOptions: ListOptions{Location: time.UTC}}
+	held := []string{"backup_20240629_020000.tar.gz", "backup_20240628_020000"} // newest first, as prune goes
+	var releases []func()
+	for _, name := range held {
+		release, err := layout.Hold(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, release)
+	}
+	res, err := Prune(ctx, d, Policy{Last: 1}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.InUse, held) || slices.ContainsFunc(res.Removed, func(n string) bool { return slices.Contains(held, n) }) {
+		t.Fatalf("in use %v, removed %v; want %v kept as in use", res.InUse, res.Removed, held)
+	}
+	for _, name := range held {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Fatalf("held backup %s: %v", name, err)
+		}
+	}
+	for _, release := range releases {
+		release()
+	}
+	res, err = Prune(ctx, d, Policy{Last: 1}, o)
+	if err != nil || len(res.InUse) != 0 || !slices.Equal(res.Removed, held) {
+		t.Fatalf("prune once let go: removed %v, in use %v (%v); want %v removed", res.Removed, res.InUse, err, held)
+	}
+
+	claim, err := layout.Claim(filepath.Join(dir, "backup_20240630_020000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer claim()
+	if _, err := layout.Hold(filepath.Join(dir, "backup_20240630_020000")); !errors.Is(err, layout.ErrBeingPruned) {
+		t.Fatalf("a reader of a backup being deleted: %v; want ErrBeingPruned", err)
+	}
 }

@@ -147,6 +147,11 @@ func (r Report) MarshalJSON() ([]byte, error) {
 // as unsafe (the error names the entry), ctx cancelled. A corrupt or truncated archive is a
 // problem in the Report.
 func Verify(ctx context.Context, path string, o Options) (*Report, error) {
+	release, err := layout.Hold(path)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	defer release()
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
