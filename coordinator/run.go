@@ -233,10 +233,24 @@ type listener struct {
 }
 
 func (l *listener) stop() {
-	for _, f := range l.stops {
-		f()
+	done := make(chan struct{})
+	go func() {
+		for _, f := range l.stops {
+			f()
+		}
+		close(done)
+	}()
+	// The ordered consumer's Stop waits for its reset, which retries for ever while the
+	// server does not answer: a run that ends on a frozen queue does not wait for it (the
+	// connection's close at the end of the session ends it).
+	select {
+	case <-done:
+	case <-time.After(listenerStopWait):
 	}
 }
+
+// listenerStopWait bounds how long the end of a run waits for its subscriptions to stop.
+const listenerStopWait = 5 * time.Second
 
 // listen subscribes to the run's results (an ordered consumer of the results stream) and to
 // the max-deliveries and terminated advisories of the workers' consumer.
@@ -357,6 +371,7 @@ func taskID(parts ...string) string {
 // leader being elected): the message id makes a repeat a no-op that acks the first copy.
 func (c *Coordinator) publishTask(ctx context.Context, msg *nats.Msg, id string) (*jetstream.PubAck, error) {
 	const attempts = 8
+	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
 		if err == nil {
@@ -366,6 +381,9 @@ func (c *Coordinator) publishTask(ctx context.Context, msg *nats.Msg, id string)
 			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
 		if !unanswered || ctx.Err() != nil || attempt == attempts {
 			return nil, err
+		}
+		if c.StallTimeout > 0 && time.Since(start) >= c.StallTimeout {
+			return nil, fmt.Errorf("the queue took no task for %s (--stall-timeout): %w", c.StallTimeout, err)
 		}
 		c.log.Warn("publish task: no answer; retrying", "task", id, "attempt", attempt, "err", err)
 		select {

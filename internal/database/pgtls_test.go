@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 )
 
 func TestPlainAfterRefusalApplies(t *testing.T) {
@@ -48,7 +49,7 @@ func TestPlainAfterRefusalConnectsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := pgtest.NewProxy(t, u.String())
+	proxy := proctest.StartFreezingProxy(t, u.Host)
 	u.Host = proxy.Addr
 	q := u.Query()
 	q.Del("sslmode") // pgx's default: prefer

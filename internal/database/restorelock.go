@@ -20,6 +20,10 @@ var ErrRestoreRunning = errors.New("another restore holds this database's restor
 // locks are per database): the bytes of "wnb-rest".
 const restoreLockKey = 0x776e622d72657374
 
+// lockWait bounds taking or checking the restore lock (a connection and a statement that
+// answers at once): a server that stopped answering fails it instead of holding the run.
+const lockWait = 30 * time.Second
+
 // LockRestore takes the restore lock of the database at url without waiting: a PostgreSQL
 // session advisory lock, or a lock on the SQLite file. Two restores into one database would
 // each report success over the other's rows; the second is refused, before it changes
@@ -41,6 +45,8 @@ func LockRestore(ctx context.Context, url string) (release func(), err error) {
 		}
 		return release, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
 	conn, err := lockSession(ctx, src)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s for the restore: %w", src.Redacted, err)
@@ -58,7 +64,7 @@ func LockRestore(ctx context.Context, url string) (release func(), err error) {
 	return func() {
 		// Unlocked by name: through a pooler (PgBouncer) the server session outlives this
 		// connection, and closing it would not let go.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), poolCloseWait)
 		defer cancel()
 		conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", int64(restoreLockKey)) //nolint:errcheck // closing lets go too
 		conn.Close(ctx)
@@ -114,6 +120,8 @@ func CheckNoRestore(ctx context.Context, url string) error {
 		}
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, lockWait)
+	defer cancel()
 	conn, err := lockSession(ctx, src)
 	if err != nil {
 		return fmt.Errorf("check %s for a restore: %w", src.Redacted, err)

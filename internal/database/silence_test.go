@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 )
 
 // TestSilenceFailsAFrozenServer: a server that stops answering (every connection carries
@@ -19,10 +21,15 @@ import (
 // the silence limit passes, with ErrDatabaseSilent, instead of holding them for ever; so does
 // the next statement, on a new connection.
 func TestSilenceFailsAFrozenServer(t *testing.T) {
-	p := pgtest.NewProxy(t, pgtest.URL(t))
+	u, err := url.Parse(pgtest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := proctest.StartFreezingProxy(t, u.Host)
+	u.Host = p.Addr
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	db, err := OpenWith(ctx, p.URL, Options{Silence: 300 * time.Millisecond})
+	db, err := OpenWith(ctx, u.String(), Options{Silence: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +37,7 @@ func TestSilenceFailsAFrozenServer(t *testing.T) {
 	if _, err := db.pool.Exec(ctx, "SELECT 1"); err != nil {
 		t.Fatalf("before the freeze: %v", err)
 	}
-	p.Freeze()
+	p.Freeze(0)
 	if _, err = db.CheckSchema(ctx, platform.Default.Models); !errors.Is(err, ErrDatabaseSilent) {
 		t.Fatalf("schema check on a frozen server: %v; want ErrDatabaseSilent", err)
 	}

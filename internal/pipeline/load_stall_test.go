@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -10,8 +11,8 @@ import (
 	"github.com/webnovel/webnovel-backup/coordinator"
 	"github.com/webnovel/webnovel-backup/internal/database"
 	"github.com/webnovel/webnovel-backup/internal/demo"
-	"github.com/webnovel/webnovel-backup/internal/pgtest"
 	"github.com/webnovel/webnovel-backup/internal/platform"
+	"github.com/webnovel/webnovel-backup/internal/proctest"
 	"github.com/webnovel/webnovel-backup/internal/queue"
 )
 
@@ -23,7 +24,7 @@ func TestRestoreLoadStallsAndRollsBack(t *testing.T) {
 	backup := backupOf(t, filledPlatform(t, database.SQLite, demo.DefaultOptions()), false)
 	target := emptyTarget(t, database.Postgres)
 	direct := target.dbURL
-	target.dbURL = pgtest.NewProxy(t, direct, pgtest.StallAfter(24<<10)).URL
+	target.dbURL = throughStallingProxy(t, direct, 24<<10)
 	s := startSession(t, target, 2, queue.Config{})
 	s.Coordinator.StallTimeout = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -44,7 +45,7 @@ func TestRestoreCheckStallFails(t *testing.T) {
 	backup := backupOf(t, filledPlatform(t, database.SQLite, demo.DefaultOptions()), false)
 	target := emptyTarget(t, database.Postgres)
 	direct := target.dbURL
-	target.dbURL = pgtest.NewProxy(t, direct, pgtest.StallAfter(600)).URL
+	target.dbURL = throughStallingProxy(t, direct, 600)
 	s := startSession(t, target, 2, queue.Config{})
 	s.Coordinator.StallTimeout = time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -55,6 +56,20 @@ func TestRestoreCheckStallFails(t *testing.T) {
 		t.Fatalf("restore: %v; want the silent database named", err)
 	}
 	requireNoBooks(t, direct)
+}
+
+// throughStallingProxy returns dbURL through a proxy on loopback that stops each connection,
+// both ways, once its client has sent after bytes.
+func throughStallingProxy(t *testing.T, dbURL string, after int64) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := proctest.StartFreezingProxy(t, u.Host)
+	p.StallAfter(after)
+	u.Host = p.Addr
+	return u.String()
 }
 
 // requireNoBooks fails unless the database at dbURL holds no book.
@@ -77,7 +92,7 @@ func requireNoBooks(t *testing.T, dbURL string) {
 // tasks' own stall watch starts only once they are published.
 func TestBackupPlanStallFails(t *testing.T) {
 	src := filledPlatform(t, database.Postgres, demo.DefaultOptions())
-	src.dbURL = pgtest.NewProxy(t, src.dbURL, pgtest.StallAfter(600)).URL
+	src.dbURL = throughStallingProxy(t, src.dbURL, 600)
 	s := startSession(t, src, 2, queue.Config{})
 	s.Coordinator.StallTimeout = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
