@@ -26,24 +26,22 @@ func Hold(location string) (release func(), err error) {
 	if storage.IsS3(location) {
 		return func() {}, nil
 	}
-	path := storage.LocalPath(location)
-	release, err = filelock.TryShared(path)
-	switch {
-	case errors.Is(err, filelock.ErrLocked):
-		return nil, fmt.Errorf("backup %s: %w", path, ErrBeingPruned)
-	case err != nil:
-		return func() {}, nil
-	}
-	return release, nil
+	return lockBackup(storage.LocalPath(location), filelock.TryShared, ErrBeingPruned)
 }
 
 // Claim takes the local backup at path for deletion: ErrInUse while a reader holds it.
 // release lets go once it is deleted. A path that cannot be locked is claimed unguarded.
 func Claim(path string) (release func(), err error) {
-	release, err = filelock.Try(path)
+	return lockBackup(path, filelock.Try, ErrInUse)
+}
+
+// lockBackup locks path with lock; a lock held the other way is busy. A path that cannot be
+// locked at all (missing, or on a file system without locks) goes unguarded.
+func lockBackup(path string, lock func(string) (func(), error), busy error) (func(), error) {
+	release, err := lock(path)
 	switch {
 	case errors.Is(err, filelock.ErrLocked):
-		return nil, fmt.Errorf("backup %s: %w", path, ErrInUse)
+		return nil, fmt.Errorf("backup %s: %w", path, busy)
 	case err != nil:
 		return func() {}, nil
 	}

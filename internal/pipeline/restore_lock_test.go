@@ -30,11 +30,7 @@ func TestRestoreRefusesABusyTarget(t *testing.T) {
 					DatabaseURL: target.dbURL, StorageURL: target.storage, TempDir: t.TempDir()})
 				return err
 			}
-			locks := map[string]func() (func(), error){
-				"database": func() (func(), error) { return database.LockRestore(context.Background(), target.dbURL) },
-				"storage":  func() (func(), error) { return filelock.Try(target.storage) },
-			}
-			for name, lock := range locks {
+			for name, lock := range restoreLocks(target) {
 				release, err := lock()
 				if err != nil {
 					t.Fatal(err)
@@ -69,11 +65,7 @@ func TestBackupRefusedDuringARestore(t *testing.T) {
 					StorageURL: src.storage, BackupDir: t.TempDir()})
 				return err
 			}
-			locks := map[string]func() (func(), error){
-				"database": func() (func(), error) { return database.LockRestore(context.Background(), src.dbURL) },
-				"storage":  func() (func(), error) { return filelock.Try(src.storage) },
-			}
-			for name, lock := range locks {
+			for name, lock := range restoreLocks(src) {
 				release, err := lock()
 				if err != nil {
 					t.Fatal(err)
@@ -88,5 +80,13 @@ func TestBackupRefusedDuringARestore(t *testing.T) {
 				t.Fatalf("backup once the restore has ended: %v", err)
 			}
 		})
+	}
+}
+
+// restoreLocks are the locks a restore into p holds, each taken as another restore would.
+func restoreLocks(p platformFixture) map[string]func() (func(), error) {
+	return map[string]func() (func(), error){
+		"database": func() (func(), error) { return database.LockRestore(context.Background(), p.dbURL) },
+		"storage":  func() (func(), error) { return filelock.Try(p.storage) },
 	}
 }
