@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -119,7 +120,10 @@ func printPrune(out io.Writer, res *retention.PruneResult) {
 	removed := 0
 	for _, d := range res.Decisions {
 		action := "keep"
-		if !d.Keep {
+		switch {
+		case !d.Keep && slices.Contains(res.InUse, d.Backup.Name):
+			action = "in use"
+		case !d.Keep:
 			action = verb
 			removed++
 		}
