@@ -8,6 +8,10 @@ import "errors"
 // ErrLocked is a lock another open file holds.
 var ErrLocked = errors.New("locked by another process")
 
+// errNotLockable is a path that is neither a regular file nor a folder (a FIFO, a device):
+// it is not locked, and not opened in a way that could wait.
+var errNotLockable = errors.New("not a file or a folder")
+
 // Try takes an exclusive lock on path (a file or a folder) without waiting. It returns
 // ErrLocked when another process holds one; release lets go of it.
 func Try(path string) (release func(), err error) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -50,5 +51,13 @@ func TestTry(t *testing.T) {
 	}
 	if _, err := Try(filepath.Join(dir, "missing")); err == nil || errors.Is(err, ErrLocked) {
 		t.Fatalf("lock on a missing path: %v; want the open error", err)
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Returns at once (an open for reading would wait for a writer), refusing it.
+	if _, err := TryShared(fifo); !errors.Is(err, errNotLockable) {
+		t.Fatalf("lock on a FIFO: %v; want errNotLockable", err)
 	}
 }

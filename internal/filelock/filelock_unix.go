@@ -10,9 +10,14 @@ import (
 )
 
 func try(path string, shared bool) (func(), error) {
-	f, err := os.Open(path)
+	// Non-blocking: opening a FIFO put where a file was expected would wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	if fi, err := f.Stat(); err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", path, errNotLockable)
 	}
 	how := syscall.LOCK_EX
 	if shared {
