@@ -226,14 +226,18 @@ func unwrapSilent(c net.Conn) *silentConn {
 	return nil
 }
 
-// sessionWorking reports whether the server answers, within limit, that backend pid is running
+// minProbeWait is the least time the probe gets to connect and ask: a loaded machine may take
+// longer than a short silence limit to open a connection.
+const minProbeWait = 5 * time.Second
+
+// sessionWorking reports whether the server answers, within limit (minProbeWait at least), that backend pid is running
 // a statement and not waiting for its client (a server waiting to read from or write to a
 // connection that moves nothing has lost it), or does not know the pid.
 func sessionWorking(cfg *pgx.ConnConfig, pid uint32, limit time.Duration) bool {
 	if pid == 0 {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	ctx, cancel := context.WithTimeout(context.Background(), max(limit, minProbeWait))
 	defer cancel()
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
