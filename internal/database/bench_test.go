@@ -193,3 +193,22 @@ func (c *cpuClock) report(b *testing.B) {
 	cpu := ru.Utime.Nano() + ru.Stime.Nano() - c.ru.Utime.Nano() - c.ru.Stime.Nano()
 	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/row")
 }
+
+// BenchmarkExportSilenceGuard compares an export over guarded connections (silence.go: a
+// deadline set before every read) with one over bare connections, alternating (by hand:
+// go test ./internal/database -run '^$' -bench SilenceGuard -count 3).
+func BenchmarkExportSilenceGuard(b *testing.B) {
+	url := samplePostgres(b)
+	execScript(b, url, fmt.Sprintf(benchChaptersSQL, "now()", "now() - g * interval '1 minute'", "now()"))
+	for _, s := range []struct {
+		name    string
+		silence time.Duration
+	}{{"guarded", 0}, {"bare", -1}, {"guarded-again", 0}, {"bare-again", -1}} {
+		db, err := OpenWith(context.Background(), url, Options{Silence: s.silence})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(s.name, func(b *testing.B) { benchmarkExport(b, db) })
+		db.Close()
+	}
+}
