@@ -351,9 +351,6 @@ func (c *Coordinator) newBackupRun(ctx context.Context, o BackupOptions) (*backu
 // resume, that they are the run's).
 func (r *backupRun) check(ctx context.Context) error {
 	o := &r.o
-	if err := refuseDuringRestore(ctx, *o); err != nil {
-		return err
-	}
 	var err error
 	if !o.SkipDB {
 		if r.models, err = platform.Default.Select(o.Models); err != nil {
@@ -362,15 +359,14 @@ func (r *backupRun) check(ctx context.Context) error {
 		if r.db, err = database.OpenWith(ctx, o.DatabaseURL, database.Options{LockTimeout: o.LockTimeout, Silence: database.SilenceFor(r.c.StallTimeout)}); err != nil {
 			return fmt.Errorf("backup: %w", err)
 		}
-		var w []string
-		err := r.boundQuery(ctx, "check the schema", func(ctx context.Context) (err error) {
-			w, err = r.db.CheckSchema(ctx, r.models)
-			return err
-		})
+		w, err := r.db.CheckSchema(ctx, r.models)
 		if err != nil {
 			return fmt.Errorf("backup: database schema: %w", err)
 		}
 		r.warnings = append(r.warnings, w...)
+	}
+	if err := refuseDuringRestore(ctx, *o, r.db); err != nil {
+		return err
 	}
 	if !o.SkipFiles {
 		if r.src, err = storage.Open(ctx, o.StorageURL); err != nil {
@@ -607,13 +603,9 @@ func (r *backupRun) planExports(ctx context.Context) error {
 		return nil
 	}
 	var exports []plannedExport
-	var planned [][]database.Range
-	err := r.boundQuery(ctx, "plan the exports", func(ctx context.Context) (err error) {
-		planned, err = r.snap.PlanAllPieces(ctx, r.models, r.o.ChunkRows, PieceBytes, planners)
-		return err
-	})
+	planned, err := r.snap.PlanAllPieces(ctx, r.models, r.o.ChunkRows, PieceBytes, planners)
 	if err != nil {
-		return fmt.Errorf("backup: %w", err)
+		return fmt.Errorf("backup: plan the exports: %w", err)
 	}
 	for i, m := range r.models {
 		ranges := planned[i]
@@ -636,22 +628,6 @@ func (r *backupRun) planExports(ctx context.Context) error {
 		r.tasks = append(r.tasks, e.task)
 	}
 	return nil
-}
-
-// boundQuery runs one of the backup's planning queries on the database within the stall
-// timeout: a server that stopped answering after the preflight would otherwise hold the run
-// for ever, before any task's progress is watched. A planning query runs seconds, not minutes.
-func (r *backupRun) boundQuery(ctx context.Context, what string, query func(context.Context) error) error {
-	if r.c.StallTimeout <= 0 {
-		return query(ctx)
-	}
-	qctx, cancel := context.WithTimeoutCause(ctx, r.c.StallTimeout, database.ErrDatabaseSilent)
-	defer cancel()
-	err := query(qctx)
-	if errors.Is(context.Cause(qctx), database.ErrDatabaseSilent) && ctx.Err() == nil {
-		return fmt.Errorf("%s: %w: no answer within %s (--stall-timeout)", what, database.ErrDatabaseSilent, r.c.StallTimeout)
-	}
-	return err
 }
 
 // planners is how many tables are planned at once when the exports are planned. Each is a

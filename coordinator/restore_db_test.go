@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/webnovel/webnovel-backup/internal/database"
@@ -85,5 +88,26 @@ func writeAt(t *testing.T, p string, off int64, b []byte) {
 	defer f.Close()
 	if _, err := f.WriteAt(b, off); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLoadFailedWording: a failed load says "unchanged" only when nothing was committed; a
+// commit whose answer was lost says the target may hold either; a half-restored parallel load
+// says so.
+func TestLoadFailedWording(t *testing.T) {
+	tests := []struct {
+		err  error
+		want string
+		not  string
+	}{
+		{errors.New("load books.book: row 3: bad value"), "database unchanged", ""},
+		{fmt.Errorf("load: commit: %w: connection reset", database.ErrCommitUnknown), "may hold the backup's rows or the old ones", "unchanged"},
+		{&database.HalfRestoredError{Err: errors.New("load books.book: commit")}, "restore: ", "unchanged"},
+	}
+	for _, tt := range tests {
+		got := loadFailed(tt.err).Error()
+		if !strings.Contains(got, tt.want) || (tt.not != "" && strings.Contains(got, tt.not)) {
+			t.Errorf("loadFailed(%v) = %q; want it to say %q and not %q", tt.err, got, tt.want, tt.not)
+		}
 	}
 }

@@ -66,15 +66,14 @@ func lockRestoreTarget(ctx context.Context, o RestoreOptions) (release func(), e
 // hold a half-restored platform.
 var ErrRestoreRunning = errors.New("a restore is writing to it; back up once it has ended")
 
-// refuseDuringRestore refuses a backup whose database or local storage folder a restore holds
-// locked (lockRestoreTarget). It holds no lock itself: backups run side by side, and a restore
-// that starts later is not held up.
-func refuseDuringRestore(ctx context.Context, o BackupOptions) error {
-	if !o.SkipDB {
-		err := database.CheckNoRestore(ctx, o.DatabaseURL)
+// refuseDuringRestore refuses a backup whose database (db, nil for none) or local storage
+// folder a restore holds locked (lockRestoreTarget). It holds no lock itself: backups run side
+// by side, and a restore that starts later is not held up.
+func refuseDuringRestore(ctx context.Context, o BackupOptions, db *database.DB) error {
+	if db != nil {
+		err := db.CheckNoRestore(ctx)
 		if errors.Is(err, database.ErrRestoreRunning) {
-			src, _ := database.ParseURL(o.DatabaseURL)
-			return fmt.Errorf("backup: database %s: %w", src.Redacted, ErrRestoreRunning)
+			return fmt.Errorf("backup: database %s: %w", db.Source().Redacted, ErrRestoreRunning)
 		}
 		if err != nil {
 			return fmt.Errorf("backup: %w", err)

@@ -86,7 +86,9 @@ func lockSession(ctx context.Context, src Source) (*pgx.Conn, error) {
 
 // restoreLockHolder names the session that holds the restore lock, for the operator to judge
 // (a session a crashed restore left behind a pooler can be ended with pg_terminate_backend).
-func restoreLockHolder(ctx context.Context, conn *pgx.Conn) string {
+func restoreLockHolder(ctx context.Context, conn interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) string {
 	var pid int32
 	var app, client string
 	var since time.Time
@@ -102,18 +104,14 @@ func restoreLockHolder(ctx context.Context, conn *pgx.Conn) string {
 	return fmt.Sprintf("held by session pid %d, %q from %s, connected since %s", pid, app, client, since.UTC().Format(time.RFC3339))
 }
 
-// CheckNoRestore returns ErrRestoreRunning when a restore holds the restore lock of the database
-// at url (a backup taken then would hold a half-restored database); it holds nothing itself.
-// A SQLite file without flock support is not checked.
-func CheckNoRestore(ctx context.Context, url string) error {
-	src, err := ParseURL(url)
-	if err != nil {
-		return err
-	}
-	if src.Engine == SQLite {
-		release, err := filelock.TryShared(src.DSN)
+// CheckNoRestore returns ErrRestoreRunning when a restore holds db's restore lock (a backup
+// taken then would hold a half-restored database); it holds nothing itself, and asks over db's
+// own connections. A SQLite file without flock support is not checked.
+func (db *DB) CheckNoRestore(ctx context.Context) error {
+	if db.pool == nil {
+		release, err := filelock.TryShared(db.src.DSN)
 		if errors.Is(err, filelock.ErrLocked) {
-			return fmt.Errorf("%s: %w", src.Redacted, ErrRestoreRunning)
+			return fmt.Errorf("%s: %w", db.src.Redacted, ErrRestoreRunning)
 		}
 		if err == nil {
 			release()
@@ -122,22 +120,17 @@ func CheckNoRestore(ctx context.Context, url string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, lockWait)
 	defer cancel()
-	conn, err := lockSession(ctx, src)
-	if err != nil {
-		return fmt.Errorf("check %s for a restore: %w", src.Redacted, err)
-	}
-	defer conn.Close(context.Background())
 	// A transaction's lock, let go at its end: nothing is held after the check, even through a
 	// pooler.
 	var free bool
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock_shared($1)", int64(restoreLockKey)).Scan(&free)
 	})
 	if err != nil {
-		return fmt.Errorf("check %s for a restore: %w", src.Redacted, err)
+		return fmt.Errorf("check %s for a restore: %w", db.src.Redacted, err)
 	}
 	if !free {
-		return fmt.Errorf("%s: %w (%s)", src.Redacted, ErrRestoreRunning, restoreLockHolder(ctx, conn))
+		return fmt.Errorf("%s: %w (%s)", db.src.Redacted, ErrRestoreRunning, restoreLockHolder(ctx, db.pool))
 	}
 	return nil
 }

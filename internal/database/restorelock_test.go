@@ -14,6 +14,7 @@ import (
 func TestLockRestore(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.URL(t)
+	db := openT(t, url)
 	release, err := LockRestore(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -22,16 +23,15 @@ func TestLockRestore(t *testing.T) {
 	if !errors.Is(err, ErrRestoreRunning) || !strings.Contains(err.Error(), `held by session pid`) || !strings.Contains(err.Error(), applicationName) {
 		t.Fatalf("second lock: %v; want ErrRestoreRunning naming the holder", err)
 	}
-	if err := CheckNoRestore(ctx, url); !errors.Is(err, ErrRestoreRunning) {
+	if err := db.CheckNoRestore(ctx); !errors.Is(err, ErrRestoreRunning) {
 		t.Fatalf("check during the restore: %v; want ErrRestoreRunning", err)
 	}
 	release()
 	for range 2 { // the check's lock is gone with its transaction
-		if err := CheckNoRestore(ctx, url); err != nil {
+		if err := db.CheckNoRestore(ctx); err != nil {
 			t.Fatalf("check after the restore: %v", err)
 		}
 	}
-	db := openT(t, url)
 	var left int
 	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&left); err != nil || left != 0 {
 		t.Fatalf("%d advisory locks left after release and checks (%v)", left, err)

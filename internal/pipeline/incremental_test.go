@@ -706,3 +706,26 @@ func filesPlatform(t *testing.T, files ...string) (*incStorage, *coordinator.Coo
 	}
 	return s, filesSession(t, s), t.TempDir()
 }
+
+// TestIncrementalPassesOverABaseBeingPruned: a base that a prune is deleting (it holds the
+// backup's lock alone) is not used, with a warning naming it; the backup takes the next older
+// base, here none, so copies every file.
+func TestIncrementalPassesOverABaseBeingPruned(t *testing.T) {
+	s := newIncStorage(t)
+	s.put("content/a.json", "alpha")
+	c := filesSession(t, s)
+	dir := t.TempDir()
+	first := filesBackup(t, c, s, dir, nil)
+	release, err := layout.Claim(first.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	second := filesBackup(t, c, s, dir, nil)
+	if second.Base != "" || second.Reused.Files != 0 {
+		t.Fatalf("second backup based on %q, %d files reused; want no base while it is pruned", second.Base, second.Reused.Files)
+	}
+	if !slices.ContainsFunc(second.Warnings, func(w string) bool { return strings.Contains(w, "prune is deleting it") }) {
+		t.Fatalf("warnings %q do not name the base being pruned", second.Warnings)
+	}
+}
