@@ -324,15 +324,17 @@ func (p *PartWriter) open(c class) (io.WriteCloser, error) {
 	if c == classStored {
 		level = gzip.NoCompression
 	}
-	if gz := p.gz[c]; gz != nil {
+	gz := p.gz[c]
+	if gz != nil {
 		gz.Reset(p.w)
-		return gz, nil
+	} else {
+		var err error
+		if gz, err = gzip.NewWriterLevel(p.w, level); err != nil {
+			return nil, err
+		}
+		p.gz[c] = gz
 	}
-	gz, err := gzip.NewWriterLevel(p.w, level)
-	if err != nil {
-		return nil, err
-	}
-	p.gz[c] = gz
+	gz.Header.Extra = partsMark // Reset clears the header
 	return gz, nil
 }
 

@@ -347,21 +347,22 @@ func fillFromMetadata(b *Backup, data []byte) *layout.Metadata {
 
 // checkArchiveEnd makes an archive whose end is missing (cut short by a copy that stopped, or
 // a full disk) incomplete, so that prune never counts it as the newest full backup and
-// deletes the whole ones before it. It reads the archive's last few KiB (archive.EndsWhole). A
-// .tar.zst that does not end as this tool ends one is read up to its metadata, which tells a
-// cut archive of this tool from another tool's (whose end is not known: it stays complete).
+// deletes the whole ones before it. It reads the archive's first bytes and last few KiB
+// (archive.EndsWhole). A .tar.zst that does not end as this tool ends one is read up to its
+// metadata, which tells a cut archive of this tool from another tool's (whose end is not
+// known: it stays complete).
 // Local archives only: an S3 upload is whole or absent.
 func (d *Destination) checkArchiveEnd(ctx context.Context, b *Backup) {
 	c, ok := archive.CompressionOf(b.Name)
 	if !d.local || !ok {
 		return
 	}
-	tail, size, err := readTail(filepath.Join(storage.LocalPath(d.location), b.Name), archive.EndSize)
+	head, tail, size, err := readEnds(filepath.Join(storage.LocalPath(d.location), b.Name))
 	if err != nil {
 		b.Status, b.Problem = StatusUnreadable, err.Error()
 		return
 	}
-	if archive.EndsWhole(tail, size, c) {
+	if archive.EndsWhole(head, tail, size, c) {
 		return
 	}
 	if c == archive.Zstd {
@@ -376,23 +377,29 @@ func (d *Destination) checkArchiveEnd(ctx context.Context, b *Backup) {
 	b.Status, b.Problem = StatusIncomplete, "its end is missing (cut short: a copy that stopped, a full disk?); verify says what is wrong"
 }
 
-// readTail reads the last n bytes of the file at p (all of a shorter one) and its size.
-func readTail(p string, n int64) ([]byte, int64, error) {
+// readEnds reads what archive.EndsWhole judges of the file at p: its first HeadSize bytes, its
+// last EndSize (all of a shorter file either way), and its size.
+func readEnds(p string) (head, tail []byte, size int64, err error) {
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
-	off := max(0, fi.Size()-n)
-	tail := make([]byte, fi.Size()-off)
+	size = fi.Size()
+	head = make([]byte, min(size, archive.HeadSize))
+	off := max(0, size-archive.EndSize)
+	tail = make([]byte, size-off)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		return nil, nil, 0, fmt.Errorf("read the start of %s: %w", filepath.Base(p), err)
+	}
 	if _, err := f.ReadAt(tail, off); err != nil {
-		return nil, 0, fmt.Errorf("read the end of %s: %w", filepath.Base(p), err)
+		return nil, nil, 0, fmt.Errorf("read the end of %s: %w", filepath.Base(p), err)
 	}
-	return tail, fi.Size(), nil
+	return head, tail, size, nil
 }
 
 // readArchiveMetadata reads the archive up to its backup_metadata.json.

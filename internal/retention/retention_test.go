@@ -71,13 +71,17 @@ func backupFiles(t *testing.T, ts time.Time, status string, rows int64) map[stri
 	}
 }
 
-// archiveOf returns a tar.gz of a complete backup taken at ts.
+// archiveOf returns a tar.gz of a complete backup taken at ts, built from parts as a backup
+// builds one.
 func archiveOf(t *testing.T, ts time.Time, rows int64) []byte {
 	t.Helper()
 	src := t.TempDir()
 	writeTree(t, src, backupFiles(t, ts, layout.StatusComplete, rows), ts)
 	var buf bytes.Buffer
-	if _, err := archive.Write(context.Background(), &buf, src, layout.Name(ts)); err != nil {
+	if _, err := archive.WriteHead(t.Context(), &buf, archive.Gzip, src, layout.Name(ts), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := archive.WriteEnd(&buf, archive.Gzip); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
