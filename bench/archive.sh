@@ -6,8 +6,13 @@
 #   BASE=<git revision> bench/archive.sh     also times that revision's binary, alternating
 #
 # Sizes come from the environment:
+#   DATA=demo                                        demo: the demo platform below, text-heavy
+#                                                    (its fixtures and chapters); files: the
+#                                                    issue's benchmark (bench/genfiles.py, as
+#                                                    bench/incremental.sh) with the demo database
 #   BOOKS=10 CHAPTERS=50 MEDIA=2 FILE_BYTES=400000   demo platform (images, audio and book
 #                                                    files are random bytes: incompressible)
+#   FILES=100000 MIN_KB=1 MAX_KB=1024                DATA=files: its files
 #   WORKERS=2 RUNS=3                                 --workers of the backups; runs of each
 #   PIGZ=1                                           0 leaves tar | pigz out (it is slow; pigz
 #                                                    itself is run without it: it reads PIGZ)
@@ -21,7 +26,8 @@
 # the load average before and after (the machine may be shared).
 set -euo pipefail
 BOOKS=${BOOKS:-10} CHAPTERS=${CHAPTERS:-50} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-400000}
-WORKERS=${WORKERS:-2} RUNS=${RUNS:-3} PIGZ=${PIGZ:-1} BASE=${BASE:-}
+WORKERS=${WORKERS:-2} RUNS=${RUNS:-3} PIGZ=${PIGZ:-1} BASE=${BASE:-} DATA=${DATA:-demo}
+FILES=${FILES:-100000} MIN_KB=${MIN_KB:-1} MAX_KB=${MAX_KB:-1024}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-archive.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -37,9 +43,16 @@ if [ -n "$BASE" ]; then
   git -C "$ROOT" archive "$BASE" | tar -x -C "$WORK/base-src"
   (cd "$WORK/base-src" && go build -o "$WORK/webnovel-backup-base" ./cmd/webnovel-backup)
 fi
-echo "== demo platform: $BOOKS books x $CHAPTERS chapters, $MEDIA media each, ~$FILE_BYTES bytes a file"
-"$BIN" demo --path "$WORK/demo" --no-backup --books "$BOOKS" --chapters "$CHAPTERS" \
-  --media-per-chapter "$MEDIA" --file-bytes "$FILE_BYTES" >/dev/null
+if [ "$DATA" = files ]; then
+  echo "== the issue's benchmark: $FILES files of $MIN_KB-$MAX_KB KB and the demo database"
+  "$BIN" demo --path "$WORK/demo" --books 40 --chapters 50 --file-bytes 0 --no-backup >/dev/null
+  rm -rf "$WORK/demo/media"
+  python3 "$ROOT/bench/genfiles.py" "$WORK/demo/media" "$FILES" $((MIN_KB * 1024)) $((MAX_KB * 1024))
+else
+  echo "== demo platform: $BOOKS books x $CHAPTERS chapters, $MEDIA media each, ~$FILE_BYTES bytes a file"
+  "$BIN" demo --path "$WORK/demo" --no-backup --books "$BOOKS" --chapters "$CHAPTERS" \
+    --media-per-chapter "$MEDIA" --file-bytes "$FILE_BYTES" >/dev/null
+fi
 sync
 DB="sqlite:///$WORK/demo/db.sqlite3"
 echo "   $(find "$WORK/demo/media" -type f | wc -l) files, $(du -sh --apparent-size "$WORK/demo/media" | cut -f1)"

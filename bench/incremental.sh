@@ -45,26 +45,8 @@ DB="sqlite:///$WORK/platform/db.sqlite3"
 STORE="$WORK/platform/media"
 rm -rf "$STORE"
 
-# gen DIR COUNT MIN MAX: COUNT files, log-uniform sizes skewed to small ones; content/ holds
-# text, images/ and media/ random bytes. Deterministic.
-gen() {
-  python3 - "$@" <<'EOF'
-import os, random, sys
-d, n, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rnd = random.Random(42)
-blob = os.urandom(hi + 4096)
-words = b"the chapter of a webnovel told in many words and lines " * (hi // 50 + 100)
-for i in range(n):
-    prefix = ("content", "images", "media")[i % 3]
-    folder = os.path.join(d, prefix, str(i // 300))
-    os.makedirs(folder, exist_ok=True)
-    size = int(lo * (hi / lo) ** (rnd.random() ** 2))
-    off = rnd.randrange(0, 4096)
-    src = words if prefix == "content" else blob
-    with open(os.path.join(folder, "f%06d.bin" % i), "wb") as f:
-        f.write(i.to_bytes(8, "little") + src[off:off + max(size - 8, 0)])
-EOF
-}
+# gen DIR COUNT MIN MAX: the issue benchmark's files (bench/genfiles.py).
+gen() { python3 "$ROOT/bench/genfiles.py" "$@"; }
 
 # change DIR PCT: rewrites PCT% of the files (same size, new bytes, new mtime); prints the
 # changed bytes.
