@@ -22,7 +22,7 @@
 #   (2) webnovel-backup backup --compression zstd
 #   (3) tar cf - db.sqlite3 media | pigz -p 2 > x.tar.gz   (the same platform, raw)
 #   (4) webnovel-backup backup                             (a folder)
-# and the ratios of the medians (1)/(3) (target <= 0.5) and (1)/(4) (target <= 1.2), with
+# with the size and the peak RSS of each, and the ratios of the medians (1)/(3) (target <= 0.5) and (1)/(4) (target <= 1.2), with
 # the load average before and after (the machine may be shared).
 set -euo pipefail
 BOOKS=${BOOKS:-10} CHAPTERS=${CHAPTERS:-50} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-400000}
@@ -31,6 +31,7 @@ FILES=${FILES:-100000} MIN_KB=${MIN_KB:-1} MAX_KB=${MAX_KB:-1024}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-archive.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+[ -x /usr/bin/time ] || { echo "GNU time is missing: apt-get install -y time" >&2; exit 1; }
 if [ "$PIGZ" = 1 ]; then
   command -v pigz >/dev/null || { echo "pigz is missing: apt-get install -y pigz" >&2; exit 1; }
 fi
@@ -65,15 +66,19 @@ childcpu() {
 }
 now() { date +%s.%N; }
 # timed CMD...: runs CMD (output into $WORK/out, emptied first) and sets WALL and CPU to its
-# seconds (CPU: user + system of CMD's processes, steadier than wall on a shared machine).
+# seconds (CPU: user + system of CMD's processes, steadier than wall on a shared machine),
+# and RSS to the peak resident memory in MB of a backup it ran (backup writes it: GNU time).
 timed() {
-  rm -rf "$WORK/out" && mkdir -p "$WORK/out" && sync
+  rm -rf "$WORK/out" "$WORK/rss" && mkdir -p "$WORK/out" && sync
   local t0 t1 c0 c1
-  childcpu >"$WORK/c0"; t0=$(now); "$@" >/dev/null 2>"$WORK/stderr" || { tail "$WORK/stderr" >&2; exit 1; }; t1=$(now); childcpu >"$WORK/c1"
+  childcpu >"$WORK/c0"; t0=$(now)
+  "$@" >/dev/null 2>"$WORK/stderr" || { tail "$WORK/stderr" >&2; exit 1; }
+  t1=$(now); childcpu >"$WORK/c1"
   c0=$(cat "$WORK/c0") c1=$(cat "$WORK/c1")
   WALL=$(awk "BEGIN{printf \"%.3f\", $t1 - $t0}") CPU=$(awk "BEGIN{printf \"%.3f\", $c1 - $c0}")
+  RSS=$(( $(tail -1 "$WORK/rss" 2>/dev/null || echo 0) / 1024 ))
 }
-backup() { "$BIN" backup --database "$DB" --storage "$WORK/demo/media" --workers "$WORKERS" --backup-dir "$WORK/out" --skip-preflight "$@"; }
+backup() { /usr/bin/time -f %M -o "$WORK/rss" "$BIN" backup --database "$DB" --storage "$WORK/demo/media" --workers "$WORKERS" --backup-dir "$WORK/out" --skip-preflight "$@"; }
 backup_base() { "$WORK/webnovel-backup-base" backup --database "$DB" --storage "$WORK/demo/media" --workers "$WORKERS" --backup-dir "$WORK/out" --skip-preflight "$@"; }
 tarpigz() { tar cf - -C "$WORK/demo" db.sqlite3 media | env -u PIGZ pigz -p 2 > "$WORK/out/x.tar.gz"; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
@@ -84,13 +89,13 @@ size() { du -sb "$WORK/out" | cut -f1; }
 echo "== load before: $(uptime | sed 's/.*load average/load average/')"
 declare -a gz zst tp dir bgz bdir gzc zstc tpc dirc bgzc bdirc
 for i in $(seq "$RUNS"); do
-  timed backup --compress;                  gz+=("$WALL") gzc+=("$CPU") gzsize=$(size)
-  timed backup;                             dir+=("$WALL") dirc+=("$CPU") dirsize=$(size)
+  timed backup --compress;                  gz+=("$WALL") gzc+=("$CPU") gzsize=$(size) gzrss=$((RSS > ${gzrss:-0} ? RSS : ${gzrss:-0}))
+  timed backup;                             dir+=("$WALL") dirc+=("$CPU") dirsize=$(size) dirrss=$((RSS > ${dirrss:-0} ? RSS : ${dirrss:-0}))
   if [ -n "$BASE" ]; then
     timed backup_base --compress;           bgz+=("$WALL") bgzc+=("$CPU")
     timed backup_base;                      bdir+=("$WALL") bdirc+=("$CPU")
   fi
-  timed backup --compression zstd;          zst+=("$WALL") zstc+=("$CPU") zstsize=$(size)
+  timed backup --compression zstd;          zst+=("$WALL") zstc+=("$CPU") zstsize=$(size) zstrss=$((RSS > ${zstrss:-0} ? RSS : ${zstrss:-0}))
   if [ "$PIGZ" = 1 ]; then timed tarpigz;   tp+=("$WALL") tpc+=("$CPU") tpsize=$(size); fi
 done
 echo "== load after:  $(uptime | sed 's/.*load average/load average/')"
@@ -105,9 +110,9 @@ line() {
     "$(median "${c[@]}")" "$(range "${c[@]}")"
 }
 echo "== median [range] of $RUNS (seconds)"
-line "backup --compress (gzip):" "${gz[*]}" "${gzc[*]}";   echo "      $(mb "$gzsize")"
-line "backup --compression zstd:" "${zst[*]}" "${zstc[*]}"; echo "      $(mb "$zstsize")"
-line "backup (folder):" "${dir[*]}" "${dirc[*]}";           echo "      $(mb "$dirsize")"
+line "backup --compress (gzip):" "${gz[*]}" "${gzc[*]}";   echo "      $(mb "$gzsize"), peak RSS $gzrss MB"
+line "backup --compression zstd:" "${zst[*]}" "${zstc[*]}"; echo "      $(mb "$zstsize"), peak RSS $zstrss MB"
+line "backup (folder):" "${dir[*]}" "${dirc[*]}";           echo "      $(mb "$dirsize"), peak RSS $dirrss MB"
 if [ "$PIGZ" = 1 ]; then
   T=$(median "${tp[@]}") TC=$(median "${tpc[@]}")
   line "tar cf - | pigz -p 2:" "${tp[*]}" "${tpc[*]}";      echo "      $(mb "$tpsize")"
