@@ -5,7 +5,11 @@
 #   bench/encryption.sh
 #
 # Sizes come from the environment:
+#   DATA=demo                                       demo: the demo platform below; files: the
+#                                                   incremental issue's benchmark (bench/
+#                                                   genfiles.py) with the demo database
 #   BOOKS=20 CHAPTERS=25 MEDIA=2 FILE_BYTES=60000   demo platform (~1,550 files, ~90 MB)
+#   FILES=100000 MIN_KB=1 MAX_KB=1024               DATA=files: its files
 #   BACKUPS=7                                       backups of each (after one untimed of each)
 #   RUNS=2                                          restores of each
 #   QUIET=65                                        seconds of quiet before each restore
@@ -22,7 +26,8 @@
 # (go test -bench Encryption) measures that, not the encryption.
 set -euo pipefail
 BOOKS=${BOOKS:-20} CHAPTERS=${CHAPTERS:-25} MEDIA=${MEDIA:-2} FILE_BYTES=${FILE_BYTES:-60000}
-BACKUPS=${BACKUPS:-7} RUNS=${RUNS:-2} QUIET=${QUIET:-65}
+BACKUPS=${BACKUPS:-7} RUNS=${RUNS:-2} QUIET=${QUIET:-65} DATA=${DATA:-demo}
+FILES=${FILES:-100000} MIN_KB=${MIN_KB:-1} MAX_KB=${MAX_KB:-1024}
 [ "$RUNS" -le "$BACKUPS" ] || { echo "RUNS ($RUNS) must not exceed BACKUPS ($BACKUPS): each restore restores a timed backup" >&2; exit 2; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/wnb-enc.XXXXXX")
@@ -33,8 +38,14 @@ command -v age-keygen >/dev/null || { echo "age-keygen is missing: apt-get insta
 echo "== building"
 (cd "$ROOT" && go build -o "$WORK/webnovel-backup" ./cmd/webnovel-backup)
 BIN="$WORK/webnovel-backup"
-"$BIN" demo --path "$WORK/src" --books "$BOOKS" --chapters "$CHAPTERS" --media-per-chapter "$MEDIA" \
-  --file-bytes "$FILE_BYTES" --no-backup >/dev/null
+if [ "$DATA" = files ]; then
+  "$BIN" demo --path "$WORK/src" --books 40 --chapters 50 --file-bytes 0 --no-backup >/dev/null
+  rm -rf "$WORK/src/media"
+  python3 "$ROOT/bench/genfiles.py" "$WORK/src/media" "$FILES" $((MIN_KB * 1024)) $((MAX_KB * 1024))
+else
+  "$BIN" demo --path "$WORK/src" --books "$BOOKS" --chapters "$CHAPTERS" --media-per-chapter "$MEDIA" \
+    --file-bytes "$FILE_BYTES" --no-backup >/dev/null
+fi
 age-keygen -o "$WORK/key.txt" 2>/dev/null
 RECIPIENT=$(grep -o 'age1[0-9a-z]*' "$WORK/key.txt" | head -1)
 SRC=(--database "sqlite:///$WORK/src/db.sqlite3" --storage "$WORK/src/media")
@@ -63,10 +74,14 @@ for mode in folder archive; do
     [ $kind = enc ] && key=(--recipient "$RECIPIENT")
     "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/warm-$mode-$kind" "${flags[@]}" "${key[@]}" >/dev/null 2>&1
   done
+  # The disk holds few copies of a large storage; the quiet after a delete, as before restores.
+  rm -rf "$WORK"/out/warm-*; sync; sleep "$QUIET"
   for i in $(seq "$BACKUPS"); do
     sleep 1.1
     timed "$WORK/backup-$mode-plain" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-plain/$i" "${flags[@]}"
     timed "$WORK/backup-$mode-enc" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-enc/$i" "${flags[@]}" --recipient "$RECIPIENT"
+    # Only the first RUNS are restored.
+    if [ "$i" -gt "$RUNS" ]; then rm -rf "$WORK/out/$mode-plain/$i" "$WORK/out/$mode-enc/$i"; sync; sleep "$QUIET"; fi
   done
   echo "== $mode: $RUNS restores of each, alternating, ${QUIET}s of quiet before each"
   for i in $(seq "$RUNS"); do
@@ -79,8 +94,10 @@ for mode in folder archive; do
       sleep "$QUIET"
       timed "$WORK/restore-$mode-$kind" "$BIN" restore -q "$backup" --force "${key[@]}" \
         --database "sqlite:///$target/db.sqlite3" --storage "$target/media"
+      rm -rf "$target"
     done
   done
+  rm -rf "$WORK/out"; sync
 done
 
 # The nightly case: an incremental folder backup after 1% of the files changed. Only the changed

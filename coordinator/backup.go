@@ -1075,7 +1075,7 @@ func (r *backupRun) end(rep *BackupReport, err error) {
 			r.log.Warn("remove staging area", "err", aerr)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := r.c.queue.context()
 		defer cancel()
 		if serr := r.track.set(ctx, func(rec *messages.RunRecord) { rec.Staging = "" }); serr != nil {
 			r.log.Warn("record the staging area's removal", "err", serr)

@@ -25,10 +25,10 @@ const goneConfirmDelay = 2 * time.Second
 // The ordered consumer dispatch listens with can stall for good after a cluster node is lost,
 // and advisories are not replayed after a reconnect, while the streams hold the truth.
 func (c *Coordinator) readStates(ctx context.Context, run string, seqs map[string]uint64) []taskState {
-	ctx, cancel := context.WithTimeout(ctx, resyncTimeout)
+	ctx, cancel := c.callContext(ctx, resyncTimeout)
 	defer cancel()
 	results, err := c.js.Stream(ctx, messages.StreamResults)
-	if err != nil {
+	if c.queue.note(err) != nil {
 		c.log.Warn("resync: read the results stream", "run", run, "err", err)
 		return nil
 	}
@@ -122,10 +122,10 @@ func lastResultIn(ctx context.Context, results jetstream.Stream, run, id string)
 
 // lastResult reads one task's latest result; nil when it has none or it cannot be read.
 func (c *Coordinator) lastResult(ctx context.Context, run, id string) *messages.Result {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := c.callContext(ctx, queueCallWait)
 	defer cancel()
 	s, err := c.js.Stream(ctx, messages.StreamResults)
-	if err != nil {
+	if c.queue.note(err) != nil {
 		return nil
 	}
 	r, _ := lastResultIn(ctx, s, run, id)
@@ -162,14 +162,14 @@ func (c *Coordinator) consumerState(ctx context.Context) (consumerState, bool) {
 
 // readQueue reads the workers' consumer: idle pull requests and tasks in flight.
 func (c *Coordinator) readQueue(ctx context.Context) queueState {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := c.callContext(ctx, queueCallWait)
 	defer cancel()
 	cons, err := c.js.Consumer(ctx, messages.StreamTasks, messages.ConsumerWorkers)
-	if err != nil {
+	if c.queue.note(err) != nil {
 		return queueState{}
 	}
 	info, err := cons.Info(ctx)
-	if err != nil {
+	if c.queue.note(err) != nil {
 		return queueState{}
 	}
 	return queueState{Known: true, Waiting: info.NumWaiting, InFlight: info.NumAckPending}

@@ -44,6 +44,8 @@ type Coordinator struct {
 	noAdvisories bool
 	// afterPublish, if set, is called once a run's tasks are published (a test hook).
 	afterPublish func()
+	// queue remembers whether the queue stopped answering, for the end of a run.
+	queue queueHealth
 }
 
 // New makes a coordinator. The streams must exist (queue.Ensure).
@@ -90,7 +92,7 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 	if err != nil {
 		return nil, err
 	}
-	defer l.stop()
+	defer l.stop(&c.queue)
 	if err := c.publishAll(ctx, run, tasks, col); err != nil {
 		c.purge(run)
 		return nil, err
@@ -232,7 +234,7 @@ type listener struct {
 	stops      []func()
 }
 
-func (l *listener) stop() {
+func (l *listener) stop(h *queueHealth) {
 	done := make(chan struct{})
 	go func() {
 		for _, f := range l.stops {
@@ -245,7 +247,7 @@ func (l *listener) stop() {
 	// connection's close at the end of the session ends it).
 	select {
 	case <-done:
-	case <-time.After(listenerStopWait):
+	case <-time.After(h.wait(listenerStopWait)):
 	}
 }
 
@@ -282,7 +284,7 @@ func (c *Coordinator) listen(ctx context.Context, run string) (*listener, error)
 		messages.TerminatedAdvisory:    advTerminated,
 	} {
 		if err := c.subscribeAdvisory(l, subject, kind); err != nil {
-			l.stop()
+			l.stop(&c.queue)
 			return nil, fmt.Errorf("run %s: subscribe to advisories: %w", run, err)
 		}
 	}
@@ -344,13 +346,13 @@ func (q *eventQueue[T]) drain() []T {
 
 // purge removes a run's tasks that no worker has finished, so a failed run leaves no work behind.
 func (c *Coordinator) purge(run string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := c.queue.context()
 	defer cancel()
 	s, err := c.js.Stream(ctx, messages.StreamTasks)
 	if err == nil {
 		err = s.Purge(ctx, jetstream.WithPurgeSubject(messages.RunTasksSubject(run)))
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if c.queue.note(err) != nil && !errors.Is(err, context.Canceled) {
 		c.log.Warn("purge leftover tasks", "run", run, "err", err)
 	}
 }
@@ -367,19 +369,22 @@ func taskID(parts ...string) string {
 	}, id)
 }
 
+// publishWait bounds one attempt to publish a task (the jetstream package's own default).
+const publishWait = 5 * time.Second
+
 // publishTask publishes a task, again while the cluster does not answer (a node lost, a stream
 // leader being elected): the message id makes a repeat a no-op that acks the first copy.
 func (c *Coordinator) publishTask(ctx context.Context, msg *nats.Msg, id string) (*jetstream.PubAck, error) {
 	const attempts = 8
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		ack, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
-		if err == nil {
+		actx, cancel := c.callContext(ctx, publishWait)
+		ack, err := c.js.PublishMsg(actx, msg, jetstream.WithMsgID(id))
+		cancel()
+		if c.queue.note(err) == nil {
 			return ack, nil
 		}
-		unanswered := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-			errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
-		if !unanswered || ctx.Err() != nil || attempt == attempts {
+		if !unanswered(err) || ctx.Err() != nil || attempt == attempts {
 			return nil, err
 		}
 		if c.StallTimeout > 0 && time.Since(start) >= c.StallTimeout {

@@ -86,14 +86,18 @@ func (e *ClaimError) Error() string {
 // they run the same run: the one whose write is refused has lost it.
 type tracker struct {
 	kv     jetstream.KeyValue
+	queue  *queueHealth
 	log    *slog.Logger
 	mu     sync.Mutex
 	rec    messages.RunRecord
 	rev    uint64
 	lost   error // a *ClaimError once another coordinator holds the record
 	cancel context.CancelCauseFunc
-	stop   chan struct{}
-	done   chan struct{}
+	// beating ends when finish stops the heartbeat, cutting short a refresh in flight: finish
+	// writes the record itself next, and need not wait for a queue that does not answer.
+	beating  context.Context
+	stopBeat context.CancelFunc
+	done     chan struct{}
 }
 
 // coordinatorID names this process in run records.
@@ -116,10 +120,12 @@ func (c *Coordinator) track(ctx context.Context, rec messages.RunRecord, rev uin
 	rec.Coordinator = coordinatorID()
 	rec.Heartbeat = time.Now().UTC()
 	runCtx, cancel := context.WithCancelCause(ctx)
-	t := &tracker{kv: kv, log: c.log.With("run", rec.ID), rec: rec, rev: rev, cancel: cancel,
-		stop: make(chan struct{}), done: make(chan struct{})}
+	t := &tracker{kv: kv, queue: &c.queue, log: c.log.With("run", rec.ID), rec: rec, rev: rev, cancel: cancel,
+		done: make(chan struct{})}
+	t.beating, t.stopBeat = context.WithCancel(context.Background())
 	if err := t.put(ctx); err != nil {
 		cancel(err)
+		t.stopBeat()
 		return nil, nil, err
 	}
 	go t.beat()
@@ -133,18 +139,20 @@ func (t *tracker) beat() {
 	defer tick.Stop()
 	for {
 		select {
-		case <-t.stop:
+		case <-t.beating.Done():
 			return
 		case <-tick.C:
 			t.update(func(r *messages.RunRecord) { r.Heartbeat = time.Now().UTC() })
-			err := t.put(context.Background())
+			ctx, cancel := context.WithTimeout(t.beating, t.queue.wait(queueCallWait))
+			err := t.put(ctx)
+			cancel()
 			var lost *ClaimError
 			if errors.As(err, &lost) {
 				t.log.Error("the run record was taken over; stopping", "holder", lost.Holder)
 				t.cancel(lost)
 				return
 			}
-			if err != nil {
+			if err != nil && t.beating.Err() == nil {
 				t.log.Warn("refresh run record", "err", err)
 			}
 		}
@@ -182,6 +190,7 @@ func (t *tracker) put(ctx context.Context) error {
 	} else {
 		rev, err = t.kv.Update(ctx, id, data, t.rev)
 	}
+	t.queue.note(err)
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		t.lost = &ClaimError{Run: id, Holder: holderOf(ctx, t.kv, id)}
 		return t.lost
@@ -209,7 +218,7 @@ func holderOf(ctx context.Context, kv jetstream.KeyValue, id string) string {
 // finish records the outcome: complete with its path, or failed with the error. A record
 // another coordinator has taken over is left alone.
 func (t *tracker) finish(path string, runErr error) {
-	close(t.stop)
+	t.stopBeat()
 	<-t.done
 	t.cancel(context.Canceled)
 	t.update(func(r *messages.RunRecord) {
@@ -221,7 +230,7 @@ func (t *tracker) finish(path string, runErr error) {
 			r.State, r.Path, r.Publishing = messages.RunComplete, path, ""
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := t.queue.context()
 	defer cancel()
 	if err := t.put(ctx); err != nil {
 		t.log.Warn("record the run's outcome", "err", err)

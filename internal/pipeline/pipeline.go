@@ -49,11 +49,20 @@ type Config struct {
 	NoQueue bool
 }
 
+// workersStopWait bounds how long Close waits for the in-process workers to stop (a healthy
+// queue takes milliseconds), silentWorkersStopWait once the queue has left a call of the
+// coordinator's unanswered.
+const (
+	workersStopWait       = 15 * time.Second
+	silentWorkersStopWait = time.Second
+)
+
 // Session is a connected queue with its in-process workers running.
 type Session struct {
 	Coordinator *coordinator.Coordinator
 	JetStream   jetstream.JetStream
 
+	log      *slog.Logger
 	nc       *nats.Conn
 	embedded *queue.Embedded
 	stop     context.CancelFunc
@@ -70,7 +79,7 @@ func Start(ctx context.Context, cfg Config) (*Session, error) {
 	if removed := scratch.SweepAll(""); len(removed) > 0 {
 		log.Info("removed temporary files of processes that are gone", "paths", removed)
 	}
-	s := &Session{}
+	s := &Session{log: log}
 	if cfg.NoQueue {
 		s.Coordinator = coordinator.New(nil, log)
 		return s, nil
@@ -136,12 +145,28 @@ func (s *Session) connect(cfg Config) (*nats.Conn, error) {
 }
 
 // Close stops the workers (handing back what they hold), then the connection and any
-// embedded server.
+// embedded server. It waits for the workers only as long as the queue answers: a worker
+// ending a task tells the queue (its result, the message handed back), and on a queue that
+// stopped answering it would hold the command's exit for its full limits. Its tasks go back to
+// the queue when their AckWait passes.
 func (s *Session) Close() {
 	if s.stop != nil {
 		s.stop()
 	}
-	s.wg.Wait()
+	stopped := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(stopped)
+	}()
+	wait := workersStopWait
+	if s.Coordinator != nil && s.Coordinator.QueueSilent() {
+		wait = silentWorkersStopWait
+	}
+	select {
+	case <-stopped:
+	case <-time.After(wait):
+		s.log.Warn("in-process workers did not stop in time; leaving their tasks to the queue's AckWait", "waited", wait)
+	}
 	if s.nc != nil {
 		s.nc.Drain()
 		s.nc.Close()
