@@ -46,26 +46,8 @@ echo "== building"
 (cd "$ROOT" && go build -o "$WORK/webnovel-backup" ./cmd/webnovel-backup && go build -o "$WORK/fakes3" ./bench/fakes3)
 BIN="$WORK/webnovel-backup"
 
-# gen DIR COUNT MIN_BYTES MAX_BYTES: COUNT files of random bytes, sizes as above, spread
-# over the platform's prefixes and 100-file folders. Deterministic (seeded).
-gen() {
-  python3 - "$@" <<'EOF'
-import os, random, sys
-d, n, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rnd = random.Random(42)
-blob = os.urandom(hi + 4096)
-for i in range(n):
-    prefix = ("content", "images", "media")[i % 3]
-    folder = os.path.join(d, prefix, str(i // 300))
-    os.makedirs(folder, exist_ok=True)
-    # Log-uniform, skewed to small files (u²): a platform holds many small JSON files and
-    # fewer large images; with 4 KB-1 MB the median is ~17 KB and the mean ~110 KB.
-    size = int(lo * (hi / lo) ** (rnd.random() ** 2))
-    off = rnd.randrange(0, 4096)
-    with open(os.path.join(folder, "f%06d.bin" % i), "wb") as f:
-        f.write(i.to_bytes(8, "little") + blob[off:off + max(size - 8, 0)])
-EOF
-}
+# gen DIR COUNT MIN_BYTES MAX_BYTES: COUNT files of random bytes (bench/genfiles.py --random).
+gen() { python3 "$ROOT/bench/genfiles.py" --random "$@"; }
 
 echo "== generating $FILES files of ${MIN_KB}-${MAX_KB} KB"
 gen "$WORK/data" "$FILES" $((MIN_KB * 1024)) $((MAX_KB * 1024))

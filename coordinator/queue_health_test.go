@@ -22,16 +22,7 @@ import (
 // unanswered, instead of the full limit on each.
 func TestRunEndsSoonAfterTheQueueFreezes(t *testing.T) {
 	url := queuetest.Server(t)
-	direct, err := queue.Connect(url, t.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(direct.Close)
-	djs, err := jetstream.New(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := queue.Ensure(t.Context(), djs, queue.DefaultConfig()); err != nil {
+	if _, err := queue.Ensure(t.Context(), queuetest.Connect(t, url), queue.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
 	u, err := neturl.Parse(url)
@@ -40,15 +31,7 @@ func TestRunEndsSoonAfterTheQueueFreezes(t *testing.T) {
 	}
 	proxy := proctest.StartFreezingProxy(t, u.Host)
 	u.Host = proxy.Addr
-	nc, err := queue.Connect(u.String(), t.Name()+" via proxy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := queuetest.Connect(t, u.String())
 	const stall = time.Second
 	c := (&testQueue{js: js}).coordinator(t, stall)
 	var frozen time.Time

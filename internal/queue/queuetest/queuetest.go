@@ -26,7 +26,18 @@ func Server(t testing.TB) string {
 // Start starts a server, connects to it and declares what the pipeline needs with cfg.
 func Start(t testing.TB, cfg queue.Config) (jetstream.JetStream, jetstream.Consumer) {
 	t.Helper()
-	nc, err := queue.Connect(Server(t), t.Name())
+	js := Connect(t, Server(t))
+	cons, err := queue.Ensure(context.Background(), js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons
+}
+
+// Connect connects to the server at url until the test ends.
+func Connect(t testing.TB, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := queue.Connect(url, t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +46,5 @@ func Start(t testing.TB, cfg queue.Config) (jetstream.JetStream, jetstream.Consu
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := queue.Ensure(context.Background(), js, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js, cons
+	return js
 }
