@@ -119,6 +119,42 @@ func TestTakenOverRunStops(t *testing.T) {
 	}
 }
 
+// A write of the run record that landed though its answer was lost (a heartbeat cut short, a
+// reply that timed out) is the coordinator's own: its next write goes on from it instead of
+// taking it for another coordinator's claim, which would leave the run's outcome unrecorded.
+func TestOwnWriteWithLostAnswer(t *testing.T) {
+	c, kv := registry(t)
+	ctx := context.Background()
+	tr, _, err := c.track(ctx, messages.RunRecord{ID: "lost-answer", Kind: "backup"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A heartbeat that reached the server; the tracker never heard back.
+	tr.mu.Lock()
+	tr.rec.Heartbeat = time.Now().UTC()
+	data, err := messages.Marshal(&tr.rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Update(ctx, "lost-answer", data, tr.rev); err != nil {
+		t.Fatal(err)
+	}
+	tr.unsure = data
+	tr.mu.Unlock()
+
+	tr.finish("", errors.New("the run failed"))
+	if !tr.owned() {
+		t.Fatal("the tracker took its own heartbeat for another coordinator's claim")
+	}
+	rec, err := c.RunRecord(ctx, "lost-answer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.State != messages.RunFailed || rec.Error != "the run failed" {
+		t.Errorf("record after finish: state %q, error %q; want the failure recorded", rec.State, rec.Error)
+	}
+}
+
 // Which recorded runs a resume may take over, and what it says when it may not.
 func TestResumeRecord(t *testing.T) {
 	shortHeartbeat(t)

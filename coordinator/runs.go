@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -91,7 +92,8 @@ type tracker struct {
 	mu     sync.Mutex
 	rec    messages.RunRecord
 	rev    uint64
-	lost   error // a *ClaimError once another coordinator holds the record
+	lost   error  // a *ClaimError once another coordinator holds the record
+	unsure []byte // the last write, when its outcome is unknown
 	cancel context.CancelCauseFunc
 	// beating ends when finish stops the heartbeat, cutting short a refresh in flight: finish
 	// writes the record itself next, and need not wait for a queue that does not answer.
@@ -184,22 +186,61 @@ func (t *tracker) put(ctx context.Context) error {
 		return err
 	}
 	id := t.rec.ID
-	var rev uint64
-	if t.rev == 0 {
-		rev, err = t.kv.Create(ctx, id, data)
-	} else {
-		rev, err = t.kv.Update(ctx, id, data, t.rev)
+	err = t.write(ctx, id, data)
+	if refused(err) && t.ownWriteLanded(ctx, id) {
+		err = t.write(ctx, id, data)
 	}
-	t.queue.note(err)
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+	if refused(err) {
 		t.lost = &ClaimError{Run: id, Holder: holderOf(ctx, t.kv, id)}
 		return t.lost
 	}
 	if err != nil {
 		return fmt.Errorf("record run %s: %w", id, err)
 	}
-	t.rev = rev
 	return nil
+}
+
+// write creates or updates the record on the revision this coordinator last wrote. A write
+// that failed without a refusal (its answer lost, its context ended) may still have landed:
+// its bytes are kept for ownWriteLanded.
+func (t *tracker) write(ctx context.Context, id string, data []byte) error {
+	var rev uint64
+	var err error
+	if t.rev == 0 {
+		rev, err = t.kv.Create(ctx, id, data)
+	} else {
+		rev, err = t.kv.Update(ctx, id, data, t.rev)
+	}
+	t.queue.note(err)
+	switch {
+	case err == nil:
+		t.rev, t.unsure = rev, nil
+	case !refused(err):
+		t.unsure = data
+	}
+	return err
+}
+
+// ownWriteLanded reports whether the record holds, byte for byte, a write of this coordinator
+// whose answer was lost (a heartbeat cut short, a reply that timed out), and if so takes its
+// revision as its own. Without it, that write would pass for another coordinator's claim. No
+// other writer makes the same bytes: each write carries its heartbeat to the nanosecond.
+func (t *tracker) ownWriteLanded(ctx context.Context, id string) bool {
+	if t.unsure == nil {
+		return false
+	}
+	e, err := t.kv.Get(ctx, id)
+	if err != nil || !bytes.Equal(e.Value(), t.unsure) {
+		return false
+	}
+	t.rev, t.unsure = e.Revision(), nil
+	return true
+}
+
+// refused reports whether a write of the record was refused for its revision: another write
+// came first.
+func refused(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 // holderOf names the coordinator in a run's current record.
