@@ -53,10 +53,6 @@ type Option func(*options)
 // n bytes in all (a gzip bomb, or not the backup expected). 0: no limit.
 func WithMaxBytes(n int64) Option { return func(o *options) { o.maxBytes = n } }
 
-// WithLevel (Write) sets the gzip compression level (gzip.BestSpeed to
-// gzip.BestCompression; default gzip.DefaultCompression).
-func WithLevel(level int) Option { return func(o *options) { o.level = level } }
-
 // WithConcurrency (Write) sets pgzip's block size in bytes and the number of blocks
 // compressed in parallel; memory use is about blockSize × blocks × 2.
 // Defaults: 1 MiB blocks, GOMAXPROCS blocks.

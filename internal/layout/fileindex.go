@@ -125,9 +125,6 @@ func (w *FileIndexWriter) Add(e messages.FileEntry) error {
 	return w.sorted.Add(e.Path, data)
 }
 
-// Len is the number of entries added.
-func (w *FileIndexWriter) Len() int { return w.sorted.Len() }
-
 // WriteTo writes the index, one JSON line per file in Path order. A path added twice is an
 // error (the lines before it may have been written).
 func (w *FileIndexWriter) WriteTo(out io.Writer) (int64, error) {

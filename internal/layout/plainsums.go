@@ -42,9 +42,6 @@ func (w *PlainSumsWriter) Add(path, plain string) error {
 	return nil
 }
 
-// Len is the number of entries added.
-func (w *PlainSumsWriter) Len() int { return w.sums.Len() }
-
 // WriteTo writes the manifest encrypted to rc into out and returns the bytes written to out.
 // A path added twice is an error.
 func (w *PlainSumsWriter) WriteTo(out io.Writer, rc *encryption.Recipients) (int64, error) {

@@ -267,16 +267,6 @@ func (s sinkWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// HashAgeFile is HashAge of the file at name.
-func HashAgeFile(ctx context.Context, name string, ids *encryption.Identities, sink io.Writer) (AgeSums, error) {
-	f, err := storage.OpenRegular(name)
-	if err != nil {
-		return AgeSums{}, fmt.Errorf("hash %s: %w", name, err)
-	}
-	defer f.Close()
-	return HashAge(ctx, f, ids, sink)
-}
-
 // PlainNames is a copy of the summary whose recorded modes name the files as they are
 // restored (without .age), whichever way an encrypted backup recorded them.
 func (f *FilesSummary) PlainNames() *FilesSummary {

@@ -103,7 +103,6 @@ func Scan(ctx context.Context, m platform.Model, r io.Reader, chunk bool, fn fun
 // coordinator.
 type ListWriter struct {
 	bw *bufio.Writer
-	n  int64
 }
 
 // NewListWriter writes to w; call Flush at the end.
@@ -115,14 +114,10 @@ func (w *ListWriter) Add(r Ref) error {
 	if err != nil {
 		return fmt.Errorf("reference list: %w", err)
 	}
-	w.n++
 	data = append(data, '\n')
 	_, err = w.bw.Write(data)
 	return err
 }
-
-// Len is the number of references written.
-func (w *ListWriter) Len() int64 { return w.n }
 
 // Flush writes what is buffered.
 func (w *ListWriter) Flush() error { return w.bw.Flush() }
@@ -169,9 +164,6 @@ func (c *Checker) Add(r Ref) error {
 
 // AddFile records one file the storage (or backup) holds, by its storage key, in any order.
 func (c *Checker) AddFile(key string) error { return c.files.Add(key, nil) }
-
-// Refs is the number of references added.
-func (c *Checker) Refs() int { return c.refs.Len() }
 
 // Close removes the sorts' run files.
 func (c *Checker) Close() error { return errors.Join(c.refs.Close(), c.files.Close()) }
