@@ -18,7 +18,7 @@ import (
 // first check to its end, and a second one is refused before it changes anything.
 
 // ErrTargetBusy is a restore refused because another one is writing to its target.
-var ErrTargetBusy = errors.New("another restore is writing to it")
+var ErrTargetBusy = errors.New("the restore is refused: wait for the other one to end (nothing was changed)")
 
 // lockRestoreTarget takes the restore locks of o's target: the database's (database.LockRestore)
 // and a local storage folder's (a lock on the folder itself, which leaves nothing behind). A
@@ -36,8 +36,7 @@ func lockRestoreTarget(ctx context.Context, o RestoreOptions) (release func(), e
 		switch {
 		case errors.Is(err, database.ErrRestoreRunning):
 			release()
-			src, _ := database.ParseURL(o.DatabaseURL)
-			return nil, fmt.Errorf("database %s: %w: wait for it to end (nothing was changed)", src.Redacted, ErrTargetBusy)
+			return nil, fmt.Errorf("database %w: %w", err, ErrTargetBusy) // err names the lock's holder
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
 			release()
@@ -52,7 +51,7 @@ func lockRestoreTarget(ctx context.Context, o RestoreOptions) (release func(), e
 		switch {
 		case errors.Is(err, filelock.ErrLocked):
 			release()
-			return nil, fmt.Errorf("storage %s: %w: wait for it to end (nothing was changed)", dir, ErrTargetBusy)
+			return nil, fmt.Errorf("storage %s: another restore is writing to it: %w", dir, ErrTargetBusy)
 		case err == nil:
 			held = append(held, r)
 		case !errors.Is(err, fs.ErrNotExist):
