@@ -711,10 +711,7 @@ func filesPlatform(t *testing.T, files ...string) (*incStorage, *coordinator.Coo
 // backup's lock alone) is not used, with a warning naming it; the backup takes the next older
 // base, here none, so copies every file.
 func TestIncrementalPassesOverABaseBeingPruned(t *testing.T) {
-	s := newIncStorage(t)
-	s.put("content/a.json", "alpha")
-	c := filesSession(t, s)
-	dir := t.TempDir()
+	s, c, dir := filesPlatform(t, "content/a.json", "alpha")
 	first := filesBackup(t, c, s, dir, nil)
 	release, err := layout.Claim(first.Path)
 	if err != nil {
