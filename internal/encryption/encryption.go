@@ -121,7 +121,7 @@ func parseRecipient(s string) (age.Recipient, string, error) {
 		if err != nil {
 			return nil, "", fmt.Errorf("malformed age recipient %.12s…: %v", s, err)
 		}
-		return rcs[0], s, nil
+		return fastRecipient(rcs[0]), s, nil
 	}
 	// Not echoed, not even its start: a wrong file given here may hold a passphrase.
 	return nil, "", errors.New("not a recipient: want age1… (age), age1pq1… (post-quantum) or an SSH public key (ssh-ed25519 …, ssh-rsa …)")
@@ -231,11 +231,17 @@ func ReadIdentityFile(path string) (*Identities, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity file %s: %v", path, err)
 	}
-	return &Identities{list: ids}, nil
+	return IdentitiesOf(ids...), nil
 }
 
 // IdentitiesOf wraps identities already parsed (a passphrase backup's opened key, a run key).
-func IdentitiesOf(ids ...age.Identity) *Identities { return &Identities{list: ids} }
+func IdentitiesOf(ids ...age.Identity) *Identities {
+	list := make([]age.Identity, len(ids))
+	for i, id := range ids {
+		list[i] = fastIdentity(id)
+	}
+	return &Identities{list: list}
+}
 
 // Decrypt returns a reader of r's plaintext. A header that none of the identities opens is
 // ErrWrongKey; ciphertext that fails authentication while it is read is ErrDamaged (the

@@ -32,6 +32,8 @@ func (i *Identities) Recipients() (*Recipients, error) {
 	var public []string
 	for _, id := range i.list {
 		switch v := id.(type) {
+		case *x25519Identity:
+			public = append(public, v.age.Recipient().String())
 		case *age.X25519Identity:
 			public = append(public, v.Recipient().String())
 		case *age.HybridIdentity:
