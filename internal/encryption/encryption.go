@@ -14,6 +14,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
+	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/agessh"
@@ -382,23 +384,76 @@ func IsEncryptedFile(file string) bool {
 	return IsEncrypted(head[:n])
 }
 
+// keyFileWait bounds how long a key file that is a FIFO or a pipe may take to be opened by
+// its writer and written to its end: one that nobody writes would hold the run for ever.
+var keyFileWait = 30 * time.Second
+
 // readKeyFile reads a key file the operator named: a file or a pipe (--identity
-// <(pass show key)), but not an endless stream (/dev/zero) that would take the memory. A name
-// that does not open is not repeated: it may be the key or the passphrase itself, given where
-// a file name belongs (WNB_AGE_IDENTITY_FILE=AGE-SECRET-KEY-1…).
+// <(pass show key)), but not an endless stream (/dev/zero) that would take the memory, nor a
+// FIFO that nobody writes (keyFileWait). A name that does not open is not repeated: it may be
+// the key or the passphrase itself, given where a file name belongs
+// (WNB_AGE_IDENTITY_FILE=AGE-SECRET-KEY-1…).
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	deadline := time.Now().Add(keyFileWait)
+	f, err := openKeyFile(path, deadline)
 	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, fmt.Errorf("the file named does not open (%w); its name is not shown, in case it is a key or a passphrase given by mistake", err)
+		return nil, err
 	}
 	defer f.Close()
+	// A pipe is read through the poller, which keeps the deadline; a regular file has none.
+	_ = f.SetReadDeadline(deadline)
 	data, err := storage.ReadLimited(f, maxKeyFileSize)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, notWritten(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return data, nil
+}
+
+// errNotWritten is a key file that is a FIFO or pipe whose writer did not come, or did not
+// finish, within keyFileWait.
+var errNotWritten = errors.New("a FIFO or pipe that nothing wrote to its end in time: give the key file, or start the process that writes it first")
+
+// notWritten is errNotWritten for path.
+func notWritten(path string) error {
+	return fmt.Errorf("%s: %w (waited %s)", path, errNotWritten, keyFileWait)
+}
+
+// openKeyFile opens path, which may be a FIFO whose open waits for a writer: past deadline,
+// the wait is ended (by opening the FIFO for writing, which releases it) and refused.
+func openKeyFile(path string, deadline time.Time) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		done <- opened{f, err}
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		if o.err != nil {
+			var pe *fs.PathError
+			if errors.As(o.err, &pe) {
+				o.err = pe.Err
+			}
+			return nil, fmt.Errorf("the file named does not open (%w); its name is not shown, in case it is a key or a passphrase given by mistake", o.err)
+		}
+		return o.f, nil
+	case <-timer.C:
+	}
+	if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+		w.Close()
+	}
+	go func() { // the open, released or not, is closed when it returns
+		if o := <-done; o.f != nil {
+			o.f.Close()
+		}
+	}()
+	return nil, notWritten(path)
 }

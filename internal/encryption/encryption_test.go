@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/ssh"
@@ -424,6 +426,46 @@ func TestJoinRecipients(t *testing.T) {
 		}
 		if got, _ := io.ReadAll(r); string(got) != "chapter one" {
 			t.Fatalf("%s: decrypted %q", key, got)
+		}
+	}
+}
+
+// TestKeyFileNobodyWrites: a key file that is a FIFO nobody opens for writing, or one whose
+// writer never finishes, is refused by name after keyFileWait, instead of holding the run.
+func TestKeyFileNobodyWrites(t *testing.T) {
+	defer func(d time.Duration) { keyFileWait = d }(keyFileWait)
+	keyFileWait = 300 * time.Millisecond
+	dir := t.TempDir()
+	reads := []struct {
+		name string
+		read func(string) error
+	}{
+		{"identity", func(p string) error { _, err := ReadIdentityFile(p); return err }},
+		{"recipients", func(p string) error { _, err := ReadRecipientsFile(p); return err }},
+		{"passphrase", func(p string) error { _, err := ReadPassphrase(p, ""); return err }},
+	}
+	for i, tt := range reads {
+		for _, writer := range []string{"none", "silent"} {
+			fifo := filepath.Join(dir, fmt.Sprintf("key%d-%s.fifo", i, writer))
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if writer == "silent" { // opens its end, writes a line, never closes it
+				w, err := os.OpenFile(fifo, os.O_RDWR, 0) // RDWR: opens without waiting for a reader
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Close()
+				w.WriteString("age1partial\n")
+			}
+			start := time.Now()
+			err := tt.read(fifo)
+			if err == nil || !errors.Is(err, errNotWritten) || !strings.Contains(err.Error(), fifo) {
+				t.Errorf("%s from a FIFO (writer: %s): %v, want it refused by name", tt.name, writer, err)
+			}
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("%s from a FIFO (writer: %s): took %s", tt.name, writer, took)
+			}
 		}
 	}
 }
