@@ -45,13 +45,11 @@ func fastRecipient(rc age.Recipient) age.Recipient {
 	if !ok {
 		return rc
 	}
-	key, err := bech32Data(x.String(), "age")
-	if err != nil || len(key) != x25519.Size {
+	key, ok := rawKey(x.String(), "age")
+	if !ok {
 		return rc // cannot happen for a key age parsed; age's own recipient then
 	}
-	r := &x25519Recipient{}
-	copy(r.their[:], key)
-	return r
+	return &x25519Recipient{their: key}
 }
 
 // Wrap is age's X25519Recipient.Wrap.
@@ -90,14 +88,23 @@ func fastIdentity(id age.Identity) age.Identity {
 	if !ok {
 		return id
 	}
-	key, err := bech32Data(x.String(), "AGE-SECRET-KEY-")
-	if err != nil || len(key) != x25519.Size {
+	key, ok := rawKey(x.String(), "AGE-SECRET-KEY-")
+	if !ok {
 		return id
 	}
-	i := &x25519Identity{age: x}
-	copy(i.secret[:], key)
+	i := &x25519Identity{age: x, secret: key}
 	x25519.KeyGen(&i.public, &i.secret)
 	return i
+}
+
+// rawKey is the 32 bytes of a key that age wrote in Bech32 with human-readable part hrp.
+func rawKey(s, hrp string) (key x25519.Key, ok bool) {
+	data, err := bech32Data(s, hrp)
+	if err != nil || len(data) != x25519.Size {
+		return key, false
+	}
+	copy(key[:], data)
+	return key, true
 }
 
 // Unwrap is age's X25519Identity.Unwrap: the file key from the first X25519 stanza this key
