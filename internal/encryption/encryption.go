@@ -447,8 +447,10 @@ func openKeyFile(path string, deadline time.Time) (*os.File, error) {
 		return o.f, nil
 	case <-timer.C:
 	}
-	if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-		w.Close()
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&fs.ModeNamedPipe != 0 {
+		if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w.Close() // writes nothing: the open that waited reads an empty file, and is closed
+		}
 	}
 	go func() { // the open, released or not, is closed when it returns
 		if o := <-done; o.f != nil {
