@@ -24,7 +24,7 @@ import (
 // ChaCha20-Poly1305 with a zero nonce under a key used once) is age's, through the standard
 // libraries; age itself still writes the header, its MAC and the payload, and reads them.
 // age.X25519Identity opens what x25519Recipient wraps and the reverse (TestX25519Stanzas),
-// and so does the stock age command (TestStockAgeDecrypts).
+// and so does the stock age command (TestStockAgeOpensCirclStanzas).
 
 const x25519Label = "age-encryption.org/v1/X25519"
 
