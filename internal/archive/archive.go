@@ -39,7 +39,6 @@ type Stats struct {
 
 type options struct {
 	progress  func(n int64)
-	level     int
 	blockSize int
 	blocks    int
 	maxBytes  int64
@@ -48,6 +47,28 @@ type options struct {
 
 // Option tunes Write or Extract.
 type Option func(*options)
+
+// writeOptions are Write's and WriteObjects' options: 1 MiB blocks, GOMAXPROCS of them, unless
+// opts say otherwise.
+func writeOptions(opts []Option) options {
+	o := options{blockSize: 1 << 20, blocks: runtime.GOMAXPROCS(0)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// gzipWriter is the parallel gzip stream (default level) into w that o asks for.
+func (o options) gzipWriter(w io.Writer) (*pgzip.Writer, error) {
+	gz, err := pgzip.NewWriterLevel(w, pgzip.DefaultCompression)
+	if err != nil {
+		return nil, err
+	}
+	if err := gz.SetConcurrency(o.blockSize, o.blocks); err != nil {
+		return nil, err
+	}
+	return gz, nil
+}
 
 // WithMaxBytes makes Extract refuse an archive whose files hold more than
 // n bytes in all (a gzip bomb, or not the backup expected). 0: no limit.
@@ -71,10 +92,7 @@ func WithConcurrency(blockSize, blocks int) Option {
 // w receives a partial archive on error; callers write to a temporary file.
 func Write(ctx context.Context, w io.Writer, dir, top string, opts ...Option) (Stats, error) {
 	var st Stats
-	o := options{level: pgzip.DefaultCompression, blockSize: 1 << 20, blocks: runtime.GOMAXPROCS(0)}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := writeOptions(opts)
 	if top == "" || top == "." || top == ".." || strings.ContainsAny(top, "/\\\x00") {
 		return st, fmt.Errorf("archive %s: top folder %q must be one path component", dir, top)
 	}
@@ -85,11 +103,8 @@ func Write(ctx context.Context, w io.Writer, dir, top string, opts ...Option) (S
 	if !rootInfo.IsDir() {
 		return st, fmt.Errorf("archive %s: not a folder", dir)
 	}
-	gz, err := pgzip.NewWriterLevel(w, o.level)
+	gz, err := o.gzipWriter(w)
 	if err != nil {
-		return st, fmt.Errorf("archive %s: %w", dir, err)
-	}
-	if err := gz.SetConcurrency(o.blockSize, o.blocks); err != nil {
 		return st, fmt.Errorf("archive %s: %w", dir, err)
 	}
 	closed := false

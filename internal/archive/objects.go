@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"runtime"
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/klauspost/pgzip"
 )
 
 // Object is one file of a backup that is not in a local folder (e.g. on S3).
@@ -29,19 +26,13 @@ type Object struct {
 // are implied by the file entries (tar and Extract create them).
 func WriteObjects(ctx context.Context, w io.Writer, top string, objs []Object, open func(key string) (io.ReadCloser, error), opts ...Option) (Stats, error) {
 	var st Stats
-	o := options{level: pgzip.DefaultCompression, blockSize: 1 << 20, blocks: runtime.GOMAXPROCS(0)}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := writeOptions(opts)
 	if top == "" || top == "." || top == ".." || strings.ContainsAny(top, "/\\\x00") {
 		return st, fmt.Errorf("archive: top folder %q must be one path component", top)
 	}
 	sorted := sortLeading(objs)
-	gz, err := pgzip.NewWriterLevel(w, o.level)
+	gz, err := o.gzipWriter(w)
 	if err != nil {
-		return st, err
-	}
-	if err := gz.SetConcurrency(o.blockSize, o.blocks); err != nil {
 		return st, err
 	}
 	closed := false
