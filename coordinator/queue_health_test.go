@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"errors"
-	neturl "net/url"
 	"testing"
 	"time"
 
@@ -25,12 +24,7 @@ func TestRunEndsSoonAfterTheQueueFreezes(t *testing.T) {
 	if _, err := queue.Ensure(t.Context(), queuetest.Connect(t, url), queue.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := proctest.StartFreezingProxy(t, u.Host)
-	u.Host = proxy.Addr
+	proxy, u := proctest.ProxyURL(t, url)
 	js := queuetest.Connect(t, u.String())
 	const stall = time.Second
 	c := (&testQueue{js: js}).coordinator(t, stall)

@@ -3,7 +3,6 @@ package workers
 import (
 	"context"
 	"errors"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -77,12 +76,7 @@ func TestStalledAttemptIsCancelled(t *testing.T) {
 // stall timeout, naming the stall, instead of waiting for ever.
 func TestExportOnFrozenServerIsCancelled(t *testing.T) {
 	direct := demoDatabase(t, "postgres")
-	u, err := url.Parse(direct)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := proctest.StartFreezingProxy(t, u.Host)
-	u.Host = proxy.Addr
+	proxy, u := proctest.ProxyURL(t, direct)
 	w, db := databaseWorker(t, u.String())
 	w.cfg.StallTimeout = 500 * time.Millisecond
 	snap, err := db.BeginSnapshot(context.Background(), t.TempDir())

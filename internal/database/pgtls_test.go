@@ -2,7 +2,6 @@ package database
 
 import (
 	"context"
-	"net/url"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -45,12 +44,7 @@ func TestPlainAfterRefusalApplies(t *testing.T) {
 // TestPlainAfterRefusalConnectsOnce counts the TCP connections a pool makes to a server
 // without TLS under the default sslmode: only the first pays for the refused TLS attempt.
 func TestPlainAfterRefusalConnectsOnce(t *testing.T) {
-	u, err := url.Parse(pgtest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := proctest.StartFreezingProxy(t, u.Host)
-	u.Host = proxy.Addr
+	proxy, u := proctest.ProxyURL(t, pgtest.URL(t))
 	q := u.Query()
 	q.Del("sslmode") // pgx's default: prefer
 	u.RawQuery = q.Encode()

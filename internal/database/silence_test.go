@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"testing"
 	"time"
 
@@ -21,12 +20,7 @@ import (
 // the silence limit passes, with ErrDatabaseSilent, instead of holding them for ever; so does
 // the next statement, on a new connection.
 func TestSilenceFailsAFrozenServer(t *testing.T) {
-	u, err := url.Parse(pgtest.URL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := proctest.StartFreezingProxy(t, u.Host)
-	u.Host = p.Addr
+	p, u := proctest.ProxyURL(t, pgtest.URL(t))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	db, err := OpenWith(ctx, u.String(), Options{Silence: 300 * time.Millisecond})

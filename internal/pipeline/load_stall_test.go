@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -62,13 +61,8 @@ func TestRestoreCheckStallFails(t *testing.T) {
 // both ways, once its client has sent after bytes.
 func throughStallingProxy(t *testing.T, dbURL string, after int64) string {
 	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := proctest.StartFreezingProxy(t, u.Host)
+	p, u := proctest.ProxyURL(t, dbURL)
 	p.StallAfter(after)
-	u.Host = p.Addr
 	return u.String()
 }
 

@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	neturl "net/url"
 	"strings"
 	"testing"
 	"time"
@@ -27,12 +26,7 @@ func TestBackupEndsSoonAfterTheQueueFreezes(t *testing.T) {
 	opts.Books, opts.ChaptersPerBook = 6, 20
 	p := sqlitePlatform(t, opts)
 	url := queuetest.Server(t)
-	u, err := neturl.Parse(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := proctest.StartFreezingProxy(t, u.Host)
-	u.Host = proxy.Addr
+	proxy, u := proctest.ProxyURL(t, url)
 	const stall = time.Second
 	s, err := pipeline.Start(t.Context(), pipeline.Config{NATSURL: u.String(), Workers: 1,
 		DatabaseURL: p.dbURL, StorageURL: p.storage, StallTimeout: stall})

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,6 +45,19 @@ func StartFreezingProxy(t testing.TB, target string) *FreezingProxy {
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
+}
+
+// ProxyURL starts a FreezingProxy to the server that rawURL (postgres://, nats://, …) names
+// and returns it with rawURL pointed at it.
+func ProxyURL(t testing.TB, rawURL string) (*FreezingProxy, *url.URL) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := StartFreezingProxy(t, u.Host)
+	u.Host = p.Addr
+	return p, u
 }
 
 // Freeze lets the server's next n bytes through, then stops every connection dead.
