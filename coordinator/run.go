@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -92,7 +91,7 @@ func (c *Coordinator) dispatch(ctx context.Context, run string, tasks []*message
 	if err != nil {
 		return nil, err
 	}
-	defer l.stop(&c.queue)
+	defer l.stop()
 	if err := c.publishAll(ctx, run, tasks, col); err != nil {
 		c.purge(run)
 		return nil, err
@@ -232,9 +231,10 @@ type listener struct {
 	results    *eventQueue[*messages.Result]
 	advisories *eventQueue[advisory]
 	stops      []func()
+	queue      *queueHealth // how long stop waits
 }
 
-func (l *listener) stop(h *queueHealth) {
+func (l *listener) stop() {
 	done := make(chan struct{})
 	go func() {
 		for _, f := range l.stops {
@@ -247,7 +247,7 @@ func (l *listener) stop(h *queueHealth) {
 	// connection's close at the end of the session ends it).
 	select {
 	case <-done:
-	case <-time.After(h.wait(listenerStopWait)):
+	case <-time.After(l.queue.wait(listenerStopWait)):
 	}
 }
 
@@ -257,7 +257,7 @@ const listenerStopWait = 5 * time.Second
 // listen subscribes to the run's results (an ordered consumer of the results stream) and to
 // the max-deliveries and terminated advisories of the workers' consumer.
 func (c *Coordinator) listen(ctx context.Context, run string) (*listener, error) {
-	l := &listener{results: newEventQueue[*messages.Result](), advisories: newEventQueue[advisory]()}
+	l := &listener{results: newEventQueue[*messages.Result](), advisories: newEventQueue[advisory](), queue: &c.queue}
 	oc, err := c.js.OrderedConsumer(ctx, messages.StreamResults, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{messages.RunResultsSubject(run)},
 	})
@@ -284,7 +284,7 @@ func (c *Coordinator) listen(ctx context.Context, run string) (*listener, error)
 		messages.TerminatedAdvisory:    advTerminated,
 	} {
 		if err := c.subscribeAdvisory(l, subject, kind); err != nil {
-			l.stop(&c.queue)
+			l.stop()
 			return nil, fmt.Errorf("run %s: subscribe to advisories: %w", run, err)
 		}
 	}
@@ -352,7 +352,7 @@ func (c *Coordinator) purge(run string) {
 	if err == nil {
 		err = s.Purge(ctx, jetstream.WithPurgeSubject(messages.RunTasksSubject(run)))
 	}
-	if c.queue.note(err) != nil && !errors.Is(err, context.Canceled) {
+	if c.queue.note(err) != nil { // its context is its own: never cancelled, only timed out
 		c.log.Warn("purge leftover tasks", "run", run, "err", err)
 	}
 }
