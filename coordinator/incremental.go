@@ -149,6 +149,13 @@ func (p *copyPlanner) walkAhead(ctx context.Context, src *storage.Bucket, fn fun
 // regular files go to the plan's warnings.
 func (p *copyPlanner) walk(ctx context.Context, src *storage.Bucket, fn func(messages.FileEntry) error) error {
 	return src.WalkSpecial(ctx, "", func(obj storage.Object) error {
+		if obj.Key == StorageLockKey && !src.IsLocal() {
+			// A restore's lock, not the platform's: a stale one (refuseDuringS3Restore
+			// warned of it) must not come back with the next restore.
+			sp := storage.Special{Key: obj.Key, Kind: "restore lock", Why: "a restore's lock object, not the platform's"}
+			p.info.Special = append(p.info.Special, skippedEntry{Kind: sp.Kind, Warning: sp.Warning()})
+			return nil
+		}
 		return fn(p.entryOf(obj))
 	}, func(sp storage.Special) error {
 		if !p.recordFolder(sp) {

@@ -81,6 +81,8 @@ type RestoreOptions struct {
 
 	// silence is the coordinator's stall timeout, for the target's connections.
 	silence time.Duration
+	// lostLock stops the restore when a lock of its target is taken from it (objectlock).
+	lostLock func(error)
 }
 
 // PlanModel is one model a restore will replace.
@@ -306,7 +308,14 @@ func splitLocation(loc string) (parent, name string, err error) {
 // files through the queue. A failed check or a refusal changes nothing. The run is one trace.
 func (c *Coordinator) Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
 	ctx, span := telemetry.StartRun(ctx, "restore")
+	// A lock of the target that another restore takes over stops this one (lostLock).
+	ctx, lost := context.WithCancelCause(ctx)
+	defer lost(nil)
+	o.lostLock = lost
 	rep, err := c.restore(ctx, o)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+		err = fmt.Errorf("restore stopped: %w (%w)", cause, err)
+	}
 	oc, took := outcome.Of(err), time.Duration(0)
 	switch {
 	case rep != nil && rep.DryRun && err == nil:

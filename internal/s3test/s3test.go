@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -73,6 +74,16 @@ func (s *Server) URL(bucket, prefix, extra string) string {
 func (s *Server) Put(t testing.TB, bucket, key string, data []byte) {
 	t.Helper()
 	if _, err := s.Backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PutWritten stores an object directly in the backend as if it had been written at at (its
+// Last-Modified): an object a process left behind some time ago.
+func (s *Server) PutWritten(t testing.TB, bucket, key string, data []byte, at time.Time) {
+	t.Helper()
+	meta := map[string]string{"Last-Modified": at.UTC().Format(http.TimeFormat)}
+	if _, err := s.Backend.PutObject(bucket, key, meta, bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatal(err)
 	}
 }
