@@ -469,3 +469,40 @@ func TestKeyFileNobodyWrites(t *testing.T) {
 		}
 	}
 }
+
+// A file of more than a chunk, written in one piece as a copy does, reaches age in two
+// (chunkFeeder): the same bytes, and about 120 KiB of garbage a file instead of 192.
+func TestEncryptFeedsTheFirstChunkInTwo(t *testing.T) {
+	keyFile, rc := newKey(t)
+	r, err := ParseRecipients([]string{rc}, "--recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := ReadIdentityFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{0, 1, 40 << 10, 64 << 10, 64<<10 + 1, 80 << 10, 1 << 20} {
+		plain := make([]byte, size)
+		rand.Read(plain)
+		if got, err := open(ids, seal(t, r, plain)); err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("%d bytes: round trip: %v", size, err)
+		}
+	}
+	plain := make([]byte, 200<<10)
+	perFile := func(encrypt func() (io.WriteCloser, error)) int64 {
+		return testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w, _ := encrypt()
+				w.Write(plain)
+				w.Close()
+			}
+		}).AllocedBytesPerOp()
+	}
+	fed := perFile(func() (io.WriteCloser, error) { return r.Encrypt(io.Discard) })
+	whole := perFile(func() (io.WriteCloser, error) { return age.Encrypt(io.Discard, r.list...) })
+	if whole-fed < 48<<10 {
+		t.Fatalf("encrypting a 200 KiB file allocates %d KiB, %d KiB fed to age at once; want some 70 KiB less (age's chunk buffer grown once)", fed>>10, whole>>10)
+	}
+}
