@@ -35,6 +35,22 @@ func newKey(t *testing.T) (path, recipient string) {
 	return path, id.Recipient().String()
 }
 
+// keyPair is a new key's recipients, as a backup parses them, and its identity file read
+// back, as a restore reads it.
+func keyPair(t *testing.T) (*Recipients, *Identities) {
+	t.Helper()
+	keyFile, rc := newKey(t)
+	r, err := ParseRecipients([]string{rc}, "--recipient")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := ReadIdentityFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, ids
+}
+
 func seal(t *testing.T, r *Recipients, plain []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
@@ -60,16 +76,8 @@ func open(ids *Identities, data []byte) ([]byte, error) {
 }
 
 func TestRoundTripAndFailures(t *testing.T) {
-	keyFile, rc := newKey(t)
+	r, ids := keyPair(t)
 	otherFile, _ := newKey(t)
-	r, err := ParseRecipients([]string{rc}, "--recipient")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := ReadIdentityFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	other, err := ReadIdentityFile(otherFile)
 	if err != nil {
 		t.Fatal(err)
@@ -473,15 +481,7 @@ func TestKeyFileNobodyWrites(t *testing.T) {
 // A file of more than a chunk, written in one piece as a copy does, reaches age in two
 // (chunkFeeder): the same bytes, and about 120 KiB of garbage a file instead of 192.
 func TestEncryptFeedsTheFirstChunkInTwo(t *testing.T) {
-	keyFile, rc := newKey(t)
-	r, err := ParseRecipients([]string{rc}, "--recipient")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := ReadIdentityFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, ids := keyPair(t)
 	for _, size := range []int{0, 1, 40 << 10, 64 << 10, 64<<10 + 1, 80 << 10, 1 << 20} {
 		plain := make([]byte, size)
 		rand.Read(plain)

@@ -63,15 +63,7 @@ func TestX25519Stanzas(t *testing.T) {
 // TestCirclKeysInUse: the recipients and identities every backup, restore and run key goes
 // through are the CIRCL ones.
 func TestCirclKeysInUse(t *testing.T) {
-	keyFile, recipient := newKey(t)
-	rc, err := ParseRecipients([]string{recipient}, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := ReadIdentityFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc, ids := keyPair(t)
 	run, err := NewRunKey()
 	if err != nil {
 		t.Fatal(err)
