@@ -29,6 +29,9 @@ var ErrTargetBusy = errors.New("the restore is refused: wait for the other one t
 // Backups never copy it.
 const StorageLockKey = ".webnovel-backup-restore.lock"
 
+// storageLockRenew is how often a restore rewrites its S3 storage lock (shorter in tests).
+var storageLockRenew = objectlock.DefaultRenew
+
 // lockRestoreTarget takes the restore locks of o's target: the database's (database.LockRestore),
 // a local storage folder's (a lock on the folder itself, which leaves nothing behind) and an
 // S3 storage's (StorageLockKey; if another restore takes it over, o.lostLock stops this one). A
@@ -88,7 +91,7 @@ func lockS3Storage(ctx context.Context, o RestoreOptions) (release func(), err e
 	}
 	host, _ := os.Hostname()
 	l, err := objectlock.Take(ctx, b, StorageLockKey, objectlock.Options{
-		Holder: objectlock.Holder{Run: o.RunID, Host: host, PID: os.Getpid()}, Lost: o.lostLock})
+		Holder: objectlock.Holder{Run: o.RunID, Host: host, PID: os.Getpid()}, Renew: storageLockRenew, Lost: o.lostLock})
 	switch {
 	case errors.Is(err, objectlock.ErrLocked):
 		b.Close()
