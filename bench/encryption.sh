@@ -15,7 +15,8 @@
 #   QUIET=65                                        seconds of quiet before each restore
 #
 # For each mode (a full folder backup, a --compress .tar.gz) it times BACKUPS backups, plain and
-# encrypted to one age recipient, alternating, after one untimed backup of each (the first run
+# encrypted to one age recipient, in turns (plain first in odd rounds, encrypted first in even
+# ones, each after a sync), after one untimed backup of each (the first run
 # of a mode reads a cold cache: with two runs, its median flattered the encrypted one); then RUNS
 # restores of each into a fresh target. Last, the nightly case: BACKUPS rounds of 1% of the files
 # changed, then an incremental folder backup of each.
@@ -51,9 +52,17 @@ RECIPIENT=$(grep -o 'age1[0-9a-z]*' "$WORK/key.txt" | head -1)
 SRC=(--database "sqlite:///$WORK/src/db.sqlite3" --storage "$WORK/src/media")
 echo "   $(find "$WORK/src/media" -type f | wc -l) files, $(du -sm "$WORK/src/media" | cut -f1) MB"
 
-# timed FILE CMD...: appends CMD's wall seconds to FILE.
+# in_turn I: the order of round I's two backups, alternating: a backup's writes reach the disk
+# after it ends, and the next one on a write-heavy disk pays for them (on a VM, up to seconds).
+# The sync in timed takes most of it; the turns take the rest.
+in_turn() { if [ $(($1 % 2)) = 1 ]; then echo plain enc; else echo enc plain; fi; }
+keyflag() { [ "$1" = enc ] && echo "--recipient $RECIPIENT" || true; }
+
+# timed FILE CMD...: appends CMD's wall seconds to FILE, after a sync (none pays for the
+# writeback of what ran before it).
 timed() {
   local out=$1; shift
+  sync
   /usr/bin/time -f "%e" -o "$WORK/t" "$@" >"$WORK/cmd.log" 2>&1 || { cat "$WORK/cmd.log" >&2; exit 1; }
   cat "$WORK/t" >>"$out"
 }
@@ -77,9 +86,10 @@ for mode in folder archive; do
   # The disk holds few copies of a large storage; the quiet after a delete, as before restores.
   rm -rf "$WORK"/out/warm-*; sync; sleep "$QUIET"
   for i in $(seq "$BACKUPS"); do
-    sleep 1.1
-    timed "$WORK/backup-$mode-plain" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-plain/$i" "${flags[@]}"
-    timed "$WORK/backup-$mode-enc" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-enc/$i" "${flags[@]}" --recipient "$RECIPIENT"
+    for kind in $(in_turn "$i"); do
+      sleep 1.1
+      timed "$WORK/backup-$mode-$kind" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/$mode-$kind/$i" "${flags[@]}" $(keyflag "$kind")
+    done
     # Only the first RUNS are restored. The others are deleted only where the disk needs it
     # (DATA=files): a delete slows the rounds after it, plain and encrypted alike, which
     # narrows the ratio.
@@ -122,9 +132,10 @@ for kind in plain enc; do
 done
 for i in $(seq "$BACKUPS"); do
   change_some
-  sleep 1.1
-  timed "$WORK/backup-incremental-plain" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/incremental-plain"
-  timed "$WORK/backup-incremental-enc" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/incremental-enc" --recipient "$RECIPIENT"
+  for kind in $(in_turn "$i"); do
+    sleep 1.1
+    timed "$WORK/backup-incremental-$kind" "$BIN" backup -q "${SRC[@]}" --backup-dir "$WORK/out/incremental-$kind" $(keyflag "$kind")
+  done
 done
 echo
 echo "== medians (target: encrypted ≤ 1.2× plain)"
