@@ -45,6 +45,10 @@ func (b *Bucket) PutIf(ctx context.Context, key string, data []byte, pre Precond
 	if err := b.checkKey(key); err != nil {
 		return "", err
 	}
+	if pre.Absent == (pre.ETag != "") {
+		// Neither would be a plain write that looks conditional; both can never hold.
+		return "", fmt.Errorf("write %s in %s: a conditional write needs exactly one condition (absent, or an ETag)", key, b)
+	}
 	cp, ok := b.drv.(conditionalPutter)
 	if !ok {
 		return "", fmt.Errorf("write %s in %s: %w", key, b, ErrNoConditionalWrites)

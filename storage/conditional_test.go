@@ -32,6 +32,11 @@ func TestPutIf(t *testing.T) {
 	if _, err := b.PutIf(ctx, "lock", []byte("four"), storage.Precondition{ETag: etag}); !errors.Is(err, storage.ErrPrecondition) {
 		t.Fatalf("write if-match an old ETag: %v; want ErrPrecondition", err)
 	}
+	for _, pre := range []storage.Precondition{{}, {Absent: true, ETag: next}} {
+		if _, err := b.PutIf(ctx, "lock", []byte("five"), pre); err == nil || errors.Is(err, storage.ErrPrecondition) {
+			t.Fatalf("write with precondition %+v: %v; want it refused as no condition", pre, err)
+		}
+	}
 	obj, now, err := b.StatClock(ctx, "lock")
 	if err != nil || obj.ETag != next || obj.Size != int64(len("three")) {
 		t.Fatalf("stat: %+v, %v; want the object written last", obj, err)

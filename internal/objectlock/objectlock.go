@@ -219,6 +219,9 @@ func Take(ctx context.Context, b *storage.Bucket, key string, o Options) (*Lock,
 			return nil, fmt.Errorf("take over the lock %s: %w", key, err)
 		}
 	}
+	if last == nil {
+		last = fmt.Errorf("take the lock %s: it was let go and taken again three times meanwhile", key)
+	}
 	return nil, last
 }
 
