@@ -191,16 +191,19 @@ func (n *NATS) WaitReady() {
 func (n *NATS) waitReady() error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.opts.Ready)
 	defer cancel()
+	// The watcher may first run after this returns and a Restart has replaced n.proc: it
+	// watches the process it was started for.
+	proc := n.proc
 	go func() {
 		select {
-		case <-n.proc.Done():
+		case <-proc.Done():
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	err := WaitJetStream(ctx, n.URL())
-	if err != nil && n.proc.Exited() {
-		return fmt.Errorf("exited with code %d before JetStream answered", n.proc.ExitCode())
+	if err != nil && proc.Exited() {
+		return fmt.Errorf("exited with code %d before JetStream answered", proc.ExitCode())
 	}
 	return err
 }
