@@ -109,6 +109,11 @@ func newRestorePlanner(o RestoreOptions, work *restoreWork, source, prefix strin
 
 // add plans one file; e.Mode, if set, is the mode to restore when the metadata records none.
 func (p *restorePlanner) add(ctx context.Context, e messages.FileEntry) error {
+	if e.Key == StorageLockKey && storage.IsS3(p.o.StorageURL) {
+		// Written, it would replace the restore's own lock, which would then stop the restore.
+		p.plan.Warnings = append(p.plan.Warnings, fmt.Sprintf("file %s is not restored: it has the name of the restore's lock in an S3 storage", StorageLockKey))
+		return nil
+	}
 	if p.work.live != nil {
 		if ok, err := p.work.live.restores(ctx, e); err != nil || !ok {
 			return err

@@ -124,3 +124,32 @@ func keysIn(t *testing.T, b *storage.Bucket) []string {
 	}
 	return keys
 }
+
+// A backup of a local storage may hold a file named as the S3 restore lock (it is the
+// platform's there). Restored into S3 storage it would replace the restore's own lock: it is
+// left out with a warning naming it, and the rest is restored.
+func TestRestoreLeavesOutAFileNamedAsTheLock(t *testing.T) {
+	srv := s3test.Start(t, nil, "media")
+	src := sqlitePlatform(t, demo.Options{Books: 1, ChaptersPerBook: 1, Users: 1, Authors: 1, Languages: 1, MediaPerChapter: 1, FileBytes: 100, Seed: 9})
+	if err := os.WriteFile(filepath.Join(src.storage, coordinator.StorageLockKey), []byte("the platform's own file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	backup := backupOf(t, src, false)
+	storageURL := srv.URL("media", "site", "")
+	s := startSession(t, platformFixture{dbURL: src.dbURL, storage: storageURL}, 2, queue.Config{})
+	rep, err := s.Coordinator.Restore(context.Background(), coordinator.RestoreOptions{Source: backup, StorageURL: storageURL, SkipDB: true, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("restore of a backup holding %s: %v", coordinator.StorageLockKey, err)
+	}
+	if !slices.ContainsFunc(rep.Plan.Warnings, func(w string) bool { return strings.Contains(w, coordinator.StorageLockKey) }) {
+		t.Errorf("the restore's warnings %q do not name the file it left out", rep.Plan.Warnings)
+	}
+	b, err := storage.Open(context.Background(), storageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if keys := keysIn(t, b); slices.Contains(keys, coordinator.StorageLockKey) || len(keys) != src.summary.Files {
+		t.Fatalf("after the restore the storage holds %v; want the backup's other %d files and no lock", keys, src.summary.Files)
+	}
+}
