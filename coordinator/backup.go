@@ -365,13 +365,15 @@ func (r *backupRun) check(ctx context.Context) error {
 		}
 		r.warnings = append(r.warnings, w...)
 	}
-	if err := refuseDuringRestore(ctx, *o, r.db); err != nil {
-		return err
-	}
 	if !o.SkipFiles {
 		if r.src, err = storage.Open(ctx, o.StorageURL); err != nil {
 			return fmt.Errorf("backup: storage: %w", err)
 		}
+	}
+	if err := refuseDuringRestore(ctx, *o, r.db, r.src); err != nil {
+		return err
+	}
+	if !o.SkipFiles {
 		if err := checkReadableRoot(o.StorageURL); err != nil {
 			return fmt.Errorf("backup: storage: %w", err)
 		}

@@ -58,15 +58,16 @@ func lockRestoreTarget(ctx context.Context, o RestoreOptions) (release func(), e
 			held = append(held, r)
 		}
 	}
-	if !o.SkipFiles && storage.IsS3(o.StorageURL) {
+	switch {
+	case o.SkipFiles || o.StorageURL == "":
+	case storage.IsS3(o.StorageURL):
 		r, err := lockS3Storage(ctx, o)
 		if err != nil {
 			release()
 			return nil, err
 		}
 		held = append(held, r)
-	}
-	if !o.SkipFiles && o.StorageURL != "" && !storage.IsS3(o.StorageURL) {
+	default:
 		dir := storage.LocalPath(o.StorageURL)
 		r, err := filelock.Try(dir)
 		switch {
@@ -117,10 +118,10 @@ func lockS3Storage(ctx context.Context, o RestoreOptions) (release func(), err e
 // hold a half-restored platform.
 var ErrRestoreRunning = errors.New("a restore is writing to it; back up once it has ended")
 
-// refuseDuringRestore refuses a backup whose database (db, nil for none) or storage a restore
-// holds locked (lockRestoreTarget). It holds no lock itself: backups run side by side, and a
-// restore that starts later is not held up.
-func refuseDuringRestore(ctx context.Context, o BackupOptions, db *database.DB) error {
+// refuseDuringRestore refuses a backup whose database (db, nil for none) or storage (src, nil
+// for none) a restore holds locked (lockRestoreTarget). It holds no lock itself: backups run
+// side by side, and a restore that starts later is not held up.
+func refuseDuringRestore(ctx context.Context, o BackupOptions, db *database.DB, src *storage.Bucket) error {
 	if db != nil {
 		err := db.CheckNoRestore(ctx)
 		if errors.Is(err, database.ErrRestoreRunning) {
@@ -130,10 +131,10 @@ func refuseDuringRestore(ctx context.Context, o BackupOptions, db *database.DB) 
 			return fmt.Errorf("backup: %w", err)
 		}
 	}
-	if !o.SkipFiles && storage.IsS3(o.StorageURL) {
-		return refuseDuringS3Restore(ctx, o.StorageURL)
+	if src != nil && !src.IsLocal() {
+		return refuseDuringS3Restore(ctx, src)
 	}
-	if !o.SkipFiles {
+	if src != nil {
 		dir := storage.LocalPath(o.StorageURL)
 		release, err := filelock.TryShared(dir)
 		if errors.Is(err, filelock.ErrLocked) {
@@ -148,12 +149,7 @@ func refuseDuringRestore(ctx context.Context, o BackupOptions, db *database.DB) 
 
 // refuseDuringS3Restore refuses a backup of an S3 storage whose restore lock is held. A stale
 // one (a restore that died) is warned of: the storage may be half-restored.
-func refuseDuringS3Restore(ctx context.Context, storageURL string) error {
-	b, err := storage.Open(ctx, storageURL)
-	if err != nil {
-		return fmt.Errorf("backup: %w", err)
-	}
-	defer b.Close()
+func refuseDuringS3Restore(ctx context.Context, b *storage.Bucket) error {
 	st, err := objectlock.Check(ctx, b, StorageLockKey, objectlock.DefaultStaleAfter)
 	switch {
 	case err != nil:

@@ -3,11 +3,11 @@ package storage_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/webnovel/webnovel-backup/internal/s3test"
 	"github.com/webnovel/webnovel-backup/storage"
 )
 
@@ -45,16 +45,7 @@ func TestPutIf(t *testing.T) {
 		t.Fatalf("service clock %v against Last-Modified %v", now, obj.LastModified)
 	}
 
-	refusing := newFakeS3(t, func(h http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
-				w.WriteHeader(http.StatusNotImplemented)
-				w.Write([]byte(`<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`))
-				return
-			}
-			h.ServeHTTP(w, r)
-		})
-	}, "old")
+	refusing := newFakeS3(t, s3test.NoConditionalWrites, "old")
 	old := refusing.opener("old", "")(t)
 	if _, err := old.PutIf(ctx, "lock", []byte("x"), storage.Precondition{Absent: true}); !errors.Is(err, storage.ErrNoConditionalWrites) {
 		t.Fatalf("conditional write on a service without them: %v; want ErrNoConditionalWrites", err)

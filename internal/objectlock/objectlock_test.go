@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,13 @@ const key = ".lock"
 // bucket is a fresh S3 bucket on a loopback gofakes3.
 func bucket(t *testing.T) (*s3test.Server, *storage.Bucket) {
 	t.Helper()
-	srv := s3test.Start(t, nil, "media")
+	return bucketBehind(t, nil)
+}
+
+// bucketBehind is bucket with the server behind wrap.
+func bucketBehind(t *testing.T, wrap func(http.Handler) http.Handler) (*s3test.Server, *storage.Bucket) {
+	t.Helper()
+	srv := s3test.Start(t, wrap, "media")
 	b, err := storage.Open(context.Background(), srv.URL("media", "site", ""))
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +172,35 @@ func TestLostWhenTakenOver(t *testing.T) {
 	st, err := objectlock.Check(context.Background(), b, key, 0)
 	if err != nil || st == nil || st.Holder.Run != "other" {
 		t.Fatalf("after the old holder's release: %+v, %v; want run other's lock kept", st, err)
+	}
+}
+
+// A holder that cannot rewrite its lock for StaleAfter (the service refuses it, or cannot be
+// reached) is told it has lost it: by then another may have taken it over.
+func TestLostWhenNotRenewed(t *testing.T) {
+	var refuse atomic.Bool
+	_, b := bucketBehind(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if refuse.Load() && r.Method == http.MethodPut {
+				w.WriteHeader(http.StatusForbidden)
+				w.Write([]byte(`<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`))
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	lost := make(chan error, 1)
+	a := take(t, b, "first", objectlock.Options{Renew: 100 * time.Millisecond, StaleAfter: 500 * time.Millisecond,
+		Lost: func(err error) { lost <- err }})
+	defer a.Release(context.Background())
+	refuse.Store(true)
+	select {
+	case err := <-lost:
+		if !strings.Contains(err.Error(), "could not be renewed") {
+			t.Errorf("lost with %q; want it to say the lock could not be renewed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the holder was not told within 10 s that it could not renew its lock")
 	}
 }
 

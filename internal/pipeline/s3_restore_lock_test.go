@@ -153,3 +153,25 @@ func TestRestoreLeavesOutAFileNamedAsTheLock(t *testing.T) {
 		t.Fatalf("after the restore the storage holds %v; want the backup's other %d files and no lock", keys, src.summary.Files)
 	}
 }
+
+// An S3-compatible service without conditional writes (it answers 501 to If-None-Match)
+// cannot hold the lock: the restore goes on without one, as the README says, and restores
+// everything.
+func TestRestoreIntoS3WithoutConditionalWrites(t *testing.T) {
+	srv := s3test.Start(t, s3test.NoConditionalWrites, "media")
+	src := sqlitePlatform(t, demo.Options{Books: 1, ChaptersPerBook: 1, Users: 1, Authors: 1, Languages: 1, MediaPerChapter: 1, FileBytes: 100, Seed: 5})
+	backup := backupOf(t, src, false)
+	storageURL := srv.URL("media", "site", "")
+	s := startSession(t, platformFixture{dbURL: src.dbURL, storage: storageURL}, 2, queue.Config{})
+	if _, err := s.Coordinator.Restore(context.Background(), coordinator.RestoreOptions{Source: backup, StorageURL: storageURL, SkipDB: true, TempDir: t.TempDir()}); err != nil {
+		t.Fatalf("restore into a service without conditional writes: %v", err)
+	}
+	b, err := storage.Open(context.Background(), storageURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if keys := keysIn(t, b); len(keys) != src.summary.Files || slices.Contains(keys, coordinator.StorageLockKey) {
+		t.Fatalf("the storage holds %v; want the backup's %d files", keys, src.summary.Files)
+	}
+}

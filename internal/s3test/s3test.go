@@ -73,17 +73,32 @@ func (s *Server) URL(bucket, prefix, extra string) string {
 // Put stores an object directly in the backend.
 func (s *Server) Put(t testing.TB, bucket, key string, data []byte) {
 	t.Helper()
-	if _, err := s.Backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
-		t.Fatal(err)
-	}
+	s.put(t, bucket, key, data, map[string]string{})
 }
 
 // PutWritten stores an object directly in the backend as if it had been written at at (its
 // Last-Modified): an object a process left behind some time ago.
 func (s *Server) PutWritten(t testing.TB, bucket, key string, data []byte, at time.Time) {
 	t.Helper()
-	meta := map[string]string{"Last-Modified": at.UTC().Format(http.TimeFormat)}
+	s.put(t, bucket, key, data, map[string]string{"Last-Modified": at.UTC().Format(http.TimeFormat)})
+}
+
+func (s *Server) put(t testing.TB, bucket, key string, data []byte, meta map[string]string) {
+	t.Helper()
 	if _, err := s.Backend.PutObject(bucket, key, meta, bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// NoConditionalWrites wraps a server as an S3-compatible service without conditional writes:
+// a request with If-None-Match or If-Match gets 501 NotImplemented, as such services answer.
+func NoConditionalWrites(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") != "" || r.Header.Get("If-Match") != "" {
+			w.WriteHeader(http.StatusNotImplemented)
+			w.Write([]byte(`<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
