@@ -158,14 +158,7 @@ func TestLostWhenTakenOver(t *testing.T) {
 	a := take(t, b, "first", objectlock.Options{Renew: 100 * time.Millisecond, Lost: func(err error) { lost <- err }})
 	other, _ := json.Marshal(objectlock.Holder{Run: "other"})
 	put(t, b, other)
-	select {
-	case err := <-lost:
-		if !strings.Contains(err.Error(), "taken over") {
-			t.Errorf("lost with %q; want it to say the lock was taken over", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the holder was not told within 10 s that its lock was taken over")
-	}
+	waitLost(t, lost, "taken over")
 	if err := a.Release(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -194,13 +187,19 @@ func TestLostWhenNotRenewed(t *testing.T) {
 		Lost: func(err error) { lost <- err }})
 	defer a.Release(context.Background())
 	refuse.Store(true)
+	waitLost(t, lost, "could not be renewed")
+}
+
+// waitLost waits up to 10 s for the holder to be told it lost its lock, saying why.
+func waitLost(t *testing.T, lost <-chan error, why string) {
+	t.Helper()
 	select {
 	case err := <-lost:
-		if !strings.Contains(err.Error(), "could not be renewed") {
-			t.Errorf("lost with %q; want it to say the lock could not be renewed", err)
+		if !strings.Contains(err.Error(), why) {
+			t.Errorf("lost with %q; want it to say %q", err, why)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the holder was not told within 10 s that it could not renew its lock")
+		t.Fatalf("the holder was not told within 10 s that its lock was lost (%s)", why)
 	}
 }
 
