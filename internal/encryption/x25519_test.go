@@ -104,6 +104,31 @@ func TestX25519MatchesCryptoECDH(t *testing.T) {
 	}
 }
 
+// TestEphemeralPublicKey checks the fixed-base public key Wrap sends against the standard
+// library's X25519, on random secrets and on the edges of clamping.
+func TestEphemeralPublicKey(t *testing.T) {
+	secrets := [][]byte{make([]byte, x25519.Size), bytes.Repeat([]byte{0xff}, x25519.Size)}
+	for range 200 {
+		s := make([]byte, x25519.Size)
+		rand.Read(s)
+		secrets = append(secrets, s)
+	}
+	for _, s := range secrets {
+		std, err := ecdh.X25519().NewPrivateKey(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var secret, got x25519.Key
+		copy(secret[:], s)
+		if err := publicKey(&got, &secret); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got[:], std.PublicKey().Bytes()) {
+			t.Fatalf("secret %x: public key %x, want %x", s, got, std.PublicKey().Bytes())
+		}
+	}
+}
+
 // TestX25519Refuses: a low-order recipient key, and stanzas that are malformed, are errors
 // as age makes them; a stanza of another type is not this key's.
 func TestX25519Refuses(t *testing.T) {
