@@ -144,3 +144,28 @@ for what in backup restore; do
 done
 report backup incremental
 echo "(load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"
+
+# The floor: the CPU an encrypted folder backup must spend beyond a plain one, whatever the
+# code around it: per file, one X25519 stanza (each NAME.age is a standalone age file); per
+# byte, ChaCha20-Poly1305 and a second SHA-256 (SHA256SUMS covers the stored bytes, the
+# encrypted manifest the plaintext). Each at this machine's speed, one core. At 1.2×, the
+# encrypted backup may take 0.2 × the plain one's wall time more, so all cores together have
+# 0.2 × plain × cores of CPU for it: less than the floor, and no encrypted folder backup of
+# this data meets the target here.
+echo
+echo "== floor: the encryption's own CPU against what 1.2× leaves (folder backup)"
+bench=$(cd "$ROOT" && go test ./internal/encryption -run '^$' -benchtime 3000x \
+  -bench 'Floor(SHA256|ChaCha20Poly1305)$|X25519Wrap/circl/^wrap$')
+ns() { awk -v b="$1" '$1 ~ b {for (i = 1; i < NF; i++) if ($(i + 1) == "ns/op") print $i}' <<<"$bench"; }
+files=$(find "$WORK/src/media" -type f | wc -l)
+bytes=$(find "$WORK/src/media" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
+awk -v files="$files" -v bytes="$bytes" -v wrap="$(ns X25519Wrap/circl/wrap)" \
+  -v sha="$(ns FloorSHA256)" -v chacha="$(ns FloorChaCha20Poly1305)" \
+  -v plain="$(median "$WORK/backup-folder-plain")" -v cores="$(nproc)" 'BEGIN {
+  perbyte = (sha + chacha) / 65536
+  floor = (files * wrap + bytes * perbyte) / 1e9
+  budget = 0.2 * plain * cores
+  printf "  %d files × %.1f µs + %.1f MB × %.2f ns = %.3f s of CPU\n", files, wrap / 1000, bytes / 1e6, perbyte, floor
+  printf "  1.2× a %.3f s plain backup leaves %.3f s on %d cores: %s\n", plain, budget, cores,
+    (floor > budget ? "out of reach on this machine" : "within reach")
+}'
