@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -576,6 +577,12 @@ func (d *s3Driver) removeAll(ctx context.Context, prefix string) error {
 			if key != dir && !strings.HasPrefix(key, dir+"/") {
 				continue
 			}
+			if !xmlCarries(full) {
+				if _, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(full)}); err != nil {
+					return fmt.Errorf("delete %q: %w", full, s3Err(err))
+				}
+				continue
+			}
 			batch = append(batch, types.ObjectIdentifier{Key: aws.String(full)})
 			if len(batch) == 1000 { // DeleteObjects' limit
 				if err := flush(); err != nil {
@@ -585,6 +592,25 @@ func (d *s3Driver) removeAll(ctx context.Context, prefix string) error {
 		}
 	}
 	return flush()
+}
+
+// xmlCarries reports whether an XML body carries key exactly. DeleteObjects names its keys in
+// XML, where the SDK writes U+FFFD for what XML 1.0 cannot hold (a control character other
+// than tab, newline and carriage return; bytes that are not UTF-8): the service would delete
+// that other key, or nothing, and say it succeeded. Such a key is deleted on its own, named in
+// the request's path.
+func xmlCarries(key string) bool {
+	if !utf8.ValidString(key) {
+		return false
+	}
+	for _, r := range key {
+		switch {
+		case r == '\t', r == '\n', r == '\r':
+		case r < 0x20, r >= 0xD800 && r <= 0xDFFF, r == 0xFFFE, r == 0xFFFF:
+			return false
+		}
+	}
+	return true
 }
 
 // metadata returns the user metadata that keeps attrs.Mode and attrs.ModTime.

@@ -640,3 +640,56 @@ func TestS3RetriesAreSaid(t *testing.T) {
 type writerFunc func(p []byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A service that url-encodes listed keys when asked, as S3 does, hands every key back as it
+// is: a control character (which XML cannot carry), "+", "%" and a space. Walking, listing
+// the top-level folders and removing a folder each see the exact keys, and removing a folder
+// whose name XML cannot carry leaves its neighbour named with U+FFFD in its place.
+func TestS3EncodedListings(t *testing.T) {
+	ctx := context.Background()
+	f := newFakeS3(t, nil, "b")
+	f.EncodeListings()
+	names := []string{"ctl\x01\r\x7f.txt", "dir\x02 x/in.txt", "dir\ufffd x/in.txt", "pct%41%zz.txt", "plus+ space.txt"}
+	for _, name := range names {
+		f.put(t, "b", "p/"+name, []byte(name))
+	}
+	b, err := storage.Open(ctx, f.url("b", "p", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walked []string
+	if err := b.Walk(ctx, "", func(o storage.Object) error {
+		walked = append(walked, o.Key)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(walked)
+	if !slices.Equal(walked, names) {
+		t.Fatalf("walked %q, want %q", walked, names)
+	}
+	for _, name := range names {
+		rc, _, err := b.Open(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || string(got) != name {
+			t.Errorf("%q holds %q, %v", name, got, err)
+		}
+	}
+	folders, err := b.Folders(ctx)
+	if slices.Sort(folders); err != nil || !slices.Equal(folders, []string{"dir\x02 x", "dir\ufffd x"}) {
+		t.Fatalf("folders %q, %v; want the two folders, named exactly", folders, err)
+	}
+	if err := b.RemoveAll(ctx, "dir\x02 x"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Backend.HeadObject("b", "p/dir\x02 x/in.txt"); err == nil {
+		t.Error("RemoveAll left the folder's object")
+	}
+	if _, err := f.Backend.HeadObject("b", "p/dir\ufffd x/in.txt"); err != nil {
+		t.Errorf("RemoveAll took the neighbour: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 type Server struct {
 	Backend *s3mem.Backend
 	srv     *httptest.Server
+	// encodeListings: see EncodeListings.
+	encodeListings atomic.Bool
 }
 
 // Env sets test credentials and clears whatever could reach a real account.
@@ -49,7 +52,7 @@ func Start(t testing.TB, wrap func(http.Handler) http.Handler, buckets ...string
 			t.Fatal(err)
 		}
 	}
-	var h http.Handler = gofakes3.New(s.Backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server()
+	h := s.listings(gofakes3.New(s.Backend, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
 	if wrap != nil {
 		h = wrap(h)
 	}
