@@ -3,6 +3,7 @@ package storage_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -95,23 +96,29 @@ func TestS3CompleteAnswerLost(t *testing.T) {
 }
 
 // A CreateMultipartUpload whose answer is lost is retried, and the upload the lost answer
-// named is not left behind, while the object is written whole.
+// named is not left behind, while the object is written whole; also under a key with a
+// control character, which the listing of uploads carries url-encoded.
 func TestS3CreateUploadAnswerLost(t *testing.T) {
-	data := storagetest.Content("created twice", 300<<10)
-	lose := &loseFirstAnswer{match: isCreateUpload}
-	f := newFakeS3(t, func(h http.Handler) http.Handler { lose.next = h; return lose }, "lossy")
-	b, err := storage.Open(context.Background(), f.url("lossy", "p", ""))
-	if err != nil {
-		t.Fatal(err)
+	for _, key := range []string{"big", "ctl\x01big"} {
+		t.Run(fmt.Sprintf("%q", key), func(t *testing.T) {
+			data := storagetest.Content("created twice", 300<<10)
+			lose := &loseFirstAnswer{match: isCreateUpload}
+			f := newFakeS3(t, func(h http.Handler) http.Handler { lose.next = h; return lose }, "lossy")
+			f.EncodeListings()
+			b, err := storage.Open(context.Background(), f.url("lossy", "p", ""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Put(context.Background(), key, bytes.NewReader(data), storage.Object{}); err != nil {
+				t.Fatal(err)
+			}
+			if n := lose.seen.Load(); n < 2 {
+				t.Fatalf("%d creates: the lost answer was not retried", n)
+			}
+			if got, _ := storagetest.Get(t, b, key); !bytes.Equal(got, data) {
+				t.Error("the object differs from what was uploaded")
+			}
+			f.assertNoUploads(t, "lossy")
+		})
 	}
-	if _, err := b.Put(context.Background(), "big", bytes.NewReader(data), storage.Object{}); err != nil {
-		t.Fatal(err)
-	}
-	if n := lose.seen.Load(); n < 2 {
-		t.Fatalf("%d creates: the lost answer was not retried", n)
-	}
-	if got, _ := storagetest.Get(t, b, "big"); !bytes.Equal(got, data) {
-		t.Error("the object differs from what was uploaded")
-	}
-	f.assertNoUploads(t, "lossy")
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
 // uploads are the multipart uploads this process has open, by bucket and full key, and the
@@ -67,17 +68,21 @@ func (d *s3Driver) uploadDone(fullKey string, uploadID *string) {
 // process writing the same key within those seconds would lose its upload and retry; this
 // tool's writers of one key write the same bytes, so nothing is lost but the time.
 func (d *s3Driver) abortOrphans(ctx context.Context, fullKey string, known map[string]bool, since time.Time) {
-	out, err := d.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(d.bucket), Prefix: aws.String(fullKey)})
+	out, err := d.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{
+		Bucket: aws.String(d.bucket), Prefix: aws.String(fullKey),
+		EncodingType: types.EncodingTypeUrl, // as in walkSpecial: XML cannot carry every key
+	})
 	if err != nil {
 		slog.WarnContext(ctx, "list S3 multipart uploads to find an orphan", "bucket", d.bucket, "key", fullKey, "err", err)
 		return
 	}
 	for _, u := range out.Uploads {
-		if aws.ToString(u.Key) != fullKey || known[aws.ToString(u.UploadId)] || aws.ToTime(u.Initiated).Before(since) {
+		key, err := listedKey(out.EncodingType, aws.ToString(u.Key))
+		if err != nil || key != fullKey || known[aws.ToString(u.UploadId)] || aws.ToTime(u.Initiated).Before(since) {
 			continue
 		}
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.abortTimeout())
-		_, err := d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(d.bucket), Key: u.Key, UploadId: u.UploadId})
+		_, err = d.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: aws.String(d.bucket), Key: aws.String(fullKey), UploadId: u.UploadId})
 		cancel()
 		if err != nil {
 			slog.WarnContext(ctx, "abort an orphaned S3 multipart upload", "bucket", d.bucket, "key", fullKey, "upload", aws.ToString(u.UploadId), "err", err)

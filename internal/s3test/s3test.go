@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,6 +24,8 @@ type Server struct {
 	srv     *httptest.Server
 	// encodeListings: see EncodeListings.
 	encodeListings atomic.Bool
+	// uploadKeys: each multipart upload's key as created, by upload id (EncodeListings).
+	uploadKeys sync.Map
 }
 
 // Env sets test credentials and clears whatever could reach a real account.
