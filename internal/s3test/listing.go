@@ -71,6 +71,11 @@ func (s *Server) recordUpload(next http.Handler, w http.ResponseWriter, r *http.
 		_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 		s.uploadKeys.Store(string(created.UploadID), key)
 	}
+	replay(w, rec)
+}
+
+// replay writes what rec recorded to w.
+func replay(w http.ResponseWriter, rec *httptest.ResponseRecorder) {
 	for k, v := range rec.Header() {
 		w.Header()[k] = v
 	}
@@ -85,8 +90,7 @@ func (s *Server) serveEncodedUploads(next http.Handler, w http.ResponseWriter, r
 	next.ServeHTTP(rec, r)
 	out := encodedUploads{EncodingType: "url"}
 	if rec.Code != http.StatusOK || xml.Unmarshal(rec.Body.Bytes(), &out.ListMultipartUploadsResult) != nil {
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
+		replay(w, rec)
 		return
 	}
 	out.Prefix = url.QueryEscape(r.URL.Query().Get("prefix"))
