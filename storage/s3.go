@@ -514,13 +514,8 @@ func (d *s3Driver) walkSpecial(ctx context.Context, prefix string, fn func(Objec
 }
 
 func (d *s3Driver) stat(ctx context.Context, key string) (Object, error) {
-	out, err := d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(d.bucket), Key: aws.String(d.full(key))})
-	if err != nil {
-		return Object{}, s3Err(err)
-	}
-	o := objectFrom(key, aws.ToInt64(out.ContentLength), aws.ToTime(out.LastModified), out.Metadata)
-	o.ETag = etag(out.ETag)
-	return o, nil
+	o, _, err := d.statClock(ctx, key)
+	return o, err
 }
 
 // etag is an S3 entity tag without its quotes.

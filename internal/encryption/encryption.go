@@ -194,11 +194,14 @@ type chunkFeeder struct {
 	fed bool
 }
 
+// ageChunk is the plaintext size of one chunk of age's STREAM.
+const ageChunk = 64 << 10
+
 // feedFirst is the first piece: its buffer's next growth doubles it past a chunk and a tag.
-const feedFirst = 32<<10 + 16
+const feedFirst = ageChunk/2 + 16
 
 func (f *chunkFeeder) Write(p []byte) (int, error) {
-	if f.fed || len(p) <= 64<<10 {
+	if f.fed || len(p) <= ageChunk {
 		f.fed = true
 		return f.WriteCloser.Write(p)
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -140,23 +139,27 @@ func Check(ctx context.Context, b *storage.Bucket, key string, staleAfter time.D
 	return st, nil
 }
 
-// readHolder reads who the object names; an unreadable one names nobody, since only the
-// object's age decides anything.
+// readHolder reads who the object names; one that does not say names nobody, with a
+// warning, since only the object's age decides anything.
 func readHolder(ctx context.Context, b *storage.Bucket, key string) Holder {
-	r, _, err := b.Open(ctx, key)
-	if err != nil {
-		return Holder{}
-	}
-	defer r.Close()
-	data, err := io.ReadAll(io.LimitReader(r, maxBody))
-	if err != nil {
-		return Holder{}
-	}
-	h, err := parseHolder(data)
+	h, err := holderOf(ctx, b, key)
 	if err != nil {
 		slog.Warn("a lock object does not say who holds it", "key", key, "err", err)
 	}
 	return h
+}
+
+func holderOf(ctx context.Context, b *storage.Bucket, key string) (Holder, error) {
+	r, _, err := b.Open(ctx, key)
+	if err != nil {
+		return Holder{}, err
+	}
+	defer r.Close()
+	data, err := storage.ReadLimited(r, maxBody)
+	if err != nil {
+		return Holder{}, err
+	}
+	return parseHolder(data)
 }
 
 // parseHolder reads a lock object's body (untrusted: anyone who can write the bucket).

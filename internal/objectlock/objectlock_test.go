@@ -150,6 +150,31 @@ func TestStaleLockTakenOver(t *testing.T) {
 	}
 }
 
+// A lock object that does not say who holds it (not JSON, or larger than any holder) still
+// locks by its age alone: refused while fresh, naming "a process", taken over once stale.
+func TestLockObjectThatNamesNobody(t *testing.T) {
+	for name, body := range map[string][]byte{
+		"not JSON":  []byte("\x1b[31m not a holder"),
+		"too large": []byte(`{"run":"` + strings.Repeat("r", 70<<10) + `"}`),
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv, b := bucket(t)
+			o := objectlock.Options{StaleAfter: time.Minute}
+			srv.PutWritten(t, "media", "site/"+key, body, time.Now().Add(-30*time.Second))
+			_, err := objectlock.Take(context.Background(), b, key, o)
+			if !errors.Is(err, objectlock.ErrLocked) || !strings.Contains(err.Error(), "held by a process") {
+				t.Fatalf("take of a fresh lock that names nobody: %v; want ErrLocked naming a process", err)
+			}
+			srv.PutWritten(t, "media", "site/"+key, body, time.Now().Add(-2*time.Minute))
+			l, err := objectlock.Take(context.Background(), b, key, o)
+			if err != nil {
+				t.Fatalf("take of a stale lock that names nobody: %v", err)
+			}
+			l.Release(context.Background())
+		})
+	}
+}
+
 // A holder whose lock is taken over is told (Lost), and its Release leaves the new
 // holder's object alone.
 func TestLostWhenTakenOver(t *testing.T) {
